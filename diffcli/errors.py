@@ -1,0 +1,99 @@
+"""diffcli's one exception type, and the source text it points into.
+
+Every problem a user can cause (bad syntax, an unknown name, a value outside an operation's domain,
+an unreadable file, a bad command-line value) is a `DiffcliError` with a `kind` from SPEC section 2.
+Positions are character offsets into the source; line and column are computed only when asked for.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+KINDS = ("syntax", "name", "cycle", "domain", "input", "io")
+
+
+class Source:
+    """The text of one .expr file, with its name, for turning offsets into lines and columns."""
+
+    __slots__ = ("text", "filename", "_line_starts")
+
+    def __init__(self, text: str, filename: str = "<input>"):
+        self.text = text
+        self.filename = filename
+        self._line_starts: list[int] | None = None
+
+    def _starts(self) -> list[int]:
+        if self._line_starts is None:
+            starts = [0]
+            find = self.text.find
+            i = find("\n")
+            while i != -1:
+                starts.append(i + 1)
+                i = find("\n", i + 1)
+            self._line_starts = starts
+        return self._line_starts
+
+    def line_col(self, offset: int) -> tuple[int, int]:
+        """1-based line and column (in characters) of a character offset."""
+        starts = self._starts()
+        line = bisect.bisect_right(starts, offset) - 1
+        return line + 1, offset - starts[line] + 1
+
+    def line_text(self, line: int) -> str:
+        """The text of a 1-based line, without its line ending."""
+        starts = self._starts()
+        begin = starts[line - 1]
+        end = starts[line] - 1 if line < len(starts) else len(self.text)
+        return self.text[begin:end].rstrip("\r")
+
+    def snippet(self, start: int, end: int) -> str:
+        """Source text of a span with runs of blanks and line breaks folded to one space."""
+        return " ".join(self.text[start:end].split())
+
+
+class DiffcliError(Exception):
+    """A problem with the user's file, values or command line.
+
+    kind: one of KINDS. span: (start, end) character offsets into `source`, or None.
+    help: a suggestion for the fix. notes: further (message, span) pairs, such as the first
+    assignment of a reassigned name.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        span: tuple[int, int] | None = None,
+        *,
+        source: Source | None = None,
+        help: str | None = None,
+        notes: list[tuple[str, tuple[int, int] | None]] | None = None,
+    ):
+        super().__init__(message)
+        assert kind in KINDS, kind
+        self.kind = kind
+        self.message = message
+        self.span = span
+        self.source = source
+        self.help = help
+        self.notes = notes or []
+
+    @property
+    def filename(self) -> str | None:
+        return self.source.filename if self.source else None
+
+    @property
+    def line(self) -> int | None:
+        return self.source.line_col(self.span[0])[0] if self._placed else None
+
+    @property
+    def column(self) -> int | None:
+        return self.source.line_col(self.span[0])[1] if self._placed else None
+
+    @property
+    def _placed(self) -> bool:
+        return self.span is not None and self.source is not None
+
+    def __str__(self) -> str:
+        where = f"{self.filename}:{self.line}:{self.column}: " if self._placed else ""
+        return f"{where}{self.message}"

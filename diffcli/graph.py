@@ -1,0 +1,275 @@
+"""AST -> computation graph: the program checks, then a flat, topologically ordered node list.
+
+A node is an index. Leaves (inputs, constants) have no op; every other node has an `Op` from the
+table and the indices of its arguments, all smaller than its own. Each named variable is one node.
+Nothing here recurses on the program's size: expressions are walked with an explicit stack.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from .errors import DiffcliError, Source
+from .ops import CONSTANTS, FUNCTIONS, OPERATORS, RESERVED, Op, arity_text, partials_for
+from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Unary
+
+
+class Graph:
+    """The program as nodes in topological order, with its names.
+
+    op[i] is None for a leaf; value0[i] is a leaf's value (None for an input that has no default).
+    expr[i] is the AST node behind node i (None for an input), for diagnostics and drawings.
+    """
+
+    def __init__(self, source: Source):
+        self.source = source
+        self.op: list[Op | None] = []
+        self.args: list[tuple[int, ...]] = []
+        self.partials: list[tuple] = []
+        self.value0: list[float | None] = []
+        self.expr: list[Expr | None] = []
+        self.names: dict[str, int] = {}                 # every named variable -> its node, file order
+        self.inputs: dict[str, float | None] = {}       # every input -> its default, file order
+        self.definitions: dict[str, Assignment] = {}    # every assigned name -> its statement
+        self.output = ""                                # the default output: the last statement's name
+        self.first_use: dict[str, Name] = {}            # where each name is first used
+
+    def __len__(self) -> int:
+        return len(self.op)
+
+    def add(self, op, args, expr, value=None) -> int:
+        self.op.append(op)
+        self.args.append(args)
+        self.partials.append(partials_for(op, len(args)) if op is not None else ())
+        self.value0.append(value)
+        self.expr.append(expr)
+        return len(self.op) - 1
+
+    def is_input(self, name: str) -> bool:
+        return name in self.inputs
+
+    def name_of(self) -> dict[int, str]:
+        """Node index -> the variable it is."""
+        return {node: name for name, node in self.names.items()}
+
+
+def _is_literal(expr: Expr) -> bool:
+    """A plain number with an optional sign: the definition of an input."""
+    if isinstance(expr, Unary):
+        expr = expr.operand
+    return isinstance(expr, Number)
+
+
+def _literal_value(expr: Expr) -> float:
+    if isinstance(expr, Unary):
+        value = expr.operand.value
+        return -value if expr.op == "neg" else value
+    return expr.value
+
+
+def _walk(expr: Expr):
+    """Every node of an expression, parents before children, without recursion."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(node.children()))
+
+
+def did_you_mean(word: str, candidates) -> str | None:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def build(statements: list[Assignment], source: Source) -> Graph:
+    """Check a parsed program and compile it into a graph."""
+    if not statements:
+        raise DiffcliError(
+            "syntax", "the program has no statements", source=source,
+            help="write one assignment per line, like `y = 2x + 1`",
+        )
+    graph = Graph(source)
+
+    def fail(kind, message, span, help=None, notes=None):
+        return DiffcliError(kind, message, span, source=source, help=help, notes=notes)
+
+    # names in file order of first appearance; assignments; uses
+    order: dict[str, None] = {}
+    first_use: dict[str, Name] = {}
+    calls: list[Call] = []
+    uses: list[list[str]] = []
+    for stmt in statements:
+        if stmt.name in RESERVED:
+            what = "a function" if stmt.name in FUNCTIONS else "a constant"
+            raise fail("name", f"`{stmt.name}` is {what} and cannot be assigned",
+                       (stmt.start, stmt.name_end), help="choose another name")
+        previous = graph.definitions.get(stmt.name)
+        if previous is not None:
+            line = source.line_col(previous.start)[0]
+            raise fail(
+                "name", f"`{stmt.name}` is assigned twice", (stmt.start, stmt.name_end),
+                help=f"each name is assigned once; rename one of them (first assigned on line {line})",
+                notes=[(f"`{stmt.name}` is first assigned here", (previous.start, previous.name_end))],
+            )
+        graph.definitions[stmt.name] = stmt
+        order.setdefault(stmt.name)
+        names_used = []
+        for node in _walk(stmt.expr):
+            if isinstance(node, Name):
+                if node.id in CONSTANTS:
+                    continue
+                order.setdefault(node.id)
+                first_use.setdefault(node.id, node)
+                names_used.append(node.id)
+            elif isinstance(node, Call):
+                calls.append(node)
+        uses.append(names_used)
+
+    for call in calls:
+        _check_call(call, graph, order, fail)
+    for name, node in first_use.items():
+        if name in FUNCTIONS:
+            raise fail("name", f"`{name}` is a function, not a value", (node.start, node.end),
+                       help=f"call it with an argument: `{name}(x)`")
+
+    # inputs: literals and free names, in file order
+    for name in order:
+        stmt = graph.definitions.get(name)
+        if stmt is None:
+            graph.inputs[name] = None
+        elif _is_literal(stmt.expr):
+            graph.inputs[name] = _literal_value(stmt.expr)
+
+    statement_order = _topological_order(statements, uses, graph, fail)
+
+    # compile: inputs first (their nodes are leaves), then each computed statement in dependency order
+    for name in order:
+        if name in graph.inputs:
+            graph.names[name] = graph.add(None, (), None, graph.inputs[name])
+    for stmt in statement_order:
+        if stmt.name not in graph.inputs:
+            root = _compile(stmt.expr, graph)
+            if _is_name(stmt.expr):  # `b = a`: b needs a node of its own
+                root = graph.add(OPERATORS["id"], (root,), stmt.expr)
+            graph.names[stmt.name] = root
+    graph.names = {name: graph.names[name] for name in order}
+    graph.output = statements[-1].name
+    graph.first_use = first_use
+    return graph
+
+
+def _is_name(expr: Expr) -> bool:
+    while isinstance(expr, Paren):
+        expr = expr.inner
+    return isinstance(expr, Name)
+
+
+def _check_call(call: Call, graph: Graph, order, fail) -> None:
+    span = (call.start, call.name_end)
+    op = FUNCTIONS.get(call.func)
+    if op is None:
+        if call.func in CONSTANTS or call.func in order:
+            what = "a constant" if call.func in CONSTANTS else "a variable"
+            raise fail("name", f"`{call.func}` is {what}, not a function", span,
+                       help=f"to multiply, write `{call.func}*(…)`")
+        suggestion = did_you_mean(call.func, FUNCTIONS)
+        multiply = f"to multiply, write `{call.func}*(…)`"
+        raise fail("name", f"unknown function `{call.func}`", span,
+                   help=f"{suggestion} Or, {multiply}" if suggestion else f"{multiply}; "
+                   "the functions are " + ", ".join(sorted(FUNCTIONS)))
+    n = len(call.args)
+    if (op.arity and n != op.arity) or (not op.arity and n < 2):
+        raise fail("name", f"`{call.func}` takes {arity_text(op)}, but {n} {'was' if n == 1 else 'were'} given",
+                   span, help=f"write it as `{_usage(call.func, op)}`")
+
+
+def _usage(name: str, op: Op) -> str:
+    if op.arity == 0:
+        return f"{name}(a, b, …)"
+    return f"{name}({', '.join('xyz'[: op.arity])})"
+
+
+def _topological_order(statements, uses, graph: Graph, fail) -> list[Assignment]:
+    """Statements ordered so that each comes after those it uses (Kahn's algorithm, stable)."""
+    index = {stmt.name: i for i, stmt in enumerate(statements)}
+    deps = [sorted({index[n] for n in used if n in index}) for used in uses]
+    users: list[list[int]] = [[] for _ in statements]
+    missing = [len(d) for d in deps]
+    for i, d in enumerate(deps):
+        for j in d:
+            users[j].append(i)
+    ready = [i for i, m in enumerate(missing) if m == 0]
+    ready.reverse()
+    done: list[int] = []
+    while ready:
+        i = ready.pop()
+        done.append(i)
+        for u in users[i]:
+            missing[u] -= 1
+            if missing[u] == 0:
+                ready.append(u)
+    if len(done) < len(statements):
+        cycle = _find_cycle([i for i, m in enumerate(missing) if m], deps)
+        names = [statements[i].name for i in cycle]
+        first = statements[cycle[0]]
+        raise fail(
+            "cycle", "these statements depend on themselves: " + " -> ".join(names + names[:1]),
+            (first.start, first.name_end),
+            help="a name cannot be used, directly or through others, in its own definition",
+        )
+    return [statements[i] for i in done]
+
+
+def _find_cycle(stuck: list[int], deps: list[list[int]]) -> list[int]:
+    """A cycle among statements that could not be ordered: follow stuck dependencies until one repeats."""
+    stuck_set = set(stuck)
+    node = stuck[0]
+    seen: dict[int, int] = {}
+    path: list[int] = []
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        node = next(d for d in deps[node] if d in stuck_set)
+    cycle = path[seen[node]:]
+    # start the cycle at its first statement in the file, for a stable message
+    k = cycle.index(min(cycle))
+    return cycle[k:] + cycle[:k]
+
+
+def _compile(expr: Expr, graph: Graph) -> int:
+    """Post-order compile of one expression into nodes; returns the root's index."""
+    names = graph.names
+    results: list[int] = []
+    stack: list[tuple[Expr, bool]] = [(expr, False)]
+    add = graph.add
+    while stack:
+        node, expanded = stack.pop()
+        kind = type(node)
+        if kind is Number:
+            results.append(add(None, (), node, node.value))
+        elif kind is Name:
+            if node.id in CONSTANTS:
+                results.append(add(None, (), node, CONSTANTS[node.id]))
+            else:
+                results.append(names[node.id])
+        elif kind is Paren:
+            stack.append((node.inner, False))
+        elif not expanded:
+            stack.append((node, True))
+            children = node.children()
+            for child in reversed(children):
+                stack.append((child, False))
+        else:
+            if kind is Binary:
+                op = OPERATORS[node.op]
+                n = 2
+            elif kind is Unary:
+                op = OPERATORS[node.op]
+                n = 1
+            else:
+                op = FUNCTIONS[node.func]
+                n = len(node.args)
+            args = tuple(results[-n:])
+            del results[-n:]
+            results.append(add(op, args, node))
+    return results[0]

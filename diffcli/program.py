@@ -1,0 +1,208 @@
+"""The library's front door: load a program, evaluate it, differentiate it.
+
+    >>> import diffcli
+    >>> program = diffcli.parse("a = 2\\nb = 5 - 3a\\ng = b^2 - o")
+    >>> result = program.grad({"o": 1})
+    >>> result.value, result.gradients["a"]
+    (0.0, 6.0)
+
+Every problem is raised as `diffcli.DiffcliError`. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from . import engine, parser
+from .errors import DiffcliError, Source
+from .graph import Graph, build, did_you_mean
+from .syntax import Assignment
+
+
+@dataclass
+class Evaluation:
+    """Forward pass: the value actually used for every input, and every named variable's value."""
+
+    inputs: dict[str, float]
+    values: dict[str, float]
+    unused: list[str]  # names given values that the program does not have (see Program.grad)
+
+
+@dataclass
+class Gradients(Evaluation):
+    """Reverse pass: d(output)/d(name) for every named variable, 0 where the output does not depend on it."""
+
+    output: str
+    value: float
+    gradients: dict[str, float]
+
+
+@dataclass
+class Derivatives(Evaluation):
+    """Forward mode: d(name)/d(wrt) for every named variable."""
+
+    wrt: str
+    derivatives: dict[str, float]
+
+
+class Program:
+    """A parsed and checked .expr program, compiled into a computation graph."""
+
+    def __init__(self, source: Source, statements: list[Assignment], graph: Graph):
+        self.source = source
+        self.statements = statements
+        self.graph = graph
+
+    # -- what the program is
+    @property
+    def names(self) -> list[str]:
+        """Every named variable, in file order of first appearance."""
+        return list(self.graph.names)
+
+    @property
+    def inputs(self) -> dict[str, float | None]:
+        """Every input and its default (None for a free input, which needs a value)."""
+        return dict(self.graph.inputs)
+
+    @property
+    def output(self) -> str:
+        """The default output: the name assigned by the file's last statement."""
+        return self.graph.output
+
+    def is_input(self, name: str) -> bool:
+        return name in self.graph.inputs
+
+    def definition(self, name: str) -> str:
+        """The source text of a computed name's right side, or "input"."""
+        if name in self.graph.inputs:
+            return "input"
+        if name not in self.graph.definitions:
+            return "input (not used)"
+        expr = self.graph.definitions[name].expr
+        return self.source.snippet(expr.start, expr.end)
+
+    # -- what it computes
+    def evaluate(self, values: Mapping[str, float] | None = None) -> Evaluation:
+        inputs, unused = self._inputs(values)
+        node_values = engine.forward(self.graph, inputs)
+        return Evaluation(inputs, self._by_name(node_values, inputs, unused), unused)
+
+    def grad(self, values: Mapping[str, float] | None = None, of: str | None = None) -> Gradients:
+        """Forward and reverse passes: every named variable's value and d(of)/d(name).
+
+        `values` may name an input the program does not have, unless a name it has is close to it
+        (then it is taken for a typo and refused): such an input is reported with gradient 0 and
+        listed in `unused`.
+        """
+        output = self._check_name(of, "--of") if of is not None else self.output
+        inputs, unused = self._inputs(values)
+        node_values = engine.forward(self.graph, inputs)
+        adjoint = engine.reverse(self.graph, node_values, self.graph.names[output])
+        zeros = dict.fromkeys(unused, 0.0)
+        return Gradients(
+            inputs, self._by_name(node_values, inputs, unused), unused, output,
+            node_values[self.graph.names[output]], self._by_name(adjoint, zeros, unused),
+        )
+
+    def derivatives(self, wrt: str, values: Mapping[str, float] | None = None) -> Derivatives:
+        """Forward mode: d(name)/d(wrt) for every named variable, wrt being an input."""
+        self._check_name(wrt, "--wrt")
+        if wrt not in self.graph.inputs:
+            raise DiffcliError(
+                "input", f"`{wrt}` is computed, not an input: forward mode differentiates with respect to an input",
+                help="inputs: " + ", ".join(self.graph.inputs),
+            )
+        inputs, unused = self._inputs(values)
+        node_values = engine.forward(self.graph, inputs)
+        tangent = engine.tangents(self.graph, node_values, self.graph.names[wrt])
+        zeros = dict.fromkeys(unused, 0.0)
+        return Derivatives(inputs, self._by_name(node_values, inputs, unused), unused, wrt,
+                           self._by_name(tangent, zeros, unused))
+
+    # -- helpers
+    def _by_name(self, per_node: list[float], extra: dict[str, float], unused: list[str]) -> dict[str, float]:
+        named = {name: per_node[node] for name, node in self.graph.names.items()}
+        for name in unused:
+            named[name] = extra[name]
+        return named
+
+    def _check_name(self, name: str, option: str) -> str:
+        if name not in self.graph.names:
+            hint = did_you_mean(name, self.graph.names)
+            raise DiffcliError(
+                "input", f"{option} {name}: the program has no variable `{name}`",
+                help=hint or "variables: " + _list(self.graph.names),
+            )
+        return name
+
+    def _inputs(self, given: Mapping[str, float] | None) -> tuple[dict[str, float], list[str]]:
+        """The value of every input (defaults, overridden by `given`), and the given names the
+        program does not have."""
+        given = dict(given or {})
+        unused = []
+        for name, value in given.items():
+            if name not in self.graph.names:
+                if not name.isidentifier() or did_you_mean(name, self.graph.names):
+                    self._check_name(name, "--set")
+                unused.append(name)
+            elif name not in self.graph.inputs:
+                raise DiffcliError(
+                    "input",
+                    f"--set {name}: `{name}` is computed (`{name} = {self.definition(name)}`), not an input",
+                    help="only inputs can be set: " + _list(self.graph.inputs),
+                )
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise DiffcliError("input", f"--set {name}: {value!r} is not a finite number")
+        inputs = {}
+        for name, default in self.graph.inputs.items():
+            value = given.get(name, default)
+            if value is None:
+                use = self.graph.first_use[name]
+                raise DiffcliError(
+                    "name", f"`{name}` has no value", (use.start, use.end), source=self.source,
+                    help=f"assign it in the file (`{name} = 1`) or give it with --set {name}=VALUE",
+                )
+            inputs[name] = float(value)
+        for name in unused:
+            inputs[name] = float(given[name])
+        return inputs, unused
+
+
+def _list(names) -> str:
+    names = list(names)
+    return ", ".join(names[:12]) + (", …" if len(names) > 12 else "") if names else "(none)"
+
+
+def parse(text: str, filename: str = "<input>") -> Program:
+    """Parse and check a program's text."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    source = Source(text, filename)
+    statements = parser.parse(source)
+    return Program(source, statements, build(statements, source))
+
+
+def read_source(data: bytes, filename: str) -> str:
+    """Decode a file's bytes as UTF-8, or say where they are not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DiffcliError(
+            "io", f"{filename} is not UTF-8 text: byte 0x{data[error.start]:02x} on line {line} "
+            f"(byte offset {error.start})", help="save the file as UTF-8",
+        ) from None
+
+
+def load(path: str | Path) -> Program:
+    """Read and parse an .expr file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise DiffcliError("io", f"cannot read {path}: {reason}") from None
+    return parse(read_source(data, str(path)), str(path))

@@ -1,0 +1,105 @@
+"""Results -> JSON (for scripts) and Rich tables (for people).
+
+JSON follows SPEC section 2: mappings in file order, numbers that round-trip to the exact double.
+Rich is imported only when a table is printed.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .program import Derivatives, Evaluation, Gradients, Program
+
+
+def grad_json(result: Gradients) -> str:
+    return _dumps({
+        "output": result.output, "value": result.value, "inputs": result.inputs,
+        "values": result.values, "gradients": result.gradients,
+    })
+
+
+def eval_json(result: Evaluation) -> str:
+    return _dumps({"inputs": result.inputs, "values": result.values})
+
+
+def forward_json(result: Derivatives) -> str:
+    return _dumps({
+        "wrt": result.wrt, "inputs": result.inputs, "values": result.values,
+        "derivatives": result.derivatives,
+    })
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def number(x: float, precision: int) -> str:
+    """`precision` significant digits; integers without a decimal point; no `-0`."""
+    if x == 0:
+        return "0"
+    text = f"{x:.{precision}g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]], styles: list[str], caption: str = ""):
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(header_style="bold", expand=False)
+    table.add_column(columns[0], no_wrap=True, overflow="fold")
+    table.add_column(columns[1], overflow="ellipsis", no_wrap=True, max_width=34, style="dim")
+    for heading in columns[2:]:
+        table.add_column(heading, justify="right", no_wrap=True)
+    for row, style in zip(rows, styles):
+        table.add_row(*row, style=style)
+    parts = [Text(title, style="bold"), table]
+    if caption:
+        parts.append(Text(caption, style="dim"))
+    return Group(*parts)
+
+
+def _marked(program: Program, name: str, output: str | None) -> tuple[str, str]:
+    if name == output:
+        return f"{name} (output)", "bold"
+    if program.is_input(name):
+        return f"{name} (input)", "cyan"
+    return name, ""
+
+
+def grad_table(program: Program, result: Gradients, filename: str, precision: int):
+    out = result.output
+    rows, styles = [], []
+    for name in result.values:
+        label, style = _marked(program, name, out)
+        rows.append([label, program.definition(name), number(result.values[name], precision),
+                     number(result.gradients[name], precision)])
+        styles.append(style)
+    title = f"diffcli grad {filename}: {out} = {number(result.value, precision)}"
+    return _table(title, ["name", "definition", "value", f"∂{out}/∂name"], rows, styles,
+                  f"∂{out}/∂name: the total derivative of {out} with respect to each variable")
+
+
+def eval_table(program: Program, result: Evaluation, filename: str, precision: int):
+    rows, styles = [], []
+    for name, value in result.values.items():
+        label, style = _marked(program, name, None)
+        rows.append([label, program.definition(name), number(value, precision)])
+        styles.append(style)
+    return _table(f"diffcli eval {filename}", ["name", "definition", "value"], rows, styles)
+
+
+def forward_table(program: Program, result: Derivatives, filename: str, precision: int):
+    wrt = result.wrt
+    rows, styles = [], []
+    for name in result.values:
+        label, style = _marked(program, name, None)
+        rows.append([label, program.definition(name), number(result.values[name], precision),
+                     number(result.derivatives[name], precision)])
+        styles.append(style)
+    return _table(f"diffcli grad {filename} --mode forward --wrt {wrt}",
+                  ["name", "definition", "value", f"∂name/∂{wrt}"], rows, styles,
+                  f"∂name/∂{wrt}: forward mode, the derivative of each variable with respect to {wrt}")

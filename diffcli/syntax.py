@@ -1,0 +1,118 @@
+"""The abstract syntax tree of an .expr program.
+
+Every node carries its source span as character offsets (`start`, `end`) into the program's text.
+Nodes are plain slotted objects: a 100,000-statement file makes about a million of them.
+"""
+
+from __future__ import annotations
+
+
+class Expr:
+    __slots__ = ("start", "end")
+
+    def children(self) -> tuple[Expr, ...]:
+        return ()
+
+
+class Number(Expr):
+    __slots__ = ("value",)
+
+    def __init__(self, value: float, start: int, end: int):
+        self.value = value
+        self.start = start
+        self.end = end
+
+
+class Name(Expr):
+    __slots__ = ("id",)
+
+    def __init__(self, id: str, start: int, end: int):
+        self.id = id
+        self.start = start
+        self.end = end
+
+
+class Unary(Expr):
+    """`-x` or `+x`; `op` is "neg" or "pos"."""
+
+    __slots__ = ("op", "operand")
+
+    def __init__(self, op: str, operand: Expr, start: int):
+        self.op = op
+        self.operand = operand
+        self.start = start
+        self.end = operand.end
+
+    def children(self):
+        return (self.operand,)
+
+
+class Binary(Expr):
+    """`left OP right`; `op` is "add", "sub", "mul", "div" or "pow".
+
+    `op_start` is the operator's offset (for an implicit product, the right operand's start) and
+    `implicit` tells `3a` from `3*a`.
+    """
+
+    __slots__ = ("op", "left", "right", "op_start", "implicit")
+
+    def __init__(self, op: str, left: Expr, right: Expr, op_start: int, implicit: bool = False):
+        self.op = op
+        self.left = left
+        self.right = right
+        self.op_start = op_start
+        self.implicit = implicit
+        self.start = left.start
+        self.end = right.end
+
+    def children(self):
+        return (self.left, self.right)
+
+
+class Call(Expr):
+    """`func(args...)`; `name_end` ends the function's name."""
+
+    __slots__ = ("func", "args", "name_end")
+
+    def __init__(self, func: str, args: list[Expr], start: int, name_end: int, end: int):
+        self.func = func
+        self.args = args
+        self.start = start
+        self.name_end = name_end
+        self.end = end
+
+    def children(self):
+        return tuple(self.args)
+
+
+class Paren(Expr):
+    """`( inner )`, kept so that spans, printing and the implicit-product rule see the parentheses."""
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: Expr, start: int, end: int):
+        self.inner = inner
+        self.start = start
+        self.end = end
+
+    def children(self):
+        return (self.inner,)
+
+
+class Assignment:
+    """`name = expr`; (`start`, `name_end`) is the name's span."""
+
+    __slots__ = ("name", "expr", "start", "name_end")
+
+    def __init__(self, name: str, expr: Expr, start: int, name_end: int):
+        self.name = name
+        self.expr = expr
+        self.start = start
+        self.name_end = name_end
+
+    @property
+    def end(self) -> int:
+        return self.expr.end
+
+
+BINARY_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "^"}

@@ -1,0 +1,42 @@
+"""Shared helpers: the real `diffcli` executable, and where the shared contract lives."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SAMPLES = ROOT / "samples"
+
+
+def diffcli_command() -> list[str]:
+    """The installed console script beside this Python, else `python -m diffcli`."""
+    script = Path(sys.executable).parent / "diffcli"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("diffcli")
+    return [found] if found else [sys.executable, "-m", "diffcli"]
+
+
+def run_diffcli(*args: str, input: bytes | None = None, cwd: Path | None = None, env=None):
+    """Run the real command; returns CompletedProcess with text stdout/stderr."""
+    environment = dict(os.environ, **(env or {}))
+    environment.pop("DIFFCLI_DEBUG", None)
+    done = subprocess.run(
+        diffcli_command() + [str(a) for a in args], input=input, capture_output=True,
+        cwd=cwd, env=environment, timeout=600,
+    )
+    done.stdout_text = done.stdout.decode("utf-8")
+    done.stderr_text = done.stderr.decode("utf-8")
+    return done
+
+
+@pytest.fixture
+def diffcli_run():
+    return run_diffcli
