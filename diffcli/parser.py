@@ -224,43 +224,43 @@ def _diagnose(error: UnexpectedInput, source: Source) -> DiffcliError:
         return DiffcliError("syntax", message, at, source=source, help=help)
 
     open_parens = _open_parens(tokens)
+    ends_operand = previous is not None and previous.type in ("NUMBER", "NAME", "RPAR")
+    at_statement_start = previous is None or previous.type == "_SEP"
     if kind == "RPAR" and not open_parens:
         return fail("unexpected `)`", "remove it, or add the `(` it closes")
-    if at_end and open_parens:
+    if open_parens and (at_end or kind == "EQUALS"):
         lpar = open_parens[-1]
         return fail(
             "this `(` is never closed",
             "add the `)` that closes it",
             at=(lpar.start_pos, lpar.end_pos),
         )
-    if expected & _OPERAND_STARTS and not (expected & {"EQUALS"}):
-        after = f" after {_describe(previous)}" if previous is not None else ""
-        if previous is not None and previous.type == "LPAR" and kind == "RPAR":
-            return fail("empty parentheses", "put an expression inside, or remove them")
+    if at_statement_start:
         return fail(
-            f"expected an expression{after}, found {_describe(token)}",
-            "an expression is a number, a name, a call like sin(x), or one in parentheses",
+            f"expected a name to assign, found {_describe(token)}",
+            "a statement is `name = expression`",
         )
     if "EQUALS" in expected:
         return fail(
             f"expected `=` after `{previous}`, found {_describe(token)}",
             f"a statement assigns a name: `{previous} = expression`",
         )
-    if expected == {"NAME"} or (kind != "NAME" and "NAME" in expected and previous is None):
+    if kind == "NUMBER" and ends_operand:
         return fail(
-            f"expected a name to assign, found {_describe(token)}",
-            "a statement is `name = expression`",
-        )
-    if kind == "NUMBER":
-        before = previous.value if previous is not None else ""
-        return fail(
-            f"unexpected {_describe(token)}: a number cannot follow `{before}` directly",
-            f"write `*` to multiply: `{before}*{token}`",
+            f"unexpected {_describe(token)}: a number cannot follow `{previous}` directly",
+            f"write `*` to multiply: `{previous}*{token}`",
         )
     if kind == "EQUALS":
         return fail(
             "unexpected `=`: a statement assigns one name",
             "end the previous statement with a new line or `;`",
+        )
+    if expected & _OPERAND_STARTS and not ends_operand:
+        if previous.type == "LPAR" and kind == "RPAR":
+            return fail("empty parentheses", "put an expression inside, or remove them")
+        return fail(
+            f"expected an expression after {_describe(previous)}, found {_describe(token)}",
+            "an expression is a number, a name, a call like sin(x), or one in parentheses",
         )
     if kind == "LPAR":
         return fail(f"unexpected `(` after {_describe(previous)}", "write `*` to multiply")

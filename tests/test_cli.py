@@ -1,0 +1,158 @@
+"""The command line: Typer's runner for most cases, and the installed executable as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ROOT, SAMPLES, run_diffcli
+from diffcli import __version__
+from diffcli.cli import app
+
+runner = CliRunner()
+CHAIN = str(SAMPLES / "backprop_chain.expr")
+ANSI = re.compile(r"\x1b\[")
+
+
+def invoke(*args, input=None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+def test_grad_table_marks_inputs_and_output_in_file_order():
+    result = invoke("grad", CHAIN, "--set", "o=1")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "g = 47" in lines[0]
+    rows = [line for line in lines if line.startswith("│")]
+    assert [row.split("│")[1].split()[0] for row in rows] == list("abcdefgo")
+    assert "a (input)" in rows[0] and "-432" in rows[0] and "input" in rows[0]
+    assert "g (output)" in rows[6] and "3f - o" in rows[6]
+    assert "o (input)" in rows[7]
+    assert not ANSI.search(result.output)
+    assert max(len(line) for line in lines) <= 80
+
+
+def test_grad_json_matches_spec_example():
+    result = invoke("grad", CHAIN, "--set", "o=1", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.output) == {
+        "output": "g", "value": 47.0,
+        "inputs": {"a": 2.0, "o": 1.0},
+        "values": {"a": 2.0, "b": -1.0, "c": 1.0, "d": 1.0, "e": 8.0, "f": 16.0, "g": 47.0, "o": 1.0},
+        "gradients": {"a": -432.0, "b": 144.0, "c": 42.0, "d": 12.0, "e": 6.0, "f": 3.0, "g": 1.0, "o": -1.0},
+    }
+    assert list(json.loads(result.output)["values"]) == list("abcdefgo")
+
+
+def test_set_repeats_and_takes_comma_lists():
+    one = json.loads(invoke("grad", CHAIN, "--set", "a=3", "--set", "o=2", "--json").output)
+    two = json.loads(invoke("grad", CHAIN, "--set", "a=3,o=2", "--json").output)
+    assert one == two and one["inputs"] == {"a": 3.0, "o": 2.0}
+
+
+def test_json_numbers_round_trip():
+    result = invoke("grad", SAMPLES / "neuron.expr", "--json")
+    data = json.loads(result.output)
+    assert data["inputs"]["k"] == 0.35915077292816744
+
+
+def test_eval_and_forward_mode():
+    data = json.loads(invoke("eval", CHAIN, "--set", "o=1", "--json").output)
+    assert data == {"inputs": {"a": 2.0, "o": 1.0},
+                    "values": {"a": 2.0, "b": -1.0, "c": 1.0, "d": 1.0, "e": 8.0, "f": 16.0, "g": 47.0, "o": 1.0}}
+    data = json.loads(invoke("grad", CHAIN, "--set", "o=1", "--mode", "forward", "--wrt", "a", "--json").output)
+    assert data["wrt"] == "a" and data["derivatives"]["g"] == -432.0 and data["derivatives"]["d"] == -15.0
+    table = invoke("grad", CHAIN, "--set", "o=1", "--wrt", "a").output
+    assert "∂name/∂a" in table and "-432" in table
+    assert invoke("eval", CHAIN, "--set", "o=1").exit_code == 0
+
+
+def test_precision():
+    result = invoke("grad", SAMPLES / "neuron.expr", "--precision", "3")
+    assert "0.0406" in result.output and "0.0405613" not in result.output
+    result = invoke("grad", SAMPLES / "neuron.expr", "--precision", "17")
+    assert "0.040561260220424432" in result.output or "0.04056126022042443" in result.output
+
+
+def test_standard_input():
+    result = invoke("grad", "-", "--json", input="x = 3\ny = x^2\n")
+    assert json.loads(result.output)["gradients"]["x"] == 6.0
+
+
+@pytest.mark.parametrize("args,code", [
+    (["grad", CHAIN], 1),                              # o has no value
+    (["grad", CHAIN, "--set", "o"], 2),                # no `=`
+    (["grad", CHAIN, "--set", "o=one"], 2),            # not a number
+    (["grad", CHAIN, "--set", "o=inf"], 2),
+    (["grad", CHAIN, "--bogus"], 2),
+    (["grad", CHAIN, "--set", "o=1", "--precision", "0"], 2),
+    (["grad", CHAIN, "--set", "o=1", "--mode", "forward"], 2),   # no --wrt
+    (["grad", CHAIN, "--set", "o=1,b=2"], 1),          # b is computed
+    (["grad", CHAIN, "--set", "o=1", "--of", "q"], 1),
+    (["grad", CHAIN, "--set", "o=1", "--wrt", "b"], 1),
+    (["grad", "/nonexistent/file.expr"], 1),
+])
+def test_exit_codes(args, code):
+    result = invoke(*args)
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+
+
+def test_json_errors_are_one_object():
+    result = invoke("grad", CHAIN, "--json")
+    assert result.exit_code == 1
+    body = json.loads(result.output)["error"]
+    assert body["kind"] == "name" and body["line"] == 9 and body["column"] == 10
+    assert body["file"] == CHAIN
+
+
+def test_version_and_help():
+    assert invoke("--version").output.strip() == f"diffcli {__version__}"
+    help_text = invoke("--help").output
+    assert "grad" in help_text and "eval" in help_text
+    grad_help = invoke("grad", "--help").output
+    assert "--set" in grad_help and "Examples" in grad_help
+
+
+# ---------------------------------------------------------------- the installed executable
+
+def test_installed_executable_end_to_end(tmp_path):
+    done = run_diffcli("grad", CHAIN, "--set", "o=1", "--json")
+    assert done.returncode == 0 and done.stderr == b""
+    assert json.loads(done.stdout_text)["gradients"]["a"] == -432.0
+    table = run_diffcli("grad", CHAIN, "--set", "o=1")
+    assert table.returncode == 0 and not ANSI.search(table.stdout_text)
+    assert "∂g/∂name" in table.stdout_text
+
+
+def test_installed_executable_errors_go_to_stderr(tmp_path):
+    model = tmp_path / "model.expr"
+    model.write_text("a = 1\nb = 2(a + 3))\n")
+    done = run_diffcli("grad", model)
+    assert done.returncode == 1 and done.stdout == b""
+    assert done.stderr_text == (
+        "error: unexpected `)`\n"
+        f" --> {model}:2:13\n"
+        "  |\n"
+        "2 | b = 2(a + 3))\n"
+        "  |             ^\n"
+        "  = help: remove it, or add the `(` it closes\n"
+    )
+    done = run_diffcli("grad", "-", "--json", input=b"y = \xff\n")
+    assert done.returncode == 1 and json.loads(done.stderr_text)["error"]["kind"] == "io"
+
+
+def test_grammar_is_packaged(tmp_path):
+    """A non-editable install carries the grammar inside the package."""
+    import subprocess
+    import sys
+
+    code = "import diffcli.parser as p, diffcli; print(p.grammar_path()); print(diffcli.__file__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    grammar, package = done.stdout.split()
+    assert done.returncode == 0 and grammar.endswith(".lark")
+    if not package.startswith(str(ROOT)):  # installed, not run from the checkout
+        assert grammar.endswith("diffcli/expr.lark")

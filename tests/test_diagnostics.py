@@ -1,0 +1,143 @@
+"""Every kind of bad input gives a DiffcliError with the right kind, message, line and column,
+rendered in rustc style."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import diffcli
+from diffcli.diagnostics import render_json, render_text
+
+
+def error_of(text: str, **given) -> diffcli.DiffcliError:
+    with pytest.raises(diffcli.DiffcliError) as caught:
+        diffcli.parse(text, "model.expr").grad(given)
+    return caught.value
+
+
+# (source, kind, line, column, words in the message, words in the help)
+CASES = [
+    ("a = 1\nb = 2(a + 3))\n", "syntax", 2, 13, "unexpected `)`", "add the `(`"),
+    ("a = 1 +\n", "syntax", 1, 8, "expected an expression after `+`", "expression"),
+    ("a = \n", "syntax", 1, 4, "expected an expression after `=`", None),
+    ("a = (1 + 2\nb = 3\n", "syntax", 1, 5, "never closed", "`)`"),
+    ("a = (1 +\n 2\n", "syntax", 1, 5, "never closed", None),
+    ("a = 1\nb = a c\n", "syntax", 2, 7, "missing operator between `a` and `c`", "`a*c`"),
+    ("a = 2 3\n", "syntax", 1, 7, "number `3`", "`2*3`"),
+    ("= 3\n", "syntax", 1, 1, "expected a name to assign", "name = expression"),
+    ("a + b\n", "syntax", 1, 3, "expected `=` after `a`", None),
+    ("a = 1 = 2\n", "syntax", 1, 7, "unexpected `=`", None),
+    ("a = 1\nb = $a\n", "syntax", 2, 5, "unexpected character `$`", None),
+    ("a = ()\n", "syntax", 1, 6, "empty parentheses", None),
+    ("a = 1e999\n", "domain", 1, 5, "too large", None),
+    ("a = 1 \r b\n", "syntax", 1, 7, "carriage return", None),
+    ("y = sine(2)\n", "name", 1, 5, "unknown function `sine`", "did you mean `sin`?"),
+    ("x = 1\ny = x(2)\n", "name", 2, 5, "`x` is a variable, not a function", "`x*(…)`"),
+    ("y = sin(1, 2)\n", "name", 1, 5, "`sin` takes 1 argument, but 2 were given", "sin(x)"),
+    ("y = atan2(1)\n", "name", 1, 5, "`atan2` takes 2 arguments, but 1 was given", None),
+    ("y = max(1)\n", "name", 1, 5, "2 or more arguments", None),
+    ("sin = 2\n", "name", 1, 1, "`sin` is a function and cannot be assigned", None),
+    ("x = 1\npi = 3\n", "name", 2, 1, "`pi` is a constant", None),
+    ("y = cos + 1\n", "name", 1, 5, "`cos` is a function, not a value", None),
+    ("a = 1\nb = a + 1\na = 2\n", "name", 3, 1, "`a` is assigned twice", "line 1"),
+    ("y = 2x + 1\n", "name", 1, 6, "`x` has no value", "--set x="),
+    ("a = b + 1\nb = 2a\n", "cycle", 1, 1, "a -> b -> a", None),
+    ("x = 1\na = c\nb = a\nc = b + x\n", "cycle", 2, 1, "a -> c -> b -> a", None),
+    ("x = 0\ny = log(x) + 1\n", "domain", 2, 5, "log(0)", "x > 0"),
+    ("x = -1\ny = sqrt(x)\n", "domain", 2, 5, "sqrt(-1)", None),
+    ("x = 2\ny = asin(x)\n", "domain", 2, 5, "asin(2)", None),
+    ("x = 1\ny = 3 / (x - 1)\n", "domain", 2, 7, "division by zero", None),
+    ("x = -8\ny = x^(1/3)\n", "domain", 2, 6, "negative base", None),
+    ("x = 0\ny = x^-1\n", "domain", 2, 6, "zero to a negative power", None),
+    ("x = 800\ny = exp(x)\n", "domain", 2, 5, "overflows", None),
+    ("x = 1e200\ny = x * x\n", "domain", 2, 7, "overflows", None),
+    ("x = 0\ny = sqrt(x)\n", "domain", 2, 5, "derivative of `sqrt`", None),
+    ("x = 1\ny = acos(x)\n", "domain", 2, 5, "derivative of `acos`", None),
+    ("x = -2\nn = 2\ny = x^n\n", "domain", 3, 6, "exponent", None),
+    ("x = 1e300\ny = 1e10 * x / 1e300 * x\n", "domain", 2, 10, "overflows", None),
+    ("# nothing\n\n", "syntax", None, None, "no statements", None),
+]
+
+
+@pytest.mark.parametrize("text,kind,line,column,message,help", CASES, ids=[c[0][:24] for c in CASES])
+def test_error(text, kind, line, column, message, help):
+    error = error_of(text)
+    assert (error.kind, error.line, error.column) == (kind, line, column), error.message
+    assert message in error.message
+    if help is not None:
+        assert help in (error.help or "")
+    rendered = render_text(error)
+    assert rendered.startswith(f"error: {error.message}\n")
+    assert "Traceback" not in rendered
+    if line is not None:
+        assert f" --> model.expr:{line}:{column}\n" in rendered
+    body = json.loads(render_json(error))["error"]
+    assert body["kind"] == kind and body.get("line") == line and body.get("column") == column
+
+
+def test_gradient_overflow_while_values_are_finite():
+    # y = 1e100, but dy/ds = 1e400
+    error = error_of("x = 1\ns = 1e-300 * x\nt = 1e200 * s\ny = 1e200 * t\n")
+    assert error.kind == "domain" and "gradient overflows" in error.message
+
+
+def test_rustc_layout_with_caret_under_the_column():
+    error = error_of("a = 1\nb = 2(a + 3))\n")
+    assert render_text(error) == (
+        "error: unexpected `)`\n"
+        " --> model.expr:2:13\n"
+        "  |\n"
+        "2 | b = 2(a + 3))\n"
+        "  |             ^\n"
+        "  = help: remove it, or add the `(` it closes\n"
+    )
+
+
+def test_caret_counts_characters_and_shows_tabs_as_spaces():
+    error = error_of("θ = 1\n\tb = θθ + $\n")
+    assert (error.line, error.column) == (2, 11)
+    lines = render_text(error).splitlines()
+    source_line, caret_line = lines[3], lines[4]
+    assert source_line == "2 |     b = θθ + $"
+    assert caret_line.index("^") == source_line.index("$")
+
+
+def test_reassignment_shows_both_lines():
+    text = render_text(error_of("a = 1\nb = a + 1\na = 2\n"))
+    assert "3 | a = 2" in text and "1 | a = 1" in text and "note: `a` is first assigned here" in text
+
+
+def test_lines_count_from_one_and_long_line_numbers_align():
+    text = "\n" * 120 + "a = (1\n"
+    rendered = render_text(error_of(text))
+    assert " --> model.expr:121:5\n" in rendered
+    assert "    |\n121 | a = (1\n    |     ^\n" in rendered
+
+
+def test_input_errors():
+    program = diffcli.parse("a = 1\nw1 = 2a\n", "m.expr")
+    with pytest.raises(diffcli.DiffcliError) as caught:
+        program.grad({"w1": 3})
+    assert caught.value.kind == "input" and "computed" in caught.value.message
+    with pytest.raises(diffcli.DiffcliError) as caught:
+        program.grad({"w": 3})
+    assert caught.value.kind == "input" and "did you mean `w1`?" in caught.value.help
+    with pytest.raises(diffcli.DiffcliError) as caught:
+        program.grad(of="w2")
+    assert caught.value.kind == "input" and caught.value.line is None
+    with pytest.raises(diffcli.DiffcliError) as caught:
+        program.derivatives("w1")
+    assert caught.value.kind == "input"
+
+
+def test_non_utf8_and_missing_files(tmp_path):
+    bad = tmp_path / "bad.expr"
+    bad.write_bytes(b"a = 1\nb = \xff\n")
+    with pytest.raises(diffcli.DiffcliError) as caught:
+        diffcli.load(bad)
+    assert caught.value.kind == "io" and "line 2" in caught.value.message
+    with pytest.raises(diffcli.DiffcliError) as caught:
+        diffcli.load(tmp_path / "missing.expr")
+    assert caught.value.kind == "io"
