@@ -89,14 +89,20 @@ class Mode(str, enum.Enum):
 
 # ---------------------------------------------------------------- running a command
 
-def _read(file: str):
-    from .program import parse, read_source
+def _read(file: str, as_json: bool = False):
+    from .program import load, parse, read_source
 
     if file == "-":
-        return parse(read_source(sys.stdin.buffer.read(), "<stdin>"), "<stdin>")
-    from .program import load
+        program = parse(read_source(sys.stdin.buffer.read(), "<stdin>"), "<stdin>")
+    else:
+        program = load(file)
+    if program.notes and not as_json:
+        from . import diagnostics
 
-    return load(file)
+        color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+        for note in program.notes:
+            sys.stderr.write(diagnostics.render_text(note, color=color, severity="note"))
+    return program
 
 
 def _report_error(error: DiffcliError, as_json: bool) -> None:
@@ -183,7 +189,7 @@ def grad(
         raise typer.BadParameter("--mode forward needs --wrt NAME", param_hint="--mode")
     if wrt is not None and of is not None:
         raise typer.BadParameter("--of goes with reverse mode; forward mode uses --wrt", param_hint="--of")
-    program = _read(file)
+    program = _read(file, as_json)
     from . import report
 
     if wrt is not None:
@@ -209,7 +215,7 @@ def evaluate(
 ):
     """Values of every variable (forward pass only)."""
     values = parse_sets(sets)
-    program = _read(file)
+    program = _read(file, as_json)
     from . import report
 
     result = program.evaluate(values)

@@ -9,7 +9,7 @@ from .errors import DiffcliError, Source
 TAB = "    "
 
 
-def render_text(error: DiffcliError, color: bool = False) -> str:
+def render_text(error: DiffcliError, color: bool = False, severity: str = "error") -> str:
     """
     error: unexpected `)`
      --> model.expr:3:13
@@ -30,7 +30,8 @@ def render_text(error: DiffcliError, color: bool = False) -> str:
             places.append(error.source.line_col(span[0])[0])
     gutter = " " * len(str(max(places))) if places else " "
 
-    lines = [red("error") + bold(f": {error.message}")]
+    label = red(severity) if severity == "error" else bold(severity)
+    lines = [label + bold(f": {error.message}")]
     if error.source is not None:
         lines += _excerpt(error.source, error.span, gutter, blue, red)
     for note, span in error.notes:

@@ -33,6 +33,7 @@ class Graph:
         self.definitions: dict[str, Assignment] = {}    # every assigned name -> its statement
         self.output = ""                                # the default output: the last statement's name
         self.first_use: dict[str, Name] = {}            # where each name is first used
+        self.notes: list[DiffcliError] = []             # things worth saying that are not errors
 
     def __len__(self) -> int:
         return len(self.op)
@@ -155,7 +156,31 @@ def build(statements: list[Assignment], source: Source) -> Graph:
     graph.names = {name: graph.names[name] for name in order}
     graph.output = statements[-1].name
     graph.first_use = first_use
+    graph.notes = _exponent_notes(statements, order, source)
     return graph
+
+
+def _exponent_notes(statements, names, source: Source) -> list[DiffcliError]:
+    """`2e-3` is a number even where the file has a variable `e`: say so, since 2·e - 3 was maybe meant."""
+    from .engine import number_text
+
+    letters = [letter for letter in "eE" if letter in names]
+    notes = []
+    for stmt in statements if letters else ():
+        for node in _walk(stmt.expr):
+            if not isinstance(node, Number):
+                continue
+            text = source.text[node.start : node.end]
+            for letter in letters:
+                mantissa, _, exponent = text.partition(letter)
+                if exponent[:1] in ("+", "-"):
+                    product = f"{mantissa}{letter} {exponent[0]} {exponent[1:]}"
+                    notes.append(DiffcliError(
+                        "syntax", f"`{text}` is the number {number_text(node.value)}, not {product}",
+                        (node.start, node.end), source=source,
+                        help=f"to use the variable `{letter}`, write `{product}`",
+                    ))
+    return notes
 
 
 def _is_name(expr: Expr) -> bool:

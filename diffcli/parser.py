@@ -206,7 +206,9 @@ def _diagnose(error: UnexpectedInput, source: Source) -> DiffcliError:
             message = f"unexpected character {name}"
         return DiffcliError("syntax", message, (pos, pos + 1), source=source, help=help)
 
-    assert isinstance(error, UnexpectedToken)
+    if not isinstance(error, UnexpectedToken):  # UnexpectedEOF: LALR reports $END as a token instead
+        end = len(text)
+        return DiffcliError("syntax", "unexpected end of file", (end, end + 1), source=source)
     token = error.token
     kind = token.type
     expected = set(error.expected)

@@ -72,6 +72,11 @@ class Program:
         """The default output: the name assigned by the file's last statement."""
         return self.graph.output
 
+    @property
+    def notes(self) -> list[DiffcliError]:
+        """Remarks on the source that are not errors, such as `2e-3` beside a variable `e`."""
+        return self.graph.notes
+
     def is_input(self, name: str) -> bool:
         return name in self.graph.inputs
 

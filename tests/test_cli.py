@@ -156,3 +156,12 @@ def test_grammar_is_packaged(tmp_path):
     assert done.returncode == 0 and grammar.endswith(".lark")
     if not package.startswith(str(ROOT)):  # installed, not run from the checkout
         assert grammar.endswith("diffcli/expr.lark")
+
+
+def test_notes_go_to_stderr_but_not_with_json(tmp_path):
+    model = tmp_path / "e.expr"
+    model.write_text("e = 2\nx = 2e-3 + e\n")
+    done = run_diffcli("grad", model)
+    assert done.returncode == 0 and done.stderr_text.startswith("note: `2e-3` is the number 0.002")
+    done = run_diffcli("grad", model, "--json")
+    assert done.returncode == 0 and done.stderr == b""

@@ -141,3 +141,13 @@ def test_non_utf8_and_missing_files(tmp_path):
     with pytest.raises(diffcli.DiffcliError) as caught:
         diffcli.load(tmp_path / "missing.expr")
     assert caught.value.kind == "io"
+
+
+def test_exponent_note_beside_a_variable_e():
+    program = diffcli.parse("e = 2\nx = 2e-3\ny = 2e + 1E-2 + 3e+1\n", "m.expr")
+    notes = program.notes
+    assert [(n.line, n.column) for n in notes] == [(2, 5), (3, 17)]
+    assert notes[0].message == "`2e-3` is the number 0.002, not 2e - 3"
+    assert "`2e - 3`" in notes[0].help
+    assert render_text(notes[0], severity="note").startswith("note: `2e-3`")
+    assert diffcli.parse("x = 2e-3\n").notes == []
