@@ -14,6 +14,7 @@ from lark import Lark, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from .errors import DiffcliError, Source
+from .ops import FUNCTIONS
 from .syntax import Assignment, Binary, Call, Name, Number, Paren, Unary
 
 _BINARY_OPS = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "POW": "pow"}
@@ -83,6 +84,11 @@ class _Builder(Transformer):
         if isinstance(last, Name):
             a = _short(self.text[last.start : last.end])
             b = _short(self.text[right.start : right.end])
+            if last.id in FUNCTIONS:
+                raise DiffcliError(
+                    "syntax", f"`{a}` is a function: its argument goes in parentheses",
+                    (right.start, right.end), help=f"write `{a}({b})`",
+                )
             raise DiffcliError(
                 "syntax",
                 f"missing operator between `{a}` and `{b}`",

@@ -25,6 +25,7 @@ CASES = [
     ("a = (1 + 2\nb = 3\n", "syntax", 1, 5, "never closed", "`)`"),
     ("a = (1 +\n 2\n", "syntax", 1, 5, "never closed", None),
     ("a = 1\nb = a c\n", "syntax", 2, 7, "missing operator between `a` and `c`", "`a*c`"),
+    ("y = sin x\n", "syntax", 1, 9, "`sin` is a function", "`sin(x)`"),
     ("a = 2 3\n", "syntax", 1, 7, "number `3`", "`2*3`"),
     ("= 3\n", "syntax", 1, 1, "expected a name to assign", "name = expression"),
     ("a + b\n", "syntax", 1, 3, "expected `=` after `a`", None),
