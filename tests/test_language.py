@@ -127,3 +127,11 @@ def test_unused_set_name_is_an_extra_input():
     result = grad("y = 2x\n", x=1, s=0.5)
     assert result.inputs == {"x": 1.0, "s": 0.5}
     assert result.gradients["s"] == 0.0 and result.unused == ["s"]
+
+
+def test_api_docstring_example():
+    import doctest
+
+    import diffcli.program
+
+    assert doctest.testmod(diffcli.program).failed == 0
