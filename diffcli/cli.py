@@ -247,8 +247,9 @@ def draw_graph(
                                               "extension, else dot)."),
     of: Optional[str] = OfOpt,
     sets: Optional[List[str]] = SetOpt,
-    rankdir: RankDir = typer.Option(RankDir.LR, "--rankdir",
-                                    help="LR: inputs on the left. TB: inputs at the top."),
+    rankdir: RankDir = typer.Option(RankDir.TB, "--rankdir",
+                                    help="TB: inputs at the top. LR: inputs on the left, "
+                                    "as micrograd draws it."),
     precision: int = typer.Option(6, "--precision", min=1, max=17, metavar="N",
                                   help="Significant digits of the values and gradients drawn."),
     no_grad: bool = typer.Option(False, "--no-grad", help="Draw values only (the forward pass)."),

@@ -14,7 +14,7 @@ from typing import Mapping
 from . import engine
 from .program import Program
 from .report import number
-from .syntax import Name, Number, Paren
+from .syntax import Call, Name, Number
 
 # how the op table's names read in a picture
 SYMBOLS = {"-": "−", "*": "×", "/": "÷"}
@@ -42,7 +42,7 @@ def plain_text(text: str) -> str:
 
 
 def draw(program: Program, values: Mapping[str, float] | None = None, *, of: str | None = None,
-         gradients: bool = True, rankdir: str = "LR", precision: int = 6) -> Diagram:
+         gradients: bool = True, rankdir: str = "TB", precision: int = 6) -> Diagram:
     """The DOT source of the program's graph, with every node's value and, unless `gradients` is
     false, d(output)/d(node)."""
     graph = program.graph
@@ -60,13 +60,11 @@ def draw(program: Program, values: Mapping[str, float] | None = None, *, of: str
     name_of = graph.name_of()
     constant = _constant_nodes(graph, name_of)
     output_node = graph.names[output]
-    # \l ends a line of the title flush left
-    title = plain_text(_title(program, output, node_values[output_node], gradients, precision))
-    title = title + "\\l" + LEGEND + "\\l"
+    legend = {"blue: input": None, "yellow: output": None}  # more keys as the picture needs them
     dot = graphviz.Digraph(
         "diffcli",
         graph_attr={"rankdir": rankdir, "ranksep": "0.35", "nodesep": "0.25", "fontname": FONT,
-                    "labelloc": "t", "labeljust": "l", "label": graphviz.nohtml(title)},
+                    "labelloc": "t", "labeljust": "l"},
         node_attr={"fontname": FONT, "fontsize": "14", "shape": "record", "style": "filled",
                    "fillcolor": "white"},
         edge_attr={"fontname": FONT, "fontsize": "11", "fontcolor": "#555555", "arrowsize": "0.7"},
@@ -89,6 +87,7 @@ def draw(program: Program, values: Mapping[str, float] | None = None, *, of: str
             style = {"fillcolor": INPUT_FILL}
         elif name is None:
             style = {"style": "filled,dashed", "color": "#777777"}
+            legend["dashed: unnamed value"] = None
         else:
             style = {}
         dot.node(f"v{i}", graphviz.nohtml(label), **style)
@@ -104,8 +103,16 @@ def draw(program: Program, values: Mapping[str, float] | None = None, *, of: str
         variables = [(n, j) for n, j in enumerate(args) if not constant[j]]
         numbered = len(variables) > 1 and op.name not in COMMUTATIVE  # say which argument is which
         for n, j in variables:
-            dot.edge(f"v{j}", f"op{i}", label=str(n + 1) if numbered else None)
+            if numbered:  # beside the arrowhead, where it cannot be read as another edge's
+                dot.edge(f"v{j}", f"op{i}", headlabel=str(n + 1), labeldistance="1.6")
+                legend["edge numbers: argument order"] = None
+            else:
+                dot.edge(f"v{j}", f"op{i}")
         dot.edge(f"op{i}", f"v{i}")
+    title = _title(program, output, node_values[output_node], gradients, precision)
+    # \l ends a line of the title flush left
+    dot.graph_attr["label"] = graphviz.nohtml(
+        plain_text(title) + "\\l" + plain_text("    ".join(legend)) + "\\l")
     return Diagram(dot.source, count, result.unused)
 
 
@@ -128,7 +135,7 @@ def _constant_nodes(graph, name_of) -> list[bool]:
 def _constant_text(program: Program, node: int) -> str:
     expr = program.graph.expr[node]
     text = program.source.snippet(expr.start, expr.end)
-    return text if isinstance(expr, (Number, Name, Paren)) else f"({text})"
+    return text if isinstance(expr, (Number, Name, Call)) else f"({text})"
 
 
 def _op_label(name: str, constants: list[str | None]) -> str:
@@ -158,5 +165,3 @@ def _title(program: Program, output: str, value: float, gradients: bool, precisi
         return f"{head}    (values only: the forward pass)"
     return f"{head}    grad = ∂{output}/∂node (reverse mode)"
 
-
-LEGEND = "blue: input    yellow: output    dashed: unnamed value    edge numbers: argument order"
