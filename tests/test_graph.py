@@ -275,6 +275,17 @@ def test_a_failing_renderer_is_a_diagnostic_and_leaves_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]
 
 
+def test_in_process_renderer_failures_are_diagnostics(monkeypatch):
+    from diffcli import render
+    from diffcli.errors import DiffcliError
+
+    monkeypatch.setenv("PATH", NO_DOT["PATH"])
+    with pytest.raises(DiffcliError, match="Graphviz \\(WebAssembly\\) could not draw"):
+        render.render("digraph { a -> }", "svg")
+    with pytest.raises(DiffcliError, match="cannot convert the SVG to PNG"):
+        render._convert("this is not SVG", "png")
+
+
 def test_a_program_error_writes_no_file(tmp_path):
     done = run_diffcli("graph", CHAIN, "-o", tmp_path / "chain.png")  # o has no value
     assert done.returncode == 1 and "`o` has no value" in done.stderr_text
