@@ -225,6 +225,62 @@ def evaluate(
     _console().print(report.eval_table(program, result, file, precision))
 
 
+# ---------------------------------------------------------------- graph
+
+class GraphFormat(str, enum.Enum):
+    dot = "dot"
+    svg = "svg"
+    png = "png"
+    pdf = "pdf"
+
+
+class RankDir(str, enum.Enum):
+    LR = "LR"
+    TB = "TB"
+
+
+@app.command(name="graph", epilog="Examples:\n\n"
+             "  diffcli graph samples/backprop_chain.expr --set o=1 -o chain.png\n\n"
+             "  diffcli graph model.expr --no-grad --format svg > model.svg\n\n"
+             "  diffcli graph model.expr | dot -Tpng -o model.png")
+@command
+def draw_graph(
+    file: str = FileArg,
+    output: Optional[str] = typer.Option(None, "-o", "--output", metavar="OUT",
+                                         help="Write the diagram here (default: standard output)."),
+    fmt: Optional[GraphFormat] = typer.Option(None, "--format", show_default=False,
+                                              help="dot, svg, png or pdf (default: from -o's "
+                                              "extension, else dot)."),
+    of: Optional[str] = OfOpt,
+    sets: Optional[List[str]] = SetOpt,
+    rankdir: RankDir = typer.Option(RankDir.TB, "--rankdir",
+                                    help="TB: inputs at the top. LR: inputs on the left, "
+                                    "as micrograd draws it."),
+    precision: int = typer.Option(6, "--precision", min=1, max=17, metavar="N",
+                                  help="Significant digits of the values and gradients drawn."),
+    no_grad: bool = typer.Option(False, "--no-grad", help="Draw values only (the forward pass)."),
+    max_nodes: int = typer.Option(500, "--max-nodes", min=1, metavar="N",
+                                  help="Refuse to render a picture of more nodes than this "
+                                  "(DOT text has no limit)."),
+):
+    """Draw the computation graph, every variable with its value and gradient (DOT, SVG, PNG, PDF)."""
+    values = parse_sets(sets)
+    from . import drawing, render
+
+    format = render.choose_format(fmt.value if fmt else None, output)
+    program = _read(file)
+    if format != "dot" and drawing.count_nodes(program) > max_nodes:
+        raise DiffcliError(
+            "input", f"the graph has {drawing.count_nodes(program)} nodes, too many for a picture "
+            f"(--max-nodes {max_nodes})",
+            help="write the DOT text instead (--format dot), or raise --max-nodes",
+        )
+    diagram = drawing.draw(program, values, of=of, gradients=not no_grad,
+                           rankdir=rankdir.value, precision=precision)
+    _warn_unused(diagram)
+    render.write(render.render(diagram.source, format), output, format)
+
+
 def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:

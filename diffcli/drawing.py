@@ -1,0 +1,167 @@
+"""A program's computation graph as Graphviz DOT, drawn the way a person draws it by hand.
+
+Every named variable is one record `name | value | grad` (micrograd's layout); every operation is
+its own small node, with edges in data-flow order from its arguments to its result. Unnamed
+intermediate values get a record without a name. Constant operands are folded into their operation's
+label (`3a` draws as `a -> ×3`), so numbers never clutter the picture. Rendering is render.py's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from . import engine
+from .program import Program
+from .report import number
+from .syntax import Call, Name, Number
+
+# how the op table's names read in a picture
+SYMBOLS = {"-": "−", "*": "×", "/": "÷"}
+INFIX = {"+", "-", "*", "/", "^"}
+COMMUTATIVE = {"+", "*", "min", "max", "hypot"}
+FONT = "Courier"  # Graphviz's WebAssembly build measures text with Courier's exact metrics
+INPUT_FILL, OUTPUT_FILL, OP_FILL = "#dbeafe", "#fde68a", "#f3f4f6"
+
+
+@dataclass
+class Diagram:
+    source: str          # the DOT text
+    nodes: int           # how many nodes the picture has (records and operations)
+    unused: list[str]    # --set names the program does not have (see Program.grad)
+
+
+def record_text(text: str) -> str:
+    """Text for one field of a record label: DOT's and the record syntax's special characters escaped."""
+    return "".join("\\" + c if c in '{}|<>"\\ ' else c for c in text)
+
+
+def plain_text(text: str) -> str:
+    """Text for an ordinary (escString) label: backslashes and quotes are literal."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def draw(program: Program, values: Mapping[str, float] | None = None, *, of: str | None = None,
+         gradients: bool = True, rankdir: str = "TB", precision: int = 6) -> Diagram:
+    """The DOT source of the program's graph, with every node's value and, unless `gradients` is
+    false, d(output)/d(node)."""
+    graph = program.graph
+    if gradients:
+        result = program.grad(values, of)
+        output = result.output
+    else:
+        output = program._check_name(of, "--of") if of is not None else program.output
+        result = program.evaluate(values)
+    node_values = engine.forward(graph, result.inputs)
+    adjoint = engine.reverse(graph, node_values, graph.names[output]) if gradients else None
+
+    import graphviz
+
+    name_of = graph.name_of()
+    constant = _constant_nodes(graph, name_of)
+    output_node = graph.names[output]
+    legend = {"blue: input": None, "yellow: output": None}  # more keys as the picture needs them
+    dot = graphviz.Digraph(
+        "diffcli",
+        graph_attr={"rankdir": rankdir, "ranksep": "0.35", "nodesep": "0.25", "fontname": FONT,
+                    "labelloc": "t", "labeljust": "l"},
+        node_attr={"fontname": FONT, "fontsize": "14", "shape": "record", "style": "filled",
+                   "fillcolor": "white"},
+        edge_attr={"fontname": FONT, "fontsize": "11", "fontcolor": "#555555", "arrowsize": "0.7"},
+    )
+    # record fields run across the rank direction: braces turn them to read left to right in LR
+    opens, closes = ("{", "}") if rankdir == "LR" else ("", "")
+    count = 0
+    for i in range(len(graph)):
+        if constant[i]:
+            continue
+        name = name_of.get(i)
+        fields = [] if name is None else [name]
+        fields.append(number(node_values[i], precision))
+        if adjoint is not None:
+            fields.append("grad " + number(adjoint[i], precision))
+        label = opens + " | ".join(record_text(f) for f in fields) + closes
+        if i == output_node:
+            style = {"fillcolor": OUTPUT_FILL, "penwidth": "2"}
+        elif name is not None and graph.op[i] is None:
+            style = {"fillcolor": INPUT_FILL}
+        elif name is None:
+            style = {"style": "filled,dashed", "color": "#777777"}
+            legend["dashed: unnamed value"] = None
+        else:
+            style = {}
+        dot.node(f"v{i}", graphviz.nohtml(label), **style)
+        count += 1
+        op = graph.op[i]
+        if op is None:
+            continue
+        args = graph.args[i]
+        texts = [_constant_text(program, j) if constant[j] else None for j in args]
+        dot.node(f"op{i}", graphviz.nohtml(plain_text(_op_label(op.name, texts))), shape="ellipse",
+                 fillcolor=OP_FILL, margin="0.04,0.02", height="0.3")
+        count += 1
+        variables = [(n, j) for n, j in enumerate(args) if not constant[j]]
+        numbered = len(variables) > 1 and op.name not in COMMUTATIVE  # say which argument is which
+        for n, j in variables:
+            if numbered:  # beside the arrowhead, where it cannot be read as another edge's
+                dot.edge(f"v{j}", f"op{i}", headlabel=str(n + 1), labeldistance="1.6")
+                legend["edge numbers: argument order"] = None
+            else:
+                dot.edge(f"v{j}", f"op{i}")
+        dot.edge(f"op{i}", f"v{i}")
+    title = _title(program, output, node_values[output_node], gradients, precision)
+    # \l ends a line of the title flush left
+    dot.graph_attr["label"] = graphviz.nohtml(
+        plain_text(title) + "\\l" + plain_text("    ".join(legend)) + "\\l")
+    return Diagram(dot.source, count, result.unused)
+
+
+def count_nodes(program: Program) -> int:
+    """How many nodes the picture of the program has (records and operations), before drawing it."""
+    graph = program.graph
+    constant = _constant_nodes(graph, graph.name_of())
+    return sum(1 + (op is not None) for op, c in zip(graph.op, constant) if not c)
+
+
+def _constant_nodes(graph, name_of) -> list[bool]:
+    """Unnamed nodes that depend on no variable: numbers, `pi`, and expressions of them."""
+    constant = [False] * len(graph)
+    for i, args in enumerate(graph.args):
+        if i not in name_of:
+            constant[i] = all(constant[j] for j in args)  # a leaf that is not a name: a number
+    return constant
+
+
+def _constant_text(program: Program, node: int) -> str:
+    expr = program.graph.expr[node]
+    text = program.source.snippet(expr.start, expr.end)
+    return text if isinstance(expr, (Number, Name, Call)) else f"({text})"
+
+
+def _op_label(name: str, constants: list[str | None]) -> str:
+    """An operation's label, with constant operands folded in and `·` standing for a variable."""
+    symbol = SYMBOLS.get(name, name)
+    if name in INFIX and len(constants) == 2:
+        left, right = constants
+        if left is None and right is None:
+            return symbol
+        if left is None:
+            return symbol + right                     # 3a -> ×3, d^2 -> ^2, x - 1 -> −1
+        if right is None:
+            if name in COMMUTATIVE:
+                return symbol + left
+            return f"{left} {symbol} ·"               # 5 - 3a -> 5 − ·
+        return f"{left} {symbol} {right}"
+    if len(constants) == 1 and name in ("-", "+", "="):  # signs, and `b = a`
+        return symbol + (constants[0] or "")
+    if all(c is None for c in constants):
+        return symbol
+    return f"{symbol}({', '.join('·' if c is None else c for c in constants)})"
+
+
+def _title(program: Program, output: str, value: float, gradients: bool, precision: int) -> str:
+    head = f"{program.source.filename}: {output} = {number(value, precision)}"
+    if not gradients:
+        return f"{head}    (values only: the forward pass)"
+    return f"{head}    grad = ∂{output}/∂node (reverse mode)"
+

