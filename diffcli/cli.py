@@ -261,6 +261,33 @@ def check(
         raise typer.Exit(1)
 
 
+class Format(str, enum.Enum):
+    text = "text"
+    markdown = "markdown"
+    latex = "latex"
+
+
+@app.command(epilog="Examples:\n\n"
+             "  diffcli explain samples/backprop_chain.expr --set o=1\n\n"
+             "  diffcli explain model.expr --of h --wrt x --format latex > derivation.tex")
+@command
+def explain(
+    file: str = FileArg,
+    wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME",
+                                      help="Differentiate with respect to this variable (default: "
+                                      "the first input the output depends on)."),
+    of: Optional[str] = OfOpt,
+    sets: Optional[List[str]] = SetOpt,
+    fmt: Format = typer.Option(Format.text, "--format", help="text (Unicode), markdown or latex."),
+):
+    """Show the chain rule step by step: local partials, reverse accumulation, symbolic total."""
+    values = parse_sets(sets)
+    program = _read(file)
+    from .explain import explain as derivation
+
+    _print(derivation(program, values, wrt, of, fmt.value, "<stdin>" if file == "-" else file))
+
+
 def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
