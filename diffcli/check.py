@@ -69,12 +69,14 @@ def check(program: Program, values: Mapping[str, float] | None = None, of: str |
     node_values = engine.forward(graph, inputs)
     out = graph.names[result.output]
     feeds_output = _feeds(graph, out)
+    kinks = [(i, KINKS[op.name]) for i, op in enumerate(graph.op)
+             if op is not None and op.name in KINKS and feeds_output[i]]
     rows = []
     for name, x in inputs.items():
         tangent = engine.tangents(graph, node_values, graph.names[name], needed=[out])
         h = EPS ** (1 / 3) * max(1.0, abs(x))
         row = Row(name, result.gradients[name], tangent[out], None, None, None, True)
-        row.kink = _kink(graph, node_values, tangent, h, feeds_output)
+        row.kink = _kink(graph, node_values, tangent, h, kinks)
         _compare(row, graph, inputs, out, h, node_values[out], rtol, atol, allow_kinks)
         rows.append(row)
     return CheckResult(result.output, result.value, all(r.ok for r in rows), rows, result.unused,
@@ -133,12 +135,9 @@ def _feeds(graph, out: int) -> list[bool]:
     return feeds
 
 
-def _kink(graph, values, tangent, h, feeds_output) -> str | None:
-    """The first kink feeding the output that a step of h in this input crosses, or None."""
-    for i, op in enumerate(graph.op):
-        crossed = KINKS.get(op.name) if op is not None and feeds_output[i] else None
-        if crossed is None:
-            continue
+def _kink(graph, values, tangent, h, kinks) -> str | None:
+    """The first of the kinks (node, test) that a step of h in this input crosses, or None."""
+    for i, crossed in kinks:
         args = graph.args[i]
         what = crossed(values[i], [values[j] for j in args], [tangent[j] * h for j in args])
         if what is not None:
