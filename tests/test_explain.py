@@ -165,18 +165,10 @@ def check_latex_structure(tex: str):
     assert re.sub(r"\\\$", "", body).count("$") % 2 == 0
     known = {"begin", "end", "frac", "partial", "cdot", "left", "right", "text", "texttt", "mathit",
              "paragraph", "operatorname", "sqrt", "pi", "sin", "cos", "tan", "sinh", "cosh", "tanh",
-             "exp", "log", "operatorname", "textbackslash", "textasciitilde", "textasciicircum",
-             "theta", "operatorname", "asin", "acos", "atan", "operatorname", "min", "max"}
+             "exp", "log", "ln", "textbackslash", "textasciitilde", "textasciicircum", "theta", "max",
+             "min"}
     commands = set(re.findall(r"\\([A-Za-z]+)", body))
     assert commands <= known, commands - known
-
-
-@pytest.mark.parametrize("args", [
-    [CHAIN, "--set", "o=1"], [SAMPLES / "neuron.expr"], [SAMPLES / "two_layer_network.expr", "--wrt", "w11"],
-    [SAMPLES / "micrograd_lecture.expr"],
-], ids=["chain", "neuron", "two_layer", "micrograd"])
-def test_latex_is_well_formed(args):
-    check_latex_structure(text_of(*args, "--format", "latex"))
 
 
 def test_latex_total_parses_back_to_the_same_expression():
@@ -198,15 +190,34 @@ def test_latex_total_parses_back_to_the_same_expression():
 ENGINE = next((shutil.which(e) for e in ("pdflatex", "lualatex", "xelatex") if shutil.which(e)), None)
 
 
+GREEK = "θ = 0.4\nw_1 = 2\nloss_2 = relu(θ) * max(w_1, θ) + abs(θ - 1) / min(θ, 3) + w_1^θ\n"
+LATEX_CASES = [
+    pytest.param([CHAIN, "--set", "o=1"], None, id="chain"),
+    pytest.param([SAMPLES / "neuron.expr"], None, id="neuron"),
+    pytest.param([SAMPLES / "two_layer_network.expr", "--wrt", "w11"], None, id="two_layer"),
+    pytest.param(["-"], ALL_FUNCTIONS, id="all_functions"),
+    pytest.param(["-", "--wrt", "θ"], GREEK, id="greek_and_kinks"),
+]
+
+
+@pytest.mark.parametrize("args, stdin", LATEX_CASES)
+def test_latex_is_well_formed_for_every_function(args, stdin):
+    done = run_diffcli("explain", *args, "--format", "latex", input=stdin and stdin.encode())
+    assert done.returncode == 0, done.stderr_text
+    check_latex_structure(done.stdout_text)
+
+
 @pytest.mark.skipif(ENGINE is None, reason="no LaTeX engine here (the structural test still runs)")
-def test_latex_compiles(tmp_path):  # pragma: no cover - only where TeX is installed
-    tex = text_of(SAMPLES / "neuron.expr", "--format", "latex")
+@pytest.mark.parametrize("args, stdin", LATEX_CASES)
+def test_latex_compiles(tmp_path, args, stdin):
+    done = run_diffcli("explain", *args, "--format", "latex", input=stdin and stdin.encode())
+    assert done.returncode == 0, done.stderr_text
     document = tmp_path / "d.tex"
     document.write_text("\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n"
-                        + tex + "\\end{document}\n", encoding="utf-8")
-    done = subprocess.run([ENGINE, "-interaction=nonstopmode", "-halt-on-error", document.name],
-                          cwd=tmp_path, capture_output=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:]
+                        + done.stdout_text + "\\end{document}\n", encoding="utf-8")
+    compiled = subprocess.run([ENGINE, "-interaction=nonstopmode", "-halt-on-error", document.name],
+                              cwd=tmp_path, capture_output=True, timeout=300)
+    assert compiled.returncode == 0, compiled.stdout.decode("utf-8", "replace")[-3000:]
 
 
 def test_latex_names():
