@@ -20,6 +20,7 @@ Nothing here prints: `check` returns rows; report.py renders them.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from typing import Mapping
@@ -86,6 +87,7 @@ def check(program: Program, values: Mapping[str, float] | None = None, of: str |
 def _compare(row, graph, inputs, out, h, value, rtol, atol, allow_kinks):
     a, f, name = row.analytic, row.forward, row.name
     x = inputs[name]
+    n = None
     try:
         # Richardson extrapolation of central differences at h and h/2 cancels the h² error term
         coarse, fine = (_central(graph, inputs, name, out, step) for step in (h, h / 2))
@@ -96,6 +98,11 @@ def _compare(row, graph, inputs, out, h, value, rtol, atol, allow_kinks):
                       f"{error.message}{place}; check at a point farther from the edge")
     else:
         n = fine + (fine - coarse) / 3
+        if not math.isfinite(n) or not math.isfinite(a - n):
+            row.ok = False
+            row.reason = f"the finite difference overflows at {name} = {x:g} ± {h:.2g}; rescale the inputs"
+            n = None
+    if n is not None:
         row.numeric = n
         row.abs_error = abs(a - n)
         scale = max(abs(a), abs(n))
