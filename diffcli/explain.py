@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.printer import Printer
 from sympy.printing.str import StrPrinter
 
 from . import engine, report
@@ -362,7 +363,7 @@ def _terms_as_written(printer, expr, order=None):
     """Terms of a sum as a person orders them: the constant first (14 + 10·d, 1 - y^2,
     -252 - 180·d), unless it is negative and a positive term can lead instead (yhat - 1); no leading
     minus sign where a positive term can lead (yhat - y)."""
-    terms = list(printer.__class__.__mro__[1]._as_ordered_terms(printer, expr, order=order))
+    terms = list(Printer._as_ordered_terms(printer, expr, order=order))
     positive = [t for t in terms if not t.could_extract_minus_sign()]
     constant = next((t for t in terms if t.is_Number), None)
     if constant is not None and (constant > 0 or not positive):
@@ -426,18 +427,28 @@ class TexPrinter(LatexPrinter):
         return rf"\left[{self._print(expr.args[0])} > 0\right]"
 
 
+# Greek capitals that look like Latin ones have no command of their own in LaTeX
+_GREEK_AS_LATIN = {"alpha": "A", "beta": "B", "epsilon": "E", "zeta": "Z", "eta": "H", "iota": "I",
+                   "kappa": "K", "mu": "M", "nu": "N", "omicron": "O", "rho": "P", "tau": "T",
+                   "chi": "X"}
+
+
 def tex_name(name: str) -> str:
-    """A variable's name in LaTeX: x, \\theta, w_{1}, \\mathit{loss}."""
+    """A variable's name in LaTeX: x, \\theta, w_{1}, \\mathit{loss}, \\text{é}."""
     if re.fullmatch(r"[A-Za-z]", name):
         return name
-    if len(name) == 1 and unicodedata.name(name, "").startswith("GREEK "):
-        words = unicodedata.name(name).split()  # GREEK SMALL LETTER THETA
-        letter = words[-1].lower()
-        return "\\" + (letter.capitalize() if words[1] == "CAPITAL" else letter)
+    greek = len(name) == 1 and re.fullmatch(r"GREEK (SMALL|CAPITAL) LETTER ([A-Z]+)",
+                                            unicodedata.name(name, ""))
+    if greek:
+        letter = greek[2].lower()
+        if greek[1] == "CAPITAL":
+            return _GREEK_AS_LATIN.get(letter) or "\\" + letter.capitalize()
+        return "o" if letter == "omicron" else "\\" + letter
     base, underscore, sub = name.partition("_")
     if base and sub and "_" not in sub:
         return f"{tex_name(base)}_{{{tex_name(sub) if not sub.isdigit() else sub}}}"
-    return r"\mathit{" + name.replace("_", r"\_") + "}"
+    escaped = name.replace("_", r"\_")
+    return rf"\mathit{{{escaped}}}" if name.isascii() else rf"\text{{{escaped}}}"
 
 
 TEX_FUNCTIONS = {"sin", "cos", "tan", "sinh", "cosh", "tanh", "exp", "log", "ln"}

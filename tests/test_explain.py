@@ -190,7 +190,8 @@ def test_latex_total_parses_back_to_the_same_expression():
 ENGINE = next((shutil.which(e) for e in ("pdflatex", "lualatex", "xelatex") if shutil.which(e)), None)
 
 
-GREEK = "θ = 0.4\nw_1 = 2\nloss_2 = relu(θ) * max(w_1, θ) + abs(θ - 1) / min(θ, 3) + w_1^θ\n"
+GREEK = ("θ = 0.4\nw_1 = 2\nΑ = 1\né = 3\n"
+         "loss_2 = relu(θ) * max(w_1, θ) + abs(θ - 1) / min(θ, 3) + w_1^θ + Α*é*θ\n")
 LATEX_CASES = [
     pytest.param([CHAIN, "--set", "o=1"], None, id="chain"),
     pytest.param([SAMPLES / "neuron.expr"], None, id="neuron"),
@@ -221,8 +222,10 @@ def test_latex_compiles(tmp_path, args, stdin):
 
 
 def test_latex_names():
-    assert [explain.tex_name(n) for n in ("x", "θ", "Ω", "w_1", "loss", "loss_2", "a_b_c")] == \
-        ["x", r"\theta", r"\Omega", "w_{1}", r"\mathit{loss}", r"\mathit{loss}_{2}", r"\mathit{a\_b\_c}"]
+    names = ("x", "θ", "Ω", "Α", "ο", "w_1", "loss", "loss_2", "a_b_c", "é")
+    assert [explain.tex_name(n) for n in names] == [
+        "x", r"\theta", r"\Omega", "A", "o", "w_{1}", r"\mathit{loss}", r"\mathit{loss}_{2}",
+        r"\mathit{a\_b\_c}", r"\text{é}"]
 
 
 # ---------------------------------------------------------------- limits, edges and errors
