@@ -281,6 +281,77 @@ def draw_graph(
     render.write(render.render(diagram.source, format), output, format)
 
 
+# ---------------------------------------------------------------- check, explain
+
+@app.command(epilog="Examples:\n\n"
+             "  diffcli check samples/backprop_chain.expr --set o=1\n\n"
+             "  diffcli check model.expr --json --rtol 1e-5")
+@command
+def check(
+    file: str = FileArg,
+    of: Optional[str] = OfOpt,
+    sets: Optional[List[str]] = SetOpt,
+    as_json: bool = JsonOpt,
+    rtol: float = typer.Option(1e-6, "--rtol", min=0.0, metavar="R",
+                               help="Relative tolerance against the finite difference."),
+    atol: float = typer.Option(1e-8, "--atol", min=0.0, metavar="A",
+                               help="Absolute tolerance (finite difference, and forward vs reverse)."),
+    allow_kinks: bool = typer.Option(False, "--allow-kinks",
+                                     help="Accept rows whose finite difference crosses a kink "
+                                     "(relu or abs at 0, a min/max tie)."),
+):
+    """Verify every input's gradient: reverse mode vs forward mode vs a finite difference.
+
+    Exits 1 if any row disagrees beyond its tolerance, or sits at a kink (unless --allow-kinks).
+    """
+    values = parse_sets(sets)
+    program = _read(file, as_json)
+    from . import report
+    from .check import check as check_gradients
+
+    result = check_gradients(program, values, of, rtol=rtol, atol=atol, allow_kinks=allow_kinks)
+    _warn_unused(result)
+    if as_json:
+        _print(report.check_json(result))
+    else:
+        console = _console()
+        if not console.is_terminal:  # a pipe or a file: don't fold the notes into narrow columns
+            console.width = max(console.width, 160)
+        console.print(report.check_table(result, file))
+        for row in result.rows:
+            if not row.ok:
+                sys.stderr.write(f"check failed: {row.name}: {row.reason}\n")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+class Format(str, enum.Enum):
+    text = "text"
+    markdown = "markdown"
+    latex = "latex"
+
+
+@app.command(epilog="Examples:\n\n"
+             "  diffcli explain samples/backprop_chain.expr --set o=1\n\n"
+             "  diffcli explain model.expr --of h --wrt x --format latex > derivation.tex")
+@command
+def explain(
+    file: str = FileArg,
+    wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME",
+                                      help="Differentiate with respect to this variable (default: "
+                                      "the first input the output depends on)."),
+    of: Optional[str] = OfOpt,
+    sets: Optional[List[str]] = SetOpt,
+    fmt: Format = typer.Option(Format.text, "--format", help="text (Unicode), markdown or latex."),
+):
+    """Show the chain rule step by step: local partials, reverse accumulation, symbolic total."""
+    values = parse_sets(sets)
+    program = _read(file)
+    from .explain import explain as derivation
+
+    _print(derivation(program, values, wrt, of, fmt.value, "<stdin>" if file == "-" else file))
+
+
 def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -192,11 +192,18 @@ def _ordinal(n: int) -> str:
 
 # ---------------------------------------------------------------- forward tangents
 
-def tangents(graph: Graph, values: list[float], wrt: int) -> list[float]:
-    """d(node)/d(wrt) for every node: forward mode, one column of the Jacobian."""
+def tangents(graph: Graph, values: list[float], wrt: int, needed=None) -> list[float]:
+    """d(node)/d(wrt) for every node: forward mode, one column of the Jacobian.
+
+    As in the reverse pass, a partial is only needed where something flows through it: a zero
+    partial blocks the flow (`0*sqrt(x)` at x = 0 has derivative 0). An infinite or undefined
+    partial that does flow is an error once it reaches a node in `needed` (default: every named
+    variable); elsewhere the tangent is left NaN.
+    """
     tangent = [0.0] * len(graph)
     tangent[wrt] = 1.0
-    args, partials = graph.args, graph.partials
+    args = graph.args
+    undefined_at: dict[int, tuple[int, int]] = {}  # node with a NaN tangent -> the partial that caused it
     for i in range(wrt + 1, len(graph)):
         a = args[i]
         if not a:
@@ -206,16 +213,23 @@ def tangents(graph: Graph, values: list[float], wrt: int) -> list[float]:
             t = tangent[j]
             if t != 0.0:
                 p = _partial(graph, values, i, n)
-                if p is None:
-                    raise _derivative_error(graph, values, i, n)
+                if p == 0.0:
+                    continue
+                if p is None or j in undefined_at:
+                    undefined_at.setdefault(i, undefined_at.get(j, (i, n)))
+                    total = math.nan
+                    continue
                 total += t * p
-        if not _isfinite(total):
+        if not _isfinite(total) and i not in undefined_at:
             raise DiffcliError(
                 "domain", f"the derivative overflows at `{_expr_text(graph, i)}`",
                 _op_span(graph, i), source=graph.source,
                 help="a derivative grew past the largest double (about 1.8e308); rescale the inputs",
             )
         tangent[i] = total
+    for node in graph.names.values() if needed is None else needed:
+        if node in undefined_at:
+            raise _derivative_error(graph, values, *undefined_at[node])
     return tangent
 
 

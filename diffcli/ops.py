@@ -120,8 +120,37 @@ FUNCTIONS["ln"] = FUNCTIONS["log"]._replace(name="ln")
 CONSTANTS = {"pi": math.pi}
 RESERVED = frozenset(FUNCTIONS) | frozenset(CONSTANTS)
 
-# kinks: where an operation's derivative jumps, so that a finite difference disagrees by nature
-KINKS = {"abs": "abs at 0", "relu": "relu at 0"}
+
+# -- kinks: where an operation's derivative jumps, so that a finite difference disagrees by nature ---
+# Each entry tells whether a step that moves the arguments by `moves` (signed) from `xs` crosses the
+# kink, and names it; None when it does not. A move of 0 never crosses: ties that move together stay
+# tied, and the function is smooth along that step.
+
+def _kink_at_zero(name):
+    def crossed(out, xs, moves):
+        x, move = xs[0], moves[0]
+        if move != 0 and abs(x) <= abs(move):
+            return f"{name} at 0" if x == 0 else f"{name} near 0 (argument {x:.3g})"
+        return None
+
+    return crossed
+
+
+def _kink_at_tie(name):
+    def crossed(out, xs, moves):
+        w = xs.index(out)  # an argument that is the result; any other that can reach it is a tie
+        for i, x in enumerate(xs):
+            gap, closing = abs(x - out), abs(moves[i] - moves[w])
+            if i != w and closing != 0 and gap <= closing:
+                what = "tie" if gap == 0 else f"near tie ({gap:.3g} apart)"
+                return f"{name} {what} between arguments {min(i, w) + 1} and {max(i, w) + 1}"
+        return None
+
+    return crossed
+
+
+KINKS = {"abs": _kink_at_zero("abs"), "relu": _kink_at_zero("relu"),
+         "min": _kink_at_tie("min"), "max": _kink_at_tie("max")}
 
 
 def partials_for(op: Op, nargs: int) -> tuple:

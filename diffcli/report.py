@@ -103,3 +103,48 @@ def forward_table(program: Program, result: Derivatives, filename: str, precisio
     return _table(f"diffcli grad {filename} --mode forward --wrt {wrt}",
                   ["name", "definition", "value", f"∂name/∂{wrt}"], rows, styles,
                   f"∂name/∂{wrt}: forward mode, the derivative of each variable with respect to {wrt}")
+
+
+def check_json(result) -> str:
+    rows = [{"name": r.name, "analytic": r.analytic, "forward": r.forward, "numeric": r.numeric,
+             "abs_error": r.abs_error, "rel_error": r.rel_error, "ok": r.ok, "kink": r.kink,
+             "reason": r.reason} for r in result.rows]
+    return _dumps({"output": result.output, "ok": result.ok, "rows": rows})
+
+
+def check_table(result, filename: str):
+    """One row per input; wide precision, since the columns are compared digit by digit."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(header_style="bold", expand=False)
+    table.add_column("input", no_wrap=True, overflow="fold")
+    for heading in ("reverse", "forward", "numeric", "abs error", "rel error"):
+        table.add_column(heading, justify="right", no_wrap=True)
+    table.add_column("ok")
+    table.add_column("note", style="dim")
+    for r in result.rows:
+        if r.kink:
+            note = f"kink: {r.kink}"
+        elif r.numeric is None:
+            note = "the step leaves the domain"
+        else:
+            note = "" if r.ok else "differs"
+        errors = ["–"] * 3 if r.numeric is None else [
+            number(r.numeric, 10), number(r.abs_error, 2), number(r.rel_error, 2)]
+        table.add_row(r.name, number(r.analytic, 10), number(r.forward, 10), *errors,
+                      "ok" if r.ok else "FAIL", note, style="" if r.ok else "bold red")
+    failed = sum(not r.ok for r in result.rows)
+    kinks = sum(bool(r.kink) for r in result.rows)
+    if not result.ok:
+        verdict = f"{failed} of {len(result.rows)} failed"
+    else:
+        verdict = f"all pass ({kinks} at a kink, allowed)" if kinks else "all agree"
+    out = result.output
+    return Group(
+        Text(f"diffcli check {filename}: ∂{out}/∂input three ways: {verdict}", style="bold"), table,
+        Text("reverse: reverse mode; forward: forward mode; numeric: central difference\n"
+             f"allowed: |reverse - numeric| ≤ {result.atol:g} + {result.rtol:g}·|reverse| + rounding noise",
+             style="dim"),
+    )

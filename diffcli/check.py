@@ -1,0 +1,153 @@
+"""Verify a gradient three ways: reverse mode, forward mode, and a central finite difference.
+
+For every input x the reverse-mode gradient d(out)/dx is compared with
+  - forward mode: `engine.tangents`, a separate interpreter propagating tangents through the same
+    operation table. The two differ only by the order of rounding, so they must agree to
+    AD_RTOL (relative) + atol.
+  - a central difference D(h) = (f(x+h) - f(x-h)) / 2h with h = eps^(1/3)·max(1, |x|), the step
+    that balances truncation (∝ h²) against rounding (∝ eps/h), refined by Richardson extrapolation,
+    D(h/2) + (D(h/2) - D(h))/3, which cancels the h² term: steep functions (sin of a cube) need it.
+    They must agree to atol + rtol·max(|reverse|, |numeric|) + the difference's own rounding noise,
+    estimated generously as ROUNDING·eps·|out|/h.
+
+Near a kink (relu or abs at 0, a min/max tie: `ops.KINKS`) the difference disagrees by nature; the row
+names the kink and fails, unless kinks are allowed, which waives the finite difference for that row.
+A kink counts when the step moves the kink's arguments across it, estimated to first order from the
+forward-mode tangents: argument j moves by tangent[j]·h.
+
+Nothing here prints: `check` returns rows; report.py renders them.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from typing import Mapping
+
+from . import engine
+from .errors import DiffcliError
+from .ops import KINKS
+from .program import Program
+
+EPS = sys.float_info.epsilon
+RTOL = 1e-6      # finite difference vs reverse mode, relative
+ATOL = 1e-8      # finite difference vs reverse mode (and forward vs reverse), absolute
+AD_RTOL = 1e-12  # forward vs reverse mode, relative: the same math, rounded in another order
+ROUNDING = 16    # safety factor on the finite difference's rounding noise eps·|out|/h
+
+
+@dataclass
+class Row:
+    name: str
+    analytic: float            # reverse mode
+    forward: float             # forward mode
+    numeric: float | None      # central difference; None when a step left the domain
+    abs_error: float | None    # |analytic - numeric|
+    rel_error: float | None    # abs_error / max(|analytic|, |numeric|), 0 when both are 0
+    ok: bool
+    kink: str | None = None    # the kink the step crosses, e.g. "relu at 0 (line 3)"
+    reason: str | None = None  # why the row failed, in a sentence
+
+
+@dataclass
+class CheckResult:
+    output: str
+    value: float
+    ok: bool
+    rows: list[Row]
+    unused: list[str]
+    rtol: float
+    atol: float
+
+
+def check(program: Program, values: Mapping[str, float] | None = None, of: str | None = None,
+          rtol: float = RTOL, atol: float = ATOL, allow_kinks: bool = False) -> CheckResult:
+    """Compare reverse mode with forward mode and a finite difference, for every input."""
+    result = program.grad(values, of)  # checks the names and values, and gives the reverse pass
+    graph = program.graph
+    inputs = {name: result.inputs[name] for name in graph.inputs}
+    node_values = engine.forward(graph, inputs)
+    out = graph.names[result.output]
+    feeds_output = _feeds(graph, out)
+    kinks = [(i, KINKS[op.name]) for i, op in enumerate(graph.op)
+             if op is not None and op.name in KINKS and feeds_output[i]]
+    rows = []
+    for name, x in inputs.items():
+        tangent = engine.tangents(graph, node_values, graph.names[name], needed=[out])
+        h = EPS ** (1 / 3) * max(1.0, abs(x))
+        row = Row(name, result.gradients[name], tangent[out], None, None, None, True)
+        row.kink = _kink(graph, node_values, tangent, h, kinks)
+        _compare(row, graph, inputs, out, h, node_values[out], rtol, atol, allow_kinks)
+        rows.append(row)
+    return CheckResult(result.output, result.value, all(r.ok for r in rows), rows, result.unused,
+                       rtol, atol)
+
+
+def _compare(row, graph, inputs, out, h, value, rtol, atol, allow_kinks):
+    a, f, name = row.analytic, row.forward, row.name
+    x = inputs[name]
+    n = None
+    try:
+        # Richardson extrapolation of central differences at h and h/2 cancels the h² error term
+        coarse, fine = (_central(graph, inputs, name, out, step) for step in (h, h / 2))
+    except DiffcliError as error:
+        row.ok = False
+        place = f" (line {error.line})" if error.line else ""
+        row.reason = (f"the finite-difference step {name} = {x:g} ± {h:.2g} leaves the domain: "
+                      f"{error.message}{place}; check at a point farther from the edge")
+    else:
+        n = fine + (fine - coarse) / 3
+        if not math.isfinite(n) or not math.isfinite(a - n):
+            row.ok = False
+            row.reason = f"the finite difference overflows at {name} = {x:g} ± {h:.2g}; rescale the inputs"
+            n = None
+    if n is not None:
+        row.numeric = n
+        row.abs_error = abs(a - n)
+        scale = max(abs(a), abs(n))
+        row.rel_error = row.abs_error / scale if scale else 0.0
+    if row.reason is None and row.kink is not None and not allow_kinks:
+        row.ok = False
+        row.reason = (f"kink: {row.kink}: a finite difference cannot check a gradient there "
+                      "(pass --allow-kinks to accept it)")
+    elif row.reason is None and row.kink is None:
+        noise = ROUNDING * EPS * max(abs(value), 1e-300) / h
+        allowed = atol + rtol * max(abs(a), abs(row.numeric)) + noise
+        if not row.abs_error <= allowed:
+            row.ok = False
+            row.reason = (f"reverse mode {a!r} and the finite difference {row.numeric!r} differ by "
+                          f"{row.abs_error:.3g} (allowed {allowed:.3g})")
+    ad_allowed = AD_RTOL * max(abs(a), abs(f)) + atol
+    if not abs(a - f) <= ad_allowed:
+        row.ok = False
+        row.reason = (f"reverse mode {a!r} and forward mode {f!r} differ by {abs(a - f):.3g} "
+                      f"(allowed {ad_allowed:.3g}); this is a bug in diffcli")
+
+
+def _central(graph, inputs, name, out, h) -> float:
+    x = inputs[name]
+    up, down = (engine.forward(graph, {**inputs, name: x + s})[out] for s in (h, -h))
+    return (up - down) / ((x + h) - (x - h))  # the step actually taken, after rounding x ± h
+
+
+def _feeds(graph, out: int) -> list[bool]:
+    """Whether each node is one the output depends on."""
+    feeds = [False] * len(graph)
+    feeds[out] = True
+    for i in range(out, -1, -1):
+        if feeds[i]:
+            for j in graph.args[i]:
+                feeds[j] = True
+    return feeds
+
+
+def _kink(graph, values, tangent, h, kinks) -> str | None:
+    """The first of the kinks (node, test) that a step of h in this input crosses, or None."""
+    for i, crossed in kinks:
+        args = graph.args[i]
+        what = crossed(values[i], [values[j] for j in args], [tangent[j] * h for j in args])
+        if what is not None:
+            line = graph.source.line_col(graph.expr[i].start)[0]
+            return f"{what} (line {line})"
+    return None
