@@ -7,6 +7,7 @@ malformed command line (Typer/Click's usage errors, and --set values that do not
 from __future__ import annotations
 
 import enum
+import gc
 import math
 import os
 import sys
@@ -220,6 +221,9 @@ def evaluate(
 
 
 def main() -> None:
+    # One short run: its objects live until it exits, so the cycle collector only costs time
+    # (a third of the run on a 100,000-statement file).
+    gc.disable()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.reconfigure(errors="backslashreplace")

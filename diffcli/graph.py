@@ -67,13 +67,38 @@ def _literal_value(expr: Expr) -> float:
     return expr.value
 
 
-def _walk(expr: Expr):
-    """Every node of an expression, parents before children, without recursion."""
+def _postorder(expr: Expr) -> tuple[list[Expr], list[Name], list[Call]]:
+    """An expression's nodes, children before parents; and its names and calls in file order.
+
+    Without recursion: a pre-order walk that takes right children first, reversed.
+    """
+    nodes: list[Expr] = []
+    names: list[Name] = []
+    calls: list[Call] = []
     stack = [expr]
+    pop, push, visit = stack.pop, stack.append, nodes.append
     while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(reversed(node.children()))
+        node = pop()
+        visit(node)
+        kind = node.__class__
+        if kind is Binary:
+            push(node.left)
+            push(node.right)
+        elif kind is Name:
+            names.append(node)
+        elif kind is Number:
+            pass
+        elif kind is Unary:
+            push(node.operand)
+        elif kind is Paren:
+            push(node.inner)
+        else:
+            calls.append(node)
+            stack.extend(node.args)
+    nodes.reverse()
+    names.reverse()
+    calls.reverse()
+    return nodes, names, calls
 
 
 def did_you_mean(word: str, candidates) -> str | None:
@@ -98,32 +123,39 @@ def build(statements: list[Assignment], source: Source) -> Graph:
     first_use: dict[str, Name] = {}
     calls: list[Call] = []
     uses: list[list[str]] = []
+    postorders: list[list[Expr]] = []
+    definitions = graph.definitions
     for stmt in statements:
-        if stmt.name in RESERVED:
-            what = "a function" if stmt.name in FUNCTIONS else "a constant"
-            raise fail("name", f"`{stmt.name}` is {what} and cannot be assigned",
+        name = stmt.name
+        if name in RESERVED:
+            what = "a function" if name in FUNCTIONS else "a constant"
+            raise fail("name", f"`{name}` is {what} and cannot be assigned",
                        (stmt.start, stmt.name_end), help="choose another name")
-        previous = graph.definitions.get(stmt.name)
+        previous = definitions.get(name)
         if previous is not None:
             line = source.line_col(previous.start)[0]
             raise fail(
-                "name", f"`{stmt.name}` is assigned twice", (stmt.start, stmt.name_end),
+                "name", f"`{name}` is assigned twice", (stmt.start, stmt.name_end),
                 help=f"each name is assigned once; rename one of them (first assigned on line {line})",
-                notes=[(f"`{stmt.name}` is first assigned here", (previous.start, previous.name_end))],
+                notes=[(f"`{name}` is first assigned here", (previous.start, previous.name_end))],
             )
-        graph.definitions[stmt.name] = stmt
-        order.setdefault(stmt.name)
+        definitions[name] = stmt
+        if name not in order:
+            order[name] = None
+        nodes, names, stmt_calls = _postorder(stmt.expr)
+        postorders.append(nodes)
         names_used = []
-        for node in _walk(stmt.expr):
-            if isinstance(node, Name):
-                if node.id in CONSTANTS:
-                    continue
-                order.setdefault(node.id)
-                first_use.setdefault(node.id, node)
-                names_used.append(node.id)
-            elif isinstance(node, Call):
-                calls.append(node)
+        for node in names:
+            used = node.id
+            if used in CONSTANTS:
+                continue
+            if used not in first_use:
+                first_use[used] = node
+                order.setdefault(used)
+            names_used.append(used)
         uses.append(names_used)
+        if stmt_calls:
+            calls.extend(stmt_calls)
 
     for call in calls:
         _check_call(call, graph, order, fail)
@@ -146,9 +178,10 @@ def build(statements: list[Assignment], source: Source) -> Graph:
     for name in order:
         if name in graph.inputs:
             graph.names[name] = graph.add(None, (), None, graph.inputs[name])
-    for stmt in statement_order:
+    for i in statement_order:
+        stmt = statements[i]
         if stmt.name not in graph.inputs:
-            root = _compile(stmt.expr, graph)
+            root = _compile(postorders[i], graph)
             if _is_name(stmt.expr):  # `b = a`: b needs a node of its own
                 root = graph.add(OPERATORS["id"], (root,), stmt.expr)
             graph.names[stmt.name] = root
@@ -189,9 +222,11 @@ def _usage(name: str, op: Op) -> str:
     return f"{name}({', '.join('xyz'[: op.arity])})"
 
 
-def _topological_order(statements, uses, graph: Graph, fail) -> list[Assignment]:
-    """Statements ordered so that each comes after those it uses (Kahn's algorithm, stable)."""
+def _topological_order(statements, uses, graph: Graph, fail) -> list[int]:
+    """Statements' indices ordered so that each comes after those it uses (Kahn's algorithm, stable)."""
     index = {stmt.name: i for i, stmt in enumerate(statements)}
+    if all(index.get(n, -1) < i for i, used in enumerate(uses) for n in used):
+        return range(len(statements))  # already in order, as most files are
     deps = [sorted({index[n] for n in used if n in index}) for used in uses]
     users: list[list[int]] = [[] for _ in statements]
     missing = [len(d) for d in deps]
@@ -217,7 +252,7 @@ def _topological_order(statements, uses, graph: Graph, fail) -> list[Assignment]
             (first.start, first.name_end),
             help="a name cannot be used, directly or through others, in its own definition",
         )
-    return [statements[i] for i in done]
+    return done
 
 
 def _find_cycle(stuck: list[int], deps: list[list[int]]) -> list[int]:
@@ -236,40 +271,31 @@ def _find_cycle(stuck: list[int], deps: list[list[int]]) -> list[int]:
     return cycle[k:] + cycle[:k]
 
 
-def _compile(expr: Expr, graph: Graph) -> int:
-    """Post-order compile of one expression into nodes; returns the root's index."""
+def _compile(nodes: list[Expr], graph: Graph) -> int:
+    """Compile one expression, given its nodes children first; returns the root's index."""
     names = graph.names
     results: list[int] = []
-    stack: list[tuple[Expr, bool]] = [(expr, False)]
+    push, pop = results.append, results.pop
     add = graph.add
-    while stack:
-        node, expanded = stack.pop()
-        kind = type(node)
-        if kind is Number:
-            results.append(add(None, (), node, node.value))
+    binary, unary = OPERATORS, OPERATORS
+    for node in nodes:
+        kind = node.__class__
+        if kind is Binary:
+            right = pop()
+            push(add(binary[node.op], (pop(), right), node))
         elif kind is Name:
             if node.id in CONSTANTS:
-                results.append(add(None, (), node, CONSTANTS[node.id]))
+                push(add(None, (), node, CONSTANTS[node.id]))
             else:
-                results.append(names[node.id])
-        elif kind is Paren:
-            stack.append((node.inner, False))
-        elif not expanded:
-            stack.append((node, True))
-            children = node.children()
-            for child in reversed(children):
-                stack.append((child, False))
-        else:
-            if kind is Binary:
-                op = OPERATORS[node.op]
-                n = 2
-            elif kind is Unary:
-                op = OPERATORS[node.op]
-                n = 1
-            else:
-                op = FUNCTIONS[node.func]
-                n = len(node.args)
+                push(names[node.id])
+        elif kind is Number:
+            push(add(None, (), node, node.value))
+        elif kind is Unary:
+            push(add(unary[node.op], (pop(),), node))
+        elif kind is Call:
+            n = len(node.args)
             args = tuple(results[-n:])
             del results[-n:]
-            results.append(add(op, args, node))
+            push(add(FUNCTIONS[node.func], args, node))
+        # a Paren adds no node: its value is its inner expression's
     return results[0]
