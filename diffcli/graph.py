@@ -7,7 +7,6 @@ Nothing here recurses on the program's size: expressions are walked with an expl
 
 from __future__ import annotations
 
-import difflib
 
 from .errors import DiffcliError, Source
 from .ops import CONSTANTS, FUNCTIONS, OPERATORS, RESERVED, Op, arity_text, partials_for
@@ -25,7 +24,7 @@ class Graph:
         self.source = source
         self.op: list[Op | None] = []
         self.args: list[tuple[int, ...]] = []
-        self.partials: list[tuple] = []
+        self._partials: list[tuple] | None = None
         self.value0: list[float | None] = []
         self.expr: list[Expr | None] = []
         self.names: dict[str, int] = {}                 # every named variable -> its node, file order
@@ -40,10 +39,20 @@ class Graph:
     def add(self, op, args, expr, value=None) -> int:
         self.op.append(op)
         self.args.append(args)
-        self.partials.append(partials_for(op, len(args)) if op is not None else ())
         self.value0.append(value)
         self.expr.append(expr)
+        self._partials = None
         return len(self.op) - 1
+
+    @property
+    def partials(self) -> list[tuple]:
+        """partials[i]: node i's partial-derivative functions, one per argument (see ops.py)."""
+        if self._partials is None:
+            self._partials = [
+                () if op is None else op.partials if op.arity else partials_for(op, len(args))
+                for op, args in zip(self.op, self.args)
+            ]
+        return self._partials
 
     def is_input(self, name: str) -> bool:
         return name in self.inputs
@@ -102,6 +111,8 @@ def _postorder(expr: Expr) -> tuple[list[Expr], list[Name], list[Call]]:
 
 
 def did_you_mean(word: str, candidates) -> str | None:
+    import difflib  # only for an error
+
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
 
@@ -272,30 +283,47 @@ def _find_cycle(stuck: list[int], deps: list[list[int]]) -> list[int]:
 
 
 def _compile(nodes: list[Expr], graph: Graph) -> int:
-    """Compile one expression, given its nodes children first; returns the root's index."""
+    """Compile one expression, given its nodes children first; returns the root's index.
+
+    (Graph.add, inlined: this runs once per node of the program.)
+    """
     names = graph.names
+    ops, args, value0, exprs = graph.op, graph.args, graph.value0, graph.expr
+    add_op, add_args, add_value, add_expr = ops.append, args.append, value0.append, exprs.append
+    operators, functions, constants = OPERATORS, FUNCTIONS, CONSTANTS
     results: list[int] = []
     push, pop = results.append, results.pop
-    add = graph.add
-    binary, unary = OPERATORS, OPERATORS
+    graph._partials = None
     for node in nodes:
         kind = node.__class__
-        if kind is Binary:
-            right = pop()
-            push(add(binary[node.op], (pop(), right), node))
-        elif kind is Name:
-            if node.id in CONSTANTS:
-                push(add(None, (), node, CONSTANTS[node.id]))
-            else:
+        if kind is Name:
+            if node.id not in constants:
                 push(names[node.id])
+                continue
+            add_op(None)
+            add_args(())
+            add_value(constants[node.id])
+        elif kind is Binary:
+            right = pop()
+            add_op(operators[node.op])
+            add_args((pop(), right))
+            add_value(None)
         elif kind is Number:
-            push(add(None, (), node, node.value))
+            add_op(None)
+            add_args(())
+            add_value(node.value)
         elif kind is Unary:
-            push(add(unary[node.op], (pop(),), node))
+            add_op(operators[node.op])
+            add_args((pop(),))
+            add_value(None)
         elif kind is Call:
             n = len(node.args)
-            args = tuple(results[-n:])
+            add_op(functions[node.func])
+            add_args(tuple(results[-n:]))
             del results[-n:]
-            push(add(FUNCTIONS[node.func], args, node))
-        # a Paren adds no node: its value is its inner expression's
+            add_value(None)
+        else:  # a Paren adds no node: its value is its inner expression's
+            continue
+        add_expr(node)
+        push(len(ops) - 1)
     return results[0]

@@ -287,10 +287,11 @@ class _FastParser:
     def parse(self, text: str) -> list[Assignment] | None:
         """The program's statements, or None if it has a syntax error."""
         actions, settle = self.actions, self.settle
-        lpar, rpar, special = self.lpar, self.rpar, self.special
+        lpar, rpar, special, kinds = self.lpar, self.rpar, self.special, self.kinds
         state = self.start_state
         states = [state]  # the LALR stack: always one longer than values
         values: list = []
+        push_state, push_value, pop_value = states.append, values.append, values.pop
         depth = 0  # open parentheses
         self.builder.text = text
         try:
@@ -302,20 +303,15 @@ class _FastParser:
                     elif kind == rpar:
                         if depth:
                             depth -= 1
-                    elif depth and ";" not in token.group() or self.kinds[kind] is None:
+                    elif depth and ";" not in token.group() or kinds[kind] is None:
                         continue  # a line break inside parentheses, or an ignored token
-                while True:
-                    action = actions[state][kind]
-                    if action.__class__ is int:  # shift
-                        state = action
-                        states.append(state)
-                        values.append(token)
-                        break
+                action = actions[state][kind]
+                while action.__class__ is not int:  # reductions, until the token can be shifted
                     name, shape, make, size = action
                     if shape == 3:
-                        value = make(values[-3], values[-2], values[-1])
-                        del values[-2:]
-                        values[-1] = value
+                        right = pop_value()
+                        middle = pop_value()
+                        values[-1] = make(values[-1], middle, right)
                         del states[-2:]
                         state = states[-1] = settle[states[-2]][name][kind]
                     elif shape == 1:
@@ -327,9 +323,13 @@ class _FastParser:
                         value = make(values[top:]) if shape < 0 else make(*values[top:])
                         del values[top:]
                         del states[top + 1 :]
-                        values.append(value)
+                        push_value(value)
                         state = settle[states[-1]][name][kind]
-                        states.append(state)
+                        push_state(state)
+                    action = actions[state][kind]
+                state = action
+                push_state(state)
+                push_value(token)
         except KeyError:  # no action for this token here: a syntax error
             return None
         finally:
