@@ -153,10 +153,13 @@ def _print(text: str) -> None:
     sys.stdout.flush()
 
 
-def _console():
+def _show(table) -> None:
+    """Print a table from report: a Rich renderable, or plain text (for very long tables)."""
+    if isinstance(table, str):
+        return _print(table)
     from rich.console import Console
 
-    return Console(highlight=False)
+    Console(highlight=False).print(table)
 
 
 # ---------------------------------------------------------------- grad, eval
@@ -192,12 +195,12 @@ def grad(
         _warn_unused(result)
         if as_json:
             return _print(report.forward_json(result))
-        return _console().print(report.forward_table(program, result, file, precision))
+        return _show(report.forward_table(program, result, file, precision))
     result = program.grad(values, of)
     _warn_unused(result)
     if as_json:
         return _print(report.grad_json(result))
-    _console().print(report.grad_table(program, result, file, precision))
+    _show(report.grad_table(program, result, file, precision))
 
 
 @app.command(name="eval", epilog="Example:\n\n  diffcli eval samples/backprop_chain.expr --set o=1")
@@ -217,7 +220,7 @@ def evaluate(
     _warn_unused(result)
     if as_json:
         return _print(report.eval_json(result))
-    _console().print(report.eval_table(program, result, file, precision))
+    _show(report.eval_table(program, result, file, precision))
 
 
 def main() -> None:

@@ -148,3 +148,30 @@ def test_fast_parser_agrees_with_lark_on_token_soup(pieces):
 @given(st.lists(st.sampled_from(_PIECES), max_size=20))
 def test_fast_parser_agrees_with_lark_on_statements(pieces):
     _check_same("x = " + "".join(pieces))
+
+
+def test_long_table_is_plain_and_complete(tmp_path):
+    from diffcli.report import PLAIN_TABLE_ROWS
+
+    n = PLAIN_TABLE_ROWS + 1
+    lines = ["x0 = 1"] + [f"x{i} = x{i - 1} + 0.5*sin(x{i - 1}) + {i}" for i in range(1, n)]
+    path = tmp_path / "long.expr"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = run_diffcli("grad", path)
+    assert done.returncode == 0, done.stderr_text
+    out = done.stdout_text.splitlines()
+    want = json.loads(run_diffcli("grad", path, "--json").stdout_text)
+    assert out[0] == f"diffcli grad {path}: x{n - 1} = {_six(want['value'])}"
+    assert out[1].split() == ["name", "definition", "value", f"∂x{n - 1}/∂name"]
+    rows = out[3:-1]
+    assert len(rows) == n
+    assert rows[0].split() == ["x0", "(input)", "input", "1", _six(want["gradients"]["x0"])]
+    last = rows[-1].split()
+    assert last[:2] == [f"x{n - 1}", "(output)"] and last[-2:] == [_six(want["value"]), "1"]
+    assert "┃" not in done.stdout_text
+
+
+def _six(x: float) -> str:
+    from diffcli.report import number
+
+    return number(x, 6)
