@@ -76,14 +76,10 @@ def _literal_value(expr: Expr) -> float:
     return expr.value
 
 
-def _postorder(expr: Expr) -> tuple[list[Expr], list[Name], list[Call]]:
-    """An expression's nodes, children before parents; and its names and calls in file order.
-
-    Without recursion: a pre-order walk that takes right children first, reversed.
-    """
+def _postorder(expr: Expr) -> list[Expr]:
+    """An expression's nodes, children before parents, without recursion: a pre-order walk
+    that takes right children first, reversed."""
     nodes: list[Expr] = []
-    names: list[Name] = []
-    calls: list[Call] = []
     stack = [expr]
     pop, push, visit = stack.pop, stack.append, nodes.append
     while stack:
@@ -93,21 +89,14 @@ def _postorder(expr: Expr) -> tuple[list[Expr], list[Name], list[Call]]:
         if kind is Binary:
             push(node.left)
             push(node.right)
-        elif kind is Name:
-            names.append(node)
-        elif kind is Number:
-            pass
         elif kind is Unary:
             push(node.operand)
         elif kind is Paren:
             push(node.inner)
-        else:
-            calls.append(node)
+        elif kind is Call:
             stack.extend(node.args)
     nodes.reverse()
-    names.reverse()
-    calls.reverse()
-    return nodes, names, calls
+    return nodes
 
 
 def did_you_mean(word: str, candidates) -> str | None:
@@ -117,8 +106,12 @@ def did_you_mean(word: str, candidates) -> str | None:
     return f"did you mean `{close[0]}`?" if close else None
 
 
-def build(statements: list[Assignment], source: Source) -> Graph:
-    """Check a parsed program and compile it into a graph."""
+def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] | None = None) -> Graph:
+    """Check a parsed program and compile it into a graph.
+
+    `nodes`, if given, holds each statement's expression nodes, children before parents, as
+    parser.parse_with_nodes makes them (else they are found here).
+    """
     if not statements:
         raise DiffcliError(
             "syntax", "the program has no statements", source=source,
@@ -134,9 +127,9 @@ def build(statements: list[Assignment], source: Source) -> Graph:
     first_use: dict[str, Name] = {}
     calls: list[Call] = []
     uses: list[list[str]] = []
-    postorders: list[list[Expr]] = []
     definitions = graph.definitions
-    for stmt in statements:
+    postorders = nodes if nodes is not None else [_postorder(stmt.expr) for stmt in statements]
+    for stmt, stmt_nodes in zip(statements, postorders):
         name = stmt.name
         if name in RESERVED:
             what = "a function" if name in FUNCTIONS else "a constant"
@@ -153,21 +146,22 @@ def build(statements: list[Assignment], source: Source) -> Graph:
         definitions[name] = stmt
         if name not in order:
             order[name] = None
-        nodes, names, stmt_calls = _postorder(stmt.expr)
-        postorders.append(nodes)
         names_used = []
-        for node in names:
-            used = node.id
-            if used in CONSTANTS:
-                continue
-            if used not in first_use:
-                first_use[used] = node
-                order.setdefault(used)
-            names_used.append(used)
+        for node in stmt_nodes:
+            kind = node.__class__
+            if kind is Name:
+                used = node.id
+                if used in CONSTANTS:
+                    continue
+                if used not in first_use:
+                    first_use[used] = node
+                    order.setdefault(used)
+                names_used.append(used)
+            elif kind is Call:
+                calls.append(node)
         uses.append(names_used)
-        if stmt_calls:
-            calls.extend(stmt_calls)
 
+    calls.sort(key=lambda call: call.start)  # outer calls first: `foo(bar(x))` names foo
     for call in calls:
         _check_call(call, graph, order, fail)
     for name, node in first_use.items():
@@ -196,7 +190,8 @@ def build(statements: list[Assignment], source: Source) -> Graph:
             if _is_name(stmt.expr):  # `b = a`: b needs a node of its own
                 root = graph.add(OPERATORS["id"], (root,), stmt.expr)
             graph.names[stmt.name] = root
-    graph.names = {name: graph.names[name] for name in order}
+    if list(graph.names) != list(order):
+        graph.names = {name: graph.names[name] for name in order}
     graph.output = statements[-1].name
     graph.first_use = first_use
     return graph

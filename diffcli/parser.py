@@ -68,12 +68,18 @@ def _parser() -> Lark:
 
 def parse(source: Source) -> list[Assignment]:
     """Parse a program's text into its assignments, in file order."""
+    return parse_with_nodes(source)[0]
+
+
+def parse_with_nodes(source: Source) -> tuple[list[Assignment], list[list[Expr]]]:
+    """The assignments, and for each the nodes of its expression, children before parents
+    (the order in which the parser made them, and in which graph.build compiles them)."""
     try:
-        statements = _FastParser.get().parse(source.text)
-        if statements is None:  # a syntax error: Lark finds it again and describes it
+        parsed = _FastParser.get().parse(source.text)
+        if parsed is None:  # a syntax error: Lark finds it again and describes it
             _parser().parse(source.text)
             raise AssertionError("Lark accepted a program that diffcli's parser did not")
-        return statements
+        return parsed
     except DiffcliError as error:
         error.source = source
         raise
@@ -93,6 +99,9 @@ class _Builder:
     def __init__(self, kinds: list[str | None]):
         self.kinds = kinds  # group index -> terminal name
         self.text = ""  # the source being parsed, for the implicit-product diagnostic
+        # every statement's expression nodes, in the order they are made: children before parents
+        self.nodes: list[list[Expr]] = []
+        self.made: list[Expr] = []
 
     def number(self, token):
         group = token.lastindex
@@ -105,19 +114,27 @@ class _Builder:
                 token.span(group),
                 help="doubles reach about 1.8e308",
             )
-        return Number(value, token.start(group), token.end())
+        node = Number(value, token.start(group), token.end())
+        self.made.append(node)
+        return node
 
     def name(self, token):
         group = token.lastindex
-        return Name(token.group(group), token.start(group), token.end())
+        node = Name(token.group(group), token.start(group), token.end())
+        self.made.append(node)
+        return node
 
     def binary(self, left, op, right):
         group = op.lastindex
-        return Binary(_BINARY_OPS[self.kinds[group]], left, right, op.start(group))
+        node = Binary(_BINARY_OPS[self.kinds[group]], left, right, op.start(group))
+        self.made.append(node)
+        return node
 
     def unary(self, op, operand):
         group = op.lastindex
-        return Unary(_UNARY_OPS[self.kinds[group]], operand, op.start(group))
+        node = Unary(_UNARY_OPS[self.kinds[group]], operand, op.start(group))
+        self.made.append(node)
+        return node
 
     def implicit(self, left, right):
         last = left
@@ -137,20 +154,28 @@ class _Builder:
                 (right.start, right.end),
                 help=f"write `{a}*{b}` to multiply (only a number or `)` may stand right before a factor)",
             )
-        return Binary("mul", left, right, right.start, implicit=True)
+        node = Binary("mul", left, right, right.start, implicit=True)
+        self.made.append(node)
+        return node
 
     def call(self, name, _lpar, args, rpar):
         group = name.lastindex
-        return Call(name.group(group), args, name.start(group), name.end(), rpar.end())
+        node = Call(name.group(group), args, name.start(group), name.end(), rpar.end())
+        self.made.append(node)
+        return node
 
     def arguments(self, *items):
         return [item for item in items if isinstance(item, Expr)]
 
     def paren(self, lpar, inner, rpar):
-        return Paren(inner, lpar.start(lpar.lastindex), rpar.end())
+        node = Paren(inner, lpar.start(lpar.lastindex), rpar.end())
+        self.made.append(node)
+        return node
 
     def stmt(self, name, _equals, expr):
         group = name.lastindex
+        self.nodes.append(self.made)
+        self.made = []
         return Assignment(name.group(group), expr, name.start(group), name.end())
 
     def start(self, *statements):
@@ -284,8 +309,9 @@ class _FastParser:
 
         return name, -1, reduce, len(symbols)
 
-    def parse(self, text: str) -> list[Assignment] | None:
-        """The program's statements, or None if it has a syntax error."""
+    def parse(self, text: str) -> tuple[list[Assignment], list[list[Expr]]] | None:
+        """The program's statements and their nodes (see parse_with_nodes), or None if it has a
+        syntax error."""
         actions, settle = self.actions, self.settle
         lpar, rpar, special, kinds = self.lpar, self.rpar, self.special, self.kinds
         state = self.start_state
@@ -293,7 +319,8 @@ class _FastParser:
         values: list = []
         push_state, push_value, pop_value = states.append, values.append, values.pop
         depth = 0  # open parentheses
-        self.builder.text = text
+        builder = self.builder
+        builder.text, builder.nodes, builder.made = text, [], []
         try:
             for token in iter(self.regex.scanner(text).match, None):
                 kind = token.lastindex
@@ -333,8 +360,9 @@ class _FastParser:
         except KeyError:  # no action for this token here: a syntax error
             return None
         finally:
-            self.builder.text = ""
-        return values[-2] if state == self.accept_state else None
+            nodes = builder.nodes
+            builder.text, builder.nodes, builder.made = "", [], []
+        return (values[-2], nodes) if state == self.accept_state else None
 
 
 # ---------------------------------------------------------------- diagnostics for syntax errors

@@ -187,8 +187,8 @@ def parse(text: str, filename: str = "<input>") -> Program:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        statements = parser.parse(source)
-        return Program(source, statements, build(statements, source))
+        statements, nodes = parser.parse_with_nodes(source)
+        return Program(source, statements, build(statements, source, nodes))
     finally:
         if collecting:
             gc.enable()

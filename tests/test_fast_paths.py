@@ -101,7 +101,7 @@ def _both(text: str):
     or for the fast parser a DiffcliError its builder raised (a product after a name, a huge number)."""
     try:
         fast = parser._FastParser.get().parse(text)
-        fast = "error" if fast is None else _from_ast(fast)
+        fast = "error" if fast is None else _from_ast(fast[0])
     except DiffcliError as error:
         fast = error
     try:
