@@ -128,6 +128,7 @@ def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] 
     calls: list[Call] = []
     uses: list[list[str]] = []
     definitions = graph.definitions
+    used_before_assigned: list[str] = []  # (or never assigned: free inputs)
     postorders = nodes if nodes is not None else [_postorder(stmt.expr) for stmt in statements]
     for stmt, stmt_nodes in zip(statements, postorders):
         name = stmt.name
@@ -143,7 +144,6 @@ def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] 
                 help=f"each name is assigned once; rename one of them (first assigned on line {line})",
                 notes=[(f"`{name}` is first assigned here", (previous.start, previous.name_end))],
             )
-        definitions[name] = stmt
         if name not in order:
             order[name] = None
         names_used = []
@@ -156,10 +156,13 @@ def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] 
                 if used not in first_use:
                     first_use[used] = node
                     order.setdefault(used)
+                if used not in definitions:
+                    used_before_assigned.append(used)
                 names_used.append(used)
             elif kind is Call:
                 calls.append(node)
         uses.append(names_used)
+        definitions[name] = stmt
 
     calls.sort(key=lambda call: call.start)  # outer calls first: `foo(bar(x))` names foo
     for call in calls:
@@ -177,7 +180,10 @@ def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] 
         elif _is_literal(stmt.expr):
             graph.inputs[name] = _literal_value(stmt.expr)
 
-    statement_order = _topological_order(statements, uses, graph, fail)
+    if any(name in definitions for name in used_before_assigned):
+        statement_order = _topological_order(statements, uses, graph, fail)
+    else:
+        statement_order = range(len(statements))  # already in dependency order, as most files are
 
     # compile: inputs first (their nodes are leaves), then each computed statement in dependency order
     for name in order:
@@ -231,8 +237,6 @@ def _usage(name: str, op: Op) -> str:
 def _topological_order(statements, uses, graph: Graph, fail) -> list[int]:
     """Statements' indices ordered so that each comes after those it uses (Kahn's algorithm, stable)."""
     index = {stmt.name: i for i, stmt in enumerate(statements)}
-    if all(index.get(n, -1) < i for i, used in enumerate(uses) for n in used):
-        return range(len(statements))  # already in order, as most files are
     deps = [sorted({index[n] for n in used if n in index}) for used in uses]
     users: list[list[int]] = [[] for _ in statements]
     missing = [len(d) for d in deps]

@@ -107,7 +107,8 @@ def _both(text: str):
     try:
         lark = _from_lark(parser._parser().parse(text))
     except UnexpectedInput as error:
-        lark = ("error", error.pos_in_stream if error.pos_in_stream is not None else len(text))
+        at_end = getattr(error, "token", None) is not None and error.token.type == "$END"
+        lark = ("error", len(text) if at_end or error.pos_in_stream is None else error.pos_in_stream)
     return fast, lark
 
 
