@@ -288,19 +288,20 @@ class _FastParser:
             shape = len(symbols) if len(symbols) in (1, 3) else 0
             return name, shape, method, len(symbols)
 
+        # the children to keep, each with whether it is a helper's list to splice in; a helper
+        # rule that is left-recursive (`__x: __x stmt _SEP`) grows its own list in place
+        helper = name.startswith("_")
+        grow = helper and inlined[0]
+        plan = [(i, inlined[i]) for i in range(1 if grow else 0, len(symbols)) if not dropped[i]]
+
         def reduce(children: list):
-            if inlined and inlined[0]:  # left recursion: extend the list in place, not a copy
-                items = children[0]
-                rest = zip(children[1:], dropped[1:], inlined[1:])
-            else:
-                items = []
-                rest = zip(children, dropped, inlined)
-            for child, drop, splice in rest:
+            items = children[0] if grow else []
+            for i, splice in plan:
                 if splice:
-                    items.extend(child)
-                elif not drop:
-                    items.append(child)
-            if name.startswith("_"):
+                    items.extend(children[i])
+                else:
+                    items.append(children[i])
+            if helper:
                 return items
             if method is not None:
                 return method(*items)
