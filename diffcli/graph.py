@@ -189,13 +189,7 @@ def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] 
     for name in order:
         if name in graph.inputs:
             graph.names[name] = graph.add(None, (), None, graph.inputs[name])
-    for i in statement_order:
-        stmt = statements[i]
-        if stmt.name not in graph.inputs:
-            root = _compile(postorders[i], graph)
-            if _is_name(stmt.expr):  # `b = a`: b needs a node of its own
-                root = graph.add(OPERATORS["id"], (root,), stmt.expr)
-            graph.names[stmt.name] = root
+    _compile([statements[i] for i in statement_order], [postorders[i] for i in statement_order], graph)
     if list(graph.names) != list(order):
         graph.names = {name: graph.names[name] for name in order}
     graph.output = statements[-1].name
@@ -281,48 +275,55 @@ def _find_cycle(stuck: list[int], deps: list[list[int]]) -> list[int]:
     return cycle[k:] + cycle[:k]
 
 
-def _compile(nodes: list[Expr], graph: Graph) -> int:
-    """Compile one expression, given its nodes children first; returns the root's index.
+def _compile(statements: list[Assignment], postorders: list[list[Expr]], graph: Graph) -> None:
+    """Compile computed statements, in this order, given each one's nodes children first.
 
     (Graph.add, inlined: this runs once per node of the program.)
     """
-    names = graph.names
+    names, inputs = graph.names, graph.inputs
     ops, args, value0, exprs = graph.op, graph.args, graph.value0, graph.expr
     add_op, add_args, add_value, add_expr = ops.append, args.append, value0.append, exprs.append
     operators, functions, constants = OPERATORS, FUNCTIONS, CONSTANTS
     results: list[int] = []
     push, pop = results.append, results.pop
     graph._partials = None
-    for node in nodes:
-        kind = node.__class__
-        if kind is Name:
-            if node.id not in constants:
-                push(names[node.id])
-                continue
-            add_op(None)
-            add_args(())
-            add_value(constants[node.id])
-        elif kind is Binary:
-            right = pop()
-            add_op(operators[node.op])
-            add_args((pop(), right))
-            add_value(None)
-        elif kind is Number:
-            add_op(None)
-            add_args(())
-            add_value(node.value)
-        elif kind is Unary:
-            add_op(operators[node.op])
-            add_args((pop(),))
-            add_value(None)
-        elif kind is Call:
-            n = len(node.args)
-            add_op(functions[node.func])
-            add_args(tuple(results[-n:]))
-            del results[-n:]
-            add_value(None)
-        else:  # a Paren adds no node: its value is its inner expression's
+    for stmt, nodes in zip(statements, postorders):
+        if stmt.name in inputs:
             continue
-        add_expr(node)
-        push(len(ops) - 1)
-    return results[0]
+        for node in nodes:
+            kind = node.__class__
+            if kind is Name:
+                name = node.id
+                if name not in constants:
+                    push(names[name])
+                    continue
+                add_op(None)
+                add_args(())
+                add_value(constants[name])
+            elif kind is Binary:
+                right = pop()
+                add_op(operators[node.op])
+                add_args((pop(), right))
+                add_value(None)
+            elif kind is Number:
+                add_op(None)
+                add_args(())
+                add_value(node.value)
+            elif kind is Unary:
+                add_op(operators[node.op])
+                add_args((pop(),))
+                add_value(None)
+            elif kind is Call:
+                n = len(node.args)
+                add_op(functions[node.func])
+                add_args(tuple(results[-n:]))
+                del results[-n:]
+                add_value(None)
+            else:  # a Paren adds no node: its value is its inner expression's
+                continue
+            add_expr(node)
+            push(len(ops) - 1)
+        root = pop()
+        if _is_name(stmt.expr):  # `b = a`: b needs a node of its own
+            root = graph.add(OPERATORS["id"], (root,), stmt.expr)
+        names[stmt.name] = root
