@@ -282,13 +282,19 @@ class _FastParser:
                         action = actions[state].get(kind)
                     settled[kind] = state
 
-        # While parsing, a token's terminal is the number of the regex group that matched it
+        # While parsing, a token's terminal is the number of the regex group that matched it, and a
+        # reduction carries, in place of its rule's name, where it leads: its column of `settle`
         groups = {kind: group for group, kind in enumerate(kinds) if kind is not None}
-        self.actions = [{groups[k]: action for k, action in row.items()} for row in actions]
-        self.settle = [
+        settle = [
             {rule: {groups[k]: state for k, state in settled.items()} for rule, settled in row.items()}
             for row in settle
         ]
+        leads = {
+            reduction: ([row.get(reduction[0]) for row in settle],) + reduction[1:]
+            for reduction in reductions.values()
+        }
+        self.actions = [{groups[k]: leads.get(action, action) for k, action in row.items()}
+                        for row in actions]
         self.lpar, self.rpar = groups["LPAR"], groups["RPAR"]
         # the tokens the rule of `_ParenNewlines` looks at, and those the grammar ignores
         self.special = frozenset(group for group, kind in enumerate(kinds)
@@ -337,7 +343,7 @@ class _FastParser:
     def parse(self, text: str) -> tuple[list[Assignment], list[list[Expr]]] | None:
         """The program's statements and their nodes (see parse_with_nodes), or None if it has a
         syntax error."""
-        actions, settle = self.actions, self.settle
+        actions = self.actions
         lpar, rpar, special, kinds = self.lpar, self.rpar, self.special, self.kinds
         state = self.start_state
         states = [state]  # the LALR stack: always one longer than values
@@ -359,24 +365,24 @@ class _FastParser:
                         continue  # a line break inside parentheses, or an ignored token
                 action = actions[state][kind]
                 while action.__class__ is not int:  # reductions, until the token can be shifted
-                    name, shape, make, size = action
+                    after, shape, make, size = action
                     if shape == 3:
                         right = pop_value()
                         middle = pop_value()
                         values[-1] = make(values[-1], middle, right)
                         del states[-2:]
-                        state = states[-1] = settle[states[-2]][name][kind]
+                        state = states[-1] = after[states[-2]][kind]
                     elif shape == 1:
                         if make is not None:
                             values[-1] = make(values[-1])
-                        state = states[-1] = settle[states[-2]][name][kind]
+                        state = states[-1] = after[states[-2]][kind]
                     else:
                         top = len(values) - size
                         value = make(values[top:]) if shape < 0 else make(*values[top:])
                         del values[top:]
                         del states[top + 1 :]
                         push_value(value)
-                        state = settle[states[-1]][name][kind]
+                        state = after[states[-1]][kind]
                         push_state(state)
                     action = actions[state][kind]
                 state = action
