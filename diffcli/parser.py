@@ -301,7 +301,8 @@ class _FastParser:
                                  if kind in (None, "LPAR", "RPAR", "_SEP"))
 
     def _reduction(self, rule) -> tuple:
-        """(the rule's name, how its children are passed, the function that makes its value).
+        """(the rule's name, how its children are passed, the function that makes its value, and
+        how many symbols it pops). `__init__` then puts where the reduction leads in place of the name.
 
         Children are passed as 1 or 3 arguments (the common rules), as any number of arguments
         (shape 0), or as one list (shape -1) after dropping filtered tokens (`_SEP`) and inlining

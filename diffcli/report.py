@@ -45,7 +45,7 @@ def number(x: float, precision: int) -> str:
 
 
 # Rich lays out a table at about a third of a millisecond a row: above this many rows a plain
-# table (same columns, no colours or box) is printed instead, so 100,000 rows take a second, not 40.
+# table (same columns, no colours or box) is printed instead: 100,000 rows in seconds, not 40.
 PLAIN_TABLE_ROWS = 2000
 DEFINITION_WIDTH = 34
 
