@@ -62,13 +62,6 @@ class Graph:
         return {node: name for name, node in self.names.items()}
 
 
-def _is_literal(expr: Expr) -> bool:
-    """A plain number with an optional sign: the definition of an input."""
-    if isinstance(expr, Unary):
-        expr = expr.operand
-    return isinstance(expr, Number)
-
-
 def _literal_value(expr: Expr) -> float:
     if isinstance(expr, Unary):
         value = expr.operand.value
@@ -122,11 +115,10 @@ def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] 
     def fail(kind, message, span, help=None, notes=None):
         return DiffcliError(kind, message, span, source=source, help=help, notes=notes)
 
-    # names in file order of first appearance; assignments; uses
+    # names in file order of first appearance; assignments; calls
     order: dict[str, None] = {}
     first_use: dict[str, Name] = {}
     calls: list[Call] = []
-    uses: list[list[str]] = []
     definitions = graph.definitions
     used_before_assigned: list[str] = []  # (or never assigned: free inputs)
     postorders = nodes if nodes is not None else [_postorder(stmt.expr) for stmt in statements]
@@ -146,7 +138,6 @@ def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] 
             )
         if name not in order:
             order[name] = None
-        names_used = []
         for node in stmt_nodes:
             kind = node.__class__
             if kind is Name:
@@ -158,29 +149,35 @@ def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] 
                     order.setdefault(used)
                 if used not in definitions:
                     used_before_assigned.append(used)
-                names_used.append(used)
             elif kind is Call:
                 calls.append(node)
-        uses.append(names_used)
         definitions[name] = stmt
 
-    calls.sort(key=lambda call: call.start)  # outer calls first: `foo(bar(x))` names foo
-    for call in calls:
+    wrong = [call for call in calls if not _right_arguments(call)]
+    wrong.sort(key=lambda call: call.start)  # outer calls first: `foo(bar(x))` names foo
+    for call in wrong:
         _check_call(call, graph, order, fail)
-    for name, node in first_use.items():
-        if name in FUNCTIONS:
-            raise fail("name", f"`{name}` is a function, not a value", (node.start, node.end),
-                       help=f"call it with an argument: `{name}(x)`")
+    if any(function in first_use for function in FUNCTIONS):
+        for name, node in first_use.items():
+            if name in FUNCTIONS:
+                raise fail("name", f"`{name}` is a function, not a value", (node.start, node.end),
+                           help=f"call it with an argument: `{name}(x)`")
 
     # inputs: literals and free names, in file order
+    inputs = graph.inputs
     for name in order:
-        stmt = graph.definitions.get(name)
+        stmt = definitions.get(name)
         if stmt is None:
-            graph.inputs[name] = None
-        elif _is_literal(stmt.expr):
-            graph.inputs[name] = _literal_value(stmt.expr)
+            inputs[name] = None
+        else:
+            expr = stmt.expr  # an input's: a plain number with an optional sign
+            kind = expr.__class__
+            if kind is Number or (kind is Unary and expr.operand.__class__ is Number):
+                inputs[name] = _literal_value(expr)
 
     if any(name in definitions for name in used_before_assigned):
+        uses = [[node.id for node in stmt_nodes if node.__class__ is Name and node.id not in CONSTANTS]
+                for stmt_nodes in postorders]
         statement_order = _topological_order(statements, uses, graph, fail)
     else:
         statement_order = range(len(statements))  # already in dependency order, as most files are
@@ -201,6 +198,14 @@ def _is_name(expr: Expr) -> bool:
     while isinstance(expr, Paren):
         expr = expr.inner
     return isinstance(expr, Name)
+
+
+def _right_arguments(call: Call) -> bool:
+    """Whether a call names a function and gives it as many arguments as it takes."""
+    op = FUNCTIONS.get(call.func)
+    if op is None:
+        return False
+    return len(call.args) == op.arity if op.arity else len(call.args) >= 2
 
 
 def _check_call(call: Call, graph: Graph, order, fail) -> None:
