@@ -213,7 +213,7 @@ def report(rows, startup, table, linear, repeat) -> str:
         "CPython's `compile()` of the same program translated to Python (`^` -> `**`); for `wide` "
         "the same arithmetic one term per statement.",
         "",
-        "| workload | statements | graph nodes | parse | build | forward | reverse | `grad --json` process (wall) | statements/s | floor: compile() | ratio | target | | ratio to a `python` process that compiles |",
+        "| workload | statements | graph nodes | parse | build | forward | reverse | `grad --json` process (wall) | statements/s | floor: compile() | ratio | target | met? | ratio to a `python` process that compiles |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |",
     ]
     for row in rows:
