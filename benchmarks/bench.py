@@ -32,6 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 GENPROG = ROOT.parent / "shared" / "bench" / "genprog.py"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+# the measured processes import diffcli from this checkout (its dependencies must be installed)
+ENVIRONMENT = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
 
 WORKLOADS = [("chain", 100_000), ("wide", 100_000), ("deep", 5_000), ("mlp", 64)]
 ANALYSIS = "<!-- analysis: written by hand, kept when bench.py rewrites the measurements above -->"
@@ -77,7 +80,8 @@ def run(argv: list[str], capture: bool = False) -> tuple[float, float, float, by
     """Run a process to its end: (CPU seconds, wall seconds, peak MiB, its output if captured)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out if capture else subprocess.DEVNULL, stderr=err)
+        process = subprocess.Popen(argv, stdout=out if capture else subprocess.DEVNULL, stderr=err,
+                                   env=ENVIRONMENT)
         _, status, usage = os.wait4(process.pid, 0)  # this child's own CPU time and memory
         wall = time.perf_counter() - start
         process.returncode = os.waitstatus_to_exitcode(status)
