@@ -7,6 +7,7 @@ malformed command line (Typer/Click's usage errors, and --set values that do not
 from __future__ import annotations
 
 import enum
+import gc
 import math
 import os
 import sys
@@ -164,6 +165,13 @@ def _console():
     return Console(highlight=False)
 
 
+def _show(table) -> None:
+    """Print a table from report: a Rich renderable, or plain text (for very long tables)."""
+    if isinstance(table, str):
+        return _print(table)
+    _console().print(table)
+
+
 # ---------------------------------------------------------------- grad, eval
 
 @app.command(epilog="Examples:\n\n"
@@ -197,12 +205,12 @@ def grad(
         _warn_unused(result)
         if as_json:
             return _print(report.forward_json(result))
-        return _console().print(report.forward_table(program, result, file, precision))
+        return _show(report.forward_table(program, result, file, precision))
     result = program.grad(values, of)
     _warn_unused(result)
     if as_json:
         return _print(report.grad_json(result))
-    _console().print(report.grad_table(program, result, file, precision))
+    _show(report.grad_table(program, result, file, precision))
 
 
 @app.command(name="eval", epilog="Example:\n\n  diffcli eval samples/backprop_chain.expr --set o=1")
@@ -222,7 +230,7 @@ def evaluate(
     _warn_unused(result)
     if as_json:
         return _print(report.eval_json(result))
-    _console().print(report.eval_table(program, result, file, precision))
+    _show(report.eval_table(program, result, file, precision))
 
 
 # ---------------------------------------------------------------- graph
@@ -353,12 +361,34 @@ def explain(
 
 
 def main() -> None:
+    # One short run: its objects live until it exits, so the cycle collector only costs time
+    # (a third of the run on a 100,000-statement file).
+    gc.disable()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.reconfigure(errors="backslashreplace")
         except (AttributeError, ValueError):
             pass
-    app()
+    try:
+        app()
+        code = 0
+    except SystemExit as done:
+        code = done.code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        code = 130
+    if not isinstance(code, int):
+        if code is not None:
+            sys.stderr.write(f"{code}\n")
+        code = 0 if code is None else 1
+    # Leave without freeing every object one by one (0.1 s after a 100,000-statement file);
+    # nothing else is pending at this point but the buffered output.
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        code = code or 120  # what Python exits with when it cannot flush standard output
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -95,7 +95,10 @@ def needs_gradient(graph: Graph) -> list[bool]:
         needs[node] = True
     for i, a in enumerate(graph.args):
         if a and not needs[i]:
-            needs[i] = any(needs[j] for j in a)
+            for j in a:
+                if needs[j]:
+                    needs[i] = True
+                    break
     return needs
 
 

@@ -7,7 +7,6 @@ Nothing here recurses on the program's size: expressions are walked with an expl
 
 from __future__ import annotations
 
-import difflib
 
 from .errors import DiffcliError, Source
 from .ops import CONSTANTS, FUNCTIONS, OPERATORS, RESERVED, Op, arity_text, partials_for
@@ -25,7 +24,7 @@ class Graph:
         self.source = source
         self.op: list[Op | None] = []
         self.args: list[tuple[int, ...]] = []
-        self.partials: list[tuple] = []
+        self._partials: list[tuple] | None = None
         self.value0: list[float | None] = []
         self.expr: list[Expr | None] = []
         self.names: dict[str, int] = {}                 # every named variable -> its node, file order
@@ -41,10 +40,20 @@ class Graph:
     def add(self, op, args, expr, value=None) -> int:
         self.op.append(op)
         self.args.append(args)
-        self.partials.append(partials_for(op, len(args)) if op is not None else ())
         self.value0.append(value)
         self.expr.append(expr)
+        self._partials = None
         return len(self.op) - 1
+
+    @property
+    def partials(self) -> list[tuple]:
+        """partials[i]: node i's partial-derivative functions, one per argument (see ops.py)."""
+        if self._partials is None:
+            self._partials = [
+                () if op is None else op.partials if op.arity else partials_for(op, len(args))
+                for op, args in zip(self.op, self.args)
+            ]
+        return self._partials
 
     def is_input(self, name: str) -> bool:
         return name in self.inputs
@@ -54,13 +63,6 @@ class Graph:
         return {node: name for name, node in self.names.items()}
 
 
-def _is_literal(expr: Expr) -> bool:
-    """A plain number with an optional sign: the definition of an input."""
-    if isinstance(expr, Unary):
-        expr = expr.operand
-    return isinstance(expr, Number)
-
-
 def _literal_value(expr: Expr) -> float:
     if isinstance(expr, Unary):
         value = expr.operand.value
@@ -68,22 +70,42 @@ def _literal_value(expr: Expr) -> float:
     return expr.value
 
 
-def _walk(expr: Expr):
-    """Every node of an expression, parents before children, without recursion."""
+def _postorder(expr: Expr) -> list[Expr]:
+    """An expression's nodes, children before parents, without recursion: a pre-order walk
+    that takes right children first, reversed."""
+    nodes: list[Expr] = []
     stack = [expr]
+    pop, push, visit = stack.pop, stack.append, nodes.append
     while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(reversed(node.children()))
+        node = pop()
+        visit(node)
+        kind = node.__class__
+        if kind is Binary:
+            push(node.left)
+            push(node.right)
+        elif kind is Unary:
+            push(node.operand)
+        elif kind is Paren:
+            push(node.inner)
+        elif kind is Call:
+            stack.extend(node.args)
+    nodes.reverse()
+    return nodes
 
 
 def did_you_mean(word: str, candidates) -> str | None:
+    import difflib  # only for an error
+
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
 
 
-def build(statements: list[Assignment], source: Source) -> Graph:
-    """Check a parsed program and compile it into a graph."""
+def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] | None = None) -> Graph:
+    """Check a parsed program and compile it into a graph.
+
+    `nodes`, if given, holds each statement's expression nodes, children before parents, as
+    parser.parse_with_nodes makes them (else they are found here).
+    """
     if not statements:
         raise DiffcliError(
             "syntax", "the program has no statements", source=source,
@@ -94,66 +116,80 @@ def build(statements: list[Assignment], source: Source) -> Graph:
     def fail(kind, message, span, help=None, notes=None):
         return DiffcliError(kind, message, span, source=source, help=help, notes=notes)
 
-    # names in file order of first appearance; assignments; uses
+    # names in file order of first appearance; assignments; calls
     order: dict[str, None] = {}
     first_use: dict[str, Name] = {}
     calls: list[Call] = []
-    uses: list[list[str]] = []
-    for stmt in statements:
-        if stmt.name in RESERVED:
-            what = "a function" if stmt.name in FUNCTIONS else "a constant"
-            raise fail("name", f"`{stmt.name}` is {what} and cannot be assigned",
+    definitions = graph.definitions
+    used_before_assigned: list[str] = []  # (or never assigned: free inputs)
+    postorders = nodes if nodes is not None else [_postorder(stmt.expr) for stmt in statements]
+    for stmt, stmt_nodes in zip(statements, postorders):
+        name = stmt.name
+        if name in RESERVED:
+            what = "a function" if name in FUNCTIONS else "a constant"
+            raise fail("name", f"`{name}` is {what} and cannot be assigned",
                        (stmt.start, stmt.name_end), help="choose another name")
-        previous = graph.definitions.get(stmt.name)
+        previous = definitions.get(name)
         if previous is not None:
             line = source.line_col(previous.start)[0]
             raise fail(
-                "name", f"`{stmt.name}` is assigned twice", (stmt.start, stmt.name_end),
+                "name", f"`{name}` is assigned twice", (stmt.start, stmt.name_end),
                 help=f"each name is assigned once; rename one of them (first assigned on line {line})",
-                notes=[(f"`{stmt.name}` is first assigned here", (previous.start, previous.name_end))],
+                notes=[(f"`{name}` is first assigned here", (previous.start, previous.name_end))],
             )
-        graph.definitions[stmt.name] = stmt
-        order.setdefault(stmt.name)
-        names_used = []
-        for node in _walk(stmt.expr):
-            if isinstance(node, Name):
-                if node.id in CONSTANTS:
+        if name not in order:
+            order[name] = None
+        for node in stmt_nodes:
+            kind = node.__class__
+            if kind is Name:
+                used = node.id
+                if used in CONSTANTS:
                     continue
-                order.setdefault(node.id)
-                first_use.setdefault(node.id, node)
-                names_used.append(node.id)
-            elif isinstance(node, Call):
+                if used not in first_use:
+                    first_use[used] = node
+                    order.setdefault(used)
+                if used not in definitions:
+                    used_before_assigned.append(used)
+            elif kind is Call:
                 calls.append(node)
-        uses.append(names_used)
+        definitions[name] = stmt
 
-    for call in calls:
+    wrong = [call for call in calls if not _right_arguments(call)]
+    wrong.sort(key=lambda call: call.start)  # outer calls first: `foo(bar(x))` names foo
+    for call in wrong:
         _check_call(call, graph, order, fail)
-    for name, node in first_use.items():
-        if name in FUNCTIONS:
-            raise fail("name", f"`{name}` is a function, not a value", (node.start, node.end),
-                       help=f"call it with an argument: `{name}(x)`")
+    if any(function in first_use for function in FUNCTIONS):
+        for name, node in first_use.items():
+            if name in FUNCTIONS:
+                raise fail("name", f"`{name}` is a function, not a value", (node.start, node.end),
+                           help=f"call it with an argument: `{name}(x)`")
 
     # inputs: literals and free names, in file order
+    inputs = graph.inputs
     for name in order:
-        stmt = graph.definitions.get(name)
+        stmt = definitions.get(name)
         if stmt is None:
-            graph.inputs[name] = None
-        elif _is_literal(stmt.expr):
-            graph.inputs[name] = _literal_value(stmt.expr)
+            inputs[name] = None
+        else:
+            expr = stmt.expr  # an input's: a plain number with an optional sign
+            kind = expr.__class__
+            if kind is Number or (kind is Unary and expr.operand.__class__ is Number):
+                inputs[name] = _literal_value(expr)
 
-    statement_order = _topological_order(statements, uses, graph, fail)
+    if any(name in definitions for name in used_before_assigned):
+        uses = [[node.id for node in stmt_nodes if node.__class__ is Name and node.id not in CONSTANTS]
+                for stmt_nodes in postorders]
+        statement_order = _topological_order(statements, uses, graph, fail)
+    else:
+        statement_order = range(len(statements))  # already in dependency order, as most files are
 
     # compile: inputs first (their nodes are leaves), then each computed statement in dependency order
     for name in order:
         if name in graph.inputs:
             graph.names[name] = graph.add(None, (), None, graph.inputs[name])
-    for stmt in statement_order:
-        if stmt.name not in graph.inputs:
-            root = _compile(stmt.expr, graph)
-            if _is_name(stmt.expr):  # `b = a`: b needs a node of its own
-                root = graph.add(OPERATORS["id"], (root,), stmt.expr)
-            graph.names[stmt.name] = root
-    graph.names = {name: graph.names[name] for name in order}
+    _compile([statements[i] for i in statement_order], [postorders[i] for i in statement_order], graph)
+    if list(graph.names) != list(order):
+        graph.names = {name: graph.names[name] for name in order}
     graph.output = statements[-1].name
     graph.first_use = first_use
     graph.notes = _exponent_notes(statements, order, source)
@@ -167,7 +203,7 @@ def _exponent_notes(statements, names, source: Source) -> list[DiffcliError]:
     letters = [letter for letter in "eE" if letter in names]
     notes = []
     for stmt in statements if letters else ():
-        for node in _walk(stmt.expr):
+        for node in _postorder(stmt.expr):
             if not isinstance(node, Number):
                 continue
             text = source.text[node.start : node.end]
@@ -187,6 +223,14 @@ def _is_name(expr: Expr) -> bool:
     while isinstance(expr, Paren):
         expr = expr.inner
     return isinstance(expr, Name)
+
+
+def _right_arguments(call: Call) -> bool:
+    """Whether a call names a function and gives it as many arguments as it takes."""
+    op = FUNCTIONS.get(call.func)
+    if op is None:
+        return False
+    return len(call.args) == op.arity if op.arity else len(call.args) >= 2
 
 
 def _check_call(call: Call, graph: Graph, order, fail) -> None:
@@ -214,8 +258,8 @@ def _usage(name: str, op: Op) -> str:
     return f"{name}({', '.join('xyz'[: op.arity])})"
 
 
-def _topological_order(statements, uses, graph: Graph, fail) -> list[Assignment]:
-    """Statements ordered so that each comes after those it uses (Kahn's algorithm, stable)."""
+def _topological_order(statements, uses, graph: Graph, fail) -> list[int]:
+    """Statements' indices ordered so that each comes after those it uses (Kahn's algorithm, stable)."""
     index = {stmt.name: i for i, stmt in enumerate(statements)}
     deps = [sorted({index[n] for n in used if n in index}) for used in uses]
     users: list[list[int]] = [[] for _ in statements]
@@ -242,7 +286,7 @@ def _topological_order(statements, uses, graph: Graph, fail) -> list[Assignment]
             (first.start, first.name_end),
             help="a name cannot be used, directly or through others, in its own definition",
         )
-    return [statements[i] for i in done]
+    return done
 
 
 def _find_cycle(stuck: list[int], deps: list[list[int]]) -> list[int]:
@@ -261,40 +305,55 @@ def _find_cycle(stuck: list[int], deps: list[list[int]]) -> list[int]:
     return cycle[k:] + cycle[:k]
 
 
-def _compile(expr: Expr, graph: Graph) -> int:
-    """Post-order compile of one expression into nodes; returns the root's index."""
-    names = graph.names
+def _compile(statements: list[Assignment], postorders: list[list[Expr]], graph: Graph) -> None:
+    """Compile computed statements, in this order, given each one's nodes children first.
+
+    (Graph.add, inlined: this runs once per node of the program.)
+    """
+    names, inputs = graph.names, graph.inputs
+    ops, args, value0, exprs = graph.op, graph.args, graph.value0, graph.expr
+    add_op, add_args, add_value, add_expr = ops.append, args.append, value0.append, exprs.append
+    operators, functions, constants = OPERATORS, FUNCTIONS, CONSTANTS
     results: list[int] = []
-    stack: list[tuple[Expr, bool]] = [(expr, False)]
-    add = graph.add
-    while stack:
-        node, expanded = stack.pop()
-        kind = type(node)
-        if kind is Number:
-            results.append(add(None, (), node, node.value))
-        elif kind is Name:
-            if node.id in CONSTANTS:
-                results.append(add(None, (), node, CONSTANTS[node.id]))
-            else:
-                results.append(names[node.id])
-        elif kind is Paren:
-            stack.append((node.inner, False))
-        elif not expanded:
-            stack.append((node, True))
-            children = node.children()
-            for child in reversed(children):
-                stack.append((child, False))
-        else:
-            if kind is Binary:
-                op = OPERATORS[node.op]
-                n = 2
+    push, pop = results.append, results.pop
+    graph._partials = None
+    for stmt, nodes in zip(statements, postorders):
+        if stmt.name in inputs:
+            continue
+        for node in nodes:
+            kind = node.__class__
+            if kind is Name:
+                name = node.id
+                if name not in constants:
+                    push(names[name])
+                    continue
+                add_op(None)
+                add_args(())
+                add_value(constants[name])
+            elif kind is Binary:
+                right = pop()
+                add_op(operators[node.op])
+                add_args((pop(), right))
+                add_value(None)
+            elif kind is Number:
+                add_op(None)
+                add_args(())
+                add_value(node.value)
             elif kind is Unary:
-                op = OPERATORS[node.op]
-                n = 1
-            else:
-                op = FUNCTIONS[node.func]
+                add_op(operators[node.op])
+                add_args((pop(),))
+                add_value(None)
+            elif kind is Call:
                 n = len(node.args)
-            args = tuple(results[-n:])
-            del results[-n:]
-            results.append(add(op, args, node))
-    return results[0]
+                add_op(functions[node.func])
+                add_args(tuple(results[-n:]))
+                del results[-n:]
+                add_value(None)
+            else:  # a Paren adds no node: its value is its inner expression's
+                continue
+            add_expr(node)
+            push(len(ops) - 1)
+        root = pop()
+        if _is_name(stmt.expr):  # `b = a`: b needs a node of its own
+            root = graph.add(OPERATORS["id"], (root,), stmt.expr)
+        names[stmt.name] = root

@@ -1,21 +1,25 @@
 """Text -> AST. The only module that knows Lark.
 
-The grammar lives in `grammars/expr.lark` (packaged into the wheel as `diffcli/expr.lark`). The LALR
-parser calls `_Builder` as it reduces, so the AST is built during the parse and no parse tree is ever
-made. Every Lark exception is turned here into a `DiffcliError` of kind "syntax" written for a person.
+The grammar lives in `grammars/expr.lark` (packaged into the wheel as `diffcli/expr.lark`) and is
+the one definition of the syntax. Lark compiles it into an LALR(1) table (cached by Lark in the
+temporary directory). `_FastParser` runs that table itself and calls `_Builder` as it reduces, so the
+AST is built during the parse and no parse tree is ever made. On a syntax error Lark parses the text
+again, and each Lark exception is turned here into a `DiffcliError` of kind "syntax" for a person.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
-from lark import Lark, Transformer, v_args
+from lark import Lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark.parsers.lalr_analysis import Shift
 
 from .errors import DiffcliError, Source
 from .ops import FUNCTIONS
-from .syntax import Assignment, Binary, Call, Name, Number, Paren, Unary
+from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Unary
 
 _BINARY_OPS = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "POW": "pow"}
 _UNARY_OPS = {"MINUS": "neg", "PLUS": "pos"}
@@ -46,31 +50,92 @@ class _ParenNewlines:
             yield token
 
 
-@v_args(inline=True)
-class _Builder(Transformer):
-    """Builds AST nodes as the parser reduces; positions come from the tokens."""
+_lark: Lark | None = None
 
-    text = ""  # the source being parsed, for the implicit-product diagnostic
+
+def _parser() -> Lark:
+    global _lark
+    if _lark is None:
+        _lark = Lark(
+            grammar_path().read_text(encoding="utf-8"),
+            parser="lalr",
+            lexer="contextual",
+            postlex=_ParenNewlines(),
+            maybe_placeholders=True,
+            cache=True,
+        )
+    return _lark
+
+
+def parse(source: Source) -> list[Assignment]:
+    """Parse a program's text into its assignments, in file order."""
+    return parse_with_nodes(source)[0]
+
+
+def parse_with_nodes(source: Source) -> tuple[list[Assignment], list[list[Expr]]]:
+    """The assignments, and for each the nodes of its expression, children before parents
+    (the order in which the parser made them, and in which graph.build compiles them)."""
+    try:
+        parsed = _FastParser.get().parse(source.text)
+        if parsed is None:  # a syntax error: Lark finds it again and describes it
+            _parser().parse(source.text)
+            raise AssertionError("Lark accepted a program that diffcli's parser did not")
+        return parsed
+    except DiffcliError as error:
+        error.source = source
+        raise
+    except UnexpectedInput as error:
+        raise _diagnose(error, source) from None
+
+
+# ---------------------------------------------------------------- the fast path for valid programs
+
+class _Builder:
+    """Makes AST nodes as the parser reduces: one method per rule (or alias) of the grammar.
+
+    A token arrives as the regular-expression match that found it; its group `lastindex` is the
+    terminal (leading blanks are part of the match, so spans come from that group).
+    """
+
+    def __init__(self, kinds: list[str | None]):
+        self.kinds = kinds  # group index -> terminal name
+        self.text = ""  # the source being parsed, for the implicit-product diagnostic
+        # every statement's expression nodes, in the order they are made: children before parents
+        self.nodes: list[list[Expr]] = []
+        self.made: list[Expr] = []
 
     def number(self, token):
-        value = float(token)
-        if math.isinf(value):
+        group = token.lastindex
+        text = token.group(group)
+        value = float(text)
+        if value == math.inf:
             raise DiffcliError(
                 "domain",
-                f"the number `{token}` is too large for a double",
-                (token.start_pos, token.end_pos),
+                f"the number `{text}` is too large for a double",
+                token.span(group),
                 help="doubles reach about 1.8e308",
             )
-        return Number(value, token.start_pos, token.end_pos)
+        node = Number(value, token.start(group), token.end())
+        self.made.append(node)
+        return node
 
     def name(self, token):
-        return Name(token.value, token.start_pos, token.end_pos)
+        group = token.lastindex
+        node = Name(token.group(group), token.start(group), token.end())
+        self.made.append(node)
+        return node
 
     def binary(self, left, op, right):
-        return Binary(_BINARY_OPS[op.type], left, right, op.start_pos)
+        group = op.lastindex
+        node = Binary(_BINARY_OPS[self.kinds[group]], left, right, op.start(group))
+        self.made.append(node)
+        return node
 
     def unary(self, op, operand):
-        return Unary(_UNARY_OPS[op.type], operand, op.start_pos)
+        group = op.lastindex
+        node = Unary(_UNARY_OPS[self.kinds[group]], operand, op.start(group))
+        self.made.append(node)
+        return node
 
     def implicit(self, left, right):
         last = left
@@ -95,19 +160,29 @@ class _Builder(Transformer):
                 (right.start, right.end),
                 help=f"write `{a}*{b}` to multiply (only a number or `)` may stand right before a factor)",
             )
-        return Binary("mul", left, right, right.start, implicit=True)
+        node = Binary("mul", left, right, right.start, implicit=True)
+        self.made.append(node)
+        return node
 
     def call(self, name, _lpar, args, rpar):
-        return Call(name.value, args, name.start_pos, name.end_pos, rpar.end_pos)
+        group = name.lastindex
+        node = Call(name.group(group), args, name.start(group), name.end(), rpar.end())
+        self.made.append(node)
+        return node
 
     def arguments(self, *items):
-        return [item for item in items if item is not None and not hasattr(item, "type")]
+        return [item for item in items if isinstance(item, Expr)]
 
     def paren(self, lpar, inner, rpar):
-        return Paren(inner, lpar.start_pos, rpar.end_pos)
+        node = Paren(inner, lpar.start(lpar.lastindex), rpar.end())
+        self.made.append(node)
+        return node
 
     def stmt(self, name, _equals, expr):
-        return Assignment(name.value, expr, name.start_pos, name.end_pos)
+        group = name.lastindex
+        self.nodes.append(self.made)
+        self.made = []
+        return Assignment(name.group(group), expr, name.start(group), name.end())
 
     def start(self, *statements):
         return list(statements)
@@ -118,38 +193,214 @@ def _short(text: str, limit: int = 24) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-_builder = _Builder()
-_lark: Lark | None = None
+def _uncaptured(pattern: str) -> str:
+    """A regular expression with its groups made non-capturing (the scan is 10% faster), unless
+    it refers back to one."""
+    if re.search(r"\\[1-9]|\(\?P=", pattern):
+        return pattern
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]" or pattern[i - 1] == "[" or pattern[i - 2 : i] == "[^"
+        elif char == "[":
+            in_class = True
+        elif char == "(" and not pattern.startswith("?", i + 1):
+            char = "(?:"
+        out.append(char)
+        i += 1
+    return "".join(out)
 
 
-def _parser() -> Lark:
-    global _lark
-    if _lark is None:
-        _lark = Lark(
-            grammar_path().read_text(encoding="utf-8"),
-            parser="lalr",
-            lexer="contextual",
-            postlex=_ParenNewlines(),
-            transformer=_builder,
-            maybe_placeholders=True,
-            cache=True,
+class _FastParser:
+    """An LALR(1) parser over Lark's own parse table, for speed on large files.
+
+    Lark makes a Token object and several calls per token, which on a 100,000-statement file was
+    most of diffcli's run time. Here one regular expression, built from the grammar's terminals in
+    the order Lark's lexer tries them, finds the tokens; the rule of `_ParenNewlines` is applied
+    inline; and a tight loop follows Lark's table, calling `_Builder` on each reduction. It only
+    needs to accept valid programs: on any syntax error it returns None and Lark reports the error.
+    """
+
+    _instance: _FastParser | None = None
+
+    @classmethod
+    def get(cls) -> _FastParser:
+        if cls._instance is None:
+            cls._instance = cls(_parser())
+        return cls._instance
+
+    def __init__(self, lark: Lark):
+        terminals = sorted(
+            lark.lexer_conf.terminals,
+            key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name),
         )
-    return _lark
+        ignored = set(lark.lexer_conf.ignore)
+        # Blanks that the grammar ignores are skipped as part of the next token's match; a last
+        # alternative takes any other character (a syntax error), so the scan ends only with `$END`.
+        patterns = [_uncaptured(t.pattern.to_regexp()) for t in terminals]
+        blanks = "|".join(p for p, t in zip(patterns, terminals) if t.name in ignored)
+        tokens = "|".join(f"(?P<T{i}>{p})" for i, p in enumerate(patterns))
+        self.regex = re.compile(f"(?:{blanks})?(?:{tokens}|(?P<BAD>[\\s\\S]))|(?P<END>\\Z)")
+        kinds: list[str | None] = [None] * (self.regex.groups + 1)
+        for i, t in enumerate(terminals):
+            kinds[self.regex.groupindex[f"T{i}"]] = None if t.name in ignored else t.name
+        kinds[self.regex.groupindex["BAD"]] = "BAD"  # in no state's actions: a syntax error
+        kinds[self.regex.groupindex["END"]] = "$END"
+        self.kinds = kinds
+        self.builder = _Builder(kinds)
 
+        table = lark.parser.parser.parser.parse_table
+        self.start_state = table.start_states["start"]
+        self.accept_state = size = max(table.states) + 1
+        # actions[state][terminal]: the next state (an int) after a shift, or a reduction
+        actions: list[dict] = [{} for _ in range(size + 1)]
+        goto: list[dict] = [{} for _ in range(size + 1)]
+        reductions: dict = {}
+        for state, row in table.states.items():
+            for symbol, (action, arg) in row.items():
+                if action is Shift:
+                    (actions if symbol.isupper() else goto)[state][symbol] = arg
+                else:
+                    if arg not in reductions:
+                        reductions[arg] = self._reduction(arg)
+                    actions[state][symbol] = reductions[arg]
+        # Lark accepts on reaching the end state with `$END`: here, a shift to accept_state
+        actions[table.end_states["start"]]["$END"] = self.accept_state
 
-def parse(source: Source) -> list[Assignment]:
-    """Parse a program's text into its assignments, in file order."""
-    text = source.text
-    _builder.text = text
-    try:
-        return _parser().parse(text)
-    except DiffcliError as error:
-        error.source = source
-        raise
-    except UnexpectedInput as error:
-        raise _diagnose(error, source) from None
-    finally:
-        _builder.text = ""
+        # settle[state][rule][terminal]: the state after reducing to `rule` above `state`, with
+        # `terminal` next, and after the reductions `?rule: x` that follow (they only rename the
+        # value). Computed once here, so that those reductions cost nothing while parsing.
+        lookaheads = set(kinds) - {None}
+        settle: list[dict] = [{} for _ in range(size + 1)]
+        for below, row in enumerate(goto):
+            for rule in row:
+                settle[below][rule] = settled = {}
+                for kind in lookaheads:
+                    state = row[rule]
+                    action = actions[state].get(kind)
+                    while action.__class__ is tuple and action[1] == 1 and action[2] is None:
+                        state = row[action[0]]
+                        action = actions[state].get(kind)
+                    settled[kind] = state
+
+        # While parsing, a token's terminal is the number of the regex group that matched it, and a
+        # reduction carries, in place of its rule's name, where it leads: its column of `settle`
+        groups = {kind: group for group, kind in enumerate(kinds) if kind is not None}
+        settle = [
+            {rule: {groups[k]: state for k, state in settled.items()} for rule, settled in row.items()}
+            for row in settle
+        ]
+        leads = {
+            reduction: ([row.get(reduction[0]) for row in settle],) + reduction[1:]
+            for reduction in reductions.values()
+        }
+        self.actions = [{groups[k]: leads.get(action, action) for k, action in row.items()}
+                        for row in actions]
+        self.lpar, self.rpar = groups["LPAR"], groups["RPAR"]
+        # the tokens the rule of `_ParenNewlines` looks at, and those the grammar ignores
+        self.special = frozenset(group for group, kind in enumerate(kinds)
+                                 if kind in (None, "LPAR", "RPAR", "_SEP"))
+
+    def _reduction(self, rule) -> tuple:
+        """(the rule's name, how its children are passed, the function that makes its value, and
+        how many symbols it pops). `__init__` then puts where the reduction leads in place of the name.
+
+        Children are passed as 1 or 3 arguments (the common rules), as any number of arguments
+        (shape 0), or as one list (shape -1) after dropping filtered tokens (`_SEP`) and inlining
+        the helper rules Lark makes for `(...)*`. A rule with no function keeps its one child.
+        """
+        name = rule.origin.name
+        symbols = rule.expansion
+        method = getattr(self.builder, rule.alias or name, None)
+        dropped = [s.is_term and s.filter_out for s in symbols]
+        inlined = [not s.is_term and s.name.startswith("_") for s in symbols]
+        if not any(dropped) and not any(inlined) and not name.startswith("_"):
+            if method is None:
+                assert rule.options.expand1 and len(symbols) == 1, rule
+            shape = len(symbols) if len(symbols) in (1, 3) else 0
+            return name, shape, method, len(symbols)
+
+        # the children to keep, each with whether it is a helper's list to splice in; a helper
+        # rule that is left-recursive (`__x: __x stmt _SEP`) grows its own list in place
+        helper = name.startswith("_")
+        grow = helper and inlined[0]
+        plan = [(i, inlined[i]) for i in range(1 if grow else 0, len(symbols)) if not dropped[i]]
+
+        def reduce(children: list):
+            items = children[0] if grow else []
+            for i, splice in plan:
+                if splice:
+                    items.extend(children[i])
+                else:
+                    items.append(children[i])
+            if helper:
+                return items
+            if method is not None:
+                return method(*items)
+            assert rule.options.expand1 and len(items) == 1, rule
+            return items[0]
+
+        return name, -1, reduce, len(symbols)
+
+    def parse(self, text: str) -> tuple[list[Assignment], list[list[Expr]]] | None:
+        """The program's statements and their nodes (see parse_with_nodes), or None if it has a
+        syntax error."""
+        actions = self.actions
+        lpar, rpar, special, kinds = self.lpar, self.rpar, self.special, self.kinds
+        state = self.start_state
+        states = [state]  # the LALR stack: always one longer than values
+        values: list = []
+        push_state, push_value, pop_value = states.append, values.append, values.pop
+        depth = 0  # open parentheses
+        builder = self.builder
+        builder.text, builder.nodes, builder.made = text, [], []
+        try:
+            for token in iter(self.regex.scanner(text).match, None):
+                kind = token.lastindex
+                if kind in special:
+                    if kind == lpar:
+                        depth += 1
+                    elif kind == rpar:
+                        if depth:
+                            depth -= 1
+                    elif depth and ";" not in token.group() or kinds[kind] is None:
+                        continue  # a line break inside parentheses, or an ignored token
+                action = actions[state][kind]
+                while action.__class__ is not int:  # reductions, until the token can be shifted
+                    after, shape, make, size = action
+                    if shape == 3:
+                        right = pop_value()
+                        middle = pop_value()
+                        values[-1] = make(values[-1], middle, right)
+                        del states[-2:]
+                        state = states[-1] = after[states[-2]][kind]
+                    elif shape == 1:
+                        if make is not None:
+                            values[-1] = make(values[-1])
+                        state = states[-1] = after[states[-2]][kind]
+                    else:
+                        top = len(values) - size
+                        value = make(values[top:]) if shape < 0 else make(*values[top:])
+                        del values[top:]
+                        del states[top + 1 :]
+                        push_value(value)
+                        state = after[states[-1]][kind]
+                        push_state(state)
+                    action = actions[state][kind]
+                state = action
+                push_state(state)
+                push_value(token)
+        except KeyError:  # no action for this token here: a syntax error
+            return None
+        finally:
+            nodes = builder.nodes
+            builder.text, builder.nodes, builder.made = "", [], []
+        return (values[-2], nodes) if state == self.accept_state else None
 
 
 # ---------------------------------------------------------------- diagnostics for syntax errors

@@ -11,6 +11,7 @@ Every problem is raised as `diffcli.DiffcliError`. Nothing here prints.
 
 from __future__ import annotations
 
+import gc
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,8 +187,16 @@ def parse(text: str, filename: str = "<input>") -> Program:
     if text.startswith("\ufeff"):
         text = text[1:]
     source = Source(text, filename)
-    statements = parser.parse(source)
-    return Program(source, statements, build(statements, source))
+    # A large program makes millions of objects and no garbage: pause the cycle collector, which
+    # would otherwise scan them all again and again as they are made.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        statements, nodes = parser.parse_with_nodes(source)
+        return Program(source, statements, build(statements, source, nodes))
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def read_source(data: bytes, filename: str) -> str:

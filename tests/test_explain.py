@@ -298,8 +298,9 @@ def test_a_malformed_command_line_exits_2():
 
 
 def test_sympy_is_imported_by_explain_only():
-    probe = ("import sys\nfrom diffcli.cli import main\nsys.argv = ['diffcli', {!r}, {!r}, '--set', 'o=1']\n"
-             "try:\n    main()\nexcept SystemExit:\n    pass\nprint('sympy' in sys.modules, file=sys.stderr)\n")
+    # app(), not main(): main() leaves through os._exit, before the probe could print
+    probe = ("import sys\nfrom diffcli.cli import app\nsys.argv = ['diffcli', {!r}, {!r}, '--set', 'o=1']\n"
+             "try:\n    app()\nexcept SystemExit:\n    pass\nprint('sympy' in sys.modules, file=sys.stderr)\n")
     for command, expected in (("grad", "False"), ("check", "False"), ("explain", "True")):
         done = subprocess.run([sys.executable, "-c", probe.format(command, str(CHAIN))],
                               capture_output=True, text=True, timeout=300)
