@@ -78,9 +78,49 @@ def _extreme(rng: random.Random) -> str:
     return "a = 1\n" + "".join(f"v{i} = a{rng.choice(['', '*', '+'])}\n" for i in range(n // 100))
 
 
+EDGE_NUMBERS = ["0", "1", "2", "0.5", "3", "1e308", "1.7976931348623157e308", "5e-324", "1e-320", "1e-300",
+                "710", "1e16", "0.1", "pi"]
+FUNCTIONS = ["sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "exp", "log", "ln", "log2",
+             "log10", "sqrt", "abs", "sigmoid", "relu", "softplus"]
+
+
+def _random_expression(rng: random.Random, names: list[str], depth: int) -> str:
+    if depth <= 0 or rng.random() < 0.3:
+        return rng.choice(names + EDGE_NUMBERS) if names else rng.choice(EDGE_NUMBERS)
+    sub = lambda: _random_expression(rng, names, depth - 1)  # noqa: E731
+    kind = rng.randint(0, 6)
+    if kind == 0:
+        return f"{sub()} {rng.choice(['+', '-', '*', '/', '^', '**'])} {sub()}"
+    if kind == 1:
+        return f"({sub()})"
+    if kind == 2:
+        return f"-{sub()}"
+    if kind in (3, 4):
+        return f"{rng.choice(FUNCTIONS)}({sub()})"
+    if kind == 5:
+        return f"{rng.choice(['pow', 'atan2', 'hypot'])}({sub()}, {sub()})"
+    return f"{rng.choice(['min', 'max'])}({', '.join(sub() for _ in range(rng.randint(2, 4)))})"
+
+
+def _random_program(rng: random.Random) -> str:
+    """A valid program, often not a sound one: edge values for every operation, so that domain
+    errors and overflow (forward and reverse) are reached."""
+    names, lines = [], []
+    for i in range(rng.randint(1, 5)):
+        name = f"v{i}"
+        if rng.random() < 0.3:
+            lines.append(f"{name} = {rng.choice(['', '-'])}{rng.choice(EDGE_NUMBERS[:-1])}")
+        else:
+            lines.append(f"{name} = {_random_expression(rng, names + ['free'], rng.randint(1, 4))}")
+        names.append(name)
+    return "\n".join(lines) + "\n"
+
+
 def random_input(rng: random.Random, extreme: bool = False) -> bytes:
     """One input file's bytes, of a random kind."""
-    kind = rng.randint(0, 9 if extreme else 8)
+    kind = rng.randint(0, 11 if extreme else 10)
+    if kind >= 9 and not (extreme and kind == 11):
+        return _random_program(rng).encode("utf-8")
     if kind == 0:
         return "".join(chr(rng.randint(0, 0x2FFF)) for _ in range(rng.randint(0, 30))).encode("utf-8", "replace")
     if kind == 1:
@@ -91,16 +131,18 @@ def random_input(rng: random.Random, extreme: bool = False) -> bytes:
         seed = rng.choice(SEED_TEXTS)
         return seed[: rng.randint(0, len(seed))]
     if kind <= 8:
-        return _mutate(rng, rng.choice(SEED_TEXTS))
+        return _mutate(rng, rng.choice(SEED_TEXTS + [_random_program(rng).encode("utf-8")]))
     return _extreme(rng).encode("utf-8")
 
 
-def random_values(rng: random.Random, names: list[str]) -> dict[str, float]:
-    values = {}
-    for name in rng.sample(names, rng.randint(0, len(names))) if names else []:
-        values[name] = rng.choice([0.0, -0.0, 1.0, -1.0, 0.5, 2.0, 1e308, -1e308, 5e-324, 1e-300, 3.0, 700.0])
-    if rng.random() < 0.1:
-        values[rng.choice(["zz", "a", "b1", "x", "nan"])] = rng.choice([1.0, math.nan, math.inf])
+def random_values(rng: random.Random, program) -> dict[str, float]:
+    """Values for some of the program's inputs (often all), now and then for a name it does not take."""
+    inputs = list(program.inputs)
+    chosen = inputs if rng.random() < 0.5 else rng.sample(inputs, rng.randint(0, len(inputs)))
+    values = {name: rng.choice([0.0, -0.0, 1.0, -1.0, 0.5, 2.0, 1e308, -1e308, 5e-324, 1e-300, 3.0, 700.0])
+              for name in chosen}
+    if rng.random() < 0.05:
+        values[rng.choice(program.names + ["zz", "a", "b1", "x", "nan"])] = rng.choice([1.0, math.nan, math.inf])
     return values
 
 
@@ -115,8 +157,8 @@ def check_library(data: bytes, rng: random.Random) -> str:
     try:
         program = diffcli.parse(read_source(data, "fuzz.expr"), "fuzz.expr")
         names = program.names
-        values = random_values(rng, names)
-        of = rng.choice(names + ["nope", ""]) if rng.random() < 0.3 else None
+        values = random_values(rng, program)
+        of = rng.choice(names + ["nope"]) if rng.random() < 0.3 else None
         program.evaluate(values)
         program.grad(values, of)
         inputs = [n for n in names if program.is_input(n)]
