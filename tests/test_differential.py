@@ -17,8 +17,8 @@ import diffcli
 from diffcli.cli import app
 from strategies import close, mismatches, programs
 
-LIBRARY_EXAMPLES = 400
-CLI_EXAMPLES = 100
+LIBRARY_EXAMPLES = 1000
+CLI_EXAMPLES = 200
 
 
 @settings(max_examples=LIBRARY_EXAMPLES)

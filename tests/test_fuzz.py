@@ -80,6 +80,7 @@ BAD_FILES = {
 
 
 GOOD_BIG_FILES = {
+    "deep": b"x = 0.5\ny = " + b"(" * DEEP + b"2x" + b")" * DEEP + b"\n",
     "long-name": b"x" * 100_000 + b" = 2\ny = 3" + b"x" * 100_000 + b"\n",
     "long-line": b"a = 1\ny = " + b" + ".join([b"a"] * 50_000) + b"\n",
 }

@@ -117,7 +117,7 @@ def test_deep_and_wide_trees_print_without_recursion():
 
 
 def test_deep_and_wide_programs_round_trip_through_the_parser():
-    depth = 10_000  # 10 times Python's recursion limit; the parser's speed bounds it here
+    depth = 5_000  # 5 times Python's recursion limit; the parser's speed bounds it here
     text = "x = 0.5\ny = " + "(" * depth + "x" + " * 0.999 + 0.001)" * depth + "\n"
     statements = diffcli.parse(text).statements
     assert same_program(reparse(statements), statements)
