@@ -18,6 +18,7 @@ The chooser makes every random decision, so the same generator runs under hypoth
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import re
@@ -119,7 +120,7 @@ def _binary(chooser, op: str, a: Piece, b: Piece) -> Piece | None:
     x, y = a.value, b.value
     if op in ("+", "-"):
         value = x + y if op == "+" else x - y
-        if value == 0 and not (a.sym == b.sym or x == y == 0):
+        if value == 0 and not (a.text == b.text or x == y == 0):
             return None  # 0 here, but maybe not in doubles
         err = _sum_err(a, b, value)
         left, right = _need(chooser, a, SUM), _need(chooser, b, PRODUCT)
@@ -269,12 +270,25 @@ def _sign(chooser, a: Piece) -> Piece:
                  literal=a.literal and a.level == ATOM, err=a.err)
 
 
-def _expression(chooser, env: dict, budget: int) -> Piece:
+class _Names(dict):
+    """The names defined so far (name -> Piece); each use gets a SymPy symbol of its own."""
+
+    def __init__(self):
+        super().__init__()
+        self.occurrences: dict[object, str] = {}
+
+    def use(self, name: str) -> Piece:
+        symbol = sympy.Symbol(f"{name}#{len(self.occurrences)}", real=True)
+        self.occurrences[symbol] = name
+        return dataclasses.replace(self[name], sym=symbol)
+
+
+def _expression(chooser, env: _Names, budget: int) -> Piece:
     """A random expression over the names in `env` (name -> Piece of that name)."""
     if budget <= 1 or _chance(chooser, 25):
         kind = chooser.integer(0, 9)
         if kind < 6 and env:
-            return env[_pick(chooser, sorted(env))]
+            return env.use(_pick(chooser, sorted(env)))
         if kind == 6:
             return Piece("pi", ATOM, sympy.pi, +mpmath.pi, "name", "name", True)
         return _number(chooser)
@@ -314,7 +328,7 @@ class Case:
     values: dict[str, object]       # name -> mpf
     definitions: dict[str, object] = field(repr=False, default_factory=dict)  # computed name -> SymPy
     order: list[str] = field(repr=False, default_factory=list)  # computed names, dependencies first
-    symbols: dict[str, object] = field(repr=False, default_factory=dict)
+    occurrences: dict[object, str] = field(repr=False, default_factory=dict)  # SymPy symbol -> name
 
     def gradients(self) -> dict[str, tuple[object, object]]:
         """name -> (d output/d name, the same summed in absolute values: the scale of its rounding).
@@ -322,7 +336,8 @@ class Case:
         Reverse accumulation over the named variables with each statement's local partials from
         sympy.diff, evaluated at 40 digits: the total derivative, summed over every path.
         """
-        subs = {self.symbols[n]: sympy.Float(self.values[n], 45) for n in self.names}
+        subs = {symbol: sympy.Float(self.values[n], 45) for symbol, n in self.occurrences.items()
+                if n in self.values}  # (uses in pieces the generator dropped are in no definition)
         adjoint = {n: mpmath.mpf(0) for n in self.names}
         scale = {n: mpmath.mpf(0) for n in self.names}
         adjoint[self.output] = scale[self.output] = mpmath.mpf(1)
@@ -330,11 +345,14 @@ class Case:
             if adjoint[name] == 0 and scale[name] == 0:
                 continue
             expr = self.definitions[name]
-            for dep in sorted(expr.free_symbols, key=str):
-                d = sympy.diff(expr, dep).evalf(45, subs=subs)
-                partial = mpmath.mpf(str(d)) if d.is_real else mpmath.mpf(sympy.re(d))
-                adjoint[dep.name] += adjoint[name] * partial
-                scale[dep.name] += scale[name] * abs(partial)
+            # each use of a name is a symbol of its own, so that SymPy cannot cancel `x*(1/x)` before
+            # differentiating, and the scale sums the uses' contributions in absolute value
+            for use in sorted(expr.free_symbols, key=str):
+                d = sympy.diff(expr, use).evalf(45, subs=subs)
+                partial = mpmath.mpf(str(d))
+                dep = self.occurrences[use]
+                adjoint[dep] += adjoint[name] * partial
+                scale[dep] += scale[name] * abs(partial)
         return {n: (adjoint[n], scale[n]) for n in self.names}
 
 
@@ -350,9 +368,7 @@ def generate(chooser) -> Case:
         names.append(name)
     n_inputs = chooser.integer(1, min(3, len(names) - 1))
     inputs, computed = names[:n_inputs], names[n_inputs:]
-    symbols = {n: sympy.Symbol(n, real=True) for n in names}
-
-    env: dict[str, Piece] = {}
+    env = _Names()
     values: dict[str, object] = {}
     statements: list[tuple[str, str]] = []   # (name, right side text)
     sets: dict[str, float] = {}
@@ -372,7 +388,7 @@ def generate(chooser) -> Case:
                 value = chooser.integer(-20, 20) / 4 or 0.5
                 sets[name] = value
         values[name] = mpmath.mpf(value)
-        env[name] = Piece(name, ATOM, symbols[name], mpmath.mpf(value), "name", "name", True, err=0.0)
+        env[name] = Piece(name, ATOM, None, mpmath.mpf(value), "name", "name", True, err=0.0)
 
     definitions, order = {}, []
     for name in computed:
@@ -383,7 +399,7 @@ def generate(chooser) -> Case:
         definitions[name] = piece.sym
         order.append(name)
         values[name] = piece.value
-        env[name] = Piece(name, ATOM, symbols[name], piece.value, "name", "name", True, err=piece.err)
+        env[name] = Piece(name, ATOM, None, piece.value, "name", "name", True, err=piece.err)
 
     # statements in any order: a few swaps
     for _ in range(chooser.integer(0, 3)):
@@ -402,7 +418,7 @@ def generate(chooser) -> Case:
         of = None
     text = _layout(chooser, statements)
     return Case(text, sets, of, of or last, names, {n: values[n] for n in names}, definitions, order,
-                symbols)
+                env.occurrences)
 
 
 _TOKEN = re.compile(r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|([^\W\d]\w*)")

@@ -54,3 +54,22 @@ def test_command_line_json_matches_sympy(case):
                                got["gradients"])
     assert mismatches(case, result) == [], case.text
     assert got["value"] == got["values"][case.output]
+
+
+def test_scale_counts_each_use_of_a_name():
+    """Regression (of this harness, found by the long run): in `e = (W)(pi/W)` the two uses of W cancel
+    exactly, so d y/d W is 0, but diffcli's doubles leave rounding of the size of each use's
+    contribution. Each use is its own SymPy symbol, so the scale sees both contributions."""
+    import sympy
+
+    from strategies import Case
+
+    w1, w2, e = (sympy.Symbol(s, real=True) for s in ("W#0", "W#1", "e#2"))
+    case = Case("", {}, None, "y", ["W", "e", "y"],
+                {"W": mpmath.mpf(0.572), "e": +mpmath.pi, "y": mpmath.mpf(25) ** mpmath.pi},
+                {"e": w1 * (sympy.pi / w2), "y": sympy.Integer(25) ** e}, ["e", "y"],
+                {w1: "W", w2: "W", e: "e"})
+    want, scale = case.gradients()["W"]
+    assert want == 0 and scale > 8e5
+    got = diffcli.parse("W = 0.572\ne = (W)(pi/W)\ny = 25^e\n").grad().gradients["W"]
+    assert got != 0 and close(got, want, scale)
