@@ -348,7 +348,8 @@ class Case:
             # each use of a name is a symbol of its own, so that SymPy cannot cancel `x*(1/x)` before
             # differentiating, and the scale sums the uses' contributions in absolute value
             for use in sorted(expr.free_symbols, key=str):
-                d = sympy.diff(expr, use).evalf(45, subs=subs)
+                # xreplace, not evalf(subs=): evalf leaves a cancelled `0.e-193` that Max cannot compare
+                d = sympy.diff(expr, use).xreplace(subs).evalf(45)
                 partial = mpmath.mpf(str(d))
                 dep = self.occurrences[use]
                 adjoint[dep] += adjoint[name] * partial
