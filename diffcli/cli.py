@@ -25,7 +25,6 @@ app = typer.Typer(
     "Example: [bold]diffcli grad model.expr --set o=1[/bold] prints every variable's value and "
     "the gradient of the output with respect to it.",
     add_completion=False,
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -38,12 +37,18 @@ def _version(value: bool):
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _main(
+    context: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ):
     """Differentiate the expressions in a small program of assignments."""
+    # a bare `diffcli` asks for help: print it and succeed (Click 8.2's no_args_is_help would
+    # print it on standard output and exit 2, an error with output)
+    if context.invoked_subcommand is None:
+        typer.echo(context.get_help())
+        raise typer.Exit()
 
 
 # ---------------------------------------------------------------- shared options

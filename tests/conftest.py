@@ -40,3 +40,15 @@ def run_diffcli(*args: str, input: bytes | None = None, cwd: Path | None = None,
 @pytest.fixture
 def diffcli_run():
     return run_diffcli
+
+
+# hypothesis: `ci` (the default) is reproducible and bounded; HYPOTHESIS_PROFILE=dev explores more
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("dev", max_examples=2000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
