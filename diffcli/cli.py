@@ -155,8 +155,7 @@ def command(function):
 
 def _warn_unused(result) -> None:
     for name in result.unused:
-        sys.stderr.write(f"warning: --set {name}: the program does not use `{name}` "
-                         "(it is reported as an input with gradient 0)\n")
+        sys.stderr.write(f"warning: --set {name}: the program does not use `{name}`\n")
 
 
 def _print(text: str) -> None:
@@ -190,8 +189,9 @@ def grad(
     sets: Optional[List[str]] = SetOpt,
     as_json: bool = JsonOpt,
     precision: int = PrecisionOpt,
-    mode: Mode = typer.Option(Mode.reverse, "--mode",
-                              help="reverse: d(output)/d(every name). forward: d(every name)/d(--wrt)."),
+    mode: Optional[Mode] = typer.Option(None, "--mode", show_default="reverse",
+                                        help="reverse: d(output)/d(every name). "
+                                        "forward: d(every name)/d(--wrt)."),
     wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME",
                                       help="The input that forward mode differentiates with respect to "
                                       "(implies --mode forward)."),
@@ -200,6 +200,8 @@ def grad(
     values = parse_sets(sets)
     if mode is Mode.forward and wrt is None:
         raise typer.BadParameter("--mode forward needs --wrt NAME", param_hint="--mode")
+    if mode is Mode.reverse and wrt is not None:
+        raise typer.BadParameter("--wrt goes with forward mode; reverse mode uses --of", param_hint="--wrt")
     if wrt is not None and of is not None:
         raise typer.BadParameter("--of goes with reverse mode; forward mode uses --wrt", param_hint="--of")
     program = _read(file, as_json)

@@ -90,6 +90,7 @@ def test_standard_input():
     (["grad", CHAIN, "--bogus"], 2),
     (["grad", CHAIN, "--set", "o=1", "--precision", "0"], 2),
     (["grad", CHAIN, "--set", "o=1", "--mode", "forward"], 2),   # no --wrt
+    (["grad", CHAIN, "--set", "o=1", "--mode", "reverse", "--wrt", "a"], 2),
     (["grad", CHAIN, "--set", "o=1,b=2"], 1),          # b is computed
     (["grad", CHAIN, "--set", "o=1", "--of", "q"], 1),
     (["grad", CHAIN, "--set", "o=1", "--wrt", "b"], 1),
