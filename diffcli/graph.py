@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .errors import DiffcliError, Source
 from .ops import CONSTANTS, FUNCTIONS, OPERATORS, RESERVED, Op, arity_text, partials_for
-from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Unary
+from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Parsed, Unary
 
 
 class Graph:
@@ -100,11 +100,11 @@ def did_you_mean(word: str, candidates) -> str | None:
     return f"did you mean `{close[0]}`?" if close else None
 
 
-def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] | None = None) -> Graph:
+def build(statements: list[Assignment], source: Source, parsed: Parsed | None = None) -> Graph:
     """Check a parsed program and compile it into a graph.
 
-    `nodes`, if given, holds each statement's expression nodes, children before parents, as
-    parser.parse_with_nodes makes them (else they are found here).
+    `parsed`, if given, is what parser.parse_with_nodes gathered about these statements (else it
+    is found here).
     """
     if not statements:
         raise DiffcliError(
@@ -116,14 +116,15 @@ def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] 
     def fail(kind, message, span, help=None, notes=None):
         return DiffcliError(kind, message, span, source=source, help=help, notes=notes)
 
-    # names in file order of first appearance; assignments; calls
+    if parsed is None:
+        parsed = _gather(statements)
+    postorders = parsed.nodes
+    # names in file order of first appearance; assignments
     order: dict[str, None] = {}
     first_use: dict[str, Name] = {}
-    calls: list[Call] = []
     definitions = graph.definitions
     used_before_assigned: list[str] = []  # (or never assigned: free inputs)
-    postorders = nodes if nodes is not None else [_postorder(stmt.expr) for stmt in statements]
-    for stmt, stmt_nodes in zip(statements, postorders):
+    for stmt, uses in zip(statements, parsed.uses):
         name = stmt.name
         if name in RESERVED:
             what = "a function" if name in FUNCTIONS else "a constant"
@@ -139,22 +140,18 @@ def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] 
             )
         if name not in order:
             order[name] = None
-        for node in stmt_nodes:
-            kind = node.__class__
-            if kind is Name:
-                used = node.id
+        for node in uses:
+            used = node.id
+            if used not in first_use:
                 if used in CONSTANTS:
                     continue
-                if used not in first_use:
-                    first_use[used] = node
-                    order.setdefault(used)
-                if used not in definitions:
-                    used_before_assigned.append(used)
-            elif kind is Call:
-                calls.append(node)
+                first_use[used] = node
+                order.setdefault(used)
+            if used not in definitions:
+                used_before_assigned.append(used)
         definitions[name] = stmt
 
-    wrong = [call for call in calls if not _right_arguments(call)]
+    wrong = [call for call in parsed.calls if not _right_arguments(call)]
     wrong.sort(key=lambda call: call.start)  # outer calls first: `foo(bar(x))` names foo
     for call in wrong:
         _check_call(call, graph, order, fail)
@@ -177,8 +174,7 @@ def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] 
                 inputs[name] = _literal_value(expr)
 
     if any(name in definitions for name in used_before_assigned):
-        uses = [[node.id for node in stmt_nodes if node.__class__ is Name and node.id not in CONSTANTS]
-                for stmt_nodes in postorders]
+        uses = [[node.id for node in names if node.id not in CONSTANTS] for names in parsed.uses]
         statement_order = _topological_order(statements, uses, graph, fail)
     else:
         statement_order = range(len(statements))  # already in dependency order, as most files are
@@ -194,6 +190,14 @@ def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] 
     graph.first_use = first_use
     graph.notes = _exponent_notes(statements, order, source)
     return graph
+
+
+def _gather(statements: list[Assignment]) -> Parsed:
+    """What the parser gathers for build(), found by walking the statements."""
+    nodes = [_postorder(stmt.expr) for stmt in statements]
+    uses = [[node for node in stmt_nodes if node.__class__ is Name] for stmt_nodes in nodes]
+    calls = [node for stmt_nodes in nodes for node in stmt_nodes if node.__class__ is Call]
+    return Parsed(statements, nodes, uses, calls)
 
 
 def _exponent_notes(statements, names, source: Source) -> list[DiffcliError]:

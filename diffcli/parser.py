@@ -19,7 +19,7 @@ from lark.parsers.lalr_analysis import Shift
 
 from .errors import DiffcliError, Source
 from .ops import FUNCTIONS
-from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Unary
+from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Parsed, Unary
 
 _BINARY_OPS = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "POW": "pow"}
 _UNARY_OPS = {"MINUS": "neg", "PLUS": "pos"}
@@ -71,12 +71,13 @@ def _parser() -> Lark:
 
 def parse(source: Source) -> list[Assignment]:
     """Parse a program's text into its assignments, in file order."""
-    return parse_with_nodes(source)[0]
+    return parse_with_nodes(source).statements
 
 
-def parse_with_nodes(source: Source) -> tuple[list[Assignment], list[list[Expr]]]:
+def parse_with_nodes(source: Source) -> Parsed:
     """The assignments, and for each the nodes of its expression, children before parents
-    (the order in which the parser made them, and in which graph.build compiles them)."""
+    (the order in which the parser made them, and in which graph.build compiles them), its names
+    and the program's calls."""
     try:
         parsed = _FastParser.get().parse(source.text)
         if parsed is None:  # a syntax error: Lark finds it again and describes it
@@ -101,10 +102,16 @@ class _Builder:
 
     def __init__(self, kinds: list[str | None]):
         self.kinds = kinds  # group index -> terminal name
-        self.text = ""  # the source being parsed, for the implicit-product diagnostic
+        self.begin("")
+
+    def begin(self, text: str) -> None:
+        self.text = text  # the source being parsed, for the implicit-product diagnostic
         # every statement's expression nodes, in the order they are made: children before parents
         self.nodes: list[list[Expr]] = []
         self.made: list[Expr] = []
+        self.uses: list[list[Name]] = []  # every statement's names
+        self.named: list[Name] = []
+        self.calls: list[Call] = []
 
     def number(self, token):
         group = token.lastindex
@@ -125,6 +132,7 @@ class _Builder:
         group = token.lastindex
         node = Name(token.group(group), token.start(group), token.end())
         self.made.append(node)
+        self.named.append(node)
         return node
 
     def binary(self, left, op, right):
@@ -170,6 +178,7 @@ class _Builder:
         group = name.lastindex
         node = Call(name.group(group), args, name.start(group), name.end(), rpar.end())
         self.made.append(node)
+        self.calls.append(node)
         return node
 
     def arguments(self, *items):
@@ -183,7 +192,8 @@ class _Builder:
     def stmt(self, name, _equals, expr):
         group = name.lastindex
         self.nodes.append(self.made)
-        self.made = []
+        self.uses.append(self.named)
+        self.made, self.named = [], []
         return Assignment(name.group(group), expr, name.start(group), name.end())
 
     def start(self, *statements):
@@ -355,7 +365,7 @@ class _FastParser:
 
         return name, -1, reduce, len(symbols)
 
-    def parse(self, text: str) -> tuple[list[Assignment], list[list[Expr]]] | None:
+    def parse(self, text: str) -> Parsed | None:
         """The program's statements and their nodes (see parse_with_nodes), or None if it has a
         syntax error."""
         actions = self.actions
@@ -366,7 +376,7 @@ class _FastParser:
         push_state, push_value, pop_value = states.append, values.append, values.pop
         depth = 0  # open parentheses
         builder = self.builder
-        builder.text, builder.nodes, builder.made = text, [], []
+        builder.begin(text)
         try:
             for token in iter(self.regex.scanner(text).match, None):
                 kind = token.lastindex
@@ -406,9 +416,9 @@ class _FastParser:
         except KeyError:  # no action for this token here: a syntax error
             return None
         finally:
-            nodes = builder.nodes
-            builder.text, builder.nodes, builder.made = "", [], []
-        return (values[-2], nodes) if state == self.accept_state else None
+            nodes, uses, calls = builder.nodes, builder.uses, builder.calls
+            builder.begin("")
+        return Parsed(values[-2], nodes, uses, calls) if state == self.accept_state else None
 
 
 # ---------------------------------------------------------------- diagnostics for syntax errors
