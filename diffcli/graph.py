@@ -130,8 +130,8 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
             what = "a function" if name in FUNCTIONS else "a constant"
             raise fail("name", f"`{name}` is {what} and cannot be assigned",
                        (stmt.start, stmt.name_end), help="choose another name")
-        previous = definitions.get(name)
-        if previous is not None:
+        if name in definitions:
+            previous = definitions[name]
             line = source.line_col(previous.start)[0]
             raise fail(
                 "name", f"`{name}` is assigned twice", (stmt.start, stmt.name_end),
@@ -151,7 +151,9 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
                 used_before_assigned.append(used)
         definitions[name] = stmt
 
-    wrong = [call for call in parsed.calls if not _right_arguments(call)]
+    arity = {name: op.arity for name, op in FUNCTIONS.items() if op.arity}  # (a quick first test)
+    wrong = [call for call in parsed.calls
+             if arity.get(call.func) != len(call.args) and not _right_arguments(call)]
     wrong.sort(key=lambda call: call.start)  # outer calls first: `foo(bar(x))` names foo
     for call in wrong:
         _check_call(call, graph, order, fail)
@@ -358,6 +360,6 @@ def _compile(statements: list[Assignment], postorders: list[list[Expr]], graph: 
             add_expr(node)
             push(len(ops) - 1)
         root = pop()
-        if _is_name(stmt.expr):  # `b = a`: b needs a node of its own
+        if kind is Name or kind is Paren and _is_name(stmt.expr):  # `b = a`: b needs a node of its own
             root = graph.add(OPERATORS["id"], (root,), stmt.expr)
         names[stmt.name] = root
