@@ -102,6 +102,9 @@ class _Builder:
 
     def __init__(self, kinds: list[str | None]):
         self.kinds = kinds  # group index -> terminal name
+        # group index -> the operation of a binary or unary operator
+        self.binary_ops = [_BINARY_OPS.get(kind) for kind in kinds]
+        self.unary_ops = [_UNARY_OPS.get(kind) for kind in kinds]
         self.begin("")
 
     def begin(self, text: str) -> None:
@@ -124,26 +127,26 @@ class _Builder:
                 token.span(group),
                 help="doubles reach about 1.8e308",
             )
-        node = Number(value, token.start(group), token.end())
+        node = Number(value, *token.span(group))
         self.made.append(node)
         return node
 
     def name(self, token):
         group = token.lastindex
-        node = Name(token.group(group), token.start(group), token.end())
+        node = Name(token[group], *token.span(group))
         self.made.append(node)
         self.named.append(node)
         return node
 
     def binary(self, left, op, right):
         group = op.lastindex
-        node = Binary(_BINARY_OPS[self.kinds[group]], left, right, op.start(group))
+        node = Binary(self.binary_ops[group], left, right, op.start(group))
         self.made.append(node)
         return node
 
     def unary(self, op, operand):
         group = op.lastindex
-        node = Unary(_UNARY_OPS[self.kinds[group]], operand, op.start(group))
+        node = Unary(self.unary_ops[group], operand, op.start(group))
         self.made.append(node)
         return node
 
@@ -348,6 +351,13 @@ class _FastParser:
         helper = name.startswith("_")
         grow = helper and inlined[0]
         plan = [(i, inlined[i]) for i in range(1 if grow else 0, len(symbols)) if not dropped[i]]
+        if grow and len(symbols) == 3 and plan == [(1, False)]:  # the statements: the loop's fast shape
+
+            def append(items: list, item, _dropped) -> list:
+                items.append(item)
+                return items
+
+            return name, 3, append, 3
 
         def reduce(children: list):
             items = children[0] if grow else []
