@@ -119,11 +119,12 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
     if parsed is None:
         parsed = _gather(statements)
     postorders = parsed.nodes
-    # names in file order of first appearance; assignments
-    order: dict[str, None] = {}
+    # names -> their place in file order of first appearance; assignments
+    order: dict[str, int] = {}
     first_use: dict[str, Name] = {}
     definitions = graph.definitions
     used_before_assigned: list[str] = []  # (or never assigned: free inputs)
+    literals: list[str] = []  # names assigned a plain number with an optional sign: inputs
     for stmt, uses in zip(statements, parsed.uses):
         name = stmt.name
         if name in RESERVED:
@@ -139,17 +140,21 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
                 notes=[(f"`{name}` is first assigned here", (previous.start, previous.name_end))],
             )
         if name not in order:
-            order[name] = None
+            order[name] = len(order)
         for node in uses:
             used = node.id
             if used not in first_use:
                 if used in CONSTANTS:
                     continue
                 first_use[used] = node
-                order.setdefault(used)
+                if used not in order:
+                    order[used] = len(order)
             if used not in definitions:
                 used_before_assigned.append(used)
         definitions[name] = stmt
+        kind = stmt.expr.__class__
+        if kind is Number or kind is Unary and stmt.expr.operand.__class__ is Number:
+            literals.append(name)
 
     arity = {name: op.arity for name, op in FUNCTIONS.items() if op.arity}  # (a quick first test)
     wrong = [call for call in parsed.calls
@@ -164,16 +169,10 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
                            help=f"call it with an argument: `{name}(x)`")
 
     # inputs: literals and free names, in file order
+    free = {name for name in used_before_assigned if name not in definitions}
     inputs = graph.inputs
-    for name in order:
-        stmt = definitions.get(name)
-        if stmt is None:
-            inputs[name] = None
-        else:
-            expr = stmt.expr  # an input's: a plain number with an optional sign
-            kind = expr.__class__
-            if kind is Number or (kind is Unary and expr.operand.__class__ is Number):
-                inputs[name] = _literal_value(expr)
+    for name in sorted(free.union(literals), key=order.__getitem__):
+        inputs[name] = _literal_value(definitions[name].expr) if name in definitions else None
 
     if any(name in definitions for name in used_before_assigned):
         uses = [[node.id for node in names if node.id not in CONSTANTS] for names in parsed.uses]
@@ -182,10 +181,12 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
         statement_order = range(len(statements))  # already in dependency order, as most files are
 
     # compile: inputs first (their nodes are leaves), then each computed statement in dependency order
-    for name in order:
-        if name in graph.inputs:
-            graph.names[name] = graph.add(None, (), None, graph.inputs[name])
-    _compile([statements[i] for i in statement_order], [postorders[i] for i in statement_order], graph)
+    for name, value in inputs.items():
+        graph.names[name] = graph.add(None, (), None, value)
+    if isinstance(statement_order, range):
+        _compile(statements, postorders, graph)
+    else:
+        _compile([statements[i] for i in statement_order], [postorders[i] for i in statement_order], graph)
     if list(graph.names) != list(order):
         graph.names = {name: graph.names[name] for name in order}
     graph.output = statements[-1].name
