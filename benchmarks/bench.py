@@ -52,8 +52,8 @@ clock = time.process_time
 path = sys.argv[1]
 source = Source(read_source(open(path, "rb").read(), path), path)
 parser.parse(Source("x = 1", "warm-up"))  # load the grammar's tables, as any run does first
-t0 = clock(); statements, nodes = parser.parse_with_nodes(source)
-t1 = clock(); graph = build(statements, source, nodes)
+t0 = clock(); parsed = parser.parse_with_nodes(source); statements = parsed.statements
+t1 = clock(); graph = build(statements, source, parsed)
 t2 = clock(); inputs, _ = Program(source, statements, graph)._inputs({})
 values = engine.forward(graph, inputs)
 t3 = clock(); engine.reverse(graph, values, graph.names[graph.output])

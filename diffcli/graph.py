@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .errors import DiffcliError, Source
 from .ops import CONSTANTS, FUNCTIONS, OPERATORS, RESERVED, Op, arity_text, partials_for
-from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Unary
+from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Parsed, Unary
 
 
 class Graph:
@@ -100,11 +100,11 @@ def did_you_mean(word: str, candidates) -> str | None:
     return f"did you mean `{close[0]}`?" if close else None
 
 
-def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] | None = None) -> Graph:
+def build(statements: list[Assignment], source: Source, parsed: Parsed | None = None) -> Graph:
     """Check a parsed program and compile it into a graph.
 
-    `nodes`, if given, holds each statement's expression nodes, children before parents, as
-    parser.parse_with_nodes makes them (else they are found here).
+    `parsed`, if given, is what parser.parse_with_nodes gathered about these statements (else it
+    is found here).
     """
     if not statements:
         raise DiffcliError(
@@ -116,21 +116,23 @@ def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] 
     def fail(kind, message, span, help=None, notes=None):
         return DiffcliError(kind, message, span, source=source, help=help, notes=notes)
 
-    # names in file order of first appearance; assignments; calls
-    order: dict[str, None] = {}
+    if parsed is None:
+        parsed = _gather(statements)
+    postorders = parsed.nodes
+    # names -> their place in file order of first appearance; assignments
+    order: dict[str, int] = {}
     first_use: dict[str, Name] = {}
-    calls: list[Call] = []
     definitions = graph.definitions
     used_before_assigned: list[str] = []  # (or never assigned: free inputs)
-    postorders = nodes if nodes is not None else [_postorder(stmt.expr) for stmt in statements]
-    for stmt, stmt_nodes in zip(statements, postorders):
+    literals: list[str] = []  # names assigned a plain number with an optional sign: inputs
+    for stmt, uses in zip(statements, parsed.uses):
         name = stmt.name
         if name in RESERVED:
             what = "a function" if name in FUNCTIONS else "a constant"
             raise fail("name", f"`{name}` is {what} and cannot be assigned",
                        (stmt.start, stmt.name_end), help="choose another name")
-        previous = definitions.get(name)
-        if previous is not None:
+        if name in definitions:
+            previous = definitions[name]
             line = source.line_col(previous.start)[0]
             raise fail(
                 "name", f"`{name}` is assigned twice", (stmt.start, stmt.name_end),
@@ -138,23 +140,25 @@ def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] 
                 notes=[(f"`{name}` is first assigned here", (previous.start, previous.name_end))],
             )
         if name not in order:
-            order[name] = None
-        for node in stmt_nodes:
-            kind = node.__class__
-            if kind is Name:
-                used = node.id
+            order[name] = len(order)
+        for node in uses:
+            used = node.id
+            if used not in first_use:
                 if used in CONSTANTS:
                     continue
-                if used not in first_use:
-                    first_use[used] = node
-                    order.setdefault(used)
-                if used not in definitions:
-                    used_before_assigned.append(used)
-            elif kind is Call:
-                calls.append(node)
+                first_use[used] = node
+                if used not in order:
+                    order[used] = len(order)
+            if used not in definitions:
+                used_before_assigned.append(used)
         definitions[name] = stmt
+        kind = stmt.expr.__class__
+        if kind is Number or kind is Unary and stmt.expr.operand.__class__ is Number:
+            literals.append(name)
 
-    wrong = [call for call in calls if not _right_arguments(call)]
+    arity = {name: op.arity for name, op in FUNCTIONS.items() if op.arity}  # (a quick first test)
+    wrong = [call for call in parsed.calls
+             if arity.get(call.func) != len(call.args) and not _right_arguments(call)]
     wrong.sort(key=lambda call: call.start)  # outer calls first: `foo(bar(x))` names foo
     for call in wrong:
         _check_call(call, graph, order, fail)
@@ -165,35 +169,38 @@ def build(statements: list[Assignment], source: Source, nodes: list[list[Expr]] 
                            help=f"call it with an argument: `{name}(x)`")
 
     # inputs: literals and free names, in file order
+    free = {name for name in used_before_assigned if name not in definitions}
     inputs = graph.inputs
-    for name in order:
-        stmt = definitions.get(name)
-        if stmt is None:
-            inputs[name] = None
-        else:
-            expr = stmt.expr  # an input's: a plain number with an optional sign
-            kind = expr.__class__
-            if kind is Number or (kind is Unary and expr.operand.__class__ is Number):
-                inputs[name] = _literal_value(expr)
+    for name in sorted(free.union(literals), key=order.__getitem__):
+        inputs[name] = _literal_value(definitions[name].expr) if name in definitions else None
 
     if any(name in definitions for name in used_before_assigned):
-        uses = [[node.id for node in stmt_nodes if node.__class__ is Name and node.id not in CONSTANTS]
-                for stmt_nodes in postorders]
+        uses = [[node.id for node in names if node.id not in CONSTANTS] for names in parsed.uses]
         statement_order = _topological_order(statements, uses, graph, fail)
     else:
         statement_order = range(len(statements))  # already in dependency order, as most files are
 
     # compile: inputs first (their nodes are leaves), then each computed statement in dependency order
-    for name in order:
-        if name in graph.inputs:
-            graph.names[name] = graph.add(None, (), None, graph.inputs[name])
-    _compile([statements[i] for i in statement_order], [postorders[i] for i in statement_order], graph)
+    for name, value in inputs.items():
+        graph.names[name] = graph.add(None, (), None, value)
+    if isinstance(statement_order, range):
+        _compile(statements, postorders, graph)
+    else:
+        _compile([statements[i] for i in statement_order], [postorders[i] for i in statement_order], graph)
     if list(graph.names) != list(order):
         graph.names = {name: graph.names[name] for name in order}
     graph.output = statements[-1].name
     graph.first_use = first_use
     graph.notes = _exponent_notes(statements, order, source)
     return graph
+
+
+def _gather(statements: list[Assignment]) -> Parsed:
+    """What the parser gathers for build(), found by walking the statements."""
+    nodes = [_postorder(stmt.expr) for stmt in statements]
+    uses = [[node for node in stmt_nodes if node.__class__ is Name] for stmt_nodes in nodes]
+    calls = [node for stmt_nodes in nodes for node in stmt_nodes if node.__class__ is Call]
+    return Parsed(statements, nodes, uses, calls)
 
 
 def _exponent_notes(statements, names, source: Source) -> list[DiffcliError]:
@@ -354,6 +361,6 @@ def _compile(statements: list[Assignment], postorders: list[list[Expr]], graph: 
             add_expr(node)
             push(len(ops) - 1)
         root = pop()
-        if _is_name(stmt.expr):  # `b = a`: b needs a node of its own
+        if kind is Name or kind is Paren and _is_name(stmt.expr):  # `b = a`: b needs a node of its own
             root = graph.add(OPERATORS["id"], (root,), stmt.expr)
         names[stmt.name] = root

@@ -192,8 +192,8 @@ def parse(text: str, filename: str = "<input>") -> Program:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        statements, nodes = parser.parse_with_nodes(source)
-        return Program(source, statements, build(statements, source, nodes))
+        parsed = parser.parse_with_nodes(source)
+        return Program(source, parsed.statements, build(parsed.statements, source, parsed))
     finally:
         if collecting:
             gc.enable()

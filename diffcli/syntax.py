@@ -6,6 +6,8 @@ Nodes are plain slotted objects: a 100,000-statement file makes about a million 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 
 class Expr:
     __slots__ = ("start", "end")
@@ -113,6 +115,16 @@ class Assignment:
     @property
     def end(self) -> int:
         return self.expr.end
+
+
+class Parsed(NamedTuple):
+    """A program's statements, with what the graph builder needs of them, gathered while parsing
+    (so that it does not walk the program's nodes once more)."""
+
+    statements: list[Assignment]
+    nodes: list[list[Expr]]  # each statement's expression nodes, children before parents
+    uses: list[list[Name]]   # each statement's Name nodes, in the same order
+    calls: list[Call]        # every call in the program
 
 
 BINARY_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "^"}

@@ -176,3 +176,19 @@ def _six(x: float) -> str:
     from diffcli.report import number
 
     return number(x, 6)
+
+
+@pytest.mark.parametrize("path", _programs(), ids=lambda p: p.name)
+def test_parser_gathers_what_build_would_find(path):
+    """graph.build walks the statements itself when not given the parser's `Parsed`: the same."""
+    from diffcli.errors import Source
+    from diffcli.graph import _gather
+
+    try:
+        parsed = parser.parse_with_nodes(Source(path.read_text(encoding="utf-8").lstrip("\ufeff")))
+    except (DiffcliError, UnicodeDecodeError):
+        return
+    found = _gather(parsed.statements)
+    assert found.nodes == parsed.nodes
+    assert found.uses == parsed.uses
+    assert sorted(found.calls, key=id) == sorted(parsed.calls, key=id)
