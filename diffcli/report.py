@@ -97,36 +97,36 @@ def _marked(program: Program, name: str, output: str | None) -> tuple[str, str]:
     return name, ""
 
 
+def _variable_rows(program: Program, result: Evaluation, output: str | None, precision: int,
+                   column: dict[str, float] | None = None):
+    """One row per named variable: name (inputs and the output marked), definition, value[, column]."""
+    rows, styles = [], []
+    for name, value in result.values.items():
+        label, style = _marked(program, name, output)
+        row = [label, program.definition(name), number(value, precision)]
+        if column is not None:
+            row.append(number(column[name], precision))
+        rows.append(row)
+        styles.append(style)
+    return rows, styles
+
+
 def grad_table(program: Program, result: Gradients, filename: str, precision: int):
     out = result.output
-    rows, styles = [], []
-    for name in result.values:
-        label, style = _marked(program, name, out)
-        rows.append([label, program.definition(name), number(result.values[name], precision),
-                     number(result.gradients[name], precision)])
-        styles.append(style)
+    rows, styles = _variable_rows(program, result, out, precision, result.gradients)
     title = f"diffcli grad {filename}: {out} = {number(result.value, precision)}"
     return _table(title, ["name", "definition", "value", f"∂{out}/∂name"], rows, styles,
                   f"∂{out}/∂name: the total derivative of {out} with respect to each variable")
 
 
 def eval_table(program: Program, result: Evaluation, filename: str, precision: int):
-    rows, styles = [], []
-    for name, value in result.values.items():
-        label, style = _marked(program, name, None)
-        rows.append([label, program.definition(name), number(value, precision)])
-        styles.append(style)
+    rows, styles = _variable_rows(program, result, None, precision)
     return _table(f"diffcli eval {filename}", ["name", "definition", "value"], rows, styles)
 
 
 def forward_table(program: Program, result: Derivatives, filename: str, precision: int):
     wrt = result.wrt
-    rows, styles = [], []
-    for name in result.values:
-        label, style = _marked(program, name, None)
-        rows.append([label, program.definition(name), number(result.values[name], precision),
-                     number(result.derivatives[name], precision)])
-        styles.append(style)
+    rows, styles = _variable_rows(program, result, None, precision, result.derivatives)
     return _table(f"diffcli grad {filename} --mode forward --wrt {wrt}",
                   ["name", "definition", "value", f"∂name/∂{wrt}"], rows, styles,
                   f"∂name/∂{wrt}: forward mode, the derivative of each variable with respect to {wrt}")
