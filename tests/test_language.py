@@ -135,3 +135,16 @@ def test_api_docstring_example():
     import diffcli.program
 
     assert doctest.testmod(diffcli.program).failed == 0
+
+
+def test_nested_min_over_unicode_names_in_odd_layout():
+    """The program on which the long differential run's SymPy reference failed (SymPy's own error):
+    y is the outer min's third argument, Ωmega = _t, so dy/d_t = 1 and nothing else matters."""
+    from conftest import ROOT
+
+    program = diffcli.load(ROOT / "tests" / "data" / "nested_min_unicode.expr")
+    result = program.grad({"loss2": -3.25, "_t": -4.75})
+    assert result.value == -4.75
+    assert result.gradients == {"loss2": 0.0, "_t": 1.0, "Ωmega": 1.0, "μ": 0.0, "ñame": 0.0,
+                                "w_1": 0.0, "λ_0": 1.0, "y": 1.0}
+    assert result.values["w_1"] == pytest.approx(-4.75 * -4.75 / 3)
