@@ -1,18 +1,23 @@
 """Text -> AST. The only module that knows Lark.
 
 The grammar lives in `grammars/expr.lark` (packaged into the wheel as `diffcli/expr.lark`) and is
-the one definition of the syntax. Lark compiles it into an LALR(1) table (cached by Lark in the
-temporary directory). `_FastParser` runs that table itself and calls `_Builder` as it reduces, so the
+the one definition of the syntax. Lark compiles it into an LALR(1) table, which ships beside this
+module as JSON (`expr_table.json`, made by `scripts/make_parse_table.py`; a test checks that it is
+the grammar's), so that start-up neither compiles the grammar nor loads Lark's pickle cache from the
+shared temporary directory, where anyone could plant one. `_FastParser` runs that table itself and calls `_Builder` as it reduces, so the
 AST is built during the parse and no parse tree is ever made. On a syntax error Lark parses the text
 again, and each Lark exception is turned here into a `DiffcliError` of kind "syntax" for a person.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from pathlib import Path
 
+import lark
 from lark import Lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.parsers.lalr_analysis import Shift
@@ -52,21 +57,60 @@ class _ParenNewlines:
             yield token
 
 
+TABLE_PATH = Path(__file__).resolve().parent / "expr_table.json"
+
 _lark: Lark | None = None
 
 
 def _parser() -> Lark:
     global _lark
     if _lark is None:
-        _lark = Lark(
-            grammar_path().read_text(encoding="utf-8"),
-            parser="lalr",
-            lexer="contextual",
-            postlex=_ParenNewlines(),
-            maybe_placeholders=True,
-            cache=True,
-        )
+        grammar = grammar_path().read_text(encoding="utf-8")
+        table = _shipped_table(grammar)
+        if table is None:  # the grammar was edited, or another Lark: compile it (0.04 s)
+            _lark = _compile(grammar)
+        else:
+            _lark = Lark._load_from_dict(table["data"], table["memo"], postlex=_ParenNewlines())
     return _lark
+
+
+def _compile(grammar: str) -> Lark:
+    # never cache=True: Lark would unpickle a file from the shared temporary directory
+    return Lark(grammar, parser="lalr", lexer="contextual", postlex=_ParenNewlines(),
+                maybe_placeholders=True)
+
+
+def table_data(grammar: str) -> dict:
+    """Lark's serialized parser for `grammar`, as plain JSON data (what expr_table.json holds)."""
+    from lark.grammar import Rule
+    from lark.lexer import TerminalDef
+
+    data, memo = _compile(grammar).memo_serialize([TerminalDef, Rule])
+    del data["options"]["postlex"]  # an object: given again on loading
+    table = {"lark": lark.__version__, "grammar_sha256": _digest(grammar), "data": data, "memo": memo}
+    # as it reads back from JSON: tuples become lists, integer keys strings
+    return json.loads(json.dumps(table), object_hook=_int_keys)
+
+
+def _shipped_table(grammar: str) -> dict | None:
+    """The shipped table if it was made from this grammar by this version of Lark, else None."""
+    try:
+        table = json.loads(TABLE_PATH.read_text(encoding="utf-8"), object_hook=_int_keys)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(table, dict) or table.get("lark") != lark.__version__ \
+            or table.get("grammar_sha256") != _digest(grammar):
+        return None
+    return table
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _int_keys(mapping: dict) -> dict:
+    """JSON object keys back to the integers they were (state and symbol numbers)."""
+    return {int(key) if key.isdigit() else key: value for key, value in mapping.items()}
 
 
 def parse(source: Source) -> list[Assignment]:
