@@ -10,7 +10,7 @@ For every input x the reverse-mode gradient d(out)/dx is compared with
     They must agree to atol + rtol·max(|reverse|, |numeric|) + the difference's own rounding noise,
     estimated generously as ROUNDING·eps·|out|/h.
 
-Near a kink (relu or abs at 0, a min/max tie: `ops.KINKS`) the difference disagrees by nature; the row
+Near a kink (relu or abs at 0, a min/max tie: each operation's `kink` in ops.py) the difference disagrees by nature; the row
 names the kink and fails, unless kinks are allowed, which waives the finite difference for that row.
 A kink counts when the step moves the kink's arguments across it, estimated to first order from the
 forward-mode tangents: argument j moves by tangent[j]·h.
@@ -27,7 +27,6 @@ from typing import Mapping
 
 from . import engine
 from .errors import DiffcliError
-from .ops import KINKS
 from .program import Program
 
 EPS = sys.float_info.epsilon
@@ -70,8 +69,8 @@ def check(program: Program, values: Mapping[str, float] | None = None, of: str |
     node_values = engine.forward(graph, inputs)
     out = graph.names[result.output]
     feeds_output = _feeds(graph, out)
-    kinks = [(i, KINKS[op.name]) for i, op in enumerate(graph.op)
-             if op is not None and op.name in KINKS and feeds_output[i]]
+    kinks = [(i, op.kink) for i, op in enumerate(graph.op)
+             if op is not None and op.kink is not None and feeds_output[i]]
     rows = []
     for name, x in inputs.items():
         tangent = engine.tangents(graph, node_values, graph.names[name], needed=[out])

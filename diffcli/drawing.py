@@ -12,14 +12,11 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from . import engine
+from .ops import Op
 from .program import Program
 from .report import number
 from .syntax import Call, Name, Number
 
-# how the op table's names read in a picture
-SYMBOLS = {"-": "−", "*": "×", "/": "÷"}
-INFIX = {"+", "-", "*", "/", "^"}
-COMMUTATIVE = {"+", "*", "min", "max", "hypot"}
 FONT = "Courier"  # Graphviz's WebAssembly build measures text with Courier's exact metrics
 INPUT_FILL, OUTPUT_FILL, OP_FILL = "#dbeafe", "#fde68a", "#f3f4f6"
 
@@ -97,11 +94,11 @@ def draw(program: Program, values: Mapping[str, float] | None = None, *, of: str
             continue
         args = graph.args[i]
         texts = [_constant_text(program, j) if constant[j] else None for j in args]
-        dot.node(f"op{i}", graphviz.nohtml(plain_text(_op_label(op.name, texts))), shape="ellipse",
+        dot.node(f"op{i}", graphviz.nohtml(plain_text(_op_label(op, texts))), shape="ellipse",
                  fillcolor=OP_FILL, margin="0.04,0.02", height="0.3")
         count += 1
         variables = [(n, j) for n, j in enumerate(args) if not constant[j]]
-        numbered = len(variables) > 1 and op.name not in COMMUTATIVE  # say which argument is which
+        numbered = len(variables) > 1 and not op.commutative  # say which argument is which
         for n, j in variables:
             if numbered:  # beside the arrowhead, where it cannot be read as another edge's
                 dot.edge(f"v{j}", f"op{i}", headlabel=str(n + 1), labeldistance="1.6")
@@ -138,21 +135,21 @@ def _constant_text(program: Program, node: int) -> str:
     return text if isinstance(expr, (Number, Name, Call)) else f"({text})"
 
 
-def _op_label(name: str, constants: list[str | None]) -> str:
+def _op_label(op: Op, constants: list[str | None]) -> str:
     """An operation's label, with constant operands folded in and `·` standing for a variable."""
-    symbol = SYMBOLS.get(name, name)
-    if name in INFIX and len(constants) == 2:
+    symbol = op.glyph or op.name
+    if op.infix and len(constants) == 2:
         left, right = constants
         if left is None and right is None:
             return symbol
         if left is None:
             return symbol + right                     # 3a -> ×3, d^2 -> ^2, x - 1 -> −1
         if right is None:
-            if name in COMMUTATIVE:
+            if op.commutative:
                 return symbol + left
             return f"{left} {symbol} ·"               # 5 - 3a -> 5 − ·
         return f"{left} {symbol} {right}"
-    if len(constants) == 1 and name in ("-", "+", "="):  # signs, and `b = a`
+    if len(constants) == 1 and op.key in ("neg", "pos", "id"):  # signs, and `b = a`
         return symbol + (constants[0] or "")
     if all(c is None for c in constants):
         return symbol

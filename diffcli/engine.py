@@ -59,13 +59,10 @@ def _value_error(graph: Graph, values: list[float], i: int) -> DiffcliError:
     xs = [values[j] for j in graph.args[i]]
     shown = _applied(op, xs)
     where = _expr_text(graph, i)
-    if op.name == "/" and xs[1] == 0:
-        message, help = f"division by zero in `{where}`", "the divisor is 0 here"
-    elif op.name in ("^", "pow") and xs[0] == 0 and xs[1] < 0:
-        message, help = f"zero to a negative power in `{where}`: {shown}", None
-    elif op.name in ("^", "pow") and xs[0] < 0 and xs[1] != int(xs[1]) and _isfinite(xs[1]):
-        message = f"a negative base with a non-integer exponent in `{where}`: {shown}"
-        help = "a real power of a negative number needs an integer exponent"
+    problem = op.value_problem(xs) if op.value_problem else None
+    if problem is not None:
+        message, help = problem
+        message = message.format(where=where, shown=shown)
     else:
         try:
             result = op.value(*xs)
@@ -180,9 +177,10 @@ def _derivative_error(graph, values, i, n) -> DiffcliError:
     op = graph.op[i]
     xs = [values[j] for j in graph.args[i]]
     which = "" if len(xs) == 1 else f" with respect to its {_ordinal(n)} argument"
-    if op.name in ("^", "pow") and n == 1:
-        message = f"the derivative of `{_expr_text(graph, i)}` with respect to the exponent is undefined at {_applied(op, xs)}"
-        help = "d(x^y)/dy = x^y·ln(x) needs x > 0 (or x = 0 with y > 0)"
+    problem = op.derivative_problem(n) if op.derivative_problem else None
+    if problem is not None:
+        message, help = problem
+        message = message.format(where=_expr_text(graph, i), shown=_applied(op, xs))
     else:
         message = f"the derivative of `{op.name}`{which} is infinite or undefined at {_applied(op, xs)}"
         help = "the gradient does not exist here; evaluate at another point"
@@ -240,9 +238,9 @@ def tangents(graph: Graph, values: list[float], wrt: int, needed=None) -> list[f
 
 def _applied(op, xs) -> str:
     shown = [number_text(x) for x in xs]
-    if op.arity == 2 and op.name in "+-*/^":
+    if op.infix:
         return f"{shown[0]} {op.name} {shown[1]}"
-    if op.name == "-" and len(xs) == 1:
+    if op.key == "neg":
         return f"-({shown[0]})"
     return f"{op.name}({', '.join(shown)})"
 

@@ -26,7 +26,7 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.printer import Printer
 from sympy.printing.str import StrPrinter
 
-from . import engine, report
+from . import engine, ops, report
 from .errors import DiffcliError
 from .program import Program
 from .syntax import Binary, Call, Name, Number, Paren, Unary
@@ -39,33 +39,7 @@ MAX_TOTAL_SIZE = 300   # nodes in the symbolic total derivative, past which it i
 
 # ---------------------------------------------------------------- the functions, for SymPy
 
-class sigmoid(sp.Function):
-    def fdiff(self, argindex=1):
-        s = sigmoid(self.args[0])
-        return s * (1 - s)
-
-
-class softplus(sp.Function):
-    def fdiff(self, argindex=1):
-        return sigmoid(self.args[0])
-
-
-class relu(sp.Function):
-    def fdiff(self, argindex=1):
-        return sp.Heaviside(self.args[0], 0)  # relu'(0) = 0, as in ops.py
-
-
-SYMPY_FUNCTIONS = {
-    "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "asin": sp.asin, "acos": sp.acos, "atan": sp.atan,
-    "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "exp": sp.exp, "log": sp.log, "ln": sp.log,
-    "log2": lambda x: sp.log(x, 2), "log10": lambda x: sp.log(x, 10), "sqrt": sp.sqrt,
-    "abs": sp.Abs, "sigmoid": sigmoid, "relu": relu, "softplus": softplus, "pow": sp.Pow,
-    "atan2": sp.atan2, "hypot": lambda x, y: sp.sqrt(x**2 + y**2), "min": sp.Min, "max": sp.Max,
-}
-SYMPY_OPERATORS = {
-    "add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
-    "div": lambda x, y: x / y, "pow": sp.Pow, "neg": lambda x: -x, "pos": lambda x: x,
-}
+SYMPY = ops.backend("sympy")
 CONSTANTS = {"pi": sp.pi}
 
 
@@ -108,9 +82,8 @@ def _sympy_leaf(node):
 def _sympy_node(node, args):
     if isinstance(node, Paren):
         return args[0]
-    if isinstance(node, Call):
-        return SYMPY_FUNCTIONS[node.func](*args)
-    return SYMPY_OPERATORS[node.op](*args)
+    op = ops.FUNCTIONS[node.func] if isinstance(node, Call) else ops.OPERATORS[node.op]
+    return SYMPY.value(op, *args)
 
 
 _FAMILY = {"add": "add", "sub": "add", "mul": "mul", "div": "mul"}

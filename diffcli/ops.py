@@ -1,132 +1,100 @@
 """The table of operations: the one place where diffcli's math lives.
 
-Each entry gives an operation's value and, side by side, its partial derivative with respect to each
-argument (as PyTorch's derivatives.yaml does). A partial is a function of the operation's result and
-its arguments, `partial(out, *args)`. Every interpreter (forward values, reverse adjoints, forward
-tangents, the graph's labels) reads this table; adding an operation is one entry plus its test.
+Each entry writes an operation's value and, beside it, its partial derivative with respect to each
+argument (as PyTorch's derivatives.yaml does), once, against a small math namespace `m`:
+`m.cos(x)`, `m.where(cond, a, b)` rather than Python's `if`. A partial is `rule(m, out, *args)`, a
+function of the operation's result and its arguments. Every reader builds its own table from these
+rules by applying them to its own namespace, once, at import (as JAX builds one rule table per
+interpreter):
 
-Forward functions raise ValueError, ZeroDivisionError or OverflowError outside their domain (the math
-module does this for us); the engine turns that, or a result that is not finite, into a diagnostic
-using `domain`. At kinks the convention is PyTorch's: relu'(0) = abs'(0) = 0, ties in min/max share
-the gradient evenly. 0^0 = 1, and d(x^y)/dx is 0 where y = 0.
+- floats (`math`): the rules printed as Python and compiled, so the hot scalar path calls plain
+  functions (or `operator.add`, `math.sin` themselves) and pays nothing for the indirection;
+- NumPy arrays (`backend("numpy")`), dual numbers for second derivatives (`backend("dual")`),
+  SymPy for symbolic derivations (`backend("sympy")`);
+- source printers for Python, C and JavaScript (`printer(lang)`), for generated code.
+
+Adding an operation is one entry in `_ENTRIES` plus its test; every command picks it up.
+
+Forward values raise ValueError, ZeroDivisionError or OverflowError outside their domain on floats
+(the math module does this), and give inf/NaN on arrays; the engines turn either into a diagnostic.
+At kinks the convention is PyTorch's: relu'(0) = abs'(0) = 0, ties in min/max share the gradient
+evenly. 0^0 = 1, and d(x^y)/dx is 0 where y = 0. Second derivatives follow from the same rules (the
+dual backend pushes tangents through the partials): relu'' = abs'' = 0 everywhere.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from typing import Callable, NamedTuple
 
-inf, nan = math.inf, math.nan
-LN2, LN10 = math.log(2.0), math.log(10.0)
+# ================================================================ the rules, once
+
+def _sigmoid(m, x):
+    # 1/(1+e^-x), in a form that cannot overflow on either side
+    return m.where(x >= 0.0, 1.0 / (1.0 + m.exp(-x)), m.exp(x) / (1.0 + m.exp(x)))
 
 
-class Op(NamedTuple):
-    name: str                   # as a user writes it: "+", "sin", ...
-    arity: int                  # number of arguments; 0 means two or more (min, max)
-    value: Callable[..., float]
-    partials: tuple             # one partial(out, *args) per argument; for variadic ops, a factory
-    domain: str = ""            # where the operation is defined, for error messages
-
-
-# -- value helpers: stable forms, and results that must be floats --------------------------------
-
-def _sigmoid(x):
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
-
-
-def _softplus(x):
+def _softplus(m, x):
     # log(1 + e^x) without overflow: x + log(1 + e^-x) for large x
-    return x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
+    return m.where(x > 0.0, x + m.log1p(m.exp(-x)), m.log1p(m.exp(x)))
 
 
-def _relu(x):
-    return x if x > 0 else 0.0
+def _pow_dy(m, out, x, y):
+    # undefined (x < 0, or 0^y with y <= 0): NaN, an error only where this partial is needed
+    return m.where(x > 0.0, out * m.log(x), m.where(m.both(m.eq(x, 0.0), y > 0.0), 0.0, m.nan))
 
 
-def _pow_dx(out, x, y):
-    return 0.0 if y == 0 else y * math.pow(x, y - 1)
+def _tie_share(m, i, out, xs):
+    """d min/max / d xs[i]: 1 split evenly among the arguments equal to the result."""
+    return m.where(m.eq(xs[i], out), 1.0 / m.count_equal(xs, out), 0.0)
 
 
-def _pow_dy(out, x, y):
-    if x > 0:
-        return out * math.log(x)
-    if x == 0 and y > 0:
-        return 0.0
-    return nan  # undefined (x < 0, or 0^y with y <= 0): an error only if this partial is needed
+def _sign(m, x):
+    return m.where(x > 0.0, 1.0, m.where(x < 0.0, -1.0, 0.0))
 
 
-def _tie_share(i):
-    """Partial of min/max for argument i: 1 split evenly among the arguments equal to the result."""
-
-    def partial(out, *args):
-        if args[i] != out:
-            return 0.0
-        return 1.0 / sum(1 for a in args if a == out)
-
-    return partial
+def _step(m, x):
+    return m.where(x > 0.0, 1.0, 0.0)
 
 
-def _unit(out, x, y=None):  # (no `*args`: a call without a tuple is faster)
+def _zero(m, out, *xs):
+    return 0.0
+
+
+def _one(m, out, *xs):
     return 1.0
 
 
-# -- the table ------------------------------------------------------------------------------------
+# -- why a value is outside the domain, for the diagnostics (floats only) ------------------------
 
-# (the operator module's functions are the same arithmetic as `x + y`, called faster)
-OPERATORS = {
-    "add": Op("+", 2, operator.add, (_unit, _unit)),
-    "sub": Op("-", 2, operator.sub, (_unit, lambda out, x, y: -1.0)),
-    "mul": Op("*", 2, operator.mul, (lambda out, x, y: y, lambda out, x, y: x)),
-    "div": Op("/", 2, operator.truediv, (lambda out, x, y: 1.0 / y, lambda out, x, y: -out / y),
-              "a divisor other than 0"),
-    "pow": Op("^", 2, math.pow, (_pow_dx, _pow_dy),
-              "a base ≥ 0, or an integer exponent; no 0 to a negative power"),
-    "neg": Op("-", 1, operator.neg, (lambda out, x: -1.0,)),
-    "pos": Op("+", 1, lambda x: x, (_unit,)),
-    # a named variable whose definition is another name (`b = a`) gets a node of its own
-    "id": Op("=", 1, lambda x: x, (_unit,)),
-}
-
-FUNCTIONS = {
-    "sin": Op("sin", 1, math.sin, (lambda out, x: math.cos(x),)),
-    "cos": Op("cos", 1, math.cos, (lambda out, x: -math.sin(x),)),
-    "tan": Op("tan", 1, math.tan, (lambda out, x: 1.0 + out * out,)),
-    "asin": Op("asin", 1, math.asin, (lambda out, x: 1.0 / math.sqrt(1.0 - x * x),), "-1 ≤ x ≤ 1"),
-    "acos": Op("acos", 1, math.acos, (lambda out, x: -1.0 / math.sqrt(1.0 - x * x),), "-1 ≤ x ≤ 1"),
-    "atan": Op("atan", 1, math.atan, (lambda out, x: 1.0 / (1.0 + x * x),)),
-    "sinh": Op("sinh", 1, math.sinh, (lambda out, x: math.cosh(x),)),
-    "cosh": Op("cosh", 1, math.cosh, (lambda out, x: math.sinh(x),)),
-    "tanh": Op("tanh", 1, math.tanh, (lambda out, x: 1.0 - out * out,)),
-    "exp": Op("exp", 1, math.exp, (lambda out, x: out,)),
-    "log": Op("log", 1, math.log, (lambda out, x: 1.0 / x,), "x > 0"),
-    "log2": Op("log2", 1, math.log2, (lambda out, x: 1.0 / (x * LN2),), "x > 0"),
-    "log10": Op("log10", 1, math.log10, (lambda out, x: 1.0 / (x * LN10),), "x > 0"),
-    "sqrt": Op("sqrt", 1, math.sqrt, (lambda out, x: 0.5 / out,), "x ≥ 0"),
-    "abs": Op("abs", 1, math.fabs, (lambda out, x: 1.0 if x > 0 else (-1.0 if x < 0 else 0.0),)),
-    "sigmoid": Op("sigmoid", 1, _sigmoid, (lambda out, x: out * (1.0 - out),)),
-    "relu": Op("relu", 1, _relu, (lambda out, x: 1.0 if x > 0 else 0.0,)),
-    "softplus": Op("softplus", 1, _softplus, (lambda out, x: _sigmoid(x),)),
-    "pow": OPERATORS["pow"]._replace(name="pow"),
-    "atan2": Op("atan2", 2, math.atan2, (lambda out, y, x: x / (x * x + y * y),
-                                         lambda out, y, x: -y / (x * x + y * y))),
-    "hypot": Op("hypot", 2, math.hypot, (lambda out, x, y: x / out, lambda out, x, y: y / out)),
-    "min": Op("min", 0, min, _tie_share),
-    "max": Op("max", 0, max, _tie_share),
-}
-FUNCTIONS["ln"] = FUNCTIONS["log"]._replace(name="ln")
-
-CONSTANTS = {"pi": math.pi}
-RESERVED = frozenset(FUNCTIONS) | frozenset(CONSTANTS)
+def _division_problem(xs):
+    if xs[1] == 0:
+        return "division by zero in `{where}`", "the divisor is 0 here"
+    return None
 
 
-# -- kinks: where an operation's derivative jumps, so that a finite difference disagrees by nature ---
-# Each entry tells whether a step that moves the arguments by `moves` (signed) from `xs` crosses the
-# kink, and names it; None when it does not. A move of 0 never crosses: ties that move together stay
-# tied, and the function is smooth along that step.
+def _power_problem(xs):
+    x, y = xs
+    if x == 0 and y < 0:
+        return "zero to a negative power in `{where}`: {shown}", None
+    if x < 0 and math.isfinite(y) and y != int(y):
+        return ("a negative base with a non-integer exponent in `{where}`: {shown}",
+                "a real power of a negative number needs an integer exponent")
+    return None
+
+
+def _power_derivative_problem(n):
+    if n == 1:
+        return ("the derivative of `{where}` with respect to the exponent is undefined at {shown}",
+                "d(x^y)/dy = x^y·ln(x) needs x > 0 (or x = 0 with y > 0)")
+    return None
+
+
+# -- kinks: where a derivative jumps, so that a finite difference disagrees by nature -------------
+# Each tells whether a step that moves the arguments by `moves` (signed) from `xs` crosses the kink,
+# and names it; None when it does not. A move of 0 never crosses: ties that move together stay tied.
 
 def _kink_at_zero(name):
     def crossed(out, xs, moves):
@@ -151,18 +119,603 @@ def _kink_at_tie(name):
     return crossed
 
 
-KINKS = {"abs": _kink_at_zero("abs"), "relu": _kink_at_zero("relu"),
-         "min": _kink_at_tie("min"), "max": _kink_at_tie("max")}
+class Op(NamedTuple):
+    """One operation. `value` and `partials` are the float table's callables, the engine's hot path;
+    `rule` and `partial_rules` are the backend-free definitions every other table is built from."""
+
+    key: str                    # unique: "add", "neg", "power" (`^`), "pow" (the function), "sin", ...
+    name: str                   # as a user writes it: "+", "-", "sin", "ln"
+    arity: int                  # number of arguments; 0 means two or more (min, max)
+    value: Callable[..., float]
+    partials: tuple             # float partial(out, *args) per argument; () for variadic ops
+    rule: Callable              # rule(m, *args)
+    partial_rules: tuple        # rule(m, out, *args) per argument; variadic: (rule(m, i, out, args),)
+    domain: str = ""            # where the operation is defined, for error messages
+    infix: bool = False         # drawn and printed between its arguments
+    commutative: bool = False   # a diagram need not say which argument is which
+    glyph: str = ""             # how a picture writes it, if not as `name`
+    kink: Callable | None = None        # kink(out, xs, moves) -> description or None (check)
+    symbolic: str = "rule"      # SymPy form: "rule" (apply the value rule) or "named" (a function of its own)
+    value_problem: Callable | None = None       # xs -> (message, help) for a domain error, or None
+    derivative_problem: Callable | None = None  # n -> (message, help) for an undefined partial n
+
+
+def _entry(key, name, arity, rule, partial_rules, **extra):
+    return dict(key=key, name=name, arity=arity, rule=rule, partial_rules=tuple(partial_rules), **extra)
+
+
+_ENTRIES: list[dict] = [
+    _entry("add", "+", 2, lambda m, x, y: x + y, (_one, _one), infix=True, commutative=True),
+    _entry("sub", "-", 2, lambda m, x, y: x - y, (_one, lambda m, out, x, y: -1.0), infix=True, glyph="−"),
+    _entry("mul", "*", 2, lambda m, x, y: x * y,
+           (lambda m, out, x, y: y, lambda m, out, x, y: x), infix=True, commutative=True, glyph="×"),
+    _entry("div", "/", 2, lambda m, x, y: x / y,
+           (lambda m, out, x, y: 1.0 / y, lambda m, out, x, y: -out / y), infix=True, glyph="÷",
+           domain="a divisor other than 0", value_problem=_division_problem),
+    _entry("power", "^", 2, lambda m, x, y: m.pow(x, y),
+           (lambda m, out, x, y: m.where(m.eq(y, 0.0), 0.0, y * m.pow(x, y - 1.0)), _pow_dy), infix=True,
+           domain="a base ≥ 0, or an integer exponent; no 0 to a negative power",
+           value_problem=_power_problem, derivative_problem=_power_derivative_problem),
+    _entry("neg", "-", 1, lambda m, x: -x, (lambda m, out, x: -1.0,), glyph="−"),
+    _entry("pos", "+", 1, lambda m, x: x, (_one,)),
+    # a named variable whose definition is another name (`b = a`) gets a node of its own
+    _entry("id", "=", 1, lambda m, x: x, (_one,)),
+    _entry("sin", "sin", 1, lambda m, x: m.sin(x), (lambda m, out, x: m.cos(x),)),
+    _entry("cos", "cos", 1, lambda m, x: m.cos(x), (lambda m, out, x: -m.sin(x),)),
+    _entry("tan", "tan", 1, lambda m, x: m.tan(x), (lambda m, out, x: 1.0 + out * out,)),
+    _entry("asin", "asin", 1, lambda m, x: m.asin(x),
+           (lambda m, out, x: 1.0 / m.sqrt(1.0 - x * x),), domain="-1 ≤ x ≤ 1"),
+    _entry("acos", "acos", 1, lambda m, x: m.acos(x),
+           (lambda m, out, x: -1.0 / m.sqrt(1.0 - x * x),), domain="-1 ≤ x ≤ 1"),
+    _entry("atan", "atan", 1, lambda m, x: m.atan(x), (lambda m, out, x: 1.0 / (1.0 + x * x),)),
+    _entry("sinh", "sinh", 1, lambda m, x: m.sinh(x), (lambda m, out, x: m.cosh(x),)),
+    _entry("cosh", "cosh", 1, lambda m, x: m.cosh(x), (lambda m, out, x: m.sinh(x),)),
+    _entry("tanh", "tanh", 1, lambda m, x: m.tanh(x), (lambda m, out, x: 1.0 - out * out,)),
+    _entry("exp", "exp", 1, lambda m, x: m.exp(x), (lambda m, out, x: out,)),
+    _entry("log", "log", 1, lambda m, x: m.log(x), (lambda m, out, x: 1.0 / x,), domain="x > 0"),
+    _entry("log2", "log2", 1, lambda m, x: m.log2(x), (lambda m, out, x: 1.0 / (x * m.log(2.0)),), domain="x > 0"),
+    _entry("log10", "log10", 1, lambda m, x: m.log10(x), (lambda m, out, x: 1.0 / (x * m.log(10.0)),),
+           domain="x > 0"),
+    _entry("sqrt", "sqrt", 1, lambda m, x: m.sqrt(x), (lambda m, out, x: 0.5 / out,), domain="x ≥ 0"),
+    _entry("abs", "abs", 1, lambda m, x: m.fabs(x), (lambda m, out, x: _sign(m, x),),
+           kink=_kink_at_zero("abs")),
+    _entry("sigmoid", "sigmoid", 1, _sigmoid, (lambda m, out, x: out * (1.0 - out),), symbolic="named"),
+    _entry("relu", "relu", 1, lambda m, x: m.where(x > 0.0, x, 0.0), (lambda m, out, x: _step(m, x),),
+           kink=_kink_at_zero("relu"), symbolic="named"),
+    _entry("softplus", "softplus", 1, _softplus, (lambda m, out, x: m.op("sigmoid", x),), symbolic="named"),
+    _entry("atan2", "atan2", 2, lambda m, y, x: m.atan2(y, x),
+           (lambda m, out, y, x: x / (x * x + y * y), lambda m, out, y, x: -y / (x * x + y * y))),
+    _entry("hypot", "hypot", 2, lambda m, x, y: m.hypot(x, y),
+           (lambda m, out, x, y: x / out, lambda m, out, x, y: y / out), commutative=True),
+    _entry("min", "min", 0, lambda m, *xs: m.min(*xs), (_tie_share,), commutative=True,
+           kink=_kink_at_tie("min")),
+    _entry("max", "max", 0, lambda m, *xs: m.max(*xs), (_tie_share,), commutative=True,
+           kink=_kink_at_tie("max")),
+]
+
+CONSTANTS = {"pi": math.pi}
+_RULES: dict[str, Callable] = {}
+
+
+# ================================================================ source printers
+
+class Code(str):
+    """A piece of source text in some language, which builds bigger pieces with Python's operators.
+    Every compound piece is parenthesized, so that no precedence table is needed."""
+
+    __slots__ = ()
+    lang: "Printer"
+
+    def _wrap(self, text):
+        return self.lang.code(text)
+
+    def _lift(self, other):
+        return other if isinstance(other, Code) else self.lang.number(other)
+
+    def _binary(self, symbol, other, swap=False):
+        a, b = (self._lift(other), self) if swap else (self, self._lift(other))
+        return self._wrap(f"({a} {symbol} {b})")
+
+    __add__ = lambda s, o: s._binary("+", o)
+    __radd__ = lambda s, o: s._binary("+", o, True)
+    __sub__ = lambda s, o: s._binary("-", o)
+    __rsub__ = lambda s, o: s._binary("-", o, True)
+    __mul__ = lambda s, o: s._binary("*", o)
+    __rmul__ = lambda s, o: s._binary("*", o, True)
+    __truediv__ = lambda s, o: s._binary("/", o)
+    __rtruediv__ = lambda s, o: s._binary("/", o, True)
+    __gt__ = lambda s, o: s._binary(">", o)
+    __ge__ = lambda s, o: s._binary(">=", o)
+    __lt__ = lambda s, o: s._binary("<", o)
+    __le__ = lambda s, o: s._binary("<=", o)
+    __eq__ = lambda s, o: s._binary("==", o)
+    __hash__ = str.__hash__
+
+    def __neg__(self):
+        return self._wrap(f"(-{self})")
+
+
+_PRIMITIVES_1 = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "exp", "log",
+                 "log2", "log10", "log1p", "sqrt", "fabs")
+_PRIMITIVES_2 = ("pow", "atan2", "hypot")
+
+
+class Printer:
+    """A math namespace whose values are source text in one language."""
+
+    def __init__(self, lang, call_prefix, renames, conditional, conjunction, nan, variadic):
+        self.lang = lang
+        self.call_prefix, self.renames = call_prefix, renames
+        self.conditional, self.conjunction, self.nan_text, self.variadic = conditional, conjunction, nan, variadic
+        self.code_class = type(f"Code_{lang}", (Code,), {"lang": self, "__slots__": ()})
+        for f in _PRIMITIVES_1 + _PRIMITIVES_2:
+            setattr(self, f, functools.partial(self._call, f))
+
+    def code(self, text) -> Code:
+        return self.code_class(text)
+
+    def number(self, x) -> Code:
+        x = float(x)
+        if not math.isfinite(x):
+            raise ValueError(f"no {self.lang} literal for {x}")
+        return self.code(repr(x))
+
+    def _call(self, f, *args):
+        return self.code(f"{self.call_prefix}{self.renames.get(f, f)}({', '.join(map(self._text, args))})")
+
+    def _text(self, x):
+        return x if isinstance(x, Code) else self.number(x)
+
+    @property
+    def nan(self):
+        return self.code(self.nan_text)
+
+    def where(self, cond, a, b):
+        return self.code(self.conditional.format(c=cond, a=self._text(a), b=self._text(b)))
+
+    def both(self, a, b):
+        return self.code(f"({a} {self.conjunction} {b})")
+
+    def eq(self, a, b):
+        return self.code(f"({self._text(a)} == {self._text(b)})")
+
+    def count_equal(self, xs, out):
+        if isinstance(xs, CodeSeq):  # the arguments as one sequence (the compiled float table)
+            return self.code(f"sum(1.0 for _x in {xs.name} if _x == {out})")
+        return self.code("(" + " + ".join(str(self.where(self.eq(x, out), 1.0, 0.0)) for x in xs) + ")")
+
+    def min(self, *xs):
+        return self.variadic("min", [self._text(x) for x in xs], self)
+
+    def max(self, *xs):
+        return self.variadic("max", [self._text(x) for x in xs], self)
+
+    def op(self, key, *args):
+        """Another operation's value, written out in place (its value rule, printed)."""
+        return _RULES[key](self, *args)
+
+    def variables(self, *names) -> list[Code]:
+        return [self.code(n) for n in names]
+
+
+class CodeSeq:
+    """A sequence of arguments known by one name (`xs`), indexed by code (`xs[i]`)."""
+
+    def __init__(self, lang: Printer, name: str):
+        self.lang, self.name = lang, name
+
+    def __getitem__(self, i):
+        return self.lang.code(f"{self.name}[{i}]")
+
+
+def _python_variadic(f, xs, p):
+    return p.code(f"{f}({', '.join(xs)})")
+
+
+def _c_variadic(f, xs, p):
+    text = xs[0]
+    for x in xs[1:]:
+        text = f"f{f}({text}, {x})"
+    return p.code(text)
+
+
+def _js_variadic(f, xs, p):
+    return p.code(f"Math.{f}({', '.join(xs)})")
+
+
+PRINTERS = {
+    "python": lambda: Printer("python", "math.", {}, "({a} if {c} else {b})", "and", "math.nan",
+                              _python_variadic),
+    "c": lambda: Printer("c", "", {}, "({c} ? {a} : {b})", "&&", "NAN", _c_variadic),
+    "javascript": lambda: Printer("javascript", "Math.", {"fabs": "abs"}, "({c} ? {a} : {b})", "&&",
+                                  "NaN", _js_variadic),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def printer(lang: str) -> Printer:
+    """The math namespace that writes source text in `lang` ("python", "c" or "javascript")."""
+    return PRINTERS[lang]()
+
+
+# ================================================================ the float table, compiled
+
+_PARAMETERS = {1: ("x",), 2: ("x", "y")}
+# a rule that prints as exactly one of these is that C function itself: no Python frame at all
+_BUILTIN = {"(x + y)": operator.add, "(x - y)": operator.sub, "(x * y)": operator.mul,
+            "(x / y)": operator.truediv, "(-x)": operator.neg}
+
+
+def _compile(name: str, parameters, body: str) -> Callable:
+    builtin = _BUILTIN.get(body) if parameters == ("x", "y") or parameters == ("x",) else None
+    if builtin is not None:
+        return builtin
+    call = f"math.{body[5:body.index('(')]}" if body.startswith("math.") else ""
+    if call and body == f"{call}({', '.join(parameters)})" and parameters[0] == "x":
+        return getattr(math, call[5:])
+    namespace = {"math": math}
+    # Our own rules' text, never a file's: this is how the table pays nothing for its indirection.
+    exec(f"def {name}({', '.join(parameters)}):\n    return {body}\n", namespace)  # noqa: S102
+    return namespace[name]
+
+
+def _float_op(entry: dict) -> Op:
+    python = printer("python")
+    arity = entry["arity"]
+    if arity == 0:  # variadic: `min(*xs)`; its partial takes the argument's index first
+        value = {"min": min, "max": max}[entry["key"]]
+        xs = CodeSeq(python, "xs")
+        body = python._text(entry["partial_rules"][0](python, python.code("i"), python.code("out"), xs))
+        partial = _compile(f"{entry['key']}_d", ("i", "out", "*xs"), str(body))
+        return Op(value=value, partials=(partial,), **entry)
+    params = _PARAMETERS[arity]
+    xs = python.variables(*params)
+    value = _compile(f"{entry['key']}_value", params, str(entry["rule"](python, *xs)))
+    partials = tuple(
+        _compile(f"{entry['key']}_d{n}", ("out",) + params,
+                 str(python._text(rule(python, python.code("out"), *xs))))
+        for n, rule in enumerate(entry["partial_rules"])
+    )
+    return Op(value=value, partials=partials, **entry)
+
+
+OPS: dict[str, Op] = {}            # every operation by its unique key
+OPERATORS: dict[str, Op] = {}      # the parser's operator names ("add", "pow", "neg") -> entries
+FUNCTIONS: dict[str, Op] = {}      # function names -> entries
+RESERVED: set[str] = set(CONSTANTS)  # names a program cannot assign
+
+
+def define(key: str, name: str, arity: int, rule, partial_rules, *, operator: str | None = None,
+           **extra) -> Op:
+    """Add an operation to every table: the one way in, for the built-in entries and any other."""
+    entry = _entry(key, name, arity, rule, partial_rules, **extra)
+    _RULES[key] = rule
+    op = OPS[key] = _float_op(entry)
+    if operator is not None:
+        OPERATORS[operator] = op
+    elif name.isidentifier():
+        FUNCTIONS[name] = op
+        RESERVED.add(name)
+    return op
+
+
+def forget(key: str) -> None:
+    """Remove an operation from every table (for tests that define one)."""
+    op = OPS.pop(key)
+    _RULES.pop(key, None)
+    for table in (OPERATORS, FUNCTIONS):
+        for name in [n for n, o in table.items() if o is op]:
+            del table[name]
+    if op.name not in FUNCTIONS and op.name not in CONSTANTS:
+        RESERVED.discard(op.name)
+
+
+_OPERATOR_NAMES = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "power": "pow",
+                   "neg": "neg", "pos": "pos", "id": "id"}
+for _e in _ENTRIES:
+    define(**_e, operator=_OPERATOR_NAMES.get(_e["key"]))
+    if _e["key"] == "log":  # `ln` is `log` under another name (so that messages say `ln`)
+        define(**dict(_e, key="ln", name="ln"))
+    if _e["key"] == "power":  # `pow(x, y)` is `x^y` written as a call
+        define(**dict(_e, key="pow", name="pow", infix=False))
 
 
 def partials_for(op: Op, nargs: int) -> tuple:
-    """The per-argument partial functions of `op` applied to `nargs` arguments."""
+    """The float partial functions of `op` applied to `nargs` arguments."""
     if op.arity:
         return op.partials
-    return tuple(op.partials(i) for i in range(nargs))
+    return _variadic_partials(op.key, nargs)
+
+
+@functools.lru_cache(maxsize=64)
+def _variadic_partials(key: str, nargs: int) -> tuple:
+    partial = OPS[key].partials[0]
+    return tuple(functools.partial(partial, i) for i in range(nargs))
 
 
 def arity_text(op: Op) -> str:
     if op.arity == 0:
         return "2 or more arguments"
     return "1 argument" if op.arity == 1 else f"{op.arity} arguments"
+
+
+def apply(op: Op, m, *args):
+    """op's value in the namespace m."""
+    return op.rule(m, *args)
+
+
+def apply_partial(op: Op, m, n: int, out, *args):
+    """op's partial with respect to argument n, in the namespace m."""
+    if op.arity == 0:
+        return op.partial_rules[0](m, n, out, args)
+    return op.partial_rules[n](m, out, *args)
+
+
+# ================================================================ other backends, built on demand
+
+@functools.lru_cache(maxsize=None)
+def backend(name: str):
+    """The math namespace called `name`: "numpy", "dual", "sympy", or a printer's language. (NumPy
+    and SymPy are imported only by the commands that need them.) The float table is `OPS` itself."""
+    if name == "numpy":
+        return _NumPy()
+    if name == "dual":
+        return _Duals()
+    if name == "sympy":
+        return _SymPy()
+    if name in PRINTERS:
+        return printer(name)
+    raise KeyError(name)
+
+
+class _NumPy:
+    """Arrays of points. Both sides of a `where` are computed (under np.errstate, by the caller), and
+    the one chosen at each point is kept, so each point gets what the float table gives it."""
+
+    def __init__(self):
+        import numpy as np
+
+        self.np = np
+        self.nan = np.nan
+        for f in _PRIMITIVES_1 + _PRIMITIVES_2:
+            setattr(self, f, getattr(np, {"pow": "power", "asin": "arcsin", "acos": "arccos",
+                                          "atan": "arctan", "atan2": "arctan2"}.get(f, f)))
+
+    def where(self, cond, a, b):
+        return self.np.where(cond, a, b)
+
+    def both(self, a, b):
+        return self.np.logical_and(a, b)
+
+    def eq(self, a, b):
+        return self.np.equal(a, b)
+
+    def count_equal(self, xs, out):
+        return sum((x == out).astype(float) if hasattr(x, "astype") else float(x == out) for x in xs)
+
+    def min(self, *xs):
+        return functools.reduce(self.np.minimum, xs)
+
+    def max(self, *xs):
+        return functools.reduce(self.np.maximum, xs)
+
+    def op(self, key, *args):
+        return OPS[key].rule(self, *args)
+
+
+class Dual:
+    """A value with a tangent (a float, or an array of several directions): x + t·ε, ε² = 0.
+    Pushed through the partial rules, it gives the second derivatives from the first."""
+
+    __slots__ = ("v", "t")
+
+    def __init__(self, v, t=0.0):
+        self.v, self.t = v, t
+
+    @staticmethod
+    def lift(x):
+        return x if isinstance(x, Dual) else Dual(float(x), 0.0)
+
+    def __add__(self, o):
+        o = Dual.lift(o)
+        return Dual(self.v + o.v, self.t + o.t)
+
+    __radd__ = __add__
+
+    def __sub__(self, o):
+        o = Dual.lift(o)
+        return Dual(self.v - o.v, self.t - o.t)
+
+    def __rsub__(self, o):
+        return Dual.lift(o) - self
+
+    def __mul__(self, o):
+        o = Dual.lift(o)
+        return Dual(self.v * o.v, self.t * o.v + self.v * o.t)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, o):
+        o = Dual.lift(o)
+        if o.v == 0.0:
+            return Dual(math.nan, self.t * math.nan)
+        v = self.v / o.v
+        return Dual(v, (self.t - v * o.t) / o.v)
+
+    def __rtruediv__(self, o):
+        return Dual.lift(o) / self
+
+    def __neg__(self):
+        return Dual(-self.v, -self.t)
+
+    # comparisons see the value only: a where() chooses a branch by the value, as on floats
+    __gt__ = lambda s, o: s.v > Dual.lift(o).v
+    __ge__ = lambda s, o: s.v >= Dual.lift(o).v
+    __lt__ = lambda s, o: s.v < Dual.lift(o).v
+    __le__ = lambda s, o: s.v <= Dual.lift(o).v
+    __eq__ = lambda s, o: s.v == Dual.lift(o).v
+    __hash__ = None
+
+    def __repr__(self):
+        return f"Dual({self.v!r}, {self.t!r})"
+
+
+def _guarded(f, *xs) -> float:
+    """f(*xs) on floats, NaN (or inf) where it is undefined rather than an exception: both sides of a
+    where() are computed on duals, as on arrays, and only the chosen one must be defined."""
+    try:
+        return f(*xs)
+    except OverflowError:
+        return math.inf
+    except (ValueError, ZeroDivisionError):
+        return math.nan
+
+
+def _moves(t) -> bool:
+    """Whether a tangent is not (all) zero: a partial is only needed where something flows."""
+    if isinstance(t, float):
+        return t != 0.0
+    return bool((t != 0).any())
+
+
+def _scaled(p, t):
+    """p·t, where p may be undefined (inf or NaN) only at directions whose t is 0."""
+    if isinstance(t, float):
+        return p * t
+    import numpy as np
+
+    with np.errstate(all="ignore"):
+        return np.where(t != 0, p * t, 0.0)
+
+
+class _Duals:
+    """Dual numbers. Each primitive is lifted with its own first derivative; those of the primitives
+    that are operations come from the table (so `sin`'s derivative is written once, in sin's entry)."""
+
+    nan = math.nan
+
+    def __init__(self):
+        for f in _PRIMITIVES_1 + _PRIMITIVES_2:
+            key = {"pow": "power", "fabs": "abs"}.get(f, f)
+            if key in OPS:
+                partials = OPS[key].partials
+            else:  # log1p, the one primitive that is no operation of the language
+                partials = (lambda out, x: 1.0 / (1.0 + x),)
+            setattr(self, f, self._lifted(getattr(math, f), partials))
+
+    @staticmethod
+    def _lifted(value, partials):
+        def f(*args):
+            args = [Dual.lift(a) for a in args]
+            xs = [a.v for a in args]
+            out = _guarded(value, *xs)
+            t = 0.0
+            for p, a in zip(partials, args):
+                if _moves(a.t):
+                    t = t + _scaled(_guarded(p, out, *xs), a.t)
+            return Dual(out, t)
+
+        return f
+
+    @staticmethod
+    def where(cond, a, b):
+        return a if cond else b
+
+    @staticmethod
+    def both(a, b):
+        return a and b
+
+    @staticmethod
+    def eq(a, b):
+        return Dual.lift(a).v == Dual.lift(b).v
+
+    @staticmethod
+    def count_equal(xs, out):
+        return float(sum(1 for x in xs if x == out))
+
+    def _select(self, pick, *xs):
+        xs = [Dual.lift(x) for x in xs]
+        best = pick(x.v for x in xs)
+        tied = [x.t for x in xs if x.v == best]
+        return Dual(best, functools.reduce(operator.add, tied) / len(tied) if len(tied) > 1 else tied[0])
+
+    def min(self, *xs):
+        return self._select(min, *xs)
+
+    def max(self, *xs):
+        return self._select(max, *xs)
+
+    def op(self, key, *args):
+        return OPS[key].rule(self, *args)
+
+
+class _SymPy:
+    """SymPy expressions: exact symbolic values and derivatives, for `explain`. `sigmoid`, `relu` and
+    `softplus` stay named functions, differentiated by their own partial rules."""
+
+    def __init__(self):
+        import sympy as sp
+
+        self.sp = sp
+        self.nan = sp.nan
+        renames = {"asin": sp.asin, "acos": sp.acos, "atan": sp.atan, "fabs": sp.Abs, "pow": sp.Pow,
+                   "log1p": lambda x: sp.log(1 + x), "log2": lambda x: sp.log(x, 2),
+                   "log10": lambda x: sp.log(x, 10), "hypot": lambda x, y: sp.sqrt(x**2 + y**2)}
+        for f in _PRIMITIVES_1 + _PRIMITIVES_2:
+            setattr(self, f, renames.get(f) or getattr(sp, f))
+        self.min, self.max = sp.Min, sp.Max
+        self.named = {key: self._named_function(op) for key, op in OPS.items() if op.symbolic == "named"}
+
+    def _named_function(self, op: Op):
+        namespace = self
+
+        def fdiff(self, argindex=1):
+            return namespace.partial(op, argindex - 1, *self.args)
+
+        return type(op.key, (self.sp.Function,), {"fdiff": fdiff})
+
+    def where(self, cond, a, b):
+        sp = self.sp
+        if cond is sp.true or cond is True:
+            return a
+        if cond is sp.false or cond is False:
+            return b
+        # a step, as SymPy writes it: b + (a − b)·H(x), H(0) being the side the comparison takes
+        step = {sp.StrictGreaterThan: (1, 0), sp.GreaterThan: (1, 1),
+                sp.StrictLessThan: (-1, 0), sp.LessThan: (-1, 1)}.get(type(cond))
+        if step is not None and sp.sympify(a).is_finite and sp.sympify(b).is_finite:
+            sign, at_zero = step
+            return b + (a - b) * sp.Heaviside(sign * (cond.lhs - cond.rhs), at_zero)
+        return sp.Piecewise((a, cond), (b, True))
+
+    def both(self, a, b):
+        return self.sp.And(a, b)
+
+    def eq(self, a, b):
+        return self.sp.Eq(a, b)
+
+    def count_equal(self, xs, out):
+        return self.sp.Add(*[self.where(self.sp.Eq(x, out), 1, 0) for x in xs])
+
+    def op(self, key, *args):
+        return self.value(OPS[key], *args)
+
+    def exact(self, rule, *args):
+        """rule(self, *args), its own float literals (1.0, 0.5) made the exact rationals they are,
+        and the arguments' numbers left as they are."""
+        sp = self.sp
+        dummies = [sp.Dummy(real=True) for _ in args]
+        expr = sp.sympify(rule(self, *dummies))
+        expr = expr.xreplace({f: sp.Rational(f) for f in expr.atoms(sp.Float)})
+        return expr.xreplace(dict(zip(dummies, args)))
+
+    def value(self, op: Op, *args):
+        """op applied to SymPy arguments: its named function, or its value rule."""
+        if op.key in self.named:
+            return self.named[op.key](*args)
+        return self.exact(op.rule, *args)
+
+    def partial(self, op: Op, n: int, *args):
+        """op's partial with respect to argument n, at SymPy arguments."""
+        out = self.value(op, *args)
+        return self.exact(lambda m, *xs: apply_partial(op, m, n, out, *xs), *args)
