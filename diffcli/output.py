@@ -42,11 +42,11 @@ def write_stdout(data: bytes) -> None:
     stream = getattr(sys.stdout, "buffer", None)
     try:
         if stream is None:
-            raise OSError(errno.EBADF, "standard output is closed")
+            raise OSError(errno.EBADF, "it is closed")
         stream.write(data)
         stream.flush()
     except (OSError, ValueError) as error:  # ValueError: the stream was closed
-        reason = getattr(error, "strerror", None) or "standard output is closed"
+        reason = getattr(error, "strerror", None) or "it is closed"
         raise DiffcliError("io", f"cannot write to standard output: {reason}") from None
 
 

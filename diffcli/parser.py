@@ -38,6 +38,15 @@ def grammar_path() -> Path:
     return packaged if packaged.exists() else here.parent / "grammars" / "expr.lark"
 
 
+_COMMENT = re.compile("#[^\n]*")
+
+
+def holds_semicolon(separator: str) -> bool:
+    """Whether a separator token (blanks, line breaks, `;` and comments) holds a `;` that ends a
+    statement: one outside its comments, which run to the end of their line whatever they hold."""
+    return ";" in separator and ";" in _COMMENT.sub("", separator)
+
+
 class _ParenNewlines:
     """Post-lexer: a line break inside open parentheses does not end the statement."""
 
@@ -52,7 +61,7 @@ class _ParenNewlines:
             elif kind == "RPAR":
                 if depth:
                     depth -= 1
-            elif kind == "_SEP" and depth and ";" not in token:
+            elif kind == "_SEP" and depth and not holds_semicolon(token):
                 continue
             yield token
 
@@ -72,6 +81,19 @@ def _parser() -> Lark:
         else:
             _lark = Lark._load_from_dict(table["data"], table["memo"], postlex=_ParenNewlines())
     return _lark
+
+
+_signed_number: re.Pattern | None = None
+
+
+def read_number(text: str) -> float | None:
+    """`text` as a signed number in the language's own syntax (the grammar's NUMBER: ASCII digits,
+    no `_`, `inf` or `nan`), else None: what `--set` accepts."""
+    global _signed_number
+    if _signed_number is None:
+        number = _parser().get_terminal("NUMBER").pattern.to_regexp()
+        _signed_number = re.compile(f"[+-]?(?:{number})")
+    return float(text) if _signed_number.fullmatch(text) else None
 
 
 def _compile(grammar: str) -> Lark:
@@ -440,7 +462,7 @@ class _FastParser:
                     elif kind == rpar:
                         if depth:
                             depth -= 1
-                    elif depth and ";" not in token.group() or kinds[kind] is None:
+                    elif depth and not holds_semicolon(token.group()) or kinds[kind] is None:
                         continue  # a line break inside parentheses, or an ignored token
                 action = actions[state][kind]
                 while action.__class__ is not int:  # reductions, until the token can be shifted
@@ -489,7 +511,7 @@ def _describe(token) -> str:
     if kind == "$END":
         return "end of file"
     if kind == "_SEP":
-        return "`;`" if ";" in token else "end of line"
+        return "`;`" if holds_semicolon(token) else "end of line"
     if kind in ("NUMBER", "NAME"):
         return f"{'number' if kind == 'NUMBER' else 'name'} `{token}`"
     return f"`{token}`"
@@ -545,7 +567,7 @@ def _diagnose(error: UnexpectedInput, source: Source) -> DiffcliError:
     pos = len(text) if kind == "$END" else token.start_pos
     tokens = _tokens_before(source, pos)
     previous = tokens[-1] if tokens else None
-    if kind == "_SEP" and ";" not in token and previous is not None:
+    if kind == "_SEP" and not holds_semicolon(token) and previous is not None:
         pos = previous.end_pos  # point just past the last token of the line
     elif kind == "$END" and previous is not None:
         pos = previous.end_pos
