@@ -27,7 +27,7 @@ from sympy.printing.printer import Printer
 from sympy.printing.str import StrPrinter
 
 from . import engine, ops, report
-from .errors import DiffcliError
+from .errors import DiffcliError, shown
 from .program import Program
 from .syntax import Binary, Call, Name, Number, Paren, Unary
 
@@ -630,7 +630,7 @@ def _total_value(d: Derivation, n: Notation) -> str:
 
 def _text(d, n, headings, steps_, verdict) -> str:
     at = f" at {_given(d, n)}" if d.given else ""
-    out = [f"{_title(d)}, for {d.filename}{at}", ""]
+    out = [f"{_title(d)}, for {shown(d.filename)}{at}", ""]
     if verdict:
         return "\n".join(out + [verdict, ""])
     graph, partials, accumulation = steps_
@@ -658,7 +658,7 @@ def _total_line(d: Derivation, n: Notation) -> str:
 
 def _markdown(d, n, headings, steps_, verdict) -> str:
     at = f" at {_given(d, n)}" if d.given else ""
-    out = [f"### {_title(d)}", "", f"`{d.filename}`{at}", ""]
+    out = [f"### {_title(d)}", "", f"`{shown(d.filename)}`{at}", ""]
     if verdict:
         return "\n".join(out + [verdict, ""])
     for heading, lines in zip(headings, steps_):
@@ -679,8 +679,9 @@ def _markdown(d, n, headings, steps_, verdict) -> str:
 
 
 def _latex(d, n, headings, steps_, verdict) -> str:
-    out = [f"% diffcli explain {d.filename}; needs \\usepackage{{amsmath}}",
-           rf"\paragraph{{{_tex_heading(_title(d), n)}}} For \texttt{{{tex_escape(d.filename)}}}"
+    name = shown(d.filename)  # a line break would end the `%` comment and start live TeX
+    out = [f"% diffcli explain {name}; needs \\usepackage{{amsmath}}",
+           rf"\paragraph{{{_tex_heading(_title(d), n)}}} For \texttt{{{tex_escape(name)}}}"
            + (f" at ${_given(d, n)}$." if d.given else "."), ""]
     if verdict:
         return "\n".join(out + [tex_escape(verdict), ""])
