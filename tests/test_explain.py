@@ -204,17 +204,21 @@ def test_latex_is_well_formed_for_every_function(args, stdin):
     check_latex_structure(done.stdout_text)
 
 
+def _compiles(tmp_path, fragment: str) -> None:
+    document = tmp_path / "d.tex"
+    document.write_text("\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n"
+                        + fragment + "\\end{document}\n", encoding="utf-8")
+    compiled = subprocess.run([ENGINE, "-interaction=nonstopmode", "-halt-on-error", document.name],
+                              cwd=tmp_path, capture_output=True, timeout=300)
+    assert compiled.returncode == 0, compiled.stdout.decode("utf-8", "replace")[-3000:]
+
+
 @pytest.mark.skipif(ENGINE is None, reason="no LaTeX engine here (the structural test still runs)")
 @pytest.mark.parametrize("args, stdin", LATEX_CASES)
 def test_latex_compiles(tmp_path, args, stdin):
     done = run_diffcli("explain", *args, "--format", "latex", input=stdin and stdin.encode())
     assert done.returncode == 0, done.stderr_text
-    document = tmp_path / "d.tex"
-    document.write_text("\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n"
-                        + done.stdout_text + "\\end{document}\n", encoding="utf-8")
-    compiled = subprocess.run([ENGINE, "-interaction=nonstopmode", "-halt-on-error", document.name],
-                              cwd=tmp_path, capture_output=True, timeout=300)
-    assert compiled.returncode == 0, compiled.stdout.decode("utf-8", "replace")[-3000:]
+    _compiles(tmp_path, done.stdout_text)
 
 
 def test_latex_names():
@@ -385,9 +389,4 @@ def test_every_greek_letter_compiles(tmp_path):
     program = "".join(f"{n} = {i + 1}\n" for i, n in enumerate(names)) + f"y = {' + '.join(names)}\n"
     done = run_diffcli("explain", "-", "--format", "latex", input=program.encode())
     assert done.returncode == 0, done.stderr_text
-    document = tmp_path / "d.tex"
-    document.write_text("\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n"
-                        + done.stdout_text + "\\end{document}\n", encoding="utf-8")
-    compiled = subprocess.run([ENGINE, "-interaction=nonstopmode", "-halt-on-error", document.name],
-                              cwd=tmp_path, capture_output=True, timeout=300)
-    assert compiled.returncode == 0, compiled.stdout.decode("utf-8", "replace")[-3000:]
+    _compiles(tmp_path, done.stdout_text)
