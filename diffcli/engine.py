@@ -99,23 +99,36 @@ def needs_gradient(graph: Graph) -> list[bool]:
     return needs
 
 
-def reverse(graph: Graph, values: list[float], output: int) -> list[float]:
-    """The adjoint d(output)/d(node) of every node: reverse-mode accumulation with `+=`."""
+def reverse(graph: Graph, values: list[float], output: int, *, stop=None, strict: bool = True) -> list[float]:
+    """The adjoint d(output)/d(node) of every node: reverse-mode accumulation with `+=`.
+
+    `stop`: nodes the pass does not go past, as if they were leaves. Stopped at the named nodes, the
+    adjoint of each one that `output`'s statement uses is a local partial of that statement (explain's
+    step 2). Not `strict`: an undefined partial gives NaN where it flows, rather than an error.
+    """
+    ops = graph.op
+    if stop:
+        ops = list(ops)
+        for node in stop:
+            if node != output:
+                ops[node] = None
     adjoint = [0.0] * len(graph)
     try:
-        _reverse(graph, values, output, adjoint, checked=False)
+        _reverse(graph, ops, values, output, adjoint, None)
         if all(map(_isfinite, adjoint)):
             return adjoint
     except _FAILURES:
         pass
     adjoint = [0.0] * len(graph)
-    _reverse(graph, values, output, adjoint, checked=True)
-    return adjoint  # pragma: no cover - the checked walk raises where the fast one failed
+    _reverse(graph, ops, values, output, adjoint, _check_step if strict else _partial_or_nan)
+    return adjoint
 
 
-def _reverse(graph, values, output, adjoint, checked):
+def _reverse(graph, ops, values, output, adjoint, checked):
+    """The reverse pass, unchecked (checked is None: the hot path), or with checked(graph, values,
+    adjoint, i, n, g) giving each partial (and raising where it does not exist)."""
     needs = needs_gradient(graph)
-    ops, args, partials = graph.op, graph.args, graph.partials
+    args, partials = graph.args, graph.partials
     adjoint[output] = 1.0
     for i in range(output, -1, -1):
         g = adjoint[i]
@@ -127,27 +140,31 @@ def _reverse(graph, values, output, adjoint, checked):
             j = a[0]
             if needs[j]:
                 if checked:
-                    _check_step(graph, values, adjoint, i, 0, g)
-                adjoint[j] += g * partials[i][0](out, values[j])
+                    adjoint[j] += g * checked(graph, values, adjoint, i, 0, g)
+                else:
+                    adjoint[j] += g * partials[i][0](out, values[j])
         elif len(a) == 2:
             j, k = a
             x, y = values[j], values[k]
             ps = partials[i]
             if needs[j]:
                 if checked:
-                    _check_step(graph, values, adjoint, i, 0, g)
-                adjoint[j] += g * ps[0](out, x, y)
+                    adjoint[j] += g * checked(graph, values, adjoint, i, 0, g)
+                else:
+                    adjoint[j] += g * ps[0](out, x, y)
             if needs[k]:
                 if checked:
-                    _check_step(graph, values, adjoint, i, 1, g)
-                adjoint[k] += g * ps[1](out, x, y)
+                    adjoint[k] += g * checked(graph, values, adjoint, i, 1, g)
+                else:
+                    adjoint[k] += g * ps[1](out, x, y)
         else:
             xs = [values[j] for j in a]
             for n, (p, j) in enumerate(zip(partials[i], a)):
                 if needs[j]:
                     if checked:
-                        _check_step(graph, values, adjoint, i, n, g)
-                    adjoint[j] += g * p(out, *xs)
+                        adjoint[j] += g * checked(graph, values, adjoint, i, n, g)
+                    else:
+                        adjoint[j] += g * p(out, *xs)
 
 
 def _partial(graph, values, i, n):
@@ -160,7 +177,13 @@ def _partial(graph, values, i, n):
     return p if _isfinite(p) else None
 
 
+def _partial_or_nan(graph, values, adjoint, i, n, g):
+    p = _partial(graph, values, i, n)
+    return math.nan if p is None else p
+
+
 def _check_step(graph, values, adjoint, i, n, g):
+    """Node i's n-th partial, or the error saying why it or the gradient through it does not exist."""
     p = _partial(graph, values, i, n)
     if p is None:
         raise _derivative_error(graph, values, i, n)
@@ -171,6 +194,7 @@ def _check_step(graph, values, adjoint, i, n, g):
             _op_span(graph, i), source=graph.source,
             help="a derivative grew past the largest double (about 1.8e308); rescale the inputs",
         )
+    return p
 
 
 def _derivative_error(graph, values, i, n) -> DiffcliError:

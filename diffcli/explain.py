@@ -17,6 +17,7 @@ read are refused (MAX_STATEMENTS, MAX_OPERATIONS), which also bounds the depth S
 from __future__ import annotations
 
 import heapq
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -133,11 +134,11 @@ class Derivation:
 
 def derive(program: Program, values=None, wrt: str | None = None, of: str | None = None,
            filename: str = "") -> Derivation:
-    grad = program.grad(values, of)
+    run = program.run(values, of)
     graph = program.graph
-    out = grad.output
+    out = run.output
     if wrt is not None:
-        program._check_name(wrt, "--wrt")
+        program.check_name(wrt, "--wrt")
     position = graph.names  # name -> node; node order is evaluation order
     uses = {name: _names_used(stmt.expr, position) for name, stmt in graph.definitions.items()
             if name not in graph.inputs}
@@ -162,14 +163,17 @@ def derive(program: Program, values=None, wrt: str | None = None, of: str | None
 
     rhs = {name: to_sympy(graph.definitions[name].expr) for name in statements}
     given_set = {u for name in statements for u in uses[name]} - set(statements)
-    d = Derivation(out, wrt, filename, {k: grad.inputs[k] for k in graph.inputs}, grad.values,
-                   grad.gradients, [n for n in position if n in given_set], statements,
+    d = Derivation(out, wrt, filename, {k: run.inputs[k] for k in graph.inputs},
+                   {k: run.values[i] for k, i in position.items()},
+                   {k: run.adjoints[i] for k, i in position.items()},
+                   [n for n in position if n in given_set], statements,
                    {name: program.definition(name) for name in statements},
                    {name: graph.definitions[name].expr for name in statements}, rhs)
-    node_values = engine.forward(graph, d.inputs)
+    named = graph.names.values()
     for name in statements:
-        numbers = _local_partials(graph, node_values, position[name])
-        d.partials[name] = [Partial(u, _local_symbolic(rhs[name], name, u), numbers.get(position[u], 0.0))
+        # the engine's reverse pass from this statement, stopped at the names it uses
+        numbers = engine.reverse(graph, run.values, position[name], stop=named, strict=False)
+        d.partials[name] = [Partial(u, _local_symbolic(rhs[name], name, u), _defined(numbers[position[u]]))
                             for u in uses[name]]
         for u in uses[name]:
             if u in on_path:
@@ -244,33 +248,8 @@ def _local_symbolic(rhs: sp.Expr, name: str, u: str) -> sp.Expr:
     return _tidy(partial)
 
 
-def _local_partials(graph, values, root: int) -> dict[int, float | None]:
-    """d(root)/d(node) through the root statement's own operations, down to the named nodes it uses:
-    a reverse pass over one statement, with the partials of ops.py."""
-    named = set(graph.names.values())
-    adjoint: dict[int, float | None] = {root: 1.0}
-    inside, stack = [], [root]
-    while stack:  # the statement's operations: stop at named nodes other than the root itself
-        i = stack.pop()
-        inside.append(i)
-        stack.extend(j for j in graph.args[i] if j not in named and graph.op[j] is not None)
-    for i in sorted(set(inside), reverse=True):
-        g = adjoint.get(i, 0.0)
-        if g == 0.0:
-            continue
-        xs = [values[j] for j in graph.args[i]]
-        for n, j in enumerate(graph.args[i]):
-            if graph.op[j] is None and j not in named:
-                continue  # a constant
-            try:
-                p = graph.partials[i][n](values[i], *xs)
-            except (ArithmeticError, ValueError):
-                p = float("nan")
-            if g is None or p != p or p in (float("inf"), float("-inf")):
-                adjoint[j] = None
-            elif adjoint.get(j, 0.0) is not None:
-                adjoint[j] = adjoint.get(j, 0.0) + g * p
-    return adjoint
+def _defined(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def _total(d: Derivation) -> sp.Expr:
