@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+from .formatting import number
 from .ops import Op
 from .program import Program
-from .report import number
 from .syntax import Call, Name, Number
 
 FONT = "Courier"  # Graphviz's WebAssembly build measures text with Courier's exact metrics

@@ -27,7 +27,7 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.printer import Printer
 from sympy.printing.str import StrPrinter
 
-from . import engine, ops, report
+from . import engine, formatting, ops
 from .errors import DiffcliError
 from .program import Program
 from .syntax import Binary, Call, Name, Number, Paren, Unary
@@ -169,10 +169,10 @@ def derive(program: Program, values=None, wrt: str | None = None, of: str | None
                    [n for n in position if n in given_set], statements,
                    {name: program.definition(name) for name in statements},
                    {name: graph.definitions[name].expr for name in statements}, rhs)
-    named = graph.names.values()
+    named, needs = graph.names.values(), engine.needs_gradient(graph)
     for name in statements:
         # the engine's reverse pass from this statement, stopped at the names it uses
-        numbers = engine.reverse(graph, run.values, position[name], stop=named, strict=False)
+        numbers = engine.reverse(graph, run.values, position[name], needs, stop=named, strict=False)
         d.partials[name] = [Partial(u, _local_symbolic(rhs[name], name, u), _defined(numbers[position[u]]))
                             for u in uses[name]]
         for u in uses[name]:
@@ -335,11 +335,11 @@ class TextPrinter(StrPrinter):
 
     def _print_Rational(self, expr):
         if _is_terminating(expr.q) and len(str(expr.q)) <= 8:
-            return report.number(float(expr), 17)
+            return formatting.number(float(expr), 17)
         return super()._print_Rational(expr)
 
     def _print_Float(self, expr):
-        return report.number(float(expr), 12)
+        return formatting.number(float(expr), 12)
 
     def _print_Heaviside(self, expr):
         return f"[{self._print(expr.args[0])} > 0]"
@@ -449,7 +449,7 @@ def _unwrapped(node, text: str) -> str:
 def tex_number(x: float | None, precision: int = 6) -> str:
     if x is None:
         return r"\text{undefined}"
-    text = report.number(x, precision)
+    text = formatting.number(x, precision)
     if "e" in text:
         mantissa, exponent = text.split("e")
         text = ("" if mantissa == "1" else mantissa + r" \cdot ") + f"10^{{{int(exponent)}}}"
@@ -476,7 +476,7 @@ class Notation:
     def number(self, x: float | None, in_product: bool = False) -> str:
         if x is None:
             return "undefined"
-        text = report.number(x, 6).replace("-", "−")
+        text = formatting.number(x, 6).replace("-", "−")
         return f"({text})" if in_product and x < 0 else text
 
     def expr(self, expr: sp.Expr) -> str:

@@ -162,8 +162,8 @@ class Program:
         self.check_name(name, option)
         if name not in self.graph.inputs:
             raise DiffcliError(
-                "input", f"`{name}` is computed, not an input: forward mode differentiates with respect to an input",
-                help="inputs: " + ", ".join(self.graph.inputs),
+                "input", f"{option} {name}: `{name}` is computed (`{name} = {self.definition(name)}`), not an input",
+                help="inputs: " + _list(self.graph.inputs),
             )
         return name
 

@@ -52,7 +52,7 @@ def test_name_checks_are_public():
         program.check_name("zz", "--of")
     assert "did you mean `z`?" in caught.value.help
     assert program.check_input("w", "--wrt") == "w"
-    with pytest.raises(DiffcliError, match="`a` is computed, not an input"):
+    with pytest.raises(DiffcliError, match=r"--wrt a: `a` is computed \(`a = tanh\(z\)`\), not an input"):
         program.check_input("a", "--wrt")
 
 
