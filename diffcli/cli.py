@@ -255,7 +255,10 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
                  else f"column `{name}` of {'<stdin>' if points_file == '-' else points_file}")
         sys.stderr.write(f"warning: {where}: the program does not use `{name}`\n")
     if outcome.summary is not None:
-        _show(outcome.summary.render(f"{'grad' if gradients else 'eval'} {file}"))
+        console = _console()
+        if not console.is_terminal:  # a pipe or a file: don't squeeze the columns into 80
+            console.width = max(console.width, 160)
+        console.print(outcome.summary.render(f"{'grad' if gradients else 'eval'} {file}"))
     if outcome.failed:
         sys.stdout.flush()
         color = sys.stderr.isatty() and "NO_COLOR" not in os.environ

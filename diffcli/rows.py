@@ -148,24 +148,42 @@ class Csv:
 
 
 class Summary:
-    """The first and last rows, for a table on a terminal."""
+    """The first and last rows, for a table on a terminal. Inputs that are the same at every point
+    (set, or left at their default) go in the caption rather than in columns."""
 
     def __init__(self, columns: Columns, precision: int):
         self.columns, self.precision = columns, precision
         self.first: list[list[str]] = []
         self.last: list[list[str]] = []
         self.n = 0
+        self.keep: list[int] | None = None   # the columns shown, by index into csv_header
+        self.fixed: dict[str, float] = {}
+
+    def _choose(self, arrays) -> None:
+        c = self.columns
+        fixed = {n: _constant(a) for n, a in zip(c.inputs, arrays) if _constant(a) is not None}
+        if len(fixed) == len(c.inputs):  # nothing varies: show every input
+            fixed = {}
+        self.fixed = fixed
+        inputs = [k for k, n in enumerate(c.inputs) if n not in fixed]
+        values = list(range(len(c.inputs), len(c.inputs) + len(c.values)))
+        first = len(c.inputs) + len(c.values)
+        gradients = [first + k for k, n in enumerate(c.gradients) if n not in fixed]
+        self.keep = inputs + values + gradients
 
     def add(self, offset: int, result: batch.BatchResult) -> None:
         from .report import number
 
         arrays = self.columns.arrays(result)
+        if self.keep is None:
+            self._choose(arrays)
+        inputs = len(self.columns.inputs)
         wanted = [k for k in range(result.n) if offset + k < TABLE_ROWS or k >= result.n - TABLE_ROWS]
         for k in wanted:
             error = result.errors.get(k)
             cells = [str(offset + k)] + [
-                "" if error is not None and i >= len(self.columns.inputs) else number(float(a[k]), self.precision)
-                for i, a in enumerate(arrays)] + [error.message if error is not None else ""]
+                "" if error is not None and i >= inputs else number(float(arrays[i][k]), self.precision)
+                for i in self.keep] + [error.message if error is not None else ""]
             (self.first if offset + k < TABLE_ROWS else self.last).append(cells)
         self.last = self.last[-TABLE_ROWS:]
         self.n = offset + result.n
@@ -173,18 +191,26 @@ class Summary:
     def render(self, title: str):
         from rich.table import Table
 
-        header = ["point"] + self.columns.csv_header()
+        from .report import number
+
+        all_names = self.columns.csv_header()
+        header = ["point"] + [all_names[k] for k in self.keep]
         failed = any(row[-1] for row in self.first + self.last)
-        if not failed:
-            header = header[:-1]
-        table = Table(title=title, caption=f"{self.n:,} points", title_justify="left")
+        if failed:
+            header.append("error")
+        caption = f"{self.n:,} point{'s' * (self.n != 1)}"
+        if self.n > len(self.first) + len(self.last):
+            caption += f", {self.n - len(self.first) - len(self.last):,} not shown"
+        if self.fixed:
+            caption += "; the same at every point: " + ", ".join(
+                f"{n} = {number(v, self.precision)}" for n, v in self.fixed.items())
+        table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
         for k, name in enumerate(header):
-            table.add_column(name, justify="right" if k < len(header) - (1 if failed else 0) else "left")
+            table.add_column(name, justify="left" if failed and k == len(header) - 1 else "right")
         for row in self.first:
             table.add_row(*row[: len(header)])
         if self.n > len(self.first) + len(self.last):
-            skipped = self.n - len(self.first) - len(self.last)
-            table.add_row("…", f"[dim]{skipped:,} more points[/dim]", *[""] * (len(header) - 2))
+            table.add_row(*["⋮"] * len(header))
         for row in self.last:
             table.add_row(*row[: len(header)])
         return table

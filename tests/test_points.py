@@ -189,8 +189,9 @@ def test_the_table_shows_the_first_and_last_rows_and_the_count(tmp_path):
     result = run(tmp_path, "grad", "--sweep", "x=1:100:100")
     assert result.exit_code == 0
     lines = result.stdout
-    assert "100 points" in lines and "80 more points" in lines
+    assert "100 points, 80 not shown" in lines and "every point: w = 2" in lines
     assert "│     0 │" in lines and "│    99 │" in lines and "│    50 │" not in lines
+    assert "dy/dw" not in lines and "dy/dx" in lines  # a fixed input's columns go to the caption
 
 
 def test_chunks_and_the_spill_file_give_the_same_rows(tmp_path, monkeypatch):
