@@ -248,8 +248,12 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
                 raise DiffcliError("input", f"`{name}` is both a column of {points_file} and --set",
                                    help="give each input one value: drop the --set or the column")
     fmt = "jsonl" if as_json else "csv" if as_csv else "table"
-    outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
-                       write=sys.stdout.write, fmt=fmt, precision=precision)
+    try:
+        outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
+                           write=sys.stdout.write, fmt=fmt, precision=precision)
+    except BrokenPipeError:  # the reader stopped (`| head`): stop too, quietly, as `yes | head` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
     for name in outcome.unused:
         where = (f"--set {name}" if name in taken else f"--sweep {name}" if sweeps
                  else f"column `{name}` of {'<stdin>' if points_file == '-' else points_file}")
