@@ -99,22 +99,24 @@ def needs_gradient(graph: Graph) -> list[bool]:
     return needs
 
 
-def reverse(graph: Graph, values: list[float], output: int) -> list[float]:
-    """The adjoint d(output)/d(node) of every node: reverse-mode accumulation with `+=`."""
+def reverse(graph: Graph, values: list[float], output: int, needs: list[bool] | None = None) -> list[float]:
+    """The adjoint d(output)/d(node) of every node: reverse-mode accumulation with `+=`.
+    `needs` is needs_gradient(graph), for callers that make several sweeps."""
+    if needs is None:
+        needs = needs_gradient(graph)
     adjoint = [0.0] * len(graph)
     try:
-        _reverse(graph, values, output, adjoint, checked=False)
+        _reverse(graph, values, output, adjoint, needs, checked=False)
         if all(map(_isfinite, adjoint)):
             return adjoint
     except _FAILURES:
         pass
     adjoint = [0.0] * len(graph)
-    _reverse(graph, values, output, adjoint, checked=True)
+    _reverse(graph, values, output, adjoint, needs, checked=True)
     return adjoint  # pragma: no cover - the checked walk raises where the fast one failed
 
 
-def _reverse(graph, values, output, adjoint, checked):
-    needs = needs_gradient(graph)
+def _reverse(graph, values, output, adjoint, needs, checked):
     ops, args, partials = graph.op, graph.args, graph.partials
     adjoint[output] = 1.0
     for i in range(output, -1, -1):

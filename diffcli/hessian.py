@@ -28,6 +28,7 @@ from .errors import DiffcliError
 from .graph import Graph
 
 _isfinite = math.isfinite
+MAX_MATRIX = 300  # inputs in a full Hessian: k tangents on every node (k² numbers out)
 
 
 def _moves(t) -> bool:

@@ -49,6 +49,14 @@ class Derivatives(Evaluation):
     derivatives: dict[str, float]
 
 
+@dataclass
+class Jacobian(Evaluation):
+    """Several outputs: d(output)/d(name) for each output and every named variable."""
+
+    outputs: list[str]
+    jacobian: dict[str, dict[str, float]]
+
+
 class Program:
     """A parsed and checked .expr program, compiled into a computation graph."""
 
@@ -128,6 +136,20 @@ class Program:
         return Derivatives(inputs, self._by_name(node_values, inputs, unused), unused, wrt,
                            self._by_name(tangent, zeros, unused))
 
+    def jacobian(self, outputs: list[str], values: Mapping[str, float] | None = None,
+                 mode: str | None = None) -> Jacobian:
+        """Every output's gradient over every named variable (see jacobian.py for the sweeps;
+        `mode` "reverse" or "forward" forces one)."""
+        from . import jacobian
+
+        outputs = [self._check_name(name, "--of") for name in dict.fromkeys(outputs)]
+        inputs, unused = self._inputs(values)
+        node_values = engine.forward(self.graph, inputs)
+        rows = jacobian.jacobian(self.graph, node_values, outputs, mode)
+        for row in rows.values():
+            row.update(dict.fromkeys(unused, 0.0))
+        return Jacobian(inputs, self._by_name(node_values, inputs, unused), unused, outputs, rows)
+
     def hessian(self, values: Mapping[str, float] | None = None, of: str | None = None,
                 wrt: list[str] | None = None):
         """Second derivatives d²(of)/d(a)d(b) over the inputs `wrt` (default: every input the output
@@ -140,6 +162,12 @@ class Program:
             wrt = [name for name in self.graph.inputs if feeds[self.graph.names[name]]]
         else:
             wrt = [self._check_input(name, "--wrt") for name in dict.fromkeys(wrt)]
+        if len(wrt) > hessian.MAX_MATRIX:
+            raise DiffcliError(
+                "input", f"a Hessian over {len(wrt)} inputs is too big to compute whole "
+                f"(at most {hessian.MAX_MATRIX}: each node carries a tangent per input)",
+                help="choose the inputs with --wrt a,b,..., or ask for H·v with --hvp",
+            )
         gradient, matrix = hessian.hessian_matrix(self.graph, node_values, self.graph.names[output], wrt)
         return hessian.Hessian(inputs, unused, output, node_values[self.graph.names[output]], wrt,
                                gradient, matrix)

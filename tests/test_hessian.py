@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import mpmath
@@ -132,3 +133,92 @@ def test_hessians_of_random_programs_match_sympy(case):
     for a in inputs:
         want_a = sum(result.hessian[a][b] * v[b] for b in inputs)
         assert math.isclose(product[a], want_a, rel_tol=1e-9, abs_tol=1e-9 * float(scale))
+
+
+# ---------------------------------------------------------------- the command line
+
+def _run(*args, input=None):
+    from typer.testing import CliRunner
+
+    from diffcli.cli import app
+
+    return CliRunner().invoke(app, list(args), input=input)
+
+
+def test_hessian_command_json_follows_the_spec(tmp_path):
+    path = tmp_path / "rosenbrock.expr"
+    path.write_text(ROSENBROCK)
+    done = _run("hessian", str(path), "--json")
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "output": "f", "value": 0.0, "wrt": ["x", "y"], "gradient": {"x": 0.0, "y": 0.0},
+        "hessian": {"x": {"x": 802.0, "y": -400.0}, "y": {"x": -400.0, "y": 200.0}}}
+    done = _run("hessian", str(path), "--json", "--hvp", "y=1", "--set", "x=0")
+    assert json.loads(done.stdout) == {"output": "f", "value": 101.0, "wrt": ["x", "y"],
+                                       "gradient": {"x": -2.0, "y": 200.0}, "hvp": {"x": 0.0, "y": 200.0}}
+    done = _run("hessian", str(path), "--wrt", "y")
+    assert done.exit_code == 0 and "200" in done.stdout and "802" not in done.stdout
+
+
+@pytest.mark.parametrize("args, code, kind", [
+    (["--hvp", "x"], 2, None), (["--hvp", "x=1", "--wrt", "x"], 2, None), (["--wrt", "f"], 1, "input"),
+    (["--hvp", "q=1"], 1, "input"), (["--set", "x=0", "--of", "nope"], 1, "input"),
+])
+def test_hessian_command_errors(tmp_path, args, code, kind):
+    path = tmp_path / "rosenbrock.expr"
+    path.write_text(ROSENBROCK)
+    done = _run("hessian", str(path), "--json", *args)
+    assert done.exit_code == code and done.stdout == ""
+    if kind:
+        assert json.loads(done.stderr)["error"]["kind"] == kind
+    assert "Traceback" not in done.stderr
+
+
+def test_domain_error_at_second_order_has_its_place():
+    done = _run("hessian", "-", "--json", input="x = 0\nf = x^1.5\n")
+    error = json.loads(done.stderr)["error"]
+    assert done.exit_code == 1 and error["kind"] == "domain" and (error["line"], error["column"]) == (2, 6)
+
+
+def test_too_many_inputs_for_a_matrix_is_refused():
+    text = "\n".join(f"x{i} = 1" for i in range(second.MAX_MATRIX + 1)) + "\nf = " + \
+        "+".join(f"x{i}" for i in range(second.MAX_MATRIX + 1)) + "\n"
+    with pytest.raises(DiffcliError) as caught:
+        diffcli.parse(text).hessian()
+    assert caught.value.kind == "input" and "--hvp" in caught.value.help
+
+
+# ---------------------------------------------------------------- several outputs
+
+CHAIN = "a = 2\nb = 5 - 3a\nc = 2b + 3\nd = 5b + 6\ne = 7c + d^2\nf = 2e\ng = 3f - o\n"
+
+
+@settings(max_examples=40, deadline=None)
+@given(programs(), st.data())
+def test_jacobian_by_reverse_and_forward_sweeps_agree(case, data):
+    program = diffcli.parse(case.text, "generated.expr")
+    outputs = data.draw(st.lists(st.sampled_from(case.names), min_size=1, max_size=3, unique=True))
+    reverse = program.jacobian(outputs, case.sets, mode="reverse").jacobian
+    forward = program.jacobian(outputs, case.sets, mode="forward").jacobian
+    assert list(reverse) == outputs and list(forward) == outputs
+    for out in outputs:
+        assert list(reverse[out]) == list(forward[out])
+        for name, d in reverse[out].items():
+            assert math.isclose(d, forward[out][name], rel_tol=1e-12, abs_tol=1e-12), (out, name)
+        assert reverse[out] == program.grad(case.sets, of=out).gradients
+
+
+def test_grad_with_several_outputs_json():
+    done = _run("grad", "-", "--json", "--set", "o=1", "--of", "g,e", input=CHAIN)
+    got = json.loads(done.stdout)
+    assert list(got) == ["outputs", "inputs", "values", "jacobian"] and got["outputs"] == ["g", "e"]
+    assert got["jacobian"]["g"]["a"] == -432.0 and got["jacobian"]["e"]["a"] == -72.0
+    assert got["jacobian"]["e"]["g"] == 0.0
+    again = _run("grad", "-", "--json", "--set", "o=1", "--of", "g", "--of", "e", input=CHAIN)
+    assert json.loads(again.stdout) == got
+    single = json.loads(_run("grad", "-", "--json", "--set", "o=1", "--of", "e", input=CHAIN).stdout)
+    assert list(single) == ["output", "value", "inputs", "values", "gradients"]
+    table = _run("grad", "-", "--set", "o=1", "--of", "g,e", input=CHAIN).stdout
+    assert "∂g/∂name" in table and "∂e/∂name" in table
+    bad = _run("grad", "-", "--json", "--set", "o=1", "--of", "g,zz", input=CHAIN)
+    assert bad.exit_code == 1 and json.loads(bad.stderr)["error"]["kind"] == "input"

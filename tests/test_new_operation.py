@@ -24,6 +24,9 @@ COMMANDS = [
     (["check", "--json"], lambda out: json.loads(out)["ok"] is True),
     (["explain", "--wrt", "x"], lambda out: "cube" in out and "54" in out),
     (["graph"], lambda out: "cube" in out),
+    (["hessian", "--json"], lambda out: json.loads(out)["hessian"]["x"]["x"] == pytest.approx(72.0)),
+    (["hessian", "--hvp", "x=2", "--json"], lambda out: json.loads(out)["hvp"]["x"] == pytest.approx(144.0)),
+    (["grad", "--of", "x,y", "--json"], lambda out: json.loads(out)["jacobian"]["y"]["x"] == pytest.approx(54.0)),
 ]
 
 
