@@ -58,6 +58,7 @@ class CheckResult:
     unused: list[str]
     rtol: float
     atol: float
+    order: int = 1  # 2: rows are second derivatives (check_second.py)
 
 
 def check(program: Program, values: Mapping[str, float] | None = None, of: str | None = None,
@@ -77,29 +78,30 @@ def check(program: Program, values: Mapping[str, float] | None = None, of: str |
         h = EPS ** (1 / 3) * max(1.0, abs(x))
         row = Row(name, result.gradients[name], tangent[out], None, None, None, True)
         row.kink = _kink(graph, node_values, tangent, h, kinks)
-        _compare(row, graph, inputs, out, h, node_values[out], rtol, atol, allow_kinks)
+        central = lambda step, name=name: _central(graph, inputs, name, out, step)  # noqa: E731
+        _compare(row, central, h, node_values[out], f"{name} = {x:g}", rtol, atol, allow_kinks)
         rows.append(row)
     return CheckResult(result.output, result.value, all(r.ok for r in rows), rows, result.unused,
                        rtol, atol)
 
 
-def _compare(row, graph, inputs, out, h, value, rtol, atol, allow_kinks):
-    a, f, name = row.analytic, row.forward, row.name
-    x = inputs[name]
+def _compare(row, central, h, value, where, rtol, atol, allow_kinks):
+    """Judge row.analytic against central(step), a central difference, at `where` ("x = 2")."""
+    a, f = row.analytic, row.forward
     n = None
     try:
         # Richardson extrapolation of central differences at h and h/2 cancels the h² error term
-        coarse, fine = (_central(graph, inputs, name, out, step) for step in (h, h / 2))
+        coarse, fine = (central(step) for step in (h, h / 2))
     except DiffcliError as error:
         row.ok = False
         place = f" (line {error.line})" if error.line else ""
-        row.reason = (f"the finite-difference step {name} = {x:g} ± {h:.2g} leaves the domain: "
+        row.reason = (f"the finite-difference step {where} ± {h:.2g} leaves the domain: "
                       f"{error.message}{place}; check at a point farther from the edge")
     else:
         n = fine + (fine - coarse) / 3
         if not math.isfinite(n) or not math.isfinite(a - n):
             row.ok = False
-            row.reason = f"the finite difference overflows at {name} = {x:g} ± {h:.2g}; rescale the inputs"
+            row.reason = f"the finite difference overflows at {where} ± {h:.2g}; rescale the inputs"
             n = None
     if n is not None:
         row.numeric = n

@@ -388,6 +388,9 @@ def check(
     allow_kinks: bool = typer.Option(False, "--allow-kinks",
                                      help="Accept rows whose finite difference crosses a kink "
                                      "(relu or abs at 0, a min/max tie)."),
+    order: int = typer.Option(1, "--order", min=1, max=2, metavar="1|2",
+                              help="2: check the Hessian (H·v for a random v above 20 inputs) against "
+                              "central differences of the gradient."),
 ):
     """Verify every input's gradient: reverse mode vs forward mode vs a finite difference.
 
@@ -396,7 +399,10 @@ def check(
     values = parse_sets(sets)
     program = _read(file, as_json)
     from . import report
-    from .check import check as check_gradients
+    if order == 2:
+        from .check_second import check_second as check_gradients
+    else:
+        from .check import check as check_gradients
 
     result = check_gradients(program, values, of, rtol=rtol, atol=atol, allow_kinks=allow_kinks)
     _warn_unused(result)

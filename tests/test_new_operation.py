@@ -26,6 +26,7 @@ COMMANDS = [
     (["graph"], lambda out: "cube" in out),
     (["hessian", "--json"], lambda out: json.loads(out)["hessian"]["x"]["x"] == pytest.approx(72.0)),
     (["hessian", "--hvp", "x=2", "--json"], lambda out: json.loads(out)["hvp"]["x"] == pytest.approx(144.0)),
+    (["check", "--order", "2", "--json"], lambda out: json.loads(out)["ok"] is True),
     (["grad", "--of", "x,y", "--json"], lambda out: json.loads(out)["jacobian"]["y"]["x"] == pytest.approx(54.0)),
 ]
 
