@@ -64,14 +64,8 @@ class CheckResult:
 def check(program: Program, values: Mapping[str, float] | None = None, of: str | None = None,
           rtol: float = RTOL, atol: float = ATOL, allow_kinks: bool = False) -> CheckResult:
     """Compare reverse mode with forward mode and a finite difference, for every input."""
-    result = program.grad(values, of)  # checks the names and values, and gives the reverse pass
+    result, inputs, node_values, out, _, kinks = setup(program, values, of)
     graph = program.graph
-    inputs = {name: result.inputs[name] for name in graph.inputs}
-    node_values = engine.forward(graph, inputs)
-    out = graph.names[result.output]
-    feeds_output = graph.feeds(out)
-    kinks = [(i, op.kink) for i, op in enumerate(graph.op)
-             if op is not None and op.kink is not None and feeds_output[i]]
     rows = []
     for name, x in inputs.items():
         tangent = engine.tangents(graph, node_values, graph.names[name], needed=[out])
@@ -83,6 +77,20 @@ def check(program: Program, values: Mapping[str, float] | None = None, of: str |
         rows.append(row)
     return CheckResult(result.output, result.value, all(r.ok for r in rows), rows, result.unused,
                        rtol, atol)
+
+
+def setup(program: Program, values, of):
+    """The reverse pass (which checks the names and values), the inputs, the node values, the output
+    node, which nodes feed it, and the kinks among them as (node, test)."""
+    result = program.grad(values, of)
+    graph = program.graph
+    inputs = {name: result.inputs[name] for name in graph.inputs}
+    node_values = engine.forward(graph, inputs)
+    out = graph.names[result.output]
+    feeds = graph.feeds(out)
+    kinks = [(i, op.kink) for i, op in enumerate(graph.op)
+             if op is not None and op.kink is not None and feeds[i]]
+    return result, inputs, node_values, out, feeds, kinks
 
 
 def _compare(row, central, h, value, where, rtol, atol, allow_kinks):

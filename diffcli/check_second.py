@@ -18,7 +18,7 @@ import random
 from typing import Mapping
 
 from . import engine, hessian
-from .check import EPS, CheckResult, Row, _compare, _kink
+from .check import EPS, CheckResult, Row, _compare, _kink, setup
 from .program import Program
 
 MATRIX_INPUTS = 20
@@ -26,14 +26,8 @@ MATRIX_INPUTS = 20
 
 def check_second(program: Program, values: Mapping[str, float] | None = None, of: str | None = None,
                  rtol: float = 1e-6, atol: float = 1e-8, allow_kinks: bool = False) -> CheckResult:
-    result = program.grad(values, of)  # checks the names and values
+    result, inputs, node_values, out, feeds, kinks = setup(program, values, of)
     graph = program.graph
-    inputs = {name: result.inputs[name] for name in graph.inputs}
-    node_values = engine.forward(graph, inputs)
-    out = graph.names[result.output]
-    feeds = graph.feeds(out)
-    kinks = [(i, op.kink) for i, op in enumerate(graph.op)
-             if op is not None and op.kink is not None and feeds[i]]
     wrt = [name for name in inputs if feeds[graph.names[name]]]
     needs = engine.needs_gradient(graph)
     nodes = [graph.names[name] for name in wrt]
