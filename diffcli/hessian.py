@@ -31,12 +31,6 @@ _isfinite = math.isfinite
 MAX_MATRIX = 300  # inputs in a full Hessian: k tangents on every node (k² numbers out)
 
 
-def _moves(t) -> bool:
-    if type(t) is float:
-        return t != 0.0
-    return bool(t.any())
-
-
 def _finite(t) -> bool:
     if type(t) is float:
         return _isfinite(t)
@@ -60,46 +54,81 @@ def depends_on(graph: Graph, seeds) -> list[bool]:
     return depends
 
 
-def value_tangents(graph: Graph, values: list[float], seeds: dict, depends: list[bool]):
+def value_tangents(graph: Graph, values: list[float], seeds: dict, depends: list[bool],
+                   checked: bool = True):
     """d(node)/dv for every node, v being the seeds' directions; and, for a node whose tangent is
-    undefined (NaN), the partial (node, argument) that made it so."""
+    undefined (NaN), the partial (node, argument) that made it so (when `checked`; unchecked, an
+    undefined partial raises or leaves NaN, and the caller redoes the walk checked)."""
     tangent: list = [0.0] * len(graph)
     undefined_at: dict[int, tuple[int, int]] = {}
     for node, t in seeds.items():
         tangent[node] = t
     args, partials = graph.args, graph.partials
     for i in range(min(seeds, default=len(graph)) + 1, len(graph)):
-        if not depends[i] or not args[i]:
+        if not depends[i]:
             continue
         a = args[i]
+        if not a:
+            continue
+        out = values[i]
+        ps = partials[i]
         total = 0.0
-        xs = None
-        for n, j in enumerate(a):
-            t = tangent[j]
-            if type(t) is float and t == 0.0:
-                continue
-            if xs is None:
-                xs = [values[k] for k in a]
-            try:
-                p = partials[i][n](values[i], *xs)
-            except (ArithmeticError, ValueError):
-                p = math.nan
-            if p == 0.0:
-                continue
-            if not _isfinite(p) or j in undefined_at:
-                undefined_at.setdefault(i, undefined_at.get(j, (i, n)))
-                p = math.nan
-            total = total + p * t
+        if len(a) == 2 and not checked:  # the common case, written out
+            j, k = a
+            x, y = values[j], values[k]
+            t, u = tangent[j], tangent[k]
+            if type(t) is not float or t != 0.0:
+                total = ps[0](out, x, y) * t
+            if type(u) is not float or u != 0.0:
+                total = total + ps[1](out, x, y) * u
+        else:
+            xs = [values[j] for j in a]
+            for n, j in enumerate(a):
+                t = tangent[j]
+                if type(t) is not float or t != 0.0:
+                    if checked:
+                        total = _tangent_step(undefined_at, i, n, j, ps[n], out, xs, t, total)
+                    else:
+                        total = total + ps[n](out, *xs) * t
         tangent[i] = total
     return tangent, undefined_at
 
 
+def _tangent_step(undefined_at, i, n, j, partial, out, xs, t, total):
+    try:
+        p = partial(out, *xs)
+    except (ArithmeticError, ValueError):
+        p = math.nan
+    if p == 0.0:  # a zero partial blocks the flow, as in engine.tangents
+        return total
+    if not _isfinite(p) or j in undefined_at:
+        undefined_at.setdefault(i, undefined_at.get(j, (i, n)))
+        p = math.nan
+    return total + p * t
+
+
 def second_order(graph: Graph, values: list[float], output: int, seeds: dict, wanted):
     """The adjoints d(output)/d(node) and their tangents along the seeds' directions, for the
-    nodes that depend on one of the `wanted` nodes (whose adjoints are the results)."""
+    nodes that depend on one of the `wanted` nodes (whose adjoints are the results).
+
+    A fast walk checks nothing; if it raises, or leaves a result that is not finite, the walk is
+    done again with checks, to name the operation whose (second) derivative is undefined."""
     depends = depends_on(graph, seeds)
-    tangent, undefined_at = value_tangents(graph, values, seeds, depends)
     needs = depends_on(graph, wanted)
+    try:
+        tangent, _ = value_tangents(graph, values, seeds, depends, checked=False)
+        adjoint, adjoint_t = _sweep(graph, values, output, tangent, depends, needs, None)
+        if all(_finite(adjoint_t[node]) and _isfinite(adjoint[node]) for node in wanted):
+            return adjoint, adjoint_t
+    except (ArithmeticError, ValueError):
+        pass
+    tangent, undefined_at = value_tangents(graph, values, seeds, depends)
+    return _sweep(graph, values, output, tangent, depends, needs, undefined_at)
+
+
+def _sweep(graph, values, output, tangent, depends, needs, undefined_at):
+    """The reverse walk on (adjoint, adjoint tangent) pairs; checked when `undefined_at` is given."""
+    checked = undefined_at is not None
     dual = ops.backend("dual")
     Dual = ops.Dual
     args, partials, op_of = graph.args, graph.partials, graph.op
@@ -108,47 +137,68 @@ def second_order(graph: Graph, values: list[float], output: int, seeds: dict, wa
     adjoint[output] = 1.0
     for i in range(output, -1, -1):
         op = op_of[i]
-        g, gt = adjoint[i], adjoint_t[i]
         if op is None:
             continue
-        g_flows, gt_flows = g != 0.0, _moves(gt)
-        if not (g_flows or gt_flows):
+        g, gt = adjoint[i], adjoint_t[i]
+        gt_flows = type(gt) is not float or gt != 0.0
+        if g == 0.0 and not gt_flows:
             continue
         a = args[i]
-        xs = [values[j] for j in a]
         out = values[i]
-        moving = g_flows and depends[i]  # then the partials' own tangents are needed
+        ps = partials[i]
+        moving = g != 0.0 and depends[i]  # then the partials' own tangents are needed
+        rules = op.partial_rules
+        if op.arity == 2 and not checked:  # the common case, written out
+            j, k = a
+            x, y = values[j], values[k]
+            if moving:
+                dx, dy, dout = Dual(x, tangent[j]), Dual(y, tangent[k]), Dual(out, tangent[i])
+            for n, j in enumerate(a):
+                if needs[j]:
+                    p = ps[n](out, x, y)
+                    adjoint[j] += g * p
+                    contribution = gt * p if gt_flows else 0.0
+                    if moving:
+                        pt = rules[n](dual, dout, dx, dy)
+                        if type(pt) is Dual:
+                            contribution = contribution + g * pt.t
+                    adjoint_t[j] = adjoint_t[j] + contribution
+            continue
+        xs = [values[j] for j in a]
         duals = None
         for n, j in enumerate(a):
             if not needs[j]:
                 continue
-            try:
-                p = partials[i][n](out, *xs)
-            except (ArithmeticError, ValueError):
-                p = math.nan
-            if not _isfinite(p):
-                raise engine._derivative_error(graph, values, i, n)
+            if checked:
+                p = _checked_partial(graph, values, i, n)
+            else:
+                p = ps[n](out, *xs)
             adjoint[j] += g * p
             contribution = gt * p if gt_flows else 0.0
             if moving:
                 if duals is None:
                     duals = [Dual(values[k], tangent[k]) for k in a]
                     dout = Dual(out, tangent[i])
-                pt = ops.apply_partial(op, dual, n, dout, *duals)
-                if type(pt) is Dual and _moves_any(pt.t):
-                    contribution = contribution + g * pt.t
+                if op.arity:
+                    pt = rules[n](dual, dout, *duals)
+                else:
+                    pt = rules[0](dual, n, dout, duals)
+                if type(pt) is Dual:
+                    t = pt.t
+                    if type(t) is not float or t != 0.0:
+                        contribution = contribution + g * t
             if type(contribution) is not float or contribution != 0.0:
-                if not _finite(contribution):
+                if checked and not _finite(contribution):
                     raise _second_order_error(graph, values, i, n, undefined_at)
                 adjoint_t[j] = adjoint_t[j] + contribution
     return adjoint, adjoint_t
 
 
-def _moves_any(t) -> bool:
-    # a partial's tangent is non-zero, or NaN where the partial has no derivative
-    if type(t) is float:
-        return t != 0.0
-    return True
+def _checked_partial(graph, values, i, n) -> float:
+    p = engine._partial(graph, values, i, n)
+    if p is None:
+        raise engine._derivative_error(graph, values, i, n)
+    return p
 
 
 def _second_order_error(graph, values, i, n, undefined_at) -> DiffcliError:
