@@ -77,12 +77,10 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
     return result
 
 
-def parse_names(values: Optional[List[str]], option: str) -> list[str]:
+def parse_names(values: Optional[List[str]]) -> list[str]:
     """`--of y1,y2` or `--of y1 --of y2` -> ["y1", "y2"] (each once, in the order given)."""
-    names = [part.strip() for item in values or [] for part in item.split(",")]
-    if any(not name for name in names):
-        raise typer.BadParameter("an empty name in the list", param_hint=option)
-    return list(dict.fromkeys(names))
+    # an empty name stays, for the program to refuse as it refuses any name it does not have
+    return list(dict.fromkeys(part.strip() for item in values or [] for part in item.split(",")))
 
 
 FileArg = typer.Argument(..., metavar="FILE", help="The .expr file, or - for standard input.",
@@ -221,7 +219,7 @@ def grad(
 ):
     """Values and gradients of every variable (forward and reverse passes)."""
     values = parse_sets(sets)
-    outputs = parse_names(of, "--of")
+    outputs = parse_names(of)
     of = outputs[0] if len(outputs) == 1 else None
     if mode is Mode.forward and wrt is None:
         raise typer.BadParameter("--mode forward needs --wrt NAME", param_hint="--mode")
@@ -296,7 +294,7 @@ def hessian(
     """Second derivatives: the Hessian matrix of the output over its inputs, or H·v (exact)."""
     values = parse_sets(sets)
     vector = parse_sets(hvp, "--hvp") if hvp is not None else None
-    names = parse_names(wrt, "--wrt") or None
+    names = parse_names(wrt) or None
     if vector is not None and names is not None:
         raise typer.BadParameter("--hvp gives H·v over every input; it takes no --wrt", param_hint="--wrt")
     program = _read(file, as_json)

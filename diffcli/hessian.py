@@ -123,7 +123,14 @@ def second_order(graph: Graph, values: list[float], output: int, seeds: dict, wa
     except (ArithmeticError, ValueError):
         pass
     tangent, undefined_at = value_tangents(graph, values, seeds, depends)
-    return _sweep(graph, values, output, tangent, depends, needs, undefined_at)
+    adjoint, adjoint_t = _sweep(graph, values, output, tangent, depends, needs, undefined_at)
+    if not all(_finite(adjoint_t[node]) for node in wanted):  # a sum grew past the largest double
+        raise DiffcliError(
+            "domain", "a second derivative overflows",
+            engine._op_span(graph, output) if graph.expr[output] is not None else None, source=graph.source,
+            help="a second derivative grew past the largest double (about 1.8e308); rescale the inputs",
+        )
+    return adjoint, adjoint_t
 
 
 def _sweep(graph, values, output, tangent, depends, needs, undefined_at):
@@ -189,7 +196,8 @@ def _sweep(graph, values, output, tangent, depends, needs, undefined_at):
                         contribution = contribution + g * t
             if type(contribution) is not float or contribution != 0.0:
                 if checked and not _finite(contribution):
-                    raise _second_order_error(graph, values, i, n, undefined_at)
+                    undefined = moving and type(pt) is Dual and not _finite(pt.t)
+                    raise _second_order_error(graph, values, i, n, undefined_at, undefined)
                 adjoint_t[j] = adjoint_t[j] + contribution
     return adjoint, adjoint_t
 
@@ -201,10 +209,16 @@ def _checked_partial(graph, values, i, n) -> float:
     return p
 
 
-def _second_order_error(graph, values, i, n, undefined_at) -> DiffcliError:
+def _second_order_error(graph, values, i, n, undefined_at, undefined) -> DiffcliError:
     for j in (i, *graph.args[i]):
         if j in undefined_at:  # a first derivative on the way was undefined already
             return engine._derivative_error(graph, values, *undefined_at[j])
+    if not undefined:
+        return DiffcliError(
+            "domain", f"a second derivative overflows at `{engine._expr_text(graph, i)}`",
+            engine._op_span(graph, i), source=graph.source,
+            help="it grew past the largest double (about 1.8e308); rescale the inputs",
+        )
     op = graph.op[i]
     xs = [values[j] for j in graph.args[i]]
     which = "" if len(xs) == 1 else f" with respect to its {engine._ordinal(n)} argument"
@@ -227,9 +241,10 @@ def hessian_matrix(graph: Graph, values: list[float], output: int, wrt: list[str
     seeds = {}
     for row, node in enumerate(nodes):
         seeds[node] = np.eye(k)[row]
-    adjoint, adjoint_t = second_order(graph, values, output, seeds, nodes)
+    with np.errstate(all="ignore"):  # an overflow or NaN is found and named, not warned about
+        adjoint, adjoint_t = second_order(graph, values, output, seeds, nodes)
     rows = np.array([np.broadcast_to(adjoint_t[node], (k,)) for node in nodes], dtype=float).reshape(k, k)
-    matrix = (rows + rows.T) / 2
+    matrix = rows / 2 + rows.T / 2  # (not (rows + rows.T) / 2, which can overflow)
     gradient = {name: adjoint[node] for name, node in zip(wrt, nodes)}
     hessian = {a: {b: float(matrix[r, c]) for c, b in enumerate(wrt)} for r, a in enumerate(wrt)}
     return gradient, hessian

@@ -222,3 +222,13 @@ def test_grad_with_several_outputs_json():
     assert "∂g/∂name" in table and "∂e/∂name" in table
     bad = _run("grad", "-", "--json", "--set", "o=1", "--of", "g,zz", input=CHAIN)
     assert bad.exit_code == 1 and json.loads(bad.stderr)["error"]["kind"] == "input"
+
+
+def test_an_overflowing_second_derivative_is_a_domain_error_not_a_warning(capfd):
+    program = diffcli.parse("x = 1.9\nf = 1e308/6*x^3\n")  # f and f' finite (barely), f'' is not
+    for call in (program.hessian, lambda: program.hvp({"x": 1.0})):
+        with pytest.raises(DiffcliError) as caught:
+            call()
+        assert caught.value.kind == "domain" and "overflows" in caught.value.message
+    assert capfd.readouterr().err == ""
+    assert diffcli.parse("x = 1.9\nf = 1e307*x^3\n").hessian().hessian["x"]["x"] == pytest.approx(1.14e308)
