@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GENPROG = ROOT.parent / "shared" / "bench" / "genprog.py"
+# (a git worktree elsewhere names it with DIFFCLI_GENPROG)
+GENPROG = Path(os.environ.get("DIFFCLI_GENPROG") or ROOT.parent / "shared" / "bench" / "genprog.py")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # the measured processes import diffcli from this checkout (its dependencies must be installed)
 ENVIRONMENT = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -39,6 +40,9 @@ ENVIRONMENT = dict(os.environ, PYTHONPATH=os.pathsep.join(
 WORKLOADS = [("chain", 100_000), ("wide", 100_000), ("deep", 5_000), ("mlp", 64)]
 ANALYSIS = "<!-- analysis: written by hand, kept when bench.py rewrites the measurements above -->"
 RATIO_TARGET, DEEP_TARGET, STARTUP_TARGET, LINEAR_TARGET = 2.0, 1.0, 1.3, 12.0
+# second order (issue 12): hessian process / grad process; H·v / gradient; Jacobian of 10 / gradient
+HESSIAN_TARGET, HVP_TARGET, JACOBIAN_TARGET = 1.5, 4.0, 10.0
+SECOND_ORDER_BEGIN, SECOND_ORDER_END = "<!-- second order: begin -->", "<!-- second order: end -->"
 
 # Runs in a fresh process: diffcli's phases, in CPU seconds, and the process's peak memory.
 PHASES = r"""
@@ -73,6 +77,30 @@ try:
     print(json.dumps({"compile": time.process_time() - t0}))
 except (RecursionError, SyntaxError, MemoryError) as error:
     print(json.dumps({"compile": None, "error": f"{type(error).__name__}: {error}"[:80]}))
+"""
+
+
+# Runs in a fresh process: a gradient and a second-order computation on one program, in process,
+# alternately, CPU seconds each (medians): `hvp` (v = 1 on every input) or `jacobian` (the last 10
+# named variables as outputs).
+SECOND = r"""
+import gc, json, statistics, sys, time
+gc.disable()
+import diffcli
+program = diffcli.load(sys.argv[1])
+what, repeat = sys.argv[2], int(sys.argv[3])
+if what == "hvp":
+    vector = dict.fromkeys(program.inputs, 1.0)
+    second = lambda: program.hvp(vector)
+else:
+    outputs = list(program.graph.names)[-10:]
+    second = lambda: program.jacobian(outputs)
+first, other = [], []
+for _ in range(repeat):
+    for times, f in ((first, program.grad), (other, second)):
+        t0 = time.process_time(); f(); times.append(time.process_time() - t0)
+print(json.dumps({"gradient": statistics.median(first), "second": statistics.median(other),
+                  "inputs": len(program.inputs), "nodes": len(program.graph)}))
 """
 
 
@@ -176,6 +204,61 @@ def measure_workload(kind: str, size: int, folder: Path, repeat: int) -> dict:
 def measure_table(folder: Path) -> dict:
     path = generate("chain", 100_000, folder)
     return median_runs(diffcli_command() + ["grad", str(path)], 1)
+
+
+def measure_second_order(folder: Path, repeat: int) -> dict:
+    """The three second-order targets, each a ratio of two things measured side by side."""
+    import json
+
+    sample = str(ROOT / "samples" / "two_layer_network.expr")
+    grad_runs, hessian_runs = [], []
+    for _ in range(repeat):  # alternately, so that a busy moment hurts both alike
+        grad_runs.append(run(diffcli_command() + ["grad", sample, "--json"])[0])
+        hessian_runs.append(run(diffcli_command() + ["hessian", sample, "--json"])[0])
+    result = {"grad_process": statistics.median(grad_runs), "hessian_process": statistics.median(hessian_runs)}
+    for what, kind, size in (("hvp", "mlp", 64), ("jacobian", "chain", 100_000)):
+        path = generate(kind, size, folder)
+        output = run([sys.executable, "-c", SECOND, str(path), what, str(max(repeat, 3))], capture=True)[3]
+        result[what] = dict(json.loads(output), kind=kind, size=size)
+    return result
+
+
+def second_order_report(second: dict, repeat: int) -> str:
+    hessian_ratio = second["hessian_process"] / second["grad_process"]
+    hvp, jacobian = second["hvp"], second["jacobian"]
+    hvp_ratio, jacobian_ratio = hvp["second"] / hvp["gradient"], jacobian["second"] / jacobian["gradient"]
+    lines = [
+        SECOND_ORDER_BEGIN,
+        "## Second order: Hessians, H·v, Jacobians",
+        "",
+        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
+        f"`python benchmarks/bench.py --second-order` (medians of {repeat} alternating runs; CPU seconds).",
+        "",
+        "| what | measured | against | ratio | target | met? |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+        f"| `diffcli hessian samples/two_layer_network.expr --json` (16 inputs), whole process "
+        f"| {second['hessian_process'] * 1000:.0f} ms | `grad --json`: {second['grad_process'] * 1000:.0f} ms "
+        f"| {hessian_ratio:.2f}× | ≤ {HESSIAN_TARGET:g}× | {verdict(hessian_ratio <= HESSIAN_TARGET)} |",
+        f"| `program.hvp(v)`, v = 1 on all {hvp['inputs']:,} inputs of mlp 64 ({hvp['nodes']:,} nodes), in process "
+        f"| {hvp['second'] * 1000:.1f} ms | `program.grad()`: {hvp['gradient'] * 1000:.1f} ms "
+        f"| {hvp_ratio:.2f}× | ≤ {HVP_TARGET:g}× | {verdict(hvp_ratio <= HVP_TARGET)} |",
+        f"| `program.jacobian(...)` of the last 10 named variables of chain 100,000, in process "
+        f"| {jacobian['second']:.2f} s | `program.grad()`: {jacobian['gradient']:.2f} s "
+        f"| {jacobian_ratio:.2f}× | ≤ {JACOBIAN_TARGET:g}× | {verdict(jacobian_ratio <= JACOBIAN_TARGET)} |",
+        SECOND_ORDER_END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def replace_second_order(old: str, section: str) -> str:
+    """RESULTS.md with its second-order section replaced (or added before the analysis)."""
+    if SECOND_ORDER_BEGIN in old and SECOND_ORDER_END in old:
+        start, end = old.index(SECOND_ORDER_BEGIN), old.index(SECOND_ORDER_END) + len(SECOND_ORDER_END) + 1
+        return old[:start] + section + old[end:]
+    if ANALYSIS in old:
+        at = old.index(ANALYSIS)
+        return old[:at] + section + "\n" + old[at:]
+    return old + "\n" + section
 
 
 # The smallest Typer command line that imports what diffcli imports: Typer's own work when it runs a
@@ -304,10 +387,19 @@ def main() -> None:
                          help="one run each, no chain 1,000,000; print only")
     options.add_argument("--only", choices=[k for k, _ in WORKLOADS], action="append",
                          help="measure only these workloads (print only)")
+    options.add_argument("--second-order", action="store_true",
+                         help="measure only the second-order targets, and update their section of RESULTS.md")
     args = options.parse_args()
     if not GENPROG.exists():
         raise SystemExit(f"{GENPROG} is not there: the workloads come from ../shared/bench/genprog.py")
     repeat = 1 if args.quick else args.repeat
+    if args.second_order:
+        with tempfile.TemporaryDirectory(prefix="diffcli-bench-") as folder:
+            section = second_order_report(measure_second_order(Path(folder), max(repeat, 5)), max(repeat, 5))
+        print(section)
+        old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+        RESULTS.write_text(replace_second_order(old, section), encoding="utf-8")
+        return
     partial = args.quick or args.only
     with tempfile.TemporaryDirectory(prefix="diffcli-bench-") as folder:
         folder = Path(folder)
@@ -328,6 +420,8 @@ def main() -> None:
             linear = (small, big)
             print("measuring the table on chain 100,000 ...", file=sys.stderr, flush=True)
             table = measure_table(folder)
+            print("measuring second order ...", file=sys.stderr, flush=True)
+            second = second_order_report(measure_second_order(folder, max(repeat, 5)), max(repeat, 5))
     text = report(rows, startup, table, linear, repeat)
     print(text)
     if not partial:
@@ -335,7 +429,7 @@ def main() -> None:
         old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
         if ANALYSIS in old:
             text += "\n" + old[old.index(ANALYSIS):]
-        RESULTS.write_text(text, encoding="utf-8")
+        RESULTS.write_text(replace_second_order(text, second), encoding="utf-8")
         print(f"written to {RESULTS}", file=sys.stderr)
 
 

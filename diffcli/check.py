@@ -58,46 +58,56 @@ class CheckResult:
     unused: list[str]
     rtol: float
     atol: float
+    order: int = 1  # 2: rows are second derivatives (check_second.py)
 
 
 def check(program: Program, values: Mapping[str, float] | None = None, of: str | None = None,
           rtol: float = RTOL, atol: float = ATOL, allow_kinks: bool = False) -> CheckResult:
     """Compare reverse mode with forward mode and a finite difference, for every input."""
-    run = program.run(values, of)  # checks the names and values; the forward and reverse passes
+    run, inputs, node_values, out, _, kinks = setup(program, values, of)
     graph = program.graph
-    inputs = {name: run.inputs[name] for name in graph.inputs}
-    node_values, out = run.values, run.output_node
-    feeds_output = _feeds(graph, out)
-    kinks = [(i, op.kink) for i, op in enumerate(graph.op)
-             if op is not None and op.kink is not None and feeds_output[i]]
     rows = []
     for name, x in inputs.items():
         tangent = engine.tangents(graph, node_values, graph.names[name], needed=[out])
         h = EPS ** (1 / 3) * max(1.0, abs(x))
         row = Row(name, run.adjoints[graph.names[name]], tangent[out], None, None, None, True)
         row.kink = _kink(graph, node_values, tangent, h, kinks)
-        _compare(row, graph, inputs, out, h, node_values[out], rtol, atol, allow_kinks)
+        central = lambda step, name=name: _central(graph, inputs, name, out, step)  # noqa: E731
+        _compare(row, central, h, node_values[out], f"{name} = {x:g}", rtol, atol, allow_kinks)
         rows.append(row)
     return CheckResult(run.output, run.value, all(r.ok for r in rows), rows, run.unused, rtol, atol)
 
 
-def _compare(row, graph, inputs, out, h, value, rtol, atol, allow_kinks):
-    a, f, name = row.analytic, row.forward, row.name
-    x = inputs[name]
+def setup(program: Program, values, of):
+    """The run (which checks the names and values), the inputs, the node values, the output
+    node, which nodes feed it, and the kinks among them as (node, test)."""
+    run = program.run(values, of)
+    graph = program.graph
+    inputs = {name: run.inputs[name] for name in graph.inputs}
+    out = run.output_node
+    feeds = graph.feeds(out)
+    kinks = [(i, op.kink) for i, op in enumerate(graph.op)
+             if op is not None and op.kink is not None and feeds[i]]
+    return run, inputs, run.values, out, feeds, kinks
+
+
+def _compare(row, central, h, value, where, rtol, atol, allow_kinks):
+    """Judge row.analytic against central(step), a central difference, at `where` ("x = 2")."""
+    a, f = row.analytic, row.forward
     n = None
     try:
         # Richardson extrapolation of central differences at h and h/2 cancels the h² error term
-        coarse, fine = (_central(graph, inputs, name, out, step) for step in (h, h / 2))
+        coarse, fine = (central(step) for step in (h, h / 2))
     except DiffcliError as error:
         row.ok = False
         place = f" (line {error.line})" if error.line else ""
-        row.reason = (f"the finite-difference step {name} = {x:g} ± {h:.2g} leaves the domain: "
+        row.reason = (f"the finite-difference step {where} ± {h:.2g} leaves the domain: "
                       f"{error.message}{place}; check at a point farther from the edge")
     else:
         n = fine + (fine - coarse) / 3
         if not math.isfinite(n) or not math.isfinite(a - n):
             row.ok = False
-            row.reason = f"the finite difference overflows at {name} = {x:g} ± {h:.2g}; rescale the inputs"
+            row.reason = f"the finite difference overflows at {where} ± {h:.2g}; rescale the inputs"
             n = None
     if n is not None:
         row.numeric = n
@@ -126,17 +136,6 @@ def _central(graph, inputs, name, out, h) -> float:
     x = inputs[name]
     up, down = (engine.forward(graph, {**inputs, name: x + s})[out] for s in (h, -h))
     return (up - down) / ((x + h) - (x - h))  # the step actually taken, after rounding x ± h
-
-
-def _feeds(graph, out: int) -> list[bool]:
-    """Whether each node is one the output depends on."""
-    feeds = [False] * len(graph)
-    feeds[out] = True
-    for i in range(out, -1, -1):
-        if feeds[i]:
-            for j in graph.args[i]:
-                feeds[j] = True
-    return feeds
 
 
 def _kink(graph, values, tangent, h, kinks) -> str | None:

@@ -56,7 +56,7 @@ def _main(
 
 # ---------------------------------------------------------------- shared options
 
-def parse_sets(values: Optional[List[str]]) -> dict[str, float]:
+def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, float]:
     """`--set a=2 --set o=1` or `--set a=2,o=1` -> {"a": 2.0, "o": 1.0}; malformed -> exit 2."""
     result: dict[str, float] = {}
     for item in values or []:
@@ -67,19 +67,25 @@ def parse_sets(values: Optional[List[str]]) -> dict[str, float]:
             name, eq, text = part.partition("=")
             name, text = name.strip(), text.strip()
             if not eq or not name:
-                raise typer.BadParameter(f"{part!r} is not NAME=VALUE (for example --set o=1)",
-                                         param_hint="--set")
+                raise typer.BadParameter(f"{part!r} is not NAME=VALUE (for example {option} o=1)",
+                                         param_hint=option)
             from .parser import read_number
 
             value = read_number(text)
             if value is None:
                 raise typer.BadParameter(f"{text!r} is not a number (in {part!r}); numbers are "
                                          "written as in the language: 2, -0.5, 1e-3",
-                                         param_hint="--set")
+                                         param_hint=option)
             if not math.isfinite(value):
-                raise typer.BadParameter(f"{text!r} is not a finite number", param_hint="--set")
+                raise typer.BadParameter(f"{text!r} is not a finite number", param_hint=option)
             result[name] = value
     return result
+
+
+def parse_names(values: Optional[List[str]]) -> list[str]:
+    """`--of y1,y2` or `--of y1 --of y2` -> ["y1", "y2"] (each once, in the order given)."""
+    # an empty name stays, for the program to refuse as it refuses any name it does not have
+    return list(dict.fromkeys(part.strip() for item in values or [] for part in item.split(",")))
 
 
 FileArg = typer.Argument(..., metavar="FILE", help="The .expr file, or - for standard input.",
@@ -315,7 +321,10 @@ def _points_options(sweeps, points_file, as_json, as_csv, all_names) -> bool:
 @command
 def grad(
     file: str = FileArg,
-    of: Optional[str] = OfOpt,
+    of: Optional[List[str]] = typer.Option(
+        None, "--of", metavar="NAME",
+        help="Differentiate this variable (default: the one assigned last); several outputs, "
+        "repeated or as a comma list (--of y1,y2), give one column each."),
     sets: Optional[List[str]] = SetOpt,
     as_json: bool = JsonOpt,
     precision: int = PrecisionOpt,
@@ -337,11 +346,15 @@ def grad(
     if many and (wrt is not None or mode is Mode.forward):
         raise typer.BadParameter("--sweep and --points run reverse mode (every input's gradient)",
                                  param_hint="--wrt")
+    outputs = parse_names(of)
+    if many and len(outputs) > 1:
+        raise typer.BadParameter("--sweep and --points differentiate one output", param_hint="--of")
+    of = outputs[0] if len(outputs) == 1 else None
     if mode is Mode.forward and wrt is None:
         raise typer.BadParameter("--mode forward needs --wrt NAME", param_hint="--mode")
     if mode is Mode.reverse and wrt is not None:
         raise typer.BadParameter("--wrt goes with forward mode; reverse mode uses --of", param_hint="--wrt")
-    if wrt is not None and of is not None:
+    if wrt is not None and outputs:
         raise typer.BadParameter("--of goes with reverse mode; forward mode uses --wrt", param_hint="--of")
     program = _read(file, as_json)
     if many:
@@ -349,6 +362,14 @@ def grad(
                             all_names=all_names, as_json=as_json, as_csv=as_csv, precision=precision)
     from . import report
 
+    if len(outputs) > 1:
+        from . import matrix_report
+
+        result = _keep(program.jacobian(outputs, values))
+        _warn_unused(result)
+        if as_json:
+            return _print(matrix_report.jacobian_json(result))
+        return _show(matrix_report.jacobian_table(program, result, file, precision))
     if wrt is not None:
         result = _keep(program.derivatives(wrt, values))
         _warn_unused(result)
@@ -390,6 +411,47 @@ def evaluate(
     if as_json:
         return _print(report.eval_json(result))
     _show(report.eval_table(program, result, file, precision))
+
+
+# ---------------------------------------------------------------- hessian
+
+@app.command(epilog="Examples:\n\n"
+             "  diffcli hessian samples/neuron.expr\n\n"
+             "  diffcli hessian model.expr --wrt x,y --json\n\n"
+             "  diffcli hessian model.expr --hvp x=1,y=0.5")
+@command
+def hessian(
+    file: str = FileArg,
+    of: Optional[str] = OfOpt,
+    wrt: Optional[List[str]] = typer.Option(
+        None, "--wrt", metavar="NAME,...",
+        help="The inputs of the matrix (default: every input the output depends on, in file order)."),
+    sets: Optional[List[str]] = SetOpt,
+    hvp: Optional[List[str]] = typer.Option(
+        None, "--hvp", metavar="NAME=VALUE,...",
+        help="Print the Hessian-vector product H·v instead of the matrix (names not given are 0)."),
+    as_json: bool = JsonOpt,
+    precision: int = PrecisionOpt,
+):
+    """Second derivatives: the Hessian matrix of the output over its inputs, or H·v (exact)."""
+    values = parse_sets(sets)
+    vector = parse_sets(hvp, "--hvp") if hvp is not None else None
+    names = parse_names(wrt) or None
+    if vector is not None and names is not None:
+        raise typer.BadParameter("--hvp gives H·v over every input; it takes no --wrt", param_hint="--wrt")
+    program = _read(file, as_json)
+    from . import matrix_report
+
+    if vector is not None:
+        result = _keep(program.hvp(vector, values, of))
+        table = matrix_report.hvp_table
+    else:
+        result = _keep(program.hessian(values, of, names))
+        table = matrix_report.hessian_table
+    _warn_unused(result)
+    if as_json:
+        return _print(matrix_report.hessian_json(result))
+    _show(table(result, file, precision))
 
 
 # ---------------------------------------------------------------- graph
@@ -466,6 +528,9 @@ def check(
     allow_kinks: bool = typer.Option(False, "--allow-kinks",
                                      help="Accept rows whose finite difference crosses a kink "
                                      "(relu or abs at 0, a min/max tie)."),
+    order: int = typer.Option(1, "--order", min=1, max=2, metavar="1|2",
+                              help="2: check the Hessian (H·v for a random v above 20 inputs) against "
+                              "central differences of the gradient."),
 ):
     """Verify every input's gradient: reverse mode vs forward mode vs a finite difference.
 
@@ -474,7 +539,10 @@ def check(
     values = parse_sets(sets)
     program = _read(file, as_json)
     from . import report
-    from .check import check as check_gradients
+    if order == 2:
+        from .check_second import check_second as check_gradients
+    else:
+        from .check import check as check_gradients
 
     result = check_gradients(program, values, of, rtol=rtol, atol=atol, allow_kinks=allow_kinks)
     _warn_unused(result)

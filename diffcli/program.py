@@ -67,6 +67,14 @@ class Run:
         return self.values[self.output_node]
 
 
+@dataclass
+class Jacobian(Evaluation):
+    """Several outputs: d(output)/d(name) for each output and every named variable."""
+
+    outputs: list[str]
+    jacobian: dict[str, dict[str, float]]
+
+
 class Program:
     """A parsed and checked .expr program, compiled into a computation graph."""
 
@@ -146,6 +154,64 @@ class Program:
         zeros = dict.fromkeys(run.unused, 0.0)
         return Derivatives(run.inputs, self._by_name(run.values, run.inputs, run.unused), run.unused,
                            wrt, self._by_name(tangent, zeros, run.unused))
+
+    def jacobian(self, outputs: list[str], values: Mapping[str, float] | None = None,
+                 mode: str | None = None) -> Jacobian:
+        """Every output's gradient over every named variable (see jacobian.py for the sweeps;
+        `mode` "reverse" or "forward" forces one)."""
+        from . import jacobian
+
+        outputs = [self.check_name(name, "--of") for name in dict.fromkeys(outputs)]
+        inputs, unused = self._inputs(values)
+        node_values = engine.forward(self.graph, inputs)
+        rows = jacobian.jacobian(self.graph, node_values, outputs, mode)
+        for row in rows.values():
+            row.update(dict.fromkeys(unused, 0.0))
+        return Jacobian(inputs, self._by_name(node_values, inputs, unused), unused, outputs, rows)
+
+    def hessian(self, values: Mapping[str, float] | None = None, of: str | None = None,
+                wrt: list[str] | None = None):
+        """Second derivatives d²(of)/d(a)d(b) over the inputs `wrt` (default: every input the output
+        depends on, in file order), exact, by forward-over-reverse (see hessian.py)."""
+        from . import hessian
+
+        output, inputs, unused, node_values = self._second_order_setup(values, of)
+        if wrt is None:
+            feeds = self.graph.feeds(self.graph.names[output])
+            wrt = [name for name in self.graph.inputs if feeds[self.graph.names[name]]]
+        else:
+            wrt = [self.check_input(name, "--wrt") for name in dict.fromkeys(wrt)]
+        if len(wrt) > hessian.MAX_MATRIX:
+            raise DiffcliError(
+                "input", f"a Hessian over {len(wrt)} inputs is too big to compute whole "
+                f"(at most {hessian.MAX_MATRIX}: each node carries a tangent per input)",
+                help="choose the inputs with --wrt a,b,..., or ask for H·v with --hvp",
+            )
+        gradient, matrix = hessian.hessian_matrix(self.graph, node_values, self.graph.names[output], wrt)
+        return hessian.Hessian(inputs, unused, output, node_values[self.graph.names[output]], wrt,
+                               gradient, matrix)
+
+    def hvp(self, vector: Mapping[str, float], values: Mapping[str, float] | None = None,
+            of: str | None = None):
+        """The Hessian-vector product H·v over every input (names missing from v are 0)."""
+        from . import hessian
+
+        output, inputs, unused, node_values = self._second_order_setup(values, of)
+        vector = {self.check_input(name, "--hvp"): float(v) for name, v in vector.items()}
+        for name, v in vector.items():
+            if not math.isfinite(v):
+                raise DiffcliError("input", f"--hvp {name}: {v!r} is not a finite number")
+        gradient, product = hessian.hessian_vector(self.graph, node_values, self.graph.names[output], vector)
+        for name in unused:
+            gradient[name] = product[name] = 0.0
+        return hessian.HessianVector(inputs, unused, output, node_values[self.graph.names[output]],
+                                     {name: vector.get(name, 0.0) for name in inputs}, gradient, product)
+
+    def _second_order_setup(self, values, of):
+        output = self.check_name(of, "--of") if of is not None else self.output
+        inputs, unused = self._inputs(values)
+        node_values = engine.forward(self.graph, inputs)
+        return output, inputs, unused, node_values
 
     # -- checks the commands share
     def check_name(self, name: str, option: str) -> str:

@@ -138,8 +138,10 @@ def check_table(result, filename: str):
     from rich.text import Text
 
     table = Table(header_style="bold", expand=False)
-    table.add_column("input", no_wrap=True, overflow="fold")
-    for heading in ("reverse", "forward", "numeric", "abs error", "rel error"):
+    second = getattr(result, "order", 1) == 2
+    table.add_column("entry" if second else "input", no_wrap=True, overflow="fold")
+    for heading in ((r"H\[a]\[b]", r"H\[b]\[a]") if second else ("reverse", "forward")) + (
+            "numeric", "abs error", "rel error"):
         table.add_column(heading, justify="right", no_wrap=True)
     table.add_column("ok")
     table.add_column("note", style="dim")
@@ -161,9 +163,15 @@ def check_table(result, filename: str):
     else:
         verdict = f"all pass ({kinks} at a kink, allowed)" if kinks else "all agree"
     out = result.output
+    if second:
+        heading = f"∂²{out}/∂a∂b against differences of the gradient"
+        legend = ("H[a][b]: forward-over-reverse (row a,b; row a alone: (H·v)[a] for a random v); "
+                  "H[b][a]: the other order; numeric: central difference of ∂" + out + "/∂a along b (or v)")
+    else:
+        heading = f"∂{out}/∂input three ways"
+        legend = "reverse: reverse mode; forward: forward mode; numeric: central difference"
     return Group(
-        Text(shown(f"diffcli check {filename}: ∂{out}/∂input three ways: {verdict}"), style="bold"), table,
-        Text("reverse: reverse mode; forward: forward mode; numeric: central difference\n"
-             f"allowed: |reverse - numeric| ≤ {result.atol:g} + {result.rtol:g}·|reverse| + rounding noise",
+        Text(shown(f"diffcli check {filename}: {heading}: {verdict}"), style="bold"), table,
+        Text(f"{legend}\nallowed: |reverse - numeric| ≤ {result.atol:g} + {result.rtol:g}·|reverse| + rounding noise",
              style="dim"),
     )

@@ -27,6 +27,10 @@ COMMANDS = [
     (["grad", "--sweep", "x=1:1.5:2", "--json"],
      lambda out: [json.loads(row)["gradients"]["x"] for row in out.splitlines()] == pytest.approx([24.0, 54.0])),
     (["eval", "--sweep", "x=1.5:1.5:1", "--csv"], lambda out: out.splitlines()[1].split(",")[1] == "28.0"),
+    (["hessian", "--json"], lambda out: json.loads(out)["hessian"]["x"]["x"] == pytest.approx(72.0)),
+    (["hessian", "--hvp", "x=2", "--json"], lambda out: json.loads(out)["hvp"]["x"] == pytest.approx(144.0)),
+    (["check", "--order", "2", "--json"], lambda out: json.loads(out)["ok"] is True),
+    (["grad", "--of", "x,y", "--json"], lambda out: json.loads(out)["jacobian"]["y"]["x"] == pytest.approx(54.0)),
 ]
 
 
