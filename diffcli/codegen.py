@@ -205,7 +205,7 @@ class _Writer:
         self.function = namer.fresh(name or namer._mangled(default))  # before the file's names: kept
         self.variable = {n: namer.variable(n) for n in graph.names}
         self.internal = {k: namer.fresh(base) for k, base in self.internal_names.items()}
-        self.split = self.lang != "python" and sum(op is not None for op in graph.op) > SPLIT
+        self.split = sum(op is not None for op in graph.op) > SPLIT
         self._plan()
 
     internal_names: dict = {}  # diffcli's own names: key -> the identifier wanted
@@ -259,6 +259,16 @@ class _Writer:
                     else:
                         self.adjoint[i] = namer.fresh("d_" + ref[i])
             self.n_adjoints = adjoint_slot
+            # for the Python check at the end: the adjoints from the last node's to the first's, and
+            # the operation (of the highest index) through which each receives
+            user = [0] * n
+            for i in range(self.out + 1):
+                if self.adjoint[i] and ops_[i] is not None:
+                    for j in args[i]:
+                        if self.adjoint[j]:
+                            user[j] = self.slot[i]
+            self.gradient_order = [j for j in range(n - 1, -1, -1) if self.adjoint[j]]
+            self.gradient_user = [user[j] for j in self.gradient_order]
         elif self.mode == "forward":
             start = graph.names[self.wrt]
             moving = [False] * n
@@ -363,17 +373,194 @@ def _literal(text: str) -> bool:
 
 class _Python(_Writer):
     lang = "python"
-    internal_names = {"n": "_n", "p": "_p", "DomainError": "DomainError", "isfinite": "_isfinite",
-                      "WHERE": "_WHERE", "BLOCK_LINES": "_BLOCK_LINES", "BLOCK_NODES": "_BLOCK_NODES",
-                      "FIRST_LINE": "_FIRST_LINE", "check_values": "_check_values",
-                      "fail_value": "_fail_value", "fail_derivative": "_fail_derivative",
-                      "located": "_located", "error": "_error"}
+    internal_names = {"n": "_n", "p": "_p", "x": "x", "v": "v", "g": "g", "DomainError": "DomainError",
+                      "isfinite": "_isfinite", "WHERE": "_WHERE", "BLOCK_LINES": "_BLOCK_LINES",
+                      "BLOCK_NODES": "_BLOCK_NODES", "RUNS": "_FORWARD_RUNS",
+                      "check_values": "_check_values", "fail_value": "_fail_value",
+                      "fail_derivative": "_fail_derivative", "located": "_located", "error": "_error",
+                      "check_gradient": "_check_gradient", "USER": "_USER"}
 
     def generate(self) -> Generated:
         I, graph, ref = self.internal, self.graph, self.ref
-        head = ['"""' + "\n".join(self.header_comment()).replace('"""', "'''") + '\n"""', "",
-                "import math", "", "", f"class {I['DomainError']}(ValueError):",
-                '    """A value or a derivative outside an operation\'s domain, or an overflow."""', "", ""]
+        triple = '"' * 3
+        header = [line.replace(triple, "'''") for line in self.header_comment()]
+        lines = [triple + header[0], *header[1:], triple, "",
+                 "import math", "", "", f"class {I['DomainError']}(ValueError):",
+                 f"    {triple}A value or a derivative outside an operation's domain, or an overflow.{triple}",
+                 "", ""]
+        runs: list[tuple[int, int]] = []  # (first line, first operation) of each run of forward lines
+        block_lines: list[int] = []
+        block_nodes: list[int] = []
+        isfinite, p, n_ = I["isfinite"], I["p"], I["n"]
+        op_nodes = [i for i, op in enumerate(graph.op) if op is not None]
+        split = self.split
+        indent = "    " if split else "        "
+
+        def forward_lines(nodes):
+            runs.append((len(lines) + 1, self.slot[nodes[0]]))
+            for i in nodes:
+                comment = self.statement_comment(i)
+                line = f"{indent}{ref[i]} = {self.value_text(i)}"
+                lines.append(f"{line}  # {comment}" if comment else line)
+
+        def block(i, g, body):
+            block_lines.append(len(lines) + 1)
+            block_nodes.append(self.slot[i])
+            comment = self.statement_comment(i)
+            lines.append(f"{indent}if {g}:" + (f"  # {comment}" if comment else ""))
+            lines.extend(body)
+
+        def reverse_block(i):
+            adjoint = self.adjoint
+            edges, counted = self.edges(i)
+            if not edges:
+                return
+            body = [f"{indent}    {n_} = {counted}"] if counted else []
+            for n, j, partial in edges:
+                body.append(f"{indent}    {adjoint[j]} += {adjoint[i]} * {partial}")
+            block(i, adjoint[i], body)
+
+        def tangent_block(i):
+            tangent = self.adjoint
+            edges, counted = self.edges(i, into=tangent)
+            lines.append(f"{indent}{tangent[i]} = 0.0")
+            for n, j, partial in edges:
+                body = [f"{indent}    {n_} = {counted}"] if counted else []
+                body.append(f"{indent}    {p} = {partial}")
+                body.append(f"{indent}    if {p}: {tangent[i]} += {tangent[j]} * {p}")
+                block(i, tangent[j], body)
+
+        if self.mode == "reverse":
+            backward = [i for i in range(self.out, -1, -1) if self.adjoint[i] and graph.op[i] is not None]
+            emit_backward = reverse_block
+        elif self.mode == "forward":
+            backward = [i for i in range(graph.names[self.wrt] + 1, self.out + 1) if self.adjoint[i]]
+            emit_backward = tangent_block
+        else:
+            backward, emit_backward = [], None
+        first = {"reverse": self.out, "forward": graph.names.get(self.wrt, -1)}.get(self.mode, -1)
+        initial = [f"{self.adjoint[first]} = 1.0"] if first >= 0 else []
+        if self.mode == "reverse" and not split:
+            rest = [self.adjoint[j] for j in range(self.out) if self.adjoint[j]]
+            initial += [f"{' = '.join(rest[k:k + 20])} = 0.0" for k in range(0, len(rest), 20)]
+        chunks: list[str] = []
+        first_backward = 0
+        if split:
+            for k in range(0, len(op_nodes), SPLIT):
+                name = self.namer.fresh(f"_forward_{k // SPLIT}")
+                lines.append(f"def {name}({I['x']}, {I['v']}, {I['g']}):")
+                forward_lines(op_nodes[k:k + SPLIT])
+                lines += ["", ""]
+                chunks.append(name)
+            first_backward = len(chunks)
+            for k in range(0, len(backward), SPLIT // 2):
+                name = self.namer.fresh(f"_{self.mode}_{k // (SPLIT // 2)}")
+                lines.append(f"def {name}({I['x']}, {I['v']}, {I['g']}):")
+                for i in backward[k:k + SPLIT // 2]:
+                    emit_backward(i)
+                lines += ["", ""]
+                chunks.append(name)
+        lines += self.signature_and_doc()
+        lines.append("    try:")
+        if split:
+            lines.append(f"        {I['x']} = [{', '.join(self.variable[n] for n in self.parameters)}]")
+            lines.append(f"        {I['v']} = [0.0] * {self.n_ops}")
+            lines.append(f"        {I['g']} = [0.0] * {self.n_adjoints if backward else 0}")
+            for k, name in enumerate(chunks):
+                if k == first_backward:
+                    lines.append(f"        {I['check_values']}(0, {I['v']})")
+                    lines += ["        " + line for line in initial]
+                lines.append(f"        {name}({I['x']}, {I['v']}, {I['g']})")
+            if first_backward == len(chunks):
+                lines.append(f"        {I['check_values']}(0, {I['v']})")
+            if self.mode == "reverse":
+                lines.append(f"        {I['check_gradient']}(0, {I['g']}[::-1])")
+        else:
+            if op_nodes:
+                forward_lines(op_nodes)
+            for k in range(0, len(op_nodes), 1000):
+                chunk = ", ".join(ref[i] for i in op_nodes[k:k + 1000])
+                lines.append(f"{indent}{I['check_values']}({k}, ({chunk},))")
+            lines += [indent + line for line in initial]
+            for i in backward:
+                emit_backward(i)
+            if self.mode == "reverse":
+                kept = [self.adjoint[j] for j in self.gradient_order]
+                for k in range(0, len(kept), 1000):
+                    lines.append(f"{indent}{I['check_gradient']}({k}, ({', '.join(kept[k:k + 1000])},))")
+        if self.mode == "forward":
+            tangent = self.adjoint[self.out] or "0.0"
+            lines.append(f"        if not {isfinite}({tangent}): "
+                         f"raise {I['fail_derivative']}({self.slot[self.out]}, -1, math.nan)")
+        if self.mode == "reverse":
+            gradient = ", ".join(f"{n!r}: {self.adjoint[graph.names[n]] or '0.0'}" for n in self.parameters)
+            result = f"{ref[self.out]}, {{{gradient}}}"
+        elif self.mode == "forward":
+            result = f"{ref[self.out]}, {self.adjoint[self.out] or '0.0'}"
+        else:
+            result = ref[self.out]
+        W = I["WHERE"]
+        lines += [
+            f"    except {I['DomainError']}:",
+            "        raise",
+            f"    except (ArithmeticError, ValueError) as {I['error']}:",
+            f"        raise {I['located']}({I['error']}) from None",
+            f"    return {result}",
+            "", "",
+            f"{isfinite} = math.isfinite",
+            f"{I['RUNS']} = ({''.join(f'({a}, {b}), ' for a, b in runs)})",
+            "# tables as text, one string each (a tuple of a million constants is slow to compile)",
+            f"{I['BLOCK_LINES']} = tuple(map(int, {' '.join(map(str, block_lines))!r}.split()))",
+            f"{I['BLOCK_NODES']} = tuple(map(int, {' '.join(map(str, block_nodes))!r}.split()))",
+            f"{I['USER']} = tuple(map(int, {' '.join(map(str, self.gradient_user))!r}.split()))",
+            f"{W} = {chr(10).join(self.where)!r}.split({chr(10)!r})",
+            "", "",
+            f"def {I['check_values']}(first, values):",
+            "    for k, value in enumerate(values):",
+            f"        if not {isfinite}(value):",
+            f"            raise {I['fail_value']}(first + k, 'the result is not finite')",
+            "", "",
+            f"def {I['check_gradient']}(first, adjoints):",
+            f"    {triple}Adjoints, the last node's first: the first that is not finite names its user.{triple}",
+            "    for k, adjoint in enumerate(adjoints):",
+            f"        if not {isfinite}(adjoint):",
+            f"            where = {W}[{I['USER']}[first + k]]",
+            "            if adjoint != adjoint:",
+            f"                raise {I['DomainError']}(f'the derivative of {{where}} is infinite or undefined')",
+            f"            raise {I['DomainError']}(f'the gradient overflows at {{where}}')",
+            "", "",
+            f"def {I['fail_value']}(k, reason):",
+            f"    return {I['DomainError']}(f'{{{W}[k]}}: undefined or overflows ({{reason}})')",
+            "", "",
+            f"def {I['fail_derivative']}(k, n, partial):",
+            "    if k < 0:",
+            f"        return {I['DomainError']}('the derivative is infinite or undefined at these inputs')",
+            f"    where = {W}[k] + (f', with respect to its argument {{n + 1}}' if n >= 0 else '')",
+            f"    if {isfinite}(partial):",
+            f"        return {I['DomainError']}(f'the gradient overflows at {{where}}')",
+            f"    return {I['DomainError']}(f'the derivative of {{where}} is infinite or undefined')",
+            "", "",
+            f"def {I['located']}(error):",
+            f"    {triple}The error, as a DomainError naming the operation whose line raised it.{triple}",
+            "    import bisect",
+            "",
+            "    traceback = error.__traceback__",
+            "    while traceback.tb_next is not None:",
+            "        traceback = traceback.tb_next",
+            "    line = traceback.tb_lineno",
+            f"    b = bisect.bisect_right({I['BLOCK_LINES']}, line) - 1",
+            f"    if {I['BLOCK_LINES']} and line >= {I['BLOCK_LINES']}[0]:",
+            f"        return {I['DomainError']}(f'the derivative of {{{W}[{I['BLOCK_NODES']}[b]]}} "
+            "is infinite or undefined ({error})')",
+            f"    first_line, first = {I['RUNS']}[bisect.bisect_right({I['RUNS']}, (line, len({W}))) - 1]",
+            f"    return {I['fail_value']}(first + line - first_line, error)",
+            "",
+        ]
+        return Generated("python", self.function, "\n".join(lines), None, self.parameters)
+
+    def signature_and_doc(self) -> list[str]:
+        graph, I = self.graph, self.internal
+        triple = '"' * 3
         params = []
         for name in self.parameters:
             default = graph.inputs[name]
@@ -381,132 +568,13 @@ class _Python(_Writer):
         doc = {"reverse": f"Return (`{self.output_name}`, {{input: d{self.output_name}/d input}}).",
                "value": f"Return the value of `{self.output_name}`.",
                "forward": f"Return (`{self.output_name}`, d{self.output_name}/d{self.wrt})."}[self.mode]
-        head += [f"def {self.function}({', '.join(params)}):",
-                 '    """' + self.safe_comment(doc).replace('"""', "'''"),
-                 "",
-                 *[line.replace('"""', "'''") for line in self.inputs_doc()],
-                 "",
-                 f"    Raises {I['DomainError']} (a ValueError) where an operation is undefined or overflows.",
-                 '    """',
-                 "    try:"]
-        body: list[str] = []
-        first_line = len(head) + 1  # line numbers are 1-based
-        block_lines: list[int] = []
-        block_nodes: list[int] = []
-        indent = "        "
-        op_nodes = [i for i, op in enumerate(graph.op) if op is not None]
-        for i in op_nodes:
-            comment = self.statement_comment(i)
-            line = f"{indent}{ref[i]} = {self.value_text(i)}"
-            body.append(f"{line}  # {comment}" if comment else line)
-        for k in range(0, len(op_nodes), 1000):
-            chunk = ", ".join(ref[i] for i in op_nodes[k:k + 1000])
-            body.append(f"{indent}{I['check_values']}({k}, ({chunk},))")
-        isfinite, p = I["isfinite"], I["p"]
-
-        def block(i, g, lines):
-            block_lines.append(first_line + len(body))
-            block_nodes.append(self.slot[i])
-            comment = self.statement_comment(i)
-            body.append(f"{indent}if {g}:" + (f"  # {comment}" if comment else ""))
-            body.extend(lines)
-
-        if self.mode == "reverse":
-            adjoint = self.adjoint
-            body.append(f"{indent}{adjoint[self.out]} = 1.0")
-            rest = [adjoint[j] for j in range(self.out) if adjoint[j]]
-            for k in range(0, len(rest), 20):
-                body.append(f"{indent}{' = '.join(rest[k:k + 20])} = 0.0")
-            for i in range(self.out, -1, -1):
-                if not adjoint[i] or graph.op[i] is None:
-                    continue
-                edges, counted = self.edges(i)
-                if not edges:
-                    continue
-                lines = [f"{indent}    {I['n']} = {counted}"] if counted else []
-                for n, j, partial in edges:
-                    if not _literal(partial):
-                        lines.append(f"{indent}    {p} = {partial}")
-                        partial = p
-                    lines.append(f"{indent}    {adjoint[j]} += {adjoint[i]} * {partial}")
-                    lines.append(f"{indent}    if not {isfinite}({adjoint[j]}): "
-                                 f"raise {I['fail_derivative']}({self.slot[i]}, {n}, {partial})")
-                block(i, adjoint[i], lines)
-            gradient = ", ".join(f"{n!r}: {adjoint[graph.names[n]] or '0.0'}" for n in self.parameters)
-            result = f"{ref[self.out]}, {{{gradient}}}"
-        elif self.mode == "forward":
-            tangent = self.adjoint
-            start = graph.names[self.wrt]
-            body.append(f"{indent}{tangent[start]} = 1.0")
-            for i in range(start + 1, self.out + 1):
-                if not tangent[i]:
-                    continue
-                edges, counted = self.edges_forward(i)
-                body.append(f"{indent}{tangent[i]} = 0.0")
-                for n, j, partial in edges:
-                    lines = [f"{indent}    {I['n']} = {counted}"] if counted else []
-                    lines.append(f"{indent}    {p} = {partial}")
-                    lines.append(f"{indent}    if {p}: {tangent[i]} += {tangent[j]} * {p}")
-                    block(i, tangent[j], lines)
-            body.append(f"{indent}if not {isfinite}({tangent[self.out]}): "
-                        f"raise {I['fail_derivative']}({self.slot[self.out] if self.slot[self.out] >= 0 else -1}, -1, "
-                        f"{tangent[self.out]})")
-            result = f"{ref[self.out]}, {tangent[self.out]}"
-        else:
-            result = ref[self.out]
-        tail = [
-            f"    except {I['DomainError']}:",
-            "        raise",
-            f"    except (ArithmeticError, ValueError) as {I['error']}:",
-            f"        raise {I['located']}({I['error']}) from None",
-            f"    return {result}",
-            "", "",
-            f"{I['isfinite']} = math.isfinite",
-            f"{I['FIRST_LINE']} = {first_line}",
-            f"{I['BLOCK_LINES']} = ({', '.join(map(str, block_lines))}{',' if block_lines else ''})",
-            f"{I['BLOCK_NODES']} = ({', '.join(map(str, block_nodes))}{',' if block_nodes else ''})",
-            f"{I['WHERE']} = (",
-            *[f"    {w!r}," for w in self.where],
-            ")",
-            "", "",
-            f"def {I['check_values']}(first, values):",
-            "    for k, value in enumerate(values):",
-            f"        if not {I['isfinite']}(value):",
-            f"            raise {I['fail_value']}(first + k, 'the result is not finite')",
-            "", "",
-            f"def {I['fail_value']}(k, reason):",
-            f"    return {I['DomainError']}(f'{{{I['WHERE']}[k]}}: undefined or overflows ({{reason}})')",
-            "", "",
-            f"def {I['fail_derivative']}(k, n, partial):",
-            "    if k < 0:",
-            f"        return {I['DomainError']}('the derivative is infinite or undefined at these inputs')",
-            f"    where = {I['WHERE']}[k] + (f', with respect to its argument {{n + 1}}' if n > 0 else '')",
-            f"    if {I['isfinite']}(partial):",
-            f"        return {I['DomainError']}(f'the gradient overflows at {{where}}')",
-            f"    return {I['DomainError']}(f'the derivative of {{where}} is infinite or undefined')",
-            "", "",
-            f"def {I['located']}(error):",
-            '    """The operation whose line raised `error`."""',
-            "    import bisect",
-            "",
-            "    traceback = error.__traceback__",
-            "    while traceback.tb_next is not None:",
-            "        traceback = traceback.tb_next",
-            "    line = traceback.tb_lineno",
-            f"    k = line - {I['FIRST_LINE']}",
-            f"    if 0 <= k < len({I['WHERE']}):",
-            f"        return {I['fail_value']}(k, error)",
-            f"    b = bisect.bisect_right({I['BLOCK_LINES']}, line) - 1",
-            f"    return {I['DomainError']}(f'the derivative of {{{I['WHERE']}[{I['BLOCK_NODES']}[b]]}} "
-            "is infinite or undefined ({error})')",
-            "",
-        ]
-        source = "\n".join(head) + "\n" + "\n".join(body) + "\n" + "\n".join(tail)
-        return Generated("python", self.function, source, None, self.parameters)
-
-    def edges_forward(self, i):
-        """Forward mode: (n, argument, partial) for arguments whose tangent moves."""
-        return self.edges(i, into=self.adjoint)
+        return [f"def {self.function}({', '.join(params)}):",
+                "    " + triple + self.safe_comment(doc).replace(triple, "'''"),
+                "",
+                *["    " + line.replace(triple, "'''").replace("\\", "/") for line in self.inputs_doc()],
+                "",
+                f"    Raises {I['DomainError']} (a ValueError) where an operation is undefined or overflows.",
+                "    " + triple]
 
 
 # ---------------------------------------------------------------- C and JavaScript
