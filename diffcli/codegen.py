@@ -220,9 +220,12 @@ class _Writer:
         slot = 0
         self.slot = [-1] * n
         values = self.internal.get("v")
+        position = {name: k for k, name in enumerate(self.parameters)}
         for i in range(n):
             if ops_[i] is None:
-                if i in self.name_of:
+                if i in self.name_of and self.split:  # an input, in the array of the arguments
+                    ref[i] = f"{self.internal['x']}[{position[self.name_of[i]]}]"
+                elif i in self.name_of:
                     ref[i] = self.variable[self.name_of[i]]
                 else:
                     text = str(number(value0[i]))
@@ -249,6 +252,7 @@ class _Writer:
         needs = needs_gradient(graph)
         self.wanted = [live[i] and needs[i] for i in range(n)]
         self.adjoint = [""] * n
+        self.gradient_order, self.gradient_user = [], []
         if self.mode == "reverse":
             adjoint_slot = 0
             for i in range(n):
@@ -305,6 +309,7 @@ class _Writer:
                 text = text[:39] + "…"
             where.append(f"`{text}` (line {line + 1}, column {begin - starts[line] + 1})")
         self.where = where
+        self.quoted = [self.quote(w) for w in where] if self.lang != "python" else []
 
     def statement_comment(self, i: int) -> str:
         """`line 4: b = 5 - 3a` for the node a statement names, else ""."""
@@ -316,6 +321,8 @@ class _Writer:
         return self.safe_comment(f"line {line}: {name} = {self.program.definition(name)}")
 
     def safe_comment(self, text: str) -> str:
+        if text.isprintable():
+            return text
         return "".join(ch if ch.isprintable() else "?" for ch in text)
 
     # -- the pieces, for each node
@@ -340,6 +347,13 @@ class _Writer:
         text = self.where[self.slot[i]]
         if n is not None and len(self.graph.args[i]) > 1:
             text += f", with respect to its argument {n + 1}"
+        return text
+
+    def quoted_where(self, i: int, n: int | None = None) -> str:
+        """where_of(i, n) as a string literal of the language."""
+        text = self.quoted[self.slot[i]]
+        if n is not None and len(self.graph.args[i]) > 1:
+            text = f"{text[:-1]}, with respect to its argument {n + 1}{text[-1]}"
         return text
 
     def generate(self) -> Generated:
@@ -599,12 +613,14 @@ class _CFamily(_Writer):
         (or tangent) pass as blocks, each a list of lines."""
         graph, ref, I = self.graph, self.ref, self.internal
         declare = "" if self.split else self.declare_value
+        value_check, gradient_check = (template.replace("{valueError}", I["valueError"]).replace(
+            "{gradientError}", I["gradientError"]) for template in (self.value_check, self.gradient_check))
         forward = []
         for i, op in enumerate(graph.op):
             if op is None:
                 continue
             line = (f"{declare}{ref[i]} = {self.value_text(i)}; "
-                    + self.value_check.format(target=ref[i], where=self.quote(self.where_of(i)), **I))
+                    + value_check.format(target=ref[i], where=self.quoted_where(i)))
             forward.append(line + self.block_comment(self.statement_comment(i)))
         blocks = []
         self.uses_count = False
@@ -624,8 +640,8 @@ class _CFamily(_Writer):
                     if not _literal(partial):
                         lines.append(f"    {I['p']} = {partial};")
                         partial = I["p"]
-                    check = self.gradient_check.format(target=adjoint[j], partial=partial,
-                                                       where=self.quote(self.where_of(i, n)), **I)
+                    check = gradient_check.format(target=adjoint[j], partial=partial,
+                                                  where=self.quoted_where(i, n))
                     lines.append(f"    {adjoint[j]} += {adjoint[i]} * {partial}; {check}")
                 lines.append("}")
                 blocks.append(lines)
@@ -647,8 +663,8 @@ class _CFamily(_Writer):
                     lines.append(f"    if ({I['p']} != 0.0) {tangent[i]} += {tangent[j]} * {I['p']};")
                     lines.append("}")
                 blocks.append(lines)
-            blocks.append([self.tangent_check.format(
-                target=tangent[self.out], where=self.quote(f"`{self.output_name}`"), **I)])
+            blocks.append([self.tangent_check.replace("{gradientError}", I["gradientError"]).format(
+                target=tangent[self.out], where=self.quote(f"`{self.output_name}`"))])
         return forward, blocks
 
     def initial_adjoints(self) -> list[str]:
@@ -668,6 +684,11 @@ class _CFamily(_Writer):
 
 class _C(_CFamily):
     lang = "c"
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.reason = self.namer.fresh(f"{self.function}_reason")
+        self.failed = self.namer.fresh(f"{self.function}_failed")
     comment = "//"
     declare_value = "const double "
     declare_variable = "double "
@@ -696,7 +717,9 @@ class _C(_CFamily):
                  f" * {self.function}: returns 0 and sets *value (and the derivatives), or on a domain error",
                  " * returns 1 (a value is undefined or overflows), 2 (a derivative is infinite or undefined)",
                  " * or 3 (the gradient overflows), and if `error` is not NULL points *error at a static",
-                 " * message naming the operation and its line in the .expr file. Inputs:",
+                 " * string naming the operation and its place in the .expr file, like",
+                 " * \"`log(x - 1)` (line 3, column 5)\"; " + self.reason + "(code) says what went wrong there.",
+                 " * Thread-safe: no global state. Inputs:",
                  *[" * " + line for line in self.inputs_doc()]]
         if self.mode == "reverse":
             lines.append(f" * gradient[k] = d{out}/d(input k), the inputs in the order of the arguments.")
@@ -709,7 +732,7 @@ class _C(_CFamily):
     def header(self) -> str:
         guard = self.namer._mangled(f"{self.function}_h").upper()
         return "\n".join([*self.documentation(), f"#ifndef {guard}", f"#define {guard}", "",
-                          f"{self.signature()};", "", f"#endif", ""])
+                          f"{self.signature()};", f"const char *{self.reason}(int code);", "", "#endif", ""])
 
     def generate(self) -> Generated:
         I = self.internal
@@ -720,14 +743,25 @@ class _C(_CFamily):
             head.append("#include <stdlib.h>")
         head += [
             "",
-            f"#define DIFFCLI_FAIL(code, message) do {{ if ({e}) *{e} = (message); return (code); }} while (0)",
-            "#define DIFFCLI_VALUE(x, where) \\",
-            "    if (!isfinite(x)) DIFFCLI_FAIL(1, where \": undefined or overflows\")",
-            "#define DIFFCLI_GRADIENT(x, p, where) \\",
-            "    if (!isfinite(x)) DIFFCLI_FAIL(isfinite(p) ? 3 : 2, isfinite(p) ? \\",
-            "        \"the gradient overflows at \" where : \"the derivative of \" where \" is infinite or undefined\")",
-            "#define DIFFCLI_DERIVATIVE(x, where) \\",
-            "    if (!isfinite(x)) DIFFCLI_FAIL(2, \"the derivative of \" where \" is infinite or undefined\")",
+            f"static const char *const {self.reason}_texts[] = {{\"\", \"undefined or overflows\",",
+            "    \"its derivative is infinite or undefined\", \"the gradient overflows\", \"out of memory\"};",
+            "",
+            f"const char *{self.reason}(int code)",
+            "{",
+            f"    return code >= 0 && code <= 4 ? {self.reason}_texts[code] : \"unknown error\";",
+            "}",
+            "",
+            "/* the failure path, out of line: each check costs a test and a call that is never made */",
+            f"static int {self.failed}(const char **error, int code, const char *where)",
+            "{",
+            "    if (error) *error = where;",
+            "    return code;",
+            "}",
+            "",
+            f"#define DIFFCLI_FAIL(code, where) return {self.failed}({e}, (code), (where))",
+            "#define DIFFCLI_VALUE(x, where) if (!isfinite(x)) DIFFCLI_FAIL(1, where)",
+            "#define DIFFCLI_GRADIENT(x, p, where) if (!isfinite(x)) DIFFCLI_FAIL(isfinite(p) ? 3 : 2, where)",
+            "#define DIFFCLI_DERIVATIVE(x, where) if (!isfinite(x)) DIFFCLI_FAIL(2, where)",
             "",
         ]
         temporaries = [I["p"]] + ([I["n"]] if self.uses_count else [])
@@ -761,7 +795,7 @@ class _C(_CFamily):
         size = n_in + self.n_ops + (self.n_adjoints if blocks else 0) + 1
         body = ["{",
                 f"    double *{I['w']} = malloc(sizeof(double) * {size});",
-                f"    if (!{I['w']}) DIFFCLI_FAIL(4, \"out of memory\");",
+                f"    if (!{I['w']}) DIFFCLI_FAIL(4, \"malloc\");",
                 f"    double *{I['x']} = {I['w']}, *{I['v']} = {I['w']} + {n_in}, *{I['g']} = {I['v']} + {self.n_ops};",
                 f"    int {code} = 0;",
                 *[f"    {I['x']}[{k}] = {self.variable[n]};" for k, n in enumerate(self.parameters)]]
@@ -785,7 +819,7 @@ class _C(_CFamily):
         return lines
 
     def undefines(self) -> list[str]:
-        return ["", *[f"#undef DIFFCLI_{m}" for m in ("FAIL", "VALUE", "GRADIENT", "DERIVATIVE")]]
+        return ["", *[f"#undef DIFFCLI_{m}" for m in ("FAIL", "VALUE", "GRADIENT", "DERIVATIVE")], ""]
 class _JavaScript(_CFamily):
     lang = "javascript"
     declare_value = "const "
@@ -865,11 +899,6 @@ class _JavaScript(_CFamily):
 
     def inputs_doc(self) -> list[str]:
         return super().inputs_doc()
-
-
-def codegen(program: Program, lang: str, of: str | None = None, name: str | None = None, **options) -> str:
-    """The Python API: the generated source text (for C, the .c file; see `generate` for the header)."""
-    return generate(program, lang, of, name, **options).source
 
 
 def _json_string(text: str) -> str:

@@ -24,7 +24,17 @@ COMMANDS = [
     (["check", "--json"], lambda out: json.loads(out)["ok"] is True),
     (["explain", "--wrt", "x"], lambda out: "cube" in out and "54" in out),
     (["graph"], lambda out: "cube" in out),
+    (["codegen", "--lang", "python", "--name", "f"], lambda out: _run_generated(out) == (28.0, {"x": 54.0})),
+    # the partial 3x² of the rule, printed, applied to the temporary 2x
+    (["codegen", "--lang", "c"], lambda out: "((3.0 * t2) * t2)" in out),
+    (["codegen", "--lang", "javascript"], lambda out: "((3.0 * t2) * t2)" in out),
 ]
+
+
+def _run_generated(source: str):
+    namespace: dict = {}
+    exec(source, namespace)  # the text diffcli generated, from this test's own program
+    return namespace["f"]()
 
 
 @pytest.fixture
