@@ -380,6 +380,109 @@ def report(rows, startup, table, linear, repeat) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------- codegen (issue 14)
+
+# Evaluations per second of the gradient of one program: Program.grad, and the generated code.
+CODEGEN_RATES = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[2])
+import diffcli
+program = diffcli.load(sys.argv[1])
+def rate(f, seconds=1.0):
+    n, start = 0, time.process_time()
+    while time.process_time() - start < seconds:
+        for _ in range(100):
+            f()
+        n += 100
+    return n / (time.process_time() - start)
+namespace = {}
+generated = diffcli.codegen(program, "python", name="f")
+exec(generated, namespace)
+print(json.dumps({"Program.grad": rate(lambda: program.grad()), "python": rate(namespace["f"])}))
+"""
+C_MAIN = r"""
+#include <stdio.h>
+#include <time.h>
+int main(void)
+{
+    double value, gradient[%(n)d], total = 0; long k, n = 0; clock_t start = clock();
+    while (clock() - start < CLOCKS_PER_SEC) {
+        for (k = 0; k < 100000; k++) { f(%(args)s &value, gradient, 0); total += gradient[0]; }
+        n += 100000;
+    }
+    printf("%%.6g %%g\n", n / ((double)(clock() - start) / CLOCKS_PER_SEC), total);
+    return 0;
+}
+"""
+JS_MAIN = r"""
+import { f } from './model.mjs';
+let n = 0, total = 0; const start = process.cpuUsage();
+const used = () => { const u = process.cpuUsage(start); return (u.user + u.system) / 1e6; };
+while (used() < 1) { for (let k = 0; k < 10000; k++) total += f().gradient[%(first)s]; n += 10000; }
+console.log(n / used(), total);
+"""
+
+
+def measure_codegen(folder: Path, repeat: int) -> dict:
+    """Generating chain 100,000 beside `grad --json` on it; the two-layer network's gradient per second."""
+    import json
+
+    chain = generate("chain", 100_000, folder)
+    results = {
+        "grad": median_runs(diffcli_command() + ["grad", str(chain), "--json"], repeat),
+        **{lang: median_runs(diffcli_command() + ["codegen", str(chain), "--lang", lang, "-o",
+                                                  str(folder / f"chain.{lang}")], repeat)
+           for lang in ("python", "c", "javascript")},
+    }
+    sample = ROOT / "samples" / "two_layer_network.expr"
+    _, _, _, out = run([sys.executable, "-c", CODEGEN_RATES, str(sample), str(ROOT)], capture=True)
+    rates = json.loads(out)
+    sys.path.insert(0, str(ROOT))
+    import diffcli
+
+    program = diffcli.load(sample)
+    inputs = [n for n, d in program.inputs.items() if d is None] + [n for n, d in program.inputs.items() if d is not None]
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    if compiler:
+        c = diffcli.codegen(program, "c", name="f")
+        args = "".join(f"{program.inputs[n]!r}, " for n in inputs)
+        (folder / "model.c").write_text(c + C_MAIN % {"n": len(inputs), "args": args})
+        subprocess.run([compiler, "-O2", "-o", str(folder / "model"), str(folder / "model.c"), "-lm"], check=True)
+        _, _, _, out = run([str(folder / "model")], capture=True)
+        rates["c"] = float(out.split()[0])
+    if shutil.which("node"):
+        (folder / "model.mjs").write_text(diffcli.codegen(program, "javascript", name="f"))
+        (folder / "main.mjs").write_text(JS_MAIN % {"first": json.dumps(inputs[0])})
+        _, _, _, out = run(["node", str(folder / "main.mjs")], capture=True)
+        rates["javascript"] = float(out.split()[0])
+    results["rates"] = rates
+    return results
+
+
+def codegen_report(results: dict) -> str:
+    grad = results["grad"]["cpu"]
+    lines = ["## codegen (issue 14)", "",
+             "Generating code for chain 100,000 (`diffcli codegen chain_100000.expr --lang L -o FILE`, "
+             "CPU of the whole process) beside `diffcli grad chain_100000.expr --json`:", "",
+             "| process | CPU | wall | ratio to `grad --json` | target ≤ 1× |", "| --- | ---: | ---: | ---: | --- |",
+             f"| `grad --json` | {grad:.2f} s | {results['grad']['wall']:.2f} s | 1 | |"]
+    for lang in ("python", "c", "javascript"):
+        r = results[lang]
+        lines.append(f"| `codegen --lang {lang}` | {r['cpu']:.2f} s | {r['wall']:.2f} s | {r['cpu'] / grad:.2f}× "
+                     f"| {verdict(r['cpu'] <= grad)} |")
+    rates = results["rates"]
+    base = rates["Program.grad"]
+    lines += ["", "Gradients per second of `samples/two_layer_network.expr` (CPU time, one process each; "
+              "C compiled with `gcc -O2`):", "", "| code | evaluations/s | speed-up over `Program.grad` |",
+              "| --- | ---: | ---: |"]
+    for key, rate in rates.items():
+        lines.append(f"| {key} | {rate:,.0f} | {rate / base:,.0f}× |")
+    if "c" in rates:
+        lines += ["", f"Target: C ≥ 1000× `Program.grad`: {verdict(rates['c'] / base >= 1000)} "
+                  f"({rates['c'] / base:,.0f}×)."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     options.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
@@ -389,7 +492,13 @@ def main() -> None:
                          help="measure only these workloads (print only)")
     options.add_argument("--second-order", action="store_true",
                          help="measure only the second-order targets, and update their section of RESULTS.md")
+    options.add_argument("--codegen", action="store_true",
+                         help="measure only codegen: generating chain 100,000, and generated code's speed (print only)")
     args = options.parse_args()
+    if args.codegen:
+        with tempfile.TemporaryDirectory(prefix="diffcli-bench-") as folder:
+            print(codegen_report(measure_codegen(Path(folder), 1 if args.quick else args.repeat)))
+        return
     if not GENPROG.exists():
         raise SystemExit(f"{GENPROG} is not there: the workloads come from ../shared/bench/genprog.py")
     repeat = 1 if args.quick else args.repeat

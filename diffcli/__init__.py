@@ -8,6 +8,7 @@ The library API (the command line is a thin layer over it):
     result.value, result.gradients["a"]
     program.evaluate({"o": 1.0}).values         # forward pass only
     program.derivatives("a", {"o": 1.0})        # forward mode: d(name)/da for every name
+    diffcli.codegen(program, "c")               # the program and its gradient as C (or python, javascript)
 
 Every problem with a program or its values raises `diffcli.DiffcliError` (kind, message, line, column).
 """
@@ -17,6 +18,15 @@ __version__ = "0.1.0"
 from .errors import DiffcliError
 from .program import Derivatives, Evaluation, Gradients, Program, load, parse
 
+
+from . import codegen as _codegen  # (binds the submodule first, so that the function below keeps the name)
+
+
+def codegen(program: Program, lang: str, of: str | None = None, name: str | None = None, **options) -> str:
+    """The program and its gradient as self-contained source in `lang` ("python", "c", "javascript");
+    options: value_only=True, wrt=NAME (forward mode). See diffcli.codegen.generate for the C header."""
+    return _codegen.generate(program, lang, of, name, **options).source
+
 __all__ = [
-    "DiffcliError", "Derivatives", "Evaluation", "Gradients", "Program", "load", "parse", "__version__",
+    "DiffcliError", "Derivatives", "codegen", "Evaluation", "Gradients", "Program", "load", "parse", "__version__",
 ]

@@ -588,6 +588,51 @@ def explain(
     _print(derivation(program, values, wrt, of, fmt.value, "<stdin>" if file == "-" else file))
 
 
+class Language(str, enum.Enum):
+    python = "python"
+    c = "c"
+    javascript = "javascript"
+
+
+@app.command(epilog="Examples:\n\n"
+             "  diffcli codegen samples/backprop_chain.expr --lang python\n\n"
+             "  diffcli codegen model.expr --lang c -o model.c   (also writes model.h)\n\n"
+             "  diffcli codegen model.expr --lang javascript --forward --wrt a -o model.mjs")
+@command
+def codegen(
+    file: str = FileArg,
+    lang: Language = typer.Option(..., "--lang", help="python, c or javascript."),
+    of: Optional[str] = OfOpt,
+    name: Optional[str] = typer.Option(None, "--name", metavar="FUNC",
+                                       help="The generated function's name (default: grad_<output>)."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", metavar="OUT",
+                                         help="Write the source here (default: standard output). "
+                                         "For C, the header goes beside it (OUT with .h)."),
+    value_only: bool = typer.Option(False, "--value-only", help="Only the output's value, no gradient."),
+    forward: bool = typer.Option(False, "--forward", help="Forward mode: the derivative along --wrt."),
+    wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME",
+                                      help="The input that --forward differentiates with respect to."),
+    as_json: bool = typer.Option(False, "--json", help="Errors as one JSON object on standard error."),
+):
+    """Write the program and its gradient as source code in Python, C or JavaScript."""
+    if forward != (wrt is not None):
+        raise typer.BadParameter("--forward and --wrt NAME go together", param_hint="--forward")
+    if value_only and forward:
+        raise typer.BadParameter("--value-only and --forward exclude each other", param_hint="--value-only")
+    program = _read(file, as_json)
+    from .codegen import generate
+
+    generated = generate(program, lang.value, of, name, value_only=value_only, wrt=wrt,
+                         filename="<stdin>" if file == "-" else os.path.basename(file))
+    if output is None or output == "-":
+        return _print(generated.source)
+    from .output import write_output
+
+    write_output(output, generated.source.encode("utf-8"))
+    if generated.header is not None:
+        write_output(os.path.splitext(output)[0] + ".h", generated.header.encode("utf-8"))
+
+
 class _ClosedStream(io.TextIOBase):
     """Standard output when the process started with it closed: every write fails, as a write to
     a closed descriptor does."""

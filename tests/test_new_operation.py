@@ -31,7 +31,17 @@ COMMANDS = [
     (["hessian", "--hvp", "x=2", "--json"], lambda out: json.loads(out)["hvp"]["x"] == pytest.approx(144.0)),
     (["check", "--order", "2", "--json"], lambda out: json.loads(out)["ok"] is True),
     (["grad", "--of", "x,y", "--json"], lambda out: json.loads(out)["jacobian"]["y"]["x"] == pytest.approx(54.0)),
+    (["codegen", "--lang", "python", "--name", "f"], lambda out: _run_generated(out) == (28.0, {"x": 54.0})),
+    # the partial 3x² of the rule, printed, applied to the temporary 2x
+    (["codegen", "--lang", "c"], lambda out: "((3.0 * t2) * t2)" in out),
+    (["codegen", "--lang", "javascript"], lambda out: "((3.0 * t2) * t2)" in out),
 ]
+
+
+def _run_generated(source: str):
+    namespace: dict = {}
+    exec(source, namespace)  # the text diffcli generated, from this test's own program
+    return namespace["f"]()
 
 
 @pytest.fixture

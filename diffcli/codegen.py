@@ -1,0 +1,904 @@
+"""Graph -> source code: the program and its gradient as one self-contained Python, C or JavaScript file.
+
+Reverse mode written out as straight-line code, linear in the program's size: the forward statements
+in the graph's order (one per operation, named after the file's variables where they have names,
+temporaries `t<node>` otherwise), then one block per operation in reverse order that adds its
+adjoint times each partial into its arguments' adjoints with `+=`, only where the scalar engine does
+(an adjoint of exactly 0 skips its block; arguments whose gradient nobody wants get nothing). Every
+value and partial expression is an op rule of ops.py printed by `ops.printer(lang)`, once per
+operation kind, as a template filled in with the arguments' names: no math is written here. So the
+generated Python does the same float operations in the same order as `Program.grad`, and gives the
+same bits.
+
+Checks, as the engine's: a value that is not finite (or, in Python, an operation that raises) is a
+domain error naming the operation and its place; an adjoint that stops being finite after a `+=` is
+an undefined derivative (the partial was not finite) or an overflow. Python raises `DomainError` (a
+ValueError), JavaScript throws `DomainError` (an Error), C returns 1 (value), 2 (derivative) or 3
+(gradient overflow) and points `*error` at a static message.
+
+Large programs: Python keeps one function (CPython compiles a function of a million lines); C and
+JavaScript keep every value in a local of one function only up to SPLIT operations (a frame of a
+million doubles overflows a thread's stack), and above that store values and adjoints in arrays and
+split the work into functions of SPLIT operations each.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import keyword
+import unicodedata
+from dataclasses import dataclass
+
+from . import ops
+from .engine import needs_gradient
+from .formatting import excerpt, operator_span
+from .errors import DiffcliError
+from .program import Program
+
+LANGUAGES = ("python", "c", "javascript")
+SPLIT = 4000  # operations per function in C and JavaScript, above which values live in arrays
+
+_C_RESERVED = set("""
+auto break case char const continue default do double else enum extern float for goto if inline int
+long register restrict return short signed sizeof static struct switch typedef union unsigned void
+volatile while bool true false alignas alignof static_assert thread_local NULL main errno
+acos acosh asin asinh atan atan2 atanh cbrt ceil copysign cos cosh erf erfc exp exp2 expm1 fabs fdim
+floor fma fmax fmin fmod frexp hypot ilogb ldexp lgamma llrint llround log log10 log1p log2 logb
+lrint lround modf nan nearbyint nextafter nexttoward pow remainder remquo rint round scalbln scalbn
+sin sinh sqrt tan tanh tgamma trunc j0 j1 jn y0 y1 yn gamma signgam drem finite significand
+isfinite isinf isnan isnormal signbit fpclassify isgreater isgreaterequal isless islessequal
+islessgreater isunordered math_errhandling INFINITY NAN HUGE_VAL HUGE_VALF HUGE_VALL MATH_ERRNO
+MATH_ERREXCEPT FP_NAN FP_INFINITE FP_ZERO FP_SUBNORMAL FP_NORMAL FP_ILOGB0 FP_ILOGBNAN FP_FAST_FMA
+M_E M_LOG2E M_LOG10E M_LN2 M_LN10 M_PI M_PI_2 M_PI_4 M_1_PI M_2_PI M_2_SQRTPI M_SQRT2 M_SQRT1_2
+DOMAIN SING OVERFLOW UNDERFLOW TLOSS PLOSS size_t ptrdiff_t offsetof wchar_t
+""".split())
+_JS_RESERVED = set("""
+break case catch class const continue debugger default delete do else export extends finally for
+function if import in instanceof new return super switch this throw try typeof var void while with
+yield let static enum await implements package protected interface private public null true false
+arguments eval undefined NaN Infinity Math Error Number Object globalThis
+""".split())
+_PY_RESERVED = set(keyword.kwlist) | {"math", "min", "max", "sum", "ValueError", "float", "print"}
+
+
+class _Namer:
+    """Identifiers of one language, each used once: the file's names first (kept where the language
+    allows them, else mangled deterministically), then diffcli's own (suffixed where taken)."""
+
+    def __init__(self, lang: str):
+        self.lang = lang
+        self.reserved = {"python": _PY_RESERVED, "c": _C_RESERVED, "javascript": _JS_RESERVED}[lang]
+        self.used: set[str] = set()
+
+    def _allowed(self, name: str) -> bool:
+        if name in self.reserved or name in self.used or name.startswith("DIFFCLI_"):
+            return False
+        if self.lang == "c":
+            return name.isascii() and name.isidentifier() and not name.startswith(("__", "_")) or (
+                name.isascii() and name.isidentifier() and name[:1] == "_" and name[1:2].islower())
+        return name.isidentifier() and unicodedata.normalize("NFKC", name) == name
+
+    def variable(self, name: str) -> str:
+        """A file's variable name in this language."""
+        if not self._allowed(name):
+            name = self._mangled(name)
+        return self.fresh(name)
+
+    def _mangled(self, name: str) -> str:
+        parts = []
+        for ch in name:
+            if ch.isascii() and (ch.isalnum() or ch == "_"):
+                if parts and not isinstance(parts[-1], str):
+                    parts.append("_")
+                parts.append(ch)
+            else:
+                parts.append(("_" if parts else "") + f"u{ord(ch):04x}")
+                parts.append(None)  # mark: what follows a code starts with `_`
+        text = "".join(p for p in parts if isinstance(p, str))
+        if not text or text[0].isdigit() or text[0] == "_":
+            text = "v" + text
+        return text
+
+    def fresh(self, base: str) -> str:
+        """`base`, or `base_2`, `base_3`, ... : the first not yet used or reserved."""
+        name, k = base, 1
+        while name in self.used or name in self.reserved or (
+                self.lang == "python" and unicodedata.normalize("NFKC", name) in self.used):
+            k += 1
+            name = f"{base}_{k}"
+        self.used.add(name)
+        return name
+
+
+# ---------------------------------------------------------------- op templates
+
+@functools.lru_cache(maxsize=None)
+def _templates(lang: str, key: str, nargs: int):
+    """op `key` on `nargs` arguments as format strings: (value, partials, count). Arguments are
+    `{0}`..`{nargs-1}`, the result `{nargs}`, and for min/max the number of arguments tied with the
+    result `{nargs+1}` (computed once per node by the `count` template, so that n partials are not
+    n² text)."""
+    op = ops.OPS[key]
+    printer = ops.printer(lang)
+    if printer.number(0.5).count("{") or "{" in printer.conditional.replace("{c}", "").replace(
+            "{a}", "").replace("{b}", ""):
+        raise AssertionError("a printer's text has braces")
+    xs = [printer.code("{%d}" % i) for i in range(nargs)]
+    out = printer.code("{%d}" % nargs)
+    namespace = _CountOnce(printer, printer.code("{%d}" % (nargs + 1)))
+    value = str(ops.apply(op, printer, *xs))
+    partials = tuple(str(printer._text(ops.apply_partial(op, namespace, n, out, *xs)))
+                     for n in range(nargs))
+    return value, partials, namespace.counted
+
+
+class _CountOnce:
+    """The printer, except that the tie count of min/max is one placeholder (its text kept once)."""
+
+    def __init__(self, printer, placeholder):
+        self._printer, self._placeholder, self.counted = printer, placeholder, None
+
+    def __getattr__(self, name):
+        return getattr(self._printer, name)
+
+    def count_equal(self, xs, out):
+        self.counted = str(self._printer.count_equal(xs, out))
+        return self._placeholder
+
+
+# ---------------------------------------------------------------- what is generated
+
+@dataclass
+class Generated:
+    """Generated source: `source` (the .py, .c or .mjs text), and for C `header` (the .h text)."""
+
+    lang: str
+    function: str
+    source: str
+    header: str | None
+    parameters: list[str]  # the inputs, in argument order (the file's names)
+
+
+def generate(program: Program, lang: str, of: str | None = None, name: str | None = None, *,
+             value_only: bool = False, wrt: str | None = None, filename: str | None = None) -> Generated:
+    """Source code computing `of` (default: the program's output) and its gradient with respect to
+    every input (or only the value, or with `wrt` its derivative along one input, forward mode)."""
+    if lang not in LANGUAGES:
+        raise DiffcliError("input", f"--lang {lang}: not one of " + ", ".join(LANGUAGES))
+    graph = program.graph
+    output = program.check_name(of, "--of") if of is not None else program.output
+    if wrt is not None:
+        program.check_name(wrt, "--wrt")
+        if wrt not in graph.inputs:
+            raise DiffcliError("input", f"--wrt {wrt}: `{wrt}` is computed, not an input",
+                               help="inputs: " + ", ".join(graph.inputs))
+    if name is not None and not (name.isascii() and name.isidentifier()
+                                 and name not in _C_RESERVED | _JS_RESERVED | _PY_RESERVED):
+        raise DiffcliError("input", f"--name {name}: not a plain identifier (ASCII letters, digits and _, "
+                           "not a keyword of Python, C or JavaScript)")
+    writer = {"python": _Python, "c": _C, "javascript": _JavaScript}[lang]
+    mode = "value" if value_only else "forward" if wrt is not None else "reverse"
+    return writer(program, output, mode, wrt, name, filename or program.source.filename).generate()
+
+
+class _Writer:
+    """The walk over the graph shared by the three languages; subclasses say how each piece is written."""
+
+    lang = ""
+    comment = "#"
+
+    def __init__(self, program: Program, output: str, mode: str, wrt: str | None, name: str | None,
+                 filename: str):
+        self.program, self.graph, self.mode, self.wrt = program, program.graph, mode, wrt
+        self.filename = filename
+        graph = self.graph
+        self.output_name = output
+        self.out = graph.names[output]
+        namer = self.namer = _Namer(self.lang)
+        free = [n for n, v in graph.inputs.items() if v is None]
+        self.parameters = free + [n for n, v in graph.inputs.items() if v is not None]
+        name_of = graph.name_of()
+        self.name_of = name_of
+        # every file name first, in file order, so that diffcli's own names never take one of them
+        default = {"reverse": "grad_", "value": "eval_", "forward": "deriv_"}[mode] + output + (
+            f"_{wrt}" if wrt else "")
+        self.function = namer.fresh(name or namer._mangled(default))  # before the file's names: kept
+        self.variable = {n: namer.variable(n) for n in graph.names}
+        self.internal = {k: namer.fresh(base) for k, base in self.internal_names.items()}
+        self.split = sum(op is not None for op in graph.op) > SPLIT
+        self._plan()
+
+    internal_names: dict = {}  # diffcli's own names: key -> the identifier wanted
+
+    # -- the plan: which node is what, and where it comes from
+    def _plan(self):
+        graph, namer = self.graph, self.namer
+        n = len(graph)
+        ops_, args, value0 = graph.op, graph.args, graph.value0
+        number = ops.printer(self.lang).number
+        ref: list[str] = [""] * n
+        slot = 0
+        self.slot = [-1] * n
+        values = self.internal.get("v")
+        position = {name: k for k, name in enumerate(self.parameters)}
+        for i in range(n):
+            if ops_[i] is None:
+                if i in self.name_of and self.split:  # an input, in the array of the arguments
+                    ref[i] = f"{self.internal['x']}[{position[self.name_of[i]]}]"
+                elif i in self.name_of:
+                    ref[i] = self.variable[self.name_of[i]]
+                else:
+                    text = str(number(value0[i]))
+                    ref[i] = f"({text})" if text.startswith("-") else text
+                continue
+            self.slot[i] = slot
+            if self.split:
+                ref[i] = f"{values}[{slot}]"
+            elif i in self.name_of:
+                ref[i] = self.variable[self.name_of[i]]
+            else:
+                ref[i] = namer.fresh(f"t{i}")
+            slot += 1
+        self.ref = ref
+        self.n_ops = slot
+        # nodes the output depends on, and the adjoints the engine keeps
+        live = [False] * n
+        live[self.out] = True
+        for i in range(self.out, -1, -1):
+            if live[i]:
+                for j in args[i]:
+                    live[j] = True
+        self.live = live
+        needs = needs_gradient(graph)
+        self.wanted = [live[i] and needs[i] for i in range(n)]
+        self.adjoint = [""] * n
+        self.gradient_order, self.gradient_user = [], []
+        if self.mode == "reverse":
+            adjoint_slot = 0
+            for i in range(n):
+                if self.wanted[i]:
+                    if self.split:
+                        self.adjoint[i] = f"{self.internal['g']}[{adjoint_slot}]"
+                        adjoint_slot += 1
+                    else:
+                        self.adjoint[i] = namer.fresh("d_" + ref[i])
+            self.n_adjoints = adjoint_slot
+            # for the Python check at the end: the adjoints from the last node's to the first's, and
+            # the operation (of the highest index) through which each receives
+            user = [0] * n
+            for i in range(self.out + 1):
+                if self.adjoint[i] and ops_[i] is not None:
+                    for j in args[i]:
+                        if self.adjoint[j]:
+                            user[j] = self.slot[i]
+            self.gradient_order = [j for j in range(n - 1, -1, -1) if self.adjoint[j]]
+            self.gradient_user = [user[j] for j in self.gradient_order]
+        elif self.mode == "forward":
+            start = graph.names[self.wrt]
+            moving = [False] * n
+            moving[start] = True
+            for i in range(start + 1, n):
+                if any(moving[j] for j in args[i]):
+                    moving[i] = True
+            tangent_slot = 0
+            for i in range(n):
+                if moving[i] and live[i]:
+                    if self.split:
+                        self.adjoint[i] = f"{self.internal['g']}[{tangent_slot}]"
+                        tangent_slot += 1
+                    else:
+                        self.adjoint[i] = namer.fresh("dt_" + ref[i])
+            self.n_adjoints = tangent_slot
+        self._places()
+
+    def _places(self):
+        """Each operation's place, as its messages say it: "`log(x)` (line 3, column 5)"."""
+        graph, source = self.graph, self.program.source
+        starts = source._starts()
+        import bisect
+
+        where = []
+        for i, op in enumerate(graph.op):
+            if op is None:
+                continue
+            expr = graph.expr[i]
+            begin = operator_span(source, expr)[0]
+            line = bisect.bisect_right(starts, begin) - 1
+            text = excerpt(source, expr)
+            where.append(f"`{text}` (line {line + 1}, column {begin - starts[line] + 1})")
+        self.where = where
+        self.quoted = [self.quote(w) for w in where] if self.lang != "python" else []
+
+    def statement_comment(self, i: int) -> str:
+        """`line 4: b = 5 - 3a` for the node a statement names, else ""."""
+        name = self.name_of.get(i)
+        if name is None or name not in self.graph.definitions:
+            return ""
+        stmt = self.graph.definitions[name]
+        line = self.program.source.line_col(stmt.start)[0]
+        return self.safe_comment(f"line {line}: {name} = {self.program.definition(name)}")
+
+    def safe_comment(self, text: str) -> str:
+        if text.isprintable():
+            return text
+        return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+    # -- the pieces, for each node
+    def value_text(self, i: int) -> str:
+        op, a = self.graph.op[i], self.graph.args[i]
+        return _templates(self.lang, op.key, len(a))[0].format(*[self.ref[j] for j in a])
+
+    def edges(self, i: int, into: list[str] | None = None):
+        """(n, argument node, partial text) for every argument whose adjoint is kept, and the tie
+        count's text (min/max) or None."""
+        op, a = self.graph.op[i], self.graph.args[i]
+        value, partials, count = _templates(self.lang, op.key, len(a))
+        names = [self.ref[j] for j in a]
+        names.append(self.ref[i])
+        names.append(self.internal["n"])
+        targets = self.adjoint if into is None else into
+        edges = [(n, j, partials[n].format(*names)) for n, j in enumerate(a) if targets[j]]
+        counted = count.format(*names) if count is not None and edges else None
+        return edges, counted
+
+    def where_of(self, i: int, n: int | None = None) -> str:
+        text = self.where[self.slot[i]]
+        if n is not None and len(self.graph.args[i]) > 1:
+            text += f", with respect to its argument {n + 1}"
+        return text
+
+    def quoted_where(self, i: int, n: int | None = None) -> str:
+        """where_of(i, n) as a string literal of the language."""
+        text = self.quoted[self.slot[i]]
+        if n is not None and len(self.graph.args[i]) > 1:
+            text = f"{text[:-1]}, with respect to its argument {n + 1}{text[-1]}"
+        return text
+
+    def generate(self) -> Generated:
+        raise NotImplementedError
+
+    def header_comment(self) -> list[str]:
+        what = {"reverse": f"`{self.output_name}` and its gradient with respect to every input (reverse mode)",
+                "value": f"the value of `{self.output_name}`",
+                "forward": f"`{self.output_name}` and its derivative with respect to `{self.wrt}` (forward mode)"}
+        return [self.safe_comment(line) for line in (
+            f"Generated by diffcli from {self.filename}: {what[self.mode]}.",
+            "Self-contained: no diffcli at run time. The same operations in the same order as `diffcli grad`.",
+        )]
+
+    def inputs_doc(self) -> list[str]:
+        lines = []
+        for name in self.parameters:
+            default = self.graph.inputs[name]
+            shown = "no default (a free input)" if default is None else f"default {default!r}"
+            lines.append(self.safe_comment(f"  {self.variable[name]}: input `{name}`, {shown}"))
+        return lines
+
+
+def _literal(text: str) -> bool:
+    """Whether a partial's text is a plain number or name (needs no temporary)."""
+    return text.replace(".", "").replace("_", "").replace("-", "").replace("(", "").replace(
+        ")", "").replace("[", "").replace("]", "").isalnum()
+
+
+# ---------------------------------------------------------------- Python
+
+class _Python(_Writer):
+    lang = "python"
+    internal_names = {"n": "_n", "p": "_p", "x": "x", "v": "v", "g": "g", "DomainError": "DomainError",
+                      "isfinite": "_isfinite", "WHERE": "_WHERE", "BLOCK_LINES": "_BLOCK_LINES",
+                      "BLOCK_NODES": "_BLOCK_NODES", "RUNS": "_FORWARD_RUNS",
+                      "check_values": "_check_values", "fail_value": "_fail_value",
+                      "fail_derivative": "_fail_derivative", "located": "_located", "error": "_error",
+                      "check_gradient": "_check_gradient", "USER": "_USER"}
+
+    def generate(self) -> Generated:
+        I, graph, ref = self.internal, self.graph, self.ref
+        triple = '"' * 3
+        header = [line.replace(triple, "'''") for line in self.header_comment()]
+        lines = [triple + header[0], *header[1:], triple, "",
+                 "import math", "", "", f"class {I['DomainError']}(ValueError):",
+                 f"    {triple}A value or a derivative outside an operation's domain, or an overflow.{triple}",
+                 "", ""]
+        runs: list[tuple[int, int]] = []  # (first line, first operation) of each run of forward lines
+        block_lines: list[int] = []
+        block_nodes: list[int] = []
+        isfinite, p, n_ = I["isfinite"], I["p"], I["n"]
+        op_nodes = [i for i, op in enumerate(graph.op) if op is not None]
+        split = self.split
+        indent = "    " if split else "        "
+
+        def forward_lines(nodes):
+            runs.append((len(lines) + 1, self.slot[nodes[0]]))
+            for i in nodes:
+                comment = self.statement_comment(i)
+                line = f"{indent}{ref[i]} = {self.value_text(i)}"
+                lines.append(f"{line}  # {comment}" if comment else line)
+
+        def block(i, g, body):
+            block_lines.append(len(lines) + 1)
+            block_nodes.append(self.slot[i])
+            comment = self.statement_comment(i)
+            lines.append(f"{indent}if {g}:" + (f"  # {comment}" if comment else ""))
+            lines.extend(body)
+
+        def reverse_block(i):
+            adjoint = self.adjoint
+            edges, counted = self.edges(i)
+            if not edges:
+                return
+            body = [f"{indent}    {n_} = {counted}"] if counted else []
+            for n, j, partial in edges:
+                body.append(f"{indent}    {adjoint[j]} += {adjoint[i]} * {partial}")
+            block(i, adjoint[i], body)
+
+        def tangent_block(i):
+            tangent = self.adjoint
+            edges, counted = self.edges(i, into=tangent)
+            lines.append(f"{indent}{tangent[i]} = 0.0")
+            for n, j, partial in edges:
+                body = [f"{indent}    {n_} = {counted}"] if counted else []
+                body.append(f"{indent}    {p} = {partial}")
+                body.append(f"{indent}    if {p}: {tangent[i]} += {tangent[j]} * {p}")
+                block(i, tangent[j], body)
+
+        if self.mode == "reverse":
+            backward = [i for i in range(self.out, -1, -1) if self.adjoint[i] and graph.op[i] is not None]
+            emit_backward = reverse_block
+        elif self.mode == "forward":
+            backward = [i for i in range(graph.names[self.wrt] + 1, self.out + 1) if self.adjoint[i]]
+            emit_backward = tangent_block
+        else:
+            backward, emit_backward = [], None
+        first = {"reverse": self.out, "forward": graph.names.get(self.wrt, -1)}.get(self.mode, -1)
+        initial = [f"{self.adjoint[first]} = 1.0"] if first >= 0 else []
+        if self.mode == "reverse" and not split:
+            rest = [self.adjoint[j] for j in range(self.out) if self.adjoint[j]]
+            initial += [f"{' = '.join(rest[k:k + 20])} = 0.0" for k in range(0, len(rest), 20)]
+        chunks: list[str] = []
+        first_backward = 0
+        if split:
+            for k in range(0, len(op_nodes), SPLIT):
+                name = self.namer.fresh(f"_forward_{k // SPLIT}")
+                lines.append(f"def {name}({I['x']}, {I['v']}, {I['g']}):")
+                forward_lines(op_nodes[k:k + SPLIT])
+                lines += ["", ""]
+                chunks.append(name)
+            first_backward = len(chunks)
+            for k in range(0, len(backward), SPLIT // 2):
+                name = self.namer.fresh(f"_{self.mode}_{k // (SPLIT // 2)}")
+                lines.append(f"def {name}({I['x']}, {I['v']}, {I['g']}):")
+                for i in backward[k:k + SPLIT // 2]:
+                    emit_backward(i)
+                lines += ["", ""]
+                chunks.append(name)
+        lines += self.signature_and_doc()
+        lines.append("    try:")
+        if split:
+            lines.append(f"        {I['x']} = [{', '.join(self.variable[n] for n in self.parameters)}]")
+            lines.append(f"        {I['v']} = [0.0] * {self.n_ops}")
+            lines.append(f"        {I['g']} = [0.0] * {self.n_adjoints if backward else 0}")
+            for k, name in enumerate(chunks):
+                if k == first_backward:
+                    lines.append(f"        {I['check_values']}(0, {I['v']})")
+                    lines += ["        " + line for line in initial]
+                lines.append(f"        {name}({I['x']}, {I['v']}, {I['g']})")
+            if first_backward == len(chunks):
+                lines.append(f"        {I['check_values']}(0, {I['v']})")
+            if self.mode == "reverse":
+                lines.append(f"        {I['check_gradient']}(0, {I['g']}[::-1])")
+        else:
+            if op_nodes:
+                forward_lines(op_nodes)
+            for k in range(0, len(op_nodes), 1000):
+                chunk = ", ".join(ref[i] for i in op_nodes[k:k + 1000])
+                lines.append(f"{indent}{I['check_values']}({k}, ({chunk},))")
+            lines += [indent + line for line in initial]
+            for i in backward:
+                emit_backward(i)
+            if self.mode == "reverse":
+                kept = [self.adjoint[j] for j in self.gradient_order]
+                for k in range(0, len(kept), 1000):
+                    lines.append(f"{indent}{I['check_gradient']}({k}, ({', '.join(kept[k:k + 1000])},))")
+        if self.mode == "forward":
+            tangent = self.adjoint[self.out] or "0.0"
+            lines.append(f"        if not {isfinite}({tangent}): "
+                         f"raise {I['fail_derivative']}({self.slot[self.out]}, -1, math.nan)")
+        if self.mode == "reverse":
+            gradient = ", ".join(f"{n!r}: {self.adjoint[graph.names[n]] or '0.0'}" for n in self.parameters)
+            result = f"{ref[self.out]}, {{{gradient}}}"
+        elif self.mode == "forward":
+            result = f"{ref[self.out]}, {self.adjoint[self.out] or '0.0'}"
+        else:
+            result = ref[self.out]
+        W = I["WHERE"]
+        lines += [
+            f"    except {I['DomainError']}:",
+            "        raise",
+            f"    except (ArithmeticError, ValueError) as {I['error']}:",
+            f"        raise {I['located']}({I['error']}) from None",
+            f"    return {result}",
+            "", "",
+            f"{isfinite} = math.isfinite",
+            f"{I['RUNS']} = ({''.join(f'({a}, {b}), ' for a, b in runs)})",
+            "# tables as text, one string each (a tuple of a million constants is slow to compile)",
+            f"{I['BLOCK_LINES']} = tuple(map(int, {' '.join(map(str, block_lines))!r}.split()))",
+            f"{I['BLOCK_NODES']} = tuple(map(int, {' '.join(map(str, block_nodes))!r}.split()))",
+            f"{I['USER']} = tuple(map(int, {' '.join(map(str, self.gradient_user))!r}.split()))",
+            f"{W} = {chr(10).join(self.where)!r}.split({chr(10)!r})",
+            "", "",
+            f"def {I['check_values']}(first, values):",
+            "    for k, value in enumerate(values):",
+            f"        if not {isfinite}(value):",
+            f"            raise {I['fail_value']}(first + k, 'the result is not finite')",
+            "", "",
+            f"def {I['check_gradient']}(first, adjoints):",
+            f"    {triple}Adjoints, the last node's first: the first that is not finite names its user.{triple}",
+            "    for k, adjoint in enumerate(adjoints):",
+            f"        if not {isfinite}(adjoint):",
+            f"            where = {W}[{I['USER']}[first + k]]",
+            "            if adjoint != adjoint:",
+            f"                raise {I['DomainError']}(f'the derivative of {{where}} is infinite or undefined')",
+            f"            raise {I['DomainError']}(f'the gradient overflows at {{where}}')",
+            "", "",
+            f"def {I['fail_value']}(k, reason):",
+            f"    return {I['DomainError']}(f'{{{W}[k]}}: undefined or overflows ({{reason}})')",
+            "", "",
+            f"def {I['fail_derivative']}(k, n, partial):",
+            "    if k < 0:",
+            f"        return {I['DomainError']}('the derivative is infinite or undefined at these inputs')",
+            f"    where = {W}[k] + (f', with respect to its argument {{n + 1}}' if n >= 0 else '')",
+            f"    if {isfinite}(partial):",
+            f"        return {I['DomainError']}(f'the gradient overflows at {{where}}')",
+            f"    return {I['DomainError']}(f'the derivative of {{where}} is infinite or undefined')",
+            "", "",
+            f"def {I['located']}(error):",
+            f"    {triple}The error, as a DomainError naming the operation whose line raised it.{triple}",
+            "    import bisect",
+            "",
+            "    traceback = error.__traceback__",
+            "    while traceback.tb_next is not None:",
+            "        traceback = traceback.tb_next",
+            "    line = traceback.tb_lineno",
+            f"    b = bisect.bisect_right({I['BLOCK_LINES']}, line) - 1",
+            f"    if {I['BLOCK_LINES']} and line >= {I['BLOCK_LINES']}[0]:",
+            f"        return {I['DomainError']}(f'the derivative of {{{W}[{I['BLOCK_NODES']}[b]]}} "
+            "is infinite or undefined ({error})')",
+            f"    first_line, first = {I['RUNS']}[bisect.bisect_right({I['RUNS']}, (line, len({W}))) - 1]",
+            f"    return {I['fail_value']}(first + line - first_line, error)",
+            "",
+        ]
+        return Generated("python", self.function, "\n".join(lines), None, self.parameters)
+
+    def signature_and_doc(self) -> list[str]:
+        graph, I = self.graph, self.internal
+        triple = '"' * 3
+        params = []
+        for name in self.parameters:
+            default = graph.inputs[name]
+            params.append(self.variable[name] if default is None else f"{self.variable[name]}={float(default)!r}")
+        doc = {"reverse": f"Return (`{self.output_name}`, {{input: d{self.output_name}/d input}}).",
+               "value": f"Return the value of `{self.output_name}`.",
+               "forward": f"Return (`{self.output_name}`, d{self.output_name}/d{self.wrt})."}[self.mode]
+        return [f"def {self.function}({', '.join(params)}):",
+                "    " + triple + self.safe_comment(doc).replace(triple, "'''"),
+                "",
+                *["    " + line.replace(triple, "'''").replace("\\", "/") for line in self.inputs_doc()],
+                "",
+                f"    Raises {I['DomainError']} (a ValueError) where an operation is undefined or overflows.",
+                "    " + triple]
+
+
+# ---------------------------------------------------------------- C and JavaScript
+
+class _CFamily(_Writer):
+    """C and JavaScript: the same statements and braces; they differ in declarations, checks and
+    how a failure is reported."""
+
+    comment = "//"
+    declare_value = declare_variable = ""
+    internal_names = {k: k for k in ("n", "p", "x", "v", "g", "value", "gradient", "derivative",
+                                     "error", "w", "DomainError", "valueError", "gradientError")}
+
+    def quote(self, text: str) -> str:
+        return json.dumps(self.safe_comment(text), ensure_ascii=False)
+
+    def block_comment(self, text: str) -> str:
+        return f" /* {text.replace('*/', '* /')} */" if text else ""
+
+    def statements(self):
+        """(forward statements, blocks): the forward pass one line per operation, then the reverse
+        (or tangent) pass as blocks, each a list of lines."""
+        graph, ref, I = self.graph, self.ref, self.internal
+        declare = "" if self.split else self.declare_value
+        value_check, gradient_check = (template.replace("{valueError}", I["valueError"]).replace(
+            "{gradientError}", I["gradientError"]) for template in (self.value_check, self.gradient_check))
+        forward = []
+        for i, op in enumerate(graph.op):
+            if op is None:
+                continue
+            line = (f"{declare}{ref[i]} = {self.value_text(i)}; "
+                    + value_check.format(target=ref[i], where=self.quoted_where(i)))
+            forward.append(line + self.block_comment(self.statement_comment(i)))
+        blocks = []
+        self.uses_count = False
+        if self.mode == "reverse":
+            adjoint = self.adjoint
+            for i in range(self.out, -1, -1):
+                if not adjoint[i] or graph.op[i] is None:
+                    continue
+                edges, counted = self.edges(i)
+                if not edges:
+                    continue
+                lines = [f"if ({adjoint[i]} != 0.0) {{" + self.block_comment(self.statement_comment(i))]
+                if counted:
+                    self.uses_count = True
+                    lines.append(f"    {I['n']} = {counted};")
+                for n, j, partial in edges:
+                    if not _literal(partial):
+                        lines.append(f"    {I['p']} = {partial};")
+                        partial = I["p"]
+                    check = gradient_check.format(target=adjoint[j], partial=partial,
+                                                  where=self.quoted_where(i, n))
+                    lines.append(f"    {adjoint[j]} += {adjoint[i]} * {partial}; {check}")
+                lines.append("}")
+                blocks.append(lines)
+        elif self.mode == "forward":
+            tangent = self.adjoint
+            start = graph.names[self.wrt]
+            for i in range(start + 1, self.out + 1):
+                if not tangent[i]:
+                    continue
+                edges, counted = self.edges(i, into=tangent)
+                lines = [f"{'' if self.split else self.declare_variable}{tangent[i]} = 0.0;"
+                         + self.block_comment(self.statement_comment(i))]
+                for n, j, partial in edges:
+                    lines.append(f"if ({tangent[j]} != 0.0) {{")
+                    if counted:
+                        self.uses_count = True
+                        lines.append(f"    {I['n']} = {counted};")
+                    lines.append(f"    {I['p']} = {partial};")
+                    lines.append(f"    if ({I['p']} != 0.0) {tangent[i]} += {tangent[j]} * {I['p']};")
+                    lines.append("}")
+                blocks.append(lines)
+            blocks.append([self.tangent_check.replace("{gradientError}", I["gradientError"]).format(
+                target=tangent[self.out], where=self.quote(f"`{self.output_name}`"))])
+        return forward, blocks
+
+    def initial_adjoints(self) -> list[str]:
+        """Lines declaring the adjoints (tangents): 0, the output's (the input's) 1."""
+        I = self.internal
+        first = self.out if self.mode == "reverse" else self.graph.names[self.wrt]
+        if self.split:
+            return [f"for (int i = 0; i < {self.n_adjoints}; i++) {I['g']}[i] = 0.0;".replace(
+                "int i", self.loop_index), f"{self.adjoint[first]} = 1.0;"]
+        lines = [f"{self.declare_variable}{self.adjoint[first]} = 1.0;"]
+        if self.mode == "reverse":
+            rest = [f"{self.adjoint[j]} = 0.0" for j in range(self.out) if self.adjoint[j]]
+            for k in range(0, len(rest), 8):
+                lines.append(f"{self.declare_variable}{', '.join(rest[k:k + 8])};")
+        return lines
+
+
+class _C(_CFamily):
+    lang = "c"
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.reason = self.namer.fresh(f"{self.function}_reason")
+        self.failed = self.namer.fresh(f"{self.function}_failed")
+    comment = "//"
+    declare_value = "const double "
+    declare_variable = "double "
+    loop_index = "long i"
+    value_check = "DIFFCLI_VALUE({target}, {where});"
+    gradient_check = "DIFFCLI_GRADIENT({target}, {partial}, {where});"
+    tangent_check = "DIFFCLI_DERIVATIVE({target}, {where});"
+
+    def quote(self, text: str) -> str:
+        return super().quote(text).replace("?", "\\?")  # no trigraphs
+
+    def signature(self) -> str:
+        I = self.internal
+        params = [f"double {self.variable[n]}" for n in self.parameters]
+        params.append(f"double *{I['value']}")
+        if self.mode == "reverse":
+            params.append(f"double {I['gradient']}[{max(len(self.parameters), 1)}]")
+        elif self.mode == "forward":
+            params.append(f"double *{I['derivative']}")
+        params.append(f"const char **{I['error']}")
+        return f"int {self.function}({', '.join(params)})"
+
+    def documentation(self) -> list[str]:
+        out = self.output_name
+        lines = ["/*", *[" * " + line for line in self.header_comment()], " *",
+                 f" * {self.function}: returns 0 and sets *value (and the derivatives), or on a domain error",
+                 " * returns 1 (a value is undefined or overflows), 2 (a derivative is infinite or undefined)",
+                 " * or 3 (the gradient overflows), and if `error` is not NULL points *error at a static",
+                 " * string naming the operation and its place in the .expr file, like",
+                 " * \"`log(x - 1)` (line 3, column 5)\"; " + self.reason + "(code) says what went wrong there.",
+                 " * Thread-safe: no global state. Inputs:",
+                 *[" * " + line for line in self.inputs_doc()]]
+        if self.mode == "reverse":
+            lines.append(f" * gradient[k] = d{out}/d(input k), the inputs in the order of the arguments.")
+        elif self.mode == "forward":
+            lines.append(f" * *derivative = d{out}/d{self.wrt}.")
+        if self.split:
+            lines.append(" * (Large: values live in one allocated block; returns 4 if malloc fails.)")
+        return [line.replace("*/", "* /") for line in lines] + [" */"]
+
+    def header(self) -> str:
+        guard = self.namer._mangled(f"{self.function}_h").upper()
+        return "\n".join([*self.documentation(), f"#ifndef {guard}", f"#define {guard}", "",
+                          f"{self.signature()};", f"const char *{self.reason}(int code);", "", "#endif", ""])
+
+    def generate(self) -> Generated:
+        I = self.internal
+        forward, blocks = self.statements()
+        e = I["error"]
+        head = [*self.documentation(), "#include <math.h>", "#include <stddef.h>"]
+        if self.split:
+            head.append("#include <stdlib.h>")
+        head += [
+            "",
+            f"static const char *const {self.reason}_texts[] = {{\"\", \"undefined or overflows\",",
+            "    \"its derivative is infinite or undefined\", \"the gradient overflows\", \"out of memory\"};",
+            "",
+            f"const char *{self.reason}(int code)",
+            "{",
+            f"    return code >= 0 && code <= 4 ? {self.reason}_texts[code] : \"unknown error\";",
+            "}",
+            "",
+            "/* the failure path, out of line: each check costs a test and a call that is never made */",
+            f"static int {self.failed}(const char **error, int code, const char *where)",
+            "{",
+            "    if (error) *error = where;",
+            "    return code;",
+            "}",
+            "",
+            f"#define DIFFCLI_FAIL(code, where) return {self.failed}({e}, (code), (where))",
+            "#define DIFFCLI_VALUE(x, where) if (!isfinite(x)) DIFFCLI_FAIL(1, where)",
+            "#define DIFFCLI_GRADIENT(x, p, where) if (!isfinite(x)) DIFFCLI_FAIL(isfinite(p) ? 3 : 2, where)",
+            "#define DIFFCLI_DERIVATIVE(x, where) if (!isfinite(x)) DIFFCLI_FAIL(2, where)",
+            "",
+        ]
+        temporaries = [I["p"]] + ([I["n"]] if self.uses_count else [])
+        temps = f"double {', '.join(temporaries)};" if blocks else ""
+        body: list[str] = []
+        if not self.split:
+            body += ["{", "    /* forward pass */", *["    " + line for line in forward]]
+            if blocks:
+                body += ["    /* " + ("reverse pass: d_x is d" + self.output_name + "/dx" if self.mode == "reverse"
+                                       else "tangents: dt_x is dx/d" + str(self.wrt)) + " */",
+                         "    " + temps, *["    " + line for line in self.initial_adjoints()],
+                         *["    " + line for block in blocks for line in block]]
+            body += self.results("    ") + ["    return 0;", "}"]
+            text = "\n".join(head + [self.signature()] + body + self.undefines()) + "\n"
+            return Generated("c", self.function, text, self.header(), self.parameters)
+        # split: every input, value and adjoint in one allocated block, the passes in functions of SPLIT
+        chunk_params = f"double *{I['x']}, double *{I['v']}, double *{I['g']}, const char **{e}"
+        functions, calls = [], []
+        pieces = [(f"forward_{k // SPLIT}", forward[k:k + SPLIT], "") for k in range(0, len(forward), SPLIT)]
+        flat = [blocks[k:k + SPLIT // 2] for k in range(0, len(blocks), SPLIT // 2)]
+        pieces += [(f"{self.mode}_{k}", [line for block in chunk for line in block], temps)
+                   for k, chunk in enumerate(flat)]
+        for suffix, lines, declared in pieces:
+            fname = self.namer.fresh(f"{self.function}_{suffix}")
+            functions += [f"static int {fname}({chunk_params})", "{"] + (
+                ["    " + declared] if declared else []) + ["    " + line for line in lines] + [
+                f"    (void){I['x']}; (void){I['v']}; (void){I['g']}; (void){e};", "    return 0;", "}", ""]
+            calls.append(fname)
+        n_in = len(self.parameters)
+        code = self.namer.fresh("code")
+        size = n_in + self.n_ops + (self.n_adjoints if blocks else 0) + 1
+        body = ["{",
+                f"    double *{I['w']} = malloc(sizeof(double) * {size});",
+                f"    if (!{I['w']}) DIFFCLI_FAIL(4, \"malloc\");",
+                f"    double *{I['x']} = {I['w']}, *{I['v']} = {I['w']} + {n_in}, *{I['g']} = {I['v']} + {self.n_ops};",
+                f"    int {code} = 0;",
+                *[f"    {I['x']}[{k}] = {self.variable[n]};" for k, n in enumerate(self.parameters)]]
+        for k, fname in enumerate(calls):
+            if k == len(pieces) - len(flat):
+                body += ["    " + line for line in self.initial_adjoints()]
+            body.append(f"    if (({code} = {fname}({I['x']}, {I['v']}, {I['g']}, {e})) != 0) goto done;")
+        body += self.results("    ") + ["done:", f"    free({I['w']});", f"    return {code};", "}"]
+        text = "\n".join(head + functions + [self.signature()] + body + self.undefines()) + "\n"
+        return Generated("c", self.function, text, self.header(), self.parameters)
+
+    def results(self, indent: str) -> list[str]:
+        I = self.internal
+        lines = [f"{indent}*{I['value']} = {self.ref[self.out]};"]
+        if self.mode == "reverse":
+            for k, name in enumerate(self.parameters):
+                lines.append(f"{indent}{I['gradient']}[{k}] = {self.adjoint[self.graph.names[name]] or '0.0'};"
+                             + self.block_comment(f"d{self.output_name}/d{name}"))
+        elif self.mode == "forward":
+            lines.append(f"{indent}*{I['derivative']} = {self.adjoint[self.out] or '0.0'};")
+        return lines
+
+    def undefines(self) -> list[str]:
+        return ["", *[f"#undef DIFFCLI_{m}" for m in ("FAIL", "VALUE", "GRADIENT", "DERIVATIVE")], ""]
+class _JavaScript(_CFamily):
+    lang = "javascript"
+    declare_value = "const "
+    declare_variable = "let "
+    loop_index = "let i"
+    value_check = "if (!Number.isFinite({target})) throw {valueError}({where});"
+    gradient_check = "if (!Number.isFinite({target})) throw {gradientError}({partial}, {where});"
+    tangent_check = "if (!Number.isFinite({target})) throw {gradientError}(NaN, {where});"
+
+    def generate(self) -> Generated:
+        I = self.internal
+        forward, blocks = self.statements()
+        out = self.output_name
+        head = ["// " + line for line in self.header_comment()] + [
+            "",
+            f"/** A value or a derivative outside an operation's domain, or an overflow. */",
+            f"export class {I['DomainError']} extends Error {{}}",
+            "",
+            f"function {I['valueError']}(where) {{",
+            f"    return new {I['DomainError']}(`${{where}}: undefined or overflows`);",
+            "}",
+            "",
+            f"function {I['gradientError']}(partial, where) {{",
+            "    return new " + I["DomainError"] + "(Number.isFinite(partial) ? `the gradient overflows at ${where}`",
+            "        : `the derivative of ${where} is infinite or undefined`);",
+            "}",
+            "",
+        ]
+        returns = {"reverse": f"{{value, gradient: {{input: d{out}/d input}}}}", "value": f"the value of `{out}`",
+                   "forward": f"{{value, derivative: d{out}/d{self.wrt}}}"}[self.mode]
+        doc = ["/**", f" * Returns {returns}; throws {I['DomainError']} where an operation is undefined or overflows.",
+               *[" * " + line for line in self.inputs_doc()], " */"]
+        doc = [line.replace("*/", "* /") if k != len(doc) - 1 else line for k, line in enumerate(doc)]
+        params = ", ".join(self.variable[n] if self.graph.inputs[n] is None
+                           else f"{self.variable[n]} = {float(self.graph.inputs[n])!r}" for n in self.parameters)
+        temps = f"let {I['p']}, {I['n']};" if blocks else ""
+        if not self.split:
+            body = ["    // forward pass", *["    " + line for line in forward]]
+            if blocks:
+                body += ["    " + temps, *["    " + line for line in self.initial_adjoints()],
+                         *["    " + line for block in blocks for line in block]]
+            body += ["    " + self.result()]
+            text = "\n".join(head + doc + [f"export function {self.function}({params}) {{"] + body + ["}", ""])
+            return Generated("javascript", self.function, text, None, self.parameters)
+        functions, calls = [], []
+        flat = [blocks[k:k + SPLIT // 2] for k in range(0, len(blocks), SPLIT // 2)]
+        pieces = [(f"forward_{k // SPLIT}", forward[k:k + SPLIT], "") for k in range(0, len(forward), SPLIT)]
+        pieces += [(f"{self.mode}_{k}", [line for block in chunk for line in block], temps)
+                   for k, chunk in enumerate(flat)]
+        for suffix, lines, declared in pieces:
+            fname = self.namer.fresh(f"{self.function}_{suffix}")
+            functions += [f"function {fname}({I['x']}, {I['v']}, {I['g']}) {{"] + (
+                ["    " + declared] if declared else []) + ["    " + line for line in lines] + ["}", ""]
+            calls.append(fname)
+        n_in = len(self.parameters)
+        body = [f"    const {I['x']} = new Float64Array([{', '.join(self.variable[n] for n in self.parameters)}]);",
+                f"    const {I['v']} = new Float64Array({self.n_ops});",
+                f"    const {I['g']} = new Float64Array({self.n_adjoints if blocks else 0});"]
+        del n_in
+        for k, fname in enumerate(calls):
+            if k == len(pieces) - len(flat):
+                body += ["    " + line for line in self.initial_adjoints()[1:]]
+            body.append(f"    {fname}({I['x']}, {I['v']}, {I['g']});")
+        body.append("    " + self.result())
+        text = "\n".join(head + functions + doc + [f"export function {self.function}({params}) {{"] + body + ["}", ""])
+        return Generated("javascript", self.function, text, None, self.parameters)
+
+    def result(self) -> str:
+        value = self.ref[self.out]
+        if self.mode == "value":
+            return f"return {value};"
+        if self.mode == "forward":
+            return f"return {{value: {value}, derivative: {self.adjoint[self.out] or '0.0'}}};"
+        gradient = ", ".join(f"{_json_string(n)}: {self.adjoint[self.graph.names[n]] or '0.0'}"
+                             for n in self.parameters)
+        return f"return {{value: {value}, gradient: {{{gradient}}}}};"
+
+    def inputs_doc(self) -> list[str]:
+        return super().inputs_doc()
+
+
+def _json_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)

@@ -1,0 +1,283 @@
+"""`diffcli codegen`: generated Python gives `grad`'s numbers exactly; generated C (gcc) and JavaScript
+(node) within 1e-12; domain errors in all three; forward mode; programs large enough to be split."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import diffcli
+from diffcli.cli import parse_sets
+from diffcli.codegen import generate
+
+from conftest import SAMPLES, SHARED, run_diffcli
+
+# ../shared, or from a worktree in ../wt/NAME the shared folder two levels up
+SHARED = next((p for p in (SHARED, SHARED.parent.parent / "shared") if p.exists()), SHARED)
+CONFORMANCE = SHARED / "conformance"
+CASES = [path for path in sorted(CONFORMANCE.glob("*/*.expr"))
+         if "expect" in json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))]
+GCC = shutil.which("gcc") or shutil.which("cc")
+NODE = shutil.which("node")
+needs_gcc = pytest.mark.skipif(GCC is None, reason="no C compiler")
+needs_node = pytest.mark.skipif(NODE is None, reason="no node")
+
+
+def case_arguments(path):
+    """(program, values, of) of a conformance case."""
+    argv = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["argv"]
+    of, sets = None, []
+    for option, value in zip(argv[::2], argv[1::2]):
+        if option == "--of":
+            of = value
+        else:
+            sets.append(value)
+    return diffcli.parse(path.read_bytes().decode("utf-8"), str(path)), parse_sets(sets), of
+
+
+def run_python(source: str, function: str, *args, **kwargs):
+    namespace: dict = {}
+    exec(compile(source, "<generated>", "exec"), namespace)  # our own generated text
+    return namespace[function](*args, **kwargs)
+
+
+def call_values(program, values):
+    """The arguments in the generated function's order: free inputs first, then the literals."""
+    inputs, _ = program._inputs(values)
+    free = [n for n, d in program.inputs.items() if d is None]
+    return [inputs[n] for n in free + [n for n in program.inputs if n not in free]]
+
+
+def close(a, b):
+    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-300) or a == b
+
+
+# ---------------------------------------------------------------- Python: bit for bit
+
+@pytest.mark.skipif(not CASES, reason="../shared/conformance is not here")
+@pytest.mark.parametrize("case", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_generated_python_is_grad_exactly(case):
+    program, values, of = case_arguments(case)
+    expected = program.grad(values, of)
+    generated = generate(program, "python", of)
+    value, gradient = run_python(generated.source, generated.function, *call_values(program, values))
+    assert value == expected.value
+    assert gradient == {name: expected.gradients[name] for name in program.inputs}
+    assert list(gradient) == generated.parameters
+
+
+def test_the_chain_sample_is_grad_json_exactly():
+    done = run_diffcli("grad", SAMPLES / "backprop_chain.expr", "--set", "o=1", "--json")
+    want = json.loads(done.stdout_text)
+    generated = run_diffcli("codegen", SAMPLES / "backprop_chain.expr", "--lang", "python", "--name", "f")
+    assert "def f(o, a=2.0):" in generated.stdout_text
+    value, gradient = run_python(generated.stdout_text, "f", 1.0)
+    assert value == want["value"] and gradient == {"o": want["gradients"]["o"], "a": want["gradients"]["a"]}
+
+
+def test_value_only_and_forward_mode():
+    program = diffcli.load(SAMPLES / "two_layer_network.expr")
+    expected = program.grad()
+    generated = generate(program, "python", value_only=True)
+    assert run_python(generated.source, generated.function) == expected.value
+    for wrt in ("w11", "x2", "v3"):
+        generated = generate(program, "python", wrt=wrt)
+        value, derivative = run_python(generated.source, generated.function)
+        assert value == expected.value
+        assert derivative == pytest.approx(expected.gradients[wrt], rel=1e-13)
+        assert derivative == program.derivatives(wrt).derivatives["loss"]
+
+
+# ---------------------------------------------------------------- C and JavaScript: all cases at once
+
+def _c_driver(cases):
+    """One C file: every case's function (named case_k) and a main printing value and gradient."""
+    parts, calls = ["#include <stdio.h>"], []
+    for k, (program, values, of) in enumerate(cases):
+        generated = generate(program, "c", of, f"case_{k}")
+        parts.append(generated.source)
+        args = "".join(f"{x!r}, " for x in call_values(program, values))
+        n = max(len(generated.parameters), 1)
+        calls.append(f"  {{ double v, g[{n}]; const char *e = 0; int r = case_{k}({args}&v, g, &e);\n"
+                     f"    printf(\"%d %.17g\", r, v); for (int i = 0; i < {len(generated.parameters)}; i++)"
+                     f" printf(\" %.17g\", g[i]); printf(\"\\n\"); }}")
+    return "\n".join(parts) + "\nint main(void)\n{\n" + "\n".join(calls) + "\n  return 0;\n}\n"
+
+
+def _check_lines(cases, lines):
+    assert len(lines) == len(cases)
+    for (program, values, of), line in zip(cases, lines):
+        code, value, *gradient = line.split()
+        expected = program.grad(values, of)
+        assert code == "0"
+        assert close(float(value), expected.value), (program.source.filename, value, expected.value)
+        for name, got in zip([n for n in program.inputs if program.inputs[n] is None]
+                             + [n for n in program.inputs if program.inputs[n] is not None], gradient):
+            assert close(float(got), expected.gradients[name]), (program.source.filename, name)
+
+
+@needs_gcc
+@pytest.mark.skipif(not CASES, reason="../shared/conformance is not here")
+def test_generated_c_matches_grad(tmp_path):
+    cases = [case_arguments(case) for case in CASES]
+    (tmp_path / "all.c").write_text(_c_driver(cases), encoding="utf-8")
+    subprocess.run([GCC, "-std=c99", "-O0", "-Wall", "-Werror", "-Wno-unused-variable",
+                    "-o", str(tmp_path / "all"), str(tmp_path / "all.c"), "-lm"], check=True)
+    done = subprocess.run([str(tmp_path / "all")], capture_output=True, text=True, check=True)
+    _check_lines(cases, done.stdout.splitlines())
+
+
+def _js_driver(tmp_path, cases, lang_options=None):
+    imports, calls = [], []
+    for k, (program, values, of) in enumerate(cases):
+        generated = generate(program, "javascript", of, f"case_{k}")
+        (tmp_path / f"case_{k}.mjs").write_text(generated.source, encoding="utf-8")
+        imports.append(f"import {{ case_{k} }} from './case_{k}.mjs';")
+        args = ", ".join(repr(x) for x in call_values(program, values))
+        calls.append(f"{{ const r = case_{k}({args}); console.log(['0', r.value, ...Object.values(r.gradient)]"
+                     ".map(x => typeof x === 'number' ? x.toPrecision(17) : x).join(' ')); }")
+    (tmp_path / "all.mjs").write_text("\n".join(imports + calls) + "\n", encoding="utf-8")
+    return subprocess.run([NODE, str(tmp_path / "all.mjs")], capture_output=True, text=True, check=True)
+
+
+@needs_node
+@pytest.mark.skipif(not CASES, reason="../shared/conformance is not here")
+def test_generated_javascript_matches_grad(tmp_path):
+    cases = [case_arguments(case) for case in CASES]
+    _check_lines(cases, _js_driver(tmp_path, cases).stdout.splitlines())
+
+
+# ---------------------------------------------------------------- domain errors at run time
+
+ERRORS = [
+    # (program, inputs, the operation, its line, C's return code)
+    ("x = 1\ny = 2\nz = log(x - 1) + y", (), "log(x - 1)", 3, 1),
+    ("x = 0\ny = sqrt(x) * 2", (), "sqrt(x)", 2, 2),
+    ("x = 1e200\ny = x * x", (), "x * x", 2, 1),
+]
+
+
+@pytest.mark.parametrize("text, args, where, line, code", ERRORS)
+def test_python_raises_a_value_error_naming_the_operation(text, args, where, line, code):
+    program = diffcli.parse(text, "bad.expr")
+    with pytest.raises(diffcli.DiffcliError):
+        program.grad()
+    generated = generate(program, "python")
+    with pytest.raises(ValueError, match=re.escape(f"`{where}` (line {line},")):
+        run_python(generated.source, generated.function, *args)
+
+
+@needs_gcc
+def test_c_returns_a_code_and_a_message(tmp_path):
+    parts, calls = ["#include <stdio.h>"], []
+    for k, (text, args, where, line, code) in enumerate(ERRORS):
+        parts.append(generate(diffcli.parse(text, "bad.expr"), "c", name=f"bad_{k}").source)
+        calls.append(f'  {{ double v, g[2]; const char *e = "none"; int r = bad_{k}(1.0, 1.0, &v, g, &e);'
+                     f' printf("%d %s\\n", r, e); }}')
+    # inputs are their defaults: pass them explicitly
+    calls = [c.replace("(1.0, 1.0, ", "(" + ", ".join(repr(x) for x in call_values(
+        diffcli.parse(ERRORS[k][0]), {})) + ", ") for k, c in enumerate(calls)]
+    (tmp_path / "bad.c").write_text("\n".join(parts) + "\nint main(void)\n{\n" + "\n".join(calls)
+                                    + "\n  return 0;\n}\n", encoding="utf-8")
+    subprocess.run([GCC, "-std=c99", "-o", str(tmp_path / "bad"), str(tmp_path / "bad.c"), "-lm"], check=True)
+    lines = subprocess.run([str(tmp_path / "bad")], capture_output=True, text=True).stdout.splitlines()
+    for (text, args, where, line, code), out in zip(ERRORS, lines):
+        assert out.startswith(f"{code} ") and f"`{where}` (line {line}," in out, out
+
+
+@needs_node
+def test_javascript_throws_a_domain_error(tmp_path):
+    for k, (text, args, where, line, code) in enumerate(ERRORS):
+        (tmp_path / f"bad_{k}.mjs").write_text(generate(diffcli.parse(text), "javascript", name="f").source)
+    script = "".join(
+        f"try {{ (await import('./bad_{k}.mjs')).f(); console.log('no error'); }} "
+        f"catch (e) {{ console.log(e instanceof Error, e.name, e.message); }}\n" for k in range(len(ERRORS)))
+    (tmp_path / "run.mjs").write_text(script)
+    lines = subprocess.run([NODE, str(tmp_path / "run.mjs")], capture_output=True, text=True).stdout.splitlines()
+    for (text, args, where, line, code), out in zip(ERRORS, lines):
+        assert out.startswith("true Error") and f"`{where}` (line {line}," in out, out
+
+
+# ---------------------------------------------------------------- names, sizes, the command line
+
+def test_unicode_names_are_kept_in_python_and_javascript_and_mangled_in_c():
+    program = diffcli.parse("θ = 0.5\nint = 2\ny = sin(θ) * int + p")
+    python = generate(program, "python")
+    assert "def grad_y(p, θ=0.5, int=2.0):" in python.source
+    c = generate(program, "c")
+    assert "double u03b8" in c.source and "θ" in c.source  # the original in comments
+    assert "double int_2" in c.source  # a keyword of C, renamed
+    value, gradient = run_python(python.source, python.function, 1.5)
+    assert gradient == {n: program.grad({"p": 1.5}).gradients[n] for n in ("p", "θ", "int")}
+
+
+def chain(n: int) -> str:
+    lines = ["x0 = 0.5", "x1 = 1.25"]
+    for i in range(2, n):
+        lines.append(f"x{i} = 0.9*x{i - 1} + 0.1*sin(x{i - 2}) + tanh(x{i - 1})*0.01")
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def split_program(monkeypatch):
+    """A chain split into functions of 100 operations (as programs of more than SPLIT are: a C
+    compiler takes its time over thousands of lines, so the split is tested small)."""
+    monkeypatch.setattr(sys.modules["diffcli.codegen"], "SPLIT", 100)
+    program = diffcli.parse(chain(80), "chain.expr")
+    assert sum(op is not None for op in program.graph.op) > 300
+    return program
+
+
+def test_a_split_python_program_is_still_exact(split_program):
+    expected = split_program.grad()
+    generated = generate(split_program, "python")
+    value, gradient = run_python(generated.source, generated.function)
+    assert value == expected.value and gradient == {n: expected.gradients[n] for n in ("x0", "x1")}
+
+
+@needs_gcc
+def test_a_split_c_program_compiles_and_matches(split_program, tmp_path):
+    cases = [(split_program, {}, None)]
+    (tmp_path / "chain.c").write_text(_c_driver(cases))
+    subprocess.run([GCC, "-std=c99", "-O0", "-o", str(tmp_path / "chain"), str(tmp_path / "chain.c"), "-lm"],
+                   check=True)
+    _check_lines(cases, subprocess.run([str(tmp_path / "chain")], capture_output=True, text=True).stdout.splitlines())
+
+
+@needs_node
+def test_a_split_javascript_program_matches(split_program, tmp_path):
+    cases = [(split_program, {}, None)]
+    _check_lines(cases, _js_driver(tmp_path, cases).stdout.splitlines())
+
+
+@pytest.mark.skipif(not os.environ.get("DIFFCLI_SLOW"), reason="slow (about a minute of CPU): DIFFCLI_SLOW=1")
+def test_chain_100000_compiles_in_cpython():
+    genprog = SHARED / "bench" / "genprog.py"
+    text = subprocess.run([sys.executable, str(genprog), "chain", "100000"], capture_output=True,
+                          text=True, check=True).stdout
+    compile(generate(diffcli.parse(text), "python").source, "<chain>", "exec")
+
+
+def test_the_command_writes_c_and_its_header(tmp_path):
+    target = tmp_path / "model.c"
+    done = run_diffcli("codegen", SAMPLES / "backprop_chain.expr", "--lang", "c", "-o", target)
+    assert done.returncode == 0, done.stderr_text
+    assert "int grad_g(double o, double a, double *value, double gradient[2], const char **error);" in (
+        tmp_path / "model.h").read_text()
+    assert "int grad_g(" in target.read_text()
+
+
+@pytest.mark.parametrize("arguments, code", [
+    (["--lang", "fortran"], 2), (["--lang", "c", "--forward"], 2), (["--lang", "c", "--of", "zz"], 1),
+    (["--lang", "c", "--forward", "--wrt", "b"], 1), (["--lang", "c", "--name", "int"], 1),
+])
+def test_bad_options(arguments, code):
+    done = run_diffcli("codegen", SAMPLES / "backprop_chain.expr", *arguments, "--json")
+    assert done.returncode == code and done.stdout == b"" and "Traceback" not in done.stderr_text
