@@ -308,6 +308,76 @@ def draw_graph(
     render.write(render.render(diagram.source, format), output, format)
 
 
+# ---------------------------------------------------------------- plot
+
+class PlotFormat(str, enum.Enum):
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
+    html = "html"
+    json = "json"
+
+
+@app.command(epilog="Examples:\n\n"
+             "  diffcli plot samples/neuron.expr --sweep x=-6:6:201 --of yhat -o neuron.png\n\n"
+             "  diffcli plot model.expr --sweep x=-2:2:41 --sweep y=-2:2:41 -o map.html")
+@command
+def plot(
+    file: str = FileArg,
+    sweeps: List[str] = typer.Option(..., "--sweep", metavar="NAME=START:STOP:NUM", show_default=False,
+                                     help="Sweep an input over NUM points from START to STOP "
+                                     "(NAME=log:START:STOP:NUM: log-spaced). Once: the output and "
+                                     "its derivative against it; twice: heat maps over the grid."),
+    output: str = typer.Option(..., "-o", "--output", metavar="OUT", show_default=False,
+                               help="Write the plot here (- for standard output)."),
+    fmt: Optional[PlotFormat] = typer.Option(None, "--format", show_default=False,
+                                             help="png, svg, pdf, html (interactive, works "
+                                             "offline) or json (the Vega-Lite specification); "
+                                             "default: from -o's extension."),
+    of: Optional[str] = OfOpt,
+    sets: Optional[List[str]] = SetOpt,
+    as_json: bool = typer.Option(False, "--json", help="Report errors as JSON on standard error."),
+    max_points: int = typer.Option(40_000, "--max-points", min=1, metavar="N",
+                                   help="Refuse to plot more points than this."),
+):
+    """Plot the output over a sweep of one input (with its derivative) or two (heat maps)."""
+    values = parse_sets(sets)
+    import numpy as np
+
+    from . import batch, plots, render
+
+    axes = []
+    for text in sweeps:
+        try:
+            axes.append(batch.parse_sweep(text))
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--sweep") from None
+    if len(axes) > 2 or len({a.name for a in axes}) < len(axes):
+        raise typer.BadParameter("give one --sweep (a line chart) or two of different inputs "
+                                 "(heat maps)", param_hint="--sweep")
+    format = render.choose_format(fmt.value if fmt else None, output, render.PLOT_EXTENSIONS, None)
+    count = math.prod(len(a.values) for a in axes)
+    if count > max_points:
+        raise DiffcliError("input", f"the sweep has {count} points, too many for a plot "
+                           f"(--max-points {max_points})", help="take fewer points, or raise --max-points")
+    program = _read(file, as_json)
+    swept = {a.name for a in axes}
+    for name in swept - set(program.inputs):  # a flat line against an unused name helps nobody
+        from .graph import did_you_mean
+
+        raise DiffcliError("input", f"--sweep {name}: `{name}` is not an input of the program",
+                           help=did_you_mean(name, program.inputs) or "inputs: " + ", ".join(program.inputs))
+    result = batch.run(program, {**values, **batch.grid(axes)}, of)
+    fixed = {name: float(np.ravel(column)[0]) for name, column in result.inputs.items()
+             if name not in swept}
+    spec = plots.chart(result, [plots.Axis(a.name, a.values, a.log) for a in axes], fixed)
+    render.write(render.vegalite(spec, format), output, format)
+    if result.failed.any():
+        first = int(np.argmax(result.failed))
+        sys.stderr.write(f"warning: {int(result.failed.sum())} of {result.n} points failed "
+                         f"(gaps in the plot); the first: {result.errors[first].message}\n")
+
+
 # ---------------------------------------------------------------- check, explain
 
 @app.command(epilog="Examples:\n\n"

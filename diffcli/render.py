@@ -8,6 +8,7 @@ plain `pip install` renders every format. Heavy modules are imported only when a
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -22,20 +23,24 @@ EXTENSIONS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png", ".pdf":
 SCALE = 2  # PNG pixels per point: sharp on high-density screens and in print
 
 
-def choose_format(requested: str | None, output: str | None) -> str:
-    """The format asked for with --format, else the one -o's extension names, else DOT."""
+def choose_format(requested: str | None, output: str | None, extensions: dict[str, str] = EXTENSIONS,
+                  default: str | None = "dot") -> str:
+    """The format asked for with --format, else the one -o's extension names, else `default`."""
     if requested:
         return requested
-    if output is None or output == "-":
-        return "dot"
-    extension = Path(output).suffix.lower()
-    if extension not in EXTENSIONS:
+    if (output is None or output == "-") and default:
+        return default
+    extension = Path(output).suffix.lower() if output and output != "-" else ""
+    if extension not in extensions:
+        names = list(dict.fromkeys(extensions.values()))
+        *others, last = extensions
         raise DiffcliError(
             "input", f"-o {output}: cannot tell the format from the extension "
             f"`{extension or '(none)'}`",
-            help="name the file .dot, .gv, .svg, .png or .pdf, or give --format dot|svg|png|pdf",
+            help=f"name the file {', '.join(others)} or {last}, "
+            f"or give --format {'|'.join(names)}",
         )
-    return EXTENSIONS[extension]
+    return extensions[extension]
 
 
 def render(dot_source: str, format: str) -> bytes:
@@ -94,6 +99,34 @@ def _convert(svg: str, format: str) -> bytes:
         return bytes(vl_convert.svg_to_pdf(svg))
     except Exception as error:  # vl-convert raises ValueError or its own errors
         raise DiffcliError("io", f"cannot convert the SVG to {format.upper()}: {error}") from None
+
+
+PLOT_EXTENSIONS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".html": "html", ".htm": "html",
+                   ".json": "json"}
+
+
+def vegalite(spec: dict, format: str) -> bytes:
+    """A Vega-Lite specification as PNG, SVG, PDF, self-contained HTML (Vega's scripts inlined, so
+    it works offline) or the specification's own JSON. Nothing is fetched: the data is inline and
+    external data URLs are refused."""
+    if format == "json":
+        return (json.dumps(spec, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+    try:
+        import vl_convert
+    except ImportError:
+        raise DiffcliError("io", f"cannot make {format.upper()}: the vl-convert-python package is "
+                           "missing", help="reinstall diffcli with its dependencies, or use "
+                           "--format json") from None
+    try:
+        if format == "png":
+            return bytes(vl_convert.vegalite_to_png(spec, scale=SCALE, allowed_base_urls=[]))
+        if format == "pdf":
+            return bytes(vl_convert.vegalite_to_pdf(spec, allowed_base_urls=[]))
+        if format == "svg":
+            return vl_convert.vegalite_to_svg(spec, allowed_base_urls=[]).encode("utf-8")
+        return vl_convert.vegalite_to_html(spec, bundle=True).encode("utf-8")
+    except Exception as error:  # vl-convert raises ValueError or its own errors
+        raise DiffcliError("io", f"cannot draw the plot as {format.upper()}: {error}") from None
 
 
 def write(data: bytes, output: str | None, format: str) -> None:
