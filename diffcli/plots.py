@@ -93,7 +93,10 @@ def _line_chart(result, axis: Axis) -> dict:
         line = {"type": "line", "color": color, "strokeWidth": 2}
         if len(xs) < DOTS_UP_TO:
             line["point"] = {"color": color}
-        layers.append({"data": {"name": "points"}, "mark": line,
+        # in the HTML page: drag to pan and scroll to zoom along x, both panels together
+        zoom = {"name": f"zoom_{field}", "select": {"type": "interval", "encodings": ["x"]},
+                "bind": "scales"}
+        layers.append({"data": {"name": "points"}, "mark": line, "params": [zoom],
                        "encoding": {"x": axis_x, "y": y, "detail": {"field": "segment"},
                                     "tooltip": tooltip}})
         if len(xs) >= DOTS_UP_TO and any(p["lone"] for p in points):
