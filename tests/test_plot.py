@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 import diffcli
-from diffcli import batch, plots, render
+from diffcli import batch, plots, points, render
 from diffcli.cli import app
 
 runner = CliRunner()
@@ -91,16 +91,17 @@ def test_a_derivative_crossing_zero_gets_a_zero_rule():
     assert rules and rules[0]["encoding"]["y"]["datum"] == 0
 
 
-def grid_spec(text, xs, ys, log=(False, False)):
+def grid_spec(text, x, y):
+    """The chart of `text` over the grid of the sweeps `x` and `y` (points.Sweep)."""
     program = diffcli.parse(text)
-    sweeps = [batch.Sweep("x", xs), batch.Sweep("y", ys)]
-    result = batch.run(program, batch.grid(sweeps))
-    return plots.chart(result, [plots.Axis("x", xs, log[0]), plots.Axis("y", ys, log[1])])
+    grid = points.grid([x, y], program)
+    [(_, columns)] = grid.chunks()
+    result = batch.run(program, columns)
+    return plots.chart(result, [plots.Axis(s.name, s.values(), s.log) for s in (x, y)])
 
 
 def test_two_sweeps_are_heat_maps_of_the_output_and_the_gradients_length():
-    xs, ys = np.linspace(-1, 1, 3), np.linspace(0, 2, 4)
-    spec = grid_spec("z = 3x + 4y", xs, ys)
+    spec = grid_spec("z = 3x + 4y", points.Sweep("x", -1, 1, 3), points.Sweep("y", 0, 2, 4))
     left, right = spec["hconcat"]
     assert left["layer"][0]["encoding"]["color"]["field"] == "value"
     assert right["layer"][0]["encoding"]["color"]["field"] == "norm"
@@ -115,8 +116,8 @@ def test_two_sweeps_are_heat_maps_of_the_output_and_the_gradients_length():
 @pytest.mark.parametrize("text, angle", [("z = x", 90), ("z = y", 0), ("z = -x", 270),
                                          ("z = -y", 180)])
 def test_arrows_point_along_the_gradient(text, angle):
-    xs = ys = np.linspace(-1, 1, 3)
-    arrows = grid_spec(text, xs, ys)["datasets"]["arrows"]
+    spec = grid_spec(text, points.Sweep("x", -1, 1, 3), points.Sweep("y", -1, 1, 3))
+    arrows = spec["datasets"]["arrows"]
     assert len(arrows) == 9
     assert all(a["angle"] == pytest.approx(angle) for a in arrows)
 
@@ -124,22 +125,21 @@ def test_arrows_point_along_the_gradient(text, angle):
 def test_arrows_on_a_stretched_axis_show_the_gradient_as_a_step_in_the_data():
     # x's cells span 1.5 on 300 pixels, y's span 15: a step (1, 1) along the gradient of x + y
     # moves 200 pixels right and 20 up
-    spec = grid_spec("z = x + y", np.linspace(0, 1, 3), np.linspace(0, 10, 3))
+    spec = grid_spec("z = x + y", points.Sweep("x", 0, 1, 3), points.Sweep("y", 0, 10, 3))
     for arrow in spec["datasets"]["arrows"]:
         assert arrow["angle"] == pytest.approx(math.degrees(math.atan2(200, 20)))
 
 
 def test_failed_cells_are_grey_and_counted():
-    xs, ys = np.linspace(-1, 1, 3), np.linspace(-1, 1, 3)
-    spec = grid_spec("z = log(x + y + 1.5)", xs, ys)  # fails where x + y <= -1.5: one corner
+    # fails where x + y <= -1.5: one corner
+    spec = grid_spec("z = log(x + y + 1.5)", points.Sweep("x", -1, 1, 3), points.Sweep("y", -1, 1, 3))
     assert [(c["x"], c["y"]) for c in spec["datasets"]["failed"]] == [(-1.0, -1.0)]
     assert len(spec["datasets"]["cells"]) == 8
     assert "1 of 9 points failed" in spec["title"]["subtitle"][0]
 
 
 def test_log_axes_have_geometric_cells():
-    xs = np.geomspace(1, 100, 3)
-    spec = grid_spec("z = x * y", xs, np.linspace(0, 1, 2), log=(True, False))
+    spec = grid_spec("z = x * y", points.Sweep("x", 1, 100, 3, log=True), points.Sweep("y", 0, 1, 2))
     cell = spec["datasets"]["cells"][0]
     assert cell["x1"] == pytest.approx(math.sqrt(10)) and cell["x0"] == pytest.approx(1 / math.sqrt(10))
     assert spec["hconcat"][0]["layer"][0]["encoding"]["x"]["scale"]["type"] == "log"
@@ -216,7 +216,11 @@ def test_html_renders_offline_in_chromium(program_file, tmp_path):
     (["--sweep", "x=a:3:4", "-o", "p.png"], 2),
     (["--sweep", "x=0:1:0", "-o", "p.png"], 2),
     (["--sweep", "x=0:1:3", "--sweep", "k=0:1:3", "--sweep", "k=0:1:2", "-o", "p.png"], 2),
-    (["--sweep", "x=0:1:3", "--sweep", "x=0:1:3", "-o", "p.png"], 2),   # the same input twice
+    (["--sweep", "x=0:1:3", "--sweep", "x=0:1:3", "-o", "p.png"], 1),   # the same input twice
+    (["--sweep", "x=0:1:3", "--set", "x=1", "-o", "p.png"], 2),         # swept and set
+    (["--sweep", "x=1:10:3:log", "--sweep", "k=0:1:3:lin", "-o", "p.png"], 2),
+    (["--sweep", "x=-1:10:3:log", "-o", "p.png"], 2),                   # a log sweep across 0
+    (["--sweep", "unused=0:1:3", "-o", "p.png"], 1),                     # not used by the program
     (["-o", "p.png"], 2),                                               # no sweep
     (["--sweep", "x=0:1:3"], 2),                                        # no -o
     (["--sweep", "x=0:1:3", "-o", "p.gif"], 1),                         # unknown extension
