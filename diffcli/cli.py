@@ -255,14 +255,21 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
                 raise DiffcliError("input", f"`{name}` is both a column of {points_file} and --set",
                                    help="give each input one value: drop the --set or the column")
     fmt = "jsonl" if as_json else "csv" if as_csv else "table"
-    outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
-                       write=sys.stdout.write, fmt=fmt, precision=precision)
+    try:
+        outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
+                           write=sys.stdout.write, fmt=fmt, precision=precision)
+    except BrokenPipeError:  # the reader stopped (`| head`): stop too, quietly, as `yes | head` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
     for name in outcome.unused:
         where = (f"--set {name}" if name in taken else f"--sweep {name}" if sweeps
                  else f"column `{name}` of {'<stdin>' if points_file == '-' else points_file}")
         sys.stderr.write(f"warning: {where}: the program does not use `{name}`\n")
     if outcome.summary is not None:
-        _show(outcome.summary.render(f"{'grad' if gradients else 'eval'} {file}"))
+        console = _console()
+        if not console.is_terminal:  # a pipe or a file: don't squeeze the columns into 80
+            console.width = max(console.width, 160)
+        console.print(outcome.summary.render(f"{'grad' if gradients else 'eval'} {file}"))
     if outcome.failed:
         sys.stdout.flush()
         color = sys.stderr.isatty() and "NO_COLOR" not in os.environ

@@ -21,7 +21,7 @@ from .errors import DiffcliError, Source
 from .graph import did_you_mean
 from .program import Program
 
-CHUNK = 1 << 16       # points computed and written at a time
+CHUNK = 1 << 14       # points computed and written at a time (a few MB of text)
 IN_MEMORY = 1 << 20   # points kept in memory before they go to a temporary file
 MAX_SWEEP_POINTS = 10**10
 
@@ -377,9 +377,11 @@ def _jsonl_row(line, filename, number, names) -> list[float]:
                              help=f"every line gives the inputs of the first: {', '.join(names)}")
         value = obj[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            at = line.find(json.dumps(name, ensure_ascii=False))
+            key = json.dumps(name, ensure_ascii=False)
+            at = line.find(key)
             raise _row_error(f"{filename}: `{name}` on line {number} is not a finite number: "
-                             f"{json.dumps(value)}", filename, number, line, max(at, 0))
+                             f"{json.dumps(value)}", filename, number, line, max(at, 0),
+                             None if at < 0 else at + len(key))
         row.append(float(value))
     if len(obj) != len(names):
         extra = next(k for k in obj if k not in names)

@@ -49,29 +49,59 @@ def _name(text: str) -> str:
     return json.dumps(text, ensure_ascii=False).replace("%", "%%")
 
 
+def _constant(array: np.ndarray):
+    """The one value of a column that is the same at every point (a --set, a default), else None."""
+    if array.strides == (0,) and len(array):
+        return float(array[0])
+    return None
+
+
+def _fill(parts: list[str], arrays: list[np.ndarray]) -> tuple[list[str], list[list]]:
+    """Row template parts with the columns that do not vary written in (formatted once per chunk
+    rather than once per row), and the lists of the columns that do vary."""
+    template, varying = [], []
+    for part, array in zip(parts, arrays):
+        constant = _constant(array)
+        if constant is None:
+            template.append(part)
+            varying.append(array.tolist())
+        else:
+            template.append(part.replace("%r", repr(constant)))
+    return template, varying
+
+
 class JsonLines:
     def __init__(self, columns: Columns):
-        self.columns = columns
-        c = columns
-        inputs = ", ".join(f"{_name(n)}: %r" for n in c.inputs)
-        head = '{"point": %d, "inputs": {' + inputs + "}"
-        body = ', "value": %r'
+        c = self.columns = columns
+        # (text before the slot, column) for every number of a row, in order
+        slots = [(f"{', ' if k else ''}{_name(n)}: ", ("inputs", n)) for k, n in enumerate(c.inputs)]
+        slots[0] = ('{"point": %d, "inputs": {' + slots[0][0], slots[0][1])
+        slots.append(('}, "value": ', ("value", None)))
+        closing = "}"
         if c.all_names:
-            body += ', "values": {' + ", ".join(f"{_name(n)}: %r" for n in c.named) + "}"
+            slots += [(f"{', ' if k else ''}{_name(n)}: ", ("values", n)) for k, n in enumerate(c.named)]
+            slots[-len(c.named)] = (', "values": {' + slots[-len(c.named)][0], ("values", c.named[0]))
+            closing = "}}"
         if c.gradients:
-            body += ', "gradients": {' + ", ".join(f"{_name(n)}: %r" for n in c.gradients) + "}"
-        self.head, self.template = head, head + body + "}\n"
+            first = len(slots)
+            slots += [(f"{', ' if k else ''}{_name(n)}: ", ("gradients", n)) for k, n in enumerate(c.gradients)]
+            slots[first] = (("}" if c.all_names else "") + ', "gradients": {' + slots[first][0], slots[first][1])
+            closing = "}}"
+        self.parts = [text.replace("%", "%%").replace("%%d", "%d") + "%r" for text, _ in slots]
+        self.sources = [source for _, source in slots]
+        self.tail = closing + "\n"
+
+    def _array(self, result, source):
+        table, name = source
+        if table == "value":
+            return result.value
+        return getattr(result, table)[name]
 
     def rows(self, offset: int, result: batch.BatchResult) -> str:
-        c = self.columns
-        n = result.n
-        inputs = [result.inputs[name].tolist() for name in c.inputs]
-        out = [result.value.tolist()]
-        if c.all_names:
-            out += [result.values[name].tolist() for name in c.named]
-        out += [result.gradients[name].tolist() for name in c.gradients]
-        table = zip(range(offset, offset + n), *inputs, *out)
-        template = self.template
+        arrays = [self._array(result, source) for source in self.sources]
+        template, varying = _fill(self.parts, arrays)
+        template = "".join(template) + self.tail
+        table = zip(range(offset, offset + result.n), *varying)
         if not result.errors:
             return "".join([template % row for row in table])
         lines = []
@@ -80,8 +110,9 @@ class JsonLines:
             if error is None:
                 lines.append(template % row)
             else:
-                lines.append(self.head % row[: 1 + len(inputs)] + ', "error": '
-                             + json.dumps(error_body(error), ensure_ascii=False) + "}\n")
+                inputs = {n: float(result.inputs[n][k]) for n in self.columns.inputs}
+                lines.append(json.dumps({"point": offset + k, "inputs": inputs, "error": error_body(error)},
+                                        ensure_ascii=False) + "\n")
         return "".join(lines)
 
 
@@ -93,7 +124,6 @@ class Csv:
     def __init__(self, columns: Columns):
         self.columns = columns
         self.width = len(columns.csv_header()) - 1
-        self.template = ",".join(["%r"] * self.width) + ",\n"
         self.inputs = len(columns.inputs)
         self.blank = "," * (self.width - self.inputs)
 
@@ -101,40 +131,59 @@ class Csv:
         return ",".join(self.columns.csv_header()) + "\n"
 
     def rows(self, offset: int, result: batch.BatchResult) -> str:
-        arrays = [a.tolist() for a in self.columns.arrays(result)]
-        template = self.template
+        arrays = self.columns.arrays(result)
+        template, varying = _fill(["%r,"] * self.width, arrays)
+        template = "".join(template) + "\n"
         if not result.errors:
-            return "".join([template % row for row in zip(*arrays)])
+            return "".join([template % row for row in zip(*varying)])
         lines = []
-        for k, row in enumerate(zip(*arrays)):
+        for k, row in enumerate(zip(*varying)):
             error = result.errors.get(k)
             if error is None:
                 lines.append(template % row)
             else:
-                lines.append(",".join(map(repr, row[: self.inputs])) + "," + self.blank
+                lines.append(",".join(repr(float(a[k])) for a in arrays[: self.inputs]) + "," + self.blank
                              + _csv_cell(error.message) + "\n")
         return "".join(lines)
 
 
 class Summary:
-    """The first and last rows, for a table on a terminal."""
+    """The first and last rows, for a table on a terminal. Inputs that are the same at every point
+    (set, or left at their default) go in the caption rather than in columns."""
 
     def __init__(self, columns: Columns, precision: int):
         self.columns, self.precision = columns, precision
         self.first: list[list[str]] = []
         self.last: list[list[str]] = []
         self.n = 0
+        self.keep: list[int] | None = None   # the columns shown, by index into csv_header
+        self.fixed: dict[str, float] = {}
+
+    def _choose(self, arrays) -> None:
+        c = self.columns
+        fixed = {n: _constant(a) for n, a in zip(c.inputs, arrays) if _constant(a) is not None}
+        if len(fixed) == len(c.inputs):  # nothing varies: show every input
+            fixed = {}
+        self.fixed = fixed
+        inputs = [k for k, n in enumerate(c.inputs) if n not in fixed]
+        values = list(range(len(c.inputs), len(c.inputs) + len(c.values)))
+        first = len(c.inputs) + len(c.values)
+        gradients = [first + k for k, n in enumerate(c.gradients) if n not in fixed]
+        self.keep = inputs + values + gradients
 
     def add(self, offset: int, result: batch.BatchResult) -> None:
         from .report import number
 
         arrays = self.columns.arrays(result)
+        if self.keep is None:
+            self._choose(arrays)
+        inputs = len(self.columns.inputs)
         wanted = [k for k in range(result.n) if offset + k < TABLE_ROWS or k >= result.n - TABLE_ROWS]
         for k in wanted:
             error = result.errors.get(k)
             cells = [str(offset + k)] + [
-                "" if error is not None and i >= len(self.columns.inputs) else number(float(a[k]), self.precision)
-                for i, a in enumerate(arrays)] + [error.message if error is not None else ""]
+                "" if error is not None and i >= inputs else number(float(arrays[i][k]), self.precision)
+                for i in self.keep] + [error.message if error is not None else ""]
             (self.first if offset + k < TABLE_ROWS else self.last).append(cells)
         self.last = self.last[-TABLE_ROWS:]
         self.n = offset + result.n
@@ -142,18 +191,26 @@ class Summary:
     def render(self, title: str):
         from rich.table import Table
 
-        header = ["point"] + self.columns.csv_header()
+        from .report import number
+
+        all_names = self.columns.csv_header()
+        header = ["point"] + [all_names[k] for k in self.keep]
         failed = any(row[-1] for row in self.first + self.last)
-        if not failed:
-            header = header[:-1]
-        table = Table(title=title, caption=f"{self.n:,} points", title_justify="left")
+        if failed:
+            header.append("error")
+        caption = f"{self.n:,} point{'s' * (self.n != 1)}"
+        if self.n > len(self.first) + len(self.last):
+            caption += f", {self.n - len(self.first) - len(self.last):,} not shown"
+        if self.fixed:
+            caption += "; the same at every point: " + ", ".join(
+                f"{n} = {number(v, self.precision)}" for n, v in self.fixed.items())
+        table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
         for k, name in enumerate(header):
-            table.add_column(name, justify="right" if k < len(header) - (1 if failed else 0) else "left")
+            table.add_column(name, justify="left" if failed and k == len(header) - 1 else "right")
         for row in self.first:
             table.add_row(*row[: len(header)])
         if self.n > len(self.first) + len(self.last):
-            skipped = self.n - len(self.first) - len(self.last)
-            table.add_row("…", f"[dim]{skipped:,} more points[/dim]", *[""] * (len(header) - 2))
+            table.add_row(*["⋮"] * len(header))
         for row in self.last:
             table.add_row(*row[: len(header)])
         return table
