@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+from .errors import shown
+from .formatting import number
 from .program import Derivatives, Evaluation, Gradients, Program
 
 
@@ -33,17 +35,6 @@ def _dumps(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def number(x: float, precision: int) -> str:
-    """`precision` significant digits; integers without a decimal point; no `-0`."""
-    if x == 0:
-        return "0"
-    text = f"{x:.{precision}g}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa}e{int(exponent)}"
-    return text
-
-
 # Rich lays out a table at about a third of a millisecond a row: above this many rows a plain
 # table (same columns, no colours or box) is printed instead: 100,000 rows in seconds, not 40.
 PLAIN_TABLE_ROWS = 2000
@@ -52,6 +43,7 @@ DEFINITION_WIDTH = 34
 
 def _table(title: str, columns: list[str], rows: list[list[str]], styles: list[str], caption: str = ""):
     """A Rich renderable, or for a very long table its plain text (a str)."""
+    title = shown(title)  # it holds the file's name
     if len(rows) > PLAIN_TABLE_ROWS:
         return _plain_table(title, columns, rows, caption)
     from rich.console import Group
@@ -170,7 +162,7 @@ def check_table(result, filename: str):
         verdict = f"all pass ({kinks} at a kink, allowed)" if kinks else "all agree"
     out = result.output
     return Group(
-        Text(f"diffcli check {filename}: ∂{out}/∂input three ways: {verdict}", style="bold"), table,
+        Text(shown(f"diffcli check {filename}: ∂{out}/∂input three ways: {verdict}"), style="bold"), table,
         Text("reverse: reverse mode; forward: forward mode; numeric: central difference\n"
              f"allowed: |reverse - numeric| ≤ {result.atol:g} + {result.rtol:g}·|reverse| + rounding noise",
              style="dim"),
