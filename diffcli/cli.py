@@ -291,7 +291,7 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
         console = _console()
         if not console.is_terminal:  # a pipe or a file: don't squeeze the columns into 80
             console.width = max(console.width, 160)
-        console.print(outcome.summary.render(f"{'grad' if gradients else 'eval'} {file}"))
+        console.print(outcome.summary.render(f"diffcli {'grad' if gradients else 'eval'} {file}"))
     if outcome.failed:
         sys.stdout.flush()
         color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
