@@ -19,6 +19,7 @@ disturb least.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -76,17 +77,29 @@ def cpu() -> float:
     return time.process_time()
 
 
+# Runs the measured command and reports its own CPU time and peak memory. (Measuring through this
+# small process matters: on Linux a child forked from this big benchmark process starts with this
+# process's peak memory as its own.)
+MEASURE = r"""
+import json, os, subprocess, sys, time
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as out:
+    json.dump([usage.ru_utime + usage.ru_stime, time.perf_counter() - start, usage.ru_maxrss,
+               os.waitstatus_to_exitcode(status)], out)
+"""
+
+
 def child_run(argv, stdin=None, stdout=subprocess.DEVNULL) -> tuple[float, float, int]:
     """CPU seconds, wall seconds and peak resident KiB of one child process."""
-    start = time.perf_counter()
-    # wait4 gives this child's own CPU time and peak memory
-    process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, env=ENVIRONMENT)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode not in (0, 1):
-        raise SystemExit(f"{argv} exited {process.returncode}")
-    return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as report:
+        subprocess.run([sys.executable, "-c", MEASURE, report.name, *argv], stdin=stdin, stdout=stdout,
+                       env=ENVIRONMENT, check=True)
+        cpu_time, wall, peak, code = json.load(open(report.name))
+    if code not in (0, 1):
+        raise SystemExit(f"{argv} exited {code}")
+    return cpu_time, wall, peak
 
 
 def engine_in_process(n: int, loop_points: int) -> dict:
@@ -176,6 +189,7 @@ def section(engine, process, stream) -> str:
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     options.add_argument("--quick", action="store_true", help="fewer points; print, do not write RESULTS.md")
+    options.add_argument("--write", action="store_true", help="write RESULTS.md even with --quick")
     args = options.parse_args()
     n, loop_points = (100_000, 2_000) if args.quick else (1_000_000, 20_000)
     grid = (100, 1000) if args.quick else (1000, 1000)
@@ -185,7 +199,7 @@ def main() -> None:
         stream = streaming(1_000_000 if args.quick else 10_000_000, Path(folder))
     text = section(engine, process, stream)
     print(text)
-    if not args.quick:
+    if args.write or not args.quick:
         results = RESULTS.read_text() if RESULTS.exists() else ""
         if BEGIN in results:
             head, rest = results.split(BEGIN, 1)

@@ -86,6 +86,19 @@ def parse_names(values: Optional[List[str]]) -> list[str]:
     """`--of y1,y2` or `--of y1 --of y2` -> ["y1", "y2"] (each once, in the order given)."""
     # an empty name stays, for the program to refuse as it refuses any name it does not have
     return list(dict.fromkeys(part.strip() for item in values or [] for part in item.split(",")))
+def parse_sweeps(texts: List[str], sets: dict[str, float]) -> list:
+    """`--sweep x=-1:1:5 ...` -> points.Sweep each; malformed, or an input also given by --set -> exit 2."""
+    from . import points
+
+    sweeps = []
+    for text in texts:
+        try:
+            sweeps.append(points.parse_sweep(text))
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--sweep") from None
+        if sweeps[-1].name in sets:
+            raise typer.BadParameter(f"{sweeps[-1].name} is both swept and --set", param_hint="--sweep")
+    return sweeps
 
 
 FileArg = typer.Argument(..., metavar="FILE", help="The .expr file, or - for standard input.",
@@ -246,15 +259,7 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
 
     taken = set(values)
     if sweeps:
-        parsed = []
-        for text in sweeps:
-            try:
-                parsed.append(points.parse_sweep(text))
-            except ValueError as error:
-                raise typer.BadParameter(str(error), param_hint="--sweep") from None
-        for sweep in parsed:
-            if sweep.name in taken:
-                raise typer.BadParameter(f"{sweep.name} is both swept and --set", param_hint="--sweep")
+        parsed = parse_sweeps(sweeps, values)
         many = points.grid(parsed, program)
     else:
         if points_file == "-" and file == "-":
@@ -290,7 +295,7 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
         console = _console()
         if not console.is_terminal:  # a pipe or a file: don't squeeze the columns into 80
             console.width = max(console.width, 160)
-        console.print(outcome.summary.render(f"{'grad' if gradients else 'eval'} {file}"))
+        console.print(outcome.summary.render(f"diffcli {'grad' if gradients else 'eval'} {file}"))
     if outcome.failed:
         sys.stdout.flush()
         color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
@@ -508,6 +513,75 @@ def draw_graph(
                            rankdir=rankdir.value, precision=precision)
     _warn_unused(diagram)
     render.write(render.render(diagram.source, format), output, format)
+
+
+# ---------------------------------------------------------------- plot
+
+class PlotFormat(str, enum.Enum):
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
+    html = "html"
+    json = "json"
+
+
+@app.command(epilog="Examples:\n\n"
+             "  diffcli plot samples/neuron.expr --sweep x=-6:6:201 --of yhat -o neuron.png\n\n"
+             "  diffcli plot model.expr --sweep x=-2:2:41 --sweep y=-2:2:41 -o map.html")
+@command
+def plot(
+    file: str = FileArg,
+    sweep_texts: List[str] = typer.Option(..., "--sweep", metavar="NAME=START:STOP:NUM",
+                                          show_default=False,
+                                          help="Sweep an input over NUM points from START to STOP "
+                                          "(NAME=START:STOP:NUM:log: evenly in log). Once: the "
+                                          "output and its derivative against it; twice: heat maps "
+                                          "over the grid."),
+    output: str = typer.Option(..., "-o", "--output", metavar="OUT", show_default=False,
+                               help="Write the plot here (- for standard output)."),
+    fmt: Optional[PlotFormat] = typer.Option(None, "--format", show_default=False,
+                                             help="png, svg, pdf, html (interactive, works "
+                                             "offline) or json (the Vega-Lite specification); "
+                                             "default: from -o's extension."),
+    of: Optional[str] = OfOpt,
+    sets: Optional[List[str]] = SetOpt,
+    as_json: bool = typer.Option(False, "--json", help="Report errors as JSON on standard error."),
+    max_points: int = typer.Option(20_000, "--max-points", min=1, metavar="N",
+                                   help="Refuse to plot more points than this (a 141 × 141 "
+                                   "heat map takes about 10 s to draw)."),
+):
+    """Plot the output over a sweep of one input (with its derivative) or two (heat maps)."""
+    values = parse_sets(sets)
+    import numpy as np
+
+    from . import batch, plots, points, render
+
+    sweeps = parse_sweeps(sweep_texts, values)
+    if len(sweeps) > 2:
+        raise typer.BadParameter("give one --sweep (a line chart) or two (heat maps)",
+                                 param_hint="--sweep")
+    format = render.choose_format(fmt.value if fmt else None, output, render.PLOT_EXTENSIONS, None)
+    count = math.prod(s.num for s in sweeps)
+    if count > max_points:
+        raise DiffcliError("input", f"the sweep has {count} points, too many for a plot "
+                           f"(--max-points {max_points})", help="take fewer points, or raise --max-points")
+    program = _read(file, as_json)
+    grid = points.grid(sweeps, program)  # checks the names as --set does
+    for sweep in sweeps:
+        if sweep.name not in program.inputs:  # a flat line against an unused name helps nobody
+            raise DiffcliError("input", f"--sweep {sweep.name}: the program does not use `{sweep.name}`",
+                               help="inputs: " + ", ".join(program.inputs))
+    chunks = [columns for _, columns in grid.chunks()]
+    swept = {name: np.concatenate([c[name] for c in chunks]) for name in grid.names}
+    result = batch.run(program, {**values, **swept}, of)
+    fixed = {name: float(np.ravel(column)[0]) for name, column in result.inputs.items()
+             if name not in swept}
+    spec = plots.chart(result, [plots.Axis(s.name, s.values(), s.log) for s in sweeps], fixed)
+    render.write(render.vegalite(spec, format), output, format)
+    if result.failed.any():
+        first = int(np.argmax(result.failed))
+        sys.stderr.write(f"warning: {int(result.failed.sum())} of {result.n} points failed "
+                         f"(gaps in the plot); the first: {result.errors[first].message}\n")
 
 
 # ---------------------------------------------------------------- check, explain

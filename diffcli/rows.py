@@ -204,7 +204,7 @@ class Summary:
         if self.fixed:
             caption += "; the same at every point: " + ", ".join(
                 f"{n} = {number(v, self.precision)}" for n, v in self.fixed.items())
-        table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+        table = Table()
         for k, name in enumerate(header):
             table.add_column(name, justify="left" if failed and k == len(header) - 1 else "right")
         for row in self.first:
@@ -213,7 +213,10 @@ class Summary:
             table.add_row(*["⋮"] * len(header))
         for row in self.last:
             table.add_row(*row[: len(header)])
-        return table
+        from rich.console import Group
+        from rich.text import Text
+
+        return Group(Text(title), table, Text(caption))
 
 
 class Progress:

@@ -24,6 +24,9 @@ COMMANDS = [
     (["check", "--json"], lambda out: json.loads(out)["ok"] is True),
     (["explain", "--wrt", "x"], lambda out: "cube" in out and "54" in out),
     (["graph"], lambda out: "cube" in out),
+    (["plot", "--sweep", "x=0:1:3", "-o", "-", "--format", "json"],
+     lambda out: json.loads(out)["datasets"]["points"][-1] == pytest.approx(
+         {"x": 1.0, "value": 9.0, "slope": 24.0, "segment": 0, "lone": False})),
     (["grad", "--sweep", "x=1:1.5:2", "--json"],
      lambda out: [json.loads(row)["gradients"]["x"] for row in out.splitlines()] == pytest.approx([24.0, 54.0])),
     (["eval", "--sweep", "x=1.5:1.5:1", "--csv"], lambda out: out.splitlines()[1].split(",")[1] == "28.0"),

@@ -217,3 +217,20 @@ def test_sweep_values_are_numpy_linspace_and_geomspace():
     assert (points.parse_sweep("x=-1:1:5").values() == np.array([-1, -0.5, 0, 0.5, 1])).all()
     assert points.parse_sweep("x=2:2:1").values().tolist() == [2.0]
     assert points.parse_sweep(" x = -8:-1:4:log ").values().tolist() == pytest.approx([-8, -4, -2, -1])
+
+
+def test_the_progress_bar_waits_a_second_and_needs_a_terminal(monkeypatch):
+    from diffcli import rows
+
+    quiet = rows.Progress(100)
+    quiet.enabled = False
+    quiet.advance(50)
+    assert quiet.bar is None
+    bar = rows.Progress(100)
+    bar.enabled = True
+    bar.advance(10)
+    assert bar.bar is None  # under a second: no bar
+    bar.started -= 2
+    bar.advance(50)
+    assert bar.bar is not None and bar.bar.tasks[0].completed == 50
+    bar.close()
