@@ -245,7 +245,8 @@ def test_a_long_derivation_is_refused_with_a_way_to_narrow_it(tmp_path):
     assert narrowed.returncode == 0, narrowed.stderr_text
     # the steps are there; a symbolic total past MAX_TOTAL_SIZE is declined, not printed for minutes
     last = narrowed.stdout_text.rstrip().splitlines()[-1]
-    assert "the symbolic form is too long to read" in last or " = " in last
+    # (on a loaded machine SymPy may instead run out of its time: also a bounded answer)
+    assert "the symbolic form is too long to read" in last or " = " in last or "SymPy took over" in last
     assert run_diffcli("explain", path, "--of", "x5").returncode == 0
 
 
