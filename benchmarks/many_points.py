@@ -158,10 +158,10 @@ def streaming(n: int, folder: Path) -> dict:
     return {"n": n, "run": run}
 
 
-def section(engine, process, stream) -> str:
+def section(engine, process, stream, invocation) -> str:
     e_rows = engine["rows"]
     lines = [BEGIN, "## Many points (issue 11)", "",
-             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python benchmarks/many_points.py`, "
+             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `{invocation}`, "
              f"side by side in one run (CPU seconds; load average at the end: "
              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}). `samples/two_layer_network.expr`.", "",
              f"**1. The batch engine in process**, {engine['n']:,} points, value and the gradient with respect to "
@@ -197,7 +197,7 @@ def main() -> None:
         engine = engine_in_process(n, loop_points)
         process = whole_process(*grid, Path(folder))
         stream = streaming(1_000_000 if args.quick else 10_000_000, Path(folder))
-    text = section(engine, process, stream)
+    text = section(engine, process, stream, " ".join(["python benchmarks/many_points.py"] + sys.argv[1:]))
     print(text)
     if args.write or not args.quick:
         results = RESULTS.read_text() if RESULTS.exists() else ""
