@@ -112,13 +112,13 @@ def _keep(thing):
 
 
 def _read(file: str, as_json: bool = False):
-    from .program import load, parse, read_source
+    from .program import load, parse, read_bytes, read_source
 
     if file == "-":
         try:
             if sys.stdin is None:
                 raise OSError(errno.EBADF, "it is closed")
-            data = sys.stdin.buffer.read()
+            data = read_bytes(sys.stdin.buffer, "standard input")
         except OSError as error:
             raise DiffcliError("io", f"cannot read standard input: {error.strerror or error}") from None
         program = parse(read_source(data, "<stdin>"), "<stdin>")

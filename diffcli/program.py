@@ -216,11 +216,24 @@ def read_source(data: bytes, filename: str) -> str:
         ) from None
 
 
+MAX_FILE_BYTES = 256 * 2**20  # ten times the largest generated program: /dev/zero is refused
+
+
+def read_bytes(file, filename: str) -> bytes:
+    """All of an open binary file, refused past MAX_FILE_BYTES (a device or a pipe may never end)."""
+    data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise DiffcliError("io", f"{filename} is larger than {MAX_FILE_BYTES // 2**20} MiB, more than "
+                           "diffcli reads", help="a program of a million statements is about 30 MiB")
+    return data
+
+
 def load(path: str | Path) -> Program:
     """Read and parse an .expr file."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            data = read_bytes(file, str(path))
     except OSError as error:
         reason = error.strerror or str(error)
         raise DiffcliError("io", f"cannot read {path}: {reason}") from None

@@ -108,3 +108,22 @@ def test_reserved_names_cannot_be_set(name, what):
     assert done.returncode == 1 and done.stdout == b""
     error = _json_error(done)
     assert error["kind"] == "input" and f"`{name}` is {what}, not an input" in error["message"]
+
+
+def test_an_endless_input_is_refused():
+    """/dev/zero as FILE used to be read until memory ran out."""
+    done = _run("grad", "/dev/zero", "--json")
+    assert done.returncode == 1 and _json_error(done)["message"].startswith("/dev/zero is larger than")
+
+
+def test_a_file_past_the_limit_is_refused(tmp_path, monkeypatch):
+    import diffcli
+    from diffcli import program
+
+    monkeypatch.setattr(program, "MAX_FILE_BYTES", 100)
+    path = tmp_path / "big.expr"
+    path.write_text("x = 1\n" * 20)
+    with pytest.raises(diffcli.DiffcliError, match="larger than"):
+        diffcli.load(path)
+    path.write_text("x = 1" + " " * 94 + "\n")  # 100 bytes: the limit itself
+    assert diffcli.load(path).names == ["x"]
