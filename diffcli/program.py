@@ -137,6 +137,10 @@ class Program:
         return named
 
     def _check_name(self, name: str, option: str) -> str:
+        if name in RESERVED:
+            what = "a constant" if name in CONSTANTS else "a function"
+            raise DiffcliError("input", f"{option} {name}: `{name}` is {what}, not a variable",
+                               help="variables: " + _list(self.graph.names))
         if name not in self.graph.names:
             hint = did_you_mean(name, self.graph.names)
             raise DiffcliError(
@@ -151,13 +155,10 @@ class Program:
         given = dict(given or {})
         unused = []
         for name, value in given.items():
-            if name in RESERVED:
-                what = "a constant" if name in CONSTANTS else "a function"
-                raise DiffcliError("input", f"--set {name}: `{name}` is {what}, not an input",
-                                   help="only inputs can be set: " + _list(self.graph.inputs))
+            if name in RESERVED or name not in self.graph.names and (
+                    not name.isidentifier() or did_you_mean(name, self.graph.names)):
+                self._check_name(name, "--set")
             if name not in self.graph.names:
-                if not name.isidentifier() or did_you_mean(name, self.graph.names):
-                    self._check_name(name, "--set")
                 unused.append(name)
             elif name not in self.graph.inputs:
                 raise DiffcliError(

@@ -102,12 +102,13 @@ def test_set_numbers_in_the_language_are_accepted(value, number):
     assert done.returncode == 0 and json.loads(done.stdout)["inputs"]["x"] == number
 
 
+@pytest.mark.parametrize("option", [["--set", "{}=3"], ["--of", "{}"], ["--wrt", "{}"]])
 @pytest.mark.parametrize("name, what", [("pi", "a constant"), ("sin", "a function")])
-def test_reserved_names_cannot_be_set(name, what):
-    done = _run("grad", str(SAMPLES / "neuron.expr"), "--set", f"{name}=3", "--json")
+def test_reserved_names_cannot_be_set_or_chosen(name, what, option):
+    done = _run("grad", str(SAMPLES / "neuron.expr"), option[0], option[1].format(name), "--json")
     assert done.returncode == 1 and done.stdout == b""
     error = _json_error(done)
-    assert error["kind"] == "input" and f"`{name}` is {what}, not an input" in error["message"]
+    assert error["kind"] == "input" and f"`{name}` is {what}, not a variable" in error["message"]
 
 
 def test_an_endless_input_is_refused():
