@@ -162,7 +162,7 @@ def check_latex_structure(tex: str):
     known = {"begin", "end", "frac", "partial", "cdot", "left", "right", "text", "texttt", "mathit",
              "paragraph", "operatorname", "sqrt", "pi", "sin", "cos", "tan", "sinh", "cosh", "tanh",
              "exp", "log", "ln", "textbackslash", "textasciitilde", "textasciicircum", "theta", "max",
-             "min"}
+             "min", "geq"}
     commands = set(re.findall(r"\\([A-Za-z]+)", body))
     assert commands <= known, commands - known
 
