@@ -434,11 +434,6 @@ def _run(as_json: bool) -> int:
     except _CLICK_ERROR as error:
         _report_error(DiffcliError("input", error.format_message()), as_json=True)
         return error.exit_code
-    except (typer.Abort, RuntimeError) as error:
-        if type(error).__name__ != "Abort":
-            raise
-        _report_error(DiffcliError("io", "aborted"), as_json=True)
-        return 1
     return code if isinstance(code, int) else 0
 
 
