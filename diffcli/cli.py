@@ -152,13 +152,13 @@ def _keep(thing):
 
 
 def _read(file: str, as_json: bool = False):
-    from .program import load, parse, read_source
+    from .program import load, parse, read_bytes, read_source
 
     if file == "-":
         try:
             if sys.stdin is None:
                 raise OSError(errno.EBADF, "it is closed")
-            data = sys.stdin.buffer.read()
+            data = read_bytes(sys.stdin.buffer, "standard input")
         except OSError as error:
             raise DiffcliError("io", f"cannot read standard input: {error.strerror or error}") from None
         program = parse(read_source(data, "<stdin>"), "<stdin>")
@@ -739,11 +739,6 @@ def _run(as_json: bool) -> int:
     except _CLICK_ERROR as error:
         _report_error(DiffcliError("input", error.format_message()), as_json=True)
         return error.exit_code
-    except (typer.Abort, RuntimeError) as error:
-        if type(error).__name__ != "Abort":
-            raise
-        _report_error(DiffcliError("io", "aborted"), as_json=True)
-        return 1
     return code if isinstance(code, int) else 0
 
 

@@ -474,6 +474,18 @@ def _terms_as_written(printer, expr, order=None):
     return [first] + terms
 
 
+def _step(expr, bracket, at_least: str) -> str:
+    """Heaviside(x, h) as Iverson brackets, its value at 0 included: [x > 0] (h = 0), [x ≥ 0]
+    (h = 1), and where a tie splits evenly (h = 1/2, as min and max have it) their mean."""
+    x = expr.args[0]
+    at_zero = expr.args[1] if len(expr.args) > 1 else sp.Rational(1, 2)
+    if at_zero == 0:
+        return bracket(x, ">")
+    if at_zero == 1:
+        return bracket(x, at_least)
+    return f"({bracket(x, '>')} + {bracket(x, at_least)})/2"
+
+
 class TextPrinter(StrPrinter):
     """SymPy expressions in the file's own notation: ^ for powers, · for products, − for minus."""
 
@@ -488,7 +500,7 @@ class TextPrinter(StrPrinter):
         return formatting.number(float(expr), 12)
 
     def _print_Heaviside(self, expr):
-        return f"[{self._print(expr.args[0])} > 0]"
+        return _step(expr, lambda x, relation: f"[{self._print(x)} {relation} 0]", "≥")
 
     def _print_Abs(self, expr):
         return f"abs({self._print(expr.args[0])})"
@@ -522,7 +534,7 @@ class TexPrinter(LatexPrinter):
         return tex_number(float(expr), 12)
 
     def _print_Heaviside(self, expr, exp=None):
-        return rf"\left[{self._print(expr.args[0])} > 0\right]"
+        return _step(expr, lambda x, relation: rf"\left[{self._print(x)} {relation} 0\right]", r"\geq")
 
 
 # The Greek letters by their Unicode names, as LaTeX spells them (Unicode's LAMDA is \lambda);

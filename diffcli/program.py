@@ -216,6 +216,10 @@ class Program:
     # -- checks the commands share
     def check_name(self, name: str, option: str) -> str:
         """`name`, if the program has such a variable; else the error that `option` names it wrongly."""
+        if name in RESERVED:
+            what = "a constant" if name in CONSTANTS else "a function"
+            raise DiffcliError("input", f"{option} {name}: `{name}` is {what}, not a variable",
+                               help="variables: " + _list(self.graph.names))
         if name not in self.graph.names:
             hint = did_you_mean(name, self.graph.names)
             raise DiffcliError(
@@ -247,13 +251,10 @@ class Program:
         given = dict(given or {})
         unused = []
         for name, value in given.items():
-            if name in RESERVED:
-                what = "a constant" if name in CONSTANTS else "a function"
-                raise DiffcliError("input", f"--set {name}: `{name}` is {what}, not an input",
-                                   help="only inputs can be set: " + _list(self.graph.inputs))
+            if name in RESERVED or name not in self.graph.names and (
+                    not name.isidentifier() or did_you_mean(name, self.graph.names)):
+                self.check_name(name, "--set")
             if name not in self.graph.names:
-                if not name.isidentifier() or did_you_mean(name, self.graph.names):
-                    self.check_name(name, "--set")
                 unused.append(name)
             elif name not in self.graph.inputs:
                 raise DiffcliError(
@@ -312,11 +313,24 @@ def read_source(data: bytes, filename: str) -> str:
         ) from None
 
 
+MAX_FILE_BYTES = 256 * 2**20  # ten times the largest generated program: /dev/zero is refused
+
+
+def read_bytes(file, filename: str) -> bytes:
+    """All of an open binary file, refused past MAX_FILE_BYTES (a device or a pipe may never end)."""
+    data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise DiffcliError("io", f"{filename} is larger than {MAX_FILE_BYTES // 2**20} MiB, more than "
+                           "diffcli reads", help="a program of a million statements is about 30 MiB")
+    return data
+
+
 def load(path: str | Path) -> Program:
     """Read and parse an .expr file."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            data = read_bytes(file, str(path))
     except OSError as error:
         reason = error.strerror or str(error)
         raise DiffcliError("io", f"cannot read {path}: {reason}") from None

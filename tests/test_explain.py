@@ -162,7 +162,7 @@ def check_latex_structure(tex: str):
     known = {"begin", "end", "frac", "partial", "cdot", "left", "right", "text", "texttt", "mathit",
              "paragraph", "operatorname", "sqrt", "pi", "sin", "cos", "tan", "sinh", "cosh", "tanh",
              "exp", "log", "ln", "textbackslash", "textasciitilde", "textasciicircum", "theta", "max",
-             "min"}
+             "min", "geq"}
     commands = set(re.findall(r"\\([A-Za-z]+)", body))
     assert commands <= known, commands - known
 
@@ -391,3 +391,10 @@ def test_every_greek_letter_compiles(tmp_path):
     done = run_diffcli("explain", "-", "--format", "latex", input=program.encode())
     assert done.returncode == 0, done.stderr_text
     _compiles(tmp_path, done.stdout_text)
+
+
+def test_a_step_is_written_with_its_value_at_the_tie():
+    """min and max split a tie evenly: the step there is 1/2, which `[z − x > 0]` alone hid."""
+    out = _explain("x = 1\nz = 1\ny = min(x, z)\n")
+    assert "dy/dx = ([z − x > 0] + [z − x ≥ 0])/2" in out and "(0.5 at the values above" in out
+    assert "dy/dx = [x > 0]" in _explain("x = 0\ny = relu(x)\n")

@@ -102,9 +102,29 @@ def test_set_numbers_in_the_language_are_accepted(value, number):
     assert done.returncode == 0 and json.loads(done.stdout)["inputs"]["x"] == number
 
 
+@pytest.mark.parametrize("option", [["--set", "{}=3"], ["--of", "{}"], ["--wrt", "{}"]])
 @pytest.mark.parametrize("name, what", [("pi", "a constant"), ("sin", "a function")])
-def test_reserved_names_cannot_be_set(name, what):
-    done = _run("grad", str(SAMPLES / "neuron.expr"), "--set", f"{name}=3", "--json")
+def test_reserved_names_cannot_be_set_or_chosen(name, what, option):
+    done = _run("grad", str(SAMPLES / "neuron.expr"), option[0], option[1].format(name), "--json")
     assert done.returncode == 1 and done.stdout == b""
     error = _json_error(done)
-    assert error["kind"] == "input" and f"`{name}` is {what}, not an input" in error["message"]
+    assert error["kind"] == "input" and f"`{name}` is {what}, not a variable" in error["message"]
+
+
+def test_an_endless_input_is_refused():
+    """/dev/zero as FILE used to be read until memory ran out."""
+    done = _run("grad", "/dev/zero", "--json")
+    assert done.returncode == 1 and _json_error(done)["message"].startswith("/dev/zero is larger than")
+
+
+def test_a_file_past_the_limit_is_refused(tmp_path, monkeypatch):
+    import diffcli
+    from diffcli import program
+
+    monkeypatch.setattr(program, "MAX_FILE_BYTES", 100)
+    path = tmp_path / "big.expr"
+    path.write_text("x = 1\n" * 20)
+    with pytest.raises(diffcli.DiffcliError, match="larger than"):
+        diffcli.load(path)
+    path.write_text("x = 1" + " " * 94 + "\n")  # 100 bytes: the limit itself
+    assert diffcli.load(path).names == ["x"]
