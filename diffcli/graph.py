@@ -11,7 +11,7 @@ from __future__ import annotations
 from .errors import DiffcliError, Source
 from .formatting import number_text
 from .ops import CONSTANTS, FUNCTIONS, OPERATORS, RESERVED, Op, arity_text, partials_for
-from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Parsed, Unary
+from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Parsed, Unary, postorder
 
 
 class Graph:
@@ -79,29 +79,6 @@ def _literal_value(expr: Expr) -> float:
         value = expr.operand.value
         return -value if expr.op == "neg" else value
     return expr.value
-
-
-def _postorder(expr: Expr) -> list[Expr]:
-    """An expression's nodes, children before parents, without recursion: a pre-order walk
-    that takes right children first, reversed."""
-    nodes: list[Expr] = []
-    stack = [expr]
-    pop, push, visit = stack.pop, stack.append, nodes.append
-    while stack:
-        node = pop()
-        visit(node)
-        kind = node.__class__
-        if kind is Binary:
-            push(node.left)
-            push(node.right)
-        elif kind is Unary:
-            push(node.operand)
-        elif kind is Paren:
-            push(node.inner)
-        elif kind is Call:
-            stack.extend(node.args)
-    nodes.reverse()
-    return nodes
 
 
 def did_you_mean(word: str, candidates) -> str | None:
@@ -208,7 +185,7 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
 
 def _gather(statements: list[Assignment]) -> Parsed:
     """What the parser gathers for build(), found by walking the statements."""
-    nodes = [_postorder(stmt.expr) for stmt in statements]
+    nodes = [postorder(stmt.expr) for stmt in statements]
     uses = [[node for node in stmt_nodes if node.__class__ is Name] for stmt_nodes in nodes]
     calls = [node for stmt_nodes in nodes for node in stmt_nodes if node.__class__ is Call]
     return Parsed(statements, nodes, uses, calls)
@@ -219,7 +196,7 @@ def _exponent_notes(statements, names, source: Source) -> list[DiffcliError]:
     letters = [letter for letter in "eE" if letter in names]
     notes = []
     for stmt in statements if letters else ():
-        for node in _postorder(stmt.expr):
+        for node in postorder(stmt.expr):
             if not isinstance(node, Number):
                 continue
             text = source.text[node.start : node.end]

@@ -13,7 +13,7 @@ import pytest
 sympy = pytest.importorskip("sympy")
 
 import diffcli  # noqa: E402
-from diffcli import explain  # noqa: E402
+from diffcli import derivation, explain, explain_writers  # noqa: E402
 from diffcli.ops import FUNCTIONS  # noqa: E402
 from conftest import SAMPLES, SHARED, run_diffcli  # noqa: E402
 
@@ -99,7 +99,7 @@ def _numeric(expr, values: dict[str, float]) -> float:
     modules = [{"sigmoid": ops["sigmoid"], "softplus": ops["softplus"], "relu": ops["relu"],
                 "Heaviside": lambda x, at0=0.5: 1.0 if x > 0 else (at0 if x == 0 else 0.0)}, "math"]
     names = sorted(values)
-    function = sympy.lambdify([explain.symbol(n) for n in names], expr, modules=modules)
+    function = sympy.lambdify([derivation.symbol(n) for n in names], expr, modules=modules)
     return float(function(*[values[n] for n in names]))
 
 
@@ -116,13 +116,13 @@ def test_symbolic_forms_agree_with_the_engine(program, values):
     """Every symbolic local partial, and the symbolic total for every input, evaluated at the point,
     gives the engine's number: the SymPy translation of each operation matches ops.py."""
     for wrt in program.inputs:
-        derivation = explain.derive(program, values, wrt)
-        for name, partials in derivation.partials.items():
+        found = derivation.derive(program, values, wrt)
+        for name, partials in found.partials.items():
             for p in partials:
-                assert math.isclose(_numeric(p.symbolic, derivation.values), p.value,
+                assert math.isclose(_numeric(p.symbolic, found.values), p.value,
                                     rel_tol=1e-9, abs_tol=1e-12), (name, p.wrt, p.symbolic)
-        total = _numeric(derivation.total, derivation.values)
-        assert math.isclose(total, derivation.gradients[wrt], rel_tol=1e-9, abs_tol=1e-12), wrt
+        total = _numeric(found.total, found.values)
+        assert math.isclose(total, found.gradients[wrt], rel_tol=1e-9, abs_tol=1e-12), wrt
 
 
 # ---------------------------------------------------------------- Markdown and LaTeX
@@ -223,7 +223,7 @@ def test_latex_compiles(tmp_path, args, stdin):
 
 def test_latex_names():
     names = ("x", "θ", "Ω", "Α", "ο", "w_1", "loss", "loss_2", "a_b_c", "é")
-    assert [explain.tex_name(n) for n in names] == [
+    assert [explain_writers.tex_name(n) for n in names] == [
         "x", r"\theta", r"\Omega", "A", "o", "w_{1}", r"\mathit{loss}", r"\mathit{loss}_{2}",
         r"\mathit{a\_b\_c}", r"\text{é}"]
 
@@ -330,8 +330,8 @@ def test_a_product_of_forty_sums_is_not_expanded():
 
 def test_expansion_is_bounded_before_it_is_done():
     terms = [sympy.Symbol(f"a{i}") + 1 for i in range(40)]
-    assert explain.expanded_terms(sympy.Mul(*terms)) > explain.MAX_TOTAL_SIZE
-    assert explain.expanded_terms((sympy.Symbol("a") + 1) * (sympy.Symbol("b") + 2)) == 4
+    assert derivation.expanded_terms(sympy.Mul(*terms)) > derivation.MAX_TOTAL_SIZE
+    assert derivation.expanded_terms((sympy.Symbol("a") + 1) * (sympy.Symbol("b") + 2)) == 4
 
 
 def test_max_of_fifty_names_shows_the_numbers():
@@ -343,7 +343,7 @@ def test_max_of_fifty_names_shows_the_numbers():
 
 
 def test_symbolic_forms_past_the_time_limit_leave_the_numbers(monkeypatch):
-    monkeypatch.setattr(explain, "SYMBOLIC_SECONDS", 1e-6)
+    monkeypatch.setattr(derivation, "SYMBOLIC_SECONDS", 1e-6)
     out = explain.explain(diffcli.load(CHAIN), {"o": 1})
     assert "dg/da: no symbolic form: SymPy took over" in out
     assert "dg/db = dg/dc · ∂c/∂b + dg/dd · ∂d/∂b = 42 · 2 + 12 · 5 = 144" in out
@@ -380,8 +380,8 @@ LATEX_GREEK = set(r"""\alpha \beta \gamma \delta \epsilon \zeta \eta \theta \iot
 
 def test_every_greek_letter_is_a_latex_command():
     for letter in GREEK_LETTERS:
-        assert explain.tex_name(letter) in LATEX_GREEK, letter
-    assert explain.tex_name("λ") == r"\lambda" and explain.tex_name("Λ") == r"\Lambda"
+        assert explain_writers.tex_name(letter) in LATEX_GREEK, letter
+    assert explain_writers.tex_name("λ") == r"\lambda" and explain_writers.tex_name("Λ") == r"\Lambda"
 
 
 @pytest.mark.skipif(ENGINE is None, reason="no LaTeX engine here (the names are checked above)")
