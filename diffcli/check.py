@@ -64,33 +64,31 @@ class CheckResult:
 def check(program: Program, values: Mapping[str, float] | None = None, of: str | None = None,
           rtol: float = RTOL, atol: float = ATOL, allow_kinks: bool = False) -> CheckResult:
     """Compare reverse mode with forward mode and a finite difference, for every input."""
-    result, inputs, node_values, out, _, kinks = setup(program, values, of)
+    run, inputs, node_values, out, _, kinks = setup(program, values, of)
     graph = program.graph
     rows = []
     for name, x in inputs.items():
         tangent = engine.tangents(graph, node_values, graph.names[name], needed=[out])
         h = EPS ** (1 / 3) * max(1.0, abs(x))
-        row = Row(name, result.gradients[name], tangent[out], None, None, None, True)
+        row = Row(name, run.adjoints[graph.names[name]], tangent[out], None, None, None, True)
         row.kink = _kink(graph, node_values, tangent, h, kinks)
         central = lambda step, name=name: _central(graph, inputs, name, out, step)  # noqa: E731
         _compare(row, central, h, node_values[out], f"{name} = {x:g}", rtol, atol, allow_kinks)
         rows.append(row)
-    return CheckResult(result.output, result.value, all(r.ok for r in rows), rows, result.unused,
-                       rtol, atol)
+    return CheckResult(run.output, run.value, all(r.ok for r in rows), rows, run.unused, rtol, atol)
 
 
 def setup(program: Program, values, of):
-    """The reverse pass (which checks the names and values), the inputs, the node values, the output
+    """The run (which checks the names and values), the inputs, the node values, the output
     node, which nodes feed it, and the kinks among them as (node, test)."""
-    result = program.grad(values, of)
+    run = program.run(values, of)  # checks the names and values; the forward and reverse passes
     graph = program.graph
-    inputs = {name: result.inputs[name] for name in graph.inputs}
-    node_values = engine.forward(graph, inputs)
-    out = graph.names[result.output]
+    inputs = {name: run.inputs[name] for name in graph.inputs}
+    node_values, out = run.values, run.output_node
     feeds = graph.feeds(out)
     kinks = [(i, op.kink) for i, op in enumerate(graph.op)
              if op is not None and op.kink is not None and feeds[i]]
-    return result, inputs, node_values, out, feeds, kinks
+    return run, inputs, node_values, out, feeds, kinks
 
 
 def _compare(row, central, h, value, where, rtol, atol, allow_kinks):

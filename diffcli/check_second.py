@@ -26,7 +26,7 @@ MATRIX_INPUTS = 20
 
 def check_second(program: Program, values: Mapping[str, float] | None = None, of: str | None = None,
                  rtol: float = 1e-6, atol: float = 1e-8, allow_kinks: bool = False) -> CheckResult:
-    result, inputs, node_values, out, feeds, kinks = setup(program, values, of)
+    run, inputs, node_values, out, feeds, kinks = setup(program, values, of)
     graph = program.graph
     wrt = [name for name in inputs if feeds[graph.names[name]]]
     needs = engine.needs_gradient(graph)
@@ -73,9 +73,9 @@ def check_second(program: Program, values: Mapping[str, float] | None = None, of
                 up, down, used = central(step)
                 return (up[node] - down[node]) / (2 * used)
 
-            scale = max(abs(result.gradients[a]), 1e-300)
+            scale = max(abs(run.adjoints[graph.names[a]]), 1e-300)
             where = f"{key} = {inputs[key]:g}" if key != "v" else "a random direction v"
             _compare(row, difference, h, scale, where, rtol, atol, allow_kinks)
             rows.append(row)
-    return CheckResult(result.output, result.value, all(r.ok for r in rows), rows, result.unused,
+    return CheckResult(run.output, run.value, all(r.ok for r in rows), rows, run.unused,
                        rtol, atol, order=2)
