@@ -17,7 +17,7 @@ BOTTOM = {"errors", "syntax", "ops", "formatting"}
 # The pipeline's known steps, lowest first: none imports one with a higher rank. (Modules not
 # listed, the renderers and commands, may import any of these.)
 RANK = {name: 0 for name in BOTTOM} | {"printer": 1, "diagnostics": 1, "parser": 1, "graph": 2,
-                                      "engine": 3, "program": 4}
+                                      "engine": 3, "hessian": 3, "jacobian": 3, "program": 4}
 
 
 def imports(module: str) -> set[str]:
