@@ -81,14 +81,14 @@ def check(program: Program, values: Mapping[str, float] | None = None, of: str |
 def setup(program: Program, values, of):
     """The run (which checks the names and values), the inputs, the node values, the output
     node, which nodes feed it, and the kinks among them as (node, test)."""
-    run = program.run(values, of)
+    run = program.run(values, of)  # checks the names and values; the forward and reverse passes
     graph = program.graph
     inputs = {name: run.inputs[name] for name in graph.inputs}
-    out = run.output_node
+    node_values, out = run.values, run.output_node
     feeds = graph.feeds(out)
     kinks = [(i, op.kink) for i, op in enumerate(graph.op)
              if op is not None and op.kink is not None and feeds[i]]
-    return run, inputs, run.values, out, feeds, kinks
+    return run, inputs, node_values, out, feeds, kinks
 
 
 def _compare(row, central, h, value, where, rtol, atol, allow_kinks):

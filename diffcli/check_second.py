@@ -73,7 +73,7 @@ def check_second(program: Program, values: Mapping[str, float] | None = None, of
                 up, down, used = central(step)
                 return (up[node] - down[node]) / (2 * used)
 
-            scale = max(abs(run.adjoints[program.graph.names[a]]), 1e-300)
+            scale = max(abs(run.adjoints[graph.names[a]]), 1e-300)
             where = f"{key} = {inputs[key]:g}" if key != "v" else "a random direction v"
             _compare(row, difference, h, scale, where, rtol, atol, allow_kinks)
             rows.append(row)

@@ -23,8 +23,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import engine, formatting, ops
+from . import engine, ops
 from .errors import DiffcliError
+from .formatting import applied_text, excerpt, operator_span
 from .graph import Graph
 
 _isfinite = math.isfinite
@@ -127,7 +128,7 @@ def second_order(graph: Graph, values: list[float], output: int, seeds: dict, wa
     if not all(_finite(adjoint_t[node]) for node in wanted):  # a sum grew past the largest double
         raise DiffcliError(
             "domain", "a second derivative overflows",
-            formatting.operator_span(graph.source, graph.expr[output]) if graph.expr[output] is not None else None, source=graph.source,
+            operator_span(graph.source, graph.expr[output]) if graph.expr[output] is not None else None, source=graph.source,
             help="a second derivative grew past the largest double (about 1.8e308); rescale the inputs",
         )
     return adjoint, adjoint_t
@@ -215,8 +216,8 @@ def _second_order_error(graph, values, i, n, undefined_at, undefined) -> Diffcli
             return engine._derivative_error(graph, values, *undefined_at[j])
     if not undefined:
         return DiffcliError(
-            "domain", f"a second derivative overflows at `{formatting.excerpt(graph.source, graph.expr[i])}`",
-            formatting.operator_span(graph.source, graph.expr[i]), source=graph.source,
+            "domain", f"a second derivative overflows at `{excerpt(graph.source, graph.expr[i])}`",
+            operator_span(graph.source, graph.expr[i]), source=graph.source,
             help="it grew past the largest double (about 1.8e308); rescale the inputs",
         )
     op = graph.op[i]
@@ -224,8 +225,8 @@ def _second_order_error(graph, values, i, n, undefined_at, undefined) -> Diffcli
     which = "" if len(xs) == 1 else f" with respect to its {engine._ordinal(n)} argument"
     return DiffcliError(
         "domain",
-        f"the second derivative of `{op.name}`{which} is infinite or undefined at {formatting.applied_text(op, xs)}",
-        formatting.operator_span(graph.source, graph.expr[i]), source=graph.source,
+        f"the second derivative of `{op.name}`{which} is infinite or undefined at {applied_text(op, xs)}",
+        operator_span(graph.source, graph.expr[i]), source=graph.source,
         help="the Hessian does not exist here; evaluate at another point",
     )
 

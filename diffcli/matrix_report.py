@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .errors import shown
 from .hessian import Hessian, HessianVector
 from .program import Jacobian, Program
 from .report import PLAIN_TABLE_ROWS, _dumps, _plain_table, _table, _variable_rows, number
@@ -54,6 +55,7 @@ def hvp_table(result: HessianVector, filename: str, precision: int):
 
 
 def _matrix(title: str, columns: list[str], rows: list[list[str]], caption: str):
+    title = shown(title)  # it holds the file's name
     if len(rows) > PLAIN_TABLE_ROWS:
         return _plain_table(title, columns, rows, caption)
     from rich.console import Group
