@@ -6,6 +6,7 @@ malformed command line (Typer/Click's usage errors, and --set values that do not
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import gc
 import math
@@ -377,6 +378,186 @@ def explain(
     from .explain import explain as derivation
 
     _print(derivation(program, values, wrt, of, fmt.value, "<stdin>" if file == "-" else file))
+
+
+# ---------------------------------------------------------------- fit
+
+class FitMethod(str, enum.Enum):
+    lbfgsb = "L-BFGS-B"
+    bfgs = "BFGS"
+    cg = "CG"
+    newton_cg = "Newton-CG"
+    least_squares = "least_squares"
+    gd = "gd"
+    adam = "adam"
+
+
+def parse_names(values: Optional[List[str]]) -> list[str]:
+    """`--wrt a,b --wrt c` -> ["a", "b", "c"]."""
+    return [part.strip() for item in values or [] for part in item.split(",") if part.strip()]
+
+
+def parse_bounds(values: Optional[List[str]]) -> dict[str, tuple[float, float]]:
+    """`--bounds k=0:inf,A=-1:1` -> {"k": (0, inf), "A": (-1, 1)}; an empty end is unbounded."""
+    result = {}
+    for item in values or []:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            name, eq, text = part.partition("=")
+            low, colon, high = text.partition(":")
+            try:
+                if not eq or not colon or not name.strip():
+                    raise ValueError
+                ends = (float(low) if low.strip() else -math.inf, float(high) if high.strip() else math.inf)
+            except ValueError:
+                raise typer.BadParameter(f"{part!r} is not NAME=LOW:HIGH (for example k=0:inf)",
+                                         param_hint="--bounds") from None
+            if math.isnan(ends[0]) or math.isnan(ends[1]) or ends[0] > ends[1]:
+                raise typer.BadParameter(f"{part!r}: LOW must not exceed HIGH", param_hint="--bounds")
+            result[name.strip()] = ends
+    return result
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """Every file fit writes goes through here (the shared writer once it is on main)."""
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        mode = os.stat(path).st_mode & 0o7777 if os.path.exists(path) else None
+        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".diffcli-", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+            if mode is not None:
+                os.chmod(temporary, mode)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError as error:
+        raise DiffcliError("io", f"cannot write {path}: {error.strerror or error}") from None
+
+
+@app.command(name="fit", epilog="Examples:\n\n"
+             "  diffcli fit samples/decay.expr --data samples/decay.csv --residual r --method least_squares\n\n"
+             "  diffcli fit moons_mlp.expr --data moons.csv --method gd --steps 100 --report accuracy\n\n"
+             "  diffcli fit model.expr --wrt a,b --bounds a=0:inf --write")
+@command
+def fit_command(
+    file: str = FileArg,
+    wrt: Optional[List[str]] = typer.Option(None, "--wrt", metavar="NAME,...",
+                                            help="The inputs to fit (default: every input with a "
+                                            "literal value that the data does not set)."),
+    of: Optional[str] = typer.Option(None, "--of", metavar="NAME",
+                                     help="Minimize this variable (default: the one assigned last)."),
+    data: Optional[str] = typer.Option(None, "--data", metavar="FILE",
+                                       help="CSV with a header, or JSON Lines (- for standard input): "
+                                       "each row sets inputs; the objective is the mean over the rows."),
+    residual: Optional[str] = typer.Option(None, "--residual", metavar="NAME",
+                                           help="Minimize the sum of squares of NAME over the rows "
+                                           "(reports standard errors and correlations)."),
+    method: Optional[FitMethod] = typer.Option(None, "--method", show_default="L-BFGS-B, or "
+                                               "least_squares with --residual",
+                                               help="SciPy's minimize methods, SciPy's least_squares, "
+                                               "or plain gradient descent (gd) and Adam."),
+    lr: Optional[float] = typer.Option(None, "--lr", min=0.0, metavar="RATE",
+                                       help="gd and adam: the first learning rate, falling linearly to "
+                                       "a tenth of it (default 1 for gd as micrograd's demo, 0.01 for adam)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, metavar="N",
+                                        help="gd and adam: steps to take (default 100); others: the "
+                                        "most iterations (least_squares: evaluations)."),
+    bounds: Optional[List[str]] = typer.Option(None, "--bounds", metavar="NAME=LOW:HIGH",
+                                               help="Keep a parameter within bounds: k=0:inf "
+                                               "(L-BFGS-B, least_squares, gd, adam)."),
+    sets: Optional[List[str]] = SetOpt,
+    as_json: bool = JsonOpt,
+    precision: int = PrecisionOpt,
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE",
+                                       help="Draw the objective against the step (and with --x, the "
+                                       "data and the fit): .png, .svg, .pdf or .html."),
+    x_column: Optional[str] = typer.Option(None, "--x", metavar="COLUMN",
+                                           help="With --data and --plot: the column for the x axis."),
+    write: bool = typer.Option(False, "--write", help="Write the fitted values into FILE's literal "
+                               "assignments, in place (comments and layout kept)."),
+    report_names: Optional[List[str]] = typer.Option(None, "--report", metavar="NAME,...",
+                                                     help="After the fit, print these variables' "
+                                                     "means over the rows (e.g. an accuracy)."),
+):
+    """Fit inputs to minimize an output, or a formula's parameters to data (exact gradients)."""
+    values = parse_sets(sets)
+    chosen = (method.value if method else None) or ("least_squares" if residual else "L-BFGS-B")
+    bound_ranges = parse_bounds(bounds)
+    if bound_ranges and chosen not in ("L-BFGS-B", "least_squares", "gd", "adam"):
+        raise typer.BadParameter(f"{chosen} takes no bounds; use L-BFGS-B, least_squares, gd or adam",
+                                 param_hint="--bounds")
+    if chosen == "least_squares" and not residual:
+        raise typer.BadParameter("least_squares needs --residual NAME", param_hint="--method")
+    if lr is not None and chosen not in ("gd", "adam"):
+        raise typer.BadParameter("--lr goes with --method gd or adam", param_hint="--lr")
+    if write and file == "-":
+        raise typer.BadParameter("--write needs FILE to be a file, not standard input", param_hint="--write")
+    if data == "-" and file == "-":
+        raise typer.BadParameter("FILE and --data cannot both be standard input", param_hint="--data")
+    plot_format = None
+    if plot is not None:
+        plot_format = os.path.splitext(plot)[1].lower().lstrip(".")
+        if plot_format not in ("png", "svg", "pdf", "html"):
+            raise typer.BadParameter(f"{plot!r}: the picture's name must end in .png, .svg, .pdf or .html",
+                                     param_hint="--plot")
+    if x_column is not None and data is None:
+        raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
+    program = _read(file, as_json)
+    from . import batch
+    from . import fit as fitting
+    from . import fitreport
+    from .graph import did_you_mean
+
+    data_name = "<stdin>" if data == "-" else data
+    columns = batch.read_points(data) if data is not None else {}
+    fitting.check_data(program, columns, data_name)
+    if x_column is not None and x_column not in columns:
+        raise DiffcliError("input", f"--x {x_column}: {data_name} has no column `{x_column}`",
+                           help=did_you_mean(x_column, columns)
+                           or "columns: " + ", ".join(columns))
+    for name in [residual, of]:
+        if name is not None:
+            program._check_name(name, "--residual" if name == residual else "--of")
+    parameters = fitting.choose_parameters(program, parse_names(wrt), columns, write)
+    for name in bound_ranges:
+        if name not in parameters:
+            raise DiffcliError("input", f"--bounds {name}: `{name}` is not one of the fitted inputs",
+                               help="fitted: " + ", ".join(parameters))
+    fixed = {k: v for k, v in values.items() if k not in parameters}
+    problem = fitting.Problem(program, parameters, of=of, residual=residual, data=columns, fixed=fixed,
+                              data_name=data_name)
+    defaults = {name: values.get(name, program.inputs.get(name)) for name in parameters}
+    if None in defaults.values():
+        program.evaluate({**dict.fromkeys(columns, 0.0), **values})  # says which has no value, and where
+    live = sys.stderr.isatty() and not as_json
+    progress = fitreport.Progress(chosen) if live else None
+    with progress or contextlib.nullcontext():
+        result = fitting.fit(problem, chosen, start=defaults, steps=steps, lr=lr, bounds=bound_ranges,
+                             progress=progress)
+    report_list = parse_names(report_names)
+    if report_list and result.error is None:
+        result.report = fitting.means(problem, result.parameters, report_list)
+    for warning in result.warnings:
+        if not as_json:
+            sys.stderr.write(f"warning: {warning}\n")
+    _print(fitreport.fit_json(result) if as_json else fitreport.fit_text(result, file, precision))
+    if result.error is not None:
+        raise result.error
+    if plot is not None:
+        curve = None
+        if x_column is not None:
+            curve = fitting.curve(problem, result, x_column)
+        _write_file(plot, fitreport.render_plot(fitreport.plot_spec(result, x_column, curve), plot_format))
+    if write:
+        _write_file(file, fitting.written_back(program, result.parameters).encode())
+    if result.interrupted:
+        raise typer.Exit(130)
 
 
 def main() -> None:
