@@ -17,7 +17,6 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from . import batch
 from .errors import DiffcliError
 from .graph import did_you_mean
 from .program import Program
@@ -59,6 +58,16 @@ class Fit:
     curve: dict[str, np.ndarray] | None = None  # per-row values at the solution, for the plot
 
 
+@dataclass
+class _Point:
+    """The scalar engine's result in the batch engine's shape: one row."""
+
+    value: float
+    gradients: dict[str, float]
+    values: dict[str, float]
+    n: int = 1
+
+
 class _Stop(Exception):
     """An evaluation failed (a domain error, or a non-finite objective): stop at the best point."""
 
@@ -93,19 +102,25 @@ class Problem:
         return f"mean of {self.output}{rows}" if self.rows else f"value of {self.output}"
 
     def _run(self, x: np.ndarray, of: str | None = None, *, gradients: bool = True, all_names=False):
+        """One pass at x: over the rows by the batch engine, or at the one point by the scalar one."""
         columns = dict(self.columns)
         columns.update(zip(self.parameters, map(float, x)))
-        result = batch.run(self.program, columns, of or self.output, gradients=gradients,
-                           all_names=all_names)
+        of = of or self.output
+        if not self.rows:
+            try:
+                point = self.program.grad(columns, of)
+            except DiffcliError as error:
+                raise _Stop(error) from None
+            return _Point(point.value, point.gradients, point.values)
+        from . import batch
+
+        result = batch.run(self.program, columns, of, gradients=gradients, all_names=all_names)
         if result.failed.any():
             row = int(np.flatnonzero(result.failed)[0])
-            error = result.errors.get(row) or DiffcliError(
-                "domain", f"`{result.output}` is not finite")
-            if self.rows:
-                error = DiffcliError(
-                    error.kind, f"{error.message} (data row {row + 1} of {self.data_name})", error.span,
-                    source=error.source, help=error.help, notes=error.notes)
-            raise _Stop(error)
+            error = result.errors.get(row) or DiffcliError("domain", f"`{of}` is not finite")
+            raise _Stop(DiffcliError(
+                error.kind, f"{error.message} (data row {row + 1} of {self.data_name})", error.span,
+                source=error.source, help=error.help, notes=error.notes))
         return result
 
     def evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:

@@ -10,6 +10,9 @@ from .fit import Fit
 from .report import number
 
 
+MAX_PARAMETER_ROWS = 30  # a network's hundreds of weights: the first few, and the count
+
+
 def fit_json(fit: Fit) -> str:
     obj = {
         "method": fit.method, "converged": fit.converged, "message": fit.message, "steps": fit.steps,
@@ -41,15 +44,22 @@ def fit_text(fit: Fit, file: str, precision: int = 6) -> str:
     if fit.scale is not None:
         rows.append(f"  reduced χ²    {n(fit.scale)}   (sum of squares / (rows − parameters))")
     rows.append("parameters")
-    width = max(map(len, fit.parameters))
+    table = []
     for name, value in fit.parameters.items():
-        line = f"  {name:<{width}}  {n(value):>13}"
+        row = [name, n(value)]
         if fit.stderr is not None:
             error = fit.stderr[name]
-            share = f" ({abs(error / value):.1%})" if value and math.isfinite(error) else ""
-            line += f" ± {n(error) if math.isfinite(error) else 'unknown':<11}{share:<9}"
-        line += f"  start {n(fit.start[name])}   ∂/∂{name} {n(fit.gradient[name])}"
-        rows.append(line.rstrip())
+            row.append(f"± {n(error)}" if math.isfinite(error) else "± unknown")
+            row.append(f"({abs(error / value):.1%})" if value and math.isfinite(error) else "")
+        row += [f"start {n(fit.start[name])}", f"gradient {n(fit.gradient[name])}"]
+        table.append(row)
+    shown = table if len(table) <= MAX_PARAMETER_ROWS else table[:MAX_PARAMETER_ROWS - 1]
+    widths = [max(len(row[i]) for row in shown) for i in range(len(shown[0]))]
+    for row in shown:
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
+        rows.append("  " + "  ".join(cells).rstrip())
+    if len(shown) < len(table):
+        rows.append(f"  … and {len(table) - len(shown)} more (--json lists every one)")
     if fit.stderr is not None and fit.scale is not None:
         rows.append("  (standard errors from the Jacobian at the solution, scaled by the reduced χ² "
                     "as curve_fit's default absolute_sigma=False does)")

@@ -24,6 +24,8 @@ COMMANDS = [
     (["check", "--json"], lambda out: json.loads(out)["ok"] is True),
     (["explain", "--wrt", "x"], lambda out: "cube" in out and "54" in out),
     (["graph"], lambda out: "cube" in out),
+    (["fit", "--method", "gd", "--lr", "0.001", "--steps", "1", "--json"],
+     lambda out: json.loads(out)["parameters"]["x"] == pytest.approx(1.5 - 0.001 * 54.0)),
 ]
 
 
