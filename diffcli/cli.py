@@ -430,8 +430,11 @@ def _write_file(path: str, data: bytes) -> None:
         try:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(data)
-            if mode is not None:
-                os.chmod(temporary, mode)
+            if mode is None:  # a new file: what `>` gives it
+                umask = os.umask(0)
+                os.umask(umask)
+                mode = 0o666 & ~umask
+            os.chmod(temporary, mode)
             os.replace(temporary, path)
         except BaseException:
             os.unlink(temporary)

@@ -88,7 +88,7 @@ def plot_spec(fit: Fit, x_column: str | None = None, curve=None) -> dict:
         "data": {"values": [{"step": i, "objective": v} for i, v in enumerate(fit.history)]},
         "mark": {"type": "line", "point": len(fit.history) <= 60},
         "encoding": {
-            "x": {"field": "step", "type": "quantitative"},
+            "x": {"field": "step", "type": "quantitative", "axis": {"tickMinStep": 1, "format": "d"}},
             "y": {"field": "objective", "type": "quantitative",
                   "scale": {"type": "log" if positive and _spread(fit.history) > 100 else "linear"}},
         },
