@@ -405,5 +405,10 @@ def written_back(program: Program, fitted: Mapping[str, float]) -> str:
             raise DiffcliError("input", f"--write: `{name}` has no literal assignment to write into")
         edits.append((statement.expr.start, statement.expr.end, number_text(value)))
     for start, end, replacement in sorted(edits, reverse=True):
+        # a longer number eats into the blanks before a comment, so that the comment stays in place
+        blanks = len(text[end:]) - len(text[end:].lstrip(" "))
+        longer = len(replacement) - (end - start)
+        if text[end + blanks:end + blanks + 1] == "#" and longer > 0:
+            end += min(longer, blanks - 1)
         text = text[:start] + replacement + text[end:]
     return text

@@ -10,7 +10,7 @@ from .fit import Fit
 from .report import number
 
 
-MAX_PARAMETER_ROWS = 30  # a network's hundreds of weights: the first few, and the count
+MAX_PARAMETER_ROWS, SHOWN_OF_MANY = 30, 8  # a network's hundreds of weights: the first few, and the count
 
 
 def fit_json(fit: Fit) -> str:
@@ -53,7 +53,7 @@ def fit_text(fit: Fit, file: str, precision: int = 6) -> str:
             row.append(f"({abs(error / value):.1%})" if value and math.isfinite(error) else "")
         row += [f"start {n(fit.start[name])}", f"gradient {n(fit.gradient[name])}"]
         table.append(row)
-    shown = table if len(table) <= MAX_PARAMETER_ROWS else table[:MAX_PARAMETER_ROWS - 1]
+    shown = table if len(table) <= MAX_PARAMETER_ROWS else table[:SHOWN_OF_MANY]
     widths = [max(len(row[i]) for row in shown) for i in range(len(shown[0]))]
     for row in shown:
         cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
@@ -61,8 +61,8 @@ def fit_text(fit: Fit, file: str, precision: int = 6) -> str:
     if len(shown) < len(table):
         rows.append(f"  … and {len(table) - len(shown)} more (--json lists every one)")
     if fit.stderr is not None and fit.scale is not None:
-        rows.append("  (standard errors from the Jacobian at the solution, scaled by the reduced χ² "
-                    "as curve_fit's default absolute_sigma=False does)")
+        rows.append("  (standard errors from the Jacobian at the solution, scaled by the reduced χ²\n"
+                    "   as curve_fit's default absolute_sigma=False does)")
     if fit.correlation is not None:
         pairs = [(a, b, c) for a, row in fit.correlation.items() for b, c in row.items()]
         pairs.sort(key=lambda p: -abs(p[2]))

@@ -1,7 +1,7 @@
 """micrograd's demo as diffcli files: the two-moons data and a 2-16-16-1 ReLU network.
 
-    python scripts/make_moons.py OUTDIR        # writes OUTDIR/moons.csv and OUTDIR/moons_mlp.expr
-    diffcli fit OUTDIR/moons_mlp.expr --data OUTDIR/moons.csv --method gd --steps 100 --report accuracy
+    python scripts/make_moons.py samples       # writes samples/moons.csv and samples/moons_mlp.expr
+    diffcli fit samples/moons_mlp.expr --data samples/moons.csv --method gd --steps 100 --report accuracy
 
 moons.csv: 100 points of scikit-learn's make_moons(noise=0.1), made the same way without scikit-learn
 (two half circles, shuffled, Gaussian noise), from a fixed seed; the labels are -1 and 1, as in the
@@ -52,7 +52,9 @@ def initial_parameters(seed: int = 1337) -> list[list[tuple[list[float], float]]
 
 def network_source(layers) -> str:
     lines = ["# micrograd's demo: a 2-16-16-1 ReLU network on the two-moons data (scripts/make_moons.py)",
-             "# Inputs x1, x2 and the label y (-1 or 1) come from each row of moons.csv.", ""]
+             "# Inputs x1, x2 and the label y (-1 or 1) come from each row of moons.csv. Train it with",
+             "#   diffcli fit moons_mlp.expr --data moons.csv --method gd --steps 100 --report accuracy",
+             ""]
     names = []  # every parameter, for the L2 term
     for layer, neurons in enumerate(layers, 1):
         lines.append(f"# layer {layer}: {len(neurons)} neurons of {len(neurons[0][0])} inputs")

@@ -78,10 +78,16 @@ def test_write_replaces_only_the_literals(bowl):
     result = invoke("fit", bowl, "--write")
     assert result.exit_code == 0, result.output
     text = bowl.read_text()
-    assert text.startswith("# a bowl\na = ") and "     # start\nb = " in text
+    assert text.startswith("# a bowl\na = ") and " # start\nb = " in text
     assert text.endswith("f = (a - 1)^2 + 10(b + 2)^2\n")
     fitted = parse(text).inputs
     assert fitted["a"] == pytest.approx(1.0, abs=1e-5) and fitted["b"] == pytest.approx(-2.0, abs=1e-5)
+
+
+def test_write_keeps_a_comment_in_its_column_when_the_number_fits(tmp_path):
+    program = parse("a = 3        # start\nf = (a - 1.5)^2\n")
+    assert fitting.written_back(program, {"a": 1.5}) == "a = 1.5      # start\nf = (a - 1.5)^2\n"
+    assert fitting.written_back(program, {"a": -0.125}) == "a = -0.125   # start\nf = (a - 1.5)^2\n"
 
 
 def test_a_free_input_cannot_be_written_back(tmp_path):
