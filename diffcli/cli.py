@@ -509,6 +509,8 @@ def fit_command(
         if plot_format not in ("png", "svg", "pdf", "html"):
             raise typer.BadParameter(f"{plot!r}: the picture's name must end in .png, .svg, .pdf or .html",
                                      param_hint="--plot")
+    if of is not None and residual is not None:
+        raise typer.BadParameter("--residual NAME is what is minimized: leave out --of", param_hint="--of")
     if x_column is not None and data is None:
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
     program = _read(file, as_json)
@@ -524,9 +526,10 @@ def fit_command(
         raise DiffcliError("input", f"--x {x_column}: {data_name} has no column `{x_column}`",
                            help=did_you_mean(x_column, columns)
                            or "columns: " + ", ".join(columns))
-    for name in [residual, of]:
-        if name is not None:
-            program._check_name(name, "--residual" if name == residual else "--of")
+    for option, name in (("--residual", residual), ("--of", of)):
+        fitting.check_names(program, [name] if name else [], option)
+    report_list = parse_names(report_names)
+    fitting.check_names(program, report_list, "--report")
     parameters = fitting.choose_parameters(program, parse_names(wrt), columns, write)
     for name in bound_ranges:
         if name not in parameters:
@@ -543,7 +546,6 @@ def fit_command(
     with progress or contextlib.nullcontext():
         result = fitting.fit(problem, chosen, start=defaults, steps=steps, lr=lr, bounds=bound_ranges,
                              progress=progress)
-    report_list = parse_names(report_names)
     if report_list and result.error is None:
         result.report = fitting.means(problem, result.parameters, report_list)
     for warning in result.warnings:

@@ -185,7 +185,9 @@ def choose_parameters(program: Program, wrt: list[str] | None, data_columns, wri
 
 
 def check_data(program: Program, columns, data_name: str) -> None:
-    """Every data column must be an input of the program."""
+    """Every data column must be an input of the program, and there must be rows."""
+    if columns and not len(next(iter(columns.values()))):
+        raise DiffcliError("io", f"{data_name} has no rows of data", help="a header, then one row per point")
     for column in columns:
         if column not in program.graph.names:
             raise DiffcliError(
@@ -361,12 +363,17 @@ def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list
 
 # ---------------------------------------------------------------- after the fit
 
+def check_names(program: Program, names: list[str], option: str) -> None:
+    for name in names:
+        if name not in program.graph.names:
+            raise DiffcliError("input", f"{option} {name}: the program has no variable `{name}`",
+                               help=did_you_mean(name, program.graph.names) or
+                               "variables: " + ", ".join(list(program.graph.names)[:12]))
+
+
 def means(problem: Problem, x: Mapping[str, float], names: list[str]) -> dict[str, float]:
     """Each named variable's mean over the rows (its value, without data) at the fitted point."""
-    for name in names:
-        if name not in problem.program.graph.names:
-            raise DiffcliError("input", f"--report {name}: the program has no variable `{name}`",
-                               help=did_you_mean(name, problem.program.graph.names))
+    check_names(problem.program, names, "--report")
     values = problem.values(np.array([x[p] for p in problem.parameters]), names)
     return {name: float(np.mean(v)) for name, v in values.items()}
 
