@@ -514,13 +514,16 @@ def fit_command(
     if x_column is not None and data is None:
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
     program = _read(file, as_json)
-    from . import batch
     from . import fit as fitting
     from . import fitreport
     from .graph import did_you_mean
 
     data_name = "<stdin>" if data == "-" else data
-    columns = batch.read_points(data) if data is not None else {}
+    columns = {}
+    if data is not None:
+        from . import batch
+
+        columns = batch.read_points(data)
     fitting.check_data(program, columns, data_name)
     if x_column is not None and x_column not in columns:
         raise DiffcliError("input", f"--x {x_column}: {data_name} has no column `{x_column}`",

@@ -1,7 +1,7 @@
 """micrograd's demo as diffcli files: the two-moons data and a 2-16-16-1 ReLU network.
 
-    python scripts/make_moons.py samples       # writes samples/moons.csv and samples/moons_mlp.expr
-    diffcli fit samples/moons_mlp.expr --data samples/moons.csv --method gd --steps 100 --report accuracy
+    python scripts/make_moons.py samples/moons # writes samples/moons/moons.csv and samples/moons/moons_mlp.expr
+    diffcli fit samples/moons/moons_mlp.expr --data samples/moons/moons.csv --method gd --steps 100 --report accuracy
 
 moons.csv: 100 points of scikit-learn's make_moons(noise=0.1), made the same way without scikit-learn
 (two half circles, shuffled, Gaussian noise), from a fixed seed; the labels are -1 and 1, as in the

@@ -85,7 +85,7 @@ def test_moons_network_matches_an_independent_forward_pass(tmp_path):
 
     subprocess.run([sys.executable, str(ROOT / "scripts" / "make_moons.py"), str(tmp_path), "--json"], check=True)
     for name in ("moons.csv", "moons_mlp.expr"):  # the samples are what the script writes
-        assert (tmp_path / name).read_text() == (ROOT / "samples" / name).read_text()
+        assert (tmp_path / name).read_text() == (ROOT / "samples" / "moons" / name).read_text()
     setup = json.loads((tmp_path / "moons.json").read_text())
     program = parse((tmp_path / "moons_mlp.expr").read_text())
     assert sum(v is not None for v in program.inputs.values()) == 337
