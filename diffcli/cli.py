@@ -525,6 +525,8 @@ def fit_command(
 
         columns = batch.read_points(data)
     fitting.check_data(program, columns, data_name)
+    for name in fitting.check_sets(program, values, columns):
+        sys.stderr.write(f"warning: --set {name}: the program does not use `{name}`\n")
     if x_column is not None and x_column not in columns:
         raise DiffcliError("input", f"--x {x_column}: {data_name} has no column `{x_column}`",
                            help=did_you_mean(x_column, columns)

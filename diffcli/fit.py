@@ -363,6 +363,20 @@ def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list
 
 # ---------------------------------------------------------------- after the fit
 
+def check_sets(program: Program, values: Mapping[str, float], data_columns) -> list[str]:
+    """--set as in grad: a typo or a computed name is an error; a name the program lacks entirely is
+    returned (to warn about) and dropped from `values`."""
+    unused = [name for name in values if name not in program.graph.names and name.isidentifier()
+              and not did_you_mean(name, program.graph.names)]
+    for name in unused:
+        del values[name]
+    program._inputs({**dict.fromkeys(program.inputs, 0.0), **values})  # the same checks as grad's
+    for name in values:
+        if name in data_columns:
+            raise DiffcliError("input", f"--set {name}: `{name}` is a column of the data, set by each row")
+    return unused
+
+
 def check_names(program: Program, names: list[str], option: str) -> None:
     for name in names:
         if name not in program.graph.names:

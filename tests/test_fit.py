@@ -146,3 +146,20 @@ def test_the_loss_plot(bowl, tmp_path):
     result = invoke("fit", bowl, "--plot", out)
     assert result.exit_code == 0, result.output
     assert out.read_text().lstrip().startswith("<svg")
+
+
+def test_set_is_checked_as_grad_checks_it(bowl):
+    unused = invoke("fit", bowl, "--set", "zzz=1,a=2", "--json")
+    assert unused.exit_code == 0 and "does not use `zzz`" in unused.stderr
+    assert json.loads(unused.stdout)["history"][0] == pytest.approx(1 + 10 * 1.999**2)
+    typo = invoke("fit", bowl, "--set", "aa=1")
+    assert typo.exit_code == 1 and "did you mean `a`" in typo.stderr
+    computed = invoke("fit", bowl, "--set", "f=1")
+    assert computed.exit_code == 1 and "computed" in computed.stderr
+
+
+def test_a_free_input_without_a_value_is_named_with_its_place(tmp_path):
+    path = tmp_path / "free.expr"
+    path.write_text("a = 1\nf = (a - o)^2\n")
+    result = invoke("fit", path)
+    assert result.exit_code == 1 and "`o` has no value" in result.stderr and ":2:" in result.stderr
