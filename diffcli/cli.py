@@ -546,7 +546,7 @@ def fit_command(
     defaults = {name: values.get(name, program.inputs.get(name)) for name in parameters}
     if None in defaults.values():
         program.evaluate({**dict.fromkeys(columns, 0.0), **values})  # says which has no value, and where
-    live = sys.stderr.isatty() and not as_json
+    live = sys.stderr.isatty()  # a transient line, erased before anything else is written
     progress = fitreport.Progress(chosen) if live else None
     with progress or contextlib.nullcontext():
         result = fitting.fit(problem, chosen, start=defaults, steps=steps, lr=lr, bounds=bound_ranges,

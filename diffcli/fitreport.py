@@ -137,12 +137,12 @@ def render_plot(spec: dict, fmt: str) -> bytes:
 class Progress:
     """A live line on standard error: step, objective, gradient norm (at most ten updates a second)."""
 
-    def __init__(self, method: str):
+    def __init__(self, method: str, console=None):
         from rich.console import Console
         from rich.live import Live
 
         self.method = method
-        self.live = Live("", console=Console(stderr=True), transient=True, auto_refresh=False)
+        self.live = Live("", console=console or Console(stderr=True), transient=True, auto_refresh=False)
         self.last = 0.0
 
     def __enter__(self):

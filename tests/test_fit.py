@@ -163,3 +163,21 @@ def test_a_free_input_without_a_value_is_named_with_its_place(tmp_path):
     path.write_text("a = 1\nf = (a - o)^2\n")
     result = invoke("fit", path)
     assert result.exit_code == 1 and "`o` has no value" in result.stderr and ":2:" in result.stderr
+
+
+def test_the_progress_line_is_live_and_transient():
+    import io
+
+    from rich.console import Console
+
+    from diffcli.fitreport import Progress
+
+    stream = io.StringIO()
+    with Progress("gd", Console(file=stream, force_terminal=True, width=80)) as progress:
+        progress(3, 0.25, 1.5)
+    import re
+
+    raw = stream.getvalue()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+    assert "gd step 3  objective 0.25  |gradient| 1.5" in text
+    assert raw.endswith("\x1b[2K")  # erased at the end
