@@ -146,6 +146,28 @@ class Problem:
         self._last = (key, (f, g, r, jacobian))
         return f, g, r, jacobian
 
+    @property
+    def has_hessian_vector(self) -> bool:
+        """Exact H·v is there for the mean of an output (the program's forward-over-reverse pass);
+        for a sum of squares Newton-CG takes SciPy's differences of the exact gradient."""
+        return hasattr(self.program, "hvp") and not self.residual
+
+    def hessian_vector(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """H·v of the objective: the mean over the rows of each row's exact H·v."""
+        columns = dict(self.columns)
+        columns.update(zip(self.parameters, map(float, x)))
+        vector = dict(zip(self.parameters, map(float, v)))
+        total = np.zeros(len(self.parameters))
+        for row in range(max(self.rows, 1)):
+            if self.rows:
+                columns.update((name, float(column[row])) for name, column in self.data.items())
+            try:
+                product = self.program.hvp(vector, columns, self.output).hvp
+            except DiffcliError as error:
+                raise _Stop(error) from None
+            total += [product[p] for p in self.parameters]
+        return total / max(self.rows, 1)
+
     def values(self, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
         """Each named variable's value per row at x (for --report and the plot)."""
         result = self._run(x, gradients=False, all_names=True)
@@ -207,7 +229,7 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
         steps: int | None = None, lr: float | None = None,
         bounds: Mapping[str, tuple[float, float]] | None = None,
         progress: Callable[[int, float, float], None] | None = None,
-        hvp: Callable | None = None) -> Fit:
+        ) -> Fit:
     """Minimize the problem's objective from `start`; stops cleanly on Ctrl-C and on a failure."""
     names = problem.parameters
     x0 = np.array([float(start[n]) for n in names])
@@ -236,7 +258,7 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
         elif method == "least_squares":
             converged, message = _least_squares(problem, x0, low, high, steps, step_done, state)
         else:
-            converged, message = _minimize(problem, method, x0, low, high, steps, step_done, state, hvp)
+            converged, message = _minimize(problem, method, x0, low, high, steps, step_done, state)
     except KeyboardInterrupt:
         interrupted, message = True, "interrupted (Ctrl-C): the best point so far"
     except _Stop as stop:
@@ -260,7 +282,7 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
     return result
 
 
-def _minimize(problem, method, x0, low, high, steps, step_done, state, hvp):
+def _minimize(problem, method, x0, low, high, steps, step_done, state):
     from scipy.optimize import Bounds, minimize
 
     def objective(x):
@@ -275,13 +297,14 @@ def _minimize(problem, method, x0, low, high, steps, step_done, state, hvp):
     extra = {}
     if method == "L-BFGS-B" and (np.isfinite(low).any() or np.isfinite(high).any()):
         extra["bounds"] = Bounds(low, high)
-    if method == "Newton-CG" and hvp is not None:
-        extra["hessp"] = lambda x, v: hvp(problem, x, v)
+    exact_hvp = method == "Newton-CG" and problem.has_hessian_vector
+    if exact_hvp:
+        extra["hessp"] = problem.hessian_vector
     result = minimize(objective, x0, jac=True, method=method, callback=callback, options=options, **extra)
     state["x"] = np.asarray(result.x, float)
     state["steps"] = int(getattr(result, "nit", state["steps"]))
     message = str(result.message)
-    if method == "Newton-CG" and hvp is None:
+    if method == "Newton-CG" and not exact_hvp:
         message += " (Hessian-vector products by finite differences of the exact gradient)"
     return bool(result.success), message
 

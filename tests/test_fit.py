@@ -181,3 +181,13 @@ def test_the_progress_line_is_live_and_transient():
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
     assert "gd step 3  objective 0.25  |gradient| 1.5" in text
     assert raw.endswith("\x1b[2K")  # erased at the end
+
+
+def test_newton_cg_with_exact_hessian_vector_products_is_exact_on_a_quadratic(bowl):
+    from diffcli.program import Program
+
+    if not hasattr(Program, "hvp"):
+        pytest.skip("the Hessian-vector products are not merged yet")
+    out = json.loads(invoke("fit", bowl, "--method", "Newton-CG", "--json").stdout)
+    assert out["parameters"] == {"a": 1.0, "b": -2.0} and out["objective"] == 0.0
+    assert "finite differences" not in out["message"]
