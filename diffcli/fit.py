@@ -233,8 +233,8 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
     """Minimize the problem's objective from `start`; stops cleanly on Ctrl-C and on a failure."""
     names = problem.parameters
     x0 = np.array([float(start[n]) for n in names])
-    low = np.array([bounds.get(n, (-math.inf, math.inf))[0] if bounds else -math.inf for n in names])
-    high = np.array([bounds.get(n, (-math.inf, math.inf))[1] if bounds else math.inf for n in names])
+    ranges = [(bounds or {}).get(n, (-math.inf, math.inf)) for n in names]
+    low, high = np.array([r[0] for r in ranges]), np.array([r[1] for r in ranges])
     x0 = np.clip(x0, low, high)
     history: list[float] = []
     state = {"x": x0, "steps": 0}
@@ -262,10 +262,12 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
     except KeyboardInterrupt:
         interrupted, message = True, "interrupted (Ctrl-C): the best point so far"
     except _Stop as stop:
-        error, message = stop.error, "stopped: the objective is not finite at the next point; the last good point"
+        error = stop.error
+        message = ("stopped where the objective is undefined or not finite (the error says where); "
+                   "this is the best point before it")
 
     if interrupted or error is not None:
-        best_f, x = problem.best
+        _, x = problem.best
     else:
         x = state["x"]
     f, g, r, jacobian = problem.evaluate(x)
