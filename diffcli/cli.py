@@ -89,6 +89,27 @@ PrecisionOpt = typer.Option(6, "--precision", min=1, max=17, metavar="N",
                             help="Significant digits in the table (JSON always has every digit).")
 
 
+SweepOpt = typer.Option(None, "--sweep", metavar="NAME=START:STOP:NUM",
+                        help="Run at NUM points from START to STOP (both included); repeated, a grid "
+                        "(the last varies fastest). NAME=START:STOP:NUM:log spaces them evenly in log.")
+PointsOpt = typer.Option(None, "--points", metavar="FILE",
+                         help="Run at every row of FILE: CSV with a header of input names, or JSON "
+                         "Lines of objects (- for standard input).")
+
+
+class PointsFormat(str, enum.Enum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+PointsFormatOpt = typer.Option(None, "--points-format", show_default=False,
+                               help="How --points is written (default: from its extension, else "
+                               "JSON Lines if it starts with `{`, else CSV).")
+CsvOpt = typer.Option(False, "--csv", help="With --sweep/--points: one CSV row per point.")
+AllOpt = typer.Option(False, "--all", help="With --sweep/--points: every named variable's value "
+                      "(and gradient), not only the output's.")
+
+
 class Mode(str, enum.Enum):
     reverse = "reverse"
     forward = "forward"
@@ -189,12 +210,80 @@ def _show(table) -> None:
     _console().print(table)
 
 
+# ---------------------------------------------------------------- many points
+
+def _many_points(program, file, sweeps, points_file, points_format, values, of, *, gradients,
+                 all_names, as_json, as_csv, precision):
+    """grad/eval at every point of --sweep or --points: rows out, exit 1 if any point failed."""
+    from . import points, rows
+
+    taken = set(values)
+    if sweeps:
+        parsed = []
+        for text in sweeps:
+            try:
+                parsed.append(points.parse_sweep(text))
+            except ValueError as error:
+                raise typer.BadParameter(str(error), param_hint="--sweep") from None
+        for sweep in parsed:
+            if sweep.name in taken:
+                raise typer.BadParameter(f"{sweep.name} is both swept and --set", param_hint="--sweep")
+        many = points.grid(parsed, program)
+    else:
+        if points_file == "-" and file == "-":
+            raise typer.BadParameter("the program and the points cannot both come from standard input",
+                                     param_hint="--points")
+        fmt = points_format.value if points_format else None
+        if points_file == "-":
+            many = points.read_points(sys.stdin, "<stdin>", fmt, program)
+        else:
+            try:
+                with open(points_file, encoding="utf-8", newline="") as stream:
+                    many = points.read_points(stream, points_file, fmt, program)
+            except OSError as error:
+                raise DiffcliError("io", f"cannot read {points_file}: {error.strerror or error}") from None
+            except UnicodeDecodeError:
+                raise DiffcliError("io", f"{points_file} is not UTF-8 text", help="save it as UTF-8") from None
+        for name in many.names:
+            if name in taken:
+                raise DiffcliError("input", f"`{name}` is both a column of {points_file} and --set",
+                                   help="give each input one value: drop the --set or the column")
+    fmt = "jsonl" if as_json else "csv" if as_csv else "table"
+    outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
+                       write=sys.stdout.write, fmt=fmt, precision=precision)
+    for name in outcome.unused:
+        where = (f"--set {name}" if name in taken else f"--sweep {name}" if sweeps
+                 else f"column `{name}` of {'<stdin>' if points_file == '-' else points_file}")
+        sys.stderr.write(f"warning: {where}: the program does not use `{name}`\n")
+    if outcome.summary is not None:
+        _show(outcome.summary.render(f"{'grad' if gradients else 'eval'} {file}"))
+    if outcome.failed:
+        sys.stdout.flush()
+        color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+        sys.stderr.write(rows.failure_report(outcome, as_json, color))
+        raise typer.Exit(1)
+
+
+def _points_options(sweeps, points_file, as_json, as_csv, all_names) -> bool:
+    """Whether this run is over many points; usage errors for options that need one."""
+    many = bool(sweeps) or points_file is not None
+    if sweeps and points_file is not None:
+        raise typer.BadParameter("give --sweep or --points, not both", param_hint="--points")
+    if as_json and as_csv:
+        raise typer.BadParameter("give --json or --csv, not both", param_hint="--csv")
+    if not many and (as_csv or all_names):
+        raise typer.BadParameter("goes with --sweep or --points", param_hint="--csv" if as_csv else "--all")
+    return many
+
+
 # ---------------------------------------------------------------- grad, eval
 
 @app.command(epilog="Examples:\n\n"
              "  diffcli grad samples/backprop_chain.expr --set o=1\n\n"
              "  diffcli grad model.expr --of loss --json\n\n"
-             "  diffcli grad model.expr --mode forward --wrt a")
+             "  diffcli grad model.expr --mode forward --wrt a\n\n"
+             "  diffcli grad model.expr --sweep x=-1:1:201 --csv > sweep.csv\n\n"
+             "  diffcli grad model.expr --points data.csv --json")
 @command
 def grad(
     file: str = FileArg,
@@ -208,9 +297,18 @@ def grad(
     wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME",
                                       help="The input that forward mode differentiates with respect to "
                                       "(implies --mode forward)."),
+    sweeps: Optional[List[str]] = SweepOpt,
+    points_file: Optional[str] = PointsOpt,
+    points_format: Optional[PointsFormat] = PointsFormatOpt,
+    as_csv: bool = CsvOpt,
+    all_names: bool = AllOpt,
 ):
     """Values and gradients of every variable (forward and reverse passes)."""
     values = parse_sets(sets)
+    many = _points_options(sweeps, points_file, as_json, as_csv, all_names)
+    if many and (wrt is not None or mode is Mode.forward):
+        raise typer.BadParameter("--sweep and --points run reverse mode (every input's gradient)",
+                                 param_hint="--wrt")
     if mode is Mode.forward and wrt is None:
         raise typer.BadParameter("--mode forward needs --wrt NAME", param_hint="--mode")
     if mode is Mode.reverse and wrt is not None:
@@ -218,6 +316,9 @@ def grad(
     if wrt is not None and of is not None:
         raise typer.BadParameter("--of goes with reverse mode; forward mode uses --wrt", param_hint="--of")
     program = _read(file, as_json)
+    if many:
+        return _many_points(program, file, sweeps, points_file, points_format, values, of, gradients=True,
+                            all_names=all_names, as_json=as_json, as_csv=as_csv, precision=precision)
     from . import report
 
     if wrt is not None:
@@ -233,17 +334,27 @@ def grad(
     _show(report.grad_table(program, result, file, precision))
 
 
-@app.command(name="eval", epilog="Example:\n\n  diffcli eval samples/backprop_chain.expr --set o=1")
+@app.command(name="eval", epilog="Examples:\n\n  diffcli eval samples/backprop_chain.expr --set o=1\n\n"
+             "  diffcli eval model.expr --sweep x=1e-3:1e3:7:log --json")
 @command
 def evaluate(
     file: str = FileArg,
     sets: Optional[List[str]] = SetOpt,
     as_json: bool = JsonOpt,
     precision: int = PrecisionOpt,
+    sweeps: Optional[List[str]] = SweepOpt,
+    points_file: Optional[str] = PointsOpt,
+    points_format: Optional[PointsFormat] = PointsFormatOpt,
+    as_csv: bool = CsvOpt,
+    all_names: bool = AllOpt,
 ):
     """Values of every variable (forward pass only)."""
     values = parse_sets(sets)
+    many = _points_options(sweeps, points_file, as_json, as_csv, all_names)
     program = _read(file, as_json)
+    if many:
+        return _many_points(program, file, sweeps, points_file, points_format, values, None, gradients=False,
+                            all_names=all_names, as_json=as_json, as_csv=as_csv, precision=precision)
     from . import report
 
     result = _keep(program.evaluate(values))

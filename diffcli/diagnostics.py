@@ -66,6 +66,11 @@ def _excerpt(source: Source, span, gutter: str, blue, mark) -> list[str]:
 
 
 def render_json(error: DiffcliError) -> str:
+    return json.dumps({"error": error_body(error)}, ensure_ascii=False) + "\n"
+
+
+def error_body(error: DiffcliError) -> dict:
+    """The error object of SPEC's "Errors": kind, message, and file, line, column where placed."""
     body = {"kind": error.kind, "message": error.message}
     if error.filename is not None:
         body["file"] = error.filename
@@ -74,4 +79,4 @@ def render_json(error: DiffcliError) -> str:
         body["column"] = error.column
     if error.help:
         body["help"] = error.help
-    return json.dumps({"error": body}, ensure_ascii=False) + "\n"
+    return body

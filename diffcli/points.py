@@ -1,0 +1,388 @@
+"""Many points in: sweeps over ranges, and points files (CSV or JSON Lines), in chunks.
+
+A points file is read and checked to its end before anything is computed, so that a bad row is a
+diagnostic (with its line and column in the points file) and no result has been written yet. Its
+numbers are kept as raw doubles: in memory for a few chunks, then in an unnamed temporary file
+(never a pickle), so memory does not grow with the number of points.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import tempfile
+from dataclasses import dataclass
+from typing import IO, Iterator
+
+import numpy as np
+
+from .errors import DiffcliError, Source
+from .graph import did_you_mean
+from .program import Program
+
+CHUNK = 1 << 16       # points computed and written at a time
+IN_MEMORY = 1 << 20   # points kept in memory before they go to a temporary file
+MAX_SWEEP_POINTS = 10**10
+
+
+# ================================================================ sweeps
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    start: float
+    stop: float
+    num: int
+    log: bool = False
+
+    def values(self) -> np.ndarray:
+        if self.log:
+            return np.geomspace(self.start, self.stop, self.num)
+        return np.linspace(self.start, self.stop, self.num)
+
+
+def parse_sweep(text: str) -> Sweep:
+    """`x=-1:1:5` (5 points from -1 to 1) or `f=1e-3:1e3:7:log` (7 points, evenly spaced in log).
+    A ValueError says what is wrong (the command line turns it into a usage error)."""
+    name, eq, spec = text.partition("=")
+    name = name.strip()
+    if not eq or not name:
+        raise ValueError(f"{text!r} is not NAME=START:STOP:NUM (for example --sweep x=-1:1:5)")
+    parts = [p.strip() for p in spec.split(":")]
+    log = len(parts) == 4 and parts[3] == "log"
+    if len(parts) != 3 and not log:
+        raise ValueError(f"{text!r} is not NAME=START:STOP:NUM or NAME=START:STOP:NUM:log")
+    try:
+        start, stop = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(f"{text!r}: START and STOP must be numbers") from None
+    if not (math.isfinite(start) and math.isfinite(stop)):
+        raise ValueError(f"{text!r}: START and STOP must be finite")
+    try:
+        num = int(parts[2])
+    except ValueError:
+        raise ValueError(f"{text!r}: NUM must be a whole number of points") from None
+    if num < 1:
+        raise ValueError(f"{text!r}: NUM must be at least 1")
+    if log and (start == 0 or stop == 0 or (start < 0) != (stop < 0)):
+        raise ValueError(f"{text!r}: a log sweep needs START and STOP of the same sign, neither 0")
+    return Sweep(name, start, stop, num, log)
+
+
+# ================================================================ what the inputs come from
+
+class Points:
+    """n points as chunks of columns: `chunks()` yields (offset, {name: array})."""
+
+    def __init__(self, names: list[str], n: int, chunks):
+        self.names, self.n, self._chunks = names, n, chunks
+
+    def chunks(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        return self._chunks()
+
+
+def grid(sweeps: list[Sweep], program: Program) -> Points:
+    """Every combination of the sweeps' values, the last varying fastest, made a chunk at a time."""
+    def fail(name, message, help=None):
+        raise DiffcliError("input", f"--sweep {name}: {message}", help=help)
+
+    check_names(program, [s.name for s in sweeps], fail)
+    axes = [s.values() for s in sweeps]
+    n = math.prod(len(a) for a in axes)
+    if n > MAX_SWEEP_POINTS:
+        raise DiffcliError("input", f"the sweeps make {n:,} points, more than {MAX_SWEEP_POINTS:,}",
+                           help="use fewer points per sweep, or split the grid into several runs")
+    names = [s.name for s in sweeps]
+    if len(set(names)) < len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        raise DiffcliError("input", f"--sweep {twice}: swept twice", help="give each input one --sweep")
+
+    def chunks():
+        for offset in range(0, n, CHUNK):
+            index = np.arange(offset, min(n, offset + CHUNK))
+            columns = {}
+            for name, axis in zip(reversed(names), reversed(axes)):
+                index, at = np.divmod(index, len(axis))
+                columns[name] = axis[at]
+            yield offset, {name: columns[name] for name in names}
+
+    return Points(names, n, chunks)
+
+
+class _Line(Source):
+    """One line of a big points file, as a Source whose line number is the line's own: enough for a
+    diagnostic's excerpt, without keeping the file."""
+
+    __slots__ = ("number",)
+
+    def __init__(self, text: str, filename: str, number: int):
+        super().__init__(text, filename)
+        self.number = number
+
+    def line_col(self, offset: int) -> tuple[int, int]:
+        return self.number, offset + 1
+
+    def line_text(self, line: int) -> str:
+        return self.text
+
+
+def _row_error(message, filename, number, text, start=0, end=None, help=None) -> DiffcliError:
+    text = text.rstrip("\r\n")
+    end = max(start + 1, len(text) if end is None else end)
+    return DiffcliError("input", message, (start, end), source=_Line(text, filename, number), help=help)
+
+
+def check_names(program: Program, names: list[str], where) -> list[str]:
+    """The --set rules for names that come from a sweep or a points file: a computed name, or an
+    unknown one close to a name of the program, is an error (raised by `where(name, message,
+    help)`); another unknown name is an input the program does not use (returned)."""
+    unused = []
+    graph = program.graph
+    for name in names:
+        if name in graph.inputs:
+            continue
+        if name in graph.names:
+            where(name, f"`{name}` is computed (`{name} = {program.definition(name)}`), not an input",
+                  "only inputs can be given values: " + ", ".join(list(graph.inputs)[:12]))
+        hint = did_you_mean(name, graph.names)
+        if hint or not name.isidentifier():
+            where(name, f"the program has no variable `{name}`", hint or "variables: " + ", ".join(graph.names))
+        unused.append(name)
+    return unused
+
+
+# ================================================================ points files
+
+def sniff_format(path: str, stream_head: str | None = None) -> str:
+    lower = path.lower()
+    if lower.endswith(".csv"):
+        return "csv"
+    if lower.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if stream_head is not None and stream_head.lstrip().startswith("{"):
+        return "jsonl"
+    return "csv"
+
+
+class _Store:
+    """Chunks of parsed columns, in memory and then in an unnamed temporary file of raw doubles."""
+
+    def __init__(self, width: int):
+        self.width = width
+        self.kept: list[np.ndarray] = []
+        self.n = 0
+        self.file = None
+
+    def add(self, block: np.ndarray) -> None:  # block: (rows, width)
+        self.n += len(block)
+        if self.file is None and self.n > IN_MEMORY:
+            self.file = tempfile.TemporaryFile()
+            for kept in self.kept:
+                kept.tofile(self.file)
+            self.kept = []
+        if self.file is not None:
+            np.ascontiguousarray(block).tofile(self.file)
+        else:
+            self.kept.append(block)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        if self.file is None:
+            yield from self.kept
+            return
+        self.file.seek(0)
+        left = self.n
+        while left:
+            rows = min(CHUNK, left)
+            block = np.fromfile(self.file, dtype=float, count=rows * self.width)
+            yield block.reshape(rows, self.width)
+            left -= rows
+
+
+def read_points(stream: IO[str], filename: str, fmt: str | None, program: Program) -> Points:
+    """Read a whole points file (CSV with a header row of input names, or JSON Lines of objects),
+    checking every row; then its points are served in chunks."""
+    first = stream.readline()
+    line_number = 1
+    while first and not first.strip():
+        first = stream.readline()
+        line_number += 1
+    if not first:
+        raise DiffcliError("input", f"{filename} has no points", help="give a header row of input names, "
+                           "then one row of numbers per point (or JSON Lines of objects)")
+    fmt = fmt or sniff_format(filename, first)
+    reader = _read_jsonl if fmt == "jsonl" else _read_csv
+    names, store = reader(stream, filename, first, line_number, program)
+    if store is None or store.n == 0:
+        raise DiffcliError("input", f"{filename} has no points, only a header",
+                           help="add one row of numbers per point")
+
+    def chunks():
+        offset = 0
+        pending: list[np.ndarray] = []
+        size = 0
+        for block in store.blocks():
+            pending.append(block)
+            size += len(block)
+            while size >= CHUNK or (size and offset + size == store.n):
+                joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
+                take, rest = joined[:CHUNK], joined[CHUNK:]
+                yield offset, {name: np.ascontiguousarray(take[:, k]) for k, name in enumerate(names)}
+                offset += len(take)
+                pending, size = ([rest], len(rest)) if len(rest) else ([], 0)
+
+    return Points(names, store.n, chunks)
+
+
+def _header(program, filename, line, number) -> list[str]:
+    text = line.rstrip("\r\n")
+    cells = text.split(",")
+    names = [c.strip() for c in cells]
+    starts = _cell_starts(cells)
+
+    def fail(name, message, help=None):
+        k = names.index(name)
+        raise _row_error(f"column `{name}` of {filename}: {message}", filename, number, text,
+                         starts[k], starts[k] + len(cells[k]), help)
+
+    for k, name in enumerate(names):
+        if not name:
+            raise _row_error(f"{filename}: column {k + 1} of the header has no name", filename, number,
+                             text, starts[k], help="the first row names an input in each column")
+        if names.index(name) != k:
+            fail(name, "named twice in the header")
+    check_names(program, names, fail)
+    return names
+
+
+def _cell_starts(cells: list[str]) -> list[int]:
+    starts, at = [], 0
+    for cell in cells:
+        starts.append(at)
+        at += len(cell) + 1
+    return starts
+
+
+def _read_csv(stream, filename, first, number, program):
+    names = _header(program, filename, first, number)
+    width = len(names)
+    store = _Store(width)
+    while True:
+        lines = stream.readlines(1 << 20)
+        if not lines:
+            break
+        start = number + 1
+        number += len(lines)
+        rows = [line for line in lines if line.strip()]
+        if not rows:
+            continue
+        try:
+            block = np.loadtxt(io.StringIO("".join(rows)), delimiter=",", dtype=float, ndmin=2,
+                               comments=None)
+            if block.shape[1] != width or not np.isfinite(block).all():
+                raise ValueError
+        except ValueError:  # find the bad cell; or it was a form only Python's float() reads
+            block = np.array(_parse_slowly(lines, start, filename, names), dtype=float).reshape(-1, width)
+        store.add(block)
+    return names, store
+
+
+def _parse_slowly(lines, start, filename, names) -> list[list[float]]:
+    """The rows of a block, each cell read by float(); the first bad row or cell is a diagnostic."""
+    width = len(names)
+    rows = []
+    for number, line in enumerate(lines, start):
+        if not line.strip():
+            continue
+        text = line.rstrip("\r\n")
+        cells = text.split(",")
+        starts = _cell_starts(cells)
+        if len(cells) != width:
+            what = "fewer" if len(cells) < width else "more"
+            at = len(text) if len(cells) < width else starts[width] - 1
+            raise _row_error(f"{filename}: row {number} has {len(cells)} value{'s' * (len(cells) != 1)}, {what} than the "
+                             f"{width} columns of the header ({', '.join(names)})", filename, number, text,
+                             at, help="give one number per column")
+        row = []
+        for k, cell in enumerate(cells):
+            try:
+                value = float(cell)
+            except ValueError:
+                value = None
+            if value is None or not math.isfinite(value):
+                shown = f"`{cell.strip()}`" if cell.strip() else "an empty cell"
+                raise _row_error(f"{filename}: {shown} in column `{names[k]}` is not a finite number",
+                                 filename, number, text, starts[k], starts[k] + max(1, len(cell)))
+            row.append(value)
+        rows.append(row)
+    return rows
+
+
+def _read_jsonl(stream, filename, first, number, program):
+    names: list[str] | None = None
+    store = None
+    rows: list[list[float]] = []
+    for line in _lines(first, stream):
+        if line.strip():
+            if names is None:
+                names = _jsonl_names(line, filename, number, program)
+                store = _Store(len(names))
+            rows.append(_jsonl_row(line, filename, number, names))
+            if len(rows) == CHUNK:
+                store.add(np.array(rows, dtype=float).reshape(-1, len(names)))
+                rows = []
+        number += 1
+    if rows:
+        store.add(np.array(rows, dtype=float).reshape(-1, len(names)))
+    return names, store
+
+
+def _lines(first, stream):
+    yield first
+    yield from stream
+
+
+def _jsonl_object(line, filename, number) -> dict:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise _row_error(f"{filename}: line {number} is not JSON: {error.msg}", filename, number, line,
+                         error.colno - 1) from None
+    if not isinstance(obj, dict):
+        raise _row_error(f"{filename}: line {number} is not a JSON object", filename, number, line, 0,
+                         help='write one object per line: {"x": 1.5, "y": 2}')
+    return obj
+
+
+def _jsonl_names(line, filename, number, program) -> list[str]:
+    names = list(_jsonl_object(line, filename, number))
+    if not names:
+        raise _row_error(f"{filename}: line {number} gives no input", filename, number, line, 0)
+
+    def fail(name, message, help=None):
+        at = line.find(json.dumps(name, ensure_ascii=False))
+        raise _row_error(f"`{name}` in {filename}: {message}", filename, number, line, max(at, 0),
+                         None if at < 0 else at + len(json.dumps(name, ensure_ascii=False)), help)
+
+    check_names(program, names, fail)
+    return names
+
+
+def _jsonl_row(line, filename, number, names) -> list[float]:
+    obj = _jsonl_object(line, filename, number)
+    row = []
+    for name in names:
+        if name not in obj:
+            raise _row_error(f"{filename}: line {number} has no `{name}`", filename, number, line, 0,
+                             help=f"every line gives the inputs of the first: {', '.join(names)}")
+        value = obj[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            at = line.find(json.dumps(name, ensure_ascii=False))
+            raise _row_error(f"{filename}: `{name}` on line {number} is not a finite number: "
+                             f"{json.dumps(value)}", filename, number, line, max(at, 0))
+        row.append(float(value))
+    if len(obj) != len(names):
+        extra = next(k for k in obj if k not in names)
+        raise _row_error(f"{filename}: line {number} gives `{extra}`, which the first line does not",
+                         filename, number, line, 0, help=f"every line gives the same inputs: {', '.join(names)}")
+    return row
