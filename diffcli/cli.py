@@ -233,17 +233,7 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
         if points_file == "-" and file == "-":
             raise typer.BadParameter("the program and the points cannot both come from standard input",
                                      param_hint="--points")
-        fmt = points_format.value if points_format else None
-        if points_file == "-":
-            many = points.read_points(sys.stdin, "<stdin>", fmt, program)
-        else:
-            try:
-                with open(points_file, encoding="utf-8", newline="") as stream:
-                    many = points.read_points(stream, points_file, fmt, program)
-            except OSError as error:
-                raise DiffcliError("io", f"cannot read {points_file}: {error.strerror or error}") from None
-            except UnicodeDecodeError:
-                raise DiffcliError("io", f"{points_file} is not UTF-8 text", help="save it as UTF-8") from None
+        many = _read_points(points_file, points_format.value if points_format else None, program)
         for name in many.names:
             if name in taken:
                 raise DiffcliError("input", f"`{name}` is both a column of {points_file} and --set",
@@ -554,6 +544,21 @@ def _write_file(path: str, data: bytes) -> None:
         raise DiffcliError("io", f"cannot write {path}: {error.strerror or error}") from None
 
 
+def _read_points(path: str, fmt: Optional[str], program):
+    """A points file (CSV or JSON Lines; `-` is standard input), read and checked to its end."""
+    from . import points
+
+    if path == "-":
+        return points.read_points(sys.stdin, "<stdin>", fmt, program)
+    try:
+        with open(path, encoding="utf-8", newline="") as stream:
+            return points.read_points(stream, path, fmt, program)
+    except OSError as error:
+        raise DiffcliError("io", f"cannot read {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise DiffcliError("io", f"{path} is not UTF-8 text", help="save it as UTF-8") from None
+
+
 @app.command(name="fit", epilog="Examples:\n\n"
              "  diffcli fit samples/decay.expr --data samples/decay.csv --residual r --method least_squares\n\n"
              "  diffcli fit moons_mlp.expr --data moons.csv --method gd --steps 100 --report accuracy\n\n"
@@ -632,10 +637,13 @@ def fit_command(
     data_name = "<stdin>" if data == "-" else data
     columns = {}
     if data is not None:
-        from . import batch
+        import numpy as np
 
-        columns = batch.read_points(data)
-    fitting.check_data(program, columns, data_name)
+        rows = _read_points(data, None, program)
+        blocks = [chunk for _, chunk in rows.chunks()]
+        columns = {name: np.concatenate([block[name] for block in blocks]) for name in rows.names}
+        for name in [name for name in rows.names if name not in program.graph.names]:
+            sys.stderr.write(f"warning: column `{name}` of {data_name}: the program does not use `{name}`\n")
     for name in fitting.check_sets(program, values, columns):
         sys.stderr.write(f"warning: --set {name}: the program does not use `{name}`\n")
     if x_column is not None and x_column not in columns:

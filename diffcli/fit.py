@@ -206,25 +206,6 @@ def choose_parameters(program: Program, wrt: list[str] | None, data_columns, wri
     return list(wrt)
 
 
-def check_data(program: Program, columns, data_name: str) -> None:
-    """Every data column must be an input of the program, and there must be rows."""
-    if columns and not len(next(iter(columns.values()))):
-        raise DiffcliError("io", f"{data_name} has no rows of data", help="a header, then one row per point")
-    for column in columns:
-        if column not in program.graph.names:
-            raise DiffcliError(
-                "input", f"{data_name}: the program has no variable `{column}` (a column of the data)",
-                help=did_you_mean(column, program.graph.names) or "rename the column to one of the "
-                "program's inputs: " + ", ".join(program.inputs))
-        if column not in program.inputs:
-            raise DiffcliError(
-                "input", f"{data_name}: column `{column}` is computed in the program "
-                f"(`{column} = {program.definition(column)}`), not an input",
-                help="a data column sets an input for each row")
-
-
-# ---------------------------------------------------------------- fitting
-
 def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float],
         steps: int | None = None, lr: float | None = None,
         bounds: Mapping[str, tuple[float, float]] | None = None,

@@ -13,7 +13,6 @@ from diffcli.program import parse
 
 from test_fit import ROOT, invoke
 
-pytest.importorskip("diffcli.batch")  # until the batch engine is merged (it is on its way)
 
 DECAY = ROOT / "samples" / "decay.expr"
 DECAY_DATA = ROOT / "samples" / "decay.csv"
