@@ -1,20 +1,25 @@
 """Text -> AST. The only module that knows Lark.
 
 The grammar lives in `grammars/expr.lark` (packaged into the wheel as `diffcli/expr.lark`) and is
-the one definition of the syntax. Lark compiles it into an LALR(1) table (cached by Lark in the
-temporary directory). `_FastParser` runs that table itself and calls `_Builder` as it reduces, so the
+the one definition of the syntax. Lark compiles it into an LALR(1) table, which ships beside this
+module as JSON (`expr_table.json`, made by `scripts/make_parse_table.py`; a test checks that it is
+the grammar's), so that start-up neither compiles the grammar nor loads Lark's pickle cache from the
+shared temporary directory, where anyone could plant one. `_FastParser` runs that table itself and calls `_Builder` as it reduces, so the
 AST is built during the parse and no parse tree is ever made. On a syntax error Lark parses the text
 again, and each Lark exception is turned here into a `DiffcliError` of kind "syntax" for a person.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from pathlib import Path
+from typing import NamedTuple
 
+import lark
 from lark import Lark
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.parsers.lalr_analysis import Shift
 
 from .errors import DiffcliError, Source
@@ -33,6 +38,15 @@ def grammar_path() -> Path:
     return packaged if packaged.exists() else here.parent / "grammars" / "expr.lark"
 
 
+_COMMENT = re.compile("#[^\n]*")
+
+
+def holds_semicolon(separator: str) -> bool:
+    """Whether a separator token (blanks, line breaks, `;` and comments) holds a `;` that ends a
+    statement: one outside its comments, which run to the end of their line whatever they hold."""
+    return ";" in separator and ";" in _COMMENT.sub("", separator)
+
+
 class _ParenNewlines:
     """Post-lexer: a line break inside open parentheses does not end the statement."""
 
@@ -47,10 +61,12 @@ class _ParenNewlines:
             elif kind == "RPAR":
                 if depth:
                     depth -= 1
-            elif kind == "_SEP" and depth and ";" not in token:
+            elif kind == "_SEP" and depth and not holds_semicolon(token):
                 continue
             yield token
 
+
+TABLE_PATH = Path(__file__).resolve().parent / "expr_table.json"
 
 _lark: Lark | None = None
 
@@ -58,15 +74,65 @@ _lark: Lark | None = None
 def _parser() -> Lark:
     global _lark
     if _lark is None:
-        _lark = Lark(
-            grammar_path().read_text(encoding="utf-8"),
-            parser="lalr",
-            lexer="contextual",
-            postlex=_ParenNewlines(),
-            maybe_placeholders=True,
-            cache=True,
-        )
+        grammar = grammar_path().read_text(encoding="utf-8")
+        table = _shipped_table(grammar)
+        if table is None:  # the grammar was edited, or another Lark: compile it (0.04 s)
+            _lark = _compile(grammar)
+        else:
+            _lark = Lark._load_from_dict(table["data"], table["memo"], postlex=_ParenNewlines())
     return _lark
+
+
+_signed_number: re.Pattern | None = None
+
+
+def read_number(text: str) -> float | None:
+    """`text` as a signed number in the language's own syntax (the grammar's NUMBER: ASCII digits,
+    no `_`, `inf` or `nan`), else None: what `--set` accepts."""
+    global _signed_number
+    if _signed_number is None:
+        number = _parser().get_terminal("NUMBER").pattern.to_regexp()
+        _signed_number = re.compile(f"[+-]?(?:{number})")
+    return float(text) if _signed_number.fullmatch(text) else None
+
+
+def _compile(grammar: str) -> Lark:
+    # never cache=True: Lark would unpickle a file from the shared temporary directory
+    return Lark(grammar, parser="lalr", lexer="contextual", postlex=_ParenNewlines(),
+                maybe_placeholders=True)
+
+
+def table_data(grammar: str) -> dict:
+    """Lark's serialized parser for `grammar`, as plain JSON data (what expr_table.json holds)."""
+    from lark.grammar import Rule
+    from lark.lexer import TerminalDef
+
+    data, memo = _compile(grammar).memo_serialize([TerminalDef, Rule])
+    del data["options"]["postlex"]  # an object: given again on loading
+    table = {"lark": lark.__version__, "grammar_sha256": _digest(grammar), "data": data, "memo": memo}
+    # as it reads back from JSON: tuples become lists, integer keys strings
+    return json.loads(json.dumps(table), object_hook=_int_keys)
+
+
+def _shipped_table(grammar: str) -> dict | None:
+    """The shipped table if it was made from this grammar by this version of Lark, else None."""
+    try:
+        table = json.loads(TABLE_PATH.read_text(encoding="utf-8"), object_hook=_int_keys)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(table, dict) or table.get("lark") != lark.__version__ \
+            or table.get("grammar_sha256") != _digest(grammar):
+        return None
+    return table
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _int_keys(mapping: dict) -> dict:
+    """JSON object keys back to the integers they were (state and symbol numbers)."""
+    return {int(key) if key.isdigit() else key: value for key, value in mapping.items()}
 
 
 def parse(source: Source) -> list[Assignment]:
@@ -78,17 +144,15 @@ def parse_with_nodes(source: Source) -> Parsed:
     """The assignments, and for each the nodes of its expression, children before parents
     (the order in which the parser made them, and in which graph.build compiles them), its names
     and the program's calls."""
+    fast = _FastParser.get()
     try:
-        parsed = _FastParser.get().parse(source.text)
-        if parsed is None:  # a syntax error: Lark finds it again and describes it
-            _parser().parse(source.text)
-            raise AssertionError("Lark accepted a program that diffcli's parser did not")
-        return parsed
+        parsed = fast.parse(source.text)
     except DiffcliError as error:
         error.source = source
         raise
-    except UnexpectedInput as error:
-        raise _diagnose(error, source) from None
+    if parsed is None:
+        raise _diagnose(source, fast.stop)
+    return parsed
 
 
 # ---------------------------------------------------------------- the fast path for valid programs
@@ -384,7 +448,8 @@ class _FastParser:
         states = [state]  # the LALR stack: always one longer than values
         values: list = []
         push_state, push_value, pop_value = states.append, values.append, values.pop
-        depth = 0  # open parentheses
+        opened: list[int] = []  # where the open parentheses begin
+        last = None  # the last token shifted
         builder = self.builder
         builder.begin(text)
         try:
@@ -392,11 +457,10 @@ class _FastParser:
                 kind = token.lastindex
                 if kind in special:
                     if kind == lpar:
-                        depth += 1
+                        opened.append(token.start(kind))
                     elif kind == rpar:
-                        if depth:
-                            depth -= 1
-                    elif depth and ";" not in token.group() or kinds[kind] is None:
+                        closed = opened.pop() if opened else None
+                    elif opened and not holds_semicolon(token.group()) or kinds[kind] is None:
                         continue  # a line break inside parentheses, or an ignored token
                 action = actions[state][kind]
                 while action.__class__ is not int:  # reductions, until the token can be shifted
@@ -423,7 +487,15 @@ class _FastParser:
                 state = action
                 push_state(state)
                 push_value(token)
+                last = token
         except KeyError:  # no action for this token here: a syntax error
+            kind = token.lastindex
+            if kind == lpar:  # as the parentheses were before this token
+                opened.pop()
+            elif kind == rpar and closed is not None:
+                opened.append(closed)
+            self.stop = _Stop(_token(token, kinds), {kinds[g] for g in actions[state]},
+                              None if last is None else _token(last, kinds), opened)
             return None
         finally:
             nodes, uses, calls = builder.nodes, builder.uses, builder.calls
@@ -440,44 +512,50 @@ _SYMBOLS = {
 _OPERAND_STARTS = {"NUMBER", "NAME", "LPAR"}
 
 
-def _describe(token) -> str:
+class _Token(NamedTuple):
+    """A token where the parser stopped, or before it: its terminal, text and span."""
+
+    type: str
+    text: str
+    start: int
+    end: int
+
+    def __str__(self) -> str:
+        return _short(self.text)
+
+
+def _token(match, kinds) -> _Token:
+    group = match.lastindex
+    return _Token(kinds[group], match.group(group), *match.span(group))
+
+
+class _Stop(NamedTuple):
+    """Where the fast parser stopped on a syntax error: the token it could not take, the terminals
+    it could have taken there, the token before, and where the parentheses open there begin."""
+
+    token: _Token
+    expected: set[str]
+    previous: _Token | None
+    open_parens: list[int]
+
+
+def _describe(token: _Token) -> str:
     kind = token.type
     if kind == "$END":
         return "end of file"
     if kind == "_SEP":
-        return "`;`" if ";" in token else "end of line"
+        return "`;`" if holds_semicolon(token.text) else "end of line"
     if kind in ("NUMBER", "NAME"):
-        return f"{'number' if kind == 'NUMBER' else 'name'} `{token}`"
+        return f"{'number' if kind == 'NUMBER' else 'name'} `{_short(token.text)}`"
     return f"`{token}`"
 
 
-def _tokens_before(source: Source, offset: int) -> list:
-    """The tokens that precede `offset`, as the parser saw them (line breaks in parentheses dropped)."""
-    tokens = []
-    try:
-        for token in _ParenNewlines().process(_parser().lex(source.text)):
-            if token.start_pos >= offset:
-                break
-            tokens.append(token)
-    except UnexpectedInput:
-        pass
-    return tokens
-
-
-def _open_parens(tokens) -> list:
-    stack = []
-    for token in tokens:
-        if token.type == "LPAR":
-            stack.append(token)
-        elif token.type == "RPAR" and stack:
-            stack.pop()
-    return stack
-
-
-def _diagnose(error: UnexpectedInput, source: Source) -> DiffcliError:
+def _diagnose(source: Source, stop: _Stop) -> DiffcliError:
+    """The syntax error where the parser stopped."""
+    token, expected, previous, open_parens = stop
     text = source.text
-    if isinstance(error, UnexpectedCharacters):
-        pos = error.pos_in_stream
+    if token.type == "BAD":  # a character that starts no token
+        pos = token.start
         char = text[pos]
         help = None
         if char == "\r":
@@ -491,37 +569,23 @@ def _diagnose(error: UnexpectedInput, source: Source) -> DiffcliError:
             message = f"unexpected character {name}"
         return DiffcliError("syntax", message, (pos, pos + 1), source=source, help=help)
 
-    if not isinstance(error, UnexpectedToken):  # UnexpectedEOF: LALR reports $END as a token instead
-        end = len(text)
-        return DiffcliError("syntax", "unexpected end of file", (end, end + 1), source=source)
-    token = error.token
     kind = token.type
-    expected = set(error.expected)
     at_end = kind in ("$END", "_SEP")
-    pos = len(text) if kind == "$END" else token.start_pos
-    tokens = _tokens_before(source, pos)
-    previous = tokens[-1] if tokens else None
-    if kind == "_SEP" and ";" not in token and previous is not None:
-        pos = previous.end_pos  # point just past the last token of the line
-    elif kind == "$END" and previous is not None:
-        pos = previous.end_pos
+    pos = token.start
+    if previous is not None and (kind == "$END" or kind == "_SEP" and not holds_semicolon(token.text)):
+        pos = previous.end  # point just past the last token of the line
     span = (pos, pos + 1)
 
     def fail(message, help=None, at=span):
         return DiffcliError("syntax", message, at, source=source, help=help)
 
-    open_parens = _open_parens(tokens)
     ends_operand = previous is not None and previous.type in ("NUMBER", "NAME", "RPAR")
     at_statement_start = previous is None or previous.type == "_SEP"
     if kind == "RPAR" and not open_parens:
         return fail("unexpected `)`", "remove it, or add the `(` it closes")
     if open_parens and (at_end or kind == "EQUALS"):
         lpar = open_parens[-1]
-        return fail(
-            "this `(` is never closed",
-            "add the `)` that closes it",
-            at=(lpar.start_pos, lpar.end_pos),
-        )
+        return fail("this `(` is never closed", "add the `)` that closes it", at=(lpar, lpar + 1))
     if at_statement_start:
         return fail(
             f"expected a name to assign, found {_describe(token)}",

