@@ -6,7 +6,6 @@ malformed command line (Typer/Click's usage errors, and --set values that do not
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import errno
 import gc
@@ -14,7 +13,7 @@ import io
 import math
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import wraps
 from typing import List, Optional
 
@@ -543,12 +542,6 @@ def parse_bounds(values: Optional[List[str]]) -> dict[str, tuple[float, float]]:
     return result
 
 
-def _write_file(path: str, data: bytes) -> None:
-    from .output import write_output
-
-    write_output(path, data)
-
-
 def _read_points(path: str, fmt: Optional[str], program):
     """A points file (CSV or JSON Lines; `-` is standard input), read and checked to its end."""
     from . import points
@@ -637,43 +630,23 @@ def fit_command(
     program = _read(file, as_json)
     from . import fit as fitting
     from . import fitreport
-    from .graph import did_you_mean
+    from .output import write_output
 
     data_name = "<stdin>" if data == "-" else data
     columns = {}
     if data is not None:
-        import numpy as np
-
         rows = _read_points(data, None, program)
-        blocks = [chunk for _, chunk in rows.chunks()]
-        columns = {name: np.concatenate([block[name] for block in blocks]) for name in rows.names}
-        for name in [name for name in rows.names if name not in program.graph.names]:
-            sys.stderr.write(f"warning: column `{name}` of {data_name}: the program does not use `{name}`\n")
-    for name in fitting.check_sets(program, values, columns):
-        sys.stderr.write(f"warning: --set {name}: the program does not use `{name}`\n")
-    if x_column is not None and x_column not in columns:
-        raise DiffcliError("input", f"--x {x_column}: {data_name} has no column `{x_column}`",
-                           help=did_you_mean(x_column, columns)
-                           or "columns: " + ", ".join(columns))
-    for option, name in (("--residual", residual), ("--of", of)):
-        fitting.check_names(program, [name] if name else [], option)
+        columns = fitting.gather(rows.names, [chunk for _, chunk in rows.chunks()])
     report_list = parse_names(report_names)
-    fitting.check_names(program, report_list, "--report")
-    parameters = fitting.choose_parameters(program, parse_names(wrt), columns, write)
-    for name in bound_ranges:
-        if name not in parameters:
-            raise DiffcliError("input", f"--bounds {name}: `{name}` is not one of the fitted inputs",
-                               help="fitted: " + ", ".join(parameters))
-    fixed = {k: v for k, v in values.items() if k not in parameters}
-    problem = fitting.Problem(program, parameters, of=of, residual=residual, data=columns, fixed=fixed,
-                              data_name=data_name)
-    defaults = {name: values.get(name, program.inputs.get(name)) for name in parameters}
-    if None in defaults.values():
-        program.evaluate({**dict.fromkeys(columns, 0.0), **values})  # says which has no value, and where
+    problem, start, warnings = fitting.setup(
+        program, parse_names(wrt), values, of=of, residual=residual, data=columns, data_name=data_name,
+        bounds=bound_ranges, report=report_list, x_column=x_column, write=write)
+    for warning in warnings:
+        sys.stderr.write(f"warning: {warning}\n")
     live = sys.stderr.isatty()  # a transient line, erased before anything else is written
     progress = fitreport.Progress(chosen) if live else None
-    with progress or contextlib.nullcontext():
-        result = fitting.fit(problem, chosen, start=defaults, steps=steps, lr=lr, bounds=bound_ranges,
+    with progress or nullcontext():
+        result = fitting.fit(problem, chosen, start=start, steps=steps, lr=lr, bounds=bound_ranges,
                              progress=progress)
     if report_list and result.error is None:
         result.report = fitting.means(problem, result.parameters, report_list)
@@ -687,11 +660,12 @@ def fit_command(
         curve = None
         if x_column is not None:
             curve = fitting.curve(problem, result, x_column)
-        _write_file(plot, fitreport.render_plot(fitreport.plot_spec(result, x_column, curve), plot_format))
+        write_output(plot, fitreport.render_plot(fitreport.plot_spec(result, x_column, curve), plot_format))
     if write:
-        _write_file(file, fitting.written_back(program, result.parameters).encode())
+        write_output(file, fitting.written_back(program, result.parameters).encode())
     if result.interrupted:
         raise typer.Exit(130)
+
 
 class _ClosedStream(io.TextIOBase):
     """Standard output when the process started with it closed: every write fails, as a write to

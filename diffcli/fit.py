@@ -174,6 +174,40 @@ class Problem:
         return {name: np.broadcast_to(result.values[name], (max(result.n, 1),)) for name in names}
 
 
+def gather(names: list[str], chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """A points file's chunks as whole columns: a fit passes over every row at each evaluation."""
+    return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in names}
+
+
+def setup(program: Program, wrt: list[str], values: dict[str, float], *, of: str | None = None,
+          residual: str | None = None, data: Mapping[str, np.ndarray], data_name: str = "the data",
+          bounds: Mapping[str, tuple[float, float]] | None = None, report: list[str] = (),
+          x_column: str | None = None, write: bool = False) -> tuple[Problem, dict[str, float], list[str]]:
+    """Check a fit's names before any work: the problem, the parameters' starting values, and
+    warnings (names given values that the program does not use)."""
+    warnings = [f"column `{name}` of {data_name}: the program does not use `{name}`"
+                for name in data if name not in program.graph.names]
+    warnings += [f"--set {name}: the program does not use `{name}`" for name in check_sets(program, values, data)]
+    if x_column is not None and x_column not in data:
+        raise DiffcliError("input", f"--x {x_column}: {data_name} has no column `{x_column}`",
+                           help=did_you_mean(x_column, data) or "columns: " + ", ".join(data))
+    for option, names in (("--residual", [residual] if residual else []), ("--of", [of] if of else []),
+                          ("--report", report)):
+        check_names(program, names, option)
+    parameters = choose_parameters(program, wrt, data, write)
+    for name in bounds or {}:
+        if name not in parameters:
+            raise DiffcliError("input", f"--bounds {name}: `{name}` is not one of the fitted inputs",
+                               help="fitted: " + ", ".join(parameters))
+    start = {name: values.get(name, program.inputs.get(name)) for name in parameters}
+    if None in start.values():
+        program.evaluate({**dict.fromkeys(data, 0.0), **values})  # says which has no value, and where
+    fixed = {name: v for name, v in values.items() if name not in parameters}
+    problem = Problem(program, parameters, of=of, residual=residual, data=data, fixed=fixed,
+                      data_name=data_name)
+    return problem, start, warnings
+
+
 def choose_parameters(program: Program, wrt: list[str] | None, data_columns, write: bool) -> list[str]:
     """The inputs to fit: --wrt checked, or every input with a literal value that no data column sets."""
     inputs = program.inputs
