@@ -456,7 +456,7 @@ def curve(problem: Problem, fit: Fit, x_column: str) -> dict:
 def written_back(program: Program, fitted: Mapping[str, float]) -> str:
     """The program's text with each fitted input's literal replaced by its fitted value: comments,
     layout and the other statements stay as they were."""
-    from .engine import number_text
+    from .formatting import number_text
 
     text = program.source.text
     edits = []
