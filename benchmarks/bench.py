@@ -483,6 +483,132 @@ def codegen_report(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------- fitting (issue 13)
+
+FIT_SPEEDUP_TARGET, FIT_EVALUATIONS_TARGET = 50.0, 50
+FIT_BEGIN, FIT_END = "<!-- fit: begin (bench.py rewrites this part) -->", "<!-- fit: end -->"
+DECAY_TRUE = {"A": 5.0, "k": 0.3, "c": 0.5}  # stated in samples/decay.expr
+
+# micrograd's own demo loop (demo.ipynb), on scripts/make_moons.py's data and initial parameters
+MICROGRAD = r"""
+import json, sys
+from micrograd.engine import Value
+from micrograd.nn import MLP
+setup = json.load(open(sys.argv[1]))
+model = MLP(2, [16, 16, 1])
+for layer, neurons in zip(model.layers, setup["layers"]):
+    for neuron, (weights, bias) in zip(layer.neurons, neurons):
+        for w, value in zip(neuron.w, weights):
+            w.data = value
+        neuron.b.data = bias
+X, y = setup["x"], setup["y"]
+
+def loss():
+    inputs = [list(map(Value, xrow)) for xrow in X]
+    scores = list(map(model, inputs))
+    losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
+    data_loss = sum(losses) * (1.0 / len(losses))
+    reg_loss = 1e-4 * sum((p * p for p in model.parameters()))
+    accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
+    return data_loss + reg_loss, sum(accuracy) / len(accuracy)
+
+for k in range(100):
+    total_loss, acc = loss()
+    model.zero_grad()
+    total_loss.backward()
+    learning_rate = 1.0 - 0.9 * k / 100
+    for p in model.parameters():
+        p.data -= learning_rate * p.grad
+total_loss, acc = loss()
+print(json.dumps({"loss": total_loss.data, "accuracy": acc}))
+"""
+
+
+def measure_fit(folder: Path, repeat: int) -> dict:
+    """The moons network trained by diffcli and by micrograd, and the exponential decay fit."""
+    import json
+
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_moons.py"), str(folder), "--json"],
+                   check=True)
+    moons = [str(folder / "moons_mlp.expr"), "--data", str(folder / "moons.csv"), "--method", "gd",
+             "--steps", "100", "--report", "accuracy", "--json"]
+    ours = json.loads(run(diffcli_command() + ["fit", *moons], capture=True)[3])
+    ours_time = median_runs(diffcli_command() + ["fit", *moons], repeat)
+    # one run of micrograd (about a minute): its time and its result together
+    cpu, wall, peak, output = run([sys.executable, "-c", MICROGRAD, str(folder / "moons.json")], capture=True)
+    theirs, theirs_time = json.loads(output), {"cpu": cpu, "wall": wall, "peak_mib": peak}
+    decay = [str(ROOT / "samples" / "decay.expr"), "--data", str(ROOT / "samples" / "decay.csv"),
+             "--residual", "r", "--json"]
+    fitted = json.loads(run(diffcli_command() + ["fit", *decay], capture=True)[3])
+    return {"ours": ours, "ours_time": ours_time, "theirs": theirs, "theirs_time": theirs_time,
+            "decay": fitted}
+
+
+def fit_report(fit: dict) -> str:
+    ours, theirs, decay = fit["ours"], fit["theirs"], fit["decay"]
+    speedup = fit["theirs_time"]["cpu"] / fit["ours_time"]["cpu"]
+    within = {name: abs(decay["parameters"][name] - true) / decay["stderr"][name]
+              for name, true in DECAY_TRUE.items()}
+    decay_ok = all(v <= 1 for v in within.values()) and decay["evaluations"] < FIT_EVALUATIONS_TARGET
+    lines = [
+        FIT_BEGIN,
+        "## Fitting (issue 13)",
+        "",
+        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
+        "`python benchmarks/bench.py --fit`; CPU seconds of whole processes.",
+        "",
+        "micrograd's demo: the 2-16-16-1 ReLU network (337 parameters) on 100 two-moons points "
+        "(scripts/make_moons.py), 100 steps of gradient descent, learning rate 1.0 - 0.9·k/100, the same "
+        "data and initial parameters on both sides:",
+        "",
+        "| | process CPU (wall) | final loss | training accuracy |",
+        "| --- | ---: | ---: | ---: |",
+        f"| `diffcli fit moons_mlp.expr --data moons.csv --method gd --steps 100 --report accuracy --json` "
+        f"| {fit['ours_time']['cpu']:.2f} s ({fit['ours_time']['wall']:.2f} s) | {ours['objective']:.6g} "
+        f"| {ours['report']['accuracy']:.0%} |",
+        f"| micrograd {_micrograd_version()} (PyPI), its demo loop | {fit['theirs_time']['cpu']:.2f} s "
+        f"({fit['theirs_time']['wall']:.2f} s) | {theirs['loss']:.6g} | {theirs['accuracy']:.0%} |",
+        "",
+        f"Speed-up {speedup:.1f}× (target ≥ {FIT_SPEEDUP_TARGET:g}×: {verdict(speedup >= FIT_SPEEDUP_TARGET)}); "
+        f"the final losses differ by {abs(ours['objective'] - theirs['loss']):.1e} (summation order).",
+        "",
+        "The exponential decay (samples/decay.expr, `--residual r`, least_squares):",
+        "",
+        "| parameter | true | fitted | standard error | \\|fitted − true\\| / error |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, true in DECAY_TRUE.items():
+        lines.append(f"| {name} | {true:g} | {decay['parameters'][name]:.6g} | {decay['stderr'][name]:.3g} "
+                     f"| {within[name]:.2f} |")
+    lines += [
+        "",
+        f"{decay['evaluations']} evaluations (target: within one standard error, in fewer than "
+        f"{FIT_EVALUATIONS_TARGET}: {verdict(decay_ok)}); converged: {decay['converged']} ({decay['message']}).",
+        FIT_END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _micrograd_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("micrograd")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def write_fit_section(section: str) -> None:
+    """Replace the fit section of RESULTS.md (after the hand-written analysis), or add it."""
+    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    if FIT_BEGIN in old and FIT_END in old:
+        head, rest = old.split(FIT_BEGIN, 1)
+        text = head + section.rstrip("\n") + rest.split(FIT_END, 1)[1]
+    else:
+        text = old.rstrip("\n") + "\n\n" + section
+    RESULTS.write_text(text, encoding="utf-8")
+
+
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     options.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
@@ -494,7 +620,16 @@ def main() -> None:
                          help="measure only the second-order targets, and update their section of RESULTS.md")
     options.add_argument("--codegen", action="store_true",
                          help="measure only codegen: generating chain 100,000, and generated code's speed (print only)")
+    options.add_argument("--fit", action="store_true",
+                         help="measure only the fit targets (micrograd's demo, the decay fit) and "
+                         "rewrite their section of RESULTS.md")
     args = options.parse_args()
+    if args.fit:
+        with tempfile.TemporaryDirectory(prefix="diffcli-bench-") as folder:
+            section = fit_report(measure_fit(Path(folder), args.repeat))
+        print(section)
+        write_fit_section(section)
+        return
     if args.codegen:
         with tempfile.TemporaryDirectory(prefix="diffcli-bench-") as folder:
             print(codegen_report(measure_codegen(Path(folder), 1 if args.quick else args.repeat)))
@@ -539,6 +674,9 @@ def main() -> None:
         if ANALYSIS in old:
             text += "\n" + old[old.index(ANALYSIS):]
         RESULTS.write_text(replace_second_order(text, second), encoding="utf-8")
+        print("measuring the fit targets ...", file=sys.stderr, flush=True)
+        with tempfile.TemporaryDirectory(prefix="diffcli-bench-") as folder:
+            write_fit_section(fit_report(measure_fit(Path(folder), repeat)))
         print(f"written to {RESULTS}", file=sys.stderr)
 
 

@@ -13,7 +13,7 @@ import io
 import math
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import wraps
 from typing import List, Optional
 
@@ -265,17 +265,7 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
         if points_file == "-" and file == "-":
             raise typer.BadParameter("the program and the points cannot both come from standard input",
                                      param_hint="--points")
-        fmt = points_format.value if points_format else None
-        if points_file == "-":
-            many = points.read_points(sys.stdin, "<stdin>", fmt, program)
-        else:
-            try:
-                with open(points_file, encoding="utf-8", newline="") as stream:
-                    many = points.read_points(stream, points_file, fmt, program)
-            except OSError as error:
-                raise DiffcliError("io", f"cannot read {points_file}: {error.strerror or error}") from None
-            except UnicodeDecodeError:
-                raise DiffcliError("io", f"{points_file} is not UTF-8 text", help="save it as UTF-8") from None
+        many = _read_points(points_file, points_format.value if points_format else None, program)
         for name in many.names:
             if name in taken:
                 raise DiffcliError("input", f"`{name}` is both a column of {points_file} and --set",
@@ -705,6 +695,163 @@ def codegen(
     write_output(output, generated.source.encode("utf-8"))
     if generated.header is not None:
         write_output(os.path.splitext(output)[0] + ".h", generated.header.encode("utf-8"))
+# ---------------------------------------------------------------- fit
+
+class FitMethod(str, enum.Enum):
+    lbfgsb = "L-BFGS-B"
+    bfgs = "BFGS"
+    cg = "CG"
+    newton_cg = "Newton-CG"
+    least_squares = "least_squares"
+    gd = "gd"
+    adam = "adam"
+
+
+def parse_bounds(values: Optional[List[str]]) -> dict[str, tuple[float, float]]:
+    """`--bounds k=0:inf,A=-1:1` -> {"k": (0, inf), "A": (-1, 1)}; an empty end is unbounded."""
+    result = {}
+    for item in values or []:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            name, eq, text = part.partition("=")
+            low, colon, high = text.partition(":")
+            try:
+                if not eq or not colon or not name.strip():
+                    raise ValueError
+                ends = (float(low) if low.strip() else -math.inf, float(high) if high.strip() else math.inf)
+            except ValueError:
+                raise typer.BadParameter(f"{part!r} is not NAME=LOW:HIGH (for example k=0:inf)",
+                                         param_hint="--bounds") from None
+            if math.isnan(ends[0]) or math.isnan(ends[1]) or ends[0] > ends[1]:
+                raise typer.BadParameter(f"{part!r}: LOW must not exceed HIGH", param_hint="--bounds")
+            result[name.strip()] = ends
+    return result
+
+
+def _read_points(path: str, fmt: Optional[str], program):
+    """A points file (CSV or JSON Lines; `-` is standard input), read and checked to its end."""
+    from . import points
+
+    if path == "-":
+        return points.read_points(sys.stdin, "<stdin>", fmt, program)
+    try:
+        with open(path, encoding="utf-8", newline="") as stream:
+            return points.read_points(stream, path, fmt, program)
+    except OSError as error:
+        raise DiffcliError("io", f"cannot read {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise DiffcliError("io", f"{path} is not UTF-8 text", help="save it as UTF-8") from None
+
+
+@app.command(name="fit", epilog="Examples:\n\n"
+             "  diffcli fit samples/decay.expr --data samples/decay.csv --residual r --method least_squares\n\n"
+             "  diffcli fit moons_mlp.expr --data moons.csv --method gd --steps 100 --report accuracy\n\n"
+             "  diffcli fit model.expr --wrt a,b --bounds a=0:inf --write")
+@command
+def fit_command(
+    file: str = FileArg,
+    wrt: Optional[List[str]] = typer.Option(None, "--wrt", metavar="NAME,...",
+                                            help="The inputs to fit (default: every input with a "
+                                            "literal value that the data does not set)."),
+    of: Optional[str] = typer.Option(None, "--of", metavar="NAME",
+                                     help="Minimize this variable (default: the one assigned last)."),
+    data: Optional[str] = typer.Option(None, "--data", metavar="FILE",
+                                       help="CSV with a header, or JSON Lines (- for standard input): "
+                                       "each row sets inputs; the objective is the mean over the rows."),
+    residual: Optional[str] = typer.Option(None, "--residual", metavar="NAME",
+                                           help="Minimize the sum of squares of NAME over the rows "
+                                           "(reports standard errors and correlations)."),
+    method: Optional[FitMethod] = typer.Option(None, "--method", show_default="L-BFGS-B, or "
+                                               "least_squares with --residual",
+                                               help="SciPy's minimize methods, SciPy's least_squares, "
+                                               "or plain gradient descent (gd) and Adam."),
+    lr: Optional[float] = typer.Option(None, "--lr", min=0.0, metavar="RATE",
+                                       help="gd and adam: the first learning rate, falling linearly to "
+                                       "a tenth of it (default 1 for gd as micrograd's demo, 0.01 for adam)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, metavar="N",
+                                        help="gd and adam: steps to take (default 100); others: the "
+                                        "most iterations (least_squares: evaluations)."),
+    bounds: Optional[List[str]] = typer.Option(None, "--bounds", metavar="NAME=LOW:HIGH",
+                                               help="Keep a parameter within bounds: k=0:inf "
+                                               "(L-BFGS-B, least_squares, gd, adam)."),
+    sets: Optional[List[str]] = SetOpt,
+    as_json: bool = JsonOpt,
+    precision: int = PrecisionOpt,
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE",
+                                       help="Draw the objective against the step (and with --x, the "
+                                       "data and the fit): .png, .svg, .pdf or .html."),
+    x_column: Optional[str] = typer.Option(None, "--x", metavar="COLUMN",
+                                           help="With --data and --plot: the column for the x axis."),
+    write: bool = typer.Option(False, "--write", help="Write the fitted values into FILE's literal "
+                               "assignments, in place (comments and layout kept)."),
+    report_names: Optional[List[str]] = typer.Option(None, "--report", metavar="NAME,...",
+                                                     help="After the fit, print these variables' "
+                                                     "means over the rows (e.g. an accuracy)."),
+):
+    """Fit inputs to minimize an output, or a formula's parameters to data (exact gradients)."""
+    values = parse_sets(sets)
+    chosen = (method.value if method else None) or ("least_squares" if residual else "L-BFGS-B")
+    bound_ranges = parse_bounds(bounds)
+    if bound_ranges and chosen not in ("L-BFGS-B", "least_squares", "gd", "adam"):
+        raise typer.BadParameter(f"{chosen} takes no bounds; use L-BFGS-B, least_squares, gd or adam",
+                                 param_hint="--bounds")
+    if chosen == "least_squares" and not residual:
+        raise typer.BadParameter("least_squares needs --residual NAME", param_hint="--method")
+    if lr is not None and chosen not in ("gd", "adam"):
+        raise typer.BadParameter("--lr goes with --method gd or adam", param_hint="--lr")
+    if write and file == "-":
+        raise typer.BadParameter("--write needs FILE to be a file, not standard input", param_hint="--write")
+    if data == "-" and file == "-":
+        raise typer.BadParameter("FILE and --data cannot both be standard input", param_hint="--data")
+    plot_format = None
+    if plot is not None:
+        plot_format = os.path.splitext(plot)[1].lower().lstrip(".")
+        if plot_format not in ("png", "svg", "pdf", "html"):
+            raise typer.BadParameter(f"{plot!r}: the picture's name must end in .png, .svg, .pdf or .html",
+                                     param_hint="--plot")
+    if of is not None and residual is not None:
+        raise typer.BadParameter("--residual NAME is what is minimized: leave out --of", param_hint="--of")
+    if x_column is not None and data is None:
+        raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
+    program = _read(file, as_json)
+    from . import fit as fitting
+    from . import fitreport
+    from .output import write_output
+
+    data_name = "<stdin>" if data == "-" else data
+    columns = {}
+    if data is not None:
+        rows = _read_points(data, None, program)
+        columns = fitting.gather(rows.names, [chunk for _, chunk in rows.chunks()])
+    report_list = parse_names(report_names)
+    problem, start, warnings = fitting.setup(
+        program, parse_names(wrt), values, of=of, residual=residual, data=columns, data_name=data_name,
+        bounds=bound_ranges, report=report_list, x_column=x_column, write=write)
+    for warning in warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    live = sys.stderr.isatty()  # a transient line, erased before anything else is written
+    progress = fitreport.Progress(chosen) if live else None
+    with progress or nullcontext():
+        result = fitting.fit(problem, chosen, start=start, steps=steps, lr=lr, bounds=bound_ranges,
+                             progress=progress)
+    if report_list and result.error is None:
+        result.report = fitting.means(problem, result.parameters, report_list)
+    for warning in result.warnings:
+        if not as_json:
+            sys.stderr.write(f"warning: {warning}\n")
+    _print(fitreport.fit_json(result) if as_json else fitreport.fit_text(result, file, precision))
+    if result.error is not None:
+        raise result.error
+    if plot is not None:
+        curve = None
+        if x_column is not None:
+            curve = fitting.curve(problem, result, x_column)
+        write_output(plot, fitreport.render_plot(fitreport.plot_spec(result, x_column, curve), plot_format))
+    if write:
+        write_output(file, fitting.written_back(program, result.parameters).encode())
+    if result.interrupted:
+        raise typer.Exit(130)
 
 
 class _ClosedStream(io.TextIOBase):

@@ -179,6 +179,8 @@ _ENTRIES: list[dict] = [
     _entry("sqrt", "sqrt", 1, lambda m, x: m.sqrt(x), (lambda m, out, x: 0.5 / out,), domain="x ≥ 0"),
     _entry("abs", "abs", 1, lambda m, x: m.fabs(x), (lambda m, out, x: _sign(m, x),),
            kink=_kink_at_zero("abs")),
+    # -1, 0 or 1; as PyTorch: derivative 0 everywhere, a jump (a kink for `check`) at 0
+    _entry("sign", "sign", 1, _sign, (_zero,), kink=_kink_at_zero("sign"), symbolic="named"),
     _entry("sigmoid", "sigmoid", 1, _sigmoid, (lambda m, out, x: out * (1.0 - out),), symbolic="named"),
     _entry("relu", "relu", 1, lambda m, x: m.where(x > 0.0, x, 0.0), (lambda m, out, x: _step(m, x),),
            kink=_kink_at_zero("relu"), symbolic="named"),

@@ -13,6 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 SAMPLES = ROOT / "samples"
+# values for the samples' free inputs (decay's t and y come from each row of its data)
+SAMPLE_SETS = {"backprop_chain": {"o": 1.0}, "decay": {"t": 1.0, "y": 4.0}}
 
 
 def diffcli_command() -> list[str]:

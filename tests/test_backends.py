@@ -25,7 +25,8 @@ DOMAINS = {
     "sinh": [(-5.0, 5.0)], "cosh": [(-5.0, 5.0)], "exp": [(-20.0, 20.0)],
 }
 EDGES = {  # exact arguments where conventions decide the answer
-    "abs": [(0.0,), (-0.0,)], "relu": [(0.0,), (-0.0,)], "sigmoid": [(-1000.0,), (1000.0,), (0.0,)],
+    "abs": [(0.0,), (-0.0,)], "relu": [(0.0,), (-0.0,)], "sign": [(0.0,), (-0.0,)],
+    "sigmoid": [(-1000.0,), (1000.0,), (0.0,)],
     "softplus": [(-1000.0,), (1000.0,), (0.0,)], "min": [(1.0, 1.0), (2.0, 2.0, 1.0), (3.0, 3.0, 3.0)],
     "max": [(1.0, 1.0), (2.0, 2.0, 3.0), (3.0, 3.0, 3.0)], "power": [(0.0, 0.0), (0.0, 2.0), (-2.0, 3.0)],
     "pow": [(0.0, 0.0), (0.0, 2.0), (-2.0, 3.0)], "asin": [(0.0,)], "hypot": [(3.0, 4.0)],
@@ -149,7 +150,7 @@ def test_second_partials_against_finite_differences_of_the_first(key):
 
 def test_second_derivative_conventions():
     dual = ops.backend("dual")
-    for key in ("relu", "abs"):
+    for key in ("relu", "abs", "sign"):
         op = ops.OPS[key]
         for x in (0.0, 2.0, -3.0):
             d = ops.Dual(x, 1.0)

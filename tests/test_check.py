@@ -9,10 +9,9 @@ import pytest
 
 import diffcli
 from diffcli.check import check
-from conftest import SAMPLES, SHARED, run_diffcli
+from conftest import SAMPLE_SETS, SAMPLES, SHARED, run_diffcli
 
 SAMPLE_FILES = sorted(SAMPLES.glob("*.expr"))
-SAMPLE_SETS = {"backprop_chain": {"o": 1.0}}
 KINK_FILE = "x = 0\ny = 1\nr = relu(x) + abs(x) + max(y, 1) + min(x, 0, 5)\n"
 
 

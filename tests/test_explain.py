@@ -15,7 +15,7 @@ sympy = pytest.importorskip("sympy")
 import diffcli  # noqa: E402
 from diffcli import derivation, explain, explain_writers  # noqa: E402
 from diffcli.ops import FUNCTIONS  # noqa: E402
-from conftest import SAMPLES, SHARED, run_diffcli  # noqa: E402
+from conftest import SAMPLE_SETS, SAMPLES, SHARED, run_diffcli  # noqa: E402
 
 CHAIN = SAMPLES / "backprop_chain.expr"
 ALL_FUNCTIONS = """x = 0.3
@@ -106,8 +106,7 @@ def _numeric(expr, values: dict[str, float]) -> float:
 def programs():
     cases = [pytest.param(diffcli.parse(ALL_FUNCTIONS), {}, id="all_functions")]
     for path in sorted(SAMPLES.glob("*.expr")):
-        cases.append(pytest.param(diffcli.load(path), {"o": 1.0} if path.stem == "backprop_chain" else {},
-                                  id=path.stem))
+        cases.append(pytest.param(diffcli.load(path), SAMPLE_SETS.get(path.stem, {}), id=path.stem))
     return cases
 
 

@@ -38,6 +38,8 @@ COMMANDS = [
     # the partial 3x² of the rule, printed, applied to the temporary 2x
     (["codegen", "--lang", "c"], lambda out: "((3.0 * t2) * t2)" in out),
     (["codegen", "--lang", "javascript"], lambda out: "((3.0 * t2) * t2)" in out),
+    (["fit", "--method", "gd", "--lr", "0.001", "--steps", "1", "--json"],
+     lambda out: json.loads(out)["parameters"]["x"] == pytest.approx(1.5 - 0.001 * 54.0)),
 ]
 
 

@@ -40,6 +40,7 @@ POINTS = {
     "abs": [(0.3,), (-2.0,)],
     "sigmoid": [(0.3,), (-4.0,), (6.0,)],
     "relu": [(0.3,), (-2.0,), (5.0,)],
+    "sign": [(0.3,), (-2.0,)],
     "softplus": [(0.3,), (-4.0,), (6.0,)],
     "atan2": [(1.0, 2.0), (-0.5, -1.5), (2.0, -0.1)],
     "hypot": [(1.0, 2.0), (-0.5, -1.5)],
@@ -86,7 +87,7 @@ def test_values_are_floats():
             assert type(OPS[name].value(*args)) is float, name
 
 
-@pytest.mark.parametrize("name", ["relu", "abs"])
+@pytest.mark.parametrize("name", ["relu", "abs", "sign"])
 def test_kinks_follow_pytorch(name):
     op = FUNCTIONS[name]
     assert op.partials[0](op.value(0.0), 0.0) == 0.0
@@ -118,3 +119,8 @@ def test_pow_conventions():
     assert dy(0.0, 0.0, 2.0) == 0.0          # d(0^y)/dy = 0 for y > 0
     assert math.isnan(dy(-8.0, -2.0, 3.0))   # undefined for x < 0: an error only where needed
     assert pow_.value(-2.0, 3.0) == -8.0     # integer-valued float exponents take negative bases
+
+
+def test_sign_values():
+    sign = FUNCTIONS["sign"]
+    assert [sign.value(x) for x in (-3.0, -0.0, 0.0, 2.5)] == [-1.0, 0.0, 0.0, 1.0]

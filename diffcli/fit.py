@@ -1,0 +1,475 @@
+"""Fitting: minimize an output over some inputs, or fit a formula's parameters to data.
+
+The objective is the program's output at one point, or with data its mean over the rows (value and
+gradient from one pass of the batch engine per evaluation), or in residual mode the sum of squares
+of a per-row residual, whose exact Jacobian (one row per data row) drives SciPy's least_squares.
+SciPy's minimize does the rest of the methods with exact gradients; plain gradient descent and Adam
+are written out here because they are what training is (micrograd's demo uses the first).
+
+Nothing here prints: progress goes to a callback, and a `Fit` holds everything a report needs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+from .errors import DiffcliError
+from .graph import did_you_mean
+from .program import Program
+from .syntax import Binary, Name, Number, Paren, Unary
+
+SCIPY_METHODS = ("L-BFGS-B", "BFGS", "CG", "Newton-CG")
+METHODS = SCIPY_METHODS + ("least_squares", "gd", "adam")
+BOUNDED = ("L-BFGS-B", "least_squares", "gd", "adam")
+DEFAULT_STEPS = 100          # gd and adam; SciPy's methods use their own limits unless --steps
+DEFAULT_LR = {"gd": 1.0, "adam": 0.01}
+FINAL_LR_SHARE = 0.1         # the learning rate falls linearly to a tenth (micrograd: 1.0 -> 0.1)
+CORRELATION_SHOWN = 0.1      # lmfit's default: smaller correlations are not reported
+ILL_CONDITIONED = 1e10       # condition number of JᵀJ above which the covariance is not trusted
+
+
+@dataclass
+class Fit:
+    """What a fit found, and how."""
+
+    method: str
+    objective_text: str          # what was minimized, in words
+    rows: int                    # data rows (0 without --data)
+    converged: bool
+    message: str
+    steps: int
+    evaluations: int
+    objective: float
+    parameters: dict[str, float]
+    start: dict[str, float]
+    gradient: dict[str, float]
+    history: list[float]
+    stderr: dict[str, float] | None = None
+    correlation: dict[str, dict[str, float]] | None = None
+    scale: float | None = None   # the reduced chi-square the standard errors are scaled by
+    warnings: list[str] = field(default_factory=list)
+    report: dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
+    error: DiffcliError | None = None   # why it stopped early: the objective was not finite
+    curve: dict[str, np.ndarray] | None = None  # per-row values at the solution, for the plot
+
+
+@dataclass
+class _Point:
+    """The scalar engine's result in the batch engine's shape: one row."""
+
+    value: float
+    gradients: dict[str, float]
+    values: dict[str, float]
+    n: int = 1
+
+
+class _Stop(Exception):
+    """An evaluation failed (a domain error, or a non-finite objective): stop at the best point."""
+
+    def __init__(self, error: DiffcliError):
+        self.error = error
+
+
+# ---------------------------------------------------------------- the problem
+
+class Problem:
+    """The objective and its exact gradient as functions of the parameter vector."""
+
+    def __init__(self, program: Program, parameters: list[str], *, of: str | None = None,
+                 residual: str | None = None, data: Mapping[str, np.ndarray] | None = None,
+                 fixed: Mapping[str, float] | None = None, data_name: str = "the data"):
+        self.program, self.parameters = program, parameters
+        self.residual = residual
+        self.output = residual or of or program.output
+        self.data = dict(data or {})
+        self.data_name = data_name
+        self.rows = len(next(iter(self.data.values()))) if self.data else 0
+        self.fixed = dict(fixed or {})
+        self.evaluations = 0
+        self.best: tuple[float, np.ndarray] | None = None
+        self._last: tuple[bytes, tuple] | None = None
+        self.columns = {**self.fixed, **self.data}
+
+    def describe(self) -> str:
+        rows = f" over {self.rows} rows" if self.rows else ""
+        if self.residual:
+            return f"sum of squares of {self.residual}{rows}"
+        return f"mean of {self.output}{rows}" if self.rows else f"value of {self.output}"
+
+    def _run(self, x: np.ndarray, of: str | None = None, *, gradients: bool = True, all_names=False):
+        """One pass at x: over the rows by the batch engine, or at the one point by the scalar one."""
+        columns = dict(self.columns)
+        columns.update(zip(self.parameters, map(float, x)))
+        of = of or self.output
+        if not self.rows:
+            try:
+                point = self.program.grad(columns, of)
+            except DiffcliError as error:
+                raise _Stop(error) from None
+            return _Point(point.value, point.gradients, point.values)
+        from . import batch
+
+        result = batch.run(self.program, columns, of, gradients=gradients, all_names=all_names)
+        if result.failed.any():
+            row = int(np.flatnonzero(result.failed)[0])
+            error = result.errors.get(row) or DiffcliError("domain", f"`{of}` is not finite")
+            raise _Stop(DiffcliError(
+                error.kind, f"{error.message} (data row {row + 1} of {self.data_name})", error.span,
+                source=error.source, help=error.help, notes=error.notes))
+        return result
+
+    def evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """The objective, its gradient, and the per-row output and Jacobian (rows × parameters)."""
+        key = x.tobytes()
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        self.evaluations += 1
+        result = self._run(x)
+        n = max(result.n, 1)
+        r = np.broadcast_to(np.asarray(result.value, float), (n,))
+        jacobian = np.column_stack([np.broadcast_to(result.gradients[p], (n,)) for p in self.parameters])
+        if self.residual:
+            f, g = float(r @ r), 2.0 * (jacobian.T @ r)
+        else:
+            f, g = float(r.mean()), jacobian.mean(axis=0)
+        if not (math.isfinite(f) and np.isfinite(g).all()):
+            raise _Stop(DiffcliError(
+                "domain", f"the objective ({self.describe()}) is not finite at this point",
+                help="bound the parameters (--bounds), start elsewhere, or lower --lr"))
+        if self.best is None or f < self.best[0]:
+            self.best = (f, x.copy())
+        self._last = (key, (f, g, r, jacobian))
+        return f, g, r, jacobian
+
+    @property
+    def has_hessian_vector(self) -> bool:
+        """Exact H·v is there for the mean of an output (the program's forward-over-reverse pass);
+        for a sum of squares Newton-CG takes SciPy's differences of the exact gradient."""
+        return hasattr(self.program, "hvp") and not self.residual
+
+    def hessian_vector(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """H·v of the objective: the mean over the rows of each row's exact H·v."""
+        columns = dict(self.columns)
+        columns.update(zip(self.parameters, map(float, x)))
+        vector = dict(zip(self.parameters, map(float, v)))
+        total = np.zeros(len(self.parameters))
+        for row in range(max(self.rows, 1)):
+            if self.rows:
+                columns.update((name, float(column[row])) for name, column in self.data.items())
+            try:
+                product = self.program.hvp(vector, columns, self.output).hvp
+            except DiffcliError as error:
+                raise _Stop(error) from None
+            total += [product[p] for p in self.parameters]
+        return total / max(self.rows, 1)
+
+    def values(self, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        """Each named variable's value per row at x (for --report and the plot)."""
+        result = self._run(x, gradients=False, all_names=True)
+        return {name: np.broadcast_to(result.values[name], (max(result.n, 1),)) for name in names}
+
+
+def gather(names: list[str], chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """A points file's chunks as whole columns: a fit passes over every row at each evaluation."""
+    return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in names}
+
+
+def setup(program: Program, wrt: list[str], values: dict[str, float], *, of: str | None = None,
+          residual: str | None = None, data: Mapping[str, np.ndarray], data_name: str = "the data",
+          bounds: Mapping[str, tuple[float, float]] | None = None, report: list[str] = (),
+          x_column: str | None = None, write: bool = False) -> tuple[Problem, dict[str, float], list[str]]:
+    """Check a fit's names before any work: the problem, the parameters' starting values, and
+    warnings (names given values that the program does not use)."""
+    warnings = [f"column `{name}` of {data_name}: the program does not use `{name}`"
+                for name in data if name not in program.graph.names]
+    warnings += [f"--set {name}: the program does not use `{name}`" for name in check_sets(program, values, data)]
+    if x_column is not None and x_column not in data:
+        raise DiffcliError("input", f"--x {x_column}: {data_name} has no column `{x_column}`",
+                           help=did_you_mean(x_column, data) or "columns: " + ", ".join(data))
+    for option, names in (("--residual", [residual] if residual else []), ("--of", [of] if of else []),
+                          ("--report", report)):
+        check_names(program, names, option)
+    parameters = choose_parameters(program, wrt, data, write)
+    for name in bounds or {}:
+        if name not in parameters:
+            raise DiffcliError("input", f"--bounds {name}: `{name}` is not one of the fitted inputs",
+                               help="fitted: " + ", ".join(parameters))
+    start = {name: values.get(name, program.inputs.get(name)) for name in parameters}
+    if None in start.values():
+        program.evaluate({**dict.fromkeys(data, 0.0), **values})  # says which has no value, and where
+    fixed = {name: v for name, v in values.items() if name not in parameters}
+    problem = Problem(program, parameters, of=of, residual=residual, data=data, fixed=fixed,
+                      data_name=data_name)
+    return problem, start, warnings
+
+
+def choose_parameters(program: Program, wrt: list[str] | None, data_columns, write: bool) -> list[str]:
+    """The inputs to fit: --wrt checked, or every input with a literal value that no data column sets."""
+    inputs = program.inputs
+    if not wrt:
+        chosen = [n for n, default in inputs.items() if default is not None and n not in data_columns]
+        if not chosen:
+            raise DiffcliError("input", "nothing to fit: the program has no input with a literal value "
+                               "that the data does not set", help="name the inputs to fit with --wrt")
+        return chosen
+    for name in wrt:
+        if name not in program.graph.names:
+            raise DiffcliError("input", f"--wrt {name}: the program has no variable `{name}`",
+                               help=did_you_mean(name, program.graph.names) or
+                               "inputs: " + ", ".join(inputs))
+        if name not in inputs:
+            raise DiffcliError(
+                "input", f"--wrt {name}: `{name}` is computed (`{name} = {program.definition(name)}`), "
+                "not an input: only inputs can be fitted", help="inputs: " + ", ".join(inputs))
+        if name in data_columns:
+            raise DiffcliError("input", f"--wrt {name}: `{name}` is a column of the data, set by each row",
+                               help="fit the inputs the data does not give")
+        if write and inputs[name] is None:
+            use = program.graph.first_use[name]
+            raise DiffcliError(
+                "input", f"--write: `{name}` is a free input (the file never assigns it), so its fitted "
+                "value has nowhere to go", (use.start, use.end), source=program.source,
+                help=f"give it a starting value in the file (`{name} = 1`) to write it back, or drop --write")
+    if len(set(wrt)) != len(wrt):
+        raise DiffcliError("input", "--wrt names an input twice")
+    return list(wrt)
+
+
+def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float],
+        steps: int | None = None, lr: float | None = None,
+        bounds: Mapping[str, tuple[float, float]] | None = None,
+        progress: Callable[[int, float, float], None] | None = None,
+        ) -> Fit:
+    """Minimize the problem's objective from `start`; stops cleanly on Ctrl-C and on a failure."""
+    names = problem.parameters
+    x0 = np.array([float(start[n]) for n in names])
+    ranges = [(bounds or {}).get(n, (-math.inf, math.inf)) for n in names]
+    low, high = np.array([r[0] for r in ranges]), np.array([r[1] for r in ranges])
+    x0 = np.clip(x0, low, high)
+    history: list[float] = []
+    state = {"x": x0, "steps": 0}
+
+    def step_done(x: np.ndarray) -> None:
+        f, g, *_ = problem.evaluate(x)
+        history.append(f)
+        state["x"] = x.copy()
+        if progress is not None:
+            progress(len(history) - 1, f, float(np.linalg.norm(g)))
+
+    interrupted, error, converged, message = False, None, False, ""
+    try:
+        step_done(x0)  # the start: history[0], and a failure here has no good point to report
+    except _Stop as stop:
+        raise stop.error from None
+    try:
+        if method in ("gd", "adam"):
+            converged, message = _descend(problem, method, x0, low, high, steps or DEFAULT_STEPS,
+                                          DEFAULT_LR[method] if lr is None else lr, step_done, state)
+        elif method == "least_squares":
+            converged, message = _least_squares(problem, x0, low, high, steps, step_done, state)
+        else:
+            converged, message = _minimize(problem, method, x0, low, high, steps, step_done, state)
+    except KeyboardInterrupt:
+        interrupted, message = True, "interrupted (Ctrl-C): the best point so far"
+    except _Stop as stop:
+        error = stop.error
+        message = ("stopped where the objective is undefined or not finite (the error says where); "
+                   "this is the best point before it")
+
+    if interrupted or error is not None:
+        _, x = problem.best
+    else:
+        x = state["x"]
+    f, g, r, jacobian = problem.evaluate(x)
+    if not history or history[-1] != f:
+        history.append(f)
+    result = Fit(
+        method=method, objective_text=problem.describe(), rows=problem.rows, converged=converged,
+        message=message, steps=state["steps"], evaluations=problem.evaluations, objective=f,
+        parameters=dict(zip(names, map(float, x))), start=dict(zip(names, map(float, x0))),
+        gradient=dict(zip(names, map(float, g))), history=history, interrupted=interrupted, error=error,
+    )
+    if problem.residual:
+        _uncertainties(result, r, jacobian, names)
+    return result
+
+
+def _minimize(problem, method, x0, low, high, steps, step_done, state):
+    from scipy.optimize import Bounds, minimize
+
+    def objective(x):
+        f, g, *_ = problem.evaluate(x)
+        return f, g
+
+    def callback(intermediate_result):
+        state["steps"] += 1
+        step_done(np.asarray(intermediate_result.x, float))
+
+    options = {"maxiter": steps} if steps else {}
+    extra = {}
+    if method == "L-BFGS-B" and (np.isfinite(low).any() or np.isfinite(high).any()):
+        extra["bounds"] = Bounds(low, high)
+    exact_hvp = method == "Newton-CG" and problem.has_hessian_vector
+    if exact_hvp:
+        extra["hessp"] = problem.hessian_vector
+    result = minimize(objective, x0, jac=True, method=method, callback=callback, options=options, **extra)
+    state["x"] = np.asarray(result.x, float)
+    state["steps"] = int(getattr(result, "nit", state["steps"]))
+    message = str(result.message)
+    if method == "Newton-CG" and not exact_hvp:
+        message += " (Hessian-vector products by finite differences of the exact gradient)"
+    return bool(result.success), message
+
+
+def _least_squares(problem, x0, low, high, steps, step_done, state):
+    from scipy.optimize import least_squares
+
+    def residuals(x):
+        return problem.evaluate(x)[2]
+
+    def jacobian(x):
+        return problem.evaluate(x)[3]
+
+    def callback(intermediate_result):
+        state["steps"] += 1
+        step_done(np.asarray(intermediate_result.x, float))
+
+    result = least_squares(residuals, x0, jac=jacobian, bounds=(low, high), max_nfev=steps,
+                           callback=callback)
+    state["x"] = np.asarray(result.x, float)
+    return bool(result.success), str(result.message)
+
+
+def _descend(problem, method, x, low, high, steps, lr, step_done, state):
+    """Plain gradient descent, or Adam, with a learning rate falling linearly from lr to lr/10 (as
+    micrograd's demo: lr_k = lr·(1 − 0.9·k/steps)); bounds are kept by clipping."""
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    m = np.zeros_like(x)
+    v = np.zeros_like(x)
+    for k in range(steps):
+        _, g, *_ = problem.evaluate(x)
+        if not np.any(g):
+            return True, f"the gradient is zero after {k} steps"
+        rate = lr * (1.0 - (1.0 - FINAL_LR_SHARE) * k / steps)
+        if method == "gd":
+            x = x - rate * g
+        else:
+            m = beta1 * m + (1 - beta1) * g
+            v = beta2 * v + (1 - beta2) * g * g
+            x = x - rate * (m / (1 - beta1 ** (k + 1))) / (np.sqrt(v / (1 - beta2 ** (k + 1))) + eps)
+        x = np.clip(x, low, high)
+        state["steps"] = k + 1
+        step_done(x)
+    name = "gradient descent" if method == "gd" else "Adam"
+    return False, f"ran the {steps} steps asked for ({name} has no convergence test)"
+
+
+def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list[str]) -> None:
+    """Standard errors and correlations from the Jacobian at the solution, as curve_fit does with
+    absolute_sigma=False: cov = (JᵀJ)⁻¹ · Σr²/(rows − parameters)."""
+    rows, count = jacobian.shape
+    if rows <= count:
+        result.warnings.append(f"no standard errors: {rows} rows for {count} parameters "
+                               "(more rows than parameters are needed)")
+        return
+    _, singular, vt = np.linalg.svd(jacobian, full_matrices=False)
+    tiny = np.finfo(float).eps * max(jacobian.shape) * (singular[0] if singular.size else 0.0)
+    if singular.size == 0 or singular[-1] <= tiny:
+        result.warnings.append("the covariance cannot be estimated: the Jacobian is singular at the "
+                               "solution (some parameters do not change the residual independently)")
+        result.stderr = dict.fromkeys(names, math.inf)
+        return
+    condition = (singular[0] / singular[-1]) ** 2
+    if condition > ILL_CONDITIONED:
+        result.warnings.append(f"the covariance is ill-conditioned (condition number of JᵀJ {condition:.2g}): "
+                               "the standard errors and correlations are not reliable")
+    scale = float(r @ r) / (rows - count)
+    covariance = (vt.T / singular**2) @ vt * scale
+    errors = np.sqrt(np.diag(covariance))
+    result.scale = scale
+    result.stderr = dict(zip(names, map(float, errors)))
+    result.correlation = {}
+    for i, a in enumerate(names):
+        for j in range(i + 1, count):
+            c = covariance[i, j] / (errors[i] * errors[j]) if errors[i] and errors[j] else 0.0
+            if abs(c) > CORRELATION_SHOWN:
+                result.correlation.setdefault(a, {})[names[j]] = float(c)
+
+
+# ---------------------------------------------------------------- after the fit
+
+def check_sets(program: Program, values: Mapping[str, float], data_columns) -> list[str]:
+    """--set as in grad: a typo or a computed name is an error; a name the program lacks entirely is
+    returned (to warn about) and dropped from `values`."""
+    unused = [name for name in values if name not in program.graph.names and name.isidentifier()
+              and not did_you_mean(name, program.graph.names)]
+    for name in unused:
+        del values[name]
+    program._inputs({**dict.fromkeys(program.inputs, 0.0), **values})  # the same checks as grad's
+    for name in values:
+        if name in data_columns:
+            raise DiffcliError("input", f"--set {name}: `{name}` is a column of the data, set by each row")
+    return unused
+
+
+def check_names(program: Program, names: list[str], option: str) -> None:
+    for name in names:
+        if name not in program.graph.names:
+            raise DiffcliError("input", f"{option} {name}: the program has no variable `{name}`",
+                               help=did_you_mean(name, program.graph.names) or
+                               "variables: " + ", ".join(list(program.graph.names)[:12]))
+
+
+def means(problem: Problem, x: Mapping[str, float], names: list[str]) -> dict[str, float]:
+    """Each named variable's mean over the rows (its value, without data) at the fitted point."""
+    check_names(problem.program, names, "--report")
+    values = problem.values(np.array([x[p] for p in problem.parameters]), names)
+    return {name: float(np.mean(v)) for name, v in values.items()}
+
+
+def curve(problem: Problem, fit: Fit, x_column: str) -> dict:
+    """What the plot draws over the x column: the data the residual compares with (for `r = model - y`,
+    y's points) and the fitted variable (model); otherwise the output at each row."""
+    fitted, observed = problem.output, None
+    statement = problem.program.graph.definitions.get(problem.residual or "")
+    expr = statement.expr if statement is not None else None
+    while isinstance(expr, Paren):
+        expr = expr.inner
+    if isinstance(expr, Binary) and expr.op == "sub":
+        sides = [side.inner if isinstance(side, Paren) else side for side in (expr.left, expr.right)]
+        names = [side.id if isinstance(side, Name) else None for side in sides]
+        for mine, theirs in (names, names[::-1]):
+            if theirs in problem.data and mine is not None and mine not in problem.data:
+                fitted, observed = mine, theirs
+                break
+    values = problem.values(np.array(list(fit.parameters.values())), [fitted])
+    return {"x": problem.data[x_column].tolist(),
+            "data": (observed, problem.data[observed].tolist()) if observed else None,
+            "fitted": (fitted, values[fitted].tolist())}
+
+
+def written_back(program: Program, fitted: Mapping[str, float]) -> str:
+    """The program's text with each fitted input's literal replaced by its fitted value: comments,
+    layout and the other statements stay as they were."""
+    from .formatting import number_text
+
+    text = program.source.text
+    edits = []
+    for name, value in fitted.items():
+        statement = program.graph.definitions.get(name)
+        if statement is None or not isinstance(statement.expr, (Number, Unary)):
+            raise DiffcliError("input", f"--write: `{name}` has no literal assignment to write into")
+        edits.append((statement.expr.start, statement.expr.end, number_text(value)))
+    for start, end, replacement in sorted(edits, reverse=True):
+        # a longer number eats into the blanks before a comment, so that the comment stays in place
+        blanks = len(text[end:]) - len(text[end:].lstrip(" "))
+        longer = len(replacement) - (end - start)
+        if text[end + blanks:end + blanks + 1] == "#" and longer > 0:
+            end += min(longer, blanks - 1)
+        text = text[:start] + replacement + text[end:]
+    return text

@@ -1,0 +1,193 @@
+"""`diffcli fit`: against closed-form minima, SciPy's curve_fit, and the update rules' own properties."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from diffcli import fit as fitting
+from diffcli.cli import app
+from diffcli.program import parse
+
+ROOT = Path(__file__).resolve().parent.parent
+BOWL = "# a bowl\na = 3     # start\nb = -1e-3\nf = (a - 1)^2 + 10(b + 2)^2\n"
+
+
+def invoke(*args, input=None):
+    return CliRunner().invoke(app, [str(a) for a in args], input=input)
+
+
+@pytest.fixture
+def bowl(tmp_path):
+    path = tmp_path / "bowl.expr"
+    path.write_text(BOWL)
+    return path
+
+
+@pytest.mark.parametrize("method", ["L-BFGS-B", "BFGS", "CG", "Newton-CG"])
+def test_scipy_methods_find_the_minimum(bowl, method):
+    result = invoke("fit", bowl, "--method", method, "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["converged"] is True and out["method"] == method
+    assert out["parameters"] == pytest.approx({"a": 1.0, "b": -2.0}, abs=1e-5)
+    assert out["history"][0] == pytest.approx(4 + 10 * 1.999**2) and out["history"][-1] == out["objective"]
+    assert out["evaluations"] >= out["steps"] >= 1
+    assert set(out) >= {"method", "converged", "message", "steps", "evaluations", "objective",
+                        "parameters", "gradient", "history"}
+
+
+def test_bounds_hold_the_parameter_at_its_edge(bowl):
+    out = json.loads(invoke("fit", bowl, "--bounds", "a=2:inf", "--json").stdout)
+    assert out["parameters"]["a"] == 2.0 and out["parameters"]["b"] == pytest.approx(-2.0, abs=1e-5)
+
+
+def test_gradient_descent_follows_the_decaying_rate(tmp_path):
+    """On f = (a - 1)², each step multiplies (a - 1) by (1 - 2·lr_k), lr_k = lr·(1 - 0.9k/steps)."""
+    path = tmp_path / "q.expr"
+    path.write_text("a = 3\nf = (a - 1)^2\n")
+    out = json.loads(invoke("fit", path, "--method", "gd", "--lr", "0.1", "--steps", "7", "--json").stdout)
+    gap = 2.0
+    for k in range(7):
+        gap *= 1 - 2 * 0.1 * (1 - 0.9 * k / 7)
+    assert out["parameters"]["a"] == pytest.approx(1 + gap, rel=1e-12)
+    assert out["steps"] == 7 and len(out["history"]) == 8 and out["converged"] is False
+
+
+def test_adam_first_step_is_the_learning_rate_against_the_gradient(tmp_path):
+    path = tmp_path / "q.expr"
+    path.write_text("a = 3\nb = -2\nf = (a - 1)^2 + 5(b - 4)^2\n")
+    out = json.loads(invoke("fit", path, "--method", "adam", "--lr", "0.5", "--steps", "1", "--json").stdout)
+    assert out["parameters"] == pytest.approx({"a": 2.5, "b": -1.5}, rel=1e-7)
+    many = json.loads(invoke("fit", path, "--method", "adam", "--lr", "0.5", "--steps", "300", "--json").stdout)
+    assert many["objective"] < 1e-3 < out["objective"]
+
+
+def test_report_and_json_agree(bowl):
+    text = invoke("fit", bowl)
+    assert text.exit_code == 0 and "converged     yes" in text.stdout and "evaluations" in text.stdout
+    assert "a" in text.stdout and "start 3" in text.stdout
+
+
+def test_write_replaces_only_the_literals(bowl):
+    result = invoke("fit", bowl, "--write")
+    assert result.exit_code == 0, result.output
+    text = bowl.read_text()
+    assert text.startswith("# a bowl\na = ") and " # start\nb = " in text
+    assert text.endswith("f = (a - 1)^2 + 10(b + 2)^2\n")
+    fitted = parse(text).inputs
+    assert fitted["a"] == pytest.approx(1.0, abs=1e-5) and fitted["b"] == pytest.approx(-2.0, abs=1e-5)
+
+
+def test_write_keeps_a_comment_in_its_column_when_the_number_fits(tmp_path):
+    program = parse("a = 3        # start\nf = (a - 1.5)^2\n")
+    assert fitting.written_back(program, {"a": 1.5}) == "a = 1.5      # start\nf = (a - 1.5)^2\n"
+    assert fitting.written_back(program, {"a": -0.125}) == "a = -0.125   # start\nf = (a - 1.5)^2\n"
+
+
+def test_a_free_input_cannot_be_written_back(tmp_path):
+    path = tmp_path / "free.expr"
+    path.write_text("a = 1\nf = (a - 2)^2 + (o - 3)^2\n")
+    result = invoke("fit", path, "--wrt", "a,o", "--set", "o=0", "--write")
+    assert result.exit_code == 1 and "free input" in result.stderr
+    assert path.read_text() == "a = 1\nf = (a - 2)^2 + (o - 3)^2\n"
+    free = json.loads(invoke("fit", path, "--wrt", "a,o", "--set", "o=0", "--json").stdout)
+    assert free["parameters"] == pytest.approx({"a": 2.0, "o": 3.0}, abs=1e-5)
+
+
+def test_wrt_of_a_computed_name_is_refused(bowl):
+    result = invoke("fit", bowl, "--wrt", "f", "--json")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert json.loads(result.stderr)["error"]["kind"] == "input" and "computed" in result.stderr
+    typo = invoke("fit", bowl, "--wrt", "aa")
+    assert typo.exit_code == 1 and "did you mean `a`" in typo.stderr
+
+
+def test_a_non_finite_objective_stops_at_the_last_good_point(tmp_path):
+    """gd with too large a rate overflows: the report is of the last finite point, nothing is written."""
+    path = tmp_path / "steep.expr"
+    source = "a = 3\nf = exp(a^2)\n"
+    path.write_text(source)
+    result = invoke("fit", path, "--method", "gd", "--lr", "1", "--steps", "50", "--write", "--json")
+    assert result.exit_code == 1
+    out = json.loads(result.stdout)
+    assert out["converged"] is False and math.isfinite(out["objective"])
+    assert out["parameters"]["a"] == 3.0  # the only finite point: the first step overflows
+    assert json.loads(result.stderr)["error"]["kind"] == "domain"
+    assert path.read_text() == source
+
+
+def test_ctrl_c_reports_the_best_point(bowl):
+    program = parse(BOWL)
+    problem = fitting.Problem(program, ["a", "b"])
+
+    def progress(step, objective, norm):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    result = fitting.fit(problem, "gd", start={"a": 3, "b": -1e-3}, lr=0.01, steps=100, progress=progress)
+    assert result.interrupted and not result.converged and result.steps == 3
+    assert result.objective == min(result.history) < result.history[0]
+
+
+def test_bad_command_lines_exit_2(bowl):
+    for args in (["--bounds", "a=3"], ["--bounds", "a=2:1"], ["--method", "CG", "--bounds", "a=0:1"],
+                 ["--lr", "0.1"], ["--method", "least_squares"], ["--plot", "x.gif"], ["--x", "t"]):
+        assert invoke("fit", bowl, *args).exit_code == 2, args
+
+
+def test_the_loss_plot(bowl, tmp_path):
+    out = tmp_path / "loss.svg"
+    result = invoke("fit", bowl, "--plot", out)
+    assert result.exit_code == 0, result.output
+    assert out.read_text().lstrip().startswith("<svg")
+
+
+def test_set_is_checked_as_grad_checks_it(bowl):
+    unused = invoke("fit", bowl, "--set", "zzz=1,a=2", "--json")
+    assert unused.exit_code == 0 and "does not use `zzz`" in unused.stderr
+    assert json.loads(unused.stdout)["history"][0] == pytest.approx(1 + 10 * 1.999**2)
+    typo = invoke("fit", bowl, "--set", "aa=1")
+    assert typo.exit_code == 1 and "did you mean `a`" in typo.stderr
+    computed = invoke("fit", bowl, "--set", "f=1")
+    assert computed.exit_code == 1 and "computed" in computed.stderr
+
+
+def test_a_free_input_without_a_value_is_named_with_its_place(tmp_path):
+    path = tmp_path / "free.expr"
+    path.write_text("a = 1\nf = (a - o)^2\n")
+    result = invoke("fit", path)
+    assert result.exit_code == 1 and "`o` has no value" in result.stderr and ":2:" in result.stderr
+
+
+def test_the_progress_line_is_live_and_transient():
+    import io
+
+    from rich.console import Console
+
+    from diffcli.fitreport import Progress
+
+    stream = io.StringIO()
+    with Progress("gd", Console(file=stream, force_terminal=True, width=80)) as progress:
+        progress(3, 0.25, 1.5)
+    import re
+
+    raw = stream.getvalue()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+    assert "gd step 3  objective 0.25  |gradient| 1.5" in text
+    assert raw.endswith("\x1b[2K")  # erased at the end
+
+
+def test_newton_cg_with_exact_hessian_vector_products_is_exact_on_a_quadratic(bowl):
+    from diffcli.program import Program
+
+    if not hasattr(Program, "hvp"):
+        pytest.skip("the Hessian-vector products are not merged yet")
+    out = json.loads(invoke("fit", bowl, "--method", "Newton-CG", "--json").stdout)
+    assert out["parameters"] == {"a": 1.0, "b": -2.0} and out["objective"] == 0.0
+    assert "finite differences" not in out["message"]

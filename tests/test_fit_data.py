@@ -1,0 +1,106 @@
+"""`diffcli fit --data`: fitting over rows (the batch engine), against SciPy's curve_fit and NumPy."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from diffcli import fit as fitting
+from diffcli.program import parse
+
+from test_fit import ROOT, invoke
+
+
+DECAY = ROOT / "samples" / "decay.expr"
+DECAY_DATA = ROOT / "samples" / "decay.csv"
+
+
+def test_residual_fit_agrees_with_curve_fit():
+    from scipy.optimize import curve_fit
+
+    out = json.loads(invoke("fit", DECAY, "--data", DECAY_DATA, "--residual", "r", "--json").stdout)
+    t, y = np.loadtxt(DECAY_DATA, delimiter=",", skiprows=1, unpack=True)
+    popt, pcov = curve_fit(lambda t, A, k, c: A * np.exp(-k * t) + c, t, y, p0=[4, 0.1, 0])
+    assert list(out["parameters"].values()) == pytest.approx(popt, rel=1e-6)
+    assert list(out["stderr"].values()) == pytest.approx(np.sqrt(np.diag(pcov)), rel=1e-5)
+    correlation = pcov[1, 2] / math.sqrt(pcov[1, 1] * pcov[2, 2])
+    assert out["correlation"]["k"]["c"] == pytest.approx(correlation, rel=1e-5)
+    assert out["converged"] and out["method"] == "least_squares" and out["evaluations"] < 50
+    for name, true in {"A": 5.0, "k": 0.3, "c": 0.5}.items():  # as samples/decay.expr states
+        assert abs(out["parameters"][name] - true) < out["stderr"][name]
+    A, k, c = popt
+    assert out["objective"] == pytest.approx(float(np.sum((A * np.exp(-k * t) + c - y) ** 2)), rel=1e-9)
+
+
+def test_mean_over_rows_and_report(tmp_path):
+    """The objective with --data is the mean over rows; --report gives other variables' means."""
+    data = tmp_path / "d.csv"
+    data.write_text("x,y\n1,2\n2,4.5\n3,5.5\n")
+    path = tmp_path / "line.expr"
+    path.write_text("m = 0\nfitted = m*x\nsq = (fitted - y)^2\n")
+    out = json.loads(invoke("fit", path, "--data", data, "--report", "fitted", "--json").stdout)
+    x, y = np.array([1, 2, 3.0]), np.array([2, 4.5, 5.5])
+    slope = x @ y / (x @ x)
+    assert out["parameters"]["m"] == pytest.approx(slope, rel=1e-6)
+    assert out["objective"] == pytest.approx(np.mean((slope * x - y) ** 2), rel=1e-9)
+    assert out["history"][0] == pytest.approx(np.mean(y**2))
+    assert out["report"]["fitted"] == pytest.approx(np.mean(slope * x), rel=1e-6)
+
+
+def test_data_columns_the_program_lacks(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("tt,y\n1,2\n")
+    result = invoke("fit", DECAY, "--data", data, "--residual", "r")
+    assert result.exit_code == 1 and "`tt`" in result.stderr and "did you mean `t`" in result.stderr
+    data.write_text("t,y\n1,2\n2,oops\n")
+    result = invoke("fit", DECAY, "--data", data, "--residual", "r", "--json")
+    error = json.loads(result.stderr)["error"]
+    assert result.exit_code == 1 and "oops" in error["message"] and "y" in error["message"]
+
+
+def test_the_fit_plot_over_a_column(tmp_path):
+    out = tmp_path / "fit.svg"
+    result = invoke("fit", DECAY, "--data", DECAY_DATA, "--residual", "r", "--plot", out, "--x", "t")
+    assert result.exit_code == 0, result.output
+    svg = out.read_text()
+    assert svg.lstrip().startswith("<svg") and "model over t" in svg
+    # the curve: the data column the residual compares with, and the model
+    program = parse(DECAY.read_text())
+    data = {"t": np.array([0.0, 1.0]), "y": np.array([5.0, 4.0])}
+    problem = fitting.Problem(program, ["A", "k", "c"], residual="r", data=data)
+    found = fitting.fit(problem, "least_squares", start={"A": 4, "k": 0.1, "c": 0}, steps=3)
+    curve = fitting.curve(problem, found, "t")
+    assert curve["data"][0] == "y" and curve["fitted"][0] == "model" and curve["x"] == [0.0, 1.0]
+
+
+def test_moons_network_matches_an_independent_forward_pass(tmp_path):
+    """scripts/make_moons.py's network has micrograd's 337 parameters, and its loss at the start is
+    the demo's loss computed with NumPy."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_moons.py"), str(tmp_path), "--json"], check=True)
+    for name in ("moons.csv", "moons_mlp.expr"):  # the samples are what the script writes
+        assert (tmp_path / name).read_text() == (ROOT / "samples" / "moons" / name).read_text()
+    setup = json.loads((tmp_path / "moons.json").read_text())
+    program = parse((tmp_path / "moons_mlp.expr").read_text())
+    assert sum(v is not None for v in program.inputs.values()) == 337
+    out = json.loads(invoke("fit", tmp_path / "moons_mlp.expr", "--data", tmp_path / "moons.csv",
+                            "--method", "gd", "--steps", "1", "--json").stdout)
+    assert len(out["parameters"]) == 337
+    h = np.array(setup["x"])
+    params = []
+    for i, neurons in enumerate(setup["layers"]):
+        w = np.array([n[0] for n in neurons])
+        b = np.array([n[1] for n in neurons])
+        params += [w.ravel(), b]
+        h = h @ w.T + b
+        if i < 2:
+            h = np.maximum(h, 0)
+    y = np.array(setup["y"])
+    l2 = sum(float(p @ p) for p in params)
+    loss = np.mean(np.maximum(0, 1 - y * h[:, 0])) + 1e-4 * l2
+    assert out["history"][0] == pytest.approx(loss, rel=1e-12)
