@@ -19,7 +19,8 @@ from lark.parsers.lalr_analysis import Shift
 
 from .errors import DiffcliError, Source
 from .ops import FUNCTIONS
-from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Parsed, Unary
+from .syntax import (Assignment, Binary, Call, Expr, Name, Number, Paren, Parsed, UncertainAssignment,
+                     Unary)
 
 _BINARY_OPS = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "POW": "pow"}
 _UNARY_OPS = {"MINUS": "neg", "PLUS": "pos"}
@@ -198,6 +199,23 @@ class _Builder:
         self.uses.append(self.named)
         self.made, self.named = [], []
         return Assignment(name.group(group), expr, name.start(group), name.end())
+
+    def uncertain(self, name, equals, expr, plusminus, amount, percent=None):
+        """`x = 2.1 ± 0.1` or `x = 2.1 ± 5%`: only an input's literal may carry an uncertainty."""
+        at = plusminus.span(plusminus.lastindex)
+        literal = expr.operand if expr.__class__ is Unary else expr
+        if literal.__class__ is not Number:
+            raise DiffcliError(
+                "syntax", "only an input's number can carry an uncertainty", at,
+                help="give the input its own line, like `x = 2.1 ± 0.1`, and use `x` here",
+            )
+        statement = self.stmt(name, equals, expr)
+        value = self.number(amount).value
+        self.made.pop()  # the amount is no node of the expression
+        if percent is not None:
+            value /= 100
+        return UncertainAssignment(statement.name, expr, statement.start, statement.name_end,
+                                   value, percent is not None, at)
 
     def start(self, *statements):
         return list(statements)
@@ -436,6 +454,7 @@ class _FastParser:
 _SYMBOLS = {
     "EQUALS": "`=`", "PLUS": "`+`", "MINUS": "`-`", "STAR": "`*`", "SLASH": "`/`", "POW": "`^`",
     "LPAR": "`(`", "RPAR": "`)`", "COMMA": "`,`", "NUMBER": "a number", "NAME": "a name",
+    "PLUSMINUS": "`±`", "PERCENT": "`%`",
 }
 _OPERAND_STARTS = {"NUMBER", "NAME", "LPAR"}
 
@@ -474,16 +493,27 @@ def _open_parens(tokens) -> list:
     return stack
 
 
+# the uncertainty's tokens anywhere but after an input's number: (message, help)
+_MISPLACED = {
+    "PLUSMINUS": ("`±` can only follow the number of an input",
+                  "give the input its own line, like `x = 2.1 ± 0.1`, and use `x` in formulas"),
+    "PERCENT": ("`%` only marks a relative uncertainty, like `x = 2.1 ± 5%`",
+                "the operators are + - * / ^ **; write a percentage as a fraction: 0.05"),
+}
+
+
 def _diagnose(error: UnexpectedInput, source: Source) -> DiffcliError:
     text = source.text
     if isinstance(error, UnexpectedCharacters):
         pos = error.pos_in_stream
         char = text[pos]
         help = None
-        if char == "\r":
+        if char in "±%":
+            message, help = _MISPLACED["PLUSMINUS" if char == "±" else "PERCENT"]
+        elif char == "\r":
             message = "a carriage return that does not end a line"
             help = "lines end with `\\n` or `\\r\\n`"
-        elif char in "!%&|<>~`'\"?$@\\[]{}:":
+        elif char in "!&|<>~`'\"?$@\\[]{}:":
             message = f"unexpected character `{char}`"
             help = "the operators are + - * / ^ ** and functions are called like sin(x)"
         else:
@@ -513,6 +543,11 @@ def _diagnose(error: UnexpectedInput, source: Source) -> DiffcliError:
     open_parens = _open_parens(tokens)
     ends_operand = previous is not None and previous.type in ("NUMBER", "NAME", "RPAR")
     at_statement_start = previous is None or previous.type == "_SEP"
+    if kind in _MISPLACED:
+        return fail(*_MISPLACED[kind])
+    if previous is not None and previous.type == "PLUSMINUS":
+        return fail(f"expected a number after `±`, found {_describe(token)}",
+                    "an uncertainty is a number (`x = 2.1 ± 0.1`) or a percentage (`x = 2.1 ± 5%`)")
     if kind == "RPAR" and not open_parens:
         return fail("unexpected `)`", "remove it, or add the `(` it closes")
     if open_parens and (at_end or kind == "EQUALS"):

@@ -117,6 +117,20 @@ class Assignment:
         return self.expr.end
 
 
+class UncertainAssignment(Assignment):
+    """`name = literal ± amount` or `name = literal ± amount%`: an input with its standard
+    uncertainty, absolute or (`relative`) a fraction of the value. `at` is the `±`'s span."""
+
+    __slots__ = ("amount", "relative", "at")
+
+    def __init__(self, name: str, expr: Expr, start: int, name_end: int,
+                 amount: float, relative: bool, at: tuple[int, int]):
+        super().__init__(name, expr, start, name_end)
+        self.amount = amount
+        self.relative = relative
+        self.at = at
+
+
 class Parsed(NamedTuple):
     """A program's statements, with what the graph builder needs of them, gathered while parsing
     (so that it does not walk the program's nodes once more)."""
