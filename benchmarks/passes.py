@@ -1,0 +1,54 @@
+"""Forward + reverse passes of two checkouts of diffcli, side by side, on one program.
+
+    git worktree add /tmp/before <commit>          # the checkout to compare with
+    python ../shared/bench/genprog.py chain 100000 > /tmp/chain.expr
+    python benchmarks/passes.py /tmp/before . /tmp/chain.expr
+
+Each checkout runs in its own fresh processes, alternating, ROUNDS times; each process reports the
+best of five passes in CPU time. The medians are printed with their ratio (after / before).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+
+ROUNDS = 5
+MEASURE = r"""
+import gc, sys, time
+gc.disable()
+sys.path.insert(0, sys.argv[1])
+from diffcli import engine, parser
+from diffcli.errors import Source
+from diffcli.graph import build
+from diffcli.program import Program, read_source
+path = sys.argv[2]
+source = Source(read_source(open(path, "rb").read(), path), path)
+parsed = parser.parse_with_nodes(source)
+graph = build(parsed.statements, source, parsed)
+inputs, _ = Program(source, parsed.statements, graph)._inputs({})
+best = float("inf")
+for _ in range(5):
+    t = time.process_time()
+    values = engine.forward(graph, inputs)
+    engine.reverse(graph, values, graph.names[graph.output])
+    best = min(best, time.process_time() - t)
+print(best)
+"""
+
+
+def main() -> None:
+    before, after, program = sys.argv[1:4]
+    times: dict[str, list[float]] = {before: [], after: []}
+    for _ in range(ROUNDS):
+        for checkout in (before, after):
+            done = subprocess.run([sys.executable, "-c", MEASURE, checkout, program],
+                                  capture_output=True, text=True, check=True)
+            times[checkout].append(float(done.stdout))
+    a, b = statistics.median(times[before]), statistics.median(times[after])
+    print(f"before {before}: {a * 1000:.1f} ms   after {after}: {b * 1000:.1f} ms   ratio {b / a:.3f}")
+
+
+if __name__ == "__main__":
+    main()
