@@ -128,6 +128,17 @@ class Program:
         return Derivatives(inputs, self._by_name(node_values, inputs, unused), unused, wrt,
                            self._by_name(tangent, zeros, unused))
 
+    def uncertainty(self, values: Mapping[str, float] | None = None, of: str | None = None, *,
+                    uncertainties: Mapping[str, float | str] | None = None,
+                    correlations: Mapping[tuple[str, str], float] | None = None,
+                    order: int = 1, monte_carlo: int | None = None, seed: int | None = None):
+        """The output's value and combined standard uncertainty, with the budget: see
+        diffcli.uncertainty.propagate (the inputs' uncertainties come from the file, `x = 2.1 ± 0.1`,
+        and `uncertainties`: {"x": 0.1} or {"x": "5%"})."""
+        from .uncertainty import propagate
+
+        return propagate(self, values, of, uncertainties, correlations, order, monte_carlo, seed)
+
     # -- helpers
     def _by_name(self, per_node: list[float], extra: dict[str, float], unused: list[str]) -> dict[str, float]:
         named = {name: per_node[node] for name, node in self.graph.names.items()}

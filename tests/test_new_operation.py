@@ -24,6 +24,8 @@ COMMANDS = [
     (["check", "--json"], lambda out: json.loads(out)["ok"] is True),
     (["explain", "--wrt", "x"], lambda out: "cube" in out and "54" in out),
     (["graph"], lambda out: "cube" in out),
+    (["uncertainty", "--uncertainty", "x=0.1", "--json"],
+     lambda out: json.loads(out)["uncertainty"] == pytest.approx(5.4)),
 ]
 
 

@@ -1,0 +1,150 @@
+"""An uncertainty propagation -> JSON (SPEC "Uncertainty"), the budget table, and the Monte Carlo
+histogram as a Vega-Lite chart."""
+
+from __future__ import annotations
+
+import math
+
+from .report import _dumps, number
+from .uncertainty import COVERAGE, Propagation, gum_text
+
+HISTOGRAM_BINS = 60
+
+
+def to_json(result: Propagation) -> str:
+    out = {
+        "output": result.output, "value": result.value, "uncertainty": result.uncertainty,
+        "budget": [{"name": row.name, "value": row.value, "u": row.u, "sensitivity": row.sensitivity,
+                    "contribution": row.contribution, "share": row.share} for row in result.budget],
+    }
+    if result.correlations:
+        out["correlations"] = [{"a": a, "b": b, "r": r} for (a, b), r in result.correlations.items()]
+    second = result.second_order
+    if second is not None:
+        out["second_order"] = {"uncertainty": second.uncertainty, "term": second.term,
+                               "change": second.change, "bias": second.bias}
+    mc = result.monte_carlo
+    if mc is not None:
+        out["monte_carlo"] = {"n": mc.n, "mean": mc.mean, "std": mc.std, "interval": list(mc.interval),
+                              "failed": mc.failed, "agrees": mc.agrees}
+    return _dumps(out)
+
+
+def table(result: Propagation, filename: str, precision: int):
+    """The result line, the budget (sorted by share) and what --order 2 / --monte-carlo add."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    out = result.output
+    parts = [Text(f"diffcli uncertainty {filename}: {out} = {gum_text(result.value, result.uncertainty)}",
+                  style="bold")]
+    budget = Table(header_style="bold", expand=False)
+    budget.add_column("input", no_wrap=True, overflow="fold")
+    for heading in ("value", "u", f"∂{out}/∂input", "contribution", "share"):
+        budget.add_column(heading, justify="right", no_wrap=True)
+    for row in result.budget:
+        budget.add_row(row.name, number(row.value, precision), number(row.u, precision),
+                       number(row.sensitivity, precision), number(row.contribution, precision),
+                       f"{100 * row.share:.1f}%")
+    parts.append(budget)
+    caption = (f"u: standard uncertainty; contribution: |∂{out}/∂input|·u; share: of the combined "
+               f"variance u({out})² = {number(result.uncertainty ** 2, precision)}")
+    if result.correlations:
+        pairs = ", ".join(f"r({a},{b}) = {r:g}" for (a, b), r in result.correlations.items())
+        caption += f"\ncorrelations: {pairs} (each covariance term is shared evenly by its two inputs)"
+    parts.append(Text(caption, style="dim"))
+    second = result.second_order
+    if second is not None:
+        change = 100 * second.change / result.uncertainty if result.uncertainty else 0.0
+        parts.append(Text(
+            f"second order: {out} = {gum_text(result.value, second.uncertainty)} "
+            f"(u {'+' if second.change >= 0 else '-'}{number(abs(second.change), 2)}, "
+            f"{change:+.2g}% of the first-order u; expectation shifted by {number(second.bias, 2)})\n"
+            "  ½·tr((H·V)²) from the exact Hessian H and the inputs' covariance V; the GUM's "
+            "∂f/∂xi·∂³f/∂xi∂xj² terms are not included"))
+    mc = result.monte_carlo
+    if mc is not None:
+        low, high = mc.interval
+        parts.append(Text(
+            f"Monte Carlo, {mc.n:,} samples: mean {number(mc.mean, precision)}, "
+            f"std {number(mc.std, precision)}, shortest {100 * COVERAGE:g}% interval "
+            f"[{number(low, precision)}, {number(high, precision)}]"
+            + (f", {mc.failed:,} failed (outside a domain)" if mc.failed else "")))
+    return Group(*parts)
+
+
+def warnings(result: Propagation) -> list[str]:
+    """What standard error should say beside the result."""
+    out = []
+    mc = result.monte_carlo
+    if mc is not None and mc.failed:
+        first = f": {mc.first_error.message}" if mc.first_error is not None else ""
+        out.append(f"{mc.failed} of {mc.n} Monte Carlo samples left a domain and were not counted{first}")
+    if mc is not None and not mc.agrees:
+        out.append(
+            f"the Monte Carlo result (mean {number(mc.mean, 6)}, std {number(mc.std, 6)}) differs from "
+            f"the linear one ({number(result.value, 6)} ± {number(result.uncertainty, 6)}) by more than "
+            "the simulation's own error: the model is not linear enough over the inputs' spread "
+            "for the first-order law")
+    return out
+
+
+def histogram_spec(result: Propagation) -> dict:
+    """Vega-Lite: the Monte Carlo samples' density, with the linear result's normal curve over it."""
+    import numpy as np
+
+    mc = result.monte_carlo
+    counts, edges = np.histogram(mc.samples, bins=HISTOGRAM_BINS)
+    width = edges[1] - edges[0]
+    density = counts / (counts.sum() * width)
+    bars = [{"from": float(a), "to": float(b), "density": float(d)}
+            for a, b, d in zip(edges[:-1], edges[1:], density)]
+    y, u = result.value, result.uncertainty
+    xs = np.linspace(edges[0], edges[-1], 200)
+    curve = [{"x": float(x), "density": float(math.exp(-0.5 * ((x - y) / u) ** 2) / (u * math.sqrt(2 * math.pi)))}
+             for x in xs] if u > 0 else []
+    out = result.output
+    axis = {"title": out}
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "title": {"text": f"{out}: {mc.n - mc.failed:,} Monte Carlo samples and the linear result",
+                  "subtitle": f"bars: samples; line: normal({number(y, 6)}, {number(u, 6)})"},
+        "width": 520, "height": 300,
+        "layer": [
+            {"data": {"values": bars}, "mark": {"type": "rect", "color": "#9ecae1"},
+             "encoding": {"x": {"field": "from", "type": "quantitative", "axis": axis},
+                          "x2": {"field": "to"},
+                          "y": {"field": "density", "type": "quantitative", "title": "density"}}},
+            {"data": {"values": curve}, "mark": {"type": "line", "color": "#d62728", "strokeWidth": 2},
+             "encoding": {"x": {"field": "x", "type": "quantitative"},
+                          "y": {"field": "density", "type": "quantitative"}}},
+        ],
+    }
+
+
+PLOT_FORMATS = ("png", "svg", "html")
+
+
+def plot_format(path: str) -> str | None:
+    """The picture's format, from its file's extension (None if it names none)."""
+    extension = path.rpartition(".")[2].lower() if "." in path else ""
+    return extension if extension in PLOT_FORMATS else None
+
+
+def write_plot(result: Propagation, path: str, format: str) -> None:
+    """Render the histogram with vl-convert and write it as `>` would."""
+    import json
+
+    import vl_convert
+
+    from .render import write
+
+    spec = histogram_spec(result)
+    if format == "png":
+        data = vl_convert.vegalite_to_png(spec, scale=2)
+    elif format == "svg":
+        data = vl_convert.vegalite_to_svg(spec).encode("utf-8")
+    else:
+        data = vl_convert.vegalite_to_html(json.dumps(spec)).encode("utf-8")
+    write(data, path, format)

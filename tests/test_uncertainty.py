@@ -1,0 +1,179 @@
+"""Uncertainty propagation against the `uncertainties` package, exact small cases, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+import uncertainties
+from uncertainties import umath
+
+import diffcli
+from diffcli import DiffcliError
+from diffcli.uncertainty import gum_text, shortest_interval
+
+from conftest import SAMPLES, run_diffcli
+
+# (diffcli's spelling, Python's over umath) of safe pieces: every argument kept in the domain
+UNARY = [("sin({})", "umath.sin({})"), ("cos({})", "umath.cos({})"), ("exp({}/4)", "umath.exp({}/4)"),
+         ("tanh({})", "umath.tanh({})"), ("atan({})", "umath.atan({})"),
+         ("log(1 + ({})^2)", "umath.log(1 + ({})**2)"), ("sqrt(2 + sin({}))", "umath.sqrt(2 + umath.sin({}))"),
+         ("-({})", "-({})")]
+BINARY = [("({}) + ({})", "({}) + ({})"), ("({}) - ({})", "({}) - ({})"), ("({}) * ({})", "({}) * ({})"),
+          ("({}) / (1.5 + cos({}))", "({}) / (1.5 + umath.cos({}))"),
+          ("hypot({}, {})", "umath.hypot({}, {})"), ("atan2({}, 2 + ({})^2)", "umath.atan2({}, 2 + ({})**2)"),
+          ("(1 + ({})^2)^(({})/3)", "(1 + ({})**2)**(({})/3)")]
+
+
+def _formula(rng: random.Random, names: list[str], depth: int) -> tuple[str, str]:
+    if depth == 0 or rng.random() < 0.2 and depth < 4:  # (never just a name at the top)
+        name = rng.choice(names)
+        return name, name
+    if rng.random() < 0.35:
+        ours, theirs = rng.choice(UNARY)
+        a, b = _formula(rng, names, depth - 1)
+        return ours.format(a), theirs.format(b)
+    ours, theirs = rng.choice(BINARY)
+    a1, a2 = _formula(rng, names, depth - 1)
+    b1, b2 = _formula(rng, names, depth - 1)
+    return ours.format(a1, b1), theirs.format(a2, b2)
+
+
+def _reference(formula: str, values, u, correlation):
+    """y with its standard uncertainty, and y's derivatives, by the `uncertainties` package (the
+    derivatives from independent variables: with correlated ones it gives them with respect to
+    the independent variables underneath)."""
+
+    def run(variables):
+        namespace = {"umath": umath, **dict(zip(NAMES, variables))}
+        return eval(formula, namespace)  # the test's own generated formula, never file text
+
+    independent = [uncertainties.ufloat(v, s) for v, s in zip(values, u)]
+    plain = run(independent)
+    y = plain if correlation is None else run(
+        uncertainties.correlated_values_norm(list(zip(values, u)), correlation))
+    return y, [plain.derivatives.get(x, 0.0) for x in independent]
+
+
+NAMES = ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_agrees_with_the_uncertainties_package_on_random_formulas(seed):
+    import numpy as np
+
+    rng = random.Random(seed)
+    ours, theirs = _formula(rng, NAMES, 4)
+    values = [rng.uniform(-2, 2) for _ in NAMES]
+    u = [rng.uniform(0.001, 0.3) for _ in NAMES]
+    correlation = None
+    given = {}
+    if seed % 2:  # correlated: a random correlation matrix (positive definite by construction)
+        m = np.array([[rng.gauss(0, 1) for _ in NAMES] for _ in NAMES])
+        cov = m @ m.T + 0.1 * np.eye(len(NAMES))
+        s = np.sqrt(np.diag(cov))
+        correlation = cov / np.outer(s, s)
+        given = {(NAMES[i], NAMES[j]): float(correlation[i, j])
+                 for i in range(len(NAMES)) for j in range(i + 1, len(NAMES))}
+    text = "".join(f"{n} = {v!r} ± {s!r}\n" for n, v, s in zip(NAMES, values, u)) + f"y = {ours}\n"
+    result = diffcli.parse(text).uncertainty(correlations=given)
+    y, derivatives = _reference(theirs, values, u, correlation)
+    assert result.value == pytest.approx(y.nominal_value, rel=1e-12, abs=1e-300)
+    assert result.uncertainty == pytest.approx(y.std_dev, rel=1e-12, abs=1e-15)
+    sensitivity = {row.name: row.sensitivity for row in result.budget}
+    for name, derivative in zip(NAMES, derivatives):
+        if name in sensitivity:
+            assert sensitivity[name] == pytest.approx(derivative, rel=1e-12, abs=1e-14), name
+    assert math.fsum(row.share for row in result.budget) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_a_product_adds_relative_uncertainties_in_quadrature():
+    result = diffcli.parse("a = 3 ± 2%\nb = -7 ± 0.21\ny = a b\n".replace("a b", "a*b")).uncertainty()
+    assert result.value == -21.0
+    assert result.uncertainty / abs(result.value) == pytest.approx(math.hypot(0.02, 0.03), rel=1e-14)
+    assert [row.name for row in result.budget] == ["b", "a"]  # sorted by share: 0.03² > 0.02²
+    assert result.budget[0].share == pytest.approx(9 / 13, rel=1e-14)
+
+
+def test_gum_h1_style_linear_sum_with_full_correlation():
+    # y = a - b with r = 1 and equal u: the uncertainties cancel (GUM 5.2.2 note 1)
+    program = diffcli.parse("a = 50 ± 0.3\nb = 20 ± 0.3\ny = a - b\n")
+    assert program.uncertainty(correlations={("a", "b"): 1.0}).uncertainty == pytest.approx(0.0, abs=1e-15)
+    assert program.uncertainty(correlations={("a", "b"): -1.0}).uncertainty == pytest.approx(0.6, rel=1e-14)
+
+
+@pytest.mark.parametrize("correlations, message", [
+    ({("a", "b"): 1.5}, "lies in [-1, 1]"),
+    ({("a", "a"): 0.5}, "with itself"),
+    ({("a", "z"): 0.5}, "`z` is not an input with an uncertainty"),
+    ({("a", "b"): 0.9, ("a", "c"): 0.9, ("b", "c"): -0.9}, "not positive semidefinite"),
+])
+def test_inconsistent_correlations_are_refused(correlations, message):
+    program = diffcli.parse("a = 1 ± 0.1\nb = 2 ± 0.1\nc = 3 ± 0.1\ny = a + b + c\n")
+    with pytest.raises(DiffcliError, match=message.replace("[", r"\[").replace("]", r"\]")) as caught:
+        program.uncertainty(correlations=correlations)
+    assert caught.value.kind == "input"
+
+
+def test_no_uncertainty_anywhere_is_an_error_with_help():
+    with pytest.raises(DiffcliError, match="no input has an uncertainty") as caught:
+        diffcli.parse("x = 2\ny = x^2\n").uncertainty()
+    assert "--uncertainty" in caught.value.help
+
+
+def test_api_uncertainties_override_the_file_and_relative_follows_the_value_used():
+    program = diffcli.parse("x = 2 ± 0.1\ny = 3x\n")
+    assert program.uncertainty(uncertainties={"x": 0.2}).uncertainty == pytest.approx(0.6)
+    assert program.uncertainty({"x": 4}, uncertainties={"x": "10%"}).uncertainty == pytest.approx(1.2)
+    with pytest.raises(DiffcliError, match="computed"):
+        program.uncertainty(uncertainties={"y": 0.1})
+
+
+@pytest.mark.parametrize("value, u, text", [
+    (47.0123, 3.24, "47.0 ± 3.2"), (47.0123, 0.0996, "47.01 ± 0.10"), (9.7893, 0.0271, "9.789 ± 0.027"),
+    (47123.0, 324.0, "47120 ± 320"), (-0.001, 0.03, "-0.001 ± 0.030"), (-0.01, 3.0, "0.0 ± 3.0"),
+    (4.7123e-9, 3.2e-11, "(4.712 ± 0.032)e-9"), (1.5, 0.0, "1.5 ± 0"),
+])
+def test_gum_rounding(value, u, text):
+    assert gum_text(value, u) == text
+
+
+def test_shortest_interval_of_a_skewed_sample_is_shorter_than_the_central_one():
+    import numpy as np
+
+    samples = np.random.default_rng(1).exponential(size=100_000)
+    low, high = shortest_interval(samples, 0.95)
+    assert low == samples.min()  # the density is largest at 0
+    central = np.quantile(samples, [0.025, 0.975])
+    assert high - low < central[1] - central[0]
+    assert np.mean((samples >= low) & (samples <= high)) == pytest.approx(0.95, abs=1e-4)
+
+
+def test_cli_budget_text_and_json(tmp_path):
+    done = run_diffcli("uncertainty", SAMPLES / "pendulum.expr")
+    assert done.returncode == 0, done.stderr_text
+    assert "g = 9.78 ± 0.10" in done.stdout_text
+    done = run_diffcli("uncertainty", SAMPLES / "pendulum.expr", "--json", "--set", "L=1±0.1",
+                       "--uncertainty", "T=1%")
+    out = json.loads(done.stdout_text)
+    assert list(out) == ["output", "value", "uncertainty", "budget"]
+    assert [row["name"] for row in out["budget"]] == ["L", "T"]
+    assert out["budget"][0]["u"] == 0.1 and out["budget"][1]["u"] == pytest.approx(0.02003)
+
+
+@pytest.mark.parametrize("arguments, code, message", [
+    (["--correlation", "L,T"], 2, "A,B=R"),
+    (["--set", "L=1±"], 2, "NAME=VALUE±U"),
+    (["--uncertainty", "L=-1"], 1, "is not an uncertainty"),
+    (["--uncertainty", "g=1"], 1, "computed"),
+    (["--correlation", "L,T=2"], 1, "[-1, 1]"),
+    (["--plot", "x.txt", "--monte-carlo", "10"], 2, ".png"),
+])
+def test_cli_errors(arguments, code, message):
+    done = run_diffcli("uncertainty", SAMPLES / "pendulum.expr", *arguments, "--json")
+    assert done.returncode == code and done.stdout_text == ""
+    assert message in done.stderr_text
+    if code == 1:
+        assert json.loads(done.stderr_text)["error"]["kind"] == "input"
