@@ -7,10 +7,13 @@ malformed command line (Typer/Click's usage errors, and --set values that do not
 from __future__ import annotations
 
 import enum
+import errno
 import gc
+import io
 import math
 import os
 import sys
+from contextlib import contextmanager
 from functools import wraps
 from typing import List, Optional
 
@@ -66,11 +69,13 @@ def parse_sets(values: Optional[List[str]]) -> dict[str, float]:
             if not eq or not name:
                 raise typer.BadParameter(f"{part!r} is not NAME=VALUE (for example --set o=1)",
                                          param_hint="--set")
-            try:
-                value = float(text)
-            except ValueError:
-                raise typer.BadParameter(f"{text!r} is not a number (in {part!r})",
-                                         param_hint="--set") from None
+            from .parser import read_number
+
+            value = read_number(text)
+            if value is None:
+                raise typer.BadParameter(f"{text!r} is not a number (in {part!r}); numbers are "
+                                         "written as in the language: 2, -0.5, 1e-3",
+                                         param_hint="--set")
             if not math.isfinite(value):
                 raise typer.BadParameter(f"{text!r} is not a finite number", param_hint="--set")
             result[name] = value
@@ -110,7 +115,13 @@ def _read(file: str, as_json: bool = False):
     from .program import load, parse, read_source
 
     if file == "-":
-        program = parse(read_source(sys.stdin.buffer.read(), "<stdin>"), "<stdin>")
+        try:
+            if sys.stdin is None:
+                raise OSError(errno.EBADF, "it is closed")
+            data = sys.stdin.buffer.read()
+        except OSError as error:
+            raise DiffcliError("io", f"cannot read standard input: {error.strerror or error}") from None
+        program = parse(read_source(data, "<stdin>"), "<stdin>")
     else:
         program = load(file)
     _keep(program)
@@ -170,9 +181,19 @@ def _warn_unused(result) -> None:
         sys.stderr.write(f"warning: --set {name}: the program does not use `{name}`\n")
 
 
+@contextmanager
+def _writing():
+    """Around writing to standard output: a full, closed or broken one is an "io" error."""
+    try:
+        yield
+        sys.stdout.flush()
+    except OSError as error:
+        raise DiffcliError("io", f"cannot write to standard output: {error.strerror or error}") from None
+
+
 def _print(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    with _writing():
+        sys.stdout.write(text)
 
 
 def _console():
@@ -185,7 +206,8 @@ def _show(table) -> None:
     """Print a table from report: a Rich renderable, or plain text (for very long tables)."""
     if isinstance(table, str):
         return _print(table)
-    _console().print(table)
+    with _writing():
+        _console().print(table)
 
 
 # ---------------------------------------------------------------- grad, eval
@@ -344,7 +366,8 @@ def check(
         console = _console()
         if not console.is_terminal:  # a pipe or a file: don't fold the notes into narrow columns
             console.width = max(console.width, 160)
-        console.print(report.check_table(result, file))
+        with _writing():
+            console.print(report.check_table(result, file))
         for row in result.rows:
             if not row.ok:
                 sys.stderr.write(f"check failed: {row.name}: {row.reason}\n")
@@ -485,25 +508,73 @@ def uncertainty(
     _show(uncertainty_report.table(result, file, precision))
 
 
+class _ClosedStream(io.TextIOBase):
+    """Standard output when the process started with it closed: every write fails, as a write to
+    a closed descriptor does."""
+
+    encoding = "utf-8"
+
+    def write(self, text):
+        raise OSError(errno.EBADF, "it is closed")
+
+
+# Click's own error types, which Typer may vendor: found by name on what Typer raises
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _fail(error: DiffcliError, as_json: bool) -> int:
+    try:
+        _report_error(error, as_json)
+    except OSError:  # standard error is gone too: the exit code is all that is left
+        pass
+    return 1
+
+
+def _run(as_json: bool) -> int:
+    """Run the command line; with --json a malformed one is a JSON error too (kind "input")."""
+    if not as_json:
+        app()
+        return 0
+    try:
+        code = app(standalone_mode=False)
+    except _CLICK_ERROR as error:
+        _report_error(DiffcliError("input", error.format_message()), as_json=True)
+        return error.exit_code
+    except (typer.Abort, RuntimeError) as error:
+        if type(error).__name__ != "Abort":
+            raise
+        _report_error(DiffcliError("io", "aborted"), as_json=True)
+        return 1
+    return code if isinstance(code, int) else 0
+
+
 def main() -> None:
     global _kept
     # One short run: its objects live until it exits, so the cycle collector only costs time
     # (a third of the run on a 100,000-statement file).
     gc.disable()
     _kept = []
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream()
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.reconfigure(errors="backslashreplace")
         except (AttributeError, ValueError):
             pass
+    arguments = sys.argv[1:]
+    as_json = "--json" in arguments[: arguments.index("--")] if "--" in arguments else "--json" in arguments
     try:
-        app()
-        code = 0
+        code = _run(as_json)
     except SystemExit as done:
         code = done.code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         code = 130
+    except OSError as error:  # writing --help or --version
+        code = _fail(DiffcliError("io", f"cannot write to standard output: {error.strerror or error}"),
+                     as_json)
     if not isinstance(code, int):
         if code is not None:
             sys.stderr.write(f"{code}\n")
@@ -512,9 +583,14 @@ def main() -> None:
     # nothing else is pending at this point but the buffered output.
     try:
         sys.stdout.flush()
+    except (OSError, ValueError) as error:
+        if not code:
+            code = _fail(DiffcliError("io", "cannot write to standard output: "
+                                      f"{getattr(error, 'strerror', None) or error}"), as_json)
+    try:
         sys.stderr.flush()
     except (OSError, ValueError):
-        code = code or 120  # what Python exits with when it cannot flush standard output
+        code = code or 1
     os._exit(code)
 
 

@@ -1,18 +1,23 @@
 """Text -> AST. The only module that knows Lark.
 
 The grammar lives in `grammars/expr.lark` (packaged into the wheel as `diffcli/expr.lark`) and is
-the one definition of the syntax. Lark compiles it into an LALR(1) table (cached by Lark in the
-temporary directory). `_FastParser` runs that table itself and calls `_Builder` as it reduces, so the
+the one definition of the syntax. Lark compiles it into an LALR(1) table, which ships beside this
+module as JSON (`expr_table.json`, made by `scripts/make_parse_table.py`; a test checks that it is
+the grammar's), so that start-up neither compiles the grammar nor loads Lark's pickle cache from the
+shared temporary directory, where anyone could plant one. `_FastParser` runs that table itself and calls `_Builder` as it reduces, so the
 AST is built during the parse and no parse tree is ever made. On a syntax error Lark parses the text
 again, and each Lark exception is turned here into a `DiffcliError` of kind "syntax" for a person.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from pathlib import Path
 
+import lark
 from lark import Lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.parsers.lalr_analysis import Shift
@@ -34,6 +39,15 @@ def grammar_path() -> Path:
     return packaged if packaged.exists() else here.parent / "grammars" / "expr.lark"
 
 
+_COMMENT = re.compile("#[^\n]*")
+
+
+def holds_semicolon(separator: str) -> bool:
+    """Whether a separator token (blanks, line breaks, `;` and comments) holds a `;` that ends a
+    statement: one outside its comments, which run to the end of their line whatever they hold."""
+    return ";" in separator and ";" in _COMMENT.sub("", separator)
+
+
 class _ParenNewlines:
     """Post-lexer: a line break inside open parentheses does not end the statement."""
 
@@ -48,10 +62,12 @@ class _ParenNewlines:
             elif kind == "RPAR":
                 if depth:
                     depth -= 1
-            elif kind == "_SEP" and depth and ";" not in token:
+            elif kind == "_SEP" and depth and not holds_semicolon(token):
                 continue
             yield token
 
+
+TABLE_PATH = Path(__file__).resolve().parent / "expr_table.json"
 
 _lark: Lark | None = None
 
@@ -59,15 +75,65 @@ _lark: Lark | None = None
 def _parser() -> Lark:
     global _lark
     if _lark is None:
-        _lark = Lark(
-            grammar_path().read_text(encoding="utf-8"),
-            parser="lalr",
-            lexer="contextual",
-            postlex=_ParenNewlines(),
-            maybe_placeholders=True,
-            cache=True,
-        )
+        grammar = grammar_path().read_text(encoding="utf-8")
+        table = _shipped_table(grammar)
+        if table is None:  # the grammar was edited, or another Lark: compile it (0.04 s)
+            _lark = _compile(grammar)
+        else:
+            _lark = Lark._load_from_dict(table["data"], table["memo"], postlex=_ParenNewlines())
     return _lark
+
+
+_signed_number: re.Pattern | None = None
+
+
+def read_number(text: str) -> float | None:
+    """`text` as a signed number in the language's own syntax (the grammar's NUMBER: ASCII digits,
+    no `_`, `inf` or `nan`), else None: what `--set` accepts."""
+    global _signed_number
+    if _signed_number is None:
+        number = _parser().get_terminal("NUMBER").pattern.to_regexp()
+        _signed_number = re.compile(f"[+-]?(?:{number})")
+    return float(text) if _signed_number.fullmatch(text) else None
+
+
+def _compile(grammar: str) -> Lark:
+    # never cache=True: Lark would unpickle a file from the shared temporary directory
+    return Lark(grammar, parser="lalr", lexer="contextual", postlex=_ParenNewlines(),
+                maybe_placeholders=True)
+
+
+def table_data(grammar: str) -> dict:
+    """Lark's serialized parser for `grammar`, as plain JSON data (what expr_table.json holds)."""
+    from lark.grammar import Rule
+    from lark.lexer import TerminalDef
+
+    data, memo = _compile(grammar).memo_serialize([TerminalDef, Rule])
+    del data["options"]["postlex"]  # an object: given again on loading
+    table = {"lark": lark.__version__, "grammar_sha256": _digest(grammar), "data": data, "memo": memo}
+    # as it reads back from JSON: tuples become lists, integer keys strings
+    return json.loads(json.dumps(table), object_hook=_int_keys)
+
+
+def _shipped_table(grammar: str) -> dict | None:
+    """The shipped table if it was made from this grammar by this version of Lark, else None."""
+    try:
+        table = json.loads(TABLE_PATH.read_text(encoding="utf-8"), object_hook=_int_keys)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(table, dict) or table.get("lark") != lark.__version__ \
+            or table.get("grammar_sha256") != _digest(grammar):
+        return None
+    return table
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _int_keys(mapping: dict) -> dict:
+    """JSON object keys back to the integers they were (state and symbol numbers)."""
+    return {int(key) if key.isdigit() else key: value for key, value in mapping.items()}
 
 
 def parse(source: Source) -> list[Assignment]:
@@ -414,7 +480,7 @@ class _FastParser:
                     elif kind == rpar:
                         if depth:
                             depth -= 1
-                    elif depth and ";" not in token.group() or kinds[kind] is None:
+                    elif depth and not holds_semicolon(token.group()) or kinds[kind] is None:
                         continue  # a line break inside parentheses, or an ignored token
                 action = actions[state][kind]
                 while action.__class__ is not int:  # reductions, until the token can be shifted
@@ -464,7 +530,7 @@ def _describe(token) -> str:
     if kind == "$END":
         return "end of file"
     if kind == "_SEP":
-        return "`;`" if ";" in token else "end of line"
+        return "`;`" if holds_semicolon(token) else "end of line"
     if kind in ("NUMBER", "NAME"):
         return f"{'number' if kind == 'NUMBER' else 'name'} `{token}`"
     return f"`{token}`"
@@ -531,7 +597,7 @@ def _diagnose(error: UnexpectedInput, source: Source) -> DiffcliError:
     pos = len(text) if kind == "$END" else token.start_pos
     tokens = _tokens_before(source, pos)
     previous = tokens[-1] if tokens else None
-    if kind == "_SEP" and ";" not in token and previous is not None:
+    if kind == "_SEP" and not holds_semicolon(token) and previous is not None:
         pos = previous.end_pos  # point just past the last token of the line
     elif kind == "$END" and previous is not None:
         pos = previous.end_pos

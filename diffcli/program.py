@@ -20,6 +20,7 @@ from typing import Mapping
 from . import engine, parser
 from .errors import DiffcliError, Source
 from .graph import Graph, build, did_you_mean
+from .ops import CONSTANTS, RESERVED
 from .syntax import Assignment
 
 
@@ -161,6 +162,10 @@ class Program:
         given = dict(given or {})
         unused = []
         for name, value in given.items():
+            if name in RESERVED:
+                what = "a constant" if name in CONSTANTS else "a function"
+                raise DiffcliError("input", f"--set {name}: `{name}` is {what}, not an input",
+                                   help="only inputs can be set: " + _list(self.graph.inputs))
             if name not in self.graph.names:
                 if not name.isidentifier() or did_you_mean(name, self.graph.names):
                     self._check_name(name, "--set")

@@ -8,14 +8,13 @@ plain `pip install` renders every format. Heavy modules are imported only when a
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from .errors import DiffcliError
+from .output import write_output, write_stdout
 
 FORMATS = ("dot", "svg", "png", "pdf")
 EXTENSIONS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png", ".pdf": "pdf"}
@@ -97,34 +96,11 @@ def _convert(svg: str, format: str) -> bytes:
 
 
 def write(data: bytes, output: str | None, format: str) -> None:
-    """Write to the file `output` (through a temporary file beside it, so that a failure leaves
-    nothing half-written), or to standard output when there is none."""
+    """Write to the file `output` as `>` would (see output.py), or to standard output when there
+    is none."""
     if output is None or output == "-":
-        if format in ("png", "pdf") and sys.stdout.isatty():
+        if format in ("png", "pdf") and sys.stdout is not None and sys.stdout.isatty():
             raise DiffcliError("io", f"not writing a binary {format.upper()} to the terminal",
                                help=f"write it to a file: -o graph.{format}")
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return
-    target = Path(output)
-    temp = None
-    try:
-        descriptor, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                            suffix=".tmp")
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
-        os.replace(temp, target)
-    except OSError as error:
-        if temp is not None:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-        raise DiffcliError("io", f"cannot write {output}: {error.strerror or error}") from None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        return write_stdout(data)
+    write_output(output, data)

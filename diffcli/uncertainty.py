@@ -87,13 +87,14 @@ class Propagation:
 
 def amount(text: str, what: str) -> tuple[float, bool]:
     """`0.1` -> (0.1, False), `5%` -> (0.05, True): a standard uncertainty as written."""
+    from .parser import read_number
+
     text = text.strip()
     relative = text.endswith("%")
-    try:
-        value = float(text[:-1] if relative else text)
-    except ValueError:
+    value = read_number(text[:-1].rstrip() if relative else text)
+    if value is None:
         raise DiffcliError("input", f"{what}: {text!r} is not an uncertainty",
-                           help="write a number (0.1) or a percentage (5%)") from None
+                           help="write a number (0.1) or a percentage (5%)")
     if not math.isfinite(value) or value < 0:
         raise DiffcliError("input", f"{what}: {text!r} is not an uncertainty",
                            help="an uncertainty is a finite number ≥ 0")

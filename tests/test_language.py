@@ -148,3 +148,15 @@ def test_nested_min_over_unicode_names_in_odd_layout():
     assert result.gradients == {"loss2": 0.0, "_t": 1.0, "Ωmega": 1.0, "μ": 0.0, "ñame": 0.0,
                                 "w_1": 0.0, "λ_0": 1.0, "y": 1.0}
     assert result.values["w_1"] == pytest.approx(-4.75 * -4.75 / 3)
+
+
+def test_a_semicolon_in_a_comment_does_not_end_a_statement():
+    """A comment runs to the end of its line, whatever it holds (a `;` included)."""
+    assert values("x = 1\ny = (x + # note; more\n2)\n")["y"] == 3.0
+    assert values("x = 1 # a; b = 2\ny = x # ;;\n") == {"x": 1.0, "y": 1.0}
+    with pytest.raises(diffcli.DiffcliError) as caught:
+        diffcli.parse("x = 1\ny = x + # note; more\n2\n")
+    assert caught.value.message == "expected an expression after `+`, found end of line"
+    with pytest.raises(diffcli.DiffcliError) as caught:  # a real `;` still ends it
+        diffcli.parse("x = 1\ny = (x + 2; z = 3)\n")
+    assert caught.value.message == "this `(` is never closed"

@@ -1,7 +1,7 @@
 """Numerical edge cases, each checked exactly: overflow (forward and reverse), underflow, -0.0,
 subnormals, powers of negative bases, x^0 and 0^0, ties in min/max, kinks and saturating functions.
 
-The conventions are in the README ("Conventions at kinks and edges") and diffcli/ops.py.
+The conventions are in docs/conventions.md and diffcli/ops.py.
 """
 
 from __future__ import annotations
