@@ -138,7 +138,7 @@ def write_plot(result: Propagation, path: str, format: str) -> None:
 
     import vl_convert
 
-    from .render import write
+    from .output import write_output
 
     spec = histogram_spec(result)
     if format == "png":
@@ -147,4 +147,4 @@ def write_plot(result: Propagation, path: str, format: str) -> None:
         data = vl_convert.vegalite_to_svg(spec).encode("utf-8")
     else:
         data = vl_convert.vegalite_to_html(json.dumps(spec)).encode("utf-8")
-    write(data, path, format)
+    write_output(path, data)
