@@ -48,11 +48,11 @@ def table(result: Propagation, filename: str, precision: int):
                        number(row.sensitivity, precision), number(row.contribution, precision),
                        f"{100 * row.share:.1f}%")
     parts.append(budget)
-    caption = (f"u: standard uncertainty; contribution: |∂{out}/∂input|·u; share: of the combined "
-               f"variance u({out})² = {number(result.uncertainty ** 2, precision)}")
+    caption = (f"u: standard uncertainty; contribution: |∂{out}/∂input|·u\n"
+               f"share: of the combined variance u({out})² = {number(result.uncertainty ** 2, precision)}")
     if result.correlations:
         pairs = ", ".join(f"r({a},{b}) = {r:g}" for (a, b), r in result.correlations.items())
-        caption += f"\ncorrelations: {pairs} (each covariance term is shared evenly by its two inputs)"
+        caption += f"\ncorrelations: {pairs}\n(a covariance term's share is split evenly between its two inputs)"
     parts.append(Text(caption, style="dim"))
     second = result.second_order
     if second is not None:
@@ -68,9 +68,9 @@ def table(result: Propagation, filename: str, precision: int):
         low, high = mc.interval
         parts.append(Text(
             f"Monte Carlo, {mc.n:,} samples: mean {number(mc.mean, precision)}, "
-            f"std {number(mc.std, precision)}, shortest {100 * COVERAGE:g}% interval "
+            f"std {number(mc.std, precision)}\n  shortest {100 * COVERAGE:g}% interval "
             f"[{number(low, precision)}, {number(high, precision)}]"
-            + (f", {mc.failed:,} failed (outside a domain)" if mc.failed else "")))
+            + (f"; {mc.failed:,} failed (outside a domain)" if mc.failed else "")))
     return Group(*parts)
 
 
@@ -82,11 +82,14 @@ def warnings(result: Propagation) -> list[str]:
         first = f": {mc.first_error.message}" if mc.first_error is not None else ""
         out.append(f"{mc.failed} of {mc.n} Monte Carlo samples left a domain and were not counted{first}")
     if mc is not None and not mc.agrees:
+        m = mc.n - mc.failed
+        mean_error, std_error = mc.std / math.sqrt(m), mc.std / math.sqrt(2 * (m - 1))
+        shift, spread = mc.mean - result.value, mc.std - result.uncertainty
         out.append(
-            f"the Monte Carlo result (mean {number(mc.mean, 6)}, std {number(mc.std, 6)}) differs from "
-            f"the linear one ({number(result.value, 6)} ± {number(result.uncertainty, 6)}) by more than "
-            "the simulation's own error: the model is not linear enough over the inputs' spread "
-            "for the first-order law")
+            "Monte Carlo and the linear result disagree by more than the simulation's own error: "
+            f"mean - {result.output} = {number(shift, 2)} ({abs(shift) / mean_error:.1f} standard errors), "
+            f"std - u = {number(spread, 2)} ({abs(spread) / std_error:.1f} standard errors); "
+            "the model is not linear over the inputs' spread (--order 2 shows the second-order part)")
     return out
 
 
@@ -106,19 +109,23 @@ def histogram_spec(result: Propagation) -> dict:
              for x in xs] if u > 0 else []
     out = result.output
     axis = {"title": out}
+    low, high = mc.interval
+    x = {"type": "quantitative", "scale": {"zero": False, "domain": [float(edges[0]), float(edges[-1])]}}
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
         "title": {"text": f"{out}: {mc.n - mc.failed:,} Monte Carlo samples and the linear result",
-                  "subtitle": f"bars: samples; line: normal({number(y, 6)}, {number(u, 6)})"},
+                  "subtitle": f"bars: the samples' density; red: normal({number(y, 6)}, {number(u, 6)}); "
+                              f"dashed: the shortest {100 * COVERAGE:g}% interval"},
         "width": 520, "height": 300,
         "layer": [
             {"data": {"values": bars}, "mark": {"type": "rect", "color": "#9ecae1"},
-             "encoding": {"x": {"field": "from", "type": "quantitative", "axis": axis},
-                          "x2": {"field": "to"},
+             "encoding": {"x": {"field": "from", **x, "axis": axis}, "x2": {"field": "to"},
                           "y": {"field": "density", "type": "quantitative", "title": "density"}}},
             {"data": {"values": curve}, "mark": {"type": "line", "color": "#d62728", "strokeWidth": 2},
-             "encoding": {"x": {"field": "x", "type": "quantitative"},
-                          "y": {"field": "density", "type": "quantitative"}}},
+             "encoding": {"x": {"field": "x", **x}, "y": {"field": "density", "type": "quantitative"}}},
+            {"data": {"values": [{"x": low}, {"x": high}]},
+             "mark": {"type": "rule", "strokeDash": [6, 4], "color": "#444444"},
+             "encoding": {"x": {"field": "x", **x}}},
         ],
     }
 

@@ -177,3 +177,55 @@ def test_cli_errors(arguments, code, message):
     assert message in done.stderr_text
     if code == 1:
         assert json.loads(done.stderr_text)["error"]["kind"] == "input"
+
+
+# ---------------------------------------------------------------- Monte Carlo
+
+LINEAR = "a = 1.5 ± 0.2\nb = -2 ± 3%\nc = 4 ± 0.5\ny = 3a - 2b + c/4 + 1\n"
+
+
+@pytest.mark.parametrize("correlations", [{}, {("a", "b"): 0.6, ("b", "c"): -0.3}])
+def test_monte_carlo_on_a_linear_model_is_within_its_confidence_interval(correlations):
+    result = diffcli.parse(LINEAR).uncertainty(correlations=correlations, monte_carlo=200_000, seed=7)
+    mc = result.monte_carlo
+    m = mc.n - mc.failed
+    assert mc.n == 200_000 and mc.failed == 0
+    # 4 standard errors: a false failure about once in 16,000 runs (and the seed is fixed)
+    assert abs(mc.mean - result.value) <= 4 * mc.std / math.sqrt(m)
+    assert abs(mc.std - result.uncertainty) <= 4 * mc.std / math.sqrt(2 * (m - 1))
+    low, high = mc.interval
+    assert low == pytest.approx(result.value - 1.96 * result.uncertainty, rel=0.01)
+    assert high == pytest.approx(result.value + 1.96 * result.uncertainty, rel=0.01)
+    assert mc.agrees
+
+
+def test_monte_carlo_is_repeatable_with_a_seed_and_counts_domain_failures():
+    program = diffcli.parse("x = 0.5 ± 0.3\ny = log(x)\n")
+    first = program.uncertainty(monte_carlo=50_000, seed=3).monte_carlo
+    again = program.uncertainty(monte_carlo=50_000, seed=3).monte_carlo
+    assert (first.mean, first.std, first.interval, first.failed) == (again.mean, again.std, again.interval,
+                                                                     again.failed)
+    # P(x ≤ 0) for x ~ N(0.5, 0.3): about 4.8%
+    assert first.failed / first.n == pytest.approx(0.0478, abs=0.005)
+    assert "log" in first.first_error.message
+    assert not first.agrees  # log is far from linear over that spread
+
+
+def test_monte_carlo_of_a_nonlinear_model_warns(tmp_path):
+    path = tmp_path / "square.expr"
+    path.write_text("x = 1 ± 0.5\ny = x^2\n")
+    done = run_diffcli("uncertainty", path, "--monte-carlo", "20000", "--seed", "1", "--json")
+    assert done.returncode == 0, done.stderr_text
+    mc = json.loads(done.stdout_text)["monte_carlo"]
+    assert list(mc) == ["n", "mean", "std", "interval", "failed", "agrees"]
+    assert mc["agrees"] is False and mc["mean"] == pytest.approx(1.25, rel=0.02)  # E[x²] = 1 + 0.25
+    assert "disagree by more than the simulation's own error" in done.stderr_text
+
+
+@pytest.mark.parametrize("extension, starts", [("svg", b"<svg"), ("png", b"\x89PNG"), ("html", b"<!DOCTYPE html>")])
+def test_plot(tmp_path, extension, starts):
+    path = tmp_path / f"g.{extension}"
+    done = run_diffcli("uncertainty", SAMPLES / "pendulum.expr", "--monte-carlo", "2000", "--seed", "1",
+                       "--plot", path)
+    assert done.returncode == 0, done.stderr_text
+    assert path.read_bytes().lstrip().startswith(starts)
