@@ -55,7 +55,7 @@ class SecondOrder:
     term: float         # the variance it adds: ½·tr((H·V)²)
     uncertainty: float  # sqrt(u_c² + term)
     change: float       # uncertainty - the first-order u_c
-    bias: float         # ½·tr(H·V): the second-order shift of y's expectation, for information
+    mean_shift: float   # ½·tr(H·V): the second-order shift of y's expectation, for information
 
 
 @dataclass

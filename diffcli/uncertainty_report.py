@@ -22,7 +22,7 @@ def to_json(result: Propagation) -> str:
     second = result.second_order
     if second is not None:
         out["second_order"] = {"uncertainty": second.uncertainty, "term": second.term,
-                               "change": second.change, "bias": second.bias}
+                               "change": second.change, "mean_shift": second.mean_shift}
     mc = result.monte_carlo
     if mc is not None:
         out["monte_carlo"] = {"n": mc.n, "mean": mc.mean, "std": mc.std, "interval": list(mc.interval),
@@ -58,11 +58,11 @@ def table(result: Propagation, filename: str, precision: int):
     if second is not None:
         change = 100 * second.change / result.uncertainty if result.uncertainty else 0.0
         parts.append(Text(
-            f"second order: {out} = {gum_text(result.value, second.uncertainty)} "
-            f"(u {'+' if second.change >= 0 else '-'}{number(abs(second.change), 2)}, "
-            f"{change:+.2g}% of the first-order u; expectation shifted by {number(second.bias, 2)})\n"
-            "  ½·tr((H·V)²) from the exact Hessian H and the inputs' covariance V; the GUM's "
-            "∂f/∂xi·∂³f/∂xi∂xj² terms are not included"))
+            f"second order: {out} = {gum_text(result.value, second.uncertainty)}; u({out}) = "
+            f"{number(second.uncertainty, precision)}, {change:+.2g}% of the first-order u\n"
+            "  (+½·tr((H·V)²) to the variance: H the exact Hessian, V the inputs' covariance;\n"
+            "  the GUM's ∂f/∂xi·∂³f/∂xi∂xj² terms need third derivatives: not included)\n"
+            f"  the expectation of {out} moves by ½·tr(H·V) = {number(second.mean_shift, precision)}"))
     mc = result.monte_carlo
     if mc is not None:
         low, high = mc.interval

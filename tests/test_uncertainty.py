@@ -239,3 +239,46 @@ def test_plot(tmp_path, extension, starts):
                        "--plot", path)
     assert done.returncode == 0, done.stderr_text
     assert path.read_bytes().lstrip().startswith(starts)
+
+
+# ---------------------------------------------------------------- --order 2
+
+needs_hessian = pytest.mark.skipif(not hasattr(diffcli.Program, "hessian"),
+                                   reason="the Hessian's branch is not merged yet")
+
+
+@needs_hessian
+def test_second_order_of_a_product_adds_the_product_of_the_variances():
+    # y = a·b, uncorrelated normal inputs: Var(y) = b²u_a² + a²u_b² + u_a²u_b² exactly
+    result = diffcli.parse("a = 3 ± 0.5\nb = -2 ± 0.25\ny = a*b\n").uncertainty(order=2)
+    second = result.second_order
+    assert second.term == pytest.approx(0.5**2 * 0.25**2, rel=1e-14)
+    assert second.uncertainty == pytest.approx(math.sqrt(4 * 0.25 + 9 * 0.0625 + 0.25 * 0.0625), rel=1e-14)
+    assert second.change == pytest.approx(second.uncertainty - result.uncertainty, rel=1e-14)
+    assert second.mean_shift == 0.0
+
+
+@needs_hessian
+@pytest.mark.parametrize("r", [0.0, 0.4, -0.9])
+def test_second_order_of_a_quadratic_form_is_its_exact_variance(r):
+    # y = x² + x·z with correlated normal inputs: the Taylor series ends at the second order, so
+    # u_c² + ½·tr((H·V)²) is y's exact variance, here from the moments of independent standard
+    # normals w1, w2 (E[w] = 0, E[w²] = 1, E[w³] = 0, E[w⁴] = 3) with SymPy
+    import sympy
+
+    mx, mz, ux, uz = 1.5, -0.5, 0.3, 0.2
+    text = f"x = {mx} ± {ux}\nz = {mz} ± {uz}\ny = x^2 + x*z\n"
+    result = diffcli.parse(text).uncertainty(correlations={("x", "z"): r} if r else {}, order=2)
+    w1, w2 = sympy.symbols("w1 w2")
+    x = mx + ux * w1
+    z = mz + uz * (r * w1 + math.sqrt(1 - r * r) * w2)
+    moments = {0: 1, 1: 0, 2: 1, 3: 0, 4: 3}
+
+    def expectation(expr):
+        poly = sympy.Poly(sympy.expand(expr), w1, w2)
+        return math.fsum(float(c) * moments[i] * moments[j] for (i, j), c in poly.terms())
+
+    y = x**2 + x * z
+    variance = expectation(y**2) - expectation(y) ** 2
+    assert result.second_order.uncertainty == pytest.approx(math.sqrt(variance), rel=1e-12)
+    assert result.value + result.second_order.mean_shift == pytest.approx(expectation(y), rel=1e-12)
