@@ -21,7 +21,7 @@ from lark.exceptions import UnexpectedInput
 from conftest import ROOT, SAMPLES, SHARED, run_diffcli
 from diffcli import parser
 from diffcli.errors import DiffcliError
-from diffcli.syntax import Assignment, Binary, Call, Name, Number, Paren, Unary
+from diffcli.syntax import Assignment, Binary, Call, Name, Number, Paren, UncertainAssignment, Unary
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
 
@@ -67,6 +67,11 @@ def _from_lark(tree):
         return ("call", str(kids[0]), kids[0].start_pos, kids[3].end_pos, args)
     if kind == "stmt":
         return ("stmt", str(kids[0]), kids[0].start_pos, _from_lark(kids[2]))
+    if kind == "uncertain":
+        relative = len(kids) == 6 and kids[5] is not None
+        amount = float(kids[4]) / (100 if relative else 1)
+        return ("uncertain", str(kids[0]), kids[0].start_pos, _from_lark(kids[2]), amount, relative,
+                (kids[3].start_pos, kids[3].end_pos))
     assert kind == "start", kind
     return [_from_lark(k) for k in kids]
 
@@ -77,6 +82,8 @@ _BINARY = {"add": ("PLUS", "MINUS"), "sub": ("MINUS",), "mul": ("STAR",), "div":
 def _from_ast(node):
     if isinstance(node, list):
         return [_from_ast(n) for n in node]
+    if isinstance(node, UncertainAssignment):
+        return ("uncertain", node.name, node.start, _from_ast(node.expr), node.amount, node.relative, node.at)
     if isinstance(node, Assignment):
         return ("stmt", node.name, node.start, _from_ast(node.expr))
     if isinstance(node, Number):
@@ -136,7 +143,7 @@ def test_fast_parser_agrees_with_lark_on_files(path):
 
 _PIECES = ["a", "b1", "θ", "_x", "2", "3.", ".5", "1e3", "2e", "2e-3", "1e999", "pi", "sin", "max",
            "+", "-", "*", "**", "^", "/", "(", ")", ",", "=", " ", "\t", "\n", "\r\n", "\r", ";",
-           "# note\n", "@", "!", "x = ", "y = 2", "\n(", ")\n"]
+           "# note\n", "@", "!", "x = ", "y = 2", "\n(", ")\n", "±", "+/-", "%", " ± 0.1", "±5%"]
 
 
 @settings(max_examples=600, deadline=None)
