@@ -215,9 +215,8 @@ program = diffcli.load(sys.argv[1])
 what, n = sys.argv[2], int(sys.argv[3])
 rng = np.random.default_rng(1)
 if what == "batch":
+    columns = {name: value + 0.01 * rng.standard_normal(n) for name, value in program.inputs.items()}
     t0 = time.process_time()
-    columns = {name: value + 0.01 * abs(value) * rng.standard_normal(n)
-               for name, value in program.inputs.items()}
     batch.run(program, columns, gradients=False)
 else:
     t0 = time.process_time()
