@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # Monte Carlo: points per batch.run call, and how many standard errors of the simulation count as
 # a disagreement with the linear result (3: a false alarm about once in 200 runs, mean and std)
 CHUNK = 200_000
+MAX_SAMPLES = 50_000_000  # their outputs are kept (for the interval): 400 MB
 AGREEMENT_ERRORS = 3.0
 COVERAGE = 0.95
 
@@ -224,8 +225,10 @@ def _monte_carlo(program, inputs, output, names, u, r, n, seed, linear: Propagat
 
     from . import batch
 
-    if n < 2:
-        raise DiffcliError("input", f"--monte-carlo {n}: at least 2 samples are needed")
+    if not 2 <= n <= MAX_SAMPLES:
+        raise DiffcliError("input", f"--monte-carlo {n}: between 2 and {MAX_SAMPLES:,} samples",
+                           help="a million samples give the mean and the standard deviation to "
+                           "about 0.1% of u")
     rng = np.random.default_rng(seed)
     factor = None
     if r is not None:
@@ -259,8 +262,9 @@ def _monte_carlo(program, inputs, output, names, u, r, n, seed, linear: Propagat
     mean, std = float(samples.mean()), float(samples.std(ddof=1))
     interval = shortest_interval(samples, COVERAGE)
     # the simulation's own standard errors: of the mean s/√m, of the standard deviation s/√(2(m-1))
-    agrees = (abs(mean - linear.value) <= AGREEMENT_ERRORS * std / math.sqrt(m)
-              and abs(std - linear.uncertainty) <= AGREEMENT_ERRORS * std / math.sqrt(2 * (m - 1)))
+    rounding = 1e-12 * (abs(linear.value) + linear.uncertainty)  # (when every u is 0)
+    agrees = (abs(mean - linear.value) <= AGREEMENT_ERRORS * std / math.sqrt(m) + rounding
+              and abs(std - linear.uncertainty) <= AGREEMENT_ERRORS * std / math.sqrt(2 * (m - 1)) + rounding)
     return MonteCarlo(n, mean, std, interval, failed, first_error, agrees, samples)
 
 
