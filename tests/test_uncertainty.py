@@ -282,3 +282,18 @@ def test_second_order_of_a_quadratic_form_is_its_exact_variance(r):
     variance = expectation(y**2) - expectation(y) ** 2
     assert result.second_order.uncertainty == pytest.approx(math.sqrt(variance), rel=1e-12)
     assert result.value + result.second_order.mean_shift == pytest.approx(expectation(y), rel=1e-12)
+
+
+def test_cli_set_with_uncertainties_in_a_comma_list_and_stdin():
+    done = run_diffcli("uncertainty", "-", "--set", "L=1±0.1,T=2+/-1%", "--json",
+                       input=b"L = 0.5\nT = 1\ng = 4pi^2 L / T^2\n")
+    assert done.returncode == 0, done.stderr_text
+    budget = {row["name"]: row for row in json.loads(done.stdout_text)["budget"]}
+    assert budget["L"]["value"] == 1.0 and budget["L"]["u"] == 0.1
+    assert budget["T"]["value"] == 2.0 and budget["T"]["u"] == pytest.approx(0.02)
+
+
+def test_cli_no_uncertainty_is_an_error_with_help():
+    done = run_diffcli("uncertainty", SAMPLES / "backprop_chain.expr", "--set", "o=1")
+    assert done.returncode == 1 and done.stdout_text == ""
+    assert "error: no input has an uncertainty" in done.stderr_text and "help:" in done.stderr_text
