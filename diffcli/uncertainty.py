@@ -229,24 +229,27 @@ def _monte_carlo(program, inputs, output, names, u, r, n, seed, linear: Propagat
         raise DiffcliError("input", f"--monte-carlo {n}: between 2 and {MAX_SAMPLES:,} samples",
                            help="a million samples give the mean and the standard deviation to "
                            "about 0.1% of u")
-    rng = np.random.default_rng(seed)
+    # SFC64: a generator that passes PractRand, and half again as fast as NumPy's default here,
+    # where drawing the normals is most of the work besides the batch engine's
+    rng = np.random.Generator(np.random.SFC64(seed))
     factor = None
     if r is not None:
-        # a Cholesky factor of the (semidefinite) correlation matrix: through its eigenvalues,
-        # which also takes a singular one (r = ±1)
+        # a factor F with F·Fᵀ = the correlation matrix, through its eigenvalues: a Cholesky
+        # factor up to rotation, which also takes a singular matrix (r = ±1)
         values, vectors = np.linalg.eigh(np.array(r))
         factor = vectors * np.sqrt(np.clip(values, 0.0, None))
-    scale = np.array(u)
-    centre = np.array([inputs[name] for name in names])
+    scale = np.array(u)[:, None]
+    centre = np.array([inputs[name] for name in names])[:, None]
+    columns = dict(inputs)  # the exact inputs stay at their values
     outputs, failed, first_error = [], 0, None
     for start in range(0, n, CHUNK):
         size = min(CHUNK, n - start)
-        z = rng.standard_normal((size, len(names)))
+        x = rng.standard_normal((len(names), size))  # one contiguous row per input
         if factor is not None:
-            z = z @ factor.T
-        x = centre + z * scale
-        columns = {name: inputs[name] for name in inputs}
-        columns.update({name: x[:, i] for i, name in enumerate(names)})
+            x = factor @ x
+        x *= scale
+        x += centre
+        columns.update(zip(names, x))
         chunk = batch.run(program, columns, output, gradients=False)
         outputs.append(chunk.value[~chunk.failed])
         failed += int(chunk.failed.sum())
