@@ -86,13 +86,17 @@ class Propagation:
     monte_carlo: MonteCarlo | None = None
 
 
-def amount(text: str, what: str) -> tuple[float, bool]:
-    """`0.1` -> (0.1, False), `5%` -> (0.05, True): a standard uncertainty as written."""
+def amount(given: str | float, what: str) -> tuple[float, bool]:
+    """`0.1` -> (0.1, False), `"5%"` -> (0.05, True): a standard uncertainty as written, or given
+    as a number."""
     from .parser import read_number
 
-    text = text.strip()
-    relative = text.endswith("%")
-    value = read_number(text[:-1].rstrip() if relative else text)
+    text = given.strip() if isinstance(given, str) else repr(given)
+    relative = isinstance(given, str) and text.endswith("%")
+    if isinstance(given, str):
+        value = read_number(text[:-1].rstrip() if relative else text)
+    else:
+        value = float(given) if isinstance(given, (int, float)) and not isinstance(given, bool) else None
     if value is None:
         raise DiffcliError("input", f"{what}: {text!r} is not an uncertainty",
                            help="write a number (0.1) or a percentage (5%)")
@@ -127,7 +131,7 @@ def propagate(
             program._check_name(name, "--uncertainty")
             raise DiffcliError("input", f"--uncertainty {name}: `{name}` is computed, not an input",
                                help="only inputs have uncertainties: " + ", ".join(program.graph.inputs))
-        given[name] = amount(u, f"--uncertainty {name}") if isinstance(u, str) else amount(repr(u), name)
+        given[name] = amount(u, f"--uncertainty {name}")
     if not given:
         raise DiffcliError(
             "input", "no input has an uncertainty",
