@@ -68,7 +68,7 @@ def check(program: Program, values: Mapping[str, float] | None = None, of: str |
     inputs = {name: result.inputs[name] for name in graph.inputs}
     node_values = engine.forward(graph, inputs)
     out = graph.names[result.output]
-    feeds_output = _feeds(graph, out)
+    feeds_output = graph.feeds(out)
     kinks = [(i, op.kink) for i, op in enumerate(graph.op)
              if op is not None and op.kink is not None and feeds_output[i]]
     rows = []
@@ -128,17 +128,6 @@ def _central(graph, inputs, name, out, h) -> float:
     x = inputs[name]
     up, down = (engine.forward(graph, {**inputs, name: x + s})[out] for s in (h, -h))
     return (up - down) / ((x + h) - (x - h))  # the step actually taken, after rounding x ± h
-
-
-def _feeds(graph, out: int) -> list[bool]:
-    """Whether each node is one the output depends on."""
-    feeds = [False] * len(graph)
-    feeds[out] = True
-    for i in range(out, -1, -1):
-        if feeds[i]:
-            for j in graph.args[i]:
-                feeds[j] = True
-    return feeds
 
 
 def _kink(graph, values, tangent, h, kinks) -> str | None:

@@ -60,6 +60,16 @@ class Graph:
     def is_input(self, name: str) -> bool:
         return name in self.inputs
 
+    def feeds(self, out: int) -> list[bool]:
+        """Whether each node is one that node `out` depends on."""
+        feeds = [False] * len(self.op)
+        feeds[out] = True
+        for i in range(out, -1, -1):
+            if feeds[i]:
+                for j in self.args[i]:
+                    feeds[j] = True
+        return feeds
+
     def name_of(self) -> dict[int, str]:
         """Node index -> the variable it is."""
         return {node: name for name, node in self.names.items()}

@@ -140,6 +140,53 @@ class Program:
 
         return propagate(self, values, of, uncertainties, correlations, order, monte_carlo, seed)
 
+    def hessian(self, values: Mapping[str, float] | None = None, of: str | None = None,
+                wrt: list[str] | None = None):
+        """Second derivatives d²(of)/d(a)d(b) over the inputs `wrt` (default: every input the output
+        depends on, in file order), exact, by forward-over-reverse (see hessian.py)."""
+        from . import hessian
+
+        output, inputs, unused, node_values = self._second_order_setup(values, of)
+        if wrt is None:
+            feeds = self.graph.feeds(self.graph.names[output])
+            wrt = [name for name in self.graph.inputs if feeds[self.graph.names[name]]]
+        else:
+            wrt = [self._check_input(name, "--wrt") for name in dict.fromkeys(wrt)]
+        gradient, matrix = hessian.hessian_matrix(self.graph, node_values, self.graph.names[output], wrt)
+        return hessian.Hessian(inputs, unused, output, node_values[self.graph.names[output]], wrt,
+                               gradient, matrix)
+
+    def hvp(self, vector: Mapping[str, float], values: Mapping[str, float] | None = None,
+            of: str | None = None):
+        """The Hessian-vector product H·v over every input (names missing from v are 0)."""
+        from . import hessian
+
+        output, inputs, unused, node_values = self._second_order_setup(values, of)
+        vector = {self._check_input(name, "--hvp"): float(v) for name, v in vector.items()}
+        for name, v in vector.items():
+            if not math.isfinite(v):
+                raise DiffcliError("input", f"--hvp {name}: {v!r} is not a finite number")
+        gradient, product = hessian.hessian_vector(self.graph, node_values, self.graph.names[output], vector)
+        for name in unused:
+            gradient[name] = product[name] = 0.0
+        return hessian.HessianVector(inputs, unused, output, node_values[self.graph.names[output]],
+                                     {name: vector.get(name, 0.0) for name in inputs}, gradient, product)
+
+    def _second_order_setup(self, values, of):
+        output = self._check_name(of, "--of") if of is not None else self.output
+        inputs, unused = self._inputs(values)
+        node_values = engine.forward(self.graph, inputs)
+        return output, inputs, unused, node_values
+
+    def _check_input(self, name: str, option: str) -> str:
+        self._check_name(name, option)
+        if name not in self.graph.inputs:
+            raise DiffcliError(
+                "input", f"{option} {name}: `{name}` is computed, not an input",
+                help="inputs: " + _list(self.graph.inputs),
+            )
+        return name
+
     # -- helpers
     def _by_name(self, per_node: list[float], extra: dict[str, float], unused: list[str]) -> dict[str, float]:
         named = {name: per_node[node] for name, node in self.graph.names.items()}

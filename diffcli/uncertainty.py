@@ -127,10 +127,7 @@ def propagate(
     inputs = result.inputs
     given = dict(program.graph.uncertainties)
     for name, u in (uncertainties or {}).items():
-        if name not in program.graph.inputs:
-            program._check_name(name, "--uncertainty")
-            raise DiffcliError("input", f"--uncertainty {name}: `{name}` is computed, not an input",
-                               help="only inputs have uncertainties: " + ", ".join(program.graph.inputs))
+        program._check_input(name, "--uncertainty")
         given[name] = amount(u, f"--uncertainty {name}")
     if not given:
         raise DiffcliError(

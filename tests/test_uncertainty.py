@@ -243,11 +243,6 @@ def test_plot(tmp_path, extension, starts):
 
 # ---------------------------------------------------------------- --order 2
 
-needs_hessian = pytest.mark.skipif(not hasattr(diffcli.Program, "hessian"),
-                                   reason="the Hessian's branch is not merged yet")
-
-
-@needs_hessian
 def test_second_order_of_a_product_adds_the_product_of_the_variances():
     # y = a·b, uncorrelated normal inputs: Var(y) = b²u_a² + a²u_b² + u_a²u_b² exactly
     result = diffcli.parse("a = 3 ± 0.5\nb = -2 ± 0.25\ny = a*b\n").uncertainty(order=2)
@@ -258,7 +253,6 @@ def test_second_order_of_a_product_adds_the_product_of_the_variances():
     assert second.mean_shift == 0.0
 
 
-@needs_hessian
 @pytest.mark.parametrize("r", [0.0, 0.4, -0.9])
 def test_second_order_of_a_quadratic_form_is_its_exact_variance(r):
     # y = x² + x·z with correlated normal inputs: the Taylor series ends at the second order, so

@@ -1,0 +1,134 @@
+"""Second derivatives (hessian.py): exact cases, edge values, and random programs against SymPy."""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import pytest
+import sympy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import diffcli
+from diffcli import hessian as second
+from diffcli.errors import DiffcliError
+from strategies import close, programs
+
+ROSENBROCK = "x = 1\ny = 1\nf = (1 - x)^2 + 100(y - x^2)^2\n"
+
+
+def test_rosenbrock_at_its_minimum_exactly():
+    result = diffcli.parse(ROSENBROCK).hessian()
+    assert result.wrt == ["x", "y"]
+    assert result.value == 0.0 and result.gradient == {"x": 0.0, "y": 0.0}
+    assert result.hessian == {"x": {"x": 802.0, "y": -400.0}, "y": {"x": -400.0, "y": 200.0}}
+
+
+def test_hvp_is_the_hessian_times_the_vector():
+    program = diffcli.parse(ROSENBROCK)
+    assert program.hvp({"x": 1.0}).hvp == {"x": 802.0, "y": -400.0}
+    assert program.hvp({"x": 1.0, "y": 0.5}).hvp == {"x": 602.0, "y": -300.0}
+    assert program.hvp({}).hvp == {"x": 0.0, "y": 0.0}  # names missing from v are 0
+
+
+def test_rows_are_symmetric_before_symmetrizing():
+    program = diffcli.parse("a = 0.3\nb = -1.2\nc = 2\nf = sin(a*b)*exp(c/(1 + a^2)) + hypot(a, c)*log(c)\n")
+    graph = program.graph
+    values = diffcli.engine.forward(graph, {"a": 0.3, "b": -1.2, "c": 2.0})
+    nodes = [graph.names[n] for n in "abc"]
+    rows = [second.second_order(graph, values, graph.names["f"], {node: 1.0}, nodes)[1] for node in nodes]
+    for r, a in enumerate(nodes):
+        for c, b in enumerate(nodes):
+            assert rows[r][b] == pytest.approx(rows[c][a], rel=1e-14, abs=1e-15)
+
+
+@pytest.mark.parametrize("text, wrt, want", [
+    ("x = 0\nf = relu(x)*x", "x", 0.0),          # relu'' = 0 at 0; (relu(x)x)'' = 2relu'(0) = 0
+    ("x = 0\nf = abs(x)", "x", 0.0),
+    ("x = 0\nf = abs(x)^2", "x", 0.0),           # 2(abs')² + 2abs·abs'' = 0 with abs'(0) = 0
+    ("x = 2\nf = relu(x)^3", "x", 12.0),
+    ("x = 0\nf = x^0", "x", 0.0),                # 0^0 = 1, a constant
+    ("x = 0\nf = x^2", "x", 2.0),
+    ("x = 0\nf = x^3", "x", 0.0),
+    ("x = 0\nf = 0*sqrt(x)", "x", 0.0),          # not needed: nothing flows through sqrt
+    ("x = 1\ny = 1\nf = max(x, y)^2", "x", 0.5),  # the tie splits the tangent and the adjoint
+    ("x = 2\ny = 1\nf = max(x, y)^2", "x", 2.0),
+    ("x = 2\ny = 1\nf = min(x, y)^2", "x", 0.0),
+])
+def test_edge_values_exactly(text, wrt, want):
+    assert diffcli.parse(text).hessian(wrt=[wrt]).hessian[wrt][wrt] == want
+
+
+@pytest.mark.parametrize("text, operation, column", [
+    ("x = 0\nf = x^1.5", "`^`", 6),
+    ("x = 1\nf = asin(x)", "`asin`", 5),   # the first derivative already
+    ("x = 0\nf = sqrt(x)", "`sqrt`", 5),
+    ("x = 0\ny = 1\nf = y*x^1.5", "`^`", 8),
+])
+def test_undefined_second_derivatives_are_domain_errors(text, operation, column):
+    with pytest.raises(DiffcliError) as caught:
+        diffcli.parse(text).hessian()
+    assert caught.value.kind == "domain" and operation in caught.value.message
+    assert (caught.value.line, caught.value.column) == (text.count("\n") + 1, column)
+
+
+def test_hvp_needs_only_what_flows():
+    # d²f/dx² at 0 is undefined, but along v = (0, 1) it is never needed
+    program = diffcli.parse("x = 0\ny = 1\nf = x^1.5 + y^2\n")
+    assert program.hvp({"y": 1.0}).hvp == {"x": 0.0, "y": 2.0}
+    with pytest.raises(DiffcliError):
+        program.hvp({"x": 1.0})
+
+
+def test_wrt_and_vector_name_inputs():
+    program = diffcli.parse(ROSENBROCK)
+    for call in (lambda: program.hessian(wrt=["f"]), lambda: program.hessian(wrt=["z"]),
+                 lambda: program.hvp({"f": 1.0})):
+        with pytest.raises(DiffcliError) as caught:
+            call()
+        assert caught.value.kind == "input"
+
+
+def test_default_wrt_is_the_inputs_the_output_depends_on():
+    program = diffcli.parse("a = 1\nb = 2\nc = 3\ny = a*c\nz = b\n")
+    assert program.hessian(of="y").wrt == ["a", "c"]
+    assert program.hessian(of="y").hessian == {"a": {"a": 0.0, "c": 1.0}, "c": {"a": 1.0, "c": 0.0}}
+
+
+# ---------------------------------------------------------------- random programs vs SymPy
+
+def reference_hessian(case, inputs):
+    """d²out/da db from SymPy: the output composed into one expression of the inputs, differentiated
+    twice, evaluated at 45 digits."""
+    symbols = {name: sympy.Symbol(f"in_{k}", real=True) for k, name in enumerate(inputs)}
+    full = dict(symbols)
+    for name in case.order:
+        full[name] = case.definitions[name].xreplace(
+            {use: full[case.occurrences[use]] for use in case.definitions[name].free_symbols})
+    out = full[case.output]
+    at = {symbols[n]: sympy.Float(case.values[n], 45) for n in inputs}
+    return {a: {b: mpmath.mpf(str(sympy.diff(out, symbols[a], symbols[b]).xreplace(at).evalf(45)))
+                for b in inputs} for a in inputs}
+
+
+@settings(max_examples=60, deadline=None)
+@given(programs())
+def test_hessians_of_random_programs_match_sympy(case):
+    program = diffcli.parse(case.text, "generated.expr")
+    inputs = [n for n in case.names if program.is_input(n)]
+    if not inputs or case.output in inputs:
+        return
+    result = program.hessian(case.sets, of=case.of, wrt=inputs)
+    want = reference_hessian(case, inputs)
+    scale = max([abs(v) for row in want.values() for v in row.values()] + [mpmath.mpf(1)])
+    for a in inputs:
+        for b in inputs:
+            got = result.hessian[a][b]
+            assert close(got, want[a][b], scale * 1e3), (a, b, got, mpmath.nstr(want[a][b], 17), case.text)
+    # H·v for a random v agrees with the matrix
+    v = {name: (k + 1) * 0.5 for k, name in enumerate(inputs)}
+    product = program.hvp(v, case.sets, of=case.of).hvp
+    for a in inputs:
+        want_a = sum(result.hessian[a][b] * v[b] for b in inputs)
+        assert math.isclose(product[a], want_a, rel_tol=1e-9, abs_tol=1e-9 * float(scale))
