@@ -291,3 +291,15 @@ def test_cli_no_uncertainty_is_an_error_with_help():
     done = run_diffcli("uncertainty", SAMPLES / "backprop_chain.expr", "--set", "o=1")
     assert done.returncode == 1 and done.stdout_text == ""
     assert "error: no input has an uncertainty" in done.stderr_text and "help:" in done.stderr_text
+
+
+@needs_batch
+def test_monte_carlo_agrees_with_the_second_order_where_the_first_order_fails():
+    # y = x·z + x²: the second order is y's exact variance; Monte Carlo agrees with it, not with u_c
+    result = diffcli.parse("x = 1 ± 0.4\nz = 0.5 ± 0.3\ny = x*z + x^2\n").uncertainty(
+        order=2, monte_carlo=400_000, seed=11)
+    mc, second = result.monte_carlo, result.second_order
+    se = mc.std / math.sqrt(2 * (mc.n - 1))
+    assert abs(mc.std - second.uncertainty) <= 4 * se
+    assert abs(mc.std - result.uncertainty) > 10 * se
+    assert abs(mc.mean - (result.value + second.mean_shift)) <= 4 * mc.std / math.sqrt(mc.n)
