@@ -491,7 +491,8 @@ class _NumPy:
         return self.np.equal(a, b)
 
     def count_equal(self, xs, out):
-        return sum((x == out).astype(float) if hasattr(x, "astype") else float(x == out) for x in xs)
+        # a constant argument may meet an array result (max(x, 0)): compare with NumPy either way
+        return sum(self.np.equal(x, out).astype(float) for x in xs)
 
     def min(self, *xs):
         return functools.reduce(self.np.minimum, xs)

@@ -1,0 +1,415 @@
+"""The graph over many points at once: forward values, reverse gradients and forward tangents on
+NumPy arrays, one pass per chunk of points.
+
+The math is the op table's, applied to the NumPy namespace (`ops.backend("numpy")`); nothing here
+writes an operation's formula. Values that stay the same at every point (constants, inputs given
+one number) stay Python floats, so only what varies costs a pass over the points.
+
+A point whose value or adjoint goes infinite or NaN anywhere is computed again by the single-point
+engine: where that raises, the point fails with exactly the single-point error (its message, kind,
+line and column) and the other points keep their results; where it does not (a zero adjoint meeting
+an infinite partial, which the single-point engine never multiplies), its results are used. Either
+way every point gets what `Program.grad` gives it.
+
+    >>> import numpy as np, diffcli
+    >>> from diffcli import batch
+    >>> program = diffcli.parse("x = 1\\ny = log(x)")
+    >>> result = batch.run(program, {"x": np.array([1.0, 0.0, np.e])})
+    >>> result.value, result.gradients["x"], result.failed
+    (array([ 0., nan,  1.]), array([1.        ,        nan, 0.36787944]), array([False,  True, False]))
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import weakref
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+
+from . import ops
+from .errors import DiffcliError
+from .engine import needs_gradient
+from .program import Program
+
+CHUNK = 1 << 15  # points per pass: each node's array stays in the CPU's cache between passes
+
+
+@dataclass
+class BatchResult:
+    """Results at n points. Arrays have one entry per point; where a point failed they hold NaN and
+    `errors[point]` says why (the single-point engine's error)."""
+
+    n: int
+    output: str
+    inputs: dict[str, np.ndarray]           # every input, as used at each point
+    value: np.ndarray                       # the output's value
+    gradients: dict[str, np.ndarray] | None  # d(output)/d(input) (every named variable if all_names)
+    values: dict[str, np.ndarray] | None    # every named variable's value (all_names)
+    failed: np.ndarray                      # bool
+    errors: dict[int, DiffcliError]
+    unused: list[str]                       # given names the program does not have (gradient 0)
+
+
+@dataclass
+class BatchDerivatives:
+    """Forward mode at n points: d(name)/d(wrt) for every named variable."""
+
+    n: int
+    wrt: str
+    inputs: dict[str, np.ndarray]
+    values: dict[str, np.ndarray]
+    derivatives: dict[str, np.ndarray]
+    failed: np.ndarray
+    errors: dict[int, DiffcliError]
+    unused: list[str]
+
+
+# ================================================================ the plan, built once per graph
+
+class _Node:
+    """What the passes need of one node: its value function, its arguments, and for each needed
+    argument a way to get the partial (a constant, or a function of (out, *xs))."""
+
+    __slots__ = ("index", "value", "args", "all_partials", "partials", "variadic")
+
+    def __init__(self, index, value, args, all_partials, needs, variadic):
+        self.index, self.value, self.args, self.variadic = index, value, args, variadic
+        self.all_partials = all_partials  # forward mode needs each one
+        self.partials = [p if needs[j] else None for p, j in zip(all_partials, args)]  # reverse mode
+
+
+def _constant_text(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def _partial_constant(op_key: str, n: int, nargs: int) -> float | None:
+    """The partial's value when it is the same everywhere (`1.0` for +, `-1.0` for -), read from the
+    rule itself printed as text; None otherwise."""
+    op = ops.OPS[op_key]
+    python = ops.printer("python")
+    xs = python.variables(*[f"x{k}" for k in range(nargs)])
+    try:
+        text = python._text(ops.apply_partial(op, python, n, python.code("out"), *xs))
+    except Exception:  # noqa: BLE001 - a rule the printer cannot write is simply not constant
+        return None
+    return _constant_text(str(text))
+
+
+class _Plan:
+    def __init__(self, program: Program):
+        graph = program.graph
+        numpy_math = ops.backend("numpy")
+        self.graph = graph
+        self.needs = needs_gradient(graph)
+        self.nodes: list[_Node | None] = []
+        for i, (op, args) in enumerate(zip(graph.op, graph.args)):
+            if op is None:
+                self.nodes.append(None)
+                continue
+            variadic = op.arity == 0
+            partials = []
+            for n in range(len(args)):
+                constant = _partial_constant(op.key, n, len(args))
+                if constant is not None:
+                    partials.append(constant)
+                elif variadic:
+                    partials.append(functools.partial(op.partial_rules[0], numpy_math, n))
+                else:
+                    partials.append(functools.partial(op.partial_rules[n], numpy_math))
+            self.nodes.append(_Node(i, functools.partial(op.rule, numpy_math), args, partials, self.needs, variadic))
+
+
+_PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _plan(program: Program) -> _Plan:
+    plan = _PLANS.get(program.graph)
+    if plan is None:
+        plan = _PLANS[program.graph] = _Plan(program)
+    return plan
+
+
+# ================================================================ the passes over one chunk
+
+def _finite(x) -> bool:
+    """Whether every entry is finite: a sum is finite only if no entry is inf or NaN (an overflow of
+    the sum itself is a false alarm, settled by the exact test)."""
+    if isinstance(x, float):
+        return math.isfinite(x)
+    if math.isfinite(np.add.reduce(x, axis=None)):
+        return True
+    return bool(np.isfinite(x).all())
+
+
+def _mark(bad, x, size):
+    """bad (a bool array or None) with the points where x is not finite added."""
+    if isinstance(x, float) or x.ndim == 0:
+        if math.isfinite(float(x)):
+            return bad
+        return np.ones(size, bool)
+    worse = ~np.isfinite(x)
+    return worse if bad is None else bad | worse
+
+
+def _forward(plan: _Plan, leaves: list, size: int):
+    """Every node's value (a float where it is the same at every point) and the failed points."""
+    values = leaves
+    bad = None
+    for node in plan.nodes:
+        if node is None:
+            continue
+        a = node.args
+        if len(a) == 1:
+            v = node.value(values[a[0]])
+        elif len(a) == 2:
+            v = node.value(values[a[0]], values[a[1]])
+        else:
+            v = node.value(*[values[j] for j in a])
+        if isinstance(v, np.ndarray) and v.ndim == 0:
+            v = float(v)
+        values[node.index] = v
+        if not _finite(v):
+            bad = _mark(bad, v, size)
+    return values, bad
+
+
+def _reverse(plan: _Plan, values: list, output: int, size: int, bad):
+    """Every node's adjoint d(output)/d(node) (None where nothing flows), in the single-point engine's
+    order of accumulation, so each point rounds as it does there."""
+    adjoint: list = [None] * len(values)
+    adjoint[output] = 1.0
+    nodes, needs = plan.nodes, plan.needs
+    for i in range(output, -1, -1):
+        g = adjoint[i]
+        if g is None:
+            continue
+        if needs[i] and not _finite(g):
+            bad = _mark(bad, g, size)
+        node = nodes[i]
+        if node is None:
+            continue
+        a = node.args
+        out = values[i]
+        xs = None
+        for n, j in enumerate(a):
+            p = node.partials[n]
+            if p is None:
+                continue
+            if isinstance(p, float):
+                contribution = g if p == 1.0 else -g if p == -1.0 else g * p
+            else:
+                if xs is None:
+                    xs = [values[k] for k in a]
+                p = p(out, xs) if node.variadic else p(out, *xs)
+                contribution = g * p
+            before = adjoint[j]
+            adjoint[j] = contribution if before is None else before + contribution
+    return adjoint, bad
+
+
+# ================================================================ the API
+
+def _columns(program: Program, columns: Mapping[str, object]):
+    """Check the given names as --set does; the number of points; every input's column (an array of
+    that length, or a float)."""
+    arrays = {}
+    scalars = {}
+    for name, column in columns.items():
+        if isinstance(column, (int, float)) and not isinstance(column, bool):
+            scalars[name] = float(column)
+            continue
+        array = np.asarray(column, dtype=float)
+        if array.ndim == 0:
+            scalars[name] = float(array)
+        elif array.ndim != 1:
+            raise DiffcliError("input", f"the values of `{name}` must be one number per point (a 1-D array)")
+        else:
+            arrays[name] = array
+    lengths = {len(a) for a in arrays.values()}
+    if len(lengths) > 1:
+        raise DiffcliError("input", "every column must have the same number of points: "
+                           + ", ".join(f"{k}: {len(a)}" for k, a in arrays.items()))
+    n = lengths.pop() if lengths else 1
+    # the names are checked (did you mean, computed names, free inputs) as a single point's would be
+    representative = {**scalars, **{name: 0.0 for name in arrays}}
+    for name, value in scalars.items():
+        if not math.isfinite(value):
+            representative[name] = value  # refused there, as --set refuses it
+    inputs, unused = program._inputs(representative)
+    used = {name: arrays.get(name, inputs[name]) for name in inputs}
+    return n, used, unused
+
+
+def _chunks(program: Program, used: dict, unused: list[str], n: int):
+    """(start, stop, leaves): each chunk of points, with every leaf node's value over it."""
+    names = program.graph.names
+    for start in range(0, n, CHUNK):
+        stop = min(n, start + CHUNK)
+        leaves = list(program.graph.value0)
+        for name, column in used.items():
+            if name not in unused:
+                leaves[names[name]] = column[start:stop] if isinstance(column, np.ndarray) else column
+        yield start, stop, leaves
+
+
+def _store(column: np.ndarray, start: int, stop: int, x) -> None:
+    # + 0.0: the single-point engine starts each sum at +0.0, so that none of its zeros is -0.0
+    np.add(x, 0.0, out=column[start:stop])
+
+
+def _failing(tables, point: int) -> None:
+    for table in tables:
+        for column in (table or {}).values():
+            column[point] = math.nan
+
+
+def run(program: Program, columns: Mapping[str, object], of: str | None = None, *,
+        gradients: bool = True, all_names: bool = False) -> BatchResult:
+    """The output's value, and its gradient with respect to every input (every named variable with
+    `all_names`), at each point. `columns` gives each input an array (one value per point) or one
+    number; the other inputs take their defaults. Names are checked as `Program.grad` checks them."""
+    output = program._check_name(of, "--of") if of is not None else program.output
+    n, used, unused = _columns(program, columns)
+    plan = _plan(program)
+    names = program.graph.names
+    out_node = names[output]
+    inputs = {name: np.broadcast_to(np.asarray(column, dtype=float), (n,)) for name, column in used.items()}
+    value = np.empty(n)
+    wanted = [name for name in (names if all_names else program.graph.inputs)]
+    grads = {name: np.empty(n) for name in wanted} if gradients else None
+    vals = {name: np.empty(n) for name in names} if all_names else None
+    failed = np.zeros(n, bool)
+    errors: dict[int, DiffcliError] = {}
+    with np.errstate(all="ignore"):
+        for start, stop, leaves in _chunks(program, used, unused, n):
+            node_values, bad = _forward(plan, leaves, stop - start)
+            if gradients:
+                adjoint, bad = _reverse(plan, node_values, out_node, stop - start, bad)
+                for name in wanted:
+                    g = adjoint[names[name]]
+                    _store(grads[name], start, stop, 0.0 if g is None else g)
+            value[start:stop] = node_values[out_node]
+            for name, column in (vals or {}).items():
+                column[start:stop] = node_values[names[name]]
+            for point in np.flatnonzero(bad) if bad is not None else ():
+                point = start + int(point)
+                given = {name: float(column[point]) for name, column in inputs.items()}
+                try:
+                    result = program.grad(given, output) if gradients else program.evaluate(given)
+                except DiffcliError as error:
+                    failed[point] = True
+                    errors[point] = error
+                    _failing((grads, vals, {output: value}), point)
+                    continue
+                value[point] = result.values[output]
+                for name, column in (grads or {}).items():
+                    column[point] = result.gradients[name]
+                for name, column in (vals or {}).items():
+                    column[point] = result.values[name]
+    for name in unused:
+        if grads is not None:
+            grads[name] = np.where(failed, math.nan, 0.0)
+        if vals is not None:
+            vals[name] = np.where(failed, math.nan, inputs[name])
+    return BatchResult(n, output, inputs, value, grads, vals, failed, errors, unused)
+
+
+def tangents(program: Program, columns: Mapping[str, object], wrt: str) -> BatchDerivatives:
+    """Forward mode at each point: d(name)/d(wrt) for every named variable, wrt being an input."""
+    program._check_name(wrt, "--wrt")
+    if wrt not in program.graph.inputs:
+        program.derivatives(wrt, {})  # raises its error: wrt is computed
+    n, used, unused = _columns(program, columns)
+    plan = _plan(program)
+    names = program.graph.names
+    inputs = {name: np.broadcast_to(np.asarray(column, dtype=float), (n,)) for name, column in used.items()}
+    vals = {name: np.empty(n) for name in names}
+    ders = {name: np.empty(n) for name in names}
+    failed = np.zeros(n, bool)
+    errors: dict[int, DiffcliError] = {}
+    with np.errstate(all="ignore"):
+        for start, stop, leaves in _chunks(program, used, unused, n):
+            node_values, bad = _forward(plan, leaves, stop - start)
+            tangent, bad = _tangents(plan, node_values, names[wrt], stop - start, bad)
+            for name, node in names.items():
+                vals[name][start:stop] = node_values[node]
+                _store(ders[name], start, stop, tangent[node])
+            for point in np.flatnonzero(bad) if bad is not None else ():
+                point = start + int(point)
+                given = {name: float(column[point]) for name, column in inputs.items()}
+                try:
+                    result = program.derivatives(wrt, given)
+                except DiffcliError as error:
+                    failed[point] = True
+                    errors[point] = error
+                    _failing((vals, ders), point)
+                    continue
+                for name in names:
+                    vals[name][point] = result.values[name]
+                    ders[name][point] = result.derivatives[name]
+    for name in unused:
+        vals[name] = np.where(failed, math.nan, inputs[name])
+        ders[name] = np.where(failed, math.nan, 0.0)
+    return BatchDerivatives(n, wrt, inputs, vals, ders, failed, errors, unused)
+
+
+def _tangents(plan: _Plan, values, wrt, size, bad):
+    """d(node)/d(wrt) for every node, in the single-point engine's order of summation. A partial is
+    taken only where a tangent flows; a non-finite one that meets a flow marks the point, and the
+    single-point engine then settles it."""
+    tangent: list = [0.0] * len(values)
+    tangent[wrt] = 1.0
+    for i in range(wrt + 1, len(values)):
+        node = plan.nodes[i]
+        if node is None:
+            continue
+        total = None
+        xs = None
+        for n, j in enumerate(node.args):
+            t = tangent[j]
+            if isinstance(t, float) and t == 0.0:
+                continue
+            p = node.all_partials[n]
+            if not isinstance(p, float):
+                if xs is None:
+                    xs = [values[k] for k in node.args]
+                p = p(values[i], xs) if node.variadic else p(values[i], *xs)
+            term = t * p
+            total = term if total is None else total + term
+        if total is None:
+            continue
+        if isinstance(total, np.ndarray) and total.ndim == 0:
+            total = float(total)
+        if not _finite(total):
+            bad = _mark(bad, total, size)
+        tangent[i] = total
+    return tangent, bad
+
+
+# ================================================================ a pure function for other schedulers
+
+def kernel(program: Program, inputs: Iterable[str], of: str | None = None, *,
+           gradients: bool = True) -> Callable[..., np.ndarray]:
+    """A pure function of arrays: f(*columns) -> an (n, k) array whose columns are `f.columns`: the
+    output's value, then d(output)/d(input) for every input of the program (NaN where a point
+    failed). The given `inputs` are the arrays, in this order; the others take their defaults.
+    Being pure and chunk-local, it maps over a Dask array with `dask.array.map_blocks`."""
+    inputs = list(inputs)
+    output = of or program.output
+    run(program, {name: np.zeros(1) for name in inputs}, output, gradients=False)  # checks the names
+    columns = [output] + ([f"d{output}/d{name}" for name in program.graph.inputs] if gradients else [])
+
+    def f(*arrays):
+        result = run(program, dict(zip(inputs, arrays)), output, gradients=gradients)
+        parts = [result.value] + ([result.gradients[name] for name in program.graph.inputs] if gradients else [])
+        return np.stack(parts, axis=-1)
+
+    f.columns = columns
+    return f
