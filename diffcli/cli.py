@@ -499,13 +499,15 @@ def uncertainty(
     result = _keep(program.uncertainty(values, of, uncertainties=given, correlations=pairs,
                                        order=order, monte_carlo=monte_carlo, seed=seed))
     _warn_unused(result)
-    for warning in uncertainty_report.warnings(result):
-        sys.stderr.write(f"warning: {warning}\n")
     if plot is not None:
         uncertainty_report.write_plot(result, plot, plot_format)
     if as_json:
-        return _print(uncertainty_report.to_json(result))
-    _show(uncertainty_report.table(result, file, precision))
+        _print(uncertainty_report.to_json(result))
+    else:
+        _show(uncertainty_report.table(result, file, precision))
+        sys.stdout.flush()
+    for warning in uncertainty_report.warnings(result):  # after the result they are about
+        sys.stderr.write(f"warning: {warning}\n")
 
 
 class _ClosedStream(io.TextIOBase):

@@ -181,16 +181,10 @@ def test_cli_errors(arguments, code, message):
 
 # ---------------------------------------------------------------- Monte Carlo
 
-try:  # the batch engine arrives from its own branch
-    import diffcli.batch  # noqa: F401
-    needs_batch = pytest.mark.skipif(False, reason="")
-except ImportError:
-    needs_batch = pytest.mark.skip(reason="diffcli.batch is not merged yet")
 
 LINEAR = "a = 1.5 ± 0.2\nb = -2 ± 3%\nc = 4 ± 0.5\ny = 3a - 2b + c/4 + 1\n"
 
 
-@needs_batch
 @pytest.mark.parametrize("correlations", [{}, {("a", "b"): 0.6, ("b", "c"): -0.3}])
 def test_monte_carlo_on_a_linear_model_is_within_its_confidence_interval(correlations):
     result = diffcli.parse(LINEAR).uncertainty(correlations=correlations, monte_carlo=200_000, seed=7)
@@ -206,7 +200,6 @@ def test_monte_carlo_on_a_linear_model_is_within_its_confidence_interval(correla
     assert mc.agrees
 
 
-@needs_batch
 def test_monte_carlo_is_repeatable_with_a_seed_and_counts_domain_failures():
     program = diffcli.parse("x = 0.5 ± 0.3\ny = log(x)\n")
     first = program.uncertainty(monte_carlo=50_000, seed=3).monte_carlo
@@ -219,7 +212,6 @@ def test_monte_carlo_is_repeatable_with_a_seed_and_counts_domain_failures():
     assert not first.agrees  # log is far from linear over that spread
 
 
-@needs_batch
 def test_monte_carlo_of_a_nonlinear_model_warns(tmp_path):
     path = tmp_path / "square.expr"
     path.write_text("x = 1 ± 0.5\ny = x^2\n")
@@ -231,7 +223,6 @@ def test_monte_carlo_of_a_nonlinear_model_warns(tmp_path):
     assert "disagree by more than the simulation's own error" in done.stderr_text
 
 
-@needs_batch
 @pytest.mark.parametrize("extension, starts", [("svg", b"<svg"), ("png", b"\x89PNG"), ("html", b"<!DOCTYPE html>")])
 def test_plot(tmp_path, extension, starts):
     path = tmp_path / f"g.{extension}"
@@ -293,7 +284,6 @@ def test_cli_no_uncertainty_is_an_error_with_help():
     assert "error: no input has an uncertainty" in done.stderr_text and "help:" in done.stderr_text
 
 
-@needs_batch
 def test_monte_carlo_agrees_with_the_second_order_where_the_first_order_fails():
     # y = x·z + x²: the second order is y's exact variance; Monte Carlo agrees with it, not with u_c
     result = diffcli.parse("x = 1 ± 0.4\nz = 0.5 ± 0.3\ny = x*z + x^2\n").uncertainty(
