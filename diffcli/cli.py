@@ -475,7 +475,7 @@ def uncertainty(
     seed: Optional[int] = typer.Option(None, "--seed", metavar="S", help="Seed of the Monte Carlo samples."),
     plot: Optional[str] = typer.Option(
         None, "--plot", metavar="FILE",
-        help="Draw the Monte Carlo histogram with the linear result's normal curve (.png, .svg, .html)."),
+        help="Draw the Monte Carlo histogram with the linear result's normal curve (.png, .svg, .pdf, .html)."),
     as_json: bool = JsonOpt,
     precision: int = PrecisionOpt,
 ):
@@ -490,7 +490,7 @@ def uncertainty(
     if plot is not None:
         plot_format = uncertainty_report.plot_format(plot)
         if plot_format is None:
-            raise typer.BadParameter(f"{plot!r}: end the file's name with .png, .svg or .html",
+            raise typer.BadParameter(f"{plot!r}: end the file's name with .png, .svg, .pdf or .html",
                                      param_hint="--plot")
         if monte_carlo is None:
             raise typer.BadParameter("--plot draws the Monte Carlo samples: give --monte-carlo N too",

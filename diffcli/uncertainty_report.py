@@ -130,7 +130,7 @@ def histogram_spec(result: Propagation) -> dict:
     }
 
 
-PLOT_FORMATS = ("png", "svg", "html")
+PLOT_FORMATS = ("png", "svg", "pdf", "html")
 
 
 def plot_format(path: str) -> str | None:
@@ -140,18 +140,26 @@ def plot_format(path: str) -> str | None:
 
 
 def write_plot(result: Propagation, path: str, format: str) -> None:
-    """Render the histogram with vl-convert and write it as `>` would."""
-    import json
+    """Render the histogram with vl-convert (nothing fetched: the data is inline, other URLs are
+    refused, HTML carries Vega's scripts) and write it as `>` would.
 
+    The plot command's branch has the same as render.vegalite(spec, format): use it once it lands.
+    """
     import vl_convert
 
+    from .errors import DiffcliError
     from .output import write_output
 
     spec = histogram_spec(result)
-    if format == "png":
-        data = vl_convert.vegalite_to_png(spec, scale=2)
-    elif format == "svg":
-        data = vl_convert.vegalite_to_svg(spec).encode("utf-8")
-    else:
-        data = vl_convert.vegalite_to_html(json.dumps(spec)).encode("utf-8")
+    try:
+        if format == "png":
+            data = bytes(vl_convert.vegalite_to_png(spec, scale=2, allowed_base_urls=[]))
+        elif format == "pdf":
+            data = bytes(vl_convert.vegalite_to_pdf(spec, allowed_base_urls=[]))
+        elif format == "svg":
+            data = vl_convert.vegalite_to_svg(spec, allowed_base_urls=[]).encode("utf-8")
+        else:
+            data = vl_convert.vegalite_to_html(spec, bundle=True).encode("utf-8")
+    except Exception as error:  # vl-convert raises ValueError or its own errors
+        raise DiffcliError("io", f"cannot draw the plot as {format.upper()}: {error}") from None
     write_output(path, data)

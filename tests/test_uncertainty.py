@@ -223,7 +223,7 @@ def test_monte_carlo_of_a_nonlinear_model_warns(tmp_path):
     assert "disagree by more than the simulation's own error" in done.stderr_text
 
 
-@pytest.mark.parametrize("extension, starts", [("svg", b"<svg"), ("png", b"\x89PNG"), ("html", b"<!DOCTYPE html>")])
+@pytest.mark.parametrize("extension, starts", [("svg", b"<svg"), ("png", b"\x89PNG"), ("pdf", b"%PDF"), ("html", b"<!DOCTYPE html>")])
 def test_plot(tmp_path, extension, starts):
     path = tmp_path / f"g.{extension}"
     done = run_diffcli("uncertainty", SAMPLES / "pendulum.expr", "--monte-carlo", "2000", "--seed", "1",
