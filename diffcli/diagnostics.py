@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .errors import DiffcliError, Source
+from .errors import DiffcliError, Source, shown
 
 TAB = "    "
 
@@ -31,38 +31,47 @@ def render_text(error: DiffcliError, color: bool = False, severity: str = "error
     gutter = " " * len(str(max(places))) if places else " "
 
     label = red(severity) if severity == "error" else bold(severity)
-    lines = [label + bold(f": {error.message}")]
+    lines = [label + bold(f": {shown(error.message)}")]
     if error.source is not None:
         lines += _excerpt(error.source, error.span, gutter, blue, red)
     for note, span in error.notes:
-        lines.append(blue("note") + f": {note}")
+        lines.append(blue("note") + f": {shown(note)}")
         if error.source is not None:
             lines += _excerpt(error.source, span, gutter, blue, blue)
     if error.help:
-        lines.append(f"{gutter} {blue('=')} help: {error.help}")
+        lines.append(f"{gutter} {blue('=')} help: {shown(error.help)}")
     return "\n".join(lines) + "\n"
 
 
+EXCERPT_CONTEXT = 60  # characters shown either side of the place in a long line
+
+
 def _excerpt(source: Source, span, gutter: str, blue, mark) -> list[str]:
+    name = shown(source.filename)
     if span is None:
-        return [f"{gutter}{blue('-->')} {source.filename}"]
+        return [f"{gutter}{blue('-->')} {name}"]
     start, end = span
     line, column = source.line_col(start)
     text = source.line_text(line)
-    # show tabs as spaces, and count the caret's place in what is shown
-    shown = text.replace("\t", TAB)
-    before = text[: column - 1]
-    pad = len(before) + before.count("\t") * (len(TAB) - 1)
-    width = max(1, min(end, start + len(text) - (column - 1)) - start)
-    underline = text[column - 1 : column - 1 + width]
-    width = max(1, len(underline) + underline.count("\t") * (len(TAB) - 1))
+    at = column - 1  # the place, as an index into the line
+    width = max(1, min(end - start, len(text) - at, 2 * EXCERPT_CONTEXT))
+    # a long line is cut to a window around the place
+    low, high = max(0, at - EXCERPT_CONTEXT), min(len(text), at + width + EXCERPT_CONTEXT)
+    before = ("…" if low else "") + _visible(text[low:at])
+    marked = _visible(text[at : at + width])
+    after = _visible(text[at + width : high]) + ("…" if high < len(text) else "")
     number = str(line).rjust(len(gutter))
     return [
-        f"{gutter}{blue('-->')} {source.filename}:{line}:{column}",
+        f"{gutter}{blue('-->')} {name}:{line}:{column}",
         f"{gutter} {blue('|')}",
-        f"{blue(number)} {blue('|')} {shown}",
-        f"{gutter} {blue('|')} {' ' * pad}{mark('^' * width)}",
+        f"{blue(number)} {blue('|')} {before}{marked}{after}",
+        f"{gutter} {blue('|')} {' ' * len(before)}{mark('^' * max(1, len(marked)))}",
     ]
+
+
+def _visible(text: str) -> str:
+    """Tabs as spaces and control characters escaped, so that the caret lines up below."""
+    return shown(text.replace("\t", TAB))
 
 
 def render_json(error: DiffcliError) -> str:

@@ -8,10 +8,12 @@ label (`3a` draws as `a -> ×3`), so numbers never clutter the picture. Renderin
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Mapping
 
 from . import engine
+from .errors import shown
 from .ops import Op
 from .program import Program
 from .report import number
@@ -19,6 +21,12 @@ from .syntax import Call, Name, Number
 
 FONT = "Courier"  # Graphviz's WebAssembly build measures text with Courier's exact metrics
 INPUT_FILL, OUTPUT_FILL, OP_FILL = "#dbeafe", "#fde68a", "#f3f4f6"
+# A label longer than this is cut (the full text goes in the node's tooltip, which SVG shows on
+# hover), and the picture is scaled down to fit this many inches a side: without both, one long
+# name or one folded sum of 5,000 terms made a PNG 300,000 pixels wide and took gigabytes to draw.
+LABEL_LIMIT = 40
+TITLE_LIMIT = 120
+CANVAS_INCHES = 50
 
 
 @dataclass
@@ -31,6 +39,11 @@ class Diagram:
 def record_text(text: str) -> str:
     """Text for one field of a record label: DOT's and the record syntax's special characters escaped."""
     return "".join("\\" + c if c in '{}|<>"\\ ' else c for c in text)
+
+
+def elide(text: str, limit: int = LABEL_LIMIT) -> str:
+    """`text`, cut to `limit` characters with `…` where it is longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def plain_text(text: str) -> str:
@@ -61,7 +74,7 @@ def draw(program: Program, values: Mapping[str, float] | None = None, *, of: str
     dot = graphviz.Digraph(
         "diffcli",
         graph_attr={"rankdir": rankdir, "ranksep": "0.35", "nodesep": "0.25", "fontname": FONT,
-                    "labelloc": "t", "labeljust": "l"},
+                    "labelloc": "t", "labeljust": "l", "size": f"{CANVAS_INCHES},{CANVAS_INCHES}"},
         node_attr={"fontname": FONT, "fontsize": "14", "shape": "record", "style": "filled",
                    "fillcolor": "white"},
         edge_attr={"fontname": FONT, "fontsize": "11", "fontcolor": "#555555", "arrowsize": "0.7"},
@@ -77,7 +90,11 @@ def draw(program: Program, values: Mapping[str, float] | None = None, *, of: str
         fields.append(number(node_values[i], precision))
         if adjoint is not None:
             fields.append("grad " + number(adjoint[i], precision))
-        label = opens + " | ".join(record_text(f) for f in fields) + closes
+        label = opens + " | ".join(record_text(elide(f)) for f in fields) + closes
+        if name is not None and len(name) > LABEL_LIMIT:
+            style_tip = {"tooltip": plain_text(name)}
+        else:
+            style_tip = {}
         if i == output_node:
             style = {"fillcolor": OUTPUT_FILL, "penwidth": "2"}
         elif name is not None and graph.op[i] is None:
@@ -87,24 +104,28 @@ def draw(program: Program, values: Mapping[str, float] | None = None, *, of: str
             legend["dashed: unnamed value"] = None
         else:
             style = {}
-        dot.node(f"v{i}", graphviz.nohtml(label), **style)
+        dot.node(f"v{i}", graphviz.nohtml(label), **style, **style_tip)
         count += 1
         op = graph.op[i]
         if op is None:
             continue
         args = graph.args[i]
         texts = [_constant_text(program, j) if constant[j] else None for j in args]
-        dot.node(f"op{i}", graphviz.nohtml(plain_text(_op_label(op, texts))), shape="ellipse",
-                 fillcolor=OP_FILL, margin="0.04,0.02", height="0.3")
+        text = _op_label(op, texts)
+        tip = {"tooltip": plain_text(text)} if len(text) > LABEL_LIMIT else {}
+        dot.node(f"op{i}", graphviz.nohtml(plain_text(elide(text))), shape="ellipse",
+                 fillcolor=OP_FILL, margin="0.04,0.02", height="0.3", **tip)
         count += 1
         variables = [(n, j) for n, j in enumerate(args) if not constant[j]]
         numbered = len(variables) > 1 and not op.commutative  # say which argument is which
-        for n, j in variables:
-            if numbered:  # beside the arrowhead, where it cannot be read as another edge's
+        if numbered:  # beside the arrowhead, where it cannot be read as another edge's
+            for n, j in variables:
                 dot.edge(f"v{j}", f"op{i}", headlabel=str(n + 1), labeldistance="1.6")
-                legend["edge numbers: argument order"] = None
-            else:
-                dot.edge(f"v{j}", f"op{i}")
+            legend["edge numbers: argument order"] = None
+        else:  # one edge per argument, `×k` on it where it comes k times (`max(x, x, …)`)
+            times = Counter(j for _, j in variables)
+            for j, k in times.items():
+                dot.edge(f"v{j}", f"op{i}", **({"label": f"×{k}"} if k > 1 else {}))
         dot.edge(f"op{i}", f"v{i}")
     title = _title(program, output, node_values[output_node], gradients, precision)
     # \l ends a line of the title flush left
@@ -157,7 +178,8 @@ def _op_label(op: Op, constants: list[str | None]) -> str:
 
 
 def _title(program: Program, output: str, value: float, gradients: bool, precision: int) -> str:
-    head = f"{program.source.filename}: {output} = {number(value, precision)}"
+    head = elide(f"{shown(program.source.filename)}: {elide(output)} = {number(value, precision)}",
+                 TITLE_LIMIT)
     if not gradients:
         return f"{head}    (values only: the forward pass)"
     return f"{head}    grad = ∂{output}/∂node (reverse mode)"

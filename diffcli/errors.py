@@ -8,8 +8,22 @@ Positions are character offsets into the source; line and column are computed on
 from __future__ import annotations
 
 import bisect
+import re
 
 KINDS = ("syntax", "name", "cycle", "domain", "input", "io")
+
+# Characters a terminal acts on rather than shows: C0 and C1 controls (ESC starts a command),
+# DEL, zero-width and bidirectional formatting characters, line and paragraph separators, BOM.
+# Tab is not among them: where it may appear, it is shown as spaces.
+_UNSHOWABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e"
+                         "\u2028\u2029\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]")
+_COMMENT = re.compile("#[^\n]*")
+
+
+def shown(text: str) -> str:
+    """`text` safe to print to a terminal: each control or formatting character as its escape
+    (`\\x1b`, `\\u202e`), so that text from a file cannot act on the terminal."""
+    return _UNSHOWABLE.sub(lambda match: ascii(match.group())[1:-1], text)
 
 
 class Source:
@@ -47,8 +61,12 @@ class Source:
         return self.text[begin:end].rstrip("\r")
 
     def snippet(self, start: int, end: int) -> str:
-        """Source text of a span with runs of blanks and line breaks folded to one space."""
-        return " ".join(self.text[start:end].split())
+        """Source text of a span, without its comments (inside parentheses), with runs of blanks
+        and line breaks folded to one space, and safe to print (see `shown`)."""
+        text = self.text[start:end]
+        if "#" in text:
+            text = _COMMENT.sub("", text)
+        return shown(" ".join(text.split()))
 
 
 class DiffcliError(Exception):

@@ -17,8 +17,12 @@ read are refused (MAX_STATEMENTS, MAX_OPERATIONS), which also bounds the depth S
 from __future__ import annotations
 
 import heapq
+import math
 import re
+import signal
+import threading
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -27,7 +31,7 @@ from sympy.printing.printer import Printer
 from sympy.printing.str import StrPrinter
 
 from . import engine, ops, report
-from .errors import DiffcliError
+from .errors import DiffcliError, shown
 from .program import Program
 from .syntax import Binary, Call, Name, Number, Paren, Unary
 
@@ -35,6 +39,8 @@ MAX_STATEMENTS = 40    # statements on the paths from wrt to out
 MAX_OPERATIONS = 400   # operations in those statements
 MAX_DEPTH = 30         # operations nested in one statement (SymPy recurses on it)
 MAX_TOTAL_SIZE = 300   # nodes in the symbolic total derivative, past which it is not worth reading
+SYMBOLIC_SECONDS = 5   # SymPy's share of a derivation; past it, the numbers are shown alone
+MAX_EXACT_BITS = 128   # a constant whose exact value needs longer integers is shown as its double
 
 
 # ---------------------------------------------------------------- the functions, for SymPy
@@ -68,22 +74,52 @@ def fold(expr, leaf, combine):
 
 
 def to_sympy(expr) -> sp.Expr:
-    """An AST expression as a SymPy expression in the file's names."""
-    return fold(expr, _sympy_leaf, _sympy_node)
+    """An AST expression as a SymPy expression in the file's names.
+
+    A part with no variable in it is a constant: kept exact where that is small and plain
+    (`2pi`, `1/3`), otherwise the double the engine computes for it (`softplus(1)`, `sin(pi)`,
+    `2^-2^20`), so that SymPy neither builds a number of a million digits nor sees an exact value
+    (sin(pi) = 0) that the numbers beside it do not have."""
+    return fold(expr, _sympy_leaf, _sympy_node)[0]
 
 
 def _sympy_leaf(node):
+    """(the SymPy form, the value if it is a constant, else None)."""
     if isinstance(node, Number):
         # a Float, not an exact Rational: 1.01^n would grow huge fractions and slow SymPy down
-        return sp.Integer(int(node.value)) if node.value == int(node.value) else sp.Float(node.value)
-    return CONSTANTS[node.id] if node.id in CONSTANTS else symbol(node.id)
+        value = node.value
+        exact = value == int(value) and abs(value) < 2**53
+        return (sp.Integer(int(value)) if exact else sp.Float(value)), value
+    if node.id in CONSTANTS:
+        return CONSTANTS[node.id], ops.CONSTANTS[node.id]
+    return symbol(node.id), None
+
+
+_EXACT = {"add", "sub", "mul", "div", "neg", "pos"}
 
 
 def _sympy_node(node, args):
     if isinstance(node, Paren):
         return args[0]
     op = ops.FUNCTIONS[node.func] if isinstance(node, Call) else ops.OPERATORS[node.op]
-    return SYMPY.value(op, *args)
+    forms = [form for form, _ in args]
+    constants = [value for _, value in args]
+    if None not in constants:
+        value = op.value(*constants)
+        exponent = forms[-1]
+        plain = isinstance(node, (Binary, Unary)) and (
+            node.op in _EXACT or node.op == "pow" and exponent.is_Integer and abs(exponent) <= 64)
+        if plain and all(form.is_Rational or form is sp.pi or not form.free_symbols for form in forms):
+            exact = SYMPY.value(op, *forms)
+            if all(max(r.p.bit_length(), r.q.bit_length()) <= MAX_EXACT_BITS
+                   for r in exact.atoms(sp.Rational)):
+                return exact, value
+        return sp.Float(value), value
+    if isinstance(node, Call) and node.func in ("min", "max") and constants.count(None) > 2:
+        # SymPy compares every pair of arguments (48 s for 50): an opaque function instead, whose
+        # derivative has no form that the numbers can check, so only the numbers are shown
+        return sp.Function(node.func)(*forms), None
+    return SYMPY.value(op, *forms), None
 
 
 _FAMILY = {"add": "add", "sub": "add", "mul": "mul", "div": "mul"}
@@ -109,8 +145,8 @@ def _size(expr) -> tuple[int, int]:
 @dataclass
 class Partial:
     wrt: str
-    symbolic: sp.Expr
-    value: float | None  # None where the partial does not exist (sqrt at 0)
+    symbolic: sp.Expr | None  # None where no symbolic form holds at these values
+    value: float | None       # None where the partial does not exist (sqrt at 0)
 
 
 @dataclass
@@ -125,10 +161,10 @@ class Derivation:
     statements: list[str]             # names computed on the paths, in evaluation order
     sources: dict[str, str]           # name -> its definition's source text
     definitions: dict                 # name -> its definition's AST
-    rhs: dict[str, sp.Expr]
     partials: dict[str, list[Partial]] = field(default_factory=dict)
     consumers: dict[str, list[str]] = field(default_factory=dict)  # name -> statements using it
-    total: sp.Expr | None = sp.Integer(0)  # None when too long to read
+    total: sp.Expr | None = sp.Integer(0)  # None when there is none to show: `why` says why
+    why: str = ""
 
 
 def derive(program: Program, values=None, wrt: str | None = None, of: str | None = None,
@@ -160,22 +196,92 @@ def derive(program: Program, values=None, wrt: str | None = None, of: str | None
                                 graph.definitions)
     _refuse_if_too_long(graph, statements, out, wrt)
 
-    rhs = {name: to_sympy(graph.definitions[name].expr) for name in statements}
     given_set = {u for name in statements for u in uses[name]} - set(statements)
     d = Derivation(out, wrt, filename, {k: grad.inputs[k] for k in graph.inputs}, grad.values,
                    grad.gradients, [n for n in position if n in given_set], statements,
                    {name: program.definition(name) for name in statements},
-                   {name: graph.definitions[name].expr for name in statements}, rhs)
+                   {name: graph.definitions[name].expr for name in statements})
     node_values = engine.forward(graph, d.inputs)
     for name in statements:
         numbers = _local_partials(graph, node_values, position[name])
-        d.partials[name] = [Partial(u, _local_symbolic(rhs[name], name, u), numbers.get(position[u], 0.0))
-                            for u in uses[name]]
+        d.partials[name] = [Partial(u, None, numbers.get(position[u], 0.0)) for u in uses[name]]
         for u in uses[name]:
             if u in on_path:
                 d.consumers.setdefault(u, []).append(name)
-    d.total = _total(d) if wrt is not None else sp.Integer(0)
+    if wrt is None:
+        return d
+    try:  # the numbers are all there; SymPy adds the symbolic forms if it can in time
+        with _time_limit(SYMBOLIC_SECONDS):
+            _symbolic(d)
+    except _OutOfTime:
+        for partial in (p for ps in d.partials.values() for p in ps):
+            partial.symbolic = None
+        d.total, d.why = None, f"SymPy took over {SYMBOLIC_SECONDS} s on the symbolic forms"
     return d
+
+
+def _symbolic(d: Derivation) -> None:
+    """The symbolic local partials and total of a derivation whose numbers are known; each kept
+    only where, at the values of the derivation, it equals the number beside it."""
+    rhs = {name: to_sympy(d.definitions[name]) for name in d.statements}
+    at = {symbol(name): value for name, value in d.values.items()}
+    for name in d.statements:
+        for partial in d.partials[name]:
+            form = _local_symbolic(rhs[name], name, partial.wrt)
+            partial.symbolic = form if _agrees(form, partial.value, at) else None
+    d.total, d.why = _total(d)
+    if d.total is not None and not _agrees(d.total, d.gradients[d.wrt], at):
+        d.total, d.why = None, "SymPy's form does not hold at these values"
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+@contextmanager
+def _time_limit(seconds: float):
+    """Raise _OutOfTime in the block after `seconds` (where the platform has SIGALRM and this is the
+    main thread; elsewhere the size limits alone bound SymPy's work)."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _agrees(form: sp.Expr, value: float | None, at: dict) -> bool:
+    """Whether `form`, at the values `at`, is the number `value` (to 1e-7, relative), or like it
+    has no finite value there (value None: 1/(2·s) at s = 0)."""
+    found = evaluate(form, at)
+    if value is None or found is None:
+        return value is None and found is None
+    return not form.has(sp.nan) and math.isclose(found, value, rel_tol=1e-7, abs_tol=1e-300)
+
+
+def evaluate(form: sp.Expr, at: dict) -> float | None:
+    """`form` at the values `at` (symbol -> double), to 30 digits; None if it is not a finite real
+    number there. The named functions (sigmoid, relu, softplus) take the engine's values."""
+    try:
+        numeric = form.xreplace({s: sp.Float(v, 30) for s, v in at.items()})
+        numeric = numeric.replace(lambda e: type(e).__name__ in SYMPY.named and e.args
+                                  and all(a.is_Number for a in e.args),
+                                  lambda e: sp.Float(ops.OPS[type(e).__name__].value(
+                                      *[float(a) for a in e.args]), 30))
+        found = complex(numeric.evalf(30))
+    except (TypeError, ValueError, ArithmeticError, AttributeError):
+        return None
+    if found.imag != 0 or not math.isfinite(found.real):
+        return None
+    return found.real
 
 
 def _in_file_order(names: list[str], uses, definitions) -> list[str]:
@@ -273,18 +379,26 @@ def _local_partials(graph, values, root: int) -> dict[int, float | None]:
     return adjoint
 
 
-def _total(d: Derivation) -> sp.Expr:
-    """d(out)/d(wrt) symbolically: reverse accumulation of the symbolic local partials."""
+def _total(d: Derivation) -> tuple[sp.Expr | None, str]:
+    """d(out)/d(wrt) symbolically: reverse accumulation of the symbolic local partials; or None,
+    and why."""
     if d.wrt == d.output:
-        return sp.Integer(1)
+        return sp.Integer(1), ""
     adjoint = {d.output: sp.Integer(1)}
     for name in reversed(d.statements):
         if name not in adjoint:
             continue
         for partial in d.partials[name]:
             if partial.wrt in d.consumers:
+                if partial.symbolic is None:
+                    return None, (f"∂{name}/∂{partial.wrt} has no symbolic form that holds at "
+                                  "these values")
                 adjoint[partial.wrt] = adjoint.get(partial.wrt, 0) + adjoint[name] * partial.symbolic
-    return simplest(adjoint.get(d.wrt, sp.Integer(0)))
+    total = simplest(adjoint.get(d.wrt, sp.Integer(0)))
+    if total is None:
+        return None, (f"the symbolic form is too long to read (over {MAX_TOTAL_SIZE} terms and "
+                      "factors); narrow it with --of and --wrt")
+    return total, ""
 
 
 def tree_size(expr: sp.Expr) -> int:
@@ -306,21 +420,54 @@ def tree_size(expr: sp.Expr) -> int:
 def _tidy(expr: sp.Expr) -> sp.Expr:
     """Floats that are whole, up to rounding, as integers: x^1.0000000000000002 (from (x^1.01)^(1/1.01))
     prints as x. The expression is for reading; the numbers come from the engine."""
+    # (a small number is never "whole" zero: 1e-13 stays 1e-13)
     whole = {f: sp.Integer(round(f)) for f in expr.atoms(sp.Float)
-             if abs(f - round(f)) <= 1e-12 * max(1.0, abs(float(f)))}
+             if 0 < abs(round(f)) <= 10**6 and abs(f - round(f)) <= 1e-12 * abs(float(f))}
     return expr.xreplace(whole) if whole else expr
 
 
 def simplest(expr: sp.Expr) -> sp.Expr | None:
     """The shorter of the expanded form and the product with common factors pulled out (the expanded
     one on a tie): -252 - 180·d for the chain, 2·k·yhat·(1 - yhat)·(yhat - y) for a neuron.
-    None when even the shorter is too long to read (then expanding could take SymPy minutes)."""
+    None when even the shorter is too long to read. Expanding is skipped where it would make more
+    terms than that (a product of 40 sums has 2^40): SymPy would take hours and gigabytes."""
     if tree_size(expr) > MAX_TOTAL_SIZE:
         return None
-    expanded = sp.expand(expr, multinomial=False, power_base=False, power_exp=False, log=False)
-    candidates = [_tidy(expanded), _tidy(sp.factor_terms(expr))]
+    candidates = [_tidy(sp.factor_terms(expr))]
+    if expanded_terms(expr) <= MAX_TOTAL_SIZE:
+        expanded = sp.expand(expr, multinomial=False, power_base=False, power_exp=False, log=False)
+        candidates.insert(0, _tidy(expanded))
     best = min(candidates, key=tree_size)
     return best if tree_size(best) <= MAX_TOTAL_SIZE else None
+
+
+def expanded_terms(expr: sp.Expr) -> int:
+    """An upper bound on the terms that expanding products (not powers) makes, here or inside any
+    function's argument, counted without expanding and without recursion (capped past the limit)."""
+    cap = MAX_TOTAL_SIZE + 1
+    terms: dict[int, int] = {}
+    worst = 1
+    stack = [(expr, False)]
+    while stack:
+        e, done = stack.pop()
+        if id(e) in terms:
+            continue
+        if not done:
+            stack.append((e, True))
+            stack.extend((a, False) for a in e.args if id(a) not in terms)
+            continue
+        parts = [terms[id(a)] for a in e.args]
+        if e.is_Add:
+            count = min(cap, sum(parts))
+        elif e.is_Mul:
+            count = 1
+            for part in parts:
+                count = min(cap, count * part)
+        else:
+            count = 1
+        terms[id(e)] = count
+        worst = max(worst, count)
+    return worst
 
 
 # ---------------------------------------------------------------- printing
@@ -400,23 +547,34 @@ class TexPrinter(LatexPrinter):
         return rf"\left[{self._print(expr.args[0])} > 0\right]"
 
 
-# Greek capitals that look like Latin ones have no command of their own in LaTeX
-_GREEK_AS_LATIN = {"alpha": "A", "beta": "B", "epsilon": "E", "zeta": "Z", "eta": "H", "iota": "I",
-                   "kappa": "K", "mu": "M", "nu": "N", "omicron": "O", "rho": "P", "tau": "T",
-                   "chi": "X"}
+# The Greek letters by their Unicode names, as LaTeX spells them (Unicode's LAMDA is \lambda);
+# capitals that look like Latin ones have no command of their own in LaTeX
+_GREEK_SMALL = {name.upper(): "\\" + name for name in (
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau "
+    "upsilon phi chi psi omega").split()}
+_GREEK_SMALL.update({"LAMDA": r"\lambda", "OMICRON": "o", "FINAL SIGMA": r"\varsigma"})
+_GREEK_CAPITAL = {"ALPHA": "A", "BETA": "B", "EPSILON": "E", "ZETA": "Z", "ETA": "H", "IOTA": "I",
+                  "KAPPA": "K", "MU": "M", "NU": "N", "OMICRON": "O", "RHO": "P", "TAU": "T",
+                  "CHI": "X", "LAMDA": r"\Lambda"}
+_GREEK_CAPITAL.update({name.upper(): "\\" + name for name in
+                       "Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega".split()})
+_GREEK_SYMBOLS = {"GREEK THETA SYMBOL": r"\vartheta", "GREEK PHI SYMBOL": r"\phi",
+                  "GREEK PI SYMBOL": r"\varpi", "GREEK RHO SYMBOL": r"\varrho",
+                  "GREEK LUNATE EPSILON SYMBOL": r"\epsilon", "GREEK KAPPA SYMBOL": r"\kappa"}
 
 
 def tex_name(name: str) -> str:
     """A variable's name in LaTeX: x, \\theta, w_{1}, \\mathit{loss}, \\text{é}."""
     if re.fullmatch(r"[A-Za-z]", name):
         return name
-    greek = len(name) == 1 and re.fullmatch(r"GREEK (SMALL|CAPITAL) LETTER ([A-Z]+)",
-                                            unicodedata.name(name, ""))
-    if greek:
-        letter = greek[2].lower()
-        if greek[1] == "CAPITAL":
-            return _GREEK_AS_LATIN.get(letter) or "\\" + letter.capitalize()
-        return "o" if letter == "omicron" else "\\" + letter
+    if len(name) == 1:
+        unicode_name = unicodedata.name(name, "")
+        greek = re.fullmatch(r"GREEK (SMALL|CAPITAL) LETTER ([A-Z ]+)", unicode_name)
+        letters = _GREEK_SMALL if greek and greek[1] == "SMALL" else _GREEK_CAPITAL
+        if greek and greek[2] in letters:
+            return letters[greek[2]]
+        if unicode_name in _GREEK_SYMBOLS:
+            return _GREEK_SYMBOLS[unicode_name]
     base, underscore, sub = name.partition("_")
     if base and sub and "_" not in sub:
         return f"{tex_name(base)}_{{{tex_name(sub) if not sub.isdigit() else sub}}}"
@@ -554,7 +712,8 @@ def steps(d: Derivation, n: Notation, tex: bool = False) -> list[list[Line]]:
     partials = []
     for name in d.statements:
         for k, p in enumerate(d.partials[name]):
-            sides = _dedupe([n.partial(name, p.wrt), n.expr(p.symbolic), n.number(p.value)])
+            form = [] if p.symbolic is None else [n.expr(p.symbolic)]
+            sides = _dedupe([n.partial(name, p.wrt), *form, n.number(p.value)])
             partials.append(Line(sides, label=None if k else f"{name} = {d.sources[name]}"))
 
     accumulation = []
@@ -630,7 +789,7 @@ def _total_value(d: Derivation, n: Notation) -> str:
 
 def _text(d, n, headings, steps_, verdict) -> str:
     at = f" at {_given(d, n)}" if d.given else ""
-    out = [f"{_title(d)}, for {d.filename}{at}", ""]
+    out = [f"{_title(d)}, for {shown(d.filename)}{at}", ""]
     if verdict:
         return "\n".join(out + [verdict, ""])
     graph, partials, accumulation = steps_
@@ -651,14 +810,13 @@ def _text(d, n, headings, steps_, verdict) -> str:
 
 def _total_line(d: Derivation, n: Notation) -> str:
     if d.total is None:
-        return (f"{n.total(d.output, d.wrt)}: the symbolic form is too long to read (over {MAX_TOTAL_SIZE} "
-                "terms and factors); narrow it with --of and --wrt")
+        return f"{n.total(d.output, d.wrt)}: no symbolic form: {d.why}"
     return f"{n.total(d.output, d.wrt)} = {n.expr(d.total)}"
 
 
 def _markdown(d, n, headings, steps_, verdict) -> str:
     at = f" at {_given(d, n)}" if d.given else ""
-    out = [f"### {_title(d)}", "", f"`{d.filename}`{at}", ""]
+    out = [f"### {_title(d)}", "", f"`{shown(d.filename)}`{at}", ""]
     if verdict:
         return "\n".join(out + [verdict, ""])
     for heading, lines in zip(headings, steps_):
@@ -679,8 +837,9 @@ def _markdown(d, n, headings, steps_, verdict) -> str:
 
 
 def _latex(d, n, headings, steps_, verdict) -> str:
-    out = [f"% diffcli explain {d.filename}; needs \\usepackage{{amsmath}}",
-           rf"\paragraph{{{_tex_heading(_title(d), n)}}} For \texttt{{{tex_escape(d.filename)}}}"
+    name = shown(d.filename)  # a line break would end the `%` comment and start live TeX
+    out = [f"% diffcli explain {name}; needs \\usepackage{{amsmath}}",
+           rf"\paragraph{{{_tex_heading(_title(d), n)}}} For \texttt{{{tex_escape(name)}}}"
            + (f" at ${_given(d, n)}$." if d.given else "."), ""]
     if verdict:
         return "\n".join(out + [tex_escape(verdict), ""])

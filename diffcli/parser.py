@@ -16,10 +16,10 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import lark
 from lark import Lark
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.parsers.lalr_analysis import Shift
 
 from .errors import DiffcliError, Source
@@ -145,17 +145,15 @@ def parse_with_nodes(source: Source) -> Parsed:
     """The assignments, and for each the nodes of its expression, children before parents
     (the order in which the parser made them, and in which graph.build compiles them), its names
     and the program's calls."""
+    fast = _FastParser.get()
     try:
-        parsed = _FastParser.get().parse(source.text)
-        if parsed is None:  # a syntax error: Lark finds it again and describes it
-            _parser().parse(source.text)
-            raise AssertionError("Lark accepted a program that diffcli's parser did not")
-        return parsed
+        parsed = fast.parse(source.text)
     except DiffcliError as error:
         error.source = source
         raise
-    except UnexpectedInput as error:
-        raise _diagnose(error, source) from None
+    if parsed is None:
+        raise _diagnose(source, fast.stop)
+    return parsed
 
 
 # ---------------------------------------------------------------- the fast path for valid programs
@@ -468,7 +466,8 @@ class _FastParser:
         states = [state]  # the LALR stack: always one longer than values
         values: list = []
         push_state, push_value, pop_value = states.append, values.append, values.pop
-        depth = 0  # open parentheses
+        opened: list[int] = []  # where the open parentheses begin
+        last = None  # the last token shifted
         builder = self.builder
         builder.begin(text)
         try:
@@ -476,11 +475,10 @@ class _FastParser:
                 kind = token.lastindex
                 if kind in special:
                     if kind == lpar:
-                        depth += 1
+                        opened.append(token.start(kind))
                     elif kind == rpar:
-                        if depth:
-                            depth -= 1
-                    elif depth and not holds_semicolon(token.group()) or kinds[kind] is None:
+                        closed = opened.pop() if opened else None
+                    elif opened and not holds_semicolon(token.group()) or kinds[kind] is None:
                         continue  # a line break inside parentheses, or an ignored token
                 action = actions[state][kind]
                 while action.__class__ is not int:  # reductions, until the token can be shifted
@@ -507,7 +505,15 @@ class _FastParser:
                 state = action
                 push_state(state)
                 push_value(token)
+                last = token
         except KeyError:  # no action for this token here: a syntax error
+            kind = token.lastindex
+            if kind == lpar:  # as the parentheses were before this token
+                opened.pop()
+            elif kind == rpar and closed is not None:
+                opened.append(closed)
+            self.stop = _Stop(_token(token, kinds), {kinds[g] for g in actions[state]},
+                              None if last is None else _token(last, kinds), opened)
             return None
         finally:
             nodes, uses, calls = builder.nodes, builder.uses, builder.calls
@@ -525,38 +531,42 @@ _SYMBOLS = {
 _OPERAND_STARTS = {"NUMBER", "NAME", "LPAR"}
 
 
-def _describe(token) -> str:
+class _Token(NamedTuple):
+    """A token where the parser stopped, or before it: its terminal, text and span."""
+
+    type: str
+    text: str
+    start: int
+    end: int
+
+    def __str__(self) -> str:
+        return _short(self.text)
+
+
+def _token(match, kinds) -> _Token:
+    group = match.lastindex
+    return _Token(kinds[group], match.group(group), *match.span(group))
+
+
+class _Stop(NamedTuple):
+    """Where the fast parser stopped on a syntax error: the token it could not take, the terminals
+    it could have taken there, the token before, and where the parentheses open there begin."""
+
+    token: _Token
+    expected: set[str]
+    previous: _Token | None
+    open_parens: list[int]
+
+
+def _describe(token: _Token) -> str:
     kind = token.type
     if kind == "$END":
         return "end of file"
     if kind == "_SEP":
-        return "`;`" if holds_semicolon(token) else "end of line"
+        return "`;`" if holds_semicolon(token.text) else "end of line"
     if kind in ("NUMBER", "NAME"):
-        return f"{'number' if kind == 'NUMBER' else 'name'} `{token}`"
+        return f"{'number' if kind == 'NUMBER' else 'name'} `{_short(token.text)}`"
     return f"`{token}`"
-
-
-def _tokens_before(source: Source, offset: int) -> list:
-    """The tokens that precede `offset`, as the parser saw them (line breaks in parentheses dropped)."""
-    tokens = []
-    try:
-        for token in _ParenNewlines().process(_parser().lex(source.text)):
-            if token.start_pos >= offset:
-                break
-            tokens.append(token)
-    except UnexpectedInput:
-        pass
-    return tokens
-
-
-def _open_parens(tokens) -> list:
-    stack = []
-    for token in tokens:
-        if token.type == "LPAR":
-            stack.append(token)
-        elif token.type == "RPAR" and stack:
-            stack.pop()
-    return stack
 
 
 # the uncertainty's tokens anywhere but after an input's number: (message, help)
@@ -568,18 +578,18 @@ _MISPLACED = {
 }
 
 
-def _diagnose(error: UnexpectedInput, source: Source) -> DiffcliError:
+def _diagnose(source: Source, stop: _Stop) -> DiffcliError:
+    """The syntax error where the parser stopped."""
+    token, expected, previous, open_parens = stop
     text = source.text
-    if isinstance(error, UnexpectedCharacters):
-        pos = error.pos_in_stream
+    if token.type == "BAD":  # a character that starts no token
+        pos = token.start
         char = text[pos]
         help = None
-        if char in "±%":
-            message, help = _MISPLACED["PLUSMINUS" if char == "±" else "PERCENT"]
-        elif char == "\r":
+        if char == "\r":
             message = "a carriage return that does not end a line"
             help = "lines end with `\\n` or `\\r\\n`"
-        elif char in "!&|<>~`'\"?$@\\[]{}:":
+        elif char in "!%&|<>~`'\"?$@\\[]{}:":
             message = f"unexpected character `{char}`"
             help = "the operators are + - * / ^ ** and functions are called like sin(x)"
         else:
@@ -587,26 +597,16 @@ def _diagnose(error: UnexpectedInput, source: Source) -> DiffcliError:
             message = f"unexpected character {name}"
         return DiffcliError("syntax", message, (pos, pos + 1), source=source, help=help)
 
-    if not isinstance(error, UnexpectedToken):  # UnexpectedEOF: LALR reports $END as a token instead
-        end = len(text)
-        return DiffcliError("syntax", "unexpected end of file", (end, end + 1), source=source)
-    token = error.token
     kind = token.type
-    expected = set(error.expected)
     at_end = kind in ("$END", "_SEP")
-    pos = len(text) if kind == "$END" else token.start_pos
-    tokens = _tokens_before(source, pos)
-    previous = tokens[-1] if tokens else None
-    if kind == "_SEP" and not holds_semicolon(token) and previous is not None:
-        pos = previous.end_pos  # point just past the last token of the line
-    elif kind == "$END" and previous is not None:
-        pos = previous.end_pos
+    pos = token.start
+    if previous is not None and (kind == "$END" or kind == "_SEP" and not holds_semicolon(token.text)):
+        pos = previous.end  # point just past the last token of the line
     span = (pos, pos + 1)
 
     def fail(message, help=None, at=span):
         return DiffcliError("syntax", message, at, source=source, help=help)
 
-    open_parens = _open_parens(tokens)
     ends_operand = previous is not None and previous.type in ("NUMBER", "NAME", "RPAR")
     at_statement_start = previous is None or previous.type == "_SEP"
     if kind in _MISPLACED:
@@ -618,11 +618,7 @@ def _diagnose(error: UnexpectedInput, source: Source) -> DiffcliError:
         return fail("unexpected `)`", "remove it, or add the `(` it closes")
     if open_parens and (at_end or kind == "EQUALS"):
         lpar = open_parens[-1]
-        return fail(
-            "this `(` is never closed",
-            "add the `)` that closes it",
-            at=(lpar.start_pos, lpar.end_pos),
-        )
+        return fail("this `(` is never closed", "add the `)` that closes it", at=(lpar, lpar + 1))
     if at_statement_start:
         return fail(
             f"expected a name to assign, found {_describe(token)}",

