@@ -220,7 +220,8 @@ if what == "batch":
     batch.run(program, columns, gradients=False)
 else:
     t0 = time.process_time()
-    program.uncertainty(monte_carlo=n, seed=1)
+    from diffcli.uncertainty import propagate
+    propagate(program, monte_carlo=n, seed=1)
 print(json.dumps({"cpu": time.process_time() - t0}))
 """
 
@@ -271,7 +272,7 @@ def uncertainty_report(result: dict) -> list[str]:
         f"{verdict(ratio <= UNCERTAINTY_TARGET)} |",
         f"| `batch.run` of {MONTE_CARLO_POINTS:,} points, values only (in process) | "
         f"{result['batch']:.2f} s | | 1 | | |",
-        f"| `program.uncertainty(monte_carlo={MONTE_CARLO_POINTS:_})`: sampling, the same batch "
+        f"| `propagate(program, monte_carlo={MONTE_CARLO_POINTS:_})`: sampling, the same batch "
         f"runs in chunks, statistics (in process) | {result['monte_carlo']:.2f} s | | {mc_ratio:.2f}× | "
         f"< {MONTE_CARLO_TARGET:g}× | {verdict(mc_ratio < MONTE_CARLO_TARGET)} |",
     ]

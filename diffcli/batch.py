@@ -275,7 +275,7 @@ def run(program: Program, columns: Mapping[str, object], of: str | None = None, 
     """The output's value, and its gradient with respect to every input (every named variable with
     `all_names`), at each point. `columns` gives each input an array (one value per point) or one
     number; the other inputs take their defaults. Names are checked as `Program.grad` checks them."""
-    output = program._check_name(of, "--of") if of is not None else program.output
+    output = program.check_name(of, "--of") if of is not None else program.output
     n, used, unused = _columns(program, columns)
     plan = _plan(program)
     names = program.graph.names
@@ -323,7 +323,7 @@ def run(program: Program, columns: Mapping[str, object], of: str | None = None, 
 
 def tangents(program: Program, columns: Mapping[str, object], wrt: str) -> BatchDerivatives:
     """Forward mode at each point: d(name)/d(wrt) for every named variable, wrt being an input."""
-    program._check_name(wrt, "--wrt")
+    program.check_name(wrt, "--wrt")
     if wrt not in program.graph.inputs:
         program.derivatives(wrt, {})  # raises its error: wrt is computed
     n, used, unused = _columns(program, columns)

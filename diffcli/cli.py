@@ -496,8 +496,10 @@ def uncertainty(
             raise typer.BadParameter("--plot draws the Monte Carlo samples: give --monte-carlo N too",
                                      param_hint="--plot")
     program = _read(file, as_json)
-    result = _keep(program.uncertainty(values, of, uncertainties=given, correlations=pairs,
-                                       order=order, monte_carlo=monte_carlo, seed=seed))
+    from .uncertainty import propagate
+
+    result = _keep(propagate(program, values, of, uncertainties=given, correlations=pairs,
+                             order=order, monte_carlo=monte_carlo, seed=seed))
     _warn_unused(result)
     if plot is not None:
         uncertainty_report.write_plot(result, plot, plot_format)

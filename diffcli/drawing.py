@@ -12,11 +12,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Mapping
 
-from . import engine
 from .errors import shown
+from .formatting import number
 from .ops import Op
 from .program import Program
-from .report import number
 from .syntax import Call, Name, Number
 
 FONT = "Courier"  # Graphviz's WebAssembly build measures text with Courier's exact metrics
@@ -56,20 +55,14 @@ def draw(program: Program, values: Mapping[str, float] | None = None, *, of: str
     """The DOT source of the program's graph, with every node's value and, unless `gradients` is
     false, d(output)/d(node)."""
     graph = program.graph
-    if gradients:
-        result = program.grad(values, of)
-        output = result.output
-    else:
-        output = program._check_name(of, "--of") if of is not None else program.output
-        result = program.evaluate(values)
-    node_values = engine.forward(graph, result.inputs)
-    adjoint = engine.reverse(graph, node_values, graph.names[output]) if gradients else None
+    run = program.run(values, of, adjoints=gradients)
+    output, node_values, adjoint = run.output, run.values, run.adjoints
 
     import graphviz
 
     name_of = graph.name_of()
     constant = _constant_nodes(graph, name_of)
-    output_node = graph.names[output]
+    output_node = run.output_node
     legend = {"blue: input": None, "yellow: output": None}  # more keys as the picture needs them
     dot = graphviz.Digraph(
         "diffcli",
@@ -131,7 +124,7 @@ def draw(program: Program, values: Mapping[str, float] | None = None, *, of: str
     # \l ends a line of the title flush left
     dot.graph_attr["label"] = graphviz.nohtml(
         plain_text(title) + "\\l" + plain_text("    ".join(legend)) + "\\l")
-    return Diagram(dot.source, count, result.unused)
+    return Diagram(dot.source, count, run.unused)
 
 
 def count_nodes(program: Program) -> int:

@@ -11,17 +11,10 @@ import math
 
 from .errors import DiffcliError
 from .graph import Graph
-from .syntax import Binary, Call, Unary
+from .formatting import applied_text, excerpt, operator_span
 
 _FAILURES = (ArithmeticError, ValueError)
 _isfinite = math.isfinite
-
-
-def number_text(x: float) -> str:
-    """A number as a person writes it: 2 rather than 2.0, and every digit needed to round-trip."""
-    if _isfinite(x) and x == int(x) and abs(x) < 1e16:
-        return "-0" if x == 0 and math.copysign(1.0, x) < 0 else str(int(x))
-    return repr(x)
 
 
 # ---------------------------------------------------------------- forward values
@@ -57,8 +50,8 @@ def forward(graph: Graph, inputs: dict[str, float]) -> list[float]:
 def _value_error(graph: Graph, values: list[float], i: int) -> DiffcliError:
     op = graph.op[i]
     xs = [values[j] for j in graph.args[i]]
-    shown = _applied(op, xs)
-    where = _expr_text(graph, i)
+    shown = applied_text(op, xs)
+    where = excerpt(graph.source, graph.expr[i])
     problem = op.value_problem(xs) if op.value_problem else None
     if problem is not None:
         message, help = problem
@@ -76,7 +69,7 @@ def _value_error(graph: Graph, values: list[float], i: int) -> DiffcliError:
         else:
             message = f"`{where}` overflows: {shown} is too large for a double"
             help = "doubles reach about 1.8e308; rescale the inputs"
-    return DiffcliError("domain", message, _op_span(graph, i), source=graph.source, help=help)
+    return DiffcliError("domain", message, operator_span(graph.source, graph.expr[i]), source=graph.source, help=help)
 
 
 # ---------------------------------------------------------------- reverse adjoints
@@ -99,23 +92,40 @@ def needs_gradient(graph: Graph) -> list[bool]:
     return needs
 
 
-def reverse(graph: Graph, values: list[float], output: int) -> list[float]:
-    """The adjoint d(output)/d(node) of every node: reverse-mode accumulation with `+=`."""
+def reverse(graph: Graph, values: list[float], output: int, needs: list[bool] | None = None, *,
+            stop=None, strict: bool = True) -> list[float]:
+    """The adjoint d(output)/d(node) of every node: reverse-mode accumulation with `+=`.
+
+    `needs` is needs_gradient(graph), for callers that make several passes.
+
+    `stop`: nodes the pass does not go past, as if they were leaves. Stopped at the named nodes, the
+    adjoint of each one that `output`'s statement uses is a local partial of that statement (explain's
+    step 2). Not `strict`: an undefined partial gives NaN where it flows, rather than an error.
+    """
+    ops = graph.op
+    if stop:
+        ops = list(ops)
+        for node in stop:
+            if node != output:
+                ops[node] = None
+    if needs is None:
+        needs = needs_gradient(graph)
     adjoint = [0.0] * len(graph)
     try:
-        _reverse(graph, values, output, adjoint, checked=False)
+        _reverse(graph, ops, needs, values, output, adjoint, None)
         if all(map(_isfinite, adjoint)):
             return adjoint
     except _FAILURES:
         pass
     adjoint = [0.0] * len(graph)
-    _reverse(graph, values, output, adjoint, checked=True)
-    return adjoint  # pragma: no cover - the checked walk raises where the fast one failed
+    _reverse(graph, ops, needs, values, output, adjoint, _check_step if strict else _partial_or_nan)
+    return adjoint
 
 
-def _reverse(graph, values, output, adjoint, checked):
-    needs = needs_gradient(graph)
-    ops, args, partials = graph.op, graph.args, graph.partials
+def _reverse(graph, ops, needs, values, output, adjoint, checked):
+    """The reverse pass, unchecked (checked is None: the hot path), or with checked(graph, values,
+    adjoint, i, n, g) giving each partial (and raising where it does not exist)."""
+    args, partials = graph.args, graph.partials
     adjoint[output] = 1.0
     for i in range(output, -1, -1):
         g = adjoint[i]
@@ -127,27 +137,31 @@ def _reverse(graph, values, output, adjoint, checked):
             j = a[0]
             if needs[j]:
                 if checked:
-                    _check_step(graph, values, adjoint, i, 0, g)
-                adjoint[j] += g * partials[i][0](out, values[j])
+                    adjoint[j] += g * checked(graph, values, adjoint, i, 0, g)
+                else:
+                    adjoint[j] += g * partials[i][0](out, values[j])
         elif len(a) == 2:
             j, k = a
             x, y = values[j], values[k]
             ps = partials[i]
             if needs[j]:
                 if checked:
-                    _check_step(graph, values, adjoint, i, 0, g)
-                adjoint[j] += g * ps[0](out, x, y)
+                    adjoint[j] += g * checked(graph, values, adjoint, i, 0, g)
+                else:
+                    adjoint[j] += g * ps[0](out, x, y)
             if needs[k]:
                 if checked:
-                    _check_step(graph, values, adjoint, i, 1, g)
-                adjoint[k] += g * ps[1](out, x, y)
+                    adjoint[k] += g * checked(graph, values, adjoint, i, 1, g)
+                else:
+                    adjoint[k] += g * ps[1](out, x, y)
         else:
             xs = [values[j] for j in a]
             for n, (p, j) in enumerate(zip(partials[i], a)):
                 if needs[j]:
                     if checked:
-                        _check_step(graph, values, adjoint, i, n, g)
-                    adjoint[j] += g * p(out, *xs)
+                        adjoint[j] += g * checked(graph, values, adjoint, i, n, g)
+                    else:
+                        adjoint[j] += g * p(out, *xs)
 
 
 def _partial(graph, values, i, n):
@@ -160,17 +174,24 @@ def _partial(graph, values, i, n):
     return p if _isfinite(p) else None
 
 
+def _partial_or_nan(graph, values, adjoint, i, n, g):
+    p = _partial(graph, values, i, n)
+    return math.nan if p is None else p
+
+
 def _check_step(graph, values, adjoint, i, n, g):
+    """Node i's n-th partial, or the error saying why it or the gradient through it does not exist."""
     p = _partial(graph, values, i, n)
     if p is None:
         raise _derivative_error(graph, values, i, n)
     j = graph.args[i][n]
     if not (_isfinite(g * p) and _isfinite(adjoint[j] + g * p)):
         raise DiffcliError(
-            "domain", f"the gradient overflows at `{_expr_text(graph, i)}`",
-            _op_span(graph, i), source=graph.source,
+            "domain", f"the gradient overflows at `{excerpt(graph.source, graph.expr[i])}`",
+            operator_span(graph.source, graph.expr[i]), source=graph.source,
             help="a derivative grew past the largest double (about 1.8e308); rescale the inputs",
         )
+    return p
 
 
 def _derivative_error(graph, values, i, n) -> DiffcliError:
@@ -180,11 +201,11 @@ def _derivative_error(graph, values, i, n) -> DiffcliError:
     problem = op.derivative_problem(n) if op.derivative_problem else None
     if problem is not None:
         message, help = problem
-        message = message.format(where=_expr_text(graph, i), shown=_applied(op, xs))
+        message = message.format(where=excerpt(graph.source, graph.expr[i]), shown=applied_text(op, xs))
     else:
-        message = f"the derivative of `{op.name}`{which} is infinite or undefined at {_applied(op, xs)}"
+        message = f"the derivative of `{op.name}`{which} is infinite or undefined at {applied_text(op, xs)}"
         help = "the gradient does not exist here; evaluate at another point"
-    return DiffcliError("domain", message, _op_span(graph, i), source=graph.source, help=help)
+    return DiffcliError("domain", message, operator_span(graph.source, graph.expr[i]), source=graph.source, help=help)
 
 
 def _ordinal(n: int) -> str:
@@ -223,8 +244,8 @@ def tangents(graph: Graph, values: list[float], wrt: int, needed=None) -> list[f
                 total += t * p
         if not _isfinite(total) and i not in undefined_at:
             raise DiffcliError(
-                "domain", f"the derivative overflows at `{_expr_text(graph, i)}`",
-                _op_span(graph, i), source=graph.source,
+                "domain", f"the derivative overflows at `{excerpt(graph.source, graph.expr[i])}`",
+                operator_span(graph.source, graph.expr[i]), source=graph.source,
                 help="a derivative grew past the largest double (about 1.8e308); rescale the inputs",
             )
         tangent[i] = total
@@ -232,32 +253,3 @@ def tangents(graph: Graph, values: list[float], wrt: int, needed=None) -> list[f
         if node in undefined_at:
             raise _derivative_error(graph, values, *undefined_at[node])
     return tangent
-
-
-# ---------------------------------------------------------------- where things are
-
-def _applied(op, xs) -> str:
-    shown = [number_text(x) for x in xs]
-    if op.infix:
-        return f"{shown[0]} {op.name} {shown[1]}"
-    if op.key == "neg":
-        return f"-({shown[0]})"
-    return f"{op.name}({', '.join(shown)})"
-
-
-def _expr_text(graph: Graph, i: int) -> str:
-    expr = graph.expr[i]
-    text = graph.source.snippet(expr.start, expr.end)
-    return text if len(text) <= 40 else text[:39] + "…"
-
-
-def _op_span(graph: Graph, i: int) -> tuple[int, int]:
-    expr = graph.expr[i]
-    if isinstance(expr, Binary):
-        width = 0 if expr.implicit else (2 if graph.source.text.startswith("**", expr.op_start) else 1)
-        return expr.op_start, expr.op_start + max(width, 1)
-    if isinstance(expr, Unary):
-        return expr.start, expr.start + 1
-    if isinstance(expr, Call):
-        return expr.start, expr.name_end
-    return expr.start, expr.end

@@ -30,7 +30,7 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.printer import Printer
 from sympy.printing.str import StrPrinter
 
-from . import engine, ops, report
+from . import engine, formatting, ops
 from .errors import DiffcliError, shown
 from .program import Program
 from .syntax import Binary, Call, Name, Number, Paren, Unary
@@ -169,11 +169,11 @@ class Derivation:
 
 def derive(program: Program, values=None, wrt: str | None = None, of: str | None = None,
            filename: str = "") -> Derivation:
-    grad = program.grad(values, of)
+    run = program.run(values, of)
     graph = program.graph
-    out = grad.output
+    out = run.output
     if wrt is not None:
-        program._check_name(wrt, "--wrt")
+        program.check_name(wrt, "--wrt")
     position = graph.names  # name -> node; node order is evaluation order
     uses = {name: _names_used(stmt.expr, position) for name, stmt in graph.definitions.items()
             if name not in graph.inputs}
@@ -197,14 +197,17 @@ def derive(program: Program, values=None, wrt: str | None = None, of: str | None
     _refuse_if_too_long(graph, statements, out, wrt)
 
     given_set = {u for name in statements for u in uses[name]} - set(statements)
-    d = Derivation(out, wrt, filename, {k: grad.inputs[k] for k in graph.inputs}, grad.values,
-                   grad.gradients, [n for n in position if n in given_set], statements,
+    d = Derivation(out, wrt, filename, {k: run.inputs[k] for k in graph.inputs},
+                   {k: run.values[i] for k, i in position.items()},
+                   {k: run.adjoints[i] for k, i in position.items()},
+                   [n for n in position if n in given_set], statements,
                    {name: program.definition(name) for name in statements},
                    {name: graph.definitions[name].expr for name in statements})
-    node_values = engine.forward(graph, d.inputs)
+    named, needs = graph.names.values(), engine.needs_gradient(graph)
     for name in statements:
-        numbers = _local_partials(graph, node_values, position[name])
-        d.partials[name] = [Partial(u, None, numbers.get(position[u], 0.0)) for u in uses[name]]
+        # the engine's reverse pass from this statement, stopped at the names it uses
+        numbers = engine.reverse(graph, run.values, position[name], needs, stop=named, strict=False)
+        d.partials[name] = [Partial(u, None, _defined(numbers[position[u]])) for u in uses[name]]
         for u in uses[name]:
             if u in on_path:
                 d.consumers.setdefault(u, []).append(name)
@@ -350,33 +353,8 @@ def _local_symbolic(rhs: sp.Expr, name: str, u: str) -> sp.Expr:
     return _tidy(partial)
 
 
-def _local_partials(graph, values, root: int) -> dict[int, float | None]:
-    """d(root)/d(node) through the root statement's own operations, down to the named nodes it uses:
-    a reverse pass over one statement, with the partials of ops.py."""
-    named = set(graph.names.values())
-    adjoint: dict[int, float | None] = {root: 1.0}
-    inside, stack = [], [root]
-    while stack:  # the statement's operations: stop at named nodes other than the root itself
-        i = stack.pop()
-        inside.append(i)
-        stack.extend(j for j in graph.args[i] if j not in named and graph.op[j] is not None)
-    for i in sorted(set(inside), reverse=True):
-        g = adjoint.get(i, 0.0)
-        if g == 0.0:
-            continue
-        xs = [values[j] for j in graph.args[i]]
-        for n, j in enumerate(graph.args[i]):
-            if graph.op[j] is None and j not in named:
-                continue  # a constant
-            try:
-                p = graph.partials[i][n](values[i], *xs)
-            except (ArithmeticError, ValueError):
-                p = float("nan")
-            if g is None or p != p or p in (float("inf"), float("-inf")):
-                adjoint[j] = None
-            elif adjoint.get(j, 0.0) is not None:
-                adjoint[j] = adjoint.get(j, 0.0) + g * p
-    return adjoint
+def _defined(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def _total(d: Derivation) -> tuple[sp.Expr | None, str]:
@@ -503,11 +481,11 @@ class TextPrinter(StrPrinter):
 
     def _print_Rational(self, expr):
         if _is_terminating(expr.q) and len(str(expr.q)) <= 8:
-            return report.number(float(expr), 17)
+            return formatting.number(float(expr), 17)
         return super()._print_Rational(expr)
 
     def _print_Float(self, expr):
-        return report.number(float(expr), 12)
+        return formatting.number(float(expr), 12)
 
     def _print_Heaviside(self, expr):
         return f"[{self._print(expr.args[0])} > 0]"
@@ -628,7 +606,7 @@ def _unwrapped(node, text: str) -> str:
 def tex_number(x: float | None, precision: int = 6) -> str:
     if x is None:
         return r"\text{undefined}"
-    text = report.number(x, precision)
+    text = formatting.number(x, precision)
     if "e" in text:
         mantissa, exponent = text.split("e")
         text = ("" if mantissa == "1" else mantissa + r" \cdot ") + f"10^{{{int(exponent)}}}"
@@ -655,7 +633,7 @@ class Notation:
     def number(self, x: float | None, in_product: bool = False) -> str:
         if x is None:
             return "undefined"
-        text = report.number(x, 6).replace("-", "−")
+        text = formatting.number(x, 6).replace("-", "−")
         return f"({text})" if in_product and x < 0 else text
 
     def expr(self, expr: sp.Expr) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 
 from .errors import DiffcliError, Source
+from .formatting import number_text
 from .ops import CONSTANTS, FUNCTIONS, OPERATORS, RESERVED, Op, arity_text, partials_for
 from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Parsed, Unary
 
@@ -219,8 +220,6 @@ def _gather(statements: list[Assignment]) -> Parsed:
 
 def _exponent_notes(statements, names, source: Source) -> list[DiffcliError]:
     """`2e-3` is a number even where the file has a variable `e`: say so, since 2·e - 3 was maybe meant."""
-    from .engine import number_text
-
     letters = [letter for letter in "eE" if letter in names]
     notes = []
     for stmt in statements if letters else ():

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from . import engine, ops
 from .errors import DiffcliError
+from .formatting import applied_text, operator_span
 from .graph import Graph
 
 _isfinite = math.isfinite
@@ -159,8 +160,8 @@ def _second_order_error(graph, values, i, n, undefined_at) -> DiffcliError:
     which = "" if len(xs) == 1 else f" with respect to its {engine._ordinal(n)} argument"
     return DiffcliError(
         "domain",
-        f"the second derivative of `{op.name}`{which} is infinite or undefined at {engine._applied(op, xs)}",
-        engine._op_span(graph, i), source=graph.source,
+        f"the second derivative of `{op.name}`{which} is infinite or undefined at {applied_text(op, xs)}",
+        operator_span(graph.source, graph.expr[i]), source=graph.source,
         help="the Hessian does not exist here; evaluate at another point",
     )
 

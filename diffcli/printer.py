@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from .formatting import number_text
 from .syntax import BINARY_SYMBOLS, Assignment, Binary, Call, Expr, Name, Number, Paren, Unary
 
 # binding levels, loosest first: sum, product, sign, power, atom
@@ -37,14 +38,6 @@ def _implicit_right_ok(node: Expr) -> bool:
     if isinstance(node, Binary) and node.op == "pow":
         node = node.left
     return isinstance(node, (Name, Call, Paren))
-
-
-def number_text(value: float) -> str:
-    """The shortest text that parses back to the same double (`2`, `0.5`, `1e-300`)."""
-    if value == int(value) and abs(value) < 1e16:
-        return str(int(value))
-    text = repr(value)
-    return text.replace("e+", "e")
 
 
 def print_expr(expr: Expr) -> str:

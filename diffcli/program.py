@@ -50,6 +50,23 @@ class Derivatives(Evaluation):
     derivatives: dict[str, float]
 
 
+@dataclass
+class Run:
+    """One forward pass and (unless not asked for) one reverse pass, node by node: what the commands
+    that look inside the graph (check, graph, explain) read, rather than running the engine again."""
+
+    inputs: dict[str, float]        # the value used for every input, then for every unused name
+    unused: list[str]               # names given values that the program does not have
+    output: str                     # the variable differentiated (or, without adjoints, the one asked for)
+    output_node: int
+    values: list[float]             # node -> its value
+    adjoints: list[float] | None    # node -> d(output)/d(node); None when only values were asked for
+
+    @property
+    def value(self) -> float:
+        return self.values[self.output_node]
+
+
 class Program:
     """A parsed and checked .expr program, compiled into a computation graph."""
 
@@ -92,53 +109,43 @@ class Program:
         return self.source.snippet(expr.start, expr.end)
 
     # -- what it computes
-    def evaluate(self, values: Mapping[str, float] | None = None) -> Evaluation:
-        inputs, unused = self._inputs(values)
-        node_values = engine.forward(self.graph, inputs)
-        return Evaluation(inputs, self._by_name(node_values, inputs, unused), unused)
-
-    def grad(self, values: Mapping[str, float] | None = None, of: str | None = None) -> Gradients:
-        """Forward and reverse passes: every named variable's value and d(of)/d(name).
+    def run(self, values: Mapping[str, float] | None = None, of: str | None = None, *,
+            adjoints: bool = True) -> Run:
+        """The forward pass and, if `adjoints`, the reverse pass of `of` (default: the output), once:
+        every node's value and d(of)/d(node).
 
         `values` may name an input the program does not have, unless a name it has is close to it
-        (then it is taken for a typo and refused): such an input is reported with gradient 0 and
-        listed in `unused`.
+        (then it is taken for a typo and refused): such an input is listed in `unused`.
         """
-        output = self._check_name(of, "--of") if of is not None else self.output
+        output = self.check_name(of, "--of") if of is not None else self.output
         inputs, unused = self._inputs(values)
+        node = self.graph.names[output]
         node_values = engine.forward(self.graph, inputs)
-        adjoint = engine.reverse(self.graph, node_values, self.graph.names[output])
-        zeros = dict.fromkeys(unused, 0.0)
+        adjoint = engine.reverse(self.graph, node_values, node) if adjoints else None
+        return Run(inputs, unused, output, node, node_values, adjoint)
+
+    def evaluate(self, values: Mapping[str, float] | None = None) -> Evaluation:
+        run = self.run(values, adjoints=False)
+        return Evaluation(run.inputs, self._by_name(run.values, run.inputs, run.unused), run.unused)
+
+    def grad(self, values: Mapping[str, float] | None = None, of: str | None = None) -> Gradients:
+        """Forward and reverse passes: every named variable's value and d(of)/d(name); an unused
+        name in `values` (see `run`) has gradient 0."""
+        run = self.run(values, of)
+        zeros = dict.fromkeys(run.unused, 0.0)
         return Gradients(
-            inputs, self._by_name(node_values, inputs, unused), unused, output,
-            node_values[self.graph.names[output]], self._by_name(adjoint, zeros, unused),
+            run.inputs, self._by_name(run.values, run.inputs, run.unused), run.unused, run.output,
+            run.value, self._by_name(run.adjoints, zeros, run.unused),
         )
 
     def derivatives(self, wrt: str, values: Mapping[str, float] | None = None) -> Derivatives:
         """Forward mode: d(name)/d(wrt) for every named variable, wrt being an input."""
-        self._check_name(wrt, "--wrt")
-        if wrt not in self.graph.inputs:
-            raise DiffcliError(
-                "input", f"`{wrt}` is computed, not an input: forward mode differentiates with respect to an input",
-                help="inputs: " + ", ".join(self.graph.inputs),
-            )
-        inputs, unused = self._inputs(values)
-        node_values = engine.forward(self.graph, inputs)
-        tangent = engine.tangents(self.graph, node_values, self.graph.names[wrt])
-        zeros = dict.fromkeys(unused, 0.0)
-        return Derivatives(inputs, self._by_name(node_values, inputs, unused), unused, wrt,
-                           self._by_name(tangent, zeros, unused))
-
-    def uncertainty(self, values: Mapping[str, float] | None = None, of: str | None = None, *,
-                    uncertainties: Mapping[str, float | str] | None = None,
-                    correlations: Mapping[tuple[str, str], float] | None = None,
-                    order: int = 1, monte_carlo: int | None = None, seed: int | None = None):
-        """The output's value and combined standard uncertainty, with the budget: see
-        diffcli.uncertainty.propagate (the inputs' uncertainties come from the file, `x = 2.1 ± 0.1`,
-        and `uncertainties`: {"x": 0.1} or {"x": "5%"})."""
-        from .uncertainty import propagate
-
-        return propagate(self, values, of, uncertainties, correlations, order, monte_carlo, seed)
+        self.check_input(wrt, "--wrt")
+        run = self.run(values, adjoints=False)
+        tangent = engine.tangents(self.graph, run.values, self.graph.names[wrt])
+        zeros = dict.fromkeys(run.unused, 0.0)
+        return Derivatives(run.inputs, self._by_name(run.values, run.inputs, run.unused), run.unused,
+                           wrt, self._by_name(tangent, zeros, run.unused))
 
     def hessian(self, values: Mapping[str, float] | None = None, of: str | None = None,
                 wrt: list[str] | None = None):
@@ -151,7 +158,7 @@ class Program:
             feeds = self.graph.feeds(self.graph.names[output])
             wrt = [name for name in self.graph.inputs if feeds[self.graph.names[name]]]
         else:
-            wrt = [self._check_input(name, "--wrt") for name in dict.fromkeys(wrt)]
+            wrt = [self.check_input(name, "--wrt") for name in dict.fromkeys(wrt)]
         gradient, matrix = hessian.hessian_matrix(self.graph, node_values, self.graph.names[output], wrt)
         return hessian.Hessian(inputs, unused, output, node_values[self.graph.names[output]], wrt,
                                gradient, matrix)
@@ -162,7 +169,7 @@ class Program:
         from . import hessian
 
         output, inputs, unused, node_values = self._second_order_setup(values, of)
-        vector = {self._check_input(name, "--hvp"): float(v) for name, v in vector.items()}
+        vector = {self.check_input(name, "--hvp"): float(v) for name, v in vector.items()}
         for name, v in vector.items():
             if not math.isfinite(v):
                 raise DiffcliError("input", f"--hvp {name}: {v!r} is not a finite number")
@@ -173,16 +180,28 @@ class Program:
                                      {name: vector.get(name, 0.0) for name in inputs}, gradient, product)
 
     def _second_order_setup(self, values, of):
-        output = self._check_name(of, "--of") if of is not None else self.output
+        output = self.check_name(of, "--of") if of is not None else self.output
         inputs, unused = self._inputs(values)
         node_values = engine.forward(self.graph, inputs)
         return output, inputs, unused, node_values
 
-    def _check_input(self, name: str, option: str) -> str:
-        self._check_name(name, option)
+    # -- checks the commands share
+    def check_name(self, name: str, option: str) -> str:
+        """`name`, if the program has such a variable; else the error that `option` names it wrongly."""
+        if name not in self.graph.names:
+            hint = did_you_mean(name, self.graph.names)
+            raise DiffcliError(
+                "input", f"{option} {name}: the program has no variable `{name}`",
+                help=hint or "variables: " + _list(self.graph.names),
+            )
+        return name
+
+    def check_input(self, name: str, option: str) -> str:
+        """`name`, if it is one of the program's inputs; else the error saying what it is."""
+        self.check_name(name, option)
         if name not in self.graph.inputs:
             raise DiffcliError(
-                "input", f"{option} {name}: `{name}` is computed, not an input",
+                "input", f"{option} {name}: `{name}` is computed (`{name} = {self.definition(name)}`), not an input",
                 help="inputs: " + _list(self.graph.inputs),
             )
         return name
@@ -193,15 +212,6 @@ class Program:
         for name in unused:
             named[name] = extra[name]
         return named
-
-    def _check_name(self, name: str, option: str) -> str:
-        if name not in self.graph.names:
-            hint = did_you_mean(name, self.graph.names)
-            raise DiffcliError(
-                "input", f"{option} {name}: the program has no variable `{name}`",
-                help=hint or "variables: " + _list(self.graph.names),
-            )
-        return name
 
     def _inputs(self, given: Mapping[str, float] | None) -> tuple[dict[str, float], list[str]]:
         """The value of every input (defaults, overridden by `given`), and the given names the
@@ -215,7 +225,7 @@ class Program:
                                    help="only inputs can be set: " + _list(self.graph.inputs))
             if name not in self.graph.names:
                 if not name.isidentifier() or did_you_mean(name, self.graph.names):
-                    self._check_name(name, "--set")
+                    self.check_name(name, "--set")
                 unused.append(name)
             elif name not in self.graph.inputs:
                 raise DiffcliError(

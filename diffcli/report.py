@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from .errors import shown
+from .formatting import number
 from .program import Derivatives, Evaluation, Gradients, Program
 
 
@@ -32,17 +33,6 @@ def forward_json(result: Derivatives) -> str:
 
 def _dumps(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def number(x: float, precision: int) -> str:
-    """`precision` significant digits; integers without a decimal point; no `-0`."""
-    if x == 0:
-        return "0"
-    text = f"{x:.{precision}g}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa}e{int(exponent)}"
-    return text
 
 
 # Rich lays out a table at about a third of a millisecond a row: above this many rows a plain

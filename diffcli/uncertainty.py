@@ -110,6 +110,7 @@ def propagate(
     program: Program,
     values: Mapping[str, float] | None = None,
     of: str | None = None,
+    *,
     uncertainties: Mapping[str, float | str] | None = None,
     correlations: Mapping[tuple[str, str], float] | None = None,
     order: int = 1,
@@ -117,6 +118,7 @@ def propagate(
     seed: int | None = None,
 ) -> Propagation:
     """The output's value and combined standard uncertainty, with the budget; see the module.
+    (A function rather than a Program method: it runs the batch engine, which sits above Program.)
 
     `uncertainties` adds to or overrides the file's: a standard uncertainty, or a string `"5%"` for
     a relative one (of the value used). `correlations` maps pairs of uncertain inputs to r.
@@ -127,7 +129,7 @@ def propagate(
     inputs = result.inputs
     given = dict(program.graph.uncertainties)
     for name, u in (uncertainties or {}).items():
-        program._check_input(name, "--uncertainty")
+        program.check_input(name, "--uncertainty")
         given[name] = amount(u, f"--uncertainty {name}")
     if not given:
         raise DiffcliError(

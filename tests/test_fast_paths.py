@@ -181,7 +181,7 @@ def test_long_table_is_plain_and_complete(tmp_path):
 
 
 def _six(x: float) -> str:
-    from diffcli.report import number
+    from diffcli.formatting import number
 
     return number(x, 6)
 

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import diffcli
-from diffcli.printer import number_text, print_expr, print_program
+from diffcli.formatting import number_text
+from diffcli.printer import print_expr, print_program
 from diffcli.syntax import Assignment, Binary, Call, Name, Number, Paren, Unary
 from strategies import programs
 

@@ -12,7 +12,7 @@ from uncertainties import umath
 
 import diffcli
 from diffcli import DiffcliError
-from diffcli.uncertainty import gum_text, shortest_interval
+from diffcli.uncertainty import gum_text, propagate, shortest_interval
 
 from conftest import SAMPLES, run_diffcli
 
@@ -78,7 +78,7 @@ def test_agrees_with_the_uncertainties_package_on_random_formulas(seed):
         given = {(NAMES[i], NAMES[j]): float(correlation[i, j])
                  for i in range(len(NAMES)) for j in range(i + 1, len(NAMES))}
     text = "".join(f"{n} = {v!r} ± {s!r}\n" for n, v, s in zip(NAMES, values, u)) + f"y = {ours}\n"
-    result = diffcli.parse(text).uncertainty(correlations=given)
+    result = propagate(diffcli.parse(text), correlations=given)
     y, derivatives = _reference(theirs, values, u, correlation)
     assert result.value == pytest.approx(y.nominal_value, rel=1e-12, abs=1e-300)
     assert result.uncertainty == pytest.approx(y.std_dev, rel=1e-12, abs=1e-15)
@@ -90,7 +90,7 @@ def test_agrees_with_the_uncertainties_package_on_random_formulas(seed):
 
 
 def test_a_product_adds_relative_uncertainties_in_quadrature():
-    result = diffcli.parse("a = 3 ± 2%\nb = -7 ± 0.21\ny = a b\n".replace("a b", "a*b")).uncertainty()
+    result = propagate(diffcli.parse("a = 3 ± 2%\nb = -7 ± 0.21\ny = a b\n".replace("a b", "a*b")))
     assert result.value == -21.0
     assert result.uncertainty / abs(result.value) == pytest.approx(math.hypot(0.02, 0.03), rel=1e-14)
     assert [row.name for row in result.budget] == ["b", "a"]  # sorted by share: 0.03² > 0.02²
@@ -100,8 +100,8 @@ def test_a_product_adds_relative_uncertainties_in_quadrature():
 def test_gum_h1_style_linear_sum_with_full_correlation():
     # y = a - b with r = 1 and equal u: the uncertainties cancel (GUM 5.2.2 note 1)
     program = diffcli.parse("a = 50 ± 0.3\nb = 20 ± 0.3\ny = a - b\n")
-    assert program.uncertainty(correlations={("a", "b"): 1.0}).uncertainty == pytest.approx(0.0, abs=1e-15)
-    assert program.uncertainty(correlations={("a", "b"): -1.0}).uncertainty == pytest.approx(0.6, rel=1e-14)
+    assert propagate(program, correlations={("a", "b"): 1.0}).uncertainty == pytest.approx(0.0, abs=1e-15)
+    assert propagate(program, correlations={("a", "b"): -1.0}).uncertainty == pytest.approx(0.6, rel=1e-14)
 
 
 @pytest.mark.parametrize("correlations, message", [
@@ -113,22 +113,22 @@ def test_gum_h1_style_linear_sum_with_full_correlation():
 def test_inconsistent_correlations_are_refused(correlations, message):
     program = diffcli.parse("a = 1 ± 0.1\nb = 2 ± 0.1\nc = 3 ± 0.1\ny = a + b + c\n")
     with pytest.raises(DiffcliError, match=message.replace("[", r"\[").replace("]", r"\]")) as caught:
-        program.uncertainty(correlations=correlations)
+        propagate(program, correlations=correlations)
     assert caught.value.kind == "input"
 
 
 def test_no_uncertainty_anywhere_is_an_error_with_help():
     with pytest.raises(DiffcliError, match="no input has an uncertainty") as caught:
-        diffcli.parse("x = 2\ny = x^2\n").uncertainty()
+        propagate(diffcli.parse("x = 2\ny = x^2\n"))
     assert "--uncertainty" in caught.value.help
 
 
 def test_api_uncertainties_override_the_file_and_relative_follows_the_value_used():
     program = diffcli.parse("x = 2 ± 0.1\ny = 3x\n")
-    assert program.uncertainty(uncertainties={"x": 0.2}).uncertainty == pytest.approx(0.6)
-    assert program.uncertainty({"x": 4}, uncertainties={"x": "10%"}).uncertainty == pytest.approx(1.2)
+    assert propagate(program, uncertainties={"x": 0.2}).uncertainty == pytest.approx(0.6)
+    assert propagate(program, {"x": 4}, uncertainties={"x": "10%"}).uncertainty == pytest.approx(1.2)
     with pytest.raises(DiffcliError, match="computed"):
-        program.uncertainty(uncertainties={"y": 0.1})
+        propagate(program, uncertainties={"y": 0.1})
 
 
 @pytest.mark.parametrize("value, u, text", [
@@ -187,7 +187,7 @@ LINEAR = "a = 1.5 ± 0.2\nb = -2 ± 3%\nc = 4 ± 0.5\ny = 3a - 2b + c/4 + 1\n"
 
 @pytest.mark.parametrize("correlations", [{}, {("a", "b"): 0.6, ("b", "c"): -0.3}])
 def test_monte_carlo_on_a_linear_model_is_within_its_confidence_interval(correlations):
-    result = diffcli.parse(LINEAR).uncertainty(correlations=correlations, monte_carlo=200_000, seed=7)
+    result = propagate(diffcli.parse(LINEAR), correlations=correlations, monte_carlo=200_000, seed=7)
     mc = result.monte_carlo
     m = mc.n - mc.failed
     assert mc.n == 200_000 and mc.failed == 0
@@ -202,8 +202,8 @@ def test_monte_carlo_on_a_linear_model_is_within_its_confidence_interval(correla
 
 def test_monte_carlo_is_repeatable_with_a_seed_and_counts_domain_failures():
     program = diffcli.parse("x = 0.5 ± 0.3\ny = log(x)\n")
-    first = program.uncertainty(monte_carlo=50_000, seed=3).monte_carlo
-    again = program.uncertainty(monte_carlo=50_000, seed=3).monte_carlo
+    first = propagate(program, monte_carlo=50_000, seed=3).monte_carlo
+    again = propagate(program, monte_carlo=50_000, seed=3).monte_carlo
     assert (first.mean, first.std, first.interval, first.failed) == (again.mean, again.std, again.interval,
                                                                      again.failed)
     # P(x ≤ 0) for x ~ N(0.5, 0.3): about 4.8%
@@ -236,7 +236,7 @@ def test_plot(tmp_path, extension, starts):
 
 def test_second_order_of_a_product_adds_the_product_of_the_variances():
     # y = a·b, uncorrelated normal inputs: Var(y) = b²u_a² + a²u_b² + u_a²u_b² exactly
-    result = diffcli.parse("a = 3 ± 0.5\nb = -2 ± 0.25\ny = a*b\n").uncertainty(order=2)
+    result = propagate(diffcli.parse("a = 3 ± 0.5\nb = -2 ± 0.25\ny = a*b\n"), order=2)
     second = result.second_order
     assert second.term == pytest.approx(0.5**2 * 0.25**2, rel=1e-14)
     assert second.uncertainty == pytest.approx(math.sqrt(4 * 0.25 + 9 * 0.0625 + 0.25 * 0.0625), rel=1e-14)
@@ -253,7 +253,7 @@ def test_second_order_of_a_quadratic_form_is_its_exact_variance(r):
 
     mx, mz, ux, uz = 1.5, -0.5, 0.3, 0.2
     text = f"x = {mx} ± {ux}\nz = {mz} ± {uz}\ny = x^2 + x*z\n"
-    result = diffcli.parse(text).uncertainty(correlations={("x", "z"): r} if r else {}, order=2)
+    result = propagate(diffcli.parse(text), correlations={("x", "z"): r} if r else {}, order=2)
     w1, w2 = sympy.symbols("w1 w2")
     x = mx + ux * w1
     z = mz + uz * (r * w1 + math.sqrt(1 - r * r) * w2)
@@ -286,8 +286,8 @@ def test_cli_no_uncertainty_is_an_error_with_help():
 
 def test_monte_carlo_agrees_with_the_second_order_where_the_first_order_fails():
     # y = x·z + x²: the second order is y's exact variance; Monte Carlo agrees with it, not with u_c
-    result = diffcli.parse("x = 1 ± 0.4\nz = 0.5 ± 0.3\ny = x*z + x^2\n").uncertainty(
-        order=2, monte_carlo=400_000, seed=11)
+    result = propagate(diffcli.parse("x = 1 ± 0.4\nz = 0.5 ± 0.3\ny = x*z + x^2\n"),
+                       order=2, monte_carlo=400_000, seed=11)
     mc, second = result.monte_carlo, result.second_order
     se = mc.std / math.sqrt(2 * (mc.n - 1))
     assert abs(mc.std - second.uncertainty) <= 4 * se

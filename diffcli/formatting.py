@@ -1,0 +1,66 @@
+"""How numbers and places in the source are written, for every reader: the engine's messages, the
+graph's notes, the printer, the tables, the drawings and the derivations.
+
+It sits at the bottom of the data flow with errors.py, syntax.py and ops.py, and imports nothing above
+syntax.py, so that every module may use it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .errors import Source
+from .syntax import Binary, Call, Expr, Unary
+
+EXCERPT_WIDTH = 40  # characters of an expression quoted in a message
+
+
+# ---------------------------------------------------------------- numbers
+
+def number_text(x: float) -> str:
+    """A number as a person writes it, with every digit needed to read back the same double:
+    2 rather than 2.0, 1e20 rather than 1e+20, and -0 for negative zero."""
+    if math.isfinite(x) and x == int(x) and abs(x) < 1e16:
+        return "-0" if x == 0 and math.copysign(1.0, x) < 0 else str(int(x))
+    return repr(x).replace("e+", "e")
+
+
+def number(x: float, precision: int) -> str:
+    """`precision` significant digits; integers without a decimal point; no `-0`; 1e-7, not 1e-07."""
+    if x == 0:
+        return "0"
+    text = f"{x:.{precision}g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
+
+
+def applied_text(op, xs: list[float]) -> str:
+    """An operation applied to numbers, as written: `1 / 0`, `-(2)`, `sqrt(-1)`."""
+    shown = [number_text(x) for x in xs]
+    if op.infix:
+        return f"{shown[0]} {op.name} {shown[1]}"
+    if op.key == "neg":
+        return f"-({shown[0]})"
+    return f"{op.name}({', '.join(shown)})"
+
+
+# ---------------------------------------------------------------- places
+
+def excerpt(source: Source, expr: Expr) -> str:
+    """An expression's source text on one line, cut to EXCERPT_WIDTH characters."""
+    text = source.snippet(expr.start, expr.end)
+    return text if len(text) <= EXCERPT_WIDTH else text[: EXCERPT_WIDTH - 1] + "…"
+
+
+def operator_span(source: Source, expr: Expr) -> tuple[int, int]:
+    """Where an expression's own operation is written: its operator, sign or function name."""
+    if isinstance(expr, Binary):
+        width = 0 if expr.implicit else (2 if source.text.startswith("**", expr.op_start) else 1)
+        return expr.op_start, expr.op_start + max(width, 1)
+    if isinstance(expr, Unary):
+        return expr.start, expr.start + 1
+    if isinstance(expr, Call):
+        return expr.start, expr.name_end
+    return expr.start, expr.end
