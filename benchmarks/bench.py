@@ -283,6 +283,84 @@ def measure_startup(repeat: int) -> dict:
     return {"floor": floor, "typer_app": typer_app, "grad": grad, "json": as_json}
 
 
+# ---------------------------------------------------------------- uncertainty (issue 15)
+
+UNCERTAINTY_TARGET, MONTE_CARLO_TARGET, MONTE_CARLO_POINTS = 1.2, 3.0, 1_000_000
+
+# Runs in a fresh process: the batch engine's values at N points (the inputs drawn as the Monte
+# Carlo draws them), or the whole uncertainty propagation with N Monte Carlo samples; CPU seconds.
+MONTE_CARLO = r"""
+import json, sys, time
+import numpy as np
+import diffcli
+from diffcli import batch
+program = diffcli.load(sys.argv[1])
+what, n = sys.argv[2], int(sys.argv[3])
+rng = np.random.default_rng(1)
+if what == "batch":
+    columns = {name: value + 0.01 * rng.standard_normal(n) for name, value in program.inputs.items()}
+    t0 = time.process_time()
+    batch.run(program, columns, gradients=False)
+else:
+    t0 = time.process_time()
+    from diffcli.uncertainty import propagate
+    propagate(program, monte_carlo=n, seed=1)
+print(json.dumps({"cpu": time.process_time() - t0}))
+"""
+
+
+def uncertain_copy(path: Path, folder: Path) -> Path:
+    """The program with every literal input given a standard uncertainty of 0.01."""
+    literal = re.compile(r"\s*\w+\s*=\s*[-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?\s*")
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        code, hash, comment = line.partition("#")
+        parts = [part.rstrip() + " ± 0.01" if literal.fullmatch(part) else part for part in code.split(";")]
+        lines.append(";".join(parts) + hash + comment)
+    out = folder / f"uncertain_{path.name}"
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+def measure_uncertainty(folder: Path, repeat: int) -> dict:
+    sample = uncertain_copy(ROOT / "samples" / "two_layer_network.expr", folder)
+    # alternated, so that the load of the shared machine weighs on both alike
+    runs = [(run(diffcli_command() + ["grad", str(sample)]), run(diffcli_command() + ["uncertainty", str(sample)]))
+            for _ in range(repeat)]
+    grad, propagation = ({"cpu": statistics.median(r[k][0] for r in runs),
+                          "wall": statistics.median(r[k][1] for r in runs)} for k in (0, 1))
+    batch = json_runs([sys.executable, "-c", MONTE_CARLO, str(sample), "batch", str(MONTE_CARLO_POINTS)],
+                      repeat)
+    monte_carlo = json_runs([sys.executable, "-c", MONTE_CARLO, str(sample), "monte_carlo",
+                             str(MONTE_CARLO_POINTS)], repeat)
+    return {"grad": grad, "uncertainty": propagation, "batch": batch["cpu"],
+            "monte_carlo": monte_carlo["cpu"]}
+
+
+def uncertainty_report(result: dict) -> list[str]:
+    grad, propagation = result["grad"], result["uncertainty"]
+    ratio = propagation["cpu"] / grad["cpu"]
+    mc_ratio = result["monte_carlo"] / result["batch"]
+    return [
+        "",
+        "## Uncertainty",
+        "",
+        "`samples/two_layer_network.expr` with every one of its 16 inputs given `± 0.01`:",
+        "",
+        "| measurement | CPU | wall | ratio | target | met? |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+        f"| `diffcli grad` (process) | {grad['cpu'] * 1000:.0f} ms | {grad['wall'] * 1000:.0f} ms | 1 | | |",
+        f"| `diffcli uncertainty` (process) | {propagation['cpu'] * 1000:.0f} ms | "
+        f"{propagation['wall'] * 1000:.0f} ms | {ratio:.2f}× | ≤ {UNCERTAINTY_TARGET:g}× | "
+        f"{verdict(ratio <= UNCERTAINTY_TARGET)} |",
+        f"| `batch.run` of {MONTE_CARLO_POINTS:,} points, values only (in process) | "
+        f"{result['batch']:.2f} s | | 1 | | |",
+        f"| `propagate(program, monte_carlo={MONTE_CARLO_POINTS:_})`: sampling, the same batch "
+        f"runs in chunks, statistics (in process) | {result['monte_carlo']:.2f} s | | {mc_ratio:.2f}× | "
+        f"< {MONTE_CARLO_TARGET:g}× | {verdict(mc_ratio < MONTE_CARLO_TARGET)} |",
+    ]
+
+
 # ---------------------------------------------------------------- the report
 
 def machine() -> str:
@@ -301,7 +379,7 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
-def report(rows, startup, table, linear, repeat) -> str:
+def report(rows, startup, table, linear, repeat, uncertainty=None) -> str:
     lines = [
         "# diffcli performance",
         "",
@@ -377,6 +455,8 @@ def report(rows, startup, table, linear, repeat) -> str:
             f"`diffcli grad chain_100000.expr` (table mode, output to a file): {table['cpu']:.2f} s CPU "
             f"({table['wall']:.2f} s wall).",
         ]
+    if uncertainty is not None:
+        lines += uncertainty_report(uncertainty)
     return "\n".join(lines) + "\n"
 
 
@@ -614,7 +694,7 @@ def main() -> None:
     options.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     options.add_argument("--quick", action="store_true",
                          help="one run each, no chain 1,000,000; print only")
-    options.add_argument("--only", choices=[k for k, _ in WORKLOADS], action="append",
+    options.add_argument("--only", choices=[k for k, _ in WORKLOADS] + ["uncertainty"], action="append",
                          help="measure only these workloads (print only)")
     options.add_argument("--second-order", action="store_true",
                          help="measure only the second-order targets, and update their section of RESULTS.md")
@@ -634,7 +714,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="diffcli-bench-") as folder:
             print(codegen_report(measure_codegen(Path(folder), 1 if args.quick else args.repeat)))
         return
-    if not GENPROG.exists():
+    if not GENPROG.exists() and args.only != ["uncertainty"]:
         raise SystemExit(f"{GENPROG} is not there: the workloads come from ../shared/bench/genprog.py")
     repeat = 1 if args.quick else args.repeat
     if args.second_order:
@@ -653,6 +733,13 @@ def main() -> None:
                 continue
             print(f"measuring {kind} {size} ...", file=sys.stderr, flush=True)
             rows.append(measure_workload(kind, size, folder, repeat))
+        uncertainty = None
+        if not args.only or "uncertainty" in args.only:
+            print("measuring uncertainty ...", file=sys.stderr, flush=True)
+            uncertainty = measure_uncertainty(folder, max(repeat, 3))
+            if args.only == ["uncertainty"]:
+                print("\n".join(uncertainty_report(uncertainty)))
+                return
         print("measuring start-up ...", file=sys.stderr, flush=True)
         startup = measure_startup(max(repeat * 5, 5))
         linear = table = None
@@ -666,7 +753,7 @@ def main() -> None:
             table = measure_table(folder)
             print("measuring second order ...", file=sys.stderr, flush=True)
             second = second_order_report(measure_second_order(folder, max(repeat, 5)), max(repeat, 5))
-    text = report(rows, startup, table, linear, repeat)
+    text = report(rows, startup, table, linear, repeat, uncertainty)
     print(text)
     if not partial:
         # keep the hand-written analysis that follows the measurements

@@ -852,6 +852,114 @@ def fit_command(
         write_output(file, fitting.written_back(program, result.parameters).encode())
     if result.interrupted:
         raise typer.Exit(130)
+# ---------------------------------------------------------------- uncertainty
+
+def _split_uncertain_sets(values: Optional[List[str]]) -> tuple[list[str], list[str]]:
+    """`--set x=2.1±0.1` (or `+/-`) -> the value `x=2.1` for parse_sets and the uncertainty `x=0.1`."""
+    plain, uncertain = [], []
+    for item in values or []:
+        for part in item.split(","):
+            for mark in ("±", "+/-"):
+                if mark in part:
+                    part, _, u = part.partition(mark)
+                    uncertain.append(f"{part.partition('=')[0]}={u}")
+                    break
+            plain.append(part)
+    return plain, uncertain
+
+
+def _pairs(values: Optional[List[str]], option: str, example: str) -> list[tuple[str, str]]:
+    """`NAME=TEXT` items (comma lists too) -> [(name, text)]; malformed -> exit 2."""
+    pairs = []
+    for item in values or []:
+        for part in item.split(","):
+            name, eq, text = part.strip().partition("=")
+            if not part.strip():
+                continue
+            if not eq or not name.strip() or not text.strip():
+                raise typer.BadParameter(f"{part!r} is not {example}", param_hint=option)
+            pairs.append((name.strip(), text.strip()))
+    return pairs
+
+
+def parse_correlations(values: Optional[List[str]]) -> dict[tuple[str, str], float]:
+    """`--correlation a,b=0.3` (repeatable) -> {("a", "b"): 0.3}; malformed -> exit 2."""
+    result = {}
+    for item in values or []:
+        names, eq, text = item.partition("=")
+        pair = [name.strip() for name in names.split(",")]
+        try:
+            r = float(text)
+        except ValueError:
+            r = math.nan
+        if not eq or len(pair) != 2 or not all(pair) or not math.isfinite(r):
+            raise typer.BadParameter(f"{item!r} is not A,B=R (for example --correlation L,T=0.3)",
+                                     param_hint="--correlation")
+        result[pair[0], pair[1]] = r
+    return result
+
+
+@app.command(epilog="Examples:\n\n"
+             "  diffcli uncertainty samples/pendulum.expr\n\n"
+             "  diffcli uncertainty model.expr --set x=2.1±0.1 --uncertainty y=5% --correlation x,y=0.3\n\n"
+             "  diffcli uncertainty samples/pendulum.expr --order 2 --monte-carlo 100000 --plot g.png")
+@command
+def uncertainty(
+    file: str = FileArg,
+    of: Optional[str] = OfOpt,
+    sets: Optional[List[str]] = typer.Option(
+        None, "--set", metavar="NAME=VALUE[±U]",
+        help="Give an input a value, and optionally its standard uncertainty: --set x=2.1±0.1 "
+        "(or +/-, or ±5%)."),
+    uncertainties: Optional[List[str]] = typer.Option(
+        None, "--uncertainty", "-u", metavar="NAME=U",
+        help="Give an input a standard uncertainty, absolute (x=0.1) or relative (x=5%); "
+        "overrides the file's."),
+    correlations: Optional[List[str]] = typer.Option(
+        None, "--correlation", metavar="A,B=R", help="Correlate two uncertain inputs (-1 ≤ R ≤ 1); repeat it."),
+    order: int = typer.Option(1, "--order", min=1, max=2,
+                              help="2 adds the GUM's second-order term from the exact Hessian."),
+    monte_carlo: Optional[int] = typer.Option(
+        None, "--monte-carlo", min=2, metavar="N",
+        help="Also propagate N normal samples of the inputs through the model (JCGM 101)."),
+    seed: Optional[int] = typer.Option(None, "--seed", metavar="S", help="Seed of the Monte Carlo samples."),
+    plot: Optional[str] = typer.Option(
+        None, "--plot", metavar="FILE",
+        help="Draw the Monte Carlo histogram with the linear result's normal curve (.png, .svg, .pdf, .html)."),
+    as_json: bool = JsonOpt,
+    precision: int = PrecisionOpt,
+):
+    """Propagate the inputs' uncertainties to the output: the result, its budget, and checks."""
+    plain, uncertain = _split_uncertain_sets(sets)
+    values = parse_sets(plain)
+    given = dict(_pairs(uncertain, "--set", "NAME=VALUE±U (for example --set x=2.1±0.1)"))
+    given.update(_pairs(uncertainties, "--uncertainty", "NAME=U (for example --uncertainty x=0.1)"))
+    pairs = parse_correlations(correlations)
+    from . import uncertainty_report
+
+    if plot is not None:
+        plot_format = uncertainty_report.plot_format(plot)
+        if plot_format is None:
+            raise typer.BadParameter(f"{plot!r}: end the file's name with .png, .svg, .pdf or .html",
+                                     param_hint="--plot")
+        if monte_carlo is None:
+            raise typer.BadParameter("--plot draws the Monte Carlo samples: give --monte-carlo N too",
+                                     param_hint="--plot")
+    program = _read(file, as_json)
+    from .uncertainty import propagate
+
+    result = _keep(propagate(program, values, of, uncertainties=given, correlations=pairs,
+                             order=order, monte_carlo=monte_carlo, seed=seed))
+    _warn_unused(result)
+    if plot is not None:
+        uncertainty_report.write_plot(result, plot, plot_format)
+    if as_json:
+        _print(uncertainty_report.to_json(result))
+    else:
+        _show(uncertainty_report.table(result, file, precision))
+        sys.stdout.flush()
+    for warning in uncertainty_report.warnings(result):  # after the result they are about
+        sys.stderr.write(f"warning: {warning}\n")
 
 
 class _ClosedStream(io.TextIOBase):

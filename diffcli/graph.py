@@ -34,6 +34,8 @@ class Graph:
         self.output = ""                                # the default output: the last statement's name
         self.first_use: dict[str, Name] = {}            # where each name is first used
         self.notes: list[DiffcliError] = []             # things worth saying that are not errors
+        # inputs written `x = 2.1 ± 0.1` (0.1, False) or `x = 2.1 ± 5%` (0.05, True), file order
+        self.uncertainties: dict[str, tuple[float, bool]] = {}
 
     def __len__(self) -> int:
         return len(self.op)
@@ -143,6 +145,8 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
         kind = stmt.expr.__class__
         if kind is Number or kind is Unary and stmt.expr.operand.__class__ is Number:
             literals.append(name)
+            if stmt.__class__ is not Assignment:
+                graph.uncertainties[name] = (stmt.amount, stmt.relative)
 
     arity = {name: op.arity for name, op in FUNCTIONS.items() if op.arity}  # (a quick first test)
     wrong = [call for call in parsed.calls

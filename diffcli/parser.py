@@ -24,7 +24,8 @@ from lark.parsers.lalr_analysis import Shift
 
 from .errors import DiffcliError, Source
 from .ops import FUNCTIONS
-from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Parsed, Unary
+from .syntax import (Assignment, Binary, Call, Expr, Name, Number, Paren, Parsed, UncertainAssignment,
+                     Unary)
 
 _BINARY_OPS = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "POW": "pow"}
 _UNARY_OPS = {"MINUS": "neg", "PLUS": "pos"}
@@ -262,6 +263,23 @@ class _Builder:
         self.uses.append(self.named)
         self.made, self.named = [], []
         return Assignment(name.group(group), expr, name.start(group), name.end())
+
+    def uncertain(self, name, equals, expr, plusminus, amount, percent=None):
+        """`x = 2.1 ± 0.1` or `x = 2.1 ± 5%`: only an input's literal may carry an uncertainty."""
+        at = plusminus.span(plusminus.lastindex)
+        literal = expr.operand if expr.__class__ is Unary else expr
+        if literal.__class__ is not Number:
+            raise DiffcliError(
+                "syntax", "only an input's number can carry an uncertainty", at,
+                help="give the input its own line, like `x = 2.1 ± 0.1`, and use `x` here",
+            )
+        statement = self.stmt(name, equals, expr)
+        value = self.number(amount).value
+        self.made.pop()  # the amount is no node of the expression
+        if percent is not None:
+            value /= 100
+        return UncertainAssignment(statement.name, expr, statement.start, statement.name_end,
+                                   value, percent is not None, at)
 
     def start(self, *statements):
         return list(statements)
@@ -508,6 +526,7 @@ class _FastParser:
 _SYMBOLS = {
     "EQUALS": "`=`", "PLUS": "`+`", "MINUS": "`-`", "STAR": "`*`", "SLASH": "`/`", "POW": "`^`",
     "LPAR": "`(`", "RPAR": "`)`", "COMMA": "`,`", "NUMBER": "a number", "NAME": "a name",
+    "PLUSMINUS": "`±`", "PERCENT": "`%`",
 }
 _OPERAND_STARTS = {"NUMBER", "NAME", "LPAR"}
 
@@ -550,6 +569,15 @@ def _describe(token: _Token) -> str:
     return f"`{token}`"
 
 
+# the uncertainty's tokens anywhere but after an input's number: (message, help)
+_MISPLACED = {
+    "PLUSMINUS": ("`±` can only follow the number of an input",
+                  "give the input its own line, like `x = 2.1 ± 0.1`, and use `x` in formulas"),
+    "PERCENT": ("`%` only marks a relative uncertainty, like `x = 2.1 ± 5%`",
+                "the operators are + - * / ^ **; write a percentage as a fraction: 0.05"),
+}
+
+
 def _diagnose(source: Source, stop: _Stop) -> DiffcliError:
     """The syntax error where the parser stopped."""
     token, expected, previous, open_parens = stop
@@ -581,6 +609,11 @@ def _diagnose(source: Source, stop: _Stop) -> DiffcliError:
 
     ends_operand = previous is not None and previous.type in ("NUMBER", "NAME", "RPAR")
     at_statement_start = previous is None or previous.type == "_SEP"
+    if kind in _MISPLACED:
+        return fail(*_MISPLACED[kind])
+    if previous is not None and previous.type == "PLUSMINUS":
+        return fail(f"expected a number after `±`, found {_describe(token)}",
+                    "an uncertainty is a number (`x = 2.1 ± 0.1`) or a percentage (`x = 2.1 ± 5%`)")
     if kind == "RPAR" and not open_parens:
         return fail("unexpected `)`", "remove it, or add the `(` it closes")
     if open_parens and (at_end or kind == "EQUALS"):

@@ -142,6 +142,18 @@ def postorder(expr: Expr) -> list[Expr]:
             stack.extend(node.args)
     nodes.reverse()
     return nodes
+class UncertainAssignment(Assignment):
+    """`name = literal ± amount` or `name = literal ± amount%`: an input with its standard
+    uncertainty, absolute or (`relative`) a fraction of the value. `at` is the `±`'s span."""
+
+    __slots__ = ("amount", "relative", "at")
+
+    def __init__(self, name: str, expr: Expr, start: int, name_end: int,
+                 amount: float, relative: bool, at: tuple[int, int]):
+        super().__init__(name, expr, start, name_end)
+        self.amount = amount
+        self.relative = relative
+        self.at = at
 
 
 class Parsed(NamedTuple):

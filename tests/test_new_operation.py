@@ -40,6 +40,8 @@ COMMANDS = [
     (["codegen", "--lang", "javascript"], lambda out: "((3.0 * t2) * t2)" in out),
     (["fit", "--method", "gd", "--lr", "0.001", "--steps", "1", "--json"],
      lambda out: json.loads(out)["parameters"]["x"] == pytest.approx(1.5 - 0.001 * 54.0)),
+    (["uncertainty", "--uncertainty", "x=0.1", "--json"],
+     lambda out: json.loads(out)["uncertainty"] == pytest.approx(5.4)),
 ]
 
 
