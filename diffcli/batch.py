@@ -25,14 +25,16 @@ import functools
 import math
 import weakref
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 import numpy as np
 
 from . import ops
 from .errors import DiffcliError
 from .engine import needs_gradient
-from .program import Program
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .program import Program
 
 CHUNK = 1 << 15  # points per pass: each node's array stays in the CPU's cache between passes
 

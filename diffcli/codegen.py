@@ -834,7 +834,7 @@ class _JavaScript(_CFamily):
         out = self.output_name
         head = ["// " + line for line in self.header_comment()] + [
             "",
-            f"/** A value or a derivative outside an operation's domain, or an overflow. */",
+            "/** A value or a derivative outside an operation's domain, or an overflow. */",
             f"export class {I['DomainError']} extends Error {{}}",
             "",
             f"function {I['valueError']}(where) {{",

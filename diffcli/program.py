@@ -169,6 +169,14 @@ class Program:
             row.update(dict.fromkeys(unused, 0.0))
         return Jacobian(inputs, self._by_name(node_values, inputs, unused), unused, outputs, rows)
 
+    def uncertainty(self, values: Mapping[str, float] | None = None, of: str | None = None, **options):
+        """The output's value and combined standard uncertainty, with the budget: see
+        diffcli.uncertainty.propagate for the options (uncertainties, correlations, order,
+        monte_carlo, seed)."""
+        from .uncertainty import propagate
+
+        return propagate(self, values, of, **options)
+
     def hessian(self, values: Mapping[str, float] | None = None, of: str | None = None,
                 wrt: list[str] | None = None):
         """Second derivatives d²(of)/d(a)d(b) over the inputs `wrt` (default: every input the output

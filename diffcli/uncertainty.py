@@ -118,7 +118,7 @@ def propagate(
     seed: int | None = None,
 ) -> Propagation:
     """The output's value and combined standard uncertainty, with the budget; see the module.
-    (A function rather than a Program method: it runs the batch engine, which sits above Program.)
+    (`program.uncertainty(...)` calls this.)
 
     `uncertainties` adds to or overrides the file's: a standard uncertainty, or a string `"5%"` for
     a relative one (of the value used). `correlations` maps pairs of uncertain inputs to r.

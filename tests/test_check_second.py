@@ -6,15 +6,16 @@ import json
 import math
 
 import diffcli
-from conftest import SAMPLES, run_diffcli
+from conftest import SAMPLE_SETS, SAMPLES, run_diffcli
 from diffcli.check_second import MATRIX_INPUTS, check_second
 
 
 def test_every_sample_passes():
     for path in sorted(SAMPLES.glob("*.expr")):
-        result = check_second(diffcli.load(path), {"o": 1.0} if "chain" in path.name else None)
+        values = SAMPLE_SETS.get(path.stem, {})
+        result = check_second(diffcli.load(path), values)
         assert result.ok and result.order == 2, [r.reason for r in result.rows if not r.ok]
-        k = len(diffcli.load(path).hessian({"o": 1.0} if "chain" in path.name else None).wrt)
+        k = len(diffcli.load(path).hessian(values).wrt)
         assert len(result.rows) == k * (k + 1) // 2  # the upper triangle with the diagonal
 
 

@@ -166,7 +166,7 @@ def test_control_characters_from_the_file_are_escaped(tmp_path):
     model.write_text(f"x = 1\ny = (x + # {ESC}[31mred{ESC}[0m \u202e\n 2)\nz = y $ {ESC}[2J\n")
     done = run_diffcli("grad", model)  # the error excerpt
     assert done.returncode == 1 and ESC not in done.stderr_text
-    assert f"z = y $ \\x1b[2J" in done.stderr_text
+    assert "z = y $ \\x1b[2J" in done.stderr_text
     model.write_text(f"x = 1\ny = (x + # {ESC}[31mred{ESC}[0m \u202e\n 2)\n")
     for args in (["grad"], ["eval"], ["check"], ["explain"], ["explain", "--format", "markdown"]):
         done = run_diffcli(*args, model)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from lark import Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from conftest import ROOT, SAMPLES, SHARED, run_diffcli
+from conftest import SAMPLES, SHARED, run_diffcli
 import diffcli
 from diffcli import parser
 from diffcli.errors import DiffcliError

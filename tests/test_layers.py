@@ -1,6 +1,7 @@
 """diffcli's modules import one another in one direction: text -> syntax tree -> graph -> engine ->
 program -> renderers and commands -> cli, with the op table, the syntax tree, the errors and the
-formatting at the bottom. Read from the source with ast, lazy imports inside functions included."""
+formatting at the bottom. Read from the source with ast, lazy imports inside functions included;
+imports under `if TYPE_CHECKING:` are left out (they name types for readers and never run)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,16 @@ BOTTOM = {"errors", "syntax", "ops", "formatting"}
 # The pipeline's known steps, lowest first: none imports one with a higher rank. (Modules not
 # listed, the renderers and commands, may import any of these.)
 RANK = {name: 0 for name in BOTTOM} | {"printer": 1, "diagnostics": 1, "parser": 1, "graph": 2,
-                                      "engine": 3, "hessian": 3, "jacobian": 3, "program": 4}
+                                      "engine": 3, "hessian": 3, "jacobian": 3, "batch": 3, "uncertainty": 3,
+                                      "program": 4}
 
 
 def imports(module: str) -> set[str]:
     """The diffcli modules a module imports (`__init__` for the package itself)."""
     tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            node.body = []
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
@@ -47,6 +52,8 @@ def test_the_reader_sees_the_imports():
     assert {"engine", "parser", "graph", "errors"} <= GRAPH["program"]
     assert {"formatting", "graph", "errors"} <= GRAPH["engine"]
     assert "explain" in GRAPH["cli"] and "__init__" in GRAPH["cli"]  # `from . import __version__`
+    assert "uncertainty" in GRAPH["program"] and "batch" in GRAPH["uncertainty"]  # lazy, in functions
+    assert "program" not in GRAPH["batch"]  # only under TYPE_CHECKING: annotations, not a dependency
 
 
 def test_the_import_graph_has_no_cycle():

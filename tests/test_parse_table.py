@@ -8,7 +8,6 @@ import json
 import pickle
 import re
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 

@@ -293,3 +293,13 @@ def test_monte_carlo_agrees_with_the_second_order_where_the_first_order_fails():
     assert abs(mc.std - second.uncertainty) <= 4 * se
     assert abs(mc.std - result.uncertainty) > 10 * se
     assert abs(mc.mean - (result.value + second.mean_shift)) <= 4 * mc.std / math.sqrt(mc.n)
+
+
+def test_the_program_method_gives_the_same_numbers():
+    import diffcli
+    from diffcli.uncertainty import propagate
+
+    program = diffcli.parse("L = 0.9937 ± 0.0005\nT = 2.003 ± 0.01\ng = 4pi^2 L/T^2\n")
+    via_method = program.uncertainty(order=2)
+    direct = propagate(program, order=2)
+    assert via_method.uncertainty == direct.uncertainty and via_method.value == direct.value
