@@ -59,6 +59,7 @@ def _main(
 def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, float]:
     """`--set a=2 --set o=1` or `--set a=2,o=1` -> {"a": 2.0, "o": 1.0}; malformed -> exit 2."""
     result: dict[str, float] = {}
+    written: dict[str, str] = {}
     for item in values or []:
         for part in item.split(","):
             part = part.strip()
@@ -78,7 +79,10 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
                                          param_hint=option)
             if not math.isfinite(value):
                 raise typer.BadParameter(f"{text!r} is not a finite number", param_hint=option)
-            result[name] = value
+            if result.get(name, value) != value:  # which one was meant? (the same value twice is harmless)
+                raise typer.BadParameter(f"`{name}` is given twice ({written[name]} and {part}); give it once",
+                                         param_hint=option)
+            result[name], written[name] = value, part
     return result
 
 

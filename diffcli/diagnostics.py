@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 
 from .errors import DiffcliError, Source, shown
+from .formatting import json_text
 
 TAB = "    "
 
@@ -75,7 +75,7 @@ def _visible(text: str) -> str:
 
 
 def render_json(error: DiffcliError) -> str:
-    return json.dumps({"error": error_body(error)}, ensure_ascii=False) + "\n"
+    return json_text({"error": error_body(error)}) + "\n"
 
 
 def error_body(error: DiffcliError) -> dict:

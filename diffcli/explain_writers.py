@@ -120,6 +120,8 @@ _GREEK_CAPITAL.update({name.upper(): "\\" + name for name in
 _GREEK_SYMBOLS = {"GREEK THETA SYMBOL": r"\vartheta", "GREEK PHI SYMBOL": r"\phi",
                   "GREEK PI SYMBOL": r"\varpi", "GREEK RHO SYMBOL": r"\varrho",
                   "GREEK LUNATE EPSILON SYMBOL": r"\epsilon", "GREEK KAPPA SYMBOL": r"\kappa"}
+# a Greek letter's tonos and dialytika as math accents (`\text{ά}` fails under pdflatex)
+_ACCENTS = {"\u0301": r"\acute", "\u0308": r"\ddot"}
 
 
 def tex_name(name: str) -> str:
@@ -134,6 +136,12 @@ def tex_name(name: str) -> str:
             return letters[greek[2]]
         if unicode_name in _GREEK_SYMBOLS:
             return _GREEK_SYMBOLS[unicode_name]
+        base, *marks = unicodedata.normalize("NFD", name)
+        if marks and all(mark in _ACCENTS for mark in marks) and unicodedata.name(base, "").startswith("GREEK"):
+            tex = tex_name(base)
+            for mark in marks:
+                tex = f"{_ACCENTS[mark]}{{{tex}}}"
+            return tex
     base, underscore, sub = name.partition("_")
     if base and sub and "_" not in sub:
         return f"{tex_name(base)}_{{{tex_name(sub) if not sub.isdigit() else sub}}}"

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 from .fit import Fit
+from .formatting import json_text
 from .report import number
 
 
@@ -29,7 +29,7 @@ def fit_json(fit: Fit) -> str:
         obj["warnings"] = fit.warnings
     if fit.interrupted:
         obj["interrupted"] = True
-    return json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n"
+    return json_text(obj, allow_nan=False) + "\n"
 
 
 def fit_text(fit: Fit, file: str, precision: int = 6) -> str:

@@ -7,6 +7,7 @@ syntax.py, so that every module may use it.
 
 from __future__ import annotations
 
+import json
 import math
 
 from .errors import Source
@@ -64,3 +65,13 @@ def operator_span(source: Source, expr: Expr) -> tuple[int, int]:
     if isinstance(expr, Call):
         return expr.start, expr.name_end
     return expr.start, expr.end
+
+
+# JSON keeps UTF-8 as it is, but DEL and the C1 controls (U+0080-U+009F; U+009B is a CSI to some
+# terminals) come from file text and file names: escape them, as JSON allows anywhere in a string.
+_CONTROLS = {c: f"\\u{c:04x}" for c in [0x7F, *range(0x80, 0xA0)]}
+
+
+def json_text(obj, **options) -> str:
+    """`json.dumps(obj, ensure_ascii=False, **options)` with DEL and the C1 controls escaped."""
+    return json.dumps(obj, ensure_ascii=False, **options).translate(_CONTROLS)

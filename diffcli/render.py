@@ -10,13 +10,13 @@ with Vega's scripts inlined). Heavy modules are imported only when a picture is 
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from .errors import DiffcliError, shown
+from .formatting import json_text
 from .output import write_output, write_stdout
 
 FORMATS = ("dot", "svg", "png", "pdf")
@@ -125,7 +125,7 @@ def vegalite(spec: dict, format: str) -> bytes:
     it works offline) or the specification's own JSON. Nothing is fetched: the data is inline and
     external data URLs are refused."""
     if format == "json":
-        return (json.dumps(spec, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        return (json_text(spec, indent=1, allow_nan=False) + "\n").encode("utf-8")
     try:
         import vl_convert
     except ImportError:

@@ -6,10 +6,9 @@ Rich is imported only when a table is printed.
 
 from __future__ import annotations
 
-import json
 
 from .errors import shown
-from .formatting import number
+from .formatting import json_text, number
 from .program import Derivatives, Evaluation, Gradients, Program
 
 
@@ -32,7 +31,7 @@ def forward_json(result: Derivatives) -> str:
 
 
 def _dumps(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n"
+    return json_text(obj, allow_nan=False) + "\n"
 
 
 # Rich lays out a table at about a third of a millisecond a row: above this many rows a plain

@@ -7,7 +7,6 @@ error; the run goes on, and the caller exits 1 at the end (SPEC "Many points").
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 from . import batch
 from .diagnostics import error_body
 from .errors import DiffcliError
+from .formatting import json_text
 from .points import Points
 from .program import Program
 
@@ -46,7 +46,7 @@ class Columns:
 
 
 def _name(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False).replace("%", "%%")
+    return json_text(text).replace("%", "%%")
 
 
 def _constant(array: np.ndarray):
@@ -111,8 +111,7 @@ class JsonLines:
                 lines.append(template % row)
             else:
                 inputs = {n: float(result.inputs[n][k]) for n in self.columns.inputs}
-                lines.append(json.dumps({"point": offset + k, "inputs": inputs, "error": error_body(error)},
-                                        ensure_ascii=False) + "\n")
+                lines.append(json_text({"point": offset + k, "inputs": inputs, "error": error_body(error)}) + "\n")
         return "".join(lines)
 
 
@@ -296,6 +295,6 @@ def failure_report(outcome: Outcome, as_json: bool, color: bool = False) -> str:
         body = error_body(error)
         body = {**body, "message": f"{summary}: {error.message}", "point": point,
                 "failed": outcome.failed, "points": outcome.n}
-        return json.dumps({"error": body}, ensure_ascii=False) + "\n"
+        return json_text({"error": body}) + "\n"
     head = f"\x1b[1;31merror\x1b[0m\x1b[1m: {summary}\x1b[0m\n" if color else f"error: {summary}\n"
     return head + render_text(error, color=color)

@@ -53,6 +53,18 @@ def test_set_repeats_and_takes_comma_lists():
     assert one == two and one["inputs"] == {"a": 3.0, "o": 2.0}
 
 
+def test_a_name_set_twice_to_different_values_is_refused():
+    """Which of two values was meant cannot be guessed; the same value twice is harmless."""
+    from conftest import run_diffcli
+
+    for args in (["--set", "o=1,o=2"], ["--set", "o=1", "--set", "o=2"]):
+        done = run_diffcli("grad", CHAIN, *args, "--json")
+        assert done.returncode == 2
+        assert "`o` is given twice (o=1 and o=2)" in json.loads(done.stderr_text)["error"]["message"]
+    same = json.loads(invoke("grad", CHAIN, "--set", "o=1", "--set", "o=1.0", "--json").output)
+    assert same["inputs"]["o"] == 1.0
+
+
 def test_json_numbers_round_trip():
     result = invoke("grad", SAMPLES / "neuron.expr", "--json")
     data = json.loads(result.output)

@@ -82,6 +82,19 @@ def test_the_chain_sample_is_grad_json_exactly():
     assert value == want["value"] and gradient == {"o": want["gradients"]["o"], "a": want["gradients"]["a"]}
 
 
+
+def test_the_readme_excerpt_is_the_generated_code():
+    """The README's excerpt of the chain sample's Python: its lines, `...` aside, in the output in order."""
+    readme = (SAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    excerpt = readme.split("```python\n", 1)[1].split("```", 1)[0].splitlines()
+    generated = generate(diffcli.load(SAMPLES / "backprop_chain.expr"), "python").source.splitlines()
+    kept = [line for line in excerpt if line.strip() != "..."]
+    assert len(kept) >= 10
+    position = 0
+    for line in kept:
+        assert line in generated[position:], f"not in the generated code (after line {position}): {line}"
+        position = generated.index(line, position) + 1
+
 def test_value_only_and_forward_mode():
     program = diffcli.load(SAMPLES / "two_layer_network.expr")
     expected = program.grad()

@@ -175,6 +175,24 @@ def test_control_characters_from_the_file_are_escaped(tmp_path):
     assert "(x + 2)" in run_diffcli("grad", model).stdout_text  # the comment is no part of it
 
 
+
+def test_json_escapes_the_c1_controls_a_terminal_may_obey(tmp_path):
+    """JSON keeps UTF-8 as it is, but not U+009B (a CSI to some terminals) from a file's name."""
+    import json
+
+    from conftest import run_diffcli
+
+    model = tmp_path / "a\u009b2J\u007f.expr"
+    model.write_text("x = 1\ny = x $\n")
+    done = run_diffcli("grad", model, "--json")
+    assert done.returncode == 1
+    assert "\u009b" not in done.stderr_text and "\x7f" not in done.stderr_text
+    assert "\\u009b2J\\u007f" in done.stderr_text
+    assert json.loads(done.stderr_text)["error"]["file"] == str(model)
+    model.write_text("x = 1\ny = 2x\n")
+    done = run_diffcli("grad", model, "--json")
+    assert done.returncode == 0 and json.loads(done.stdout_text)["value"] == 2
+
 def test_a_file_name_cannot_act_on_the_terminal_or_on_tex(tmp_path):
     from conftest import run_diffcli
 

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import unicodedata
 
 import pytest
 
@@ -381,6 +382,18 @@ def test_every_greek_letter_is_a_latex_command():
     for letter in GREEK_LETTERS:
         assert explain_writers.tex_name(letter) in LATEX_GREEK, letter
     assert explain_writers.tex_name("λ") == r"\lambda" and explain_writers.tex_name("Λ") == r"\Lambda"
+
+
+def test_accented_greek_letters_are_math_accents():
+    """`\\text{ά}` needs a Unicode TeX engine; the tonos and dialytika are math accents instead."""
+    accented = [chr(c) for c in range(0x386, 0x3D0) if unicodedata.name(chr(c), "").startswith("GREEK")
+                and "WITH" in unicodedata.name(chr(c))]
+    assert len(accented) >= 15
+    for letter in accented:
+        tex = explain_writers.tex_name(letter)
+        assert tex.isascii() and tex.startswith(("\\acute{", "\\ddot{")), (letter, tex)
+    assert explain_writers.tex_name("ΐ") == r"\acute{\ddot{\iota}}"
+    assert explain_writers.tex_name("Ώ") == r"\acute{\Omega}"
 
 
 @pytest.mark.skipif(ENGINE is None, reason="no LaTeX engine here (the names are checked above)")
