@@ -820,7 +820,7 @@ def fit_command(
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
     program = _read(file, as_json)
     from . import fit as fitting
-    from . import fitreport
+    from . import fitreport, render
     from .output import write_output
 
     data_name = "<stdin>" if data == "-" else data
@@ -851,7 +851,7 @@ def fit_command(
         curve = None
         if x_column is not None:
             curve = fitting.curve(problem, result, x_column)
-        write_output(plot, fitreport.render_plot(fitreport.plot_spec(result, x_column, curve), plot_format))
+        write_output(plot, render.vegalite(fitreport.plot_spec(result, x_column, curve), plot_format))
     if write:
         write_output(file, fitting.written_back(program, result.parameters).encode())
     if result.interrupted:

@@ -121,19 +121,6 @@ def _spread(values) -> float:
     return max(values) / min(values) if min(values) > 0 else 1.0
 
 
-def render_plot(spec: dict, fmt: str) -> bytes:
-    """A Vega-Lite spec as png, svg, pdf or html bytes, by vl-convert (no browser, no network)."""
-    import vl_convert
-
-    if fmt == "svg":
-        return vl_convert.vegalite_to_svg(spec).encode()
-    if fmt == "png":
-        return vl_convert.vegalite_to_png(spec, scale=2)
-    if fmt == "pdf":
-        return vl_convert.vegalite_to_pdf(spec)
-    return vl_convert.vegalite_to_html(spec, bundle=True).encode()
-
-
 class Progress:
     """A live line on standard error: step, objective, gradient norm (at most ten updates a second)."""
 

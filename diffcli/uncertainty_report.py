@@ -140,26 +140,8 @@ def plot_format(path: str) -> str | None:
 
 
 def write_plot(result: Propagation, path: str, format: str) -> None:
-    """Render the histogram with vl-convert (nothing fetched: the data is inline, other URLs are
-    refused, HTML carries Vega's scripts) and write it as `>` would.
-
-    The plot command's branch has the same as render.vegalite(spec, format): use it once it lands.
-    """
-    import vl_convert
-
-    from .errors import DiffcliError
+    """Render the histogram (render.vegalite: nothing fetched) and write it as `>` would."""
     from .output import write_output
+    from .render import vegalite
 
-    spec = histogram_spec(result)
-    try:
-        if format == "png":
-            data = bytes(vl_convert.vegalite_to_png(spec, scale=2, allowed_base_urls=[]))
-        elif format == "pdf":
-            data = bytes(vl_convert.vegalite_to_pdf(spec, allowed_base_urls=[]))
-        elif format == "svg":
-            data = vl_convert.vegalite_to_svg(spec, allowed_base_urls=[]).encode("utf-8")
-        else:
-            data = vl_convert.vegalite_to_html(spec, bundle=True).encode("utf-8")
-    except Exception as error:  # vl-convert raises ValueError or its own errors
-        raise DiffcliError("io", f"cannot draw the plot as {format.upper()}: {error}") from None
-    write_output(path, data)
+    write_output(path, vegalite(histogram_spec(result), format))
