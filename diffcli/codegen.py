@@ -439,7 +439,11 @@ class _Python(_Writer):
             lines.append(f"{indent}{tangent[i]} = 0.0")
             for n, j, partial in edges:
                 body = [f"{indent}    {n_} = {counted}"] if counted else []
-                body.append(f"{indent}    {p} = {partial}")
+                # as the engine does: an undefined partial makes the tangent NaN, which a zero
+                # partial further on may block (`0*sqrt(x)` at 0 has derivative 0); the end's check
+                # catches what reaches the output
+                body += [f"{indent}    try:", f"{indent}        {p} = {partial}",
+                         f"{indent}    except (ArithmeticError, ValueError):", f"{indent}        {p} = math.nan"]
                 body.append(f"{indent}    if {p}: {tangent[i]} += {tangent[j]} * {p}")
                 block(i, tangent[j], body)
 

@@ -108,6 +108,31 @@ def test_value_only_and_forward_mode():
         assert derivative == program.derivatives(wrt).derivatives["loss"]
 
 
+@pytest.mark.parametrize("text, derivative", [("x = 0\nz = 0*sqrt(x)\n", 0.0), ("x = 0\nz = 2*sqrt(x)\n", None)])
+def test_forward_mode_blocks_an_undefined_partial_as_the_engine_does(text, derivative, tmp_path):
+    """sqrt's partial at 0 is undefined; a zero partial after it blocks it (derivative 0), as in
+    `grad --wrt x`; otherwise it reaches the output and is an error, in Python and in C."""
+    program = diffcli.parse(text)
+    generated = generate(program, "python", wrt="x")
+    if derivative is None:
+        with pytest.raises(diffcli.DiffcliError):
+            program.derivatives("x")
+        with pytest.raises(ValueError, match="infinite or undefined"):
+            run_python(generated.source, generated.function)
+    else:
+        assert program.derivatives("x").derivatives["z"] == derivative
+        assert run_python(generated.source, generated.function) == (0.0, derivative)
+    if GCC is None:
+        return
+    c = generate(program, "c", wrt="x", name="f").source + (
+        '#include <stdio.h>\nint main(void) { double v, d; const char *e = 0; int r = f(0.0, &v, &d, &e);'
+        ' printf("%d %.17g\\n", r, d); return 0; }\n')
+    (tmp_path / "f.c").write_text(c)
+    subprocess.run([GCC, "-std=c99", "-o", str(tmp_path / "f"), str(tmp_path / "f.c"), "-lm"], check=True)
+    code, got = subprocess.run([str(tmp_path / "f")], capture_output=True, text=True).stdout.split()
+    assert (code, float(got)) == ("0", derivative) if derivative is not None else code == "2"
+
+
 # ---------------------------------------------------------------- C and JavaScript: all cases at once
 
 def _c_driver(cases):
