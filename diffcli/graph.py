@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .errors import DiffcliError, Source
 from .formatting import number_text
-from .ops import CONSTANTS, FUNCTIONS, OPERATORS, RESERVED, Op, arity_text, partials_for
+from .ops import CONSTANTS, EXTENSIONS, FUNCTIONS, OPERATORS, RESERVED, Op, arity_text, partials_for
 from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Parsed, Unary, postorder
 
 
@@ -156,9 +156,16 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
         _check_call(call, graph, order, fail)
     if any(function in first_use for function in FUNCTIONS):
         for name, node in first_use.items():
-            if name in FUNCTIONS:
+            if name in FUNCTIONS and name not in EXTENSIONS:
                 raise fail("name", f"`{name}` is a function, not a value", (node.start, node.end),
                            help=f"call it with an argument: `{name}(x)`")
+    for call in parsed.calls:  # an extension function's name taken by the file for a variable
+        if call.func in EXTENSIONS and (call.func in definitions or call.func in first_use):
+            place = definitions[call.func] if call.func in definitions else first_use[call.func]
+            raise fail("name", f"`{call.func}` is a variable in this file, so it cannot be called",
+                       (call.start, call.name_end), help=f"rename the variable `{call.func}` to use the function",
+                       notes=[(f"`{call.func}` is a variable here",
+                               (place.start, getattr(place, "name_end", place.end)))])
 
     # inputs: literals and free names, in file order
     free = {name for name in used_before_assigned if name not in definitions}

@@ -421,6 +421,11 @@ for _e in _ENTRIES:
     if _e["key"] == "power":  # `pow(x, y)` is `x^y` written as a call
         define(**dict(_e, key="pow", name="pow", infix=False))
 
+# Functions beyond SPEC.md's list: the SPEC reserves only its own function names, so a file may use
+# these for its variables (`sign = -1`); such a file cannot also call them.
+EXTENSIONS = frozenset({"sign"})
+RESERVED -= EXTENSIONS
+
 
 def partials_for(op: Op, nargs: int) -> tuple:
     """The float partial functions of `op` applied to `nargs` arguments."""

@@ -160,3 +160,20 @@ def test_a_semicolon_in_a_comment_does_not_end_a_statement():
     with pytest.raises(diffcli.DiffcliError) as caught:  # a real `;` still ends it
         diffcli.parse("x = 1\ny = (x + 2; z = 3)\n")
     assert caught.value.message == "this `(` is never closed"
+
+
+def test_sign_is_a_function_a_file_may_use_as_a_name():
+    """SPEC.md reserves only its own functions; `sign` is diffcli's addition, so `sign = -1` is a
+    valid program (and then `sign(x)` in it is an error pointing at both places)."""
+    result = diffcli.parse("sign = -1\ny = 3sign^2\n").grad()
+    assert result.value == 3.0 and result.gradients["sign"] == -6.0
+    free = diffcli.parse("y = 2*sign\n").grad({"sign": 4.0})
+    assert free.value == 8.0 and free.gradients["sign"] == 2.0
+    assert diffcli.parse("x = -2\ny = sign(x)*x\n").grad().value == 2.0
+    with pytest.raises(diffcli.DiffcliError) as caught:
+        diffcli.parse("sign = 2\nx = 1\ny = sign(x)\n")
+    assert caught.value.kind == "name" and "`sign` is a variable in this file" in caught.value.message
+    assert (caught.value.line, caught.value.column) == (3, 5)
+    for spec_function in ("sin", "relu", "min"):  # the SPEC's own stay reserved
+        with pytest.raises(diffcli.DiffcliError, match="cannot be assigned"):
+            diffcli.parse(f"{spec_function} = 1\ny = 2\n")
