@@ -72,6 +72,14 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
                                          param_hint=option)
             from .parser import read_number
 
+            for mark in ("±", "+/-"):  # x=2.1±0.1: only `uncertainty` reads the ±; the rest take 2.1
+                if mark in text:
+                    text, _, amount = (piece.strip() for piece in text.partition(mark))
+                    u = read_number(amount[:-1].strip() if amount.endswith("%") else amount)
+                    if u is None or not math.isfinite(u) or u < 0:
+                        raise typer.BadParameter(f"{amount!r} is not an uncertainty (in {part!r}): a number "
+                                                 "≥ 0, or a percentage such as 5%", param_hint=option)
+                    break
             value = read_number(text)
             if value is None:
                 raise typer.BadParameter(f"{text!r} is not a number (in {part!r}); numbers are "

@@ -162,6 +162,7 @@ class Program:
         from . import jacobian
 
         outputs = [self.check_name(name, "--of") for name in dict.fromkeys(outputs)]
+        outputs.sort(key=list(self.graph.names).index)  # SPEC: every mapping in file order
         inputs, unused = self._inputs(values)
         node_values = engine.forward(self.graph, inputs)
         rows = jacobian.jacobian(self.graph, node_values, outputs, mode)

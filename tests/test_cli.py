@@ -178,3 +178,14 @@ def test_notes_go_to_stderr_but_not_with_json(tmp_path):
     assert done.returncode == 0 and done.stderr_text.startswith("note: `2e-3` is the number 0.002")
     done = run_diffcli("grad", model, "--json")
     assert done.returncode == 0 and done.stderr == b""
+
+
+def test_set_with_an_uncertainty_is_the_plain_value_outside_uncertainty():
+    """`--set L=1±0.1` as `uncertainty` takes it; grad and eval take L = 1 and leave the ± alone."""
+    pendulum = SAMPLES / "pendulum.expr"
+    plain = json.loads(invoke("grad", pendulum, "--set", "L=1", "--json").output)
+    for text in ("L=1±0.1", "L=1 +/- 5%", "L=1±0"):
+        assert json.loads(invoke("grad", pendulum, "--set", text, "--json").output) == plain
+    assert json.loads(invoke("eval", pendulum, "--set", "L=1±0.1", "--json").output)["inputs"]["L"] == 1.0
+    for bad in ("L=1±x", "L=1±-0.1", "L=1±"):
+        assert invoke("grad", pendulum, "--set", bad).exit_code == 2
