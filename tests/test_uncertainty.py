@@ -104,6 +104,34 @@ def test_gum_h1_style_linear_sum_with_full_correlation():
     assert propagate(program, correlations={("a", "b"): -1.0}).uncertainty == pytest.approx(0.6, rel=1e-14)
 
 
+GUM_H2 = """V = 4.9990 ± 0.0032      # volts
+I = 19.6610 ± 0.0095     # milliamperes
+phi = 1.04446 ± 0.00075  # radians
+R = V/(I*1e-3) * cos(phi)
+X = V/(I*1e-3) * sin(phi)
+Z = V/(I*1e-3)
+"""
+
+
+@pytest.mark.parametrize("output, value, u", [("R", 127.732, 0.071), ("X", 219.847, 0.295),
+                                              ("Z", 254.260, 0.236)])
+def test_the_gum_h2_resistance_and_reactance_example(output, value, u):
+    """GUM (JCGM 100:2008) H.2: three correlated inputs, its Table H.3's results. The GUM prints the
+    inputs' uncertainties rounded to two digits, so u agrees to its last printed digit, ±1."""
+    program = diffcli.parse(GUM_H2)
+    result = propagate(program, of=output, correlations={("V", "I"): -0.36, ("V", "phi"): 0.86,
+                                                         ("I", "phi"): -0.65})
+    assert round(result.value, 3) == value
+    assert abs(result.uncertainty - u) <= 0.0011
+    # and the same numbers as the `uncertainties` package, correlations included
+    V, I, phi = uncertainties.correlated_values_norm(
+        [(4.9990, 0.0032), (19.6610, 0.0095), (1.04446, 0.00075)],
+        [[1, -0.36, 0.86], [-0.36, 1, -0.65], [0.86, -0.65, 1]])
+    reference = {"R": V / (I * 1e-3) * umath.cos(phi), "X": V / (I * 1e-3) * umath.sin(phi),
+                 "Z": V / (I * 1e-3)}[output]
+    assert result.uncertainty == pytest.approx(reference.std_dev, rel=1e-12)
+
+
 @pytest.mark.parametrize("correlations, message", [
     ({("a", "b"): 1.5}, "lies in [-1, 1]"),
     ({("a", "a"): 0.5}, "with itself"),
