@@ -148,12 +148,12 @@ class Problem:
 
     @property
     def has_hessian_vector(self) -> bool:
-        """Exact H·v is there for the mean of an output (the program's forward-over-reverse pass);
-        for a sum of squares Newton-CG takes SciPy's differences of the exact gradient."""
-        return hasattr(self.program, "hvp") and not self.residual
+        """Exact H·v from the program's forward-over-reverse pass (a Program has it)."""
+        return hasattr(self.program, "hvp")
 
     def hessian_vector(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """H·v of the objective: the mean over the rows of each row's exact H·v."""
+        """H·v of the objective, exact, row by row: the mean of each row's H·v, or for the sum of
+        squares of r, 2·Σ (∇r (∇r·v) + r ∇²r·v) (the Gauss-Newton part plus the curvature of r)."""
         columns = dict(self.columns)
         columns.update(zip(self.parameters, map(float, x)))
         vector = dict(zip(self.parameters, map(float, v)))
@@ -162,11 +162,15 @@ class Problem:
             if self.rows:
                 columns.update((name, float(column[row])) for name, column in self.data.items())
             try:
-                product = self.program.hvp(vector, columns, self.output).hvp
+                result = self.program.hvp(vector, columns, self.output)
             except DiffcliError as error:
                 raise _Stop(error) from None
-            total += [product[p] for p in self.parameters]
-        return total / max(self.rows, 1)
+            product = np.array([result.hvp[p] for p in self.parameters])
+            if self.residual:
+                gradient = np.array([result.gradient[p] for p in self.parameters])
+                product = 2.0 * (gradient * float(gradient @ v) + result.value * product)
+            total += product
+        return total if self.residual else total / max(self.rows, 1)
 
     def values(self, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
         """Each named variable's value per row at x (for --report and the plot)."""
@@ -321,7 +325,7 @@ def _minimize(problem, method, x0, low, high, steps, step_done, state):
     state["x"] = np.asarray(result.x, float)
     state["steps"] = int(getattr(result, "nit", state["steps"]))
     message = str(result.message)
-    if method == "Newton-CG" and not exact_hvp:
+    if method == "Newton-CG" and not exact_hvp:  # (an object without `hvp` that stands for a Program)
         message += " (Hessian-vector products by finite differences of the exact gradient)"
     return bool(result.success), message
 
