@@ -81,6 +81,8 @@ def render_json(error: DiffcliError) -> str:
 def error_body(error: DiffcliError) -> dict:
     """The error object of SPEC's "Errors": kind, message, and file, line, column where placed."""
     body = {"kind": error.kind, "message": error.message}
+    if error.operation is not None:
+        body["operation"] = error.operation
     if error.filename is not None:
         body["file"] = error.filename
     if error.line is not None:

@@ -69,7 +69,8 @@ def _value_error(graph: Graph, values: list[float], i: int) -> DiffcliError:
         else:
             message = f"`{where}` overflows: {shown} is too large for a double"
             help = "doubles reach about 1.8e308; rescale the inputs"
-    return DiffcliError("domain", message, operator_span(graph.source, graph.expr[i]), source=graph.source, help=help)
+    return DiffcliError("domain", message, operator_span(graph.source, graph.expr[i]), source=graph.source, help=help,
+                        operation=op.name)
 
 
 # ---------------------------------------------------------------- reverse adjoints
@@ -190,6 +191,7 @@ def _check_step(graph, values, adjoint, i, n, g):
             "domain", f"the gradient overflows at `{excerpt(graph.source, graph.expr[i])}`",
             operator_span(graph.source, graph.expr[i]), source=graph.source,
             help="a derivative grew past the largest double (about 1.8e308); rescale the inputs",
+            operation=graph.op[i].name,
         )
     return p
 
@@ -205,7 +207,8 @@ def _derivative_error(graph, values, i, n) -> DiffcliError:
     else:
         message = f"the derivative of `{op.name}`{which} is infinite or undefined at {applied_text(op, xs)}"
         help = "the gradient does not exist here; evaluate at another point"
-    return DiffcliError("domain", message, operator_span(graph.source, graph.expr[i]), source=graph.source, help=help)
+    return DiffcliError("domain", message, operator_span(graph.source, graph.expr[i]), source=graph.source, help=help,
+                        operation=op.name)
 
 
 def _ordinal(n: int) -> str:
@@ -247,6 +250,7 @@ def tangents(graph: Graph, values: list[float], wrt: int, needed=None) -> list[f
                 "domain", f"the derivative overflows at `{excerpt(graph.source, graph.expr[i])}`",
                 operator_span(graph.source, graph.expr[i]), source=graph.source,
                 help="a derivative grew past the largest double (about 1.8e308); rescale the inputs",
+                operation=graph.op[i].name,
             )
         tangent[i] = total
     for node in graph.names.values() if needed is None else needed:

@@ -86,6 +86,7 @@ class DiffcliError(Exception):
         source: Source | None = None,
         help: str | None = None,
         notes: list[tuple[str, tuple[int, int] | None]] | None = None,
+        operation: str | None = None,
     ):
         super().__init__(message)
         assert kind in KINDS, kind
@@ -95,6 +96,7 @@ class DiffcliError(Exception):
         self.source = source
         self.help = help
         self.notes = notes or []
+        self.operation = operation  # a domain error's operation, as written (`log`, `/`, `^`)
 
     @property
     def filename(self) -> str | None:

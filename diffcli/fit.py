@@ -120,7 +120,7 @@ class Problem:
             error = result.errors.get(row) or DiffcliError("domain", f"`{of}` is not finite")
             raise _Stop(DiffcliError(
                 error.kind, f"{error.message} (data row {row + 1} of {self.data_name})", error.span,
-                source=error.source, help=error.help, notes=error.notes))
+                source=error.source, help=error.help, notes=error.notes, operation=error.operation))
         return result
 
     def evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:

@@ -86,7 +86,7 @@ def test_the_chain_sample_is_grad_json_exactly():
 def test_the_readme_excerpt_is_the_generated_code():
     """The README's excerpt of the chain sample's Python: its lines, `...` aside, in the output in order."""
     readme = (SAMPLES.parent / "README.md").read_text(encoding="utf-8")
-    excerpt = readme.split("```python\n", 1)[1].split("```", 1)[0].splitlines()
+    excerpt = readme.split("## Code to embed", 1)[1].split("```python\n", 1)[1].split("```", 1)[0].splitlines()
     generated = generate(diffcli.load(SAMPLES / "backprop_chain.expr"), "python").source.splitlines()
     kept = [line for line in excerpt if line.strip() != "..."]
     assert len(kept) >= 10

@@ -214,3 +214,35 @@ def test_hessian_vector_products_over_data_are_exact(residual):
     out = json.loads(done.stdout)
     assert done.exit_code == 0 and "finite differences" not in out["message"]
     assert out["parameters"]["k"] == pytest.approx(0.3003, abs=1e-3)
+
+
+@pytest.mark.parametrize("model, warning", [
+    ("r = A*B*t - y", "the covariance cannot be estimated: the Jacobian is singular"),
+    ("r = A*t + B*(t + 1e-7*t^2) - y", "the covariance is ill-conditioned"),
+])
+def test_standard_errors_that_cannot_be_trusted_say_so(model, warning, tmp_path):
+    (tmp_path / "m.expr").write_text(f"A = 1\nB = 2\n{model}\n")
+    (tmp_path / "d.csv").write_text("t,y\n1,2\n2,4.1\n3,5.9\n4,8.2\n")
+    done = invoke("fit", tmp_path / "m.expr", "--data", tmp_path / "d.csv", "--residual", "r", "--json")
+    out = json.loads(done.stdout)
+    assert done.exit_code == 0 and any(w.startswith(warning) for w in out["warnings"]), out["warnings"]
+    text = invoke("fit", tmp_path / "m.expr", "--data", tmp_path / "d.csv", "--residual", "r")
+    assert warning in " ".join(text.output.split())  # (the table may wrap it)
+
+
+def test_too_few_rows_give_no_standard_errors(tmp_path):
+    (tmp_path / "m.expr").write_text("A = 1\nB = 2\nr = A*t + B - y\n")
+    (tmp_path / "d.csv").write_text("t,y\n1,2\n2,4.1\n")
+    out = json.loads(invoke("fit", tmp_path / "m.expr", "--data", tmp_path / "d.csv", "--residual", "r",
+                            "--json").stdout)
+    assert any("no standard errors: 2 rows for 2 parameters" in w for w in out["warnings"])
+
+
+def test_micrograds_moons_demo_trains_to_full_accuracy():
+    """The README's demo: 100 steps of gradient descent on the 337-parameter network reach ≥ 99%."""
+    samples = Path(__file__).parent.parent / "samples" / "moons"
+    done = invoke("fit", samples / "moons_mlp.expr", "--data", samples / "moons.csv", "--method", "gd",
+                  "--steps", "100", "--report", "accuracy", "--json")
+    out = json.loads(done.stdout)
+    assert done.exit_code == 0 and out["report"]["accuracy"] >= 0.99
+    assert out["history"][-1] < out["history"][0] / 10

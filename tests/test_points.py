@@ -72,7 +72,7 @@ def test_a_failed_point_has_its_row_and_the_run_exits_1_after_every_row(tmp_path
     assert result.exit_code == 1
     rows = jsonl(result.stdout)
     assert [r["point"] for r in rows] == [0, 1, 2]
-    assert rows[0]["error"] == {"kind": "domain", "message": "`log` is undefined at log(-1)",
+    assert rows[0]["error"] == {"kind": "domain", "message": "`log` is undefined at log(-1)", "operation": "log",
                                 "file": str(tmp_path / "p.expr"), "line": 3, "column": 7,
                                 "help": "log needs x > 0"}
     assert "value" not in rows[0] and rows[0]["inputs"] == {"x": -1.0, "w": 2.0}
@@ -234,3 +234,21 @@ def test_the_progress_bar_waits_a_second_and_needs_a_terminal(monkeypatch):
     bar.advance(50)
     assert bar.bar is not None and bar.bar.tasks[0].completed == 50
     bar.close()
+
+
+def test_a_failed_rows_error_names_its_operation(tmp_path):
+    """Issue 11: the row carries kind, message, operation, line and column."""
+    import json as _json
+
+    from conftest import run_diffcli
+
+    (tmp_path / "m.expr").write_text("x = 1\ny = 2 + log(x)\n")
+    done = run_diffcli("grad", tmp_path / "m.expr", "--sweep", "x=-1:1:3", "--json")
+    rows = [_json.loads(line) for line in done.stdout_text.splitlines()]
+    assert done.returncode == 1 and [("error" in row) for row in rows] == [True, True, False]
+    error = rows[0]["error"]
+    assert (error["kind"], error["operation"], error["line"], error["column"]) == ("domain", "log", 2, 9)
+    single = _json.loads(run_diffcli("grad", tmp_path / "m.expr", "--set", "x=0", "--json").stderr_text)
+    assert single["error"]["operation"] == "log"
+    division = _json.loads(run_diffcli("grad", "-", "--json", input=b"x = 0\ny = 1/x\n").stderr_text)
+    assert division["error"]["operation"] == "/"
