@@ -143,7 +143,8 @@ class _CountOnce:
         return getattr(self._printer, name)
 
     def count_equal(self, xs, out):
-        self.counted = str(self._printer.count_equal(xs, out))
+        if self.counted is None:  # the same placeholders for every partial: printed once, not n times
+            self.counted = str(self._printer.count_equal(xs, out))
         return self._placeholder
 
 
