@@ -319,3 +319,24 @@ def test_the_command_writes_c_and_its_header(tmp_path):
 def test_bad_options(arguments, code):
     done = run_diffcli("codegen", SAMPLES / "backprop_chain.expr", *arguments, "--json")
     assert done.returncode == code and done.stdout == b"" and "Traceback" not in done.stderr_text
+
+
+
+def test_the_tie_count_of_min_and_max_is_printed_once_per_operation(monkeypatch):
+    """n partials share one count: printing it per partial made max of 5,000 arguments take 2 minutes."""
+    from diffcli import ops
+
+    codegen_module = sys.modules["diffcli.codegen"]  # (`diffcli.codegen` is the function)
+    calls = []
+    printer_class = type(ops.printer("c"))
+    original = printer_class.count_equal
+    monkeypatch.setattr(printer_class, "count_equal", lambda self, xs, out: calls.append(1) or original(self, xs, out))
+    codegen_module._templates.cache_clear()
+    try:
+        names = [f"x{i}" for i in range(40)]
+        program = diffcli.parse("".join(f"{n} = {i % 3}\n" for i, n in enumerate(names))
+                                + f"y = max({', '.join(names)})\n")
+        generated = generate(program, "c")
+    finally:
+        codegen_module._templates.cache_clear()
+    assert len(calls) == 1 and generated.source.count("double n") <= 1
