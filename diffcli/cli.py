@@ -56,6 +56,9 @@ def _main(
 
 # ---------------------------------------------------------------- shared options
 
+UNCERTAINTY_MARKS = ("±", "+/-")  # `--set x=2.1±0.1`, as in the file
+
+
 def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, float]:
     """`--set a=2 --set o=1` or `--set a=2,o=1` -> {"a": 2.0, "o": 1.0}; malformed -> exit 2."""
     result: dict[str, float] = {}
@@ -72,7 +75,7 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
                                          param_hint=option)
             from .parser import read_number
 
-            for mark in ("±", "+/-"):  # x=2.1±0.1: only `uncertainty` reads the ±; the rest take 2.1
+            for mark in UNCERTAINTY_MARKS:  # x=2.1±0.1: only `uncertainty` reads the ±; the rest take 2.1
                 if mark in text:
                     text, _, amount = (piece.strip() for piece in text.partition(mark))
                     u = read_number(amount[:-1].strip() if amount.endswith("%") else amount)
@@ -871,7 +874,7 @@ def _split_uncertain_sets(values: Optional[List[str]]) -> tuple[list[str], list[
     plain, uncertain = [], []
     for item in values or []:
         for part in item.split(","):
-            for mark in ("±", "+/-"):
+            for mark in UNCERTAINTY_MARKS:
                 if mark in part:
                     part, _, u = part.partition(mark)
                     uncertain.append(f"{part.partition('=')[0]}={u}")
