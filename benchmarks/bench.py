@@ -48,9 +48,10 @@ SECOND_ORDER_BEGIN, SECOND_ORDER_END = "<!-- second order: begin -->", "<!-- sec
 PHASES = r"""
 import gc, json, resource, sys, time
 gc.disable()  # as the command does
-from diffcli import engine, parser
+from diffcli.interpreters import engine
+from diffcli.language import parser
 from diffcli.errors import Source
-from diffcli.graph import build
+from diffcli.language.graph import build
 from diffcli.program import Program, read_source
 clock = time.process_time
 path = sys.argv[1]
@@ -294,11 +295,11 @@ MONTE_CARLO = r"""
 import json, sys, time
 import numpy as np
 import diffcli
-from diffcli import batch
+from diffcli.interpreters import batch
 program = diffcli.load(sys.argv[1])
 what, n = sys.argv[2], int(sys.argv[3])
 rng = np.random.default_rng(1)
-from diffcli.uncertainty import propagate
+from diffcli.interpreters.uncertainty import propagate
 columns = {name: value + 0.01 * rng.standard_normal(n) for name, value in program.inputs.items()}
 run = ((lambda: batch.run(program, columns, gradients=False)) if what == "batch"
        else (lambda: propagate(program, monte_carlo=n, seed=1)))
@@ -476,7 +477,7 @@ def rate(f, seconds=1.0):
         n += 100
     return n / (time.process_time() - start)
 namespace = {}
-generated = diffcli.codegen(program, "python", name="f")
+generated = diffcli.renderers.codegen(program, "python", name="f")
 exec(generated, namespace)
 print(json.dumps({"Program.grad": rate(lambda: program.grad()), "python": rate(namespace["f"])}))
 """
@@ -529,7 +530,7 @@ def measure_codegen(folder: Path, repeat: int) -> dict:
     inputs = [n for n, d in program.inputs.items() if d is None] + [n for n, d in program.inputs.items() if d is not None]
     compiler = shutil.which("gcc") or shutil.which("cc")
     if compiler:
-        c = diffcli.codegen(program, "c", name="f")
+        c = diffcli.renderers.codegen(program, "c", name="f")
         args = "".join(f"in[{k}], " for k in range(len(inputs)))
         values = ", ".join(repr(program.inputs[n]) for n in inputs)
         (folder / "model.c").write_text(c + C_MAIN % {"n": len(inputs), "args": args, "values": values})
@@ -537,7 +538,7 @@ def measure_codegen(folder: Path, repeat: int) -> dict:
         _, _, _, out = run([str(folder / "model")], capture=True)
         rates["c"] = float(out.split()[0])
     if shutil.which("node"):
-        (folder / "model.mjs").write_text(diffcli.codegen(program, "javascript", name="f"))
+        (folder / "model.mjs").write_text(diffcli.renderers.codegen(program, "javascript", name="f"))
         (folder / "main.mjs").write_text(JS_MAIN % {"first": json.dumps(inputs[0])})
         _, _, _, out = run(["node", str(folder / "main.mjs")], capture=True)
         rates["javascript"] = float(out.split()[0])

@@ -104,7 +104,7 @@ def child_run(argv, stdin=None, stdout=subprocess.DEVNULL) -> tuple[float, float
 
 def engine_in_process(n: int, loop_points: int) -> dict:
     import diffcli
-    from diffcli import batch
+    from diffcli.interpreters import batch
 
     namespace: dict = {}
     exec(HAND, namespace)  # noqa: S102 - our own reference code, above

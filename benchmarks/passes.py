@@ -19,9 +19,10 @@ MEASURE = r"""
 import gc, sys, time
 gc.disable()
 sys.path.insert(0, sys.argv[1])
-from diffcli import engine, parser
+from diffcli.interpreters import engine
+from diffcli.language import parser
 from diffcli.errors import Source
-from diffcli.graph import build
+from diffcli.language.graph import build
 from diffcli.program import Program, read_source
 path = sys.argv[2]
 source = Source(read_source(open(path, "rb").read(), path), path)

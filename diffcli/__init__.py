@@ -19,12 +19,12 @@ from .errors import DiffcliError
 from .program import Derivatives, Evaluation, Gradients, Program, load, parse
 
 
-from . import codegen as _codegen  # (binds the submodule first, so that the function below keeps the name)
+from .renderers import codegen as _codegen  # (binds the submodule first, so that the function below keeps the name)
 
 
 def codegen(program: Program, lang: str, of: str | None = None, name: str | None = None, **options) -> str:
     """The program and its gradient as self-contained source in `lang` ("python", "c", "javascript");
-    options: value_only=True, wrt=NAME (forward mode). See diffcli.codegen.generate for the C header."""
+    options: value_only=True, wrt=NAME (forward mode). See diffcli.renderers.codegen.generate for the C header."""
     return _codegen.generate(program, lang, of, name, **options).source
 
 __all__ = [

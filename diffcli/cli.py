@@ -73,7 +73,7 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
             if not eq or not name:
                 raise typer.BadParameter(f"{part!r} is not NAME=VALUE (for example {option} o=1)",
                                          param_hint=option)
-            from .parser import read_number
+            from .language.parser import read_number
 
             for mark in UNCERTAINTY_MARKS:  # x=2.1±0.1: only `uncertainty` reads the ±; the rest take 2.1
                 if mark in text:
@@ -103,7 +103,7 @@ def parse_names(values: Optional[List[str]]) -> list[str]:
     return list(dict.fromkeys(part.strip() for item in values or [] for part in item.split(",")))
 def parse_sweeps(texts: List[str], sets: dict[str, float]) -> list:
     """`--sweep x=-1:1:5 ...` -> points.Sweep each; malformed, or an input also given by --set -> exit 2."""
-    from . import points
+    from .commands import points
 
     sweeps = []
     for text in texts:
@@ -181,7 +181,7 @@ def _read(file: str, as_json: bool = False):
         program = load(file)
     _keep(program)
     if program.notes and not as_json:
-        from . import diagnostics
+        from .renderers import diagnostics
 
         color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
         for note in program.notes:
@@ -190,7 +190,7 @@ def _read(file: str, as_json: bool = False):
 
 
 def _report_error(error: DiffcliError, as_json: bool) -> None:
-    from . import diagnostics
+    from .renderers import diagnostics
 
     if as_json:
         sys.stderr.write(diagnostics.render_json(error))
@@ -270,7 +270,8 @@ def _show(table) -> None:
 def _many_points(program, file, sweeps, points_file, points_format, values, of, *, gradients,
                  all_names, as_json, as_csv, precision):
     """grad/eval at every point of --sweep or --points: rows out, exit 1 if any point failed."""
-    from . import points, rows
+    from .commands import points
+    from .renderers import rows
 
     taken = set(values)
     if sweeps:
@@ -370,10 +371,10 @@ def grad(
     if many:
         return _many_points(program, file, sweeps, points_file, points_format, values, of, gradients=True,
                             all_names=all_names, as_json=as_json, as_csv=as_csv, precision=precision)
-    from . import report
+    from .renderers import report
 
     if len(outputs) > 1:
-        from . import matrix_report
+        from .renderers import matrix_report
 
         result = _keep(program.jacobian(outputs, values))
         _warn_unused(result)
@@ -414,7 +415,7 @@ def evaluate(
     if many:
         return _many_points(program, file, sweeps, points_file, points_format, values, None, gradients=False,
                             all_names=all_names, as_json=as_json, as_csv=as_csv, precision=precision)
-    from . import report
+    from .renderers import report
 
     result = _keep(program.evaluate(values))
     _warn_unused(result)
@@ -450,7 +451,7 @@ def hessian(
     if vector is not None and names is not None:
         raise typer.BadParameter("--hvp gives H·v over every input; it takes no --wrt", param_hint="--wrt")
     program = _read(file, as_json)
-    from . import matrix_report
+    from .renderers import matrix_report
 
     if vector is not None:
         result = _keep(program.hvp(vector, values, of))
@@ -504,7 +505,7 @@ def draw_graph(
 ):
     """Draw the computation graph, every variable with its value and gradient (DOT, SVG, PNG, PDF)."""
     values = parse_sets(sets)
-    from . import drawing, render
+    from .renderers import drawing, render
 
     format = render.choose_format(fmt.value if fmt else None, output)
     program = _read(file)
@@ -559,7 +560,9 @@ def plot(
     values = parse_sets(sets)
     import numpy as np
 
-    from . import batch, plots, points, render
+    from .interpreters import batch
+    from .renderers import plots, render
+    from .commands import points
 
     sweeps = parse_sweeps(sweep_texts, values)
     if len(sweeps) > 2:
@@ -617,11 +620,11 @@ def check(
     """
     values = parse_sets(sets)
     program = _read(file, as_json)
-    from . import report
+    from .renderers import report
     if order == 2:
-        from .check_second import check_second as check_gradients
+        from .commands.check_second import check_second as check_gradients
     else:
-        from .check import check as check_gradients
+        from .commands.check import check as check_gradients
 
     result = check_gradients(program, values, of, rtol=rtol, atol=atol, allow_kinks=allow_kinks)
     _warn_unused(result)
@@ -662,7 +665,7 @@ def explain(
     """Show the chain rule step by step: local partials, reverse accumulation, symbolic total."""
     values = parse_sets(sets)
     program = _read(file)
-    from .explain import explain as derivation
+    from .renderers.explain import explain as derivation
 
     _print(derivation(program, values, wrt, of, fmt.value, "<stdin>" if file == "-" else file))
 
@@ -699,13 +702,13 @@ def codegen(
     if value_only and forward:
         raise typer.BadParameter("--value-only and --forward exclude each other", param_hint="--value-only")
     program = _read(file, as_json)
-    from .codegen import generate
+    from .renderers.codegen import generate
 
     generated = generate(program, lang.value, of, name, value_only=value_only, wrt=wrt,
                          filename="<stdin>" if file == "-" else os.path.basename(file))
     if output is None or output == "-":
         return _print(generated.source)
-    from .output import write_output
+    from .renderers.output import write_output
 
     write_output(output, generated.source.encode("utf-8"))
     if generated.header is not None:
@@ -746,7 +749,7 @@ def parse_bounds(values: Optional[List[str]]) -> dict[str, tuple[float, float]]:
 
 def _read_points(path: str, fmt: Optional[str], program):
     """A points file (CSV or JSON Lines; `-` is standard input), read and checked to its end."""
-    from . import points
+    from .commands import points
 
     if path == "-":
         return points.read_points(sys.stdin, "<stdin>", fmt, program)
@@ -830,9 +833,9 @@ def fit_command(
     if x_column is not None and data is None:
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
     program = _read(file, as_json)
-    from . import fit as fitting
-    from . import fitreport, render
-    from .output import write_output
+    from .commands import fit as fitting
+    from .renderers import fitreport, render
+    from .renderers.output import write_output
 
     data_name = "<stdin>" if data == "-" else data
     columns = {}
@@ -950,7 +953,7 @@ def uncertainty(
     given = dict(_pairs(uncertain, "--set", "NAME=VALUE±U (for example --set x=2.1±0.1)"))
     given.update(_pairs(uncertainties, "--uncertainty", "NAME=U (for example --uncertainty x=0.1)"))
     pairs = parse_correlations(correlations)
-    from . import uncertainty_report
+    from .renderers import uncertainty_report
 
     if plot is not None:
         plot_format = uncertainty_report.plot_format(plot)
@@ -961,7 +964,7 @@ def uncertainty(
             raise typer.BadParameter("--plot draws the Monte Carlo samples: give --monte-carlo N too",
                                      param_hint="--plot")
     program = _read(file, as_json)
-    from .uncertainty import propagate
+    from .interpreters.uncertainty import propagate
 
     result = _keep(propagate(program, values, of, uncertainties=given, correlations=pairs,
                              order=order, monte_carlo=monte_carlo, seed=seed))

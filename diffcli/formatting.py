@@ -11,7 +11,7 @@ import json
 import math
 
 from .errors import Source
-from .syntax import Binary, Call, Expr, Unary
+from .language.syntax import Binary, Call, Expr, Unary
 
 EXCERPT_WIDTH = 40  # characters of an expression quoted in a message
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from . import engine, parser
+from .interpreters import engine
+from .language import parser
 from .errors import DiffcliError, Source
-from .graph import Graph, build, did_you_mean
+from .language.graph import Graph, build, did_you_mean
 from .ops import CONSTANTS, RESERVED
-from .syntax import Assignment
+from .language.syntax import Assignment
 
 
 @dataclass
@@ -159,7 +160,7 @@ class Program:
                  mode: str | None = None) -> Jacobian:
         """Every output's gradient over every named variable (see jacobian.py for the sweeps;
         `mode` "reverse" or "forward" forces one)."""
-        from . import jacobian
+        from .interpreters import jacobian
 
         outputs = [self.check_name(name, "--of") for name in dict.fromkeys(outputs)]
         outputs.sort(key=list(self.graph.names).index)  # SPEC: every mapping in file order
@@ -174,7 +175,7 @@ class Program:
         """The output's value and combined standard uncertainty, with the budget: see
         diffcli.uncertainty.propagate for the options (uncertainties, correlations, order,
         monte_carlo, seed)."""
-        from .uncertainty import propagate
+        from .interpreters.uncertainty import propagate
 
         return propagate(self, values, of, **options)
 
@@ -182,7 +183,7 @@ class Program:
                 wrt: list[str] | None = None):
         """Second derivatives d²(of)/d(a)d(b) over the inputs `wrt` (default: every input the output
         depends on, in file order), exact, by forward-over-reverse (see hessian.py)."""
-        from . import hessian
+        from .interpreters import hessian
 
         output, inputs, unused, node_values = self._second_order_setup(values, of)
         if wrt is None:
@@ -203,7 +204,7 @@ class Program:
     def hvp(self, vector: Mapping[str, float], values: Mapping[str, float] | None = None,
             of: str | None = None):
         """The Hessian-vector product H·v over every input (names missing from v are 0)."""
-        from . import hessian
+        from .interpreters import hessian
 
         output, inputs, unused, node_values = self._second_order_setup(values, of)
         vector = {self.check_input(name, "--hvp"): float(v) for name, v in vector.items()}

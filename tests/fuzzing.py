@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 
 import diffcli
-from diffcli import diagnostics
+from diffcli.renderers import diagnostics
 from diffcli.program import read_source
 
 ROOT = Path(__file__).resolve().parent.parent

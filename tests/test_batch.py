@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import diffcli
-from diffcli import batch, ops
+from diffcli.interpreters import batch
+from diffcli import ops
 from diffcli.errors import DiffcliError
 
 from strategies import programs

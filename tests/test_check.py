@@ -8,7 +8,7 @@ import math
 import pytest
 
 import diffcli
-from diffcli.check import check
+from diffcli.commands.check import check
 from conftest import SAMPLE_SETS, SAMPLES, SHARED, run_diffcli
 
 SAMPLE_FILES = sorted(SAMPLES.glob("*.expr"))

@@ -7,7 +7,7 @@ import math
 
 import diffcli
 from conftest import SAMPLE_SETS, SAMPLES, run_diffcli
-from diffcli.check_second import MATRIX_INPUTS, check_second
+from diffcli.commands.check_second import MATRIX_INPUTS, check_second
 
 
 def test_every_sample_passes():

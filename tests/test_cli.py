@@ -163,12 +163,12 @@ def test_grammar_is_packaged(tmp_path):
     import subprocess
     import sys
 
-    code = "import diffcli.parser as p, diffcli; print(p.grammar_path()); print(diffcli.__file__)"
+    code = "import diffcli.language.parser as p, diffcli; print(p.grammar_path()); print(diffcli.__file__)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     grammar, package = done.stdout.split()
     assert done.returncode == 0 and grammar.endswith(".lark")
     if not package.startswith(str(ROOT)):  # installed, not run from the checkout
-        assert grammar.endswith("diffcli/expr.lark")
+        assert grammar.endswith("diffcli/language/expr.lark")
 
 
 def test_notes_go_to_stderr_but_not_with_json(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 
 import diffcli
 from diffcli.cli import parse_sets
-from diffcli.codegen import generate
+from diffcli.renderers.codegen import generate
 
 from conftest import SAMPLES, SHARED, run_diffcli
 
@@ -267,7 +267,7 @@ def chain(n: int) -> str:
 def split_program(monkeypatch):
     """A chain split into functions of 100 operations (as programs of more than SPLIT are: a C
     compiler takes its time over thousands of lines, so the split is tested small)."""
-    monkeypatch.setattr(sys.modules["diffcli.codegen"], "SPLIT", 100)
+    monkeypatch.setattr(sys.modules["diffcli.renderers.codegen"], "SPLIT", 100)
     program = diffcli.parse(chain(80), "chain.expr")
     assert sum(op is not None for op in program.graph.op) > 300
     return program
@@ -326,7 +326,7 @@ def test_the_tie_count_of_min_and_max_is_printed_once_per_operation(monkeypatch)
     """n partials share one count: printing it per partial made max of 5,000 arguments take 2 minutes."""
     from diffcli import ops
 
-    codegen_module = sys.modules["diffcli.codegen"]  # (`diffcli.codegen` is the function)
+    codegen_module = sys.modules["diffcli.renderers.codegen"]  # (`diffcli.renderers.codegen` is the function)
     calls = []
     printer_class = type(ops.printer("c"))
     original = printer_class.count_equal

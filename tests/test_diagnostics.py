@@ -8,7 +8,7 @@ import json
 import pytest
 
 import diffcli
-from diffcli.diagnostics import render_json, render_text
+from diffcli.renderers.diagnostics import render_json, render_text
 
 
 def error_of(text: str, **given) -> diffcli.DiffcliError:

@@ -14,7 +14,8 @@ import pytest
 sympy = pytest.importorskip("sympy")
 
 import diffcli  # noqa: E402
-from diffcli import derivation, explain, explain_writers  # noqa: E402
+from diffcli.commands import derivation
+from diffcli.renderers import explain, explain_writers  # noqa: E402
 from diffcli.ops import FUNCTIONS  # noqa: E402
 from conftest import SAMPLE_SETS, SAMPLES, SHARED, run_diffcli  # noqa: E402
 

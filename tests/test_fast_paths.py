@@ -20,9 +20,9 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from conftest import SAMPLES, SHARED, run_diffcli
 import diffcli
-from diffcli import parser
+from diffcli.language import parser
 from diffcli.errors import DiffcliError
-from diffcli.syntax import Assignment, Binary, Call, Name, Number, Paren, UncertainAssignment, Unary
+from diffcli.language.syntax import Assignment, Binary, Call, Name, Number, Paren, UncertainAssignment, Unary
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
 
@@ -160,7 +160,7 @@ def test_fast_parser_agrees_with_lark_on_statements(pieces):
 
 
 def test_long_table_is_plain_and_complete(tmp_path):
-    from diffcli.report import PLAIN_TABLE_ROWS
+    from diffcli.renderers.report import PLAIN_TABLE_ROWS
 
     n = PLAIN_TABLE_ROWS + 1
     lines = ["x0 = 1"] + [f"x{i} = x{i - 1} + 0.5*sin(x{i - 1}) + {i}" for i in range(1, n)]
@@ -190,7 +190,7 @@ def _six(x: float) -> str:
 def test_parser_gathers_what_build_would_find(path):
     """graph.build walks the statements itself when not given the parser's `Parsed`: the same."""
     from diffcli.errors import Source
-    from diffcli.graph import _gather
+    from diffcli.language.graph import _gather
 
     try:
         parsed = parser.parse_with_nodes(Source(path.read_text(encoding="utf-8").lstrip("\ufeff")))

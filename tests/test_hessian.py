@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import diffcli
-from diffcli import hessian as second
+from diffcli.interpreters import hessian as second
 from diffcli.errors import DiffcliError
 from strategies import close, programs
 
@@ -36,7 +36,7 @@ def test_hvp_is_the_hessian_times_the_vector():
 def test_rows_are_symmetric_before_symmetrizing():
     program = diffcli.parse("a = 0.3\nb = -1.2\nc = 2\nf = sin(a*b)*exp(c/(1 + a^2)) + hypot(a, c)*log(c)\n")
     graph = program.graph
-    values = diffcli.engine.forward(graph, {"a": 0.3, "b": -1.2, "c": 2.0})
+    values = diffcli.interpreters.engine.forward(graph, {"a": 0.3, "b": -1.2, "c": 2.0})
     nodes = [graph.names[n] for n in "abc"]
     rows = [second.second_order(graph, values, graph.names["f"], {node: 1.0}, nodes)[1] for node in nodes]
     for r, a in enumerate(nodes):

@@ -7,7 +7,7 @@ import math
 import pytest
 
 import diffcli
-from diffcli.syntax import Binary, Name, Number, Paren
+from diffcli.language.syntax import Binary, Name, Number, Paren
 
 
 def values(text: str, **given) -> dict:

@@ -1,7 +1,9 @@
-"""diffcli's modules import one another in one direction: text -> syntax tree -> graph -> engine ->
-program -> renderers and commands -> cli, with the op table, the syntax tree, the errors and the
-formatting at the bottom. Read from the source with ast, lazy imports inside functions included;
-imports under `if TYPE_CHECKING:` are left out (they name types for readers and never run)."""
+"""diffcli's modules import one another in one direction, and its folders show that flow:
+language/ (text -> syntax tree -> graph) -> interpreters/ (values, adjoints, tangents, batches) ->
+program.py (the front door) -> commands/ (check, fit, derivations, points in) -> renderers/ (tables,
+JSON, diagrams, plots, code) -> cli.py, with the op table, the errors and the formatting at the
+bottom. Read from the source with ast, lazy imports inside functions included; imports under
+`if TYPE_CHECKING:` are left out (they name types for readers and never run)."""
 
 from __future__ import annotations
 
@@ -11,36 +13,52 @@ from pathlib import Path
 import diffcli
 
 PACKAGE = Path(diffcli.__file__).parent
-MODULES = {path.stem for path in PACKAGE.glob("*.py")}
+# every module by its stem (stems are unique across the folders), and its folder ('' at the top)
+# (the folders' own __init__ files hold only a docstring)
+FOLDER = {path.stem: (path.parent.name if path.parent != PACKAGE else "")
+          for path in PACKAGE.rglob("*.py") if path.parent == PACKAGE or path.stem != "__init__"}
+MODULES = set(FOLDER)
+FOLDERS = {"language", "interpreters", "commands", "renderers"}
 
 # The bottom of the data flow: these import only one another.
 BOTTOM = {"errors", "syntax", "ops", "formatting"}
 # The pipeline's known steps, lowest first: none imports one with a higher rank. (Modules not
 # listed, the renderers and commands, may import any of these.)
-RANK = {name: 0 for name in BOTTOM} | {"printer": 1, "diagnostics": 1, "parser": 1, "graph": 2,
+RANK = {name: 0 for name in BOTTOM} | {"printer": 1, "parser": 1, "graph": 2,
                                       "engine": 3, "hessian": 3, "jacobian": 3, "batch": 3, "uncertainty": 3,
                                       "program": 4}
+# The folders in the order of the data flow: a module imports none of a later folder.
+FOLDER_RANK = {"language": 1, "interpreters": 2, "commands": 3, "renderers": 4}
+
+
+def _source(module: str) -> Path:
+    folder = FOLDER[module]
+    return PACKAGE / folder / f"{module}.py" if folder else PACKAGE / f"{module}.py"
 
 
 def imports(module: str) -> set[str]:
     """The diffcli modules a module imports (`__init__` for the package itself)."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    tree = ast.parse(_source(module).read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
             node.body = []
+    here = ["diffcli"] + ([FOLDER[module]] if FOLDER[module] else [])
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            relative = node.level == 1
-            if relative or node.module == "diffcli" or (node.module or "").startswith("diffcli."):
-                base = node.module if relative else (node.module or "").removeprefix("diffcli")
-                base = (base or "").lstrip(".")
-                if base:
-                    found.add(base.split(".")[0])
-                else:  # `from . import engine` names modules, or the package's own names
-                    found |= {a.name if a.name in MODULES else "__init__" for a in node.names}
+            if node.level:
+                base = here[:len(here) - node.level + 1] + (node.module.split(".") if node.module else [])
+            elif (node.module or "").split(".")[0] == "diffcli":
+                base = node.module.split(".")
+            else:
+                continue
+            if base[-1] in MODULES:
+                found.add(base[-1])
+            else:  # `from .language import graph` names modules, or the package's own names
+                found |= {a.name if a.name in MODULES else "__init__" for a in node.names
+                          if a.name in MODULES or base == ["diffcli"]}
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("diffcli.")}
+            found |= {a.name.split(".")[-1] for a in node.names if a.name.startswith("diffcli.")}
     return found & (MODULES | {"__init__"})
 
 
@@ -81,3 +99,15 @@ def test_data_flows_one_way():
             assert not above, f"{module} imports {sorted(above)}, above it in the data flow"
         if module != "__main__":
             assert "cli" not in imported, f"{module} imports cli: nothing but __main__ may"
+
+
+def test_the_folders_show_the_flow():
+    assert set(FOLDER.values()) == FOLDERS | {""}, "a folder was added or removed: name its place here"
+    for folder in FOLDERS:  # a folder's __init__ is its docstring, never a shortcut around the layers
+        body = ast.parse((PACKAGE / folder / "__init__.py").read_text(encoding="utf-8")).body
+        assert [type(node) for node in body] == [ast.Expr], f"{folder}/__init__.py holds code"
+    for module, imported in GRAPH.items():
+        rank = FOLDER_RANK.get(FOLDER[module], 0)
+        later = {m for m in imported - {"__init__"} if FOLDER_RANK.get(FOLDER[m], 0) > rank}
+        if FOLDER[module]:
+            assert not later, f"{FOLDER[module]}/{module} imports {sorted(later)}, from a later folder"

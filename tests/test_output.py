@@ -1,4 +1,4 @@
-"""Output files are written as the shell's `>` would write them (diffcli/output.py), through
+"""Output files are written as the shell's `>` would write them (diffcli/renderers/output.py), through
 `graph -o` and directly."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from diffcli.errors import DiffcliError
-from diffcli.output import write_output
+from diffcli.renderers.output import write_output
 
 from conftest import run_diffcli
 
@@ -92,7 +92,7 @@ def test_read_only_file_is_refused_for_another_user():
         target = shared / "out.dot"
         target.write_text("old")
         target.chmod(0o444)
-        code = ("import sys\nfrom diffcli.output import write_output\n"
+        code = ("import sys\nfrom diffcli.renderers.output import write_output\n"
                 "from diffcli.errors import DiffcliError\n"
                 f"try: write_output({str(target)!r}, b'new')\n"
                 "except DiffcliError as e: print(e.message); sys.exit(3)\n")

@@ -15,7 +15,7 @@ import lark
 import pytest
 from lark import Lark
 
-from diffcli import parser
+from diffcli.language import parser
 
 from conftest import ROOT, run_diffcli
 
@@ -65,7 +65,7 @@ def _canonical(instance: Lark):
 
 
 def test_shipped_table_is_the_grammars():
-    stale = ("diffcli/expr_table.json was not made from grammars/expr.lark with this Lark "
+    stale = ("diffcli/language/expr_table.json was not made from grammars/expr.lark with this Lark "
              f"({lark.__version__}): run `python scripts/make_parse_table.py`")
     shipped = json.loads(parser.TABLE_PATH.read_text(encoding="utf-8"))
     assert shipped["grammar_sha256"] == parser._digest(GRAMMAR), stale
@@ -105,11 +105,11 @@ def test_a_pickle_planted_in_the_temp_dir_does_not_run(tmp_path):
 def test_a_pickle_in_place_of_the_shipped_table_does_not_run(tmp_path):
     """The table is JSON: a pickle put in its place is not loaded; the grammar is compiled instead."""
     package = tmp_path / "diffcli"
-    shutil.copytree(Path(parser.__file__).parent, package,
+    shutil.copytree(Path(parser.__file__).parent.parent, package,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "grammars" / "expr.lark", package / "expr.lark")
+    shutil.copy(ROOT / "grammars" / "expr.lark", package / "language" / "expr.lark")
     marker = tmp_path / "ran"
-    _plant(package / "expr_table.json", marker)
+    _plant(package / "language" / "expr_table.json", marker)
     model = tmp_path / "m.expr"
     model.write_text("x = 2\ny = x*x\n")
     done = run_diffcli("grad", model, "--json", env={"PYTHONPATH": str(tmp_path)}, cwd=tmp_path)
@@ -133,7 +133,7 @@ def test_lark_is_a_version_whose_table_layout_the_fast_parser_reads():
     low, high = _pinned_range()
     assert _version(low) <= _version(lark.__version__) < _version(high), (
         f"Lark {lark.__version__} is outside the range pyproject.toml pins ({low} to <{high}), "
-        "the versions whose private parse-table layout diffcli.parser._FastParser is known to read"
+        "the versions whose private parse-table layout diffcli.language.parser._FastParser is known to read"
     )
 
 
@@ -143,7 +143,7 @@ def test_lark_internals_that_the_fast_parser_reads():
     from lark.grammar import Rule
     from lark.parsers.lalr_analysis import Shift
 
-    reason = (f"Lark {lark.__version__} changed a private layout that diffcli.parser._FastParser "
+    reason = (f"Lark {lark.__version__} changed a private layout that diffcli.language.parser._FastParser "
               "reads: {}. Keep lark below this version in pyproject.toml, or update _FastParser")
     instance = parser._compile(GRAMMAR)
     try:

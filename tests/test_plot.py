@@ -15,7 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 import diffcli
-from diffcli import batch, plots, points, render
+from diffcli.interpreters import batch
+from diffcli.renderers import plots, render
+from diffcli.commands import points
 from diffcli.cli import app
 
 runner = CliRunner()

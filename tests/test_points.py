@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import diffcli
-from diffcli import points
+from diffcli.commands import points
 from diffcli.cli import app
 
 LOG = "x = 1\nw = 2\ny = w*log(x)\n"
@@ -220,7 +220,7 @@ def test_sweep_values_are_numpy_linspace_and_geomspace():
 
 
 def test_the_progress_bar_waits_a_second_and_needs_a_terminal(monkeypatch):
-    from diffcli import rows
+    from diffcli.renderers import rows
 
     quiet = rows.Progress(100)
     quiet.enabled = False

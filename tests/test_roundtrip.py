@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 import diffcli
 from diffcli.formatting import number_text
-from diffcli.printer import print_expr, print_program
-from diffcli.syntax import Assignment, Binary, Call, Name, Number, Paren, Unary
+from diffcli.language.printer import print_expr, print_program
+from diffcli.language.syntax import Assignment, Binary, Call, Name, Number, Paren, Unary
 from strategies import programs
 
 _FIELDS = {Number: ("value",), Name: ("id",), Unary: ("op",), Binary: ("op", "implicit"),

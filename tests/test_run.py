@@ -7,7 +7,7 @@ import math
 import pytest
 
 import diffcli
-from diffcli import engine
+from diffcli.interpreters import engine
 from diffcli.errors import DiffcliError
 
 NEURON = "w = 0.5\nx = 2\nb = -1\nz = w*x + b\na = tanh(z)\nloss = (a - 0.25)^2\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import diffcli
-from diffcli.syntax import postorder
+from diffcli.language.syntax import postorder
 from conftest import SAMPLES
 
 NESTED = "x = 1\ny = max(-x, (x + 2)^3, sin(x)*2x, +x) / (1 - x) - x\n"

@@ -12,7 +12,7 @@ from uncertainties import umath
 
 import diffcli
 from diffcli import DiffcliError
-from diffcli.uncertainty import gum_text, propagate, shortest_interval
+from diffcli.interpreters.uncertainty import gum_text, propagate, shortest_interval
 
 from conftest import SAMPLES, run_diffcli
 
@@ -325,7 +325,7 @@ def test_monte_carlo_agrees_with_the_second_order_where_the_first_order_fails():
 
 def test_the_program_method_gives_the_same_numbers():
     import diffcli
-    from diffcli.uncertainty import propagate
+    from diffcli.interpreters.uncertainty import propagate
 
     program = diffcli.parse("L = 0.9937 ± 0.0005\nT = 2.003 ± 0.01\ng = 4pi^2 L/T^2\n")
     via_method = program.uncertainty(order=2)

@@ -39,7 +39,7 @@ def test_misplaced_uncertainty_is_a_syntax_error_with_help(text, message, column
 
 def test_an_uncertain_program_round_trips_through_lark_too():
     """The fast parser and Lark agree on what is a syntax error: Lark must accept `±` too."""
-    from diffcli import parser
+    from diffcli.language import parser
 
     text = "x = 2 ± 0.1; y = -1 +/- 3%\nz = x y\n"
     with pytest.raises(DiffcliError, match="missing operator"):

@@ -30,11 +30,11 @@ import keyword
 import unicodedata
 from dataclasses import dataclass
 
-from . import ops
-from .engine import needs_gradient
-from .formatting import excerpt, operator_span
-from .errors import DiffcliError
-from .program import Program
+from .. import ops
+from ..interpreters.engine import needs_gradient
+from ..formatting import excerpt, operator_span
+from ..errors import DiffcliError
+from ..program import Program
 
 LANGUAGES = ("python", "c", "javascript")
 SPLIT = 4000  # operations per function in C and JavaScript, above which values live in arrays

@@ -23,10 +23,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import engine, ops
-from .errors import DiffcliError
-from .formatting import applied_text, excerpt, operator_span
-from .graph import Graph
+from . import engine
+from .. import ops
+from ..errors import DiffcliError
+from ..formatting import applied_text, excerpt, operator_span
+from ..language.graph import Graph
 
 _isfinite = math.isfinite
 MAX_MATRIX = 300  # inputs in a full Hessian: k tangents on every node (k² numbers out)

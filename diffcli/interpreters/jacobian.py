@@ -10,7 +10,7 @@ than named variables, which a program cannot have: reverse is the choice unless 
 from __future__ import annotations
 
 from . import engine
-from .graph import Graph
+from ..language.graph import Graph
 
 
 def sweeps(graph: Graph, outputs: list[str]) -> str:

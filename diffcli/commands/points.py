@@ -17,10 +17,10 @@ from typing import IO, Iterator
 
 import numpy as np
 
-from .errors import DiffcliError, Source
-from .graph import did_you_mean
-from .ops import CONSTANTS, RESERVED
-from .program import Program
+from ..errors import DiffcliError, Source
+from ..language.graph import did_you_mean
+from ..ops import CONSTANTS, RESERVED
+from ..program import Program
 
 CHUNK = 1 << 14       # points computed and written at a time (a few MB of text)
 IN_MEMORY = 1 << 20   # points kept in memory before they go to a temporary file

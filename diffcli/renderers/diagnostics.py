@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 
-from .errors import DiffcliError, Source, shown
-from .formatting import json_text
+from ..errors import DiffcliError, Source, shown
+from ..formatting import json_text
 
 TAB = "    "
 

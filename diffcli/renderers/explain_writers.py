@@ -12,10 +12,10 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.printer import Printer
 from sympy.printing.str import StrPrinter
 
-from . import formatting
-from .derivation import Derivation, fold, symbol
-from .errors import shown
-from .syntax import Call, Number, Paren, Unary
+from .. import formatting
+from ..commands.derivation import Derivation, fold, symbol
+from ..errors import shown
+from ..language.syntax import Call, Number, Paren, Unary
 
 # ---------------------------------------------------------------- printing
 

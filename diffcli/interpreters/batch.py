@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 import numpy as np
 
-from . import ops
-from .errors import DiffcliError
+from .. import ops
+from ..errors import DiffcliError
 from .engine import needs_gradient
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .program import Program
+    from ..program import Program
 
 CHUNK = 1 << 15  # points per pass: each node's array stays in the CPU's cache between passes
 

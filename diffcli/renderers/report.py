@@ -7,9 +7,9 @@ Rich is imported only when a table is printed.
 from __future__ import annotations
 
 
-from .errors import shown
-from .formatting import json_text, number
-from .program import Derivatives, Evaluation, Gradients, Program
+from ..errors import shown
+from ..formatting import json_text, number
+from ..program import Derivatives, Evaluation, Gradients, Program
 
 
 def grad_json(result: Gradients) -> str:

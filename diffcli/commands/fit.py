@@ -17,10 +17,10 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .errors import DiffcliError
-from .graph import did_you_mean
-from .program import Program
-from .syntax import Binary, Name, Number, Paren, Unary
+from ..errors import DiffcliError
+from ..language.graph import did_you_mean
+from ..program import Program
+from ..language.syntax import Binary, Name, Number, Paren, Unary
 
 SCIPY_METHODS = ("L-BFGS-B", "BFGS", "CG", "Newton-CG")
 METHODS = SCIPY_METHODS + ("least_squares", "gd", "adam")
@@ -112,7 +112,7 @@ class Problem:
             except DiffcliError as error:
                 raise _Stop(error) from None
             return _Point(point.value, point.gradients, point.values)
-        from . import batch
+        from ..interpreters import batch
 
         result = batch.run(self.program, columns, of, gradients=gradients, all_names=all_names)
         if result.failed.any():
@@ -460,7 +460,7 @@ def curve(problem: Problem, fit: Fit, x_column: str) -> dict:
 def written_back(program: Program, fitted: Mapping[str, float]) -> str:
     """The program's text with each fitted input's literal replaced by its fitted value: comments,
     layout and the other statements stay as they were."""
-    from .formatting import number_text
+    from ..formatting import number_text
 
     text = program.source.text
     edits = []

@@ -22,10 +22,10 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
-from .errors import DiffcliError
+from ..errors import DiffcliError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .program import Program
+    from ..program import Program
 
 # Monte Carlo: points per batch.run call, and how many standard errors of the simulation count as
 # a disagreement with the linear result (3: a false alarm about once in 200 runs, mean and std)
@@ -89,7 +89,7 @@ class Propagation:
 def amount(given: str | float, what: str) -> tuple[float, bool]:
     """`0.1` -> (0.1, False), `"5%"` -> (0.05, True): a standard uncertainty as written, or given
     as a number."""
-    from .parser import read_number
+    from ..language.parser import read_number
 
     text = given.strip() if isinstance(given, str) else repr(given)
     relative = isinstance(given, str) and text.endswith("%")

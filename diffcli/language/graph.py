@@ -8,9 +8,9 @@ Nothing here recurses on the program's size: expressions are walked with an expl
 from __future__ import annotations
 
 
-from .errors import DiffcliError, Source
-from .formatting import number_text
-from .ops import CONSTANTS, EXTENSIONS, FUNCTIONS, OPERATORS, RESERVED, Op, arity_text, partials_for
+from ..errors import DiffcliError, Source
+from ..formatting import number_text
+from ..ops import CONSTANTS, EXTENSIONS, FUNCTIONS, OPERATORS, RESERVED, Op, arity_text, partials_for
 from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Parsed, Unary, postorder
 
 

@@ -1,6 +1,6 @@
 """Text -> AST. The only module that knows Lark.
 
-The grammar lives in `grammars/expr.lark` (packaged into the wheel as `diffcli/expr.lark`) and is
+The grammar lives in `grammars/expr.lark` (packaged into the wheel as `diffcli/language/expr.lark`) and is
 the one definition of the syntax. Lark compiles it into an LALR(1) table, which ships beside this
 module as JSON (`expr_table.json`, made by `scripts/make_parse_table.py`; a test checks that it is
 the grammar's), so that start-up neither compiles the grammar nor loads Lark's pickle cache from the
@@ -22,8 +22,8 @@ import lark
 from lark import Lark
 from lark.parsers.lalr_analysis import Shift
 
-from .errors import DiffcliError, Source
-from .ops import FUNCTIONS
+from ..errors import DiffcliError, Source
+from ..ops import FUNCTIONS
 from .syntax import (Assignment, Binary, Call, Expr, Name, Number, Paren, Parsed, UncertainAssignment,
                      Unary)
 
@@ -36,7 +36,7 @@ _SCAN_FIRST = {"NAME": 0, "NUMBER": 1, "_SEP": 3}
 def grammar_path() -> Path:
     here = Path(__file__).resolve().parent
     packaged = here / "expr.lark"
-    return packaged if packaged.exists() else here.parent / "grammars" / "expr.lark"
+    return packaged if packaged.exists() else here.parent.parent / "grammars" / "expr.lark"
 
 
 _COMMENT = re.compile("#[^\n]*")

@@ -15,8 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import DiffcliError, shown
-from .formatting import json_text
+from ..errors import DiffcliError, shown
+from ..formatting import json_text
 from .output import write_output, write_stdout
 
 FORMATS = ("dot", "svg", "png", "pdf")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-from .fit import Fit
-from .formatting import json_text
+from ..commands.fit import Fit
+from ..formatting import json_text
 from .report import number
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 
-from .errors import DiffcliError
-from .graph import Graph
-from .formatting import applied_text, excerpt, operator_span
+from ..errors import DiffcliError
+from ..language.graph import Graph
+from ..formatting import applied_text, excerpt, operator_span
 
 _FAILURES = (ArithmeticError, ValueError)
 _isfinite = math.isfinite

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from .report import _dumps, number
-from .uncertainty import COVERAGE, Propagation, gum_text
+from ..interpreters.uncertainty import COVERAGE, Propagation, gum_text
 
 HISTOGRAM_BINS = 60
 

@@ -12,11 +12,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Mapping
 
-from .errors import shown
-from .formatting import number
-from .ops import Op
-from .program import Program
-from .syntax import Call, Name, Number
+from ..errors import shown
+from ..formatting import number
+from ..ops import Op
+from ..program import Program
+from ..language.syntax import Call, Name, Number
 
 FONT = "Courier"  # Graphviz's WebAssembly build measures text with Courier's exact metrics
 INPUT_FILL, OUTPUT_FILL, OP_FILL = "#dbeafe", "#fde68a", "#f3f4f6"

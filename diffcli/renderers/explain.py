@@ -7,9 +7,9 @@ modules alone, and only this command imports them.
 
 from __future__ import annotations
 
-from .derivation import derive
+from ..commands.derivation import derive
 from .explain_writers import render
-from .program import Program
+from ..program import Program
 
 
 def explain(program: Program, values=None, wrt=None, of=None, fmt="text", filename="") -> str:

@@ -14,12 +14,12 @@ from typing import Callable
 
 import numpy as np
 
-from . import batch
+from ..interpreters import batch
 from .diagnostics import error_body
-from .errors import DiffcliError
-from .formatting import json_text
-from .points import Points
-from .program import Program
+from ..errors import DiffcliError
+from ..formatting import json_text
+from ..commands.points import Points
+from ..program import Program
 
 TABLE_ROWS = 10  # the table shows this many first and last rows
 

@@ -21,7 +21,7 @@ import stat
 import sys
 import tempfile
 
-from .errors import DiffcliError
+from ..errors import DiffcliError
 
 # A short name of fixed length, so that a target name of up to 255 bytes still leaves room
 _TEMP_PREFIX, _TEMP_SUFFIX = ".diffcli-", ".tmp"

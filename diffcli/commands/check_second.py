@@ -17,9 +17,9 @@ from __future__ import annotations
 import random
 from typing import Mapping
 
-from . import engine, hessian
+from ..interpreters import engine, hessian
 from .check import EPS, CheckResult, Row, _compare, _kink, setup
-from .program import Program
+from ..program import Program
 
 MATRIX_INPUTS = 20
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .errors import shown
-from .hessian import Hessian, HessianVector
-from .program import Jacobian, Program
+from ..errors import shown
+from ..interpreters.hessian import Hessian, HessianVector
+from ..program import Jacobian, Program
 from .report import PLAIN_TABLE_ROWS, _dumps, _plain_table, _table, _variable_rows, number
 
 

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from . import engine, ops
-from .errors import DiffcliError
-from .program import Program
-from .syntax import Binary, Call, Name, Number, Paren, Unary, postorder
+from ..interpreters import engine
+from .. import ops
+from ..errors import DiffcliError
+from ..program import Program
+from ..language.syntax import Binary, Call, Name, Number, Paren, Unary, postorder
 
 MAX_STATEMENTS = 40    # statements on the paths from wrt to out
 MAX_OPERATIONS = 400   # operations in those statements

@@ -25,9 +25,9 @@ import sys
 from dataclasses import dataclass
 from typing import Mapping
 
-from . import engine
-from .errors import DiffcliError
-from .program import Program
+from ..interpreters import engine
+from ..errors import DiffcliError
+from ..program import Program
 
 EPS = sys.float_info.epsilon
 RTOL = 1e-6      # finite difference vs reverse mode, relative

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .formatting import number_text
+from ..formatting import number_text
 from .syntax import BINARY_SYMBOLS, Assignment, Binary, Call, Expr, Name, Number, Paren, Unary
 
 # binding levels, loosest first: sum, product, sign, power, atom

@@ -1,0 +1,2 @@
+"""Interpreters over the graph: values, adjoints and tangents (engine), second order (hessian),
+several outputs (jacobian), many points at once (batch), uncertainty propagation (uncertainty)."""

@@ -1,0 +1,1 @@
+"""The language: .expr text -> syntax tree with spans (parser, syntax, printer) -> computation graph (graph)."""
