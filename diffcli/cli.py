@@ -806,6 +806,14 @@ def fit_command(
     report_names: Optional[List[str]] = typer.Option(None, "--report", metavar="NAME,...",
                                                      help="After the fit, print these variables' "
                                                      "means over the rows (e.g. an accuracy)."),
+    sigma: Optional[str] = typer.Option(None, "--sigma", metavar="COLUMN",
+                                        help="With --residual: each row's σ, a data column (the "
+                                        "residual is divided by it)."),
+    absolute_sigma: bool = typer.Option(False, "--absolute-sigma", help="Take --sigma as absolute: "
+                                        "no rescaling by the reduced χ² (curve_fit's absolute_sigma=True)."),
+    observed: Optional[str] = typer.Option(None, "--observed", metavar="COLUMN",
+                                           help="The measured column, for R² (default: the data column "
+                                           "in `r = model - y`)."),
 ):
     """Fit inputs to minimize an output, or a formula's parameters to data (exact gradients)."""
     values = parse_sets(sets)
@@ -830,6 +838,9 @@ def fit_command(
                                      param_hint="--plot")
     if of is not None and residual is not None:
         raise typer.BadParameter("--residual NAME is what is minimized: leave out --of", param_hint="--of")
+    if absolute_sigma and sigma is None:
+        raise typer.BadParameter("--absolute-sigma takes --sigma COLUMN as absolute: give --sigma",
+                                 param_hint="--absolute-sigma")
     if x_column is not None and data is None:
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
     program = _read(file, as_json)
@@ -845,14 +856,15 @@ def fit_command(
     report_list = parse_names(report_names)
     problem, start, warnings = fitting.setup(
         program, parse_names(wrt), values, of=of, residual=residual, data=columns, data_name=data_name,
-        bounds=bound_ranges, report=report_list, x_column=x_column, write=write)
+        bounds=bound_ranges, report=report_list, x_column=x_column, write=write, sigma=sigma,
+        observed=observed)
     for warning in warnings:
         sys.stderr.write(f"warning: {warning}\n")
     live = sys.stderr.isatty()  # a transient line, erased before anything else is written
     progress = fitreport.Progress(chosen) if live else None
     with progress or nullcontext():
         result = fitting.fit(problem, chosen, start=start, steps=steps, lr=lr, bounds=bound_ranges,
-                             progress=progress)
+                             progress=progress, absolute_sigma=absolute_sigma)
     if report_list and result.error is None:
         result.report = fitting.means(problem, result.parameters, report_list)
     for warning in result.warnings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from ..commands.fit import Fit
+from ..commands.fit import CORRELATION_SHOWN, Fit
 from ..formatting import json_text
 from .report import number
 
@@ -23,6 +23,14 @@ def fit_json(fit: Fit) -> str:
         obj["stderr"] = {k: (v if math.isfinite(v) else None) for k, v in fit.stderr.items()}
         obj["correlation"] = fit.correlation or {}
         obj["scale"] = fit.scale
+        if fit.covariance is not None:
+            names = list(fit.parameters)
+            obj["covariance"] = {a: dict(zip(names, map(float, row))) for a, row in zip(names, fit.covariance)}
+        obj["absolute_sigma"] = fit.absolute_sigma
+    if fit.statistics is not None:
+        obj["statistics"] = fit.statistics
+    if fit.confidence is not None:
+        obj["confidence"] = fit.confidence
     if fit.report:
         obj["report"] = fit.report
     if fit.warnings:
@@ -41,8 +49,15 @@ def fit_text(fit: Fit, file: str, precision: int = 6) -> str:
     rows.append(f"  steps         {fit.steps}")
     rows.append(f"  evaluations   {fit.evaluations}")
     rows.append(f"  objective     {n(fit.objective)}   (start {n(fit.history[0])})")
-    if fit.scale is not None:
-        rows.append(f"  reduced χ²    {n(fit.scale)}   (sum of squares / (rows − parameters))")
+    stats = fit.statistics
+    if stats is not None:
+        rows.append(f"  χ²            {n(stats['chi_square'])}   ({stats['rows']} rows, "
+                    f"{stats['parameters']} parameters)")
+        rows.append(f"  reduced χ²    {n(stats['reduced_chi_square'])}   (χ² / (rows − parameters))")
+        rows.append(f"  AIC           {n(stats['aic'])}   (N·ln(χ²/N) + 2P, as lmfit)")
+        rows.append(f"  BIC           {n(stats['bic'])}   (N·ln(χ²/N) + ln(N)·P)")
+        if "r_squared" in stats:
+            rows.append(f"  R²            {n(stats['r_squared'])}")
     rows.append("parameters")
     table = []
     for name, value in fit.parameters.items():
@@ -61,12 +76,16 @@ def fit_text(fit: Fit, file: str, precision: int = 6) -> str:
     if len(shown) < len(table):
         rows.append(f"  … and {len(table) - len(shown)} more (--json lists every one)")
     if fit.stderr is not None and fit.scale is not None:
-        rows.append("  (standard errors from the Jacobian at the solution, scaled by the reduced χ²\n"
+        rows.append("  (standard errors from the Jacobian at the solution, with σ taken as absolute\n"
+                    "   as curve_fit's absolute_sigma=True does)" if fit.absolute_sigma else
+                    "  (standard errors from the Jacobian at the solution, scaled by the reduced χ²\n"
                     "   as curve_fit's default absolute_sigma=False does)")
     if fit.correlation is not None:
-        pairs = [(a, b, c) for a, row in fit.correlation.items() for b, c in row.items()]
+        pairs = [(a, b, c) for a, row in fit.correlation.items() for b, c in row.items()
+                 if abs(c) > CORRELATION_SHOWN]
         pairs.sort(key=lambda p: -abs(p[2]))
-        rows.append("correlations" + (" (those above 0.1)" if pairs else ": none above 0.1"))
+        rows.append("correlations" + (" (those above 0.1; --json has every pair)" if pairs
+                                      else ": none above 0.1"))
         for a, b, c in pairs:
             rows.append(f"  {a}, {b}  {c:+.3f}")
     if fit.report:
