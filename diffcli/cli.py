@@ -814,6 +814,10 @@ def fit_command(
     observed: Optional[str] = typer.Option(None, "--observed", metavar="COLUMN",
                                            help="The measured column, for R² (default: the data column "
                                            "in `r = model - y`)."),
+    confidence: Optional[str] = typer.Option(None, "--confidence", metavar="LEVELS",
+                                             help="With --residual: profile confidence intervals, as "
+                                             "lmfit's conf_interval, at levels in σ (1,2) or as a "
+                                             "probability (0.95)."),
 ):
     """Fit inputs to minimize an output, or a formula's parameters to data (exact gradients)."""
     values = parse_sets(sets)
@@ -838,6 +842,9 @@ def fit_command(
                                      param_hint="--plot")
     if of is not None and residual is not None:
         raise typer.BadParameter("--residual NAME is what is minimized: leave out --of", param_hint="--of")
+    if confidence is not None and residual is None:
+        raise typer.BadParameter("profile intervals compare χ²: they need --residual NAME",
+                                 param_hint="--confidence")
     if absolute_sigma and sigma is None:
         raise typer.BadParameter("--absolute-sigma takes --sigma COLUMN as absolute: give --sigma",
                                  param_hint="--absolute-sigma")
@@ -867,6 +874,11 @@ def fit_command(
                              progress=progress, absolute_sigma=absolute_sigma)
     if report_list and result.error is None:
         result.report = fitting.means(problem, result.parameters, report_list)
+    if confidence is not None and result.error is None and not result.interrupted:
+        from .commands import fit_intervals
+
+        result.confidence = fit_intervals.intervals(problem, result.parameters, result.stderr or {},
+                                                    fit_intervals.levels(confidence), bound_ranges)
     for warning in result.warnings:
         if not as_json:
             sys.stderr.write(f"warning: {warning}\n")

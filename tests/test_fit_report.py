@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -212,3 +213,66 @@ def test_sigma_errors(line):
     result = invoke("fit", path, "--data", data, "--residual", "r", "--sigma", "s", "--json")
     error = json.loads(result.stderr)["error"]
     assert result.exit_code == 1 and "row 2" in error["message"] and "positive" in error["message"]
+
+
+def check_intervals(out, result, sigmas, labels):
+    """Each bound's distance from the best value (the half-width) to 1e-3 of lmfit's."""
+    with warnings.catch_warnings():  # lmfit warns where a side is open
+        warnings.simplefilter("ignore")
+        ci = result.conf_interval(sigmas=sigmas)
+    for name, bounds in ci.items():
+        best = result.params[name].value
+        theirs = [value for _, value in bounds]
+        mine = out["confidence"][name]
+        ours = [mine[label][0] for label in reversed(labels)] + [out["parameters"][name]] + \
+               [mine[label][1] for label in labels]
+        for i, (a, b) in enumerate(zip(theirs, ours)):
+            if i == len(labels):
+                continue
+            if not math.isfinite(a):
+                assert b is None, (name, i)
+                continue
+            assert b - out["parameters"][name] == pytest.approx(a - best, rel=1e-3), (name, i)
+
+
+def test_decay_intervals_against_conf_interval():
+    out = fit_json(DECAY, "--data", DECAY_DATA, "--residual", "r", "--confidence", "1,2")
+    t, y = np.loadtxt(DECAY_DATA, delimiter=",", skiprows=1, unpack=True)
+    result = lmfit_result(lambda x, A, k, c: A * np.exp(-k * x) + c, t, y, {"A": 4, "k": 0.1, "c": 0})
+    check_intervals(out, result, [1, 2], ["1σ", "2σ"])
+    for name, by_level in out["confidence"].items():  # asymmetric, and the 1σ one near ± stderr
+        low, high = by_level["1σ"]
+        assert low < out["parameters"][name] < high
+        assert (high - low) / 2 == pytest.approx(out["stderr"][name], rel=0.05)
+    text = invoke("fit", DECAY, "--data", DECAY_DATA, "--residual", "r", "--confidence", "1,2").stdout
+    assert "conf_interval" in text and "−2σ" in text and "+1σ" in text
+
+
+def test_peak_intervals_as_a_probability_against_conf_interval(peak):
+    path, data, x, y = peak
+    out = fit_json(path, "--data", data, "--residual", "r", "--confidence", "0.95")
+    assert set(out["confidence"]["mu"]) == {"95%"}
+    start = {"a": 10, "mu": 4.8, "s": 1.5, "b0": 0.5, "b1": 0}
+    result = lmfit_result(lambda x, a, mu, s, b0, b1: gaussian(x, a, mu, s, b0, b1), x, y, start)
+    check_intervals(out, result, [0.95], ["95%"])
+
+
+def test_interval_open_at_a_bound(tmp_path):
+    """c fitted at its bound 0: its lower side is never reached (lmfit: -inf), so JSON says null."""
+    rng = np.random.default_rng(3)
+    t = np.linspace(0, 8, 30)
+    data = write_csv(tmp_path / "d.csv", t=t, y=4 * np.exp(-0.4 * t) - 0.3 + rng.normal(0, 0.05, t.size))
+    out = fit_json(DECAY, "--data", data, "--residual", "r", "--bounds", "c=0:inf", "--confidence", "1")
+    low, high = out["confidence"]["c"]["1σ"]
+    assert low is None and high > 0
+    assert "open" in invoke("fit", DECAY, "--data", data, "--residual", "r", "--bounds", "c=0:inf",
+                            "--confidence", "1").stdout
+
+
+def test_confidence_errors():
+    result = invoke("fit", DECAY, "--data", DECAY_DATA, "--residual", "r", "--confidence", "x")
+    assert result.exit_code == 1 and "not a number" in result.stderr
+    result = invoke("fit", DECAY, "--data", DECAY_DATA, "--residual", "r", "--confidence", "0")
+    assert result.exit_code == 1 and "probability" in result.stderr
+    result = invoke("fit", DECAY, "--data", DECAY_DATA, "--confidence", "1")
+    assert result.exit_code == 2 and "--residual" in result.output

@@ -88,12 +88,32 @@ def fit_text(fit: Fit, file: str, precision: int = 6) -> str:
                                       else ": none above 0.1"))
         for a, b, c in pairs:
             rows.append(f"  {a}, {b}  {c:+.3f}")
+    if fit.confidence:
+        rows += _confidence_rows(fit, n)
     if fit.report:
         rows.append("after the fit" + (f" (means over {fit.rows} rows)" if fit.rows else ""))
         width = max(map(len, fit.report))
         for name, value in fit.report.items():
             rows.append(f"  {name:<{width}}  {n(value)}")
     return "\n".join(rows) + "\n"
+
+
+def _confidence_rows(fit: Fit, n) -> list[str]:
+    """Each parameter's profile interval at each level, lowest bound first (lmfit's report_ci order)."""
+    labels = list(next(iter(fit.confidence.values())))
+    edge = lambda v: "open" if v is None else n(v)  # noqa: E731
+    header = ["", *[f"−{label}" for label in reversed(labels)], "best", *[f"+{label}" for label in labels]]
+    table = [header]
+    for name, by_level in fit.confidence.items():
+        table.append([name, *[edge(by_level[label][0]) for label in reversed(labels)],
+                      n(fit.parameters[name]), *[edge(by_level[label][1]) for label in labels]])
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    rows = ["confidence intervals (profile χ² with the F-test, as lmfit's conf_interval; "
+            "open: not reached)"]
+    for row in table:
+        rows.append("  " + "  ".join([row[0].ljust(widths[0])] +
+                                     [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]).rstrip())
+    return rows
 
 
 def plot_spec(fit: Fit, x_column: str | None = None, curve=None) -> dict:
