@@ -276,3 +276,43 @@ def test_confidence_errors():
     assert result.exit_code == 1 and "probability" in result.stderr
     result = invoke("fit", DECAY, "--data", DECAY_DATA, "--confidence", "1")
     assert result.exit_code == 2 and "--residual" in result.output
+
+
+def test_the_plot_has_data_fit_residuals_and_a_legend(line):
+    """fit --plot over a column: the data as points, the fitted curve (y + r here, as the model has
+    no name of its own), the residual panel under them, a legend naming both; fixed field names."""
+    from diffcli.commands import fit as fitting
+    from diffcli.program import parse
+    from diffcli.renderers import fitreport
+
+    path, data, x, y, sigma = line
+    program = parse(path.read_text())
+    problem = fitting.Problem(program, ["m", "q"], residual="r", data={"x": x, "y": y})
+    found = fitting.fit(problem, "least_squares", start={"m": 1, "q": 0})
+    curve = fitting.curve(problem, found, "x")
+    spec = fitreport.plot_spec(found, "x", curve)
+    loss, right = spec["hconcat"]
+    over, residual = right["vconcat"]
+    points, fitted = over["layer"]
+    assert points["mark"]["type"] == "point" and fitted["mark"]["type"] == "line"
+    assert [row["y"] for row in points["data"]["values"]] == list(y)
+    m, q = found.parameters["m"], found.parameters["q"]
+    assert [row["y"] for row in fitted["data"]["values"]] == pytest.approx(list(m * x + q), rel=1e-12)
+    assert fitted["encoding"]["color"]["scale"]["domain"] == ["y (data)", "fit (fit)"]
+    drawn = residual["layer"][1]["data"]["values"]
+    assert [row["r"] for row in drawn] == pytest.approx(list(m * x + q - y), abs=1e-12)
+    for layer in over["layer"] + residual["layer"][1:]:
+        assert set(layer["data"]["values"][0]) <= {"x", "y", "r", "series"}
+    # the objective falls from ~1e4 to ~10 here: decades, so a log axis
+    assert max(found.history) / min(found.history) > 100
+    assert loss["encoding"]["y"]["scale"]["type"] == "log"
+    flat = fitreport.plot_spec(fitting.Fit("gd", "x", 0, True, "", 1, 2, 1.0, {}, {}, {}, [2.0, 1.0]))
+    assert flat["encoding"]["y"]["scale"]["type"] == "linear"
+
+
+def test_the_plot_renders(tmp_path):
+    out = tmp_path / "fit.svg"
+    result = invoke("fit", DECAY, "--data", DECAY_DATA, "--residual", "r", "--plot", out, "--x", "t")
+    assert result.exit_code == 0, result.output
+    svg = out.read_text()
+    assert "residual r" in svg and "model (fit)" in svg and "y (data)" in svg

@@ -7,10 +7,12 @@ import math
 
 from ..commands.fit import CORRELATION_SHOWN, Fit
 from ..formatting import json_text
+from .plots import CONFIG, SCHEMA
 from .report import number
 
 
 MAX_PARAMETER_ROWS, SHOWN_OF_MANY = 30, 8  # a network's hundreds of weights: the first few, and the count
+DATA_COLOR, FIT_COLOR = "#1f77b4", "#d62728"
 
 
 def fit_json(fit: Fit) -> str:
@@ -117,9 +119,11 @@ def _confidence_rows(fit: Fit, n) -> list[str]:
 
 
 def plot_spec(fit: Fit, x_column: str | None = None, curve=None) -> dict:
-    """Vega-Lite: the objective against the step; with data and an x column, the data points and
-    the fitted output over them. `curve`: {"x": [...], "data": (name, [...]) or None,
-    "fitted": (name, [...])}."""
+    """Vega-Lite: the objective against the step (a log axis where it spans decades); with data and
+    an x column, the data points and the fitted curve over that column, with a legend, and under
+    them the residual at each row. `curve`: fitting.curve's {"x", "data", "fitted", "residual"}.
+    The data use fixed field names; the program's names appear only as titles and legend entries
+    (as in plots.py, so that no name is read by Vega-Lite as a field path)."""
     positive = all(v > 0 for v in fit.history)
     loss = {
         "title": f"{fit.objective_text} ({fit.method})",
@@ -128,32 +132,55 @@ def plot_spec(fit: Fit, x_column: str | None = None, curve=None) -> dict:
         "mark": {"type": "line", "point": len(fit.history) <= 60},
         "encoding": {
             "x": {"field": "step", "type": "quantitative", "axis": {"tickMinStep": 1, "format": "d"}},
-            "y": {"field": "objective", "type": "quantitative",
-                  "scale": {"type": "log" if positive and _spread(fit.history) > 100 else "linear"}},
+            "y": {"field": "objective", "type": "quantitative", "title": "objective",
+                  "scale": {"type": "log" if positive and _spread(fit.history) >= 100 else "linear"}},
         },
     }
     if curve is None:
-        return {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", **loss}
+        return {"$schema": SCHEMA, "config": CONFIG, **loss}
     fitted_name, fitted = curve["fitted"]
-    layers = []
+    x_axis = {"field": "x", "type": "quantitative", "title": x_column, "scale": {"zero": False}}
+    series, colors, layers = [], [], []
     if curve.get("data"):
         data_name, observed = curve["data"]
+        series.append(f"{data_name} (data)")
+        colors.append(DATA_COLOR)
         layers.append({
-            "data": {"values": [{x_column: a, data_name: b} for a, b in zip(curve["x"], observed)]},
-            "mark": {"type": "point", "filled": True},
-            "encoding": {"x": {"field": x_column, "type": "quantitative"},
-                         "y": {"field": data_name, "type": "quantitative", "title": data_name}},
+            "data": {"values": [{"x": a, "y": b, "series": series[-1]} for a, b in zip(curve["x"], observed)]},
+            "mark": {"type": "point", "filled": True, "size": 30},
+            "encoding": {"x": x_axis, "y": {"field": "y", "type": "quantitative", "title": data_name,
+                                            "scale": {"zero": False}},
+                         "color": {"field": "series", "type": "nominal"}},
         })
-    pairs = sorted(zip(curve["x"], fitted))
+    series.append(f"{fitted_name} (fit)")
+    colors.append(FIT_COLOR)
     layers.append({
-        "data": {"values": [{x_column: a, fitted_name: b} for a, b in pairs]},
-        "mark": {"type": "line", "color": "#d62728"},
-        "encoding": {"x": {"field": x_column, "type": "quantitative"},
-                     "y": {"field": fitted_name, "type": "quantitative"}},
+        "data": {"values": [{"x": a, "y": b, "series": series[-1]} for a, b in sorted(zip(curve["x"], fitted))]},
+        "mark": {"type": "line", "strokeWidth": 2},
+        "encoding": {"x": x_axis, "y": {"field": "y", "type": "quantitative"},
+                     "color": {"field": "series", "type": "nominal"}},
     })
-    over = {"title": f"{fitted_name} over {x_column} after the fit", "width": 420, "height": 260,
+    for layer in layers:
+        layer["encoding"]["color"]["scale"] = {"domain": series, "range": colors}
+        layer["encoding"]["color"]["legend"] = {"title": None, "orient": "top-right"}
+    over = {"title": f"{fitted_name} over {x_column} after the fit", "width": 420, "height": 200,
             "layer": layers}
-    return {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "hconcat": [loss, over]}
+    panels = [over]
+    if curve.get("residual"):
+        residual_name, residual = curve["residual"]
+        panels.append({
+            "title": f"residual {residual_name}", "width": 420, "height": 100,
+            "layer": [
+                {"mark": {"type": "rule", "color": "#999", "strokeDash": [4, 3]},
+                 "data": {"values": [{}]}, "encoding": {"y": {"datum": 0, "type": "quantitative"}}},
+                {"data": {"values": [{"x": a, "r": b} for a, b in zip(curve["x"], residual)]},
+                 "mark": {"type": "point", "filled": True, "size": 20, "color": DATA_COLOR},
+                 "encoding": {"x": x_axis, "y": {"field": "r", "type": "quantitative", "title": residual_name}}},
+            ],
+        })
+    return {"$schema": SCHEMA, "config": CONFIG,
+            "hconcat": [loss, {"vconcat": panels, "spacing": 8, "resolve": {"scale": {"x": "shared"}}}],
+            "resolve": {"legend": {"color": "independent"}}}
 
 
 def _spread(values) -> float:
