@@ -127,6 +127,17 @@ PrecisionOpt = typer.Option(6, "--precision", min=1, max=17, metavar="N",
                             help="Significant digits in the table (JSON always has every digit).")
 
 
+class PlusMinus(str, enum.Enum):
+    plain = "plain"
+    pm = "pm"
+    latex = "latex"
+
+
+PlusMinusOpt = typer.Option(PlusMinus.plain, "--format", help="How a value with its uncertainty is "
+                            "written: plain 4.976 ± 0.025, pm 4.976+/-0.025, latex 4.976 \\pm 0.025 "
+                            "(two significant digits of the uncertainty; JSON keeps every digit).")
+
+
 SweepOpt = typer.Option(None, "--sweep", metavar="NAME=START:STOP:NUM",
                         help="Run at NUM points from START to STOP (both included); repeated, a grid "
                         "(the last varies fastest). NAME=START:STOP:NUM:log spaces them evenly in log.")
@@ -814,6 +825,7 @@ def fit_command(
     observed: Optional[str] = typer.Option(None, "--observed", metavar="COLUMN",
                                            help="The measured column, for R² (default: the data column "
                                            "in `r = model - y`)."),
+    style: PlusMinus = PlusMinusOpt,
     confidence: Optional[str] = typer.Option(None, "--confidence", metavar="LEVELS",
                                              help="With --residual: profile confidence intervals, as "
                                              "lmfit's conf_interval, at levels in σ (1,2) or as a "
@@ -882,7 +894,7 @@ def fit_command(
     for warning in result.warnings:
         if not as_json:
             sys.stderr.write(f"warning: {warning}\n")
-    _print(fitreport.fit_json(result) if as_json else fitreport.fit_text(result, file, precision))
+    _print(fitreport.fit_json(result) if as_json else fitreport.fit_text(result, file, precision, style.value))
     if result.error is not None:
         raise result.error
     if plot is not None:
@@ -970,6 +982,7 @@ def uncertainty(
         help="Draw the Monte Carlo histogram with the linear result's normal curve (.png, .svg, .pdf, .html)."),
     as_json: bool = JsonOpt,
     precision: int = PrecisionOpt,
+    style: PlusMinus = PlusMinusOpt,
 ):
     """Propagate the inputs' uncertainties to the output: the result, its budget, and checks."""
     plain, uncertain = _split_uncertain_sets(sets)
@@ -998,7 +1011,7 @@ def uncertainty(
     if as_json:
         _print(uncertainty_report.to_json(result))
     else:
-        _show(uncertainty_report.table(result, file, precision))
+        _show(uncertainty_report.table(result, file, precision, style.value))
         sys.stdout.flush()
     for warning in uncertainty_report.warnings(result):  # after the result they are about
         sys.stderr.write(f"warning: {warning}\n")

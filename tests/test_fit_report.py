@@ -316,3 +316,24 @@ def test_the_plot_renders(tmp_path):
     assert result.exit_code == 0, result.output
     svg = out.read_text()
     assert "residual r" in svg and "model (fit)" in svg and "y (data)" in svg
+
+
+@pytest.mark.parametrize("style, spec", [("plain", ".2uP"), ("pm", ".2u"), ("latex", ".2uL")])
+def test_parameters_with_plus_minus_as_the_uncertainties_package(style, spec):
+    from uncertainties import ufloat
+
+    out = fit_json(DECAY, "--data", DECAY_DATA, "--residual", "r")
+    text = invoke("fit", DECAY, "--data", DECAY_DATA, "--residual", "r", "--format", style).stdout
+    rows = {line.split()[0]: line for line in text.split("parameters\n")[1].split("\n")[:3]}
+    for name, value in out["parameters"].items():
+        shown = format(ufloat(value, out["stderr"][name]), spec)
+        assert f" {shown.replace('±', ' ± ')}  (" in rows[name], (name, rows[name])
+    assert "4.976" in text and "0.025" in text
+    assert out["parameters"]["A"] != 4.976  # JSON keeps every digit
+
+
+def test_uncertainty_headline_format():
+    pendulum = ROOT / "samples" / "pendulum.expr"
+    assert "g = 9.78+/-0.10" in invoke("uncertainty", pendulum, "--format", "pm").stdout
+    assert r"g = 9.78 \pm 0.10" in invoke("uncertainty", pendulum, "--format", "latex").stdout
+    assert invoke("uncertainty", pendulum, "--format", "tex").exit_code == 2

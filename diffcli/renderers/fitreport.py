@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from ..commands.fit import CORRELATION_SHOWN, Fit
-from ..formatting import json_text
+from ..formatting import json_text, plus_minus
 from .plots import CONFIG, SCHEMA
 from .report import number
 
@@ -42,8 +42,9 @@ def fit_json(fit: Fit) -> str:
     return json_text(obj, allow_nan=False) + "\n"
 
 
-def fit_text(fit: Fit, file: str, precision: int = 6) -> str:
-    """The report: method, convergence and why, counts, objective, then each parameter."""
+def fit_text(fit: Fit, file: str, precision: int = 6, style: str = "plain") -> str:
+    """The report: method, convergence and why, counts, objective, then each parameter (with its
+    standard error, rounded as the GUM recommends, written in `style`: formatting.plus_minus)."""
     n = lambda x: number(x, precision)  # noqa: E731
     rows = [f"fit {file}: {fit.method}, minimizing the {fit.objective_text}"]
     state = "yes" if fit.converged else "interrupted" if fit.interrupted else "no"
@@ -66,7 +67,7 @@ def fit_text(fit: Fit, file: str, precision: int = 6) -> str:
         row = [name, n(value)]
         if fit.stderr is not None:
             error = fit.stderr[name]
-            row.append(f"± {n(error)}" if math.isfinite(error) else "± unknown")
+            row[1] = plus_minus(value, error, style)
             row.append(f"({abs(error / value):.1%})" if value and math.isfinite(error) else "")
         row += [f"start {n(fit.start[name])}", f"gradient {n(fit.gradient[name])}"]
         table.append(row)
