@@ -458,8 +458,9 @@ def curve(problem: Problem, fit: Fit, x_column: str) -> dict:
 
 
 def written_back(program: Program, fitted: Mapping[str, float]) -> str:
-    """The program's text with each fitted input's literal replaced by its fitted value: comments,
-    layout and the other statements stay as they were."""
+    """The program's text with each fitted input's literal (its sign included) replaced by the
+    shortest text that reads back as the fitted double; every other character, line endings and a
+    byte-order mark included, stays as it was."""
     from ..formatting import number_text
 
     text = program.source.text
@@ -469,11 +470,9 @@ def written_back(program: Program, fitted: Mapping[str, float]) -> str:
         if statement is None or not isinstance(statement.expr, (Number, Unary)):
             raise DiffcliError("input", f"--write: `{name}` has no literal assignment to write into")
         edits.append((statement.expr.start, statement.expr.end, number_text(value)))
-    for start, end, replacement in sorted(edits, reverse=True):
-        # a longer number eats into the blanks before a comment, so that the comment stays in place
-        blanks = len(text[end:]) - len(text[end:].lstrip(" "))
-        longer = len(replacement) - (end - start)
-        if text[end + blanks:end + blanks + 1] == "#" and longer > 0:
-            end += min(longer, blanks - 1)
-        text = text[:start] + replacement + text[end:]
-    return text
+    pieces, done = [], 0
+    for start, end, replacement in sorted(edits):
+        pieces += [text[done:start], replacement]
+        done = end
+    pieces.append(text[done:])
+    return ("\ufeff" if program.source.bom else "") + "".join(pieces)
