@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -19,8 +18,6 @@ from diffcli.renderers.codegen import generate
 
 from conftest import SAMPLES, SHARED, run_diffcli
 
-# ../shared, or from a worktree in ../wt/NAME the shared folder two levels up
-SHARED = next((p for p in (SHARED, SHARED.parent.parent / "shared") if p.exists()), SHARED)
 CONFORMANCE = SHARED / "conformance"
 CASES = [path for path in sorted(CONFORMANCE.glob("*/*.expr"))
          if "expect" in json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))]
@@ -295,12 +292,18 @@ def test_a_split_javascript_program_matches(split_program, tmp_path):
     _check_lines(cases, _js_driver(tmp_path, cases).stdout.splitlines())
 
 
-@pytest.mark.skipif(not os.environ.get("DIFFCLI_SLOW"), reason="slow (about a minute of CPU): DIFFCLI_SLOW=1")
-def test_chain_100000_compiles_in_cpython():
-    genprog = SHARED / "bench" / "genprog.py"
-    text = subprocess.run([sys.executable, str(genprog), "chain", "100000"], capture_output=True,
-                          text=True, check=True).stdout
-    compile(generate(diffcli.parse(text), "python").source, "<chain>", "exec")
+def test_a_python_program_of_several_full_size_functions_compiles_and_is_exact():
+    """Above 2*SPLIT operations, at the real SPLIT: each function of the split is as large as it gets at
+    any size (a bigger program only has more of them, as the small split above has), and CPython
+    compiles and runs them to the engine's bits."""
+    codegen_module = sys.modules["diffcli.renderers.codegen"]
+    program = diffcli.parse(chain(3000), "chain.expr")
+    assert sum(op is not None for op in program.graph.op) > 2 * codegen_module.SPLIT
+    generated = generate(program, "python")
+    assert generated.source.count("\ndef _forward_") >= 3
+    value, gradient = run_python(generated.source, generated.function)
+    expected = program.grad()
+    assert value == expected.value and gradient == {n: expected.gradients[n] for n in ("x0", "x1")}
 
 
 def test_the_command_writes_c_and_its_header(tmp_path):
