@@ -825,6 +825,9 @@ def fit_command(
     observed: Optional[str] = typer.Option(None, "--observed", metavar="COLUMN",
                                            help="The measured column, for R² (default: the data column "
                                            "in `r = model - y`)."),
+    tol: Optional[float] = typer.Option(None, "--tol", metavar="T",
+                                        help="least_squares: stop when a step changes χ² or the "
+                                        "parameters by less than T of their size (default 1e-15)."),
     style: PlusMinus = PlusMinusOpt,
     confidence: Optional[str] = typer.Option(None, "--confidence", metavar="LEVELS",
                                              help="With --residual: profile confidence intervals, as "
@@ -854,6 +857,11 @@ def fit_command(
                                      param_hint="--plot")
     if of is not None and residual is not None:
         raise typer.BadParameter("--residual NAME is what is minimized: leave out --of", param_hint="--of")
+    if tol is not None and chosen != "least_squares":
+        raise typer.BadParameter("--tol goes with least_squares (--residual)", param_hint="--tol")
+    if tol is not None and not sys.float_info.epsilon <= tol < 1:
+        raise typer.BadParameter(f"{tol:g}: a relative tolerance between the machine epsilon "
+                                 f"({sys.float_info.epsilon:.3g}) and 1", param_hint="--tol")
     if confidence is not None and residual is None:
         raise typer.BadParameter("profile intervals compare χ²: they need --residual NAME",
                                  param_hint="--confidence")
@@ -883,7 +891,7 @@ def fit_command(
     progress = fitreport.Progress(chosen) if live else None
     with progress or nullcontext():
         result = fitting.fit(problem, chosen, start=start, steps=steps, lr=lr, bounds=bound_ranges,
-                             progress=progress, absolute_sigma=absolute_sigma)
+                             progress=progress, absolute_sigma=absolute_sigma, tol=tol)
     if report_list and result.error is None:
         result.report = fitting.means(problem, result.parameters, report_list)
     if confidence is not None and result.error is None and not result.interrupted:

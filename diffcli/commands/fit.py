@@ -29,7 +29,15 @@ DEFAULT_STEPS = 100          # gd and adam; SciPy's methods use their own limits
 DEFAULT_LR = {"gd": 1.0, "adam": 0.01}
 FINAL_LR_SHARE = 0.1         # the learning rate falls linearly to a tenth (micrograd: 1.0 -> 0.1)
 CORRELATION_SHOWN = 0.1      # lmfit's default: smaller correlations are not reported
-ILL_CONDITIONED = 1e10       # condition number of JᵀJ above which the covariance is not trusted
+ILL_CONDITIONED = 1e10
+# least_squares stops when a step changes χ² by less than TOL of itself, or the parameters by less
+# than TOL of their size: both relative, so that the data's units do not matter. SciPy's third test
+# (the gradient below an absolute gtol) is off: it stops early where the residuals are small (NIST's
+# Lanczos1), and the gradient is judged relative to the residuals instead (STATIONARY).
+DEFAULT_TOL = 1e-15
+STATIONARY = 1e-6      # the largest cosine between a column of J and the residual vector at a minimum
+ROUNDING_LEVEL = 1000  # residuals within this many roundings of the values: χ² has few correct digits
+MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER = 2000, 200       # condition number of JᵀJ above which the covariance is not trusted
 GRADIENT_NOISE = 1e-9        # a gradient below this share of its terms' total size is rounding noise
 
 
@@ -287,8 +295,19 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
         steps: int | None = None, lr: float | None = None,
         bounds: Mapping[str, tuple[float, float]] | None = None,
         progress: Callable[[int, float, float], None] | None = None,
-        absolute_sigma: bool = False) -> Fit:
-    """Minimize the problem's objective from `start`; stops cleanly on Ctrl-C and on a failure."""
+        absolute_sigma: bool = False, tol: float | None = None) -> Fit:
+    """Minimize the problem's objective from `start`; stops cleanly on Ctrl-C and on a failure.
+    NumPy's and SciPy's floating-point warnings stay inside: a trial point that overflows is a
+    rejected step or an error with its place, never a warning on standard error."""
+    import warnings
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _fit(problem, method, start=start, steps=steps, lr=lr, bounds=bounds, progress=progress,
+                    absolute_sigma=absolute_sigma, tol=tol)
+
+
+def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma, tol) -> Fit:
     names = problem.parameters
     x0 = np.array([float(start[n]) for n in names])
     ranges = [(bounds or {}).get(n, (-math.inf, math.inf)) for n in names]
@@ -314,7 +333,7 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
             converged, message = _descend(problem, method, x0, low, high, steps or DEFAULT_STEPS,
                                           DEFAULT_LR[method] if lr is None else lr, step_done, state)
         elif method == "least_squares":
-            converged, message = _least_squares(problem, x0, low, high, steps, step_done, state)
+            converged, message = _least_squares(problem, x0, low, high, steps, step_done, state, tol)
         else:
             converged, message = _minimize(problem, method, x0, low, high, steps, step_done, state)
     except KeyboardInterrupt:
@@ -340,6 +359,11 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
     )
     if problem.residual:
         _uncertainties(result, r, jacobian, names, absolute_sigma)
+        if result.stderr and at_rounding_level(problem, r) and not absolute_sigma:
+            result.warnings.append(
+                "the residuals are at the level of rounding in the data (χ² ≈ "
+                f"{float(r @ r):.2g}): the reduced χ² that scales the standard errors has only a few "
+                "correct digits, so the standard errors have too; with known σ, use --sigma and --absolute-sigma")
         observed = problem.data.get(problem.observed) if problem.observed else None
         result.statistics = statistics(r, len(names), observed, problem.sigma)
     return result
@@ -380,11 +404,18 @@ def _minimize(problem, method, x0, low, high, steps, step_done, state):
     return bool(result.success), message
 
 
-def _least_squares(problem, x0, low, high, steps, step_done, state):
+def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
+    """SciPy's trust-region least squares on the exact Jacobian. A trial point where a residual is
+    undefined or not finite is a rejected step (the trust region shrinks), not the end of the fit;
+    the tolerances are relative (on χ², on the step against the parameters, on the gradient's
+    cosine with the residual vector, see `converged_cosine`)."""
     from scipy.optimize import least_squares
 
     def residuals(x):
-        return problem.evaluate(x)[2]
+        try:
+            return problem.evaluate(x)[2]
+        except _Stop:
+            return np.full(problem.rows or 1, np.nan)
 
     def jacobian(x):
         return problem.evaluate(x)[3]
@@ -393,10 +424,43 @@ def _least_squares(problem, x0, low, high, steps, step_done, state):
         state["steps"] += 1
         step_done(np.asarray(intermediate_result.x, float))
 
-    result = least_squares(residuals, x0, jac=jacobian, bounds=(low, high), max_nfev=steps,
+    tol = DEFAULT_TOL if tol is None else tol
+    result = least_squares(residuals, x0, jac=jacobian, bounds=(low, high), ftol=tol, xtol=tol, gtol=None,
+                           max_nfev=steps or max(MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER * len(x0)),
                            callback=callback)
-    state["x"] = np.asarray(result.x, float)
-    return bool(result.success), str(result.message)
+    state["x"] = x = np.asarray(result.x, float)
+    if not result.success:
+        return False, f"{result.message} (raise --steps, or start nearer)"
+    _, _, r, jacobian_matrix = problem.evaluate(x)
+    cosine = stationarity(r, jacobian_matrix, result.active_mask == 0)
+    if cosine > STATIONARY and not at_rounding_level(problem, r):
+        return False, (f"{result.message} But the gradient is not zero there: a column of the Jacobian "
+                       f"makes a cosine of {cosine:.1g} with the residuals (at a minimum, about 0). Start "
+                       "nearer, or rescale the parameters")
+    return True, str(result.message)
+
+
+def stationarity(r: np.ndarray, jacobian: np.ndarray, free: np.ndarray | None = None) -> float:
+    """max_j |J_jᵀr| / (‖J_j‖·‖r‖) over the parameters not held at a bound (`free`): 0 at a minimum
+    whatever the units of the data and the parameters."""
+    free = np.ones(jacobian.shape[1], bool) if free is None else free
+    lengths = np.linalg.norm(jacobian, axis=0) * np.linalg.norm(r)
+    with np.errstate(all="ignore"):
+        cosines = np.abs(jacobian.T @ r) / lengths
+    cosines = cosines[free & (lengths > 0)]
+    return float(cosines.max()) if cosines.size else 0.0
+
+
+def at_rounding_level(problem: Problem, r: np.ndarray) -> bool:
+    """Whether the residuals are within ROUNDING_LEVEL roundings of the values they are differences
+    of (for r = model - y: of y), so that χ² is mostly rounding noise."""
+    if not problem.observed or problem.observed not in problem.data:
+        return False
+    y = np.abs(problem.data[problem.observed])
+    if problem.sigma is not None:
+        y = y / problem.sigma
+    rounding = np.finfo(float).eps * np.sqrt(np.mean(y * y))
+    return bool(np.sqrt(np.mean(r * r)) < ROUNDING_LEVEL * rounding)
 
 
 def _descend(problem, method, x, low, high, steps, lr, step_done, state):
