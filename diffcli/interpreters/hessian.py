@@ -274,6 +274,14 @@ class Hessian:
     gradient: dict[str, float]
     hessian: dict[str, dict[str, float]]
 
+    @property
+    def matrix(self):
+        """The Hessian as a NumPy array, rows and columns in `wrt` order."""
+        import numpy as np
+
+        return np.array([[self.hessian[a][b] for b in self.wrt] for a in self.wrt], float).reshape(
+            len(self.wrt), len(self.wrt))
+
 
 @dataclass
 class HessianVector:
