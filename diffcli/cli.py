@@ -747,19 +747,22 @@ def parse_bounds(values: Optional[List[str]]) -> dict[str, tuple[float, float]]:
     return result
 
 
-def _read_points(path: str, fmt: Optional[str], program):
+def _read_points(path: str, fmt: Optional[str], program, limit: Optional[int] = None):
     """A points file (CSV or JSON Lines; `-` is standard input), read and checked to its end."""
     from .commands import points
 
-    if path == "-":
-        return points.read_points(sys.stdin, "<stdin>", fmt, program)
+    name = "standard input" if path == "-" else path
     try:
+        if path == "-":
+            if sys.stdin is None:
+                raise OSError(errno.EBADF, "it is closed")
+            return points.read_points(sys.stdin, "<stdin>", fmt, program, limit or points.MAX_POINTS_TEXT)
         with open(path, encoding="utf-8", newline="") as stream:
-            return points.read_points(stream, path, fmt, program)
+            return points.read_points(stream, path, fmt, program, limit or points.MAX_POINTS_TEXT)
     except OSError as error:
-        raise DiffcliError("io", f"cannot read {path}: {error.strerror or error}") from None
+        raise DiffcliError("io", f"cannot read {name}: {error.strerror or error}") from None
     except UnicodeDecodeError:
-        raise DiffcliError("io", f"{path} is not UTF-8 text", help="save it as UTF-8") from None
+        raise DiffcliError("io", f"{name} is not UTF-8 text", help="save it as UTF-8") from None
 
 
 @app.command(name="fit", epilog="Examples:\n\n"
@@ -840,7 +843,9 @@ def fit_command(
     data_name = "<stdin>" if data == "-" else data
     columns = {}
     if data is not None:
-        rows = _read_points(data, None, program)
+        from .commands.points import MAX_DATA_TEXT
+
+        rows = _read_points(data, None, program, MAX_DATA_TEXT)
         columns = fitting.gather(rows.names, [chunk for _, chunk in rows.chunks()])
     report_list = parse_names(report_names)
     problem, start, warnings = fitting.setup(
