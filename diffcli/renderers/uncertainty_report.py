@@ -98,7 +98,7 @@ def histogram_spec(result: Propagation) -> dict:
     import numpy as np
 
     mc = result.monte_carlo
-    counts, edges = np.histogram(mc.samples, bins=HISTOGRAM_BINS)
+    counts, edges = mc.samples.histogram(HISTOGRAM_BINS)
     width = edges[1] - edges[0]
     density = counts / (counts.sum() * width)
     bars = [{"from": float(a), "to": float(b), "density": float(d)}
