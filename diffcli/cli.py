@@ -568,6 +568,10 @@ def plot(
     if len(sweeps) > 2:
         raise typer.BadParameter("give one --sweep (a line chart) or two (heat maps)",
                                  param_hint="--sweep")
+    for sweep in sweeps:
+        if plots.undrawable(sweep.start, sweep.stop, sweep.log):
+            raise typer.BadParameter(f"{sweep.name}: {plots.undrawable(sweep.start, sweep.stop, sweep.log)}",
+                                     param_hint="--sweep")
     format = render.choose_format(fmt.value if fmt else None, output, render.PLOT_EXTENSIONS, None)
     count = math.prod(s.num for s in sweeps)
     if count > max_points:
@@ -819,6 +823,11 @@ def fit_command(
                                  param_hint="--bounds")
     if chosen == "least_squares" and not residual:
         raise typer.BadParameter("least_squares needs --residual NAME", param_hint="--method")
+    from .commands.fit import MAX_STEPS
+
+    if steps is not None and steps > MAX_STEPS:
+        raise typer.BadParameter(f"at most {MAX_STEPS:,} steps (each one's objective is kept)",
+                                 param_hint="--steps")
     if lr is not None and chosen not in ("gd", "adam"):
         raise typer.BadParameter("--lr goes with --method gd or adam", param_hint="--lr")
     if write and file == "-":

@@ -45,9 +45,29 @@ class Sweep:
     log: bool = False
 
     def values(self) -> np.ndarray:
+        return self.at(np.arange(self.num))
+
+    def at(self, index: np.ndarray) -> np.ndarray:
+        """The values at these indices, as numpy.linspace (or geomspace) has them, made for these
+        indices alone; where STOP - START overflows, as (1 - t)·START + t·STOP, which cannot."""
+        start, stop = self.start, self.stop
+        if self.log:  # geomspace: 10 to the evenly spaced logarithms, the ends exactly as given
+            start, stop = float(np.log10(abs(start))), float(np.log10(abs(stop)))
+        div = max(self.num - 1, 1)
+        i = index.astype(float)
+        delta = stop - start
+        with np.errstate(all="ignore"):
+            step = delta / div
+            y = i * step + start if step != 0 else i / div * delta + start
+        if not np.isfinite(y).all():
+            t = i / div
+            y = (1 - t) * start + t * stop
         if self.log:
-            return np.geomspace(self.start, self.stop, self.num)
-        return np.linspace(self.start, self.stop, self.num)
+            y = 10.0 ** y
+            y[index == 0] = abs(self.start)
+        if self.num > 1:
+            y[index == self.num - 1] = abs(self.stop) if self.log else self.stop
+        return -y if self.log and self.start < 0 else y
 
 
 def parse_sweep(text: str) -> Sweep:
@@ -97,8 +117,7 @@ def grid(sweeps: list[Sweep], program: Program) -> Points:
         raise DiffcliError("input", f"--sweep {name}: {message}", help=help)
 
     check_names(program, [s.name for s in sweeps], fail)
-    axes = [s.values() for s in sweeps]
-    n = math.prod(len(a) for a in axes)
+    n = math.prod(s.num for s in sweeps)  # (before anything is made: 10^9 points would be 8 GB)
     if n > MAX_SWEEP_POINTS:
         raise DiffcliError("input", f"the sweeps make {n:,} points, more than {MAX_SWEEP_POINTS:,}",
                            help="use fewer points per sweep, or split the grid into several runs")
@@ -111,9 +130,9 @@ def grid(sweeps: list[Sweep], program: Program) -> Points:
         for offset in range(0, n, CHUNK):
             index = np.arange(offset, min(n, offset + CHUNK))
             columns = {}
-            for name, axis in zip(reversed(names), reversed(axes)):
-                index, at = np.divmod(index, len(axis))
-                columns[name] = axis[at]
+            for sweep in reversed(sweeps):
+                index, at = np.divmod(index, sweep.num)
+                columns[sweep.name] = sweep.at(at)
             yield offset, {name: columns[name] for name in names}
 
     return Points(names, n, chunks)

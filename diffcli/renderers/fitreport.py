@@ -10,6 +10,7 @@ from ..formatting import json_text
 from .report import number
 
 
+MAX_PLOTTED_STEPS = 5_000  # more points than the picture has pixels across
 MAX_PARAMETER_ROWS, SHOWN_OF_MANY = 30, 8  # a network's hundreds of weights: the first few, and the count
 
 
@@ -83,10 +84,12 @@ def plot_spec(fit: Fit, x_column: str | None = None, curve=None) -> dict:
     the fitted output over them. `curve`: {"x": [...], "data": (name, [...]) or None,
     "fitted": (name, [...])}."""
     positive = all(v > 0 for v in fit.history)
+    every = -(-len(fit.history) // MAX_PLOTTED_STEPS)  # (a million steps: every 200th, and the last)
+    shown = sorted({*range(0, len(fit.history), every), len(fit.history) - 1})
     loss = {
         "title": f"{fit.objective_text} ({fit.method})",
         "width": 420, "height": 260,
-        "data": {"values": [{"step": i, "objective": v} for i, v in enumerate(fit.history)]},
+        "data": {"values": [{"step": i, "objective": fit.history[i]} for i in shown]},
         "mark": {"type": "line", "point": len(fit.history) <= 60},
         "encoding": {
             "x": {"field": "step", "type": "quantitative", "axis": {"tickMinStep": 1, "format": "d"}},
