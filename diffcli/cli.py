@@ -689,7 +689,7 @@ def codegen(
                                        help="The generated function's name (default: grad_<output>)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", metavar="OUT",
                                          help="Write the source here (default: standard output). "
-                                         "For C, the header goes beside it (OUT with .h)."),
+                                         "For C, a .c path: the header goes beside it (OUT with .h)."),
     value_only: bool = typer.Option(False, "--value-only", help="Only the output's value, no gradient."),
     forward: bool = typer.Option(False, "--forward", help="Forward mode: the derivative along --wrt."),
     wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME",
@@ -708,11 +708,13 @@ def codegen(
                          filename="<stdin>" if file == "-" else os.path.basename(file))
     if output is None or output == "-":
         return _print(generated.source)
+    from .renderers.codegen import header_path
     from .renderers.output import write_output
 
+    header = header_path(output) if generated.header is not None else None  # checked before writing
     write_output(output, generated.source.encode("utf-8"))
-    if generated.header is not None:
-        write_output(os.path.splitext(output)[0] + ".h", generated.header.encode("utf-8"))
+    if header is not None:
+        write_output(header, generated.header.encode("utf-8"))
 # ---------------------------------------------------------------- fit
 
 class FitMethod(str, enum.Enum):
