@@ -904,18 +904,22 @@ def _pairs(values: Optional[List[str]], option: str, example: str) -> list[tuple
 
 def parse_correlations(values: Optional[List[str]]) -> dict[tuple[str, str], float]:
     """`--correlation a,b=0.3` (repeatable) -> {("a", "b"): 0.3}; malformed -> exit 2."""
-    result = {}
+    from .language.parser import read_number
+
+    result, written = {}, {}
     for item in values or []:
         names, eq, text = item.partition("=")
         pair = [name.strip() for name in names.split(",")]
-        try:
-            r = float(text)
-        except ValueError:
-            r = math.nan
-        if not eq or len(pair) != 2 or not all(pair) or not math.isfinite(r):
+        r = read_number(text.strip())  # as --set reads numbers
+        if not eq or len(pair) != 2 or not all(pair) or r is None or not math.isfinite(r):
             raise typer.BadParameter(f"{item!r} is not A,B=R (for example --correlation L,T=0.3)",
                                      param_hint="--correlation")
-        result[pair[0], pair[1]] = r
+        key = frozenset(pair)  # L,T and T,L are one coefficient
+        if key in written and result[written[key][0]] != r:  # which one was meant? (the same twice is harmless)
+            raise typer.BadParameter(f"the correlation of {pair[0]} and {pair[1]} is given twice "
+                                     f"({written[key][1]} and {item}); give it once", param_hint="--correlation")
+        if key not in written:
+            result[pair[0], pair[1]], written[key] = r, ((pair[0], pair[1]), item)
     return result
 
 
