@@ -205,6 +205,15 @@ def test_a_tiny_or_huge_uncertainty_neither_underflows_nor_overflows(u):
     assert done.returncode == 0 and "± 0\n" not in done.stdout_text and len(done.stdout_text) < 2000
 
 
+@pytest.mark.parametrize("text, option", [("x = 5 ± 1e200\ny = 2*x\n", "--order 2"),
+                                          ("x = 5 ± 1e150\ny = 2*x^2\n", "--order 2"),
+                                          ("x = 5 ± 1e200\ny = 2*x\n", "--monte-carlo 100")])
+def test_variances_that_overflow_in_the_second_order_or_monte_carlo_are_a_domain_error(text, option):
+    done = run_diffcli("uncertainty", "-", *option.split(), "--json", input=text.encode())
+    assert done.returncode == 1 and done.stdout == b"", done.stderr_text
+    assert json.loads(done.stderr_text)["error"]["message"] == "the combined variance overflows"
+
+
 def test_shortest_interval_of_a_skewed_sample_is_shorter_than_the_central_one():
     import numpy as np
 

@@ -177,11 +177,22 @@ def propagate(
         result.output, result.value, uncertainty, budget, inputs,
         dict(correlations or {}), result.unused,
     )
+    overflow = DiffcliError("domain", "the combined variance overflows", help="rescale the inputs or their "
+                            "uncertainties (the second order and Monte Carlo work with variances)")
+    import numpy as np
+
     if order == 2:
-        propagation.second_order = _second_order(program, inputs, result.output, names, u, r, variance)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is the error below, no warning
+            second = propagation.second_order = _second_order(program, inputs, result.output, names, u, r,
+                                                              variance)
+        if not all(map(math.isfinite, (variance, second.term, second.mean_shift))):
+            raise overflow
     if monte_carlo is not None:
-        propagation.monte_carlo = _monte_carlo(program, inputs, result.output, names, u, r,
-                                               monte_carlo, seed, propagation)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mc = propagation.monte_carlo = _monte_carlo(program, inputs, result.output, names, u, r,
+                                                        monte_carlo, seed, propagation)
+        if not all(map(math.isfinite, (variance, mc.mean, mc.std, *mc.interval))):
+            raise overflow
     return propagation
 
 
