@@ -191,7 +191,10 @@ def _read(file: str, as_json: bool = False):
 
 def _report_error(error: DiffcliError, as_json: bool) -> None:
     from .renderers import diagnostics
+    from .renderers.output import BrokenPipe
 
+    if isinstance(error, BrokenPipe) and not as_json:
+        return  # the reader stopped (`| head`): exit 1, quietly
     if as_json:
         sys.stderr.write(diagnostics.render_json(error))
     else:
@@ -239,9 +242,13 @@ def _warn_unused(result) -> None:
 @contextmanager
 def _writing():
     """Around writing to standard output: a full, closed or broken one is an "io" error."""
+    from .renderers.output import broken_pipe
+
     try:
         yield
         sys.stdout.flush()
+    except BrokenPipeError:
+        raise broken_pipe() from None
     except OSError as error:
         raise DiffcliError("io", f"cannot write to standard output: {error.strerror or error}") from None
 
@@ -290,9 +297,10 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
     try:
         outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
                            write=sys.stdout.write, fmt=fmt, precision=precision)
-    except BrokenPipeError:  # the reader stopped (`| head`): stop too, quietly, as `yes | head` does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
+    except BrokenPipeError:  # the reader stopped (`| head`): as every command, exit 1 (quietly without --json)
+        from .renderers.output import broken_pipe
+
+        raise broken_pipe() from None
     for name in outcome.unused:
         where = (f"--set {name}" if name in taken else f"--sweep {name}" if sweeps
                  else f"column `{name}` of {'<stdin>' if points_file == '-' else points_file}")
@@ -1045,7 +1053,11 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         code = 130
-    except OSError as error:  # writing --help or --version
+    except BrokenPipeError:  # writing --help or --version
+        from .renderers.output import broken_pipe
+
+        code = _fail(broken_pipe(), as_json)
+    except OSError as error:
         code = _fail(DiffcliError("io", f"cannot write to standard output: {error.strerror or error}"),
                      as_json)
     if not isinstance(code, int):
@@ -1056,6 +1068,11 @@ def main() -> None:
     # nothing else is pending at this point but the buffered output.
     try:
         sys.stdout.flush()
+    except BrokenPipeError:
+        from .renderers.output import broken_pipe
+
+        if not code:
+            code = _fail(broken_pipe(), as_json)
     except (OSError, ValueError) as error:
         if not code:
             code = _fail(DiffcliError("io", "cannot write to standard output: "
