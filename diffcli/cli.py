@@ -191,7 +191,10 @@ def _read(file: str, as_json: bool = False):
 
 def _report_error(error: DiffcliError, as_json: bool) -> None:
     from .renderers import diagnostics
+    from .renderers.output import BrokenPipe
 
+    if isinstance(error, BrokenPipe) and not as_json:
+        return  # the reader stopped (`| head`): exit 1, quietly
     if as_json:
         sys.stderr.write(diagnostics.render_json(error))
     else:
@@ -239,9 +242,13 @@ def _warn_unused(result) -> None:
 @contextmanager
 def _writing():
     """Around writing to standard output: a full, closed or broken one is an "io" error."""
+    from .renderers.output import broken_pipe
+
     try:
         yield
         sys.stdout.flush()
+    except BrokenPipeError:
+        raise broken_pipe() from None
     except OSError as error:
         raise DiffcliError("io", f"cannot write to standard output: {error.strerror or error}") from None
 
@@ -290,9 +297,10 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
     try:
         outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
                            write=sys.stdout.write, fmt=fmt, precision=precision)
-    except BrokenPipeError:  # the reader stopped (`| head`): stop too, quietly, as `yes | head` does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
+    except BrokenPipeError:  # the reader stopped (`| head`): as every command, exit 1 (quietly without --json)
+        from .renderers.output import broken_pipe
+
+        raise broken_pipe() from None
     for name in outcome.unused:
         where = (f"--set {name}" if name in taken else f"--sweep {name}" if sweeps
                  else f"column `{name}` of {'<stdin>' if points_file == '-' else points_file}")
@@ -693,7 +701,7 @@ def codegen(
                                        help="The generated function's name (default: grad_<output>)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", metavar="OUT",
                                          help="Write the source here (default: standard output). "
-                                         "For C, the header goes beside it (OUT with .h)."),
+                                         "For C, a .c path: the header goes beside it (OUT with .h)."),
     value_only: bool = typer.Option(False, "--value-only", help="Only the output's value, no gradient."),
     forward: bool = typer.Option(False, "--forward", help="Forward mode: the derivative along --wrt."),
     wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME",
@@ -712,11 +720,13 @@ def codegen(
                          filename="<stdin>" if file == "-" else os.path.basename(file))
     if output is None or output == "-":
         return _print(generated.source)
+    from .renderers.codegen import header_path
     from .renderers.output import write_output
 
+    header = header_path(output) if generated.header is not None else None  # checked before writing
     write_output(output, generated.source.encode("utf-8"))
-    if generated.header is not None:
-        write_output(os.path.splitext(output)[0] + ".h", generated.header.encode("utf-8"))
+    if header is not None:
+        write_output(header, generated.header.encode("utf-8"))
 # ---------------------------------------------------------------- fit
 
 class FitMethod(str, enum.Enum):
@@ -916,18 +926,22 @@ def _pairs(values: Optional[List[str]], option: str, example: str) -> list[tuple
 
 def parse_correlations(values: Optional[List[str]]) -> dict[tuple[str, str], float]:
     """`--correlation a,b=0.3` (repeatable) -> {("a", "b"): 0.3}; malformed -> exit 2."""
-    result = {}
+    from .language.parser import read_number
+
+    result, written = {}, {}
     for item in values or []:
         names, eq, text = item.partition("=")
         pair = [name.strip() for name in names.split(",")]
-        try:
-            r = float(text)
-        except ValueError:
-            r = math.nan
-        if not eq or len(pair) != 2 or not all(pair) or not math.isfinite(r):
+        r = read_number(text.strip())  # as --set reads numbers
+        if not eq or len(pair) != 2 or not all(pair) or r is None or not math.isfinite(r):
             raise typer.BadParameter(f"{item!r} is not A,B=R (for example --correlation L,T=0.3)",
                                      param_hint="--correlation")
-        result[pair[0], pair[1]] = r
+        key = frozenset(pair)  # L,T and T,L are one coefficient
+        if key in written and result[written[key][0]] != r:  # which one was meant? (the same twice is harmless)
+            raise typer.BadParameter(f"the correlation of {pair[0]} and {pair[1]} is given twice "
+                                     f"({written[key][1]} and {item}); give it once", param_hint="--correlation")
+        if key not in written:
+            result[pair[0], pair[1]], written[key] = r, ((pair[0], pair[1]), item)
     return result
 
 
@@ -1053,7 +1067,11 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         code = 130
-    except OSError as error:  # writing --help or --version
+    except BrokenPipeError:  # writing --help or --version
+        from .renderers.output import broken_pipe
+
+        code = _fail(broken_pipe(), as_json)
+    except OSError as error:
         code = _fail(DiffcliError("io", f"cannot write to standard output: {error.strerror or error}"),
                      as_json)
     if not isinstance(code, int):
@@ -1064,6 +1082,11 @@ def main() -> None:
     # nothing else is pending at this point but the buffered output.
     try:
         sys.stdout.flush()
+    except BrokenPipeError:
+        from .renderers.output import broken_pipe
+
+        if not code:
+            code = _fail(broken_pipe(), as_json)
     except (OSError, ValueError) as error:
         if not code:
             code = _fail(DiffcliError("io", "cannot write to standard output: "

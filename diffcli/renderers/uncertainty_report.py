@@ -30,6 +30,11 @@ def to_json(result: Propagation) -> str:
     return _dumps(out)
 
 
+def _squared(u: float, precision: int) -> str:
+    """u², or `(u)²` where u² underflows to 0 (u = 2e-320)."""
+    return number(u * u, precision) if u * u > 0 or u == 0 else f"({number(u, precision)})²"
+
+
 def table(result: Propagation, filename: str, precision: int):
     """The result line, the budget (sorted by share) and what --order 2 / --monte-carlo add."""
     from rich.console import Group
@@ -49,7 +54,7 @@ def table(result: Propagation, filename: str, precision: int):
                        f"{100 * row.share:.1f}%")
     parts.append(budget)
     caption = (f"u: standard uncertainty; contribution: |∂{out}/∂input|·u\n"
-               f"share: of the combined variance u({out})² = {number(result.uncertainty ** 2, precision)}")
+               f"share: of the combined variance u({out})² = {_squared(result.uncertainty, precision)}")
     if result.correlations:
         pairs = ", ".join(f"r({a},{b}) = {r:g}" for (a, b), r in result.correlations.items())
         caption += f"\ncorrelations: {pairs}\n(a covariance term's share is split evenly between its two inputs)"
