@@ -127,6 +127,17 @@ PrecisionOpt = typer.Option(6, "--precision", min=1, max=17, metavar="N",
                             help="Significant digits in the table (JSON always has every digit).")
 
 
+class PlusMinus(str, enum.Enum):
+    plain = "plain"
+    pm = "pm"
+    latex = "latex"
+
+
+PlusMinusOpt = typer.Option(PlusMinus.plain, "--format", help="How a value with its uncertainty is "
+                            "written: plain 4.976 ± 0.025, pm 4.976+/-0.025, latex 4.976 \\pm 0.025 "
+                            "(two significant digits of the uncertainty; JSON keeps every digit).")
+
+
 SweepOpt = typer.Option(None, "--sweep", metavar="NAME=START:STOP:NUM",
                         help="Run at NUM points from START to STOP (both included); repeated, a grid "
                         "(the last varies fastest). NAME=START:STOP:NUM:log spaces them evenly in log.")
@@ -823,6 +834,22 @@ def fit_command(
     report_names: Optional[List[str]] = typer.Option(None, "--report", metavar="NAME,...",
                                                      help="After the fit, print these variables' "
                                                      "means over the rows (e.g. an accuracy)."),
+    sigma: Optional[str] = typer.Option(None, "--sigma", metavar="COLUMN",
+                                        help="With --residual: each row's σ, a data column (the "
+                                        "residual is divided by it)."),
+    absolute_sigma: bool = typer.Option(False, "--absolute-sigma", help="Take --sigma as absolute: "
+                                        "no rescaling by the reduced χ² (curve_fit's absolute_sigma=True)."),
+    observed: Optional[str] = typer.Option(None, "--observed", metavar="COLUMN",
+                                           help="The measured column, for R² (default: the data column "
+                                           "in `r = model - y`)."),
+    tol: Optional[float] = typer.Option(None, "--tol", metavar="T",
+                                        help="least_squares: stop when a step changes χ² or the "
+                                        "parameters by less than T of their size (default 1e-15)."),
+    style: PlusMinus = PlusMinusOpt,
+    confidence: Optional[str] = typer.Option(None, "--confidence", metavar="LEVELS",
+                                             help="With --residual: profile confidence intervals, as "
+                                             "lmfit's conf_interval, at levels in σ (1,2) or as a "
+                                             "probability (0.95)."),
 ):
     """Fit inputs to minimize an output, or a formula's parameters to data (exact gradients)."""
     values = parse_sets(sets)
@@ -852,6 +879,17 @@ def fit_command(
                                      param_hint="--plot")
     if of is not None and residual is not None:
         raise typer.BadParameter("--residual NAME is what is minimized: leave out --of", param_hint="--of")
+    if tol is not None and chosen != "least_squares":
+        raise typer.BadParameter("--tol goes with least_squares (--residual)", param_hint="--tol")
+    if tol is not None and not sys.float_info.epsilon <= tol < 1:
+        raise typer.BadParameter(f"{tol:g}: a relative tolerance between the machine epsilon "
+                                 f"({sys.float_info.epsilon:.3g}) and 1", param_hint="--tol")
+    if confidence is not None and residual is None:
+        raise typer.BadParameter("profile intervals compare χ²: they need --residual NAME",
+                                 param_hint="--confidence")
+    if absolute_sigma and sigma is None:
+        raise typer.BadParameter("--absolute-sigma takes --sigma COLUMN as absolute: give --sigma",
+                                 param_hint="--absolute-sigma")
     if x_column is not None and data is None:
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
     program = _read(file, as_json)
@@ -869,20 +907,26 @@ def fit_command(
     report_list = parse_names(report_names)
     problem, start, warnings = fitting.setup(
         program, parse_names(wrt), values, of=of, residual=residual, data=columns, data_name=data_name,
-        bounds=bound_ranges, report=report_list, x_column=x_column, write=write)
+        bounds=bound_ranges, report=report_list, x_column=x_column, write=write, sigma=sigma,
+        observed=observed)
     for warning in warnings:
         sys.stderr.write(f"warning: {warning}\n")
     live = sys.stderr.isatty()  # a transient line, erased before anything else is written
     progress = fitreport.Progress(chosen) if live else None
     with progress or nullcontext():
         result = fitting.fit(problem, chosen, start=start, steps=steps, lr=lr, bounds=bound_ranges,
-                             progress=progress)
+                             progress=progress, absolute_sigma=absolute_sigma, tol=tol)
     if report_list and result.error is None:
         result.report = fitting.means(problem, result.parameters, report_list)
+    if confidence is not None and result.error is None and not result.interrupted:
+        from .commands import fit_intervals
+
+        result.confidence = fit_intervals.intervals(problem, result.parameters, result.stderr or {},
+                                                    fit_intervals.levels(confidence), bound_ranges)
     for warning in result.warnings:
         if not as_json:
             sys.stderr.write(f"warning: {warning}\n")
-    _print(fitreport.fit_json(result) if as_json else fitreport.fit_text(result, file, precision))
+    _print(fitreport.fit_json(result) if as_json else fitreport.fit_text(result, file, precision, style.value))
     if result.error is not None:
         raise result.error
     if plot is not None:
@@ -974,6 +1018,7 @@ def uncertainty(
         help="Draw the Monte Carlo histogram with the linear result's normal curve (.png, .svg, .pdf, .html)."),
     as_json: bool = JsonOpt,
     precision: int = PrecisionOpt,
+    style: PlusMinus = PlusMinusOpt,
 ):
     """Propagate the inputs' uncertainties to the output: the result, its budget, and checks."""
     plain, uncertain = _split_uncertain_sets(sets)
@@ -1002,7 +1047,7 @@ def uncertainty(
     if as_json:
         _print(uncertainty_report.to_json(result))
     else:
-        _show(uncertainty_report.table(result, file, precision))
+        _show(uncertainty_report.table(result, file, precision, style.value))
         sys.stdout.flush()
     for warning in uncertainty_report.warnings(result):  # after the result they are about
         sys.stderr.write(f"warning: {warning}\n")

@@ -12,7 +12,8 @@ from uncertainties import umath
 
 import diffcli
 from diffcli import DiffcliError
-from diffcli.interpreters.uncertainty import gum_text, propagate, shortest_interval
+from diffcli.formatting import plus_minus
+from diffcli.interpreters.uncertainty import propagate, shortest_interval
 
 from conftest import SAMPLES, run_diffcli
 
@@ -161,12 +162,33 @@ def test_api_uncertainties_override_the_file_and_relative_follows_the_value_used
 
 @pytest.mark.parametrize("value, u, text", [
     (47.0123, 3.24, "47.0 ± 3.2"), (47.0123, 0.0996, "47.01 ± 0.10"), (9.7893, 0.0271, "9.789 ± 0.027"),
-    (47123.0, 324.0, "47120 ± 320"), (-0.001, 0.03, "-0.001 ± 0.030"), (-0.01, 3.0, "0.0 ± 3.0"),
-    (4.7123e-9, 3.2e-11, "(4.712 ± 0.032)e-9"), (1.5, 0.0, "1.5 ± 0"),
+    (47123.0, 324.0, "(4.712 ± 0.032)×10⁴"), (-0.001, 0.03, "-0.001 ± 0.030"), (-0.01, 3.0, "-0.0 ± 3.0"),
+    (4.7123e-9, 3.2e-11, "(4.712 ± 0.032)×10⁻⁹"), (1.5, 0.0, "1.5 ± 0"),
     (10.0, 2e-320, "10.0 ± 2e-320"),  # below the value's last digit: not 330 digits of zeros
 ])
 def test_gum_rounding(value, u, text):
-    assert gum_text(value, u) == text
+    assert plus_minus(value, u) == text
+
+
+def test_plus_minus_prints_as_the_uncertainties_package():
+    """Two significant digits of u, in the three styles, against format(ufloat, ".2uP" / ".2u" / ".2uL")
+    over values and uncertainties spread across 24 decades."""
+    import random
+
+    from uncertainties import ufloat
+
+    rng = random.Random(2026)
+    cases = [(4.97597, 0.0253652), (5, 0.0999), (9.99, 0.0996), (123456, 789), (12345678.0, 12.0),
+             (0.0, 0.01), (0.05, 3), (1.2e10, 3.4e8), (2e-5, 3e-5)]
+    for _ in range(1000):
+        value = rng.choice([-1, 1]) * 10 ** rng.uniform(-12, 12)
+        cases.append((value, abs(value) * 10 ** rng.uniform(-9, 2)))
+    for value, u in cases:
+        x = ufloat(value, u)
+        assert plus_minus(value, u, "plain") == format(x, ".2uP").replace("±", " ± "), (value, u)
+        assert plus_minus(value, u, "pm") == format(x, ".2u"), (value, u)
+        assert plus_minus(value, u, "latex") == format(x, ".2uL"), (value, u)
+    assert plus_minus(4.97597, 0.0253652, "latex") == r"4.976 \pm 0.025"
 
 
 def test_the_same_correlation_twice_is_harmless():

@@ -406,29 +406,3 @@ def shortest_interval(samples, coverage: float) -> tuple[float, float]:
     widths = y[q:] - y[: m - q]
     r = int(np.argmin(widths))
     return float(y[r]), float(y[r + q])
-
-
-def gum_text(value: float, u: float) -> str:
-    """`47.0 ± 3.2`: the uncertainty to two significant digits, the value to the same decimal
-    place (GUM 7.2.6); a power of ten factored out when the numbers are very large or small."""
-    if u == 0 or not math.isfinite(u):
-        return f"{value:.6g} ± 0"
-    exponent = math.floor(math.log10(u))
-    if round(u, 1 - exponent) >= 10 ** (exponent + 1):  # 9.96 rounds to 10: two digits are "10"
-        exponent += 1
-    scale = max(abs(value), u)
-    power = math.floor(math.log10(scale))
-    if power - exponent > 15:  # u below the value's last digit (5 ± 1e-320): the value as it is
-        return f"{value!r} ± {u:.2g}"
-    if -4 <= power <= 5 and exponent >= -6:
-        if exponent >= 1:  # u ≥ 10: round both to u's second digit, a power of ten ≥ 1
-            step = 10 ** (exponent - 1)
-            return f"{_fixed(round(value / step) * step, 0)} ± {_fixed(round(u / step) * step, 0)}"
-        return f"{_fixed(value, 1 - exponent)} ± {_fixed(u, 1 - exponent)}"
-    decimals = max(1 - exponent + power, 0)
-    return f"({_fixed(value / 10 ** power, decimals)} ± {_fixed(u / 10 ** power, decimals)})e{power}"
-
-
-def _fixed(x: float, decimals: int) -> str:
-    text = f"{x:.{decimals}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no `-0.0`
