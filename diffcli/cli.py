@@ -202,7 +202,10 @@ def _read(file: str, as_json: bool = False):
 
 def _report_error(error: DiffcliError, as_json: bool) -> None:
     from .renderers import diagnostics
+    from .renderers.output import BrokenPipe
 
+    if isinstance(error, BrokenPipe) and not as_json:
+        return  # the reader stopped (`| head`): exit 1, quietly
     if as_json:
         sys.stderr.write(diagnostics.render_json(error))
     else:
@@ -250,9 +253,13 @@ def _warn_unused(result) -> None:
 @contextmanager
 def _writing():
     """Around writing to standard output: a full, closed or broken one is an "io" error."""
+    from .renderers.output import broken_pipe
+
     try:
         yield
         sys.stdout.flush()
+    except BrokenPipeError:
+        raise broken_pipe() from None
     except OSError as error:
         raise DiffcliError("io", f"cannot write to standard output: {error.strerror or error}") from None
 
@@ -301,9 +308,10 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
     try:
         outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
                            write=sys.stdout.write, fmt=fmt, precision=precision)
-    except BrokenPipeError:  # the reader stopped (`| head`): stop too, quietly, as `yes | head` does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
+    except BrokenPipeError:  # the reader stopped (`| head`): as every command, exit 1 (quietly without --json)
+        from .renderers.output import broken_pipe
+
+        raise broken_pipe() from None
     for name in outcome.unused:
         where = (f"--set {name}" if name in taken else f"--sweep {name}" if sweeps
                  else f"column `{name}` of {'<stdin>' if points_file == '-' else points_file}")
@@ -579,6 +587,10 @@ def plot(
     if len(sweeps) > 2:
         raise typer.BadParameter("give one --sweep (a line chart) or two (heat maps)",
                                  param_hint="--sweep")
+    for sweep in sweeps:
+        if plots.undrawable(sweep.start, sweep.stop, sweep.log):
+            raise typer.BadParameter(f"{sweep.name}: {plots.undrawable(sweep.start, sweep.stop, sweep.log)}",
+                                     param_hint="--sweep")
     format = render.choose_format(fmt.value if fmt else None, output, render.PLOT_EXTENSIONS, None)
     count = math.prod(s.num for s in sweeps)
     if count > max_points:
@@ -700,7 +712,7 @@ def codegen(
                                        help="The generated function's name (default: grad_<output>)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", metavar="OUT",
                                          help="Write the source here (default: standard output). "
-                                         "For C, the header goes beside it (OUT with .h)."),
+                                         "For C, a .c path: the header goes beside it (OUT with .h)."),
     value_only: bool = typer.Option(False, "--value-only", help="Only the output's value, no gradient."),
     forward: bool = typer.Option(False, "--forward", help="Forward mode: the derivative along --wrt."),
     wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME",
@@ -719,11 +731,13 @@ def codegen(
                          filename="<stdin>" if file == "-" else os.path.basename(file))
     if output is None or output == "-":
         return _print(generated.source)
+    from .renderers.codegen import header_path
     from .renderers.output import write_output
 
+    header = header_path(output) if generated.header is not None else None  # checked before writing
     write_output(output, generated.source.encode("utf-8"))
-    if generated.header is not None:
-        write_output(os.path.splitext(output)[0] + ".h", generated.header.encode("utf-8"))
+    if header is not None:
+        write_output(header, generated.header.encode("utf-8"))
 # ---------------------------------------------------------------- fit
 
 class FitMethod(str, enum.Enum):
@@ -758,19 +772,22 @@ def parse_bounds(values: Optional[List[str]]) -> dict[str, tuple[float, float]]:
     return result
 
 
-def _read_points(path: str, fmt: Optional[str], program):
+def _read_points(path: str, fmt: Optional[str], program, limit: Optional[int] = None):
     """A points file (CSV or JSON Lines; `-` is standard input), read and checked to its end."""
     from .commands import points
 
-    if path == "-":
-        return points.read_points(sys.stdin, "<stdin>", fmt, program)
+    name = "standard input" if path == "-" else path
     try:
+        if path == "-":
+            if sys.stdin is None:
+                raise OSError(errno.EBADF, "it is closed")
+            return points.read_points(sys.stdin, "<stdin>", fmt, program, limit or points.MAX_POINTS_TEXT)
         with open(path, encoding="utf-8", newline="") as stream:
-            return points.read_points(stream, path, fmt, program)
+            return points.read_points(stream, path, fmt, program, limit or points.MAX_POINTS_TEXT)
     except OSError as error:
-        raise DiffcliError("io", f"cannot read {path}: {error.strerror or error}") from None
+        raise DiffcliError("io", f"cannot read {name}: {error.strerror or error}") from None
     except UnicodeDecodeError:
-        raise DiffcliError("io", f"{path} is not UTF-8 text", help="save it as UTF-8") from None
+        raise DiffcliError("io", f"{name} is not UTF-8 text", help="save it as UTF-8") from None
 
 
 @app.command(name="fit", epilog="Examples:\n\n"
@@ -843,6 +860,11 @@ def fit_command(
                                  param_hint="--bounds")
     if chosen == "least_squares" and not residual:
         raise typer.BadParameter("least_squares needs --residual NAME", param_hint="--method")
+    from .commands.fit import MAX_STEPS
+
+    if steps is not None and steps > MAX_STEPS:
+        raise typer.BadParameter(f"at most {MAX_STEPS:,} steps (each one's objective is kept)",
+                                 param_hint="--steps")
     if lr is not None and chosen not in ("gd", "adam"):
         raise typer.BadParameter("--lr goes with --method gd or adam", param_hint="--lr")
     if write and file == "-":
@@ -878,7 +900,9 @@ def fit_command(
     data_name = "<stdin>" if data == "-" else data
     columns = {}
     if data is not None:
-        rows = _read_points(data, None, program)
+        from .commands.points import MAX_DATA_TEXT
+
+        rows = _read_points(data, None, program, MAX_DATA_TEXT)
         columns = fitting.gather(rows.names, [chunk for _, chunk in rows.chunks()])
     report_list = parse_names(report_names)
     problem, start, warnings = fitting.setup(
@@ -946,18 +970,22 @@ def _pairs(values: Optional[List[str]], option: str, example: str) -> list[tuple
 
 def parse_correlations(values: Optional[List[str]]) -> dict[tuple[str, str], float]:
     """`--correlation a,b=0.3` (repeatable) -> {("a", "b"): 0.3}; malformed -> exit 2."""
-    result = {}
+    from .language.parser import read_number
+
+    result, written = {}, {}
     for item in values or []:
         names, eq, text = item.partition("=")
         pair = [name.strip() for name in names.split(",")]
-        try:
-            r = float(text)
-        except ValueError:
-            r = math.nan
-        if not eq or len(pair) != 2 or not all(pair) or not math.isfinite(r):
+        r = read_number(text.strip())  # as --set reads numbers
+        if not eq or len(pair) != 2 or not all(pair) or r is None or not math.isfinite(r):
             raise typer.BadParameter(f"{item!r} is not A,B=R (for example --correlation L,T=0.3)",
                                      param_hint="--correlation")
-        result[pair[0], pair[1]] = r
+        key = frozenset(pair)  # L,T and T,L are one coefficient
+        if key in written and result[written[key][0]] != r:  # which one was meant? (the same twice is harmless)
+            raise typer.BadParameter(f"the correlation of {pair[0]} and {pair[1]} is given twice "
+                                     f"({written[key][1]} and {item}); give it once", param_hint="--correlation")
+        if key not in written:
+            result[pair[0], pair[1]], written[key] = r, ((pair[0], pair[1]), item)
     return result
 
 
@@ -1084,7 +1112,11 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         code = 130
-    except OSError as error:  # writing --help or --version
+    except BrokenPipeError:  # writing --help or --version
+        from .renderers.output import broken_pipe
+
+        code = _fail(broken_pipe(), as_json)
+    except OSError as error:
         code = _fail(DiffcliError("io", f"cannot write to standard output: {error.strerror or error}"),
                      as_json)
     if not isinstance(code, int):
@@ -1095,6 +1127,11 @@ def main() -> None:
     # nothing else is pending at this point but the buffered output.
     try:
         sys.stdout.flush()
+    except BrokenPipeError:
+        from .renderers.output import broken_pipe
+
+        if not code:
+            code = _fail(broken_pipe(), as_json)
     except (OSError, ValueError) as error:
         if not code:
             code = _fail(DiffcliError("io", "cannot write to standard output: "

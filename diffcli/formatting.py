@@ -57,6 +57,8 @@ def plus_minus(value: float, u: float, style: str = "plain") -> str:
         last += 1
     power = math.floor(math.log10(max(abs(round(value, -last)), rounded)))
     digits = power - last + 1
+    if digits > 17:  # u below the value's last digit (5 ± 1e-320): the value as it is, not 330 zeros
+        return f"{value!r}{mark}{u:.2g}"
     if -4 <= power < digits:
         decimals = max(-last, 0)
         return f"{_fixed(value, decimals)}{mark}{_fixed(u, decimals)}"

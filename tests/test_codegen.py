@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -313,6 +314,19 @@ def test_the_command_writes_c_and_its_header(tmp_path):
     assert "int grad_g(double o, double a, double *value, double gradient[2], const char **error);" in (
         tmp_path / "model.h").read_text()
     assert "int grad_g(" in target.read_text()
+
+
+@pytest.mark.parametrize("target", ["model.h", "/dev/null", "model", "model.C", "dir.c"])
+def test_c_writes_nothing_where_its_header_path_is_not_beside_a_regular_c_file(target, tmp_path):
+    """`-o model.h` wrote the source, then the header over it (exit 0); `-o /dev/null` created /dev/null.h."""
+    (tmp_path / "dir.c").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = target if target.startswith("/") else tmp_path / target
+    done = run_diffcli("codegen", SAMPLES / "backprop_chain.expr", "--lang", "c", "-o", out, "--json")
+    assert done.returncode == 1 and done.stdout == b"", done.stderr_text
+    error = json.loads(done.stderr_text)["error"]
+    assert error["kind"] == "input" and "ending in .c" in error["message"] and "-o -" in error["help"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and not os.path.exists("/dev/null.h")
 
 
 @pytest.mark.parametrize("arguments, code", [

@@ -26,6 +26,7 @@ SCIPY_METHODS = ("L-BFGS-B", "BFGS", "CG", "Newton-CG")
 METHODS = SCIPY_METHODS + ("least_squares", "gd", "adam")
 BOUNDED = ("L-BFGS-B", "least_squares", "gd", "adam")
 DEFAULT_STEPS = 100          # gd and adam; SciPy's methods use their own limits unless --steps
+MAX_STEPS = 1_000_000        # the history keeps every step's objective: 32 MB at most
 DEFAULT_LR = {"gd": 1.0, "adam": 0.01}
 FINAL_LR_SHARE = 0.1         # the learning rate falls linearly to a tenth (micrograd: 1.0 -> 0.1)
 CORRELATION_SHOWN = 0.1      # lmfit's default: smaller correlations are not reported

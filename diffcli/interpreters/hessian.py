@@ -131,6 +131,7 @@ def second_order(graph: Graph, values: list[float], output: int, seeds: dict, wa
             "domain", "a second derivative overflows",
             operator_span(graph.source, graph.expr[output]) if graph.expr[output] is not None else None, source=graph.source,
             help="a second derivative grew past the largest double (about 1.8e308); rescale the inputs",
+            operation=graph.op[output].name if graph.op[output] is not None else None,
         )
     return adjoint, adjoint_t
 
@@ -220,6 +221,7 @@ def _second_order_error(graph, values, i, n, undefined_at, undefined) -> Diffcli
             "domain", f"a second derivative overflows at `{excerpt(graph.source, graph.expr[i])}`",
             operator_span(graph.source, graph.expr[i]), source=graph.source,
             help="it grew past the largest double (about 1.8e308); rescale the inputs",
+            operation=graph.op[i].name,
         )
     op = graph.op[i]
     xs = [values[j] for j in graph.args[i]]
@@ -229,6 +231,7 @@ def _second_order_error(graph, values, i, n, undefined_at, undefined) -> Diffcli
         f"the second derivative of `{op.name}`{which} is infinite or undefined at {applied_text(op, xs)}",
         operator_span(graph.source, graph.expr[i]), source=graph.source,
         help="the Hessian does not exist here; evaluate at another point",
+        operation=op.name,
     )
 
 

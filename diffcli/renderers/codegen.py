@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import stat
 import unicodedata
 from dataclasses import dataclass
 
@@ -897,3 +899,22 @@ def _object_key(name: str) -> str:
     """A key of a JavaScript object literal: `"__proto__": v` would set the prototype, `["__proto__"]: v`
     defines the property."""
     return f"[{_json_string(name)}]" if name == "__proto__" else _json_string(name)
+
+
+def header_path(source_path: str) -> str:
+    """Where `-o SOURCE_PATH`'s C header goes: SOURCE_PATH with `.h` for `.c`. Only a `.c` path that is
+    a regular file (or none yet): `-o model.h` would overwrite itself with the header, `-o /dev/null`
+    would create `/dev/null.h`."""
+    root, extension = os.path.splitext(source_path)
+    try:
+        regular = stat.S_ISREG(os.stat(source_path).st_mode)
+    except FileNotFoundError:
+        regular = True
+    except OSError:
+        regular = False  # cannot look: the write reports why
+    if extension != ".c" or not regular:
+        raise DiffcliError("input", f"-o {source_path}: C's source needs a path ending in .c (its header "
+                           "goes beside it, with .h)" + ("" if regular else ", to a regular file"),
+                           help="write `-o model.c` (also writes model.h), or `-o -` for the source alone "
+                                "on standard output")
+    return root + ".h"

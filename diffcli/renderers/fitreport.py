@@ -11,6 +11,7 @@ from .plots import CONFIG, SCHEMA
 from .report import number
 
 
+MAX_PLOTTED_STEPS = 5_000  # more points than the picture has pixels across
 MAX_PARAMETER_ROWS, SHOWN_OF_MANY = 30, 8  # a network's hundreds of weights: the first few, and the count
 DATA_COLOR, FIT_COLOR = "#1f77b4", "#d62728"
 
@@ -127,10 +128,12 @@ def plot_spec(fit: Fit, x_column: str | None = None, curve=None) -> dict:
     The data use fixed field names; the program's names appear only as titles and legend entries
     (as in plots.py, so that no name is read by Vega-Lite as a field path)."""
     positive = all(v > 0 for v in fit.history)
+    every = -(-len(fit.history) // MAX_PLOTTED_STEPS)  # (a million steps: every 200th, and the last)
+    shown = sorted({*range(0, len(fit.history), every), len(fit.history) - 1})
     loss = {
         "title": f"{fit.objective_text} ({fit.method})",
         "width": 420, "height": 260,
-        "data": {"values": [{"step": i, "objective": v} for i, v in enumerate(fit.history)]},
+        "data": {"values": [{"step": i, "objective": fit.history[i]} for i in shown]},
         "mark": {"type": "line", "point": len(fit.history) <= 60},
         "encoding": {
             "x": {"field": "step", "type": "quantitative", "axis": {"tickMinStep": 1, "format": "d"}},

@@ -31,6 +31,11 @@ def to_json(result: Propagation) -> str:
     return _dumps(out)
 
 
+def _squared(u: float, precision: int) -> str:
+    """u², or `(u)²` where u² underflows to 0 (u = 2e-320)."""
+    return number(u * u, precision) if u * u > 0 or u == 0 else f"({number(u, precision)})²"
+
+
 def table(result: Propagation, filename: str, precision: int, style: str = "plain"):
     """The result line, the budget (sorted by share) and what --order 2 / --monte-carlo add."""
     from rich.console import Group
@@ -50,7 +55,7 @@ def table(result: Propagation, filename: str, precision: int, style: str = "plai
                        f"{100 * row.share:.1f}%")
     parts.append(budget)
     caption = (f"u: standard uncertainty; contribution: |∂{out}/∂input|·u\n"
-               f"share: of the combined variance u({out})² = {number(result.uncertainty ** 2, precision)}")
+               f"share: of the combined variance u({out})² = {_squared(result.uncertainty, precision)}")
     if result.correlations:
         pairs = ", ".join(f"r({a},{b}) = {r:g}" for (a, b), r in result.correlations.items())
         caption += f"\ncorrelations: {pairs}\n(a covariance term's share is split evenly between its two inputs)"
@@ -99,7 +104,7 @@ def histogram_spec(result: Propagation) -> dict:
     import numpy as np
 
     mc = result.monte_carlo
-    counts, edges = np.histogram(mc.samples, bins=HISTOGRAM_BINS)
+    counts, edges = mc.samples.histogram(HISTOGRAM_BINS)
     width = edges[1] - edges[0]
     density = counts / (counts.sum() * width)
     bars = [{"from": float(a), "to": float(b), "density": float(d)}
