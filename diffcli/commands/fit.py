@@ -157,8 +157,10 @@ class Problem:
         self.evaluations += 1
         result = self._run(x)
         n = max(result.n, 1)
-        r = np.broadcast_to(np.asarray(result.value, float), (n,))
-        jacobian = np.column_stack([np.broadcast_to(result.gradients[p], (n,)) for p in self.parameters])
+        r = _column(result.value, n)
+        jacobian = np.empty((n, len(self.parameters)))
+        for i, p in enumerate(self.parameters):
+            jacobian[:, i] = result.gradients[p]  # (a number where the output does not depend on p)
         if self.residual:
             if self.sigma is not None:
                 r, jacobian = r / self.sigma, jacobian / self.sigma[:, None]
@@ -206,6 +208,12 @@ class Problem:
         """Each named variable's value per row at x (for --report and the plot)."""
         result = self._run(x, gradients=False, all_names=True)
         return {name: np.broadcast_to(result.values[name], (max(result.n, 1),)) for name in names}
+
+
+def _column(values, n: int) -> np.ndarray:
+    """A row-per-entry float array (np.broadcast_to costs more than the fit's own arithmetic here)."""
+    values = np.asarray(values, float)
+    return values if values.shape == (n,) else np.full(n, values)
 
 
 def gather(names: list[str], chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
