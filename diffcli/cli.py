@@ -560,9 +560,7 @@ def plot(
     values = parse_sets(sets)
     import numpy as np
 
-    from .interpreters import batch
     from .renderers import plots, render
-    from .commands import points
 
     sweeps = parse_sweeps(sweep_texts, values)
     if len(sweeps) > 2:
@@ -574,22 +572,48 @@ def plot(
         raise DiffcliError("input", f"the sweep has {count} points, too many for a plot "
                            f"(--max-points {max_points})", help="take fewer points, or raise --max-points")
     program = _read(file, as_json)
-    grid = points.grid(sweeps, program)  # checks the names as --set does
-    for sweep in sweeps:
-        if sweep.name not in program.inputs:  # a flat line against an unused name helps nobody
-            raise DiffcliError("input", f"--sweep {sweep.name}: the program does not use `{sweep.name}`",
-                               help="inputs: " + ", ".join(program.inputs))
-    chunks = [columns for _, columns in grid.chunks()]
-    swept = {name: np.concatenate([c[name] for c in chunks]) for name in grid.names}
-    result = batch.run(program, {**values, **swept}, of)
-    fixed = {name: float(np.ravel(column)[0]) for name, column in result.inputs.items()
-             if name not in swept}
-    spec = plots.chart(result, [plots.Axis(s.name, s.values(), s.log) for s in sweeps], fixed)
+    spec, result = plots.sweep_chart(program, sweeps, values, of)
     render.write(render.vegalite(spec, format), output, format)
     if result.failed.any():
         first = int(np.argmax(result.failed))
         sys.stderr.write(f"warning: {int(result.failed.sum())} of {result.n} points failed "
                          f"(gaps in the plot); the first: {result.errors[first].message}\n")
+
+
+# ---------------------------------------------------------------- serve
+
+@app.command(epilog="Examples:\n\n"
+             "  diffcli serve samples/backprop_chain.expr --set o=1 --open\n\n"
+             "  diffcli serve samples/neuron.expr --of yhat --sweep x=-6:6:121")
+@command
+def serve(
+    file: str = typer.Argument(..., metavar="FILE", help="The .expr file to watch.", show_default=False),
+    sets: Optional[List[str]] = SetOpt,
+    of: Optional[str] = OfOpt,
+    sweep_texts: Optional[List[str]] = typer.Option(None, "--sweep", metavar="NAME=START:STOP:NUM",
+                                                    help="Also plot the output over a sweep (one or "
+                                                    "two, as `plot`)."),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, metavar="N",
+                             help="The port (0: any free one)."),
+    host: str = typer.Option("127.0.0.1", "--host", metavar="H",
+                             help="The address to serve on; anything but loopback shows the page "
+                             "to other machines (a warning says so)."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the page in the web browser."),
+    precision: int = PrecisionOpt,
+    max_nodes: int = typer.Option(500, "--max-nodes", min=1, metavar="N",
+                                  help="Draw the graph only up to this many nodes."),
+):
+    """A live page of FILE: source, values and gradients, graph (and plot), redrawn on every save."""
+    values = parse_sets(sets)
+    sweeps = parse_sweeps(sweep_texts or [], values)
+    if len(sweeps) > 2:
+        raise typer.BadParameter("give one --sweep (a line chart) or two (heat maps)", param_hint="--sweep")
+    if file == "-":
+        raise typer.BadParameter("serve watches a file: give its path, not -", param_hint="FILE")
+    from . import server
+
+    server.run(file, values, of, sweeps, host=host, port=port, precision=precision, max_nodes=max_nodes,
+               open_browser=open_browser)
 
 
 # ---------------------------------------------------------------- check, explain

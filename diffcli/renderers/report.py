@@ -102,12 +102,17 @@ def _variable_rows(program: Program, result: Evaluation, output: str | None, pre
     return rows, styles
 
 
-def grad_table(program: Program, result: Gradients, filename: str, precision: int):
+def grad_rows(program: Program, result: Gradients, filename: str, precision: int):
+    """The grad table's title, columns, rows, row styles and caption (the live page shows them too)."""
     out = result.output
     rows, styles = _variable_rows(program, result, out, precision, result.gradients)
     title = f"diffcli grad {filename}: {out} = {number(result.value, precision)}"
-    return _table(title, ["name", "definition", "value", f"∂{out}/∂name"], rows, styles,
-                  f"∂{out}/∂name: the total derivative of {out} with respect to each variable")
+    return (title, ["name", "definition", "value", f"∂{out}/∂name"], rows, styles,
+            f"∂{out}/∂name: the total derivative of {out} with respect to each variable")
+
+
+def grad_table(program: Program, result: Gradients, filename: str, precision: int):
+    return _table(*grad_rows(program, result, filename, precision))
 
 
 def eval_table(program: Program, result: Evaluation, filename: str, precision: int):
