@@ -17,6 +17,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from ..display import Displayed
 from ..errors import DiffcliError
 from ..language.graph import did_you_mean
 from ..program import Program
@@ -33,7 +34,7 @@ ILL_CONDITIONED = 1e10       # condition number of JᵀJ above which the covaria
 
 
 @dataclass
-class Fit:
+class Fit(Displayed):
     """What a fit found, and how."""
 
     method: str

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
+from ..display import Displayed
 from ..errors import DiffcliError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,7 +75,7 @@ class MonteCarlo:
 
 
 @dataclass
-class Propagation:
+class Propagation(Displayed):
     output: str
     value: float
     uncertainty: float
