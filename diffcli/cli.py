@@ -20,6 +20,7 @@ from typing import List, Optional
 import typer
 
 from . import __version__
+from .completion import input_names, set_names, variable_names
 from .errors import DiffcliError
 
 app = typer.Typer(
@@ -27,7 +28,7 @@ app = typer.Typer(
     help="Differentiate the expressions in a small program of assignments.\n\n"
     "Example: [bold]diffcli grad model.expr --set o=1[/bold] prints every variable's value and "
     "the gradient of the output with respect to it.",
-    add_completion=False,
+    add_completion=True,  # --install-completion; completion.py completes the file's names
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -118,9 +119,9 @@ def parse_sweeps(texts: List[str], sets: dict[str, float]) -> list:
 
 FileArg = typer.Argument(..., metavar="FILE", help="The .expr file, or - for standard input.",
                          show_default=False)
-SetOpt = typer.Option(None, "--set", metavar="NAME=VALUE",
+SetOpt = typer.Option(None, "--set", metavar="NAME=VALUE", autocompletion=set_names,
                       help="Give an input a value; repeat it, or use a comma list: --set a=2,o=1.")
-OfOpt = typer.Option(None, "--of", metavar="NAME",
+OfOpt = typer.Option(None, "--of", metavar="NAME", autocompletion=variable_names,
                      help="Differentiate this variable (default: the one assigned last).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts (errors too, on standard error).")
 PrecisionOpt = typer.Option(6, "--precision", min=1, max=17, metavar="N",
@@ -333,7 +334,7 @@ def _points_options(sweeps, points_file, as_json, as_csv, all_names) -> bool:
 def grad(
     file: str = FileArg,
     of: Optional[List[str]] = typer.Option(
-        None, "--of", metavar="NAME",
+        None, "--of", metavar="NAME", autocompletion=variable_names,
         help="Differentiate this variable (default: the one assigned last); several outputs, "
         "repeated or as a comma list (--of y1,y2), give one column each."),
     sets: Optional[List[str]] = SetOpt,
@@ -342,7 +343,7 @@ def grad(
     mode: Optional[Mode] = typer.Option(None, "--mode", show_default="reverse",
                                         help="reverse: d(output)/d(every name). "
                                         "forward: d(every name)/d(--wrt)."),
-    wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME",
+    wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME", autocompletion=input_names,
                                       help="The input that forward mode differentiates with respect to "
                                       "(implies --mode forward)."),
     sweeps: Optional[List[str]] = SweepOpt,
@@ -435,7 +436,7 @@ def hessian(
     file: str = FileArg,
     of: Optional[str] = OfOpt,
     wrt: Optional[List[str]] = typer.Option(
-        None, "--wrt", metavar="NAME,...",
+        None, "--wrt", metavar="NAME,...", autocompletion=input_names,
         help="The inputs of the matrix (default: every input the output depends on, in file order)."),
     sets: Optional[List[str]] = SetOpt,
     hvp: Optional[List[str]] = typer.Option(
@@ -502,11 +503,20 @@ def draw_graph(
     max_nodes: int = typer.Option(500, "--max-nodes", min=1, metavar="N",
                                   help="Refuse to render a picture of more nodes than this "
                                   "(DOT text has no limit)."),
+    as_json: bool = typer.Option(False, "--json", help="Write the graph as JSON instead: its nodes "
+                                 "(values, gradients, places in the file) and edges (errors too)."),
 ):
     """Draw the computation graph, every variable with its value and gradient (DOT, SVG, PNG, PDF)."""
     values = parse_sets(sets)
     from .renderers import drawing, render
 
+    if as_json:
+        if fmt is not None:
+            raise typer.BadParameter("--json writes JSON: it takes no --format", param_hint="--json")
+        program = _read(file, as_json)
+        data = drawing.graph_json(program, values, of=of, gradients=not no_grad)
+        _warn_unused(data)
+        return render.write(data.source.encode("utf-8"), output, "json")
     format = render.choose_format(fmt.value if fmt else None, output)
     program = _read(file)
     if format != "dot" and drawing.count_nodes(program) > max_nodes:
@@ -637,6 +647,8 @@ def check(
     order: int = typer.Option(1, "--order", min=1, max=2, metavar="1|2",
                               help="2: check the Hessian (H·v for a random v above 20 inputs) against "
                               "central differences of the gradient."),
+    precision: int = typer.Option(10, "--precision", min=1, max=17, metavar="N",
+                                  help="Significant digits of the three columns (the errors keep 2)."),
 ):
     """Verify every input's gradient: reverse mode vs forward mode vs a finite difference.
 
@@ -659,7 +671,7 @@ def check(
         if not console.is_terminal:  # a pipe or a file: don't fold the notes into narrow columns
             console.width = max(console.width, 160)
         with _writing():
-            console.print(report.check_table(result, file))
+            console.print(report.check_table(result, file, precision))
         for row in result.rows:
             if not row.ok:
                 sys.stderr.write(f"check failed: {row.name}: {row.reason}\n")
@@ -679,19 +691,25 @@ class Format(str, enum.Enum):
 @command
 def explain(
     file: str = FileArg,
-    wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME",
+    wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME", autocompletion=variable_names,
                                       help="Differentiate with respect to this variable (default: "
                                       "the first input the output depends on)."),
     of: Optional[str] = OfOpt,
     sets: Optional[List[str]] = SetOpt,
     fmt: Format = typer.Option(Format.text, "--format", help="text (Unicode), markdown or latex."),
+    as_json: bool = typer.Option(False, "--json", help="Print the derivation as JSON: each statement's "
+                                 "partials (exact form and value) and the total (errors too)."),
+    precision: int = PrecisionOpt,
 ):
     """Show the chain rule step by step: local partials, reverse accumulation, symbolic total."""
     values = parse_sets(sets)
-    program = _read(file)
+    if as_json and fmt is not Format.text:
+        raise typer.BadParameter("--json is the derivation as data: it takes no --format", param_hint="--json")
+    program = _read(file, as_json)
     from .renderers.explain import explain as derivation
 
-    _print(derivation(program, values, wrt, of, fmt.value, "<stdin>" if file == "-" else file))
+    _print(derivation(program, values, wrt, of, "json" if as_json else fmt.value,
+                      "<stdin>" if file == "-" else file, precision))
 
 
 class Language(str, enum.Enum):
@@ -716,7 +734,7 @@ def codegen(
                                          "For C, the header goes beside it (OUT with .h)."),
     value_only: bool = typer.Option(False, "--value-only", help="Only the output's value, no gradient."),
     forward: bool = typer.Option(False, "--forward", help="Forward mode: the derivative along --wrt."),
-    wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME",
+    wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME", autocompletion=input_names,
                                       help="The input that --forward differentiates with respect to."),
     as_json: bool = typer.Option(False, "--json", help="Errors as one JSON object on standard error."),
 ):
@@ -793,10 +811,10 @@ def _read_points(path: str, fmt: Optional[str], program):
 @command
 def fit_command(
     file: str = FileArg,
-    wrt: Optional[List[str]] = typer.Option(None, "--wrt", metavar="NAME,...",
+    wrt: Optional[List[str]] = typer.Option(None, "--wrt", metavar="NAME,...", autocompletion=input_names,
                                             help="The inputs to fit (default: every input with a "
                                             "literal value that the data does not set)."),
-    of: Optional[str] = typer.Option(None, "--of", metavar="NAME",
+    of: Optional[str] = typer.Option(None, "--of", metavar="NAME", autocompletion=variable_names,
                                      help="Minimize this variable (default: the one assigned last)."),
     data: Optional[str] = typer.Option(None, "--data", metavar="FILE",
                                        help="CSV with a header, or JSON Lines (- for standard input): "
@@ -873,7 +891,8 @@ def fit_command(
     for warning in warnings:
         sys.stderr.write(f"warning: {warning}\n")
     live = sys.stderr.isatty()  # a transient line, erased before anything else is written
-    progress = fitreport.Progress(chosen) if live else None
+    total = (steps or fitting.DEFAULT_STEPS) if chosen in ("gd", "adam") else steps
+    progress = fitreport.Progress(chosen, total) if live else None
     with progress or nullcontext():
         result = fitting.fit(problem, chosen, start=start, steps=steps, lr=lr, bounds=bound_ranges,
                              progress=progress)

@@ -135,8 +135,8 @@ def check_json(result) -> str:
     return _dumps({"output": result.output, "ok": result.ok, "rows": rows})
 
 
-def check_table(result, filename: str):
-    """One row per input; wide precision, since the columns are compared digit by digit."""
+def check_table(result, filename: str, precision: int = 10):
+    """One row per input; wide precision (10 by default), since the columns are compared digit by digit."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -157,8 +157,8 @@ def check_table(result, filename: str):
         else:
             note = "" if r.ok else "differs"
         errors = ["–"] * 3 if r.numeric is None else [
-            number(r.numeric, 10), number(r.abs_error, 2), number(r.rel_error, 2)]
-        table.add_row(r.name, number(r.analytic, 10), number(r.forward, 10), *errors,
+            number(r.numeric, precision), number(r.abs_error, 2), number(r.rel_error, 2)]
+        table.add_row(r.name, number(r.analytic, precision), number(r.forward, precision), *errors,
                       "ok" if r.ok else "FAIL", note, style="" if r.ok else "bold red")
     failed = sum(not r.ok for r in result.rows)
     kinks = sum(bool(r.kink) for r in result.rows)
