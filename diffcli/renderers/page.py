@@ -59,8 +59,11 @@ def snapshot(program: Program, values: dict[str, float], of: str | None = None, 
                                f"(--max-nodes {max_nodes})")
     else:
         diagram = drawing.draw(program, values, of=of, precision=precision)
-        state["svg"] = render.render(diagram.source, "svg").decode("utf-8")
-        state["nodes"] = _node_places(program, spans)
+        try:
+            state["svg"] = render.render(diagram.source, "svg").decode("utf-8")
+            state["nodes"] = _node_places(program, spans)
+        except DiffcliError as error:  # the layout failed (Graphviz's limits): the rest still shows
+            state["graph_note"] = error.message
     if sweeps:
         from . import plots
 
