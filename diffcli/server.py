@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import math
 import os
 import socket
 import sys
@@ -99,11 +100,19 @@ class Session:
                                      self.text, self.path)
             except MemoryError:
                 state = page.failure(DiffcliError("io", "out of memory"), self.text, self.path)
+            except Exception as error:  # a bug in diffcli: say so in the page, and keep serving
+                state = page.failure(DiffcliError(
+                    "io", f"internal error in diffcli: {type(error).__name__}: {error}",
+                    help="this is a bug; please report it with the file that caused it"), self.text, self.path)
             self.seconds = time.perf_counter() - started
             moved = page.changes(self.last_good, state)
             if state["ok"]:
                 self.last_good = state
             self.publish({"state": state, "changes": moved, "seconds": round(self.seconds, 4)})
+
+    def settable(self) -> set[str]:
+        """The inputs the page may set: those of the last program that ran."""
+        return set(self.last_good["inputs"]) if self.last_good else set()
 
     def set_inputs(self, given: dict[str, float]) -> None:
         self.overrides.update(given)
@@ -248,11 +257,14 @@ class Handler(BaseHTTPRequestHandler):
             given = json.loads(body)
             ok = isinstance(given, dict) and all(
                 isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
-                for k, v in given.items())
+                and math.isfinite(v) for k, v in given.items())
         except (ValueError, RecursionError):
             ok = False
         if not ok:
-            return self._refuse(HTTPStatus.BAD_REQUEST, 'send {"name": number, ...}')
+            return self._refuse(HTTPStatus.BAD_REQUEST, 'send {"name": finite number, ...}')
+        unknown = set(given) - self.session.settable()
+        if unknown:  # kept, it would break every run after this one
+            return self._refuse(HTTPStatus.BAD_REQUEST, "not an input of the file: " + ", ".join(sorted(unknown)))
         self.session.set_inputs({k: float(v) for k, v in given.items()})
         self._send(HTTPStatus.NO_CONTENT, b"")
 

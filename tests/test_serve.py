@@ -127,6 +127,9 @@ def test_requests_that_could_do_harm_are_refused(served):
         ({"Content-Type": "application/json"}, b"[1, 2]", 400),
         ({"Content-Type": "application/json"}, b'{"a": "1"}', 400),
         ({"Content-Type": "application/json"}, b"[" * 50_000, 400),
+        ({"Content-Type": "application/json"}, b'{"a": NaN}', 400),
+        ({"Content-Type": "application/json"}, b'{"b": 1}', 400),      # computed, not an input
+        ({"Content-Type": "application/json"}, b'{"zz": 1}', 400),     # not in the file
     ]
     for headers, data, status in cases:
         assert request(port, "POST", "/inputs", data, headers)[0].status == status, (headers, data[:20])
@@ -250,3 +253,19 @@ def test_serve_refuses_standard_input_and_a_bad_sweep(diffcli_run):
     assert done.returncode == 2 and "not -" in done.stderr_text
     done = diffcli_run("serve", os.devnull, "--sweep", "x=1:2")
     assert done.returncode == 2 and "Traceback" not in done.stderr_text
+
+
+def test_a_bug_while_running_is_shown_and_the_watch_goes_on(served, monkeypatch):
+    _, port, path = served
+    real = page.snapshot
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(page, "snapshot", broken)
+    path.write_text(CHAIN.replace("a = 2", "a = 4"))
+    shown = wait_for(port, lambda m: not m["state"]["ok"])
+    assert "internal error in diffcli: ValueError: a bug" in shown["state"]["diagnostic"]
+    monkeypatch.setattr(page, "snapshot", real)
+    path.write_text(CHAIN.replace("a = 2", "a = 5"))
+    assert cell(wait_for(port, lambda m: m["state"]["ok"]), "a", "value") == "5"
