@@ -21,7 +21,7 @@ MODULES = set(FOLDER)
 FOLDERS = {"language", "interpreters", "commands", "renderers"}
 
 # The bottom of the data flow: these import only one another.
-BOTTOM = {"errors", "syntax", "ops", "formatting"}
+BOTTOM = {"errors", "syntax", "ops", "formatting", "display"}
 # The pipeline's known steps, lowest first: none imports one with a higher rank. (Modules not
 # listed, the renderers and commands, may import any of these.)
 RANK = {name: 0 for name in BOTTOM} | {"printer": 1, "parser": 1, "graph": 2,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from . import engine
 from .. import ops
+from ..display import Displayed
 from ..errors import DiffcliError
 from ..formatting import applied_text, excerpt, operator_span
 from ..language.graph import Graph
@@ -266,7 +267,7 @@ def hessian_vector(graph: Graph, values: list[float], output: int, vector: dict[
 
 
 @dataclass
-class Hessian:
+class Hessian(Displayed):
     """Second derivatives of `output` over the inputs `wrt`."""
 
     inputs: dict[str, float]
@@ -279,7 +280,7 @@ class Hessian:
 
 
 @dataclass
-class HessianVector:
+class HessianVector(Displayed):
     """H·v over every input, H being the Hessian of `output` over all inputs."""
 
     inputs: dict[str, float]
