@@ -39,7 +39,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-GENPROG = Path(os.environ.get("DIFFCLI_GENPROG") or ROOT.parent / "shared" / "bench" / "genprog.py")
+GENPROG = Path(os.environ.get("DIFFCLI_GENPROG") or next(
+    (p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.exists()), ROOT.parent / "shared")
+    / "bench" / "genprog.py")  # beside the checkout, or two levels up from a worktree
 NETWORK = ROOT / "samples" / "two_layer_network.expr"
 BEGIN, END = "<!-- peers: begin -->", "<!-- peers: end -->"
 ROUNDS = 7
