@@ -61,10 +61,12 @@ UNCERTAINTY_MARKS = ("±", "+/-")  # `--set x=2.1±0.1`, as in the file
 
 def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, float]:
     """`--set a=2 --set o=1` or `--set a=2,o=1` -> {"a": 2.0, "o": 1.0}; malformed -> exit 2."""
+    from .language.parser import read_array, read_number, split_settings
+
     result: dict[str, float] = {}
     written: dict[str, str] = {}
     for item in values or []:
-        for part in item.split(","):
+        for part in split_settings(item):
             part = part.strip()
             if not part:
                 continue
@@ -73,7 +75,18 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
             if not eq or not name:
                 raise typer.BadParameter(f"{part!r} is not NAME=VALUE (for example {option} o=1)",
                                          param_hint=option)
-            from .language.parser import read_number
+            if text.startswith("[") or text.endswith("]"):  # an array: x=[1,2], W=[[1,2],[3,4]]
+                array = read_array(text)
+                if array is None:
+                    raise typer.BadParameter(f"{text!r} is not an array (in {part!r}): a vector [1, 2, 3] or "
+                                             "a matrix [[1, 2], [3, 4]] of numbers, rows of one length",
+                                             param_hint=option)
+                import numpy as np
+
+                if name in result:
+                    raise typer.BadParameter(f"`{name}` is given twice; give it once", param_hint=option)
+                result[name], written[name] = np.array(array, dtype=float), part
+                continue
 
             for mark in UNCERTAINTY_MARKS:  # x=2.1±0.1: only `uncertainty` reads the ±; the rest take 2.1
                 if mark in text:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+# the shared contract beside the checkout (or DIFFCLI_SHARED, for a worktree elsewhere)
+SHARED = Path(os.environ.get("DIFFCLI_SHARED") or ROOT.parent / "shared")
 SAMPLES = ROOT / "samples"
 # values for the samples' free inputs (decay's t and y come from each row of its data)
 SAMPLE_SETS = {"backprop_chain": {"o": 1.0}, "decay": {"t": 1.0, "y": 4.0}}

@@ -31,7 +31,45 @@ def forward_json(result: Derivatives) -> str:
 
 
 def _dumps(obj) -> str:
-    return json_text(obj, allow_nan=False) + "\n"
+    return json_text(obj, allow_nan=False, default=_nested) + "\n"
+
+
+def _nested(value):
+    """An array as JSON: nested lists, row-major (SPEC)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+TABLE_ELEMENTS = 6  # an array's cell lists at most this many elements, else its minimum and maximum
+
+
+def cell(value, precision: int) -> str:
+    """A value as a table shows it: a number; an array's shape (`3`, `2×3`) and its elements, or
+    its shape with its minimum and maximum."""
+    shape = getattr(value, "shape", ())
+    if not shape:
+        return number(value, precision)
+    from ..ops import shape_text
+
+    if value.size <= TABLE_ELEMENTS:
+        rows = value.reshape(1, -1) if value.ndim == 1 else value
+        text = "; ".join(" ".join(number(float(x), precision) for x in row) for row in rows)
+        return f"{shape_text(shape)}: [{text}]"
+    return (f"{shape_text(shape)}: min {number(float(value.min()), precision)}, "
+            f"max {number(float(value.max()), precision)}")
+
+
+def element_items(name: str, value):
+    """(label, number) for each element of a value, row-major: `W[0,1]`; a scalar is its own."""
+    shape = getattr(value, "shape", ())
+    if not shape:
+        yield name, value
+        return
+    import numpy as np
+
+    for index in np.ndindex(*shape):
+        yield f"{name}[{','.join(map(str, index))}]", float(value[index])
 
 
 # Rich lays out a table at about a third of a millisecond a row: above this many rows a plain
@@ -89,35 +127,46 @@ def _marked(program: Program, name: str, output: str | None) -> tuple[str, str]:
 
 
 def _variable_rows(program: Program, result: Evaluation, output: str | None, precision: int,
-                   column: dict[str, float] | None = None):
-    """One row per named variable: name (inputs and the output marked), definition, value[, column]."""
+                   column: dict[str, float] | None = None, elements: bool = False):
+    """One row per named variable: name (inputs and the output marked), definition, value[, column].
+    `elements`: one row per element of each array instead (`W[0,1]`)."""
     rows, styles = [], []
     for name, value in result.values.items():
         label, style = _marked(program, name, output)
-        row = [label, program.definition(name), number(value, precision)]
+        definition = program.definition(name)
+        if elements and getattr(value, "shape", ()):
+            others = None if column is None else dict(element_items(name, column[name]))
+            for element, x in element_items(name, value):
+                row = [label.replace(name, element, 1), definition, number(x, precision)]
+                if others is not None:
+                    row.append(number(others[element], precision))
+                rows.append(row)
+                styles.append(style)
+            continue
+        row = [label, definition, cell(value, precision)]
         if column is not None:
-            row.append(number(column[name], precision))
+            row.append(cell(column[name], precision))
         rows.append(row)
         styles.append(style)
     return rows, styles
 
 
-def grad_table(program: Program, result: Gradients, filename: str, precision: int):
+def grad_table(program: Program, result: Gradients, filename: str, precision: int, elements: bool = False):
     out = result.output
-    rows, styles = _variable_rows(program, result, out, precision, result.gradients)
+    rows, styles = _variable_rows(program, result, out, precision, result.gradients, elements)
     title = f"diffcli grad {filename}: {out} = {number(result.value, precision)}"
     return _table(title, ["name", "definition", "value", f"∂{out}/∂name"], rows, styles,
                   f"∂{out}/∂name: the total derivative of {out} with respect to each variable")
 
 
-def eval_table(program: Program, result: Evaluation, filename: str, precision: int):
-    rows, styles = _variable_rows(program, result, None, precision)
+def eval_table(program: Program, result: Evaluation, filename: str, precision: int, elements: bool = False):
+    rows, styles = _variable_rows(program, result, None, precision, elements=elements)
     return _table(f"diffcli eval {filename}", ["name", "definition", "value"], rows, styles)
 
 
-def forward_table(program: Program, result: Derivatives, filename: str, precision: int):
+def forward_table(program: Program, result: Derivatives, filename: str, precision: int, elements: bool = False):
     wrt = result.wrt
-    rows, styles = _variable_rows(program, result, None, precision, result.derivatives)
+    rows, styles = _variable_rows(program, result, None, precision, result.derivatives, elements)
     return _table(f"diffcli grad {filename} --mode forward --wrt {wrt}",
                   ["name", "definition", "value", f"∂name/∂{wrt}"], rows, styles,
                   f"∂name/∂{wrt}: forward mode, the derivative of each variable with respect to {wrt}")
