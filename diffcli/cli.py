@@ -283,6 +283,7 @@ def _show(table) -> None:
 def _many_points(program, file, sweeps, points_file, points_format, values, of, *, gradients,
                  all_names, as_json, as_csv, precision):
     """grad/eval at every point of --sweep or --points: rows out, exit 1 if any point failed."""
+    program.scalar_only("--sweep and --points")
     from .commands import points
     from .renderers import rows
 
@@ -522,6 +523,7 @@ def draw_graph(
 
     format = render.choose_format(fmt.value if fmt else None, output)
     program = _read(file)
+    program.scalar_only("graph")
     if format != "dot" and drawing.count_nodes(program) > max_nodes:
         raise DiffcliError(
             "input", f"the graph has {drawing.count_nodes(program)} nodes, too many for a picture "
@@ -587,6 +589,7 @@ def plot(
         raise DiffcliError("input", f"the sweep has {count} points, too many for a plot "
                            f"(--max-points {max_points})", help="take fewer points, or raise --max-points")
     program = _read(file, as_json)
+    program.scalar_only("plot")
     grid = points.grid(sweeps, program)  # checks the names as --set does
     for sweep in sweeps:
         if sweep.name not in program.inputs:  # a flat line against an unused name helps nobody
@@ -635,6 +638,7 @@ def check(
     program = _read(file, as_json)
     from .renderers import report
     if order == 2:
+        program.scalar_only("check --order 2")
         from .commands.check_second import check_second as check_gradients
     else:
         from .commands.check import check as check_gradients
@@ -678,6 +682,7 @@ def explain(
     """Show the chain rule step by step: local partials, reverse accumulation, symbolic total."""
     values = parse_sets(sets)
     program = _read(file)
+    program.scalar_only("explain")
     from .renderers.explain import explain as derivation
 
     _print(derivation(program, values, wrt, of, fmt.value, "<stdin>" if file == "-" else file))
@@ -715,6 +720,7 @@ def codegen(
     if value_only and forward:
         raise typer.BadParameter("--value-only and --forward exclude each other", param_hint="--value-only")
     program = _read(file, as_json)
+    program.scalar_only("codegen")
     from .renderers.codegen import generate
 
     generated = generate(program, lang.value, of, name, value_only=value_only, wrt=wrt,
@@ -846,6 +852,7 @@ def fit_command(
     if x_column is not None and data is None:
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
     program = _read(file, as_json)
+    program.scalar_only("fit")
     from .commands import fit as fitting
     from .renderers import fitreport, render
     from .renderers.output import write_output

@@ -209,8 +209,7 @@ def lower(graph, shapes: dict[str, tuple]):
                     raise _fail("name", f"`{op.name}` takes 2 or more arguments, but 1 was given",
                                 (expr.start, expr.name_end), source, help=f"write it as `{op.name}(a, b, …)`")
                 try:
-                    node_shape = op.shape(arg_shapes, attrs, [_operand_text(source, graph.expr[j], graph, j)
-                                                              for j in args])
+                    node_shape = op.shape(arg_shapes, attrs, _texts(source, expr))
                 except ShapeProblem as problem:
                     raise _placed(problem, op, expr, graph, args, source) from None
         else:  # elementwise: broadcast the arguments to one shape
@@ -237,41 +236,41 @@ def _place(op, expr: Expr):
         (expr.op_start, expr.op_start + 1)
 
 
-def _operand_text(source: Source, expr: Expr | None, graph, node: int) -> str:
-    """How a message names an operand: its source text, shortened."""
-    if expr is None:  # an input's leaf
-        names = [name for name, n in graph.names.items() if n == node]
-        return names[0] if names else "it"
-    text = source.snippet(expr.start, expr.end)
-    return text if len(text) <= 24 else text[:23] + "…"
+def _operands(expr: Expr | None) -> list:
+    """The AST of each argument of an operation, as written (for the labels' places)."""
+    if isinstance(expr, Binary):
+        return [expr.left, expr.right]
+    if isinstance(expr, Call):
+        return list(expr.args)
+    if isinstance(expr, Unary):
+        return [expr.operand]
+    if isinstance(expr, Index):
+        return [expr.target]
+    if isinstance(expr, Array):
+        return list(expr.elements)
+    return []
 
 
-def _operand_span(expr: Expr | None, graph, node: int):
-    if expr is None:
-        return None
-    return (expr.start, expr.end)
-
-
-def _labels(graph, args, shapes, wanted=None):
-    labels = []
-    for k, j in enumerate(args):
-        if wanted is not None and k not in wanted:
-            continue
-        span = _operand_span(graph.expr[j], graph, j)
-        if span is not None:
-            text = wanted[k] if wanted else described(_operand_text(graph.source, graph.expr[j], graph, j), shapes[k])
-            labels.append((span, text))
-    return labels
+def _texts(source: Source, expr) -> list[str]:
+    """How a message names each operand: its source text, shortened."""
+    texts = []
+    for operand in _operands(expr):
+        text = source.snippet(operand.start, operand.end)
+        texts.append(text if len(text) <= 24 else text[:23] + "…")
+    return texts
 
 
 def _placed(problem: ShapeProblem, op, expr, graph, args, source) -> DiffcliError:
-    labels = _labels(graph, args, None, problem.labels) if problem.labels else []
+    operands = _operands(expr)
+    labels = [((operands[k].start, operands[k].end), text) for k, text in sorted(problem.labels.items())
+              if k < len(operands)]
     return _fail("shape", problem.message, _place(op, expr), source, help=problem.help, labels=labels)
 
 
 def _broadcast_error(op, expr, graph, args, arg_shapes, k, joined, source) -> DiffcliError:
     symbol = op.name
-    texts = [_operand_text(source, graph.expr[j], graph, j) for j in args]
+    texts = _texts(source, expr)
+    operands = _operands(expr)
     if len(args) == 2:
         left, right = texts
         message = (f"`{symbol}` cannot combine {left} ({shape_text(arg_shapes[0])}) and {right} "
@@ -279,12 +278,11 @@ def _broadcast_error(op, expr, graph, args, arg_shapes, k, joined, source) -> Di
     else:
         message = (f"`{symbol}` cannot combine {texts[k]} ({shape_text(arg_shapes[k])}) with the shape "
                    f"{shape_text(joined)} of the arguments before it: they do not broadcast")
-    labels = [(_operand_span(graph.expr[j], graph, j), described(texts[n], arg_shapes[n]))
-              for n, j in enumerate(args) if graph.expr[j] is not None and (n == k or n < k)]
+    labels = [((operands[n].start, operands[n].end), described(texts[n], arg_shapes[n]))
+              for n in range(min(k + 1, len(operands)))]
     return _fail("shape", message, _place(op, expr), source,
                  help="aligned on the right, each axis's sizes must be equal or one of them 1 "
-                 "(a vector of n counts as 1×n); a scalar combines with anything",
-                 labels=[label for label in labels if label[0] is not None])
+                 "(a vector of n counts as 1×n); a scalar combines with anything", labels=labels)
 
 
 def first_name(graph, node: int) -> str | None:

@@ -176,7 +176,10 @@ def check_json(result) -> str:
     rows = [{"name": r.name, "analytic": r.analytic, "forward": r.forward, "numeric": r.numeric,
              "abs_error": r.abs_error, "rel_error": r.rel_error, "ok": r.ok, "kink": r.kink,
              "reason": r.reason} for r in result.rows]
-    return _dumps({"output": result.output, "ok": result.ok, "rows": rows})
+    body = {"output": result.output, "ok": result.ok, "rows": rows}
+    if getattr(result, "sampled", None):
+        body["sampled"] = result.sampled
+    return _dumps(body)
 
 
 def check_table(result, filename: str):
@@ -211,6 +214,8 @@ def check_table(result, filename: str):
     else:
         verdict = f"all pass ({kinks} at a kink, allowed)" if kinks else "all agree"
     out = result.output
+    if getattr(result, "sampled", None):
+        verdict += f"; checked {result.sampled}"
     if second:
         heading = f"∂²{out}/∂a∂b against differences of the gradient"
         legend = ("H[a][b]: forward-over-reverse (row a,b; row a alone: (H·v)[a] for a random v); "
