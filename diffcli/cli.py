@@ -110,6 +110,16 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
     return result
 
 
+def given_values(sets: Optional[List[str]], inputs_file: Optional[str]) -> dict:
+    """--inputs FILE.json, then --set over it."""
+    values = parse_sets(sets)
+    if inputs_file is None:
+        return values
+    from .program import read_inputs
+
+    return {**read_inputs(inputs_file), **values}
+
+
 def parse_names(values: Optional[List[str]]) -> list[str]:
     """`--of y1,y2` or `--of y1 --of y2` -> ["y1", "y2"] (each once, in the order given)."""
     # an empty name stays, for the program to refuse as it refuses any name it does not have
@@ -135,6 +145,10 @@ SetOpt = typer.Option(None, "--set", metavar="NAME=VALUE",
                       help="Give an input a value; repeat it, or use a comma list: --set a=2,o=1.")
 OfOpt = typer.Option(None, "--of", metavar="NAME",
                      help="Differentiate this variable (default: the one assigned last).")
+InputsOpt = typer.Option(None, "--inputs", metavar="FILE.json",
+                         help="Set inputs from a JSON object, as grad --json prints them (arrays as nested lists); "
+                         "--set wins over it.")
+ElementsOpt = typer.Option(False, "--elements", help="One table row per element of each array (W[0,1]).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts (errors too, on standard error).")
 PrecisionOpt = typer.Option(6, "--precision", min=1, max=17, metavar="N",
                             help="Significant digits in the table (JSON always has every digit).")
@@ -364,9 +378,11 @@ def grad(
     points_format: Optional[PointsFormat] = PointsFormatOpt,
     as_csv: bool = CsvOpt,
     all_names: bool = AllOpt,
+    inputs_file: Optional[str] = InputsOpt,
+    elements: bool = ElementsOpt,
 ):
     """Values and gradients of every variable (forward and reverse passes)."""
-    values = parse_sets(sets)
+    values = given_values(sets, inputs_file)
     many = _points_options(sweeps, points_file, as_json, as_csv, all_names)
     if many and (wrt is not None or mode is Mode.forward):
         raise typer.BadParameter("--sweep and --points run reverse mode (every input's gradient)",
@@ -400,12 +416,12 @@ def grad(
         _warn_unused(result)
         if as_json:
             return _print(report.forward_json(result))
-        return _show(report.forward_table(program, result, file, precision))
+        return _show(report.forward_table(program, result, file, precision, elements))
     result = _keep(program.grad(values, of))
     _warn_unused(result)
     if as_json:
         return _print(report.grad_json(result))
-    _show(report.grad_table(program, result, file, precision))
+    _show(report.grad_table(program, result, file, precision, elements))
 
 
 @app.command(name="eval", epilog="Examples:\n\n  diffcli eval samples/backprop_chain.expr --set o=1\n\n"
@@ -421,9 +437,11 @@ def evaluate(
     points_format: Optional[PointsFormat] = PointsFormatOpt,
     as_csv: bool = CsvOpt,
     all_names: bool = AllOpt,
+    inputs_file: Optional[str] = InputsOpt,
+    elements: bool = ElementsOpt,
 ):
     """Values of every variable (forward pass only)."""
-    values = parse_sets(sets)
+    values = given_values(sets, inputs_file)
     many = _points_options(sweeps, points_file, as_json, as_csv, all_names)
     program = _read(file, as_json)
     if many:
@@ -435,7 +453,7 @@ def evaluate(
     _warn_unused(result)
     if as_json:
         return _print(report.eval_json(result))
-    _show(report.eval_table(program, result, file, precision))
+    _show(report.eval_table(program, result, file, precision, elements))
 
 
 # ---------------------------------------------------------------- hessian
@@ -629,12 +647,13 @@ def check(
     order: int = typer.Option(1, "--order", min=1, max=2, metavar="1|2",
                               help="2: check the Hessian (H·v for a random v above 20 inputs) against "
                               "central differences of the gradient."),
+    inputs_file: Optional[str] = InputsOpt,
 ):
     """Verify every input's gradient: reverse mode vs forward mode vs a finite difference.
 
     Exits 1 if any row disagrees beyond its tolerance, or sits at a kink (unless --allow-kinks).
     """
-    values = parse_sets(sets)
+    values = given_values(sets, inputs_file)
     program = _read(file, as_json)
     from .renderers import report
     if order == 2:

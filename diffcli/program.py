@@ -469,6 +469,32 @@ def read_bytes(file, filename: str) -> bytes:
     return data
 
 
+def read_inputs(path: str | Path) -> dict:
+    """`--inputs FILE.json`: an object of input values (numbers, or nested lists for arrays), shaped
+    like the `inputs` that `grad --json` prints; read bounded, as program files are."""
+    import json
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as file:
+            data = read_bytes(file, str(path))
+    except OSError as error:
+        raise DiffcliError("io", f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        values = json.loads(read_source(data, str(path)))
+    except ValueError as error:
+        raise DiffcliError("input", f"--inputs {path}: not JSON: {error}") from None
+    except RecursionError:
+        raise DiffcliError("input", f"--inputs {path}: nested too deeply") from None
+    if not isinstance(values, dict):
+        raise DiffcliError("input", f"--inputs {path}: the file holds a JSON {type(values).__name__}, not an object",
+                           help='write {"x": [1, 2], "a": 0.5}, as grad --json prints its inputs')
+    for name, value in values.items():
+        if isinstance(value, bool) or value is None or isinstance(value, (str, dict)):
+            raise DiffcliError("input", f"--inputs {path}: `{name}` is {json.dumps(value)[:40]}, not a number or an array")
+    return values
+
+
 def load(path: str | Path) -> Program:
     """Read and parse an .expr file."""
     path = Path(path)
