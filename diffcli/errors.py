@@ -29,11 +29,12 @@ def shown(text: str) -> str:
 class Source:
     """The text of one .expr file, with its name, for turning offsets into lines and columns."""
 
-    __slots__ = ("text", "filename", "_line_starts")
+    __slots__ = ("text", "filename", "bom", "_line_starts")
 
-    def __init__(self, text: str, filename: str = "<input>"):
+    def __init__(self, text: str, filename: str = "<input>", bom: bool = False):
         self.text = text
         self.filename = filename
+        self.bom = bom  # the file began with a UTF-8 byte-order mark (not part of `text`)
         self._line_starts: list[int] | None = None
 
     def _starts(self) -> list[int]:

@@ -430,9 +430,8 @@ def _list(names) -> str:
 
 def parse(text: str, filename: str = "<input>") -> Program:
     """Parse and check a program's text."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    source = Source(text, filename)
+    bom = text.startswith("\ufeff")
+    source = Source(text[1:] if bom else text, filename, bom)
     # A large program makes millions of objects and no garbage: pause the cycle collector, which
     # would otherwise scan them all again and again as they are made.
     collecting = gc.isenabled()

@@ -30,6 +30,7 @@ DEFAULT_LR = {"gd": 1.0, "adam": 0.01}
 FINAL_LR_SHARE = 0.1         # the learning rate falls linearly to a tenth (micrograd: 1.0 -> 0.1)
 CORRELATION_SHOWN = 0.1      # lmfit's default: smaller correlations are not reported
 ILL_CONDITIONED = 1e10       # condition number of JᵀJ above which the covariance is not trusted
+GRADIENT_NOISE = 1e-9        # a gradient below this share of its terms' total size is rounding noise
 
 
 @dataclass
@@ -56,6 +57,14 @@ class Fit:
     interrupted: bool = False
     error: DiffcliError | None = None   # why it stopped early: the objective was not finite
     curve: dict[str, np.ndarray] | None = None  # per-row values at the solution, for the plot
+    gradient_terms: dict[str, float] = field(default_factory=dict)  # Σ|each row's share| (see noise)
+
+    def is_noise(self, name: str) -> bool:
+        """Whether the gradient's component is at the level of rounding noise: a sum of terms that
+        cancel keeps an error of a few ε times their total size, Σ|term| (more where each term has
+        its own rounding), so a sum below GRADIENT_NOISE of it has no digit that means anything
+        (and differs between machines). One term (no data) is never noise by this measure."""
+        return abs(self.gradient[name]) < GRADIENT_NOISE * self.gradient_terms.get(name, 0.0)
 
 
 @dataclass
@@ -297,10 +306,19 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
         message=message, steps=state["steps"], evaluations=problem.evaluations, objective=f,
         parameters=dict(zip(names, map(float, x))), start=dict(zip(names, map(float, x0))),
         gradient=dict(zip(names, map(float, g))), history=history, interrupted=interrupted, error=error,
+        gradient_terms=dict(zip(names, map(float, _gradient_terms(problem, r, jacobian)))),
     )
     if problem.residual:
         _uncertainties(result, r, jacobian, names)
     return result
+
+
+def _gradient_terms(problem: Problem, r: np.ndarray, jacobian: np.ndarray) -> np.ndarray:
+    """Σ over the rows of |each row's share of the gradient|: 2|r ∇r| for a sum of squares, |∇r|/n
+    for a mean (the one gradient itself without data)."""
+    if problem.residual:
+        return 2.0 * np.abs(jacobian * r[:, None]).sum(axis=0)
+    return np.abs(jacobian).mean(axis=0)
 
 
 def _minimize(problem, method, x0, low, high, steps, step_done, state):
@@ -458,8 +476,9 @@ def curve(problem: Problem, fit: Fit, x_column: str) -> dict:
 
 
 def written_back(program: Program, fitted: Mapping[str, float]) -> str:
-    """The program's text with each fitted input's literal replaced by its fitted value: comments,
-    layout and the other statements stay as they were."""
+    """The program's text with each fitted input's literal (its sign included) replaced by the
+    shortest text that reads back as the fitted double; every other character, line endings and a
+    byte-order mark included, stays as it was."""
     from ..formatting import number_text
 
     text = program.source.text
@@ -469,11 +488,9 @@ def written_back(program: Program, fitted: Mapping[str, float]) -> str:
         if statement is None or not isinstance(statement.expr, (Number, Unary)):
             raise DiffcliError("input", f"--write: `{name}` has no literal assignment to write into")
         edits.append((statement.expr.start, statement.expr.end, number_text(value)))
-    for start, end, replacement in sorted(edits, reverse=True):
-        # a longer number eats into the blanks before a comment, so that the comment stays in place
-        blanks = len(text[end:]) - len(text[end:].lstrip(" "))
-        longer = len(replacement) - (end - start)
-        if text[end + blanks:end + blanks + 1] == "#" and longer > 0:
-            end += min(longer, blanks - 1)
-        text = text[:start] + replacement + text[end:]
-    return text
+    pieces, done = [], 0
+    for start, end, replacement in sorted(edits):
+        pieces += [text[done:start], replacement]
+        done = end
+    pieces.append(text[done:])
+    return ("\ufeff" if program.source.bom else "") + "".join(pieces)

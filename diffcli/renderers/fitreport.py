@@ -51,7 +51,8 @@ def fit_text(fit: Fit, file: str, precision: int = 6) -> str:
             error = fit.stderr[name]
             row.append(f"± {n(error)}" if math.isfinite(error) else "± unknown")
             row.append(f"({abs(error / value):.1%})" if value and math.isfinite(error) else "")
-        row += [f"start {n(fit.start[name])}", f"gradient {n(fit.gradient[name])}"]
+        gradient = "≈ 0" if fit.is_noise(name) else n(fit.gradient[name])  # (rounding noise)
+        row += [f"start {n(fit.start[name])}", f"gradient {gradient}"]
         table.append(row)
     shown = table if len(table) <= MAX_PARAMETER_ROWS else table[:SHOWN_OF_MANY]
     widths = [max(len(row[i]) for row in shown) for i in range(len(shown[0]))]
