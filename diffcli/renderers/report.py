@@ -46,7 +46,7 @@ TABLE_ELEMENTS = 6  # an array's cell lists at most this many elements, else its
 
 def cell(value, precision: int) -> str:
     """A value as a table shows it: a number; an array's shape (`3`, `2×3`) and its elements, or
-    its shape with its minimum and maximum."""
+    its shape with its minimum and maximum (`4×3: -1.2 to 1.1`)."""
     shape = getattr(value, "shape", ())
     if not shape:
         return number(value, precision)
@@ -56,8 +56,8 @@ def cell(value, precision: int) -> str:
         rows = value.reshape(1, -1) if value.ndim == 1 else value
         text = "; ".join(" ".join(number(float(x), precision) for x in row) for row in rows)
         return f"{shape_text(shape)}: [{text}]"
-    return (f"{shape_text(shape)}: min {number(float(value.min()), precision)}, "
-            f"max {number(float(value.max()), precision)}")
+    return (f"{shape_text(shape)}: {number(float(value.min()), precision)} to "
+            f"{number(float(value.max()), precision)}")
 
 
 def element_items(name: str, value):
@@ -79,7 +79,8 @@ DEFINITION_WIDTH = 34
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]], styles: list[str], caption: str = ""):
-    """A Rich renderable, or for a very long table its plain text (a str)."""
+    """A Rich renderable, or for a very long table its plain text (a str). (A table of arrays keeps
+    its names whole and its definitions short: the arrays' cells are the ones to cut.)"""
     title = shown(title)  # it holds the file's name
     if len(rows) > PLAIN_TABLE_ROWS:
         return _plain_table(title, columns, rows, caption)
@@ -88,10 +89,13 @@ def _table(title: str, columns: list[str], rows: list[list[str]], styles: list[s
     from rich.text import Text
 
     table = Table(header_style="bold", expand=False)
-    table.add_column(columns[0], no_wrap=True, overflow="fold")
-    table.add_column(columns[1], overflow="ellipsis", no_wrap=True, max_width=DEFINITION_WIDTH, style="dim")
+    arrays = any(":" in cell for row in rows for cell in row[2:])
+    names = min(24, max(len(row[0]) for row in rows)) if arrays and rows else None
+    table.add_column(columns[0], no_wrap=True, overflow="fold", min_width=names)
+    table.add_column(columns[1], overflow="ellipsis", no_wrap=True, style="dim",
+                     max_width=DEFINITION_WIDTH if not arrays else DEFINITION_WIDTH // 2)
     for heading in columns[2:]:
-        table.add_column(heading, justify="right", no_wrap=True)
+        table.add_column(heading, justify="right", no_wrap=not arrays)  # an array's elements may wrap
     for row, style in zip(rows, styles):
         table.add_row(*row, style=style)
     parts = [Text(title, style="bold"), table]
