@@ -62,10 +62,12 @@ UNCERTAINTY_MARKS = ("±", "+/-")  # `--set x=2.1±0.1`, as in the file
 
 def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, float]:
     """`--set a=2 --set o=1` or `--set a=2,o=1` -> {"a": 2.0, "o": 1.0}; malformed -> exit 2."""
+    from .language.parser import read_array, read_number, split_settings
+
     result: dict[str, float] = {}
     written: dict[str, str] = {}
     for item in values or []:
-        for part in item.split(","):
+        for part in split_settings(item):
             part = part.strip()
             if not part:
                 continue
@@ -74,7 +76,18 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
             if not eq or not name:
                 raise typer.BadParameter(f"{part!r} is not NAME=VALUE (for example {option} o=1)",
                                          param_hint=option)
-            from .language.parser import read_number
+            if text.startswith("[") or text.endswith("]"):  # an array: x=[1,2], W=[[1,2],[3,4]]
+                array = read_array(text)
+                if array is None:
+                    raise typer.BadParameter(f"{text!r} is not an array (in {part!r}): a vector [1, 2, 3] or "
+                                             "a matrix [[1, 2], [3, 4]] of numbers, rows of one length",
+                                             param_hint=option)
+                import numpy as np
+
+                if name in result:
+                    raise typer.BadParameter(f"`{name}` is given twice; give it once", param_hint=option)
+                result[name], written[name] = np.array(array, dtype=float), part
+                continue
 
             for mark in UNCERTAINTY_MARKS:  # x=2.1±0.1: only `uncertainty` reads the ±; the rest take 2.1
                 if mark in text:
@@ -96,6 +109,16 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
                                          param_hint=option)
             result[name], written[name] = value, part
     return result
+
+
+def given_values(sets: Optional[List[str]], inputs_file: Optional[str]) -> dict:
+    """--inputs FILE.json, then --set over it."""
+    values = parse_sets(sets)
+    if inputs_file is None:
+        return values
+    from .program import read_inputs
+
+    return {**read_inputs(inputs_file), **values}
 
 
 def parse_names(values: Optional[List[str]]) -> list[str]:
@@ -123,6 +146,10 @@ SetOpt = typer.Option(None, "--set", metavar="NAME=VALUE", autocompletion=set_na
                       help="Give an input a value; repeat it, or use a comma list: --set a=2,o=1.")
 OfOpt = typer.Option(None, "--of", metavar="NAME", autocompletion=variable_names,
                      help="Differentiate this variable (default: the one assigned last).")
+InputsOpt = typer.Option(None, "--inputs", metavar="FILE.json",
+                         help="Set inputs from a JSON object, as grad --json prints them (arrays as nested lists); "
+                         "--set wins over it.")
+ElementsOpt = typer.Option(False, "--elements", help="One table row per element of each array (W[0,1]).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts (errors too, on standard error).")
 PrecisionOpt = typer.Option(6, "--precision", min=1, max=17, metavar="N",
                             help="Significant digits in the table (JSON always has every digit).")
@@ -289,6 +316,7 @@ def _show(table) -> None:
 def _many_points(program, file, sweeps, points_file, points_format, values, of, *, gradients,
                  all_names, as_json, as_csv, precision):
     """grad/eval at every point of --sweep or --points: rows out, exit 1 if any point failed."""
+    program.scalar_only("--sweep and --points")
     from .commands import points
     from .renderers import rows
 
@@ -370,9 +398,11 @@ def grad(
     points_format: Optional[PointsFormat] = PointsFormatOpt,
     as_csv: bool = CsvOpt,
     all_names: bool = AllOpt,
+    inputs_file: Optional[str] = InputsOpt,
+    elements: bool = ElementsOpt,
 ):
     """Values and gradients of every variable (forward and reverse passes)."""
-    values = parse_sets(sets)
+    values = given_values(sets, inputs_file)
     many = _points_options(sweeps, points_file, as_json, as_csv, all_names)
     if many and (wrt is not None or mode is Mode.forward):
         raise typer.BadParameter("--sweep and --points run reverse mode (every input's gradient)",
@@ -406,12 +436,12 @@ def grad(
         _warn_unused(result)
         if as_json:
             return _print(report.forward_json(result))
-        return _show(report.forward_table(program, result, file, precision))
+        return _show(report.forward_table(program, result, file, precision, elements))
     result = _keep(program.grad(values, of))
     _warn_unused(result)
     if as_json:
         return _print(report.grad_json(result))
-    _show(report.grad_table(program, result, file, precision))
+    _show(report.grad_table(program, result, file, precision, elements))
 
 
 @app.command(name="eval", epilog="Examples:\n\n  diffcli eval samples/backprop_chain.expr --set o=1\n\n"
@@ -427,9 +457,11 @@ def evaluate(
     points_format: Optional[PointsFormat] = PointsFormatOpt,
     as_csv: bool = CsvOpt,
     all_names: bool = AllOpt,
+    inputs_file: Optional[str] = InputsOpt,
+    elements: bool = ElementsOpt,
 ):
     """Values of every variable (forward pass only)."""
-    values = parse_sets(sets)
+    values = given_values(sets, inputs_file)
     many = _points_options(sweeps, points_file, as_json, as_csv, all_names)
     program = _read(file, as_json)
     if many:
@@ -441,7 +473,7 @@ def evaluate(
     _warn_unused(result)
     if as_json:
         return _print(report.eval_json(result))
-    _show(report.eval_table(program, result, file, precision))
+    _show(report.eval_table(program, result, file, precision, elements))
 
 
 # ---------------------------------------------------------------- hessian
@@ -533,11 +565,13 @@ def draw_graph(
         if fmt is not None:
             raise typer.BadParameter("--json writes JSON: it takes no --format", param_hint="--json")
         program = _read(file, as_json)
+        program.scalar_only("graph")
         data = drawing.graph_json(program, values, of=of, gradients=not no_grad)
         _warn_unused(data)
         return render.write(data.source.encode("utf-8"), output, "json")
     format = render.choose_format(fmt.value if fmt else None, output)
     program = _read(file)
+    program.scalar_only("graph")
     if format != "dot" and drawing.count_nodes(program) > max_nodes:
         raise DiffcliError(
             "input", f"the graph has {drawing.count_nodes(program)} nodes, too many for a picture "
@@ -605,6 +639,7 @@ def plot(
         raise DiffcliError("input", f"the sweep has {count} points, too many for a plot "
                            f"(--max-points {max_points})", help="take fewer points, or raise --max-points")
     program = _read(file, as_json)
+    program.scalar_only("plot")
     spec, result = plots.sweep_chart(program, sweeps, values, of)
     render.write(render.vegalite(spec, format), output, format)
     if result.failed.any():
@@ -672,15 +707,17 @@ def check(
                               "central differences of the gradient."),
     precision: int = typer.Option(10, "--precision", min=1, max=17, metavar="N",
                                   help="Significant digits of the three columns (the errors keep 2)."),
+    inputs_file: Optional[str] = InputsOpt,
 ):
     """Verify every input's gradient: reverse mode vs forward mode vs a finite difference.
 
     Exits 1 if any row disagrees beyond its tolerance, or sits at a kink (unless --allow-kinks).
     """
-    values = parse_sets(sets)
+    values = given_values(sets, inputs_file)
     program = _read(file, as_json)
     from .renderers import report
     if order == 2:
+        program.scalar_only("check --order 2")
         from .commands.check_second import check_second as check_gradients
     else:
         from .commands.check import check as check_gradients
@@ -729,6 +766,7 @@ def explain(
     if as_json and fmt is not Format.text:
         raise typer.BadParameter("--json is the derivation as data: it takes no --format", param_hint="--json")
     program = _read(file, as_json)
+    program.scalar_only("explain")
     from .renderers.explain import explain as derivation
 
     _print(derivation(program, values, wrt, of, "json" if as_json else fmt.value,
@@ -767,6 +805,7 @@ def codegen(
     if value_only and forward:
         raise typer.BadParameter("--value-only and --forward exclude each other", param_hint="--value-only")
     program = _read(file, as_json)
+    program.scalar_only("codegen")
     from .renderers.codegen import generate
 
     generated = generate(program, lang.value, of, name, value_only=value_only, wrt=wrt,
@@ -935,6 +974,7 @@ def fit_command(
     if x_column is not None and data is None:
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
     program = _read(file, as_json)
+    program.scalar_only("fit")
     from .commands import fit as fitting
     from .renderers import fitreport, render
     from .renderers.output import write_output

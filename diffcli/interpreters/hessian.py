@@ -24,7 +24,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from . import engine
+from . import domain, engine
 from .. import ops
 from ..display import Displayed
 from ..errors import DiffcliError
@@ -227,7 +227,7 @@ def _second_order_error(graph, values, i, n, undefined_at, undefined) -> Diffcli
         )
     op = graph.op[i]
     xs = [values[j] for j in graph.args[i]]
-    which = "" if len(xs) == 1 else f" with respect to its {engine._ordinal(n)} argument"
+    which = "" if len(xs) == 1 else f" with respect to its {domain._ordinal(n)} argument"
     return DiffcliError(
         "domain",
         f"the second derivative of `{op.name}`{which} is infinite or undefined at {applied_text(op, xs)}",
