@@ -11,7 +11,7 @@ import json
 import math
 
 from .errors import Source
-from .language.syntax import Binary, Call, Expr, Unary
+from .language.syntax import Binary, Call, Expr, Index, Unary
 
 EXCERPT_WIDTH = 40  # characters of an expression quoted in a message
 
@@ -102,6 +102,8 @@ def operator_span(source: Source, expr: Expr) -> tuple[int, int]:
         return expr.start, expr.start + 1
     if isinstance(expr, Call):
         return expr.start, expr.name_end
+    if isinstance(expr, Index):
+        return expr.bracket, expr.bracket + 1
     return expr.start, expr.end
 
 

@@ -17,6 +17,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from ..display import Displayed
 from ..errors import DiffcliError
 from ..language.graph import did_you_mean
 from ..program import Program
@@ -44,7 +45,7 @@ GRADIENT_NOISE = 1e-9        # a gradient below this share of its terms' total s
 
 
 @dataclass
-class Fit:
+class Fit(Displayed):
     """What a fit found, and how."""
 
     method: str

@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
+from ..display import Displayed
 from ..errors import DiffcliError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,7 +78,7 @@ class MonteCarlo:
 
 
 @dataclass
-class Propagation:
+class Propagation(Displayed):
     output: str
     value: float
     uncertainty: float

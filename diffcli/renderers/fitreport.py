@@ -193,22 +193,31 @@ def _spread(values) -> float:
 
 
 class Progress:
-    """A live line on standard error: step, objective, gradient norm (at most ten updates a second)."""
+    """A live bar on standard error, as the sweeps' is: the steps taken of `total` with the time
+    left, the objective and the gradient's norm (at most ten updates a second). `total` None (a
+    SciPy method's own limit, which it rarely reaches): the steps and the time so far."""
 
-    def __init__(self, method: str, console=None):
+    def __init__(self, method: str, total: int | None = None, console=None):
         from rich.console import Console
-        from rich.live import Live
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
 
-        self.method = method
-        self.live = Live("", console=console or Console(stderr=True), transient=True, auto_refresh=False)
+        self.method, self.total = method, total
+        counted = [MofNCompleteColumn(), TimeRemainingColumn()] if total else [
+            TextColumn("step {task.completed}"), TimeElapsedColumn()]
+        self.bar = Bar(TextColumn(f"[bold]{method}[/bold]"), BarColumn(), *counted,
+                       TextColumn("{task.fields[objective]}"),
+                       console=console or Console(stderr=True), transient=True, auto_refresh=False)
+        self.task = self.bar.add_task(method, total=total, objective="")
         self.last = 0.0
 
     def __enter__(self):
-        self.live.__enter__()
+        self.bar.start()
         return self
 
     def __exit__(self, *exc):
-        return self.live.__exit__(*exc)
+        self.bar.stop()
+        return False
 
     def __call__(self, step: int, objective: float, gradient_norm: float) -> None:
         import time
@@ -217,5 +226,6 @@ class Progress:
         if now - self.last < 0.1:
             return
         self.last = now
-        self.live.update(f"[bold]{self.method}[/bold] step {step}  objective {objective:.6g}  "
-                         f"|gradient| {gradient_norm:.3g}", refresh=True)
+        self.bar.update(self.task, completed=step,
+                        objective=f"objective {objective:.6g}  |gradient| {gradient_norm:.3g}")
+        self.bar.refresh()
