@@ -439,14 +439,6 @@ class Hessian(Displayed):
     def hessian(self) -> dict[str, dict[str, float]]:
         return {a: dict(zip(self.wrt, row)) for a, row in zip(self.wrt, self.matrix.tolist())}
 
-    @property
-    def matrix(self):
-        """The Hessian as a NumPy array, rows and columns in `wrt` order."""
-        import numpy as np
-
-        return np.array([[self.hessian[a][b] for b in self.wrt] for a in self.wrt], float).reshape(
-            len(self.wrt), len(self.wrt))
-
 
 @dataclass
 class HessianVector(Displayed):
