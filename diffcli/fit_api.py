@@ -59,6 +59,12 @@ class FitResult:
         shown = ", ".join(f"{k}={v:.6g}" for k, v in list(self.parameters.items())[:6])
         return f"<FitResult {'converged' if self.converged else 'not converged'}: {shown}>"
 
+    def _repr_html_(self):
+        """In Jupyter: the report, as the fit record itself shows (diffcli.notebook draws it)."""
+        from .display import draw
+
+        return draw(self.fit, "html")
+
     def confidence(self, levels: str | float | Sequence[float] = (1, 2)) -> dict[str, dict[str, list]]:
         """Profile confidence intervals as lmfit's conf_interval: {name: {"1σ": [low, high], ...}};
         levels in σ (1, 2) or as probabilities (0.95 -> "95%"); an open side is None."""

@@ -117,3 +117,9 @@ def test_hessian_matrix():
     h = program.hessian()
     assert isinstance(h.matrix, np.ndarray) and h.matrix.shape == (2, 2)
     assert h.matrix.tolist() == [[h.hessian[a][b] for b in h.wrt] for a in h.wrt]
+
+
+def test_the_result_shows_its_report_in_jupyter():
+    result = diffcli.load(DECAY).fit(data=DECAY_DATA, residual="r")
+    html = result._repr_html_()
+    assert "4.976 ± 0.025" in html and "R²" in html
