@@ -221,11 +221,16 @@ def command(function):
         except Exception as error:  # a bug in diffcli: say so plainly, without a traceback
             if os.environ.get("DIFFCLI_DEBUG"):
                 raise
-            sys.stderr.write(
-                f"error: internal error in diffcli {__version__}: {type(error).__name__}: {error}\n"
-                "  = help: this is a bug; please report it with the file that caused it "
-                "(set DIFFCLI_DEBUG=1 for the traceback)\n"
-            )
+            message = f"internal error in diffcli {__version__}: {type(error).__name__}: {error}"
+            help = ("this is a bug; please report it with the file that caused it "
+                    "(set DIFFCLI_DEBUG=1 for the traceback)")
+            if as_json:  # (kind "internal": none of the kinds a user's input causes)
+                from .formatting import json_text
+
+                sys.stderr.write(json_text({"error": {"kind": "internal", "message": message,
+                                                      "help": help}}) + "\n")
+            else:
+                sys.stderr.write(f"error: {message}\n  = help: {help}\n")
             raise typer.Exit(1)
 
     return run
@@ -287,12 +292,13 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
                 raise DiffcliError("input", f"`{name}` is both a column of {points_file} and --set",
                                    help="give each input one value: drop the --set or the column")
     fmt = "jsonl" if as_json else "csv" if as_csv else "table"
-    try:
-        outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
-                           write=sys.stdout.write, fmt=fmt, precision=precision)
-    except BrokenPipeError:  # the reader stopped (`| head`): stop too, quietly, as `yes | head` does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
+    with _writing():  # a full or closed standard output: an io error, as for one point
+        try:
+            outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
+                               write=sys.stdout.write, fmt=fmt, precision=precision)
+        except BrokenPipeError:  # the reader stopped (`| head`): stop too, quietly, as `yes | head` does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
     for name in outcome.unused:
         where = (f"--set {name}" if name in taken else f"--sweep {name}" if sweeps
                  else f"column `{name}` of {'<stdin>' if points_file == '-' else points_file}")
@@ -301,7 +307,8 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
         console = _console()
         if not console.is_terminal:  # a pipe or a file: don't squeeze the columns into 80
             console.width = max(console.width, 160)
-        console.print(outcome.summary.render(f"diffcli {'grad' if gradients else 'eval'} {file}"))
+        with _writing():
+            console.print(outcome.summary.render(f"diffcli {'grad' if gradients else 'eval'} {file}"))
     if outcome.failed:
         sys.stdout.flush()
         color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
@@ -954,7 +961,8 @@ def uncertainty(
     monte_carlo: Optional[int] = typer.Option(
         None, "--monte-carlo", min=2, metavar="N",
         help="Also propagate N normal samples of the inputs through the model (JCGM 101)."),
-    seed: Optional[int] = typer.Option(None, "--seed", metavar="S", help="Seed of the Monte Carlo samples."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, metavar="S",
+                                       help="Seed of the Monte Carlo samples (a whole number ≥ 0)."),
     plot: Optional[str] = typer.Option(
         None, "--plot", metavar="FILE",
         help="Draw the Monte Carlo histogram with the linear result's normal curve (.png, .svg, .pdf, .html)."),
