@@ -32,6 +32,7 @@ FINAL_LR_SHARE = 0.1         # the learning rate falls linearly to a tenth (micr
 CORRELATION_SHOWN = 0.1      # lmfit's default: smaller correlations are not reported
 ILL_CONDITIONED = 1e10       # condition number of JᵀJ above which the covariance is not trusted
 GRADIENT_NOISE = 1e-9        # a gradient below this share of its terms' total size is rounding noise
+RUNAWAY = 1e9                # a fall, and a parameter's move, this many times their start's size
 
 
 @dataclass
@@ -311,7 +312,46 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
     )
     if problem.residual:
         _uncertainties(result, r, jacobian, names)
+    if error is None and not interrupted:
+        result.error = unbounded(problem, result)
     return result
+
+
+def unbounded(problem: Problem, fit: Fit) -> DiffcliError | None:
+    """The objective looks unbounded below: it fell to far below its start's size (RUNAWAY times)
+    while a parameter ran as far away from its start. A finite minimum so far off is no answer."""
+    start, fell = fit.history[0], fit.objective
+    moved = {name: abs(fit.parameters[name] - x0) / max(1.0, abs(x0)) for name, x0 in fit.start.items()}
+    away = max(moved, key=moved.get, default=None)
+    if away is None or not (fell < 0 and fell < start - RUNAWAY * max(1.0, abs(start))
+                            and moved[away] > RUNAWAY):
+        return None
+    from ..formatting import number
+
+    residual = _residual_like(problem)
+    return DiffcliError(
+        "input", f"the objective ({problem.describe()}) is unbounded below: it fell to "
+        f"{number(fell, 3)} from {number(start, 6)} while `{away}` ran to {number(fit.parameters[away], 3)} "
+        f"from {number(fit.start[away], 6)}",
+        help=(f"`{residual}` looks like a residual, and its mean has no minimum: fit it to the data "
+              f"by least squares with --residual {residual}") if residual else
+        "this output has no minimum: bound the parameters (--bounds), or minimize another (--of)")
+
+
+def _residual_like(problem: Problem) -> str | None:
+    """The minimized output's name, when it is a residual: a difference with a data column
+    (`r = model - y`), or named like one (r, res, resid, residual, err, error)."""
+    name = problem.output
+    statement = problem.program.graph.definitions.get(name)
+    expr = statement.expr if statement is not None else None
+    while isinstance(expr, Paren):
+        expr = expr.inner
+    if isinstance(expr, Binary) and expr.op == "sub" and any(
+            isinstance(side, Name) and side.id in problem.data for side in (expr.left, expr.right)):
+        return name
+    import re
+
+    return name if re.fullmatch(r"(r|res|resid|residuals?|errs?|errors?)(_\w*|\d*)", name) else None
 
 
 def _gradient_terms(problem: Problem, r: np.ndarray, jacobian: np.ndarray) -> np.ndarray:
