@@ -19,9 +19,11 @@ counted, not dropped silently.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
+from ..display import Displayed
 from ..errors import DiffcliError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,7 +78,7 @@ class MonteCarlo:
 
 
 @dataclass
-class Propagation:
+class Propagation(Displayed):
     output: str
     value: float
     uncertainty: float
@@ -143,31 +145,57 @@ def propagate(
     c = [result.gradients[name] for name in names]
     r = _correlation_matrix(names, correlations or {})
 
-    # c_i u_i Σ_j r_ij c_j u_j: input i's part of the variance (each covariance split evenly)
+    # c_i u_i Σ_j r_ij c_j u_j: input i's part of the variance (each covariance split evenly), in
+    # units of a power of two near the largest contribution (exact), so that u = 1e-320 does not
+    # underflow to a variance of 0 nor u = 1e200 overflow
     cu = [ci * ui for ci, ui in zip(c, u)]
+    largest = max((abs(x) for x in cu), default=0.0)
+    if not math.isfinite(largest):
+        raise DiffcliError("domain", "the combined variance overflows",
+                           help="rescale the inputs or their uncertainties")
+    exponent = math.frexp(largest)[1]
+    cu = [math.ldexp(x, -exponent) for x in cu]
     if r is None:
         parts = [x * x for x in cu]
     else:
         parts = [cu[i] * math.fsum(r[i][j] * cu[j] for j in range(len(names))) for i in range(len(names))]
     variance = math.fsum(parts)
-    if not math.isfinite(variance):
+    if r is not None:
+        # the rounding of the parts: a variance below it is an exact cancellation (y = a - 3b with
+        # r(a, b) = 1 and u_a = 3u_b), 0 and not noise whose shares are ±10^17 %
+        noise = 4 * sys.float_info.epsilon * math.fsum(
+            abs(cu[i]) * math.fsum(abs(r[i][j] * cu[j]) for j in range(len(names))) for i in range(len(names)))
+        variance = 0.0 if variance <= noise else variance
+    uncertainty = math.ldexp(math.sqrt(variance), exponent)
+    if not math.isfinite(uncertainty):
         raise DiffcliError("domain", "the combined variance overflows",
                            help="rescale the inputs or their uncertainties")
-    variance = max(variance, 0.0)  # rounding, with strong negative correlations
     budget = [
         BudgetRow(name, inputs[name], ui, ci, abs(ci) * ui, part / variance if variance > 0 else 0.0)
         for name, ui, ci, part in zip(names, u, c, parts)
     ]
     budget.sort(key=lambda row: -row.share)
+    variance = uncertainty * uncertainty  # in the output's units, for the second order
     propagation = Propagation(
-        result.output, result.value, math.sqrt(variance), budget, inputs,
+        result.output, result.value, uncertainty, budget, inputs,
         dict(correlations or {}), result.unused,
     )
+    overflow = DiffcliError("domain", "the combined variance overflows", help="rescale the inputs or their "
+                            "uncertainties (the second order and Monte Carlo work with variances)")
+    import numpy as np
+
     if order == 2:
-        propagation.second_order = _second_order(program, inputs, result.output, names, u, r, variance)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is the error below, no warning
+            second = propagation.second_order = _second_order(program, inputs, result.output, names, u, r,
+                                                              variance)
+        if not all(map(math.isfinite, (variance, second.term, second.mean_shift))):
+            raise overflow
     if monte_carlo is not None:
-        propagation.monte_carlo = _monte_carlo(program, inputs, result.output, names, u, r,
-                                               monte_carlo, seed, propagation)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mc = propagation.monte_carlo = _monte_carlo(program, inputs, result.output, names, u, r,
+                                                        monte_carlo, seed, propagation)
+        if not all(map(math.isfinite, (variance, mc.mean, mc.std, *mc.interval))):
+            raise overflow
     return propagation
 
 
@@ -379,27 +407,3 @@ def shortest_interval(samples, coverage: float) -> tuple[float, float]:
     widths = y[q:] - y[: m - q]
     r = int(np.argmin(widths))
     return float(y[r]), float(y[r + q])
-
-
-def gum_text(value: float, u: float) -> str:
-    """`47.0 ± 3.2`: the uncertainty to two significant digits, the value to the same decimal
-    place (GUM 7.2.6); a power of ten factored out when the numbers are very large or small."""
-    if u == 0 or not math.isfinite(u):
-        return f"{value:.6g} ± 0"
-    exponent = math.floor(math.log10(u))
-    if round(u, 1 - exponent) >= 10 ** (exponent + 1):  # 9.96 rounds to 10: two digits are "10"
-        exponent += 1
-    scale = max(abs(value), u)
-    power = math.floor(math.log10(scale))
-    if -4 <= power <= 5 and exponent >= -6:
-        if exponent >= 1:  # u ≥ 10: round both to u's second digit, a power of ten ≥ 1
-            step = 10 ** (exponent - 1)
-            return f"{_fixed(round(value / step) * step, 0)} ± {_fixed(round(u / step) * step, 0)}"
-        return f"{_fixed(value, 1 - exponent)} ± {_fixed(u, 1 - exponent)}"
-    decimals = max(1 - exponent + power, 0)
-    return f"({_fixed(value / 10 ** power, decimals)} ± {_fixed(u / 10 ** power, decimals)})e{power}"
-
-
-def _fixed(x: float, decimals: int) -> str:
-    text = f"{x:.{decimals}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no `-0.0`

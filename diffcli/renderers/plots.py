@@ -66,6 +66,25 @@ def chart(result, axes: Sequence[Axis], fixed: dict[str, float] | None = None) -
     return {"$schema": SCHEMA, **spec, "config": CONFIG}
 
 
+def sweep_chart(program, sweeps, values: dict[str, float], of: str | None):
+    """Run `program` over the grid of `sweeps` (points.Sweep, one or two) and chart it: (spec, result)."""
+    from ..commands import points
+    from ..errors import DiffcliError
+    from ..interpreters import batch
+
+    grid = points.grid(sweeps, program)  # checks the names as --set does
+    for sweep in sweeps:
+        if sweep.name not in program.inputs:  # a flat line against an unused name helps nobody
+            raise DiffcliError("input", f"--sweep {sweep.name}: the program does not use `{sweep.name}`",
+                               help="inputs: " + ", ".join(program.inputs))
+    chunks = [columns for _, columns in grid.chunks()]
+    swept = {name: np.concatenate([c[name] for c in chunks]) for name in grid.names}
+    result = batch.run(program, {**values, **swept}, of)
+    fixed = {name: float(np.ravel(column)[0]) for name, column in result.inputs.items()
+             if name not in swept}
+    return chart(result, [Axis(s.name, s.values(), s.log) for s in sweeps], fixed), result
+
+
 def derivative_label(output: str, name: str) -> str:
     return f"∂{output}/∂{name}"
 
