@@ -995,6 +995,9 @@ def fit_command(
         observed=observed)
     for warning in warnings:
         sys.stderr.write(f"warning: {warning}\n")
+    from .commands import fit_intervals
+
+    wanted = fit_intervals.levels(confidence, problem.parameters) if confidence is not None else None
     live = sys.stderr.isatty()  # a transient line, erased before anything else is written
     total = (steps or fitting.DEFAULT_STEPS) if chosen in ("gd", "adam") else steps
     progress = fitreport.Progress(chosen, total) if live else None
@@ -1003,11 +1006,9 @@ def fit_command(
                              progress=progress, absolute_sigma=absolute_sigma, tol=tol)
     if report_list and result.error is None:
         result.report = fitting.means(problem, result.parameters, report_list)
-    if confidence is not None and result.error is None and not result.interrupted:
-        from .commands import fit_intervals
-
+    if wanted and result.error is None and not result.interrupted:
         result.confidence = fit_intervals.intervals(problem, result.parameters, result.stderr or {},
-                                                    fit_intervals.levels(confidence), bound_ranges)
+                                                    wanted, bound_ranges)
     for warning in result.warnings:
         if not as_json:
             sys.stderr.write(f"warning: {warning}\n")

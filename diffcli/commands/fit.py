@@ -36,7 +36,8 @@ ILL_CONDITIONED = 1e10
 # than TOL of their size: both relative, so that the data's units do not matter. SciPy's third test
 # (the gradient below an absolute gtol) is off: it stops early where the residuals are small (NIST's
 # Lanczos1), and the gradient is judged relative to the residuals instead (STATIONARY).
-DEFAULT_TOL = 1e-15
+DEFAULT_TOL, FIRST_TOL = 1e-15, 1e-10
+POLISH_STEPS, POLISHED, ROUNDING_GROWTH = 3, 1e-12, 1e-12
 STATIONARY = 1e-6      # the largest cosine between a column of J and the residual vector at a minimum
 ROUNDING_LEVEL = 1000  # residuals within this many roundings of the values: χ² has few correct digits
 MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER = 2000, 200       # condition number of JᵀJ above which the covariance is not trusted
@@ -158,8 +159,10 @@ class Problem:
         self.evaluations += 1
         result = self._run(x)
         n = max(result.n, 1)
-        r = np.broadcast_to(np.asarray(result.value, float), (n,))
-        jacobian = np.column_stack([np.broadcast_to(result.gradients[p], (n,)) for p in self.parameters])
+        r = _column(result.value, n)
+        jacobian = np.empty((n, len(self.parameters)))
+        for i, p in enumerate(self.parameters):
+            jacobian[:, i] = result.gradients[p]  # (a number where the output does not depend on p)
         if self.residual:
             if self.sigma is not None:
                 r, jacobian = r / self.sigma, jacobian / self.sigma[:, None]
@@ -207,6 +210,12 @@ class Problem:
         """Each named variable's value per row at x (for --report and the plot)."""
         result = self._run(x, gradients=False, all_names=True)
         return {name: np.broadcast_to(result.values[name], (max(result.n, 1),)) for name in names}
+
+
+def _column(values, n: int) -> np.ndarray:
+    """A row-per-entry float array (np.broadcast_to costs more than the fit's own arithmetic here)."""
+    values = np.asarray(values, float)
+    return values if values.shape == (n,) else np.full(n, values)
 
 
 def gather(names: list[str], chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -466,20 +475,72 @@ def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
         state["steps"] += 1
         step_done(np.asarray(intermediate_result.x, float))
 
-    tol = DEFAULT_TOL if tol is None else tol
-    result = least_squares(residuals, x0, jac=jacobian, bounds=(low, high), ftol=tol, xtol=tol, gtol=None,
-                           max_nfev=steps or max(MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER * len(x0)),
-                           callback=callback)
-    state["x"] = x = np.asarray(result.x, float)
-    if not result.success:
-        return False, f"{result.message} (raise --steps, or start nearer)"
+    cap = steps or max(MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER * len(x0))
+    # By default: to FIRST_TOL, then a few Gauss-Newton steps (each kept only if χ² does not grow),
+    # and on to DEFAULT_TOL only where one more such step would still move a parameter by more than
+    # FIRST_TOL of itself: most fits end after the first stage and a step or two.
+    for stage_tol in ([tol] if tol is not None else [FIRST_TOL, DEFAULT_TOL]):
+        result = least_squares(residuals, x0, jac=jacobian, bounds=(low, high), ftol=stage_tol,
+                               xtol=stage_tol, gtol=None, max_nfev=cap, callback=callback)
+        state["x"] = x = x0 = np.asarray(result.x, float)
+        cap -= result.nfev
+        if not result.success or cap <= 0:
+            return False, f"{result.message} (raise --steps, or start nearer)"
+        if tol is not None:
+            break
+        before = state["steps"]
+        x, change = _polish(problem, x, result.active_mask == 0, low, high, step_done, state)
+        state["x"] = x0 = x
+        polished = state["steps"] - before
+        if change <= FIRST_TOL:
+            break
     _, _, r, jacobian_matrix = problem.evaluate(x)
     cosine = stationarity(r, jacobian_matrix, result.active_mask == 0)
     if cosine > STATIONARY and not at_rounding_level(problem, r):
         return False, (f"{result.message} But the gradient is not zero there: a column of the Jacobian "
                        f"makes a cosine of {cosine:.1g} with the residuals (at a minimum, about 0). Start "
                        "nearer, or rescale the parameters")
-    return True, str(result.message)
+    message = str(result.message)
+    if tol is None and polished:
+        message += f" Then {polished} Gauss-Newton step{'s' if polished > 1 else ''} to full precision."
+    return True, message
+
+
+def _polish(problem, x, free, low, high, step_done, state):
+    """Up to POLISH_STEPS Gauss-Newton steps from x, until one would move no parameter by more than
+    POLISHED of itself, each kept only if χ² does not grow (beyond rounding); returns the point and
+    how far one more step would move it."""
+    f, _, r, jacobian = problem.evaluate(x)
+    change = math.inf
+    for _ in range(POLISH_STEPS + 1):
+        step, change = gauss_newton_step(r, jacobian, x, free)
+        if change <= POLISHED or _ == POLISH_STEPS:
+            break
+        trial = np.clip(x - step, low, high)
+        try:
+            f_trial, _, r_trial, jacobian_trial = problem.evaluate(trial)
+        except _Stop:
+            break
+        if f_trial > f * (1 + ROUNDING_GROWTH):  # (at a minimum χ² moves only by rounding)
+            break
+        x, f, r, jacobian = trial, f_trial, r_trial, jacobian_trial
+        state["steps"] += 1
+        step_done(x)
+    return x, change
+
+
+def gauss_newton_step(r: np.ndarray, jacobian: np.ndarray, x: np.ndarray, free: np.ndarray):
+    """The Gauss-Newton step δ = argmin ‖J δ − r‖ over the free parameters (the columns scaled to unit
+    length for the solve), and how far it moves them relative to their size: max_i |δ_i|/|x_i|."""
+    step = np.zeros_like(x)
+    if not free.any():
+        return step, 0.0
+    columns = jacobian[:, free]
+    lengths = np.linalg.norm(columns, axis=0)
+    lengths[lengths == 0] = 1.0
+    step[free] = np.linalg.lstsq(columns / lengths, r, rcond=None)[0] / lengths
+    size = np.maximum(np.abs(x[free]), np.finfo(float).tiny)
+    return step, float(np.max(np.abs(step[free]) / size))
 
 
 def stationarity(r: np.ndarray, jacobian: np.ndarray, free: np.ndarray | None = None) -> float:
