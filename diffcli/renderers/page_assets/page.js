@@ -122,7 +122,7 @@ function inputs(state) {
   }
   for (const name of names) {
     const value = state.inputs[name];
-    const field = form.elements[name], slider = form.elements[name + ".slider"];
+    const field = form.elements.namedItem(name), slider = form.elements.namedItem(name + ".slider");
     if (document.activeElement !== field) field.value = String(value);
     if (document.activeElement !== slider) {
       const reach = Math.max(1, Math.abs(value));
