@@ -32,6 +32,7 @@ from .formatting import number
 
 PRECISION = 6
 NAME = "<cell>"
+MAX_ROWS = 2000  # a notebook cell of a huge program's table would take the browser minutes
 
 
 # ---------------------------------------------------------------- the drawings
@@ -72,12 +73,15 @@ def _result_html(result) -> str:
     elif hasattr(result, "jacobian"):
         columns += [(f"∂{out}/∂name", result.jacobian[out]) for out in result.outputs]
     rows, marks = [], []
-    for name, value in result.values.items():
+    names = list(result.values)
+    for name in names[:MAX_ROWS]:
+        value = result.values[name]
         label = name + (" (output)" if name == output else " (input)" if name in result.inputs else "")
         rows.append([label, number(value, PRECISION)] + [number(c[name], PRECISION) for _, c in columns])
         marks.append("output" if name == output else "input" if name in result.inputs else "")
     title = f"<p><b>{html.escape(output)} = {number(result.value, PRECISION)}</b></p>" if output else ""
-    return title + _table(["name", "value"] + [c for c, _ in columns], rows, marks)
+    more = f"<p>… and {len(names) - MAX_ROWS:,} more rows</p>" if len(names) > MAX_ROWS else ""
+    return title + _table(["name", "value"] + [c for c, _ in columns], rows, marks) + more
 
 
 def _graph_svg(program, values=None, of=None, precision: int = PRECISION) -> str:

@@ -355,8 +355,12 @@ def run(path: str, values: dict[str, float], of: str | None, sweeps, *, host: st
                          f"{path}'s text and results to anyone who can reach this address\n")
     server, session, url = start(path, values, of, sweeps, host=host, port=port, precision=precision,
                                  max_nodes=max_nodes)
-    sys.stdout.write(f"diffcli serve: {url}  ({path}; Ctrl-C stops)\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(f"diffcli serve: {url}  ({path}; Ctrl-C stops)\n")
+        sys.stdout.flush()
+    except OSError as error:  # nobody would learn the address: do not serve blind
+        server.server_close()
+        raise DiffcliError("io", f"cannot write to standard output: {error.strerror or error}") from None
     if open_browser:
         import webbrowser
 
@@ -370,4 +374,8 @@ def run(path: str, values: dict[str, float], of: str | None, sweeps, *, host: st
         with session.changed:
             session.changed.notify_all()
         server.server_close()
-    sys.stdout.write("diffcli serve: stopped\n")
+    try:
+        sys.stdout.write("diffcli serve: stopped\n")
+        sys.stdout.flush()
+    except OSError:
+        pass  # stopped all the same

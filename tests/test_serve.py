@@ -269,3 +269,27 @@ def test_a_bug_while_running_is_shown_and_the_watch_goes_on(served, monkeypatch)
     monkeypatch.setattr(page, "snapshot", real)
     path.write_text(CHAIN.replace("a = 2", "a = 5"))
     assert cell(wait_for(port, lambda m: m["state"]["ok"]), "a", "value") == "5"
+
+
+def test_a_port_in_use_is_an_error_that_says_what_to_do(tmp_path):
+    path = tmp_path / "chain.expr"
+    path.write_text(CHAIN)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        with pytest.raises(server.DiffcliError, match="cannot serve on") as raised:
+            server.start(str(path), {"o": 1.0}, port=taken.getsockname()[1])
+        assert "--port 0" in raised.value.help
+    finally:
+        taken.close()
+
+
+def test_a_closed_standard_output_is_an_error_not_a_blind_server(tmp_path):
+    path = tmp_path / "chain.expr"
+    path.write_text(CHAIN)
+    done = subprocess.run(diffcli_command() + ["serve", str(path), "--set", "o=1", "--port", "0"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
+                          preexec_fn=lambda: os.close(1))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.decode().startswith("error: cannot write to standard output")
