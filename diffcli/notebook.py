@@ -63,7 +63,10 @@ def _table(head: list[str], rows: list[list[str]], marks: list[str]) -> str:
 
 
 def _result_html(result) -> str:
-    """Evaluation, Gradients, Derivatives and Jacobian: name, value and each derivative column."""
+    """Evaluation, Gradients, Derivatives and Jacobian: name, value and each derivative column
+    (an array as the command line's table writes it: its shape, and its elements or their range)."""
+    from .renderers.report import cell
+
     output = getattr(result, "output", None)
     columns: list[tuple[str, dict]] = []
     if hasattr(result, "gradients"):
@@ -77,7 +80,7 @@ def _result_html(result) -> str:
     for name in names[:MAX_ROWS]:
         value = result.values[name]
         label = name + (" (output)" if name == output else " (input)" if name in result.inputs else "")
-        rows.append([label, number(value, PRECISION)] + [number(c[name], PRECISION) for _, c in columns])
+        rows.append([label, cell(value, PRECISION)] + [cell(c[name], PRECISION) for _, c in columns])
         marks.append("output" if name == output else "input" if name in result.inputs else "")
     title = f"<p><b>{html.escape(output)} = {number(result.value, PRECISION)}</b></p>" if output else ""
     more = f"<p>… and {len(names) - MAX_ROWS:,} more rows</p>" if len(names) > MAX_ROWS else ""
@@ -96,6 +99,8 @@ def _program_svg(program):
         return None  # a free input has no value to draw: program.graph_svg({...}) gives one
     from .renderers import drawing, page
 
+    if program.base.arrays or program.has_arrays:  # not drawn yet, as `diffcli graph` refuses them
+        return None
     if drawing.count_nodes(program) > page.MAX_NODES:  # seconds to lay out: not for every display
         return None
     return program.graph_svg()
@@ -109,7 +114,8 @@ def _program_html(program) -> str:
         return head + ("; give a value to " + ", ".join(f"<code>{html.escape(n)}</code>" for n in free)
                        + " to see the values and the graph (<code>program.grad({...})</code>)</p>")
     svg = _program_svg(program)
-    picture = svg[svg.index("<svg"):] if svg else "<p>(the graph is too big to draw here)</p>"
+    why = "array programs are not drawn yet" if program.base.arrays else "the graph is too big to draw here"
+    picture = svg[svg.index("<svg"):] if svg else f"<p>({why})</p>"
     return head + "</p>" + _result_html(program.grad()) + picture  # the SVG without its XML prolog
 
 

@@ -293,3 +293,26 @@ def test_a_closed_standard_output_is_an_error_not_a_blind_server(tmp_path):
                           preexec_fn=lambda: os.close(1))
     assert done.returncode == 1, done.stderr
     assert done.stderr.decode().startswith("error: cannot write to standard output")
+
+
+def test_an_array_program_shows_what_grads_table_shows(tmp_path):
+    path = tmp_path / "mse.expr"
+    path.write_text("x = [1, 2, 3]\nw = 2\ny = w*x\nloss = mean(y^2)\n")
+    httpd, session, _ = server.start(str(path), {}, port=0)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        port = httpd.server_address[1]
+        shown = state(port)
+        assert cell(shown, "x", "value") == "3: [1 2 3]" and cell(shown, "y", "value") == "3: [2 4 6]"
+        assert cell(shown, "w", "∂loss/∂name") == "18.6667"     # d/dw mean(w²x²) = 2w·mean(x²) = 4·14/3
+        assert shown["state"]["inputs"] == {"w": 2.0}           # an array is changed in the file
+        assert shown["state"]["svg"] is None and "array programs" in shown["state"]["graph_note"]
+        json_header = {"Content-Type": "application/json"}
+        assert request(port, "POST", "/inputs", b'{"x": 1}', json_header)[0].status == 400
+        assert request(port, "POST", "/inputs", b'{"w": 1}', json_header)[0].status == 204
+        assert cell(state(port), "w", "∂loss/∂name") == "9.33333"
+    finally:
+        session.stopping.set()
+        httpd.shutdown()
+        httpd.server_close()

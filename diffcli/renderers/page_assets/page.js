@@ -47,7 +47,7 @@ function table(state, moved) {
     const tr = document.createElement("tr");
     tr.dataset.name = row.name;
     if (row.name === state.output) tr.classList.add("output");
-    else if (row.name in state.inputs) tr.classList.add("input");
+    else if (row.input) tr.classList.add("input");
     row.cells.forEach((cell, i) => {
       const td = document.createElement("td");
       td.textContent = cell;
