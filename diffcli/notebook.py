@@ -21,10 +21,6 @@ from __future__ import annotations
 
 import html
 import io
-import os
-import shlex
-import subprocess
-import sys
 
 from .display import register
 from .errors import DiffcliError
@@ -188,6 +184,8 @@ RICH = {"grad", "eval", "hessian", "uncertainty", "check", "explain", "graph"}
 
 def run_cell(line: str, cell: str):
     """`%%diffcli COMMAND OPTIONS` on the cell's text: a result that displays itself, or Shown."""
+    import shlex
+
     try:
         words = shlex.split(line)
     except ValueError as error:
@@ -255,6 +253,10 @@ def _options(words: list[str]):
 
 def _command_line(words: list[str], cell: str) -> Shown:
     """Run the real command line on the cell's text (FILE `-`), and show everything it prints."""
+    import os
+    import subprocess
+    import sys
+
     command, rest = words[0], words[1:]
     environment = dict(os.environ, NO_COLOR="1", COLUMNS="120")
     done = subprocess.run([sys.executable, "-m", "diffcli", command, "-", *rest], input=cell.encode(),
