@@ -364,7 +364,9 @@ def run(path: str, values: dict[str, float], of: str | None, sweeps, *, host: st
     if open_browser:
         import webbrowser
 
-        webbrowser.open(url)
+        port = server.server_address[1]
+        local = {"0.0.0.0": f"http://127.0.0.1:{port}/", "::": f"http://[::1]:{port}/"}  # every address: this one
+        webbrowser.open(local.get(host, url))
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

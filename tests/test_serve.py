@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -229,14 +230,22 @@ def test_a_missing_file_is_an_error_and_a_big_file_is_not_drawn(tmp_path):
 def test_ctrl_c_stops_it_cleanly_and_another_host_is_warned_about(tmp_path):
     path = tmp_path / "chain.expr"
     path.write_text(CHAIN)
+    opened = tmp_path / "opened"
+    browser = f"{sys.executable} -c 'import sys; open(sys.argv[1], \"w\").write(sys.argv[2])' {opened} %s"
     process = subprocess.Popen(diffcli_command() + ["serve", str(path), "--set", "o=1", "--port", "0",
-                                                    "--host", "0.0.0.0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                                    "--host", "0.0.0.0", "--open"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, BROWSER=browser))
     try:
         line = process.stdout.readline()
         assert line.startswith("diffcli serve: http://0.0.0.0:")
         port = int(line.split(":")[3].split("/")[0])
         assert request(port, "GET", "/state")[0].status == 200
+        for _ in range(100):  # --open: the browser was asked for the page, at an address it can reach
+            if opened.exists() and opened.read_text():
+                break
+            time.sleep(0.05)
+        assert opened.read_text() == f"http://127.0.0.1:{port}/"
         events = socket.create_connection(("127.0.0.1", port))  # an open event stream must not hold it up
         events.sendall(f"GET /events HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
         events.recv(100)
