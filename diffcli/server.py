@@ -42,6 +42,7 @@ REQUEST_SECONDS = 5.0
 MAX_BODY = 64 * 1024
 KEEPALIVE_SECONDS = 15.0
 MAX_FILE_BYTES = 16 * 2**20  # a live page of a bigger file would not be live
+MAX_PLOT_POINTS = 20_000     # as `plot --max-points`: a 141 × 141 heat map takes seconds to draw
 
 
 class Session:
@@ -326,6 +327,10 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 def start(path: str, values: dict[str, float], of: str | None = None, sweeps=(), *, host: str = "127.0.0.1",
           port: int = 8765, precision: int = 6, max_nodes: int = page.MAX_NODES):
     """Bind, run the file once, start the watch: (server, session, url). Serve with serve_forever."""
+    points = math.prod(sweep.num for sweep in sweeps)
+    if sweeps and points > MAX_PLOT_POINTS:
+        raise DiffcliError("input", f"the sweep has {points:,} points, too many to plot on every save "
+                           f"(at most {MAX_PLOT_POINTS:,})", help="take fewer points")
     session = Session(path, values, of, sweeps, precision, max_nodes)
     data, problem = session.read()
     if data is None:

@@ -215,6 +215,10 @@ def test_a_change_on_disk_is_run_and_an_error_keeps_the_last_good_results(served
 def test_a_missing_file_is_an_error_and_a_big_file_is_not_drawn(tmp_path):
     with pytest.raises(server.DiffcliError, match="cannot read"):
         server.start(str(tmp_path / "none.expr"), {}, port=0)
+    from diffcli.commands.points import parse_sweep
+
+    with pytest.raises(server.DiffcliError, match="too many to plot"):  # refused before anything runs
+        server.start(str(tmp_path / "none.expr"), {}, sweeps=[parse_sweep("x=0:1:10000000000")], port=0)
     path = tmp_path / "long.expr"
     path.write_text("x0 = 1\n" + "".join(f"x{i} = x{i - 1} + sin(x{i - 1})\n" for i in range(1, 1000)))
     httpd, session, _ = server.start(str(path), {}, port=0)
