@@ -221,6 +221,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._refuse(HTTPStatus.MISDIRECTED_REQUEST, "not the address this server serves")
         path = self.path
         if path == "/events":
+            if self.command == "HEAD":
+                return self._refuse(HTTPStatus.METHOD_NOT_ALLOWED, "an event stream is read with GET")
             return self._events()
         if path == "/state":
             with self.session.changed:

@@ -80,6 +80,7 @@ def test_the_page_and_its_own_files_only(served):
     assert "default-src 'self'" in response.getheader("Content-Security-Policy")
     for asset in ("/page.js", "/page.css"):
         assert request(port, "GET", asset)[0].status == 200
+    assert request(port, "HEAD", "/events")[0].status == 405  # would otherwise hold a stream open
     (path.parent / "link.expr").symlink_to(path)
     for target in ("/../etc/passwd", "/..%2f..%2fetc%2fpasswd", "//etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
                    str(path), "/chain.expr", "/link.expr", "/page.js/../page.html", "/page.html",
