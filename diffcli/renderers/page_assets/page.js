@@ -14,7 +14,8 @@ function sourceLines(text, span, cls) {
   if (text == null) return;
   const [start, end] = span || [-1, -1];
   let offset = 0;
-  for (const line of text.split("\n")) {
+  for (const written of text.split("\n")) {
+    const line = Array.from(written);  // code points, as the server's offsets count them
     const item = document.createElement("li");
     const lineEnd = offset + line.length;
     // the span's part on this line (a place of no width, or one at a line's end, marks one blank)
@@ -22,10 +23,10 @@ function sourceLines(text, span, cls) {
     if (span && from < to) {
       const mark = document.createElement("mark");
       mark.className = cls;
-      mark.textContent = line.slice(from - offset, to - offset) || " ";
-      item.append(line.slice(0, from - offset), mark, line.slice(Math.min(to - offset, line.length)));
+      mark.textContent = line.slice(from - offset, to - offset).join("") || " ";
+      item.append(line.slice(0, from - offset).join(""), mark, line.slice(Math.min(to - offset, line.length)).join(""));
     } else {
-      item.textContent = line;
+      item.textContent = written;
     }
     list.append(item);
     offset = lineEnd + 1;
