@@ -727,3 +727,9 @@ class _SymPy:
         """op's partial with respect to argument n, at SymPy arguments."""
         out = self.value(op, *args)
         return self.exact(lambda m, *xs: apply_partial(op, m, n, out, *xs), *args)
+
+
+# Where an operation's result cannot be finite unless the argument at each of these positions is
+# (inf·0 and inf − inf are NaN): testing the result then tests the argument (the batch engine's and
+# generated code's finiteness tests use it to test fewer values).
+NONFINITE_PROPAGATES = {"add": (0, 1), "sub": (0, 1), "mul": (0, 1), "neg": (0,), "div": (0,)}

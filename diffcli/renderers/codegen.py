@@ -377,7 +377,7 @@ class _Writer:
         # a value need not be tested when one of its users cannot be finite without it
         implied = [False] * n
         for i in values:
-            for position in _PROPAGATES.get(ops_[i].key, ()):
+            for position in ops.NONFINITE_PROPAGATES.get(ops_[i].key, ()):
                 implied[root[args[i][position]]] = True
         fast = _Fast(value_lines, {self.ref[i] for i in values if not implied[i]}, [], [], [], refs[self.out], {})
         if self.mode != "reverse":
@@ -449,9 +449,6 @@ class _Writer:
 
 # add and mul give the same bits either way round; min, max and hypot are left as written
 _EXACTLY_COMMUTATIVE = {"add", "mul"}
-# (operation, argument positions): a result that cannot be finite where that argument is not
-# (inf·0 and inf − inf are NaN), so that testing the result tests the argument
-_PROPAGATES = {"add": (0, 1), "sub": (0, 1), "mul": (0, 1), "neg": (0,), "div": (0,)}
 
 
 @dataclass
