@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import re
 
-KINDS = ("syntax", "name", "cycle", "domain", "input", "io")
+KINDS = ("syntax", "name", "cycle", "domain", "input", "io", "shape")
 
 # Characters a terminal acts on rather than shows: C0 and C1 controls (ESC starts a command),
 # DEL, zero-width and bidirectional formatting characters, line and paragraph separators, BOM.
@@ -29,11 +29,12 @@ def shown(text: str) -> str:
 class Source:
     """The text of one .expr file, with its name, for turning offsets into lines and columns."""
 
-    __slots__ = ("text", "filename", "_line_starts")
+    __slots__ = ("text", "filename", "bom", "_line_starts")
 
-    def __init__(self, text: str, filename: str = "<input>"):
+    def __init__(self, text: str, filename: str = "<input>", bom: bool = False):
         self.text = text
         self.filename = filename
+        self.bom = bom  # the file began with a UTF-8 byte-order mark (not part of `text`)
         self._line_starts: list[int] | None = None
 
     def _starts(self) -> list[int]:
@@ -74,7 +75,8 @@ class DiffcliError(Exception):
 
     kind: one of KINDS. span: (start, end) character offsets into `source`, or None.
     help: a suggestion for the fix. notes: further (message, span) pairs, such as the first
-    assignment of a reassigned name.
+    assignment of a reassigned name. labels: (span, text) pairs drawn under the same excerpt, such
+    as each operand's shape beside a shape error's operator.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class DiffcliError(Exception):
         help: str | None = None,
         notes: list[tuple[str, tuple[int, int] | None]] | None = None,
         operation: str | None = None,
+        labels: list[tuple[tuple[int, int], str]] | None = None,
     ):
         super().__init__(message)
         assert kind in KINDS, kind
@@ -97,6 +100,7 @@ class DiffcliError(Exception):
         self.help = help
         self.notes = notes or []
         self.operation = operation  # a domain error's operation, as written (`log`, `/`, `^`)
+        self.labels = labels or []
 
     @property
     def filename(self) -> str | None:

@@ -733,3 +733,401 @@ class _SymPy:
 # (inf·0 and inf − inf are NaN): testing the result then tests the argument (the batch engine's and
 # generated code's finiteness tests use it to test fewer values).
 NONFINITE_PROPAGATES = {"add": (0, 1), "sub": (0, 1), "mul": (0, 1), "neg": (0,), "div": (0,)}
+
+
+# ================================================================ arrays: the structural operations
+# Elementwise operations on arrays are the entries above, applied to NumPy arrays through
+# backend("numpy"): their partials are elementwise too. The operations below change shapes; each
+# writes its shape rule, its value, its vector-Jacobian product (reverse mode: the cotangent of
+# every argument from the output's) and its Jacobian-vector product (forward mode: the output's
+# tangent from the arguments'), once, against NumPy (`np`). Implicit broadcasting is no rule of
+# the elementwise entries: the graph makes it an explicit `broadcast` node (as JAX's autodidax
+# does), whose reverse rule sums over the stretched axes, so every elementwise node's arguments
+# have its own shape.
+
+MAX_ELEMENTS = 10_000_000  # SPEC: an array of more elements, intermediates included, is a shape error
+
+
+class ShapeProblem(Exception):
+    """A shape rule's refusal: message, help, and labels {argument index: text} for the operands
+    (the graph places it and them)."""
+
+    def __init__(self, message: str, help: str | None = None, labels: dict | None = None):
+        super().__init__(message)
+        self.message, self.help, self.labels = message, help, labels or {}
+
+
+def shape_text(shape: tuple) -> str:
+    """`3` for a vector, `2×3` for a matrix, `scalar` for ()."""
+    return "×".join(map(str, shape)) if shape else "scalar"
+
+
+def described(name: str, shape: tuple) -> str:
+    """`x has 3 elements`, `W1 is 16×2`, `2 is a scalar`: an operand and its shape, for labels."""
+    if not shape:
+        return f"{name} is a scalar"
+    if len(shape) == 1:
+        return f"{name} has {shape[0]} element{'s' if shape[0] != 1 else ''}"
+    return f"{name} is {shape_text(shape)}"
+
+
+def broadcast_shape(a: tuple, b: tuple) -> tuple | None:
+    """NumPy's broadcast of two shapes (aligned on the right), or None if they do not broadcast."""
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        x = a[-i] if i <= len(a) else 1
+        y = b[-i] if i <= len(b) else 1
+        if x != y and x != 1 and y != 1:
+            return None
+        out.append(max(x, y))
+    return tuple(reversed(out))
+
+
+def unbroadcast(np, g, shape: tuple):
+    """The cotangent of a value of `shape` broadcast to g's shape: g summed over the stretched axes."""
+    if g.shape == shape:
+        return g
+    if not shape:
+        return g.sum()
+    lead = g.ndim - len(shape)
+    if lead:
+        g = g.sum(axis=tuple(range(lead)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return g.sum(axis=stretched, keepdims=True) if stretched else g
+
+
+class ArrayOp(NamedTuple):
+    """A structural operation. `positional` is (fewest, most) positional arguments; `keywords` the
+    keyword names it takes (`required` among them); attrs is the node's static data (axis, index,
+    target shape, keyword values). shape(shapes, attrs, names) -> the result's shape, or raises
+    ShapeProblem; value(np, attrs, *xs); vjp(np, attrs, g, out, *xs) -> a cotangent per argument;
+    jvp(np, attrs, out, ts, *xs) -> the tangent, ts holding None for an argument that does not move."""
+
+    key: str
+    name: str
+    positional: tuple
+    shape: Callable
+    value: Callable
+    vjp: Callable
+    jvp: Callable
+    keywords: tuple = ()
+    required: tuple = ()
+    glyph: str = ""
+    infix: bool = False
+    commutative: bool = False
+    domain: str = ""
+    arity: int = -1      # (never read by the scalar engine: array graphs are run by the array one)
+    partials: tuple = ()
+    kink: Callable | None = None
+    value_problem: Callable | None = None
+    derivative_problem: Callable | None = None
+
+
+def _axis(attrs):
+    return attrs.get("axis") if attrs else None
+
+
+def _needs_array(name, shapes, names):
+    for i, s in enumerate(shapes):
+        if not s:
+            raise ShapeProblem(f"`{name}` needs an array, but {names[i]} is a scalar",
+                               f"{name} takes a vector or a matrix", {i: described(names[i], s)})
+
+
+def _reduced_shape(name):
+    def shape(shapes, attrs, names):
+        _needs_array(name, shapes, names)
+        (s,), axis = shapes, _axis(attrs)
+        if axis is None or len(s) == 1 and axis == 0:
+            return ()
+        if axis == 1 and len(s) == 1:
+            raise ShapeProblem(f"`{name}(…, axis=1)` needs a matrix, but {names[0]} is a vector",
+                               "a vector has one axis: axis=0, or no axis",
+                               {0: described(names[0], s)})
+        return (s[1],) if axis == 0 else (s[0],)
+
+    return shape
+
+
+def _keep(np, x, out, attrs):
+    """A reduction's result with the reduced axes back as size 1, to broadcast against x."""
+    axis = _axis(attrs)
+    if axis is None or x.ndim == 1:
+        return np.reshape(out, (1,) * x.ndim)
+    return np.expand_dims(out, axis)
+
+
+def _over(attrs, x):
+    axis = _axis(attrs)
+    return None if axis is None or x.ndim == 1 else axis
+
+
+def _sum_value(np, attrs, x):
+    return np.sum(x, axis=_over(attrs, x))
+
+
+def _spread(np, attrs, g, x):
+    """g of a reduction's shape, broadcast back over x's."""
+    return np.broadcast_to(_keep(np, x, g, attrs), x.shape)
+
+
+def _count(attrs, x):
+    over = _over(attrs, x)
+    return x.size if over is None else x.shape[over]
+
+
+def _extreme(pick):
+    def value(np, attrs, x):
+        return pick(np)(x, axis=_over(attrs, x))
+
+    def shares(np, attrs, out, x):
+        # ties split evenly in each slice (PyTorch's convention)
+        tied = (x == _keep(np, x, out, attrs)).astype(float)
+        return tied / np.sum(tied, axis=_over(attrs, x), keepdims=True)
+
+    vjp = lambda np, attrs, g, out, x: (_spread(np, attrs, g, x) * shares(np, attrs, out, x),)
+    jvp = lambda np, attrs, out, ts, x: np.sum(ts[0] * shares(np, attrs, out, x), axis=_over(attrs, x))
+    return value, vjp, jvp
+
+
+def _logsumexp_value(np, attrs, x):
+    over = _over(attrs, x)
+    top = np.max(x, axis=over, keepdims=True)
+    return np.reshape(top, np.shape(np.sum(x, axis=over))) + np.log(np.sum(np.exp(x - top), axis=over))
+
+
+def _softmax_value(np, attrs, x):
+    over = _over(attrs, x)
+    e = np.exp(x - np.max(x, axis=over, keepdims=True))
+    return e / np.sum(e, axis=over, keepdims=True)
+
+
+def _softmax_shape(shapes, attrs, names):
+    _reduced_shape("softmax")(shapes, attrs, names)
+    return shapes[0]
+
+
+def _softmax_back(np, attrs, g, out, x):
+    return out * (g - np.sum(g * out, axis=_over(attrs, x), keepdims=True))
+
+
+def _matmul_shape(shapes, attrs, names):
+    (a, b), (left, right) = shapes, names
+    labels = {0: described(left, a), 1: described(right, b)}
+    for side, s in ((left, a), (right, b)):
+        if not s:
+            raise ShapeProblem(f"`@` needs arrays on both sides, but {side} is a scalar",
+                               "`@` binds like `*`: `W @ 2x` is (W @ 2)·x; write W @ (2x), or use `*` "
+                               "to scale", labels)
+    inner_left, inner_right = a[-1], b[0]
+    if inner_left != inner_right:
+        what_left = "columns on its left" if len(a) == 2 else "elements on its left"
+        what_right = "rows on its right" if len(b) == 2 else "elements on its right"
+        if len(a) == 1 and len(b) == 1:
+            message = "`@` needs two vectors of the same length"
+        else:
+            message = f"`@` needs as many {what_left} as {what_right}"
+        need = f"{right} of {inner_left} {'rows' if len(b) == 2 else 'elements'}"
+        raise ShapeProblem(message, f"{left} @ {right} needs {need}", labels)
+    return a[:-1] + b[1:]
+
+
+def _matmul_vjp(np, attrs, g, out, x, y):
+    if x.ndim == 1 and y.ndim == 1:
+        return g * y, g * x
+    if y.ndim == 1:
+        return np.outer(g, y), x.T @ g
+    if x.ndim == 1:
+        return y @ g, np.outer(x, g)
+    return g @ y.T, x.T @ g
+
+
+def _product_jvp(product):
+    def jvp(np, attrs, out, ts, x, y):
+        tx, ty = ts
+        total = 0.0
+        if tx is not None:
+            total = total + product(np, tx, y)
+        if ty is not None:
+            total = total + product(np, x, ty)
+        return total
+
+    return jvp
+
+
+def _vectors(name):
+    def shape(shapes, attrs, names):
+        labels = {i: described(n, s) for i, (n, s) in enumerate(zip(names, shapes))}
+        for n, s in zip(names, shapes):
+            if len(s) != 1:
+                raise ShapeProblem(f"`{name}` takes vectors, but {described(n, s)}", None, labels)
+        if name == "dot":
+            if shapes[0] != shapes[1]:
+                raise ShapeProblem("`dot` needs two vectors of the same length",
+                                   f"{names[0]} and {names[1]} must have as many elements", labels)
+            return ()
+        return (shapes[0][0], shapes[1][0])
+
+    return shape
+
+
+def _transpose_shape(shapes, attrs, names):
+    _needs_array("transpose", shapes, names)
+    return tuple(reversed(shapes[0]))
+
+
+def _norm_vjp(np, attrs, g, out, x):
+    with np.errstate(all="ignore"):
+        return (g * x / out,)
+
+
+def _index_shape(shapes, attrs, names):
+    (s,), items = shapes, attrs["items"]
+    if not s:
+        raise ShapeProblem(f"{names[0]} is a scalar: it has no elements to index", None,
+                           {0: described(names[0], s)})
+    if len(items) > len(s):
+        raise ShapeProblem(f"{len(items)} indexes on {'a vector' if len(s) == 1 else 'a matrix'}: "
+                           f"{described(names[0], s)}", f"a {'vector' if len(s) == 1 else 'matrix'} takes "
+                           f"at most {len(s)} index{'es' if len(s) == 2 else ''}", {0: described(names[0], s)})
+    out = []
+    for axis, (item, n) in enumerate(zip(items + (None,) * (len(s) - len(items)), s)):
+        where = f" on axis {axis}" if len(s) == 2 else ""
+        if item is None:
+            out.append(n)
+        elif isinstance(item, int):
+            if not -n <= item < n:
+                raise ShapeProblem(f"index {item} is out of range{where}: {described(names[0], s)}",
+                                   f"an index runs from {-n} to {n - 1}", {0: described(names[0], s)})
+        else:
+            low, high = item
+            for bound in (low, high):
+                if bound is not None and not -n <= bound <= n:
+                    raise ShapeProblem(f"slice bound {bound} is out of range{where}: {described(names[0], s)}",
+                                       f"a slice's bounds run from {-n} to {n}", {0: described(names[0], s)})
+            size = len(range(n)[slice(low, high)])
+            if size == 0:
+                raise ShapeProblem(f"the slice {'' if low is None else low}:{'' if high is None else high} "
+                                   f"of {names[0]} is empty{where}", "a slice keeps at least one element",
+                                   {0: described(names[0], s)})
+            out.append(size)
+    return tuple(out)
+
+
+def _index_key(attrs):
+    return tuple(item if isinstance(item, int) else slice(*item) for item in attrs["items"])
+
+
+def _index_vjp(np, attrs, g, out, x):
+    whole = np.zeros(np.shape(x))
+    whole[_index_key(attrs)] = g
+    return (whole,)
+
+
+def _broadcast_vjp(np, attrs, g, out, x):
+    return (unbroadcast(np, g, np.shape(x)),)
+
+
+def _stack_shape(shapes, attrs, names):
+    raise AssertionError("literals are shaped by the graph, which places the element that differs")
+
+
+def _stack_jvp(np, attrs, out, ts, *xs):
+    return np.stack([np.zeros(np.shape(x)) if t is None else np.broadcast_to(t, np.shape(x))
+                     for t, x in zip(ts, xs)])
+
+
+def _one_tangent(rule):
+    return lambda np, attrs, out, ts, x: rule(np, attrs, ts[0], x, out)
+
+
+_ARRAY_ENTRIES = [
+    ArrayOp("matmul", "@", (2, 2), _matmul_shape, lambda np, attrs, x, y: x @ y, _matmul_vjp,
+            _product_jvp(lambda np, a, b: a @ b), glyph="@", infix=True),
+    ArrayOp("sum", "sum", (1, 1), _reduced_shape("sum"), _sum_value,
+            lambda np, attrs, g, out, x: (_spread(np, attrs, g, x),),
+            _one_tangent(lambda np, attrs, t, x, out: _sum_value(np, attrs, t)), keywords=("axis",)),
+    ArrayOp("mean", "mean", (1, 1), _reduced_shape("mean"),
+            lambda np, attrs, x: _sum_value(np, attrs, x) / _count(attrs, x),
+            lambda np, attrs, g, out, x: (_spread(np, attrs, g, x) / _count(attrs, x),),
+            _one_tangent(lambda np, attrs, t, x, out: _sum_value(np, attrs, t) / _count(attrs, x)),
+            keywords=("axis",)),
+    ArrayOp("amax", "max", (1, 1), _reduced_shape("max"), *_extreme(lambda np: np.max), keywords=("axis",)),
+    ArrayOp("amin", "min", (1, 1), _reduced_shape("min"), *_extreme(lambda np: np.min), keywords=("axis",)),
+    ArrayOp("logsumexp", "logsumexp", (1, 1), _reduced_shape("logsumexp"), _logsumexp_value,
+            lambda np, attrs, g, out, x: (_spread(np, attrs, g, x) * np.exp(x - _keep(np, x, out, attrs)),),
+            _one_tangent(lambda np, attrs, t, x, out: _sum_value(np, attrs, t * np.exp(x - _keep(np, x, out, attrs)))),
+            keywords=("axis",)),
+    ArrayOp("softmax", "softmax", (1, 1), _softmax_shape, _softmax_value,
+            lambda np, attrs, g, out, x: (_softmax_back(np, attrs, g, out, x),),
+            _one_tangent(lambda np, attrs, t, x, out: _softmax_back(np, attrs, t, out, x)), keywords=("axis",)),
+    ArrayOp("dot", "dot", (2, 2), _vectors("dot"), lambda np, attrs, x, y: np.dot(x, y),
+            lambda np, attrs, g, out, x, y: (g * y, g * x), _product_jvp(lambda np, a, b: np.dot(a, b)),
+            commutative=True),
+    ArrayOp("outer", "outer", (2, 2), _vectors("outer"), lambda np, attrs, x, y: np.outer(x, y),
+            lambda np, attrs, g, out, x, y: (g @ y, x @ g), _product_jvp(lambda np, a, b: np.outer(a, b))),
+    ArrayOp("transpose", "transpose", (1, 1), _transpose_shape, lambda np, attrs, x: np.transpose(x),
+            lambda np, attrs, g, out, x: (np.transpose(g),),
+            _one_tangent(lambda np, attrs, t, x, out: np.transpose(t))),
+    ArrayOp("norm", "norm", (1, 1), _reduced_shape("norm"), lambda np, attrs, x: np.sqrt(np.sum(x * x)),
+            _norm_vjp, _one_tangent(lambda np, attrs, t, x, out: np.sum(t * x) / out), domain="x ≠ 0"),
+    # not functions: the graph makes these nodes
+    ArrayOp("broadcast", "broadcast", (1, 1), lambda shapes, attrs, names: attrs["shape"],
+            lambda np, attrs, x: np.broadcast_to(x, attrs["shape"]), _broadcast_vjp,
+            _one_tangent(lambda np, attrs, t, x, out: np.broadcast_to(t, attrs["shape"]))),
+    ArrayOp("index", "[]", (1, 1), _index_shape, lambda np, attrs, x: x[_index_key(attrs)], _index_vjp,
+            _one_tangent(lambda np, attrs, t, x, out: np.asarray(t)[_index_key(attrs)])),
+    ArrayOp("stack", "[…]", (1, MAX_ELEMENTS), _stack_shape, lambda np, attrs, *xs: np.stack(xs),
+            lambda np, attrs, g, out, *xs: tuple(g[k] for k in range(len(xs))), _stack_jvp),
+]
+ARRAY_OPS: dict[str, ArrayOp] = {op.key: op for op in _ARRAY_ENTRIES}
+ARRAY_FUNCTIONS: dict[str, ArrayOp] = {op.name: op for op in _ARRAY_ENTRIES
+                                       if op.name.isidentifier() and op.name not in ("max", "min")}
+# `max(x)`, `min(x)` of one argument: the reductions; of two or more, the elementwise entries above
+REDUCTIONS = {"max": ARRAY_OPS["amax"], "min": ARRAY_OPS["amin"]}
+
+
+# -- the constructors: their values are leaves of the graph, made once when the file is loaded
+
+CONSTRUCTORS = {"zeros": (), "ones": (), "eye": (), "uniform": ("seed", "low", "high"),
+                "normal": ("seed", "mean", "std")}
+CONSTRUCTOR_DEFAULTS = {"low": -1.0, "high": 1.0, "mean": 0.0, "std": 1.0}
+ARRAY_NAMES = frozenset(ARRAY_FUNCTIONS) | frozenset(CONSTRUCTORS)  # assignable, as `sign`
+KEYWORDS = {**{name: op.keywords for name, op in ARRAY_FUNCTIONS.items()}, **CONSTRUCTORS,
+            "max": ("axis",), "min": ("axis",)}
+
+_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def splitmix64_uniforms(seed: int, count: int):
+    """u_1 … u_count of SPEC's generator: SplitMix64 from state `seed`, u = (draw >> 11)·2^-53.
+    (The k-th state is seed + k·golden mod 2^64, so all draws are made at once, in uint64.)"""
+    import numpy as np
+
+    k = np.arange(1, count + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = k * np.uint64(_GOLDEN) + np.uint64(seed)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX1)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(_MIX2)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def construct(name: str, sizes: tuple, keywords: dict):
+    """A constructor's array (the sizes and bound already checked)."""
+    import numpy as np
+
+    count = math.prod(sizes)
+    if name == "zeros":
+        return np.zeros(sizes)
+    if name == "ones":
+        return np.ones(sizes)
+    if name == "eye":
+        return np.eye(sizes[0])
+    get = lambda key: keywords.get(key, CONSTRUCTOR_DEFAULTS.get(key))
+    if name == "uniform":
+        low, high = get("low"), get("high")
+        return (low + (high - low) * splitmix64_uniforms(keywords["seed"], count)).reshape(sizes)
+    u = splitmix64_uniforms(keywords["seed"], 2 * count)
+    u1, u2 = u[0::2], u[1::2]
+    return (get("mean") + get("std") * np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * math.pi * u2)).reshape(sizes)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from .display import Displayed, draw
 from .interpreters import engine
 from .language import parser
 from .errors import DiffcliError, Source
@@ -26,7 +27,7 @@ from .language.syntax import Assignment
 
 
 @dataclass
-class Evaluation:
+class Evaluation(Displayed):
     """Forward pass: the value actually used for every input, and every named variable's value."""
 
     inputs: dict[str, float]
@@ -76,13 +77,19 @@ class Jacobian(Evaluation):
     jacobian: dict[str, dict[str, float]]
 
 
-class Program:
-    """A parsed and checked .expr program, compiled into a computation graph."""
+class Program(Displayed):
+    """A parsed and checked .expr program, compiled into a computation graph. In Jupyter it displays
+    its graph (and its values, where every input has one)."""
 
     def __init__(self, source: Source, statements: list[Assignment], graph: Graph):
         self.source = source
         self.statements = statements
-        self.graph = graph
+        # `graph` is the program's graph, lowered (language/arrays.py) for the shapes of the inputs
+        # last bound when the program has arrays; `base` is the graph as the file is written
+        self.base = self.graph = graph
+        self._lowered: dict[tuple, Graph] = {}
+        if graph.arrays and all(value is not None for value in graph.inputs.values()):
+            self._bind(dict(graph.inputs))  # every shape is known: shape errors now, at load
 
     # -- what the program is
     @property
@@ -117,6 +124,11 @@ class Program:
         expr = self.graph.definitions[name].expr
         return self.source.snippet(expr.start, expr.end)
 
+    def graph_svg(self, values: Mapping[str, float] | None = None, of: str | None = None,
+                  precision: int = 6) -> str:
+        """The drawing `diffcli graph --format svg` makes, as SVG text."""
+        return draw(self, "graph_svg", values, of, precision)
+
     # -- what it computes
     def run(self, values: Mapping[str, float] | None = None, of: str | None = None, *,
             adjoints: bool = True) -> Run:
@@ -128,6 +140,8 @@ class Program:
         """
         output = self.check_name(of, "--of") if of is not None else self.output
         inputs, unused = self._inputs(values)
+        if adjoints:
+            self._scalar_output(output)
         node = self.graph.names[output]
         node_values = engine.forward(self.graph, inputs)
         adjoint = engine.reverse(self.graph, node_values, node) if adjoints else None
@@ -148,10 +162,26 @@ class Program:
         )
 
     def derivatives(self, wrt: str, values: Mapping[str, float] | None = None) -> Derivatives:
-        """Forward mode: d(name)/d(wrt) for every named variable, wrt being an input."""
-        self.check_input(wrt, "--wrt")
+        """Forward mode: d(name)/d(wrt) for every named variable, wrt being an input (or one element
+        of an array input: `x[1]`, `W[0,1]`)."""
+        name, index = _element(wrt)
+        self.check_input(name, "--wrt")
         run = self.run(values, adjoints=False)
-        tangent = engine.tangents(self.graph, run.values, self.graph.names[wrt])
+        seed = None
+        shape = self.shape(name)
+        if shape or index is not None:
+            import numpy as np
+
+            if index is None or len(index) != len(shape) or not all(0 <= k < n for k, n in zip(index, shape)):
+                from .ops import shape_text
+
+                raise DiffcliError("input", f"--wrt {wrt}: `{name}` is {_shape_words(shape)}; forward mode "
+                                   "differentiates with respect to one of its elements",
+                                   help=f"name an element, like --wrt {name}[{','.join('0' * max(1, len(shape)))}]"
+                                   + (f" (shape {shape_text(shape)})" if shape else ""))
+            seed = np.zeros(shape)
+            seed[index] = 1.0
+        tangent = engine.tangents(self.graph, run.values, self.graph.names[name], seed=seed)
         zeros = dict.fromkeys(run.unused, 0.0)
         return Derivatives(run.inputs, self._by_name(run.values, run.inputs, run.unused), run.unused,
                            wrt, self._by_name(tangent, zeros, run.unused))
@@ -162,6 +192,7 @@ class Program:
         `mode` "reverse" or "forward" forces one)."""
         from .interpreters import jacobian
 
+        self.scalar_only("grad with several outputs")
         outputs = [self.check_name(name, "--of") for name in dict.fromkeys(outputs)]
         outputs.sort(key=list(self.graph.names).index)  # SPEC: every mapping in file order
         inputs, unused = self._inputs(values)
@@ -177,6 +208,7 @@ class Program:
         monte_carlo, seed)."""
         from .interpreters.uncertainty import propagate
 
+        self.scalar_only("uncertainty")
         return propagate(self, values, of, **options)
 
     def hessian(self, values: Mapping[str, float] | None = None, of: str | None = None,
@@ -218,10 +250,57 @@ class Program:
                                      {name: vector.get(name, 0.0) for name in inputs}, gradient, product)
 
     def _second_order_setup(self, values, of):
+        self.scalar_only("hessian")
         output = self.check_name(of, "--of") if of is not None else self.output
         inputs, unused = self._inputs(values)
         node_values = engine.forward(self.graph, inputs)
         return output, inputs, unused, node_values
+
+    # -- arrays
+    @property
+    def has_arrays(self) -> bool:
+        """Whether the program, as last bound, computes with arrays (its graph is then lowered)."""
+        return self.graph.shape is not None
+
+    def scalar_only(self, what: str) -> None:
+        """Refuse a command that does not take array programs yet (now, or when an array value is
+        bound later)."""
+        if self.base.arrays or self.has_arrays:
+            raise DiffcliError("shape", f"{what}: array programs are not supported here yet",
+                               help="grad, eval and check do; write the program with scalars for this command")
+        self._scalar_only = what
+
+    def shape(self, name: str) -> tuple:
+        """A named variable's shape, as last bound: () for a scalar."""
+        graph = self.graph
+        return () if graph.shape is None else graph.shape[graph.names[name]]
+
+    def _bind(self, inputs: dict) -> None:
+        """Use the graph lowered for these inputs' shapes (or the base graph, for scalars only)."""
+        shapes = {name: tuple(getattr(value, "shape", ())) for name, value in inputs.items() if name in self.base.inputs}
+        if not self.base.arrays and not any(shapes.values()):
+            self.graph = self.base
+            return
+        if getattr(self, "_scalar_only", None):
+            self.scalar_only(self._scalar_only)
+            raise DiffcliError("shape", f"{self._scalar_only}: array values are not supported here yet",
+                               help="grad, eval and check do; give the inputs numbers for this command")
+        key = tuple(shapes.items())
+        if key not in self._lowered:
+            from .language.arrays import lower
+
+            self._lowered[key] = lower(self.base, shapes)
+        self.graph = self._lowered[key]
+
+    def _scalar_output(self, output: str) -> None:
+        shape = self.shape(output)
+        if shape:
+            from .ops import shape_text
+
+            what = f"a vector of {shape[0]}" if len(shape) == 1 else f"a {shape_text(shape)} matrix"
+            raise DiffcliError("shape", f"the output `{output}` is {what}, and a gradient needs a scalar output",
+                               help=f"differentiate a scalar made of it, like sum({output}) or {output}[i] "
+                               f"(with --of NAME, or as the last statement)")
 
     # -- checks the commands share
     def check_name(self, name: str, option: str) -> str:
@@ -250,7 +329,10 @@ class Program:
 
     # -- helpers
     def _by_name(self, per_node: list[float], extra: dict[str, float], unused: list[str]) -> dict[str, float]:
-        named = {name: per_node[node] for name, node in self.graph.names.items()}
+        if self.graph.shape is not None:  # scalars back to floats; arrays stay NumPy arrays
+            named = {name: _plain(per_node[node]) for name, node in self.graph.names.items()}
+        else:
+            named = {name: per_node[node] for name, node in self.graph.names.items()}
         for name in unused:
             named[name] = extra[name]
         return named
@@ -273,9 +355,9 @@ class Program:
                     help="only inputs can be set: " + _list(self.graph.inputs),
                 )
             if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise DiffcliError("input", f"--set {name}: {value!r} is not a finite number")
+                given[name] = _array_value(name, value)
         inputs = {}
-        for name, default in self.graph.inputs.items():
+        for name, default in self.base.inputs.items():
             value = given.get(name, default)
             if value is None:
                 use = self.graph.first_use[name]
@@ -283,10 +365,69 @@ class Program:
                     "name", f"`{name}` has no value", (use.start, use.end), source=self.source,
                     help=f"assign it in the file (`{name} = 1`) or give it with --set {name}=VALUE",
                 )
-            inputs[name] = float(value)
+            if default is not None and value is not default and _shape(value) != _shape(default):
+                from .ops import shape_text
+
+                raise DiffcliError("input", f"--set {name}: `{name}` is {_shape_words(_shape(default))} in the file, "
+                                   f"but the value given is {_shape_words(_shape(value))}",
+                                   help=f"give {name} a value of shape {shape_text(_shape(default))}")
+            inputs[name] = value if _shape(value) else float(value)
         for name in unused:
-            inputs[name] = float(given[name])
+            inputs[name] = given[name] if _shape(given[name]) else float(given[name])
+        self._bind(inputs)
         return inputs, unused
+
+
+def _element(label: str) -> tuple[str, tuple | None]:
+    """`W[0,1]` -> ("W", (0, 1)); `x` -> ("x", None)."""
+    name, bracket, rest = label.partition("[")
+    if not bracket or not rest.endswith("]"):
+        return label, None
+    parts = rest[:-1].split(",")
+    if not all(part.strip().isdigit() for part in parts):
+        return label, None
+    return name.strip(), tuple(int(part) for part in parts)
+
+
+def _shape(value) -> tuple:
+    return tuple(getattr(value, "shape", ()))
+
+
+def _shape_words(shape: tuple) -> str:
+    if not shape:
+        return "a scalar"
+    return f"a vector of {shape[0]}" if len(shape) == 1 else f"a {shape[0]}×{shape[1]} matrix"
+
+
+def _plain(value):
+    """A 0-d value as a float; an array as it is."""
+    return float(value) if getattr(value, "ndim", 0) == 0 else value
+
+
+def _array_value(name: str, value):
+    """A value given for an input that is no number: a finite vector or matrix (nested lists or a
+    NumPy array), as a float array; else an input error."""
+    import numpy as np
+
+    from .ops import MAX_ELEMENTS
+
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.ndim not in (1, 2) or array.size == 0 or isinstance(value, (bool, str)):
+        raise DiffcliError("input", f"--set {name}: {_short_repr(value)} is not a finite number, vector or matrix")
+    if array.size > MAX_ELEMENTS:
+        raise DiffcliError("shape", f"--set {name}: an array of {array.size:,} elements is too large",
+                           help=f"an array holds at most {MAX_ELEMENTS:,} elements")
+    if not np.isfinite(array).all():
+        raise DiffcliError("input", f"--set {name}: the array holds a value that is not a finite number")
+    return array
+
+
+def _short_repr(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _list(names) -> str:
@@ -296,9 +437,8 @@ def _list(names) -> str:
 
 def parse(text: str, filename: str = "<input>") -> Program:
     """Parse and check a program's text."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    source = Source(text, filename)
+    bom = text.startswith("\ufeff")
+    source = Source(text[1:] if bom else text, filename, bom)
     # A large program makes millions of objects and no garbage: pause the cycle collector, which
     # would otherwise scan them all again and again as they are made.
     collecting = gc.isenabled()
@@ -333,6 +473,32 @@ def read_bytes(file, filename: str) -> bytes:
         raise DiffcliError("io", f"{filename} is larger than {MAX_FILE_BYTES // 2**20} MiB, more than "
                            "diffcli reads", help="a program of a million statements is about 30 MiB")
     return data
+
+
+def read_inputs(path: str | Path) -> dict:
+    """`--inputs FILE.json`: an object of input values (numbers, or nested lists for arrays), shaped
+    like the `inputs` that `grad --json` prints; read bounded, as program files are."""
+    import json
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as file:
+            data = read_bytes(file, str(path))
+    except OSError as error:
+        raise DiffcliError("io", f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        values = json.loads(read_source(data, str(path)))
+    except ValueError as error:
+        raise DiffcliError("input", f"--inputs {path}: not JSON: {error}") from None
+    except RecursionError:
+        raise DiffcliError("input", f"--inputs {path}: nested too deeply") from None
+    if not isinstance(values, dict):
+        raise DiffcliError("input", f"--inputs {path}: the file holds a JSON {type(values).__name__}, not an object",
+                           help='write {"x": [1, 2], "a": 0.5}, as grad --json prints its inputs')
+    for name, value in values.items():
+        if isinstance(value, bool) or value is None or isinstance(value, (str, dict)):
+            raise DiffcliError("input", f"--inputs {path}: `{name}` is {json.dumps(value)[:40]}, not a number or an array")
+    return values
 
 
 def load(path: str | Path) -> Program:

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+# the shared contract (SPEC, conformance cases): $DIFFCLI_SHARED, else `shared` beside the checkout or
+# beside one of its parents (a worktree in ../wt/NAME)
+SHARED = next((p for p in ([Path(os.environ["DIFFCLI_SHARED"])] if os.environ.get("DIFFCLI_SHARED") else [])
+               + [folder / "shared" for folder in ROOT.parents] if p.is_dir()), ROOT.parent / "shared")
 SAMPLES = ROOT / "samples"
 # values for the samples' free inputs (decay's t and y come from each row of its data)
 SAMPLE_SETS = {"backprop_chain": {"o": 1.0}, "decay": {"t": 1.0, "y": 4.0}}

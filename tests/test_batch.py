@@ -8,6 +8,7 @@ failed points carry exactly the single-point error, and the other points their r
 from __future__ import annotations
 
 import math
+import os
 import random
 
 import numpy as np
@@ -255,6 +256,29 @@ def test_dask_maps_the_kernel_over_blocks():
     point = program.grad({"x1": float(x1[0].compute()), "x2": float(x2[0].compute())})
     assert got[0, 0] == pytest.approx(point.value, rel=1e-12)  # tanh: NumPy's and libm's differ by ulps
     assert got[0, 1] == pytest.approx(point.gradients["x1"], rel=1e-12)
+
+
+def test_dask_runs_the_kernel_on_a_cluster_of_worker_processes():
+    """A real scheduler with workers in other processes: the kernel is pickled, sent and run there."""
+    import logging
+
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+
+    program = diffcli.parse(open("samples/two_layer_network.expr").read())
+    f = batch.kernel(program, ["x1", "x2"])
+    x1, x2 = da.linspace(-2, 2, 600, chunks=150), da.linspace(1, -1, 600, chunks=150)
+    table = da.map_blocks(f, x1, x2, new_axis=1, chunks=(x1.chunks[0], (len(f.columns),)), dtype=float)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.ERROR) as cluster, \
+            distributed.Client(cluster, timeout="60s") as client:
+        workers = client.run(os.getpid, wait=True)  # {address: pid}, bounded by the client's timeout
+        with distributed.get_task_stream(client) as stream:
+            got = client.compute(table).result(timeout=120)
+    ran_on = {task["worker"] for task in stream.data}
+    assert len(workers) == 2 and os.getpid() not in workers.values() and ran_on and ran_on <= set(workers)
+    want = f(x1.compute(), x2.compute())
+    assert got.shape == (600, 17) and (got == want).all()
 
 
 def test_each_program_gets_its_own_plan():

@@ -19,8 +19,6 @@ from diffcli.renderers.codegen import generate
 
 from conftest import SAMPLES, SHARED, run_diffcli
 
-# ../shared, or from a worktree in ../wt/NAME the shared folder two levels up
-SHARED = next((p for p in (SHARED, SHARED.parent.parent / "shared") if p.exists()), SHARED)
 CONFORMANCE = SHARED / "conformance"
 CASES = [path for path in sorted(CONFORMANCE.glob("*/*.expr"))
          if "expect" in json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))]
@@ -289,7 +287,7 @@ def test_javascript_throws_a_domain_error(tmp_path):
 def test_unicode_names_are_kept_in_python_and_javascript_and_mangled_in_c():
     program = diffcli.parse("θ = 0.5\nint = 2\ny = sin(θ) * int + p")
     python = generate(program, "python")
-    assert "def grad_y(p, θ=0.5, int=2.0):" in python.source
+    assert "def grad_y(p, θ=0.5, int_2=2.0):" in python.source  # a builtin of Python, renamed
     c = generate(program, "c")
     assert "double u03b8" in c.source and "θ" in c.source  # the original in comments
     assert "double int_2" in c.source  # a keyword of C, renamed
@@ -336,12 +334,18 @@ def test_a_split_javascript_program_matches(split_program, tmp_path):
     _check_lines(cases, _js_driver(tmp_path, cases).stdout.splitlines())
 
 
-@pytest.mark.skipif(not os.environ.get("DIFFCLI_SLOW"), reason="slow (about a minute of CPU): DIFFCLI_SLOW=1")
-def test_chain_100000_compiles_in_cpython():
-    genprog = SHARED / "bench" / "genprog.py"
-    text = subprocess.run([sys.executable, str(genprog), "chain", "100000"], capture_output=True,
-                          text=True, check=True).stdout
-    compile(generate(diffcli.parse(text), "python").source, "<chain>", "exec")
+def test_a_python_program_of_several_full_size_functions_compiles_and_is_exact():
+    """Above 2*SPLIT operations, at the real SPLIT: each function of the split is as large as it gets at
+    any size (a bigger program only has more of them, as the small split above has), and CPython
+    compiles and runs them to the engine's bits."""
+    codegen_module = sys.modules["diffcli.renderers.codegen"]
+    program = diffcli.parse(chain(3000), "chain.expr")
+    assert sum(op is not None for op in program.graph.op) > 2 * codegen_module.SPLIT
+    generated = generate(program, "python")
+    assert generated.source.count("\ndef _forward_") >= 3
+    value, gradient = run_python(generated.source, generated.function)
+    expected = program.grad()
+    assert value == expected.value and gradient == {n: expected.gradients[n] for n in ("x0", "x1")}
 
 
 def test_the_command_writes_c_and_its_header(tmp_path):
@@ -351,6 +355,19 @@ def test_the_command_writes_c_and_its_header(tmp_path):
     assert "int grad_g(double o, double a, double *value, double gradient[2], const char **error);" in (
         tmp_path / "model.h").read_text()
     assert "int grad_g(" in target.read_text()
+
+
+@pytest.mark.parametrize("target", ["model.h", "/dev/null", "model", "model.C", "dir.c"])
+def test_c_writes_nothing_where_its_header_path_is_not_beside_a_regular_c_file(target, tmp_path):
+    """`-o model.h` wrote the source, then the header over it (exit 0); `-o /dev/null` created /dev/null.h."""
+    (tmp_path / "dir.c").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = target if target.startswith("/") else tmp_path / target
+    done = run_diffcli("codegen", SAMPLES / "backprop_chain.expr", "--lang", "c", "-o", out, "--json")
+    assert done.returncode == 1 and done.stdout == b"", done.stderr_text
+    error = json.loads(done.stderr_text)["error"]
+    assert error["kind"] == "input" and "ending in .c" in error["message"] and "-o -" in error["help"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and not os.path.exists("/dev/null.h")
 
 
 @pytest.mark.parametrize("arguments, code", [
@@ -381,3 +398,136 @@ def test_the_tie_count_of_min_and_max_is_printed_once_per_operation(monkeypatch)
     finally:
         codegen_module._templates.cache_clear()
     assert len(calls) == 1 and generated.source.count("double n") <= 1
+
+
+# ---------------------------------------------------------------- names the target language reserves
+
+def _reserved_program(lang: str):
+    """A program whose every variable is a name `lang` reserves (where .expr allows it): the first
+    half inputs, the second computed from them, the output the last."""
+    from diffcli.renderers import target_names
+
+    names = []
+    for name in sorted(target_names.RESERVED[lang]):
+        try:
+            diffcli.parse(f"{name} = 1\ny = {name}\n")
+        except diffcli.DiffcliError:
+            continue  # a function of the .expr language (`sin`): no variable can be named so
+        names.append(name)
+    half = len(names) // 2
+    lines = [f"{name} = {0.5 + k / 1000!r}" for k, name in enumerate(names[:half])]
+    computed = names[half:-1]
+    for k, name in enumerate(computed):
+        lines.append(f"{name} = {names[k]}*{names[(k + 1) % half]} + sin({names[k]})")
+    lines.append(f"{names[-1]} = {' + '.join(computed)}")
+    return diffcli.parse("\n".join(lines) + "\n", "reserved.expr"), names
+
+
+@pytest.fixture(params=[False, True], ids=["one function", "split"])
+def split_mode(request, monkeypatch):
+    """Small programs, and programs above SPLIT (which use malloc/free in C, Float64Array in JS)."""
+    if request.param:
+        monkeypatch.setattr(sys.modules["diffcli.renderers.codegen"], "SPLIT", 50)
+    return request.param
+
+
+def test_python_renames_its_keywords_and_builtins(split_mode):
+    program, names = _reserved_program("python")
+    assert {"__debug__", "ArithmeticError", "ValueError", "float", "math"} <= set(names)
+    generated = generate(program, "python")
+    value, gradient = run_python(generated.source, generated.function)
+    expected = program.grad()
+    assert value == expected.value and gradient == {name: expected.gradients[name] for name in program.inputs}
+
+
+def test_python_keeps_its_exception_classes_from_a_variable_named_after_them():
+    """`except (ArithmeticError, ValueError)` with a parameter ArithmeticError = 3.0 raised TypeError."""
+    program = diffcli.parse("ArithmeticError = 3\nValueError = 1\ny = log(ArithmeticError - 3) * ValueError\n")
+    generated = generate(program, "python")
+    with pytest.raises(ValueError, match=re.escape("`log(ArithmeticError - 3)` (line 3,")):
+        run_python(generated.source, generated.function)
+
+
+def test_python_docstring_keeps_a_backslash_of_the_file_name():
+    program = diffcli.parse("x = 1\ny = 2*x\n", "C:\\new\\N\\model.expr\\")
+    generated = generate(program, "python")
+    namespace: dict = {}
+    exec(compile(generated.source, "<generated>", "exec"), namespace)
+    assert "from C:\\new\\N\\model.expr\\:" in namespace["__doc__"]
+
+
+@needs_gcc
+@pytest.mark.parametrize("split, standard", [(False, "gnu17"), (False, "c2x"), (True, "gnu17"), (True, "c99")])
+def test_c_renames_keywords_predefined_macros_and_library_names(split, standard, tmp_path, monkeypatch):
+    """gnu17 predefines `linux` and `unix`, c2x makes `typeof` a keyword, a split program calls malloc."""
+    if split:
+        monkeypatch.setattr(sys.modules["diffcli.renderers.codegen"], "SPLIT", 50)
+    program, names = _reserved_program("c")
+    assert {"linux", "unix", "asm", "typeof", "malloc", "free", "NAN", "y0", "errno"} <= set(names)
+    generated = generate(program, "c", name="model")
+    (tmp_path / "model.c").write_text(generated.source, encoding="utf-8")
+    (tmp_path / "model.h").write_text(generated.header, encoding="utf-8")
+    (tmp_path / "header_alone.c").write_text('#include "model.h"\n', encoding="utf-8")
+    n = len(generated.parameters)
+    prototype = f"int model({'double, ' * n}double *, double *, const char **);"
+    (tmp_path / "main.c").write_text(
+        "#include <stdio.h>\n" + prototype + "\nint main(void)\n{\n"
+        f"    double x[{n}] = {{{', '.join(repr(x) for x in call_values(program, {}))}}}, v, g[{n}];\n"
+        f"    const char *e = 0;\n    int r = model({', '.join(f'x[{k}]' for k in range(n))}, &v, g, &e);\n"
+        f"    printf(\"%d %.17g\", r, v);\n    for (int i = 0; i < {n}; i++) printf(\" %.17g\", g[i]);\n"
+        "    printf(\"\\n\");\n    return 0;\n}\n", encoding="utf-8")
+    flags = [GCC, f"-std={standard}", "-O0", "-Wall", "-Werror"]
+    subprocess.run(flags + ["-c", "-o", str(tmp_path / "header_alone.o"), str(tmp_path / "header_alone.c")],
+                   check=True, cwd=tmp_path)
+    subprocess.run(flags + ["-o", str(tmp_path / "model"), str(tmp_path / "model.c"), str(tmp_path / "main.c"),
+                            "-lm"], check=True, cwd=tmp_path)
+    lines = subprocess.run([str(tmp_path / "model")], capture_output=True, text=True, check=True).stdout.splitlines()
+    _check_lines([(program, {}, None)], lines)
+
+
+@needs_node
+def test_javascript_renames_reserved_words_and_globals(split_mode, tmp_path):
+    program, names = _reserved_program("javascript")
+    assert {"Float64Array", "Math", "Number", "arguments", "undefined"} <= set(names)
+    _check_lines([(program, {}, None)], _js_driver(tmp_path, [(program, {}, None)]).stdout.splitlines())
+
+
+@needs_node
+def test_javascript_keeps_the_gradient_of_proto(tmp_path):
+    """`{"__proto__": 4}` in an object literal sets the prototype: the gradient of __proto__ was lost."""
+    program = diffcli.parse("__proto__ = 2\nconstructor = 3\ny = __proto__ * constructor\n")
+    generated = generate(program, "javascript", name="model")
+    (tmp_path / "model.mjs").write_text(generated.source, encoding="utf-8")
+    (tmp_path / "main.mjs").write_text("import { model } from './model.mjs';\nconst r = model();\n"
+                                       "console.log(JSON.stringify([Object.keys(r.gradient), r.gradient.__proto__,"
+                                       " Object.getPrototypeOf(r.gradient) === Object.prototype]));\n")
+    done = subprocess.run([NODE, str(tmp_path / "main.mjs")], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == [["__proto__", "constructor"], 3.0, True]
+
+
+@needs_gcc
+def test_the_c_list_has_every_macro_of_the_included_headers(tmp_path):
+    """Every macro gcc defines with <math.h>, <stddef.h> and <stdlib.h>, in the default, strict and
+    _GNU_SOURCE modes, outside the `_` namespace (which the namer never gives): a macro cannot be shadowed."""
+    from diffcli.renderers import target_names
+
+    (tmp_path / "headers.c").write_text("#include <math.h>\n#include <stddef.h>\n#include <stdlib.h>\n")
+    missing = set()
+    for mode in (["-std=gnu17"], ["-std=c99"], ["-std=c2x"], ["-D_GNU_SOURCE"]):
+        done = subprocess.run([GCC, *mode, "-dM", "-E", str(tmp_path / "headers.c")], capture_output=True,
+                              text=True, check=True)
+        for line in done.stdout.splitlines():
+            name = re.match(r"#define (\w+)", line).group(1)
+            if not name.startswith("_") and name not in target_names.C:
+                missing.add(name)
+    assert not missing, sorted(missing)
+
+
+@needs_node
+def test_the_javascript_list_has_every_global_of_ecmascript():
+    from diffcli.renderers import target_names
+
+    done = subprocess.run([NODE, "-e", "console.log(JSON.stringify(require('vm').runInNewContext("
+                           "'Object.getOwnPropertyNames(globalThis)')))"], capture_output=True, text=True, check=True)
+    missing = {name for name in json.loads(done.stdout) if name.isidentifier()} - target_names.JAVASCRIPT
+    assert not missing, sorted(missing)

@@ -83,10 +83,65 @@ def test_write_replaces_only_the_literals(bowl):
     assert fitted["a"] == pytest.approx(1.0, abs=1e-5) and fitted["b"] == pytest.approx(-2.0, abs=1e-5)
 
 
-def test_write_keeps_a_comment_in_its_column_when_the_number_fits(tmp_path):
-    program = parse("a = 3        # start\nf = (a - 1.5)^2\n")
-    assert fitting.written_back(program, {"a": 1.5}) == "a = 1.5      # start\nf = (a - 1.5)^2\n"
-    assert fitting.written_back(program, {"a": -0.125}) == "a = -0.125   # start\nf = (a - 1.5)^2\n"
+def test_write_takes_exactly_the_literal_from_the_issue(tmp_path):
+    """Issue 21: `a = 7#start` became `a = 4.57#start` (the literal's last character kept)."""
+    path = tmp_path / "ns.expr"
+    path.write_text("a = 7#start\nf = (a - 2)^2\n")
+    result = invoke("fit", path, "--method", "gd", "--steps", "1", "--lr", "0.25", "--write")
+    assert result.exit_code == 0, result.output
+    assert path.read_text() == "a = 4.5#start\nf = (a - 2)^2\n"
+
+
+# (layout before, the literal's text in it, layout after with {} for the new literal)
+LAYOUTS = [
+    ("a = 3#c\nf = (a - 1)^2\n", "a = {}#c\nf = (a - 1)^2\n"),
+    ("a = 3        # start\nf = (a - 1)^2\n", "a = {}        # start\nf = (a - 1)^2\n"),
+    ("a\t=\t3\t# tab\nf = (a - 1)^2\n", "a\t=\t{}\t# tab\nf = (a - 1)^2\n"),
+    ("a = 3; f = (a - 1)^2", "a = {}; f = (a - 1)^2"),
+    ("a = 3;f = (a - 1)^2\n", "a = {};f = (a - 1)^2\n"),
+    ("a = 3 ± 0.5\nf = (a - 1)^2\n", "a = {} ± 0.5\nf = (a - 1)^2\n"),
+    ("a = 3±5%\nf = (a - 1)^2\n", "a = {}±5%\nf = (a - 1)^2\n"),
+    ("a = 3 +/- 0.5\nf = (a - 1)^2\n", "a = {} +/- 0.5\nf = (a - 1)^2\n"),
+    ("a = 3\r\nf = (a - 1)^2\r\n", "a = {}\r\nf = (a - 1)^2\r\n"),
+    ("\ufeffa = 3\nf = (a - 1)^2\n", "\ufeffa = {}\nf = (a - 1)^2\n"),
+    ("a = 3.0E+00\nf = (a - 1)^2\n", "a = {}\nf = (a - 1)^2\n"),
+    ("a = 1e-3#x\nf = (a - 1)^2\n", "a = {}#x\nf = (a - 1)^2\n"),
+    ("a = -3#x\nf = (a - 1)^2\n", "a = {}#x\nf = (a - 1)^2\n"),
+    ("a = - 3 # x\nf = (a - 1)^2\n", "a = {} # x\nf = (a - 1)^2\n"),
+    ("a = +3\nf = (a - 1)^2", "a = {}\nf = (a - 1)^2"),
+    ("f = (a - 1)^2\na = 3", "f = (a - 1)^2\na = {}"),
+]
+VALUES = [4.5, 0.1 + 0.2, 0.9999997662902743, -2.5, -0.0, 1e-300, 5e-324, -1.7976931348623157e308,
+          1e16, 123456789012345.6, 2.0]
+
+
+@pytest.mark.parametrize("before, after", LAYOUTS)
+def test_write_replaces_exactly_the_literal_in_every_layout(before, after):
+    from diffcli.formatting import number_text
+
+    program = parse(before)
+    for value in VALUES:
+        text = fitting.written_back(program, {"a": value})
+        assert text == after.format(number_text(value)), (value, text)
+        again = parse(text).inputs["a"]
+        assert again == value and math.copysign(1, again) == math.copysign(1, value)
+        assert len(number_text(value)) <= len(repr(value))  # the shortest round-trip form
+
+
+def test_write_keeps_the_bytes_around_the_literals(tmp_path):
+    """The whole file byte for byte: a BOM, CRLF line ends and the other literals stay."""
+    path = tmp_path / "crlf.expr"
+    path.write_bytes("\ufeff# bowl\r\na = 3#x\r\nb = -1e-3\t; k = 10\r\nf = (a - 1)^2 + k*(b + 2)^2\r\n"
+                     .encode())
+    result = invoke("fit", path, "--wrt", "a,b", "--json", "--write")
+    assert result.exit_code == 0, result.output
+    fitted = json.loads(result.stdout)["parameters"]
+    from diffcli.formatting import number_text
+
+    assert path.read_bytes() == (f"\ufeff# bowl\r\na = {number_text(fitted['a'])}#x\r\n"
+                                 f"b = {number_text(fitted['b'])}\t; k = 10\r\n"
+                                 "f = (a - 1)^2 + k*(b + 2)^2\r\n").encode()
+    assert {k: parse(path.read_text(encoding="utf-8-sig")).inputs[k] for k in "ab"} == fitted
 
 
 def test_a_free_input_cannot_be_written_back(tmp_path):
@@ -164,22 +219,23 @@ def test_a_free_input_without_a_value_is_named_with_its_place(tmp_path):
     assert result.exit_code == 1 and "`o` has no value" in result.stderr and ":2:" in result.stderr
 
 
-def test_the_progress_line_is_live_and_transient():
+def test_the_progress_bar_is_live_and_transient():
     import io
+    import re
 
     from rich.console import Console
 
     from diffcli.renderers.fitreport import Progress
 
-    stream = io.StringIO()
-    with Progress("gd", Console(file=stream, force_terminal=True, width=80)) as progress:
-        progress(3, 0.25, 1.5)
-    import re
-
-    raw = stream.getvalue()
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
-    assert "gd step 3  objective 0.25  |gradient| 1.5" in text
-    assert raw.endswith("\x1b[2K")  # erased at the end
+    for total, expected in ((100, "3/100"), (None, "step 3")):  # gd's steps; a SciPy method's own limit
+        stream = io.StringIO()
+        with Progress("gd", total, console=Console(file=stream, force_terminal=True, width=100)) as progress:
+            progress(3, 0.25, 1.5)
+        raw = stream.getvalue()
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+        assert "gd" in text and expected in text and "objective 0.25  |gradient| 1.5" in text, text
+        assert re.search(r"(-:--:--|\d:\d\d:\d\d)", text) and "━" in text  # the time (left, or so far), the bar
+        assert raw.endswith("\x1b[2K")  # erased at the end
 
 
 def test_newton_cg_with_exact_hessian_vector_products_is_exact_on_a_quadratic(bowl):

@@ -128,3 +128,27 @@ def test_a_file_past_the_limit_is_refused(tmp_path, monkeypatch):
         diffcli.load(path)
     path.write_text("x = 1" + " " * 94 + "\n")  # 100 bytes: the limit itself
     assert diffcli.load(path).names == ["x"]
+
+
+BROKEN_PIPE_COMMANDS = COMMANDS + [
+    ["grad", CHAIN, "--sweep", "o=0:1:200000"], ["grad", CHAIN, "--sweep", "o=0:1:200000", "--json"],
+    ["eval", CHAIN, "--sweep", "o=0:1:200000", "--csv"], ["codegen", CHAIN, "--lang", "c", "--json"],
+    ["hessian", CHAIN, "--set", "o=1", "--json"],
+]
+
+
+@pytest.mark.parametrize("args", BROKEN_PIPE_COMMANDS, ids=" ".join)
+def test_a_broken_pipe_exits_1_quietly_or_with_a_json_error(args):
+    """The reader has gone (`| head`): exit 1 on every command (a --sweep exited 0 and the others 1),
+    nothing on standard error but the --json error object, as docs/errors.md says."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = _run(*args, stdout=writer)
+    finally:
+        os.close(writer)
+    assert done.returncode == 1, done.stderr_text
+    if "--json" in args:
+        assert _json_error(done) == {"kind": "io", "message": "cannot write to standard output: Broken pipe"}
+    else:
+        assert done.stderr_text == ""

@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass
 from typing import Mapping
 
+from ..display import Displayed
 from ..interpreters import engine
 from ..errors import DiffcliError
 from ..program import Program
@@ -50,7 +51,7 @@ class Row:
 
 
 @dataclass
-class CheckResult:
+class CheckResult(Displayed):
     output: str
     value: float
     ok: bool
@@ -59,6 +60,13 @@ class CheckResult:
     rtol: float
     atol: float
     order: int = 1  # 2: rows are second derivatives (check_second.py)
+    sampled: str | None = None  # arrays: which elements were checked, when not all of them
+
+
+# An array program is checked element by element (a forward-mode pass and two differences each);
+# above this many elements in all, a seeded sample of this many, said in the output.
+MAX_ELEMENTS_CHECKED = 200
+SAMPLE_SEED = 0
 
 
 def check(program: Program, values: Mapping[str, float] | None = None, of: str | None = None,
@@ -66,6 +74,8 @@ def check(program: Program, values: Mapping[str, float] | None = None, of: str |
     """Compare reverse mode with forward mode and a finite difference, for every input."""
     run, inputs, node_values, out, _, kinks = setup(program, values, of)
     graph = program.graph
+    if graph.shape is not None:
+        return _check_arrays(program, run, inputs, node_values, out, kinks, rtol, atol, allow_kinks)
     rows = []
     for name, x in inputs.items():
         tangent = engine.tangents(graph, node_values, graph.names[name], needed=[out])
@@ -136,6 +146,65 @@ def _central(graph, inputs, name, out, h) -> float:
     x = inputs[name]
     up, down = (engine.forward(graph, {**inputs, name: x + s})[out] for s in (h, -h))
     return (up - down) / ((x + h) - (x - h))  # the step actually taken, after rounding x ± h
+
+
+def _check_arrays(program, run, inputs, node_values, out, kinks, rtol, atol, allow_kinks) -> CheckResult:
+    """check on an array program: a row per element of every input (`W[0,1]`), or a seeded sample."""
+    import numpy as np
+
+    graph = program.graph
+    elements = [(name, index) for name, x in inputs.items() for index in np.ndindex(*np.shape(x))]
+    sampled = None
+    if len(elements) > MAX_ELEMENTS_CHECKED:
+        chosen = np.random.default_rng(SAMPLE_SEED).choice(len(elements), MAX_ELEMENTS_CHECKED, replace=False)
+        sampled = (f"{MAX_ELEMENTS_CHECKED} of the inputs' {len(elements):,} elements, a sample drawn "
+                   f"with seed {SAMPLE_SEED}")
+        elements = [elements[k] for k in sorted(chosen)]
+    rows = []
+    for name, index in elements:
+        x = inputs[name]
+        label = name + ("[" + ",".join(map(str, index)) + "]" if index else "")
+        seed = None
+        if index:
+            seed = np.zeros(np.shape(x))
+            seed[index] = 1.0
+        tangent = engine.tangents(graph, node_values, graph.names[name], needed=[out], seed=seed)
+        here = float(np.asarray(x)[index]) if index else float(x)
+        h = EPS ** (1 / 3) * max(1.0, abs(here))
+        analytic = float(np.asarray(run.adjoints[graph.names[name]])[index]) if index else float(run.adjoints[graph.names[name]])
+        row = Row(label, analytic, float(tangent[out]), None, None, None, True)
+        row.kink = _array_kink(graph, node_values, tangent, h, kinks)
+
+        def central(step, name=name, index=index, x=x):
+            values = []
+            for s in (step, -step):
+                moved = np.array(x, dtype=float)
+                moved[index] += s
+                values.append(float(engine.forward(graph, {**inputs, name: moved})[out]))
+            return (values[0] - values[1]) / ((here + step) - (here - step))
+
+        _compare(row, central, h, float(node_values[out]), f"{label} = {here:g}", rtol, atol, allow_kinks)
+        rows.append(row)
+    return CheckResult(run.output, float(run.value), all(r.ok for r in rows), rows, run.unused, rtol, atol,
+                       sampled=sampled)
+
+
+def _array_kink(graph, values, tangent, h, kinks) -> str | None:
+    """The first kink an elementwise node crosses at some element, for a step of h (as _kink)."""
+    import numpy as np
+
+    for i, crossed in kinks:
+        args = graph.args[i]
+        moves = [np.broadcast_to(np.asarray(tangent[j]) * h, np.shape(values[i])) for j in args]
+        moving = np.flatnonzero(np.any([m != 0 for m in moves], axis=0))
+        for k in moving[:10_000]:
+            index = np.unravel_index(k, np.shape(values[i])) if np.ndim(values[i]) else ()
+            at = lambda v: float(np.asarray(v)[index]) if np.ndim(v) else float(v)  # noqa: E731
+            what = crossed(at(values[i]), [at(values[j]) for j in args], [at(m) for m in moves])
+            if what is not None:
+                line = graph.source.line_col(graph.expr[i].start)[0]
+                return f"{what} (line {line})"
+    return None
 
 
 def _kink(graph, values, tangent, h, kinks) -> str | None:

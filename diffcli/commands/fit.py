@@ -17,6 +17,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from ..display import Displayed
 from ..errors import DiffcliError
 from ..language.graph import did_you_mean
 from ..program import Program
@@ -26,14 +27,24 @@ SCIPY_METHODS = ("L-BFGS-B", "BFGS", "CG", "Newton-CG")
 METHODS = SCIPY_METHODS + ("least_squares", "gd", "adam")
 BOUNDED = ("L-BFGS-B", "least_squares", "gd", "adam")
 DEFAULT_STEPS = 100          # gd and adam; SciPy's methods use their own limits unless --steps
+MAX_STEPS = 1_000_000        # the history keeps every step's objective: 32 MB at most
 DEFAULT_LR = {"gd": 1.0, "adam": 0.01}
 FINAL_LR_SHARE = 0.1         # the learning rate falls linearly to a tenth (micrograd: 1.0 -> 0.1)
 CORRELATION_SHOWN = 0.1      # lmfit's default: smaller correlations are not reported
-ILL_CONDITIONED = 1e10       # condition number of JᵀJ above which the covariance is not trusted
+ILL_CONDITIONED = 1e10
+# least_squares stops when a step changes χ² by less than TOL of itself, or the parameters by less
+# than TOL of their size: both relative, so that the data's units do not matter. SciPy's third test
+# (the gradient below an absolute gtol) is off: it stops early where the residuals are small (NIST's
+# Lanczos1), and the gradient is judged relative to the residuals instead (STATIONARY).
+DEFAULT_TOL = 1e-15
+STATIONARY = 1e-6      # the largest cosine between a column of J and the residual vector at a minimum
+ROUNDING_LEVEL = 1000  # residuals within this many roundings of the values: χ² has few correct digits
+MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER = 2000, 200       # condition number of JᵀJ above which the covariance is not trusted
+GRADIENT_NOISE = 1e-9        # a gradient below this share of its terms' total size is rounding noise
 
 
 @dataclass
-class Fit:
+class Fit(Displayed):
     """What a fit found, and how."""
 
     method: str
@@ -49,13 +60,25 @@ class Fit:
     gradient: dict[str, float]
     history: list[float]
     stderr: dict[str, float] | None = None
-    correlation: dict[str, dict[str, float]] | None = None
-    scale: float | None = None   # the reduced chi-square the standard errors are scaled by
+    correlation: dict[str, dict[str, float]] | None = None   # every pair a < b, in file order
+    covariance: np.ndarray | None = None   # scaled as stderr is; rows and columns in `parameters` order
+    scale: float | None = None   # what the covariance is scaled by: the reduced χ², or 1 with absolute σ
+    statistics: dict[str, float] | None = None   # residual fits: rows, parameters, χ², AIC, BIC, R²
+    confidence: dict[str, dict[str, list[float]]] | None = None   # profile intervals, by level
+    absolute_sigma: bool = False
     warnings: list[str] = field(default_factory=list)
     report: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
     error: DiffcliError | None = None   # why it stopped early: the objective was not finite
     curve: dict[str, np.ndarray] | None = None  # per-row values at the solution, for the plot
+    gradient_terms: dict[str, float] = field(default_factory=dict)  # Σ|each row's share| (see noise)
+
+    def is_noise(self, name: str) -> bool:
+        """Whether the gradient's component is at the level of rounding noise: a sum of terms that
+        cancel keeps an error of a few ε times their total size, Σ|term| (more where each term has
+        its own rounding), so a sum below GRADIENT_NOISE of it has no digit that means anything
+        (and differs between machines). One term (no data) is never noise by this measure."""
+        return abs(self.gradient[name]) < GRADIENT_NOISE * self.gradient_terms.get(name, 0.0)
 
 
 @dataclass
@@ -82,8 +105,11 @@ class Problem:
 
     def __init__(self, program: Program, parameters: list[str], *, of: str | None = None,
                  residual: str | None = None, data: Mapping[str, np.ndarray] | None = None,
-                 fixed: Mapping[str, float] | None = None, data_name: str = "the data"):
+                 fixed: Mapping[str, float] | None = None, data_name: str = "the data",
+                 sigma: np.ndarray | None = None, observed: str | None = None):
         self.program, self.parameters = program, parameters
+        self.sigma = sigma          # each row's residual is divided by its σ (weighted least squares)
+        self.observed = observed    # the data column the residual compares with, for R²
         self.residual = residual
         self.output = residual or of or program.output
         self.data = dict(data or {})
@@ -134,6 +160,8 @@ class Problem:
         r = np.broadcast_to(np.asarray(result.value, float), (n,))
         jacobian = np.column_stack([np.broadcast_to(result.gradients[p], (n,)) for p in self.parameters])
         if self.residual:
+            if self.sigma is not None:
+                r, jacobian = r / self.sigma, jacobian / self.sigma[:, None]
             f, g = float(r @ r), 2.0 * (jacobian.T @ r)
         else:
             f, g = float(r.mean()), jacobian.mean(axis=0)
@@ -169,6 +197,8 @@ class Problem:
             if self.residual:
                 gradient = np.array([result.gradient[p] for p in self.parameters])
                 product = 2.0 * (gradient * float(gradient @ v) + result.value * product)
+                if self.sigma is not None:  # r/σ: both terms carry 1/σ²
+                    product /= self.sigma[row] ** 2
             total += product
         return total if self.residual else total / max(self.rows, 1)
 
@@ -186,11 +216,28 @@ def gather(names: list[str], chunks: list[dict[str, np.ndarray]]) -> dict[str, n
 def setup(program: Program, wrt: list[str], values: dict[str, float], *, of: str | None = None,
           residual: str | None = None, data: Mapping[str, np.ndarray], data_name: str = "the data",
           bounds: Mapping[str, tuple[float, float]] | None = None, report: list[str] = (),
-          x_column: str | None = None, write: bool = False) -> tuple[Problem, dict[str, float], list[str]]:
+          x_column: str | None = None, write: bool = False, sigma: str | None = None,
+          observed: str | None = None) -> tuple[Problem, dict[str, float], list[str]]:
     """Check a fit's names before any work: the problem, the parameters' starting values, and
-    warnings (names given values that the program does not use)."""
+    warnings (names given values that the program does not use). `sigma` and `observed` name data
+    columns: each row's σ (the residual is divided by it), and the measured values (for R²)."""
     warnings = [f"column `{name}` of {data_name}: the program does not use `{name}`"
-                for name in data if name not in program.graph.names]
+                for name in data if name not in program.graph.names and name not in (sigma, observed)]
+    for option, column in (("--sigma", sigma), ("--observed", observed)):
+        if column is None:
+            continue
+        if residual is None:
+            raise DiffcliError("input", f"{option} goes with --residual NAME (a least-squares fit)")
+        if column not in data:
+            raise DiffcliError("input", f"{option} {column}: {data_name} has no column `{column}`",
+                               help=did_you_mean(column, data) or "columns: " + ", ".join(data) or None)
+    weights = None
+    if sigma is not None:
+        weights = np.asarray(data[sigma], float)
+        bad = np.flatnonzero(~(np.isfinite(weights) & (weights > 0)))
+        if bad.size:
+            raise DiffcliError("input", f"--sigma {sigma}: row {bad[0] + 1} of {data_name} has σ = "
+                               f"{weights[bad[0]]!r}; every σ must be a positive finite number")
     warnings += [f"--set {name}: the program does not use `{name}`" for name in check_sets(program, values, data)]
     if x_column is not None and x_column not in data:
         raise DiffcliError("input", f"--x {x_column}: {data_name} has no column `{x_column}`",
@@ -208,7 +255,9 @@ def setup(program: Program, wrt: list[str], values: dict[str, float], *, of: str
         program.evaluate({**dict.fromkeys(data, 0.0), **values})  # says which has no value, and where
     fixed = {name: v for name, v in values.items() if name not in parameters}
     problem = Problem(program, parameters, of=of, residual=residual, data=data, fixed=fixed,
-                      data_name=data_name)
+                      data_name=data_name, sigma=weights, observed=observed)
+    if residual is not None and observed is None:
+        problem.observed = compared(problem)[1]
     return problem, start, warnings
 
 
@@ -248,8 +297,19 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
         steps: int | None = None, lr: float | None = None,
         bounds: Mapping[str, tuple[float, float]] | None = None,
         progress: Callable[[int, float, float], None] | None = None,
-        ) -> Fit:
-    """Minimize the problem's objective from `start`; stops cleanly on Ctrl-C and on a failure."""
+        absolute_sigma: bool = False, tol: float | None = None) -> Fit:
+    """Minimize the problem's objective from `start`; stops cleanly on Ctrl-C and on a failure.
+    NumPy's and SciPy's floating-point warnings stay inside: a trial point that overflows is a
+    rejected step or an error with its place, never a warning on standard error."""
+    import warnings
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _fit(problem, method, start=start, steps=steps, lr=lr, bounds=bounds, progress=progress,
+                    absolute_sigma=absolute_sigma, tol=tol)
+
+
+def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma, tol) -> Fit:
     names = problem.parameters
     x0 = np.array([float(start[n]) for n in names])
     ranges = [(bounds or {}).get(n, (-math.inf, math.inf)) for n in names]
@@ -275,7 +335,7 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
             converged, message = _descend(problem, method, x0, low, high, steps or DEFAULT_STEPS,
                                           DEFAULT_LR[method] if lr is None else lr, step_done, state)
         elif method == "least_squares":
-            converged, message = _least_squares(problem, x0, low, high, steps, step_done, state)
+            converged, message = _least_squares(problem, x0, low, high, steps, step_done, state, tol)
         else:
             converged, message = _minimize(problem, method, x0, low, high, steps, step_done, state)
     except KeyboardInterrupt:
@@ -297,10 +357,26 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
         message=message, steps=state["steps"], evaluations=problem.evaluations, objective=f,
         parameters=dict(zip(names, map(float, x))), start=dict(zip(names, map(float, x0))),
         gradient=dict(zip(names, map(float, g))), history=history, interrupted=interrupted, error=error,
+        gradient_terms=dict(zip(names, map(float, _gradient_terms(problem, r, jacobian)))),
     )
     if problem.residual:
-        _uncertainties(result, r, jacobian, names)
+        _uncertainties(result, r, jacobian, names, absolute_sigma)
+        if result.stderr and at_rounding_level(problem, r) and not absolute_sigma:
+            result.warnings.append(
+                "the residuals are at the level of rounding in the data (χ² ≈ "
+                f"{float(r @ r):.2g}): the reduced χ² that scales the standard errors has only a few "
+                "correct digits, so the standard errors have too; with known σ, use --sigma and --absolute-sigma")
+        observed = problem.data.get(problem.observed) if problem.observed else None
+        result.statistics = statistics(r, len(names), observed, problem.sigma)
     return result
+
+
+def _gradient_terms(problem: Problem, r: np.ndarray, jacobian: np.ndarray) -> np.ndarray:
+    """Σ over the rows of |each row's share of the gradient|: 2|r ∇r| for a sum of squares, |∇r|/n
+    for a mean (the one gradient itself without data)."""
+    if problem.residual:
+        return 2.0 * np.abs(jacobian * r[:, None]).sum(axis=0)
+    return np.abs(jacobian).mean(axis=0)
 
 
 def _minimize(problem, method, x0, low, high, steps, step_done, state):
@@ -330,11 +406,18 @@ def _minimize(problem, method, x0, low, high, steps, step_done, state):
     return bool(result.success), message
 
 
-def _least_squares(problem, x0, low, high, steps, step_done, state):
+def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
+    """SciPy's trust-region least squares on the exact Jacobian. A trial point where a residual is
+    undefined or not finite is a rejected step (the trust region shrinks), not the end of the fit;
+    the tolerances are relative (on χ², on the step against the parameters, on the gradient's
+    cosine with the residual vector, see `converged_cosine`)."""
     from scipy.optimize import least_squares
 
     def residuals(x):
-        return problem.evaluate(x)[2]
+        try:
+            return problem.evaluate(x)[2]
+        except _Stop:
+            return np.full(problem.rows or 1, np.nan)
 
     def jacobian(x):
         return problem.evaluate(x)[3]
@@ -343,10 +426,43 @@ def _least_squares(problem, x0, low, high, steps, step_done, state):
         state["steps"] += 1
         step_done(np.asarray(intermediate_result.x, float))
 
-    result = least_squares(residuals, x0, jac=jacobian, bounds=(low, high), max_nfev=steps,
+    tol = DEFAULT_TOL if tol is None else tol
+    result = least_squares(residuals, x0, jac=jacobian, bounds=(low, high), ftol=tol, xtol=tol, gtol=None,
+                           max_nfev=steps or max(MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER * len(x0)),
                            callback=callback)
-    state["x"] = np.asarray(result.x, float)
-    return bool(result.success), str(result.message)
+    state["x"] = x = np.asarray(result.x, float)
+    if not result.success:
+        return False, f"{result.message} (raise --steps, or start nearer)"
+    _, _, r, jacobian_matrix = problem.evaluate(x)
+    cosine = stationarity(r, jacobian_matrix, result.active_mask == 0)
+    if cosine > STATIONARY and not at_rounding_level(problem, r):
+        return False, (f"{result.message} But the gradient is not zero there: a column of the Jacobian "
+                       f"makes a cosine of {cosine:.1g} with the residuals (at a minimum, about 0). Start "
+                       "nearer, or rescale the parameters")
+    return True, str(result.message)
+
+
+def stationarity(r: np.ndarray, jacobian: np.ndarray, free: np.ndarray | None = None) -> float:
+    """max_j |J_jᵀr| / (‖J_j‖·‖r‖) over the parameters not held at a bound (`free`): 0 at a minimum
+    whatever the units of the data and the parameters."""
+    free = np.ones(jacobian.shape[1], bool) if free is None else free
+    lengths = np.linalg.norm(jacobian, axis=0) * np.linalg.norm(r)
+    with np.errstate(all="ignore"):
+        cosines = np.abs(jacobian.T @ r) / lengths
+    cosines = cosines[free & (lengths > 0)]
+    return float(cosines.max()) if cosines.size else 0.0
+
+
+def at_rounding_level(problem: Problem, r: np.ndarray) -> bool:
+    """Whether the residuals are within ROUNDING_LEVEL roundings of the values they are differences
+    of (for r = model - y: of y), so that χ² is mostly rounding noise."""
+    if not problem.observed or problem.observed not in problem.data:
+        return False
+    y = np.abs(problem.data[problem.observed])
+    if problem.sigma is not None:
+        y = y / problem.sigma
+    rounding = np.finfo(float).eps * np.sqrt(np.mean(y * y))
+    return bool(np.sqrt(np.mean(r * r)) < ROUNDING_LEVEL * rounding)
 
 
 def _descend(problem, method, x, low, high, steps, lr, step_done, state):
@@ -373,15 +489,20 @@ def _descend(problem, method, x, low, high, steps, lr, step_done, state):
     return False, f"ran the {steps} steps asked for ({name} has no convergence test)"
 
 
-def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list[str]) -> None:
-    """Standard errors and correlations from the Jacobian at the solution, as curve_fit does with
-    absolute_sigma=False: cov = (JᵀJ)⁻¹ · Σr²/(rows − parameters)."""
+def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list[str],
+                   absolute_sigma: bool = False) -> None:
+    """Standard errors, the covariance and correlations from the Jacobian at the solution, as
+    curve_fit does: cov = (JᵀJ)⁻¹, times Σr²/(rows − parameters) unless σ is absolute. The columns
+    of J are scaled to unit length first, so that the condition number judges the problem and not
+    the parameters' units."""
     rows, count = jacobian.shape
-    if rows <= count:
+    if rows <= count and not absolute_sigma:
         result.warnings.append(f"no standard errors: {rows} rows for {count} parameters "
                                "(more rows than parameters are needed)")
         return
-    _, singular, vt = np.linalg.svd(jacobian, full_matrices=False)
+    lengths = np.linalg.norm(jacobian, axis=0)
+    lengths[lengths == 0] = 1.0
+    _, singular, vt = np.linalg.svd(jacobian / lengths, full_matrices=False)
     tiny = np.finfo(float).eps * max(jacobian.shape) * (singular[0] if singular.size else 0.0)
     if singular.size == 0 or singular[-1] <= tiny:
         result.warnings.append("the covariance cannot be estimated: the Jacobian is singular at the "
@@ -390,19 +511,39 @@ def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list
         return
     condition = (singular[0] / singular[-1]) ** 2
     if condition > ILL_CONDITIONED:
-        result.warnings.append(f"the covariance is ill-conditioned (condition number of JᵀJ {condition:.2g}): "
-                               "the standard errors and correlations are not reliable")
-    scale = float(r @ r) / (rows - count)
-    covariance = (vt.T / singular**2) @ vt * scale
+        result.warnings.append(f"the covariance is ill-conditioned (condition number of JᵀJ {condition:.2g}, "
+                               "its columns scaled to unit length): the standard errors and correlations "
+                               "are not reliable")
+    scale = 1.0 if absolute_sigma else float(r @ r) / (rows - count)
+    covariance = (vt.T / singular**2) @ vt / np.outer(lengths, lengths) * scale
+    covariance = (covariance + covariance.T) / 2  # exactly symmetric, not to the last bit
     errors = np.sqrt(np.diag(covariance))
-    result.scale = scale
+    result.scale, result.absolute_sigma = scale, absolute_sigma
+    result.covariance = covariance
     result.stderr = dict(zip(names, map(float, errors)))
     result.correlation = {}
     for i, a in enumerate(names):
         for j in range(i + 1, count):
             c = covariance[i, j] / (errors[i] * errors[j]) if errors[i] and errors[j] else 0.0
-            if abs(c) > CORRELATION_SHOWN:
-                result.correlation.setdefault(a, {})[names[j]] = float(c)
+            result.correlation.setdefault(a, {})[names[j]] = float(c)
+
+
+def statistics(r: np.ndarray, count: int, observed: np.ndarray | None = None,
+               weights: np.ndarray | None = None) -> dict[str, float]:
+    """lmfit's goodness-of-fit figures for the (weighted) residuals r of a fit of `count` parameters:
+    χ² = Σr², reduced χ² = χ²/(N − P), AIC = N·ln(χ²/N) + 2P, BIC = N·ln(χ²/N) + ln(N)·P, and where the
+    observed values y are known R² = 1 − Σ(y − ŷ)²/Σ(y − ȳ)² (unweighted, as lmfit's rsquared)."""
+    rows = len(r)
+    chi_square = float(r @ r)
+    log_likelihood = rows * math.log(max(chi_square, 1e-250 * rows) / rows)  # lmfit's floor at a perfect fit
+    result = {"rows": rows, "parameters": count, "chi_square": chi_square,
+              "reduced_chi_square": chi_square / max(1, rows - count),
+              "aic": log_likelihood + 2 * count, "bic": log_likelihood + math.log(rows) * count}
+    if observed is not None:
+        raw = r * weights if weights is not None else r
+        spread = float(np.sum((observed - observed.mean()) ** 2))
+        result["r_squared"] = 1.0 - float(raw @ raw) / max(spread, np.finfo(float).tiny)
+    return result
 
 
 # ---------------------------------------------------------------- after the fit
@@ -436,10 +577,10 @@ def means(problem: Problem, x: Mapping[str, float], names: list[str]) -> dict[st
     return {name: float(np.mean(v)) for name, v in values.items()}
 
 
-def curve(problem: Problem, fit: Fit, x_column: str) -> dict:
-    """What the plot draws over the x column: the data the residual compares with (for `r = model - y`,
-    y's points) and the fitted variable (model); otherwise the output at each row."""
-    fitted, observed = problem.output, None
+def compared(problem: Problem) -> tuple[str | None, str | None]:
+    """The fitted variable and the data column a residual compares it with: for `r = model - y` (or
+    `y - model`) with `y` a data column, (model, y); for `r = a*x + b - y`, (None, y); otherwise
+    (the output, None)."""
     statement = problem.program.graph.definitions.get(problem.residual or "")
     expr = statement.expr if statement is not None else None
     while isinstance(expr, Paren):
@@ -448,18 +589,37 @@ def curve(problem: Problem, fit: Fit, x_column: str) -> dict:
         sides = [side.inner if isinstance(side, Paren) else side for side in (expr.left, expr.right)]
         names = [side.id if isinstance(side, Name) else None for side in sides]
         for mine, theirs in (names, names[::-1]):
-            if theirs in problem.data and mine is not None and mine not in problem.data:
-                fitted, observed = mine, theirs
-                break
-    values = problem.values(np.array(list(fit.parameters.values())), [fitted])
+            if theirs in problem.data and mine not in problem.data:
+                return mine, theirs
+    return problem.output, None
+
+
+def curve(problem: Problem, fit: Fit, x_column: str) -> dict:
+    """What the plot draws over the x column: the data the residual compares with (for `r = model - y`,
+    y's points), the fitted curve (model, or y + r when the model has no name of its own) and the
+    residual; otherwise the output at each row."""
+    fitted, observed = compared(problem)
+    x = np.array(list(fit.parameters.values()))
+    residual = problem.values(x, [problem.output])[problem.output] if problem.residual else None
+    if fitted is None:  # r = (expression) - y: the curve is y + r; r = y - (expression): y - r
+        statement = problem.program.graph.definitions[problem.residual].expr
+        while isinstance(statement, Paren):
+            statement = statement.inner
+        right = statement.right.inner if isinstance(statement.right, Paren) else statement.right
+        sign = 1.0 if isinstance(right, Name) and right.id == observed else -1.0
+        fitted, curve_values = "fit", problem.data[observed] + sign * residual
+    else:
+        curve_values = problem.values(x, [fitted])[fitted]
     return {"x": problem.data[x_column].tolist(),
             "data": (observed, problem.data[observed].tolist()) if observed else None,
-            "fitted": (fitted, values[fitted].tolist())}
+            "fitted": (fitted, np.asarray(curve_values, float).tolist()),
+            "residual": (problem.output, np.asarray(residual, float).tolist()) if residual is not None else None}
 
 
 def written_back(program: Program, fitted: Mapping[str, float]) -> str:
-    """The program's text with each fitted input's literal replaced by its fitted value: comments,
-    layout and the other statements stay as they were."""
+    """The program's text with each fitted input's literal (its sign included) replaced by the
+    shortest text that reads back as the fitted double; every other character, line endings and a
+    byte-order mark included, stays as it was."""
     from ..formatting import number_text
 
     text = program.source.text
@@ -469,11 +629,9 @@ def written_back(program: Program, fitted: Mapping[str, float]) -> str:
         if statement is None or not isinstance(statement.expr, (Number, Unary)):
             raise DiffcliError("input", f"--write: `{name}` has no literal assignment to write into")
         edits.append((statement.expr.start, statement.expr.end, number_text(value)))
-    for start, end, replacement in sorted(edits, reverse=True):
-        # a longer number eats into the blanks before a comment, so that the comment stays in place
-        blanks = len(text[end:]) - len(text[end:].lstrip(" "))
-        longer = len(replacement) - (end - start)
-        if text[end + blanks:end + blanks + 1] == "#" and longer > 0:
-            end += min(longer, blanks - 1)
-        text = text[:start] + replacement + text[end:]
-    return text
+    pieces, done = [], 0
+    for start, end, replacement in sorted(edits):
+        pieces += [text[done:start], replacement]
+        done = end
+    pieces.append(text[done:])
+    return ("\ufeff" if program.source.bom else "") + "".join(pieces)

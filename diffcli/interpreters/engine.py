@@ -10,8 +10,11 @@ from __future__ import annotations
 import math
 
 from ..errors import DiffcliError
+from . import array_engine
+from ..language.graph import needs_gradient  # noqa: F401  (callers read it here)
+from .domain import derivative_message, domain_message
 from ..language.graph import Graph
-from ..formatting import applied_text, excerpt, operator_span
+from ..formatting import excerpt, operator_span
 
 _FAILURES = (ArithmeticError, ValueError)
 _isfinite = math.isfinite
@@ -21,6 +24,8 @@ _isfinite = math.isfinite
 
 def forward(graph: Graph, inputs: dict[str, float]) -> list[float]:
     """The value of every node, given a value for every input."""
+    if graph.shape is not None:
+        return array_engine.forward(graph, inputs)
     values = list(graph.value0)
     names = graph.names
     for name in graph.inputs:
@@ -50,48 +55,12 @@ def forward(graph: Graph, inputs: dict[str, float]) -> list[float]:
 def _value_error(graph: Graph, values: list[float], i: int) -> DiffcliError:
     op = graph.op[i]
     xs = [values[j] for j in graph.args[i]]
-    shown = applied_text(op, xs)
-    where = excerpt(graph.source, graph.expr[i])
-    problem = op.value_problem(xs) if op.value_problem else None
-    if problem is not None:
-        message, help = problem
-        message = message.format(where=where, shown=shown)
-    else:
-        try:
-            result = op.value(*xs)
-        except OverflowError:
-            result = math.inf
-        except _FAILURES:
-            result = None
-        if result is None:
-            message = f"`{op.name}` is undefined at {shown}"
-            help = f"{op.name} needs {op.domain}" if op.domain else None
-        else:
-            message = f"`{where}` overflows: {shown} is too large for a double"
-            help = "doubles reach about 1.8e308; rescale the inputs"
+    message, help = domain_message(op, xs, excerpt(graph.source, graph.expr[i]))
     return DiffcliError("domain", message, operator_span(graph.source, graph.expr[i]), source=graph.source, help=help,
                         operation=op.name)
 
 
 # ---------------------------------------------------------------- reverse adjoints
-
-def needs_gradient(graph: Graph) -> list[bool]:
-    """Whether each node's adjoint is wanted: named variables and what depends on them.
-
-    Unnamed constant subexpressions (the `2` in `x^2`) need none, so a partial that is undefined
-    there (d(x^y)/dy for x < 0) is never asked for.
-    """
-    needs = [False] * len(graph)
-    for node in graph.names.values():
-        needs[node] = True
-    for i, a in enumerate(graph.args):
-        if a and not needs[i]:
-            for j in a:
-                if needs[j]:
-                    needs[i] = True
-                    break
-    return needs
-
 
 def reverse(graph: Graph, values: list[float], output: int, needs: list[bool] | None = None, *,
             stop=None, strict: bool = True) -> list[float]:
@@ -103,6 +72,8 @@ def reverse(graph: Graph, values: list[float], output: int, needs: list[bool] | 
     adjoint of each one that `output`'s statement uses is a local partial of that statement (explain's
     step 2). Not `strict`: an undefined partial gives NaN where it flows, rather than an error.
     """
+    if graph.shape is not None:
+        return array_engine.reverse(graph, values, output, needs)
     ops = graph.op
     if stop:
         ops = list(ops)
@@ -199,32 +170,24 @@ def _check_step(graph, values, adjoint, i, n, g):
 def _derivative_error(graph, values, i, n) -> DiffcliError:
     op = graph.op[i]
     xs = [values[j] for j in graph.args[i]]
-    which = "" if len(xs) == 1 else f" with respect to its {_ordinal(n)} argument"
-    problem = op.derivative_problem(n) if op.derivative_problem else None
-    if problem is not None:
-        message, help = problem
-        message = message.format(where=excerpt(graph.source, graph.expr[i]), shown=applied_text(op, xs))
-    else:
-        message = f"the derivative of `{op.name}`{which} is infinite or undefined at {applied_text(op, xs)}"
-        help = "the gradient does not exist here; evaluate at another point"
+    message, help = derivative_message(op, xs, n, excerpt(graph.source, graph.expr[i]))
     return DiffcliError("domain", message, operator_span(graph.source, graph.expr[i]), source=graph.source, help=help,
                         operation=op.name)
 
 
-def _ordinal(n: int) -> str:
-    return ("first", "second", "third")[n] if n < 3 else f"{n + 1}th"
-
-
 # ---------------------------------------------------------------- forward tangents
 
-def tangents(graph: Graph, values: list[float], wrt: int, needed=None) -> list[float]:
+def tangents(graph: Graph, values: list[float], wrt: int, needed=None, seed=None) -> list[float]:
     """d(node)/d(wrt) for every node: forward mode, one column of the Jacobian.
 
     As in the reverse pass, a partial is only needed where something flows through it: a zero
     partial blocks the flow (`0*sqrt(x)` at x = 0 has derivative 0). An infinite or undefined
     partial that does flow is an error once it reaches a node in `needed` (default: every named
-    variable); elsewhere the tangent is left NaN.
+    variable); elsewhere the tangent is left NaN. (`seed`: on an array graph, the direction, an
+    array of wrt's shape.)
     """
+    if graph.shape is not None:
+        return array_engine.tangents(graph, values, wrt, needed, seed)
     tangent = [0.0] * len(graph)
     tangent[wrt] = 1.0
     args = graph.args

@@ -24,8 +24,9 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from . import engine
+from . import domain, engine
 from .. import ops
+from ..display import Displayed
 from ..errors import DiffcliError
 from ..formatting import applied_text, excerpt, operator_span
 from ..language.graph import Graph
@@ -132,6 +133,7 @@ def second_order(graph: Graph, values: list[float], output: int, seeds: dict, wa
             "domain", "a second derivative overflows",
             operator_span(graph.source, graph.expr[output]) if graph.expr[output] is not None else None, source=graph.source,
             help="a second derivative grew past the largest double (about 1.8e308); rescale the inputs",
+            operation=graph.op[output].name if graph.op[output] is not None else None,
         )
     return adjoint, adjoint_t
 
@@ -221,15 +223,17 @@ def _second_order_error(graph, values, i, n, undefined_at, undefined) -> Diffcli
             "domain", f"a second derivative overflows at `{excerpt(graph.source, graph.expr[i])}`",
             operator_span(graph.source, graph.expr[i]), source=graph.source,
             help="it grew past the largest double (about 1.8e308); rescale the inputs",
+            operation=graph.op[i].name,
         )
     op = graph.op[i]
     xs = [values[j] for j in graph.args[i]]
-    which = "" if len(xs) == 1 else f" with respect to its {engine._ordinal(n)} argument"
+    which = "" if len(xs) == 1 else f" with respect to its {domain._ordinal(n)} argument"
     return DiffcliError(
         "domain",
         f"the second derivative of `{op.name}`{which} is infinite or undefined at {applied_text(op, xs)}",
         operator_span(graph.source, graph.expr[i]), source=graph.source,
         help="the Hessian does not exist here; evaluate at another point",
+        operation=op.name,
     )
 
 
@@ -419,7 +423,7 @@ def hessian_vector(graph: Graph, values: list[float], output: int, vector: dict[
 
 
 @dataclass
-class Hessian:
+class Hessian(Displayed):
     """Second derivatives of `output` over the inputs `wrt`: `matrix` (NumPy, rows and columns in
     wrt's order), and `hessian`, the same numbers by name (made when first asked for)."""
 
@@ -437,7 +441,7 @@ class Hessian:
 
 
 @dataclass
-class HessianVector:
+class HessianVector(Displayed):
     """H·v over every input, H being the Hessian of `output` over all inputs."""
 
     inputs: dict[str, float]

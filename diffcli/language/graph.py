@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from ..errors import DiffcliError, Source
 from ..formatting import number_text
-from ..ops import CONSTANTS, EXTENSIONS, FUNCTIONS, OPERATORS, RESERVED, Op, arity_text, partials_for
-from .syntax import Assignment, Binary, Call, Expr, Name, Number, Paren, Parsed, Unary, postorder
+from ..ops import (ARRAY_NAMES, ARRAY_OPS, CONSTANTS, EXTENSIONS, FUNCTIONS, OPERATORS, RESERVED, Op, arity_text,
+                   partials_for)
+from . import arrays
+from .syntax import Array, Assignment, Binary, Call, Expr, Index, Name, Number, Paren, Parsed, Unary, postorder
+
+ASSIGNABLE = EXTENSIONS | ARRAY_NAMES  # function names a file may take for its variables
 
 
 class Graph:
@@ -36,6 +40,11 @@ class Graph:
         self.notes: list[DiffcliError] = []             # things worth saying that are not errors
         # inputs written `x = 2.1 ± 0.1` (0.1, False) or `x = 2.1 ± 5%` (0.05, True), file order
         self.uncertainties: dict[str, tuple[float, bool]] = {}
+        # arrays (see language/arrays.py): whether the file writes array syntax; a node's static data
+        # (axis, index, keywords) by node; and, once lowered for its inputs' shapes, every node's shape
+        self.arrays = False
+        self.attrs: dict[int, dict] = {}
+        self.shape: list[tuple] | None = None
 
     def __len__(self) -> int:
         return len(self.op)
@@ -76,11 +85,37 @@ class Graph:
         return {node: name for name, node in self.names.items()}
 
 
-def _literal_value(expr: Expr) -> float:
+def needs_gradient(graph: Graph) -> list[bool]:
+    """Whether each node's adjoint is wanted: named variables and what depends on them.
+
+    Unnamed constant subexpressions (the `2` in `x^2`) need none, so a partial that is undefined
+    there (d(x^y)/dy for x < 0) is never asked for.
+    """
+    needs = [False] * len(graph)
+    for node in graph.names.values():
+        needs[node] = True
+    for i, a in enumerate(graph.args):
+        if a and not needs[i]:
+            for j in a:
+                if needs[j]:
+                    needs[i] = True
+                    break
+    return needs
+
+
+def _literal_value(expr: Expr, source: Source):
+    """An input's default: a number, or the array of a literal or a constructor call."""
     if isinstance(expr, Unary):
         value = expr.operand.value
         return -value if expr.op == "neg" else value
+    if isinstance(expr, (Array, Call)):
+        return arrays.constant(expr, source)
     return expr.value
+
+
+def _is_array_input(expr: Expr) -> bool:
+    kind = expr.__class__
+    return kind is Array and expr.constant or kind is Call and bool(expr.sizes)
 
 
 def did_you_mean(word: str, candidates) -> str | None:
@@ -143,7 +178,8 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
                 used_before_assigned.append(used)
         definitions[name] = stmt
         kind = stmt.expr.__class__
-        if kind is Number or kind is Unary and stmt.expr.operand.__class__ is Number:
+        if kind is Number or kind is Unary and stmt.expr.operand.__class__ is Number or \
+                (kind is Array or kind is Call) and _is_array_input(stmt.expr):
             literals.append(name)
             if stmt.__class__ is not Assignment:
                 graph.uncertainties[name] = (stmt.amount, stmt.relative)
@@ -160,7 +196,7 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
                 raise fail("name", f"`{name}` is a function, not a value", (node.start, node.end),
                            help=f"call it with an argument: `{name}(x)`")
     for call in parsed.calls:  # an extension function's name taken by the file for a variable
-        if call.func in EXTENSIONS and (call.func in definitions or call.func in first_use):
+        if call.func in ASSIGNABLE and (call.func in definitions or call.func in first_use):
             place = definitions[call.func] if call.func in definitions else first_use[call.func]
             raise fail("name", f"`{call.func}` is a variable in this file, so it cannot be called",
                        (call.start, call.name_end), help=f"rename the variable `{call.func}` to use the function",
@@ -171,7 +207,7 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
     free = {name for name in used_before_assigned if name not in definitions}
     inputs = graph.inputs
     for name in sorted(free.union(literals), key=order.__getitem__):
-        inputs[name] = _literal_value(definitions[name].expr) if name in definitions else None
+        inputs[name] = _literal_value(definitions[name].expr, source) if name in definitions else None
 
     if any(name in definitions for name in used_before_assigned):
         uses = [[node.id for node in names if node.id not in CONSTANTS] for names in parsed.uses]
@@ -190,6 +226,7 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
         graph.names = {name: graph.names[name] for name in order}
     graph.output = statements[-1].name
     graph.first_use = first_use
+    graph.arrays = parsed.arrays
     graph.notes = _exponent_notes(statements, order, source)
     return graph
 
@@ -199,7 +236,10 @@ def _gather(statements: list[Assignment]) -> Parsed:
     nodes = [postorder(stmt.expr) for stmt in statements]
     uses = [[node for node in stmt_nodes if node.__class__ is Name] for stmt_nodes in nodes]
     calls = [node for stmt_nodes in nodes for node in stmt_nodes if node.__class__ is Call]
-    return Parsed(statements, nodes, uses, calls)
+    array_syntax = any(node.__class__ in (Array, Index) or node.__class__ is Call and arrays.is_array_call(node)
+                       or node.__class__ is Binary and node.op == "matmul"
+                       for stmt_nodes in nodes for node in stmt_nodes)
+    return Parsed(statements, nodes, uses, calls, array_syntax)
 
 
 def _exponent_notes(statements, names, source: Source) -> list[DiffcliError]:
@@ -232,7 +272,7 @@ def _is_name(expr: Expr) -> bool:
 def _right_arguments(call: Call) -> bool:
     """Whether a call names a function and gives it as many arguments as it takes."""
     op = FUNCTIONS.get(call.func)
-    if op is None:
+    if op is None or call.keywords:
         return False
     return len(call.args) == op.arity if op.arity else len(call.args) >= 2
 
@@ -240,6 +280,8 @@ def _right_arguments(call: Call) -> bool:
 def _check_call(call: Call, graph: Graph, order, fail) -> None:
     span = (call.start, call.name_end)
     op = FUNCTIONS.get(call.func)
+    if call.func in ARRAY_NAMES or call.keywords or call.func in ("max", "min") and len(call.args) == 1:
+        return arrays.check_call(call, graph.source, did_you_mean)
     if op is None:
         if call.func in CONSTANTS or call.func in order:
             what = "a constant" if call.func in CONSTANTS else "a variable"
@@ -336,7 +378,7 @@ def _compile(statements: list[Assignment], postorders: list[list[Expr]], graph: 
                 add_value(constants[name])
             elif kind is Binary:
                 right = pop()
-                add_op(operators[node.op])
+                add_op(operators[node.op] if node.op != "matmul" else ARRAY_OPS["matmul"])
                 add_args((pop(), right))
                 add_value(None)
             elif kind is Number:
@@ -349,12 +391,41 @@ def _compile(statements: list[Assignment], postorders: list[list[Expr]], graph: 
                 add_value(None)
             elif kind is Call:
                 n = len(node.args)
-                add_op(functions[node.func])
-                add_args(tuple(results[-n:]))
-                del results[-n:]
+                op = functions.get(node.func)
+                if op is None or n == 1 and not op.arity or node.keywords:
+                    op, value, attrs = arrays.call(node, graph.source)
+                    if attrs:
+                        graph.attrs[len(ops)] = attrs
+                    if op is None:
+                        add_op(None)
+                        add_args(())
+                        add_value(value)
+                        add_expr(node)
+                        push(len(ops) - 1)
+                        continue
+                add_op(op)
+                add_args(tuple(results[-n:]) if n else ())
+                if n:
+                    del results[-n:]
                 add_value(None)
-            else:  # a Paren adds no node: its value is its inner expression's
+            elif kind is Paren:  # a Paren adds no node: its value is its inner expression's
                 continue
+            elif kind is Array:
+                if node.constant:
+                    add_op(None)
+                    add_args(())
+                    add_value(arrays.constant(node, graph.source))
+                else:
+                    n = len(node.elements)
+                    add_op(ARRAY_OPS["stack"])
+                    add_args(tuple(results[-n:]))
+                    del results[-n:]
+                    add_value(None)
+            else:  # an Index
+                graph.attrs[len(ops)] = {"items": node.items}
+                add_op(ARRAY_OPS["index"])
+                add_args((pop(),))
+                add_value(None)
             add_expr(node)
             push(len(ops) - 1)
         root = pop()

@@ -23,11 +23,14 @@ from lark import Lark
 from lark.parsers.lalr_analysis import Shift
 
 from ..errors import DiffcliError, Source
-from ..ops import FUNCTIONS
-from .syntax import (Assignment, Binary, Call, Expr, Name, Number, Paren, Parsed, UncertainAssignment,
-                     Unary)
+from ..ops import ARRAY_FUNCTIONS, CONSTRUCTORS, FUNCTIONS
+from .syntax import (Array, Assignment, Binary, Call, Expr, Index, Keyword, Name, Number, Paren, Parsed,
+                     UncertainAssignment, Unary, literal_number)
 
-_BINARY_OPS = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "POW": "pow"}
+_BINARY_OPS = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "POW": "pow", "AT": "matmul"}
+# calls that make a program an array program (`max(x)` of one argument too)
+_ARRAY_CALLS = frozenset(ARRAY_FUNCTIONS) | frozenset(CONSTRUCTORS)
+_OPENING, _CLOSING = ("LPAR", "LSQB"), ("RPAR", "RSQB")
 _UNARY_OPS = {"MINUS": "neg", "PLUS": "pos"}
 # the scanner's first alternatives (the commonest tokens); the rest follow, separators last
 _SCAN_FIRST = {"NAME": 0, "NUMBER": 1, "_SEP": 3}
@@ -49,7 +52,7 @@ def holds_semicolon(separator: str) -> bool:
 
 
 class _ParenNewlines:
-    """Post-lexer: a line break inside open parentheses does not end the statement."""
+    """Post-lexer: a line break inside open parentheses or brackets does not end the statement."""
 
     always_accept = ("_SEP",)
 
@@ -57,9 +60,9 @@ class _ParenNewlines:
         depth = 0
         for token in stream:
             kind = token.type
-            if kind == "LPAR":
+            if kind in _OPENING:
                 depth += 1
-            elif kind == "RPAR":
+            elif kind in _CLOSING:
                 if depth:
                     depth -= 1
             elif kind == "_SEP" and depth and not holds_semicolon(token):
@@ -95,6 +98,56 @@ def read_number(text: str) -> float | None:
         number = _parser().get_terminal("NUMBER").pattern.to_regexp()
         _signed_number = re.compile(f"[+-]?(?:{number})")
     return float(text) if _signed_number.fullmatch(text) else None
+
+
+def split_settings(text: str) -> list[str]:
+    """`a=2,x=[1,2],o=1` -> its settings: commas inside brackets do not separate them."""
+    parts, depth, begin = [], 0, 0
+    for i, char in enumerate(text):
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth = max(0, depth - 1)
+        elif char == "," and depth == 0:
+            parts.append(text[begin:i])
+            begin = i + 1
+    parts.append(text[begin:])
+    return parts
+
+
+def read_array(text: str) -> list | None:
+    """`[1, -2]` or `[[1, 2], [3, 4]]` in the language's number syntax, as nested lists of floats:
+    a vector, or a matrix of rows of one length. None if it is not one (unbalanced, empty, ragged,
+    deeper than two levels, or not numbers): what `--set x=[...]` accepts."""
+    text = text.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    inner = text[1:-1].strip()
+    if inner.startswith("["):  # a matrix: rows
+        rows, depth, begin = [], 0, 0
+        for i, char in enumerate(inner):
+            if char == "[":
+                depth += 1
+                if depth > 1:
+                    return None
+                begin = i
+            elif char == "]":
+                depth -= 1
+                if depth < 0:
+                    return None
+                rows.append(read_array(inner[begin:i + 1]))
+            elif depth == 0 and char not in ", \t":
+                return None
+        if depth or not rows or any(row is None for row in rows) or len({len(row) for row in rows}) != 1:
+            return None
+        return rows
+    pieces = [piece.strip() for piece in inner.split(",")]
+    if pieces and pieces[-1] == "" and len(pieces) > 1:
+        pieces.pop()  # a trailing comma, as in the language
+    numbers = [read_number(piece) for piece in pieces]
+    if not numbers or any(x is None or not math.isfinite(x) for x in numbers):
+        return None
+    return numbers
 
 
 def _compile(grammar: str) -> Lark:
@@ -180,6 +233,7 @@ class _Builder:
         self.uses: list[list[Name]] = []  # every statement's names
         self.named: list[Name] = []
         self.calls: list[Call] = []
+        self.arrays = False  # whether any array syntax was seen
 
     def number(self, token):
         group = token.lastindex
@@ -207,7 +261,79 @@ class _Builder:
         group = op.lastindex
         node = Binary(self.binary_ops[group], left, right, op.start(group))
         self.made.append(node)
+        if node.op == "matmul":
+            self.arrays = True
         return node
+
+    # -- arrays: literal and subscript numbers, keyword values and sizes are no graph nodes, so
+    # they leave `made` (they are its last entries when their rule is reduced)
+
+    def _unmake(self, exprs) -> None:
+        count = sum(_literal_size(e) for e in exprs)
+        if count:
+            del self.made[-count:]
+
+    def literal(self, lsqb, elements, rsqb):
+        elements = elements or []
+        constant = all(_literal_size(e) for e in elements) and bool(elements)
+        if constant:
+            self._unmake(elements)
+        node = Array(elements, lsqb.start(lsqb.lastindex), rsqb.end(), constant)
+        self.made.append(node)
+        self.arrays = True
+        return node
+
+    def elements(self, *items):
+        return [item for item in items if isinstance(item, Expr)]
+
+    def index(self, target, lsqb, subscripts, rsqb):
+        items = []
+        for item in subscripts:
+            if isinstance(item, tuple):
+                low, colon, high = item
+                items.append((self._integer(low), self._integer(high)))
+                self._unmake([e for e in (low, high) if e is not None])
+            else:
+                items.append(self._integer(item))
+                self._unmake([item])
+        node = Index(target, tuple(items), lsqb.start(lsqb.lastindex), rsqb.end())
+        self.made.append(node)
+        self.arrays = True
+        return node
+
+    def _integer(self, expr):
+        """An index or slice bound: an integer literal with an optional `-`."""
+        if expr is None:
+            return None
+        number = expr.operand if isinstance(expr, Unary) and expr.op == "neg" else expr
+        text = self.text[number.start:number.end] if isinstance(number, Number) else ""
+        if not text.isdigit():
+            raise DiffcliError("syntax", f"an index is an integer literal, not `{_short(self.text[expr.start:expr.end])}`",
+                               (expr.start, expr.end),
+                               help="write x[0], x[-1], W[1, :] or x[1:3]: integers, optionally negative")
+        return -int(text) if number is not expr else int(text)
+
+    def subscripts(self, *items):
+        return [item for item in items if isinstance(item, (Expr, tuple))]
+
+    def slice(self, *items):
+        low = high = None
+        colon = next(i for i, item in enumerate(items) if not isinstance(item, Expr))
+        if colon == 1:
+            low = items[0]
+        if len(items) > colon + 1:
+            high = items[colon + 1]
+        return (low, items[colon], high)
+
+    def keyword(self, name, _equals, value):
+        group = name.lastindex
+        if _literal_size(value) == 0 or isinstance(value, Array):
+            raise DiffcliError("name", f"the keyword `{name.group(group)}` takes a number literal",
+                               (value.start, value.end), help=f"write it like `{name.group(group)}=1`")
+        self._unmake([value])
+        self.arrays = True
+        return Keyword(name.group(group), literal_number(value), self.text[value.start:value.end],
+                       name.start(group), name.end(group), value.end)
 
     def unary(self, op, operand):
         group = op.lastindex
@@ -224,6 +350,11 @@ class _Builder:
                 last = last.operand
             else:
                 break
+        if isinstance(last, (Array, Index)):
+            a = _short(self.text[last.start : last.end])
+            b = _short(self.text[right.start : right.end])
+            raise DiffcliError("syntax", f"missing operator between `{a}` and `{b}`", (right.start, right.end),
+                               help=f"write `{a}*{b}` to multiply (there is no implicit product after `]`)")
         if isinstance(last, Name):
             a = _short(self.text[last.start : last.end])
             b = _short(self.text[right.start : right.end])
@@ -244,13 +375,44 @@ class _Builder:
 
     def call(self, name, _lpar, args, rpar):
         group = name.lastindex
-        node = Call(name.group(group), args, name.start(group), name.end(), rpar.end())
+        func = name.group(group)
+        keywords = ()
+        if args and args[-1].__class__ is Keyword or any(arg.__class__ is Keyword for arg in args):
+            keywords = tuple(arg for arg in args if arg.__class__ is Keyword)
+            first = args.index(keywords[0])
+            for arg in args[first:]:
+                if arg.__class__ is not Keyword:
+                    raise DiffcliError("name", "a positional argument after a keyword argument",
+                                       (arg.start, arg.end), help="put the keywords last: uniform(3, seed=1)")
+            args = args[:first]
+            seen = set()
+            for keyword in keywords:
+                if keyword.name in seen:
+                    raise DiffcliError("name", f"the keyword `{keyword.name}` is given twice",
+                                       (keyword.start, keyword.name_end), help="give each keyword once")
+                seen.add(keyword.name)
+        sizes = ()
+        if func in _ARRAY_CALLS or len(args) == 1 and func in ("max", "min"):
+            self.arrays = True
+            if func in CONSTRUCTORS:
+                sizes = tuple(self._size(func, arg) for arg in args)
+                self._unmake(args)
+                args = []
+        node = Call(func, args, name.start(group), name.end(), rpar.end(), keywords, sizes)
         self.made.append(node)
         self.calls.append(node)
         return node
 
+    def _size(self, func, arg):
+        text = self.text[arg.start:arg.end] if isinstance(arg, Number) else ""
+        if not text.isdigit():
+            raise DiffcliError("name", f"`{func}` takes sizes that are integer literals, not "
+                               f"`{_short(self.text[arg.start:arg.end])}`", (arg.start, arg.end),
+                               help=f"write it like `{func}(3)` or `{func}(2, 3)`")
+        return int(text)
+
     def arguments(self, *items):
-        return [item for item in items if isinstance(item, Expr)]
+        return [item for item in items if isinstance(item, (Expr, Keyword))]
 
     def paren(self, lpar, inner, rpar):
         node = Paren(inner, lpar.start(lpar.lastindex), rpar.end())
@@ -283,6 +445,17 @@ class _Builder:
 
     def start(self, *statements):
         return list(statements)
+
+
+def _literal_size(expr) -> int:
+    """How many nodes a constant made: a signed number literal 1 or 2, a constant array literal 1
+    (its own; its elements made none); 0 for anything else."""
+    kind = expr.__class__
+    if kind is Number or kind is Array and expr.constant:
+        return 1
+    if kind is Unary and expr.operand.__class__ is Number:
+        return 2
+    return 0
 
 
 def _short(text: str, limit: int = 24) -> str:
@@ -404,10 +577,11 @@ class _FastParser:
         }
         self.actions = [{groups[k]: leads.get(action, action) for k, action in row.items()}
                         for row in actions]
-        self.lpar, self.rpar = groups["LPAR"], groups["RPAR"]
+        self.lpar = frozenset(groups[kind] for kind in _OPENING)
+        self.rpar = frozenset(groups[kind] for kind in _CLOSING)
         # the tokens the rule of `_ParenNewlines` looks at, and those the grammar ignores
         self.special = frozenset(group for group, kind in enumerate(kinds)
-                                 if kind in (None, "LPAR", "RPAR", "_SEP"))
+                                 if kind in (None, "_SEP") + _OPENING + _CLOSING)
 
     def _reduction(self, rule) -> tuple:
         """(the rule's name, how its children are passed, the function that makes its value, and
@@ -474,9 +648,9 @@ class _FastParser:
             for token in iter(self.regex.scanner(text).match, None):
                 kind = token.lastindex
                 if kind in special:
-                    if kind == lpar:
+                    if kind in lpar:
                         opened.append(token.start(kind))
-                    elif kind == rpar:
+                    elif kind in rpar:
                         closed = opened.pop() if opened else None
                     elif opened and not holds_semicolon(token.group()) or kinds[kind] is None:
                         continue  # a line break inside parentheses, or an ignored token
@@ -508,17 +682,17 @@ class _FastParser:
                 last = token
         except KeyError:  # no action for this token here: a syntax error
             kind = token.lastindex
-            if kind == lpar:  # as the parentheses were before this token
+            if kind in lpar:  # as the parentheses were before this token
                 opened.pop()
-            elif kind == rpar and closed is not None:
+            elif kind in rpar and closed is not None:
                 opened.append(closed)
             self.stop = _Stop(_token(token, kinds), {kinds[g] for g in actions[state]},
                               None if last is None else _token(last, kinds), opened)
             return None
         finally:
-            nodes, uses, calls = builder.nodes, builder.uses, builder.calls
+            nodes, uses, calls, arrays = builder.nodes, builder.uses, builder.calls, builder.arrays
             builder.begin("")
-        return Parsed(values[-2], nodes, uses, calls) if state == self.accept_state else None
+        return Parsed(values[-2], nodes, uses, calls, arrays) if state == self.accept_state else None
 
 
 # ---------------------------------------------------------------- diagnostics for syntax errors
@@ -526,9 +700,9 @@ class _FastParser:
 _SYMBOLS = {
     "EQUALS": "`=`", "PLUS": "`+`", "MINUS": "`-`", "STAR": "`*`", "SLASH": "`/`", "POW": "`^`",
     "LPAR": "`(`", "RPAR": "`)`", "COMMA": "`,`", "NUMBER": "a number", "NAME": "a name",
-    "PLUSMINUS": "`±`", "PERCENT": "`%`",
+    "PLUSMINUS": "`±`", "PERCENT": "`%`", "LSQB": "`[`", "RSQB": "`]`", "AT": "`@`", "COLON": "`:`",
 }
-_OPERAND_STARTS = {"NUMBER", "NAME", "LPAR"}
+_OPERAND_STARTS = {"NUMBER", "NAME", "LPAR", "LSQB"}
 
 
 class _Token(NamedTuple):
@@ -589,7 +763,7 @@ def _diagnose(source: Source, stop: _Stop) -> DiffcliError:
         if char == "\r":
             message = "a carriage return that does not end a line"
             help = "lines end with `\\n` or `\\r\\n`"
-        elif char in "!%&|<>~`'\"?$@\\[]{}:":
+        elif char in "!%&|<>~`'\"?$\\{}":
             message = f"unexpected character `{char}`"
             help = "the operators are + - * / ^ ** and functions are called like sin(x)"
         else:
@@ -607,7 +781,7 @@ def _diagnose(source: Source, stop: _Stop) -> DiffcliError:
     def fail(message, help=None, at=span):
         return DiffcliError("syntax", message, at, source=source, help=help)
 
-    ends_operand = previous is not None and previous.type in ("NUMBER", "NAME", "RPAR")
+    ends_operand = previous is not None and previous.type in ("NUMBER", "NAME", "RPAR", "RSQB")
     at_statement_start = previous is None or previous.type == "_SEP"
     if kind in _MISPLACED:
         return fail(*_MISPLACED[kind])
@@ -618,7 +792,14 @@ def _diagnose(source: Source, stop: _Stop) -> DiffcliError:
         return fail("unexpected `)`", "remove it, or add the `(` it closes")
     if open_parens and (at_end or kind == "EQUALS"):
         lpar = open_parens[-1]
-        return fail("this `(` is never closed", "add the `)` that closes it", at=(lpar, lpar + 1))
+        opening = text[lpar]
+        closing = ")" if opening == "(" else "]"
+        return fail(f"this `{opening}` is never closed", f"add the `{closing}` that closes it", at=(lpar, lpar + 1))
+    if kind == "RSQB" and not open_parens:
+        return fail("unexpected `]`", "remove it, or add the `[` it closes")
+    if kind == "LSQB" and previous is not None and previous.type == "NUMBER":
+        return fail(f"unexpected `[` after the number `{previous}`",
+                    f"write `*` to multiply: `{previous}*[…]` (a number cannot be indexed)")
     if at_statement_start:
         return fail(
             f"expected a name to assign, found {_describe(token)}",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from ..formatting import number_text
-from .syntax import BINARY_SYMBOLS, Assignment, Binary, Call, Expr, Name, Number, Paren, Unary
+from .syntax import BINARY_SYMBOLS, Array, Assignment, Binary, Call, Expr, Index, Name, Number, Paren, Unary
 
 # binding levels, loosest first: sum, product, sign, power, atom
 SUM, PRODUCT, SIGN, POWER, ATOM = 1, 2, 3, 4, 5
@@ -18,7 +18,7 @@ SUM, PRODUCT, SIGN, POWER, ATOM = 1, 2, 3, 4, 5
 
 def _level(node: Expr) -> int:
     if isinstance(node, Binary):
-        return {"add": SUM, "sub": SUM, "mul": PRODUCT, "div": PRODUCT}.get(node.op, POWER)
+        return {"add": SUM, "sub": SUM, "mul": PRODUCT, "div": PRODUCT, "matmul": PRODUCT}.get(node.op, POWER)
     if isinstance(node, Unary) or (isinstance(node, Number) and math.copysign(1.0, node.value) < 0):
         return SIGN
     return ATOM
@@ -72,12 +72,30 @@ def print_expr(expr: Expr) -> str:
         elif kind is Unary:
             stack += [(node.operand, _level(node.operand) < SIGN), "-" if node.op == "neg" else "+"]
         elif kind is Call:
+            # a constructor's sizes and any keywords are text, not nodes
+            tail = [str(size) for size in node.sizes] + [f"{k.name}={k.text}" for k in node.keywords]
             stack.append(")")
+            for i, text in reversed(list(enumerate(tail))):
+                stack.append(text)
+                if i or node.args:
+                    stack.append(", ")
             for i in range(len(node.args) - 1, -1, -1):
                 stack.append((node.args[i], False))
                 if i:
                     stack.append(", ")
             stack.append(node.func + "(")
+        elif kind is Array:
+            stack.append("]")
+            for i in range(len(node.elements) - 1, -1, -1):
+                stack.append((node.elements[i], False))
+                if i:
+                    stack.append(", ")
+            stack.append("[")
+        elif kind is Index:
+            items = ", ".join(str(item) if isinstance(item, int) else
+                              f"{'' if item[0] is None else item[0]}:{'' if item[1] is None else item[1]}"
+                              for item in node.items)
+            stack += [f"[{items}]", (node.target, _level(node.target) < ATOM or isinstance(node.target, Number))]
         else:
             left_level, right_level = _operand_levels(node)
             if node.implicit:

@@ -72,19 +72,82 @@ class Binary(Expr):
 
 
 class Call(Expr):
-    """`func(args...)`; `name_end` ends the function's name."""
+    """`func(args...)`; `name_end` ends the function's name.
 
-    __slots__ = ("func", "args", "name_end")
+    `keywords` are the arguments written `name=literal` (never graph nodes), and `sizes` a
+    constructor's integer sizes (`zeros(2, 3)`: its positional arguments, which are then no `args`).
+    """
 
-    def __init__(self, func: str, args: list[Expr], start: int, name_end: int, end: int):
+    __slots__ = ("func", "args", "name_end", "keywords", "sizes")
+
+    def __init__(self, func: str, args: list[Expr], start: int, name_end: int, end: int,
+                 keywords: tuple = (), sizes: tuple = ()):
         self.func = func
         self.args = args
         self.start = start
         self.name_end = name_end
         self.end = end
+        self.keywords = keywords
+        self.sizes = sizes
 
     def children(self):
         return tuple(self.args)
+
+
+class Keyword:
+    """`name=value` inside a call's parentheses: `value` a signed number literal, `text` as written
+    (a seed is read exactly from it); (`start`, `name_end`) the keyword's span, `end` the value's end."""
+
+    __slots__ = ("name", "value", "text", "start", "name_end", "end")
+
+    def __init__(self, name: str, value: float, text: str, start: int, name_end: int, end: int):
+        self.name, self.value, self.text = name, value, text
+        self.start, self.name_end, self.end = start, name_end, end
+
+
+class Array(Expr):
+    """`[e1, e2, ...]`. `constant`: every element is a signed number literal or such an array, whose
+    nodes are then no graph nodes (the literal is one constant)."""
+
+    __slots__ = ("elements", "constant")
+
+    def __init__(self, elements: list[Expr], start: int, end: int, constant: bool):
+        self.elements = elements
+        self.start = start
+        self.end = end
+        self.constant = constant
+
+    def children(self):
+        return () if self.constant else tuple(self.elements)
+
+    def numbers(self):
+        """A constant literal's numbers as nested lists (no recursion: at most two levels are valid,
+        and deeper ones are shape errors found before this is asked)."""
+        return [e.numbers() if isinstance(e, Array) else literal_number(e) for e in self.elements]
+
+
+def literal_number(expr: Expr) -> float:
+    """The value of a signed number literal."""
+    if isinstance(expr, Unary):
+        return -expr.operand.value if expr.op == "neg" else expr.operand.value
+    return expr.value
+
+
+class Index(Expr):
+    """`target[items]`: each item an int (an index) or a (low, high) pair of ints or None (a slice).
+    `bracket` is the `[`'s offset."""
+
+    __slots__ = ("target", "items", "bracket")
+
+    def __init__(self, target: Expr, items: tuple, bracket: int, end: int):
+        self.target = target
+        self.items = items
+        self.bracket = bracket
+        self.start = target.start
+        self.end = end
+
+    def children(self):
+        return (self.target,)
 
 
 class Paren(Expr):
@@ -140,6 +203,10 @@ def postorder(expr: Expr) -> list[Expr]:
             push(node.inner)
         elif kind is Call:
             stack.extend(node.args)
+        elif kind is Index:
+            push(node.target)
+        elif kind is Array and not node.constant:
+            stack.extend(node.elements)
     nodes.reverse()
     return nodes
 class UncertainAssignment(Assignment):
@@ -164,6 +231,7 @@ class Parsed(NamedTuple):
     nodes: list[list[Expr]]  # each statement's expression nodes, children before parents
     uses: list[list[Name]]   # each statement's Name nodes, in the same order
     calls: list[Call]        # every call in the program
+    arrays: bool = False     # whether the program writes any array syntax (then graph.py lowers it)
 
 
-BINARY_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "^"}
+BINARY_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "^", "matmul": "@"}

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import functools
 import json
-import keyword
+import os
+import stat
 import unicodedata
 from dataclasses import dataclass
 
 from .. import ops
+from . import target_names
 from ..interpreters.engine import needs_gradient
 from ..formatting import excerpt, operator_span
 from ..errors import DiffcliError
@@ -39,27 +41,8 @@ from ..program import Program
 LANGUAGES = ("python", "c", "javascript")
 SPLIT = 4000  # operations per function in C and JavaScript, above which values live in arrays
 
-_C_RESERVED = set("""
-auto break case char const continue default do double else enum extern float for goto if inline int
-long register restrict return short signed sizeof static struct switch typedef union unsigned void
-volatile while bool true false alignas alignof static_assert thread_local NULL main errno
-acos acosh asin asinh atan atan2 atanh cbrt ceil copysign cos cosh erf erfc exp exp2 expm1 fabs fdim
-floor fma fmax fmin fmod frexp hypot ilogb ldexp lgamma llrint llround log log10 log1p log2 logb
-lrint lround modf nan nearbyint nextafter nexttoward pow remainder remquo rint round scalbln scalbn
-sin sinh sqrt tan tanh tgamma trunc j0 j1 jn y0 y1 yn gamma signgam drem finite significand
-isfinite isinf isnan isnormal signbit fpclassify isgreater isgreaterequal isless islessequal
-islessgreater isunordered math_errhandling INFINITY NAN HUGE_VAL HUGE_VALF HUGE_VALL MATH_ERRNO
-MATH_ERREXCEPT FP_NAN FP_INFINITE FP_ZERO FP_SUBNORMAL FP_NORMAL FP_ILOGB0 FP_ILOGBNAN FP_FAST_FMA
-M_E M_LOG2E M_LOG10E M_LN2 M_LN10 M_PI M_PI_2 M_PI_4 M_1_PI M_2_PI M_2_SQRTPI M_SQRT2 M_SQRT1_2
-DOMAIN SING OVERFLOW UNDERFLOW TLOSS PLOSS size_t ptrdiff_t offsetof wchar_t
-""".split())
-_JS_RESERVED = set("""
-break case catch class const continue debugger default delete do else export extends finally for
-function if import in instanceof new return super switch this throw try typeof var void while with
-yield let static enum await implements package protected interface private public null true false
-arguments eval undefined NaN Infinity Math Error Number Object globalThis
-""".split())
-_PY_RESERVED = set(keyword.kwlist) | {"math", "min", "max", "sum", "ValueError", "float", "print"}
+# the names each language reserves (keywords, predefined macros, its library's names): target_names.py
+_C_RESERVED, _JS_RESERVED, _PY_RESERVED = target_names.C, target_names.JAVASCRIPT, target_names.PYTHON
 
 
 class _Namer:
@@ -177,7 +160,7 @@ def generate(program: Program, lang: str, of: str | None = None, name: str | Non
     if name is not None and not (name.isascii() and name.isidentifier()
                                  and name not in _C_RESERVED | _JS_RESERVED | _PY_RESERVED):
         raise DiffcliError("input", f"--name {name}: not a plain identifier (ASCII letters, digits and _, "
-                           "not a keyword of Python, C or JavaScript)")
+                           "not a keyword or a library name of Python, C or JavaScript)")
     writer = {"python": _Python, "c": _C, "javascript": _JavaScript}[lang]
     mode = "value" if value_only else "forward" if wrt is not None else "reverse"
     return writer(program, output, mode, wrt, name, filename or program.source.filename).generate()
@@ -514,7 +497,8 @@ class _Python(_Writer):
     def generate(self) -> Generated:
         I, graph, ref = self.internal, self.graph, self.ref
         triple = '"' * 3
-        header = [line.replace(triple, "'''") for line in self.header_comment()]
+        # a docstring is not raw: a backslash of the file name (`C:\new`) is escaped
+        header = [line.replace("\\", "\\\\").replace(triple, "'''") for line in self.header_comment()]
         lines = [triple + header[0], *header[1:], triple, "",
                  "import math", "", "", f"class {I['DomainError']}(ValueError):",
                  f"    {triple}A value or a derivative outside an operation's domain, or an overflow.{triple}",
@@ -755,7 +739,7 @@ class _CFamily(_Writer):
                     + value_check.format(target=ref[i], where=self.quoted_where(i)))
             forward.append(line + self.block_comment(self.statement_comment(i)))
         blocks = []
-        self.uses_count = False
+        self.uses_count = self.uses_partial = False
         if self.mode == "reverse":
             adjoint = self.adjoint
             for i in range(self.out, -1, -1):
@@ -770,6 +754,7 @@ class _CFamily(_Writer):
                     lines.append(f"    {I['n']} = {counted};")
                 for n, j, partial in edges:
                     if not _literal(partial):
+                        self.uses_partial = True
                         lines.append(f"    {I['p']} = {partial};")
                         partial = I["p"]
                     check = gradient_check.format(target=adjoint[j], partial=partial,
@@ -791,6 +776,7 @@ class _CFamily(_Writer):
                     if counted:
                         self.uses_count = True
                         lines.append(f"    {I['n']} = {counted};")
+                    self.uses_partial = True
                     lines.append(f"    {I['p']} = {partial};")
                     lines.append(f"    if ({I['p']} != 0.0) {tangent[i]} += {tangent[j]} * {I['p']};")
                     lines.append("}")
@@ -896,15 +882,15 @@ class _C(_CFamily):
             "#define DIFFCLI_DERIVATIVE(x, where) if (!isfinite(x)) DIFFCLI_FAIL(2, where)",
             "",
         ]
-        temporaries = [I["p"]] + ([I["n"]] if self.uses_count else [])
-        temps = f"double {', '.join(temporaries)};" if blocks else ""
+        temporaries = [I["p"]] * self.uses_partial + [I["n"]] * self.uses_count  # none unused: -Wall
+        temps = f"double {', '.join(temporaries)};" if temporaries else ""
         body: list[str] = []
         if not self.split:
             body += ["{", "    /* forward pass */", *["    " + line for line in forward]]
             if blocks:
                 body += ["    /* " + ("reverse pass: d_x is d" + self.output_name + "/dx" if self.mode == "reverse"
                                        else "tangents: dt_x is dx/d" + str(self.wrt)) + " */",
-                         "    " + temps, *["    " + line for line in self.initial_adjoints()],
+                         *["    " + temps][:bool(temps)], *["    " + line for line in self.initial_adjoints()],
                          *["    " + line for block in blocks for line in block]]
             body += self.results("    ") + ["    return 0;", "}"]
             fast = self.fast_plan()
@@ -1062,20 +1048,19 @@ class _JavaScript(_CFamily):
                  *self.straight_lines(fast, total)]
         arguments = ", ".join(self.variable[n] for n in self.parameters)
         lines.append(f"    if (!Number.isFinite({total})) return {checked}({arguments});")
-        if self.mode == "value":
-            return lines + [f"    return {fast.value};"]
-        gradient = ", ".join(f"{_json_string(n)}: {fast.gradient[n]}" for n in self.parameters)
-        return lines + [f"    return {{value: {fast.value}, gradient: {{{gradient}}}}};"]
+        return lines + ["    " + self.result(fast.value, fast.gradient)]
 
-    def result(self) -> str:
-        value = self.ref[self.out]
+    def result(self, value: str | None = None, gradient: dict | None = None) -> str:
+        """The return statement; `value` and `gradient` (input -> text) are the fast path's."""
+        value = value or self.ref[self.out]
         if self.mode == "value":
             return f"return {value};"
         if self.mode == "forward":
             return f"return {{value: {value}, derivative: {self.adjoint[self.out] or '0.0'}}};"
-        gradient = ", ".join(f"{_json_string(n)}: {self.adjoint[self.graph.names[n]] or '0.0'}"
-                             for n in self.parameters)
-        return f"return {{value: {value}, gradient: {{{gradient}}}}};"
+        if gradient is None:
+            gradient = {n: self.adjoint[self.graph.names[n]] or "0.0" for n in self.parameters}
+        listed = ", ".join(f"{_object_key(n)}: {gradient[n]}" for n in self.parameters)
+        return f"return {{value: {value}, gradient: {{{listed}}}}};"
 
     def inputs_doc(self) -> list[str]:
         return super().inputs_doc()
@@ -1083,3 +1068,28 @@ class _JavaScript(_CFamily):
 
 def _json_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
+
+
+def _object_key(name: str) -> str:
+    """A key of a JavaScript object literal: `"__proto__": v` would set the prototype, `["__proto__"]: v`
+    defines the property."""
+    return f"[{_json_string(name)}]" if name == "__proto__" else _json_string(name)
+
+
+def header_path(source_path: str) -> str:
+    """Where `-o SOURCE_PATH`'s C header goes: SOURCE_PATH with `.h` for `.c`. Only a `.c` path that is
+    a regular file (or none yet): `-o model.h` would overwrite itself with the header, `-o /dev/null`
+    would create `/dev/null.h`."""
+    root, extension = os.path.splitext(source_path)
+    try:
+        regular = stat.S_ISREG(os.stat(source_path).st_mode)
+    except FileNotFoundError:
+        regular = True
+    except OSError:
+        regular = False  # cannot look: the write reports why
+    if extension != ".c" or not regular:
+        raise DiffcliError("input", f"-o {source_path}: C's source needs a path ending in .c (its header "
+                           "goes beside it, with .h)" + ("" if regular else ", to a regular file"),
+                           help="write `-o model.c` (also writes model.h), or `-o -` for the source alone "
+                                "on standard output")
+    return root + ".h"

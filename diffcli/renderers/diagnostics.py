@@ -32,9 +32,13 @@ def render_text(error: DiffcliError, color: bool = False, severity: str = "error
 
     label = red(severity) if severity == "error" else bold(severity)
     lines = [label + bold(f": {shown(error.message)}")]
+    labels = error.labels if error.source is not None and error.span is not None else []
+    line_of = (lambda span: error.source.line_col(span[0])[0]) if labels else None
+    beside = [(span, text) for span, text in labels if line_of(span) == line_of(error.span)]
     if error.source is not None:
-        lines += _excerpt(error.source, error.span, gutter, blue, red)
-    for note, span in error.notes:
+        lines += _excerpt(error.source, error.span, gutter, blue, red, beside)
+    notes = list(error.notes) + [(text, span) for span, text in labels if (span, text) not in beside]
+    for note, span in notes:
         lines.append(blue("note") + f": {shown(note)}")
         if error.source is not None:
             lines += _excerpt(error.source, span, gutter, blue, blue)
@@ -46,7 +50,7 @@ def render_text(error: DiffcliError, color: bool = False, severity: str = "error
 EXCERPT_CONTEXT = 60  # characters shown either side of the place in a long line
 
 
-def _excerpt(source: Source, span, gutter: str, blue, mark) -> list[str]:
+def _excerpt(source: Source, span, gutter: str, blue, mark, labels=()) -> list[str]:
     name = shown(source.filename)
     if span is None:
         return [f"{gutter}{blue('-->')} {name}"]
@@ -61,12 +65,47 @@ def _excerpt(source: Source, span, gutter: str, blue, mark) -> list[str]:
     marked = _visible(text[at : at + width])
     after = _visible(text[at + width : high]) + ("…" if high < len(text) else "")
     number = str(line).rjust(len(gutter))
-    return [
+    head = [
         f"{gutter}{blue('-->')} {name}:{line}:{column}",
         f"{gutter} {blue('|')}",
         f"{blue(number)} {blue('|')} {before}{marked}{after}",
-        f"{gutter} {blue('|')} {' ' * len(before)}{mark('^' * max(1, len(marked)))}",
     ]
+    if labels:
+        return head + _labelled(source, line, low, before, at, max(1, len(marked)), labels, gutter, blue, mark)
+    return head + [f"{gutter} {blue('|')} {' ' * len(before)}{mark('^' * max(1, len(marked)))}"]
+
+
+def _labelled(source, line, low, before, at, width, labels, gutter, blue, mark) -> list[str]:
+    """The marks under a line that has secondary labels, as rustc draws them: `^` at the place,
+    `-` under each labelled span; the rightmost label's text on the marks' line, the others' below,
+    each hanging from a `|`.
+    """
+    shift = len(before) - (at - low)  # the `…` that a cut line begins with
+    placed = []
+    for (start, end), text in labels:
+        column = source.line_col(start)[1] - 1
+        if low <= column and column + (end - start) <= low + 2 * EXCERPT_CONTEXT + width:
+            placed.append((column - low + shift, max(1, min(end - start, 2 * EXCERPT_CONTEXT)), text))
+    if not placed:
+        return [f"{gutter} {blue('|')} {' ' * len(before)}{mark('^' * width)}"]
+    placed.sort()
+    cells = {}
+    for column, length, _ in placed:
+        for k in range(length):
+            cells[column + k] = blue("-")
+    for k in range(width):
+        cells[len(before) + k] = mark("^")
+    marks = "".join(cells.get(k, " ") for k in range(max(cells) + 1))
+    lines = [f"{gutter} {blue('|')} {marks} {blue(shown(placed[-1][2]))}"]
+    hanging = placed[:-1]
+    while hanging:
+        bars = "".join(blue("|") if any(c == k for c, _, _ in hanging) else " "
+                       for k in range(hanging[-1][0] + 1))
+        lines.append(f"{gutter} {blue('|')} {bars}")
+        column, _, text = hanging.pop()
+        rest = "".join(blue("|") if any(c == k for c, _, _ in hanging) else " " for k in range(column))
+        lines.append(f"{gutter} {blue('|')} {rest}{blue(shown(text))}")
+    return lines
 
 
 def _visible(text: str) -> str:

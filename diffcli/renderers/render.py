@@ -123,26 +123,66 @@ PLOT_EXTENSIONS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".html": "html",
 def vegalite(spec: dict, format: str) -> bytes:
     """A Vega-Lite specification as PNG, SVG, PDF, self-contained HTML (Vega's scripts inlined, so
     it works offline) or the specification's own JSON. Nothing is fetched: the data is inline and
-    external data URLs are refused."""
+    external data URLs are refused.
+
+    vl-convert runs in a child process: its V8 aborts the whole process when it runs out of memory
+    (a huge --max-points, or any `ulimit -v`, since V8 reserves far more address space than it uses),
+    and a child's death is an error diffcli can report."""
     if format == "json":
         return (json_text(spec, indent=1, allow_nan=False) + "\n").encode("utf-8")
-    try:
-        import vl_convert
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("vl_convert") is None:
         raise DiffcliError("io", f"cannot make {format.upper()}: the vl-convert-python package is "
                            "missing", help="reinstall diffcli with its dependencies, or use "
-                           "--format json") from None
-    try:
-        if format == "png":
-            return bytes(vl_convert.vegalite_to_png(spec, scale=SCALE, allowed_base_urls=[]))
-        if format == "pdf":
-            return bytes(vl_convert.vegalite_to_pdf(spec, allowed_base_urls=[]))
-        if format == "svg":
-            return vl_convert.vegalite_to_svg(spec, allowed_base_urls=[]).encode("utf-8")
-        return vl_convert.vegalite_to_html(spec, bundle=True).encode("utf-8")
-    except Exception as error:  # vl-convert raises ValueError or its own errors
-        raise DiffcliError("io", f"cannot draw the plot as {format.upper()}: "
-                           f"{_reason(str(error)) or type(error).__name__}") from None
+                           "--format json")
+    try:  # -I: the child reads no environment variables, user site or current directory
+        done = subprocess.run([sys.executable, "-I", "-c", _VEGALITE_CHILD, format, str(SCALE)],
+                              input=json_text(spec, allow_nan=False).encode("utf-8"), capture_output=True)
+    except OSError as error:
+        raise DiffcliError("io", f"cannot start the plot's renderer: {error.strerror or error}") from None
+    if done.returncode == 0:
+        return done.stdout
+    report = done.stderr.decode("utf-8", "replace")
+    if done.returncode == _CHILD_ERROR:  # vl-convert raised (ValueError or its own errors)
+        raise DiffcliError("io", f"cannot draw the plot as {format.upper()}: {_reason(report) or 'no reason given'}")
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    limited = limit != resource.RLIM_INFINITY
+    if limited or "out of memory" in report.lower():
+        what = "ran out of memory"
+    elif done.returncode < 0:
+        what = f"was killed by signal {-done.returncode}"
+    else:
+        what = f"stopped with exit code {done.returncode}: {_reason(report) or 'no reason given'}"
+    help = (f"V8 reserves more address space than `ulimit -v` allows ({limit // 2**20:,} MiB): lift the "
+            "limit (ulimit -v unlimited)" if limited else
+            "draw fewer points (for `plot`: fewer sweep steps, a smaller --max-points, or -o chart.json)")
+    raise DiffcliError("io", f"cannot draw the plot as {format.upper()}: the renderer (vl-convert's V8) {what}",
+                       help=help)
+
+
+_CHILD_ERROR = 3
+# the child: the specification on standard input, the picture on standard output
+_VEGALITE_CHILD = f"""
+import json, sys
+import vl_convert
+spec, format, scale = json.load(sys.stdin.buffer), sys.argv[1], int(sys.argv[2])
+try:
+    if format == "png":
+        data = bytes(vl_convert.vegalite_to_png(spec, scale=scale, allowed_base_urls=[]))
+    elif format == "pdf":
+        data = bytes(vl_convert.vegalite_to_pdf(spec, allowed_base_urls=[]))
+    elif format == "svg":
+        data = vl_convert.vegalite_to_svg(spec, allowed_base_urls=[]).encode("utf-8")
+    else:
+        data = vl_convert.vegalite_to_html(spec, bundle=True).encode("utf-8")
+except Exception as error:
+    sys.stderr.write(str(error) or type(error).__name__)
+    sys.exit({_CHILD_ERROR})
+sys.stdout.buffer.write(data)
+"""
 
 
 def write(data: bytes, output: str | None, format: str) -> None:

@@ -31,7 +31,45 @@ def forward_json(result: Derivatives) -> str:
 
 
 def _dumps(obj) -> str:
-    return json_text(obj, allow_nan=False) + "\n"
+    return json_text(obj, allow_nan=False, default=_nested) + "\n"
+
+
+def _nested(value):
+    """An array as JSON: nested lists, row-major (SPEC)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+TABLE_ELEMENTS = 6  # an array's cell lists at most this many elements, else its minimum and maximum
+
+
+def cell(value, precision: int) -> str:
+    """A value as a table shows it: a number; an array's shape (`3`, `2×3`) and its elements, or
+    its shape with its minimum and maximum (`4×3: -1.2 to 1.1`)."""
+    shape = getattr(value, "shape", ())
+    if not shape:
+        return number(value, precision)
+    from ..ops import shape_text
+
+    if value.size <= TABLE_ELEMENTS:
+        rows = value.reshape(1, -1) if value.ndim == 1 else value
+        text = "; ".join(" ".join(number(float(x), precision) for x in row) for row in rows)
+        return f"{shape_text(shape)}: [{text}]"
+    return (f"{shape_text(shape)}: {number(float(value.min()), precision)} to "
+            f"{number(float(value.max()), precision)}")
+
+
+def element_items(name: str, value):
+    """(label, number) for each element of a value, row-major: `W[0,1]`; a scalar is its own."""
+    shape = getattr(value, "shape", ())
+    if not shape:
+        yield name, value
+        return
+    import numpy as np
+
+    for index in np.ndindex(*shape):
+        yield f"{name}[{','.join(map(str, index))}]", float(value[index])
 
 
 # Rich lays out a table at about a third of a millisecond a row: above this many rows a plain
@@ -41,7 +79,8 @@ DEFINITION_WIDTH = 34
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]], styles: list[str], caption: str = ""):
-    """A Rich renderable, or for a very long table its plain text (a str)."""
+    """A Rich renderable, or for a very long table its plain text (a str). (A table of arrays keeps
+    its names whole and its definitions short: the arrays' cells are the ones to cut.)"""
     title = shown(title)  # it holds the file's name
     if len(rows) > PLAIN_TABLE_ROWS:
         return _plain_table(title, columns, rows, caption)
@@ -50,10 +89,13 @@ def _table(title: str, columns: list[str], rows: list[list[str]], styles: list[s
     from rich.text import Text
 
     table = Table(header_style="bold", expand=False)
-    table.add_column(columns[0], no_wrap=True, overflow="fold")
-    table.add_column(columns[1], overflow="ellipsis", no_wrap=True, max_width=DEFINITION_WIDTH, style="dim")
+    arrays = any(":" in cell for row in rows for cell in row[2:])
+    names = min(24, max(len(row[0]) for row in rows)) if arrays and rows else None
+    table.add_column(columns[0], no_wrap=True, overflow="fold", min_width=names)
+    table.add_column(columns[1], overflow="ellipsis", no_wrap=True, style="dim",
+                     max_width=DEFINITION_WIDTH if not arrays else DEFINITION_WIDTH // 2)
     for heading in columns[2:]:
-        table.add_column(heading, justify="right", no_wrap=True)
+        table.add_column(heading, justify="right", no_wrap=not arrays)  # an array's elements may wrap
     for row, style in zip(rows, styles):
         table.add_row(*row, style=style)
     parts = [Text(title, style="bold"), table]
@@ -89,35 +131,51 @@ def _marked(program: Program, name: str, output: str | None) -> tuple[str, str]:
 
 
 def _variable_rows(program: Program, result: Evaluation, output: str | None, precision: int,
-                   column: dict[str, float] | None = None):
-    """One row per named variable: name (inputs and the output marked), definition, value[, column]."""
+                   column: dict[str, float] | None = None, elements: bool = False):
+    """One row per named variable: name (inputs and the output marked), definition, value[, column].
+    `elements`: one row per element of each array instead (`W[0,1]`)."""
     rows, styles = [], []
     for name, value in result.values.items():
         label, style = _marked(program, name, output)
-        row = [label, program.definition(name), number(value, precision)]
+        definition = program.definition(name)
+        if elements and getattr(value, "shape", ()):
+            others = None if column is None else dict(element_items(name, column[name]))
+            for element, x in element_items(name, value):
+                row = [label.replace(name, element, 1), definition, number(x, precision)]
+                if others is not None:
+                    row.append(number(others[element], precision))
+                rows.append(row)
+                styles.append(style)
+            continue
+        row = [label, definition, cell(value, precision)]
         if column is not None:
-            row.append(number(column[name], precision))
+            row.append(cell(column[name], precision))
         rows.append(row)
         styles.append(style)
     return rows, styles
 
 
-def grad_table(program: Program, result: Gradients, filename: str, precision: int):
+def grad_rows(program: Program, result: Gradients, filename: str, precision: int, elements: bool = False):
+    """The grad table's title, columns, rows, row styles and caption (the live page shows them too)."""
     out = result.output
-    rows, styles = _variable_rows(program, result, out, precision, result.gradients)
+    rows, styles = _variable_rows(program, result, out, precision, result.gradients, elements)
     title = f"diffcli grad {filename}: {out} = {number(result.value, precision)}"
-    return _table(title, ["name", "definition", "value", f"∂{out}/∂name"], rows, styles,
-                  f"∂{out}/∂name: the total derivative of {out} with respect to each variable")
+    return (title, ["name", "definition", "value", f"∂{out}/∂name"], rows, styles,
+            f"∂{out}/∂name: the total derivative of {out} with respect to each variable")
 
 
-def eval_table(program: Program, result: Evaluation, filename: str, precision: int):
-    rows, styles = _variable_rows(program, result, None, precision)
+def grad_table(program: Program, result: Gradients, filename: str, precision: int, elements: bool = False):
+    return _table(*grad_rows(program, result, filename, precision, elements))
+
+
+def eval_table(program: Program, result: Evaluation, filename: str, precision: int, elements: bool = False):
+    rows, styles = _variable_rows(program, result, None, precision, elements=elements)
     return _table(f"diffcli eval {filename}", ["name", "definition", "value"], rows, styles)
 
 
-def forward_table(program: Program, result: Derivatives, filename: str, precision: int):
+def forward_table(program: Program, result: Derivatives, filename: str, precision: int, elements: bool = False):
     wrt = result.wrt
-    rows, styles = _variable_rows(program, result, None, precision, result.derivatives)
+    rows, styles = _variable_rows(program, result, None, precision, result.derivatives, elements)
     return _table(f"diffcli grad {filename} --mode forward --wrt {wrt}",
                   ["name", "definition", "value", f"∂name/∂{wrt}"], rows, styles,
                   f"∂name/∂{wrt}: forward mode, the derivative of each variable with respect to {wrt}")
@@ -127,11 +185,14 @@ def check_json(result) -> str:
     rows = [{"name": r.name, "analytic": r.analytic, "forward": r.forward, "numeric": r.numeric,
              "abs_error": r.abs_error, "rel_error": r.rel_error, "ok": r.ok, "kink": r.kink,
              "reason": r.reason} for r in result.rows]
-    return _dumps({"output": result.output, "ok": result.ok, "rows": rows})
+    body = {"output": result.output, "ok": result.ok, "rows": rows}
+    if getattr(result, "sampled", None):
+        body["sampled"] = result.sampled
+    return _dumps(body)
 
 
-def check_table(result, filename: str):
-    """One row per input; wide precision, since the columns are compared digit by digit."""
+def check_table(result, filename: str, precision: int = 10):
+    """One row per input; wide precision (10 by default), since the columns are compared digit by digit."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -152,8 +213,8 @@ def check_table(result, filename: str):
         else:
             note = "" if r.ok else "differs"
         errors = ["–"] * 3 if r.numeric is None else [
-            number(r.numeric, 10), number(r.abs_error, 2), number(r.rel_error, 2)]
-        table.add_row(r.name, number(r.analytic, 10), number(r.forward, 10), *errors,
+            number(r.numeric, precision), number(r.abs_error, 2), number(r.rel_error, 2)]
+        table.add_row(r.name, number(r.analytic, precision), number(r.forward, precision), *errors,
                       "ok" if r.ok else "FAIL", note, style="" if r.ok else "bold red")
     failed = sum(not r.ok for r in result.rows)
     kinks = sum(bool(r.kink) for r in result.rows)
@@ -162,6 +223,8 @@ def check_table(result, filename: str):
     else:
         verdict = f"all pass ({kinks} at a kink, allowed)" if kinks else "all agree"
     out = result.output
+    if getattr(result, "sampled", None):
+        verdict += f"; checked {result.sampled}"
     if second:
         heading = f"∂²{out}/∂a∂b against differences of the gradient"
         legend = ("H[a][b]: forward-over-reverse (row a,b; row a alone: (H·v)[a] for a random v); "

@@ -1,0 +1,213 @@
+"""The engine on a lowered array graph (language/arrays.py): forward values, reverse adjoints and
+forward tangents on NumPy arrays, through the op table.
+
+An elementwise node applies its scalar entry's rule and partials to NumPy arrays (backend("numpy")),
+its arguments having its own shape (broadcasts are nodes of their own); a structural node calls its
+ArrayOp's value, vjp or jvp. Each node's result is checked once, whole: where one is not finite, the
+error names the operation, its place and the first bad element in row-major order (`log` of -0.2
+at x[3]). Scalars are 0-d values here; the program turns them back into floats.
+"""
+
+from __future__ import annotations
+
+from ..errors import DiffcliError
+from ..formatting import excerpt, operator_span
+from ..language.arrays import element_label, operand_label
+from ..language.graph import needs_gradient
+from ..ops import ArrayOp, apply_partial, backend
+from .domain import derivative_message, domain_message
+
+
+def _np():
+    import numpy as np
+
+    return np
+
+
+def _finite(array) -> bool:
+    """Whether every element is finite. The sum is: an inf or NaN element makes it inf or NaN (and
+    finite elements whose sum overflows only send the caller to its exact, element-wise check):
+    a quarter of the cost of np.isfinite(array).all() on a large array."""
+    total = array.sum()
+    return total - total == 0.0
+
+
+# ---------------------------------------------------------------- forward
+
+def forward(graph, inputs: dict) -> list:
+    np = _np()
+    m = backend("numpy")
+    values = [None if v is None else np.asarray(v, dtype=float) for v in graph.value0]
+    for name in graph.inputs:
+        values[graph.names[name]] = np.asarray(inputs[name], dtype=float)
+    attrs = graph.attrs
+    with np.errstate(all="ignore"):
+        for i, op in enumerate(graph.op):
+            if op is None:
+                continue
+            xs = [values[j] for j in graph.args[i]]
+            if op.__class__ is ArrayOp:
+                value = op.value(np, attrs.get(i), *xs)
+            else:
+                value = op.rule(m, *xs)
+            value = np.asarray(value, dtype=float)
+            if not _finite(value) and not np.isfinite(value).all():
+                raise _value_error(graph, values, i, value)
+            values[i] = value
+    return values
+
+
+def _first_bad(np, array):
+    """The row-major index of array's first element that is not finite (() for a scalar)."""
+    if array.ndim == 0:
+        return ()
+    flat = int(np.flatnonzero(~np.isfinite(array))[0])
+    return tuple(int(k) for k in np.unravel_index(flat, array.shape))
+
+
+def _at(np, x, index):
+    x = np.asarray(x)
+    return float(x if x.ndim == 0 else x[index])
+
+
+def _where(graph, i, index) -> str:
+    """` at x[3]`: the element of the node's first array operand (or of its result)."""
+    if not index:
+        return ""
+    for j in graph.args[i]:
+        if graph.shape[j]:
+            return f" at {operand_label(graph, j)}{element_label(index)}"
+    return f" at {element_label(index)}"
+
+
+def _value_error(graph, values, i, value) -> DiffcliError:
+    np = _np()
+    op = graph.op[i]
+    index = _first_bad(np, value)
+    where = excerpt(graph.source, graph.expr[i])
+    if op.__class__ is ArrayOp:
+        message = f"`{where}` overflows{'' if not index else ' at element ' + element_label(index)}"
+        help = "doubles reach about 1.8e308; rescale the inputs"
+    else:
+        xs = [_at(np, values[j], index) for j in graph.args[i]]
+        message, help = domain_message(op, xs, where)
+        message += _where(graph, i, index)
+    return DiffcliError("domain", message, operator_span(graph.source, graph.expr[i]), source=graph.source,
+                        help=help, operation=op.name)
+
+
+# ---------------------------------------------------------------- reverse
+
+def reverse(graph, values, output: int, needs=None) -> list:
+    """d(output)/d(node) for every node, each of its node's shape (output a scalar)."""
+    np = _np()
+    m = backend("numpy")
+    if needs is None:
+        needs = needs_gradient(graph)
+    adjoint: list = [None] * len(graph)
+    adjoint[output] = np.asarray(1.0)
+    attrs = graph.attrs
+    with np.errstate(all="ignore"):
+        for i in range(output, -1, -1):
+            g = adjoint[i]
+            op = graph.op[i]
+            if g is None or op is None:
+                continue
+            a = graph.args[i]
+            xs = [values[j] for j in a]
+            out = values[i]
+            if op.__class__ is ArrayOp:
+                cotangents = op.vjp(np, attrs.get(i), g, out, *xs)
+                for n, (j, c) in enumerate(zip(a, cotangents)):
+                    if needs[j]:
+                        c = np.asarray(c, dtype=float)
+                        if not _finite(c) and not np.isfinite(c).all():
+                            raise _structural_derivative_error(graph, i, c)
+                        adjoint[j] = c if adjoint[j] is None else adjoint[j] + c
+                continue
+            for n, j in enumerate(a):
+                if not needs[j]:
+                    continue
+                p = apply_partial(op, m, n, out, *xs)
+                c = np.asarray(g * p, dtype=float)
+                if not _finite(c) and not np.isfinite(c).all():
+                    # a zero adjoint blocks an undefined partial (0·sqrt'(0)), as on floats
+                    c = np.where(g != 0, c, 0.0)
+                    if not np.isfinite(c).all():
+                        raise _derivative_error(graph, values, i, n, np.broadcast_to(p, np.shape(c)), c)
+                if np.shape(c) != graph.shape[j]:
+                    c = np.broadcast_to(c, graph.shape[j])
+                adjoint[j] = c if adjoint[j] is None else adjoint[j] + c
+    return [np.zeros(s) if adj is None else adj for adj, s in zip(adjoint, graph.shape)]
+
+
+def _derivative_error(graph, values, i, n, p, c) -> DiffcliError:
+    np = _np()
+    op = graph.op[i]
+    index = _first_bad(np, c)
+    where = excerpt(graph.source, graph.expr[i])
+    p = np.asarray(p)
+    if np.isfinite(p if p.ndim == 0 else p[index]):
+        return DiffcliError("domain", f"the gradient overflows at `{where}`", operator_span(graph.source, graph.expr[i]),
+                            source=graph.source, help="a derivative grew past the largest double (about 1.8e308); "
+                            "rescale the inputs", operation=op.name)
+    xs = [_at(np, values[j], index) for j in graph.args[i]]
+    message, help = derivative_message(op, xs, n, where)
+    return DiffcliError("domain", message + _where(graph, i, index), operator_span(graph.source, graph.expr[i]),
+                        source=graph.source, help=help, operation=op.name)
+
+
+def _structural_derivative_error(graph, i, c) -> DiffcliError:
+    np = _np()
+    op = graph.op[i]
+    where = excerpt(graph.source, graph.expr[i])
+    if op.key == "norm":
+        message, help = (f"the derivative of `norm` is undefined at `{where}` = 0",
+                         "norm(x) has no gradient where x is 0 (as sqrt has none at 0)")
+    else:
+        index = _first_bad(np, c)
+        message = f"the gradient overflows at `{where}`" + (f", element {element_label(index)}" if index else "")
+        help = "a derivative grew past the largest double (about 1.8e308); rescale the inputs"
+    return DiffcliError("domain", message, operator_span(graph.source, graph.expr[i]), source=graph.source,
+                        help=help, operation=op.name)
+
+
+# ---------------------------------------------------------------- forward tangents
+
+def tangents(graph, values, wrt: int, needed=None, seed=None) -> list:
+    """d(node)/d(wrt) in the direction `seed` (an array of wrt's shape; default 1 for a scalar):
+    forward mode, through each node's jvp or elementwise partials."""
+    np = _np()
+    m = backend("numpy")
+    tangent: list = [None] * len(graph)
+    tangent[wrt] = np.asarray(1.0 if seed is None else seed, dtype=float)
+    attrs = graph.attrs
+    with np.errstate(all="ignore"):
+        for i in range(wrt + 1, len(graph)):
+            op = graph.op[i]
+            if op is None:
+                continue
+            a = graph.args[i]
+            ts = [tangent[j] for j in a]
+            if all(t is None for t in ts):
+                continue
+            xs = [values[j] for j in a]
+            if op.__class__ is ArrayOp:
+                total = np.asarray(op.jvp(np, attrs.get(i), values[i], ts, *xs), dtype=float)
+                if not np.isfinite(total).all():
+                    raise _structural_derivative_error(graph, i, total)
+            else:
+                total = 0.0
+                for n, t in enumerate(ts):
+                    if t is None:
+                        continue
+                    p = apply_partial(op, m, n, values[i], *xs)
+                    c = np.where(t != 0, t * p, 0.0)
+                    if not np.isfinite(c).all():
+                        raise _derivative_error(graph, values, i, n, np.broadcast_to(p, np.shape(c)), c)
+                    total = total + c
+                total = np.asarray(total, dtype=float)
+                if np.shape(total) != graph.shape[i]:
+                    total = np.broadcast_to(total, graph.shape[i])
+            tangent[i] = total
+    return [np.zeros(s) if t is None else t for t, s in zip(tangent, graph.shape)]

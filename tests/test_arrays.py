@@ -1,0 +1,466 @@
+"""Arrays (SPEC "Arrays: vectors and matrices"): every operation against NumPy by hand, random array
+programs against their unrolled scalar versions run by the scalar engine, shape errors with their
+places, broadcasting both ways, ties, the generator's exact numbers, and the issue's bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import diffcli
+from diffcli import DiffcliError
+from diffcli.ops import MAX_ELEMENTS, splitmix64_uniforms
+
+from conftest import run_diffcli
+
+
+def grad(text, values=None, of=None):
+    return diffcli.parse(text).grad(values, of)
+
+
+def numeric_gradient(text, name, values=None, h=1e-6):
+    """Central differences of the output in each element of the input `name`."""
+    program = diffcli.parse(text)
+    base = {key: np.array(v, dtype=float) if np.ndim(v) else v
+            for key, v in {**program.inputs, **(values or {})}.items()}
+    x = np.array(base[name], dtype=float)
+    out = np.zeros(x.shape)
+    for index in np.ndindex(*x.shape):
+        up, down = x.copy(), x.copy()
+        up[index] += h
+        down[index] -= h
+        out[index] = (program.evaluate({**base, name: up}).values[program.output]
+                      - program.evaluate({**base, name: down}).values[program.output]) / (2 * h)
+    return out
+
+
+# ---------------------------------------------------------------- every operation, by hand
+
+W = [[1.0, -2.0, 0.5], [0.25, 3.0, -1.0]]
+X3 = [0.3, -0.7, 1.1]
+X2 = [0.6, -0.4]
+
+
+def test_matrix_vector_product_and_its_gradients():
+    r = grad(f"W = {W}\nx = {X3}\ny = sum((W @ x)^2)")
+    w, x = np.array(W), np.array(X3)
+    h = w @ x
+    assert r.value == pytest.approx(float(h @ h), rel=1e-14)
+    np.testing.assert_allclose(r.gradients["W"], 2 * np.outer(h, x), rtol=1e-14)
+    np.testing.assert_allclose(r.gradients["x"], 2 * w.T @ h, rtol=1e-14)
+
+
+@pytest.mark.parametrize("left, right", [("v3", "v3"), ("M23", "v3"), ("v2", "M23"), ("M23", "M32")])
+def test_every_kind_of_at(left, right):
+    values = {"v3": np.array(X3), "v2": np.array(X2), "M23": np.array(W), "M32": np.array(W).T * 0.5}
+    total = "sin(a @ b)" if left == right == "v3" else "sum(sin(a @ b))"  # (n·n is a scalar: no sum)
+    text = f"a = {values[left].tolist()}\nb = {values[right].tolist()}\ny = {total}"
+    r = grad(text)
+    assert r.value == pytest.approx(float(np.sum(np.sin(values[left] @ values[right]))), rel=1e-13)
+    for name in "ab":
+        np.testing.assert_allclose(r.gradients[name], numeric_gradient(text, name), rtol=1e-6, atol=1e-8)
+
+
+REDUCTIONS = {
+    "sum(M)": lambda m: m.sum(), "sum(M, axis=0)": lambda m: m.sum(axis=0),
+    "sum(M, axis=1)": lambda m: m.sum(axis=1), "mean(M)": lambda m: m.mean(),
+    "mean(M, axis=1)": lambda m: m.mean(axis=1), "max(M)": lambda m: m.max(),
+    "min(M, axis=0)": lambda m: m.min(axis=0), "max(M, axis=1)": lambda m: m.max(axis=1),
+    "logsumexp(M)": lambda m: np.log(np.exp(m).sum()),
+    "logsumexp(M, axis=0)": lambda m: np.log(np.exp(m).sum(axis=0)),
+    "softmax(M)": lambda m: np.exp(m) / np.exp(m).sum(),
+    "softmax(M, axis=1)": lambda m: np.exp(m) / np.exp(m).sum(axis=1, keepdims=True),
+    "transpose(M)": lambda m: m.T, "norm(M)": lambda m: np.sqrt((m * m).sum()),
+    "M[1]": lambda m: m[1], "M[:, 1:]": lambda m: m[:, 1:], "M[-1, -2]": lambda m: m[-1, -2],
+    "M[0:1, :]": lambda m: m[0:1, :], "M[1][2]": lambda m: m[1, 2],
+    "outer(M[0], M[1][0:2])": lambda m: np.outer(m[0], m[1][0:2]), "dot(M[0], M[1])": lambda m: m[0] @ m[1],
+    "[M[0, 0], M[1, 1]]": lambda m: np.array([m[0, 0], m[1, 1]]), "[M[1], M[0]]": lambda m: m[[1, 0]],
+    "M + [1, 2, 3]": lambda m: m + [1, 2, 3], "transpose(M) * [10, 20]": lambda m: m.T * [10, 20],
+    "max(M, [0, 1, 0.5], 0.2)": lambda m: np.maximum(np.maximum(m, [0, 1, 0.5]), 0.2),
+    "[1, 2, 3] / [[2], [4]]": lambda m: np.array([1, 2, 3]) / np.array([[2], [4]]) + 0 * m.sum(),
+}
+
+
+@pytest.mark.parametrize("expression", list(REDUCTIONS))
+def test_structural_operations_against_numpy(expression):
+    """The value by NumPy, and the gradient of a weighted sum of it against central differences."""
+    m = np.array(W)
+    expected = np.asarray(REDUCTIONS[expression](m), dtype=float)
+    weights = np.arange(1, expected.size + 1, dtype=float).reshape(expected.shape) / 7
+    text = f"M = {W}\nz = {expression}\ny = sum(z * {weights.tolist()})" if expected.ndim else \
+        f"M = {W}\nz = {expression}\ny = z * {float(weights)}"
+    program = diffcli.parse(text)
+    r = program.grad()
+    np.testing.assert_allclose(r.values["z"], expected, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(r.gradients["M"], numeric_gradient(text, "M"), rtol=1e-6, atol=1e-8)
+    # forward mode, element by element, is the same gradient
+    for index in [(0, 0), (1, 2)]:
+        label = f"M[{index[0]},{index[1]}]"
+        assert program.derivatives(label).derivatives["y"] == pytest.approx(r.gradients["M"][index], rel=1e-12,
+                                                                            abs=1e-14)
+
+
+def test_broadcasting_both_ways_sums_over_the_stretched_axes():
+    r = grad("c = [[1], [2]]\nv = [10, 20, 30]\ny = sum(c * v)")
+    np.testing.assert_allclose(r.values["y"], 180.0)
+    np.testing.assert_allclose(r.gradients["c"], [[60.0], [60.0]])
+    np.testing.assert_allclose(r.gradients["v"], [3.0, 3.0, 3.0])
+    r = grad("s = 2\nv = [1, 2]\ny = sum(s * v + v / s)")
+    assert r.gradients["s"] == pytest.approx(3.0 - 3.0 / 4)
+
+
+def test_ties_split_evenly_in_each_slice():
+    r = grad("x = [1, 3, 3]\ny = max(x)")
+    np.testing.assert_allclose(r.gradients["x"], [0, 0.5, 0.5])
+    r = grad("M = [[1, 5], [1, 2], [3, 2]]\ny = sum(min(M, axis=0) * [1, 10])")
+    np.testing.assert_allclose(r.gradients["M"], [[0.5, 0], [0.5, 5], [0, 5]])
+    r = grad("x = [2, 2]\ny = sum(max(x, [2, 1], 2))")  # the elementwise max of three: thirds, halves
+    np.testing.assert_allclose(r.gradients["x"], [1 / 3, 0.5])
+
+
+def test_logsumexp_and_softmax_do_not_overflow():
+    r = grad("x = [1000, 1000, -1000]\ny = logsumexp(x)")
+    assert r.value == pytest.approx(1000 + math.log(2))
+    np.testing.assert_allclose(r.gradients["x"], [0.5, 0.5, 0])
+    r = grad("x = [-1000, 1000]\ny = softmax(x)[1]")
+    assert r.value == 1.0
+    with pytest.raises(DiffcliError) as caught:  # an element that underflows to 0 is valid; its log is not
+        grad("x = [-1000, 1000]\ny = log(softmax(x)[0])")
+    assert caught.value.kind == "domain"
+
+
+def test_domain_errors_name_the_first_bad_element():
+    with pytest.raises(DiffcliError) as caught:
+        grad("x = [1, 2, 3, -0.2, -5]\ny = sum(log(x))")
+    error = caught.value
+    assert error.kind == "domain" and "-0.2" in error.message and "x[3]" in error.message
+    assert (error.line, error.column) == (2, 9)
+    with pytest.raises(DiffcliError) as caught:
+        grad("W = [[1, 0], [0, 1]]\nx = [1, 2]\ny = sum(sqrt(W @ x - 1.5))")
+    assert "(W @ x - 1.5)[0]" in caught.value.message
+
+
+def test_norm_has_no_gradient_at_zero():
+    assert grad("x = [3, 4]\ny = norm(x)").value == 5.0
+    with pytest.raises(DiffcliError) as caught:
+        grad("x = [0, 0]\ny = norm(x)")
+    assert caught.value.kind == "domain" and "norm" in caught.value.message
+
+
+# ---------------------------------------------------------------- the generator's exact numbers
+
+def splitmix64_by_hand(seed, count):
+    mask, state, out = 2**64 - 1, seed, []
+    for _ in range(count):
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out.append((z ^ (z >> 31)) >> 11)
+    return [d * 2.0**-53 for d in out]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 12345, 2**64 - 1])
+def test_the_generator_is_splitmix64_exactly(seed):
+    assert splitmix64_uniforms(seed, 50).tolist() == splitmix64_by_hand(seed, 50)
+    u = splitmix64_by_hand(seed, 12)
+    uniform = diffcli.parse(f"W = uniform(2, 3, seed={seed}, low=-2, high=3)\ny = sum(W)").inputs["W"]
+    assert uniform.tolist() == [[-2 + 5 * x for x in u[k:k + 3]] for k in (0, 3)]
+    normal = diffcli.parse(f"v = normal(6, seed={seed}, mean=1, std=2)\ny = sum(v)").inputs["v"]
+    by_hand = [1 + 2 * math.sqrt(-2 * math.log(1 - u[2 * k])) * math.cos(2 * math.pi * u[2 * k + 1])
+               for k in range(6)]
+    np.testing.assert_allclose(normal, by_hand, rtol=1e-15, atol=1e-15)
+
+
+def test_constructors():
+    program = diffcli.parse("Z = zeros(2, 3)\nO = ones(2)\nI = eye(3)\ny = sum(Z) + sum(O) + sum(I)")
+    assert program.grad().value == 5.0
+    np.testing.assert_array_equal(program.inputs["I"], np.eye(3))
+
+
+# ---------------------------------------------------------------- random programs: the unrolled oracle
+
+class Unrolled:
+    """A random array program written twice: as arrays, and unrolled into one scalar statement per
+    element (names `x_0_1`), which the scalar engine runs. Built together, so neither reads the other."""
+
+    def __init__(self, draw):
+        self.draw = draw
+        self.array_lines, self.scalar_lines = [], []
+        self.arrays = {}  # name -> numpy array of the scalar names of its elements
+        self.count = 0
+
+    def scalar(self, expression):
+        self.count += 1
+        name = f"s{self.count}"
+        self.scalar_lines.append(f"{name} = {expression}")
+        return name
+
+    def add_input(self, name, shape):
+        values = np.array(self.draw(st.lists(st.integers(-20, 20), min_size=math.prod(shape),
+                                             max_size=math.prod(shape)))).reshape(shape) / 10
+        self.array_lines.append(f"{name} = {values.tolist()}")
+        names = np.empty(shape, dtype=object)
+        for index in np.ndindex(*shape):
+            element = f"{name}_{'_'.join(map(str, index))}"
+            self.scalar_lines.append(f"{element} = {float(values[index])!r}")
+            names[index] = element
+        self.arrays[name] = names
+
+    def assign(self, name, text, elements):
+        self.array_lines.append(f"{name} = {text}")
+        out = np.empty(elements.shape, dtype=object)
+        for index in np.ndindex(*elements.shape):
+            out[index] = self.scalar(elements[index])
+        self.arrays[name] = out
+
+
+@st.composite
+def unrolled_programs(draw):
+    p = Unrolled(draw)
+    m, n = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    p.add_input("A", (m, n))
+    p.add_input("v", (n,))
+    p.add_input("u", (m,))
+    names = ["A", "v", "u"]
+    for step in range(draw(st.integers(1, 4))):
+        target = f"t{step}"
+        kind = draw(st.sampled_from(["matvec", "broadcast", "unary", "reduce", "index", "vecmat"]))
+        if kind == "matvec":
+            a, b = p.arrays["A"], p.arrays["v"]
+            elements = np.array([" + ".join(f"{a[i, j]}*{b[j]}" for j in range(n)) for i in range(m)], dtype=object)
+            p.assign(target, "A @ v", elements)
+        elif kind == "vecmat":
+            a, b = p.arrays["u"], p.arrays["A"]
+            elements = np.array([" + ".join(f"{a[i]}*{b[i, j]}" for i in range(m)) for j in range(n)], dtype=object)
+            p.assign(target, "u @ A", elements)
+        elif kind == "broadcast":
+            op = draw(st.sampled_from(["+", "-", "*"]))
+            left = draw(st.sampled_from(names))
+            right = draw(st.sampled_from(["v", "u", "A"]))
+            a, b = p.arrays[left], p.arrays[right]
+            try:
+                shape = np.broadcast_shapes(a.shape, b.shape)
+            except ValueError:
+                continue
+            a, b = np.broadcast_to(a, shape), np.broadcast_to(b, shape)
+            elements = np.empty(shape, dtype=object)
+            for index in np.ndindex(*shape):
+                elements[index] = f"({a[index]}) {op} ({b[index]})"
+            p.assign(target, f"{left} {op} {right}", elements)
+        elif kind == "unary":
+            f = draw(st.sampled_from(["sin", "tanh", "sigmoid", "softplus"]))
+            source = draw(st.sampled_from(names))
+            a = p.arrays[source]
+            elements = np.empty(a.shape, dtype=object)
+            for index in np.ndindex(*a.shape):
+                elements[index] = f"{f}({a[index]})"
+            p.assign(target, f"{f}({source})", elements)
+        elif kind == "reduce":
+            source = draw(st.sampled_from([s for s in names if p.arrays[s].ndim == 2] or ["A"]))
+            a = p.arrays[source]
+            axis = draw(st.sampled_from([0, 1]))
+            kept = a.sum(axis=axis) if False else None
+            rows = a.T if axis == 0 else a
+            elements = np.array([" + ".join(row) for row in rows], dtype=object)
+            p.assign(target, f"sum({source}, axis={axis})", elements)
+        else:
+            source = draw(st.sampled_from(names))
+            a = p.arrays[source]
+            k = draw(st.integers(-a.shape[0], a.shape[0] - 1))
+            p.assign(target, f"{source}[{k}]", a[k] if a.ndim == 2 else np.array(a[k], dtype=object))
+        names.append(target)
+    last = p.arrays[names[-1]]
+    p.array_lines.append(f"y = sum({names[-1]}^2)" if last.ndim else f"y = {names[-1]}^2")
+    p.scalar_lines.append("y = " + " + ".join(f"({e})^2" for e in last.ravel()))
+    return p
+
+
+@settings(max_examples=40, deadline=None)
+@given(unrolled_programs())
+def test_random_array_programs_against_their_unrolled_scalar_versions(p):
+    arrays = diffcli.parse("\n".join(p.array_lines)).grad()
+    scalars = diffcli.parse("\n".join(p.scalar_lines)).grad()
+    assert arrays.value == pytest.approx(scalars.value, rel=1e-12, abs=1e-12)
+    for name in ("A", "v", "u"):
+        names = p.arrays[name]
+        expected = np.array([scalars.gradients[e] for e in names.ravel()]).reshape(names.shape)
+        np.testing.assert_allclose(arrays.gradients[name], expected, rtol=1e-11, atol=1e-12)
+
+
+# ---------------------------------------------------------------- shape errors, with their places
+
+SHAPE_ERRORS = [
+    ("M = [[1], [2, 3]]\ny = sum(M)", 1, 11, "shape"),
+    ("a = [1, 2]\nb = [[1, 2, 3]]\ny = sum(a @ b)", 3, 11, "shape"),
+    ("x = [1, 2, 3]\nM = [[1, 2], [3, 4]]\ny = sum(M + x)", 3, 11, "shape"),
+    ("x = [1, 2]\ny = x[2]", 2, 6, "shape"),
+    ("x = [1, 2]\ny = x[0, 1]", 2, 6, "shape"),
+    ("x = [1, 2]\ny = sum(x[2:2])", 2, 10, "shape"),
+    ("x = [1, 2]\ny = sum(x[0:3])", 2, 10, "shape"),
+    ("x = [1, 2]\ny = sum(x, axis=1)", 2, 5, "shape"),
+    ("x = [1, 2]\ny = sum(x, axis=2)", 2, 17, "shape"),
+    ("a = 2\ny = sum(a)", 2, 5, "shape"),
+    ("a = 2\ny = a[0]", 2, 6, "shape"),
+    ("x = [1, 2]\ny = sum(2 @ x)", 2, 11, "shape"),
+    ("x = [[1, 2]]\ny = dot(x, x)", 2, 5, "shape"),
+    ("x = [1, 2]\ny = sum([x, 1])", 2, 13, "shape"),
+    ("y = sum([])", 1, 9, "shape"),
+    ("y = sum([[[1]]])", 1, 10, "shape"),
+    ("W = zeros(100000, 100000)\ny = sum(W)", 1, 5, "shape"),
+    ("x = uniform(4000, seed=1)\ny = sum(outer(x, x))", 2, 9, "shape"),
+    ("x = uniform(3, sed=1)\ny = sum(x)", 1, 16, "name"),
+    ("x = uniform(3)\ny = sum(x)", 1, 5, "name"),
+    ("x = uniform(3, seed=1, seed=2)\ny = sum(x)", 1, 24, "name"),
+    ("x = uniform(3, seed=1e3)\ny = sum(x)", 1, 21, "name"),
+    ("x = uniform(3, seed=18446744073709551616)\ny = sum(x)", 1, 21, "name"),
+    ("x = [1, 2]\ny = x[a]", 2, 7, "syntax"),
+    ("x = [1, 2]\ny = 2[1, 2]", 2, 6, "syntax"),
+    ("x = [1, 2]\ny = sum([1, 2]x)", 2, 15, "syntax"),
+    ("y = max(2)", 1, 5, "name"),
+]
+
+
+@pytest.mark.parametrize("text, line, column, kind", SHAPE_ERRORS)
+def test_errors_are_placed(text, line, column, kind):
+    with pytest.raises(DiffcliError) as caught:
+        diffcli.parse(text).grad()
+    error = caught.value
+    assert (error.kind, error.line, error.column) == (kind, line, column), error.message
+
+
+def test_the_spec_example_is_drawn_with_both_labels():
+    from diffcli.renderers.diagnostics import render_text
+
+    text = "W1 = uniform(16, 2, seed=1)\nb1 = zeros(16)\nx = [1, 2, 3]\n\n\n\nh1 = relu(W1 @ x + b1)\ny = sum(h1)"
+    with pytest.raises(DiffcliError) as caught:
+        diffcli.parse(text, "mlp.expr")
+    assert render_text(caught.value) == (
+        "error: `@` needs as many columns on its left as elements on its right\n"
+        " --> mlp.expr:7:14\n"
+        "  |\n"
+        "7 | h1 = relu(W1 @ x + b1)\n"
+        "  |           -- ^ - x has 3 elements\n"
+        "  |           |\n"
+        "  |           W1 is 16×2\n"
+        "  = help: W1 @ x needs x of 2 elements\n")
+
+
+def test_an_array_output_needs_sum_or_an_element_for_grad_but_not_for_eval():
+    program = diffcli.parse("x = [1, 2]\ny = 2x")
+    with pytest.raises(DiffcliError) as caught:
+        program.grad()
+    assert caught.value.kind == "shape" and caught.value.line is None
+    assert "sum(y)" in caught.value.help and "y[i]" in caught.value.help
+    np.testing.assert_array_equal(program.evaluate().values["y"], [2.0, 4.0])
+
+
+def test_function_names_may_be_variables_as_sign_may():
+    assert grad("sum = 2\ny = 3sum").value == 6.0
+    with pytest.raises(DiffcliError) as caught:
+        grad("sum = [1, 2]\ny = sum(sum)")
+    assert caught.value.kind == "name"
+
+
+def test_language_details():
+    # newlines inside brackets, trailing commas, `@` binds like `*`, indexing binds tighter than `^`
+    r = grad("M = [\n  [1, 2],\n  [3, 4],\n]\nx = [1, -1]\ny = -x[0]^2 + 2x[1] + (M @ x)[1] + sum(M @ (2x))")
+    with pytest.raises(DiffcliError) as caught:  # `W @ 2x` is (W @ 2)·x
+        grad("M = [[1, 2], [3, 4]]\nx = [1, -1]\ny = sum(M @ 2x)")
+    assert caught.value.kind == "shape" and "parentheses" not in caught.value.message
+    assert r.value == -1 - 2 + -1 + 2 * (-1 - 1)
+    # a literal inside an expression is a constant; `[pi, 1]` and `-[1, 2]` are computed
+    program = diffcli.parse("a = 2\nv = [a, 2]\nw = -[1, 2]\nz = [pi, 1]\ny = sum(max(v, [0, 6]) * w) + z[0]")
+    assert list(program.inputs) == ["a"]
+    assert program.grad().value == pytest.approx(-2 - 12 + math.pi)
+
+
+# ---------------------------------------------------------------- the command line: bad input
+
+def _json_error(*args):
+    done = run_diffcli(*args, "--json")
+    assert "Traceback" not in done.stderr_text
+    assert done.stdout == b""
+    return done.returncode, (json.loads(done.stderr_text)["error"] if done.returncode == 1 else None)
+
+
+def test_set_takes_arrays_and_refuses_bad_ones(tmp_path):
+    program = tmp_path / "p.expr"
+    program.write_text("x = [0, 0]\nW = [[1, 0], [0, 1]]\ny = sum(W @ exp(x)) + k\n", encoding="utf-8")
+    done = run_diffcli("grad", str(program), "--set", "x=[1,-1],W=[[1,2],[3,4]]", "--set", "k=0", "--json")
+    assert done.returncode == 0, done.stderr_text
+    got = json.loads(done.stdout_text)
+    assert got["inputs"]["W"] == [[1.0, 2.0], [3.0, 4.0]] and got["inputs"]["x"] == [1.0, -1.0]
+    e = np.exp([1.0, -1.0])
+    assert got["gradients"]["x"] == pytest.approx((np.array([[1, 2], [3, 4]]).T @ [1, 1] * e).tolist())
+    for bad in ("x=[1,2", "x=[]", "x=[[1],[2,3]]", "x=[1,a]", "x=[[[1]]]", "x=1,2]"):
+        assert _json_error("grad", str(program), "--set", bad, "--set", "k=0")[0] == 2, bad
+    code, error = _json_error("grad", str(program), "--set", "x=[1,2,3]", "--set", "k=0")
+    assert code == 1 and error["kind"] == "input" and "2" in error["message"] and "3" in error["message"]
+    code, error = _json_error("grad", str(program), "--set", "k=[1]")
+    assert code == 1 and error["kind"] == "shape"  # a free input takes its value's shape: sum needs... k + sum
+    code, error = _json_error("grad", str(program), "--set", "x=5", "--set", "k=0")
+    assert code == 1 and error["kind"] == "input"
+
+
+def test_bad_input_from_the_issue_is_a_located_diagnostic(tmp_path):
+    for text, _line, _column, kind in SHAPE_ERRORS:
+        path = tmp_path / "bad.expr"
+        path.write_text(text, encoding="utf-8")
+        code, error = _json_error("grad", str(path))
+        assert code == 1 and error["kind"] == kind, text
+    path = tmp_path / "out.expr"
+    path.write_text("x = [1, 2]\ny = x\n", encoding="utf-8")
+    assert _json_error("grad", str(path))[1]["kind"] == "shape"
+    assert _json_error("check", str(path))[1]["kind"] == "shape"
+    done = run_diffcli("eval", str(path), "--json")
+    assert json.loads(done.stdout_text)["values"]["y"] == [1.0, 2.0]
+
+
+def test_size_bound_is_checked_before_allocating():
+    assert MAX_ELEMENTS == 10_000_000
+    with pytest.raises(DiffcliError) as caught:
+        diffcli.parse("W = ones(3163, 3163)\ny = sum(W)")
+    assert caught.value.kind == "shape"
+
+
+def test_tables_show_shapes_and_elements(tmp_path):
+    path = tmp_path / "t.expr"
+    path.write_text("W = [[1, 2, 3], [4, 5, 6]]\nv = uniform(50, seed=3)\ny = sum(W) + sum(v)\n", encoding="utf-8")
+    text = run_diffcli("grad", str(path)).stdout_text
+    assert "2×3: [1 2 3; 4 5 6]" in text
+    assert "50: -0.965319 to 0.8714" in text
+    text = run_diffcli("grad", str(path), "--elements").stdout_text
+    assert "W[1,2] (input)" in text and "v[49] (input)" in text
+
+
+def test_inputs_file(tmp_path):
+    path = tmp_path / "p.expr"
+    path.write_text("x = [0, 0]\ny = sum(x * k)\n", encoding="utf-8")
+    values = tmp_path / "in.json"
+    values.write_text(json.dumps({"x": [1, 2], "k": 3}), encoding="utf-8")
+    got = json.loads(run_diffcli("grad", str(path), "--inputs", str(values), "--json").stdout_text)
+    assert got["value"] == 9.0
+    got = json.loads(run_diffcli("grad", str(path), "--inputs", str(values), "--set", "k=1", "--json").stdout_text)
+    assert got["value"] == 3.0  # --set wins
+    values.write_text("[1, 2]", encoding="utf-8")
+    code, error = _json_error("grad", str(path), "--inputs", str(values))
+    assert code == 1 and error["kind"] == "input"
+    code, error = _json_error("grad", str(path), "--inputs", str(tmp_path / "missing.json"))
+    assert code == 1 and error["kind"] == "io"
+
+
+def test_check_rows_per_element_and_a_sample_above_the_bound(tmp_path):
+    path = tmp_path / "p.expr"
+    path.write_text("W = uniform(3, 2, seed=1)\nx = [0.5, -1]\ny = sum(tanh(W @ x))\n", encoding="utf-8")
+    got = json.loads(run_diffcli("check", str(path), "--json").stdout_text)
+    assert got["ok"] and [row["name"] for row in got["rows"]][:3] == ["W[0,0]", "W[0,1]", "W[1,0]"]
+    assert len(got["rows"]) == 8 and "sampled" not in got
+    path.write_text("W = uniform(30, 20, seed=1)\nx = uniform(20, seed=2)\ny = sum(tanh(W @ x))\n", encoding="utf-8")
+    got = json.loads(run_diffcli("check", str(path), "--json").stdout_text)
+    assert got["ok"] and len(got["rows"]) == 200 and "seed" in got["sampled"]
