@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import os
 import stat
 import unicodedata
@@ -295,13 +296,19 @@ class _Writer:
         self.quoted = [self.quote(w) for w in where] if self.lang != "python" else []
 
     def statement_comment(self, i: int) -> str:
-        """`line 4: b = 5 - 3a` for the node a statement names, else ""."""
+        """`line 4: b = 5 - 3a` for the node a statement names, else "" (made once per node: the
+        forward and the reverse pass both show it)."""
+        comments = self.__dict__.setdefault("_comments", {})
+        if i in comments:
+            return comments[i]
         name = self.name_of.get(i)
         if name is None or name not in self.graph.definitions:
+            comments[i] = ""
             return ""
         stmt = self.graph.definitions[name]
         line = self.program.source.line_col(stmt.start)[0]
-        return self.safe_comment(f"line {line}: {name} = {self.program.definition(name)}")
+        comments[i] = self.safe_comment(f"line {line}: {name} = {self.program.definition(name)}")
+        return comments[i]
 
     def safe_comment(self, text: str) -> str:
         if text.isprintable():
@@ -478,9 +485,12 @@ def _term(g: str, p: str) -> str:
 
 
 def _literal(text: str) -> bool:
-    """Whether a partial's text is a plain number or name (needs no temporary)."""
-    return text.replace(".", "").replace("_", "").replace("-", "").replace("(", "").replace(
-        ")", "").replace("[", "").replace("]", "").isalnum()
+    """Whether a partial's text is a plain number or name (needs no temporary): letters and digits
+    (one at least), with `. _ - ( ) [ ]`."""
+    return _LITERAL.fullmatch(text) is not None
+
+
+_LITERAL = re.compile(r"[\w.()\[\]-]*[^\W_][\w.()\[\]-]*")
 
 
 # ---------------------------------------------------------------- Python
