@@ -541,7 +541,7 @@ def draw_graph(
 
     format = render.choose_format(fmt.value if fmt else None, output)
     program = _read(file)
-    program.scalar_only("graph")
+
     if format != "dot" and drawing.count_nodes(program) > max_nodes:
         raise DiffcliError(
             "input", f"the graph has {drawing.count_nodes(program)} nodes, too many for a picture "

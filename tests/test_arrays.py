@@ -486,3 +486,17 @@ def test_the_moons_network_as_arrays_is_the_scalar_one_averaged_over_the_rows():
             assert w[j, i] == pytest.approx(mean(f"dloss/dw{layer}_{j}_{i}"), rel=1e-9, abs=1e-15)
         assert b[5] == pytest.approx(mean(f"dloss/db{layer}_5"), rel=1e-9, abs=1e-15)
     assert arrays.gradients["w3"][7] == pytest.approx(mean("dloss/dw3_0_7"), rel=1e-9, abs=1e-15)
+
+
+def test_graph_draws_one_node_per_array_operation_with_its_shape():
+    from conftest import SAMPLES
+
+    from diffcli.renderers import drawing
+
+    program = diffcli.load(SAMPLES / "moons" / "moons_mlp_arrays.expr")
+    diagram = drawing.draw(program)
+    assert diagram.nodes < 100  # records and operations (the scalar moons network draws thousands)
+    assert 'label="X | 100×2:' in diagram.source and '"@"' in diagram.source
+    assert "broadcast" in diagram.source  # b1 over the rows of X @ transpose(W1), drawn as a node
+    small = drawing.draw(diffcli.parse("x = [1, 2]\ny = sum(x^2)")).source
+    assert r'v0 [label="x | 2:\ [1\ 2] | grad\ 2:\ [2\ 4]"' in small
