@@ -573,7 +573,7 @@ def draw_graph(
         return render.write(data.source.encode("utf-8"), output, "json")
     format = render.choose_format(fmt.value if fmt else None, output)
     program = _read(file)
-    program.scalar_only("graph")
+
     if format != "dot" and drawing.count_nodes(program) > max_nodes:
         raise DiffcliError(
             "input", f"the graph has {drawing.count_nodes(program)} nodes, too many for a picture "
