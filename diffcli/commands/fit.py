@@ -170,9 +170,16 @@ class Problem:
             except DiffcliError as error:
                 raise _Stop(error) from None
             return _Point(point.value, point.gradients, point.values)
-        from ..interpreters import batch
+        if self.arrays:   # one pass of the batched array engine, the rows leading
+            from ..interpreters import array_batch
 
-        result = batch.run(self.program, columns, of, gradients=gradients, all_names=all_names)
+            reduce = "mean" if gradients and not self.residual else None
+            result = array_batch.run(self.program, self.data, {**self.fixed, **self.unflatten(x)}, of,
+                                     gradients=gradients, reduce=reduce, all_names=all_names)
+        else:
+            from ..interpreters import batch
+
+            result = batch.run(self.program, columns, of, gradients=gradients, all_names=all_names)
         if result.failed.any():
             row = int(np.flatnonzero(result.failed)[0])
             error = result.errors.get(row) or DiffcliError("domain", f"`{of}` is not finite")
@@ -190,7 +197,11 @@ class Problem:
         result = self._run(x)
         n = max(result.n, 1)
         r = np.broadcast_to(np.asarray(result.value, float), (n,))
-        if self.rows:
+        if getattr(result, "reduce", None) == "mean":  # the batched array engine's mean gradient
+            jacobian = self.flatten(result.gradients)[None, :]   # (no rows' shares: never noise)
+        elif self.rows and self.arrays:   # each row's gradient, arrays flattened: rows × elements
+            jacobian = np.column_stack([np.reshape(result.gradients[p], (n, -1)) for p in self.parameters])
+        elif self.rows:
             jacobian = np.column_stack([np.broadcast_to(result.gradients[p], (n,)) for p in self.parameters])
         else:  # one point: the gradient, arrays flattened as the vector is
             jacobian = self.flatten(result.gradients)[None, :]
@@ -289,11 +300,6 @@ def setup(program: Program, wrt: list[str], values: dict[str, float], *, of: str
             raise DiffcliError("input", f"--bounds {name}: `{name}` is not one of the fitted inputs",
                                help="fitted: " + ", ".join(parameters))
     start = {name: values.get(name, program.inputs.get(name)) for name in parameters}
-    if data and (program.base.arrays or any(np.shape(v) for v in start.values() if v is not None)):
-        raise DiffcliError("shape", "fit --data with an array program: the mean over the rows needs the "
-                           "batched array engine, which is not in this version yet",
-                           help="write the rows into the program as arrays (a matrix X with a row per "
-                           "point, as samples/moons/moons_mlp_arrays.expr does) and fit without --data")
     if any(v is None for v in start.values()):
         program.evaluate({**dict.fromkeys(data, 0.0), **values})  # says which has no value, and where
     if write:   # a literal that cannot be rewritten is refused before the fit, not after

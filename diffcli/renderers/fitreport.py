@@ -87,11 +87,12 @@ def fit_text(fit: Fit, file: str, precision: int = 6, style: str = "plain", elem
             rows.append(f"  R²            {n(stats['r_squared'])}")
     rows.append("parameters")
     table = []
-    arrays = []
+    arrays = {}   # an array's row, by its place among the rows: summaries, aligned among themselves
     for name, value, start, gradient in _parameter_rows(fit, elements):
-        if getattr(value, "shape", ()):   # an array, summarized on a line of its own
-            arrays.append([name, _array_summary(value, n), f"(start {_array_summary(start, n)};",
-                           f"gradient norm {n(float(np.linalg.norm(gradient)))})"])
+        if getattr(value, "shape", ()):
+            arrays[len(table)] = [name, _array_summary(value, n), f"(start {_array_summary(start, n)};",
+                                  f"gradient norm {n(float(np.linalg.norm(gradient)))})"]
+            table.append(None)
             continue
         row = [name, n(value)]
         if fit.stderr is not None:
@@ -102,17 +103,17 @@ def fit_text(fit: Fit, file: str, precision: int = 6, style: str = "plain", elem
         row += [f"start {n(start)}", f"gradient {'≈ 0' if noise else n(gradient)}"]
         table.append(row)
     shown = table if len(table) <= MAX_PARAMETER_ROWS or elements else table[:SHOWN_OF_MANY]
-    if shown:
-        widths = [max(len(row[i]) for row in shown) for i in range(len(shown[0]))]
-        for row in shown:
-            cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
-            rows.append("  " + "  ".join(cells).rstrip())
+    scalars = [row for row in shown if row is not None]
+    widths = [max(len(row[i]) for row in scalars) for i in range(len(scalars[0]))] if scalars else []
+    array_widths = [max(len(row[i]) for row in arrays.values()) for i in range(4)] if arrays else []
+    for k, row in enumerate(shown):
+        if row is None:
+            rows.append("  " + "  ".join(c.ljust(w) for c, w in zip(arrays[k], array_widths)).rstrip())
+            continue
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
+        rows.append("  " + "  ".join(cells).rstrip())
     if len(shown) < len(table):
         rows.append(f"  … and {len(table) - len(shown)} more (--json lists every one)")
-    if arrays:
-        widths = [max(len(row[i]) for row in arrays) for i in range(len(arrays[0]))]
-        for row in arrays:
-            rows.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     if fit.stderr is not None and fit.scale is not None:
         rows.append("  (standard errors from the Jacobian at the solution, with σ taken as absolute\n"
                     "   as curve_fit's absolute_sigma=True does)" if fit.absolute_sigma else
