@@ -1053,7 +1053,7 @@ class _JavaScript(_CFamily):
         lines.append(f"    if (!Number.isFinite({total})) return {checked}({arguments});")
         if self.mode == "value":
             return lines + [f"    return {fast.value};"]
-        gradient = ", ".join(f"{_json_string(n)}: {fast.gradient[n]}" for n in self.parameters)
+        gradient = ", ".join(f"{_object_key(n)}: {fast.gradient[n]}" for n in self.parameters)
         return lines + [f"    return {{value: {fast.value}, gradient: {{{gradient}}}}};"]
 
     def result(self) -> str:
