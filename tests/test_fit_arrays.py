@@ -196,3 +196,8 @@ def test_moons_as_arrays_trains_as_the_scalar_program_step_for_step():
                                                              rel=0, abs=1e-10)
     accuracy = fitting.means(array_problem, arrays.parameters, ["accuracy"])["accuracy"]
     assert accuracy == fitting.means(scalar_problem, scalars.parameters, ["accuracy"])["accuracy"]
+
+
+def test_profile_intervals_refuse_array_programs_with_a_shape_error(linear):
+    result = invoke("fit", linear, "--wrt", "w,c", "--residual", "loss", "--confidence", "1", "--json")
+    assert result.exit_code == 1 and json.loads(result.output)["error"]["kind"] == "shape"

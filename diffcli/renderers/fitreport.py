@@ -90,8 +90,8 @@ def fit_text(fit: Fit, file: str, precision: int = 6, style: str = "plain", elem
     arrays = {}   # an array's row, by its place among the rows: summaries, aligned among themselves
     for name, value, start, gradient in _parameter_rows(fit, elements):
         if getattr(value, "shape", ()):
-            arrays[len(table)] = [name, _array_summary(value, n), f"(start {_array_summary(start, n)};",
-                                  f"gradient norm {n(float(np.linalg.norm(gradient)))})"]
+            arrays[len(table)] = [name, _array_summary(value, n), f"start norm {n(float(np.linalg.norm(start)))}",
+                                  f"gradient norm {n(float(np.linalg.norm(gradient)))}"]
             table.append(None)
             continue
         row = [name, n(value)]
