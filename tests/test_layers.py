@@ -115,3 +115,14 @@ def test_the_folders_show_the_flow():
         later = {m for m in imported - {"__init__"} if FOLDER_RANK.get(FOLDER[m], 0) > rank}
         if FOLDER[module]:
             assert not later, f"{FOLDER[module]}/{module} imports {sorted(later)}, from a later folder"
+
+
+# Beside cli.py, over the renderers: the live page's server, the Jupyter displays, shell completion.
+TOP = {"cli", "__main__", "server", "notebook", "completion"}
+
+
+def test_the_top_is_imported_by_no_folder():
+    assert TOP <= MODULES
+    for module, imported in GRAPH.items():
+        if FOLDER[module] or module in BOTTOM or module in RANK:
+            assert not imported & TOP, f"{module} imports {sorted(imported & TOP)}, from the top"
