@@ -529,6 +529,11 @@ def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
         step_done(np.asarray(intermediate_result.x, float))
 
     cap = steps or max(MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER * len(x0))
+    if tol is None and not (np.isfinite(low).any() or np.isfinite(high).any()):
+        found = _minpack(problem, x0, cap, step_done, state)
+        if found is not None:
+            return found
+        state["x"], state["steps"] = x0, 0   # (the history keeps lm's points: they were evaluated)
     # By default: to FIRST_TOL, then a few Gauss-Newton steps (each kept only if χ² does not grow),
     # and on to DEFAULT_TOL only where one more such step would still move a parameter by more than
     # FIRST_TOL of itself: most fits end after the first stage and a step or two.
@@ -555,6 +560,55 @@ def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
                        "nearer, or rescale the parameters")
     message = str(result.message)
     if tol is None and polished:
+        message += f" Then {polished} Gauss-Newton step{'s' if polished > 1 else ''} to full precision."
+    return True, message
+
+
+MINPACK_MESSAGES = {1: "`ftol` termination condition is satisfied.",
+                    2: "`xtol` termination condition is satisfied.",
+                    3: "`ftol` and `xtol` termination conditions are satisfied."}
+
+
+def _minpack(problem, x0, cap, step_done, state):
+    """An unbounded fit by MINPACK's Levenberg-Marquardt (compiled: a few times cheaper per step than
+    SciPy's trust region written in Python), to FIRST_TOL then polished as `_least_squares` does.
+    None where lm is not to be trusted here: a trial point that is not finite (lm cannot reject a
+    step), a stop other than on ftol/xtol, or a point that is not stationary; the caller then runs
+    the trust region from the start."""
+    from scipy.optimize import leastsq
+
+    def residuals(x):
+        return problem.evaluate(x)[2]
+
+    def jacobian(x):   # lm asks for the Jacobian once per accepted step: the history's points
+        if not np.array_equal(x, state["x"]):
+            state["steps"] += 1
+            step_done(np.array(x, float))
+        return problem.evaluate(x)[3]
+
+    if problem.rows <= len(x0):   # lm needs more residuals than parameters
+        return None
+    try:
+        x, _, _, _, info = leastsq(residuals, x0, Dfun=jacobian, full_output=True, ftol=FIRST_TOL,
+                                 xtol=FIRST_TOL, gtol=0.0, maxfev=cap)
+    except _Stop:
+        return None
+    if info not in MINPACK_MESSAGES:
+        return None
+    x = np.asarray(x, float)
+    free = np.ones(len(x), bool)
+    before = state["steps"]
+    try:
+        x, change = _polish(problem, x, free, -np.inf, np.inf, step_done, state)
+        _, _, r, jacobian_matrix = problem.evaluate(x)
+    except _Stop:
+        return None
+    if change > FIRST_TOL or (stationarity(r, jacobian_matrix) > STATIONARY and not at_rounding_level(problem, r)):
+        return None
+    state["x"] = x
+    polished = state["steps"] - before
+    message = MINPACK_MESSAGES[info]
+    if polished:
         message += f" Then {polished} Gauss-Newton step{'s' if polished > 1 else ''} to full precision."
     return True, message
 
