@@ -325,6 +325,8 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
         state["x"] = x.copy()
         if progress is not None:
             progress(len(history) - 1, f, float(np.linalg.norm(g)))
+        if _runaway(history[0], f, x0, x):
+            raise _Runaway
 
     interrupted, error, converged, message = False, None, False, ""
     try:
@@ -341,6 +343,8 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
             converged, message = _minimize(problem, method, x0, low, high, steps, step_done, state)
     except KeyboardInterrupt:
         interrupted, message = True, "interrupted (Ctrl-C): the best point so far"
+    except _Runaway:
+        message = "stopped: the objective falls without bound (the error says more)"
     except _Stop as stop:
         error = stop.error
         message = ("stopped where the objective is undefined or not finite (the error says where); "
@@ -378,11 +382,10 @@ def unbounded(problem: Problem, fit: Fit) -> DiffcliError | None:
     """The objective looks unbounded below: it fell to far below its start's size (RUNAWAY times)
     while a parameter ran as far away from its start. A finite minimum so far off is no answer."""
     start, fell = fit.history[0], fit.objective
-    moved = {name: abs(fit.parameters[name] - x0) / max(1.0, abs(x0)) for name, x0 in fit.start.items()}
-    away = max(moved, key=moved.get, default=None)
-    if away is None or not (fell < 0 and fell < start - RUNAWAY * max(1.0, abs(start))
-                            and moved[away] > RUNAWAY):
+    x0, x = np.array(list(fit.start.values())), np.array(list(fit.parameters.values()))
+    if not _runaway(start, fell, x0, x):
         return None
+    away = list(fit.start)[int(np.argmax(_moves(x0, x)))]
     from ..formatting import number
 
     residual = _residual_like(problem)
@@ -393,6 +396,19 @@ def unbounded(problem: Problem, fit: Fit) -> DiffcliError | None:
         help=(f"`{residual}` looks like a residual, and its mean has no minimum: fit it to the data "
               f"by least squares with --residual {residual}") if residual else
         "this output has no minimum: bound the parameters (--bounds), or minimize another (--of)")
+
+
+def _moves(x0: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.abs(x - x0) / np.maximum(1.0, np.abs(x0))
+
+
+def _runaway(start: float, f: float, x0: np.ndarray, x: np.ndarray) -> bool:
+    return bool(f < 0 and f < start - RUNAWAY * max(1.0, abs(start)) and x.size
+                and _moves(x0, x).max() > RUNAWAY)
+
+
+class _Runaway(Exception):
+    """The objective fell without bound: stop, and say so."""
 
 
 def _residual_like(problem: Problem) -> str | None:
