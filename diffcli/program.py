@@ -66,7 +66,8 @@ class Run:
 
     @property
     def value(self) -> float:
-        return self.values[self.output_node]
+        value = self.values[self.output_node]
+        return _plain(value) if self.values.__class__ is list and hasattr(value, "ndim") else value
 
 
 @dataclass
