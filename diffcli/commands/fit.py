@@ -438,7 +438,8 @@ def unbounded(problem: Problem, fit: Fit) -> DiffcliError | None:
     """The objective looks unbounded below: it fell to far below its start's size (RUNAWAY times)
     while a parameter ran as far away from its start. A finite minimum so far off is no answer."""
     start, fell = fit.history[0], fit.objective
-    moved = {name: abs(fit.parameters[name] - x0) / max(1.0, abs(x0)) for name, x0 in fit.start.items()}
+    moved = {name: float(np.max(np.abs(np.subtract(fit.parameters[name], x0)) / np.maximum(1.0, np.abs(x0))))
+             for name, x0 in fit.start.items()}  # (an array parameter: its element that ran furthest)
     away = max(moved, key=moved.get, default=None)
     if away is None or not (fell < 0 and fell < start - RUNAWAY * max(1.0, abs(start))
                             and moved[away] > RUNAWAY):
@@ -448,8 +449,9 @@ def unbounded(problem: Problem, fit: Fit) -> DiffcliError | None:
     residual = _residual_like(problem)
     return DiffcliError(
         "input", f"the objective ({problem.describe()}) is unbounded below: it fell to "
-        f"{number(fell, 3)} from {number(start, 6)} while `{away}` ran to {number(fit.parameters[away], 3)} "
-        f"from {number(fit.start[away], 6)}",
+        f"{number(fell, 3)} from {number(start, 6)} while `{away}` ran "
+        + (f"to {number(fit.parameters[away], 3)} from {number(fit.start[away], 6)}" if np.ndim(fit.start[away]) == 0
+           else f"{number(moved[away], 3)} times its start's size away"),
         help=(f"`{residual}` looks like a residual, and its mean has no minimum: fit it to the data "
               f"by least squares with --residual {residual}") if residual else
         "this output has no minimum: bound the parameters (--bounds), or minimize another (--of)")
