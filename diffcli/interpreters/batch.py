@@ -223,7 +223,8 @@ def _reverse(plan: _Plan, values: list, output: int, size: int, bad):
                 if xs is None:
                     xs = [values[k] for k in a]
                 p = p(out, xs) if node.variadic else p(out, *xs)
-                if (type(p) is np.ndarray and p.ndim == 1 and (type(g) is float or g.shape == p.shape)
+                if (type(p) is np.ndarray and p.ndim == 1 and p.dtype == np.float64
+                        and (type(g) is float or g.shape == p.shape)
                         and p is not out and all(p is not x for x in xs)):
                     contribution = np.multiply(p, g, out=p)  # p is the rule's own new array
                 else:
