@@ -19,6 +19,7 @@ from .errors import DiffcliError
 from .program import Derivatives, Evaluation, Gradients, Program, load, parse
 
 
+from .notebook import load_ipython_extension  # `%load_ext diffcli`; and every object's rich display
 from .renderers import codegen as _codegen  # (binds the submodule first, so that the function below keeps the name)
 
 

@@ -20,6 +20,7 @@ from typing import List, Optional
 import typer
 
 from . import __version__
+from .completion import input_names, set_names, variable_names
 from .errors import DiffcliError
 
 app = typer.Typer(
@@ -27,7 +28,7 @@ app = typer.Typer(
     help="Differentiate the expressions in a small program of assignments.\n\n"
     "Example: [bold]diffcli grad model.expr --set o=1[/bold] prints every variable's value and "
     "the gradient of the output with respect to it.",
-    add_completion=False,
+    add_completion=True,  # --install-completion; completion.py completes the file's names
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -141,9 +142,9 @@ def parse_sweeps(texts: List[str], sets: dict[str, float]) -> list:
 
 FileArg = typer.Argument(..., metavar="FILE", help="The .expr file, or - for standard input.",
                          show_default=False)
-SetOpt = typer.Option(None, "--set", metavar="NAME=VALUE",
+SetOpt = typer.Option(None, "--set", metavar="NAME=VALUE", autocompletion=set_names,
                       help="Give an input a value; repeat it, or use a comma list: --set a=2,o=1.")
-OfOpt = typer.Option(None, "--of", metavar="NAME",
+OfOpt = typer.Option(None, "--of", metavar="NAME", autocompletion=variable_names,
                      help="Differentiate this variable (default: the one assigned last).")
 InputsOpt = typer.Option(None, "--inputs", metavar="FILE.json",
                          help="Set inputs from a JSON object, as grad --json prints them (arrays as nested lists); "
@@ -152,6 +153,17 @@ ElementsOpt = typer.Option(False, "--elements", help="One table row per element 
 JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts (errors too, on standard error).")
 PrecisionOpt = typer.Option(6, "--precision", min=1, max=17, metavar="N",
                             help="Significant digits in the table (JSON always has every digit).")
+
+
+class PlusMinus(str, enum.Enum):
+    plain = "plain"
+    pm = "pm"
+    latex = "latex"
+
+
+PlusMinusOpt = typer.Option(PlusMinus.plain, "--format", help="How a value with its uncertainty is "
+                            "written: plain 4.976 ± 0.025, pm 4.976+/-0.025, latex 4.976 \\pm 0.025 "
+                            "(two significant digits of the uncertainty; JSON keeps every digit).")
 
 
 SweepOpt = typer.Option(None, "--sweep", metavar="NAME=START:STOP:NUM",
@@ -218,7 +230,10 @@ def _read(file: str, as_json: bool = False):
 
 def _report_error(error: DiffcliError, as_json: bool) -> None:
     from .renderers import diagnostics
+    from .renderers.output import BrokenPipe
 
+    if isinstance(error, BrokenPipe) and not as_json:
+        return  # the reader stopped (`| head`): exit 1, quietly
     if as_json:
         sys.stderr.write(diagnostics.render_json(error))
     else:
@@ -248,11 +263,16 @@ def command(function):
         except Exception as error:  # a bug in diffcli: say so plainly, without a traceback
             if os.environ.get("DIFFCLI_DEBUG"):
                 raise
-            sys.stderr.write(
-                f"error: internal error in diffcli {__version__}: {type(error).__name__}: {error}\n"
-                "  = help: this is a bug; please report it with the file that caused it "
-                "(set DIFFCLI_DEBUG=1 for the traceback)\n"
-            )
+            message = f"internal error in diffcli {__version__}: {type(error).__name__}: {error}"
+            help = ("this is a bug; please report it with the file that caused it "
+                    "(set DIFFCLI_DEBUG=1 for the traceback)")
+            if as_json:  # (kind "internal": none of the kinds a user's input causes)
+                from .formatting import json_text
+
+                sys.stderr.write(json_text({"error": {"kind": "internal", "message": message,
+                                                      "help": help}}) + "\n")
+            else:
+                sys.stderr.write(f"error: {message}\n  = help: {help}\n")
             raise typer.Exit(1)
 
     return run
@@ -266,9 +286,13 @@ def _warn_unused(result) -> None:
 @contextmanager
 def _writing():
     """Around writing to standard output: a full, closed or broken one is an "io" error."""
+    from .renderers.output import broken_pipe
+
     try:
         yield
         sys.stdout.flush()
+    except BrokenPipeError:
+        raise broken_pipe() from None
     except OSError as error:
         raise DiffcliError("io", f"cannot write to standard output: {error.strerror or error}") from None
 
@@ -315,12 +339,9 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
                 raise DiffcliError("input", f"`{name}` is both a column of {points_file} and --set",
                                    help="give each input one value: drop the --set or the column")
     fmt = "jsonl" if as_json else "csv" if as_csv else "table"
-    try:
+    with _writing():  # a full, closed or broken standard output: as for one point
         outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
                            write=sys.stdout.write, fmt=fmt, precision=precision)
-    except BrokenPipeError:  # the reader stopped (`| head`): stop too, quietly, as `yes | head` does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
     for name in outcome.unused:
         where = (f"--set {name}" if name in taken else f"--sweep {name}" if sweeps
                  else f"column `{name}` of {'<stdin>' if points_file == '-' else points_file}")
@@ -329,7 +350,8 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
         console = _console()
         if not console.is_terminal:  # a pipe or a file: don't squeeze the columns into 80
             console.width = max(console.width, 160)
-        console.print(outcome.summary.render(f"diffcli {'grad' if gradients else 'eval'} {file}"))
+        with _writing():
+            console.print(outcome.summary.render(f"diffcli {'grad' if gradients else 'eval'} {file}"))
     if outcome.failed:
         sys.stdout.flush()
         color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
@@ -361,7 +383,7 @@ def _points_options(sweeps, points_file, as_json, as_csv, all_names) -> bool:
 def grad(
     file: str = FileArg,
     of: Optional[List[str]] = typer.Option(
-        None, "--of", metavar="NAME",
+        None, "--of", metavar="NAME", autocompletion=variable_names,
         help="Differentiate this variable (default: the one assigned last); several outputs, "
         "repeated or as a comma list (--of y1,y2), give one column each."),
     sets: Optional[List[str]] = SetOpt,
@@ -370,7 +392,7 @@ def grad(
     mode: Optional[Mode] = typer.Option(None, "--mode", show_default="reverse",
                                         help="reverse: d(output)/d(every name). "
                                         "forward: d(every name)/d(--wrt)."),
-    wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME",
+    wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME", autocompletion=input_names,
                                       help="The input that forward mode differentiates with respect to "
                                       "(implies --mode forward)."),
     sweeps: Optional[List[str]] = SweepOpt,
@@ -467,7 +489,7 @@ def hessian(
     file: str = FileArg,
     of: Optional[str] = OfOpt,
     wrt: Optional[List[str]] = typer.Option(
-        None, "--wrt", metavar="NAME,...",
+        None, "--wrt", metavar="NAME,...", autocompletion=input_names,
         help="The inputs of the matrix (default: every input the output depends on, in file order)."),
     sets: Optional[List[str]] = SetOpt,
     hvp: Optional[List[str]] = typer.Option(
@@ -534,11 +556,21 @@ def draw_graph(
     max_nodes: int = typer.Option(500, "--max-nodes", min=1, metavar="N",
                                   help="Refuse to render a picture of more nodes than this "
                                   "(DOT text has no limit)."),
+    as_json: bool = typer.Option(False, "--json", help="Write the graph as JSON instead: its nodes "
+                                 "(values, gradients, places in the file) and edges (errors too)."),
 ):
     """Draw the computation graph, every variable with its value and gradient (DOT, SVG, PNG, PDF)."""
     values = parse_sets(sets)
     from .renderers import drawing, render
 
+    if as_json:
+        if fmt is not None:
+            raise typer.BadParameter("--json writes JSON: it takes no --format", param_hint="--json")
+        program = _read(file, as_json)
+        program.scalar_only("graph")
+        data = drawing.graph_json(program, values, of=of, gradients=not no_grad)
+        _warn_unused(data)
+        return render.write(data.source.encode("utf-8"), output, "json")
     format = render.choose_format(fmt.value if fmt else None, output)
     program = _read(file)
 
@@ -593,14 +625,16 @@ def plot(
     values = parse_sets(sets)
     import numpy as np
 
-    from .interpreters import batch
     from .renderers import plots, render
-    from .commands import points
 
     sweeps = parse_sweeps(sweep_texts, values)
     if len(sweeps) > 2:
         raise typer.BadParameter("give one --sweep (a line chart) or two (heat maps)",
                                  param_hint="--sweep")
+    for sweep in sweeps:
+        if plots.undrawable(sweep.start, sweep.stop, sweep.log):
+            raise typer.BadParameter(f"{sweep.name}: {plots.undrawable(sweep.start, sweep.stop, sweep.log)}",
+                                     param_hint="--sweep")
     format = render.choose_format(fmt.value if fmt else None, output, render.PLOT_EXTENSIONS, None)
     count = math.prod(s.num for s in sweeps)
     if count > max_points:
@@ -608,22 +642,48 @@ def plot(
                            f"(--max-points {max_points})", help="take fewer points, or raise --max-points")
     program = _read(file, as_json)
     program.scalar_only("plot")
-    grid = points.grid(sweeps, program)  # checks the names as --set does
-    for sweep in sweeps:
-        if sweep.name not in program.inputs:  # a flat line against an unused name helps nobody
-            raise DiffcliError("input", f"--sweep {sweep.name}: the program does not use `{sweep.name}`",
-                               help="inputs: " + ", ".join(program.inputs))
-    chunks = [columns for _, columns in grid.chunks()]
-    swept = {name: np.concatenate([c[name] for c in chunks]) for name in grid.names}
-    result = batch.run(program, {**values, **swept}, of)
-    fixed = {name: float(np.ravel(column)[0]) for name, column in result.inputs.items()
-             if name not in swept}
-    spec = plots.chart(result, [plots.Axis(s.name, s.values(), s.log) for s in sweeps], fixed)
+    spec, result = plots.sweep_chart(program, sweeps, values, of)
     render.write(render.vegalite(spec, format), output, format)
     if result.failed.any():
         first = int(np.argmax(result.failed))
         sys.stderr.write(f"warning: {int(result.failed.sum())} of {result.n} points failed "
                          f"(gaps in the plot); the first: {result.errors[first].message}\n")
+
+
+# ---------------------------------------------------------------- serve
+
+@app.command(epilog="Examples:\n\n"
+             "  diffcli serve samples/backprop_chain.expr --set o=1 --open\n\n"
+             "  diffcli serve samples/neuron.expr --of yhat --sweep x=-6:6:121")
+@command
+def serve(
+    file: str = typer.Argument(..., metavar="FILE", help="The .expr file to watch.", show_default=False),
+    sets: Optional[List[str]] = SetOpt,
+    of: Optional[str] = OfOpt,
+    sweep_texts: Optional[List[str]] = typer.Option(None, "--sweep", metavar="NAME=START:STOP:NUM",
+                                                    help="Also plot the output over a sweep (one or "
+                                                    "two, as `plot`)."),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, metavar="N",
+                             help="The port (0: any free one)."),
+    host: str = typer.Option("127.0.0.1", "--host", metavar="H",
+                             help="The address to serve on; anything but loopback shows the page "
+                             "to other machines (a warning says so)."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the page in the web browser."),
+    precision: int = PrecisionOpt,
+    max_nodes: int = typer.Option(500, "--max-nodes", min=1, metavar="N",
+                                  help="Draw the graph only up to this many nodes."),
+):
+    """A live page of FILE: source, values and gradients, graph (and plot), redrawn on every save."""
+    values = parse_sets(sets)
+    sweeps = parse_sweeps(sweep_texts or [], values)
+    if len(sweeps) > 2:
+        raise typer.BadParameter("give one --sweep (a line chart) or two (heat maps)", param_hint="--sweep")
+    if file == "-":
+        raise typer.BadParameter("serve watches a file: give its path, not -", param_hint="FILE")
+    from . import server
+
+    server.run(file, values, of, sweeps, host=host, port=port, precision=precision, max_nodes=max_nodes,
+               open_browser=open_browser)
 
 
 # ---------------------------------------------------------------- check, explain
@@ -647,6 +707,8 @@ def check(
     order: int = typer.Option(1, "--order", min=1, max=2, metavar="1|2",
                               help="2: check the Hessian (H·v for a random v above 20 inputs) against "
                               "central differences of the gradient."),
+    precision: int = typer.Option(10, "--precision", min=1, max=17, metavar="N",
+                                  help="Significant digits of the three columns (the errors keep 2)."),
     inputs_file: Optional[str] = InputsOpt,
 ):
     """Verify every input's gradient: reverse mode vs forward mode vs a finite difference.
@@ -671,7 +733,7 @@ def check(
         if not console.is_terminal:  # a pipe or a file: don't fold the notes into narrow columns
             console.width = max(console.width, 160)
         with _writing():
-            console.print(report.check_table(result, file))
+            console.print(report.check_table(result, file, precision))
         for row in result.rows:
             if not row.ok:
                 sys.stderr.write(f"check failed: {row.name}: {row.reason}\n")
@@ -691,20 +753,26 @@ class Format(str, enum.Enum):
 @command
 def explain(
     file: str = FileArg,
-    wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME",
+    wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME", autocompletion=variable_names,
                                       help="Differentiate with respect to this variable (default: "
                                       "the first input the output depends on)."),
     of: Optional[str] = OfOpt,
     sets: Optional[List[str]] = SetOpt,
     fmt: Format = typer.Option(Format.text, "--format", help="text (Unicode), markdown or latex."),
+    as_json: bool = typer.Option(False, "--json", help="Print the derivation as JSON: each statement's "
+                                 "partials (exact form and value) and the total (errors too)."),
+    precision: int = PrecisionOpt,
 ):
     """Show the chain rule step by step: local partials, reverse accumulation, symbolic total."""
     values = parse_sets(sets)
-    program = _read(file)
+    if as_json and fmt is not Format.text:
+        raise typer.BadParameter("--json is the derivation as data: it takes no --format", param_hint="--json")
+    program = _read(file, as_json)
     program.scalar_only("explain")
     from .renderers.explain import explain as derivation
 
-    _print(derivation(program, values, wrt, of, fmt.value, "<stdin>" if file == "-" else file))
+    _print(derivation(program, values, wrt, of, "json" if as_json else fmt.value,
+                      "<stdin>" if file == "-" else file, precision))
 
 
 class Language(str, enum.Enum):
@@ -726,10 +794,10 @@ def codegen(
                                        help="The generated function's name (default: grad_<output>)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", metavar="OUT",
                                          help="Write the source here (default: standard output). "
-                                         "For C, the header goes beside it (OUT with .h)."),
+                                         "For C, a .c path: the header goes beside it (OUT with .h)."),
     value_only: bool = typer.Option(False, "--value-only", help="Only the output's value, no gradient."),
     forward: bool = typer.Option(False, "--forward", help="Forward mode: the derivative along --wrt."),
-    wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME",
+    wrt: Optional[str] = typer.Option(None, "--wrt", metavar="NAME", autocompletion=input_names,
                                       help="The input that --forward differentiates with respect to."),
     as_json: bool = typer.Option(False, "--json", help="Errors as one JSON object on standard error."),
 ):
@@ -746,11 +814,13 @@ def codegen(
                          filename="<stdin>" if file == "-" else os.path.basename(file))
     if output is None or output == "-":
         return _print(generated.source)
+    from .renderers.codegen import header_path
     from .renderers.output import write_output
 
+    header = header_path(output) if generated.header is not None else None  # checked before writing
     write_output(output, generated.source.encode("utf-8"))
-    if generated.header is not None:
-        write_output(os.path.splitext(output)[0] + ".h", generated.header.encode("utf-8"))
+    if header is not None:
+        write_output(header, generated.header.encode("utf-8"))
 # ---------------------------------------------------------------- fit
 
 class FitMethod(str, enum.Enum):
@@ -785,19 +855,22 @@ def parse_bounds(values: Optional[List[str]]) -> dict[str, tuple[float, float]]:
     return result
 
 
-def _read_points(path: str, fmt: Optional[str], program):
+def _read_points(path: str, fmt: Optional[str], program, limit: Optional[int] = None):
     """A points file (CSV or JSON Lines; `-` is standard input), read and checked to its end."""
     from .commands import points
 
-    if path == "-":
-        return points.read_points(sys.stdin, "<stdin>", fmt, program)
+    name = "standard input" if path == "-" else path
     try:
+        if path == "-":
+            if sys.stdin is None:
+                raise OSError(errno.EBADF, "it is closed")
+            return points.read_points(sys.stdin, "<stdin>", fmt, program, limit or points.MAX_POINTS_TEXT)
         with open(path, encoding="utf-8", newline="") as stream:
-            return points.read_points(stream, path, fmt, program)
+            return points.read_points(stream, path, fmt, program, limit or points.MAX_POINTS_TEXT)
     except OSError as error:
-        raise DiffcliError("io", f"cannot read {path}: {error.strerror or error}") from None
+        raise DiffcliError("io", f"cannot read {name}: {error.strerror or error}") from None
     except UnicodeDecodeError:
-        raise DiffcliError("io", f"{path} is not UTF-8 text", help="save it as UTF-8") from None
+        raise DiffcliError("io", f"{name} is not UTF-8 text", help="save it as UTF-8") from None
 
 
 @app.command(name="fit", epilog="Examples:\n\n"
@@ -807,10 +880,10 @@ def _read_points(path: str, fmt: Optional[str], program):
 @command
 def fit_command(
     file: str = FileArg,
-    wrt: Optional[List[str]] = typer.Option(None, "--wrt", metavar="NAME,...",
+    wrt: Optional[List[str]] = typer.Option(None, "--wrt", metavar="NAME,...", autocompletion=input_names,
                                             help="The inputs to fit (default: every input with a "
                                             "literal value that the data does not set)."),
-    of: Optional[str] = typer.Option(None, "--of", metavar="NAME",
+    of: Optional[str] = typer.Option(None, "--of", metavar="NAME", autocompletion=variable_names,
                                      help="Minimize this variable (default: the one assigned last)."),
     data: Optional[str] = typer.Option(None, "--data", metavar="FILE",
                                        help="CSV with a header, or JSON Lines (- for standard input): "
@@ -844,6 +917,22 @@ def fit_command(
     report_names: Optional[List[str]] = typer.Option(None, "--report", metavar="NAME,...",
                                                      help="After the fit, print these variables' "
                                                      "means over the rows (e.g. an accuracy)."),
+    sigma: Optional[str] = typer.Option(None, "--sigma", metavar="COLUMN",
+                                        help="With --residual: each row's σ, a data column (the "
+                                        "residual is divided by it)."),
+    absolute_sigma: bool = typer.Option(False, "--absolute-sigma", help="Take --sigma as absolute: "
+                                        "no rescaling by the reduced χ² (curve_fit's absolute_sigma=True)."),
+    observed: Optional[str] = typer.Option(None, "--observed", metavar="COLUMN",
+                                           help="The measured column, for R² (default: the data column "
+                                           "in `r = model - y`)."),
+    tol: Optional[float] = typer.Option(None, "--tol", metavar="T",
+                                        help="least_squares: stop when a step changes χ² or the "
+                                        "parameters by less than T of their size (default 1e-15)."),
+    style: PlusMinus = PlusMinusOpt,
+    confidence: Optional[str] = typer.Option(None, "--confidence", metavar="LEVELS",
+                                             help="With --residual: profile confidence intervals, as "
+                                             "lmfit's conf_interval, at levels in σ (1,2) or as a "
+                                             "probability (0.95)."),
 ):
     """Fit inputs to minimize an output, or a formula's parameters to data (exact gradients)."""
     values = parse_sets(sets)
@@ -854,6 +943,11 @@ def fit_command(
                                  param_hint="--bounds")
     if chosen == "least_squares" and not residual:
         raise typer.BadParameter("least_squares needs --residual NAME", param_hint="--method")
+    from .commands.fit import MAX_STEPS
+
+    if steps is not None and steps > MAX_STEPS:
+        raise typer.BadParameter(f"at most {MAX_STEPS:,} steps (each one's objective is kept)",
+                                 param_hint="--steps")
     if lr is not None and chosen not in ("gd", "adam"):
         raise typer.BadParameter("--lr goes with --method gd or adam", param_hint="--lr")
     if write and file == "-":
@@ -868,6 +962,17 @@ def fit_command(
                                      param_hint="--plot")
     if of is not None and residual is not None:
         raise typer.BadParameter("--residual NAME is what is minimized: leave out --of", param_hint="--of")
+    if tol is not None and chosen != "least_squares":
+        raise typer.BadParameter("--tol goes with least_squares (--residual)", param_hint="--tol")
+    if tol is not None and not sys.float_info.epsilon <= tol < 1:
+        raise typer.BadParameter(f"{tol:g}: a relative tolerance between the machine epsilon "
+                                 f"({sys.float_info.epsilon:.3g}) and 1", param_hint="--tol")
+    if confidence is not None and residual is None:
+        raise typer.BadParameter("profile intervals compare χ²: they need --residual NAME",
+                                 param_hint="--confidence")
+    if absolute_sigma and sigma is None:
+        raise typer.BadParameter("--absolute-sigma takes --sigma COLUMN as absolute: give --sigma",
+                                 param_hint="--absolute-sigma")
     if x_column is not None and data is None:
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
     program = _read(file, as_json)
@@ -879,25 +984,35 @@ def fit_command(
     data_name = "<stdin>" if data == "-" else data
     columns = {}
     if data is not None:
-        rows = _read_points(data, None, program)
+        from .commands.points import MAX_DATA_TEXT
+
+        rows = _read_points(data, None, program, MAX_DATA_TEXT)
         columns = fitting.gather(rows.names, [chunk for _, chunk in rows.chunks()])
     report_list = parse_names(report_names)
     problem, start, warnings = fitting.setup(
         program, parse_names(wrt), values, of=of, residual=residual, data=columns, data_name=data_name,
-        bounds=bound_ranges, report=report_list, x_column=x_column, write=write)
+        bounds=bound_ranges, report=report_list, x_column=x_column, write=write, sigma=sigma,
+        observed=observed)
     for warning in warnings:
         sys.stderr.write(f"warning: {warning}\n")
+    from .commands import fit_intervals
+
+    wanted = fit_intervals.levels(confidence, problem.parameters) if confidence is not None else None
     live = sys.stderr.isatty()  # a transient line, erased before anything else is written
-    progress = fitreport.Progress(chosen) if live else None
+    total = (steps or fitting.DEFAULT_STEPS) if chosen in ("gd", "adam") else steps
+    progress = fitreport.Progress(chosen, total) if live else None
     with progress or nullcontext():
         result = fitting.fit(problem, chosen, start=start, steps=steps, lr=lr, bounds=bound_ranges,
-                             progress=progress)
+                             progress=progress, absolute_sigma=absolute_sigma, tol=tol)
     if report_list and result.error is None:
         result.report = fitting.means(problem, result.parameters, report_list)
+    if wanted and result.error is None and not result.interrupted:
+        result.confidence = fit_intervals.intervals(problem, result.parameters, result.stderr or {},
+                                                    wanted, bound_ranges)
     for warning in result.warnings:
         if not as_json:
             sys.stderr.write(f"warning: {warning}\n")
-    _print(fitreport.fit_json(result) if as_json else fitreport.fit_text(result, file, precision))
+    _print(fitreport.fit_json(result) if as_json else fitreport.fit_text(result, file, precision, style.value))
     if result.error is not None:
         raise result.error
     if plot is not None:
@@ -941,18 +1056,22 @@ def _pairs(values: Optional[List[str]], option: str, example: str) -> list[tuple
 
 def parse_correlations(values: Optional[List[str]]) -> dict[tuple[str, str], float]:
     """`--correlation a,b=0.3` (repeatable) -> {("a", "b"): 0.3}; malformed -> exit 2."""
-    result = {}
+    from .language.parser import read_number
+
+    result, written = {}, {}
     for item in values or []:
         names, eq, text = item.partition("=")
         pair = [name.strip() for name in names.split(",")]
-        try:
-            r = float(text)
-        except ValueError:
-            r = math.nan
-        if not eq or len(pair) != 2 or not all(pair) or not math.isfinite(r):
+        r = read_number(text.strip())  # as --set reads numbers
+        if not eq or len(pair) != 2 or not all(pair) or r is None or not math.isfinite(r):
             raise typer.BadParameter(f"{item!r} is not A,B=R (for example --correlation L,T=0.3)",
                                      param_hint="--correlation")
-        result[pair[0], pair[1]] = r
+        key = frozenset(pair)  # L,T and T,L are one coefficient
+        if key in written and result[written[key][0]] != r:  # which one was meant? (the same twice is harmless)
+            raise typer.BadParameter(f"the correlation of {pair[0]} and {pair[1]} is given twice "
+                                     f"({written[key][1]} and {item}); give it once", param_hint="--correlation")
+        if key not in written:
+            result[pair[0], pair[1]], written[key] = r, ((pair[0], pair[1]), item)
     return result
 
 
@@ -979,12 +1098,14 @@ def uncertainty(
     monte_carlo: Optional[int] = typer.Option(
         None, "--monte-carlo", min=2, metavar="N",
         help="Also propagate N normal samples of the inputs through the model (JCGM 101)."),
-    seed: Optional[int] = typer.Option(None, "--seed", metavar="S", help="Seed of the Monte Carlo samples."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, metavar="S",
+                                       help="Seed of the Monte Carlo samples (a whole number ≥ 0)."),
     plot: Optional[str] = typer.Option(
         None, "--plot", metavar="FILE",
         help="Draw the Monte Carlo histogram with the linear result's normal curve (.png, .svg, .pdf, .html)."),
     as_json: bool = JsonOpt,
     precision: int = PrecisionOpt,
+    style: PlusMinus = PlusMinusOpt,
 ):
     """Propagate the inputs' uncertainties to the output: the result, its budget, and checks."""
     plain, uncertain = _split_uncertain_sets(sets)
@@ -1013,7 +1134,7 @@ def uncertainty(
     if as_json:
         _print(uncertainty_report.to_json(result))
     else:
-        _show(uncertainty_report.table(result, file, precision))
+        _show(uncertainty_report.table(result, file, precision, style.value))
         sys.stdout.flush()
     for warning in uncertainty_report.warnings(result):  # after the result they are about
         sys.stderr.write(f"warning: {warning}\n")
@@ -1078,7 +1199,11 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         code = 130
-    except OSError as error:  # writing --help or --version
+    except BrokenPipeError:  # writing --help or --version
+        from .renderers.output import broken_pipe
+
+        code = _fail(broken_pipe(), as_json)
+    except OSError as error:
         code = _fail(DiffcliError("io", f"cannot write to standard output: {error.strerror or error}"),
                      as_json)
     if not isinstance(code, int):
@@ -1089,6 +1214,11 @@ def main() -> None:
     # nothing else is pending at this point but the buffered output.
     try:
         sys.stdout.flush()
+    except BrokenPipeError:
+        from .renderers.output import broken_pipe
+
+        if not code:
+            code = _fail(broken_pipe(), as_json)
     except (OSError, ValueError) as error:
         if not code:
             code = _fail(DiffcliError("io", "cannot write to standard output: "

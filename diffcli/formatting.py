@@ -37,6 +37,44 @@ def number(x: float, precision: int) -> str:
     return text
 
 
+PLUS_MINUS = {"plain": " ± ", "pm": "+/-", "latex": r" \pm "}
+SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def plus_minus(value: float, u: float, style: str = "plain") -> str:
+    """`4.976 ± 0.025` (style "plain"), `4.976+/-0.025` ("pm"), `4.976 \\pm 0.025` ("latex"): the
+    uncertainty to two significant digits and the value to the same decimal place (GUM 7.2.6), as
+    the `uncertainties` package prints format(x, ".2uP"), ".2u" and ".2uL". A power of ten is factored
+    out where "g" formatting would use one: (1.200 ± 0.034)×10¹⁰."""
+    mark = PLUS_MINUS[style]
+    if not math.isfinite(value):
+        return f"{value}{mark}{u}"
+    if not (math.isfinite(u) and u > 0):
+        return f"{number(value, 6)}{mark}{'0' if u == 0 else 'unknown'}"
+    last = math.floor(math.log10(u)) - 1  # the place of u's second significant digit
+    rounded = float(f"{u:.1e}")
+    if rounded >= 10.0 ** (last + 2):  # 0.0996 rounds to 0.10: its digits are "10"
+        last += 1
+    power = math.floor(math.log10(max(abs(round(value, -last)), rounded)))
+    digits = power - last + 1
+    if digits > 17:  # u below the value's last digit (5 ± 1e-320): the value as it is, not 330 zeros
+        return f"{value!r}{mark}{u:.2g}"
+    if -4 <= power < digits:
+        decimals = max(-last, 0)
+        return f"{_fixed(value, decimals)}{mark}{_fixed(u, decimals)}"
+    decimals = power - last
+    inner = f"{_fixed(value / 10.0 ** power, decimals)}{mark}{_fixed(u / 10.0 ** power, decimals)}"
+    if style == "latex":
+        return rf"\left({inner}\right) \times 10^{{{power}}}"
+    if style == "plain":
+        return f"({inner})×10{str(power).translate(SUPERSCRIPT)}"
+    return f"({inner})e{power:+03d}"
+
+
+def _fixed(x: float, decimals: int) -> str:
+    return f"{x:.{decimals}f}"
+
+
 def applied_text(op, xs: list[float]) -> str:
     """An operation applied to numbers, as written: `1 / 0`, `-(2)`, `sqrt(-1)`."""
     shown = [number_text(x) for x in xs]

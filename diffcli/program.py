@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from .display import Displayed, draw
 from .interpreters import engine
 from .language import parser
 from .errors import DiffcliError, Source
@@ -26,7 +27,7 @@ from .language.syntax import Assignment
 
 
 @dataclass
-class Evaluation:
+class Evaluation(Displayed):
     """Forward pass: the value actually used for every input, and every named variable's value."""
 
     inputs: dict[str, float]
@@ -77,8 +78,9 @@ class Jacobian(Evaluation):
     jacobian: dict[str, dict[str, float]]
 
 
-class Program:
-    """A parsed and checked .expr program, compiled into a computation graph."""
+class Program(Displayed):
+    """A parsed and checked .expr program, compiled into a computation graph. In Jupyter it displays
+    its graph (and its values, where every input has one)."""
 
     def __init__(self, source: Source, statements: list[Assignment], graph: Graph):
         self.source = source
@@ -122,6 +124,11 @@ class Program:
             return "input (not used)"
         expr = self.graph.definitions[name].expr
         return self.source.snippet(expr.start, expr.end)
+
+    def graph_svg(self, values: Mapping[str, float] | None = None, of: str | None = None,
+                  precision: int = 6) -> str:
+        """The drawing `diffcli graph --format svg` makes, as SVG text."""
+        return draw(self, "graph_svg", values, of, precision)
 
     # -- what it computes
     def run(self, values: Mapping[str, float] | None = None, of: str | None = None, *,
@@ -204,6 +211,17 @@ class Program:
 
         self.scalar_only("uncertainty")
         return propagate(self, values, of, **options)
+
+    def fit(self, wrt=None, data=None, **options):
+        """Fit inputs to data as `diffcli fit` does: `wrt` the inputs to fit (default: every input
+        with a literal value that the data do not set); `data` a CSV or JSON Lines path, a mapping
+        of columns, or a pandas DataFrame; options residual, of, sigma, absolute_sigma, observed,
+        method, bounds ({name: (low, high)}), values (like --set), steps, lr, tol. Returns a
+        diffcli.fit_api.FitResult: .parameters, .stderr, .covariance, .statistics, .confidence(),
+        .report(), .write(path)."""
+        from . import fit_api  # the one call up from the front door (tests/test_layers.py)
+
+        return fit_api.fit(self, wrt, data, **options)
 
     def hessian(self, values: Mapping[str, float] | None = None, of: str | None = None,
                 wrt: list[str] | None = None):

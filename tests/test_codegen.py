@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -189,6 +190,47 @@ def test_generated_javascript_matches_grad(tmp_path):
     _check_lines(cases, _js_driver(tmp_path, cases).stdout.splitlines())
 
 
+# ---------------------------------------------------------------- the straight-line code and its checked version
+
+# programs where the straight-line C and JavaScript must hand over to the checked version (an adjoint
+# of 0 meeting an infinite partial, which the engine never multiplies), or share a value
+HANDOVER = [
+    "x = 0\ny = 0 * sqrt(x) + x",
+    "x = 1\ny = 0 * asin(x) + 2*x",
+    "x = 0.5\na = sin(x)\nb = sin(x)\nc = a*b + (x + 1)*(1 + x)",
+    "x = 1.5\nb = x\nc = +b * b - b / x\nd = max(c, c, x)",
+    "x = 0\ny = 0 * hypot(x, x) + x",
+]
+
+
+def _straight_line_cases():
+    return [(diffcli.parse(text, f"handover_{k}.expr"), {}, None) for k, text in enumerate(HANDOVER)]
+
+
+def test_the_straight_line_code_shares_values_and_hands_over():
+    program = diffcli.parse(HANDOVER[2])
+    fast = generate(program, "c").source.split("straight-line", 1)[1]
+    assert fast.count("sin(x)") == 1 and fast.count("(x + 1.0)") + fast.count("(1.0 + x)") == 1
+    assert "_checked(" in fast and "isfinite" in fast
+
+
+@needs_gcc
+def test_generated_c_hands_over_to_its_checked_version(tmp_path):
+    cases = _straight_line_cases()
+    for case in cases:  # the engine says: a result, no error
+        case[0].grad()
+    (tmp_path / "h.c").write_text(_c_driver(cases), encoding="utf-8")
+    subprocess.run([GCC, "-std=c99", "-O2", "-Wall", "-Werror", "-Wno-unused-variable", "-o", str(tmp_path / "h"), str(tmp_path / "h.c"), "-lm"],
+                   check=True)
+    _check_lines(cases, subprocess.run([str(tmp_path / "h")], capture_output=True, text=True, check=True).stdout.splitlines())
+
+
+@needs_node
+def test_generated_javascript_hands_over_to_its_checked_version(tmp_path):
+    cases = _straight_line_cases()
+    _check_lines(cases, _js_driver(tmp_path, cases).stdout.splitlines())
+
+
 # ---------------------------------------------------------------- domain errors at run time
 
 ERRORS = [
@@ -313,6 +355,19 @@ def test_the_command_writes_c_and_its_header(tmp_path):
     assert "int grad_g(double o, double a, double *value, double gradient[2], const char **error);" in (
         tmp_path / "model.h").read_text()
     assert "int grad_g(" in target.read_text()
+
+
+@pytest.mark.parametrize("target", ["model.h", "/dev/null", "model", "model.C", "dir.c"])
+def test_c_writes_nothing_where_its_header_path_is_not_beside_a_regular_c_file(target, tmp_path):
+    """`-o model.h` wrote the source, then the header over it (exit 0); `-o /dev/null` created /dev/null.h."""
+    (tmp_path / "dir.c").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = target if target.startswith("/") else tmp_path / target
+    done = run_diffcli("codegen", SAMPLES / "backprop_chain.expr", "--lang", "c", "-o", out, "--json")
+    assert done.returncode == 1 and done.stdout == b"", done.stderr_text
+    error = json.loads(done.stderr_text)["error"]
+    assert error["kind"] == "input" and "ending in .c" in error["message"] and "-o -" in error["help"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and not os.path.exists("/dev/null.h")
 
 
 @pytest.mark.parametrize("arguments, code", [

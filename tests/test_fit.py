@@ -219,22 +219,23 @@ def test_a_free_input_without_a_value_is_named_with_its_place(tmp_path):
     assert result.exit_code == 1 and "`o` has no value" in result.stderr and ":2:" in result.stderr
 
 
-def test_the_progress_line_is_live_and_transient():
+def test_the_progress_bar_is_live_and_transient():
     import io
+    import re
 
     from rich.console import Console
 
     from diffcli.renderers.fitreport import Progress
 
-    stream = io.StringIO()
-    with Progress("gd", Console(file=stream, force_terminal=True, width=80)) as progress:
-        progress(3, 0.25, 1.5)
-    import re
-
-    raw = stream.getvalue()
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
-    assert "gd step 3  objective 0.25  |gradient| 1.5" in text
-    assert raw.endswith("\x1b[2K")  # erased at the end
+    for total, expected in ((100, "3/100"), (None, "step 3")):  # gd's steps; a SciPy method's own limit
+        stream = io.StringIO()
+        with Progress("gd", total, console=Console(file=stream, force_terminal=True, width=100)) as progress:
+            progress(3, 0.25, 1.5)
+        raw = stream.getvalue()
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+        assert "gd" in text and expected in text and "objective 0.25  |gradient| 1.5" in text, text
+        assert re.search(r"(-:--:--|\d:\d\d:\d\d)", text) and "━" in text  # the time (left, or so far), the bar
+        assert raw.endswith("\x1b[2K")  # erased at the end
 
 
 def test_newton_cg_with_exact_hessian_vector_products_is_exact_on_a_quadratic(bowl):

@@ -234,3 +234,17 @@ def test_an_overflowing_second_derivative_is_a_domain_error_not_a_warning(capfd)
         assert caught.value.kind == "domain" and "overflows" in caught.value.message
     assert capfd.readouterr().err == ""
     assert diffcli.parse("x = 1.9\nf = 1e307*x^3\n").hessian().hessian["x"]["x"] == pytest.approx(1.14e308)
+
+
+@pytest.mark.parametrize("text, operation, message", [
+    ("x = 1e-310\ny = sqrt(x)\n", "sqrt", "the second derivative of `sqrt` is infinite or undefined"),
+    ("x = 1\nk = 1e160\ny = sin(k*x)\n", "*", "a second derivative overflows at `k*x`"),
+])
+def test_a_second_order_domain_error_names_its_operation_in_json(text, operation, message):
+    """As the first order's do: `"operation"` was missing from the second order's errors."""
+    from diffcli.renderers import diagnostics
+
+    with pytest.raises(diffcli.DiffcliError) as caught:
+        diffcli.parse(text, "f.expr").hessian()
+    error = json.loads(diagnostics.render_json(caught.value))["error"]
+    assert error["kind"] == "domain" and error["operation"] == operation and error["message"].startswith(message)

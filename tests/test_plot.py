@@ -247,12 +247,11 @@ def test_errors_as_json(program_file, tmp_path):
 
 
 def test_a_renderer_failure_is_a_diagnostic(program_file, tmp_path, monkeypatch):
-    import vl_convert
-
-    def broken(*args, **kwargs):
-        raise ValueError("no fonts")
-
-    monkeypatch.setattr(vl_convert, "vegalite_to_png", broken)
+    # vl-convert runs in a child process: break it there
+    broken = "import vl_convert\ndef broken(*args, **kwargs):\n    raise ValueError('no fonts')\n" \
+             "vl_convert.vegalite_to_png = broken\n"
+    monkeypatch.setattr(render, "_VEGALITE_CHILD", render._VEGALITE_CHILD.replace("import vl_convert\n", broken, 1))
+    monkeypatch.setattr(render, "_worker", None)  # a new worker, with that code
     result = invoke("plot", program_file, "--sweep", "x=0:1:3", "-o", tmp_path / "p.png", "--json")
     error = json.loads(result.stderr)["error"]
     assert result.exit_code == 1 and error["kind"] == "io" and "no fonts" in error["message"]
@@ -264,3 +263,48 @@ def test_no_data_is_fetched_while_rendering():
             "encoding": {"x": {"field": "a", "type": "quantitative"}}}
     with pytest.raises(diffcli.DiffcliError, match="not allowed"):
         render.vegalite(spec, "svg")
+
+
+# ---------------------------------------------------------------- the renderer's own death
+
+def test_under_a_memory_limit_the_renderer_s_crash_is_an_io_error(program_file, tmp_path):
+    """V8 aborts the process when it cannot reserve its address space: under any `ulimit -v` plot
+    died with "Fatal JavaScript out of memory", a native stack dump and exit 133."""
+    from conftest import diffcli_command
+
+    command = " ".join(f"'{part}'" for part in diffcli_command())
+    done = subprocess.run(["bash", "-c", f"ulimit -v 4000000 && exec {command} plot '{program_file}' "
+                           f"--sweep x=0:2:5 -o '{tmp_path / 'p.png'}' --json"],
+                          capture_output=True, timeout=300)
+    assert done.returncode == 1 and done.stdout == b"", done.stderr[-3000:]
+    error = json.loads(done.stderr)["error"]  # the whole of standard error: one JSON object
+    assert error["kind"] == "io" and "ran out of memory" in error["message"] and "ulimit -v" in error["help"]
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_the_renderer_is_kept_and_started_again_after_it_died(program_file, tmp_path, monkeypatch):
+    """The live page draws many plots with one worker: one that died is replaced, not asked again."""
+    import signal
+
+    assert invoke("plot", program_file, "--sweep", "x=0:2:5", "-o", tmp_path / "a.svg").exit_code == 0
+    first = render._worker
+    assert invoke("plot", program_file, "--sweep", "x=0:2:5", "-o", tmp_path / "b.svg").exit_code == 0
+    assert render._worker is first  # kept
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert invoke("plot", program_file, "--sweep", "x=0:2:5", "-o", tmp_path / "c.svg").exit_code == 0
+    assert render._worker is not first and (tmp_path / "c.svg").read_bytes().startswith(b"<svg")
+
+
+@pytest.mark.parametrize("child, message", [
+    ("import os; os.write(2, b'Fatal JavaScript out of memory: Reached heap limit'); os.abort()",
+     "ran out of memory"),
+    ("import os; os.kill(os.getpid(), 9)", "was killed by signal 9"),
+])
+def test_a_renderer_that_dies_or_fails_is_an_io_error(program_file, tmp_path, monkeypatch, child, message):
+    monkeypatch.setattr(render, "_VEGALITE_CHILD", child)
+    monkeypatch.setattr(render, "_worker", None)  # a new worker, with that code
+    result = invoke("plot", program_file, "--sweep", "x=0:2:5", "-o", tmp_path / "p.png", "--json")
+    assert result.exit_code == 1
+    error = json.loads(result.stderr)["error"]
+    assert error["kind"] == "io" and message in error["message"] and not (tmp_path / "p.png").exists()

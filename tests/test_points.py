@@ -252,3 +252,95 @@ def test_a_failed_rows_error_names_its_operation(tmp_path):
     assert single["error"]["operation"] == "log"
     division = _json.loads(run_diffcli("grad", "-", "--json", input=b"x = 0\ny = 1/x\n").stderr_text)
     assert division["error"]["operation"] == "/"
+
+
+def test_a_byte_order_mark_is_skipped(tmp_path):
+    """Issue 21: Excel writes a UTF-8 BOM; the first column's name was `\\ufeffx`."""
+    for name, text in (("bom.csv", "x,w\n4,3\n"), ("bom.jsonl", '{"x": 4, "w": 3}\n')):
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+        result = run(tmp_path, "grad", "--points", str(path), "--json")
+        assert result.exit_code == 0 and result.stderr == "", result.output
+        assert jsonl(result.stdout)[0]["inputs"] == {"x": 4.0, "w": 3.0}
+
+
+@pytest.mark.parametrize("cell", ["1_000", "١", "٣.5", "0x10", "1e", "+-1", "1 2", "infinity"])
+def test_cells_are_numbers_as_set_reads_them(tmp_path, cell):
+    """Issue 21: CSV took `1_000` and Arabic-Indic digits (Python's float() does), which --set refuses."""
+    from diffcli.language.parser import read_number
+
+    assert read_number(cell.strip()) is None
+    path = tmp_path / "p.csv"
+    path.write_text(f"x,w\n1,2\n{cell},2\n", encoding="utf-8")
+    result = run(tmp_path, "grad", "--points", str(path), "--json")
+    assert result.exit_code == 1 and result.stdout == ""
+    error = json.loads(result.stderr)["error"]
+    assert error["kind"] == "input" and "in column `x` is not a finite number" in error["message"]
+    assert error["line"] == 3 and error["column"] == 1
+
+
+def test_every_number_form_the_language_has_is_read_exactly(tmp_path):
+    cells = ["1", "-0.5", "+2", "1.", ".25", "1e3", "2.5E-3", "-1e+2", " 7 ", "0.1", "1e-320"]
+    path = tmp_path / "p.csv"
+    path.write_text("x,w\n" + "".join(f"{c},1\n" for c in cells))
+    result = run(tmp_path, "eval", "--points", str(path), "--json")
+    assert [r["inputs"]["x"] for r in jsonl(result.stdout)] == [float(c) for c in cells]
+
+
+@pytest.mark.parametrize("text", ["x=١:2:3", "x=1_0:2:3", "x=1:2:1_0", "x=1:2:٣", "x=1:inf:3", "x=1:2:3.0"])
+def test_sweeps_read_numbers_as_set_does(tmp_path, text):
+    result = run(tmp_path, "eval", "--sweep", text)
+    assert result.exit_code == 2 and "--sweep" in result.output
+
+
+def test_a_sweep_takes_the_number_forms_of_the_language(tmp_path):
+    result = run(tmp_path, "eval", "--sweep", "x=+.5:1.e1:3", "--json")
+    assert [r["inputs"]["x"] for r in jsonl(result.stdout)] == [0.5, 5.25, 10.0]
+
+
+def test_a_key_twice_in_a_json_line_is_an_error(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"x": 1, "w": 2}\n{"x": 1, "w": 2, "x": 5}\n')
+    result = run(tmp_path, "grad", "--points", str(path), "--json")
+    assert result.exit_code == 1 and result.stdout == ""
+    error = json.loads(result.stderr)["error"]
+    assert "line 2 gives `x` twice" in error["message"] and error["line"] == 2 and error["column"] == 18
+    path.write_text('{"x": 1, "x": 2}\n')
+    assert "line 1 gives `x` twice" in run(tmp_path, "grad", "--points", str(path)).stderr
+
+
+def test_a_json_integer_of_thousands_of_digits_is_a_diagnostic(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"x": 1}\n{"x": ' + "9" * 5000 + "}\n")
+    result = run(tmp_path, "grad", "--points", str(path), "--json")
+    assert result.exit_code == 1 and "not a finite number" in json.loads(result.stderr)["error"]["message"]
+    path.write_text('{"x": 12345678901234567890123}\n')
+    assert jsonl(run(tmp_path, "eval", "--points", str(path), "--json").stdout)[0]["inputs"]["x"] == \
+        float("12345678901234567890123")
+
+
+@pytest.mark.parametrize("separator", ["\t", ";"])
+def test_a_tsv_file_gets_a_help_line(tmp_path, separator):
+    path = tmp_path / "p.tsv"
+    path.write_text(f"x{separator}w\n1{separator}2\n")
+    result = run(tmp_path, "grad", "--points", str(path), "--json")
+    assert result.exit_code == 1
+    error = json.loads(result.stderr)["error"]
+    assert "the header is one column" in error["message"] and "separated by commas" in error["help"]
+
+
+def test_100000_columns(tmp_path):
+    """Issue 21: 100,000 columns took 89 s (each name looked up in lists of names); now linear."""
+    n = 100_000
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(["x"] + [f"c{k}" for k in range(n)]) + "\n"
+                    + ",".join(["4"] + ["1"] * n) + "\n" + ",".join(["9"] + ["2"] * n) + "\n")
+    program = diffcli.parse("x = 1\ny = sqrt(x)\n")
+    with open(path) as stream:
+        many = points.read_points(stream, str(path), None, program)
+    assert many.n == 2 and len(many.names) == n + 1
+    from diffcli.interpreters import batch
+
+    (_, columns), = many.chunks()
+    result = batch.run(program, columns)
+    assert list(result.value) == [2.0, 3.0] and list(result.gradients["x"]) == [0.25, 1 / 6]

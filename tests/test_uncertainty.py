@@ -12,7 +12,8 @@ from uncertainties import umath
 
 import diffcli
 from diffcli import DiffcliError
-from diffcli.interpreters.uncertainty import gum_text, propagate, shortest_interval
+from diffcli.formatting import plus_minus
+from diffcli.interpreters.uncertainty import propagate, shortest_interval
 
 from conftest import SAMPLES, run_diffcli
 
@@ -161,11 +162,78 @@ def test_api_uncertainties_override_the_file_and_relative_follows_the_value_used
 
 @pytest.mark.parametrize("value, u, text", [
     (47.0123, 3.24, "47.0 ± 3.2"), (47.0123, 0.0996, "47.01 ± 0.10"), (9.7893, 0.0271, "9.789 ± 0.027"),
-    (47123.0, 324.0, "47120 ± 320"), (-0.001, 0.03, "-0.001 ± 0.030"), (-0.01, 3.0, "0.0 ± 3.0"),
-    (4.7123e-9, 3.2e-11, "(4.712 ± 0.032)e-9"), (1.5, 0.0, "1.5 ± 0"),
+    (47123.0, 324.0, "(4.712 ± 0.032)×10⁴"), (-0.001, 0.03, "-0.001 ± 0.030"), (-0.01, 3.0, "-0.0 ± 3.0"),
+    (4.7123e-9, 3.2e-11, "(4.712 ± 0.032)×10⁻⁹"), (1.5, 0.0, "1.5 ± 0"),
+    (10.0, 2e-320, "10.0 ± 2e-320"),  # below the value's last digit: not 330 digits of zeros
 ])
 def test_gum_rounding(value, u, text):
-    assert gum_text(value, u) == text
+    assert plus_minus(value, u) == text
+
+
+def test_plus_minus_prints_as_the_uncertainties_package():
+    """Two significant digits of u, in the three styles, against format(ufloat, ".2uP" / ".2u" / ".2uL")
+    over values and uncertainties spread across 24 decades."""
+    import random
+
+    from uncertainties import ufloat
+
+    rng = random.Random(2026)
+    cases = [(4.97597, 0.0253652), (5, 0.0999), (9.99, 0.0996), (123456, 789), (12345678.0, 12.0),
+             (0.0, 0.01), (0.05, 3), (1.2e10, 3.4e8), (2e-5, 3e-5)]
+    for _ in range(1000):
+        value = rng.choice([-1, 1]) * 10 ** rng.uniform(-12, 12)
+        cases.append((value, abs(value) * 10 ** rng.uniform(-9, 2)))
+    for value, u in cases:
+        x = ufloat(value, u)
+        assert plus_minus(value, u, "plain") == format(x, ".2uP").replace("±", " ± "), (value, u)
+        assert plus_minus(value, u, "pm") == format(x, ".2u"), (value, u)
+        assert plus_minus(value, u, "latex") == format(x, ".2uL"), (value, u)
+    assert plus_minus(4.97597, 0.0253652, "latex") == r"4.976 \pm 0.025"
+
+
+def test_the_same_correlation_twice_is_harmless():
+    done = run_diffcli("uncertainty", SAMPLES / "pendulum.expr", "--correlation", "L,T=0.5",
+                       "--correlation", "T,L=0.5", "--json")
+    assert done.returncode == 0, done.stderr_text
+    assert json.loads(done.stdout_text)["correlations"] == [{"a": "L", "b": "T", "r": 0.5}]
+
+
+def test_an_exact_cancellation_has_no_uncertainty_and_no_shares_of_noise():
+    """y = a - 3b, r(a, b) = 1, u_a = 3u_b: the variance is 0 but for rounding (3e-33), whose shares
+    were printed as ±5.4e17 %."""
+    program = diffcli.parse("a = 0.1 ± 0.3\nb = 0.7 ± 0.1\ny = a - 3*b\n")
+    result = propagate(program, correlations={("a", "b"): 1.0})
+    assert result.uncertainty == 0 and [row.share for row in result.budget] == [0.0, 0.0]
+    rng = random.Random(3)
+    for _ in range(200):
+        ua, k = rng.uniform(0.01, 1), rng.uniform(0.5, 5)
+        program = diffcli.parse(f"a = 0.1 ± {ua!r}\nb = 0.7 ± {ua / k!r}\ny = a - {k!r}*b\n")
+        result = propagate(program, correlations={("a", "b"): 1.0})
+        assert result.uncertainty < 1e-14 * ua and all(abs(row.share) <= 1 for row in result.budget)
+    # a small variance that is not a cancellation keeps its shares
+    program = diffcli.parse("a = 0.1 ± 0.3\nb = 0.7 ± 0.1\ny = a - 2.9*b\n")
+    result = propagate(program, correlations={("a", "b"): 1.0})
+    assert result.uncertainty == pytest.approx(0.01) and sum(row.share for row in result.budget) == pytest.approx(1)
+
+
+@pytest.mark.parametrize("u", [1e-320, 1e-200, 1e200])
+def test_a_tiny_or_huge_uncertainty_neither_underflows_nor_overflows(u):
+    """x = 5 ± 1e-320 gave u(y) = 0 beside a contribution of 2e-320."""
+    result = propagate(diffcli.parse(f"x = 5 ± {u!r}\nz = 1 ± {u!r}\ny = 2*x + z\n"))
+    contributions = [row.contribution for row in result.budget]
+    assert result.uncertainty == pytest.approx(math.hypot(*[c / u for c in contributions]) * u, rel=1e-12)
+    assert result.uncertainty > 0 and sum(row.share for row in result.budget) == pytest.approx(1)
+    done = run_diffcli("uncertainty", "-", input=f"x = 5 ± {u!r}\ny = 2*x\n".encode())
+    assert done.returncode == 0 and "± 0\n" not in done.stdout_text and len(done.stdout_text) < 2000
+
+
+@pytest.mark.parametrize("text, option", [("x = 5 ± 1e200\ny = 2*x\n", "--order 2"),
+                                          ("x = 5 ± 1e150\ny = 2*x^2\n", "--order 2"),
+                                          ("x = 5 ± 1e200\ny = 2*x\n", "--monte-carlo 100")])
+def test_variances_that_overflow_in_the_second_order_or_monte_carlo_are_a_domain_error(text, option):
+    done = run_diffcli("uncertainty", "-", *option.split(), "--json", input=text.encode())
+    assert done.returncode == 1 and done.stdout == b"", done.stderr_text
+    assert json.loads(done.stderr_text)["error"]["message"] == "the combined variance overflows"
 
 
 def test_shortest_interval_of_a_skewed_sample_is_shorter_than_the_central_one():
@@ -198,6 +266,9 @@ def test_cli_budget_text_and_json(tmp_path):
     (["--uncertainty", "g=1"], 1, "computed"),
     (["--correlation", "L,T=2"], 1, "[-1, 1]"),
     (["--plot", "x.txt", "--monte-carlo", "10"], 2, ".png"),
+    (["--correlation", "L,T=0.5", "--correlation", "T,L=-0.4"], 2, "given twice"),  # the last won
+    (["--correlation", "L,T=0.5", "--correlation", "L,T=0.3"], 2, "given twice"),
+    (["--correlation", "L,T=1_0"], 2, "A,B=R"),  # numbers as --set reads them
 ])
 def test_cli_errors(arguments, code, message):
     done = run_diffcli("uncertainty", SAMPLES / "pendulum.expr", *arguments, "--json")
@@ -331,3 +402,55 @@ def test_the_program_method_gives_the_same_numbers():
     via_method = program.uncertainty(order=2)
     direct = propagate(program, order=2)
     assert via_method.uncertainty == direct.uncertainty and via_method.value == direct.value
+
+
+def test_monte_carlo_memory_does_not_grow_with_the_samples(monkeypatch):
+    """Issue 21: --monte-carlo 20000000 held every sample (539 MB). Past EXACT_SAMPLES the outputs
+    are counted in bins: five times the samples take no more memory at their peak."""
+    import tracemalloc
+
+    from diffcli.interpreters import uncertainty
+
+    monkeypatch.setattr(uncertainty, "EXACT_SAMPLES", 100_000)
+    program = diffcli.parse("x = 1 ± 0.1\ny = x\n")
+    peaks = {}
+    for n in (600_000, 3_000_000):
+        tracemalloc.start()
+        try:
+            mc = propagate(program, monte_carlo=n, seed=5).monte_carlo
+            peaks[n] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peaks[3_000_000] < 1.2 * peaks[600_000] < 3_000_000 * 8, peaks  # (the samples: 24 MB)
+    assert mc.mean == pytest.approx(1, abs=4 * 0.1 / math.sqrt(3e6))
+    assert mc.std == pytest.approx(0.1, rel=4 / math.sqrt(6e6))
+    assert mc.interval == pytest.approx((1 - 1.959964 * 0.1, 1 + 1.959964 * 0.1), abs=5e-3)  # (its ends drift)
+
+
+@pytest.mark.parametrize("draw", ["normal", "exponential", "bimodal"])
+def test_the_binned_interval_against_the_exact_one(monkeypatch, draw):
+    """The same outputs both ways: from the bins the interval holds at least 95% of them, its ends
+    are within two bins of the exact ones (where one interval is clearly shortest); the mean and the standard deviation match NumPy's."""
+    import numpy as np
+
+    from diffcli.interpreters import uncertainty
+
+    rng = np.random.default_rng(4)
+    values = {"normal": lambda: rng.normal(3, 2, 600_000), "exponential": lambda: rng.exponential(1, 600_000),
+              "bimodal": lambda: rng.permutation(np.concatenate([rng.normal(0, 1, 400_000),
+                                                                rng.normal(9, 0.5, 200_000)]))}[draw]()
+    monkeypatch.setattr(uncertainty, "EXACT_SAMPLES", 50_000)
+    binned = uncertainty._Outputs()
+    for start in range(0, len(values), 70_000):
+        binned.add(values[start:start + 70_000])
+    assert binned.counts is not None and binned.counts.sum() == len(values)
+    assert binned.mean == pytest.approx(values.mean(), rel=1e-12, abs=1e-12)
+    assert binned.squares == pytest.approx(((values - values.mean()) ** 2).sum(), rel=1e-10)
+    exact = shortest_interval(values, 0.95)
+    low, high = binned.interval(0.95)
+    assert np.mean((values >= low) & (values <= high)) >= 0.95
+    assert (high - low) <= (exact[1] - exact[0]) + 2 * binned.width
+    if draw != "bimodal":  # (there two intervals are about as short: either may be taken)
+        assert abs(low - exact[0]) <= 2 * binned.width and abs(high - exact[1]) <= 2 * binned.width
+    counts, edges = binned.histogram(60)
+    assert counts.sum() == len(values) and edges[0] == values.min() and edges[-1] == values.max()

@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass
 from typing import Mapping
 
+from ..display import Displayed
 from ..interpreters import engine
 from ..errors import DiffcliError
 from ..program import Program
@@ -50,7 +51,7 @@ class Row:
 
 
 @dataclass
-class CheckResult:
+class CheckResult(Displayed):
     output: str
     value: float
     ok: bool

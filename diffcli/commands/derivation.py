@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from ..display import Displayed
 from ..interpreters import engine
 from .. import ops
 from ..errors import DiffcliError
@@ -146,7 +147,7 @@ class Partial:
 
 
 @dataclass
-class Derivation:
+class Derivation(Displayed):
     output: str
     wrt: str | None                   # None when the output depends on no input
     filename: str

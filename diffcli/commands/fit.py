@@ -17,6 +17,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from ..display import Displayed
 from ..errors import DiffcliError
 from ..language.graph import did_you_mean
 from ..program import Program
@@ -26,15 +27,26 @@ SCIPY_METHODS = ("L-BFGS-B", "BFGS", "CG", "Newton-CG")
 METHODS = SCIPY_METHODS + ("least_squares", "gd", "adam")
 BOUNDED = ("L-BFGS-B", "least_squares", "gd", "adam")
 DEFAULT_STEPS = 100          # gd and adam; SciPy's methods use their own limits unless --steps
+MAX_STEPS = 1_000_000        # the history keeps every step's objective: 32 MB at most
 DEFAULT_LR = {"gd": 1.0, "adam": 0.01}
 FINAL_LR_SHARE = 0.1         # the learning rate falls linearly to a tenth (micrograd: 1.0 -> 0.1)
 CORRELATION_SHOWN = 0.1      # lmfit's default: smaller correlations are not reported
-ILL_CONDITIONED = 1e10       # condition number of JᵀJ above which the covariance is not trusted
+ILL_CONDITIONED = 1e10
+# least_squares stops when a step changes χ² by less than TOL of itself, or the parameters by less
+# than TOL of their size: both relative, so that the data's units do not matter. SciPy's third test
+# (the gradient below an absolute gtol) is off: it stops early where the residuals are small (NIST's
+# Lanczos1), and the gradient is judged relative to the residuals instead (STATIONARY).
+DEFAULT_TOL, FIRST_TOL = 1e-15, 1e-10
+POLISH_STEPS, POLISHED, ROUNDING_GROWTH = 3, 1e-12, 1e-12
+STATIONARY = 1e-6      # the largest cosine between a column of J and the residual vector at a minimum
+ROUNDING_LEVEL = 1000  # residuals within this many roundings of the values: χ² has few correct digits
+MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER = 2000, 200       # condition number of JᵀJ above which the covariance is not trusted
 GRADIENT_NOISE = 1e-9        # a gradient below this share of its terms' total size is rounding noise
+RUNAWAY = 1e9                # a fall, and a parameter's move, this many times their start's size
 
 
 @dataclass
-class Fit:
+class Fit(Displayed):
     """What a fit found, and how."""
 
     method: str
@@ -50,8 +62,12 @@ class Fit:
     gradient: dict[str, float]
     history: list[float]
     stderr: dict[str, float] | None = None
-    correlation: dict[str, dict[str, float]] | None = None
-    scale: float | None = None   # the reduced chi-square the standard errors are scaled by
+    correlation: dict[str, dict[str, float]] | None = None   # every pair a < b, in file order
+    covariance: np.ndarray | None = None   # scaled as stderr is; rows and columns in `parameters` order
+    scale: float | None = None   # what the covariance is scaled by: the reduced χ², or 1 with absolute σ
+    statistics: dict[str, float] | None = None   # residual fits: rows, parameters, χ², AIC, BIC, R²
+    confidence: dict[str, dict[str, list[float]]] | None = None   # profile intervals, by level
+    absolute_sigma: bool = False
     warnings: list[str] = field(default_factory=list)
     report: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
@@ -91,8 +107,11 @@ class Problem:
 
     def __init__(self, program: Program, parameters: list[str], *, of: str | None = None,
                  residual: str | None = None, data: Mapping[str, np.ndarray] | None = None,
-                 fixed: Mapping[str, float] | None = None, data_name: str = "the data"):
+                 fixed: Mapping[str, float] | None = None, data_name: str = "the data",
+                 sigma: np.ndarray | None = None, observed: str | None = None):
         self.program, self.parameters = program, parameters
+        self.sigma = sigma          # each row's residual is divided by its σ (weighted least squares)
+        self.observed = observed    # the data column the residual compares with, for R²
         self.residual = residual
         self.output = residual or of or program.output
         self.data = dict(data or {})
@@ -140,9 +159,13 @@ class Problem:
         self.evaluations += 1
         result = self._run(x)
         n = max(result.n, 1)
-        r = np.broadcast_to(np.asarray(result.value, float), (n,))
-        jacobian = np.column_stack([np.broadcast_to(result.gradients[p], (n,)) for p in self.parameters])
+        r = _column(result.value, n)
+        jacobian = np.empty((n, len(self.parameters)))
+        for i, p in enumerate(self.parameters):
+            jacobian[:, i] = result.gradients[p]  # (a number where the output does not depend on p)
         if self.residual:
+            if self.sigma is not None:
+                r, jacobian = r / self.sigma, jacobian / self.sigma[:, None]
             f, g = float(r @ r), 2.0 * (jacobian.T @ r)
         else:
             f, g = float(r.mean()), jacobian.mean(axis=0)
@@ -178,6 +201,8 @@ class Problem:
             if self.residual:
                 gradient = np.array([result.gradient[p] for p in self.parameters])
                 product = 2.0 * (gradient * float(gradient @ v) + result.value * product)
+                if self.sigma is not None:  # r/σ: both terms carry 1/σ²
+                    product /= self.sigma[row] ** 2
             total += product
         return total if self.residual else total / max(self.rows, 1)
 
@@ -185,6 +210,12 @@ class Problem:
         """Each named variable's value per row at x (for --report and the plot)."""
         result = self._run(x, gradients=False, all_names=True)
         return {name: np.broadcast_to(result.values[name], (max(result.n, 1),)) for name in names}
+
+
+def _column(values, n: int) -> np.ndarray:
+    """A row-per-entry float array (np.broadcast_to costs more than the fit's own arithmetic here)."""
+    values = np.asarray(values, float)
+    return values if values.shape == (n,) else np.full(n, values)
 
 
 def gather(names: list[str], chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -195,11 +226,28 @@ def gather(names: list[str], chunks: list[dict[str, np.ndarray]]) -> dict[str, n
 def setup(program: Program, wrt: list[str], values: dict[str, float], *, of: str | None = None,
           residual: str | None = None, data: Mapping[str, np.ndarray], data_name: str = "the data",
           bounds: Mapping[str, tuple[float, float]] | None = None, report: list[str] = (),
-          x_column: str | None = None, write: bool = False) -> tuple[Problem, dict[str, float], list[str]]:
+          x_column: str | None = None, write: bool = False, sigma: str | None = None,
+          observed: str | None = None) -> tuple[Problem, dict[str, float], list[str]]:
     """Check a fit's names before any work: the problem, the parameters' starting values, and
-    warnings (names given values that the program does not use)."""
+    warnings (names given values that the program does not use). `sigma` and `observed` name data
+    columns: each row's σ (the residual is divided by it), and the measured values (for R²)."""
     warnings = [f"column `{name}` of {data_name}: the program does not use `{name}`"
-                for name in data if name not in program.graph.names]
+                for name in data if name not in program.graph.names and name not in (sigma, observed)]
+    for option, column in (("--sigma", sigma), ("--observed", observed)):
+        if column is None:
+            continue
+        if residual is None:
+            raise DiffcliError("input", f"{option} goes with --residual NAME (a least-squares fit)")
+        if column not in data:
+            raise DiffcliError("input", f"{option} {column}: {data_name} has no column `{column}`",
+                               help=did_you_mean(column, data) or "columns: " + ", ".join(data) or None)
+    weights = None
+    if sigma is not None:
+        weights = np.asarray(data[sigma], float)
+        bad = np.flatnonzero(~(np.isfinite(weights) & (weights > 0)))
+        if bad.size:
+            raise DiffcliError("input", f"--sigma {sigma}: row {bad[0] + 1} of {data_name} has σ = "
+                               f"{weights[bad[0]]!r}; every σ must be a positive finite number")
     warnings += [f"--set {name}: the program does not use `{name}`" for name in check_sets(program, values, data)]
     if x_column is not None and x_column not in data:
         raise DiffcliError("input", f"--x {x_column}: {data_name} has no column `{x_column}`",
@@ -217,7 +265,9 @@ def setup(program: Program, wrt: list[str], values: dict[str, float], *, of: str
         program.evaluate({**dict.fromkeys(data, 0.0), **values})  # says which has no value, and where
     fixed = {name: v for name, v in values.items() if name not in parameters}
     problem = Problem(program, parameters, of=of, residual=residual, data=data, fixed=fixed,
-                      data_name=data_name)
+                      data_name=data_name, sigma=weights, observed=observed)
+    if residual is not None and observed is None:
+        problem.observed = compared(problem)[1]
     return problem, start, warnings
 
 
@@ -257,8 +307,19 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
         steps: int | None = None, lr: float | None = None,
         bounds: Mapping[str, tuple[float, float]] | None = None,
         progress: Callable[[int, float, float], None] | None = None,
-        ) -> Fit:
-    """Minimize the problem's objective from `start`; stops cleanly on Ctrl-C and on a failure."""
+        absolute_sigma: bool = False, tol: float | None = None) -> Fit:
+    """Minimize the problem's objective from `start`; stops cleanly on Ctrl-C and on a failure.
+    NumPy's and SciPy's floating-point warnings stay inside: a trial point that overflows is a
+    rejected step or an error with its place, never a warning on standard error."""
+    import warnings
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _fit(problem, method, start=start, steps=steps, lr=lr, bounds=bounds, progress=progress,
+                    absolute_sigma=absolute_sigma, tol=tol)
+
+
+def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma, tol) -> Fit:
     names = problem.parameters
     x0 = np.array([float(start[n]) for n in names])
     ranges = [(bounds or {}).get(n, (-math.inf, math.inf)) for n in names]
@@ -284,7 +345,7 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
             converged, message = _descend(problem, method, x0, low, high, steps or DEFAULT_STEPS,
                                           DEFAULT_LR[method] if lr is None else lr, step_done, state)
         elif method == "least_squares":
-            converged, message = _least_squares(problem, x0, low, high, steps, step_done, state)
+            converged, message = _least_squares(problem, x0, low, high, steps, step_done, state, tol)
         else:
             converged, message = _minimize(problem, method, x0, low, high, steps, step_done, state)
     except KeyboardInterrupt:
@@ -309,8 +370,54 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
         gradient_terms=dict(zip(names, map(float, _gradient_terms(problem, r, jacobian)))),
     )
     if problem.residual:
-        _uncertainties(result, r, jacobian, names)
+        _uncertainties(result, r, jacobian, names, absolute_sigma)
+        if result.stderr and at_rounding_level(problem, r) and not absolute_sigma:
+            result.warnings.append(
+                "the residuals are at the level of rounding in the data (χ² ≈ "
+                f"{float(r @ r):.2g}): the reduced χ² that scales the standard errors has only a few "
+                "correct digits, so the standard errors have too; with known σ, use --sigma and --absolute-sigma")
+        observed = problem.data.get(problem.observed) if problem.observed else None
+        result.statistics = statistics(r, len(names), observed, problem.sigma)
+    if error is None and not interrupted:
+        result.error = unbounded(problem, result)
     return result
+
+
+def unbounded(problem: Problem, fit: Fit) -> DiffcliError | None:
+    """The objective looks unbounded below: it fell to far below its start's size (RUNAWAY times)
+    while a parameter ran as far away from its start. A finite minimum so far off is no answer."""
+    start, fell = fit.history[0], fit.objective
+    moved = {name: abs(fit.parameters[name] - x0) / max(1.0, abs(x0)) for name, x0 in fit.start.items()}
+    away = max(moved, key=moved.get, default=None)
+    if away is None or not (fell < 0 and fell < start - RUNAWAY * max(1.0, abs(start))
+                            and moved[away] > RUNAWAY):
+        return None
+    from ..formatting import number
+
+    residual = _residual_like(problem)
+    return DiffcliError(
+        "input", f"the objective ({problem.describe()}) is unbounded below: it fell to "
+        f"{number(fell, 3)} from {number(start, 6)} while `{away}` ran to {number(fit.parameters[away], 3)} "
+        f"from {number(fit.start[away], 6)}",
+        help=(f"`{residual}` looks like a residual, and its mean has no minimum: fit it to the data "
+              f"by least squares with --residual {residual}") if residual else
+        "this output has no minimum: bound the parameters (--bounds), or minimize another (--of)")
+
+
+def _residual_like(problem: Problem) -> str | None:
+    """The minimized output's name, when it is a residual: a difference with a data column
+    (`r = model - y`), or named like one (r, res, resid, residual, err, error)."""
+    name = problem.output
+    statement = problem.program.graph.definitions.get(name)
+    expr = statement.expr if statement is not None else None
+    while isinstance(expr, Paren):
+        expr = expr.inner
+    if isinstance(expr, Binary) and expr.op == "sub" and any(
+            isinstance(side, Name) and side.id in problem.data for side in (expr.left, expr.right)):
+        return name
+    import re
+
+    return name if re.fullmatch(r"(r|res|resid|residuals?|errs?|errors?)(_\w*|\d*)", name) else None
 
 
 def _gradient_terms(problem: Problem, r: np.ndarray, jacobian: np.ndarray) -> np.ndarray:
@@ -348,11 +455,18 @@ def _minimize(problem, method, x0, low, high, steps, step_done, state):
     return bool(result.success), message
 
 
-def _least_squares(problem, x0, low, high, steps, step_done, state):
+def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
+    """SciPy's trust-region least squares on the exact Jacobian. A trial point where a residual is
+    undefined or not finite is a rejected step (the trust region shrinks), not the end of the fit;
+    the tolerances are relative (on χ², on the step against the parameters, on the gradient's
+    cosine with the residual vector, see `converged_cosine`)."""
     from scipy.optimize import least_squares
 
     def residuals(x):
-        return problem.evaluate(x)[2]
+        try:
+            return problem.evaluate(x)[2]
+        except _Stop:
+            return np.full(problem.rows or 1, np.nan)
 
     def jacobian(x):
         return problem.evaluate(x)[3]
@@ -361,10 +475,95 @@ def _least_squares(problem, x0, low, high, steps, step_done, state):
         state["steps"] += 1
         step_done(np.asarray(intermediate_result.x, float))
 
-    result = least_squares(residuals, x0, jac=jacobian, bounds=(low, high), max_nfev=steps,
-                           callback=callback)
-    state["x"] = np.asarray(result.x, float)
-    return bool(result.success), str(result.message)
+    cap = steps or max(MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER * len(x0))
+    # By default: to FIRST_TOL, then a few Gauss-Newton steps (each kept only if χ² does not grow),
+    # and on to DEFAULT_TOL only where one more such step would still move a parameter by more than
+    # FIRST_TOL of itself: most fits end after the first stage and a step or two.
+    for stage_tol in ([tol] if tol is not None else [FIRST_TOL, DEFAULT_TOL]):
+        result = least_squares(residuals, x0, jac=jacobian, bounds=(low, high), ftol=stage_tol,
+                               xtol=stage_tol, gtol=None, max_nfev=cap, callback=callback)
+        state["x"] = x = x0 = np.asarray(result.x, float)
+        cap -= result.nfev
+        if not result.success or cap <= 0:
+            return False, f"{result.message} (raise --steps, or start nearer)"
+        if tol is not None:
+            break
+        before = state["steps"]
+        x, change = _polish(problem, x, result.active_mask == 0, low, high, step_done, state)
+        state["x"] = x0 = x
+        polished = state["steps"] - before
+        if change <= FIRST_TOL:
+            break
+    _, _, r, jacobian_matrix = problem.evaluate(x)
+    cosine = stationarity(r, jacobian_matrix, result.active_mask == 0)
+    if cosine > STATIONARY and not at_rounding_level(problem, r):
+        return False, (f"{result.message} But the gradient is not zero there: a column of the Jacobian "
+                       f"makes a cosine of {cosine:.1g} with the residuals (at a minimum, about 0). Start "
+                       "nearer, or rescale the parameters")
+    message = str(result.message)
+    if tol is None and polished:
+        message += f" Then {polished} Gauss-Newton step{'s' if polished > 1 else ''} to full precision."
+    return True, message
+
+
+def _polish(problem, x, free, low, high, step_done, state):
+    """Up to POLISH_STEPS Gauss-Newton steps from x, until one would move no parameter by more than
+    POLISHED of itself, each kept only if χ² does not grow (beyond rounding); returns the point and
+    how far one more step would move it."""
+    f, _, r, jacobian = problem.evaluate(x)
+    change = math.inf
+    for _ in range(POLISH_STEPS + 1):
+        step, change = gauss_newton_step(r, jacobian, x, free)
+        if change <= POLISHED or _ == POLISH_STEPS:
+            break
+        trial = np.clip(x - step, low, high)
+        try:
+            f_trial, _, r_trial, jacobian_trial = problem.evaluate(trial)
+        except _Stop:
+            break
+        if f_trial > f * (1 + ROUNDING_GROWTH):  # (at a minimum χ² moves only by rounding)
+            break
+        x, f, r, jacobian = trial, f_trial, r_trial, jacobian_trial
+        state["steps"] += 1
+        step_done(x)
+    return x, change
+
+
+def gauss_newton_step(r: np.ndarray, jacobian: np.ndarray, x: np.ndarray, free: np.ndarray):
+    """The Gauss-Newton step δ = argmin ‖J δ − r‖ over the free parameters (the columns scaled to unit
+    length for the solve), and how far it moves them relative to their size: max_i |δ_i|/|x_i|."""
+    step = np.zeros_like(x)
+    if not free.any():
+        return step, 0.0
+    columns = jacobian[:, free]
+    lengths = np.linalg.norm(columns, axis=0)
+    lengths[lengths == 0] = 1.0
+    step[free] = np.linalg.lstsq(columns / lengths, r, rcond=None)[0] / lengths
+    size = np.maximum(np.abs(x[free]), np.finfo(float).tiny)
+    return step, float(np.max(np.abs(step[free]) / size))
+
+
+def stationarity(r: np.ndarray, jacobian: np.ndarray, free: np.ndarray | None = None) -> float:
+    """max_j |J_jᵀr| / (‖J_j‖·‖r‖) over the parameters not held at a bound (`free`): 0 at a minimum
+    whatever the units of the data and the parameters."""
+    free = np.ones(jacobian.shape[1], bool) if free is None else free
+    lengths = np.linalg.norm(jacobian, axis=0) * np.linalg.norm(r)
+    with np.errstate(all="ignore"):
+        cosines = np.abs(jacobian.T @ r) / lengths
+    cosines = cosines[free & (lengths > 0)]
+    return float(cosines.max()) if cosines.size else 0.0
+
+
+def at_rounding_level(problem: Problem, r: np.ndarray) -> bool:
+    """Whether the residuals are within ROUNDING_LEVEL roundings of the values they are differences
+    of (for r = model - y: of y), so that χ² is mostly rounding noise."""
+    if not problem.observed or problem.observed not in problem.data:
+        return False
+    y = np.abs(problem.data[problem.observed])
+    if problem.sigma is not None:
+        y = y / problem.sigma
+    rounding = np.finfo(float).eps * np.sqrt(np.mean(y * y))
+    return bool(np.sqrt(np.mean(r * r)) < ROUNDING_LEVEL * rounding)
 
 
 def _descend(problem, method, x, low, high, steps, lr, step_done, state):
@@ -391,15 +590,20 @@ def _descend(problem, method, x, low, high, steps, lr, step_done, state):
     return False, f"ran the {steps} steps asked for ({name} has no convergence test)"
 
 
-def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list[str]) -> None:
-    """Standard errors and correlations from the Jacobian at the solution, as curve_fit does with
-    absolute_sigma=False: cov = (JᵀJ)⁻¹ · Σr²/(rows − parameters)."""
+def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list[str],
+                   absolute_sigma: bool = False) -> None:
+    """Standard errors, the covariance and correlations from the Jacobian at the solution, as
+    curve_fit does: cov = (JᵀJ)⁻¹, times Σr²/(rows − parameters) unless σ is absolute. The columns
+    of J are scaled to unit length first, so that the condition number judges the problem and not
+    the parameters' units."""
     rows, count = jacobian.shape
-    if rows <= count:
+    if rows <= count and not absolute_sigma:
         result.warnings.append(f"no standard errors: {rows} rows for {count} parameters "
                                "(more rows than parameters are needed)")
         return
-    _, singular, vt = np.linalg.svd(jacobian, full_matrices=False)
+    lengths = np.linalg.norm(jacobian, axis=0)
+    lengths[lengths == 0] = 1.0
+    _, singular, vt = np.linalg.svd(jacobian / lengths, full_matrices=False)
     tiny = np.finfo(float).eps * max(jacobian.shape) * (singular[0] if singular.size else 0.0)
     if singular.size == 0 or singular[-1] <= tiny:
         result.warnings.append("the covariance cannot be estimated: the Jacobian is singular at the "
@@ -408,19 +612,39 @@ def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list
         return
     condition = (singular[0] / singular[-1]) ** 2
     if condition > ILL_CONDITIONED:
-        result.warnings.append(f"the covariance is ill-conditioned (condition number of JᵀJ {condition:.2g}): "
-                               "the standard errors and correlations are not reliable")
-    scale = float(r @ r) / (rows - count)
-    covariance = (vt.T / singular**2) @ vt * scale
+        result.warnings.append(f"the covariance is ill-conditioned (condition number of JᵀJ {condition:.2g}, "
+                               "its columns scaled to unit length): the standard errors and correlations "
+                               "are not reliable")
+    scale = 1.0 if absolute_sigma else float(r @ r) / (rows - count)
+    covariance = (vt.T / singular**2) @ vt / np.outer(lengths, lengths) * scale
+    covariance = (covariance + covariance.T) / 2  # exactly symmetric, not to the last bit
     errors = np.sqrt(np.diag(covariance))
-    result.scale = scale
+    result.scale, result.absolute_sigma = scale, absolute_sigma
+    result.covariance = covariance
     result.stderr = dict(zip(names, map(float, errors)))
     result.correlation = {}
     for i, a in enumerate(names):
         for j in range(i + 1, count):
             c = covariance[i, j] / (errors[i] * errors[j]) if errors[i] and errors[j] else 0.0
-            if abs(c) > CORRELATION_SHOWN:
-                result.correlation.setdefault(a, {})[names[j]] = float(c)
+            result.correlation.setdefault(a, {})[names[j]] = float(c)
+
+
+def statistics(r: np.ndarray, count: int, observed: np.ndarray | None = None,
+               weights: np.ndarray | None = None) -> dict[str, float]:
+    """lmfit's goodness-of-fit figures for the (weighted) residuals r of a fit of `count` parameters:
+    χ² = Σr², reduced χ² = χ²/(N − P), AIC = N·ln(χ²/N) + 2P, BIC = N·ln(χ²/N) + ln(N)·P, and where the
+    observed values y are known R² = 1 − Σ(y − ŷ)²/Σ(y − ȳ)² (unweighted, as lmfit's rsquared)."""
+    rows = len(r)
+    chi_square = float(r @ r)
+    log_likelihood = rows * math.log(max(chi_square, 1e-250 * rows) / rows)  # lmfit's floor at a perfect fit
+    result = {"rows": rows, "parameters": count, "chi_square": chi_square,
+              "reduced_chi_square": chi_square / max(1, rows - count),
+              "aic": log_likelihood + 2 * count, "bic": log_likelihood + math.log(rows) * count}
+    if observed is not None:
+        raw = r * weights if weights is not None else r
+        spread = float(np.sum((observed - observed.mean()) ** 2))
+        result["r_squared"] = 1.0 - float(raw @ raw) / max(spread, np.finfo(float).tiny)
+    return result
 
 
 # ---------------------------------------------------------------- after the fit
@@ -454,10 +678,10 @@ def means(problem: Problem, x: Mapping[str, float], names: list[str]) -> dict[st
     return {name: float(np.mean(v)) for name, v in values.items()}
 
 
-def curve(problem: Problem, fit: Fit, x_column: str) -> dict:
-    """What the plot draws over the x column: the data the residual compares with (for `r = model - y`,
-    y's points) and the fitted variable (model); otherwise the output at each row."""
-    fitted, observed = problem.output, None
+def compared(problem: Problem) -> tuple[str | None, str | None]:
+    """The fitted variable and the data column a residual compares it with: for `r = model - y` (or
+    `y - model`) with `y` a data column, (model, y); for `r = a*x + b - y`, (None, y); otherwise
+    (the output, None)."""
     statement = problem.program.graph.definitions.get(problem.residual or "")
     expr = statement.expr if statement is not None else None
     while isinstance(expr, Paren):
@@ -466,13 +690,31 @@ def curve(problem: Problem, fit: Fit, x_column: str) -> dict:
         sides = [side.inner if isinstance(side, Paren) else side for side in (expr.left, expr.right)]
         names = [side.id if isinstance(side, Name) else None for side in sides]
         for mine, theirs in (names, names[::-1]):
-            if theirs in problem.data and mine is not None and mine not in problem.data:
-                fitted, observed = mine, theirs
-                break
-    values = problem.values(np.array(list(fit.parameters.values())), [fitted])
+            if theirs in problem.data and mine not in problem.data:
+                return mine, theirs
+    return problem.output, None
+
+
+def curve(problem: Problem, fit: Fit, x_column: str) -> dict:
+    """What the plot draws over the x column: the data the residual compares with (for `r = model - y`,
+    y's points), the fitted curve (model, or y + r when the model has no name of its own) and the
+    residual; otherwise the output at each row."""
+    fitted, observed = compared(problem)
+    x = np.array(list(fit.parameters.values()))
+    residual = problem.values(x, [problem.output])[problem.output] if problem.residual else None
+    if fitted is None:  # r = (expression) - y: the curve is y + r; r = y - (expression): y - r
+        statement = problem.program.graph.definitions[problem.residual].expr
+        while isinstance(statement, Paren):
+            statement = statement.inner
+        right = statement.right.inner if isinstance(statement.right, Paren) else statement.right
+        sign = 1.0 if isinstance(right, Name) and right.id == observed else -1.0
+        fitted, curve_values = "fit", problem.data[observed] + sign * residual
+    else:
+        curve_values = problem.values(x, [fitted])[fitted]
     return {"x": problem.data[x_column].tolist(),
             "data": (observed, problem.data[observed].tolist()) if observed else None,
-            "fitted": (fitted, values[fitted].tolist())}
+            "fitted": (fitted, np.asarray(curve_values, float).tolist()),
+            "residual": (problem.output, np.asarray(residual, float).tolist()) if residual is not None else None}
 
 
 def written_back(program: Program, fitted: Mapping[str, float]) -> str:

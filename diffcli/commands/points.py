@@ -9,22 +9,29 @@ numbers are kept as raw doubles: in memory for a few chunks, then in an unnamed 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import math
+import re
 import tempfile
 from dataclasses import dataclass
 from typing import IO, Iterator
 
 import numpy as np
 
-from ..errors import DiffcliError, Source
+from ..errors import DiffcliError, Source, shown
 from ..language.graph import did_you_mean
 from ..ops import CONSTANTS, RESERVED
 from ..program import Program
 
 CHUNK = 1 << 14       # points computed and written at a time (a few MB of text)
-IN_MEMORY = 1 << 20   # points kept in memory before they go to a temporary file
+CHUNK_NUMBERS = 1 << 20  # ... fewer points when they have many columns: a chunk's numbers at most
+IN_MEMORY = 1 << 22   # numbers kept in memory before they go to a temporary file
 MAX_SWEEP_POINTS = 10**10
+MAX_LINE = 16 * 2**20           # characters in a line of a points file (100,000 numbers take ~2 MB)
+MAX_POINTS_TEXT = 2**30         # characters in a whole --points file (its numbers go to a disk file)
+MAX_DATA_TEXT = 256 * 2**20     # ... in a --data file, which a fit keeps in memory (as FILE's bound)
+READ_BLOCK = 1 << 20            # characters read at a time
 
 
 # ================================================================ sweeps
@@ -38,9 +45,29 @@ class Sweep:
     log: bool = False
 
     def values(self) -> np.ndarray:
+        return self.at(np.arange(self.num))
+
+    def at(self, index: np.ndarray) -> np.ndarray:
+        """The values at these indices, as numpy.linspace (or geomspace) has them, made for these
+        indices alone; where STOP - START overflows, as (1 - t)·START + t·STOP, which cannot."""
+        start, stop = self.start, self.stop
+        if self.log:  # geomspace: 10 to the evenly spaced logarithms, the ends exactly as given
+            start, stop = float(np.log10(abs(start))), float(np.log10(abs(stop)))
+        div = max(self.num - 1, 1)
+        i = index.astype(float)
+        delta = stop - start
+        with np.errstate(all="ignore"):
+            step = delta / div
+            y = i * step + start if step != 0 else i / div * delta + start
+        if not np.isfinite(y).all():
+            t = i / div
+            y = (1 - t) * start + t * stop
         if self.log:
-            return np.geomspace(self.start, self.stop, self.num)
-        return np.linspace(self.start, self.stop, self.num)
+            y = 10.0 ** y
+            y[index == 0] = abs(self.start)
+        if self.num > 1:
+            y[index == self.num - 1] = abs(self.stop) if self.log else self.stop
+        return -y if self.log and self.start < 0 else y
 
 
 def parse_sweep(text: str) -> Sweep:
@@ -54,16 +81,17 @@ def parse_sweep(text: str) -> Sweep:
     log = len(parts) == 4 and parts[3] == "log"
     if len(parts) != 3 and not log:
         raise ValueError(f"{text!r} is not NAME=START:STOP:NUM or NAME=START:STOP:NUM:log")
-    try:
-        start, stop = float(parts[0]), float(parts[1])
-    except ValueError:
-        raise ValueError(f"{text!r}: START and STOP must be numbers") from None
+    from ..language.parser import read_number
+
+    start, stop = read_number(parts[0]), read_number(parts[1])
+    if start is None or stop is None:
+        raise ValueError(f"{text!r}: START and STOP must be numbers, written as in the language "
+                         "and --set: 2, -0.5, 1e-3")
     if not (math.isfinite(start) and math.isfinite(stop)):
         raise ValueError(f"{text!r}: START and STOP must be finite")
-    try:
-        num = int(parts[2])
-    except ValueError:
-        raise ValueError(f"{text!r}: NUM must be a whole number of points") from None
+    if not re.fullmatch("[0-9]+", parts[2]):
+        raise ValueError(f"{text!r}: NUM must be a whole number of points (digits 0-9)")
+    num = int(parts[2])
     if num < 1:
         raise ValueError(f"{text!r}: NUM must be at least 1")
     if log and (start == 0 or stop == 0 or (start < 0) != (stop < 0)):
@@ -89,8 +117,7 @@ def grid(sweeps: list[Sweep], program: Program) -> Points:
         raise DiffcliError("input", f"--sweep {name}: {message}", help=help)
 
     check_names(program, [s.name for s in sweeps], fail)
-    axes = [s.values() for s in sweeps]
-    n = math.prod(len(a) for a in axes)
+    n = math.prod(s.num for s in sweeps)  # (before anything is made: 10^9 points would be 8 GB)
     if n > MAX_SWEEP_POINTS:
         raise DiffcliError("input", f"the sweeps make {n:,} points, more than {MAX_SWEEP_POINTS:,}",
                            help="use fewer points per sweep, or split the grid into several runs")
@@ -103,9 +130,9 @@ def grid(sweeps: list[Sweep], program: Program) -> Points:
         for offset in range(0, n, CHUNK):
             index = np.arange(offset, min(n, offset + CHUNK))
             columns = {}
-            for name, axis in zip(reversed(names), reversed(axes)):
-                index, at = np.divmod(index, len(axis))
-                columns[name] = axis[at]
+            for sweep in reversed(sweeps):
+                index, at = np.divmod(index, sweep.num)
+                columns[sweep.name] = sweep.at(at)
             yield offset, {name: columns[name] for name in names}
 
     return Points(names, n, chunks)
@@ -129,7 +156,7 @@ class _Line(Source):
 
 
 def _row_error(message, filename, number, text, start=0, end=None, help=None) -> DiffcliError:
-    text = text.rstrip("\r\n")
+    text = text.rstrip("\r")
     end = max(start + 1, len(text) if end is None else end)
     return DiffcliError("input", message, (start, end), source=_Line(text, filename, number), help=help)
 
@@ -180,7 +207,7 @@ class _Store:
 
     def add(self, block: np.ndarray) -> None:  # block: (rows, width)
         self.n += len(block)
-        if self.file is None and self.n > IN_MEMORY:
+        if self.file is None and self.n * self.width > IN_MEMORY:
             self.file = tempfile.TemporaryFile()
             for kept in self.kept:
                 kept.tofile(self.file)
@@ -197,29 +224,34 @@ class _Store:
         self.file.seek(0)
         left = self.n
         while left:
-            rows = min(CHUNK, left)
+            rows = min(chunk_rows(self.width), left)
             block = np.fromfile(self.file, dtype=float, count=rows * self.width)
             yield block.reshape(rows, self.width)
             left -= rows
 
 
-def read_points(stream: IO[str], filename: str, fmt: str | None, program: Program) -> Points:
+def read_points(stream: IO[str], filename: str, fmt: str | None, program: Program,
+                limit: int = MAX_POINTS_TEXT) -> Points:
     """Read a whole points file (CSV with a header row of input names, or JSON Lines of objects),
-    checking every row; then its points are served in chunks."""
-    first = stream.readline()
-    line_number = 1
-    while first and not first.strip():
-        first = stream.readline()
-        line_number += 1
-    if not first:
+    checking every row; then its points are served in chunks. A line longer than MAX_LINE, or a
+    file longer than `limit` characters, is refused as soon as it is seen (`/dev/zero` never ends)."""
+    blocks = _line_blocks(stream, filename, limit)
+    for number, lines in blocks:
+        blank = next((k for k, line in enumerate(lines) if line.strip()), None)
+        if blank is not None:
+            break
+    else:
         raise DiffcliError("input", f"{filename} has no points", help="give a header row of input names, "
                            "then one row of numbers per point (or JSON Lines of objects)")
+    first, number = lines[blank], number + blank
+    rest = itertools.chain([(number + 1, lines[blank + 1:])], blocks)
     fmt = fmt or sniff_format(filename, first)
     reader = _read_jsonl if fmt == "jsonl" else _read_csv
-    names, store = reader(stream, filename, first, line_number, program)
+    names, store = reader(rest, filename, first, number, program)
     if store is None or store.n == 0:
         raise DiffcliError("input", f"{filename} has no points, only a header",
                            help="add one row of numbers per point")
+    step = chunk_rows(len(names))
 
     def chunks():
         offset = 0
@@ -228,9 +260,9 @@ def read_points(stream: IO[str], filename: str, fmt: str | None, program: Progra
         for block in store.blocks():
             pending.append(block)
             size += len(block)
-            while size >= CHUNK or (size and offset + size == store.n):
+            while size >= step or (size and offset + size == store.n):
                 joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
-                take, rest = joined[:CHUNK], joined[CHUNK:]
+                take, rest = joined[:step], joined[step:]
                 yield offset, {name: np.ascontiguousarray(take[:, k]) for k, name in enumerate(names)}
                 offset += len(take)
                 pending, size = ([rest], len(rest)) if len(rest) else ([], 0)
@@ -238,8 +270,47 @@ def read_points(stream: IO[str], filename: str, fmt: str | None, program: Progra
     return Points(names, store.n, chunks)
 
 
+def chunk_rows(width: int) -> int:
+    """Points a chunk holds: CHUNK, or fewer when each has so many columns that CHUNK_NUMBERS is passed."""
+    return max(1, min(CHUNK, CHUNK_NUMBERS // max(width, 1)))
+
+
+def _line_blocks(stream: IO[str], filename: str, limit: int) -> Iterator[tuple[int, list[str]]]:
+    """The stream's lines without their `\n` (and without a leading byte-order mark, which Excel
+    writes), as (the first one's line number, lines), about READ_BLOCK characters at a time."""
+    carry: list[str] = []   # the start of a line that has not ended yet
+    carried = total = 0
+    number = 1
+    while True:
+        text = stream.read(READ_BLOCK)
+        if total == 0 and text.startswith("\ufeff"):
+            text = text[1:]
+        total += len(text)
+        if total > limit:
+            raise DiffcliError("io", f"{filename} is longer than {limit // 2**20} MiB, more than diffcli "
+                               "reads", help="split the points into several files and runs")
+        end = text.find("\n")
+        if carried + (len(text) if end < 0 else end) > MAX_LINE:
+            raise DiffcliError("io", f"line {number} of {filename} is longer than {MAX_LINE // 2**20} MiB, "
+                               "more than diffcli reads", help="a points file has one point per line")
+        if not text:
+            if carried:
+                yield number, ["".join(carry)]
+            return
+        if end < 0:
+            carry.append(text)
+            carried += len(text)
+            continue
+        cut = text.rfind("\n")
+        carry.append(text[:cut])
+        lines = "".join(carry).split("\n")
+        yield number, lines
+        number += len(lines)
+        carry, carried = [text[cut + 1:]], len(text) - cut - 1
+
+
 def _header(program, filename, line, number) -> list[str]:
-    text = line.rstrip("\r\n")
+    text = line.rstrip("\r")
     cells = text.split(",")
     names = [c.strip() for c in cells]
     starts = _cell_starts(cells)
@@ -249,12 +320,19 @@ def _header(program, filename, line, number) -> list[str]:
         raise _row_error(f"column `{name}` of {filename}: {message}", filename, number, text,
                          starts[k], starts[k] + len(cells[k]), help)
 
+    if len(names) == 1 and ("\t" in text or ";" in text):
+        separator = "tabs" if "\t" in text else "`;`"
+        raise _row_error(f"{filename}: the header is one column, `{shown(names[0])}`, with {separator} in it",
+                         filename, number, text, 0, help="a points file is CSV: its columns are separated "
+                         "by commas (save it as CSV, or replace the separators with `,`)")
+    seen: set[str] = set()
     for k, name in enumerate(names):
         if not name:
             raise _row_error(f"{filename}: column {k + 1} of the header has no name", filename, number,
                              text, starts[k], help="the first row names an input in each column")
-        if names.index(name) != k:
+        if name in seen:
             fail(name, "named twice in the header")
+        seen.add(name)
     check_names(program, names, fail)
     return names
 
@@ -267,88 +345,115 @@ def _cell_starts(cells: list[str]) -> list[int]:
     return starts
 
 
-def _read_csv(stream, filename, first, number, program):
+# only what a number of the language (and --set) is made of: then NumPy's reading of a cell is
+# float()'s, which is the language's (without `_`, `inf`, `nan` or digits other than 0-9)
+_NOT_IN_NUMBERS = re.compile(r"[^0-9eE.+\-, \t\r\n]")
+
+
+def _read_csv(blocks, filename, first, number, program):
     names = _header(program, filename, first, number)
     width = len(names)
     store = _Store(width)
-    while True:
-        lines = stream.readlines(1 << 20)
-        if not lines:
-            break
-        start = number + 1
-        number += len(lines)
+    for start, lines in blocks:
         rows = [line for line in lines if line.strip()]
         if not rows:
             continue
+        text = "\n".join(rows)
         try:
-            block = np.loadtxt(io.StringIO("".join(rows)), delimiter=",", dtype=float, ndmin=2,
-                               comments=None)
+            if _NOT_IN_NUMBERS.search(text):
+                raise ValueError
+            block = np.loadtxt(io.StringIO(text), delimiter=",", dtype=float, ndmin=2, comments=None)
             if block.shape[1] != width or not np.isfinite(block).all():
                 raise ValueError
-        except ValueError:  # find the bad cell; or it was a form only Python's float() reads
+        except ValueError:  # find the bad cell
             block = np.array(_parse_slowly(lines, start, filename, names), dtype=float).reshape(-1, width)
         store.add(block)
     return names, store
 
 
 def _parse_slowly(lines, start, filename, names) -> list[list[float]]:
-    """The rows of a block, each cell read by float(); the first bad row or cell is a diagnostic."""
+    """The rows of a block, each cell read as --set reads a number; the first bad row or cell is a
+    diagnostic."""
+    from ..language.parser import read_number
+
     width = len(names)
     rows = []
     for number, line in enumerate(lines, start):
         if not line.strip():
             continue
-        text = line.rstrip("\r\n")
+        text = line.rstrip("\r")
         cells = text.split(",")
         starts = _cell_starts(cells)
         if len(cells) != width:
             what = "fewer" if len(cells) < width else "more"
             at = len(text) if len(cells) < width else starts[width] - 1
             raise _row_error(f"{filename}: row {number} has {len(cells)} value{'s' * (len(cells) != 1)}, {what} than the "
-                             f"{width} columns of the header ({', '.join(names)})", filename, number, text,
+                             f"{width} columns of the header ({_names(names)})", filename, number, text,
                              at, help="give one number per column")
         row = []
         for k, cell in enumerate(cells):
-            try:
-                value = float(cell)
-            except ValueError:
-                value = None
+            value = read_number(cell.strip())
             if value is None or not math.isfinite(value):
-                shown = f"`{cell.strip()}`" if cell.strip() else "an empty cell"
-                raise _row_error(f"{filename}: {shown} in column `{names[k]}` is not a finite number",
-                                 filename, number, text, starts[k], starts[k] + max(1, len(cell)))
+                shown_cell = f"`{cell.strip()}`" if cell.strip() else "an empty cell"
+                raise _row_error(f"{filename}: {shown_cell} in column `{names[k]}` is not a finite number",
+                                 filename, number, text, starts[k], starts[k] + max(1, len(cell)),
+                                 help=None if value is not None or not cell.strip() else
+                                 "numbers are written as in the language and --set: 2, -0.5, 1e-3")
             row.append(value)
         rows.append(row)
     return rows
 
 
-def _read_jsonl(stream, filename, first, number, program):
-    names: list[str] | None = None
-    store = None
-    rows: list[list[float]] = []
-    for line in _lines(first, stream):
-        if line.strip():
-            if names is None:
-                names = _jsonl_names(line, filename, number, program)
-                store = _Store(len(names))
-            rows.append(_jsonl_row(line, filename, number, names))
-            if len(rows) == CHUNK:
-                store.add(np.array(rows, dtype=float).reshape(-1, len(names)))
-                rows = []
-        number += 1
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:12]) + (f", … ({len(names)} in all)" if len(names) > 12 else "")
+
+
+def _read_jsonl(blocks, filename, first, number, program):
+    names = _jsonl_names(first, filename, number, program)
+    store = _Store(len(names))
+    step = chunk_rows(len(names))
+    rows: list[list[float]] = [_jsonl_row(first, filename, number, names)]
+    for start, lines in blocks:
+        for number, line in enumerate(lines, start):
+            if line.strip():
+                rows.append(_jsonl_row(line, filename, number, names))
+                if len(rows) == step:
+                    store.add(np.array(rows, dtype=float).reshape(-1, len(names)))
+                    rows = []
     if rows:
         store.add(np.array(rows, dtype=float).reshape(-1, len(names)))
     return names, store
 
 
-def _lines(first, stream):
-    yield first
-    yield from stream
+class _Twice(ValueError):
+    """A key given twice in one JSON object."""
+
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _no_repeats(pairs):
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        seen = set()
+        raise _Twice(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return obj
+
+
+# integers as floats, as the language reads them (no int of 5,000 digits to convert); made once,
+# since json.loads with options makes a decoder at each call (twice the time of a row)
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_repeats, parse_int=float)
 
 
 def _jsonl_object(line, filename, number) -> dict:
     try:
-        obj = json.loads(line)
+        obj = _DECODER.decode(line)
+    except _Twice as twice:
+        key = json.dumps(twice.key, ensure_ascii=False)
+        at = line.find(key, line.find(key) + 1)
+        raise _row_error(f"{filename}: line {number} gives `{twice.key}` twice", filename, number, line,
+                         max(at, 0), None if at < 0 else at + len(key),
+                         help="give each input once a line, as a CSV header names each column once") from None
     except json.JSONDecodeError as error:
         raise _row_error(f"{filename}: line {number} is not JSON: {error.msg}", filename, number, line,
                          error.colno - 1) from None
@@ -378,7 +483,7 @@ def _jsonl_row(line, filename, number, names) -> list[float]:
     for name in names:
         if name not in obj:
             raise _row_error(f"{filename}: line {number} has no `{name}`", filename, number, line, 0,
-                             help=f"every line gives the inputs of the first: {', '.join(names)}")
+                             help=f"every line gives the inputs of the first: {_names(names)}")
         value = obj[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             key = json.dumps(name, ensure_ascii=False)
@@ -388,7 +493,8 @@ def _jsonl_row(line, filename, number, names) -> list[float]:
                              None if at < 0 else at + len(key))
         row.append(float(value))
     if len(obj) != len(names):
-        extra = next(k for k in obj if k not in names)
+        known = set(names)
+        extra = next(k for k in obj if k not in known)
         raise _row_error(f"{filename}: line {number} gives `{extra}`, which the first line does not",
-                         filename, number, line, 0, help=f"every line gives the same inputs: {', '.join(names)}")
+                         filename, number, line, 0, help=f"every line gives the same inputs: {_names(names)}")
     return row

@@ -252,6 +252,7 @@ def _columns(program: Program, columns: Mapping[str, object]):
 def _chunks(program: Program, used: dict, unused: list[str], n: int):
     """(start, stop, leaves): each chunk of points, with every leaf node's value over it."""
     names = program.graph.names
+    unused = set(unused)  # (a points file may have 100,000 columns the program does not use)
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
         leaves = list(program.graph.value0)

@@ -20,11 +20,13 @@ symmetric.
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import domain, engine
 from .. import ops
+from ..display import Displayed
 from ..errors import DiffcliError
 from ..formatting import applied_text, excerpt, operator_span
 from ..language.graph import Graph
@@ -131,6 +133,7 @@ def second_order(graph: Graph, values: list[float], output: int, seeds: dict, wa
             "domain", "a second derivative overflows",
             operator_span(graph.source, graph.expr[output]) if graph.expr[output] is not None else None, source=graph.source,
             help="a second derivative grew past the largest double (about 1.8e308); rescale the inputs",
+            operation=graph.op[output].name if graph.op[output] is not None else None,
         )
     return adjoint, adjoint_t
 
@@ -220,6 +223,7 @@ def _second_order_error(graph, values, i, n, undefined_at, undefined) -> Diffcli
             "domain", f"a second derivative overflows at `{excerpt(graph.source, graph.expr[i])}`",
             operator_span(graph.source, graph.expr[i]), source=graph.source,
             help="it grew past the largest double (about 1.8e308); rescale the inputs",
+            operation=graph.op[i].name,
         )
     op = graph.op[i]
     xs = [values[j] for j in graph.args[i]]
@@ -229,15 +233,25 @@ def _second_order_error(graph, values, i, n, undefined_at, undefined) -> Diffcli
         f"the second derivative of `{op.name}`{which} is infinite or undefined at {applied_text(op, xs)}",
         operator_span(graph.source, graph.expr[i]), source=graph.source,
         help="the Hessian does not exist here; evaluate at another point",
+        operation=op.name,
     )
 
 
 # ---------------------------------------------------------------- the results
 
 def hessian_matrix(graph: Graph, values: list[float], output: int, wrt: list[str]):
-    """(gradient over wrt, symmetric Hessian over wrt), by forward-over-reverse with k directions."""
+    """(gradient over wrt, symmetric Hessian over wrt as a NumPy matrix): the sum over the nodes (see _edge_sum), and
+    where that meets anything that is not finite, forward-over-reverse with k directions, which
+    gives the result or names the operation whose (second) derivative does not exist."""
     import numpy as np
 
+    try:
+        with np.errstate(all="ignore"):
+            found = _edge_sum(graph, values, output, wrt)
+        if found is not None:
+            return found
+    except (ArithmeticError, ValueError):
+        pass
     nodes = [graph.names[name] for name in wrt]
     k = len(nodes)
     seeds = {}
@@ -248,8 +262,154 @@ def hessian_matrix(graph: Graph, values: list[float], output: int, wrt: list[str
     rows = np.array([np.broadcast_to(adjoint_t[node], (k,)) for node in nodes], dtype=float).reshape(k, k)
     matrix = rows / 2 + rows.T / 2  # (not (rows + rows.T) / 2, which can overflow)
     gradient = {name: adjoint[node] for name, node in zip(wrt, nodes)}
-    hessian = {a: {b: float(matrix[r, c]) for c, b in enumerate(wrt)} for r, a in enumerate(wrt)}
-    return gradient, hessian
+    return gradient, matrix
+
+
+def _edge_sum(graph: Graph, values: list[float], output: int, wrt: list[str]):
+    """The Hessian as Σ over the nodes i of g_i · Tᵀ ∇²φ_i T: g_i the adjoint of node i, ∇²φ_i its
+    operation's second partials, T the tangents d(argument)/d(wrt) of its arguments (the chain
+    rule twice; forward-over-reverse computes the same sum, a direction at a time).
+
+    The tangents of all the nodes are one matrix, filled a level of the graph at a time (every node
+    of a level at once). The terms: (c, a, b) meaning c·T[a]ᵀT[b]; where T[a] is an input's unit
+    row, a term is c·T[b] added into that input's row; the others are one matrix product. The
+    result is S + Sᵀ, symmetric by construction. Returns None where anything is not finite (the
+    caller's checked walk then decides)."""
+    import numpy as np
+
+    n, k = len(graph), len(wrt)
+    op_of, args, partials = graph.op, graph.args, graph.partials
+    adjoint = engine.reverse(graph, values, output)
+    row_of = {graph.names[name]: r for r, name in enumerate(wrt)}
+    depends = depends_on(graph, list(row_of))
+    level = [0] * n
+    by_level: dict[int, list[int]] = {}
+    first = [None] * n  # each node's first partials
+    rows, row_terms, row_coefficients = [], [], []        # c·T[b] into the input's row
+    dense_a, dense_b, dense_c = [], [], []                # c·T[a]ᵀT[b]
+    for i in range(n):
+        op = op_of[i]
+        if op is None or not depends[i]:
+            continue
+        a = args[i]
+        out = values[i]
+        if len(a) == 2:
+            j, m = a
+            xs = [values[j], values[m]]
+            p0, p1 = partials[i]
+            ps = (p0(out, xs[0], xs[1]), p1(out, xs[0], xs[1]))
+            level[i] = 1 + (level[j] if level[j] > level[m] else level[m])
+        else:
+            xs = [values[j] for j in a]
+            ps = tuple(p(out, *xs) for p in partials[i])
+            level[i] = 1 + max(level[j] for j in a)
+        first[i] = ps
+        if level[i] in by_level:
+            by_level[level[i]].append(i)
+        else:
+            by_level[level[i]] = [i]
+        g = adjoint[i]
+        if g == 0.0 or _partial_shapes(op.key, len(a)) is _LINEAR:
+            continue
+        for (u, v), h in _second_partials(op, out, xs, ps, [depends[j] for j in a]):
+            if h == 0.0:
+                continue
+            c = g * h / 2 if u == v else g * h
+            ja, jb = a[u], a[v]
+            if jb in row_of:
+                ja, jb = jb, ja
+            if ja in row_of:
+                rows.append(row_of[ja]); row_terms.append(jb); row_coefficients.append(c)
+            else:
+                dense_a.append(ja); dense_b.append(jb); dense_c.append(c)
+    tangent = np.zeros((n, k))
+    for node, r in row_of.items():
+        tangent[node, r] = 1.0
+    for _, nodes in sorted(by_level.items()):
+        _fill_level(tangent, nodes, args, first, depends)
+    half = np.zeros((k, k))
+    if rows:
+        np.add.at(half, np.array(rows), np.array(row_coefficients)[:, None] * tangent[row_terms])
+    if dense_a:
+        half += (tangent[dense_a] * np.array(dense_c)[:, None]).T @ tangent[dense_b]
+    matrix = half + half.T
+    if not (np.isfinite(matrix).all() and np.isfinite(tangent).all()):
+        return None
+    return {name: adjoint[graph.names[name]] for name in wrt}, matrix
+
+
+def _fill_level(tangent, nodes, args, first, depends):
+    """T[i] = Σ_n ∂i/∂(argument n) · T[argument n] for the nodes of one level, by arity, at once."""
+    import numpy as np
+
+    groups: dict[int, list[int]] = {}
+    for i in nodes:
+        groups.setdefault(len(args[i]), []).append(i)
+    for arity, group in groups.items():
+        total = None
+        for position in range(arity):
+            sources = [args[i][position] for i in group]
+            scale = np.array([first[i][position] if depends[args[i][position]] else 0.0 for i in group])
+            term = tangent[sources] * scale[:, None]
+            total = term if total is None else np.add(total, term, out=total)
+        tangent[group] = total
+
+
+@functools.lru_cache(maxsize=None)
+def _partial_shapes(key: str, nargs: int) -> tuple:
+    """Each partial of an operation as printed: ("constant",), ("argument", m) where it is argument
+    m itself (x·y's partials), else ("general",). Read from the printed rules, so nothing of the math
+    is written here: a constant partial has no second derivative, an argument's is 1."""
+    printer = ops.printer("python")
+    xs = printer.variables(*[f"x{m}" for m in range(nargs)])
+    shapes = []
+    for m in range(nargs):
+        text = str(printer._text(ops.apply_partial(ops.OPS[key], printer, m, printer.code("out"), *xs)))
+        if text in [str(x) for x in xs]:
+            shapes.append(("argument", [str(x) for x in xs].index(text)))
+        elif _is_number(text):
+            shapes.append(("constant",))
+        else:
+            shapes.append(("general",))
+    return _LINEAR if all(shape == ("constant",) for shape in shapes) else tuple(shapes)
+
+
+_LINEAR = ("linear",)  # every partial a constant (+, -, a copy): no second derivative at all
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip("()"))
+    except ValueError:
+        return False
+    return True
+
+
+def _second_partials(op, out, xs, ps, moving):
+    """((u, v), ∂²/∂x_u∂x_v) for u ≤ v, both arguments moving: from the partial rules' shapes, and
+    for a general rule its dual numbers (argument v moving, the result by its partial ∂out/∂x_v)."""
+    shapes = _partial_shapes(op.key, len(xs))
+    if all(shape[0] != "general" for shape in shapes):
+        return [((u, shape[1]), 1.0) for u, shape in enumerate(shapes)
+                if shape[0] == "argument" and u <= shape[1] and moving[u] and moving[shape[1]]]
+    dual, Dual = ops.backend("dual"), ops.Dual
+    found = []
+    for v in range(len(xs)):
+        if not moving[v]:
+            continue
+        duals = [Dual(x, 1.0 if m == v else 0.0) for m, x in enumerate(xs)]
+        moving_out = Dual(out, ps[v])
+        for u in range(v + 1):
+            if not moving[u]:
+                continue
+            pt = ops.apply_partial(op, dual, u, moving_out, *duals)
+            h = pt.t if type(pt) is Dual else 0.0
+            if type(h) is not float:
+                h = float(h)
+            if not _isfinite(h):
+                raise ValueError("a second partial that is not finite")
+            found.append(((u, v), h))
+    return found
 
 
 def hessian_vector(graph: Graph, values: list[float], output: int, vector: dict[str, float]):
@@ -263,8 +423,9 @@ def hessian_vector(graph: Graph, values: list[float], output: int, vector: dict[
 
 
 @dataclass
-class Hessian:
-    """Second derivatives of `output` over the inputs `wrt`."""
+class Hessian(Displayed):
+    """Second derivatives of `output` over the inputs `wrt`: `matrix` (NumPy, rows and columns in
+    wrt's order), and `hessian`, the same numbers by name (made when first asked for)."""
 
     inputs: dict[str, float]
     unused: list[str]
@@ -272,11 +433,15 @@ class Hessian:
     value: float
     wrt: list[str]
     gradient: dict[str, float]
-    hessian: dict[str, dict[str, float]]
+    matrix: object = field(compare=False, repr=False)
+
+    @functools.cached_property
+    def hessian(self) -> dict[str, dict[str, float]]:
+        return {a: dict(zip(self.wrt, row)) for a, row in zip(self.wrt, self.matrix.tolist())}
 
 
 @dataclass
-class HessianVector:
+class HessianVector(Displayed):
     """H·v over every input, H being the Hessian of `output` over all inputs."""
 
     inputs: dict[str, float]

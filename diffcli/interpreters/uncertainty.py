@@ -19,9 +19,11 @@ counted, not dropped silently.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
+from ..display import Displayed
 from ..errors import DiffcliError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,7 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover
 # Monte Carlo: points per batch.run call, and how many standard errors of the simulation count as
 # a disagreement with the linear result (3: a false alarm about once in 200 runs, mean and std)
 CHUNK = 200_000
-MAX_SAMPLES = 50_000_000  # their outputs are kept (for the interval): 400 MB
+MAX_SAMPLES = 50_000_000  # the time they take (about a minute) is the bound: memory does not grow
+EXACT_SAMPLES = 1_000_000  # up to this many outputs are kept (8 MB) and sorted: the interval exactly
+FINE_BINS = 1 << 18        # past it, counted in this many bins over 2× the range kept so far (2 MB)
 AGREEMENT_ERRORS = 3.0
 COVERAGE = 0.95
 
@@ -70,11 +74,11 @@ class MonteCarlo:
     failed: int
     first_error: DiffcliError | None  # the first failed point's error, to show
     agrees: bool  # mean and std within AGREEMENT_ERRORS standard errors of the linear result
-    samples: object = field(repr=False, default=None)  # the successful outputs (NumPy array)
+    samples: object = field(repr=False, default=None)  # the successful outputs (an _Outputs)
 
 
 @dataclass
-class Propagation:
+class Propagation(Displayed):
     output: str
     value: float
     uncertainty: float
@@ -141,31 +145,57 @@ def propagate(
     c = [result.gradients[name] for name in names]
     r = _correlation_matrix(names, correlations or {})
 
-    # c_i u_i Σ_j r_ij c_j u_j: input i's part of the variance (each covariance split evenly)
+    # c_i u_i Σ_j r_ij c_j u_j: input i's part of the variance (each covariance split evenly), in
+    # units of a power of two near the largest contribution (exact), so that u = 1e-320 does not
+    # underflow to a variance of 0 nor u = 1e200 overflow
     cu = [ci * ui for ci, ui in zip(c, u)]
+    largest = max((abs(x) for x in cu), default=0.0)
+    if not math.isfinite(largest):
+        raise DiffcliError("domain", "the combined variance overflows",
+                           help="rescale the inputs or their uncertainties")
+    exponent = math.frexp(largest)[1]
+    cu = [math.ldexp(x, -exponent) for x in cu]
     if r is None:
         parts = [x * x for x in cu]
     else:
         parts = [cu[i] * math.fsum(r[i][j] * cu[j] for j in range(len(names))) for i in range(len(names))]
     variance = math.fsum(parts)
-    if not math.isfinite(variance):
+    if r is not None:
+        # the rounding of the parts: a variance below it is an exact cancellation (y = a - 3b with
+        # r(a, b) = 1 and u_a = 3u_b), 0 and not noise whose shares are ±10^17 %
+        noise = 4 * sys.float_info.epsilon * math.fsum(
+            abs(cu[i]) * math.fsum(abs(r[i][j] * cu[j]) for j in range(len(names))) for i in range(len(names)))
+        variance = 0.0 if variance <= noise else variance
+    uncertainty = math.ldexp(math.sqrt(variance), exponent)
+    if not math.isfinite(uncertainty):
         raise DiffcliError("domain", "the combined variance overflows",
                            help="rescale the inputs or their uncertainties")
-    variance = max(variance, 0.0)  # rounding, with strong negative correlations
     budget = [
         BudgetRow(name, inputs[name], ui, ci, abs(ci) * ui, part / variance if variance > 0 else 0.0)
         for name, ui, ci, part in zip(names, u, c, parts)
     ]
     budget.sort(key=lambda row: -row.share)
+    variance = uncertainty * uncertainty  # in the output's units, for the second order
     propagation = Propagation(
-        result.output, result.value, math.sqrt(variance), budget, inputs,
+        result.output, result.value, uncertainty, budget, inputs,
         dict(correlations or {}), result.unused,
     )
+    overflow = DiffcliError("domain", "the combined variance overflows", help="rescale the inputs or their "
+                            "uncertainties (the second order and Monte Carlo work with variances)")
+    import numpy as np
+
     if order == 2:
-        propagation.second_order = _second_order(program, inputs, result.output, names, u, r, variance)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is the error below, no warning
+            second = propagation.second_order = _second_order(program, inputs, result.output, names, u, r,
+                                                              variance)
+        if not all(map(math.isfinite, (variance, second.term, second.mean_shift))):
+            raise overflow
     if monte_carlo is not None:
-        propagation.monte_carlo = _monte_carlo(program, inputs, result.output, names, u, r,
-                                               monte_carlo, seed, propagation)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mc = propagation.monte_carlo = _monte_carlo(program, inputs, result.output, names, u, r,
+                                                        monte_carlo, seed, propagation)
+        if not all(map(math.isfinite, (variance, mc.mean, mc.std, *mc.interval))):
+            raise overflow
     return propagation
 
 
@@ -244,7 +274,7 @@ def _monte_carlo(program, inputs, output, names, u, r, n, seed, linear: Propagat
     scale = np.array(u)[:, None]
     centre = np.array([inputs[name] for name in names])[:, None]
     columns = dict(inputs)  # the exact inputs stay at their values
-    outputs, failed, first_error = [], 0, None
+    outputs, failed, first_error = _Outputs(), 0, None
     for start in range(0, n, CHUNK):
         size = min(CHUNK, n - start)
         x = rng.standard_normal((len(names), size))  # one contiguous row per input
@@ -254,24 +284,117 @@ def _monte_carlo(program, inputs, output, names, u, r, n, seed, linear: Propagat
         x += centre
         columns.update(zip(names, x))
         chunk = batch.run(program, columns, output, gradients=False)
-        outputs.append(chunk.value[~chunk.failed])
+        outputs.add(chunk.value[~chunk.failed])
         failed += int(chunk.failed.sum())
         if first_error is None and chunk.errors:
             first_error = chunk.errors[min(chunk.errors)]
-    samples = np.concatenate(outputs)
-    m = len(samples)
+    m = outputs.m
     if m < 2:
         raise DiffcliError(
             "domain", f"{failed} of {n} Monte Carlo samples left a domain: no statistics to give",
             help=f"the first failure: {first_error.message}" if first_error else None,
         )
-    mean, std = float(samples.mean()), float(samples.std(ddof=1))
-    interval = shortest_interval(samples, COVERAGE)
+    mean, std = outputs.mean, math.sqrt(outputs.squares / (m - 1))
+    interval = outputs.interval(COVERAGE)
     # the simulation's own standard errors: of the mean s/√m, of the standard deviation s/√(2(m-1))
     rounding = 1e-12 * (abs(linear.value) + linear.uncertainty)  # (when every u is 0)
     agrees = (abs(mean - linear.value) <= AGREEMENT_ERRORS * std / math.sqrt(m) + rounding
               and abs(std - linear.uncertainty) <= AGREEMENT_ERRORS * std / math.sqrt(2 * (m - 1)) + rounding)
-    return MonteCarlo(n, mean, std, interval, failed, first_error, agrees, samples)
+    return MonteCarlo(n, mean, std, interval, failed, first_error, agrees, outputs)
+
+
+class _Outputs:
+    """The Monte Carlo outputs' statistics, gathered a chunk at a time in memory that does not grow
+    with their number: the mean and the sum of squared deviations by Chan et al.'s pairwise update
+    (each chunk's own by NumPy); the outputs themselves while there are at most EXACT_SAMPLES (the
+    interval is then exact); past that, counts in FINE_BINS bins spanning twice the range of the
+    outputs kept (outputs beyond it in two end bins, with the extremes kept exactly)."""
+
+    def __init__(self):
+        self.m, self.mean, self.squares = 0, 0.0, 0.0
+        self.low, self.high = math.inf, -math.inf
+        self.kept: list = []
+        self.counts = None  # bin 0: below `start`; 1..FINE_BINS; FINE_BINS + 1: above
+
+    def add(self, values) -> None:
+        import numpy as np
+
+        k = len(values)
+        if not k:
+            return
+        mean = float(values.mean())
+        squares = float(np.square(values - mean).sum())
+        total = self.m + k
+        delta = mean - self.mean
+        self.squares += squares + delta * delta * self.m * k / total
+        self.mean += delta * k / total
+        self.m = total
+        self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
+        if self.counts is None:
+            self.kept.append(values.copy())
+            if self.m > EXACT_SAMPLES:
+                kept, self.kept = np.concatenate(self.kept), []
+                span = (self.high - self.low) or max(abs(self.low), 1.0)
+                self.start, self.width = self.low - span / 2, 2 * span / FINE_BINS
+                self.counts = np.zeros(FINE_BINS + 2, np.int64)
+                self._count(kept)
+        else:
+            self._count(values)
+
+    def _count(self, values) -> None:
+        import numpy as np
+
+        where = np.floor((values - self.start) / self.width)
+        bins = np.clip(where, -1, FINE_BINS).astype(np.int64) + 1
+        self.counts += np.bincount(bins, minlength=FINE_BINS + 2)
+
+    def sorted(self):
+        import numpy as np
+
+        return np.sort(np.concatenate(self.kept))
+
+    def interval(self, coverage: float) -> tuple[float, float]:
+        """The shortest interval holding `coverage` of the outputs (JCGM 101, 7.7.2): exactly, or
+        from the bins (then it holds at least that share, and is at most two bins wider)."""
+        import numpy as np
+
+        if self.counts is None:
+            return shortest_interval(self.sorted(), coverage)
+        q = _window(self.m, coverage)
+        counts = self.counts
+        after = np.cumsum(counts)       # outputs in bins 0..j
+        before = after - counts         # the rank of the first output in bin i
+        lefts = self.start + (np.arange(FINE_BINS + 2) - 1) * self.width
+        lefts[0] = self.low
+        rights = lefts + self.width
+        rights[0], rights[-1] = self.start, self.high
+        starts = np.flatnonzero((counts > 0) & (before + q < self.m))
+        ends = np.searchsorted(after, before[starts] + q, side="right")
+        widths = rights[ends] - lefts[starts]
+        best = int(np.argmin(widths))
+        return float(max(lefts[starts[best]], self.low)), float(min(rights[ends[best]], self.high))
+
+    def histogram(self, bins: int):
+        """(counts, edges) of `bins` equal bins from the lowest output to the highest."""
+        import numpy as np
+
+        if self.counts is None:
+            return np.histogram(self.sorted(), bins=bins)
+        inside = np.flatnonzero(self.counts[1:-1])
+        first, last = (inside[0], inside[-1] + 1) if len(inside) else (0, 1)
+        groups = np.linspace(first, last, bins + 1).round().astype(np.int64)
+        counts = np.add.reduceat(self.counts[1:-1], groups[:-1])
+        counts[groups[:-1] == groups[1:]] = 0   # (reduceat's empty groups)
+        counts[0] += self.counts[0]
+        counts[-1] += self.counts[-1]
+        edges = self.start + groups * self.width
+        edges[0], edges[-1] = self.low, self.high
+        return counts, edges
+
+
+def _window(m: int, coverage: float) -> int:
+    """The interval spans the ranks r..r+q of the sorted outputs."""
+    return min(max(int(coverage * m + 0.5), 1), m - 1)
 
 
 def shortest_interval(samples, coverage: float) -> tuple[float, float]:
@@ -280,31 +403,7 @@ def shortest_interval(samples, coverage: float) -> tuple[float, float]:
 
     y = np.sort(samples)
     m = len(y)
-    q = min(max(int(coverage * m + 0.5), 1), m - 1)
+    q = _window(m, coverage)
     widths = y[q:] - y[: m - q]
     r = int(np.argmin(widths))
     return float(y[r]), float(y[r + q])
-
-
-def gum_text(value: float, u: float) -> str:
-    """`47.0 ± 3.2`: the uncertainty to two significant digits, the value to the same decimal
-    place (GUM 7.2.6); a power of ten factored out when the numbers are very large or small."""
-    if u == 0 or not math.isfinite(u):
-        return f"{value:.6g} ± 0"
-    exponent = math.floor(math.log10(u))
-    if round(u, 1 - exponent) >= 10 ** (exponent + 1):  # 9.96 rounds to 10: two digits are "10"
-        exponent += 1
-    scale = max(abs(value), u)
-    power = math.floor(math.log10(scale))
-    if -4 <= power <= 5 and exponent >= -6:
-        if exponent >= 1:  # u ≥ 10: round both to u's second digit, a power of ten ≥ 1
-            step = 10 ** (exponent - 1)
-            return f"{_fixed(round(value / step) * step, 0)} ± {_fixed(round(u / step) * step, 0)}"
-        return f"{_fixed(value, 1 - exponent)} ± {_fixed(u, 1 - exponent)}"
-    decimals = max(1 - exponent + power, 0)
-    return f"({_fixed(value / 10 ** power, decimals)} ± {_fixed(u / 10 ** power, decimals)})e{power}"
-
-
-def _fixed(x: float, decimals: int) -> str:
-    text = f"{x:.{decimals}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no `-0.0`

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import stat
 import unicodedata
 from dataclasses import dataclass
 
@@ -311,18 +313,88 @@ class _Writer:
         op, a = self.graph.op[i], self.graph.args[i]
         return _templates(self.lang, op.key, len(a))[0].format(*[self.ref[j] for j in a])
 
-    def edges(self, i: int, into: list[str] | None = None):
+    def edges(self, i: int, into: list[str] | None = None, refs: list[str] | None = None,
+              count_name: str | None = None):
         """(n, argument node, partial text) for every argument whose adjoint is kept, and the tie
-        count's text (min/max) or None."""
+        count's text (min/max) or None. (`refs` and `count_name`: the fast path's names.)"""
         op, a = self.graph.op[i], self.graph.args[i]
         value, partials, count = _templates(self.lang, op.key, len(a))
-        names = [self.ref[j] for j in a]
-        names.append(self.ref[i])
-        names.append(self.internal["n"])
+        refs = refs or self.ref
+        names = [refs[j] for j in a]
+        names.append(refs[i])
+        names.append(count_name or self.internal["n"])
         targets = self.adjoint if into is None else into
         edges = [(n, j, partials[n].format(*names)) for n, j in enumerate(a) if targets[j]]
         counted = count.format(*names) if count is not None and edges else None
         return edges, counted
+
+    def fast_plan(self) -> "_Fast | None":
+        """The straight-line version of the program and its gradient (see _Fast), or None where
+        there is none (a split program, forward mode)."""
+        if self.split or self.mode == "forward":
+            return None
+        graph, n = self.graph, len(self.graph)
+        ops_, args = graph.op, graph.args
+        # values: an `id` or `+x` is its argument; the same operation on the same values is computed once
+        root = list(range(n))
+        first: dict = {}
+        values = []
+        for i in range(n):
+            op = ops_[i]
+            if op is None:
+                continue
+            a = tuple(root[j] for j in args[i])
+            if op.key in ("id", "pos"):
+                root[i] = a[0]
+                continue
+            named = tuple(self.ref[j] for j in a)  # (equal constants are equal names)
+            key = (op.key, tuple(sorted(named)) if op.key in _EXACTLY_COMMUTATIVE else named)
+            if key in first:
+                root[i] = first[key]
+                continue
+            first[key] = i
+            values.append(i)
+        refs = [self.ref[root[i]] for i in range(n)]
+        value_lines = [(self.ref[i], _templates(self.lang, ops_[i].key, len(args[i]))[0].format(
+            *[refs[j] for j in args[i]])) for i in values]
+        # a value need not be tested when one of its users cannot be finite without it
+        implied = [False] * n
+        for i in values:
+            for position in _PROPAGATES.get(ops_[i].key, ()):
+                implied[root[args[i][position]]] = True
+        fast = _Fast(value_lines, {self.ref[i] for i in values if not implied[i]}, [], [], [], refs[self.out], {})
+        if self.mode != "reverse":
+            return fast
+        adjoint, terms = self.adjoint, [[] for _ in range(n)]
+        text = [""] * n
+        text[self.out] = "1.0"
+        leaf = [True] * n
+        for i in range(self.out, -1, -1):
+            if not adjoint[i]:
+                continue
+            if i != self.out:
+                parts = terms[i]
+                if len(parts) == 1 and parts[0][1] == "1.0":  # d_a = d_b · 1: the same number
+                    text[i] = parts[0][0]
+                else:
+                    text[i] = adjoint[i]
+                    fast.adjoints.append((adjoint[i], " + ".join(_term(g, p) for g, p in parts) or "0.0"))
+            if ops_[i] is None:
+                continue
+            count_name = None
+            if ops_[i].arity == 0:
+                count_name = self.namer.fresh(f"n{i}")
+            edges, counted = self.edges(i, refs=refs, count_name=count_name)
+            if counted:
+                fast.counts.append((count_name, counted))
+            for _, j, partial in edges:
+                terms[j].append((text[i], partial))
+                leaf[i] = False
+        fast.checks += [text[i] for i in range(self.out, -1, -1) if adjoint[i] and leaf[i] and text[i] != "1.0"]
+        fast.checks = list(dict.fromkeys(fast.checks))
+        fast.gradient = {name: text[graph.names[name]] if adjoint[graph.names[name]] else "0.0"
+                         for name in self.parameters}
+        return fast
 
     def where_of(self, i: int, n: int | None = None) -> str:
         text = self.where[self.slot[i]]
@@ -356,6 +428,56 @@ class _Writer:
             shown = "no default (a free input)" if default is None else f"default {default!r}"
             lines.append(self.safe_comment(f"  {self.variable[name]}: input `{name}`, {shown}"))
         return lines
+
+
+# add and mul give the same bits either way round; min, max and hypot are left as written
+_EXACTLY_COMMUTATIVE = {"add", "mul"}
+# (operation, argument positions): a result that cannot be finite where that argument is not
+# (inf·0 and inf − inf are NaN), so that testing the result tests the argument
+_PROPAGATES = {"add": (0, 1), "sub": (0, 1), "mul": (0, 1), "neg": (0,), "div": (0,)}
+
+
+@dataclass
+class _Fast:
+    """The program as straight-line code with no test on the way: the values (CSE'd, copies
+    propagated), min/max's tie counts, each adjoint as the sum of its terms in the engine's order
+    (one term of partial 1 is the same number, so no statement), and the few values whose sum is
+    finite exactly when everything is (or, rarely, when a sum of finite numbers overflows). Where
+    that sum is not finite, the generated code calls the checked version, which gives the engine's
+    result or error with its place: so the errors are the checked code's, and where the fast code
+    answers, every product it adds and the engine skips (an adjoint of 0) was 0, and its numbers
+    are the engine's, except that a zero may be -0.0 where the engine's is 0.0 (the engine starts
+    every sum at 0.0; here a sum starts at its first term)."""
+
+    values: list        # (name, expression)
+    tested: set         # the values to add up as they come (one running sum: nothing else kept live)
+    counts: list        # (name, expression)
+    adjoints: list      # (name, expression)
+    checks: list        # adjoint expressions to add up at the end
+    value: str
+    gradient: dict      # input name -> expression
+
+    def check_sums(self, chunk: int = 64) -> list[str]:
+        """The checked expressions summed, `chunk` terms per expression, each a balanced tree of
+        additions (a chain of them would make every call wait for its whole length)."""
+        sums = []
+        for k in range(0, len(self.checks), chunk):
+            level = self.checks[k:k + chunk]
+            while len(level) > 1:
+                level = [f"({a} + {b})" if b else a
+                         for a, b in zip(level[::2], level[1::2] + [""] * (len(level) % 2))]
+            sums.append(level[0])
+        return sums
+
+
+def _term(g: str, p: str) -> str:
+    if g == "1.0":
+        return p
+    if p == "1.0":
+        return g
+    if p == "-1.0":
+        return f"-{g}"
+    return f"{g} * {p}"
 
 
 def _literal(text: str) -> bool:
@@ -594,6 +716,17 @@ class _CFamily(_Writer):
     def block_comment(self, text: str) -> str:
         return f" /* {text.replace('*/', '* /')} */" if text else ""
 
+    def straight_lines(self, fast: "_Fast", total: str) -> list[str]:
+        """The straight-line statements, the tested values added to `total` as they come and the
+        adjoints' leaves at the end."""
+        lines = []
+        for name, text in fast.values:
+            lines.append(f"    {self.declare_value}{name} = {text};")
+            if name in fast.tested:
+                lines.append(f"    {total} = {total} + {name};")
+        lines += [f"    {self.declare_value}{name} = {text};" for name, text in fast.counts + fast.adjoints]
+        return lines + [f"    {total} = {total} + {text};" for text in fast.check_sums()]
+
     def statements(self):
         """(forward statements, blocks): the forward pass one line per operation, then the reverse
         (or tangent) pass as blocks, each a list of lines."""
@@ -688,7 +821,7 @@ class _C(_CFamily):
     def quote(self, text: str) -> str:
         return super().quote(text).replace("?", "\\?")  # no trigraphs
 
-    def signature(self) -> str:
+    def signature(self, function: str | None = None) -> str:
         I = self.internal
         params = [f"double {self.variable[n]}" for n in self.parameters]
         params.append(f"double *{I['value']}")
@@ -697,7 +830,7 @@ class _C(_CFamily):
         elif self.mode == "forward":
             params.append(f"double *{I['derivative']}")
         params.append(f"const char **{I['error']}")
-        return f"int {self.function}({', '.join(params)})"
+        return f"int {function or self.function}({', '.join(params)})"
 
     def documentation(self) -> list[str]:
         out = self.output_name
@@ -763,7 +896,18 @@ class _C(_CFamily):
                          *["    " + temps][:bool(temps)], *["    " + line for line in self.initial_adjoints()],
                          *["    " + line for block in blocks for line in block]]
             body += self.results("    ") + ["    return 0;", "}"]
-            text = "\n".join(head + [self.signature()] + body + self.undefines()) + "\n"
+            fast = self.fast_plan()
+            if fast is None:
+                text = "\n".join(head + [self.signature()] + body + self.undefines()) + "\n"
+            else:
+                checked = self.namer.fresh(f"{self.function}_checked")
+                text = "\n".join(head + ["/* every step tested: where the fast code below meets a value or a derivative",
+                                          " * that is not finite, this names the operation, as diffcli does */",
+                                          "#if defined(__GNUC__)",
+                                          "__attribute__((noinline, cold))  /* out of the fast path's way */",
+                                          "#endif",
+                                          "static " + self.signature(checked)] + body
+                                 + ["", self.signature()] + self.fast_body(fast, checked) + self.undefines()) + "\n"
             return Generated("c", self.function, text, self.header(), self.parameters)
         # split: every input, value and adjoint in one allocated block, the passes in functions of SPLIT
         chunk_params = f"double *{I['x']}, double *{I['v']}, double *{I['g']}, const char **{e}"
@@ -794,6 +938,21 @@ class _C(_CFamily):
         body += self.results("    ") + ["done:", f"    free({I['w']});", f"    return {code};", "}"]
         text = "\n".join(head + functions + [self.signature()] + body + self.undefines()) + "\n"
         return Generated("c", self.function, text, self.header(), self.parameters)
+
+    def fast_body(self, fast: "_Fast", checked: str) -> list[str]:
+        """The function's body: the straight-line code, one test of its sum, the checked version
+        called where that fails."""
+        I = self.internal
+        total = self.namer.fresh("finite")
+        lines = ["{", "    /* straight-line: no test on the way (see the checked version above) */",
+                 f"    double {total} = 0.0;", *self.straight_lines(fast, total)]
+        arguments = [self.variable[n] for n in self.parameters] + [I["value"]] + (
+            [I["gradient"]] if self.mode == "reverse" else []) + [I["error"]]
+        lines.append(f"    if (!isfinite({total})) return {checked}({', '.join(arguments)});")
+        lines.append(f"    *{I['value']} = {fast.value};")
+        if self.mode == "reverse":
+            lines += [f"    {I['gradient']}[{k}] = {fast.gradient[name]};" for k, name in enumerate(self.parameters)]
+        return lines + ["    return 0;", "}"]
 
     def results(self, indent: str) -> list[str]:
         I = self.internal
@@ -850,8 +1009,18 @@ class _JavaScript(_CFamily):
                 body += ["    " + temps, *["    " + line for line in self.initial_adjoints()],
                          *["    " + line for block in blocks for line in block]]
             body += ["    " + self.result()]
-            text = "\n".join(head + doc + [f"export function {self.function}({params}) {{"] + body + ["}", ""])
+            fast = self.fast_plan()
+            if fast is None:
+                text = "\n".join(head + doc + [f"export function {self.function}({params}) {{"] + body + ["}", ""])
+            else:
+                checked = self.namer.fresh(f"{self.function}_checked")
+                text = "\n".join(head + ["// every step tested: where the fast code below meets a value or a derivative",
+                                          "// that is not finite, this names the operation, as diffcli does",
+                                          f"function {checked}({params}) {{"] + body + ["}", ""]
+                                 + doc + [f"export function {self.function}({params}) {{"]
+                                 + self.fast_body(fast, checked) + ["}", ""])
             return Generated("javascript", self.function, text, None, self.parameters)
+
         functions, calls = [], []
         flat = [blocks[k:k + SPLIT // 2] for k in range(0, len(blocks), SPLIT // 2)]
         pieces = [(f"forward_{k // SPLIT}", forward[k:k + SPLIT], "") for k in range(0, len(forward), SPLIT)]
@@ -875,6 +1044,18 @@ class _JavaScript(_CFamily):
         text = "\n".join(head + functions + doc + [f"export function {self.function}({params}) {{"] + body + ["}", ""])
         return Generated("javascript", self.function, text, None, self.parameters)
 
+    def fast_body(self, fast: "_Fast", checked: str) -> list[str]:
+        """The straight-line code, one test of its sum, the checked version called where that fails."""
+        total = self.namer.fresh("finite")
+        lines = ["    // straight-line: no test on the way (see the checked version above)", f"    let {total} = 0.0;",
+                 *self.straight_lines(fast, total)]
+        arguments = ", ".join(self.variable[n] for n in self.parameters)
+        lines.append(f"    if (!Number.isFinite({total})) return {checked}({arguments});")
+        if self.mode == "value":
+            return lines + [f"    return {fast.value};"]
+        gradient = ", ".join(f"{_object_key(n)}: {fast.gradient[n]}" for n in self.parameters)
+        return lines + [f"    return {{value: {fast.value}, gradient: {{{gradient}}}}};"]
+
     def result(self) -> str:
         value = self.ref[self.out]
         if self.mode == "value":
@@ -897,3 +1078,22 @@ def _object_key(name: str) -> str:
     """A key of a JavaScript object literal: `"__proto__": v` would set the prototype, `["__proto__"]: v`
     defines the property."""
     return f"[{_json_string(name)}]" if name == "__proto__" else _json_string(name)
+
+
+def header_path(source_path: str) -> str:
+    """Where `-o SOURCE_PATH`'s C header goes: SOURCE_PATH with `.h` for `.c`. Only a `.c` path that is
+    a regular file (or none yet): `-o model.h` would overwrite itself with the header, `-o /dev/null`
+    would create `/dev/null.h`."""
+    root, extension = os.path.splitext(source_path)
+    try:
+        regular = stat.S_ISREG(os.stat(source_path).st_mode)
+    except FileNotFoundError:
+        regular = True
+    except OSError:
+        regular = False  # cannot look: the write reports why
+    if extension != ".c" or not regular:
+        raise DiffcliError("input", f"-o {source_path}: C's source needs a path ending in .c (its header "
+                           "goes beside it, with .h)" + ("" if regular else ", to a regular file"),
+                           help="write `-o model.c` (also writes model.h), or `-o -` for the source alone "
+                                "on standard output")
+    return root + ".h"

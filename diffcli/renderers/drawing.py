@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ..errors import shown
-from ..formatting import number as _number
+from ..formatting import json_text, number as _number
 from ..ops import Op
 from ..program import Program
 from ..language.syntax import Call, Name, Number
@@ -132,6 +132,42 @@ def _array_number(value, precision: int) -> str:
     from .report import cell
 
     return cell(value, precision)
+
+
+def graph_json(program: Program, values: Mapping[str, float] | None = None, *, of: str | None = None,
+               gradients: bool = True) -> Diagram:
+    """The drawing's nodes and edges as JSON: each variable's record (`v<node>`: name or null,
+    value, gradient, line and column) and each operation (`op<node>`: its name and the label drawn,
+    constants folded in), the edges from arguments (numbered in order) to results."""
+    run = program.run(values, of, adjoints=gradients)
+    graph = program.graph  # (after the run, as in draw)
+    name_of = graph.name_of()
+    constant = _constant_nodes(graph, name_of)
+    nodes, edges = [], []
+    for i in range(len(graph)):
+        if constant[i]:
+            continue
+        name = name_of.get(i)
+        place = graph.definitions.get(name) if name is not None else graph.expr[i]
+        if place is None and name in graph.first_use:
+            place = graph.first_use[name]
+        line, column = program.source.line_col(place.start) if place is not None else (None, None)
+        nodes.append({"id": f"v{i}", "kind": "value", "name": name, "value": run.values[i],
+                      "gradient": run.adjoints[i] if gradients else None,
+                      "input": name is not None and graph.op[i] is None, "output": i == run.output_node,
+                      "line": line, "column": column})
+        op = graph.op[i]
+        if op is None:
+            continue
+        texts = [_constant_text(program, j) if constant[j] else None for j in graph.args[i]]
+        nodes.append({"id": f"op{i}", "kind": "operation", "operation": op.name,
+                      "label": _op_label(op, texts), "line": line, "column": column})
+        edges += [{"from": f"v{j}", "to": f"op{i}", "argument": n + 1}
+                  for n, j in enumerate(graph.args[i]) if not constant[j]]
+        edges.append({"from": f"op{i}", "to": f"v{i}", "argument": None})
+    data = {"output": run.output, "value": run.value, "gradients": gradients, "nodes": nodes, "edges": edges}
+    return Diagram(json_text(data, allow_nan=False, default=lambda array: array.tolist()) + "\n", len(nodes),
+                   run.unused)
 
 
 def count_nodes(program: Program) -> int:

@@ -8,9 +8,31 @@ modules alone, and only this command imports them.
 from __future__ import annotations
 
 from ..commands.derivation import derive
-from .explain_writers import render
+from ..formatting import json_text
+from .explain_writers import TextPrinter, render
 from ..program import Program
 
 
-def explain(program: Program, values=None, wrt=None, of=None, fmt="text", filename="") -> str:
-    return render(derive(program, values, wrt, of, filename), fmt)
+def explain(program: Program, values=None, wrt=None, of=None, fmt="text", filename="", precision=6) -> str:
+    derivation = derive(program, values, wrt, of, filename)
+    if fmt == "json":
+        return derivation_json(derivation)
+    return render(derivation, fmt, precision)
+
+
+def derivation_json(d) -> str:
+    """The derivation as data: each statement on the path with its local partials (their exact
+    forms in the file's notation, None where none holds; their values, None where the partial does
+    not exist), and the total derivative's exact form and value."""
+    printer = TextPrinter()
+    text = (lambda expr: None if expr is None else printer.text(expr))
+    statements = [{
+        "name": name, "definition": d.sources.get(name), "value": d.values[name],
+        "gradient": d.gradients.get(name), "used_by": d.consumers.get(name, []),
+        "partials": [{"wrt": p.wrt, "symbolic": text(p.symbolic), "value": p.value}
+                     for p in d.partials.get(name, [])],
+    } for name in d.statements]
+    total = None if d.wrt is None else {
+        "symbolic": text(d.total), "value": d.gradients.get(d.wrt), "why": d.why or None}
+    return json_text({"output": d.output, "wrt": d.wrt, "file": d.filename, "inputs": d.inputs,
+                      "given": [{"name": n, "value": d.values[n]} for n in d.given], "statements": statements, "total": total}) + "\n"

@@ -213,8 +213,9 @@ class Notation:
 
     times = " · "
 
-    def __init__(self):
+    def __init__(self, precision: int = 6):
         self.printer = TextPrinter()
+        self.precision = precision  # significant digits of the values (the exact forms keep theirs)
 
     def name(self, name: str) -> str:
         return name
@@ -222,7 +223,7 @@ class Notation:
     def number(self, x: float | None, in_product: bool = False) -> str:
         if x is None:
             return "undefined"
-        text = formatting.number(x, 6).replace("-", "−")
+        text = formatting.number(x, self.precision).replace("-", "−")
         return f"({text})" if in_product and x < 0 else text
 
     def expr(self, expr: sp.Expr) -> str:
@@ -238,7 +239,8 @@ class Notation:
 class TexNotation(Notation):
     times = r" \cdot "
 
-    def __init__(self, names):
+    def __init__(self, names, precision: int = 6):
+        self.precision = precision
         self.names = {n: tex_name(n) for n in names}
         self.printer = TexPrinter({symbol(n): t for n, t in self.names.items()})
 
@@ -246,7 +248,7 @@ class TexNotation(Notation):
         return self.names[name]
 
     def number(self, x, in_product=False):
-        text = tex_number(x)
+        text = tex_number(x, self.precision)
         return rf"\left({text}\right)" if in_product and x is not None and x < 0 else text
 
     def expr(self, expr):
@@ -325,8 +327,8 @@ HEADINGS = ("1. The graph, in order",
             "4. The total derivative, over every path from {wrt} to {out}, in the named intermediates")
 
 
-def render(d: Derivation, fmt: str = "text") -> str:
-    notation = TexNotation(list(d.values)) if fmt == "latex" else Notation()
+def render(d: Derivation, fmt: str = "text", precision: int = 6) -> str:
+    notation = TexNotation(list(d.values), precision) if fmt == "latex" else Notation(precision)
     lines = steps(d, notation, tex=fmt == "latex")
     headings = [h.format(out=d.output, wrt=d.wrt) for h in HEADINGS]
     if d.wrt is None:

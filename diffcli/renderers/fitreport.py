@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import math
 
-from ..commands.fit import Fit
-from ..formatting import json_text
+from ..commands.fit import CORRELATION_SHOWN, Fit
+from ..formatting import json_text, plus_minus
+from .plots import CONFIG, SCHEMA
 from .report import number
 
 
+MAX_PLOTTED_STEPS = 5_000  # more points than the picture has pixels across
 MAX_PARAMETER_ROWS, SHOWN_OF_MANY = 30, 8  # a network's hundreds of weights: the first few, and the count
+DATA_COLOR, FIT_COLOR = "#1f77b4", "#d62728"
 
 
 def fit_json(fit: Fit) -> str:
@@ -23,6 +26,14 @@ def fit_json(fit: Fit) -> str:
         obj["stderr"] = {k: (v if math.isfinite(v) else None) for k, v in fit.stderr.items()}
         obj["correlation"] = fit.correlation or {}
         obj["scale"] = fit.scale
+        if fit.covariance is not None:
+            names = list(fit.parameters)
+            obj["covariance"] = {a: dict(zip(names, map(float, row))) for a, row in zip(names, fit.covariance)}
+        obj["absolute_sigma"] = fit.absolute_sigma
+    if fit.statistics is not None:
+        obj["statistics"] = fit.statistics
+    if fit.confidence is not None:
+        obj["confidence"] = fit.confidence
     if fit.report:
         obj["report"] = fit.report
     if fit.warnings:
@@ -32,8 +43,9 @@ def fit_json(fit: Fit) -> str:
     return json_text(obj, allow_nan=False) + "\n"
 
 
-def fit_text(fit: Fit, file: str, precision: int = 6) -> str:
-    """The report: method, convergence and why, counts, objective, then each parameter."""
+def fit_text(fit: Fit, file: str, precision: int = 6, style: str = "plain") -> str:
+    """The report: method, convergence and why, counts, objective, then each parameter (with its
+    standard error, rounded as the GUM recommends, written in `style`: formatting.plus_minus)."""
     n = lambda x: number(x, precision)  # noqa: E731
     rows = [f"fit {file}: {fit.method}, minimizing the {fit.objective_text}"]
     state = "yes" if fit.converged else "interrupted" if fit.interrupted else "no"
@@ -41,15 +53,22 @@ def fit_text(fit: Fit, file: str, precision: int = 6) -> str:
     rows.append(f"  steps         {fit.steps}")
     rows.append(f"  evaluations   {fit.evaluations}")
     rows.append(f"  objective     {n(fit.objective)}   (start {n(fit.history[0])})")
-    if fit.scale is not None:
-        rows.append(f"  reduced χ²    {n(fit.scale)}   (sum of squares / (rows − parameters))")
+    stats = fit.statistics
+    if stats is not None:
+        rows.append(f"  χ²            {n(stats['chi_square'])}   ({stats['rows']} rows, "
+                    f"{stats['parameters']} parameters)")
+        rows.append(f"  reduced χ²    {n(stats['reduced_chi_square'])}   (χ² / (rows − parameters))")
+        rows.append(f"  AIC           {n(stats['aic'])}   (N·ln(χ²/N) + 2P, as lmfit)")
+        rows.append(f"  BIC           {n(stats['bic'])}   (N·ln(χ²/N) + ln(N)·P)")
+        if "r_squared" in stats:
+            rows.append(f"  R²            {n(stats['r_squared'])}")
     rows.append("parameters")
     table = []
     for name, value in fit.parameters.items():
         row = [name, n(value)]
         if fit.stderr is not None:
             error = fit.stderr[name]
-            row.append(f"± {n(error)}" if math.isfinite(error) else "± unknown")
+            row[1] = plus_minus(value, error, style)
             row.append(f"({abs(error / value):.1%})" if value and math.isfinite(error) else "")
         gradient = "≈ 0" if fit.is_noise(name) else n(fit.gradient[name])  # (rounding noise)
         row += [f"start {n(fit.start[name])}", f"gradient {gradient}"]
@@ -62,14 +81,20 @@ def fit_text(fit: Fit, file: str, precision: int = 6) -> str:
     if len(shown) < len(table):
         rows.append(f"  … and {len(table) - len(shown)} more (--json lists every one)")
     if fit.stderr is not None and fit.scale is not None:
-        rows.append("  (standard errors from the Jacobian at the solution, scaled by the reduced χ²\n"
+        rows.append("  (standard errors from the Jacobian at the solution, with σ taken as absolute\n"
+                    "   as curve_fit's absolute_sigma=True does)" if fit.absolute_sigma else
+                    "  (standard errors from the Jacobian at the solution, scaled by the reduced χ²\n"
                     "   as curve_fit's default absolute_sigma=False does)")
     if fit.correlation is not None:
-        pairs = [(a, b, c) for a, row in fit.correlation.items() for b, c in row.items()]
+        pairs = [(a, b, c) for a, row in fit.correlation.items() for b, c in row.items()
+                 if abs(c) > CORRELATION_SHOWN]
         pairs.sort(key=lambda p: -abs(p[2]))
-        rows.append("correlations" + (" (those above 0.1)" if pairs else ": none above 0.1"))
+        rows.append("correlations" + (" (those above 0.1; --json has every pair)" if pairs
+                                      else ": none above 0.1"))
         for a, b, c in pairs:
             rows.append(f"  {a}, {b}  {c:+.3f}")
+    if fit.confidence:
+        rows += _confidence_rows(fit, n)
     if fit.report:
         rows.append("after the fit" + (f" (means over {fit.rows} rows)" if fit.rows else ""))
         width = max(map(len, fit.report))
@@ -78,44 +103,89 @@ def fit_text(fit: Fit, file: str, precision: int = 6) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _confidence_rows(fit: Fit, n) -> list[str]:
+    """Each parameter's profile interval at each level, lowest bound first (lmfit's report_ci order)."""
+    labels = list(next(iter(fit.confidence.values())))
+    edge = lambda v: "open" if v is None else n(v)  # noqa: E731
+    header = ["", *[f"−{label}" for label in reversed(labels)], "best", *[f"+{label}" for label in labels]]
+    table = [header]
+    for name, by_level in fit.confidence.items():
+        table.append([name, *[edge(by_level[label][0]) for label in reversed(labels)],
+                      n(fit.parameters[name]), *[edge(by_level[label][1]) for label in labels]])
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    rows = ["confidence intervals (profile χ² with the F-test, as lmfit's conf_interval; "
+            "open: not reached)"]
+    for row in table:
+        rows.append("  " + "  ".join([row[0].ljust(widths[0])] +
+                                     [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]).rstrip())
+    return rows
+
+
 def plot_spec(fit: Fit, x_column: str | None = None, curve=None) -> dict:
-    """Vega-Lite: the objective against the step; with data and an x column, the data points and
-    the fitted output over them. `curve`: {"x": [...], "data": (name, [...]) or None,
-    "fitted": (name, [...])}."""
+    """Vega-Lite: the objective against the step (a log axis where it spans decades); with data and
+    an x column, the data points and the fitted curve over that column, with a legend, and under
+    them the residual at each row. `curve`: fitting.curve's {"x", "data", "fitted", "residual"}.
+    The data use fixed field names; the program's names appear only as titles and legend entries
+    (as in plots.py, so that no name is read by Vega-Lite as a field path)."""
     positive = all(v > 0 for v in fit.history)
+    every = -(-len(fit.history) // MAX_PLOTTED_STEPS)  # (a million steps: every 200th, and the last)
+    shown = sorted({*range(0, len(fit.history), every), len(fit.history) - 1})
     loss = {
         "title": f"{fit.objective_text} ({fit.method})",
         "width": 420, "height": 260,
-        "data": {"values": [{"step": i, "objective": v} for i, v in enumerate(fit.history)]},
+        "data": {"values": [{"step": i, "objective": fit.history[i]} for i in shown]},
         "mark": {"type": "line", "point": len(fit.history) <= 60},
         "encoding": {
             "x": {"field": "step", "type": "quantitative", "axis": {"tickMinStep": 1, "format": "d"}},
-            "y": {"field": "objective", "type": "quantitative",
-                  "scale": {"type": "log" if positive and _spread(fit.history) > 100 else "linear"}},
+            "y": {"field": "objective", "type": "quantitative", "title": "objective",
+                  "scale": {"type": "log" if positive and _spread(fit.history) >= 100 else "linear"}},
         },
     }
     if curve is None:
-        return {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", **loss}
+        return {"$schema": SCHEMA, "config": CONFIG, **loss}
     fitted_name, fitted = curve["fitted"]
-    layers = []
+    x_axis = {"field": "x", "type": "quantitative", "title": x_column, "scale": {"zero": False}}
+    series, colors, layers = [], [], []
     if curve.get("data"):
         data_name, observed = curve["data"]
+        series.append(f"{data_name} (data)")
+        colors.append(DATA_COLOR)
         layers.append({
-            "data": {"values": [{x_column: a, data_name: b} for a, b in zip(curve["x"], observed)]},
-            "mark": {"type": "point", "filled": True},
-            "encoding": {"x": {"field": x_column, "type": "quantitative"},
-                         "y": {"field": data_name, "type": "quantitative", "title": data_name}},
+            "data": {"values": [{"x": a, "y": b, "series": series[-1]} for a, b in zip(curve["x"], observed)]},
+            "mark": {"type": "point", "filled": True, "size": 30},
+            "encoding": {"x": x_axis, "y": {"field": "y", "type": "quantitative", "title": data_name,
+                                            "scale": {"zero": False}},
+                         "color": {"field": "series", "type": "nominal"}},
         })
-    pairs = sorted(zip(curve["x"], fitted))
+    series.append(f"{fitted_name} (fit)")
+    colors.append(FIT_COLOR)
     layers.append({
-        "data": {"values": [{x_column: a, fitted_name: b} for a, b in pairs]},
-        "mark": {"type": "line", "color": "#d62728"},
-        "encoding": {"x": {"field": x_column, "type": "quantitative"},
-                     "y": {"field": fitted_name, "type": "quantitative"}},
+        "data": {"values": [{"x": a, "y": b, "series": series[-1]} for a, b in sorted(zip(curve["x"], fitted))]},
+        "mark": {"type": "line", "strokeWidth": 2},
+        "encoding": {"x": x_axis, "y": {"field": "y", "type": "quantitative"},
+                     "color": {"field": "series", "type": "nominal"}},
     })
-    over = {"title": f"{fitted_name} over {x_column} after the fit", "width": 420, "height": 260,
+    for layer in layers:
+        layer["encoding"]["color"]["scale"] = {"domain": series, "range": colors}
+        layer["encoding"]["color"]["legend"] = {"title": None, "orient": "top-right"}
+    over = {"title": f"{fitted_name} over {x_column} after the fit", "width": 420, "height": 200,
             "layer": layers}
-    return {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "hconcat": [loss, over]}
+    panels = [over]
+    if curve.get("residual"):
+        residual_name, residual = curve["residual"]
+        panels.append({
+            "title": f"residual {residual_name}", "width": 420, "height": 100,
+            "layer": [
+                {"mark": {"type": "rule", "color": "#999", "strokeDash": [4, 3]},
+                 "data": {"values": [{}]}, "encoding": {"y": {"datum": 0, "type": "quantitative"}}},
+                {"data": {"values": [{"x": a, "r": b} for a, b in zip(curve["x"], residual)]},
+                 "mark": {"type": "point", "filled": True, "size": 20, "color": DATA_COLOR},
+                 "encoding": {"x": x_axis, "y": {"field": "r", "type": "quantitative", "title": residual_name}}},
+            ],
+        })
+    return {"$schema": SCHEMA, "config": CONFIG,
+            "hconcat": [loss, {"vconcat": panels, "spacing": 8, "resolve": {"scale": {"x": "shared"}}}],
+            "resolve": {"legend": {"color": "independent"}}}
 
 
 def _spread(values) -> float:
@@ -123,22 +193,31 @@ def _spread(values) -> float:
 
 
 class Progress:
-    """A live line on standard error: step, objective, gradient norm (at most ten updates a second)."""
+    """A live bar on standard error, as the sweeps' is: the steps taken of `total` with the time
+    left, the objective and the gradient's norm (at most ten updates a second). `total` None (a
+    SciPy method's own limit, which it rarely reaches): the steps and the time so far."""
 
-    def __init__(self, method: str, console=None):
+    def __init__(self, method: str, total: int | None = None, console=None):
         from rich.console import Console
-        from rich.live import Live
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
 
-        self.method = method
-        self.live = Live("", console=console or Console(stderr=True), transient=True, auto_refresh=False)
+        self.method, self.total = method, total
+        counted = [MofNCompleteColumn(), TimeRemainingColumn()] if total else [
+            TextColumn("step {task.completed}"), TimeElapsedColumn()]
+        self.bar = Bar(TextColumn(f"[bold]{method}[/bold]"), BarColumn(), *counted,
+                       TextColumn("{task.fields[objective]}"),
+                       console=console or Console(stderr=True), transient=True, auto_refresh=False)
+        self.task = self.bar.add_task(method, total=total, objective="")
         self.last = 0.0
 
     def __enter__(self):
-        self.live.__enter__()
+        self.bar.start()
         return self
 
     def __exit__(self, *exc):
-        return self.live.__exit__(*exc)
+        self.bar.stop()
+        return False
 
     def __call__(self, step: int, objective: float, gradient_norm: float) -> None:
         import time
@@ -147,5 +226,6 @@ class Progress:
         if now - self.last < 0.1:
             return
         self.last = now
-        self.live.update(f"[bold]{self.method}[/bold] step {step}  objective {objective:.6g}  "
-                         f"|gradient| {gradient_norm:.3g}", refresh=True)
+        self.bar.update(self.task, completed=step,
+                        objective=f"objective {objective:.6g}  |gradient| {gradient_norm:.3g}")
+        self.bar.refresh()

@@ -37,6 +37,29 @@ def write_output(path: str, data: bytes) -> None:
         raise DiffcliError("io", f"cannot write {path}: {error.strerror or error}") from None
 
 
+class BrokenPipe(DiffcliError):
+    """Standard output's reader has gone (`| head`): an "io" error, exit 1 as for any output that cannot
+    be written, but reported only with --json: the reader chose to stop, and `yes | head` stops quietly."""
+
+    def __init__(self):
+        super().__init__("io", "cannot write to standard output: Broken pipe")
+
+
+def broken_pipe() -> BrokenPipe:
+    """The error, with standard output pointed at /dev/null: nothing later (the final flush) fails on it."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return BrokenPipe()
+
+
 def write_stdout(data: bytes) -> None:
     """Write `data` to standard output and flush it; a closed or full one is an "io" error."""
     stream = getattr(sys.stdout, "buffer", None)
@@ -45,6 +68,8 @@ def write_stdout(data: bytes) -> None:
             raise OSError(errno.EBADF, "it is closed")
         stream.write(data)
         stream.flush()
+    except BrokenPipeError:
+        raise broken_pipe() from None
     except (OSError, ValueError) as error:  # ValueError: the stream was closed
         reason = getattr(error, "strerror", None) or "it is closed"
         raise DiffcliError("io", f"cannot write to standard output: {reason}") from None

@@ -12,6 +12,7 @@ so that no name is ever read by Vega-Lite as a field path or an expression.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,6 +28,18 @@ FAILED_CELL = "#bdbdbd"
 # each cell reaches half a pixel into the next: no hairline seams where neighbours meet
 OVERLAP = {"x2Offset": 0.5, "y2Offset": -0.5}
 CONFIG = {"view": {"stroke": "#ddd"}, "font": "sans-serif", "title": {"font": "sans-serif"}}
+
+
+SMALLEST_SPAN = 1e-300    # Vega's ticks take 10^-(the step's exponent): past 10^308 that overflows
+
+
+def undrawable(start: float, stop: float, log: bool) -> str | None:
+    """Why a sweep from start to stop cannot be an axis, or None."""
+    if log and min(abs(start), abs(stop)) < SMALLEST_SPAN:
+        return f"a log axis cannot reach below {SMALLEST_SPAN:g} in size"
+    if not log and start != stop and abs(stop / 2 - start / 2) < SMALLEST_SPAN / 2:
+        return f"an axis shorter than {SMALLEST_SPAN:g} cannot be drawn"
+    return None
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,25 @@ def chart(result, axes: Sequence[Axis], fixed: dict[str, float] | None = None) -
     spec["title"] = {"text": spec["title"], "subtitle": [s for s in subtitle if s],
                      "anchor": "start", "fontSize": 15, "subtitleColor": "#555"}
     return {"$schema": SCHEMA, **spec, "config": CONFIG}
+
+
+def sweep_chart(program, sweeps, values: dict[str, float], of: str | None):
+    """Run `program` over the grid of `sweeps` (points.Sweep, one or two) and chart it: (spec, result)."""
+    from ..commands import points
+    from ..errors import DiffcliError
+    from ..interpreters import batch
+
+    grid = points.grid(sweeps, program)  # checks the names as --set does
+    for sweep in sweeps:
+        if sweep.name not in program.inputs:  # a flat line against an unused name helps nobody
+            raise DiffcliError("input", f"--sweep {sweep.name}: the program does not use `{sweep.name}`",
+                               help="inputs: " + ", ".join(program.inputs))
+    chunks = [columns for _, columns in grid.chunks()]
+    swept = {name: np.concatenate([c[name] for c in chunks]) for name in grid.names}
+    result = batch.run(program, {**values, **swept}, of)
+    fixed = {name: float(np.ravel(column)[0]) for name, column in result.inputs.items()
+             if name not in swept}
+    return chart(result, [Axis(s.name, s.values(), s.log) for s in sweeps], fixed), result
 
 
 def derivative_label(output: str, name: str) -> str:
@@ -259,7 +291,7 @@ def _spread(n: int) -> list[int]:
 def _pixels_per_unit(edges: list, log: bool, size: int):
     lo, hi = min(edges), max(edges)
     if log:
-        span = math.log10(hi) - math.log10(lo)
+        span = math.log10(abs(hi)) - math.log10(abs(lo))  # (a log axis may be all negative)
         return lambda v: size / (span * v * math.log(10)) if span else 0.0
     return lambda v: size / (hi - lo) if hi != lo else 0.0
 
@@ -282,7 +314,11 @@ def _message(result, point: int) -> str:
 
 
 def _middle(a: float, b: float, log: bool) -> float:
-    return math.sqrt(a * b) if log else (a + b) / 2
+    """Halfway between a and b (geometrically on a log axis, whose values share a sign), computed
+    so that it cannot overflow or underflow where a and b do not."""
+    if log:
+        return math.copysign(math.sqrt(abs(a)) * math.sqrt(abs(b)), a)
+    return a / 2 + b / 2
 
 
 def _edges(values: list, log: bool) -> list:
@@ -293,9 +329,17 @@ def _edges(values: list, log: bool) -> list:
         v = values[0]
         return [v / math.sqrt(10), v * math.sqrt(10)] if log else [v - 0.5, v + 0.5]
     inner = [_middle(a, b, log) for a, b in zip(values, values[1:])]
-    first = values[0] ** 2 / inner[0] if log else 2 * values[0] - inner[0]
-    last = values[-1] ** 2 / inner[-1] if log else 2 * values[-1] - inner[-1]
-    return [first, *inner, last]
+    first = values[0] * (values[0] / inner[0]) if log else values[0] - (inner[0] - values[0])
+    last = values[-1] * (values[-1] / inner[-1]) if log else values[-1] + (values[-1] - inner[-1])
+    return [_drawable(first, log), *inner, _drawable(last, log)]
+
+
+def _drawable(x: float, log: bool) -> float:
+    """An outer edge kept where an axis can reach: within ±1.8e308, and on a log axis no nearer
+    to 0 than SMALLEST_SPAN (an edge beyond overflowed or underflowed)."""
+    if log:
+        return math.copysign(min(max(abs(x), SMALLEST_SPAN), sys.float_info.max), x)
+    return x if math.isfinite(x) else math.copysign(sys.float_info.max, x)
 
 
 def _scale(values: list, log: bool) -> dict:

@@ -155,12 +155,17 @@ def _variable_rows(program: Program, result: Evaluation, output: str | None, pre
     return rows, styles
 
 
-def grad_table(program: Program, result: Gradients, filename: str, precision: int, elements: bool = False):
+def grad_rows(program: Program, result: Gradients, filename: str, precision: int, elements: bool = False):
+    """The grad table's title, columns, rows, row styles and caption (the live page shows them too)."""
     out = result.output
     rows, styles = _variable_rows(program, result, out, precision, result.gradients, elements)
     title = f"diffcli grad {filename}: {out} = {number(result.value, precision)}"
-    return _table(title, ["name", "definition", "value", f"∂{out}/∂name"], rows, styles,
-                  f"∂{out}/∂name: the total derivative of {out} with respect to each variable")
+    return (title, ["name", "definition", "value", f"∂{out}/∂name"], rows, styles,
+            f"∂{out}/∂name: the total derivative of {out} with respect to each variable")
+
+
+def grad_table(program: Program, result: Gradients, filename: str, precision: int, elements: bool = False):
+    return _table(*grad_rows(program, result, filename, precision, elements))
 
 
 def eval_table(program: Program, result: Evaluation, filename: str, precision: int, elements: bool = False):
@@ -186,8 +191,8 @@ def check_json(result) -> str:
     return _dumps(body)
 
 
-def check_table(result, filename: str):
-    """One row per input; wide precision, since the columns are compared digit by digit."""
+def check_table(result, filename: str, precision: int = 10):
+    """One row per input; wide precision (10 by default), since the columns are compared digit by digit."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -208,8 +213,8 @@ def check_table(result, filename: str):
         else:
             note = "" if r.ok else "differs"
         errors = ["–"] * 3 if r.numeric is None else [
-            number(r.numeric, 10), number(r.abs_error, 2), number(r.rel_error, 2)]
-        table.add_row(r.name, number(r.analytic, 10), number(r.forward, 10), *errors,
+            number(r.numeric, precision), number(r.abs_error, 2), number(r.rel_error, 2)]
+        table.add_row(r.name, number(r.analytic, precision), number(r.forward, precision), *errors,
                       "ok" if r.ok else "FAIL", note, style="" if r.ok else "bold red")
     failed = sum(not r.ok for r in result.rows)
     kinks = sum(bool(r.kink) for r in result.rows)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 
 from .report import _dumps, number
-from ..interpreters.uncertainty import COVERAGE, Propagation, gum_text
+from ..formatting import plus_minus
+from ..interpreters.uncertainty import COVERAGE, Propagation
 
 HISTOGRAM_BINS = 60
 
@@ -30,14 +31,19 @@ def to_json(result: Propagation) -> str:
     return _dumps(out)
 
 
-def table(result: Propagation, filename: str, precision: int):
+def _squared(u: float, precision: int) -> str:
+    """u², or `(u)²` where u² underflows to 0 (u = 2e-320)."""
+    return number(u * u, precision) if u * u > 0 or u == 0 else f"({number(u, precision)})²"
+
+
+def table(result: Propagation, filename: str, precision: int, style: str = "plain"):
     """The result line, the budget (sorted by share) and what --order 2 / --monte-carlo add."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
     out = result.output
-    parts = [Text(f"diffcli uncertainty {filename}: {out} = {gum_text(result.value, result.uncertainty)}",
+    parts = [Text(f"diffcli uncertainty {filename}: {out} = {plus_minus(result.value, result.uncertainty, style)}",
                   style="bold")]
     budget = Table(header_style="bold", expand=False)
     budget.add_column("input", no_wrap=True, overflow="fold")
@@ -49,7 +55,7 @@ def table(result: Propagation, filename: str, precision: int):
                        f"{100 * row.share:.1f}%")
     parts.append(budget)
     caption = (f"u: standard uncertainty; contribution: |∂{out}/∂input|·u\n"
-               f"share: of the combined variance u({out})² = {number(result.uncertainty ** 2, precision)}")
+               f"share: of the combined variance u({out})² = {_squared(result.uncertainty, precision)}")
     if result.correlations:
         pairs = ", ".join(f"r({a},{b}) = {r:g}" for (a, b), r in result.correlations.items())
         caption += f"\ncorrelations: {pairs}\n(a covariance term's share is split evenly between its two inputs)"
@@ -58,7 +64,7 @@ def table(result: Propagation, filename: str, precision: int):
     if second is not None:
         change = 100 * second.change / result.uncertainty if result.uncertainty else 0.0
         parts.append(Text(
-            f"second order: {out} = {gum_text(result.value, second.uncertainty)}; u({out}) = "
+            f"second order: {out} = {plus_minus(result.value, second.uncertainty, style)}; u({out}) = "
             f"{number(second.uncertainty, precision)}, {change:+.2g}% of the first-order u\n"
             "  (+½·tr((H·V)²) to the variance: H the exact Hessian, V the inputs' covariance;\n"
             "  the GUM's ∂f/∂xi·∂³f/∂xi∂xj² terms need third derivatives: not included)\n"
@@ -98,7 +104,7 @@ def histogram_spec(result: Propagation) -> dict:
     import numpy as np
 
     mc = result.monte_carlo
-    counts, edges = np.histogram(mc.samples, bins=HISTOGRAM_BINS)
+    counts, edges = mc.samples.histogram(HISTOGRAM_BINS)
     width = edges[1] - edges[0]
     density = counts / (counts.sum() * width)
     bars = [{"from": float(a), "to": float(b), "density": float(d)}
