@@ -522,3 +522,5 @@ def test_random_array_text_is_a_result_or_a_diagnostic(tokens):
             assert error.kind in ("shape", "domain"), error.message
     except DiffcliError as error:
         assert error.kind in ("syntax", "name", "shape", "domain", "cycle"), error.message
+    data = json.loads(drawing.graph_json(diffcli.parse("x = [1, 2]\ny = sum(x^2)")).source)
+    assert data["nodes"][0]["value"] == [1.0, 2.0] and data["nodes"][0]["gradient"] == [2.0, 4.0]
