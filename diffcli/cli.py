@@ -932,9 +932,13 @@ def fit_command(
                                              help="With --residual: profile confidence intervals, as "
                                              "lmfit's conf_interval, at levels in σ (1,2) or as a "
                                              "probability (0.95)."),
+    inputs_file: Optional[str] = InputsOpt,
+    elements: bool = ElementsOpt,
+    save: Optional[str] = typer.Option(None, "--save", metavar="FILE.json", help="Write the fitted "
+                                       "inputs to FILE.json, as --inputs reads them."),
 ):
     """Fit inputs to minimize an output, or a formula's parameters to data (exact gradients)."""
-    values = parse_sets(sets)
+    values = given_values(sets, inputs_file)
     chosen = (method.value if method else None) or ("least_squares" if residual else "L-BFGS-B")
     bound_ranges = parse_bounds(bounds)
     if bound_ranges and chosen not in ("L-BFGS-B", "least_squares", "gd", "adam"):
@@ -975,7 +979,8 @@ def fit_command(
     if x_column is not None and data is None:
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
     program = _read(file, as_json)
-    program.scalar_only("fit")
+    if confidence is not None:
+        program.scalar_only("fit --confidence")
     from .commands import fit as fitting
     from .renderers import fitreport, render
     from .renderers.output import write_output
@@ -1011,7 +1016,7 @@ def fit_command(
     for warning in result.warnings:
         if not as_json:
             sys.stderr.write(f"warning: {warning}\n")
-    _print(fitreport.fit_json(result) if as_json else fitreport.fit_text(result, file, precision, style.value))
+    _print(fitreport.fit_json(result) if as_json else fitreport.fit_text(result, file, precision, style.value, elements))
     if result.error is not None:
         raise result.error
     if plot is not None:
@@ -1019,8 +1024,14 @@ def fit_command(
         if x_column is not None:
             curve = fitting.curve(problem, result, x_column)
         write_output(plot, render.vegalite(fitreport.plot_spec(result, x_column, curve), plot_format))
+    if save is not None:
+        write_output(save, fitting.saved_inputs(result.parameters).encode())
     if write:
-        write_output(file, fitting.written_back(program, result.parameters).encode())
+        notes: list[str] = []
+        text = fitting.written_back(program, result.parameters, notes)
+        write_output(file, text.encode())
+        for note in notes:
+            sys.stderr.write(f"note: {note}\n")
     if result.interrupted:
         raise typer.Exit(130)
 # ---------------------------------------------------------------- uncertainty

@@ -729,6 +729,12 @@ class _SymPy:
         return self.exact(lambda m, *xs: apply_partial(op, m, n, out, *xs), *args)
 
 
+# Where an operation's result cannot be finite unless the argument at each of these positions is
+# (inf·0 and inf − inf are NaN): testing the result then tests the argument (the batch engine's and
+# generated code's finiteness tests use it to test fewer values).
+NONFINITE_PROPAGATES = {"add": (0, 1), "sub": (0, 1), "mul": (0, 1), "neg": (0,), "div": (0,)}
+
+
 # ================================================================ arrays: the structural operations
 # Elementwise operations on arrays are the entries above, applied to NumPy arrays through
 # backend("numpy"): their partials are elementwise too. The operations below change shapes; each

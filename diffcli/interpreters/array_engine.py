@@ -98,12 +98,71 @@ def _value_error(graph, values, i, value) -> DiffcliError:
 
 # ---------------------------------------------------------------- reverse
 
+# structural ops whose vjp makes new arrays (so a sum of cotangents may be kept in the first one)
+_FRESH_COTANGENTS = frozenset({"matmul", "dot", "outer", "index", "norm", "logsumexp", "softmax", "amax", "amin"})
+
+
 def reverse(graph, values, output: int, needs=None) -> list:
-    """d(output)/d(node) for every node, each of its node's shape (output a scalar)."""
+    """d(output)/d(node) for every node, each of its node's shape (output a scalar).
+
+    The fast pass checks each node's summed adjoint once (a large array's cotangents are then summed
+    in place, not checked one by one); where one is not finite, the checked pass below runs
+    instead, which finds the contribution at fault (or blocks it, as a zero adjoint blocks an
+    undefined partial) and raises its error."""
     np = _np()
-    m = backend("numpy")
     if needs is None:
         needs = needs_gradient(graph)
+    with np.errstate(all="ignore"):
+        adjoint = _fast_reverse(np, graph, values, output, needs)
+    if adjoint is not None:
+        return [np.zeros(s) if adj is None else adj for adj, s in zip(adjoint, graph.shape)]
+    return _checked_reverse(np, graph, values, output, needs)
+
+
+def _fast_reverse(np, graph, values, output, needs):
+    m = backend("numpy")
+    adjoint: list = [None] * len(graph)
+    owned = [False] * len(graph)  # adjoint[j] is an array of this pass's own, to add into in place
+    adjoint[output] = np.asarray(1.0)
+    attrs, shape = graph.attrs, graph.shape
+    for i in range(output, -1, -1):
+        g = adjoint[i]
+        if g is None:
+            continue
+        if not _finite(g) and not np.isfinite(g).all():
+            return None
+        op = graph.op[i]
+        if op is None:
+            continue
+        a = graph.args[i]
+        xs = [values[j] for j in a]
+        out = values[i]
+        if op.__class__ is ArrayOp:
+            cotangents = op.vjp(np, attrs.get(i), g, out, *xs)
+            fresh = op.key in _FRESH_COTANGENTS
+        else:
+            cotangents = [g * apply_partial(op, m, n, out, *xs) if needs[j] else None for n, j in enumerate(a)]
+            fresh = True
+        for j, c in zip(a, cotangents):
+            if not needs[j]:
+                continue
+            c = np.asarray(c, dtype=float)
+            if c.shape != shape[j]:
+                c, own = np.broadcast_to(c, shape[j]), False
+            else:
+                own = fresh and c.ndim > 0
+            before = adjoint[j]
+            if before is None:
+                adjoint[j], owned[j] = c, own
+            elif owned[j]:
+                np.add(before, c, out=before)
+            else:
+                adjoint[j], owned[j] = before + c, before.ndim > 0
+    return adjoint
+
+
+def _checked_reverse(np, graph, values, output, needs):
+    m = backend("numpy")
     adjoint: list = [None] * len(graph)
     adjoint[output] = np.asarray(1.0)
     # whether a node's adjoint is an array of this pass's own, which no other node holds, so that

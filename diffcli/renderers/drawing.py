@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ..errors import shown
-from ..formatting import json_text, number as _number
+from ..formatting import json_text
+from ..formatting import number as _number
 from ..ops import Op
 from ..program import Program
 from ..language.syntax import Call, Name, Number
@@ -128,12 +129,6 @@ def draw(program: Program, values: Mapping[str, float] | None = None, *, of: str
     return Diagram(dot.source, count, run.unused)
 
 
-def _array_number(value, precision: int) -> str:
-    from .report import cell
-
-    return cell(value, precision)
-
-
 def graph_json(program: Program, values: Mapping[str, float] | None = None, *, of: str | None = None,
                gradients: bool = True) -> Diagram:
     """The drawing's nodes and edges as JSON: each variable's record (`v<node>`: name or null,
@@ -168,6 +163,12 @@ def graph_json(program: Program, values: Mapping[str, float] | None = None, *, o
     data = {"output": run.output, "value": run.value, "gradients": gradients, "nodes": nodes, "edges": edges}
     return Diagram(json_text(data, allow_nan=False, default=lambda array: array.tolist()) + "\n", len(nodes),
                    run.unused)
+
+
+def _array_number(value, precision: int) -> str:
+    from .report import cell
+
+    return cell(value, precision)
 
 
 def count_nodes(program: Program) -> int:
