@@ -567,7 +567,6 @@ def draw_graph(
         if fmt is not None:
             raise typer.BadParameter("--json writes JSON: it takes no --format", param_hint="--json")
         program = _read(file, as_json)
-        program.scalar_only("graph")
         data = drawing.graph_json(program, values, of=of, gradients=not no_grad)
         _warn_unused(data)
         return render.write(data.source.encode("utf-8"), output, "json")
