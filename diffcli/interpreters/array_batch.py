@@ -530,3 +530,27 @@ def _single(program, point, used, fixed, output, gradients, reduce, all_names, v
             column += result.gradients[name]
         else:
             column[point] = result.gradients[name]
+
+
+def scalar_columns(program, columns: Mapping[str, object], of: str | None = None, *, gradients: bool = True,
+                   all_names: bool = False):
+    """`batch.run`'s contract on an array program (plot's sweeps): a 1-D array for a scalar input
+    is one value per point, any other value is the same at every point; the result is a
+    result with batch.BatchResult's fields over the scalar variables (an array's value or gradient
+    is not a column)."""
+    graph = program.base
+    points, fixed = {}, {}
+    for name, column in columns.items():
+        array = np.asarray(column, dtype=float) if not isinstance(column, (int, float)) else None
+        scalar_input = name in graph.inputs and (graph.inputs[name] is None or not np.ndim(graph.inputs[name]))
+        if array is not None and array.ndim == 1 and (scalar_input or name not in graph.names):
+            points[name] = array
+        else:
+            fixed[name] = column
+    result = run(program, points, fixed, of, gradients=gradients, all_names=all_names)
+    scalar = lambda table: None if table is None else {k: v for k, v in table.items() if v.ndim == 1}
+    if result.value.ndim != 1:
+        raise DiffcliError("shape", f"the output `{result.output}` is an array; a chart needs a scalar output",
+                           help=f"plot a scalar made of it, like sum({result.output}) or {result.output}[i] (--of NAME)")
+    return ArrayBatchResult(result.n, result.output, scalar(result.inputs), result.value, scalar(result.gradients),
+                            scalar(result.values), result.failed, result.errors, result.unused)

@@ -278,6 +278,10 @@ def run(program: Program, columns: Mapping[str, object], of: str | None = None, 
     """The output's value, and its gradient with respect to every input (every named variable with
     `all_names`), at each point. `columns` gives each input an array (one value per point) or one
     number; the other inputs take their defaults. Names are checked as `Program.grad` checks them."""
+    if program.base.arrays or program.has_arrays:  # an array program: its own engine
+        from .array_batch import scalar_columns
+
+        return scalar_columns(program, columns, of, gradients=gradients, all_names=all_names)
     output = program.check_name(of, "--of") if of is not None else program.output
     n, used, unused = _columns(program, columns)
     plan = _plan(program)
