@@ -1,321 +1,216 @@
-"""The arrays issue's targets (issue 18), measured side by side in one run, one thread.
+"""Arrays (issue 18's targets), side by side in one run:
 
-    python benchmarks/arrays.py                 # every section; rewrites its part of RESULTS.md
-    python benchmarks/arrays.py --only grad     # some sections (grad, load, memory, batch); prints only
-    python benchmarks/arrays.py --peers DIR     # where PyTorch's environment is (made if missing)
+    python benchmarks/arrays.py            # measures, prints, and rewrites its section of RESULTS.md
+    python benchmarks/arrays.py --quick    # fewer repetitions; prints only
+    python benchmarks/arrays.py --torch    # also PyTorch eager, in a virtual environment made here
 
-1. `grad`: `Program.grad` of the issue's program (W 512×512, two products, tanh) in process,
-   against the same forward and backward written by hand in NumPy (in the same process, calls
-   alternating) and against PyTorch eager (float64, `loss.backward()`), which runs in its own
-   environment (`python -m venv DIR`, `pip install torch==2.13.0 numpy`; never diffcli's), the two
-   processes alternating round by round.
-2. `load`: `diffcli.load` of the moons network written with arrays (parse, shapes, graph: the
-   weights as literals, the same initial values as the scalar file) against loading today's scalar
-   file (`scripts/make_moons.py`), alternating.
-3. `memory`: the peak resident memory of a process that runs `Program.grad` on a 2000×2000 matrix
-   input (the same program as in 1), less that of the same process without the arrays (the
-   interpreter's baseline: Python, NumPy, diffcli, the program parsed), over the arrays' bytes.
-4. `batch`: `array_batch.run(..., reduce="mean")`, the moons network's mean gradient over 10,000
-   rows, against the same by hand in NumPy (an (n, 2) matrix through the layers).
-
-Each round's figure is the median of many calls; the table gives the median of the rounds and
-their spread (lowest and highest round), and the machine's load average.
+1. `Program.grad` of `W = uniform(512, 512, seed=1); v = uniform(512, seed=2); h = tanh(W @ v);
+   loss = sum(tanh(W @ h)^2)` in process, against the same forward and backward written by hand
+   in NumPy (and, with --torch, PyTorch eager in float64), each the median of many calls. Both run
+   in a fresh process twice: with glibc's default allocator settings, and with its dynamic mmap
+   threshold fixed high (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_), because on some machines
+   (virtual ones especially) returning 2 MiB arrays to the system and faulting them back in costs
+   more than the arithmetic, and the hand-written loop, holding fewer arrays at once, dodges it.
+2. Loading (parse, shapes, graph) samples/moons/moons_mlp_arrays.expr against the scalar
+   samples/moons/moons_mlp.expr, in process.
+3. Peak memory of the whole `diffcli grad` process on a program with a 2000×2000 matrix input,
+   against the bytes of its arrays plus the interpreter's baseline (the same command on a scalar
+   program).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import venv
 from pathlib import Path
 
-SINGLE = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-os.environ.update(SINGLE)  # before NumPy is imported
-
-import numpy as np  # noqa: E402
-
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 BEGIN, END = "<!-- arrays: begin -->", "<!-- arrays: end -->"
-ROUNDS = 7
-ENVIRONMENT = dict(os.environ, **SINGLE, PYTHONPATH=str(ROOT))
+ENVIRONMENT = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+TORCH_VENV = Path(tempfile.gettempdir()) / f"diffcli-bench-torch-{os.getuid()}"
 
-PROGRAM = """W = uniform({n}, {n}, seed=1)
-v = uniform({n}, seed=2)
-h = tanh(W @ v)
-loss = sum(tanh(W @ h)^2)
-"""
+PROGRAM_512 = "W = uniform(512, 512, seed=1)\nv = uniform(512, seed=2)\nh = tanh(W @ v)\nloss = sum(tanh(W @ h)^2)\n"
 
+MEASURE_512 = textwrap.dedent('''
+    import json, sys, time
+    import numpy as np
+    import diffcli
+    program = diffcli.parse(PROGRAM)
+    W, v = program.inputs["W"], program.inputs["v"]
 
-def by_hand(W, v):
-    """The program's value and gradients, written out in NumPy."""
-    h = np.tanh(W @ v)
-    t = np.tanh(W @ h)
-    loss = np.sum(t * t)
-    gb = 2 * t * (1 - t * t)
-    gW = np.outer(gb, h)
-    ga = (W.T @ gb) * (1 - h * h)
-    gW += np.outer(ga, v)
-    return loss, gW, W.T @ ga
+    def by_hand():
+        a = W @ v; h = np.tanh(a); b = W @ h; t = np.tanh(b); loss = np.sum(t * t)
+        gb = 2 * t * (1 - t * t)
+        gW = np.outer(gb, h); gh = W.T @ gb; ga = gh * (1 - h * h)
+        gW += np.outer(ga, v)
+        return loss, gW, W.T @ ga
 
+    result, (loss, gW, gv) = program.grad(), by_hand()
+    assert abs(result.value - loss) <= 1e-9 * abs(loss)
+    assert np.allclose(result.gradients["W"], gW, rtol=1e-10) and np.allclose(result.gradients["v"], gv, rtol=1e-10)
 
-def per_call(f, seconds=0.2) -> float:
-    """The median time of one call, over as many calls as fit in about `seconds`."""
-    f()
-    start = time.perf_counter()
-    f()
-    once = max(time.perf_counter() - start, 1e-7)
-    times = []
-    for _ in range(max(5, int(seconds / once))):
-        start = time.perf_counter()
+    def median(f, n):
         f()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        times = []
+        for _ in range(n):
+            start = time.perf_counter(); f(); times.append(time.perf_counter() - start)
+        return sorted(times)[n // 2]
 
+    n = int(sys.argv[1])
+    rounds = [(median(program.grad, n), median(by_hand, n)) for _ in range(3)]  # interleaved
+    print(json.dumps({"diffcli": min(r[0] for r in rounds), "numpy": min(r[1] for r in rounds)}))
+''').replace("PROGRAM", repr(PROGRAM_512))
 
-def spread(values, scale=1e3, unit="ms") -> str:
-    return f"{statistics.median(values) * scale:.3g} {unit} ({min(values) * scale:.3g}–{max(values) * scale:.3g})"
-
-
-def ratio_text(a, b) -> str:
-    ratios = [x / y for x, y in zip(a, b)]
-    return f"{statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})", statistics.median(ratios)
-
-
-# ---------------------------------------------------------------- PyTorch, in its own environment
-
-TORCH_ROUND = textwrap.dedent("""
-    import statistics, sys, time
-    import numpy as np, torch
+MEASURE_TORCH = textwrap.dedent('''
+    import json, sys, time
+    import torch
     torch.set_num_threads(1)
-    W0, v0 = np.load(sys.argv[1]), np.load(sys.argv[2])
-    W, v = torch.tensor(W0, requires_grad=True), torch.tensor(v0, requires_grad=True)
+    g = torch.Generator().manual_seed(1)
+    W0 = torch.rand(512, 512, generator=g, dtype=torch.float64) * 2 - 1
+    v0 = torch.rand(512, generator=g, dtype=torch.float64) * 2 - 1
+
     def step():
-        W.grad = v.grad = None
+        W = W0.clone().requires_grad_(); v = v0.clone().requires_grad_()
         h = torch.tanh(W @ v)
-        loss = (torch.tanh(W @ h) ** 2).sum()
+        loss = torch.sum(torch.tanh(W @ h) ** 2)
         loss.backward()
-        return loss, W.grad, v.grad
-    step()
-    if sys.argv[3] == "check":
-        loss, gW, gv = step()
-        np.save(sys.argv[4], np.concatenate([[loss.item()], gW.numpy().ravel(), gv.numpy().ravel()]))
-        sys.exit()
-    times = []
-    for _ in range(int(sys.argv[3])):
-        start = time.perf_counter(); step(); times.append(time.perf_counter() - start)
-    print(statistics.median(times))
-""")
+        return W.grad, v.grad
+
+    def median(f, n):
+        f()
+        times = []
+        for _ in range(n):
+            start = time.perf_counter(); f(); times.append(time.perf_counter() - start)
+        return sorted(times)[n // 2]
+
+    print(json.dumps({"torch": min(median(step, int(sys.argv[1])) for _ in range(3))}))
+''')
 
 
-def torch_python(folder: Path) -> str:
-    python = folder / "bin" / "python"
+def run_json(argv, env=None) -> dict:
+    import json
+
+    done = subprocess.run(argv, capture_output=True, text=True, env=env or ENVIRONMENT, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def grad_512(n: int, tuned_malloc: bool) -> dict:
+    env = dict(ENVIRONMENT)
+    if tuned_malloc:
+        env.update(MALLOC_MMAP_THRESHOLD_=str(64 * 2**20), MALLOC_TRIM_THRESHOLD_=str(256 * 2**20))
+    return run_json([sys.executable, "-c", MEASURE_512, str(n)], env)
+
+
+def torch_512(n: int, tuned_malloc: bool) -> dict | None:
+    python = TORCH_VENV / "bin" / "python"
     if not python.exists():
-        venv.create(folder, with_pip=True)
-    if subprocess.run([str(python), "-c", "import torch, numpy"], capture_output=True).returncode != 0:
+        subprocess.run([sys.executable, "-m", "venv", str(TORCH_VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "torch==2.13.0", "numpy"], check=True)
-    return str(python)
+    env = dict(os.environ)
+    if tuned_malloc:
+        env.update(MALLOC_MMAP_THRESHOLD_=str(64 * 2**20), MALLOC_TRIM_THRESHOLD_=str(256 * 2**20))
+    return run_json([str(python), "-c", MEASURE_TORCH, str(n)], env)
 
 
-def grad_section(peers: Path) -> list[str]:
+def loading(n: int) -> tuple[float, float]:
+    sys.path.insert(0, str(ROOT))
     import diffcli
 
-    program = diffcli.parse(PROGRAM.format(n=512))
-    W, v = program.inputs["W"], program.inputs["v"]
-    result = program.grad()
-    loss, gW, gv = by_hand(W, v)
-    assert np.isclose(result.value, loss) and np.allclose(result.gradients["W"], gW) \
-        and np.allclose(result.gradients["v"], gv), "diffcli and NumPy by hand disagree"
-    python = torch_python(peers)
-    with tempfile.TemporaryDirectory() as folder:
-        script, wf, vf, check = (Path(folder) / name for name in ("round.py", "W.npy", "v.npy", "check.npy"))
-        script.write_text(TORCH_ROUND)
-        np.save(wf, W)
-        np.save(vf, v)
-        subprocess.run([python, str(script), str(wf), str(vf), "check", str(check)], check=True, env=ENVIRONMENT)
-        theirs = np.load(check)
-        assert np.isclose(theirs[0], loss) and np.allclose(theirs[1:1 + W.size], gW.ravel()), \
-            "PyTorch and NumPy by hand disagree"
-        ours, hand, torch = [], [], []
-        for _ in range(ROUNDS):
-            ours.append(per_call(lambda: program.grad()))
-            hand.append(per_call(lambda: by_hand(W, v)))
-            calls = max(20, int(0.2 / max(hand[-1], 1e-6)))
-            out = subprocess.run([python, str(script), str(wf), str(vf), str(calls)], check=True,
-                                 capture_output=True, text=True, env=ENVIRONMENT).stdout
-            torch.append(float(out))
-    to_hand, r1 = ratio_text(ours, hand)
-    to_torch, r2 = ratio_text(ours, torch)
-    return [
-        "| `Program.grad`, W 512×512 (issue's program) | " + spread(ours) + " | NumPy by hand: " + spread(hand)
-        + f" | {to_hand} | ≤ 1.5× | {'met' if r1 <= 1.5 else '**not met**'} |",
-        "| the same | " + spread(ours) + " | PyTorch 2.13 eager (float64): " + spread(torch)
-        + f" | {to_torch} | ≤ 1× | {'met' if r2 <= 1 else '**not met**'} |",
-    ]
+    texts = {name: (ROOT / "samples" / "moons" / name).read_text(encoding="utf-8")
+             for name in ("moons_mlp_arrays.expr", "moons_mlp.expr")}
+
+    def median(text):
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            diffcli.parse(text)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    return median(texts["moons_mlp_arrays.expr"]), median(texts["moons_mlp.expr"])
 
 
-# ---------------------------------------------------------------- loading the moons network
+def peak_memory(folder: Path) -> tuple[int, int, int, int]:
+    """(peak RSS of grad on a 2000×2000 input, the same with --json, of grad on a scalar program,
+    the arrays' bytes)."""
+    big = folder / "big.expr"
+    big.write_text("W = uniform(2000, 2000, seed=1)\nv = uniform(2000, seed=2)\ny = sum(tanh(W @ v))\n")
+    scalar = folder / "scalar.expr"
+    scalar.write_text("a = 2\ny = a^2\n")
 
-def moons_array_source() -> str:
-    """The scalar moons file's network and loss, written with arrays, with the same initial values."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import make_moons
+    def rss(path, *options) -> int:
+        script = ("import resource, subprocess, sys; subprocess.run([sys.executable, '-m', 'diffcli', 'grad', "
+                  f"{str(path)!r}, *{list(options)!r}], stdout=subprocess.DEVNULL, check=True); "
+                  "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENVIRONMENT,
+                              check=True)
+        return int(done.stdout.strip()) * 1024
 
-    layers = make_moons.initial_parameters()
-    matrices = [np.array([w for w, _ in layer]) for layer in layers]
-    biases = [np.array([b for _, b in layer]) for layer in layers]
-    lines = ["# the moons network of scripts/make_moons.py, with arrays", "x1 = 0", "x2 = 0", "y = 1"]
-    for k, (W, b) in enumerate(zip(matrices, biases), 1):
-        lines.append(f"W{k} = {[[repr(float(e)) for e in row] for row in W]}".replace("'", ""))
-        lines.append(f"b{k} = {[repr(float(e)) for e in b]}".replace("'", ""))
-    lines += ["h1 = relu(W1 @ [x1, x2] + b1)", "h2 = relu(W2 @ h1 + b2)", "score = (W3 @ h2 + b3)[0]",
-              "accuracy = (1 + sign(y*score))/2",
-              "l2 = " + " + ".join(f"sum(W{k}^2) + sum(b{k}^2)" for k in (1, 2, 3)),
-              "loss = relu(1 - y*score) + 0.0001*l2"]
+    # the arrays a grad must hold: W and its gradient (2000×2000 each); the vectors are small
+    arrays = 2 * 2000 * 2000 * 8
+    return rss(big), rss(big, "--json"), rss(scalar), arrays
+
+
+def section(fast, tuned, torch, load, memory, command) -> str:
+    lines = [BEGIN, "## Arrays", "", f"Measured by `{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).", "",
+             "**1. `Program.grad` of the 512×512 program** (in process, the best of three interleaved medians):", "",
+             "| allocator | diffcli | NumPy by hand | ratio | target ≤ 1.5× |" + (" PyTorch eager | ratio to PyTorch | target ≤ 1× |" if torch else ""),
+             "| --- | ---: | ---: | ---: | --- |" + (" ---: | ---: | --- |" if torch else "")]
+    for label, r, t in (("glibc defaults", fast, torch and torch[0]), ("mmap threshold 64 MiB", tuned, torch and torch[1])):
+        ratio = r["diffcli"] / r["numpy"]
+        row = (f"| {label} | {r['diffcli'] * 1e3:.2f} ms | {r['numpy'] * 1e3:.2f} ms | {ratio:.2f}× | "
+               f"{'met' if ratio <= 1.5 else '**not met**'} |")
+        if t:
+            to_torch = r["diffcli"] / t["torch"]
+            row += f" {t['torch'] * 1e3:.2f} ms | {to_torch:.2f}× | {'met' if to_torch <= 1 else '**not met**'} |"
+        lines.append(row)
+    if not torch:
+        lines += ["", "PyTorch was not measured in this run (`--torch` makes its environment and measures it)."]
+    arrays_load, scalar_load = load
+    lines += ["", f"**2. Loading the moons network** (parse, shapes, graph; in process, median): the array program "
+              f"{arrays_load * 1e3:.1f} ms, the scalar one {scalar_load * 1e3:.1f} ms: "
+              f"{arrays_load / scalar_load:.3f}× (target ≤ 0.1×: {'met' if arrays_load <= 0.1 * scalar_load else '**not met**'}).",
+              ""]
+    big, big_json, baseline, arrays = memory
+    bound = 3 * arrays + baseline
+    lines += [f"**3. Peak memory of the `diffcli grad` process** with a 2000×2000 input: {big / 2**20:.0f} MiB; "
+              f"the arrays it must hold (W and its gradient) {arrays / 2**20:.0f} MiB, the interpreter's baseline "
+              f"(`grad` of a scalar program) {baseline / 2**20:.0f} MiB: {(big - baseline) / arrays:.2f}× the arrays "
+              f"above the baseline (target ≤ 3×: {'met' if big <= bound else '**not met**'}). With `--json`, which "
+              f"writes W three times and its gradient once as text: {big_json / 2**20:.0f} MiB "
+              f"({(big_json - baseline) / arrays:.2f}×).", "", END]
     return "\n".join(lines) + "\n"
 
 
-def load_section() -> list[str]:
-    import diffcli
-
-    with tempfile.TemporaryDirectory() as folder:
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_moons.py"), folder], check=True,
-                       capture_output=True, env=ENVIRONMENT)
-        scalar_file = Path(folder) / "moons_mlp.expr"
-        array_file = Path(folder) / "moons_arrays.expr"
-        array_file.write_text(moons_array_source())
-        scalar, arrays = diffcli.load(scalar_file), diffcli.load(array_file)
-        point = {"x1": 0.3, "x2": -0.2, "y": 1.0}
-        a, s = arrays.grad(point), scalar.grad(point)
-        assert np.isclose(a.value, s.value) and np.isclose(a.gradients["W2"][3, 5], s.gradients["w2_3_5"]), \
-            "the array network is not the scalar one"
-        ours, theirs = [], []
-        for _ in range(ROUNDS):
-            ours.append(per_call(lambda: diffcli.load(array_file)))
-            theirs.append(per_call(lambda: diffcli.load(scalar_file), 0.5))
-    text, r = ratio_text(ours, theirs)
-    return [f"| loading the moons network with arrays ({len(arrays.graph)} nodes) | " + spread(ours)
-            + f" | the scalar file ({len(scalar.graph):,} nodes): " + spread(theirs)
-            + f" | {text} | ≤ 0.1× | {'met' if r <= 0.1 else '**not met**'} |"]
-
-
-# ---------------------------------------------------------------- memory
-
-MEMORY = textwrap.dedent("""
-    import resource, sys
-    import numpy as np, diffcli
-    program = diffcli.parse("h = tanh(W @ v)\\nloss = sum(tanh(W @ h)^2)")
-    if sys.argv[1] == "grad":
-        rng = np.random.default_rng(1)
-        W, v = rng.uniform(-1, 1, (2000, 2000)), rng.uniform(-1, 1, 2000)
-        result = program.grad({"W": W, "v": v})
-        assert result.gradients["W"].shape == (2000, 2000)
-        print(W.nbytes + v.nbytes)
-    else:
-        print(0)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-""")
-
-
-def memory_section() -> list[str]:
-    peaks, bases, size = [], [], 0
-    for _ in range(3):
-        for mode in ("grad", "baseline"):
-            out = subprocess.run([sys.executable, "-c", MEMORY, mode], check=True, capture_output=True,
-                                 text=True, env=ENVIRONMENT).stdout.split()
-            if mode == "grad":
-                size = int(out[0])
-                peaks.append(int(out[1]))
-            else:
-                bases.append(int(out[1]))
-    extra = [(p - b) / size for p, b in zip(peaks, bases)]
-    m = statistics.median(extra)
-    mib = lambda x: f"{x / 2**20:.0f} MiB"
-    return [f"| memory of `Program.grad`, W a 2000×2000 input ({mib(size)} of arrays) | peak "
-            f"{mib(statistics.median(peaks))} | baseline {mib(statistics.median(bases))} | "
-            f"{m:.2f}× the arrays ({min(extra):.2f}–{max(extra):.2f}) | ≤ 3× | {'met' if m <= 3 else '**not met**'} |"]
-
-
-# ---------------------------------------------------------------- many points
-
-def batch_section() -> list[str]:
-    import diffcli
-    from diffcli.interpreters import array_batch
-
-    program = diffcli.parse(moons_array_source().replace("x1 = 0\nx2 = 0\n", "x = [0, 0]\n")
-                            .replace("[x1, x2]", "x"))
-    rng = np.random.default_rng(5)
-    n = 10_000
-    X, Y = rng.normal(size=(n, 2)), np.sign(rng.normal(size=n))
-    P = {k: program.inputs[k] for k in ("W1", "b1", "W2", "b2", "W3", "b3")}
-
-    def numpy_mean():
-        a1 = X @ P["W1"].T + P["b1"]
-        h1 = np.maximum(a1, 0)
-        a2 = h1 @ P["W2"].T + P["b2"]
-        h2 = np.maximum(a2, 0)
-        score = h2 @ P["W3"][0] + P["b3"][0]
-        margin = 1 - Y * score
-        gs = np.where(margin > 0, -Y, 0.0) / n
-        g2 = np.outer(gs, P["W3"][0]) * (a2 > 0)
-        g1 = (g2 @ P["W2"]) * (a1 > 0)
-        grads = {"W3": (gs @ h2)[None, :], "b3": np.array([gs.sum()]), "W2": g2.T @ h1, "b2": g2.sum(0),
-                 "W1": g1.T @ X, "b1": g1.sum(0)}
-        for k, value in P.items():
-            grads[k] = grads[k] + 2e-4 * value
-        return np.mean(np.maximum(margin, 0)), grads
-
-    def ours():
-        return array_batch.run(program, {"x": X, "y": Y}, reduce="mean")
-
-    mine, hand = ours(), numpy_mean()
-    for k in P:
-        assert np.allclose(mine.gradients[k], hand[1][k]), k
-    a, b = [], []
-    for _ in range(ROUNDS):
-        a.append(per_call(ours))
-        b.append(per_call(numpy_mean))
-    text, _ = ratio_text(a, b)
-    return [f"| `array_batch.run(reduce=\"mean\")`, the moons network at {n:,} points | " + spread(a)
-            + " | NumPy by hand: " + spread(b) + f" | {text} | - | - |"]
-
-
-SECTIONS = {"grad": grad_section, "load": load_section, "memory": memory_section, "batch": batch_section}
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", help="comma-separated sections: " + ",".join(SECTIONS))
-    parser.add_argument("--peers", type=Path, default=Path(tempfile.gettempdir()) / "diffcli-peers-torch")
-    args = parser.parse_args()
-    chosen = args.only.split(",") if args.only else list(SECTIONS)
-    rows = []
-    for name in chosen:
-        rows += SECTIONS[name](args.peers) if name == "grad" else SECTIONS[name]()
-        print("\n".join(rows[-2:] if name == "grad" else rows[-1:]), flush=True)
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    block = [BEGIN, "## Arrays (issue 18)", "",
-             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python benchmarks/arrays.py` "
-             f"(one thread; {ROUNDS} rounds, each the median of many calls; the median round, and the "
-             f"lowest and highest in parentheses; load average at the end: {load}).", "",
-             "| what | diffcli | against | ratio | target | met? |", "| --- | ---: | ---: | ---: | --- | --- |",
-             *rows, "", END]
-    print("\n".join(block))
-    if not args.only:
-        text = RESULTS.read_text()
-        if BEGIN in text:
-            text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: "\n".join(block), text, flags=re.S)
+    options = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    options.add_argument("--quick", action="store_true", help="fewer repetitions; print, do not write RESULTS.md")
+    options.add_argument("--torch", action="store_true", help="also measure PyTorch eager (makes its own venv)")
+    args = options.parse_args()
+    n = 20 if args.quick else 100
+    fast, tuned = grad_512(n, False), grad_512(n, True)
+    torch = (torch_512(n, False), torch_512(n, True)) if args.torch else None
+    load = loading(5 if args.quick else 20)
+    with tempfile.TemporaryDirectory() as folder:
+        memory = peak_memory(Path(folder))
+    text = section(fast, tuned, torch, load, memory, " ".join(["python benchmarks/arrays.py"] + sys.argv[1:]))
+    print(text)
+    if not args.quick:
+        results = RESULTS.read_text() if RESULTS.exists() else ""
+        if BEGIN in results:
+            head, rest = results.split(BEGIN, 1)
+            results = head + text + rest.split(END, 1)[1].lstrip("\n")
         else:
-            text = text.rstrip("\n") + "\n\n" + "\n".join(block) + "\n"
-        RESULTS.write_text(text)
+            results = results.rstrip("\n") + "\n\n" + text
+        RESULTS.write_text(results)
 
 
 if __name__ == "__main__":

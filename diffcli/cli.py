@@ -263,11 +263,16 @@ def command(function):
         except Exception as error:  # a bug in diffcli: say so plainly, without a traceback
             if os.environ.get("DIFFCLI_DEBUG"):
                 raise
-            sys.stderr.write(
-                f"error: internal error in diffcli {__version__}: {type(error).__name__}: {error}\n"
-                "  = help: this is a bug; please report it with the file that caused it "
-                "(set DIFFCLI_DEBUG=1 for the traceback)\n"
-            )
+            message = f"internal error in diffcli {__version__}: {type(error).__name__}: {error}"
+            help = ("this is a bug; please report it with the file that caused it "
+                    "(set DIFFCLI_DEBUG=1 for the traceback)")
+            if as_json:  # (kind "internal": none of the kinds a user's input causes)
+                from .formatting import json_text
+
+                sys.stderr.write(json_text({"error": {"kind": "internal", "message": message,
+                                                      "help": help}}) + "\n")
+            else:
+                sys.stderr.write(f"error: {message}\n  = help: {help}\n")
             raise typer.Exit(1)
 
     return run
@@ -335,13 +340,9 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
     fmt = "jsonl" if as_json else "csv" if as_csv else "table"
     if program.base.arrays or program.has_arrays or getattr(many, "arrays", False):
         from .renderers import array_rows as rows  # the batched array engine, rows with element labels
-    try:
+    with _writing():  # a full, closed or broken standard output: as for one point
         outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
                            write=sys.stdout.write, fmt=fmt, precision=precision)
-    except BrokenPipeError:  # the reader stopped (`| head`): as every command, exit 1 (quietly without --json)
-        from .renderers.output import broken_pipe
-
-        raise broken_pipe() from None
     for name in outcome.unused:
         where = (f"--set {name}" if name in taken else f"--sweep {name}" if sweeps
                  else f"column `{name}` of {'<stdin>' if points_file == '-' else points_file}")
@@ -350,7 +351,8 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
         console = _console()
         if not console.is_terminal:  # a pipe or a file: don't squeeze the columns into 80
             console.width = max(console.width, 160)
-        console.print(outcome.summary.render(f"diffcli {'grad' if gradients else 'eval'} {file}"))
+        with _writing():
+            console.print(outcome.summary.render(f"diffcli {'grad' if gradients else 'eval'} {file}"))
     if outcome.failed:
         sys.stdout.flush()
         color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
@@ -572,7 +574,7 @@ def draw_graph(
         return render.write(data.source.encode("utf-8"), output, "json")
     format = render.choose_format(fmt.value if fmt else None, output)
     program = _read(file)
-    program.scalar_only("graph")
+
     if format != "dot" and drawing.count_nodes(program) > max_nodes:
         raise DiffcliError(
             "input", f"the graph has {drawing.count_nodes(program)} nodes, too many for a picture "
@@ -935,9 +937,13 @@ def fit_command(
                                              help="With --residual: profile confidence intervals, as "
                                              "lmfit's conf_interval, at levels in σ (1,2) or as a "
                                              "probability (0.95)."),
+    inputs_file: Optional[str] = InputsOpt,
+    elements: bool = ElementsOpt,
+    save: Optional[str] = typer.Option(None, "--save", metavar="FILE.json", help="Write the fitted "
+                                       "inputs to FILE.json, as --inputs reads them."),
 ):
     """Fit inputs to minimize an output, or a formula's parameters to data (exact gradients)."""
-    values = parse_sets(sets)
+    values = given_values(sets, inputs_file)
     chosen = (method.value if method else None) or ("least_squares" if residual else "L-BFGS-B")
     bound_ranges = parse_bounds(bounds)
     if bound_ranges and chosen not in ("L-BFGS-B", "least_squares", "gd", "adam"):
@@ -978,7 +984,8 @@ def fit_command(
     if x_column is not None and data is None:
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
     program = _read(file, as_json)
-    program.scalar_only("fit")
+    if confidence is not None:
+        program.scalar_only("fit --confidence")
     from .commands import fit as fitting
     from .renderers import fitreport, render
     from .renderers.output import write_output
@@ -997,6 +1004,9 @@ def fit_command(
         observed=observed)
     for warning in warnings:
         sys.stderr.write(f"warning: {warning}\n")
+    from .commands import fit_intervals
+
+    wanted = fit_intervals.levels(confidence, problem.parameters) if confidence is not None else None
     live = sys.stderr.isatty()  # a transient line, erased before anything else is written
     total = (steps or fitting.DEFAULT_STEPS) if chosen in ("gd", "adam") else steps
     progress = fitreport.Progress(chosen, total) if live else None
@@ -1005,15 +1015,13 @@ def fit_command(
                              progress=progress, absolute_sigma=absolute_sigma, tol=tol)
     if report_list and result.error is None:
         result.report = fitting.means(problem, result.parameters, report_list)
-    if confidence is not None and result.error is None and not result.interrupted:
-        from .commands import fit_intervals
-
+    if wanted and result.error is None and not result.interrupted:
         result.confidence = fit_intervals.intervals(problem, result.parameters, result.stderr or {},
-                                                    fit_intervals.levels(confidence), bound_ranges)
+                                                    wanted, bound_ranges)
     for warning in result.warnings:
         if not as_json:
             sys.stderr.write(f"warning: {warning}\n")
-    _print(fitreport.fit_json(result) if as_json else fitreport.fit_text(result, file, precision, style.value))
+    _print(fitreport.fit_json(result) if as_json else fitreport.fit_text(result, file, precision, style.value, elements))
     if result.error is not None:
         raise result.error
     if plot is not None:
@@ -1021,8 +1029,14 @@ def fit_command(
         if x_column is not None:
             curve = fitting.curve(problem, result, x_column)
         write_output(plot, render.vegalite(fitreport.plot_spec(result, x_column, curve), plot_format))
+    if save is not None:
+        write_output(save, fitting.saved_inputs(result.parameters).encode())
     if write:
-        write_output(file, fitting.written_back(program, result.parameters).encode())
+        notes: list[str] = []
+        text = fitting.written_back(program, result.parameters, notes)
+        write_output(file, text.encode())
+        for note in notes:
+            sys.stderr.write(f"note: {note}\n")
     if result.interrupted:
         raise typer.Exit(130)
 # ---------------------------------------------------------------- uncertainty
@@ -1099,7 +1113,8 @@ def uncertainty(
     monte_carlo: Optional[int] = typer.Option(
         None, "--monte-carlo", min=2, metavar="N",
         help="Also propagate N normal samples of the inputs through the model (JCGM 101)."),
-    seed: Optional[int] = typer.Option(None, "--seed", metavar="S", help="Seed of the Monte Carlo samples."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, metavar="S",
+                                       help="Seed of the Monte Carlo samples (a whole number ≥ 0)."),
     plot: Optional[str] = typer.Option(
         None, "--plot", metavar="FILE",
         help="Draw the Monte Carlo histogram with the linear result's normal curve (.png, .svg, .pdf, .html)."),

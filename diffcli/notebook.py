@@ -21,10 +21,6 @@ from __future__ import annotations
 
 import html
 import io
-import os
-import shlex
-import subprocess
-import sys
 
 from .display import register
 from .errors import DiffcliError
@@ -32,6 +28,7 @@ from .formatting import number
 
 PRECISION = 6
 NAME = "<cell>"
+MAX_ROWS = 2000  # a notebook cell of a huge program's table would take the browser minutes
 
 
 # ---------------------------------------------------------------- the drawings
@@ -62,7 +59,10 @@ def _table(head: list[str], rows: list[list[str]], marks: list[str]) -> str:
 
 
 def _result_html(result) -> str:
-    """Evaluation, Gradients, Derivatives and Jacobian: name, value and each derivative column."""
+    """Evaluation, Gradients, Derivatives and Jacobian: name, value and each derivative column
+    (an array as the command line's table writes it: its shape, and its elements or their range)."""
+    from .renderers.report import cell
+
     output = getattr(result, "output", None)
     columns: list[tuple[str, dict]] = []
     if hasattr(result, "gradients"):
@@ -72,12 +72,15 @@ def _result_html(result) -> str:
     elif hasattr(result, "jacobian"):
         columns += [(f"∂{out}/∂name", result.jacobian[out]) for out in result.outputs]
     rows, marks = [], []
-    for name, value in result.values.items():
+    names = list(result.values)
+    for name in names[:MAX_ROWS]:
+        value = result.values[name]
         label = name + (" (output)" if name == output else " (input)" if name in result.inputs else "")
-        rows.append([label, number(value, PRECISION)] + [number(c[name], PRECISION) for _, c in columns])
+        rows.append([label, cell(value, PRECISION)] + [cell(c[name], PRECISION) for _, c in columns])
         marks.append("output" if name == output else "input" if name in result.inputs else "")
     title = f"<p><b>{html.escape(output)} = {number(result.value, PRECISION)}</b></p>" if output else ""
-    return title + _table(["name", "value"] + [c for c, _ in columns], rows, marks)
+    more = f"<p>… and {len(names) - MAX_ROWS:,} more rows</p>" if len(names) > MAX_ROWS else ""
+    return title + _table(["name", "value"] + [c for c, _ in columns], rows, marks) + more
 
 
 def _graph_svg(program, values=None, of=None, precision: int = PRECISION) -> str:
@@ -92,6 +95,8 @@ def _program_svg(program):
         return None  # a free input has no value to draw: program.graph_svg({...}) gives one
     from .renderers import drawing, page
 
+    if program.base.arrays or program.has_arrays:  # not drawn yet, as `diffcli graph` refuses them
+        return None
     if drawing.count_nodes(program) > page.MAX_NODES:  # seconds to lay out: not for every display
         return None
     return program.graph_svg()
@@ -105,7 +110,8 @@ def _program_html(program) -> str:
         return head + ("; give a value to " + ", ".join(f"<code>{html.escape(n)}</code>" for n in free)
                        + " to see the values and the graph (<code>program.grad({...})</code>)</p>")
     svg = _program_svg(program)
-    picture = svg[svg.index("<svg"):] if svg else "<p>(the graph is too big to draw here)</p>"
+    why = "array programs are not drawn yet" if program.base.arrays else "the graph is too big to draw here"
+    picture = svg[svg.index("<svg"):] if svg else f"<p>({why})</p>"
     return head + "</p>" + _result_html(program.grad()) + picture  # the SVG without its XML prolog
 
 
@@ -178,6 +184,8 @@ RICH = {"grad", "eval", "hessian", "uncertainty", "check", "explain", "graph"}
 
 def run_cell(line: str, cell: str):
     """`%%diffcli COMMAND OPTIONS` on the cell's text: a result that displays itself, or Shown."""
+    import shlex
+
     try:
         words = shlex.split(line)
     except ValueError as error:
@@ -245,6 +253,10 @@ def _options(words: list[str]):
 
 def _command_line(words: list[str], cell: str) -> Shown:
     """Run the real command line on the cell's text (FILE `-`), and show everything it prints."""
+    import os
+    import subprocess
+    import sys
+
     command, rest = words[0], words[1:]
     environment = dict(os.environ, NO_COLOR="1", COLUMNS="120")
     done = subprocess.run([sys.executable, "-m", "diffcli", command, "-", *rest], input=cell.encode(),

@@ -729,6 +729,12 @@ class _SymPy:
         return self.exact(lambda m, *xs: apply_partial(op, m, n, out, *xs), *args)
 
 
+# Where an operation's result cannot be finite unless the argument at each of these positions is
+# (inf·0 and inf − inf are NaN): testing the result then tests the argument (the batch engine's and
+# generated code's finiteness tests use it to test fewer values).
+NONFINITE_PROPAGATES = {"add": (0, 1), "sub": (0, 1), "mul": (0, 1), "neg": (0,), "div": (0,)}
+
+
 # ================================================================ arrays: the structural operations
 # Elementwise operations on arrays are the entries above, applied to NumPy arrays through
 # backend("numpy"): their partials are elementwise too. The operations below change shapes; each
@@ -810,6 +816,7 @@ class ArrayOp(NamedTuple):
     infix: bool = False
     commutative: bool = False
     domain: str = ""
+    fresh: bool = False  # its vjp's cotangents are new arrays, held by nothing else
     arity: int = -1      # (never read by the scalar engine: array graphs are run by the array one)
     partials: tuple = ()
     kink: Callable | None = None
@@ -1037,7 +1044,7 @@ def _one_tangent(rule):
 
 _ARRAY_ENTRIES = [
     ArrayOp("matmul", "@", (2, 2), _matmul_shape, lambda np, attrs, x, y: x @ y, _matmul_vjp,
-            _product_jvp(lambda np, a, b: a @ b), glyph="@", infix=True),
+            _product_jvp(lambda np, a, b: a @ b), glyph="@", infix=True, fresh=True),
     ArrayOp("sum", "sum", (1, 1), _reduced_shape("sum"), _sum_value,
             lambda np, attrs, g, out, x: (_spread(np, attrs, g, x),),
             _one_tangent(lambda np, attrs, t, x, out: _sum_value(np, attrs, t)), keywords=("axis",)),
@@ -1059,7 +1066,8 @@ _ARRAY_ENTRIES = [
             lambda np, attrs, g, out, x, y: (g * y, g * x), _product_jvp(lambda np, a, b: np.dot(a, b)),
             commutative=True),
     ArrayOp("outer", "outer", (2, 2), _vectors("outer"), lambda np, attrs, x, y: np.outer(x, y),
-            lambda np, attrs, g, out, x, y: (g @ y, x @ g), _product_jvp(lambda np, a, b: np.outer(a, b))),
+            lambda np, attrs, g, out, x, y: (g @ y, x @ g), _product_jvp(lambda np, a, b: np.outer(a, b)),
+            fresh=True),
     ArrayOp("transpose", "transpose", (1, 1), _transpose_shape, lambda np, attrs, x: np.transpose(x),
             lambda np, attrs, g, out, x: (np.transpose(g),),
             _one_tangent(lambda np, attrs, t, x, out: np.transpose(t))),
@@ -1070,7 +1078,7 @@ _ARRAY_ENTRIES = [
             lambda np, attrs, x: np.broadcast_to(x, attrs["shape"]), _broadcast_vjp,
             _one_tangent(lambda np, attrs, t, x, out: np.broadcast_to(t, attrs["shape"]))),
     ArrayOp("index", "[]", (1, 1), _index_shape, lambda np, attrs, x: x[_index_key(attrs)], _index_vjp,
-            _one_tangent(lambda np, attrs, t, x, out: np.asarray(t)[_index_key(attrs)])),
+            _one_tangent(lambda np, attrs, t, x, out: np.asarray(t)[_index_key(attrs)]), fresh=True),
     ArrayOp("stack", "[…]", (1, MAX_ELEMENTS), _stack_shape, lambda np, attrs, *xs: np.stack(xs),
             lambda np, attrs, g, out, *xs: tuple(g[k] for k in range(len(xs))), _stack_jvp),
 ]

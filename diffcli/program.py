@@ -66,7 +66,8 @@ class Run:
 
     @property
     def value(self) -> float:
-        return self.values[self.output_node]
+        value = self.values[self.output_node]
+        return _plain(value) if self.values.__class__ is list and hasattr(value, "ndim") else value
 
 
 @dataclass
@@ -210,6 +211,17 @@ class Program(Displayed):
 
         self.scalar_only("uncertainty")
         return propagate(self, values, of, **options)
+
+    def fit(self, wrt=None, data=None, **options):
+        """Fit inputs to data as `diffcli fit` does: `wrt` the inputs to fit (default: every input
+        with a literal value that the data do not set); `data` a CSV or JSON Lines path, a mapping
+        of columns, or a pandas DataFrame; options residual, of, sigma, absolute_sigma, observed,
+        method, bounds ({name: (low, high)}), values (like --set), steps, lr, tol. Returns a
+        diffcli.fit_api.FitResult: .parameters, .stderr, .covariance, .statistics, .confidence(),
+        .report(), .write(path)."""
+        from . import fit_api  # the one call up from the front door (tests/test_layers.py)
+
+        return fit_api.fit(self, wrt, data, **options)
 
     def hessian(self, values: Mapping[str, float] | None = None, of: str | None = None,
                 wrt: list[str] | None = None):

@@ -42,6 +42,7 @@ REQUEST_SECONDS = 5.0
 MAX_BODY = 64 * 1024
 KEEPALIVE_SECONDS = 15.0
 MAX_FILE_BYTES = 16 * 2**20  # a live page of a bigger file would not be live
+MAX_PLOT_POINTS = 20_000     # as `plot --max-points`: a 141 × 141 heat map takes seconds to draw
 
 
 class Session:
@@ -220,6 +221,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._refuse(HTTPStatus.MISDIRECTED_REQUEST, "not the address this server serves")
         path = self.path
         if path == "/events":
+            if self.command == "HEAD":
+                return self._refuse(HTTPStatus.METHOD_NOT_ALLOWED, "an event stream is read with GET")
             return self._events()
         if path == "/state":
             with self.session.changed:
@@ -326,6 +329,10 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 def start(path: str, values: dict[str, float], of: str | None = None, sweeps=(), *, host: str = "127.0.0.1",
           port: int = 8765, precision: int = 6, max_nodes: int = page.MAX_NODES):
     """Bind, run the file once, start the watch: (server, session, url). Serve with serve_forever."""
+    points = math.prod(sweep.num for sweep in sweeps)
+    if sweeps and points > MAX_PLOT_POINTS:
+        raise DiffcliError("input", f"the sweep has {points:,} points, too many to plot on every save "
+                           f"(at most {MAX_PLOT_POINTS:,})", help="take fewer points")
     session = Session(path, values, of, sweeps, precision, max_nodes)
     data, problem = session.read()
     if data is None:
@@ -355,12 +362,18 @@ def run(path: str, values: dict[str, float], of: str | None, sweeps, *, host: st
                          f"{path}'s text and results to anyone who can reach this address\n")
     server, session, url = start(path, values, of, sweeps, host=host, port=port, precision=precision,
                                  max_nodes=max_nodes)
-    sys.stdout.write(f"diffcli serve: {url}  ({path}; Ctrl-C stops)\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(f"diffcli serve: {url}  ({path}; Ctrl-C stops)\n")
+        sys.stdout.flush()
+    except OSError as error:  # nobody would learn the address: do not serve blind
+        server.server_close()
+        raise DiffcliError("io", f"cannot write to standard output: {error.strerror or error}") from None
     if open_browser:
         import webbrowser
 
-        webbrowser.open(url)
+        port = server.server_address[1]
+        local = {"0.0.0.0": f"http://127.0.0.1:{port}/", "::": f"http://[::1]:{port}/"}  # every address: this one
+        webbrowser.open(local.get(host, url))
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
@@ -370,4 +383,8 @@ def run(path: str, values: dict[str, float], of: str | None, sweeps, *, host: st
         with session.changed:
             session.changed.notify_all()
         server.server_close()
-    sys.stdout.write("diffcli serve: stopped\n")
+    try:
+        sys.stdout.write("diffcli serve: stopped\n")
+        sys.stdout.flush()
+    except OSError:
+        pass  # stopped all the same

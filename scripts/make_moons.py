@@ -12,6 +12,11 @@ for biases, as micrograd's Neuron), and the demo's loss: the max-margin (hinge) 
 minimizes is then exactly the demo's total loss; `accuracy` is 1 for a row classified right.
 
 --json writes the same data and initial parameters as JSON for benchmarks/bench.py's micrograd run.
+moons_mlp_arrays.expr is the same network, the same initial parameters and the same loss as an array
+program of a dozen statements: the 100 points as a matrix X (one per row), the labels as a vector,
+and the loss averaged over the rows in the file (so `grad` gives the gradient of the total loss that
+`fit --data` minimizes on the scalar version). moons_mlp_rows.expr is the same array network for one
+row, for `fit --data moons.csv` (the batched array engine runs all the rows at once).
 """
 
 from __future__ import annotations
@@ -87,6 +92,57 @@ def network_source(layers) -> str:
     return "\n".join(lines)
 
 
+def array_source(layers, points, labels) -> str:
+    """The network as an array program: W1 16×2, W2 16×16, W3 16 (one output), over every row of X."""
+    def matrix(rows):
+        return "[" + ",\n      ".join("[" + ", ".join(repr(x) for x in row) + "]" for row in rows) + "]"
+
+    (w1, b1), (w2, b2), (w3, b3) = [([w for w, _ in layer], [b for _, b in layer]) for layer in layers]
+    return "\n".join([
+        "# micrograd's demo as arrays: a 2-16-16-1 ReLU network on the two-moons data (scripts/make_moons.py)",
+        "# the same initial parameters as moons_mlp.expr; every point at once, as the rows of X",
+        f"X = {matrix(points.tolist())}",
+        f"y = {[int(v) for v in labels.tolist()]}",
+        f"W1 = {matrix(w1)}",
+        f"b1 = {b1!r}",
+        f"W2 = {matrix(w2)}",
+        f"b2 = {b2!r}",
+        f"w3 = {w3[0]!r}",
+        f"b3 = {b3[0]!r}",
+        "H1 = relu(X @ transpose(W1) + b1)",
+        "H2 = relu(H1 @ transpose(W2) + b2)",
+        "score = H2 @ w3 + b3",
+        "accuracy = mean((1 + sign(y*score))/2)",
+        f"loss = mean(relu(1 - y*score)) + {ALPHA!r}*(sum(W1^2) + sum(b1^2) + sum(W2^2) + sum(b2^2) + sum(w3^2) + b3^2)",
+        ""])
+
+
+def rows_source(layers) -> str:
+    """The network as an array program of one row (x1, x2, y from moons.csv), for `fit --data`:
+    the same parameters as arrays, the rows batched by the engine."""
+    def matrix(rows):
+        return "[" + ",\n      ".join("[" + ", ".join(repr(x) for x in row) + "]" for row in rows) + "]"
+
+    (w1, b1), (w2, b2), (w3, b3) = [([w for w, _ in layer], [b for _, b in layer]) for layer in layers]
+    return "\n".join([
+        "# micrograd's demo as arrays, a row at a time: x1, x2 and the label y come from each row of moons.csv",
+        "#   diffcli fit moons_mlp_rows.expr --data moons.csv --wrt W1,b1,W2,b2,w3,b3 --method gd --report accuracy",
+        "# the same initial parameters as moons_mlp.expr (scripts/make_moons.py)",
+        f"W1 = {matrix(w1)}",
+        f"b1 = {b1!r}",
+        f"W2 = {matrix(w2)}",
+        f"b2 = {b2!r}",
+        f"w3 = {w3[0]!r}",
+        f"b3 = {b3[0]!r}",
+        "x = [x1, x2]",
+        "h1 = relu(W1 @ x + b1)",
+        "h2 = relu(W2 @ h1 + b2)",
+        "score = w3 @ h2 + b3",
+        "accuracy = (1 + sign(y*score))/2   # 1 when the row is classified right",
+        f"loss = relu(1 - y*score) + {ALPHA!r}*(sum(W1^2) + sum(b1^2) + sum(W2^2) + sum(b2^2) + sum(w3^2) + b3^2)",
+        ""])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("outdir", type=Path)
@@ -100,6 +156,8 @@ def main() -> None:
         for (a, b), label in zip(points.tolist(), labels.tolist()):
             out.write(f"{a!r},{b!r},{int(label)}\n")
     (args.outdir / "moons_mlp.expr").write_text(network_source(layers))
+    (args.outdir / "moons_mlp_arrays.expr").write_text(array_source(layers, points, labels))
+    (args.outdir / "moons_mlp_rows.expr").write_text(rows_source(layers))
     if args.json:
         (args.outdir / "moons.json").write_text(json.dumps({
             "x": points.tolist(), "y": labels.tolist(), "layers": layers}))

@@ -464,3 +464,39 @@ def test_check_rows_per_element_and_a_sample_above_the_bound(tmp_path):
     path.write_text("W = uniform(30, 20, seed=1)\nx = uniform(20, seed=2)\ny = sum(tanh(W @ x))\n", encoding="utf-8")
     got = json.loads(run_diffcli("check", str(path), "--json").stdout_text)
     assert got["ok"] and len(got["rows"]) == 200 and "seed" in got["sampled"]
+
+
+def test_the_moons_network_as_arrays_is_the_scalar_one_averaged_over_the_rows():
+    """samples/moons/moons_mlp_arrays.expr against moons_mlp.expr run per row of moons.csv by the
+    scalar engine (many points): the same loss and, parameter by parameter, the same gradient."""
+    import csv
+    import io
+
+    from conftest import SAMPLES
+
+    arrays = diffcli.load(SAMPLES / "moons" / "moons_mlp_arrays.expr").grad()
+    done = run_diffcli("grad", str(SAMPLES / "moons" / "moons_mlp.expr"), "--points",
+                       str(SAMPLES / "moons" / "moons.csv"), "--csv")
+    rows = list(csv.DictReader(io.StringIO(done.stdout_text)))
+    mean = lambda column: sum(float(row[column]) for row in rows) / len(rows)  # noqa: E731
+    assert arrays.value == pytest.approx(mean("loss"), rel=1e-12)
+    for layer, (weights, biases) in enumerate([("W1", "b1"), ("W2", "b2")], 1):
+        w, b = arrays.gradients[weights], arrays.gradients[biases]
+        for j, i in [(0, 0), (3, 1), (15, 1)]:
+            assert w[j, i] == pytest.approx(mean(f"dloss/dw{layer}_{j}_{i}"), rel=1e-9, abs=1e-15)
+        assert b[5] == pytest.approx(mean(f"dloss/db{layer}_5"), rel=1e-9, abs=1e-15)
+    assert arrays.gradients["w3"][7] == pytest.approx(mean("dloss/dw3_0_7"), rel=1e-9, abs=1e-15)
+
+
+def test_graph_draws_one_node_per_array_operation_with_its_shape():
+    from conftest import SAMPLES
+
+    from diffcli.renderers import drawing
+
+    program = diffcli.load(SAMPLES / "moons" / "moons_mlp_arrays.expr")
+    diagram = drawing.draw(program)
+    assert diagram.nodes < 100  # records and operations (the scalar moons network draws thousands)
+    assert 'label="X | 100×2:' in diagram.source and '"@"' in diagram.source
+    assert "broadcast" in diagram.source  # b1 over the rows of X @ transpose(W1), drawn as a node
+    small = drawing.draw(diffcli.parse("x = [1, 2]\ny = sum(x^2)")).source
+    assert r'v0 [label="x | 2:\ [1\ 2] | grad\ 2:\ [2\ 4]"' in small

@@ -105,6 +105,15 @@ def test_every_operation_at_random_points_and_edges(key):
     assert_agrees(program, columns, result, exact=key in EXACT)
 
 
+def test_adjoints_added_into_in_place_stay_apart():
+    # `+` hands its adjoint on to both arguments as the same array; the sums into each (in place,
+    # where the pass made the array) must not reach the other, nor the named variables' own adjoints
+    program = diffcli.parse("x = 1\ny = 2\na = x + y\nb = a + a\nc = b * x + a + b - y / x + a * b")
+    columns = {"x": np.linspace(-2, 2, 9), "y": np.linspace(3, -1, 9)}
+    result = batch.run(program, columns, all_names=True)
+    assert_agrees(program, columns, result, exact=True)
+
+
 def test_arithmetic_and_sqrt_round_as_the_single_point_engine():
     # the operations every libm and NumPy round correctly: these must agree to the bit
     assert {"add", "sub", "mul", "div", "neg", "sqrt", "abs", "relu", "min", "max"} <= EXACT

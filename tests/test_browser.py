@@ -84,11 +84,12 @@ def test_the_live_page(browser, served, capsys):
     assert "a 3 grad 24" in records(page)
 
     # a syntax error: the diagnostic, its place marked in the source, the last drawing kept
-    path.write_text("a = 3\nb = 5 - 3a\nc = b^2 +\ng = c - o\n")
+    path.write_text("a = 3   # 🙂 (one code point, two UTF-16 units)\nb = 5 - 3a\nc = b^2 +\ng = c - o\n")
     page.wait_for_selector("body[data-ok=false]")
     diagnostic = page.inner_text("#diagnostic")
     assert diagnostic.startswith("error: ") and ":3:" in diagnostic and "3 | c = b^2 +" in diagnostic
-    assert page.locator("#source li").nth(2).locator("mark.wrong").count() == 1
+    wrong = page.locator("#source li").nth(2).locator("mark.wrong")
+    assert wrong.count() == 1 and wrong.inner_text() == " "  # the end of line 3, after the `+`
     assert page.locator("#graph svg").count() == 1 and "stale" in page.get_attribute("#results", "class")
     assert cell(page, "a", "∂g/∂name").inner_text() == "24"
     if os.environ.get("DIFFCLI_SCREENSHOT_ERROR"):

@@ -110,12 +110,14 @@ def test_a_gradient_at_the_noise_level_is_shown_as_such():
     """Issue 21: docs/fit.md showed A's gradient at the optimum as 1.59269e-13, and another machine
     prints 1.59008e-13: the rows' terms 2·r·∂r/∂A cancel to rounding noise. Such a component is
     `≈ 0` in the report; one clearly above the noise keeps its digits."""
-    done = invoke("fit", DECAY, "--data", DECAY_DATA, "--residual", "r")
+    # (--tol 1e-8, SciPy's own default: the fit stops while k's gradient is still above the noise)
+    done = invoke("fit", DECAY, "--data", DECAY_DATA, "--residual", "r", "--tol", "1e-8")
     lines = {line.split()[0]: line for line in done.stdout.splitlines() if "gradient" in line}
     assert lines["A"].endswith("gradient ≈ 0") and lines["c"].endswith("gradient ≈ 0")
     assert lines["k"].endswith("gradient 3.099e-8")
     # the measure itself: the gradient against Σ|term| computed by hand from the rows
-    out = json.loads(invoke("fit", DECAY, "--data", DECAY_DATA, "--residual", "r", "--json").stdout)
+    out = json.loads(invoke("fit", DECAY, "--data", DECAY_DATA, "--residual", "r", "--tol", "1e-8",
+                            "--json").stdout)
     t, y = np.loadtxt(DECAY_DATA, delimiter=",", skiprows=1, unpack=True)
     A, k, c = out["parameters"].values()
     r = A * np.exp(-k * t) + c - y
@@ -131,3 +133,29 @@ def test_without_data_a_small_gradient_is_not_called_noise(tmp_path):
     path.write_text("a = 1.0000000000001\nf = (a - 1)^2\n")
     done = invoke("fit", path, "--method", "gd", "--steps", "1", "--lr", "0")
     assert done.exit_code == 0 and "gradient 1.9984e-13" in done.stdout
+
+
+def test_an_objective_unbounded_below_is_an_error_naming_residual(tmp_path):
+    """Issue 21: `fit samples/decay.expr --data samples/decay.csv` without `--residual r` minimized
+    the mean of r to -2e27 and exited 0."""
+    program = tmp_path / "decay.expr"
+    program.write_text(DECAY.read_text())
+    done = invoke("fit", program, "--data", DECAY_DATA, "--json", "--write")
+    assert done.exit_code == 1 and program.read_text() == DECAY.read_text()  # nothing written
+    assert json.loads(done.stdout)["objective"] < -1e9  # the report is still printed
+    error = json.loads(done.stderr)["error"]
+    assert error["kind"] == "input" and "unbounded below" in error["message"]
+    assert "--residual r" in error["help"]
+    # without data, a linear objective: no residual to name
+    (tmp_path / "line.expr").write_text("a = 1\nb = 2\nf = 3*a - b\n")
+    done = invoke("fit", tmp_path / "line.expr", "--json")
+    error = json.loads(done.stderr)["error"]
+    assert done.exit_code == 1 and "unbounded below" in error["message"] and "--residual" not in error["help"]
+
+
+def test_a_far_minimum_that_is_finite_is_not_called_unbounded(tmp_path):
+    path = tmp_path / "far.expr"
+    path.write_text("a = 0\nf = (a - 1e12)^2 - 1e20\n")
+    done = invoke("fit", path, "--json")
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout)["parameters"]["a"] == pytest.approx(1e12, rel=1e-9)

@@ -276,6 +276,21 @@ def test_confidence_errors():
     assert result.exit_code == 1 and "probability" in result.stderr
     result = invoke("fit", DECAY, "--data", DECAY_DATA, "--confidence", "1")
     assert result.exit_code == 2 and "--residual" in result.output
+    result = invoke("fit", DECAY, "--data", DECAY_DATA, "--residual", "r", "--confidence", "1,2,3,4,5,6", "--json")
+    assert result.exit_code == 1 and "at most" in json.loads(result.stderr)["error"]["message"]
+
+
+def test_confidence_is_bounded_in_parameters(tmp_path):
+    from diffcli.commands import fit_intervals
+
+    count = fit_intervals.MAX_PARAMETERS + 1
+    names = [f"p{i}" for i in range(count)]
+    text = "".join(f"{n} = 1\n" for n in names) + "r = " + " + ".join(f"{n}*x^{i % 3}" for i, n in enumerate(names)) + " - y\n"
+    (tmp_path / "many.expr").write_text(text)
+    data = write_csv(tmp_path / "d.csv", x=np.linspace(0, 1, count + 5), y=np.linspace(1, 2, count + 5))
+    result = invoke("fit", tmp_path / "many.expr", "--data", data, "--residual", "r", "--confidence", "1")
+    assert result.exit_code == 1 and f"over {count} parameters" in result.stderr
+    assert result.stdout == ""  # refused before the fit
 
 
 def test_the_plot_has_data_fit_residuals_and_a_legend(line):

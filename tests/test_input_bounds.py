@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -24,12 +25,16 @@ def _limited():
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
 
 
+# one BLAS thread: on a machine of many cores each thread's buffers would take address space
+ENVIRONMENT = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
 def run_limited(tmp_path, *arguments):
     """The real command, in a child whose address space is capped at MEMORY."""
     program = tmp_path / "square.expr"
     program.write_text(SQUARE)
     return subprocess.run(diffcli_command() + [arguments[0], str(program), *arguments[1:]],
-                          capture_output=True, text=True, preexec_fn=_limited, timeout=120)
+                          capture_output=True, text=True, preexec_fn=_limited, timeout=120, env=ENVIRONMENT)
 
 
 @pytest.mark.parametrize("option", [["grad", "--points"], ["eval", "--points"], ["fit", "--data"]])
@@ -80,7 +85,7 @@ def test_a_huge_sweep_is_checked_and_made_a_chunk_at_a_time(tmp_path):
     program.write_text(SQUARE)
     child = subprocess.Popen(diffcli_command() + ["eval", str(program), "--sweep", "x=0:1:1000000001",
                                                   "--csv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, preexec_fn=_limited)
+                             text=True, preexec_fn=_limited, env=ENVIRONMENT)
     try:
         rows = [child.stdout.readline() for _ in range(3)]
     finally:

@@ -119,3 +119,17 @@ def test_the_cell_magic(shell):
     assert "def grad_g(" in repr(generated)
     uncertain = shell.run_cell_magic("diffcli", "uncertainty --set a=2±0.1 --set o=1", CHAIN)
     assert "Traceback" not in repr(uncertain) and "0.6" in repr(uncertain)   # |dg/da| u(a) = 6 · 0.1
+
+
+def test_a_huge_table_is_cut_with_a_note():
+    program = diffcli.parse("x0 = 1\n" + "".join(f"x{i} = x{i - 1} + 1\n" for i in range(1, 2500)))
+    html = program._repr_html_()
+    assert len(Cells(html).rows) == 2001 and "… and 500 more rows" in html   # the header and 2,000
+    assert "too big to draw" in html
+
+
+def test_an_array_program_displays_its_shapes():
+    program = diffcli.parse("x = [1, 2, 3]\nw = 2\ny = w*x\nloss = mean(y^2)\n")
+    rows = Cells(program.grad()._repr_html_()).rows
+    assert ["y", "3: [2 4 6]", "3: [1.33333 2.66667 4]"] in rows     # d(mean y²)/dy = 2y/3
+    assert program._repr_svg_() is None and "not drawn yet" in program._repr_html_()

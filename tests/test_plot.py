@@ -251,6 +251,7 @@ def test_a_renderer_failure_is_a_diagnostic(program_file, tmp_path, monkeypatch)
     broken = "import vl_convert\ndef broken(*args, **kwargs):\n    raise ValueError('no fonts')\n" \
              "vl_convert.vegalite_to_png = broken\n"
     monkeypatch.setattr(render, "_VEGALITE_CHILD", render._VEGALITE_CHILD.replace("import vl_convert\n", broken, 1))
+    monkeypatch.setattr(render, "_worker", None)  # a new worker, with that code
     result = invoke("plot", program_file, "--sweep", "x=0:1:3", "-o", tmp_path / "p.png", "--json")
     error = json.loads(result.stderr)["error"]
     assert result.exit_code == 1 and error["kind"] == "io" and "no fonts" in error["message"]
@@ -281,6 +282,20 @@ def test_under_a_memory_limit_the_renderer_s_crash_is_an_io_error(program_file, 
     assert not (tmp_path / "p.png").exists()
 
 
+def test_the_renderer_is_kept_and_started_again_after_it_died(program_file, tmp_path, monkeypatch):
+    """The live page draws many plots with one worker: one that died is replaced, not asked again."""
+    import signal
+
+    assert invoke("plot", program_file, "--sweep", "x=0:2:5", "-o", tmp_path / "a.svg").exit_code == 0
+    first = render._worker
+    assert invoke("plot", program_file, "--sweep", "x=0:2:5", "-o", tmp_path / "b.svg").exit_code == 0
+    assert render._worker is first  # kept
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert invoke("plot", program_file, "--sweep", "x=0:2:5", "-o", tmp_path / "c.svg").exit_code == 0
+    assert render._worker is not first and (tmp_path / "c.svg").read_bytes().startswith(b"<svg")
+
+
 @pytest.mark.parametrize("child, message", [
     ("import os; os.write(2, b'Fatal JavaScript out of memory: Reached heap limit'); os.abort()",
      "ran out of memory"),
@@ -288,6 +303,7 @@ def test_under_a_memory_limit_the_renderer_s_crash_is_an_io_error(program_file, 
 ])
 def test_a_renderer_that_dies_or_fails_is_an_io_error(program_file, tmp_path, monkeypatch, child, message):
     monkeypatch.setattr(render, "_VEGALITE_CHILD", child)
+    monkeypatch.setattr(render, "_worker", None)  # a new worker, with that code
     result = invoke("plot", program_file, "--sweep", "x=0:2:5", "-o", tmp_path / "p.png", "--json")
     assert result.exit_code == 1
     error = json.loads(result.stderr)["error"]

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -79,6 +80,7 @@ def test_the_page_and_its_own_files_only(served):
     assert "default-src 'self'" in response.getheader("Content-Security-Policy")
     for asset in ("/page.js", "/page.css"):
         assert request(port, "GET", asset)[0].status == 200
+    assert request(port, "HEAD", "/events")[0].status == 405  # would otherwise hold a stream open
     (path.parent / "link.expr").symlink_to(path)
     for target in ("/../etc/passwd", "/..%2f..%2fetc%2fpasswd", "//etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
                    str(path), "/chain.expr", "/link.expr", "/page.js/../page.html", "/page.html",
@@ -142,13 +144,14 @@ def test_requests_that_could_do_harm_are_refused(served):
 def test_slow_and_many_connections_cannot_exhaust_it(served, monkeypatch):
     _, port, _ = served
     monkeypatch.setattr(server, "REQUEST_SECONDS", 0.5)
-    idle = []
+    idle, before = [], threading.active_count()
     for _ in range(server.MAX_CONNECTIONS + 10):
         sock = socket.create_connection(("127.0.0.1", port))
         sock.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\nX-Slow: ")  # and never finish it
         idle.append(sock)
     time.sleep(0.2)
-    assert threading.active_count() < server.MAX_CONNECTIONS * 2 + 10  # a bounded number of threads
+    # a bounded number of threads: a handler and its deadline per connection let in, no more
+    assert threading.active_count() - before <= 2 * server.MAX_CONNECTIONS
     time.sleep(1.0)
     for sock in idle:  # each was cut off (or never let in): reads end
         sock.settimeout(5)
@@ -213,6 +216,10 @@ def test_a_change_on_disk_is_run_and_an_error_keeps_the_last_good_results(served
 def test_a_missing_file_is_an_error_and_a_big_file_is_not_drawn(tmp_path):
     with pytest.raises(server.DiffcliError, match="cannot read"):
         server.start(str(tmp_path / "none.expr"), {}, port=0)
+    from diffcli.commands.points import parse_sweep
+
+    with pytest.raises(server.DiffcliError, match="too many to plot"):  # refused before anything runs
+        server.start(str(tmp_path / "none.expr"), {}, sweeps=[parse_sweep("x=0:1:10000000000")], port=0)
     path = tmp_path / "long.expr"
     path.write_text("x0 = 1\n" + "".join(f"x{i} = x{i - 1} + sin(x{i - 1})\n" for i in range(1, 1000)))
     httpd, session, _ = server.start(str(path), {}, port=0)
@@ -228,14 +235,22 @@ def test_a_missing_file_is_an_error_and_a_big_file_is_not_drawn(tmp_path):
 def test_ctrl_c_stops_it_cleanly_and_another_host_is_warned_about(tmp_path):
     path = tmp_path / "chain.expr"
     path.write_text(CHAIN)
+    opened = tmp_path / "opened"
+    browser = f"{sys.executable} -c 'import sys; open(sys.argv[1], \"w\").write(sys.argv[2])' {opened} %s"
     process = subprocess.Popen(diffcli_command() + ["serve", str(path), "--set", "o=1", "--port", "0",
-                                                    "--host", "0.0.0.0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                                    "--host", "0.0.0.0", "--open"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, BROWSER=browser))
     try:
         line = process.stdout.readline()
         assert line.startswith("diffcli serve: http://0.0.0.0:")
         port = int(line.split(":")[3].split("/")[0])
         assert request(port, "GET", "/state")[0].status == 200
+        for _ in range(100):  # --open: the browser was asked for the page, at an address it can reach
+            if opened.exists() and opened.read_text():
+                break
+            time.sleep(0.05)
+        assert opened.read_text() == f"http://127.0.0.1:{port}/"
         events = socket.create_connection(("127.0.0.1", port))  # an open event stream must not hold it up
         events.sendall(f"GET /events HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
         events.recv(100)
@@ -269,3 +284,50 @@ def test_a_bug_while_running_is_shown_and_the_watch_goes_on(served, monkeypatch)
     monkeypatch.setattr(page, "snapshot", real)
     path.write_text(CHAIN.replace("a = 2", "a = 5"))
     assert cell(wait_for(port, lambda m: m["state"]["ok"]), "a", "value") == "5"
+
+
+def test_a_port_in_use_is_an_error_that_says_what_to_do(tmp_path):
+    path = tmp_path / "chain.expr"
+    path.write_text(CHAIN)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        with pytest.raises(server.DiffcliError, match="cannot serve on") as raised:
+            server.start(str(path), {"o": 1.0}, port=taken.getsockname()[1])
+        assert "--port 0" in raised.value.help
+    finally:
+        taken.close()
+
+
+def test_a_closed_standard_output_is_an_error_not_a_blind_server(tmp_path):
+    path = tmp_path / "chain.expr"
+    path.write_text(CHAIN)
+    done = subprocess.run(diffcli_command() + ["serve", str(path), "--set", "o=1", "--port", "0"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
+                          preexec_fn=lambda: os.close(1))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.decode().startswith("error: cannot write to standard output")
+
+
+def test_an_array_program_shows_what_grads_table_shows(tmp_path):
+    path = tmp_path / "mse.expr"
+    path.write_text("x = [1, 2, 3]\nw = 2\ny = w*x\nloss = mean(y^2)\n")
+    httpd, session, _ = server.start(str(path), {}, port=0)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        port = httpd.server_address[1]
+        shown = state(port)
+        assert cell(shown, "x", "value") == "3: [1 2 3]" and cell(shown, "y", "value") == "3: [2 4 6]"
+        assert cell(shown, "w", "∂loss/∂name") == "18.6667"     # d/dw mean(w²x²) = 2w·mean(x²) = 4·14/3
+        assert shown["state"]["inputs"] == {"w": 2.0}           # an array is changed in the file
+        assert shown["state"]["svg"] is None and "array programs" in shown["state"]["graph_note"]
+        json_header = {"Content-Type": "application/json"}
+        assert request(port, "POST", "/inputs", b'{"x": 1}', json_header)[0].status == 400
+        assert request(port, "POST", "/inputs", b'{"w": 1}', json_header)[0].status == 204
+        assert cell(state(port), "w", "∂loss/∂name") == "9.33333"
+    finally:
+        session.stopping.set()
+        httpd.shutdown()
+        httpd.server_close()

@@ -43,10 +43,16 @@ COMMANDS = [
     ["eval", CHAIN, "--set", "o=1"], ["check", CHAIN, "--set", "o=1"],
     ["explain", CHAIN, "--set", "o=1"], ["graph", CHAIN, "--set", "o=1"],
 ]
+# many points: the batch writer goes through the same path (issue 21: `internal error: OSError`)
+BATCH = [
+    ["grad", CHAIN, "--sweep", "o=0:1:5", "--json"], ["eval", CHAIN, "--sweep", "o=0:1:5", "--csv"],
+    ["grad", CHAIN, "--sweep", "o=0:1:5"],
+    ["eval", str(SAMPLES / "decay.expr"), "--points", str(SAMPLES / "decay.csv"), "--json"],
+]
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
-@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("args", COMMANDS + BATCH, ids=" ".join)
 def test_full_standard_output_is_an_io_error(args):
     with open("/dev/full", "wb") as full:
         done = _run(*args, stdout=full)
@@ -58,12 +64,55 @@ def test_full_standard_output_is_an_io_error(args):
         assert done.stderr_text == "error: cannot write to standard output: No space left on device\n"
 
 
-@pytest.mark.parametrize("args", COMMANDS[:2] + COMMANDS[3:5] + COMMANDS[-1:], ids=" ".join)
+@pytest.mark.parametrize("args", COMMANDS[:2] + COMMANDS[3:5] + COMMANDS[-1:] + BATCH, ids=" ".join)
 def test_closed_standard_output_is_an_io_error(args):
     done = _run(*args, stdout=None, close_stdout=True)
     assert done.returncode == 1, done.stderr_text
     assert "Traceback" not in done.stderr_text and "internal error" not in done.stderr_text
     assert "cannot write to standard output: it is closed" in done.stderr_text
+    if "--json" in args:
+        assert _json_error(done)["kind"] == "io"
+
+
+@pytest.mark.parametrize("args", [["grad", CHAIN, "--points", "-"],
+                                  ["fit", str(SAMPLES / "decay.expr"), "--data", "-", "--residual", "r"]],
+                         ids=" ".join)
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_points_from_a_closed_standard_input_are_an_io_error(args, json_flag):
+    done = _run(*args, *json_flag, stdin=None, close_stdin=True)
+    assert done.returncode == 1 and "internal error" not in done.stderr_text
+    if json_flag:
+        assert _json_error(done) == {"kind": "io", "message": "cannot read standard input: it is closed"}
+    else:
+        assert done.stderr_text == "error: cannot read standard input: it is closed\n"
+
+
+def test_a_negative_seed_is_a_usage_error():
+    done = _run("uncertainty", str(SAMPLES / "pendulum.expr"), "--monte-carlo", "10", "--seed", "-1", "--json")
+    assert done.returncode == 2 and _json_error(done)["kind"] == "input"
+    assert "--seed" in _json_error(done)["message"]
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_the_last_resort_handler_honours_json(monkeypatch, json_flag):
+    """A bug in diffcli (here one put in on purpose) is still one line of text, or one JSON object."""
+    from typer.testing import CliRunner
+
+    from diffcli.cli import app
+    from diffcli.program import Program
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("on purpose")
+
+    monkeypatch.delenv("DIFFCLI_DEBUG", raising=False)
+    monkeypatch.setattr(Program, "evaluate", broken)
+    done = CliRunner().invoke(app, ["eval", CHAIN, "--set", "o=1", *json_flag])
+    assert done.exit_code == 1 and done.stdout == ""
+    if json_flag:
+        error = json.loads(done.stderr)["error"]
+        assert error["kind"] == "internal" and "ZeroDivisionError: on purpose" in error["message"]
+    else:
+        assert done.stderr.startswith("error: internal error in diffcli") and "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])

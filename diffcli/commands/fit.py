@@ -36,11 +36,13 @@ ILL_CONDITIONED = 1e10
 # than TOL of their size: both relative, so that the data's units do not matter. SciPy's third test
 # (the gradient below an absolute gtol) is off: it stops early where the residuals are small (NIST's
 # Lanczos1), and the gradient is judged relative to the residuals instead (STATIONARY).
-DEFAULT_TOL = 1e-15
+DEFAULT_TOL, FIRST_TOL = 1e-15, 1e-10
+POLISH_STEPS, POLISHED, ROUNDING_GROWTH = 3, 1e-12, 1e-12
 STATIONARY = 1e-6      # the largest cosine between a column of J and the residual vector at a minimum
 ROUNDING_LEVEL = 1000  # residuals within this many roundings of the values: χ² has few correct digits
 MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER = 2000, 200       # condition number of JᵀJ above which the covariance is not trusted
 GRADIENT_NOISE = 1e-9        # a gradient below this share of its terms' total size is rounding noise
+RUNAWAY = 1e9                # a fall, and a parameter's move, this many times their start's size
 
 
 @dataclass
@@ -78,7 +80,7 @@ class Fit(Displayed):
         cancel keeps an error of a few ε times their total size, Σ|term| (more where each term has
         its own rounding), so a sum below GRADIENT_NOISE of it has no digit that means anything
         (and differs between machines). One term (no data) is never noise by this measure."""
-        return abs(self.gradient[name]) < GRADIENT_NOISE * self.gradient_terms.get(name, 0.0)
+        return bool(np.all(np.abs(self.gradient[name]) < GRADIENT_NOISE * self.gradient_terms.get(name, 0.0)))
 
 
 @dataclass
@@ -120,6 +122,38 @@ class Problem:
         self.best: tuple[float, np.ndarray] | None = None
         self._last: tuple[bytes, tuple] | None = None
         self.columns = {**self.fixed, **self.data}
+        self.shapes: dict[str, tuple] = {}    # each parameter's shape (() a scalar), set by `start`
+        self.arrays = bool(getattr(program, "base", None) is not None and program.base.arrays)
+
+    # -- the parameter vector: arrays flattened row-major, in --wrt order
+    def start(self, start: Mapping[str, object]) -> np.ndarray:
+        """The starting vector, and each parameter's shape taken from its starting value."""
+        self.shapes = {name: tuple(np.shape(start[name])) for name in self.parameters}
+        self.arrays = self.arrays or any(self.shapes.values())
+        return self.flatten(start)
+
+    def flatten(self, named: Mapping[str, object]) -> np.ndarray:
+        return np.concatenate([np.ravel(np.asarray(named[p], float)) for p in self.parameters]) \
+            if self.parameters else np.zeros(0)
+
+    def unflatten(self, x: np.ndarray) -> dict:
+        """Each parameter's value from the vector: a float, or an array of its shape."""
+        named, k = {}, 0
+        for name in self.parameters:
+            shape = self.shapes.get(name, ())
+            size = int(np.prod(shape)) if shape else 1
+            named[name] = float(x[k]) if not shape else x[k:k + size].reshape(shape).copy()
+            k += size
+        return named
+
+    @property
+    def labels(self) -> list[str]:
+        """One label per element of the vector: `a`, `W[0,1]` (SPEC: row-major, no spaces)."""
+        labels = []
+        for name in self.parameters:
+            shape = self.shapes.get(name, ())
+            labels += [name] if not shape else [f"{name}[{','.join(map(str, i))}]" for i in np.ndindex(*shape)]
+        return labels
 
     def describe(self) -> str:
         rows = f" over {self.rows} rows" if self.rows else ""
@@ -130,7 +164,7 @@ class Problem:
     def _run(self, x: np.ndarray, of: str | None = None, *, gradients: bool = True, all_names=False):
         """One pass at x: over the rows by the batch engine, or at the one point by the scalar one."""
         columns = dict(self.columns)
-        columns.update(zip(self.parameters, map(float, x)))
+        columns.update(self.unflatten(x))
         of = of or self.output
         if not self.rows:
             try:
@@ -138,9 +172,16 @@ class Problem:
             except DiffcliError as error:
                 raise _Stop(error) from None
             return _Point(point.value, point.gradients, point.values)
-        from ..interpreters import batch
+        if self.arrays:   # one pass of the batched array engine, the rows leading
+            from ..interpreters import array_batch
 
-        result = batch.run(self.program, columns, of, gradients=gradients, all_names=all_names)
+            reduce = "mean" if gradients and not self.residual else None
+            result = array_batch.run(self.program, self.data, {**self.fixed, **self.unflatten(x)}, of,
+                                     gradients=gradients, reduce=reduce, all_names=all_names)
+        else:
+            from ..interpreters import batch
+
+            result = batch.run(self.program, columns, of, gradients=gradients, all_names=all_names)
         if result.failed.any():
             row = int(np.flatnonzero(result.failed)[0])
             error = result.errors.get(row) or DiffcliError("domain", f"`{of}` is not finite")
@@ -157,8 +198,15 @@ class Problem:
         self.evaluations += 1
         result = self._run(x)
         n = max(result.n, 1)
-        r = np.broadcast_to(np.asarray(result.value, float), (n,))
-        jacobian = np.column_stack([np.broadcast_to(result.gradients[p], (n,)) for p in self.parameters])
+        r = _column(result.value, n)
+        if getattr(result, "reduce", None) == "mean":  # the batched array engine's mean gradient
+            jacobian = self.flatten(result.gradients)[None, :]   # (no rows' shares: never noise)
+        elif self.rows and self.arrays:   # each row's gradient, arrays flattened: rows × elements
+            jacobian = np.column_stack([np.reshape(result.gradients[p], (n, -1)) for p in self.parameters])
+        elif self.rows:
+            jacobian = np.column_stack([_column(result.gradients[p], n) for p in self.parameters])
+        else:  # one point: the gradient, arrays flattened as the vector is
+            jacobian = self.flatten(result.gradients)[None, :]
         if self.residual:
             if self.sigma is not None:
                 r, jacobian = r / self.sigma, jacobian / self.sigma[:, None]
@@ -177,7 +225,7 @@ class Problem:
     @property
     def has_hessian_vector(self) -> bool:
         """Exact H·v from the program's forward-over-reverse pass (a Program has it)."""
-        return hasattr(self.program, "hvp")
+        return hasattr(self.program, "hvp") and not self.arrays
 
     def hessian_vector(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
         """H·v of the objective, exact, row by row: the mean of each row's H·v, or for the sum of
@@ -205,7 +253,16 @@ class Problem:
     def values(self, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
         """Each named variable's value per row at x (for --report and the plot)."""
         result = self._run(x, gradients=False, all_names=True)
+        if not self.rows:   # one point: each value as it is (an array stays one)
+            return {name: np.atleast_1d(result.values[name]) if not np.shape(result.values[name])
+                    else result.values[name] for name in names}
         return {name: np.broadcast_to(result.values[name], (max(result.n, 1),)) for name in names}
+
+
+def _column(values, n: int) -> np.ndarray:
+    """A row-per-entry float array (np.broadcast_to costs more than the fit's own arithmetic here)."""
+    values = np.asarray(values, float)
+    return values if values.shape == (n,) else np.full(n, values)
 
 
 def gather(names: list[str], chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -251,8 +308,10 @@ def setup(program: Program, wrt: list[str], values: dict[str, float], *, of: str
             raise DiffcliError("input", f"--bounds {name}: `{name}` is not one of the fitted inputs",
                                help="fitted: " + ", ".join(parameters))
     start = {name: values.get(name, program.inputs.get(name)) for name in parameters}
-    if None in start.values():
+    if any(v is None for v in start.values()):
         program.evaluate({**dict.fromkeys(data, 0.0), **values})  # says which has no value, and where
+    if write:   # a literal that cannot be rewritten is refused before the fit, not after
+        written_back(program, start)
     fixed = {name: v for name, v in values.items() if name not in parameters}
     problem = Problem(program, parameters, of=of, residual=residual, data=data, fixed=fixed,
                       data_name=data_name, sigma=weights, observed=observed)
@@ -310,10 +369,11 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
 
 
 def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma, tol) -> Fit:
+    x0 = problem.start(start)
     names = problem.parameters
-    x0 = np.array([float(start[n]) for n in names])
-    ranges = [(bounds or {}).get(n, (-math.inf, math.inf)) for n in names]
-    low, high = np.array([r[0] for r in ranges]), np.array([r[1] for r in ranges])
+    ranges = {n: (bounds or {}).get(n, (-math.inf, math.inf)) for n in names}
+    low = problem.flatten({n: np.full(problem.shapes[n], ranges[n][0]) for n in names})
+    high = problem.flatten({n: np.full(problem.shapes[n], ranges[n][1]) for n in names})
     x0 = np.clip(x0, low, high)
     history: list[float] = []
     state = {"x": x0, "steps": 0}
@@ -355,11 +415,12 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
     result = Fit(
         method=method, objective_text=problem.describe(), rows=problem.rows, converged=converged,
         message=message, steps=state["steps"], evaluations=problem.evaluations, objective=f,
-        parameters=dict(zip(names, map(float, x))), start=dict(zip(names, map(float, x0))),
-        gradient=dict(zip(names, map(float, g))), history=history, interrupted=interrupted, error=error,
-        gradient_terms=dict(zip(names, map(float, _gradient_terms(problem, r, jacobian)))),
+        parameters=problem.unflatten(x), start=problem.unflatten(x0),
+        gradient=problem.unflatten(g), history=history, interrupted=interrupted, error=error,
+        gradient_terms=problem.unflatten(_gradient_terms(problem, r, jacobian)),
     )
     if problem.residual:
+        names = problem.labels
         _uncertainties(result, r, jacobian, names, absolute_sigma)
         if result.stderr and at_rounding_level(problem, r) and not absolute_sigma:
             result.warnings.append(
@@ -368,7 +429,48 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
                 "correct digits, so the standard errors have too; with known σ, use --sigma and --absolute-sigma")
         observed = problem.data.get(problem.observed) if problem.observed else None
         result.statistics = statistics(r, len(names), observed, problem.sigma)
+    if error is None and not interrupted:
+        result.error = unbounded(problem, result)
     return result
+
+
+def unbounded(problem: Problem, fit: Fit) -> DiffcliError | None:
+    """The objective looks unbounded below: it fell to far below its start's size (RUNAWAY times)
+    while a parameter ran as far away from its start. A finite minimum so far off is no answer."""
+    start, fell = fit.history[0], fit.objective
+    moved = {name: float(np.max(np.abs(np.subtract(fit.parameters[name], x0)) / np.maximum(1.0, np.abs(x0))))
+             for name, x0 in fit.start.items()}  # (an array parameter: its element that ran furthest)
+    away = max(moved, key=moved.get, default=None)
+    if away is None or not (fell < 0 and fell < start - RUNAWAY * max(1.0, abs(start))
+                            and moved[away] > RUNAWAY):
+        return None
+    from ..formatting import number
+
+    residual = _residual_like(problem)
+    return DiffcliError(
+        "input", f"the objective ({problem.describe()}) is unbounded below: it fell to "
+        f"{number(fell, 3)} from {number(start, 6)} while `{away}` ran "
+        + (f"to {number(fit.parameters[away], 3)} from {number(fit.start[away], 6)}" if np.ndim(fit.start[away]) == 0
+           else f"{number(moved[away], 3)} times its start's size away"),
+        help=(f"`{residual}` looks like a residual, and its mean has no minimum: fit it to the data "
+              f"by least squares with --residual {residual}") if residual else
+        "this output has no minimum: bound the parameters (--bounds), or minimize another (--of)")
+
+
+def _residual_like(problem: Problem) -> str | None:
+    """The minimized output's name, when it is a residual: a difference with a data column
+    (`r = model - y`), or named like one (r, res, resid, residual, err, error)."""
+    name = problem.output
+    statement = problem.program.graph.definitions.get(name)
+    expr = statement.expr if statement is not None else None
+    while isinstance(expr, Paren):
+        expr = expr.inner
+    if isinstance(expr, Binary) and expr.op == "sub" and any(
+            isinstance(side, Name) and side.id in problem.data for side in (expr.left, expr.right)):
+        return name
+    import re
+
+    return name if re.fullmatch(r"(r|res|resid|residuals?|errs?|errors?)(_\w*|\d*)", name) else None
 
 
 def _gradient_terms(problem: Problem, r: np.ndarray, jacobian: np.ndarray) -> np.ndarray:
@@ -426,20 +528,72 @@ def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
         state["steps"] += 1
         step_done(np.asarray(intermediate_result.x, float))
 
-    tol = DEFAULT_TOL if tol is None else tol
-    result = least_squares(residuals, x0, jac=jacobian, bounds=(low, high), ftol=tol, xtol=tol, gtol=None,
-                           max_nfev=steps or max(MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER * len(x0)),
-                           callback=callback)
-    state["x"] = x = np.asarray(result.x, float)
-    if not result.success:
-        return False, f"{result.message} (raise --steps, or start nearer)"
+    cap = steps or max(MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER * len(x0))
+    # By default: to FIRST_TOL, then a few Gauss-Newton steps (each kept only if χ² does not grow),
+    # and on to DEFAULT_TOL only where one more such step would still move a parameter by more than
+    # FIRST_TOL of itself: most fits end after the first stage and a step or two.
+    for stage_tol in ([tol] if tol is not None else [FIRST_TOL, DEFAULT_TOL]):
+        result = least_squares(residuals, x0, jac=jacobian, bounds=(low, high), ftol=stage_tol,
+                               xtol=stage_tol, gtol=None, max_nfev=cap, callback=callback)
+        state["x"] = x = x0 = np.asarray(result.x, float)
+        cap -= result.nfev
+        if not result.success or cap <= 0:
+            return False, f"{result.message} (raise --steps, or start nearer)"
+        if tol is not None:
+            break
+        before = state["steps"]
+        x, change = _polish(problem, x, result.active_mask == 0, low, high, step_done, state)
+        state["x"] = x0 = x
+        polished = state["steps"] - before
+        if change <= FIRST_TOL:
+            break
     _, _, r, jacobian_matrix = problem.evaluate(x)
     cosine = stationarity(r, jacobian_matrix, result.active_mask == 0)
     if cosine > STATIONARY and not at_rounding_level(problem, r):
         return False, (f"{result.message} But the gradient is not zero there: a column of the Jacobian "
                        f"makes a cosine of {cosine:.1g} with the residuals (at a minimum, about 0). Start "
                        "nearer, or rescale the parameters")
-    return True, str(result.message)
+    message = str(result.message)
+    if tol is None and polished:
+        message += f" Then {polished} Gauss-Newton step{'s' if polished > 1 else ''} to full precision."
+    return True, message
+
+
+def _polish(problem, x, free, low, high, step_done, state):
+    """Up to POLISH_STEPS Gauss-Newton steps from x, until one would move no parameter by more than
+    POLISHED of itself, each kept only if χ² does not grow (beyond rounding); returns the point and
+    how far one more step would move it."""
+    f, _, r, jacobian = problem.evaluate(x)
+    change = math.inf
+    for _ in range(POLISH_STEPS + 1):
+        step, change = gauss_newton_step(r, jacobian, x, free)
+        if change <= POLISHED or _ == POLISH_STEPS:
+            break
+        trial = np.clip(x - step, low, high)
+        try:
+            f_trial, _, r_trial, jacobian_trial = problem.evaluate(trial)
+        except _Stop:
+            break
+        if f_trial > f * (1 + ROUNDING_GROWTH):  # (at a minimum χ² moves only by rounding)
+            break
+        x, f, r, jacobian = trial, f_trial, r_trial, jacobian_trial
+        state["steps"] += 1
+        step_done(x)
+    return x, change
+
+
+def gauss_newton_step(r: np.ndarray, jacobian: np.ndarray, x: np.ndarray, free: np.ndarray):
+    """The Gauss-Newton step δ = argmin ‖J δ − r‖ over the free parameters (the columns scaled to unit
+    length for the solve), and how far it moves them relative to their size: max_i |δ_i|/|x_i|."""
+    step = np.zeros_like(x)
+    if not free.any():
+        return step, 0.0
+    columns = jacobian[:, free]
+    lengths = np.linalg.norm(columns, axis=0)
+    lengths[lengths == 0] = 1.0
+    step[free] = np.linalg.lstsq(columns / lengths, r, rcond=None)[0] / lengths
+    size = np.maximum(np.abs(x[free]), np.finfo(float).tiny)
+    return step, float(np.max(np.abs(step[free]) / size))
 
 
 def stationarity(r: np.ndarray, jacobian: np.ndarray, free: np.ndarray | None = None) -> float:
@@ -555,7 +709,8 @@ def check_sets(program: Program, values: Mapping[str, float], data_columns) -> l
               and not did_you_mean(name, program.graph.names)]
     for name in unused:
         del values[name]
-    program._inputs({**dict.fromkeys(program.inputs, 0.0), **values})  # the same checks as grad's
+    defaults = {name: 0.0 if default is None else default for name, default in program.inputs.items()}
+    program._inputs({**defaults, **values})  # the same checks as grad's (an array keeps its shape)
     for name in values:
         if name in data_columns:
             raise DiffcliError("input", f"--set {name}: `{name}` is a column of the data, set by each row")
@@ -573,8 +728,8 @@ def check_names(program: Program, names: list[str], option: str) -> None:
 def means(problem: Problem, x: Mapping[str, float], names: list[str]) -> dict[str, float]:
     """Each named variable's mean over the rows (its value, without data) at the fitted point."""
     check_names(problem.program, names, "--report")
-    values = problem.values(np.array([x[p] for p in problem.parameters]), names)
-    return {name: float(np.mean(v)) for name, v in values.items()}
+    values = problem.values(problem.flatten(x), names)
+    return {name: float(np.mean(v)) if problem.rows or not np.shape(v) else v for name, v in values.items()}
 
 
 def compared(problem: Problem) -> tuple[str | None, str | None]:
@@ -599,7 +754,7 @@ def curve(problem: Problem, fit: Fit, x_column: str) -> dict:
     y's points), the fitted curve (model, or y + r when the model has no name of its own) and the
     residual; otherwise the output at each row."""
     fitted, observed = compared(problem)
-    x = np.array(list(fit.parameters.values()))
+    x = problem.flatten(fit.parameters)
     residual = problem.values(x, [problem.output])[problem.output] if problem.residual else None
     if fitted is None:  # r = (expression) - y: the curve is y + r; r = y - (expression): y - r
         statement = problem.program.graph.definitions[problem.residual].expr
@@ -616,22 +771,73 @@ def curve(problem: Problem, fit: Fit, x_column: str) -> dict:
             "residual": (problem.output, np.asarray(residual, float).tolist()) if residual is not None else None}
 
 
-def written_back(program: Program, fitted: Mapping[str, float]) -> str:
+MAX_WRITTEN_ELEMENTS = 100_000   # --write of a larger array would make a file no one reads; --save
+
+
+def written_back(program: Program, fitted: Mapping[str, object], notes: list[str] | None = None) -> str:
     """The program's text with each fitted input's literal (its sign included) replaced by the
-    shortest text that reads back as the fitted double; every other character, line endings and a
-    byte-order mark included, stays as it was."""
+    shortest text that reads back as the fitted double, and an array's literal (or the constructor
+    call that made it) by a literal laid out one matrix row per line, columns aligned; every other
+    character, line endings and a byte-order mark included, stays as it was. What the user should
+    be told (a constructor call replaced) is added to `notes`."""
     from ..formatting import number_text
+    from ..language.syntax import Array, Call
 
     text = program.source.text
-    edits = []
+    newline = "\r\n" if "\r\n" in text else "\n"
+    edits, notes = [], [] if notes is None else notes
     for name, value in fitted.items():
         statement = program.graph.definitions.get(name)
-        if statement is None or not isinstance(statement.expr, (Number, Unary)):
+        expr = statement.expr if statement is not None else None
+        if not np.shape(value):
+            if not isinstance(expr, (Number, Unary)):
+                raise DiffcliError("input", f"--write: `{name}` has no literal assignment to write into")
+            edits.append((expr.start, expr.end, number_text(value)))
+            continue
+        if np.size(value) > MAX_WRITTEN_ELEMENTS:
+            raise DiffcliError("input", f"--write: `{name}` has {np.size(value):,} elements, more than "
+                               f"{MAX_WRITTEN_ELEMENTS:,} that a program's literal should hold; nothing was written",
+                               help=f"keep the fitted values in a file of their own with --save {name}.json "
+                               "(read back with --inputs)")
+        if isinstance(expr, Call):
+            notes.append(f"--write: `{name} = {program.source.text[expr.start:expr.end]}` is now the "
+                         "literal of its fitted values")
+        elif not isinstance(expr, Array):
             raise DiffcliError("input", f"--write: `{name}` has no literal assignment to write into")
-        edits.append((statement.expr.start, statement.expr.end, number_text(value)))
+        elif "#" in text[expr.start:expr.end]:   # a comment between its rows: no place to keep it
+            line, column = program.source.line_col(expr.start + text[expr.start:expr.end].index("#"))
+            raise DiffcliError("input", f"--write: the literal of `{name}` holds a comment (line {line}), "
+                               "which a rewritten literal has no place for; nothing was written",
+                               help=f"move the comment above `{name} = ...`, or keep the fitted values "
+                               "with --save FILE.json")
+        line_start = text.rfind("\n", 0, expr.start) + 1
+        indent = "".join(c if c == "\t" else " " for c in text[line_start:expr.start])
+        edits.append((expr.start, expr.end, array_literal(np.asarray(value, float), indent, newline)))
     pieces, done = [], 0
     for start, end, replacement in sorted(edits):
         pieces += [text[done:start], replacement]
         done = end
     pieces.append(text[done:])
     return ("\ufeff" if program.source.bom else "") + "".join(pieces)
+
+
+def array_literal(value: np.ndarray, indent: str = "", newline: str = "\n") -> str:
+    """A vector as `[1, -0.5, 2]`; a matrix one row per line under the first, each column's numbers
+    right-aligned (`indent`: what stands left of the literal on its first line)."""
+    from ..formatting import number_text
+
+    if value.ndim == 1:
+        return "[" + ", ".join(number_text(float(v)) for v in value) + "]"
+    cells = [[number_text(float(v)) for v in row] for row in value]
+    widths = [max(len(row[j]) for row in cells) for j in range(value.shape[1])]
+    rows = ["[" + ", ".join(cell.rjust(w) for cell, w in zip(row, widths)) + "]" for row in cells]
+    return "[" + ("," + newline + indent + " ").join(rows) + "]"
+
+
+def saved_inputs(fitted: Mapping[str, object]) -> str:
+    """--save: the fitted inputs as `--inputs` reads them (arrays as nested lists, row-major)."""
+    from ..formatting import json_text
+
+    lines = [f" {json_text(name)}: {json_text(np.asarray(v).tolist() if np.shape(v) else v, allow_nan=False)}"
+             for name, v in fitted.items()]
+    return "{\n" + ",\n".join(lines) + "\n}\n"

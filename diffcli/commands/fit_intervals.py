@@ -21,10 +21,14 @@ MAX_STEPS = 200            # lmfit's maxiter: steps out from the best value, on 
 FLAT = 1e-5                # lmfit's min_rel_change: the probability stops growing, the side is open
 ROOT_TOLERANCE = 1e-10     # of the bound, relative to its step (lmfit: 5e-5; tighter here, as cheap)
 REFIT_TOLERANCE = 1e-12
+MAX_PARAMETERS = 40        # each bound is a root of refits over the other parameters: a network's
+MAX_LEVELS = 5             # hundreds would take hours; the covariance's stderr is the quick answer
 
 
-def levels(text: str) -> list[tuple[str, float]]:
-    """`1,2` (in σ) or `0.95` (a probability) -> [(label, probability)]: ("1σ", 0.6827...), ("95%", 0.95)."""
+def levels(text: str, parameters: list[str] = ()) -> list[tuple[str, float]]:
+    """`1,2` (in σ) or `0.95` (a probability) -> [(label, probability)]: ("1σ", 0.6827...), ("95%", 0.95);
+    refused before any work where there are too many levels or parameters."""
+    _check_size(parameters)
     result = []
     for part in text.split(","):
         part = part.strip()
@@ -39,7 +43,16 @@ def levels(text: str) -> list[tuple[str, float]]:
             result.append((f"{100 * value:g}%", value))
         else:
             result.append((f"{value:g}σ", math.erf(value / math.sqrt(2))))
+    if len(result) > MAX_LEVELS:
+        raise DiffcliError("input", f"--confidence: {len(result)} levels; at most {MAX_LEVELS}")
     return sorted(dict(result).items(), key=lambda item: item[1])
+
+
+def _check_size(parameters) -> None:
+    if len(parameters) > MAX_PARAMETERS:
+        raise DiffcliError("input", f"--confidence over {len(parameters)} parameters: at most {MAX_PARAMETERS} "
+                           "(each bound refits all the others many times)",
+                           help="fit fewer inputs (--wrt), or use the standard errors")
 
 
 class _Profile:
@@ -89,6 +102,7 @@ def intervals(problem, parameters: Mapping[str, float], stderr: Mapping[str, flo
     best = np.array([parameters[n] for n in order], float)
     ranges = [(bounds or {}).get(n, (-math.inf, math.inf)) for n in order]
     low, high = np.array([r[0] for r in ranges]), np.array([r[1] for r in ranges])
+    _check_size(order)
     if len(problem.evaluate(best)[2]) <= len(order):
         raise DiffcliError("input", "--confidence needs more data rows than parameters")
     profile = _Profile(problem, best, low, high)

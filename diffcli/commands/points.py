@@ -449,10 +449,14 @@ def _no_repeats(pairs):
     return obj
 
 
+# integers as floats, as the language reads them (no int of 5,000 digits to convert); made once,
+# since json.loads with options makes a decoder at each call (twice the time of a row)
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_repeats, parse_int=float)
+
+
 def _jsonl_object(line, filename, number) -> dict:
     try:
-        # integers as floats, as the language reads them (no int of 5,000 digits to convert)
-        obj = json.loads(line, object_pairs_hook=_no_repeats, parse_int=float)
+        obj = _DECODER.decode(line)
     except _Twice as twice:
         key = json.dumps(twice.key, ensure_ascii=False)
         at = line.find(key, line.find(key) + 1)

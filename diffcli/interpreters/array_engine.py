@@ -165,6 +165,18 @@ def _checked_reverse(np, graph, values, output, needs):
     m = backend("numpy")
     adjoint: list = [None] * len(graph)
     adjoint[output] = np.asarray(1.0)
+    # whether a node's adjoint is an array of this pass's own, which no other node holds, so that
+    # further contributions are added in place (a large matrix's gradient is allocated once)
+    owned = [False] * len(graph)
+
+    def accumulate(j, c, fresh):
+        if adjoint[j] is None:
+            adjoint[j], owned[j] = c, fresh
+        elif owned[j]:
+            adjoint[j] += c
+        else:
+            adjoint[j], owned[j] = adjoint[j] + c, True
+
     attrs = graph.attrs
     with np.errstate(all="ignore"):
         for i in range(output, -1, -1):
@@ -182,7 +194,7 @@ def _checked_reverse(np, graph, values, output, needs):
                         c = np.asarray(c, dtype=float)
                         if not _finite(c) and not np.isfinite(c).all():
                             raise _structural_derivative_error(graph, i, c)
-                        adjoint[j] = c if adjoint[j] is None else adjoint[j] + c
+                        accumulate(j, c, op.fresh and c.ndim > 0)
                 continue
             for n, j in enumerate(a):
                 if not needs[j]:
@@ -194,9 +206,10 @@ def _checked_reverse(np, graph, values, output, needs):
                     c = np.where(g != 0, c, 0.0)
                     if not np.isfinite(c).all():
                         raise _derivative_error(graph, values, i, n, np.broadcast_to(p, np.shape(c)), c)
+                fresh = c.ndim > 0 and c is not g
                 if np.shape(c) != graph.shape[j]:
-                    c = np.broadcast_to(c, graph.shape[j])
-                adjoint[j] = c if adjoint[j] is None else adjoint[j] + c
+                    c, fresh = np.broadcast_to(c, graph.shape[j]), False
+                accumulate(j, c, fresh)
     return [np.zeros(s) if adj is None else adj for adj, s in zip(adjoint, graph.shape)]
 
 

@@ -126,6 +126,15 @@ class _Plan:
                 else:
                     partials.append(functools.partial(op.partial_rules[n], numpy_math))
             self.nodes.append(_Node(i, functools.partial(op.rule, numpy_math), args, partials, self.needs, variadic))
+        # the values to test: those whose non-finite entries no user carries on (ops.NONFINITE_PROPAGATES);
+        # the adjoints to test: the leaves', where every other non-finite adjoint ends up (g·p is
+        # not finite where g is not)
+        self.tested = [op is not None for op in graph.op]
+        for i, op in enumerate(graph.op):
+            for position in ops.NONFINITE_PROPAGATES.get(op.key if op else "", ()):
+                self.tested[graph.args[i][position]] = False
+        self.leaf = [self.needs[i] and (node is None or all(p is None for p in node.partials))
+                     for i, node in enumerate(self.nodes)]
 
 
 _PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -164,6 +173,7 @@ def _forward(plan: _Plan, leaves: list, size: int):
     """Every node's value (a float where it is the same at every point) and the failed points."""
     values = leaves
     bad = None
+    tested = plan.tested
     for node in plan.nodes:
         if node is None:
             continue
@@ -177,7 +187,7 @@ def _forward(plan: _Plan, leaves: list, size: int):
         if isinstance(v, np.ndarray) and v.ndim == 0:
             v = float(v)
         values[node.index] = v
-        if not _finite(v):
+        if tested[node.index] and not _finite(v):
             bad = _mark(bad, v, size)
     return values, bad
 
@@ -187,12 +197,13 @@ def _reverse(plan: _Plan, values: list, output: int, size: int, bad):
     order of accumulation, so each point rounds as it does there."""
     adjoint: list = [None] * len(values)
     adjoint[output] = 1.0
-    nodes, needs = plan.nodes, plan.needs
+    nodes, leaf = plan.nodes, plan.leaf
+    owned = [False] * len(values)  # adjoint[j] is an array this pass made for j: add into it in place
     for i in range(output, -1, -1):
         g = adjoint[i]
         if g is None:
             continue
-        if needs[i] and not _finite(g):
+        if leaf[i] and not _finite(g):
             bad = _mark(bad, g, size)
         node = nodes[i]
         if node is None:
@@ -204,15 +215,29 @@ def _reverse(plan: _Plan, values: list, output: int, size: int, bad):
             p = node.partials[n]
             if p is None:
                 continue
+            fresh = False
             if isinstance(p, float):
                 contribution = g if p == 1.0 else -g if p == -1.0 else g * p
+                fresh = contribution is not g
             else:
                 if xs is None:
                     xs = [values[k] for k in a]
                 p = p(out, xs) if node.variadic else p(out, *xs)
-                contribution = g * p
+                if (type(p) is np.ndarray and p.ndim == 1 and (type(g) is float or g.shape == p.shape)
+                        and p is not out and all(p is not x for x in xs)):
+                    contribution = np.multiply(p, g, out=p)  # p is the rule's own new array
+                else:
+                    contribution = g * p
+                fresh = True
             before = adjoint[j]
-            adjoint[j] = contribution if before is None else before + contribution
+            if before is None:
+                adjoint[j] = contribution
+                owned[j] = fresh and type(contribution) is np.ndarray and contribution.ndim == 1
+            elif owned[j] and (type(contribution) is float or contribution.shape == before.shape):
+                np.add(before, contribution, out=before)
+            else:
+                adjoint[j] = before + contribution
+                owned[j] = type(adjoint[j]) is np.ndarray and adjoint[j].ndim == 1
     return adjoint, bad
 
 

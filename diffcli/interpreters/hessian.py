@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 from dataclasses import dataclass, field
 
 from . import domain, engine
@@ -252,6 +253,13 @@ def hessian_matrix(graph: Graph, values: list[float], output: int, wrt: list[str
             return found
     except (ArithmeticError, ValueError):
         pass
+    return walk_matrix(graph, values, output, wrt)
+
+
+def walk_matrix(graph: Graph, values: list[float], output: int, wrt: list[str]):
+    """hessian_matrix by forward-over-reverse with k directions, checked where needed."""
+    import numpy as np
+
     nodes = [graph.names[name] for name in wrt]
     k = len(nodes)
     seeds = {}
@@ -273,86 +281,132 @@ def _edge_sum(graph: Graph, values: list[float], output: int, wrt: list[str]):
     The tangents of all the nodes are one matrix, filled a level of the graph at a time (every node
     of a level at once). The terms: (c, a, b) meaning c·T[a]ᵀT[b]; where T[a] is an input's unit
     row, a term is c·T[b] added into that input's row; the others are one matrix product. The
-    result is S + Sᵀ, symmetric by construction. Returns None where anything is not finite (the
+    result is S + Sᵀ, symmetric by construction. What depends only on the graph (the levels, the
+    terms' places) is planned once (_EdgePlan). Returns None where anything is not finite (the
     caller's checked walk then decides)."""
     import numpy as np
 
-    n, k = len(graph), len(wrt)
-    op_of, args, partials = graph.op, graph.args, graph.partials
+    plan = _edge_plan(graph, output, tuple(wrt))
     adjoint = engine.reverse(graph, values, output)
-    row_of = {graph.names[name]: r for r, name in enumerate(wrt)}
-    depends = depends_on(graph, list(row_of))
-    level = [0] * n
-    by_level: dict[int, list[int]] = {}
-    first = [None] * n  # each node's first partials
-    rows, row_terms, row_coefficients = [], [], []        # c·T[b] into the input's row
-    dense_a, dense_b, dense_c = [], [], []                # c·T[a]ᵀT[b]
-    for i in range(n):
-        op = op_of[i]
-        if op is None or not depends[i]:
-            continue
-        a = args[i]
+    partials = [0.0]  # slot 0: the partial of an argument that does not move
+    for i, functions, a in plan.nodes:
         out = values[i]
         if len(a) == 2:
-            j, m = a
-            xs = [values[j], values[m]]
-            p0, p1 = partials[i]
-            ps = (p0(out, xs[0], xs[1]), p1(out, xs[0], xs[1]))
-            level[i] = 1 + (level[j] if level[j] > level[m] else level[m])
+            x, y = values[a[0]], values[a[1]]
+            partials += [f(out, x, y) for f in functions]
         else:
             xs = [values[j] for j in a]
-            ps = tuple(p(out, *xs) for p in partials[i])
-            level[i] = 1 + max(level[j] for j in a)
-        first[i] = ps
-        if level[i] in by_level:
-            by_level[level[i]].append(i)
-        else:
-            by_level[level[i]] = [i]
+            partials += [f(out, *xs) for f in functions]
+    # coefficients: g_i for x·y's terms, g_i·h (halved on the diagonal) for the general ones
+    coefficient = [adjoint[i] for i in plan.bilinear]
+    for i, op, moving, slots, count in plan.general:
         g = adjoint[i]
-        if g == 0.0 or _partial_shapes(op.key, len(a)) is _LINEAR:
+        if g == 0.0:  # nothing flows through here: its second partials are not needed
+            coefficient += [0.0] * count
             continue
-        for (u, v), h in _second_partials(op, out, xs, ps, [depends[j] for j in a]):
-            if h == 0.0:
-                continue
-            c = g * h / 2 if u == v else g * h
-            ja, jb = a[u], a[v]
-            if jb in row_of:
-                ja, jb = jb, ja
-            if ja in row_of:
-                rows.append(row_of[ja]); row_terms.append(jb); row_coefficients.append(c)
-            else:
-                dense_a.append(ja); dense_b.append(jb); dense_c.append(c)
-    tangent = np.zeros((n, k))
-    for node, r in row_of.items():
-        tangent[node, r] = 1.0
-    for _, nodes in sorted(by_level.items()):
-        _fill_level(tangent, nodes, args, first, depends)
-    half = np.zeros((k, k))
-    if rows:
-        np.add.at(half, np.array(rows), np.array(row_coefficients)[:, None] * tangent[row_terms])
-    if dense_a:
-        half += (tangent[dense_a] * np.array(dense_c)[:, None]).T @ tangent[dense_b]
+        xs = [values[j] for j in graph.args[i]]
+        ps = [partials[s] for s in slots]
+        for (u, v), h in _second_partials(op, values[i], xs, ps, moving):
+            coefficient.append(g * h / 2 if u == v else g * h)
+    p = np.array(partials)
+    tangent = np.zeros((len(graph), len(wrt)))
+    tangent[plan.input_nodes, plan.input_rows] = 1.0
+    for group, sources, slots in plan.levels:
+        total = tangent[sources[0]] * p[slots[0]][:, None]
+        for source, slot in zip(sources[1:], slots[1:]):
+            total += tangent[source] * p[slot][:, None]
+        tangent[group] = total
+    c = np.array(coefficient)
+    half = np.zeros((len(wrt), len(wrt)))
+    if len(plan.rows):
+        np.add.at(half, plan.rows, c[plan.row_terms][:, None] * tangent[plan.row_others])
+    if len(plan.dense_a):
+        half += (tangent[plan.dense_a] * c[plan.dense_terms][:, None]).T @ tangent[plan.dense_b]
     matrix = half + half.T
     if not (np.isfinite(matrix).all() and np.isfinite(tangent).all()):
         return None
     return {name: adjoint[graph.names[name]] for name in wrt}, matrix
 
 
-def _fill_level(tangent, nodes, args, first, depends):
-    """T[i] = Σ_n ∂i/∂(argument n) · T[argument n] for the nodes of one level, by arity, at once."""
-    import numpy as np
+class _EdgePlan:
+    """What _edge_sum needs of the graph alone: the moving nodes with their partial functions (of
+    the moving arguments only), the levels (group, source nodes and partial slots per argument),
+    and the terms (each a coefficient index; a unit row's, or a dense pair's)."""
 
-    groups: dict[int, list[int]] = {}
-    for i in nodes:
-        groups.setdefault(len(args[i]), []).append(i)
-    for arity, group in groups.items():
-        total = None
-        for position in range(arity):
-            sources = [args[i][position] for i in group]
-            scale = np.array([first[i][position] if depends[args[i][position]] else 0.0 for i in group])
-            term = tangent[sources] * scale[:, None]
-            total = term if total is None else np.add(total, term, out=total)
-        tangent[group] = total
+    def __init__(self, graph: Graph, output: int, wrt: tuple):
+        import numpy as np
+
+        n = len(graph)
+        op_of, args = graph.op, graph.args
+        row_of = {graph.names[name]: r for r, name in enumerate(wrt)}
+        self.input_nodes, self.input_rows = list(row_of), list(row_of.values())
+        depends = depends_on(graph, list(row_of))
+        feeds = graph.feeds(output)
+        self.nodes, self.bilinear, self.general = [], [], []
+        level, by_level, slot = [0] * n, {}, [None] * n
+        terms = []  # (coefficient index, a, b)
+        next_slot = 1
+        for i in range(n):
+            op = op_of[i]
+            if op is None or not depends[i]:
+                continue
+            a = args[i]
+            functions = [f for f, j in zip(graph.partials[i], a) if depends[j]]
+            slot[i] = [0] * len(a)
+            for position, j in enumerate(a):
+                if depends[j]:
+                    slot[i][position] = next_slot
+                    next_slot += 1
+            self.nodes.append((i, functions, a))
+            level[i] = 1 + max(level[j] for j in a if depends[j])
+            by_level.setdefault((level[i], len(a)), []).append(i)
+            if not feeds[i]:
+                continue
+            moving = [depends[j] for j in a]
+            shapes = _partial_shapes(op.key, len(a))
+            if shapes is _LINEAR:
+                continue
+            if all(shape[0] != "general" for shape in shapes):
+                for u, shape in enumerate(shapes):
+                    if shape[0] == "argument" and u <= shape[1] and moving[u] and moving[shape[1]]:
+                        terms.append((len(self.bilinear), a[u], a[shape[1]]))
+                        self.bilinear.append(i)
+            else:
+                pairs = [(u, v) for v in range(len(a)) for u in range(v + 1) if moving[u] and moving[v]]
+                self.general.append((i, op, moving, slot[i], pairs))
+        # the general terms' coefficients follow the bilinear ones, in _second_partials' order
+        index = len(self.bilinear)
+        for number, (i, op, moving, slots, pairs) in enumerate(self.general):
+            for u, v in pairs:
+                terms.append((index, args[i][u], args[i][v]))
+                index += 1
+            self.general[number] = (i, op, moving, slots, len(pairs))
+        self.levels = [(np.array(group), [np.array([args[i][m] for i in group]) for m in range(arity)],
+                        [np.array([slot[i][m] for i in group]) for m in range(arity)])
+                       for (_, arity), group in sorted(by_level.items())]
+        rows, row_terms, row_others, dense_terms, dense_a, dense_b = [], [], [], [], [], []
+        for t, ja, jb in terms:
+            if jb in row_of:
+                ja, jb = jb, ja
+            if ja in row_of:
+                rows.append(row_of[ja]); row_terms.append(t); row_others.append(jb)
+            else:
+                dense_terms.append(t); dense_a.append(ja); dense_b.append(jb)
+        self.rows, self.row_terms, self.row_others = (np.array(x, dtype=np.intp) for x in (rows, row_terms, row_others))
+        self.dense_terms, self.dense_a, self.dense_b = (np.array(x, dtype=np.intp) for x in (dense_terms, dense_a, dense_b))
+
+
+_EDGE_PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _edge_plan(graph: Graph, output: int, wrt: tuple) -> _EdgePlan:
+    plans = _EDGE_PLANS.setdefault(graph, {})
+    plan = plans.get((output, wrt))
+    if plan is None:
+        if len(plans) > 16:  # a few outputs and input sets per program
+            plans.clear()
+        plan = plans[(output, wrt)] = _EdgePlan(graph, output, wrt)
+    return plan
 
 
 @functools.lru_cache(maxsize=None)

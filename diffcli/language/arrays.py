@@ -41,14 +41,20 @@ def constant(expr: Array | Call, source: Source):
 
     if isinstance(expr, Call):
         return construct(expr.func, expr.sizes, _keyword_values(expr, source))
+    if expr.values is not None:  # a vector of numbers, scanned as one token
+        _bounded((len(expr.values),), (expr.start, expr.end), source)
+        return np.array(expr.values, dtype=float)
     shapes = [() if not isinstance(e, Array) else _constant_shape(e, source) for e in expr.elements]
     _literal_shape(expr, shapes, source)
     return np.array(expr.numbers(), dtype=float)
 
 
 def _constant_shape(expr: Array, source: Source) -> tuple:
-    shapes = [() if not isinstance(e, Array) else (len(e.elements),) if not any(
-        isinstance(x, Array) for x in e.elements) else (len(e.elements), 1, 1) for e in expr.elements]
+    if expr.values is not None:
+        return (len(expr.values),)
+    shapes = [() if not isinstance(e, Array) else (len(e.values),) if e.values is not None else
+              (len(e.elements),) if not any(isinstance(x, Array) for x in e.elements) else (len(e.elements), 1, 1)
+              for e in expr.elements]
     return _literal_shape(expr, shapes, source)
 
 

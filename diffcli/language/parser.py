@@ -31,6 +31,7 @@ _BINARY_OPS = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "PO
 # calls that make a program an array program (`max(x)` of one argument too)
 _ARRAY_CALLS = frozenset(ARRAY_FUNCTIONS) | frozenset(CONSTRUCTORS)
 _OPENING, _CLOSING = ("LPAR", "LSQB"), ("RPAR", "RSQB")
+_SIGNED_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _UNARY_OPS = {"MINUS": "neg", "PLUS": "pos"}
 # the scanner's first alternatives (the commonest tokens); the rest follow, separators last
 _SCAN_FIRST = {"NAME": 0, "NUMBER": 1, "_SEP": 3}
@@ -279,6 +280,36 @@ class _Builder:
         if constant:
             self._unmake(elements)
         node = Array(elements, lsqb.start(lsqb.lastindex), rsqb.end(), constant)
+        self.made.append(node)
+        self.arrays = True
+        return node
+
+    def numbers(self, token):
+        """`[1, -2.5, 3e-3]`, one token: a constant literal whose elements are its numbers."""
+        group = token.lastindex
+        text, start = token.group(group), token.start(group)
+        values = [float(number) for number in _SIGNED_NUMBER.findall(text)]
+        if math.inf in values or -math.inf in values:
+            match = next(m for m in _SIGNED_NUMBER.finditer(text) if not math.isfinite(float(m.group())))
+            raise DiffcliError("domain", f"the number `{match.group()}` is too large for a double",
+                               (start + match.start(), start + match.end()), help="doubles reach about 1.8e308")
+        node = Array([], start, start + len(text), True, values)
+        self.made.append(node)
+        self.arrays = True
+        return node
+
+    def index_numbers(self, target, token):
+        """`x[1]`, `W[0, -1]`: a subscript that the scanner took for a literal of numbers."""
+        group = token.lastindex
+        text, start = token.group(group), token.start(group)
+        items = []
+        for match in _SIGNED_NUMBER.finditer(text):
+            if not re.fullmatch("-?[0-9]+", match.group()):
+                raise DiffcliError("syntax", f"an index is an integer literal, not `{match.group()}`",
+                                   (start + match.start(), start + match.end()),
+                                   help="write x[0], x[-1], W[1, :] or x[1:3]: integers, optionally negative")
+            items.append(int(match.group()))
+        node = Index(target, tuple(items), start, start + len(text))
         self.made.append(node)
         self.arrays = True
         return node
@@ -701,8 +732,9 @@ _SYMBOLS = {
     "EQUALS": "`=`", "PLUS": "`+`", "MINUS": "`-`", "STAR": "`*`", "SLASH": "`/`", "POW": "`^`",
     "LPAR": "`(`", "RPAR": "`)`", "COMMA": "`,`", "NUMBER": "a number", "NAME": "a name",
     "PLUSMINUS": "`±`", "PERCENT": "`%`", "LSQB": "`[`", "RSQB": "`]`", "AT": "`@`", "COLON": "`:`",
+    "NUMBERS": "an array",
 }
-_OPERAND_STARTS = {"NUMBER", "NAME", "LPAR", "LSQB"}
+_OPERAND_STARTS = {"NUMBER", "NAME", "LPAR", "LSQB", "NUMBERS"}
 
 
 class _Token(NamedTuple):
@@ -781,7 +813,7 @@ def _diagnose(source: Source, stop: _Stop) -> DiffcliError:
     def fail(message, help=None, at=span):
         return DiffcliError("syntax", message, at, source=source, help=help)
 
-    ends_operand = previous is not None and previous.type in ("NUMBER", "NAME", "RPAR", "RSQB")
+    ends_operand = previous is not None and previous.type in ("NUMBER", "NAME", "RPAR", "RSQB", "NUMBERS")
     at_statement_start = previous is None or previous.type == "_SEP"
     if kind in _MISPLACED:
         return fail(*_MISPLACED[kind])
@@ -797,7 +829,7 @@ def _diagnose(source: Source, stop: _Stop) -> DiffcliError:
         return fail(f"this `{opening}` is never closed", f"add the `{closing}` that closes it", at=(lpar, lpar + 1))
     if kind == "RSQB" and not open_parens:
         return fail("unexpected `]`", "remove it, or add the `[` it closes")
-    if kind == "LSQB" and previous is not None and previous.type == "NUMBER":
+    if kind in ("LSQB", "NUMBERS") and previous is not None and previous.type == "NUMBER":
         return fail(f"unexpected `[` after the number `{previous}`",
                     f"write `*` to multiply: `{previous}*[…]` (a number cannot be indexed)")
     if at_statement_start:

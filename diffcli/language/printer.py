@@ -84,6 +84,8 @@ def print_expr(expr: Expr) -> str:
                 if i:
                     stack.append(", ")
             stack.append(node.func + "(")
+        elif kind is Array and node.values is not None:
+            stack.append("[" + ", ".join(map(number_text, node.values)) + "]")
         elif kind is Array:
             stack.append("]")
             for i in range(len(node.elements) - 1, -1, -1):

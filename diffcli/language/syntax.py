@@ -107,15 +107,17 @@ class Keyword:
 
 class Array(Expr):
     """`[e1, e2, ...]`. `constant`: every element is a signed number literal or such an array, whose
-    nodes are then no graph nodes (the literal is one constant)."""
+    nodes are then no graph nodes (the literal is one constant). A vector of numbers scanned as one
+    token has its `values` (floats) and no element nodes."""
 
-    __slots__ = ("elements", "constant")
+    __slots__ = ("elements", "constant", "values")
 
-    def __init__(self, elements: list[Expr], start: int, end: int, constant: bool):
+    def __init__(self, elements: list[Expr], start: int, end: int, constant: bool, values: list | None = None):
         self.elements = elements
         self.start = start
         self.end = end
         self.constant = constant
+        self.values = values
 
     def children(self):
         return () if self.constant else tuple(self.elements)
@@ -123,6 +125,8 @@ class Array(Expr):
     def numbers(self):
         """A constant literal's numbers as nested lists (no recursion: at most two levels are valid,
         and deeper ones are shape errors found before this is asked)."""
+        if self.values is not None:
+            return self.values
         return [e.numbers() if isinstance(e, Array) else literal_number(e) for e in self.elements]
 
 

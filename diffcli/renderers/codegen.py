@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import os
 import stat
 import unicodedata
@@ -295,13 +296,19 @@ class _Writer:
         self.quoted = [self.quote(w) for w in where] if self.lang != "python" else []
 
     def statement_comment(self, i: int) -> str:
-        """`line 4: b = 5 - 3a` for the node a statement names, else ""."""
+        """`line 4: b = 5 - 3a` for the node a statement names, else "" (made once per node: the
+        forward and the reverse pass both show it)."""
+        comments = self.__dict__.setdefault("_comments", {})
+        if i in comments:
+            return comments[i]
         name = self.name_of.get(i)
         if name is None or name not in self.graph.definitions:
+            comments[i] = ""
             return ""
         stmt = self.graph.definitions[name]
         line = self.program.source.line_col(stmt.start)[0]
-        return self.safe_comment(f"line {line}: {name} = {self.program.definition(name)}")
+        comments[i] = self.safe_comment(f"line {line}: {name} = {self.program.definition(name)}")
+        return comments[i]
 
     def safe_comment(self, text: str) -> str:
         if text.isprintable():
@@ -360,7 +367,7 @@ class _Writer:
         # a value need not be tested when one of its users cannot be finite without it
         implied = [False] * n
         for i in values:
-            for position in _PROPAGATES.get(ops_[i].key, ()):
+            for position in ops.NONFINITE_PROPAGATES.get(ops_[i].key, ()):
                 implied[root[args[i][position]]] = True
         fast = _Fast(value_lines, {self.ref[i] for i in values if not implied[i]}, [], [], [], refs[self.out], {})
         if self.mode != "reverse":
@@ -432,9 +439,6 @@ class _Writer:
 
 # add and mul give the same bits either way round; min, max and hypot are left as written
 _EXACTLY_COMMUTATIVE = {"add", "mul"}
-# (operation, argument positions): a result that cannot be finite where that argument is not
-# (inf·0 and inf − inf are NaN), so that testing the result tests the argument
-_PROPAGATES = {"add": (0, 1), "sub": (0, 1), "mul": (0, 1), "neg": (0,), "div": (0,)}
 
 
 @dataclass
@@ -481,9 +485,12 @@ def _term(g: str, p: str) -> str:
 
 
 def _literal(text: str) -> bool:
-    """Whether a partial's text is a plain number or name (needs no temporary)."""
-    return text.replace(".", "").replace("_", "").replace("-", "").replace("(", "").replace(
-        ")", "").replace("[", "").replace("]", "").isalnum()
+    """Whether a partial's text is a plain number or name (needs no temporary): letters and digits
+    (one at least), with `. _ - ( ) [ ]`."""
+    return _LITERAL.fullmatch(text) is not None
+
+
+_LITERAL = re.compile(r"[\w.()\[\]-]*[^\W_][\w.()\[\]-]*")
 
 
 # ---------------------------------------------------------------- Python
@@ -1051,20 +1058,19 @@ class _JavaScript(_CFamily):
                  *self.straight_lines(fast, total)]
         arguments = ", ".join(self.variable[n] for n in self.parameters)
         lines.append(f"    if (!Number.isFinite({total})) return {checked}({arguments});")
-        if self.mode == "value":
-            return lines + [f"    return {fast.value};"]
-        gradient = ", ".join(f"{_json_string(n)}: {fast.gradient[n]}" for n in self.parameters)
-        return lines + [f"    return {{value: {fast.value}, gradient: {{{gradient}}}}};"]
+        return lines + ["    " + self.result(fast.value, fast.gradient)]
 
-    def result(self) -> str:
-        value = self.ref[self.out]
+    def result(self, value: str | None = None, gradient: dict | None = None) -> str:
+        """The return statement; `value` and `gradient` (input -> text) are the fast path's."""
+        value = value or self.ref[self.out]
         if self.mode == "value":
             return f"return {value};"
         if self.mode == "forward":
             return f"return {{value: {value}, derivative: {self.adjoint[self.out] or '0.0'}}};"
-        gradient = ", ".join(f"{_object_key(n)}: {self.adjoint[self.graph.names[n]] or '0.0'}"
-                             for n in self.parameters)
-        return f"return {{value: {value}, gradient: {{{gradient}}}}};"
+        if gradient is None:
+            gradient = {n: self.adjoint[self.graph.names[n]] or "0.0" for n in self.parameters}
+        listed = ", ".join(f"{_object_key(n)}: {gradient[n]}" for n in self.parameters)
+        return f"return {{value: {value}, gradient: {{{listed}}}}};"
 
     def inputs_doc(self) -> list[str]:
         return super().inputs_doc()

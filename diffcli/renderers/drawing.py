@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ..errors import shown
-from ..formatting import json_text, number
+from ..formatting import json_text
+from ..formatting import number as _number
 from ..ops import Op
 from ..program import Program
 from ..language.syntax import Call, Name, Number
@@ -54,9 +55,10 @@ def draw(program: Program, values: Mapping[str, float] | None = None, *, of: str
          gradients: bool = True, rankdir: str = "TB", precision: int = 6) -> Diagram:
     """The DOT source of the program's graph, with every node's value and, unless `gradients` is
     false, d(output)/d(node)."""
-    graph = program.graph
     run = program.run(values, of, adjoints=gradients)
+    graph = program.graph  # (after the run: an array program's graph is lowered for its inputs)
     output, node_values, adjoint = run.output, run.values, run.adjoints
+    number = _number if graph.shape is None else _array_number  # an array's shape and elements
 
     import graphviz
 
@@ -162,6 +164,12 @@ def graph_json(program: Program, values: Mapping[str, float] | None = None, *, o
     return Diagram(json_text(data, allow_nan=False) + "\n", len(nodes), run.unused)
 
 
+def _array_number(value, precision: int) -> str:
+    from .report import cell
+
+    return cell(value, precision)
+
+
 def count_nodes(program: Program) -> int:
     """How many nodes the picture of the program has (records and operations), before drawing it."""
     graph = program.graph
@@ -206,7 +214,7 @@ def _op_label(op: Op, constants: list[str | None]) -> str:
 
 
 def _title(program: Program, output: str, value: float, gradients: bool, precision: int) -> str:
-    head = elide(f"{shown(program.source.filename)}: {elide(output)} = {number(value, precision)}",
+    head = elide(f"{shown(program.source.filename)}: {elide(output)} = {_number(value, precision)}",
                  TITLE_LIMIT)
     if not gradients:
         return f"{head}    (values only: the forward pass)"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..commands.fit import CORRELATION_SHOWN, Fit
 from ..formatting import json_text, plus_minus
 from .plots import CONFIG, SCHEMA
-from .report import number
+from .report import _nested, element_items, number
 
 
 MAX_PLOTTED_STEPS = 5_000  # more points than the picture has pixels across
@@ -27,7 +29,7 @@ def fit_json(fit: Fit) -> str:
         obj["correlation"] = fit.correlation or {}
         obj["scale"] = fit.scale
         if fit.covariance is not None:
-            names = list(fit.parameters)
+            names = list(fit.stderr)   # element labels (W[0,1]) where a parameter is an array
             obj["covariance"] = {a: dict(zip(names, map(float, row))) for a, row in zip(names, fit.covariance)}
         obj["absolute_sigma"] = fit.absolute_sigma
     if fit.statistics is not None:
@@ -40,10 +42,31 @@ def fit_json(fit: Fit) -> str:
         obj["warnings"] = fit.warnings
     if fit.interrupted:
         obj["interrupted"] = True
-    return json_text(obj, allow_nan=False) + "\n"
+    return json_text(obj, allow_nan=False, default=_nested) + "\n"
 
 
-def fit_text(fit: Fit, file: str, precision: int = 6, style: str = "plain") -> str:
+def _array_summary(value, n) -> str:
+    """An array parameter in one cell: its shape, its least and greatest element and its norm."""
+
+    from ..ops import shape_text
+
+    return (f"{shape_text(value.shape)}: {n(float(value.min()))} to {n(float(value.max()))}, "
+            f"norm {n(float(np.linalg.norm(value)))}")
+
+
+def _parameter_rows(fit: Fit, elements: bool):
+    """(label, value, start, gradient) per parameter, or with `elements` per element of an array
+    (`W[0,1]`); an array otherwise is one row, of arrays."""
+    for name, value in fit.parameters.items():
+        if getattr(value, "shape", ()) and elements:
+            for (label, v), (_, start), (_, gradient) in zip(
+                    *(element_items(name, x) for x in (value, fit.start[name], fit.gradient[name]))):
+                yield label, v, start, gradient
+        else:
+            yield name, value, fit.start[name], fit.gradient[name]
+
+
+def fit_text(fit: Fit, file: str, precision: int = 6, style: str = "plain", elements: bool = False) -> str:
     """The report: method, convergence and why, counts, objective, then each parameter (with its
     standard error, rounded as the GUM recommends, written in `style`: formatting.plus_minus)."""
     n = lambda x: number(x, precision)  # noqa: E731
@@ -64,18 +87,29 @@ def fit_text(fit: Fit, file: str, precision: int = 6, style: str = "plain") -> s
             rows.append(f"  R²            {n(stats['r_squared'])}")
     rows.append("parameters")
     table = []
-    for name, value in fit.parameters.items():
+    arrays = {}   # an array's row, by its place among the rows: summaries, aligned among themselves
+    for name, value, start, gradient in _parameter_rows(fit, elements):
+        if getattr(value, "shape", ()):
+            arrays[len(table)] = [name, _array_summary(value, n), f"start norm {n(float(np.linalg.norm(start)))}",
+                                  f"gradient norm {n(float(np.linalg.norm(gradient)))}"]
+            table.append(None)
+            continue
         row = [name, n(value)]
         if fit.stderr is not None:
             error = fit.stderr[name]
             row[1] = plus_minus(value, error, style)
             row.append(f"({abs(error / value):.1%})" if value and math.isfinite(error) else "")
-        gradient = "≈ 0" if fit.is_noise(name) else n(fit.gradient[name])  # (rounding noise)
-        row += [f"start {n(fit.start[name])}", f"gradient {gradient}"]
+        noise = name in fit.gradient and fit.is_noise(name)   # (rounding noise)
+        row += [f"start {n(start)}", f"gradient {'≈ 0' if noise else n(gradient)}"]
         table.append(row)
-    shown = table if len(table) <= MAX_PARAMETER_ROWS else table[:SHOWN_OF_MANY]
-    widths = [max(len(row[i]) for row in shown) for i in range(len(shown[0]))]
-    for row in shown:
+    shown = table if len(table) <= MAX_PARAMETER_ROWS or elements else table[:SHOWN_OF_MANY]
+    scalars = [row for row in shown if row is not None]
+    widths = [max(len(row[i]) for row in scalars) for i in range(len(scalars[0]))] if scalars else []
+    array_widths = [max(len(row[i]) for row in arrays.values()) for i in range(4)] if arrays else []
+    for k, row in enumerate(shown):
+        if row is None:
+            rows.append("  " + "  ".join(c.ljust(w) for c, w in zip(arrays[k], array_widths)).rstrip())
+            continue
         cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
         rows.append("  " + "  ".join(cells).rstrip())
     if len(shown) < len(table):
@@ -99,7 +133,7 @@ def fit_text(fit: Fit, file: str, precision: int = 6, style: str = "plain") -> s
         rows.append("after the fit" + (f" (means over {fit.rows} rows)" if fit.rows else ""))
         width = max(map(len, fit.report))
         for name, value in fit.report.items():
-            rows.append(f"  {name:<{width}}  {n(value)}")
+            rows.append(f"  {name:<{width}}  {_array_summary(value, n) if np.shape(value) else n(value)}")
     return "\n".join(rows) + "\n"
 
 

@@ -44,17 +44,22 @@ def snapshot(program: Program, values: dict[str, float], of: str | None = None, 
     title, columns, rows, styles, caption = report.grad_rows(program, result, filename, precision)
     spans = _statement_spans(program)
     names = list(result.values)
-    table = [{"name": name, "cells": row, "style": style, "span": spans.get(name)}
-             for name, row, style in zip(names, rows, styles)]
+    table = [{"name": name, "cells": row, "style": style, "span": spans.get(name),
+              "input": program.is_input(name)} for name, row, style in zip(names, rows, styles)]
     state = {
         "ok": True, "file": filename, "source": program.source.text, "title": title,
         "columns": columns, "rows": table, "caption": caption, "output": result.output,
-        "inputs": {name: result.inputs[name] for name in program.inputs},
+        # the inputs the page can change: the numbers (an array is changed in the file)
+        "inputs": {name: result.inputs[name] for name in program.inputs
+                   if not getattr(result.inputs[name], "shape", ())},
         "unused": result.unused, "notes": [diagnostics.render_text(n, severity="note") for n in program.notes],
         "svg": None, "nodes": {}, "graph_note": None, "plot": None, "plot_note": None,
     }
     count = drawing.count_nodes(program)
-    if count > max_nodes:
+    refused = _refusal(program, "graph")
+    if refused:
+        state["graph_note"] = refused
+    elif count > max_nodes:
         state["graph_note"] = (f"the graph has {count} nodes, more than the page draws "
                                f"(--max-nodes {max_nodes})")
     else:
@@ -64,7 +69,9 @@ def snapshot(program: Program, values: dict[str, float], of: str | None = None, 
             state["nodes"] = _node_places(program, spans)
         except DiffcliError as error:  # the layout failed (Graphviz's limits): the rest still shows
             state["graph_note"] = error.message
-    if sweeps:
+    if sweeps and _refusal(program, "--sweep"):
+        state["plot_note"] = _refusal(program, "--sweep")
+    elif sweeps:
         from . import plots
 
         spec, swept = plots.sweep_chart(program, sweeps, values, of)
@@ -72,6 +79,17 @@ def snapshot(program: Program, values: dict[str, float], of: str | None = None, 
         if swept.failed.any():
             state["plot_note"] = f"{int(swept.failed.sum())} of {swept.n} points failed (gaps in the plot)"
     return state
+
+
+def _refusal(program: Program, what: str) -> str | None:
+    """Why `what` does not take this program (an array program, for now), or None."""
+    if not (program.base.arrays or program.has_arrays):
+        return None
+    try:
+        program.scalar_only(what)
+    except DiffcliError as error:
+        return f"{error.message} ({error.help})" if error.help else error.message
+    return None
 
 
 def failure(error: DiffcliError, text: str | None, filename: str) -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from ..errors import DiffcliError, shown
@@ -125,9 +126,10 @@ def vegalite(spec: dict, format: str) -> bytes:
     it works offline) or the specification's own JSON. Nothing is fetched: the data is inline and
     external data URLs are refused.
 
-    vl-convert runs in a child process: its V8 aborts the whole process when it runs out of memory
-    (a huge --max-points, or any `ulimit -v`, since V8 reserves far more address space than it uses),
-    and a child's death is an error diffcli can report."""
+    vl-convert runs in a child process (kept for the next picture: the live page draws many): its
+    V8 aborts the whole process when it runs out of memory (a huge --max-points, or any `ulimit -v`,
+    since V8 reserves far more address space than it uses), and a child's death is an error diffcli
+    can report."""
     if format == "json":
         return (json_text(spec, indent=1, allow_nan=False) + "\n").encode("utf-8")
     import importlib.util
@@ -136,52 +138,99 @@ def vegalite(spec: dict, format: str) -> bytes:
         raise DiffcliError("io", f"cannot make {format.upper()}: the vl-convert-python package is "
                            "missing", help="reinstall diffcli with its dependencies, or use "
                            "--format json")
-    try:  # -I: the child reads no environment variables, user site or current directory
-        done = subprocess.run([sys.executable, "-I", "-c", _VEGALITE_CHILD, format, str(SCALE)],
-                              input=json_text(spec, allow_nan=False).encode("utf-8"), capture_output=True)
-    except OSError as error:
-        raise DiffcliError("io", f"cannot start the plot's renderer: {error.strerror or error}") from None
-    if done.returncode == 0:
-        return done.stdout
-    report = done.stderr.decode("utf-8", "replace")
-    if done.returncode == _CHILD_ERROR:  # vl-convert raised (ValueError or its own errors)
-        raise DiffcliError("io", f"cannot draw the plot as {format.upper()}: {_reason(report) or 'no reason given'}")
+    request = json_text({"spec": spec, "format": format, "scale": SCALE}, allow_nan=False).encode("utf-8")
+    with _worker_lock:
+        status, data = _ask_worker(request, format)
+    if status == 0:
+        return data
+    raise DiffcliError("io", f"cannot draw the plot as {format.upper()}: "
+                       f"{_reason(data.decode('utf-8', 'replace')) or 'no reason given'}")
+
+
+def _ask_worker(request: bytes, format: str) -> tuple[int, bytes]:
+    """(0, the picture) or (1, vl-convert's error); the worker's death is a DiffcliError."""
+    import struct
+    import tempfile
+
+    global _worker
+    if _worker is None or _worker.poll() is not None:
+        errors = tempfile.TemporaryFile()  # not a pipe: a long-lived child's warnings cannot fill it
+        try:  # -I: the child reads no environment variables, user site or current directory
+            _worker = subprocess.Popen([sys.executable, "-I", "-c", _VEGALITE_CHILD], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=errors)
+        except OSError as error:
+            raise DiffcliError("io", f"cannot start the plot's renderer: {error.strerror or error}") from None
+        _worker.errors = errors
+    try:
+        _worker.stdin.write(struct.pack("<Q", len(request)) + request)
+        _worker.stdin.flush()
+        head = _worker.stdout.read(9)
+        if len(head) == 9:
+            status, size = struct.unpack("<BQ", head)
+            data = _worker.stdout.read(size)
+            if len(data) == size:
+                return status, data
+    except OSError:  # it died before reading the request
+        pass
+    raise _worker_died(format)
+
+
+def _worker_died(format: str) -> DiffcliError:
     import resource
 
+    global _worker
+    worker, _worker = _worker, None
+    for stream in (worker.stdin, worker.stdout):
+        try:
+            stream.close()
+        except OSError:
+            pass
+    code = worker.wait()
+    worker.errors.seek(0)
+    report = worker.errors.read()[-20_000:].decode("utf-8", "replace")
+    worker.errors.close()
     limit = resource.getrlimit(resource.RLIMIT_AS)[0]
     limited = limit != resource.RLIM_INFINITY
     if limited or "out of memory" in report.lower():
         what = "ran out of memory"
-    elif done.returncode < 0:
-        what = f"was killed by signal {-done.returncode}"
+    elif code < 0:
+        what = f"was killed by signal {-code}"
     else:
-        what = f"stopped with exit code {done.returncode}: {_reason(report) or 'no reason given'}"
+        what = f"stopped with exit code {code}: {_reason(report) or 'no reason given'}"
     help = (f"V8 reserves more address space than `ulimit -v` allows ({limit // 2**20:,} MiB): lift the "
             "limit (ulimit -v unlimited)" if limited else
             "draw fewer points (for `plot`: fewer sweep steps, a smaller --max-points, or -o chart.json)")
-    raise DiffcliError("io", f"cannot draw the plot as {format.upper()}: the renderer (vl-convert's V8) {what}",
-                       help=help)
+    return DiffcliError("io", f"cannot draw the plot as {format.upper()}: the renderer (vl-convert's V8) {what}",
+                        help=help)
 
 
-_CHILD_ERROR = 3
-# the child: the specification on standard input, the picture on standard output
-_VEGALITE_CHILD = f"""
-import json, sys
+_worker = None
+_worker_lock = threading.Lock()
+# the worker: requests {"spec", "format", "scale"} on standard input, each after its length (8 bytes),
+# answers on standard output: a status byte (0 the picture, 1 an error's text), a length, the bytes
+_VEGALITE_CHILD = """
+import json, struct, sys
 import vl_convert
-spec, format, scale = json.load(sys.stdin.buffer), sys.argv[1], int(sys.argv[2])
-try:
-    if format == "png":
-        data = bytes(vl_convert.vegalite_to_png(spec, scale=scale, allowed_base_urls=[]))
-    elif format == "pdf":
-        data = bytes(vl_convert.vegalite_to_pdf(spec, allowed_base_urls=[]))
-    elif format == "svg":
-        data = vl_convert.vegalite_to_svg(spec, allowed_base_urls=[]).encode("utf-8")
-    else:
-        data = vl_convert.vegalite_to_html(spec, bundle=True).encode("utf-8")
-except Exception as error:
-    sys.stderr.write(str(error) or type(error).__name__)
-    sys.exit({_CHILD_ERROR})
-sys.stdout.buffer.write(data)
+requests, answers = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    head = requests.read(8)
+    if len(head) < 8:
+        break
+    request = json.loads(requests.read(struct.unpack("<Q", head)[0]))
+    spec, format, scale = request["spec"], request["format"], request["scale"]
+    try:
+        if format == "png":
+            data, status = bytes(vl_convert.vegalite_to_png(spec, scale=scale, allowed_base_urls=[])), 0
+        elif format == "pdf":
+            data, status = bytes(vl_convert.vegalite_to_pdf(spec, allowed_base_urls=[])), 0
+        elif format == "svg":
+            data, status = vl_convert.vegalite_to_svg(spec, allowed_base_urls=[]).encode("utf-8"), 0
+        else:
+            data, status = vl_convert.vegalite_to_html(spec, bundle=True).encode("utf-8"), 0
+    except Exception as error:
+        data, status = (str(error) or type(error).__name__).encode("utf-8"), 1
+    answers.write(struct.pack("<BQ", status, len(data)) + data)
+    answers.flush()
 """
 
 

@@ -14,7 +14,8 @@ function sourceLines(text, span, cls) {
   if (text == null) return;
   const [start, end] = span || [-1, -1];
   let offset = 0;
-  for (const line of text.split("\n")) {
+  for (const written of text.split("\n")) {
+    const line = Array.from(written);  // code points, as the server's offsets count them
     const item = document.createElement("li");
     const lineEnd = offset + line.length;
     // the span's part on this line (a place of no width, or one at a line's end, marks one blank)
@@ -22,10 +23,10 @@ function sourceLines(text, span, cls) {
     if (span && from < to) {
       const mark = document.createElement("mark");
       mark.className = cls;
-      mark.textContent = line.slice(from - offset, to - offset) || " ";
-      item.append(line.slice(0, from - offset), mark, line.slice(Math.min(to - offset, line.length)));
+      mark.textContent = line.slice(from - offset, to - offset).join("") || " ";
+      item.append(line.slice(0, from - offset).join(""), mark, line.slice(Math.min(to - offset, line.length)).join(""));
     } else {
-      item.textContent = line;
+      item.textContent = written;
     }
     list.append(item);
     offset = lineEnd + 1;
@@ -47,7 +48,7 @@ function table(state, moved) {
     const tr = document.createElement("tr");
     tr.dataset.name = row.name;
     if (row.name === state.output) tr.classList.add("output");
-    else if (row.name in state.inputs) tr.classList.add("input");
+    else if (row.input) tr.classList.add("input");
     row.cells.forEach((cell, i) => {
       const td = document.createElement("td");
       td.textContent = cell;
@@ -122,7 +123,7 @@ function inputs(state) {
   }
   for (const name of names) {
     const value = state.inputs[name];
-    const field = form.elements[name], slider = form.elements[name + ".slider"];
+    const field = form.elements.namedItem(name), slider = form.elements.namedItem(name + ".slider");
     if (document.activeElement !== field) field.value = String(value);
     if (document.activeElement !== slider) {
       const reach = Math.max(1, Math.abs(value));
