@@ -250,3 +250,24 @@ def test_a_free_array_input_takes_its_shape_from_the_columns(tmp_path):
     huge = cli(tmp_path, "eval", "--points", "@h.csv", "--json", program="x = [1, 2]\ny = sum(v * x)\n",
                files={"h.csv": '"v[99999,99999]"\n1\n'})
     assert huge.exit_code == 1 and json.loads(huge.stderr)["error"]["kind"] == "shape"
+
+
+def test_the_dask_kernel_on_an_array_program_and_its_refusals():
+    dask_array = pytest.importorskip("dask.array")  # (the test extra installs dask)
+    from diffcli.interpreters import batch
+
+    program = diffcli.parse(NET)
+    f = batch.kernel(program, ["a"])
+    assert f.columns == ["y", "dy/da"]
+    a = np.linspace(1, 2, 10)
+    out = dask_array.from_array(a, chunks=4).map_blocks(f, new_axis=1, chunks=(4, 2), dtype=float).compute()
+    for k in (0, 9):
+        one = _one([0, 0], a=a[k])
+        assert out[k].tolist() == [one.value, one.gradients["a"]]
+    for name in ("x", "W"):
+        with pytest.raises(diffcli.DiffcliError) as error:
+            batch.kernel(program, [name])
+        assert error.value.kind == "shape" and "columns of one number per point" in error.value.message
+    with pytest.raises(diffcli.DiffcliError) as error:
+        batch.kernel(diffcli.parse("x = [1, 2]\ny = 2x"), [])
+    assert "the output `y` is an array" in error.value.message

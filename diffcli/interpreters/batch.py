@@ -432,6 +432,10 @@ def kernel(program: Program, inputs: Iterable[str], of: str | None = None, *,
     failed). The given `inputs` are the arrays, in this order; the others take their defaults.
     Being pure and chunk-local, it maps over a Dask array with `dask.array.map_blocks`."""
     inputs = list(inputs)
+    if program.base.arrays or program.has_arrays:  # an array program: its own engine
+        from .array_batch import kernel as array_kernel
+
+        return array_kernel(program, inputs, of, gradients=gradients)
     output = of or program.output
     run(program, {name: np.zeros(1) for name in inputs}, output, gradients=False)  # checks the names
     columns = [output] + ([f"d{output}/d{name}" for name in program.graph.inputs] if gradients else [])
