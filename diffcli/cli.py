@@ -321,7 +321,6 @@ def _show(table) -> None:
 def _many_points(program, file, sweeps, points_file, points_format, values, of, *, gradients,
                  all_names, as_json, as_csv, precision):
     """grad/eval at every point of --sweep or --points: rows out, exit 1 if any point failed."""
-    program.scalar_only("--sweep and --points")
     from .commands import points
     from .renderers import rows
 
@@ -333,12 +332,14 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
         if points_file == "-" and file == "-":
             raise typer.BadParameter("the program and the points cannot both come from standard input",
                                      param_hint="--points")
-        many = _read_points(points_file, points_format.value if points_format else None, program)
+        many = _read_points(points_file, points_format.value if points_format else None, program, arrays=True)
         for name in many.names:
             if name in taken:
                 raise DiffcliError("input", f"`{name}` is both a column of {points_file} and --set",
                                    help="give each input one value: drop the --set or the column")
     fmt = "jsonl" if as_json else "csv" if as_csv else "table"
+    if program.base.arrays or program.has_arrays or getattr(many, "arrays", False):
+        from .renderers import array_rows as rows  # the batched array engine, rows with element labels
     with _writing():  # a full, closed or broken standard output: as for one point
         outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
                            write=sys.stdout.write, fmt=fmt, precision=precision)
@@ -640,7 +641,6 @@ def plot(
         raise DiffcliError("input", f"the sweep has {count} points, too many for a plot "
                            f"(--max-points {max_points})", help="take fewer points, or raise --max-points")
     program = _read(file, as_json)
-    program.scalar_only("plot")
     spec, result = plots.sweep_chart(program, sweeps, values, of)
     render.write(render.vegalite(spec, format), output, format)
     if result.failed.any():
@@ -854,9 +854,13 @@ def parse_bounds(values: Optional[List[str]]) -> dict[str, tuple[float, float]]:
     return result
 
 
-def _read_points(path: str, fmt: Optional[str], program, limit: Optional[int] = None):
-    """A points file (CSV or JSON Lines; `-` is standard input), read and checked to its end."""
+def _read_points(path: str, fmt: Optional[str], program, limit: Optional[int] = None, *, arrays: bool = False):
+    """A points file (CSV or JSON Lines; `-` is standard input), read and checked to its end (with
+    `arrays`, as --points reads it: array inputs by element columns or JSON arrays)."""
     from .commands import points
+
+    if arrays:
+        from .commands import array_points as points  # its read_points reads scalar files as points does
 
     name = "standard input" if path == "-" else path
     try:
