@@ -226,3 +226,14 @@ def test_an_array_residual_without_data_is_scipys_least_squares_with_its_standar
     assert np.append(np.ravel(out["parameters"]["A"]), out["parameters"]["c"]) == pytest.approx(exact, rel=1e-12)
     assert [out["stderr"][k] for k in ("A[0,0]", "A[0,1]", "A[1,0]", "A[1,1]", "c")] == pytest.approx(errors, rel=1e-10)
     assert out["statistics"]["rows"] == 8
+
+
+def test_report_of_an_array_variable_is_its_mean_over_the_rows(tmp_path):
+    path = tmp_path / "d.expr"
+    path.write_text("w = [1, 2]\nh = w*x\nloss = sum(h^2)\n")
+    data = tmp_path / "d.csv"
+    data.write_text("x\n1\n3\n")
+    out = json.loads(invoke("fit", path, "--data", data, "--method", "gd", "--steps", 1, "--lr", 0.01,
+                            "--report", "h", "--json").stdout)
+    w = np.array(out["parameters"]["w"])
+    assert out["report"]["h"] == pytest.approx(list(w * 2.0), rel=1e-14)   # the mean of w·1 and w·3

@@ -294,7 +294,8 @@ class Problem:
         if not self.rows:   # one point: each value as it is (an array stays one)
             return {name: np.atleast_1d(result.values[name]) if not np.shape(result.values[name])
                     else result.values[name] for name in names}
-        return {name: np.broadcast_to(result.values[name], (max(result.n, 1),)) for name in names}
+        n = max(result.n, 1)   # each row's value: (rows,) + the variable's shape
+        return {name: np.broadcast_to(result.values[name], (n,) + self.program.shape(name)) for name in names}
 
 
 def _column(values, n: int) -> np.ndarray:
@@ -769,7 +770,10 @@ def means(problem: Problem, x: Mapping[str, float], names: list[str]) -> dict[st
     """Each named variable's mean over the rows (its value, without data) at the fitted point."""
     check_names(problem.program, names, "--report")
     values = problem.values(problem.flatten(x), names)
-    return {name: float(np.mean(v)) if problem.rows or not np.shape(v) else v for name, v in values.items()}
+    if not problem.rows:
+        return {name: float(v[0]) if np.shape(v) == (1,) and not problem.program.shape(name) else v
+                for name, v in values.items()}
+    return {name: float(v.mean()) if v.ndim == 1 else v.mean(axis=0) for name, v in values.items()}
 
 
 def compared(problem: Problem) -> tuple[str | None, str | None]:
