@@ -477,22 +477,20 @@ def unbounded(problem: Problem, fit: Fit) -> DiffcliError | None:
     """The objective looks unbounded below: it fell to far below its start's size (RUNAWAY times)
     while a parameter ran as far away from its start. A finite minimum so far off is no answer."""
     start, fell = fit.history[0], fit.objective
-    moved = {name: float(np.max(np.abs(np.asarray(fit.parameters[name]) - x0) / np.maximum(1.0, np.abs(x0))))
-             for name, x0 in fit.start.items()}   # (an array: its element that moved most)
+    moved = {name: float(np.max(np.abs(np.subtract(fit.parameters[name], x0)) / np.maximum(1.0, np.abs(x0))))
+             for name, x0 in fit.start.items()}  # (an array parameter: its element that ran furthest)
     away = max(moved, key=moved.get, default=None)
     if away is None or not (fell < 0 and fell < start - RUNAWAY * max(1.0, abs(start))
                             and moved[away] > RUNAWAY):
         return None
     from ..formatting import number
 
-    def size(value, digits):   # an array by its norm
-        return number(value, digits) if not np.shape(value) else f"norm {number(float(np.linalg.norm(value)), digits)}"
-
     residual = _residual_like(problem)
     return DiffcliError(
         "input", f"the objective ({problem.describe()}) is unbounded below: it fell to "
-        f"{number(fell, 3)} from {number(start, 6)} while `{away}` ran to {size(fit.parameters[away], 3)} "
-        f"from {size(fit.start[away], 6)}",
+        f"{number(fell, 3)} from {number(start, 6)} while `{away}` ran "
+        + (f"to {number(fit.parameters[away], 3)} from {number(fit.start[away], 6)}" if np.ndim(fit.start[away]) == 0
+           else f"{number(moved[away], 3)} times its start's size away"),
         help=(f"`{residual}` looks like a residual, and its mean has no minimum: fit it to the data "
               f"by least squares with --residual {residual}") if residual else
         "this output has no minimum: bound the parameters (--bounds), or minimize another (--of)")
