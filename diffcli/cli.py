@@ -302,18 +302,23 @@ def _print(text: str) -> None:
         sys.stdout.write(text)
 
 
-def _console():
+def _console(wide: bool = False):
+    """Rich's console; `wide`: to a pipe or a file, 160 columns at least, so that long lines (a
+    path in a title, the notes) are not folded into 80."""
     from rich.console import Console
 
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    if wide and not console.is_terminal:
+        console.width = max(console.width, 160)
+    return console
 
 
-def _show(table) -> None:
+def _show(table, wide: bool = False) -> None:
     """Print a table from report: a Rich renderable, or plain text (for very long tables)."""
     if isinstance(table, str):
         return _print(table)
     with _writing():
-        _console().print(table)
+        _console(wide).print(table)
 
 
 # ---------------------------------------------------------------- many points
@@ -348,9 +353,7 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
                  else f"column `{name}` of {'<stdin>' if points_file == '-' else points_file}")
         sys.stderr.write(f"warning: {where}: the program does not use `{name}`\n")
     if outcome.summary is not None:
-        console = _console()
-        if not console.is_terminal:  # a pipe or a file: don't squeeze the columns into 80
-            console.width = max(console.width, 160)
+        console = _console(wide=True)
         with _writing():
             console.print(outcome.summary.render(f"diffcli {'grad' if gradients else 'eval'} {file}"))
     if outcome.failed:
@@ -728,9 +731,7 @@ def check(
     if as_json:
         _print(report.check_json(result))
     else:
-        console = _console()
-        if not console.is_terminal:  # a pipe or a file: don't fold the notes into narrow columns
-            console.width = max(console.width, 160)
+        console = _console(wide=True)
         with _writing():
             console.print(report.check_table(result, file, precision))
         for row in result.rows:
@@ -1148,7 +1149,7 @@ def uncertainty(
     if as_json:
         _print(uncertainty_report.to_json(result))
     else:
-        _show(uncertainty_report.table(result, file, precision, style.value))
+        _show(uncertainty_report.table(result, file, precision, style.value), wide=True)
         sys.stdout.flush()
     for warning in uncertainty_report.warnings(result):  # after the result they are about
         sys.stderr.write(f"warning: {warning}\n")
