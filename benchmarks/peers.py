@@ -394,14 +394,15 @@ def main() -> None:
         folder.mkdir(exist_ok=True)
         for name in sections:
             if name == "c":
-                lines += c_report(measure_c(folder, peers))
+                section = c_report(measure_c(folder, peers))
             elif name == "codegen":
-                lines += codegen_report(measure_codegen(folder))
+                section = codegen_report(measure_codegen(folder))
             elif name == "hessian":
-                lines += hessian_report(measure_hessian(folder, peers))
-            elif name == "batch":
-                lines += batch_report(measure_batch())
-            print("\n".join(lines), flush=True)
+                section = hessian_report(measure_hessian(folder, peers))
+            else:
+                section = batch_report(measure_batch())
+            print("\n".join(section), flush=True)
+            lines += section
     if options.only == parser.get_default("only"):
         text = RESULTS.read_text(encoding="utf-8")
         section = "\n".join([BEGIN, *lines, END])

@@ -302,18 +302,23 @@ def _print(text: str) -> None:
         sys.stdout.write(text)
 
 
-def _console():
+def _console(wide: bool = False):
+    """Rich's console; `wide`: to a pipe or a file, 160 columns at least, so that long lines (a
+    path in a title, the notes) are not folded into 80."""
     from rich.console import Console
 
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    if wide and not console.is_terminal:
+        console.width = max(console.width, 160)
+    return console
 
 
-def _show(table) -> None:
+def _show(table, wide: bool = False) -> None:
     """Print a table from report: a Rich renderable, or plain text (for very long tables)."""
     if isinstance(table, str):
         return _print(table)
     with _writing():
-        _console().print(table)
+        _console(wide).print(table)
 
 
 # ---------------------------------------------------------------- many points
@@ -321,7 +326,6 @@ def _show(table) -> None:
 def _many_points(program, file, sweeps, points_file, points_format, values, of, *, gradients,
                  all_names, as_json, as_csv, precision):
     """grad/eval at every point of --sweep or --points: rows out, exit 1 if any point failed."""
-    program.scalar_only("--sweep and --points")
     from .commands import points
     from .renderers import rows
 
@@ -333,12 +337,14 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
         if points_file == "-" and file == "-":
             raise typer.BadParameter("the program and the points cannot both come from standard input",
                                      param_hint="--points")
-        many = _read_points(points_file, points_format.value if points_format else None, program)
+        many = _read_points(points_file, points_format.value if points_format else None, program, arrays=True)
         for name in many.names:
             if name in taken:
                 raise DiffcliError("input", f"`{name}` is both a column of {points_file} and --set",
                                    help="give each input one value: drop the --set or the column")
     fmt = "jsonl" if as_json else "csv" if as_csv else "table"
+    if program.base.arrays or program.has_arrays or getattr(many, "arrays", False):
+        from .renderers import array_rows as rows  # the batched array engine, rows with element labels
     with _writing():  # a full, closed or broken standard output: as for one point
         outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
                            write=sys.stdout.write, fmt=fmt, precision=precision)
@@ -347,9 +353,7 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
                  else f"column `{name}` of {'<stdin>' if points_file == '-' else points_file}")
         sys.stderr.write(f"warning: {where}: the program does not use `{name}`\n")
     if outcome.summary is not None:
-        console = _console()
-        if not console.is_terminal:  # a pipe or a file: don't squeeze the columns into 80
-            console.width = max(console.width, 160)
+        console = _console(wide=True)
         with _writing():
             console.print(outcome.summary.render(f"diffcli {'grad' if gradients else 'eval'} {file}"))
     if outcome.failed:
@@ -567,7 +571,6 @@ def draw_graph(
         if fmt is not None:
             raise typer.BadParameter("--json writes JSON: it takes no --format", param_hint="--json")
         program = _read(file, as_json)
-        program.scalar_only("graph")
         data = drawing.graph_json(program, values, of=of, gradients=not no_grad)
         _warn_unused(data)
         return render.write(data.source.encode("utf-8"), output, "json")
@@ -641,7 +644,6 @@ def plot(
         raise DiffcliError("input", f"the sweep has {count} points, too many for a plot "
                            f"(--max-points {max_points})", help="take fewer points, or raise --max-points")
     program = _read(file, as_json)
-    program.scalar_only("plot")
     spec, result = plots.sweep_chart(program, sweeps, values, of)
     render.write(render.vegalite(spec, format), output, format)
     if result.failed.any():
@@ -729,9 +731,7 @@ def check(
     if as_json:
         _print(report.check_json(result))
     else:
-        console = _console()
-        if not console.is_terminal:  # a pipe or a file: don't fold the notes into narrow columns
-            console.width = max(console.width, 160)
+        console = _console(wide=True)
         with _writing():
             console.print(report.check_table(result, file, precision))
         for row in result.rows:
@@ -855,9 +855,13 @@ def parse_bounds(values: Optional[List[str]]) -> dict[str, tuple[float, float]]:
     return result
 
 
-def _read_points(path: str, fmt: Optional[str], program, limit: Optional[int] = None):
-    """A points file (CSV or JSON Lines; `-` is standard input), read and checked to its end."""
+def _read_points(path: str, fmt: Optional[str], program, limit: Optional[int] = None, *, arrays: bool = False):
+    """A points file (CSV or JSON Lines; `-` is standard input), read and checked to its end (with
+    `arrays`, as --points reads it: array inputs by element columns or JSON arrays)."""
     from .commands import points
+
+    if arrays:
+        from .commands import array_points as points  # its read_points reads scalar files as points does
 
     name = "standard input" if path == "-" else path
     try:
@@ -1145,7 +1149,7 @@ def uncertainty(
     if as_json:
         _print(uncertainty_report.to_json(result))
     else:
-        _show(uncertainty_report.table(result, file, precision, style.value))
+        _show(uncertainty_report.table(result, file, precision, style.value), wide=True)
         sys.stdout.flush()
     for warning in uncertainty_report.warnings(result):  # after the result they are about
         sys.stderr.write(f"warning: {warning}\n")

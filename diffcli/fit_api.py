@@ -51,12 +51,13 @@ class FitResult:
         self.fit, self._problem, self._bounds, self._filename = fit, problem, bounds, filename
         self.parameters = dict(fit.parameters)
         self.stderr = dict(fit.stderr) if fit.stderr is not None else None
-        self.covariance = NamedMatrix(fit.covariance, fit.parameters) if fit.covariance is not None else None
+        self.covariance = NamedMatrix(fit.covariance, list(fit.stderr)) if fit.covariance is not None else None
         self.statistics = dict(fit.statistics) if fit.statistics is not None else None
         self.converged, self.message, self.warnings = fit.converged, fit.message, list(fit.warnings)
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{k}={v:.6g}" for k, v in list(self.parameters.items())[:6])
+        shown = ", ".join(f"{k}={v:.6g}" if not getattr(v, "shape", ()) else f"{k}=<{'×'.join(map(str, v.shape))}>"
+                          for k, v in list(self.parameters.items())[:6])
         return f"<FitResult {'converged' if self.converged else 'not converged'}: {shown}>"
 
     def _repr_html_(self):

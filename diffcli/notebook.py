@@ -95,8 +95,6 @@ def _program_svg(program):
         return None  # a free input has no value to draw: program.graph_svg({...}) gives one
     from .renderers import drawing, page
 
-    if program.base.arrays or program.has_arrays:  # not drawn yet, as `diffcli graph` refuses them
-        return None
     if drawing.count_nodes(program) > page.MAX_NODES:  # seconds to lay out: not for every display
         return None
     return program.graph_svg()
@@ -110,8 +108,7 @@ def _program_html(program) -> str:
         return head + ("; give a value to " + ", ".join(f"<code>{html.escape(n)}</code>" for n in free)
                        + " to see the values and the graph (<code>program.grad({...})</code>)</p>")
     svg = _program_svg(program)
-    why = "array programs are not drawn yet" if program.base.arrays else "the graph is too big to draw here"
-    picture = svg[svg.index("<svg"):] if svg else f"<p>({why})</p>"
+    picture = svg[svg.index("<svg"):] if svg else "<p>(the graph is too big to draw here)</p>"
     return head + "</p>" + _result_html(program.grad()) + picture  # the SVG without its XML prolog
 
 

@@ -869,7 +869,16 @@ def _sum_value(np, attrs, x):
 
 def _spread(np, attrs, g, x):
     """g of a reduction's shape, broadcast back over x's."""
-    return np.broadcast_to(_keep(np, x, g, attrs), x.shape)
+    return stretched(np, _keep(np, x, g, attrs), x.shape)
+
+
+def stretched(np, x, shape):
+    """x broadcast to `shape`, as an array of its own: NumPy's broadcast_to view is written in
+    Python and costs about three times as much to make as filling a new array of a network's size
+    (moons: a third of the forward pass went to its broadcasts)."""
+    out = np.empty(shape)
+    out[...] = x
+    return out
 
 
 def _count(attrs, x):
@@ -1075,8 +1084,8 @@ _ARRAY_ENTRIES = [
             _norm_vjp, _one_tangent(lambda np, attrs, t, x, out: np.sum(t * x) / out), domain="x ≠ 0"),
     # not functions: the graph makes these nodes
     ArrayOp("broadcast", "broadcast", (1, 1), lambda shapes, attrs, names: attrs["shape"],
-            lambda np, attrs, x: np.broadcast_to(x, attrs["shape"]), _broadcast_vjp,
-            _one_tangent(lambda np, attrs, t, x, out: np.broadcast_to(t, attrs["shape"]))),
+            lambda np, attrs, x: stretched(np, x, attrs["shape"]), _broadcast_vjp,
+            _one_tangent(lambda np, attrs, t, x, out: stretched(np, t, attrs["shape"]))),
     ArrayOp("index", "[]", (1, 1), _index_shape, lambda np, attrs, x: x[_index_key(attrs)], _index_vjp,
             _one_tangent(lambda np, attrs, t, x, out: np.asarray(t)[_index_key(attrs)]), fresh=True),
     ArrayOp("stack", "[…]", (1, MAX_ELEMENTS), _stack_shape, lambda np, attrs, *xs: np.stack(xs),

@@ -143,3 +143,131 @@ def test_the_docstring_examples():
     import doctest
 
     assert doctest.testmod(array_batch).failed == 0
+
+
+# ---------------------------------------------------------------- --sweep and --points on array programs
+
+import json  # noqa: E402
+
+from typer.testing import CliRunner  # noqa: E402
+
+from diffcli.cli import app  # noqa: E402
+
+NET = "W = [[1, 2], [3, 4]]\nx = [0, 0]\na = 0.5\ny = sum(log(a + W @ x))\n"
+
+
+def cli(tmp_path, *arguments, program=NET, files=None):
+    path = tmp_path / "net.expr"
+    path.write_text(program)
+    for name, text in (files or {}).items():
+        (tmp_path / name).write_text(text)
+    return CliRunner().invoke(app, [arguments[0], str(path), *[a.replace("@", str(tmp_path) + "/") for a in arguments[1:]]])
+
+
+def _one(x, a=0.5, W=np.array([[1.0, 2.0], [3.0, 4.0]])):
+    return diffcli.parse(NET).grad({"x": np.array(x, float), "a": a, "W": W})
+
+
+def test_csv_element_columns_in_and_out(tmp_path):
+    done = cli(tmp_path, "grad", "--points", "@p.csv", "--csv",
+               files={"p.csv": 'x[0],x[1],"W[0,0]","W[0,1]","W[1,0]","W[1,1]"\n0.1,0.2,1,2,3,4\n-1,-2,1,2,3,4\n1,1,2,0,0,2\n'})
+    assert done.exit_code == 1  # point 1 fails
+    lines = done.stdout.splitlines()
+    assert lines[0] == ('"W[0,0]","W[0,1]","W[1,0]","W[1,1]",x[0],x[1],a,y,"dy/dW[0,0]","dy/dW[0,1]","dy/dW[1,0]",'
+                        '"dy/dW[1,1]",dy/dx[0],dy/dx[1],dy/da,error')
+    row = [float(c) for c in lines[1].split(",")[:-1]]
+    one = _one([0.1, 0.2])
+    assert row[7] == one.value and row[8:12] == one.gradients["W"].ravel().tolist()
+    assert row[12:14] == one.gradients["x"].tolist() and row[14] == one.gradients["a"]
+    assert "`log` is undefined at log(-4.5) at (a + W @ x)[0]" in lines[2]
+    third = [float(c) for c in lines[3].split(",")[:-1]]
+    assert third[:4] == [2, 0, 0, 2] and third[7] == _one([1, 1], W=np.array([[2.0, 0], [0, 2]])).value
+
+
+def test_json_lines_arrays_in_and_out_and_a_wrong_shape_fails_alone(tmp_path):
+    done = cli(tmp_path, "grad", "--points", "@p.jsonl", "--json",
+               files={"p.jsonl": '{"x": [0.1, 0.2]}\n{"x": [1, 2, 3]}\n{"x": [1, 1]}\n'})
+    assert done.exit_code == 1
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert rows[0]["inputs"]["W"] == [[1.0, 2.0], [3.0, 4.0]] and rows[0]["inputs"]["x"] == [0.1, 0.2]
+    assert rows[0]["gradients"]["W"] == _one([0.1, 0.2]).gradients["W"].tolist()
+    assert rows[1]["error"]["kind"] == "input" and "vector of 3" in rows[1]["error"]["message"]
+    assert rows[2]["value"] == _one([1, 1]).value
+    assert json.loads(done.stderr)["error"]["failed"] == 1
+
+
+def test_sweeps_over_a_scalar_of_an_array_program_and_all(tmp_path):
+    done = cli(tmp_path, "grad", "--sweep", "a=1:2:3", "--all", "--json")
+    assert done.exit_code == 0, done.output
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["inputs"]["a"] for r in rows] == [1.0, 1.5, 2.0]
+    assert rows[1]["values"]["x"] == [0.0, 0.0] and rows[1]["gradients"]["y"] == 1.0
+    assert rows[1]["gradients"]["x"] == _one([0, 0], a=1.5).gradients["x"].tolist()
+    swept = cli(tmp_path, "grad", "--sweep", "x=1:2:3")
+    assert swept.exit_code == 1 and "a sweep gives a scalar" in swept.output
+    table = cli(tmp_path, "grad", "--sweep", "a=1:2:3", "--set", "x=[1,1]")
+    assert "the same at every point: W[0,0] = 1" in table.stdout and "x[1] = 1" in table.stdout
+
+
+def test_plot_of_a_scalar_output_of_an_array_program(tmp_path):
+    from diffcli.commands.points import Sweep
+    from diffcli.renderers import plots
+
+    done = cli(tmp_path, "plot", "--sweep", "a=1:2:20", "-o", "@chart.json")
+    assert done.exit_code == 0, done.output
+    _, result = plots.sweep_chart(diffcli.parse(NET), [Sweep("a", 1, 2, 5)], {"x": np.array([1.0, 1.0])}, None)
+    for k, a in enumerate(np.linspace(1, 2, 5)):
+        one = _one([1, 1], a=a)
+        assert result.value[k] == pytest.approx(one.value) and result.gradients["a"][k] == pytest.approx(one.gradients["a"])
+
+
+BAD_HEADERS = [
+    ("x[0]\n1\n", "has no column x[1]"),
+    ("x[0],x[1],x[2]\n1,2,3\n", "no element x[2]"),
+    ("x\n1\n", "give its elements as columns"),
+    ("a[0],x[0],x[1]\n1,1,1\n", "is a scalar, not an array"),
+    ('"x[0],x[1]\n1\n', "quote in the header is not closed"),
+    ("x[0],x[0]\n1,1\n", "named twice"),
+    ("x[a],x[1]\n1,1\n", "not an input or an element"),
+    ("W[0,0]\n1\n", "is quoted"),
+    ('"W[99999,99999]"\n1\n', "no element W[99999,99999]"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_HEADERS)
+def test_bad_array_columns_are_diagnostics(tmp_path, text, message):
+    done = cli(tmp_path, "grad", "--points", "@p.csv", "--json", files={"p.csv": text})
+    assert done.exit_code == 1
+    error = json.loads(done.stderr)["error"]
+    assert message in error["message"] and error["kind"] in ("input", "shape")
+
+
+def test_a_free_array_input_takes_its_shape_from_the_columns(tmp_path):
+    done = cli(tmp_path, "eval", "--points", "@m.csv", "--csv", program="x = [1, 2]\ny = sum(v * x)\n",
+               files={"m.csv": '"v[1,1]","v[0,0]","v[0,1]","v[1,0]"\n1,2,3,4\n'})
+    assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines()[1] == "1.0,2.0,2.0,3.0,4.0,1.0,14.0,"
+    huge = cli(tmp_path, "eval", "--points", "@h.csv", "--json", program="x = [1, 2]\ny = sum(v * x)\n",
+               files={"h.csv": '"v[99999,99999]"\n1\n'})
+    assert huge.exit_code == 1 and json.loads(huge.stderr)["error"]["kind"] == "shape"
+
+
+def test_the_dask_kernel_on_an_array_program_and_its_refusals():
+    dask_array = pytest.importorskip("dask.array")  # (the test extra installs dask)
+    from diffcli.interpreters import batch
+
+    program = diffcli.parse(NET)
+    f = batch.kernel(program, ["a"])
+    assert f.columns == ["y", "dy/da"]
+    a = np.linspace(1, 2, 10)
+    out = dask_array.from_array(a, chunks=4).map_blocks(f, new_axis=1, chunks=(4, 2), dtype=float).compute()
+    for k in (0, 9):
+        one = _one([0, 0], a=a[k])
+        assert out[k].tolist() == [one.value, one.gradients["a"]]
+    for name in ("x", "W"):
+        with pytest.raises(diffcli.DiffcliError) as error:
+            batch.kernel(program, [name])
+        assert error.value.kind == "shape" and "columns of one number per point" in error.value.message
+    with pytest.raises(diffcli.DiffcliError) as error:
+        batch.kernel(diffcli.parse("x = [1, 2]\ny = 2x"), [])
+    assert "the output `y` is an array" in error.value.message

@@ -500,3 +500,27 @@ def test_graph_draws_one_node_per_array_operation_with_its_shape():
     assert "broadcast" in diagram.source  # b1 over the rows of X @ transpose(W1), drawn as a node
     small = drawing.draw(diffcli.parse("x = [1, 2]\ny = sum(x^2)")).source
     assert r'v0 [label="x | 2:\ [1\ 2] | grad\ 2:\ [2\ 4]"' in small
+    data = json.loads(drawing.graph_json(diffcli.parse("x = [1, 2]\ny = sum(x^2)")).source)
+    assert data["nodes"][0]["value"] == [1.0, 2.0] and data["nodes"][0]["gradient"] == [2.0, 4.0]
+
+
+TOKENS = ["x", "W", "s", "1", "2", "-1", "0.5", "[", "]", ",", ":", "@", "+", "*", "-", "/", "^", "(", ")",
+          "sum(", "max(", "mean(", "softmax(", "dot(", "outer(", "transpose(", "norm(", "logsumexp(",
+          "log(", "exp(", "sqrt(", "uniform(2, seed=1)", "zeros(2, 2)", ", axis=0", ", axis=1", ", axis=2",
+          "x[0]", "W[1, :]", "x[1:]", "[x, x]", "[[1, 2]]", " "]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12))
+def test_random_array_text_is_a_result_or_a_diagnostic(tokens):
+    """Never anything but a DiffcliError: no traceback, whatever the array syntax."""
+    text = "x = [1, 2]\nW = [[1, 2], [3, 4]]\ns = 3\ny = " + "".join(tokens)
+    try:
+        program = diffcli.parse(text)
+        program.evaluate()
+        try:
+            program.grad()
+        except DiffcliError as error:
+            assert error.kind in ("shape", "domain"), error.message
+    except DiffcliError as error:
+        assert error.kind in ("syntax", "name", "shape", "domain", "cycle"), error.message

@@ -238,6 +238,8 @@ ERRORS = [
     ("x = 1\ny = 2\nz = log(x - 1) + y", (), "log(x - 1)", 3, 1),
     ("x = 0\ny = sqrt(x) * 2", (), "sqrt(x)", 2, 2),
     ("x = 1e200\ny = x * x", (), "x * x", 2, 1),
+    # an infinite derivative where only copies of one adjoint (`a`'s and `b`'s are `s`'s) reach the inputs
+    ("a = 1e-160\nb = 0\ns = a + b\nout = 1e-10 / s", (), "1e-10 / s", 4, 2),
 ]
 
 

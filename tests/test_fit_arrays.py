@@ -201,3 +201,39 @@ def test_moons_as_arrays_trains_as_the_scalar_program_step_for_step():
 def test_profile_intervals_refuse_array_programs_with_a_shape_error(linear):
     result = invoke("fit", linear, "--wrt", "w,c", "--residual", "loss", "--confidence", "1", "--json")
     assert result.exit_code == 1 and json.loads(result.output)["error"]["kind"] == "shape"
+
+
+def test_an_array_residual_without_data_is_scipys_least_squares_with_its_standard_errors(tmp_path):
+    from scipy.optimize import least_squares
+
+    path = tmp_path / "map.expr"
+    path.write_text((ROOT / "docs" / "examples" / "fit_matrix.expr").read_text()
+                    .replace("loss = mean((A @ X + c - Y)^2)", "r = A @ X + c - Y"))
+    out = json.loads(invoke("fit", path, "--wrt", "A,c", "--residual", "r", "--json").stdout)
+    X = np.array([[1, 0, 2, 1], [0, 1, 1, -1.0]])
+    Y = np.array([[2.1, 0.9, 5.2, 1.1], [1.0, 3.1, 3.9, -2.0]])
+    # r = J p - Y row-major, p = (A[0,0], A[0,1], A[1,0], A[1,1], c): the normal equations exactly
+    jacobian = np.zeros((8, 5))
+    for i in range(2):
+        for k in range(4):
+            jacobian[4 * i + k, 2 * i:2 * i + 2] = X[:, k]
+    jacobian[:, 4] = 1.0
+    exact, *_ = np.linalg.lstsq(jacobian, Y.ravel(), rcond=None)
+    residual = jacobian @ exact - Y.ravel()
+    errors = np.sqrt(np.diag(np.linalg.inv(jacobian.T @ jacobian) * (residual @ residual) / (8 - 5)))
+    reference = least_squares(lambda p: jacobian @ p - Y.ravel(), np.zeros(5))   # and SciPy agrees
+    assert reference.x == pytest.approx(exact, rel=1e-6)
+    assert np.append(np.ravel(out["parameters"]["A"]), out["parameters"]["c"]) == pytest.approx(exact, rel=1e-12)
+    assert [out["stderr"][k] for k in ("A[0,0]", "A[0,1]", "A[1,0]", "A[1,1]", "c")] == pytest.approx(errors, rel=1e-10)
+    assert out["statistics"]["rows"] == 8
+
+
+def test_report_of_an_array_variable_is_its_mean_over_the_rows(tmp_path):
+    path = tmp_path / "d.expr"
+    path.write_text("w = [1, 2]\nh = w*x\nloss = sum(h^2)\n")
+    data = tmp_path / "d.csv"
+    data.write_text("x\n1\n3\n")
+    out = json.loads(invoke("fit", path, "--data", data, "--method", "gd", "--steps", 1, "--lr", 0.01,
+                            "--report", "h", "--json").stdout)
+    w = np.array(out["parameters"]["w"])
+    assert out["report"]["h"] == pytest.approx(list(w * 2.0), rel=1e-14)   # the mean of w·1 and w·3

@@ -322,7 +322,8 @@ def test_an_array_program_shows_what_grads_table_shows(tmp_path):
         assert cell(shown, "x", "value") == "3: [1 2 3]" and cell(shown, "y", "value") == "3: [2 4 6]"
         assert cell(shown, "w", "∂loss/∂name") == "18.6667"     # d/dw mean(w²x²) = 2w·mean(x²) = 4·14/3
         assert shown["state"]["inputs"] == {"w": 2.0}           # an array is changed in the file
-        assert shown["state"]["svg"] is None and "array programs" in shown["state"]["graph_note"]
+        # the graph as `diffcli graph` draws an array program: a node per array operation, with its shape
+        assert shown["state"]["graph_note"] is None and "3: [2 4 6]" in shown["state"]["svg"]
         json_header = {"Content-Type": "application/json"}
         assert request(port, "POST", "/inputs", b'{"x": 1}', json_header)[0].status == 400
         assert request(port, "POST", "/inputs", b'{"w": 1}', json_header)[0].status == 204

@@ -454,3 +454,13 @@ def test_the_binned_interval_against_the_exact_one(monkeypatch, draw):
         assert abs(low - exact[0]) <= 2 * binned.width and abs(high - exact[1]) <= 2 * binned.width
     counts, edges = binned.histogram(60)
     assert counts.sum() == len(values) and edges[0] == values.min() and edges[-1] == values.max()
+
+
+def test_the_headline_stays_on_one_line_under_a_long_path(tmp_path):
+    """To a pipe, a path over about 40 characters folded `9.78 \\pm 0.10` across two lines."""
+    deep = tmp_path / ("d" * 30)
+    deep.mkdir()
+    (deep / "pendulum.expr").write_bytes((SAMPLES / "pendulum.expr").read_bytes())
+    done = run_diffcli("uncertainty", deep / "pendulum.expr", "--format", "latex")
+    assert done.returncode == 0, done.stderr_text
+    assert done.stdout_text.splitlines()[0].endswith(r"g = 9.78 \pm 0.10")

@@ -41,6 +41,7 @@ POLISH_STEPS, POLISHED, ROUNDING_GROWTH = 3, 1e-12, 1e-12
 STATIONARY = 1e-6      # the largest cosine between a column of J and the residual vector at a minimum
 ROUNDING_LEVEL = 1000  # residuals within this many roundings of the values: χ² has few correct digits
 MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER = 2000, 200       # condition number of JᵀJ above which the covariance is not trusted
+MAX_RESIDUAL_PARAMETERS = 2_000   # an array residual's Jacobian: a forward pass per fitted element
 GRADIENT_NOISE = 1e-9        # a gradient below this share of its terms' total size is rounding noise
 RUNAWAY = 1e9                # a fall, and a parameter's move, this many times their start's size
 
@@ -91,6 +92,7 @@ class _Point:
     gradients: dict[str, float]
     values: dict[str, float]
     n: int = 1
+    jacobian: np.ndarray | None = None   # an array residual's: its elements × the parameters'
 
 
 class _Stop(Exception):
@@ -123,6 +125,7 @@ class Problem:
         self._last: tuple[bytes, tuple] | None = None
         self.columns = {**self.fixed, **self.data}
         self.shapes: dict[str, tuple] = {}    # each parameter's shape (() a scalar), set by `start`
+        self.residual_size = 1                # without data: the residual's elements
         self.arrays = bool(getattr(program, "base", None) is not None and program.base.arrays)
 
     # -- the parameter vector: arrays flattened row-major, in --wrt order
@@ -168,10 +171,13 @@ class Problem:
         of = of or self.output
         if not self.rows:
             try:
-                point = self.program.grad(columns, of)
+                if of == self.residual and self.arrays and gradients:
+                    return self._array_residual(columns)
+                point = self.program.grad(columns, of) if gradients else self.program.evaluate(columns)
             except DiffcliError as error:
                 raise _Stop(error) from None
-            return _Point(point.value, point.gradients, point.values)
+            return _Point(point.values[of] if not gradients else point.value,
+                          point.gradients if gradients else {}, point.values)
         if self.arrays:   # one pass of the batched array engine, the rows leading
             from ..interpreters import array_batch
 
@@ -190,6 +196,36 @@ class Problem:
                 source=error.source, help=error.help, notes=error.notes, operation=error.operation))
         return result
 
+    def _array_residual(self, columns) -> _Point:
+        """Without data, a residual that is an array (`r = A @ X - Y`): its elements are the rows of
+        the least squares, and its Jacobian comes by forward mode, one tangent pass per parameter
+        element (at most MAX_RESIDUAL_PARAMETERS of them)."""
+        from ..interpreters import engine
+
+        program = self.program
+        run = program.run(columns, self.residual, adjoints=False)
+        graph, node = program.graph, program.graph.names[self.residual]
+        if not graph.shape[node]:   # a scalar: as any other output
+            point = program.grad(columns, self.residual)
+            return _Point(point.value, point.gradients, point.values)
+        if len(self.labels) > MAX_RESIDUAL_PARAMETERS:
+            raise DiffcliError("input", f"--residual {self.residual} of an array: its Jacobian takes a pass per "
+                               f"fitted element, and {len(self.labels):,} are more than {MAX_RESIDUAL_PARAMETERS:,}",
+                               help="minimize a scalar loss instead (sum of squares: --of with sum(r^2))")
+        columns_of_j = []
+        for name in self.parameters:
+            shape = self.shapes[name]
+            for index in np.ndindex(*shape) if shape else [()]:
+                seed = None
+                if shape:
+                    seed = np.zeros(shape)
+                    seed[index] = 1.0
+                tangent = engine.tangents(graph, run.values, graph.names[name], seed=seed)
+                columns_of_j.append(np.ravel(np.broadcast_to(tangent[node], graph.shape[node])))
+        r = np.ravel(run.values[node])
+        self.residual_size = r.size
+        return _Point(r, {}, {}, n=r.size, jacobian=np.column_stack(columns_of_j))
+
     def evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
         """The objective, its gradient, and the per-row output and Jacobian (rows × parameters)."""
         key = x.tobytes()
@@ -199,7 +235,9 @@ class Problem:
         result = self._run(x)
         n = max(result.n, 1)
         r = _column(result.value, n)
-        if getattr(result, "reduce", None) == "mean":  # the batched array engine's mean gradient
+        if getattr(result, "jacobian", None) is not None:   # an array residual's, at one point
+            jacobian = result.jacobian
+        elif getattr(result, "reduce", None) == "mean":  # the batched array engine's mean gradient
             jacobian = self.flatten(result.gradients)[None, :]   # (no rows' shares: never noise)
         elif self.rows and self.arrays:   # each row's gradient, arrays flattened: rows × elements
             jacobian = np.column_stack([np.reshape(result.gradients[p], (n, -1)) for p in self.parameters])
@@ -256,7 +294,8 @@ class Problem:
         if not self.rows:   # one point: each value as it is (an array stays one)
             return {name: np.atleast_1d(result.values[name]) if not np.shape(result.values[name])
                     else result.values[name] for name in names}
-        return {name: np.broadcast_to(result.values[name], (max(result.n, 1),)) for name in names}
+        n = max(result.n, 1)   # each row's value: (rows,) + the variable's shape
+        return {name: np.broadcast_to(result.values[name], (n,) + self.program.shape(name)) for name in names}
 
 
 def _column(values, n: int) -> np.ndarray:
@@ -384,6 +423,8 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
         state["x"] = x.copy()
         if progress is not None:
             progress(len(history) - 1, f, float(np.linalg.norm(g)))
+        if x.size and _runaway(history[0], f, float((np.abs(x - x0) / np.maximum(1.0, np.abs(x0))).max())):
+            raise _Runaway
 
     interrupted, error, converged, message = False, None, False, ""
     try:
@@ -400,6 +441,8 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
             converged, message = _minimize(problem, method, x0, low, high, steps, step_done, state)
     except KeyboardInterrupt:
         interrupted, message = True, "interrupted (Ctrl-C): the best point so far"
+    except _Runaway:
+        message = "stopped: the objective falls without bound (the error says more)"
     except _Stop as stop:
         error = stop.error
         message = ("stopped where the objective is undefined or not finite (the error says where); "
@@ -441,8 +484,7 @@ def unbounded(problem: Problem, fit: Fit) -> DiffcliError | None:
     moved = {name: float(np.max(np.abs(np.subtract(fit.parameters[name], x0)) / np.maximum(1.0, np.abs(x0))))
              for name, x0 in fit.start.items()}  # (an array parameter: its element that ran furthest)
     away = max(moved, key=moved.get, default=None)
-    if away is None or not (fell < 0 and fell < start - RUNAWAY * max(1.0, abs(start))
-                            and moved[away] > RUNAWAY):
+    if away is None or not _runaway(start, fell, moved[away]):
         return None
     from ..formatting import number
 
@@ -455,6 +497,15 @@ def unbounded(problem: Problem, fit: Fit) -> DiffcliError | None:
         help=(f"`{residual}` looks like a residual, and its mean has no minimum: fit it to the data "
               f"by least squares with --residual {residual}") if residual else
         "this output has no minimum: bound the parameters (--bounds), or minimize another (--of)")
+
+
+def _runaway(start: float, f: float, moved: float) -> bool:
+    """Fallen RUNAWAY times the start's size below it, with a parameter moved RUNAWAY times its own."""
+    return bool(f < 0 and f < start - RUNAWAY * max(1.0, abs(start)) and moved > RUNAWAY)
+
+
+class _Runaway(Exception):
+    """The objective fell without bound: stop, and say so."""
 
 
 def _residual_like(problem: Problem) -> str | None:
@@ -519,7 +570,7 @@ def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
         try:
             return problem.evaluate(x)[2]
         except _Stop:
-            return np.full(problem.rows or 1, np.nan)
+            return np.full(problem.rows or problem.residual_size, np.nan)
 
     def jacobian(x):
         return problem.evaluate(x)[3]
@@ -783,7 +834,10 @@ def means(problem: Problem, x: Mapping[str, float], names: list[str]) -> dict[st
     """Each named variable's mean over the rows (its value, without data) at the fitted point."""
     check_names(problem.program, names, "--report")
     values = problem.values(problem.flatten(x), names)
-    return {name: float(np.mean(v)) if problem.rows or not np.shape(v) else v for name, v in values.items()}
+    if not problem.rows:
+        return {name: float(v[0]) if np.shape(v) == (1,) and not problem.program.shape(name) else v
+                for name, v in values.items()}
+    return {name: float(v.mean()) if v.ndim == 1 else v.mean(axis=0) for name, v in values.items()}
 
 
 def compared(problem: Problem) -> tuple[str | None, str | None]:

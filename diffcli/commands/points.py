@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import DiffcliError, Source, shown
 from ..language.graph import did_you_mean
 from ..ops import CONSTANTS, RESERVED
-from ..program import Program
+from ..program import Program, _shape_words as shape_words
 
 CHUNK = 1 << 14       # points computed and written at a time (a few MB of text)
 CHUNK_NUMBERS = 1 << 20  # ... fewer points when they have many columns: a chunk's numbers at most
@@ -106,6 +106,7 @@ class Points:
 
     def __init__(self, names: list[str], n: int, chunks):
         self.names, self.n, self._chunks = names, n, chunks
+        self.row_errors: dict = {}  # point -> the input error of that point alone (an array of the wrong shape)
 
     def chunks(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         return self._chunks()
@@ -117,6 +118,10 @@ def grid(sweeps: list[Sweep], program: Program) -> Points:
         raise DiffcliError("input", f"--sweep {name}: {message}", help=help)
 
     check_names(program, [s.name for s in sweeps], fail)
+    for s in sweeps:
+        if s.name in program.graph.inputs and program.shape(s.name):
+            fail(s.name, f"`{s.name}` is {shape_words(program.shape(s.name))}; a sweep gives a scalar one value per point",
+                 help=f"give its elements per point with --points (CSV columns {s.name}[0], {s.name}[1], …, or JSON Lines arrays)")
     n = math.prod(s.num for s in sweeps)  # (before anything is made: 10^9 points would be 8 GB)
     if n > MAX_SWEEP_POINTS:
         raise DiffcliError("input", f"the sweeps make {n:,} points, more than {MAX_SWEEP_POINTS:,}",
@@ -231,10 +236,11 @@ class _Store:
 
 
 def read_points(stream: IO[str], filename: str, fmt: str | None, program: Program,
-                limit: int = MAX_POINTS_TEXT) -> Points:
+                limit: int = MAX_POINTS_TEXT, arrays=None) -> Points:
     """Read a whole points file (CSV with a header row of input names, or JSON Lines of objects),
     checking every row; then its points are served in chunks. A line longer than MAX_LINE, or a
-    file longer than `limit` characters, is refused as soon as it is seen (`/dev/zero` never ends)."""
+    file longer than `limit` characters, is refused as soon as it is seen (`/dev/zero` never ends).
+    `arrays`: the array_points module, for files of an array program (which it reads itself)."""
     blocks = _line_blocks(stream, filename, limit)
     for number, lines in blocks:
         blank = next((k for k, line in enumerate(lines) if line.strip()), None)
@@ -246,28 +252,31 @@ def read_points(stream: IO[str], filename: str, fmt: str | None, program: Progra
     first, number = lines[blank], number + blank
     rest = itertools.chain([(number + 1, lines[blank + 1:])], blocks)
     fmt = fmt or sniff_format(filename, first)
+    if arrays is not None and arrays.wanted(program, first):
+        return arrays.read(rest, filename, first, number, program, fmt)
     reader = _read_jsonl if fmt == "jsonl" else _read_csv
     names, store = reader(rest, filename, first, number, program)
     if store is None or store.n == 0:
         raise DiffcliError("input", f"{filename} has no points, only a header",
                            help="add one row of numbers per point")
-    step = chunk_rows(len(names))
+    columns = lambda rows: {name: np.ascontiguousarray(rows[:, k]) for k, name in enumerate(names)}
+    return Points(names, store.n, lambda: served(store, chunk_rows(len(names)), columns))
 
-    def chunks():
-        offset = 0
-        pending: list[np.ndarray] = []
-        size = 0
-        for block in store.blocks():
-            pending.append(block)
-            size += len(block)
-            while size >= step or (size and offset + size == store.n):
-                joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
-                take, rest = joined[:step], joined[step:]
-                yield offset, {name: np.ascontiguousarray(take[:, k]) for k, name in enumerate(names)}
-                offset += len(take)
-                pending, size = ([rest], len(rest)) if len(rest) else ([], 0)
 
-    return Points(names, store.n, chunks)
+def served(store: _Store, step: int, columns) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """A store's rows `step` at a time, as (offset, columns(rows))."""
+    offset = 0
+    pending: list[np.ndarray] = []
+    size = 0
+    for block in store.blocks():
+        pending.append(block)
+        size += len(block)
+        while size >= step or (size and offset + size == store.n):
+            joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
+            take, rest = joined[:step], joined[step:]
+            yield offset, columns(take)
+            offset += len(take)
+            pending, size = ([rest], len(rest)) if len(rest) else ([], 0)
 
 
 def chunk_rows(width: int) -> int:
@@ -477,13 +486,24 @@ def _jsonl_names(line, filename, number, program) -> list[str]:
     return names
 
 
-def _jsonl_row(line, filename, number, names) -> list[float]:
-    obj = _jsonl_object(line, filename, number)
-    row = []
+def same_keys(obj: dict, names: list[str], filename, number, line) -> None:
+    """A JSON Lines object gives the inputs of the first line, no more, no fewer."""
     for name in names:
         if name not in obj:
             raise _row_error(f"{filename}: line {number} has no `{name}`", filename, number, line, 0,
                              help=f"every line gives the inputs of the first: {_names(names)}")
+    if len(obj) != len(names):
+        known = set(names)
+        extra = next(k for k in obj if k not in known)
+        raise _row_error(f"{filename}: line {number} gives `{extra}`, which the first line does not",
+                         filename, number, line, 0, help=f"every line gives the same inputs: {_names(names)}")
+
+
+def _jsonl_row(line, filename, number, names) -> list[float]:
+    obj = _jsonl_object(line, filename, number)
+    same_keys(obj, names, filename, number, line)
+    row = []
+    for name in names:
         value = obj[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             key = json.dumps(name, ensure_ascii=False)
@@ -492,9 +512,4 @@ def _jsonl_row(line, filename, number, names) -> list[float]:
                              f"{json.dumps(value)}", filename, number, line, max(at, 0),
                              None if at < 0 else at + len(key))
         row.append(float(value))
-    if len(obj) != len(names):
-        known = set(names)
-        extra = next(k for k in obj if k not in known)
-        raise _row_error(f"{filename}: line {number} gives `{extra}`, which the first line does not",
-                         filename, number, line, 0, help=f"every line gives the same inputs: {_names(names)}")
     return row

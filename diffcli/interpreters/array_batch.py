@@ -530,3 +530,56 @@ def _single(program, point, used, fixed, output, gradients, reduce, all_names, v
             column += result.gradients[name]
         else:
             column[point] = result.gradients[name]
+
+
+def scalar_columns(program, columns: Mapping[str, object], of: str | None = None, *, gradients: bool = True,
+                   all_names: bool = False):
+    """`batch.run`'s contract on an array program (plot's sweeps): a 1-D array for a scalar input
+    is one value per point, any other value is the same at every point; the result is a
+    result with batch.BatchResult's fields over the scalar variables (an array's value or gradient
+    is not a column)."""
+    graph = program.base
+    points, fixed = {}, {}
+    for name, column in columns.items():
+        array = np.asarray(column, dtype=float) if not isinstance(column, (int, float)) else None
+        scalar_input = name in graph.inputs and (graph.inputs[name] is None or not np.ndim(graph.inputs[name]))
+        if array is not None and array.ndim == 1 and (scalar_input or name not in graph.names):
+            points[name] = array
+        else:
+            fixed[name] = column
+    result = run(program, points, fixed, of, gradients=gradients, all_names=all_names)
+    scalar = lambda table: None if table is None else {k: v for k, v in table.items() if v.ndim == 1}
+    if result.value.ndim != 1:
+        raise DiffcliError("shape", f"the output `{result.output}` is an array; a chart needs a scalar output",
+                           help=f"plot a scalar made of it, like sum({result.output}) or {result.output}[i] (--of NAME)")
+    return ArrayBatchResult(result.n, result.output, scalar(result.inputs), result.value, scalar(result.gradients),
+                            scalar(result.values), result.failed, result.errors, result.unused)
+
+
+def kernel(program, inputs, of: str | None = None, *, gradients: bool = True) -> Callable[..., np.ndarray]:
+    """`batch.kernel` on an array program: f(*columns) -> an (n, k) array whose columns are
+    `f.columns`: the output's value, then d(output)/d(input) for every scalar input. The given
+    `inputs` are scalar inputs, one 1-D column each (a Dask array's blocks); array inputs keep their
+    values. An array input or an array output does not fit an (n, k) block, and is refused."""
+    inputs = list(inputs)
+    output = program.check_name(of, "--of") if of is not None else program.output
+    program._inputs({name: 0.0 for name in inputs if name in program.base.inputs and
+                     not np.ndim(program.base.inputs[name] if program.base.inputs[name] is not None else 0.0)})
+    for name in inputs:
+        if program.shape(name):
+            raise DiffcliError("shape", f"batch.kernel: `{name}` is {'a vector' if len(program.shape(name)) == 1 else 'a matrix'}, "
+                               "and a kernel's inputs are columns of one number per point",
+                               help="map array_batch.run over the points instead (its inputs per point are arrays)")
+    if program.shape(output):
+        raise DiffcliError("shape", f"batch.kernel: the output `{output}` is an array; a kernel's block has one "
+                           "value per point", help=f"use a scalar made of it, like sum({output}) or {output}[i]")
+    scalars = [name for name in program.graph.inputs if not program.shape(name)]
+    columns = [output] + ([f"d{output}/d{name}" for name in scalars] if gradients else [])
+
+    def f(*arrays):
+        result = run(program, dict(zip(inputs, arrays)), None, output, gradients=gradients)
+        parts = [result.value] + ([result.gradients[name] for name in scalars] if gradients else [])
+        return np.stack(parts, axis=-1)
+
+    f.columns = columns
+    return f

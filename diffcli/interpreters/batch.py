@@ -223,7 +223,8 @@ def _reverse(plan: _Plan, values: list, output: int, size: int, bad):
                 if xs is None:
                     xs = [values[k] for k in a]
                 p = p(out, xs) if node.variadic else p(out, *xs)
-                if (type(p) is np.ndarray and p.ndim == 1 and (type(g) is float or g.shape == p.shape)
+                if (type(p) is np.ndarray and p.ndim == 1 and p.dtype == np.float64
+                        and (type(g) is float or g.shape == p.shape)
                         and p is not out and all(p is not x for x in xs)):
                     contribution = np.multiply(p, g, out=p)  # p is the rule's own new array
                 else:
@@ -303,6 +304,10 @@ def run(program: Program, columns: Mapping[str, object], of: str | None = None, 
     """The output's value, and its gradient with respect to every input (every named variable with
     `all_names`), at each point. `columns` gives each input an array (one value per point) or one
     number; the other inputs take their defaults. Names are checked as `Program.grad` checks them."""
+    if program.base.arrays or program.has_arrays:  # an array program: its own engine
+        from .array_batch import scalar_columns
+
+        return scalar_columns(program, columns, of, gradients=gradients, all_names=all_names)
     output = program.check_name(of, "--of") if of is not None else program.output
     n, used, unused = _columns(program, columns)
     plan = _plan(program)
@@ -428,6 +433,10 @@ def kernel(program: Program, inputs: Iterable[str], of: str | None = None, *,
     failed). The given `inputs` are the arrays, in this order; the others take their defaults.
     Being pure and chunk-local, it maps over a Dask array with `dask.array.map_blocks`."""
     inputs = list(inputs)
+    if program.base.arrays or program.has_arrays:  # an array program: its own engine
+        from .array_batch import kernel as array_kernel
+
+        return array_kernel(program, inputs, of, gradients=gradients)
     output = of or program.output
     run(program, {name: np.zeros(1) for name in inputs}, output, gradients=False)  # checks the names
     columns = [output] + ([f"d{output}/d{name}" for name in program.graph.inputs] if gradients else [])

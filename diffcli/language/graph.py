@@ -186,7 +186,7 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
 
     arity = {name: op.arity for name, op in FUNCTIONS.items() if op.arity}  # (a quick first test)
     wrong = [call for call in parsed.calls
-             if arity.get(call.func) != len(call.args) and not _right_arguments(call)]
+             if (arity.get(call.func) != len(call.args) or call.keywords) and not _right_arguments(call)]
     wrong.sort(key=lambda call: call.start)  # outer calls first: `foo(bar(x))` names foo
     for call in wrong:
         _check_call(call, graph, order, fail)

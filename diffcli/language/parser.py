@@ -31,6 +31,7 @@ _BINARY_OPS = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "PO
 # calls that make a program an array program (`max(x)` of one argument too)
 _ARRAY_CALLS = frozenset(ARRAY_FUNCTIONS) | frozenset(CONSTRUCTORS)
 _OPENING, _CLOSING = ("LPAR", "LSQB"), ("RPAR", "RSQB")
+_ROW = re.compile(r"\[[^\[\]]*\]")
 _SIGNED_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _UNARY_OPS = {"MINUS": "neg", "PLUS": "pos"}
 # the scanner's first alternatives (the commonest tokens); the rest follow, separators last
@@ -288,21 +289,33 @@ class _Builder:
         """`[1, -2.5, 3e-3]`, one token: a constant literal whose elements are its numbers."""
         group = token.lastindex
         text, start = token.group(group), token.start(group)
+        if text[1:].lstrip().startswith("["):  # a matrix: its rows, each a vector of its own
+            rows = [self._vector(match.group(), start + match.start()) for match in _ROW.finditer(text)]
+            node = Array(rows, start, start + len(text), True)
+            self.made.append(node)
+            self.arrays = True
+            return node
+        node = self._vector(text, start)
+        self.made.append(node)
+        self.arrays = True
+        return node
+
+    def _vector(self, text, start):
         values = [float(number) for number in _SIGNED_NUMBER.findall(text)]
         if math.inf in values or -math.inf in values:
             match = next(m for m in _SIGNED_NUMBER.finditer(text) if not math.isfinite(float(m.group())))
             raise DiffcliError("domain", f"the number `{match.group()}` is too large for a double",
                                (start + match.start(), start + match.end()), help="doubles reach about 1.8e308")
-        node = Array([], start, start + len(text), True, values)
-        self.made.append(node)
-        self.arrays = True
-        return node
+        return Array([], start, start + len(text), True, values)
 
     def index_numbers(self, target, token):
         """`x[1]`, `W[0, -1]`: a subscript that the scanner took for a literal of numbers."""
         group = token.lastindex
         text, start = token.group(group), token.start(group)
         items = []
+        if text[1:].lstrip().startswith("["):
+            raise DiffcliError("syntax", "an index is an integer literal, not an array", (start, start + len(text)),
+                               help="write x[0], x[-1], W[1, :] or x[1:3]: integers, optionally negative")
         for match in _SIGNED_NUMBER.finditer(text):
             if not re.fullmatch("-?[0-9]+", match.group()):
                 raise DiffcliError("syntax", f"an index is an integer literal, not `{match.group()}`",

@@ -397,7 +397,12 @@ class _Writer:
             for _, j, partial in edges:
                 terms[j].append((text[i], partial))
                 leaf[i] = False
-        fast.checks += [text[i] for i in range(self.out, -1, -1) if adjoint[i] and leaf[i] and text[i] != "1.0"]
+        # an adjoint that flows into a sum of its own (not a copy under another name) is not finite
+        # only where that sum is not: the leaves that are such adjoints under their own names need
+        # no test of their own (the lowest of a set of copies is a leaf, so each set has one)
+        flowing = {g for j in range(n) if text[j] and text[j] == adjoint[j] for g, _ in terms[j]}
+        fast.checks += [text[i] for i in range(self.out, -1, -1)
+                        if adjoint[i] and leaf[i] and text[i] != "1.0" and text[i] not in flowing]
         fast.checks = list(dict.fromkeys(fast.checks))
         fast.gradient = {name: text[graph.names[name]] if adjoint[graph.names[name]] else "0.0"
                          for name in self.parameters}

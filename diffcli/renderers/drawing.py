@@ -134,8 +134,8 @@ def graph_json(program: Program, values: Mapping[str, float] | None = None, *, o
     """The drawing's nodes and edges as JSON: each variable's record (`v<node>`: name or null,
     value, gradient, line and column) and each operation (`op<node>`: its name and the label drawn,
     constants folded in), the edges from arguments (numbered in order) to results."""
-    graph = program.graph
     run = program.run(values, of, adjoints=gradients)
+    graph = program.graph  # (after the run, as in draw)
     name_of = graph.name_of()
     constant = _constant_nodes(graph, name_of)
     nodes, edges = [], []
@@ -161,7 +161,8 @@ def graph_json(program: Program, values: Mapping[str, float] | None = None, *, o
                   for n, j in enumerate(graph.args[i]) if not constant[j]]
         edges.append({"from": f"op{i}", "to": f"v{i}", "argument": None})
     data = {"output": run.output, "value": run.value, "gradients": gradients, "nodes": nodes, "edges": edges}
-    return Diagram(json_text(data, allow_nan=False) + "\n", len(nodes), run.unused)
+    return Diagram(json_text(data, allow_nan=False, default=lambda array: array.tolist()) + "\n", len(nodes),
+                   run.unused)
 
 
 def _array_number(value, precision: int) -> str:

@@ -56,10 +56,7 @@ def snapshot(program: Program, values: dict[str, float], of: str | None = None, 
         "svg": None, "nodes": {}, "graph_note": None, "plot": None, "plot_note": None,
     }
     count = drawing.count_nodes(program)
-    refused = _refusal(program, "graph")
-    if refused:
-        state["graph_note"] = refused
-    elif count > max_nodes:
+    if count > max_nodes:
         state["graph_note"] = (f"the graph has {count} nodes, more than the page draws "
                                f"(--max-nodes {max_nodes})")
     else:
@@ -69,9 +66,7 @@ def snapshot(program: Program, values: dict[str, float], of: str | None = None, 
             state["nodes"] = _node_places(program, spans)
         except DiffcliError as error:  # the layout failed (Graphviz's limits): the rest still shows
             state["graph_note"] = error.message
-    if sweeps and _refusal(program, "--sweep"):
-        state["plot_note"] = _refusal(program, "--sweep")
-    elif sweeps:
+    if sweeps:
         from . import plots
 
         spec, swept = plots.sweep_chart(program, sweeps, values, of)
@@ -79,17 +74,6 @@ def snapshot(program: Program, values: dict[str, float], of: str | None = None, 
         if swept.failed.any():
             state["plot_note"] = f"{int(swept.failed.sum())} of {swept.n} points failed (gaps in the plot)"
     return state
-
-
-def _refusal(program: Program, what: str) -> str | None:
-    """Why `what` does not take this program (an array program, for now), or None."""
-    if not (program.base.arrays or program.has_arrays):
-        return None
-    try:
-        program.scalar_only(what)
-    except DiffcliError as error:
-        return f"{error.message} ({error.help})" if error.help else error.message
-    return None
 
 
 def failure(error: DiffcliError, text: str | None, filename: str) -> dict:

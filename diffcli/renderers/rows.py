@@ -127,7 +127,7 @@ class Csv:
         self.blank = "," * (self.width - self.inputs)
 
     def header(self) -> str:
-        return ",".join(self.columns.csv_header()) + "\n"
+        return ",".join(map(_csv_cell, self.columns.csv_header())) + "\n"
 
     def rows(self, offset: int, result: batch.BatchResult) -> str:
         arrays = self.columns.arrays(result)
