@@ -160,3 +160,14 @@ def test_a_far_minimum_that_is_finite_is_not_called_unbounded(tmp_path):
     done = invoke("fit", path, "--json")
     assert done.exit_code == 0, done.stderr
     assert json.loads(done.stdout)["parameters"]["a"] == pytest.approx(1e12, rel=1e-9)
+
+
+def test_steps_caps_levenberg_marquardt_and_the_trust_region_together():
+    """An unbounded fit tries MINPACK's lm first and may start again with the trust region: --steps
+    caps the evaluations of both together (the one more is the report's at the best point)."""
+    for steps in (3, 5):
+        out = json.loads(invoke("fit", DECAY, "--data", DECAY_DATA, "--residual", "r", "--steps", str(steps),
+                                "--json").stdout)
+        assert out["evaluations"] <= steps + 1 and out["converged"] is False
+    done = json.loads(invoke("fit", DECAY, "--data", DECAY_DATA, "--residual", "r", "--json").stdout)
+    assert done["converged"] and "`ftol`" in done["message"]

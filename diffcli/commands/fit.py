@@ -581,10 +581,15 @@ def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
 
     cap = steps or max(MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER * len(x0))
     if tol is None and not (np.isfinite(low).any() or np.isfinite(high).any()):
+        used = problem.evaluations
         found = _minpack(problem, x0, cap, step_done, state)
         if found is not None:
             return found
         state["x"], state["steps"] = x0, 0   # (the history keeps lm's points: they were evaluated)
+        if steps:   # --steps caps the evaluations of both together
+            cap -= problem.evaluations - used
+            if cap <= 0:
+                return False, f"the {steps} evaluations asked for were used up (raise --steps, or start nearer)"
     # By default: to FIRST_TOL, then a few Gauss-Newton steps (each kept only if χ² does not grow),
     # and on to DEFAULT_TOL only where one more such step would still move a parameter by more than
     # FIRST_TOL of itself: most fits end after the first stage and a step or two.
