@@ -322,6 +322,14 @@ class Server(ThreadingHTTPServer):
         finally:
             self.connections.release()
 
+    def handle_error(self, request, client_address):
+        """A client that went away (a closed tab, a timed-out request) is no error of the server's;
+        anything else is one line, never socketserver's traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return
+        sys.stderr.write(f"warning: a request from {client_address[0]} failed: {type(error).__name__}: {error}\n")
+
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

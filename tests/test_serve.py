@@ -332,3 +332,18 @@ def test_an_array_program_shows_what_grads_table_shows(tmp_path):
         session.stopping.set()
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_client_that_went_away_prints_no_traceback(capsys):
+    """socketserver prints a traceback for any error in a request; a closed tab is none of ours."""
+    httpd = server.Server(("127.0.0.1", 0), server.Handler)
+    try:
+        for error in (BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "reset"), ValueError("bug")):
+            try:
+                raise error
+            except Exception:
+                httpd.handle_error(None, ("127.0.0.1", 5))
+    finally:
+        httpd.server_close()
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err == "warning: a request from 127.0.0.1 failed: ValueError: bug\n"
