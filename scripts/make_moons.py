@@ -92,12 +92,18 @@ def network_source(layers) -> str:
     return "\n".join(lines)
 
 
+def matrix(rows) -> str:
+    """A matrix literal, one row a line."""
+    return "[" + ",\n      ".join("[" + ", ".join(repr(x) for x in row) + "]" for row in rows) + "]"
+
+
+def _weights_and_biases(layers):
+    return [([w for w, _ in layer], [b for _, b in layer]) for layer in layers]
+
+
 def array_source(layers, points, labels) -> str:
     """The network as an array program: W1 16×2, W2 16×16, W3 16 (one output), over every row of X."""
-    def matrix(rows):
-        return "[" + ",\n      ".join("[" + ", ".join(repr(x) for x in row) + "]" for row in rows) + "]"
-
-    (w1, b1), (w2, b2), (w3, b3) = [([w for w, _ in layer], [b for _, b in layer]) for layer in layers]
+    (w1, b1), (w2, b2), (w3, b3) = _weights_and_biases(layers)
     return "\n".join([
         "# micrograd's demo as arrays: a 2-16-16-1 ReLU network on the two-moons data (scripts/make_moons.py)",
         "# the same initial parameters as moons_mlp.expr; every point at once, as the rows of X",
@@ -120,10 +126,7 @@ def array_source(layers, points, labels) -> str:
 def rows_source(layers) -> str:
     """The network as an array program of one row (x1, x2, y from moons.csv), for `fit --data`:
     the same parameters as arrays, the rows batched by the engine."""
-    def matrix(rows):
-        return "[" + ",\n      ".join("[" + ", ".join(repr(x) for x in row) + "]" for row in rows) + "]"
-
-    (w1, b1), (w2, b2), (w3, b3) = [([w for w, _ in layer], [b for _, b in layer]) for layer in layers]
+    (w1, b1), (w2, b2), (w3, b3) = _weights_and_biases(layers)
     return "\n".join([
         "# micrograd's demo as arrays, a row at a time: x1, x2 and the label y come from each row of moons.csv",
         "#   diffcli fit moons_mlp_rows.expr --data moons.csv --wrt W1,b1,W2,b2,w3,b3 --method gd --report accuracy",
