@@ -20,13 +20,14 @@ from .program import Derivatives, Evaluation, Gradients, Program, load, parse
 
 
 from .notebook import load_ipython_extension  # `%load_ext diffcli`; and every object's rich display
-from .renderers import codegen as _codegen  # (binds the submodule first, so that the function below keeps the name)
 
 
 def codegen(program: Program, lang: str, of: str | None = None, name: str | None = None, **options) -> str:
     """The program and its gradient as self-contained source in `lang` ("python", "c", "javascript");
     options: value_only=True, wrt=NAME (forward mode). See diffcli.renderers.codegen.generate for the C header."""
-    return _codegen.generate(program, lang, of, name, **options).source
+    from .renderers import codegen  # only when asked: every command pays for what it imports at start
+
+    return codegen.generate(program, lang, of, name, **options).source
 
 __all__ = [
     "DiffcliError", "Derivatives", "codegen", "Evaluation", "Gradients", "Program", "load", "parse", "__version__",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 from ..errors import DiffcliError
-from . import array_engine
 from ..language.graph import needs_gradient  # noqa: F401  (callers read it here)
 from .domain import derivative_message, domain_message
 from ..language.graph import Graph
@@ -25,6 +24,8 @@ _isfinite = math.isfinite
 def forward(graph: Graph, inputs: dict[str, float]) -> list[float]:
     """The value of every node, given a value for every input."""
     if graph.shape is not None:
+        from . import array_engine  # (imported by array programs only: start-up)
+
         return array_engine.forward(graph, inputs)
     values = list(graph.value0)
     names = graph.names
@@ -73,6 +74,8 @@ def reverse(graph: Graph, values: list[float], output: int, needs: list[bool] | 
     step 2). Not `strict`: an undefined partial gives NaN where it flows, rather than an error.
     """
     if graph.shape is not None:
+        from . import array_engine
+
         return array_engine.reverse(graph, values, output, needs)
     ops = graph.op
     if stop:
@@ -187,6 +190,8 @@ def tangents(graph: Graph, values: list[float], wrt: int, needed=None, seed=None
     array of wrt's shape.)
     """
     if graph.shape is not None:
+        from . import array_engine
+
         return array_engine.tangents(graph, values, wrt, needed, seed)
     tangent = [0.0] * len(graph)
     tangent[wrt] = 1.0
