@@ -145,6 +145,54 @@ def test_domain_errors_name_the_first_bad_element():
     assert "(W @ x - 1.5)[0]" in caught.value.message
 
 
+def _first_bad(values):
+    """The row-major index (as a label) and the value of the first element outside (0, inf)."""
+    flat = np.asarray(values, dtype=float).ravel()
+    k = int(np.flatnonzero(~(flat > 0))[0])
+    index = np.unravel_index(k, np.shape(values))
+    return "[" + ",".join(map(str, index)) + "]", flat[k]
+
+
+def _number(x):
+    return f"{x:g}" if x != int(x) else str(int(x))
+
+
+def test_element_domain_errors_read_as_the_spec_has_them():
+    """SPEC "Arrays": ``log` of -0.2 at x[3]``, `(W @ x - 1)[3]`; the bad element found by NumPy."""
+    x = np.array([1, 2, 0.5, -0.2, -3])
+    label, bad = _first_bad(x)
+    with pytest.raises(DiffcliError) as caught:
+        grad(f"x = {x.tolist()}\ny = sum(log(x))")
+    assert caught.value.message == f"`log` of {_number(bad)} at x{label}"
+    W, v = np.array([[2, 2], [3, 4], [0, 1], [1, -6]]), np.array([0.5, 0.25])
+    label, bad = _first_bad(W @ v - 1)
+    with pytest.raises(DiffcliError) as caught:
+        grad(f"W = {W.tolist()}\nx = {v.tolist()}\ny = sum(log(W @ x - 1))")
+    assert caught.value.message == f"`log` of {_number(bad)} at (W @ x - 1){label}" and label == "[2]"
+    # a matrix operand by name, through a broadcast of a vector over its rows: the matrix's element
+    M, b = np.array([[1, 2], [3, -1]]), np.array([1, 0])
+    label, bad = _first_bad(M + b)
+    with pytest.raises(DiffcliError) as caught:
+        grad(f"M = {M.tolist()}\nb = {b.tolist()}\nh = M + b\ny = sum(log(h))")
+    assert caught.value.message == f"`log` of {_number(bad)} at h{label}" and label == "[1,1]"
+    # the divisor is named, not the dividend
+    with pytest.raises(DiffcliError) as caught:
+        grad("x = [1, 2, 3]\nd = [1, 0, 2]\ny = sum(x / d)")
+    assert caught.value.message == "division by zero in `x / d` at d[1]"
+    with pytest.raises(DiffcliError) as caught:  # a reverse-pass error names its element too
+        grad("x = [1, 0, 4]\ny = sum(sqrt(x))")
+    assert caught.value.message == "the derivative of `sqrt` is infinite or undefined: `sqrt` of 0 at x[1]"
+
+
+def test_a_scalars_domain_error_in_an_array_program_keeps_its_words():
+    """A scalar's message is byte for byte what the scalar engine says."""
+    with pytest.raises(DiffcliError) as scalar:
+        grad("k = -0.2\ny = log(k)")
+    with pytest.raises(DiffcliError) as mixed:
+        grad("x = [1, 2]\nk = -0.2\ny = sum(x) + log(k)")
+    assert mixed.value.message == scalar.value.message == "`log` is undefined at log(-0.2)"
+
+
 def test_norm_has_no_gradient_at_zero():
     assert grad("x = [3, 4]\ny = norm(x)").value == 5.0
     with pytest.raises(DiffcliError) as caught:
