@@ -819,7 +819,7 @@ class ArrayOp(NamedTuple):
     fresh: bool = False  # its vjp's cotangents are new arrays, held by nothing else
     arity: int = -1      # (never read by the scalar engine: array graphs are run by the array one)
     partials: tuple = ()
-    kink: Callable | None = None
+    kink: Callable | None = None  # kink(np, attrs, out, x, moves) -> (description, indexes) or None (check)
     value_problem: Callable | None = None
     derivative_problem: Callable | None = None
 
@@ -898,6 +898,48 @@ def _extreme(pick):
     vjp = lambda np, attrs, g, out, x: (_spread(np, attrs, g, x) * shares(np, attrs, out, x),)
     jvp = lambda np, attrs, out, ts, x: np.sum(ts[0] * shares(np, attrs, out, x), axis=_over(attrs, x))
     return value, vjp, jvp
+
+
+# -- kinks of the reductions, for `check` (as _kink_at_tie and _kink_at_zero on floats): each takes
+# the node's value, its argument and how a step moves the argument's elements (`moves`, x's shape),
+# and returns None or (a description whose `{0}`, `{1}` are the elements `indexes` of the argument,
+# which the caller labels: `max tie between x[1] and x[2]`, indexes).
+
+def _tie_kink(name):
+    def crossed(np, attrs, out, x, moves):
+        over = _over(attrs, x)
+        keep = _keep(np, x, out, attrs)
+        winner = x == keep
+        if over is None:  # one slice: the first element that is the result
+            w = int(np.argmax(winner.ravel()))
+            moved_w = moves.ravel()[w]
+        else:
+            w = np.argmax(winner, axis=over, keepdims=True)
+            moved_w = np.take_along_axis(moves, w, axis=over)
+        gap, closing = np.abs(x - keep), np.abs(moves - moved_w)
+        crossing = np.flatnonzero((closing != 0) & (gap <= closing))
+        if not len(crossing):
+            return None
+        k = int(crossing[0])
+        index = tuple(int(i) for i in np.unravel_index(k, x.shape))
+        if over is None:
+            other = tuple(int(i) for i in np.unravel_index(w, x.shape))
+        else:
+            other = list(index)
+            other[over] = int(w[tuple(0 if a == over else i for a, i in enumerate(index))])
+            other = tuple(other)
+        apart = float(gap.ravel()[k])
+        what = "tie" if apart == 0 else f"near tie ({apart:.3g} apart)"
+        return f"{name} {what} between {{0}} and {{1}}", tuple(sorted((index, other)))
+
+    return crossed
+
+
+def _norm_kink(np, attrs, out, x, moves):
+    step = float(np.sqrt(np.sum(moves * moves)))
+    if step != 0 and float(out) <= step:
+        return ("norm at 0" if out == 0 else f"norm near 0 (norm({{x}}) = {float(out):.3g})"), ()
+    return None
 
 
 def _logsumexp_value(np, attrs, x):
@@ -1062,8 +1104,10 @@ _ARRAY_ENTRIES = [
             lambda np, attrs, g, out, x: (_spread(np, attrs, g, x) / _count(attrs, x),),
             _one_tangent(lambda np, attrs, t, x, out: _sum_value(np, attrs, t) / _count(attrs, x)),
             keywords=("axis",)),
-    ArrayOp("amax", "max", (1, 1), _reduced_shape("max"), *_extreme(lambda np: np.max), keywords=("axis",)),
-    ArrayOp("amin", "min", (1, 1), _reduced_shape("min"), *_extreme(lambda np: np.min), keywords=("axis",)),
+    ArrayOp("amax", "max", (1, 1), _reduced_shape("max"), *_extreme(lambda np: np.max), keywords=("axis",),
+            kink=_tie_kink("max")),
+    ArrayOp("amin", "min", (1, 1), _reduced_shape("min"), *_extreme(lambda np: np.min), keywords=("axis",),
+            kink=_tie_kink("min")),
     ArrayOp("logsumexp", "logsumexp", (1, 1), _reduced_shape("logsumexp"), _logsumexp_value,
             lambda np, attrs, g, out, x: (_spread(np, attrs, g, x) * np.exp(x - _keep(np, x, out, attrs)),),
             _one_tangent(lambda np, attrs, t, x, out: _sum_value(np, attrs, t * np.exp(x - _keep(np, x, out, attrs)))),
@@ -1081,7 +1125,8 @@ _ARRAY_ENTRIES = [
             lambda np, attrs, g, out, x: (np.transpose(g),),
             _one_tangent(lambda np, attrs, t, x, out: np.transpose(t))),
     ArrayOp("norm", "norm", (1, 1), _reduced_shape("norm"), lambda np, attrs, x: np.sqrt(np.sum(x * x)),
-            _norm_vjp, _one_tangent(lambda np, attrs, t, x, out: np.sum(t * x) / out), domain="x ≠ 0"),
+            _norm_vjp, _one_tangent(lambda np, attrs, t, x, out: np.sum(t * x) / out), domain="x ≠ 0",
+            kink=_norm_kink),
     # not functions: the graph makes these nodes
     ArrayOp("broadcast", "broadcast", (1, 1), lambda shapes, attrs, names: attrs["shape"],
             lambda np, attrs, x: stretched(np, x, attrs["shape"]), _broadcast_vjp,
