@@ -332,7 +332,7 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
     taken = set(values)
     if sweeps:
         parsed = parse_sweeps(sweeps, values)
-        many = points.grid(parsed, program)
+        many = points.grid(parsed, program, values)
     else:
         if points_file == "-" and file == "-":
             raise typer.BadParameter("the program and the points cannot both come from standard input",

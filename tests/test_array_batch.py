@@ -209,6 +209,65 @@ def test_sweeps_over_a_scalar_of_an_array_program_and_all(tmp_path):
     assert "the same at every point: W[0,0] = 1" in table.stdout and "x[1] = 1" in table.stdout
 
 
+def test_a_sweep_of_an_element_gives_the_array_per_point(tmp_path):
+    """--sweep x[1]=…: each point's x is the default with that element swept; each row is what
+    grad --set x=[…] gives at that point alone (another process of the command line)."""
+    done = cli(tmp_path, "grad", "--sweep", "x[1]=0:1:5", "--json")
+    assert done.exit_code == 0, done.output
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    for row, v in zip(rows, np.linspace(0, 1, 5).tolist(), strict=True):
+        alone = cli(tmp_path, "grad", "--set", f"x=[0,{v!r}]", "--json")
+        assert alone.exit_code == 0, alone.output
+        one = json.loads(alone.stdout)
+        assert row["inputs"] == one["inputs"] and row["inputs"]["x"] == [0.0, v]
+        assert row["value"] == one["value"]
+        assert row["gradients"] == {name: one["gradients"][name] for name in one["inputs"]}  # (every input's)
+
+
+def test_element_sweeps_form_a_grid_with_set_giving_the_other_elements(tmp_path):
+    done = cli(tmp_path, "grad", "--sweep", "W[1,0]=-1:1:3", "--sweep", "a=1:2:2", "--set", "x=[0.5,0.25]", "--csv")
+    assert done.exit_code == 0, done.output
+    lines = done.stdout.splitlines()
+    header = lines[0].split(",")  # (no comma inside a quoted label here but the W[i,j] ones)
+    assert lines[0].startswith('"W[0,0]","W[0,1]","W[1,0]","W[1,1]",x[0],x[1],a,y,')
+    rows = [[float(c) for c in line.split(",")[:-1]] for line in lines[1:]]
+    grid = [(w, a) for w in (-1.0, 0.0, 1.0) for a in (1.0, 2.0)]  # the last sweep varies fastest
+    assert len(rows) == len(grid) and header[-1] == "error"
+    for row, (w, a) in zip(rows, grid):
+        W = np.array([[1.0, 2.0], [w, 4.0]])
+        one = _one([0.5, 0.25], a=a, W=W)
+        assert row[:7] == [1.0, 2.0, w, 4.0, 0.5, 0.25, a]
+        assert row[7] == one.value and row[8:12] == one.gradients["W"].ravel().tolist()
+        assert row[12:14] == one.gradients["x"].tolist() and row[14] == one.gradients["a"]
+    # eval takes them too; a point outside log's domain fails alone, naming its element
+    failed = cli(tmp_path, "eval", "--sweep", "x[0]=-2:0:3", "--json")
+    assert failed.exit_code == 1
+    rows = [json.loads(line) for line in failed.stdout.splitlines()]
+    assert rows[0]["error"]["message"] == "`log` of -1.5 at (a + W @ x)[0]"
+    assert rows[2]["value"] == diffcli.parse(NET).evaluate({"x": np.zeros(2)}).values["y"]
+
+
+@pytest.mark.parametrize("sweep, message", [
+    ("x[2]=0:1:3", "`x` is a vector of 2: it has no element x[2]"),
+    ("W[0]=0:1:3", "it has no element W[0]"),
+    ("a[0]=0:1:3", "`a` is a scalar, not an array"),
+    ("x=0:1:3", "sweep one of its elements (--sweep x[0]=START:STOP:NUM)"),
+    ("q[1]=0:1:3", "the program does not use `q`"),
+    ("y[0]=0:1:3", "`y` is computed"),
+])
+def test_bad_element_sweeps_are_input_errors(tmp_path, sweep, message):
+    done = cli(tmp_path, "grad", "--sweep", sweep, "--json")
+    assert done.exit_code == 1
+    error = json.loads(done.stderr)["error"]
+    assert error["kind"] == "input" and message in error["message"] + error.get("help", "")
+    twice = cli(tmp_path, "grad", "--sweep", "x[1]=0:1:3", "--sweep", "x[ 1]=0:1:2", "--json")
+    assert twice.exit_code == 1 and "swept twice" in json.loads(twice.stderr)["error"]["message"]
+    free = cli(tmp_path, "grad", "--sweep", "v[0]=0:1:3", "--json", program="y = sum(v^2)\n")
+    assert free.exit_code == 1 and "has no value" in json.loads(free.stderr)["error"]["message"]
+    chart = cli(tmp_path, "plot", "--sweep", "x[1]=0:1:3", "-o", "@chart.json")
+    assert chart.exit_code == 1 and "not an array's elements" in chart.output
+
+
 def test_plot_of_a_scalar_output_of_an_array_program(tmp_path):
     from diffcli.commands.points import Sweep
     from diffcli.renderers import plots
