@@ -317,16 +317,49 @@ def test_the_dask_kernel_on_an_array_program_and_its_refusals():
 
     program = diffcli.parse(NET)
     f = batch.kernel(program, ["a"])
-    assert f.columns == ["y", "dy/da"]
+    assert f.columns == ["y", "dy/dW[0,0]", "dy/dW[0,1]", "dy/dW[1,0]", "dy/dW[1,1]", "dy/dx[0]", "dy/dx[1]", "dy/da"]
     a = np.linspace(1, 2, 10)
-    out = dask_array.from_array(a, chunks=4).map_blocks(f, new_axis=1, chunks=(4, 2), dtype=float).compute()
+    out = dask_array.from_array(a, chunks=4).map_blocks(f, new_axis=1, chunks=(4, 8), dtype=float).compute()
     for k in (0, 9):
         one = _one([0, 0], a=a[k])
-        assert out[k].tolist() == [one.value, one.gradients["a"]]
-    for name in ("x", "W"):
-        with pytest.raises(diffcli.DiffcliError) as error:
-            batch.kernel(program, [name])
-        assert error.value.kind == "shape" and "columns of one number per point" in error.value.message
+        assert out[k].tolist() == [one.value, *one.gradients["W"].ravel(), *one.gradients["x"], one.gradients["a"]]
     with pytest.raises(diffcli.DiffcliError) as error:
         batch.kernel(diffcli.parse("x = [1, 2]\ny = 2x"), [])
     assert "the output `y` is an array" in error.value.message
+    with pytest.raises(diffcli.DiffcliError) as error:  # a block of x without its point axis
+        batch.kernel(program, ["x"])(np.array([1.0, 2.0]))
+    assert error.value.kind == "input" and "a block of shape (n, 2), not (2,)" in error.value.message
+
+
+def test_the_dask_kernel_takes_array_inputs_per_point_the_point_axis_leading():
+    """Blocks of x (n, 2), W (n, 2, 2) and a (n,) through Dask's threaded scheduler, against each
+    point's Program.grad and against NumPy by hand."""
+    dask_array = pytest.importorskip("dask.array")
+    import dask
+    from diffcli.interpreters import batch
+
+    program = diffcli.parse(NET)
+    rng = np.random.default_rng(7)
+    n = 23
+    x, W, a = rng.uniform(-1, 1, (n, 2)), rng.uniform(0.5, 2, (n, 2, 2)), rng.uniform(3, 4, n)
+    f = batch.kernel(program, ["x", "W", "a"])
+    blocks = dask_array.blockwise(f, "ik", dask_array.from_array(x, chunks=(5, 2)), "ij",
+                                  dask_array.from_array(W, chunks=(5, 2, 2)), "ijl",
+                                  dask_array.from_array(a, chunks=5), "i",
+                                  new_axes={"k": len(f.columns)}, dtype=float, concatenate=True)
+    with dask.config.set(scheduler="threads"):  # the local scheduler, blocks in parallel
+        got = blocks.compute()
+    assert got.shape == (n, 8) and (got == f(x, W, a)).all()
+    for k in range(n):
+        one = _one(x[k], a=a[k], W=W[k])
+        assert got[k].tolist() == [one.value, *one.gradients["W"].ravel(), *one.gradients["x"], one.gradients["a"]]
+        z = a[k] + W[k] @ x[k]  # by hand: y = Σ log(z), dy/dz = 1/z
+        np.testing.assert_allclose(got[k, 0], np.log(z).sum(), rtol=1e-14)
+        np.testing.assert_allclose(got[k, 1:5], np.outer(1 / z, x[k]).ravel(), rtol=1e-14)
+        np.testing.assert_allclose(got[k, 5:7], W[k].T @ (1 / z), rtol=1e-14)
+        np.testing.assert_allclose(got[k, 7], (1 / z).sum(), rtol=1e-14)
+    # a point outside log's domain (by hand: some element of 0.5 + W @ x ≤ 0) is NaN in its row alone
+    rows = batch.kernel(program, ["x"])(x)
+    outside = (0.5 + x @ np.array([[1.0, 2.0], [3.0, 4.0]]).T <= 0).any(axis=1)
+    assert 0 < outside.sum() < n
+    assert (np.isnan(rows).all(axis=1) == outside).all() and np.isfinite(rows[~outside]).all()
