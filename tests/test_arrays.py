@@ -572,3 +572,45 @@ def test_random_array_text_is_a_result_or_a_diagnostic(tokens):
             assert error.kind in ("shape", "domain"), error.message
     except DiffcliError as error:
         assert error.kind in ("syntax", "name", "shape", "domain", "cycle"), error.message
+
+
+# ---------------------------------------------------------------- literals of numbers, read fast
+
+_SPELLINGS = st.sampled_from(["{!r}", "{:.3e}", "{:.0f}", "{:+.2f}", "{:.17g}"])
+
+
+@st.composite
+def number_texts(draw):
+    x = draw(st.floats(-1e300, 1e300, allow_nan=False) | st.sampled_from([0.0, -0.0, 1.0, -1.0, 5e-324]))
+    text = draw(_SPELLINGS).format(x)
+    if draw(st.booleans()) and "." in text and "e" not in text:  # `1.` and `.5`: no JSON spellings
+        text = text.rstrip("0") if draw(st.booleans()) else text.replace("0.", ".", 1)
+    return text
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 5), st.data())
+def test_literals_of_numbers_read_as_float_reads_each(rows, columns, data):
+    """A matrix or vector literal of numbers (whichever path reads it: JSON's decoder or the
+    tokenizer's) holds exactly float() of each number's text, in place; the printer writes it back."""
+    from diffcli.language.printer import print_program
+
+    texts = [[data.draw(number_texts()) for _ in range(columns)] for _ in range(rows)]
+    comma = data.draw(st.sampled_from(["", ","]))  # a trailing comma is allowed
+    matrix = "[" + ",\n  ".join("[" + ", ".join(row) + comma + "]" for row in texts) + "]"
+    vector = "[" + ", ".join(texts[0]) + comma + "]"
+    program = diffcli.parse(f"W = {matrix}\nv = {vector}\ny = sum(W) + sum(v)\n")
+    want = np.array([[float(t) for t in row] for row in texts])
+    got = program.inputs["W"]
+    assert got.shape == want.shape and (np.signbit(got) == np.signbit(want)).all()
+    assert (got == want).all() and (program.inputs["v"] == want[0]).all()
+    again = diffcli.parse(print_program(program.statements))
+    assert (again.inputs["W"] == got).all() and (again.inputs["v"] == want[0]).all()
+
+
+def test_a_literal_too_large_or_ragged_is_placed_whichever_path_reads_it():
+    for text, kind, column in [("W = [[1, 2], [3, 1e999]]", "domain", 18), ("W = [[1, 2], [3]]", "shape", 14),
+                               ("v = [1, -2e400]", "domain", 9), ("W = [[1., 2], [.5]]", "shape", 15)]:
+        with pytest.raises(DiffcliError) as caught:
+            diffcli.parse(text + "\ny = sum(" + text[0] + ")\n")
+        assert (caught.value.kind, caught.value.column) == (kind, column), (text, caught.value.message)

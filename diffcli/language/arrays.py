@@ -41,8 +41,8 @@ def constant(expr: Array | Call, source: Source):
 
     if isinstance(expr, Call):
         return construct(expr.func, expr.sizes, _keyword_values(expr, source))
-    if expr.values is not None:  # a vector of numbers, scanned as one token
-        _bounded((len(expr.values),), (expr.start, expr.end), source)
+    if expr.values is not None:  # numbers scanned as one token
+        _bounded(expr.values_shape(), (expr.start, expr.end), source)
         return np.array(expr.values, dtype=float)
     shapes = [() if not isinstance(e, Array) else _constant_shape(e, source) for e in expr.elements]
     _literal_shape(expr, shapes, source)
@@ -51,8 +51,8 @@ def constant(expr: Array | Call, source: Source):
 
 def _constant_shape(expr: Array, source: Source) -> tuple:
     if expr.values is not None:
-        return (len(expr.values),)
-    shapes = [() if not isinstance(e, Array) else (len(e.values),) if e.values is not None else
+        return expr.values_shape()
+    shapes = [() if not isinstance(e, Array) else e.values_shape() if e.values is not None else
               (len(e.elements),) if not any(isinstance(x, Array) for x in e.elements) else (len(e.elements), 1, 1)
               for e in expr.elements]
     return _literal_shape(expr, shapes, source)
@@ -184,21 +184,28 @@ def lower(graph, shapes: dict[str, tuple]):
     low.shape = shape = []
     new = [0] * len(graph)  # the program's node -> the lowered graph's
     origin = low.origin = []  # the lowered node -> the program's (None for a broadcast)
+    # (Graph.add, inlined, as graph._compile has it: this runs once per node)
+    ops, arg_list, values, exprs, low_attrs = low.op, low.args, low.value0, low.expr, low.attrs
+    broadcast = ARRAY_OPS["broadcast"]
 
     def add(op, args, expr, value, node_shape, attrs=None, base=None):
-        low.add(op, args, expr, value)
+        if attrs:
+            low_attrs[len(ops)] = attrs
+        ops.append(op)
+        arg_list.append(args)
+        values.append(value)
+        exprs.append(expr)
         shape.append(node_shape)
         origin.append(base)
-        if attrs:
-            low.attrs[len(low) - 1] = attrs
-        return len(low) - 1
+        return len(ops) - 1
 
     named = {node: name for name, node in graph.names.items()}
+    inputs = graph.inputs
     for i, op in enumerate(graph.op):
         args, expr = graph.args[i], graph.expr[i]
         if op is None:
             value = graph.value0[i]
-            if i in named and named[i] in graph.inputs:
+            if i in named and named[i] in inputs:
                 node_shape = shapes[named[i]]
             else:
                 node_shape = getattr(value, "shape", ())
@@ -207,7 +214,7 @@ def lower(graph, shapes: dict[str, tuple]):
         arg_nodes = [new[j] for j in args]
         arg_shapes = [shape[j] for j in arg_nodes]
         attrs = graph.attrs.get(i)
-        if isinstance(op, ArrayOp):
+        if op.__class__ is ArrayOp:
             if op.key == "stack":
                 node_shape = _literal_shape(expr, arg_shapes, source)
             else:
@@ -221,17 +228,20 @@ def lower(graph, shapes: dict[str, tuple]):
         else:  # elementwise: broadcast the arguments to one shape
             node_shape = ()
             for k, s in enumerate(arg_shapes):
+                if s == node_shape or not s:
+                    continue
                 joined = broadcast_shape(node_shape, s)
                 if joined is None:
                     raise _broadcast_error(op, expr, graph, args, arg_shapes, k, node_shape, source)
                 node_shape = joined
             if node_shape:
                 arg_nodes = [j if shape[j] == node_shape else
-                             add(ARRAY_OPS["broadcast"], (j,), graph.expr[args[k]], None, node_shape,
-                                 {"shape": node_shape})
+                             add(broadcast, (j,), graph.expr[args[k]], None, node_shape, {"shape": node_shape})
                              for k, j in enumerate(arg_nodes)]
-        _bounded(node_shape, _place(op, expr), source)
+        if node_shape and math.prod(node_shape) > MAX_ELEMENTS:
+            _bounded(node_shape, _place(op, expr), source)
         new[i] = add(op, tuple(arg_nodes), expr, None, node_shape, attrs, base=i)
+    low._partials = None
     low.names = {name: new[node] for name, node in graph.names.items()}
     return low
 

@@ -12,6 +12,7 @@ again, and each Lark exception is turned here into a `DiffcliError` of kind "syn
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -213,6 +214,36 @@ def parse_with_nodes(source: Source) -> Parsed:
 
 # ---------------------------------------------------------------- the fast path for valid programs
 
+# A literal of numbers is most often spelled as JSON spells one (no `1.`, `.5`, `+1`, `01` or
+# trailing comma), and then JSON's decoder, one pass in C, reads it: its numbers are float()'s
+# (integers too, so that `-0` keeps its sign), the rows of a matrix come as lists. The weights and
+# data of a network are most of its file, and this halves the time to read them.
+_JSON_NUMBERS = json.JSONDecoder(parse_int=float)
+
+
+def _json_numbers(text: str, start: int) -> Array | None:
+    """The Array of a token of numbers read by JSON's decoder (its `values` a list of floats, or of
+    rows for a matrix), or None when it is not JSON, is ragged or holds a number too large for a
+    double (the slower path then reads it, or places the error)."""
+    try:
+        values = _JSON_NUMBERS.decode(text)
+    except ValueError:
+        return None
+    if values[0].__class__ is not list:
+        if math.inf in values or -math.inf in values:
+            return None
+        return Array([], start, start + len(text), True, values)
+    # a matrix whose rows are of one length keeps them as lists (a ragged one is the slower path's,
+    # which places the shape error at the row)
+    if len(set(map(len, values))) != 1:
+        return None
+    every = itertools.chain.from_iterable
+    if math.inf in every(values) or -math.inf in every(values):
+        return None
+    return Array([], start, start + len(text), True, values)
+
+
+
 class _Builder:
     """Makes AST nodes as the parser reduces: one method per rule (or alias) of the grammar.
 
@@ -289,6 +320,11 @@ class _Builder:
         """`[1, -2.5, 3e-3]`, one token: a constant literal whose elements are its numbers."""
         group = token.lastindex
         text, start = token.group(group), token.start(group)
+        node = _json_numbers(text, start)
+        if node is not None:
+            self.made.append(node)
+            self.arrays = True
+            return node
         if text[1:].lstrip().startswith("["):  # a matrix: its rows, each a vector of its own
             rows = [self._vector(match.group(), start + match.start()) for match in _ROW.finditer(text)]
             node = Array(rows, start, start + len(text), True)
