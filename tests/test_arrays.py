@@ -614,3 +614,23 @@ def test_a_literal_too_large_or_ragged_is_placed_whichever_path_reads_it():
         with pytest.raises(DiffcliError) as caught:
             diffcli.parse(text + "\ny = sum(" + text[0] + ")\n")
         assert (caught.value.kind, caught.value.column) == (kind, column), (text, caught.value.message)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["[", "]", ",", " ", "\n", "1", "23", ".", "-", "+", "e", "E", "0", "[1, 2]", "x"]),
+                max_size=24).map("".join))
+def test_the_scanners_possessive_numbers_match_as_the_grammars(text):
+    """The fast scanner's NUMBERS (quantifiers made possessive) matches exactly what the grammar's
+    pattern matches, at every start."""
+    import re
+    import sys
+
+    from diffcli.language import parser
+
+    grammar = parser._parser().get_terminal("NUMBERS").pattern.to_regexp()
+    fast = parser._possessive(grammar)
+    assert (fast != grammar) == (sys.version_info >= (3, 11))
+    plain, possessive = re.compile(grammar), re.compile(fast)
+    for start in range(len(text) + 1):
+        a, b = plain.match(text, start), possessive.match(text, start)
+        assert (a and a.span()) == (b and b.span()), (text, start)

@@ -16,6 +16,7 @@ import itertools
 import json
 import math
 import re
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -566,6 +567,30 @@ def _uncaptured(pattern: str) -> str:
     return "".join(out)
 
 
+def _possessive(pattern: str) -> str:
+    """NUMBERS' pattern with every quantifier possessive (`*+`, `++`, `?+`), where Python's `re` has
+    them (3.11): the same language, since nothing NUMBERS repeats (blanks, digits, a sign, a
+    number, a row) can be the start of what follows it, so no match ever gives back; and a third
+    faster to scan, the literals of a network's weights being most of its file. (A test checks the
+    two match alike.)"""
+    if sys.version_info < (3, 11):
+        return pattern
+    out, in_class, escaped = [], False, False
+    for i, char in enumerate(pattern):
+        out.append(char)
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in "*+?" and pattern[i - 1] != "(" and pattern[i + 1:i + 2] not in ("+", "?"):
+            out.append("+")
+    return "".join(out)
+
+
 class _FastParser:
     """An LALR(1) parser over Lark's own parse table, for speed on large files.
 
@@ -597,6 +622,7 @@ class _FastParser:
         # Blanks that the grammar ignores are skipped as part of the next token's match; a last
         # alternative takes any other character (a syntax error), so the scan ends only with `$END`.
         patterns = [_uncaptured(t.pattern.to_regexp()) for t in terminals]
+        patterns = [_possessive(p) if t.name == "NUMBERS" else p for p, t in zip(patterns, terminals)]
         blanks = "|".join(p for p, t in zip(patterns, terminals) if t.name in ignored)
         # `[ \t]*` rather than `(?:[ \t]+)?`: the same, and faster to run
         skip = blanks[:-1] + "*" if re.fullmatch(r"\[[^\]]+\]\+", blanks) else f"(?:{blanks})?"
