@@ -169,6 +169,10 @@ class Problem:
         columns = dict(self.columns)
         columns.update(self.unflatten(x))
         of = of or self.output
+        if not self.rows and gradients and of == self.output and self.arrays and not self.residual:
+            point = self._planned(x, columns)
+            if point is not None:
+                return point
         if not self.rows:
             try:
                 if of == self.residual and self.arrays and gradients:
@@ -195,6 +199,43 @@ class Problem:
                 error.kind, f"{error.message} (data row {row + 1} of {self.data_name})", error.span,
                 source=error.source, help=error.help, notes=error.notes, operation=error.operation))
         return result
+
+    def _planned(self, x: np.ndarray, columns: dict) -> _Point | None:
+        """The objective and the parameters' gradients at x by the program's compiled plan
+        (interpreters/array_plan.py): the inputs checked once, at the first point, and only the
+        parameters' gradients and the values they need computed at each. None where the plan cannot
+        run, or where x or a value is not finite: then the interpreter's pass says why."""
+        plan = self.__dict__.get("_plan")
+        if plan is False or not x.size or not ((total := float(x.sum())) - total == 0.0):
+            return None
+        if plan is None:
+            from ..interpreters import array_plan
+
+            self._plan = False
+            program = self.program
+            try:
+                self._plan_inputs = program._inputs(columns)[0]
+            except DiffcliError:
+                return None
+            graph = program.graph
+            if graph.shape is None or graph.shape[graph.names[self.output]]:
+                return None
+            self._nodes = [graph.names[p] for p in self.parameters]
+            plan = array_plan.plan(graph, graph.names[self.output], wanted=tuple(sorted(set(self._nodes))),
+                                   keep=())
+            if plan is None:
+                return None
+            self._plan, self._plan_graph = plan, graph
+        inputs = self._plan_inputs
+        inputs.update(self.unflatten(x))
+        done = plan.run(inputs)
+        if done is None:
+            return None
+        values, adjoints = done
+        graph = self._plan_graph
+        gradients = {name: adjoints[node] if node in adjoints else np.zeros(graph.shape[node])
+                     for name, node in zip(self.parameters, self._nodes)}
+        return _Point(float(values[graph.names[self.output]]), gradients, {})
 
     def _array_residual(self, columns) -> _Point:
         """Without data, a residual that is an array (`r = A @ X - Y`): its elements are the rows of

@@ -1,0 +1,336 @@
+"""A lowered array graph compiled once into one straight-line Python function: the forward pass, the
+reverse pass of one output, and only the checks that can find anything (issues 18 and 19).
+
+array_engine.py interprets a graph node by node, checking every result; that costs more than the
+arithmetic on a network's small arrays. A plan does the same operations with the same NumPy calls on
+the same operands (so its numbers are the interpreter's, bit for bit), but:
+
+- it is compiled once per (graph, output, gradients wanted), from the op table's rules and the
+  graph's node indices only (never the file's text), as ops.py compiles its float table;
+- constant subgraphs (a broadcast `2` of `W^2`) are computed once, when the plan is made;
+- a broadcast feeding only `+ - * /` is left to NumPy's broadcasting (exact arithmetic: the same
+  numbers), its reverse rule, the sum over the stretched axes, kept in its place;
+- only the gradients asked for are computed (`fit` wants the parameters', not the data's), and
+  only the values they and the asked-for values need;
+- a value is checked for being finite only where a NaN or an infinity could otherwise vanish: at the
+  values returned, and at the arguments of the operations that can map one to a finite number
+  (`relu(-inf)`, `exp(-inf)`, `tanh`, `x/inf`, `x^0`, indexing, a matrix product, whose BLAS may
+  skip zeros); elsewhere a bad element flows, at least as NaN, into something checked.
+  A value known finite (an input, a `relu` or `tanh` of finite values) is not checked again.
+  Reverse: the gradients returned, and the adjoint entering each matrix product.
+
+When a check fails the plan returns None and the caller runs the interpreter, which finds the first
+bad node and raises its located error (or, in the reverse pass, blocks a zero adjoint's undefined
+partial): errors and their places are the interpreter's.
+
+Large gradients (the 512×512 program of issue 18): the adjoint of a matrix used in matrix-vector
+products is a sum of outer products; it is written into a buffer of the plan's own, reused from one
+call to the next while nobody else holds it (a fresh 2 MiB array costs page faults on every call
+under glibc's default allocator), and its finiteness follows from a cheap bound (the sum of
+max|g|·max|y| over its outer products) without reading it again.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from ..ops import ArrayOp, backend, unbroadcast
+
+# elementwise operations whose partials are plain arithmetic on their arguments: a broadcast
+# argument can be left to NumPy (the same numbers)
+_EXACT = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+# a NaN or infinity in any argument makes some element of the result one (for div: its numerator)
+_PROPAGATES = {"add", "sub", "mul", "neg", "pos", "id", "broadcast", "transpose", "sum", "mean", "stack"}
+# finite arguments give a finite result
+_KEEPS_FINITE = {"relu", "sign", "abs", "tanh", "sigmoid", "sin", "cos", "atan", "neg", "pos", "id",
+                 "transpose", "broadcast", "index", "stack", "amax", "amin", "max", "min", "softmax"}
+_HUGE = 1e300   # a bound below which a sum of a few products cannot overflow
+MAX_PLAN_NODES = 20_000   # larger graphs are interpreted (a plan's source grows with the graph)
+
+
+def _np():
+    import numpy as np
+
+    return np
+
+
+def plan(graph, output: int, wanted: tuple | None = None, keep: tuple | None = None, trusted: bool = True):
+    """The compiled passes for `output` (a scalar node): gradients of the nodes `wanted` (default:
+    every node the interpreter gives one, that is every named one and what depends on them), values
+    of the nodes `keep` (default: every named node). `trusted`: the inputs are known finite (the
+    program checks what it is given; a fit's parameters are checked by the fit). Cached on the
+    graph; None if it cannot be compiled (then callers interpret)."""
+    cache = graph.__dict__.setdefault("_plans", {})
+    key = (output, wanted, keep, trusted)
+    if key not in cache:
+        cache[key] = _compile(graph, output, wanted, keep, trusted) if len(graph) <= MAX_PLAN_NODES else None
+    return cache[key]
+
+
+class Plan:
+    """run(inputs) -> (values, adjoints), lists over the graph's nodes (None where not computed),
+    or None where a check failed (see the module's docstring)."""
+
+    def __init__(self, function, inputs, keep, wanted, pools):
+        self._function, self.inputs, self.keep, self.wanted = function, inputs, keep, wanted
+        self._pools = pools
+
+    def run(self, inputs: dict):
+        np = _np()
+        with np.errstate(all="ignore"):
+            return self._function(*[np.asarray(inputs[name], dtype=float) for name in self.inputs])
+
+
+class _Pool:
+    """A reusable array: handed out again only when nothing but the pool holds it."""
+
+    __slots__ = ("shape", "array")
+
+    def __init__(self, shape):
+        self.shape, self.array = shape, None
+
+    def get(self):
+        array = self.array
+        # held by self.array, by `array` here and by getrefcount's argument: nobody else
+        if array is None or sys.getrefcount(array) > 3:
+            self.array = array = _np().empty(self.shape)
+        return array
+
+
+def _compile(graph, output, wanted, keep, trusted):
+    np = _np()
+    m = backend("numpy")
+    n = len(graph)
+    ops, args, shape, attrs = graph.op, graph.args, graph.shape, graph.attrs
+    names = graph.names
+    inputs = [name for name in graph.inputs]
+    input_nodes = {names[name]: k for k, name in enumerate(inputs)}
+    if keep is None:
+        keep = tuple(sorted(set(names.values())))
+    # which nodes' adjoints are wanted: the interpreter's needs_gradient, or the requested leaves'
+    if wanted is None:
+        from ..language.graph import needs_gradient
+
+        needs = needs_gradient(graph)
+    else:
+        needs = [False] * n
+        for j in wanted:
+            needs[j] = True
+        for i in range(n):
+            if not needs[i] and any(needs[j] for j in args[i]):
+                needs[i] = True
+    # the nodes computed: what the output and the kept values depend on
+    live = [False] * n
+    for j in (output,) + tuple(keep):
+        live[j] = True
+    for i in range(n - 1, -1, -1):
+        if live[i]:
+            for j in args[i]:
+                live[j] = True
+    # constants: nodes that depend on no input, computed now with the interpreter's own calls
+    const = {}
+    with np.errstate(all="ignore"):
+        for i in range(n):
+            if not live[i] or i in input_nodes:
+                continue
+            op = ops[i]
+            if op is None:
+                const[i] = np.asarray(graph.value0[i], dtype=float)
+            elif all(j in const for j in args[i]):
+                xs = [const[j] for j in args[i]]
+                value = op.value(np, attrs.get(i), *xs) if op.__class__ is ArrayOp else op.rule(m, *xs)
+                const[i] = np.asarray(value, dtype=float)
+            else:
+                continue
+            if not np.isfinite(const[i]).all():
+                return None   # the interpreter raises its error
+    consumers = [[] for _ in range(n)]
+    for i in range(n):
+        if live[i]:
+            for k, j in enumerate(args[i]):
+                consumers[j].append((i, k))
+
+    def key(i):
+        op = ops[i]
+        return None if op is None else op.key
+
+    # a broadcast used only by + - * / : NumPy broadcasts it there
+    elided = {i for i in range(n) if live[i] and i not in const and key(i) == "broadcast"
+              and consumers[i] and all(key(c) in _EXACT for c, _ in consumers[i])}
+
+    env = {"np": np, "m": m, "unbroadcast": unbroadcast, "_ok": _ok, "_okf": _okf, "isf": math.isfinite,
+           "ArrayOp": ArrayOp}
+    pools = []
+    lines = []
+    v = lambda j: f"K{j}" if j in const else f"v{j}"
+    for j, value in const.items():
+        env[f"K{j}"] = value
+
+    # -- forward
+    finite = set(const) | (set(input_nodes) if trusted else set())   # known finite without a check
+    checked = set()
+
+    def check(j, out):
+        if j in finite or j in checked:
+            return
+        checked.add(j)
+        finite.add(j)
+        test = "_okf" if not shape[j] else "_ok"
+        out.append(f"    if not {test}({v(j)}): return None")
+
+    for i in range(n):
+        if not live[i] or i in const or i in input_nodes:
+            continue
+        op, a = ops[i], args[i]
+        # the arguments of an operation that can hide a NaN or infinity are checked first
+        for k, j in enumerate(a):
+            if op.key not in _PROPAGATES and not (op.key == "div" and k == 0):
+                check(j, lines)
+        xs = [v(j) for j in a]
+        if i in elided:
+            lines.append(f"    v{i} = {xs[0]}")
+        elif op.key in _EXACT:
+            lines.append(f"    v{i} = {xs[0]} {_EXACT[op.key]} {xs[1]}")
+        elif op.key == "matmul":
+            lines.append(f"    v{i} = {xs[0]} @ {xs[1]}")
+        elif op.key == "transpose":
+            lines.append(f"    v{i} = np.transpose({xs[0]})")
+        elif op.__class__ is ArrayOp:
+            env[f"F{i}"], env[f"A{i}"] = op.value, attrs.get(i)
+            lines.append(f"    v{i} = np.asarray(F{i}(np, A{i}, {', '.join(xs)}), dtype=float)")
+        else:
+            env[f"R{i}"] = op.rule
+            lines.append(f"    v{i} = R{i}(m, {', '.join(xs)})")
+        if op.key in _KEEPS_FINITE and all(j in finite for j in a):
+            finite.add(i)
+    # what is returned: the output and the kept values, checked
+    for j in dict.fromkeys((output,) + tuple(keep)):
+        if j not in const and j not in input_nodes:
+            check(j, lines)
+
+    # -- reverse: the adjoint of every needed node reached from the output
+    reached = [False] * n
+    reached[output] = True
+    has = set()        # nodes whose adjoint variable exists
+    rank1 = {}         # leaf -> its adjoint so far is a sum of outer products: their bound's name
+    lines.append(f"    g{output} = np.asarray(1.0)")
+    has.add(output)
+
+    def contribute(j, expr, out, outer=None):
+        """adjoint[j] += expr (the first: adjoint[j] = expr). `outer` = (g, y): expr is outer(g, y)."""
+        if j in has:
+            if outer is not None and j in rank1:
+                out.append(f"    np.multiply({outer[0]}[:, None], {outer[1]}, out=T{j})")
+                out.append(f"    np.add(g{j}, T{j}, out=g{j})")
+                out.append(f"    b{j} = b{j} + np.max(np.abs({outer[0]})) * np.max(np.abs({outer[1]}))")
+                env.setdefault(f"T{j}", np.empty(shape[j]))   # the plan's own scratch, never returned
+                return
+            rank1.pop(j, None)
+            out.append(f"    g{j} = g{j} + {expr}")
+        else:
+            has.add(j)
+            if outer is not None and ops[j] is None and len(shape[j]) == 2 and math.prod(shape[j]) >= 65536:
+                pool = _Pool(shape[j])
+                pools.append(pool)
+                env[f"P{j}"] = pool
+                rank1[j] = True
+                out.append(f"    g{j} = P{j}.get()")
+                out.append(f"    np.multiply({outer[0]}[:, None], {outer[1]}, out=g{j})")
+                out.append(f"    b{j} = np.max(np.abs({outer[0]})) * np.max(np.abs({outer[1]}))")
+                return
+            out.append(f"    g{j} = {expr}")
+
+    for i in range(output, -1, -1):
+        if i not in has or ops[i] is None or i in const:
+            continue
+        op, a = ops[i], args[i]
+        g = f"g{i}"
+        xs = [v(j) for j in a]
+        targets = [(k, j) for k, j in enumerate(a) if needs[j] and j not in const]
+        if not targets:
+            continue
+        if i in elided or op.key == "broadcast":
+            j = a[0]
+            contribute(j, f"unbroadcast(np, {g}, {shape[j]!r})", lines)
+            continue
+        if op.key in _EXACT or op.__class__ is not ArrayOp:
+            for k, j in targets:
+                if op.key == "add" or op.key in ("pos", "id") or (op.key == "sub" and k == 0):
+                    expr = g
+                elif op.key == "sub" or op.key == "neg":
+                    expr = f"(-{g})"
+                elif op.key == "mul":
+                    expr = f"{g} * {xs[1 - k]}"
+                elif op.key == "div":
+                    expr = f"{g} * (1.0 / {xs[1]})" if k == 0 else f"{g} * ((-v{i}) / {xs[1]})"
+                elif op.arity == 0:
+                    env[f"Q{i}"] = op.partial_rules[0]
+                    expr = f"{g} * Q{i}(m, {k}, v{i}, ({', '.join(xs)},))"
+                else:
+                    env[f"Q{i}_{k}"] = op.partial_rules[k]
+                    expr = f"{g} * Q{i}_{k}(m, v{i}, {', '.join(xs)})"
+                contribute(j, expr, lines)
+            continue
+        if op.key == "matmul":
+            lines.append(f"    if not {'_okf' if not shape[i] else '_ok'}({g}): return None")
+            x, y = xs
+            dx, dy = len(shape[a[0]]), len(shape[a[1]])
+            for k, j in targets:
+                if dx == 1 and dy == 1:
+                    contribute(j, f"{g} * {y if k == 0 else x}", lines)
+                elif dy == 1:
+                    if k == 0:
+                        contribute(j, f"np.outer({g}, {y})", lines, outer=(g, y))
+                    else:
+                        contribute(j, f"np.transpose({x}) @ {g}", lines)
+                elif dx == 1:
+                    contribute(j, f"{y} @ {g}" if k == 0 else f"np.outer({x}, {g})", lines)
+                else:
+                    contribute(j, f"{g} @ np.transpose({y})" if k == 0 else f"np.transpose({x}) @ {g}", lines)
+            continue
+        if op.key == "transpose":
+            contribute(a[0], f"np.transpose({g})", lines)
+            continue
+        env[f"J{i}"], env[f"A{i}"] = op.vjp, attrs.get(i)
+        if op.key in ("outer",):
+            lines.append(f"    if not _ok({g}): return None")
+        lines.append(f"    c{i} = J{i}(np, A{i}, {g}, v{i}, {', '.join(xs)})")
+        for k, j in targets:
+            env[f"S{j}"] = shape[j]
+            lines.append(f"    c = np.asarray(c{i}[{k}], dtype=float)")
+            lines.append(f"    if c.shape != S{j}: c = np.broadcast_to(c, S{j})")
+            contribute(j, "c", lines)
+    # the gradients returned, checked (a sum of outer products by its bound, else whole)
+    want = [j for j in range(n) if needs[j] and j in has and (wanted is None and j in names.values()
+                                                                or wanted is not None and j in wanted)]
+    for j in want:
+        if j in rank1:
+            lines.append(f"    if not b{j} < {_HUGE!r}:")
+            lines.append(f"        if not _ok(g{j}): return None")
+        else:
+            lines.append(f"    if not {'_okf' if not shape[j] else '_ok'}(g{j}): return None")
+    values = ", ".join(f"{j}: {v(j)}" for j in dict.fromkeys((output,) + tuple(keep)))
+    grads = ", ".join(f"{j}: g{j}" for j in want)
+    lines.append(f"    return {{{values}}}, {{{grads}}}")
+    params = ", ".join(f"v{names[name]}" for name in inputs)
+    source = f"def run({params}):\n" + "\n".join(lines) + "\n"
+    # our own text, made from node numbers and the op table, never a file's (as ops.py's float table)
+    exec(compile(source, "<array plan>", "exec"), env)  # noqa: S102
+    result = Plan(env["run"], inputs, keep, want, pools)
+    result.source = source
+    result.zeros = [j for j in (range(n) if wanted is None else wanted)
+                    if needs[j] and j not in has and (wanted is not None or j in names.values())]
+    return result
+
+
+def _ok(array) -> bool:
+    """Every element finite (the sum, as array_engine's check; its exact test where the sum is not)."""
+    total = array.sum()
+    if total - total == 0.0:
+        return True
+    return bool(_np().isfinite(array).all())
+
+
+def _okf(value) -> bool:
+    return math.isfinite(value)
