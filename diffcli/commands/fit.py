@@ -144,7 +144,7 @@ class Problem:
         named, k = {}, 0
         for name in self.parameters:
             shape = self.shapes.get(name, ())
-            size = int(np.prod(shape)) if shape else 1
+            size = math.prod(shape)
             named[name] = float(x[k]) if not shape else x[k:k + size].reshape(shape).copy()
             k += size
         return named
@@ -169,10 +169,6 @@ class Problem:
         columns = dict(self.columns)
         columns.update(self.unflatten(x))
         of = of or self.output
-        if not self.rows and gradients and of == self.output and self.arrays and not self.residual:
-            point = self._planned(x, columns)
-            if point is not None:
-                return point
         if not self.rows:
             try:
                 if of == self.residual and self.arrays and gradients:
@@ -200,11 +196,12 @@ class Problem:
                 source=error.source, help=error.help, notes=error.notes, operation=error.operation))
         return result
 
-    def _planned(self, x: np.ndarray, columns: dict) -> _Point | None:
-        """The objective and the parameters' gradients at x by the program's compiled plan
-        (interpreters/array_plan.py): the inputs checked once, at the first point, and only the
-        parameters' gradients and the values they need computed at each. None where the plan cannot
-        run, or where x or a value is not finite: then the interpreter's pass says why."""
+    def _planned(self, x: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """The objective and its gradient (flattened as x is) at x by the program's compiled plan
+        (interpreters/array_plan.py), for an array program without data: the inputs checked once,
+        at the first point, and at each only the parameters' gradients and the values they need
+        computed. None where the plan cannot run, or where x or a value is not finite: then the
+        interpreter's pass runs and says why."""
         plan = self.__dict__.get("_plan")
         if plan is False or not x.size or not ((total := float(x.sum())) - total == 0.0):
             return None
@@ -212,9 +209,11 @@ class Problem:
             from ..interpreters import array_plan
 
             self._plan = False
+            if self.rows or not self.arrays or self.residual:
+                return None
             program = self.program
             try:
-                self._plan_inputs = program._inputs(columns)[0]
+                self._plan_inputs = program._inputs({**self.columns, **self.unflatten(x)})[0]
             except DiffcliError:
                 return None
             graph = program.graph
@@ -233,9 +232,9 @@ class Problem:
             return None
         values, adjoints = done
         graph = self._plan_graph
-        gradients = {name: adjoints[node] if node in adjoints else np.zeros(graph.shape[node])
-                     for name, node in zip(self.parameters, self._nodes)}
-        return _Point(float(values[graph.names[self.output]]), gradients, {})
+        flat = np.concatenate([adjoints[node].ravel() if node in adjoints else np.zeros(max(1, math.prod(graph.shape[node])))
+                               for node in self._nodes])
+        return float(values[graph.names[self.output]]), flat
 
     def _array_residual(self, columns) -> _Point:
         """Without data, a residual that is an array (`r = A @ X - Y`): its elements are the rows of
@@ -273,6 +272,10 @@ class Problem:
         if self._last is not None and self._last[0] == key:
             return self._last[1]
         self.evaluations += 1
+        planned = self._planned(x)
+        if planned is not None:   # one point: r its value, the Jacobian its gradient (as below)
+            f, g = planned
+            return self._evaluated(key, x, f, g, np.array([f]), g[None, :])
         result = self._run(x)
         n = max(result.n, 1)
         r = _column(result.value, n)
@@ -292,6 +295,9 @@ class Problem:
             f, g = float(r @ r), 2.0 * (jacobian.T @ r)
         else:
             f, g = float(r.mean()), jacobian.mean(axis=0)
+        return self._evaluated(key, x, f, g, r, jacobian)
+
+    def _evaluated(self, key, x, f, g, r, jacobian):
         if not (math.isfinite(f) and np.isfinite(g).all()):
             raise _Stop(DiffcliError(
                 "domain", f"the objective ({self.describe()}) is not finite at this point",
@@ -464,7 +470,7 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
         state["x"] = x.copy()
         if progress is not None:
             progress(len(history) - 1, f, float(np.linalg.norm(g)))
-        if x.size and _runaway(history[0], f, float((np.abs(x - x0) / np.maximum(1.0, np.abs(x0))).max())):
+        if x.size and _runaway(history[0], f, lambda: float((np.abs(x - x0) / np.maximum(1.0, np.abs(x0))).max())):
             raise _Runaway
 
     interrupted, error, converged, message = False, None, False, ""
@@ -540,9 +546,11 @@ def unbounded(problem: Problem, fit: Fit) -> DiffcliError | None:
         "this output has no minimum: bound the parameters (--bounds), or minimize another (--of)")
 
 
-def _runaway(start: float, f: float, moved: float) -> bool:
-    """Fallen RUNAWAY times the start's size below it, with a parameter moved RUNAWAY times its own."""
-    return bool(f < 0 and f < start - RUNAWAY * max(1.0, abs(start)) and moved > RUNAWAY)
+def _runaway(start: float, f: float, moved) -> bool:
+    """Fallen RUNAWAY times the start's size below it, with a parameter moved RUNAWAY times its own
+    (`moved`: that relative move, or a function giving it, asked only once the objective has fallen)."""
+    return bool(f < 0 and f < start - RUNAWAY * max(1.0, abs(start))
+                and (moved() if callable(moved) else moved) > RUNAWAY)
 
 
 class _Runaway(Exception):
@@ -776,6 +784,7 @@ def _descend(problem, method, x, low, high, steps, lr, step_done, state):
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     m = np.zeros_like(x)
     v = np.zeros_like(x)
+    bounded = bool(np.isfinite(low).any() or np.isfinite(high).any())
     for k in range(steps):
         _, g, *_ = problem.evaluate(x)
         if not np.any(g):
@@ -787,7 +796,8 @@ def _descend(problem, method, x, low, high, steps, lr, step_done, state):
             m = beta1 * m + (1 - beta1) * g
             v = beta2 * v + (1 - beta2) * g * g
             x = x - rate * (m / (1 - beta1 ** (k + 1))) / (np.sqrt(v / (1 - beta2 ** (k + 1))) + eps)
-        x = np.clip(x, low, high)
+        if bounded:   # (clipping to ±inf changes nothing)
+            x = np.clip(x, low, high)
         state["steps"] = k + 1
         step_done(x)
     name = "gradient descent" if method == "gd" else "Adam"

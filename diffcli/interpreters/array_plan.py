@@ -159,11 +159,13 @@ def _compile(graph, output, wanted, keep, trusted):
     elided = {i for i in range(n) if live[i] and i not in const and key(i) == "broadcast"
               and consumers[i] and all(key(c) in _EXACT for c, _ in consumers[i])}
 
-    env = {"np": np, "m": m, "unbroadcast": unbroadcast, "_ok": _ok, "_okf": _okf, "isf": math.isfinite,
+    env = {"np": np, "m": m, "add": np.add.reduce, "full": _full, "unbroadcast": unbroadcast, "_ok": _ok, "isf": math.isfinite,
            "ArrayOp": ArrayOp}
     pools = []
     lines = []
     v = lambda j: f"K{j}" if j in const else f"v{j}"
+    writer = _Writer(np, env)
+    operand = lambda j: _Src(writer, v(j), const.get(j))
     for j, value in const.items():
         env[f"K{j}"] = value
 
@@ -176,8 +178,7 @@ def _compile(graph, output, wanted, keep, trusted):
             return
         checked.add(j)
         finite.add(j)
-        test = "_okf" if not shape[j] else "_ok"
-        out.append(f"    if not {test}({v(j)}): return None")
+        out.append(_test(v(j), shape[j]))
 
     for i in range(n):
         if not live[i] or i in const or i in input_nodes:
@@ -195,13 +196,21 @@ def _compile(graph, output, wanted, keep, trusted):
         elif op.key == "matmul":
             lines.append(f"    v{i} = {xs[0]} @ {xs[1]}")
         elif op.key == "transpose":
-            lines.append(f"    v{i} = np.transpose({xs[0]})")
+            lines.append(f"    v{i} = {xs[0]}.T")
+        elif op.key in ("sum", "mean"):   # ops' _sum_value: np.sum, that is np.add.reduce
+            over = _over(attrs.get(i), shape[a[0]])
+            count = "" if op.key == "sum" else f" / {math.prod(shape[a[0]]) if over is None else shape[a[0]][over]}"
+            lines.append(f"    v{i} = np.asarray(add({xs[0]}, {over}){count}, dtype=float)")
         elif op.__class__ is ArrayOp:
             env[f"F{i}"], env[f"A{i}"] = op.value, attrs.get(i)
             lines.append(f"    v{i} = np.asarray(F{i}(np, A{i}, {', '.join(xs)}), dtype=float)")
         else:
-            env[f"R{i}"] = op.rule
-            lines.append(f"    v{i} = R{i}(m, {', '.join(xs)})")
+            text = op.arity and _written(writer, op.rule, *[operand(j) for j in a])
+            if text:
+                lines.append(f"    v{i} = {text}")
+            else:
+                env[f"R{i}"] = op.rule
+                lines.append(f"    v{i} = R{i}(m, {', '.join(xs)})")
         if op.key in _KEEPS_FINITE and all(j in finite for j in a):
             finite.add(i)
     # what is returned: the output and the kept values, checked
@@ -268,12 +277,16 @@ def _compile(graph, output, wanted, keep, trusted):
                     env[f"Q{i}"] = op.partial_rules[0]
                     expr = f"{g} * Q{i}(m, {k}, v{i}, ({', '.join(xs)},))"
                 else:
-                    env[f"Q{i}_{k}"] = op.partial_rules[k]
-                    expr = f"{g} * Q{i}_{k}(m, v{i}, {', '.join(xs)})"
+                    text = _written(writer, op.partial_rules[k], _Src(writer, f"v{i}"), *[operand(j) for j in a])
+                    if text:
+                        expr = f"{g} * {text}"
+                    else:
+                        env[f"Q{i}_{k}"] = op.partial_rules[k]
+                        expr = f"{g} * Q{i}_{k}(m, v{i}, {', '.join(xs)})"
                 contribute(j, expr, lines)
             continue
         if op.key == "matmul":
-            lines.append(f"    if not {'_okf' if not shape[i] else '_ok'}({g}): return None")
+            lines.append(_test(g, shape[i]))
             x, y = xs
             dx, dy = len(shape[a[0]]), len(shape[a[1]])
             for k, j in targets:
@@ -290,11 +303,19 @@ def _compile(graph, output, wanted, keep, trusted):
                     contribute(j, f"{g} @ np.transpose({y})" if k == 0 else f"np.transpose({x}) @ {g}", lines)
             continue
         if op.key == "transpose":
-            contribute(a[0], f"np.transpose({g})", lines)
+            contribute(a[0], f"{g}.T", lines)
+            continue
+        if op.key in ("sum", "mean") and _over(attrs.get(i), shape[a[0]]) is None:
+            # ops' _spread: g filled into an array of x's shape (then divided by the count, for mean)
+            j = a[0]
+            if op.key == "sum":
+                contribute(j, f"full({shape[j]!r}, {g})", lines)
+            else:
+                contribute(j, f"full({shape[j]!r}, {g}) / {math.prod(shape[j])}", lines)
             continue
         env[f"J{i}"], env[f"A{i}"] = op.vjp, attrs.get(i)
         if op.key in ("outer",):
-            lines.append(f"    if not _ok({g}): return None")
+            lines.append(_test(g, shape[i]))
         lines.append(f"    c{i} = J{i}(np, A{i}, {g}, v{i}, {', '.join(xs)})")
         for k, j in targets:
             env[f"S{j}"] = shape[j]
@@ -307,9 +328,9 @@ def _compile(graph, output, wanted, keep, trusted):
     for j in want:
         if j in rank1:
             lines.append(f"    if not b{j} < {_HUGE!r}:")
-            lines.append(f"        if not _ok(g{j}): return None")
+            lines.append("    " + _test(f"g{j}", shape[j]))
         else:
-            lines.append(f"    if not {'_okf' if not shape[j] else '_ok'}(g{j}): return None")
+            lines.append(_test(f"g{j}", shape[j]))
     values = ", ".join(f"{j}: {v(j)}" for j in dict.fromkeys((output,) + tuple(keep)))
     grads = ", ".join(f"{j}: g{j}" for j in want)
     lines.append(f"    return {{{values}}}, {{{grads}}}")
@@ -324,13 +345,127 @@ def _compile(graph, output, wanted, keep, trusted):
     return result
 
 
+# ---------------------------------------------------------------- rules written out as NumPy source
+
+_NUMPY_NAMES = {"pow": "power", "asin": "arcsin", "acos": "arccos", "atan": "arctan", "atan2": "arctan2"}
+
+
+class _Src:
+    """A rule's value being written as source: text, and its array when it is a constant (then an
+    operation on constants only is done now, once, with the same NumPy calls, and named)."""
+
+    __slots__ = ("text", "value", "space")
+
+    def __init__(self, space, text, value=None):
+        self.space, self.text, self.value = space, text, value
+
+    def _binary(self, symbol, function, other, swap=False):
+        return self.space.combine(symbol, function, (other, self) if swap else (self, other))
+
+    __add__ = lambda s, o: s._binary("+", lambda a, b: a + b, o)
+    __radd__ = lambda s, o: s._binary("+", lambda a, b: a + b, o, True)
+    __sub__ = lambda s, o: s._binary("-", lambda a, b: a - b, o)
+    __rsub__ = lambda s, o: s._binary("-", lambda a, b: a - b, o, True)
+    __mul__ = lambda s, o: s._binary("*", lambda a, b: a * b, o)
+    __rmul__ = lambda s, o: s._binary("*", lambda a, b: a * b, o, True)
+    __truediv__ = lambda s, o: s._binary("/", lambda a, b: a / b, o)
+    __rtruediv__ = lambda s, o: s._binary("/", lambda a, b: a / b, o, True)
+    __gt__ = lambda s, o: s._binary(">", lambda a, b: a > b, o)
+    __ge__ = lambda s, o: s._binary(">=", lambda a, b: a >= b, o)
+    __lt__ = lambda s, o: s._binary("<", lambda a, b: a < b, o)
+    __le__ = lambda s, o: s._binary("<=", lambda a, b: a <= b, o)
+    __hash__ = None
+
+    def __neg__(self):
+        return self.space.call("negative", self)
+
+
+class _Writer:
+    """The numpy backend's namespace (ops._NumPy), writing source instead of computing: each method
+    is the NumPy call the backend makes, so the text computes what the backend computes."""
+
+    def __init__(self, np, env):
+        self.np, self.env = np, env
+        self.nan = _Src(self, "np.nan", np.nan)
+        for f in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "exp", "log", "log2",
+                  "log10", "log1p", "sqrt", "fabs", "pow", "atan2", "hypot"):
+            setattr(self, f, (lambda name: lambda *xs: self.call(name, *xs))(_NUMPY_NAMES.get(f, f)))
+
+    def lift(self, x):
+        if isinstance(x, _Src):
+            return x
+        if isinstance(x, float) and math.isfinite(x):
+            return _Src(self, repr(x), x)
+        raise _Unwritable
+
+    def constant(self, value):
+        name = f"C{len(self.env)}"
+        self.env[name] = value
+        return _Src(self, name, value)
+
+    def combine(self, symbol, function, operands):
+        a, b = map(self.lift, operands)
+        if a.value is not None and b.value is not None:
+            return self.constant(function(a.value, b.value))
+        return _Src(self, f"({a.text} {symbol} {b.text})")
+
+    def call(self, name, *xs):
+        xs = [self.lift(x) for x in xs]
+        if all(x.value is not None for x in xs):
+            return self.constant(getattr(self.np, name)(*[x.value for x in xs]))
+        return _Src(self, f"np.{name}({', '.join(x.text for x in xs)})")
+
+    def where(self, cond, a, b):
+        return self.call("where", cond, a, b)
+
+    def both(self, a, b):
+        return self.call("logical_and", a, b)
+
+    def eq(self, a, b):
+        return self.call("equal", a, b)
+
+    def op(self, key, *args):
+        from ..ops import OPS
+
+        return OPS[key].rule(self, *args)
+
+    def __getattr__(self, name):   # count_equal, min, max: not written out (the caller falls back)
+        raise _Unwritable
+
+
+class _Unwritable(Exception):
+    pass
+
+
+def _written(writer, rule, *operands):
+    """A rule applied to operands (source text, or constant arrays by name), as source; None where it
+    cannot be written out."""
+    try:
+        text = writer.lift(rule(writer, *operands))
+    except (_Unwritable, ArithmeticError, ValueError):
+        return None
+    return text.text
+
+
+def _over(attrs, shape):
+    """The axis a reduction runs over (ops._over): None for all of them."""
+    axis = attrs.get("axis") if attrs else None
+    return None if axis is None or len(shape) == 1 else axis
+
+
+def _full(shape, g):
+    out = _np().empty(shape)
+    out[...] = g
+    return out
+
+
+def _test(name, shape) -> str:
+    """The line that returns None unless every element of `name` is finite: its sum is (an inf or
+    NaN makes the sum one; a finite array whose sum overflows gets the exact test)."""
+    if not shape:
+        return f"    if not isf({name}): return None"
+    return f"    if not isf(add({name}, None)) and not _ok({name}): return None"
+
+
 def _ok(array) -> bool:
-    """Every element finite (the sum, as array_engine's check; its exact test where the sum is not)."""
-    total = array.sum()
-    if total - total == 0.0:
-        return True
     return bool(_np().isfinite(array).all())
-
-
-def _okf(value) -> bool:
-    return math.isfinite(value)
