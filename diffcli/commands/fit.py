@@ -221,20 +221,31 @@ class Problem:
                 return None
             self._nodes = [graph.names[p] for p in self.parameters]
             plan = array_plan.plan(graph, graph.names[self.output], wanted=tuple(sorted(set(self._nodes))),
-                                   keep=())
+                                   keep=(), checked=False)
             if plan is None:
                 return None
-            self._plan, self._plan_graph = plan, graph
-        inputs = self._plan_inputs
-        inputs.update(self.unflatten(x))
-        done = plan.run(inputs)
+            # the plan's arguments: the fixed inputs once; each parameter, a view of x, at each point
+            self._plan_args = plan.arguments(self._plan_inputs)
+            self._plan_slots, k = [], 0
+            for name in self.parameters:
+                shape = self.shapes.get(name, ())
+                size = math.prod(shape)
+                self._plan_slots.append((plan.inputs.index(name), k, k + size, shape))
+                k += size
+            self._plan_zeros = {node: np.zeros(max(1, math.prod(graph.shape[node]))) for node in self._nodes}
+            self._plan, self._plan_output = plan, graph.names[self.output]
+        arguments = self._plan_args
+        for position, low, high, shape in self._plan_slots:
+            arguments[position] = x[low:high].reshape(shape) if shape else x[low]
+        done = plan.function(*arguments)   # (fit runs under np.errstate(all="ignore"))
         if done is None:
             return None
         values, adjoints = done
-        graph = self._plan_graph
-        flat = np.concatenate([adjoints[node].ravel() if node in adjoints else np.zeros(max(1, math.prod(graph.shape[node])))
-                               for node in self._nodes])
-        return float(values[graph.names[self.output]]), flat
+        zeros = self._plan_zeros
+        flat = np.concatenate([adjoints[node].ravel() if node in adjoints else zeros[node] for node in self._nodes])
+        if not ((total := float(flat.sum())) - total == 0.0 or np.isfinite(flat).all()):
+            return None   # the interpreter's reverse pass: its error, or its zero-blocked gradient
+        return float(values[self._plan_output]), flat
 
     def _array_residual(self, columns) -> _Point:
         """Without data, a residual that is an array (`r = A @ X - Y`): its elements are the rows of
@@ -274,8 +285,8 @@ class Problem:
         self.evaluations += 1
         planned = self._planned(x)
         if planned is not None:   # one point: r its value, the Jacobian its gradient (as below)
-            f, g = planned
-            return self._evaluated(key, x, f, g, np.array([f]), g[None, :])
+            f, g = planned   # (both finite: checked by the plan)
+            return self._evaluated(key, x, f, g, np.array([f]), g[None, :], checked=True)
         result = self._run(x)
         n = max(result.n, 1)
         r = _column(result.value, n)
@@ -297,8 +308,8 @@ class Problem:
             f, g = float(r.mean()), jacobian.mean(axis=0)
         return self._evaluated(key, x, f, g, r, jacobian)
 
-    def _evaluated(self, key, x, f, g, r, jacobian):
-        if not (math.isfinite(f) and np.isfinite(g).all()):
+    def _evaluated(self, key, x, f, g, r, jacobian, checked=False):
+        if not checked and not (math.isfinite(f) and np.isfinite(g).all()):
             raise _Stop(DiffcliError(
                 "domain", f"the objective ({self.describe()}) is not finite at this point",
                 help="bound the parameters (--bounds), start elsewhere, or lower --lr"))

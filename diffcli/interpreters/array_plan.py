@@ -55,16 +55,18 @@ def _np():
     return np
 
 
-def plan(graph, output: int, wanted: tuple | None = None, keep: tuple | None = None, trusted: bool = True):
+def plan(graph, output: int, wanted: tuple | None = None, keep: tuple | None = None, trusted: bool = True,
+         checked: bool = True):
     """The compiled passes for `output` (a scalar node): gradients of the nodes `wanted` (default:
     every node the interpreter gives one, that is every named one and what depends on them), values
     of the nodes `keep` (default: every named node). `trusted`: the inputs are known finite (the
-    program checks what it is given; a fit's parameters are checked by the fit). Cached on the
+    program checks what it is given; a fit's parameters are checked by the fit). Not `checked`: the
+    gradients returned are the caller's to check (a fit checks them at once, flattened). Cached on the
     graph; None if it cannot be compiled (then callers interpret)."""
     cache = graph.__dict__.setdefault("_plans", {})
-    key = (output, wanted, keep, trusted)
+    key = (output, wanted, keep, trusted, checked)
     if key not in cache:
-        cache[key] = _compile(graph, output, wanted, keep, trusted) if len(graph) <= MAX_PLAN_NODES else None
+        cache[key] = _compile(graph, output, wanted, keep, trusted, checked) if len(graph) <= MAX_PLAN_NODES else None
     return cache[key]
 
 
@@ -73,13 +75,21 @@ class Plan:
     or None where a check failed (see the module's docstring)."""
 
     def __init__(self, function, inputs, keep, wanted, pools):
-        self._function, self.inputs, self.keep, self.wanted = function, inputs, keep, wanted
+        # function(*arguments) is the pass itself (under np.errstate(all="ignore"), the caller's)
+        self.function, self.inputs, self.keep, self.wanted = function, inputs, keep, wanted
         self._pools = pools
+
+    def arguments(self, inputs: dict) -> list:
+        """The function's arguments: each input (by name in `inputs`) as a float array, or a NumPy
+        scalar (a 0-d array costs an array's overhead on every operation)."""
+        np = _np()
+        return [np.float64(x) if not getattr(x, "ndim", 0) else np.asarray(x, dtype=float)
+                for x in map(inputs.__getitem__, self.inputs)]
 
     def run(self, inputs: dict):
         np = _np()
         with np.errstate(all="ignore"):
-            return self._function(*[np.asarray(inputs[name], dtype=float) for name in self.inputs])
+            return self.function(*self.arguments(inputs))
 
 
 class _Pool:
@@ -98,7 +108,7 @@ class _Pool:
         return array
 
 
-def _compile(graph, output, wanted, keep, trusted):
+def _compile(graph, output, wanted, keep, trusted, checked):
     np = _np()
     m = backend("numpy")
     n = len(graph)
@@ -145,6 +155,8 @@ def _compile(graph, output, wanted, keep, trusted):
                 continue
             if not np.isfinite(const[i]).all():
                 return None   # the interpreter raises its error
+            if not const[i].ndim:
+                const[i] = const[i][()]   # a NumPy scalar: the same numbers, without an array's overhead
     consumers = [[] for _ in range(n)]
     for i in range(n):
         if live[i]:
@@ -159,13 +171,19 @@ def _compile(graph, output, wanted, keep, trusted):
     elided = {i for i in range(n) if live[i] and i not in const and key(i) == "broadcast"
               and consumers[i] and all(key(c) in _EXACT for c, _ in consumers[i])}
 
-    env = {"np": np, "m": m, "add": np.add.reduce, "full": _full, "unbroadcast": unbroadcast, "_ok": _ok, "isf": math.isfinite,
+    env = {"one": np.float64(1.0), "np": np, "m": m, "add": np.add.reduce, "full": _full, "unbroadcast": unbroadcast, "_ok": _ok, "isf": math.isfinite,
            "ArrayOp": ArrayOp}
     pools = []
     lines = []
     v = lambda j: f"K{j}" if j in const else f"v{j}"
     writer = _Writer(np, env)
-    operand = lambda j: _Src(writer, v(j), const.get(j))
+    operand = lambda j: _Src(writer, v(j), const.get(j), actual(j))
+
+    def actual(j):
+        """The shape of node j's variable: an elided broadcast's is its argument's."""
+        while j in elided:
+            j = args[j][0]
+        return shape[j]
     for j, value in const.items():
         env[f"K{j}"] = value
 
@@ -200,7 +218,7 @@ def _compile(graph, output, wanted, keep, trusted):
         elif op.key in ("sum", "mean"):   # ops' _sum_value: np.sum, that is np.add.reduce
             over = _over(attrs.get(i), shape[a[0]])
             count = "" if op.key == "sum" else f" / {math.prod(shape[a[0]]) if over is None else shape[a[0]][over]}"
-            lines.append(f"    v{i} = np.asarray(add({xs[0]}, {over}){count}, dtype=float)")
+            lines.append(f"    v{i} = add({xs[0]}, {over}){count}")
         elif op.__class__ is ArrayOp:
             env[f"F{i}"], env[f"A{i}"] = op.value, attrs.get(i)
             lines.append(f"    v{i} = np.asarray(F{i}(np, A{i}, {', '.join(xs)}), dtype=float)")
@@ -223,7 +241,7 @@ def _compile(graph, output, wanted, keep, trusted):
     reached[output] = True
     has = set()        # nodes whose adjoint variable exists
     rank1 = {}         # leaf -> its adjoint so far is a sum of outer products: their bound's name
-    lines.append(f"    g{output} = np.asarray(1.0)")
+    lines.append(f"    g{output} = one")
     has.add(output)
 
     def contribute(j, expr, out, outer=None):
@@ -250,6 +268,20 @@ def _compile(graph, output, wanted, keep, trusted):
                 return
             out.append(f"    g{j} = {expr}")
 
+    lazy = {}
+
+    def written_partial(i, k):
+        """Node i's k-th partial written out, and its shape; None if it cannot be."""
+        op = ops[i]
+        if op.key in _EXACT or op.arity == 0 or op.key in ("neg", "pos", "id"):
+            return None
+        out = _Src(writer, f"v{i}", None, shape[i])
+        try:
+            src = writer.lift(op.partial_rules[k](writer, out, *[operand(j) for j in args[i]]))
+        except (_Unwritable, ArithmeticError, ValueError):
+            return None
+        return src.text, src.shape
+
     for i in range(output, -1, -1):
         if i not in has or ops[i] is None or i in const:
             continue
@@ -261,8 +293,15 @@ def _compile(graph, output, wanted, keep, trusted):
             continue
         if i in elided or op.key == "broadcast":
             j = a[0]
-            contribute(j, f"unbroadcast(np, {g}, {shape[j]!r})", lines)
+            contribute(j, _unbroadcast_text(g, shape[i], shape[j]), lines)
             continue
+        if i in lazy:   # g{i} is a scalar standing for an array of node i's shape filled with it
+            full_shape = lazy.pop(i)
+            parts = [written_partial(i, k) for k, _ in targets] if op.__class__ is not ArrayOp else []
+            keeps = all(p is not None and p[1] == full_shape for p in parts) or op.key == "mul" and all(
+                actual(a[1 - k]) == full_shape for k, _ in targets)
+            if not parts or not keeps:
+                lines.append(f"    {g} = full({full_shape!r}, {g})")
         if op.key in _EXACT or op.__class__ is not ArrayOp:
             for k, j in targets:
                 if op.key == "add" or op.key in ("pos", "id") or (op.key == "sub" and k == 0):
@@ -277,9 +316,9 @@ def _compile(graph, output, wanted, keep, trusted):
                     env[f"Q{i}"] = op.partial_rules[0]
                     expr = f"{g} * Q{i}(m, {k}, v{i}, ({', '.join(xs)},))"
                 else:
-                    text = _written(writer, op.partial_rules[k], _Src(writer, f"v{i}"), *[operand(j) for j in a])
+                    text = written_partial(i, k)
                     if text:
-                        expr = f"{g} * {text}"
+                        expr = f"{g} * {text[0]}"
                     else:
                         env[f"Q{i}_{k}"] = op.partial_rules[k]
                         expr = f"{g} * Q{i}_{k}(m, v{i}, {', '.join(xs)})"
@@ -293,21 +332,28 @@ def _compile(graph, output, wanted, keep, trusted):
                 if dx == 1 and dy == 1:
                     contribute(j, f"{g} * {y if k == 0 else x}", lines)
                 elif dy == 1:
-                    if k == 0:
-                        contribute(j, f"np.outer({g}, {y})", lines, outer=(g, y))
+                    if k == 0:   # np.outer's own multiply
+                        contribute(j, f"({g}[:, None] * {y})", lines, outer=(g, y))
                     else:
-                        contribute(j, f"np.transpose({x}) @ {g}", lines)
+                        contribute(j, f"{x}.T @ {g}", lines)
                 elif dx == 1:
                     contribute(j, f"{y} @ {g}" if k == 0 else f"np.outer({x}, {g})", lines)
                 else:
-                    contribute(j, f"{g} @ np.transpose({y})" if k == 0 else f"np.transpose({x}) @ {g}", lines)
+                    contribute(j, f"{g} @ {y}.T" if k == 0 else f"{x}.T @ {g}", lines)
             continue
         if op.key == "transpose":
             contribute(a[0], f"{g}.T", lines)
             continue
         if op.key in ("sum", "mean") and _over(attrs.get(i), shape[a[0]]) is None:
-            # ops' _spread: g filled into an array of x's shape (then divided by the count, for mean)
+            # ops' _spread: g filled into an array of x's shape (then divided by the count, for mean);
+            # where x is used only here, its adjoint is kept as the scalar until a rule needs the array
             j = a[0]
+            if len(consumers[j]) == 1 and j not in has and ops[j] is not None and ops[j].__class__ is not ArrayOp \
+                    and j not in elided:
+                has.add(j)
+                lazy[j] = shape[j]
+                lines.append(f"    g{j} = {g}" + ("" if op.key == "sum" else f" / {math.prod(shape[j])}"))
+                continue
             if op.key == "sum":
                 contribute(j, f"full({shape[j]!r}, {g})", lines)
             else:
@@ -325,7 +371,7 @@ def _compile(graph, output, wanted, keep, trusted):
     # the gradients returned, checked (a sum of outer products by its bound, else whole)
     want = [j for j in range(n) if needs[j] and j in has and (wanted is None and j in names.values()
                                                                 or wanted is not None and j in wanted)]
-    for j in want:
+    for j in want if checked else ():
         if j in rank1:
             lines.append(f"    if not b{j} < {_HUGE!r}:")
             lines.append("    " + _test(f"g{j}", shape[j]))
@@ -354,10 +400,11 @@ class _Src:
     """A rule's value being written as source: text, and its array when it is a constant (then an
     operation on constants only is done now, once, with the same NumPy calls, and named)."""
 
-    __slots__ = ("text", "value", "space")
+    __slots__ = ("text", "value", "space", "shape")
 
-    def __init__(self, space, text, value=None):
+    def __init__(self, space, text, value=None, shape=()):
         self.space, self.text, self.value = space, text, value
+        self.shape = shape if value is None else _np().shape(value)
 
     def _binary(self, symbol, function, other, swap=False):
         return self.space.combine(symbol, function, (other, self) if swap else (self, other))
@@ -396,6 +443,8 @@ class _Writer:
             return x
         if isinstance(x, float) and math.isfinite(x):
             return _Src(self, repr(x), x)
+        if isinstance(x, bool) or not isinstance(x, float):
+            raise _Unwritable
         raise _Unwritable
 
     def constant(self, value):
@@ -407,15 +456,22 @@ class _Writer:
         a, b = map(self.lift, operands)
         if a.value is not None and b.value is not None:
             return self.constant(function(a.value, b.value))
-        return _Src(self, f"({a.text} {symbol} {b.text})")
+        return _Src(self, f"({a.text} {symbol} {b.text})", shape=self.np.broadcast_shapes(a.shape, b.shape))
 
     def call(self, name, *xs):
         xs = [self.lift(x) for x in xs]
         if all(x.value is not None for x in xs):
             return self.constant(getattr(self.np, name)(*[x.value for x in xs]))
-        return _Src(self, f"np.{name}({', '.join(x.text for x in xs)})")
+        return _Src(self, f"np.{name}({', '.join(x.text for x in xs)})",
+                    shape=self.np.broadcast_shapes(*[x.shape for x in xs]))
 
     def where(self, cond, a, b):
+        cond, a, b = self.lift(cond), self.lift(a), self.lift(b)
+        if cond.value is not None and cond.value.dtype == bool:   # a constant choice, made now
+            whole = self.np.broadcast_shapes(cond.shape, a.shape, b.shape)
+            for chosen, everywhere in ((a, cond.value.all()), (b, not cond.value.any())):
+                if everywhere and chosen.shape == whole:
+                    return chosen
         return self.call("where", cond, a, b)
 
     def both(self, a, b):
@@ -445,6 +501,19 @@ def _written(writer, rule, *operands):
     except (_Unwritable, ArithmeticError, ValueError):
         return None
     return text.text
+
+
+def _unbroadcast_text(g, have, shape) -> str:
+    """ops.unbroadcast(np, g, shape) for a g of shape `have`, as the reductions it makes."""
+    if have == shape:
+        return g
+    if not shape:
+        return f"add({g}, None)"
+    lead = len(have) - len(shape)
+    text = f"add({g}, {tuple(range(lead))!r})" if lead else g
+    rest = have[lead:]
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and rest[i] != 1)
+    return f"add({text}, {stretched!r}, keepdims=True)" if stretched else text
 
 
 def _over(attrs, shape):
