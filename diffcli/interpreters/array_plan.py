@@ -3,7 +3,8 @@ reverse pass of one output, and only the checks that can find anything (issues 1
 
 array_engine.py interprets a graph node by node, checking every result; that costs more than the
 arithmetic on a network's small arrays. A plan does the same operations with the same NumPy calls on
-the same operands (so its numbers are the interpreter's, bit for bit), but:
+the same operands (so its numbers are the interpreter's, bit for bit, but for the large sums of
+outer products below), but:
 
 - it is compiled once per (graph, output, gradients wanted), from the op table's rules and the
   graph's node indices only (never the file's text), as ops.py compiles its float table;
@@ -23,11 +24,15 @@ When a check fails the plan returns None and the caller runs the interpreter, wh
 bad node and raises its located error (or, in the reverse pass, blocks a zero adjoint's undefined
 partial): errors and their places are the interpreter's.
 
-Large gradients (the 512×512 program of issue 18): the adjoint of a matrix used in matrix-vector
-products is a sum of outer products; it is written into a buffer of the plan's own, reused from one
-call to the next while nobody else holds it (a fresh 2 MiB array costs page faults on every call
-under glibc's default allocator), and its finiteness follows from a cheap bound (the sum of
-max|g|·max|y| over its outer products) without reading it again.
+Large gradients (the 512×512 program of issue 18): the adjoint of a matrix input (of BIG elements
+or more) used in matrix-vector products is a sum of outer products g·yᵀ. Its factors are kept, and
+the sum made at once when complete: one outer product by NumPy's own multiply (the interpreter's
+bits), two or more as one matrix product of the stacked factors, which rounds each element once
+rather than once per term (so it may differ from the interpreter's by an ulp: more accurate, not
+less). It is written into a buffer of the plan's own, reused from one call to the next while
+nobody else holds it (a fresh 2 MiB array costs page faults on every call under glibc's default
+allocator), and its finiteness follows from a cheap bound (the sum of max|g|·max|y| over its
+outer products) without reading it again. Smaller arrays get the interpreter's bits exactly.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ _PROPAGATES = {"add", "sub", "mul", "neg", "pos", "id", "broadcast", "transpose"
 _KEEPS_FINITE = {"relu", "sign", "abs", "tanh", "sigmoid", "sin", "cos", "atan", "neg", "pos", "id",
                  "transpose", "broadcast", "index", "stack", "amax", "amin", "max", "min", "softmax"}
 _HUGE = 1e300   # a bound below which a sum of a few products cannot overflow
+BIG = 65536   # a matrix input of this many elements has its outer products made at once, in a reused buffer
 MAX_PLAN_NODES = 20_000   # larger graphs are interpreted (a plan's source grows with the graph)
 
 
@@ -240,33 +246,43 @@ def _compile(graph, output, wanted, keep, trusted, checked):
     reached = [False] * n
     reached[output] = True
     has = set()        # nodes whose adjoint variable exists
-    rank1 = {}         # leaf -> its adjoint so far is a sum of outer products: their bound's name
+    rank1 = {}         # large matrix input -> the (g, y) of the outer products its adjoint sums
     lines.append(f"    g{output} = one")
     has.add(output)
 
     def contribute(j, expr, out, outer=None):
-        """adjoint[j] += expr (the first: adjoint[j] = expr). `outer` = (g, y): expr is outer(g, y)."""
-        if j in has:
-            if outer is not None and j in rank1:
-                out.append(f"    np.multiply({outer[0]}[:, None], {outer[1]}, out=T{j})")
-                out.append(f"    np.add(g{j}, T{j}, out=g{j})")
-                out.append(f"    b{j} = b{j} + np.max(np.abs({outer[0]})) * np.max(np.abs({outer[1]}))")
-                env.setdefault(f"T{j}", np.empty(shape[j]))   # the plan's own scratch, never returned
+        """adjoint[j] += expr (the first: adjoint[j] = expr). `outer` = (g, y): expr is outer(g, y).
+        A large matrix input's outer products are kept as their factors, and made at once, into a
+        buffer of the plan's, when the sum is complete (or something else is added to it)."""
+        if outer is not None and ops[j] is None and len(shape[j]) == 2 and math.prod(shape[j]) >= BIG:
+            bound = f"np.max(np.abs({outer[0]})) * np.max(np.abs({outer[1]}))"
+            if j not in has:
+                has.add(j)
+                rank1[j] = [outer]
+                env[f"P{j}"] = pool = _Pool(shape[j])
+                pools.append(pool)
+                out.append(f"    b{j} = {bound}")
                 return
-            rank1.pop(j, None)
+            if j in rank1:
+                rank1[j].append(outer)
+                out.append(f"    b{j} = b{j} + {bound}")
+                return
+        if j in rank1:
+            materialize(j, out)
+        if j in has:
             out.append(f"    g{j} = g{j} + {expr}")
         else:
             has.add(j)
-            if outer is not None and ops[j] is None and len(shape[j]) == 2 and math.prod(shape[j]) >= 65536:
-                pool = _Pool(shape[j])
-                pools.append(pool)
-                env[f"P{j}"] = pool
-                rank1[j] = True
-                out.append(f"    g{j} = P{j}.get()")
-                out.append(f"    np.multiply({outer[0]}[:, None], {outer[1]}, out=g{j})")
-                out.append(f"    b{j} = np.max(np.abs({outer[0]})) * np.max(np.abs({outer[1]}))")
-                return
             out.append(f"    g{j} = {expr}")
+
+    def materialize(j, out):
+        pairs = rank1.pop(j)
+        out.append(f"    g{j} = P{j}.get()")
+        if len(pairs) == 1:   # np.outer's own multiply
+            out.append(f"    np.multiply({pairs[0][0]}[:, None], {pairs[0][1]}, out=g{j})")
+        else:   # Σ g yᵀ as one matrix product (each element rounded once, not once per term)
+            gs, ys = (", ".join(p[side] for p in pairs) for side in (0, 1))
+            out.append(f"    np.matmul(np.stack(({gs}), axis=1), np.stack(({ys})), out=g{j})")
 
     lazy = {}
 
@@ -368,11 +384,14 @@ def _compile(graph, output, wanted, keep, trusted, checked):
             lines.append(f"    c = np.asarray(c{i}[{k}], dtype=float)")
             lines.append(f"    if c.shape != S{j}: c = np.broadcast_to(c, S{j})")
             contribute(j, "c", lines)
+    bounded = set(rank1)   # sums of outer products only: finite by their bound
+    for j in list(rank1):
+        materialize(j, lines)
     # the gradients returned, checked (a sum of outer products by its bound, else whole)
     want = [j for j in range(n) if needs[j] and j in has and (wanted is None and j in names.values()
                                                                 or wanted is not None and j in wanted)]
     for j in want if checked else ():
-        if j in rank1:
+        if j in bounded:
             lines.append(f"    if not b{j} < {_HUGE!r}:")
             lines.append("    " + _test(f"g{j}", shape[j]))
         else:
