@@ -182,7 +182,7 @@ def _compile(graph, output, wanted, keep, trusted, checked):
     pools = []
     lines = []
     v = lambda j: f"K{j}" if j in const else f"v{j}"
-    writer = _Writer(np, env)
+    writer = _Writer(np, env, lines)
     operand = lambda j: _Src(writer, v(j), const.get(j), actual(j))
 
     def actual(j):
@@ -450,8 +450,9 @@ class _Writer:
     """The numpy backend's namespace (ops._NumPy), writing source instead of computing: each method
     is the NumPy call the backend makes, so the text computes what the backend computes."""
 
-    def __init__(self, np, env):
-        self.np, self.env = np, env
+    def __init__(self, np, env, lines):
+        # a comparison of values is written once, as a name (relu's mask serves its partial too)
+        self.np, self.env, self.lines, self.masks = np, env, lines, {}
         self.nan = _Src(self, "np.nan", np.nan)
         for f in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "exp", "log", "log2",
                   "log10", "log1p", "sqrt", "fabs", "pow", "atan2", "hypot"):
@@ -475,7 +476,13 @@ class _Writer:
         a, b = map(self.lift, operands)
         if a.value is not None and b.value is not None:
             return self.constant(function(a.value, b.value))
-        return _Src(self, f"({a.text} {symbol} {b.text})", shape=self.np.broadcast_shapes(a.shape, b.shape))
+        src = _Src(self, f"({a.text} {symbol} {b.text})", shape=self.np.broadcast_shapes(a.shape, b.shape))
+        if symbol in ("<", "<=", ">", ">="):
+            if src.text not in self.masks:
+                self.masks[src.text] = name = f"M{len(self.masks)}"
+                self.lines.append(f"    {name} = {src.text}")
+            src.text = self.masks[src.text]
+        return src
 
     def call(self, name, *xs):
         xs = [self.lift(x) for x in xs]
