@@ -99,19 +99,23 @@ class Plan:
 
 
 class _Pool:
-    """A reusable array: handed out again only when nothing but the pool holds it."""
+    """A reusable array: handed out again only when nothing but the pool holds it (the lock: two
+    threads running one plan never get the same one)."""
 
-    __slots__ = ("shape", "array")
+    __slots__ = ("shape", "array", "lock")
 
     def __init__(self, shape):
-        self.shape, self.array = shape, None
+        import threading
+
+        self.shape, self.array, self.lock = shape, None, threading.Lock()
 
     def get(self):
-        array = self.array
-        # held by self.array, by `array` here and by getrefcount's argument: nobody else
-        if array is None or sys.getrefcount(array) > 3:
-            self.array = array = _np().empty(self.shape)
-        return array
+        with self.lock:
+            array = self.array
+            # held by self.array, by `array` here and by getrefcount's argument: by nobody else
+            if array is None or sys.getrefcount(array) > 3:
+                self.array = array = _np().empty(self.shape)
+            return array
 
 
 def _compile(graph, output, wanted, keep, trusted, checked):
