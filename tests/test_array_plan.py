@@ -24,6 +24,7 @@ PROGRAMS = [
     "a = 2\nx = [0.5, 1.5]\nz = [a * x[0], x[1] / a, a]\ny = sum(z^3) - sum(exp(-x) / (1 + x)) + log(sum(x))",
     "X = [[1, 2], [3, 4], [5, 6]]\nw = [0.5, -0.25]\nb = 0.1\ns = X @ w + b\ny = mean(relu(1 - s)) + sum(sigmoid(s)) + sum(mean(X, axis=0) * w)",
     "x = [1, 2, 3]\nM = [[1, 2, 3], [4, 5, 6]]\ny = sum(M / x) + sum(x^x) + sum(sqrt(M)) + sum(M @ x) + sum(sum(M, axis=1))",
+    "x = [-0.5, 0, 1.5, -2]\nh = relu(x * 0)\nk = relu(-x)\ny = sum(relu(x)) + sum(h * x) + sum(k * x) + sum(relu(x - 1)^2)",
     "x = [0.25, 0.5]\ny = sum(sin(x) * cos(x) + atan(x) + softplus(x) - sign(x) * x) + sum(min(x, 0.3, x * x))",
 ]
 

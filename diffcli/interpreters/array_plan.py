@@ -457,6 +457,7 @@ class _Writer:
     def __init__(self, np, env, lines):
         # a comparison of values is written once, as a name (relu's mask serves its partial too)
         self.np, self.env, self.lines, self.masks = np, env, lines, {}
+        self.compared, self.floats = {}, {}   # mask -> (left, symbol, right); mask -> its 1.0/0.0 array
         self.nan = _Src(self, "np.nan", np.nan)
         for f in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "exp", "log", "log2",
                   "log10", "log1p", "sqrt", "fabs", "pow", "atan2", "hypot"):
@@ -484,6 +485,7 @@ class _Writer:
         if symbol in ("<", "<=", ">", ">="):
             if src.text not in self.masks:
                 self.masks[src.text] = name = f"M{len(self.masks)}"
+                self.compared[name] = (a.text, symbol, b.text)
                 self.lines.append(f"    {name} = {src.text}")
             src.text = self.masks[src.text]
         return src
@@ -502,7 +504,22 @@ class _Writer:
             for chosen, everywhere in ((a, cond.value.all()), (b, not cond.value.any())):
                 if everywhere and chosen.shape == whole:
                     return chosen
+        # np.where costs several times a multiply; two of its forms, written as exact arithmetic:
+        zero = b.value is not None and not b.shape and b.value == 0.0 and math.copysign(1.0, b.value) > 0
+        if cond.text in self.compared and zero and not cond.shape == () and cond.shape == whole_shape(cond, a, b):
+            if a.value is not None and not a.shape and a.value == 1.0:   # where(m, 1, 0): m as 1.0/0.0
+                return _Src(self, self.floated(cond.text), shape=cond.shape)
+            if self.compared[cond.text] == (a.text, ">", "0.0"):
+                # where(x > 0, x, 0) (relu): |x·m| is x where x > 0 and +0 elsewhere; where x is
+                # NaN or -inf it is NaN, not 0: a check then fails, and the interpreter runs
+                return _Src(self, f"np.abs({a.text} * {self.floated(cond.text)})", shape=cond.shape)
         return self.call("where", cond, a, b)
+
+    def floated(self, mask):
+        if mask not in self.floats:
+            self.floats[mask] = name = f"F{mask[1:]}"
+            self.lines.append(f"    {name} = {mask}.astype(float)")
+        return self.floats[mask]
 
     def both(self, a, b):
         return self.call("logical_and", a, b)
@@ -517,6 +534,10 @@ class _Writer:
 
     def __getattr__(self, name):   # count_equal, min, max: not written out (the caller falls back)
         raise _Unwritable
+
+
+def whole_shape(*xs):
+    return _np().broadcast_shapes(*[x.shape for x in xs])
 
 
 class _Unwritable(Exception):
