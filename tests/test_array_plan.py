@@ -25,6 +25,7 @@ PROGRAMS = [
     "X = [[1, 2], [3, 4], [5, 6]]\nw = [0.5, -0.25]\nb = 0.1\ns = X @ w + b\ny = mean(relu(1 - s)) + sum(sigmoid(s)) + sum(mean(X, axis=0) * w)",
     "x = [1, 2, 3]\nM = [[1, 2, 3], [4, 5, 6]]\ny = sum(M / x) + sum(x^x) + sum(sqrt(M)) + sum(M @ x) + sum(sum(M, axis=1))",
     "x = [-0.5, 0, 1.5, -2]\nh = relu(x * 0)\nk = relu(-x)\ny = sum(relu(x)) + sum(h * x) + sum(k * x) + sum(relu(x - 1)^2)",
+    "x = [1, 2]\ns = sum([1, 2, 3]) * 2\nk = [3, 4] * s\ny = sum(k * x) + s",   # named constants get gradients
     "x = [0.25, 0.5]\ny = sum(sin(x) * cos(x) + atan(x) + softplus(x) - sign(x) * x) + sum(min(x, 0.3, x * x))",
 ]
 

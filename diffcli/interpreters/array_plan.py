@@ -149,11 +149,12 @@ def _compile(graph, output, wanted, keep, trusted, checked):
             for j in args[i]:
                 live[j] = True
     # constants: nodes that depend on no input, computed now with the interpreter's own calls
+    op_of = ops.__getitem__
     const = {}
     with np.errstate(all="ignore"):
         for i in range(n):
-            if not live[i] or i in input_nodes:
-                continue
+            if not live[i] or i in input_nodes or needs[i] and op_of(i) is not None:
+                continue   # (a computed constant whose gradient is asked for is computed, to get it)
             op = ops[i]
             if op is None:
                 const[i] = np.asarray(graph.value0[i], dtype=float)
