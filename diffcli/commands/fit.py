@@ -234,10 +234,14 @@ class Problem:
                 k += size
             self._plan_zeros = {node: np.zeros(max(1, math.prod(graph.shape[node]))) for node in self._nodes}
             self._plan, self._plan_output = plan, graph.names[self.output]
+            self._plan_failures = array_plan.FAILURES
         arguments = self._plan_args
         for position, low, high, shape in self._plan_slots:
             arguments[position] = x[low:high].reshape(shape) if shape else x[low]
-        done = plan.function(*arguments)   # (fit runs under np.errstate(all="ignore"))
+        try:
+            done = plan.function(*arguments)   # (fit runs under np.errstate(all="ignore"))
+        except self._plan_failures:   # (none is expected: the interpreter then says what it is)
+            return None
         if done is None:
             return None
         values, adjoints = done

@@ -52,7 +52,8 @@ _KEEPS_FINITE = {"relu", "sign", "abs", "tanh", "sigmoid", "sin", "cos", "atan",
                  "transpose", "broadcast", "index", "stack", "amax", "amin", "max", "min", "softmax"}
 _HUGE = 1e300   # a bound below which a sum of a few products cannot overflow
 BIG = 65536   # a matrix input of this many elements has its outer products made at once, in a reused buffer
-MAX_PLAN_NODES = 20_000   # larger graphs are interpreted (a plan's source grows with the graph)
+MAX_PLAN_NODES = 20_000
+FAILURES = (ArithmeticError, ValueError, TypeError, IndexError)   # larger graphs are interpreted (a plan's source grows with the graph)
 
 
 def _np():
@@ -95,7 +96,10 @@ class Plan:
     def run(self, inputs: dict):
         np = _np()
         with np.errstate(all="ignore"):
-            return self.function(*self.arguments(inputs))
+            try:
+                return self.function(*self.arguments(inputs))
+            except FAILURES:   # (none is expected: the interpreter then says what it is)
+                return None
 
 
 class _Pool:
@@ -200,12 +204,12 @@ def _compile(graph, output, wanted, keep, trusted, checked):
 
     # -- forward
     finite = set(const) | (set(input_nodes) if trusted else set())   # known finite without a check
-    checked = set()
+    tested = set()
 
     def check(j, out):
-        if j in finite or j in checked:
+        if j in finite or j in tested:
             return
-        checked.add(j)
+        tested.add(j)
         finite.add(j)
         out.append(_test(v(j), shape[j]))
 
