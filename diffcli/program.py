@@ -155,6 +155,10 @@ class Program(Displayed):
     def grad(self, values: Mapping[str, float] | None = None, of: str | None = None) -> Gradients:
         """Forward and reverse passes: every named variable's value and d(of)/d(name); an unused
         name in `values` (see `run`) has gradient 0."""
+        if self.base.arrays or self.graph.shape is not None:
+            fast = self._planned_grad(values, of)
+            if fast is not None:
+                return fast
         run = self.run(values, of)
         zeros = dict.fromkeys(run.unused, 0.0)
         return Gradients(
@@ -267,6 +271,38 @@ class Program(Displayed):
         inputs, unused = self._inputs(values)
         node_values = engine.forward(self.graph, inputs)
         return output, inputs, unused, node_values
+
+    def _planned_grad(self, values, of) -> Gradients | None:
+        """grad on an array graph by its compiled plan (interpreters/array_plan.py), or None where
+        the plan's checks find a value that is not finite: then the interpreter runs, and raises
+        its located error (or gives the gradient its checked pass gives)."""
+        output = self.check_name(of, "--of") if of is not None else self.output
+        inputs, unused = self._inputs(values)
+        if self.graph.shape is None:
+            return None
+        self._scalar_output(output)
+        from .interpreters import array_plan
+
+        graph = self.graph
+        compiled = array_plan.plan(graph, graph.names[output])
+        done = compiled.run(inputs) if compiled is not None else None
+        if done is None:
+            return None
+        node_values, adjoints = done
+        import numpy as np
+
+        seen = set()
+        for j, g in adjoints.items():   # no two names share one gradient array
+            if id(g) in seen:
+                adjoints[j] = g.copy()
+            seen.add(id(g))
+        for j in compiled.zeros:
+            adjoints[j] = np.zeros(graph.shape[j])
+        named = {name: _plain(node_values[node]) for name, node in graph.names.items()}
+        gradients = {name: _plain(adjoints[node]) for name, node in graph.names.items()}
+        for name in unused:
+            named[name], gradients[name] = inputs[name], 0.0
+        return Gradients(inputs, named, unused, output, _plain(node_values[graph.names[output]]), gradients)
 
     # -- arrays
     @property
