@@ -728,15 +728,20 @@ class _CFamily(_Writer):
     def block_comment(self, text: str) -> str:
         return f" /* {text.replace('*/', '* /')} */" if text else ""
 
-    def straight_lines(self, fast: "_Fast", total: str) -> list[str]:
+    def straight_lines(self, fast: "_Fast", total: str, stores: dict | None = None) -> list[str]:
         """The straight-line statements, the tested values added to `total` as they come and the
-        adjoints' leaves at the end."""
-        lines = []
+        adjoints' leaves at the end; `stores` (name -> lines): what to write right after a name is
+        defined (C's results, so that they need not stay in registers until the end)."""
+        stores = stores or {}
+        lines = list(stores.get("", ()))  # the results that are no statement's: first
         for name, text in fast.values:
             lines.append(f"    {self.declare_value}{name} = {text};")
             if name in fast.tested:
                 lines.append(f"    {total} = {total} + {name};")
-        lines += [f"    {self.declare_value}{name} = {text};" for name, text in fast.counts + fast.adjoints]
+            lines += stores.get(name, ())
+        for name, text in fast.counts + fast.adjoints:
+            lines.append(f"    {self.declare_value}{name} = {text};")
+            lines += stores.get(name, ())
         return lines + [f"    {total} = {total} + {text};" for text in fast.check_sums()]
 
     def statements(self):
@@ -852,6 +857,7 @@ class _C(_CFamily):
                  " * or 3 (the gradient overflows), and if `error` is not NULL points *error at a static",
                  " * string naming the operation and its place in the .expr file, like",
                  " * \"`log(x - 1)` (line 3, column 5)\"; " + self.reason + "(code) says what went wrong there.",
+                 " * After an error *value (and the derivatives) may hold partial results: use them on 0 only.",
                  " * Thread-safe: no global state. Inputs:",
                  *[" * " + line for line in self.inputs_doc()]]
         if self.mode == "reverse":
@@ -956,14 +962,24 @@ class _C(_CFamily):
         called where that fails."""
         I = self.internal
         total = self.namer.fresh("finite")
+        # each result written as soon as it is known (kept in registers to the end, they would be
+        # spilled around every libm call): the checked version, when it runs, writes them again
+        defined = {name for name, _ in fast.values + fast.counts + fast.adjoints}
+        stores: dict = {}
+        results = [(f"*{I['value']}", fast.value)] + ([(f"{I['gradient']}[{k}]", fast.gradient[name])
+                                                      for k, name in enumerate(self.parameters)]
+                                                     if self.mode == "reverse" else [])
+        for target, text in results:
+            stores.setdefault(text if text in defined else "", []).append(f"    {target} = {text};")
         lines = ["{", "    /* straight-line: no test on the way (see the checked version above) */",
-                 f"    double {total} = 0.0;", *self.straight_lines(fast, total)]
+                 f"    double {total} = 0.0;", *self.straight_lines(fast, total, stores)]
         arguments = [self.variable[n] for n in self.parameters] + [I["value"]] + (
             [I["gradient"]] if self.mode == "reverse" else []) + [I["error"]]
-        lines.append(f"    if (!isfinite({total})) return {checked}({', '.join(arguments)});")
-        lines.append(f"    *{I['value']} = {fast.value};")
-        if self.mode == "reverse":
-            lines += [f"    {I['gradient']}[{k}] = {fast.gradient[name]};" for k, name in enumerate(self.parameters)]
+        # not a tail call (a volatile result): one would make the compiler copy every argument
+        # passed on the stack into its own frame on entry, to hand them on
+        code = self.namer.fresh("code")
+        lines.append(f"    if (!isfinite({total})) {{ volatile int {code} = {checked}({', '.join(arguments)}); "
+                     f"return {code}; }}")
         return lines + ["    return 0;", "}"]
 
     def results(self, indent: str) -> list[str]:
