@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
+import json.encoder
 import re
 import os
 import stat
@@ -35,7 +36,8 @@ from dataclasses import dataclass
 from .. import ops
 from . import target_names
 from ..interpreters.engine import needs_gradient
-from ..formatting import excerpt, operator_span
+from ..formatting import EXCERPT_WIDTH, excerpt, operator_span
+from ..language.syntax import Binary, Index
 from ..errors import DiffcliError
 from ..program import Program
 
@@ -281,19 +283,43 @@ class _Writer:
         """Each operation's place, as its messages say it: "`log(x)` (line 3, column 5)"."""
         graph, source = self.graph, self.program.source
         starts = source._starts()
+        text_of, width = source.text, EXCERPT_WIDTH
         import bisect
 
+        bisect_right = bisect.bisect_right
         where = []
+        append = where.append
+        begins: dict = {}  # expression class -> how its operation's place is found
+        exprs = graph.expr
         for i, op in enumerate(graph.op):
             if op is None:
                 continue
-            expr = graph.expr[i]
-            begin = operator_span(source, expr)[0]
-            line = bisect.bisect_right(starts, begin) - 1
-            text = excerpt(source, expr)
-            where.append(f"`{text}` (line {line + 1}, column {begin - starts[line] + 1})")
+            expr = exprs[i]
+            kind = begins.get(type(expr))
+            if kind is None:
+                kind = begins[type(expr)] = _begin_kind(source, expr)
+            begin = expr.op_start if kind == 1 else expr.bracket if kind == 2 else expr.start
+            line = bisect_right(starts, begin) - 1
+            text = text_of[expr.start:expr.end]
+            # the common case, already as excerpt() shows it: printable ASCII, no comment, no run
+            # of blanks (one statement's text); else excerpt() folds it
+            if not (text.isascii() and text.isprintable()) or "#" in text or "  " in text or text[:1] == " " \
+                    or text[-1:] == " ":
+                text = excerpt(source, expr)
+            elif len(text) > width:
+                text = text[:width - 1] + "…"
+            append(f"`{text}` (line {line + 1}, column {begin - starts[line] + 1})")
         self.where = where
-        self.quoted = [self.quote(w) for w in where] if self.lang != "python" else []
+        self.quoted = self.quote_all(where) if self.lang != "python" else []
+
+    def quote_all(self, texts: list[str]) -> list[str]:
+        """[self.quote(text) for text in texts], in bulk where nothing needs replacing."""
+        if all(map(str.isprintable, texts)) and not self.quote_replaces(texts):
+            return list(map(_encode_string, texts))
+        return [self.quote(text) for text in texts]
+
+    def quote_replaces(self, texts: list[str]) -> bool:
+        return False
 
     def statement_comment(self, i: int) -> str:
         """`line 4: b = 5 - 3a` for the node a statement names, else "" (made once per node: the
@@ -306,9 +332,20 @@ class _Writer:
             comments[i] = ""
             return ""
         stmt = self.graph.definitions[name]
-        line = self.program.source.line_col(stmt.start)[0]
-        comments[i] = self.safe_comment(f"line {line}: {name} = {self.program.definition(name)}")
+        source = self.program.source
+        line = source.line_col(stmt.start)[0]
+        expr = stmt.expr
+        text = source.text[expr.start:expr.end]  # as snippet() shows it, where it is plain
+        if not (text.isascii() and text.isprintable()) or "#" in text or "  " in text or text[:1] == " " \
+                or text[-1:] == " ":
+            text = self.program.definition(name)
+        comments[i] = self.safe_comment(f"line {line}: {name} = {text}")
         return comments[i]
+
+    def comments(self) -> dict:
+        """node -> its statement's comment in the language's block-comment form (named nodes only)."""
+        return {i: self.block_comment(self.statement_comment(i)) for i in self.name_of
+                if self.statement_comment(i)}
 
     def safe_comment(self, text: str) -> str:
         if text.isprintable():
@@ -440,6 +477,11 @@ class _Writer:
             shown = "no default (a free input)" if default is None else f"default {default!r}"
             lines.append(self.safe_comment(f"  {self.variable[name]}: input `{name}`, {shown}"))
         return lines
+
+
+def _begin_kind(source, expr) -> int:
+    """Where operator_span finds an expression's operation: 1 its op_start, 2 its bracket, 0 its start."""
+    return 1 if isinstance(expr, Binary) else 2 if isinstance(expr, Index) else 0
 
 
 # add and mul give the same bits either way round; min, max and hypot are left as written
@@ -723,7 +765,7 @@ class _CFamily(_Writer):
                                      "error", "w", "DomainError", "valueError", "gradientError")}
 
     def quote(self, text: str) -> str:
-        return json.dumps(self.safe_comment(text), ensure_ascii=False)
+        return _encode_string(self.safe_comment(text))
 
     def block_comment(self, text: str) -> str:
         return f" /* {text.replace('*/', '* /')} */" if text else ""
@@ -751,37 +793,64 @@ class _CFamily(_Writer):
         declare = "" if self.split else self.declare_value
         value_check, gradient_check = (template.replace("{valueError}", I["valueError"]).replace(
             "{gradientError}", I["gradientError"]) for template in (self.value_check, self.gradient_check))
+        comments = self.comments()
+        slot, quoted = self.slot, self.quoted
+        ops_, args = graph.op, graph.args
+        # each operation kind's statement as one format string: its arguments, its result, its place
+        statement: dict = {}
         forward = []
-        for i, op in enumerate(graph.op):
+        append = forward.append
+        for i, op in enumerate(ops_):
             if op is None:
                 continue
-            line = (f"{declare}{ref[i]} = {self.value_text(i)}; "
-                    + value_check.format(target=ref[i], where=self.quoted_where(i)))
-            forward.append(line + self.block_comment(self.statement_comment(i)))
+            a = args[i]
+            key = (op.key, len(a))
+            text = statement.get(key)
+            if text is None:
+                k = len(a)
+                text = statement[key] = f"{declare}{{{k}}} = {_templates(self.lang, op.key, k)[0]}; " + (
+                    value_check.replace("{target}", f"{{{k}}}").replace("{where}", f"{{{k + 1}}}"))
+            append(text.format(*[ref[j] for j in a], ref[i], quoted[slot[i]]) + comments.get(i, ""))
         blocks = []
         self.uses_count = self.uses_partial = False
         if self.mode == "reverse":
             adjoint = self.adjoint
+            p_name, n_name = I["p"], I["n"]
+            # `{0} += {1} * {2}; check({0}, {2}, {3})`: target, source, partial, place
+            edge = "        {0} += {1} * {2}; " + gradient_check.replace("{target}", "{0}").replace(
+                "{partial}", "{2}").replace("{where}", "{3}")
+            literal = _LITERAL.fullmatch
+            uses_count = uses_partial = False
             for i in range(self.out, -1, -1):
-                if not adjoint[i] or graph.op[i] is None:
+                g = adjoint[i]
+                if not g or ops_[i] is None:
                     continue
-                edges, counted = self.edges(i)
-                if not edges:
+                a = args[i]
+                if not any(adjoint[j] for j in a):
                     continue
-                lines = [f"if ({adjoint[i]} != 0.0) {{" + self.block_comment(self.statement_comment(i))]
-                if counted:
-                    self.uses_count = True
-                    lines.append(f"    {I['n']} = {counted};")
-                for n, j, partial in edges:
-                    if not _literal(partial):
-                        self.uses_partial = True
-                        lines.append(f"    {I['p']} = {partial};")
-                        partial = I["p"]
-                    check = gradient_check.format(target=adjoint[j], partial=partial,
-                                                  where=self.quoted_where(i, n))
-                    lines.append(f"    {adjoint[j]} += {adjoint[i]} * {partial}; {check}")
-                lines.append("}")
-                blocks.append(lines)
+                _, partials, count = _templates(self.lang, ops_[i].key, len(a))
+                names = [ref[j] for j in a]
+                names.append(ref[i])
+                names.append(n_name)
+                lines = [f"if ({g} != 0.0) {{" + comments.get(i, "")]
+                if count is not None:
+                    uses_count = True
+                    lines.append(f"        {n_name} = {count.format(*names)};")
+                where = quoted[slot[i]]
+                several = len(a) > 1
+                for n, j in enumerate(a):
+                    if not adjoint[j]:
+                        continue
+                    partial = partials[n].format(*names)
+                    if literal(partial) is None:
+                        uses_partial = True
+                        lines.append(f"        {p_name} = {partial};")
+                        partial = p_name
+                    lines.append(edge.format(adjoint[j], g, partial, f"{where[:-1]}, with respect to its argument "
+                                             f"{n + 1}{where[-1]}" if several else where))
+                lines.append("    }")
+                blocks.append(["\n".join(lines)])  # one text, its lines indented for the "    " it gets
+            self.uses_count, self.uses_partial = uses_count, uses_partial
         elif self.mode == "forward":
             tangent = self.adjoint
             start = graph.names[self.wrt]
@@ -837,6 +906,9 @@ class _C(_CFamily):
 
     def quote(self, text: str) -> str:
         return super().quote(text).replace("?", "\\?")  # no trigraphs
+
+    def quote_replaces(self, texts: list[str]) -> bool:
+        return any("?" in text for text in texts)
 
     def signature(self, function: str | None = None) -> str:
         I = self.internal
@@ -1097,8 +1169,12 @@ class _JavaScript(_CFamily):
         return super().inputs_doc()
 
 
+# json.dumps(text, ensure_ascii=False) without its encoder object per call (the same function inside)
+_encode_string = json.encoder.encode_basestring
+
+
 def _json_string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+    return _encode_string(text)
 
 
 def _object_key(name: str) -> str:
