@@ -209,21 +209,27 @@ class _Writer:
         self.slot = [-1] * n
         values = self.internal.get("v")
         position = {name: k for k, name in enumerate(self.parameters)}
+        name_of, split, slots = self.name_of, self.split, self.slot
+        constants: dict = {}  # a constant's text, once per value
         for i in range(n):
             if ops_[i] is None:
-                if i in self.name_of and self.split:  # an input, in the array of the arguments
-                    ref[i] = f"{self.internal['x']}[{position[self.name_of[i]]}]"
-                elif i in self.name_of:
-                    ref[i] = self.variable[self.name_of[i]]
+                if i in name_of and split:  # an input, in the array of the arguments
+                    ref[i] = f"{self.internal['x']}[{position[name_of[i]]}]"
+                elif i in name_of:
+                    ref[i] = self.variable[name_of[i]]
                 else:
-                    text = str(number(value0[i]))
-                    ref[i] = f"({text})" if text.startswith("-") else text
+                    key = (value0[i], str(value0[i]))  # (0.0 and -0.0 are equal, their texts are not)
+                    text = constants.get(key)
+                    if text is None:
+                        text = str(number(value0[i]))
+                        text = constants[key] = f"({text})" if text.startswith("-") else text
+                    ref[i] = text
                 continue
-            self.slot[i] = slot
-            if self.split:
+            slots[i] = slot
+            if split:
                 ref[i] = f"{values}[{slot}]"
-            elif i in self.name_of:
-                ref[i] = self.variable[self.name_of[i]]
+            elif i in name_of:
+                ref[i] = self.variable[name_of[i]]
             else:
                 ref[i] = namer.fresh(f"t{i}")
             slot += 1
@@ -238,19 +244,22 @@ class _Writer:
                     live[j] = True
         self.live = live
         needs = needs_gradient(graph)
-        self.wanted = [live[i] and needs[i] for i in range(n)]
+        self.wanted = wanted = [a and b for a, b in zip(live, needs)]
         self.adjoint = [""] * n
         self.gradient_order, self.gradient_user = [], []
         if self.mode == "reverse":
-            adjoint_slot = 0
-            for i in range(n):
-                if self.wanted[i]:
-                    if self.split:
-                        self.adjoint[i] = f"{self.internal['g']}[{adjoint_slot}]"
-                        adjoint_slot += 1
-                    else:
-                        self.adjoint[i] = namer.fresh("d_" + ref[i])
-            self.n_adjoints = adjoint_slot
+            kept = [i for i in range(n) if wanted[i]]
+            if split:
+                g = self.internal["g"]
+                for k, i in enumerate(kept):
+                    self.adjoint[i] = f"{g}[{k}]"
+            else:
+                for i in kept:
+                    self.adjoint[i] = namer.fresh("d_" + ref[i])
+            self.n_adjoints = len(kept) if split else 0
+            if self.lang != "python":
+                self._places()
+                return
             # for the Python check at the end: the adjoints from the last node's to the first's, and
             # the operation (of the highest index) through which each receives
             user = [0] * n
@@ -568,29 +577,47 @@ class _Python(_Writer):
         split = self.split
         indent = "    " if split else "        "
 
+        comments = {i: f"  # {text}" for i in self.name_of for text in [self.statement_comment(i)] if text}
+        ops_, args = graph.op, graph.args
+        statement: dict = {}  # (op, arguments) -> its line as a format string
+
         def forward_lines(nodes):
             runs.append((len(lines) + 1, self.slot[nodes[0]]))
+            append = lines.append
             for i in nodes:
-                comment = self.statement_comment(i)
-                line = f"{indent}{ref[i]} = {self.value_text(i)}"
-                lines.append(f"{line}  # {comment}" if comment else line)
+                a = args[i]
+                key = (ops_[i].key, len(a))
+                text = statement.get(key)
+                if text is None:
+                    text = statement[key] = f"{indent}{{{len(a)}}} = {_templates(self.lang, key[0], len(a))[0]}"
+                append(text.format(*map(ref.__getitem__, a), ref[i]) + comments.get(i, ""))
 
         def block(i, g, body):
             block_lines.append(len(lines) + 1)
             block_nodes.append(self.slot[i])
-            comment = self.statement_comment(i)
-            lines.append(f"{indent}if {g}:" + (f"  # {comment}" if comment else ""))
+            lines.append(f"{indent}if {g}:" + comments.get(i, ""))
             lines.extend(body)
 
+        adjoint, slot = self.adjoint, self.slot
+
         def reverse_block(i):
-            adjoint = self.adjoint
-            edges, counted = self.edges(i)
-            if not edges:
+            a = args[i]
+            if not any(adjoint[j] for j in a):
                 return
-            body = [f"{indent}    {n_} = {counted}"] if counted else []
-            for n, j, partial in edges:
-                body.append(f"{indent}    {adjoint[j]} += {adjoint[i]} * {partial}")
-            block(i, adjoint[i], body)
+            _, partials, count = _templates(self.lang, ops_[i].key, len(a))
+            names = list(map(ref.__getitem__, a))
+            names.append(ref[i])
+            names.append(n_)
+            g = adjoint[i]
+            block_lines.append(len(lines) + 1)
+            block_nodes.append(slot[i])
+            append = lines.append
+            append(f"{indent}if {g}:" + comments.get(i, ""))
+            if count is not None:
+                append(f"{indent}    {n_} = {count.format(*names)}")
+            for n, j in enumerate(a):
+                if adjoint[j]:
+                    append(f"{indent}    {adjoint[j]} += {g} * {partials[n].format(*names)}")
 
         def tangent_block(i):
             tangent = self.adjoint
@@ -810,7 +837,7 @@ class _CFamily(_Writer):
                 k = len(a)
                 text = statement[key] = f"{declare}{{{k}}} = {_templates(self.lang, op.key, k)[0]}; " + (
                     value_check.replace("{target}", f"{{{k}}}").replace("{where}", f"{{{k + 1}}}"))
-            append(text.format(*[ref[j] for j in a], ref[i], quoted[slot[i]]) + comments.get(i, ""))
+            append(text.format(*map(ref.__getitem__, a), ref[i], quoted[slot[i]]) + comments.get(i, ""))
         blocks = []
         self.uses_count = self.uses_partial = False
         if self.mode == "reverse":
@@ -821,15 +848,21 @@ class _CFamily(_Writer):
                 "{partial}", "{2}").replace("{where}", "{3}")
             literal = _LITERAL.fullmatch
             uses_count = uses_partial = False
+            kinds: dict = {}
             for i in range(self.out, -1, -1):
                 g = adjoint[i]
                 if not g or ops_[i] is None:
                     continue
                 a = args[i]
-                if not any(adjoint[j] for j in a):
+                targets = [(n, j, adjoint[j]) for n, j in enumerate(a) if adjoint[j]]
+                if not targets:
                     continue
-                _, partials, count = _templates(self.lang, ops_[i].key, len(a))
-                names = [ref[j] for j in a]
+                key = (ops_[i].key, len(a))
+                templates = kinds.get(key)
+                if templates is None:
+                    templates = kinds[key] = _templates(self.lang, *key)
+                _, partials, count = templates
+                names = list(map(ref.__getitem__, a))
                 names.append(ref[i])
                 names.append(n_name)
                 lines = [f"if ({g} != 0.0) {{" + comments.get(i, "")]
@@ -838,15 +871,13 @@ class _CFamily(_Writer):
                     lines.append(f"        {n_name} = {count.format(*names)};")
                 where = quoted[slot[i]]
                 several = len(a) > 1
-                for n, j in enumerate(a):
-                    if not adjoint[j]:
-                        continue
+                for n, j, d in targets:
                     partial = partials[n].format(*names)
                     if literal(partial) is None:
                         uses_partial = True
                         lines.append(f"        {p_name} = {partial};")
                         partial = p_name
-                    lines.append(edge.format(adjoint[j], g, partial, f"{where[:-1]}, with respect to its argument "
+                    lines.append(edge.format(d, g, partial, f"{where[:-1]}, with respect to its argument "
                                              f"{n + 1}{where[-1]}" if several else where))
                 lines.append("    }")
                 blocks.append(["\n".join(lines)])  # one text, its lines indented for the "    " it gets
