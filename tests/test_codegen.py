@@ -254,7 +254,8 @@ def test_python_raises_a_value_error_naming_the_operation(text, args, where, lin
 
 
 @needs_gcc
-def test_c_returns_a_code_and_a_message(tmp_path):
+@pytest.mark.parametrize("optimize", ["-O0", "-O2"])  # -O2: the straight-line code, its results written early
+def test_c_returns_a_code_and_a_message(optimize, tmp_path):
     parts, calls = ["#include <stdio.h>"], []
     for k, (text, args, where, line, code) in enumerate(ERRORS):
         parts.append(generate(diffcli.parse(text, "bad.expr"), "c", name=f"bad_{k}").source)
@@ -265,7 +266,7 @@ def test_c_returns_a_code_and_a_message(tmp_path):
         diffcli.parse(ERRORS[k][0]), {})) + ", ") for k, c in enumerate(calls)]
     (tmp_path / "bad.c").write_text("\n".join(parts) + "\nint main(void)\n{\n" + "\n".join(calls)
                                     + "\n  return 0;\n}\n", encoding="utf-8")
-    subprocess.run([GCC, "-std=c99", "-o", str(tmp_path / "bad"), str(tmp_path / "bad.c"), "-lm"], check=True)
+    subprocess.run([GCC, "-std=c99", optimize, "-o", str(tmp_path / "bad"), str(tmp_path / "bad.c"), "-lm"], check=True)
     lines = subprocess.run([str(tmp_path / "bad")], capture_output=True, text=True).stdout.splitlines()
     for (text, args, where, line, code), out in zip(ERRORS, lines):
         assert out.startswith(f"{code} ") and f"`{where}` (line {line}," in out, out

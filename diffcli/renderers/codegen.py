@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
+import json.encoder
 import re
 import os
 import stat
@@ -35,7 +36,8 @@ from dataclasses import dataclass
 from .. import ops
 from . import target_names
 from ..interpreters.engine import needs_gradient
-from ..formatting import excerpt, operator_span
+from ..formatting import EXCERPT_WIDTH, excerpt, operator_span
+from ..language.syntax import Binary, Index
 from ..errors import DiffcliError
 from ..program import Program
 
@@ -207,21 +209,27 @@ class _Writer:
         self.slot = [-1] * n
         values = self.internal.get("v")
         position = {name: k for k, name in enumerate(self.parameters)}
+        name_of, split, slots = self.name_of, self.split, self.slot
+        constants: dict = {}  # a constant's text, once per value
         for i in range(n):
             if ops_[i] is None:
-                if i in self.name_of and self.split:  # an input, in the array of the arguments
-                    ref[i] = f"{self.internal['x']}[{position[self.name_of[i]]}]"
-                elif i in self.name_of:
-                    ref[i] = self.variable[self.name_of[i]]
+                if i in name_of and split:  # an input, in the array of the arguments
+                    ref[i] = f"{self.internal['x']}[{position[name_of[i]]}]"
+                elif i in name_of:
+                    ref[i] = self.variable[name_of[i]]
                 else:
-                    text = str(number(value0[i]))
-                    ref[i] = f"({text})" if text.startswith("-") else text
+                    key = (value0[i], str(value0[i]))  # (0.0 and -0.0 are equal, their texts are not)
+                    text = constants.get(key)
+                    if text is None:
+                        text = str(number(value0[i]))
+                        text = constants[key] = f"({text})" if text.startswith("-") else text
+                    ref[i] = text
                 continue
-            self.slot[i] = slot
-            if self.split:
+            slots[i] = slot
+            if split:
                 ref[i] = f"{values}[{slot}]"
-            elif i in self.name_of:
-                ref[i] = self.variable[self.name_of[i]]
+            elif i in name_of:
+                ref[i] = self.variable[name_of[i]]
             else:
                 ref[i] = namer.fresh(f"t{i}")
             slot += 1
@@ -236,19 +244,22 @@ class _Writer:
                     live[j] = True
         self.live = live
         needs = needs_gradient(graph)
-        self.wanted = [live[i] and needs[i] for i in range(n)]
+        self.wanted = wanted = [a and b for a, b in zip(live, needs)]
         self.adjoint = [""] * n
         self.gradient_order, self.gradient_user = [], []
         if self.mode == "reverse":
-            adjoint_slot = 0
-            for i in range(n):
-                if self.wanted[i]:
-                    if self.split:
-                        self.adjoint[i] = f"{self.internal['g']}[{adjoint_slot}]"
-                        adjoint_slot += 1
-                    else:
-                        self.adjoint[i] = namer.fresh("d_" + ref[i])
-            self.n_adjoints = adjoint_slot
+            kept = [i for i in range(n) if wanted[i]]
+            if split:
+                g = self.internal["g"]
+                for k, i in enumerate(kept):
+                    self.adjoint[i] = f"{g}[{k}]"
+            else:
+                for i in kept:
+                    self.adjoint[i] = namer.fresh("d_" + ref[i])
+            self.n_adjoints = len(kept) if split else 0
+            if self.lang != "python":
+                self._places()
+                return
             # for the Python check at the end: the adjoints from the last node's to the first's, and
             # the operation (of the highest index) through which each receives
             user = [0] * n
@@ -281,19 +292,43 @@ class _Writer:
         """Each operation's place, as its messages say it: "`log(x)` (line 3, column 5)"."""
         graph, source = self.graph, self.program.source
         starts = source._starts()
+        text_of, width = source.text, EXCERPT_WIDTH
         import bisect
 
+        bisect_right = bisect.bisect_right
         where = []
+        append = where.append
+        begins: dict = {}  # expression class -> how its operation's place is found
+        exprs = graph.expr
         for i, op in enumerate(graph.op):
             if op is None:
                 continue
-            expr = graph.expr[i]
-            begin = operator_span(source, expr)[0]
-            line = bisect.bisect_right(starts, begin) - 1
-            text = excerpt(source, expr)
-            where.append(f"`{text}` (line {line + 1}, column {begin - starts[line] + 1})")
+            expr = exprs[i]
+            kind = begins.get(type(expr))
+            if kind is None:
+                kind = begins[type(expr)] = _begin_kind(source, expr)
+            begin = expr.op_start if kind == 1 else expr.bracket if kind == 2 else expr.start
+            line = bisect_right(starts, begin) - 1
+            text = text_of[expr.start:expr.end]
+            # the common case, already as excerpt() shows it: printable ASCII, no comment, no run
+            # of blanks (one statement's text); else excerpt() folds it
+            if not (text.isascii() and text.isprintable()) or "#" in text or "  " in text or text[:1] == " " \
+                    or text[-1:] == " ":
+                text = excerpt(source, expr)
+            elif len(text) > width:
+                text = text[:width - 1] + "…"
+            append(f"`{text}` (line {line + 1}, column {begin - starts[line] + 1})")
         self.where = where
-        self.quoted = [self.quote(w) for w in where] if self.lang != "python" else []
+        self.quoted = self.quote_all(where) if self.lang != "python" else []
+
+    def quote_all(self, texts: list[str]) -> list[str]:
+        """[self.quote(text) for text in texts], in bulk where nothing needs replacing."""
+        if all(map(str.isprintable, texts)) and not self.quote_replaces(texts):
+            return list(map(_encode_string, texts))
+        return [self.quote(text) for text in texts]
+
+    def quote_replaces(self, texts: list[str]) -> bool:
+        return False
 
     def statement_comment(self, i: int) -> str:
         """`line 4: b = 5 - 3a` for the node a statement names, else "" (made once per node: the
@@ -306,9 +341,20 @@ class _Writer:
             comments[i] = ""
             return ""
         stmt = self.graph.definitions[name]
-        line = self.program.source.line_col(stmt.start)[0]
-        comments[i] = self.safe_comment(f"line {line}: {name} = {self.program.definition(name)}")
+        source = self.program.source
+        line = source.line_col(stmt.start)[0]
+        expr = stmt.expr
+        text = source.text[expr.start:expr.end]  # as snippet() shows it, where it is plain
+        if not (text.isascii() and text.isprintable()) or "#" in text or "  " in text or text[:1] == " " \
+                or text[-1:] == " ":
+            text = self.program.definition(name)
+        comments[i] = self.safe_comment(f"line {line}: {name} = {text}")
         return comments[i]
+
+    def comments(self) -> dict:
+        """node -> its statement's comment in the language's block-comment form (named nodes only)."""
+        return {i: self.block_comment(self.statement_comment(i)) for i in self.name_of
+                if self.statement_comment(i)}
 
     def safe_comment(self, text: str) -> str:
         if text.isprintable():
@@ -442,6 +488,11 @@ class _Writer:
         return lines
 
 
+def _begin_kind(source, expr) -> int:
+    """Where operator_span finds an expression's operation: 1 its op_start, 2 its bracket, 0 its start."""
+    return 1 if isinstance(expr, Binary) else 2 if isinstance(expr, Index) else 0
+
+
 # add and mul give the same bits either way round; min, max and hypot are left as written
 _EXACTLY_COMMUTATIVE = {"add", "mul"}
 
@@ -526,29 +577,47 @@ class _Python(_Writer):
         split = self.split
         indent = "    " if split else "        "
 
+        comments = {i: f"  # {text}" for i in self.name_of for text in [self.statement_comment(i)] if text}
+        ops_, args = graph.op, graph.args
+        statement: dict = {}  # (op, arguments) -> its line as a format string
+
         def forward_lines(nodes):
             runs.append((len(lines) + 1, self.slot[nodes[0]]))
+            append = lines.append
             for i in nodes:
-                comment = self.statement_comment(i)
-                line = f"{indent}{ref[i]} = {self.value_text(i)}"
-                lines.append(f"{line}  # {comment}" if comment else line)
+                a = args[i]
+                key = (ops_[i].key, len(a))
+                text = statement.get(key)
+                if text is None:
+                    text = statement[key] = f"{indent}{{{len(a)}}} = {_templates(self.lang, key[0], len(a))[0]}"
+                append(text.format(*map(ref.__getitem__, a), ref[i]) + comments.get(i, ""))
 
         def block(i, g, body):
             block_lines.append(len(lines) + 1)
             block_nodes.append(self.slot[i])
-            comment = self.statement_comment(i)
-            lines.append(f"{indent}if {g}:" + (f"  # {comment}" if comment else ""))
+            lines.append(f"{indent}if {g}:" + comments.get(i, ""))
             lines.extend(body)
 
+        adjoint, slot = self.adjoint, self.slot
+
         def reverse_block(i):
-            adjoint = self.adjoint
-            edges, counted = self.edges(i)
-            if not edges:
+            a = args[i]
+            if not any(adjoint[j] for j in a):
                 return
-            body = [f"{indent}    {n_} = {counted}"] if counted else []
-            for n, j, partial in edges:
-                body.append(f"{indent}    {adjoint[j]} += {adjoint[i]} * {partial}")
-            block(i, adjoint[i], body)
+            _, partials, count = _templates(self.lang, ops_[i].key, len(a))
+            names = list(map(ref.__getitem__, a))
+            names.append(ref[i])
+            names.append(n_)
+            g = adjoint[i]
+            block_lines.append(len(lines) + 1)
+            block_nodes.append(slot[i])
+            append = lines.append
+            append(f"{indent}if {g}:" + comments.get(i, ""))
+            if count is not None:
+                append(f"{indent}    {n_} = {count.format(*names)}")
+            for n, j in enumerate(a):
+                if adjoint[j]:
+                    append(f"{indent}    {adjoint[j]} += {g} * {partials[n].format(*names)}")
 
         def tangent_block(i):
             tangent = self.adjoint
@@ -723,20 +792,25 @@ class _CFamily(_Writer):
                                      "error", "w", "DomainError", "valueError", "gradientError")}
 
     def quote(self, text: str) -> str:
-        return json.dumps(self.safe_comment(text), ensure_ascii=False)
+        return _encode_string(self.safe_comment(text))
 
     def block_comment(self, text: str) -> str:
         return f" /* {text.replace('*/', '* /')} */" if text else ""
 
-    def straight_lines(self, fast: "_Fast", total: str) -> list[str]:
+    def straight_lines(self, fast: "_Fast", total: str, stores: dict | None = None) -> list[str]:
         """The straight-line statements, the tested values added to `total` as they come and the
-        adjoints' leaves at the end."""
-        lines = []
+        adjoints' leaves at the end; `stores` (name -> lines): what to write right after a name is
+        defined (C's results, so that they need not stay in registers until the end)."""
+        stores = stores or {}
+        lines = list(stores.get("", ()))  # the results that are no statement's: first
         for name, text in fast.values:
             lines.append(f"    {self.declare_value}{name} = {text};")
             if name in fast.tested:
                 lines.append(f"    {total} = {total} + {name};")
-        lines += [f"    {self.declare_value}{name} = {text};" for name, text in fast.counts + fast.adjoints]
+            lines += stores.get(name, ())
+        for name, text in fast.counts + fast.adjoints:
+            lines.append(f"    {self.declare_value}{name} = {text};")
+            lines += stores.get(name, ())
         return lines + [f"    {total} = {total} + {text};" for text in fast.check_sums()]
 
     def statements(self):
@@ -746,37 +820,68 @@ class _CFamily(_Writer):
         declare = "" if self.split else self.declare_value
         value_check, gradient_check = (template.replace("{valueError}", I["valueError"]).replace(
             "{gradientError}", I["gradientError"]) for template in (self.value_check, self.gradient_check))
+        comments = self.comments()
+        slot, quoted = self.slot, self.quoted
+        ops_, args = graph.op, graph.args
+        # each operation kind's statement as one format string: its arguments, its result, its place
+        statement: dict = {}
         forward = []
-        for i, op in enumerate(graph.op):
+        append = forward.append
+        for i, op in enumerate(ops_):
             if op is None:
                 continue
-            line = (f"{declare}{ref[i]} = {self.value_text(i)}; "
-                    + value_check.format(target=ref[i], where=self.quoted_where(i)))
-            forward.append(line + self.block_comment(self.statement_comment(i)))
+            a = args[i]
+            key = (op.key, len(a))
+            text = statement.get(key)
+            if text is None:
+                k = len(a)
+                text = statement[key] = f"{declare}{{{k}}} = {_templates(self.lang, op.key, k)[0]}; " + (
+                    value_check.replace("{target}", f"{{{k}}}").replace("{where}", f"{{{k + 1}}}"))
+            append(text.format(*map(ref.__getitem__, a), ref[i], quoted[slot[i]]) + comments.get(i, ""))
         blocks = []
         self.uses_count = self.uses_partial = False
         if self.mode == "reverse":
             adjoint = self.adjoint
+            p_name, n_name = I["p"], I["n"]
+            # `{0} += {1} * {2}; check({0}, {2}, {3})`: target, source, partial, place
+            edge = "        {0} += {1} * {2}; " + gradient_check.replace("{target}", "{0}").replace(
+                "{partial}", "{2}").replace("{where}", "{3}")
+            literal = _LITERAL.fullmatch
+            uses_count = uses_partial = False
+            kinds: dict = {}
             for i in range(self.out, -1, -1):
-                if not adjoint[i] or graph.op[i] is None:
+                g = adjoint[i]
+                if not g or ops_[i] is None:
                     continue
-                edges, counted = self.edges(i)
-                if not edges:
+                a = args[i]
+                targets = [(n, j, adjoint[j]) for n, j in enumerate(a) if adjoint[j]]
+                if not targets:
                     continue
-                lines = [f"if ({adjoint[i]} != 0.0) {{" + self.block_comment(self.statement_comment(i))]
-                if counted:
-                    self.uses_count = True
-                    lines.append(f"    {I['n']} = {counted};")
-                for n, j, partial in edges:
-                    if not _literal(partial):
-                        self.uses_partial = True
-                        lines.append(f"    {I['p']} = {partial};")
-                        partial = I["p"]
-                    check = gradient_check.format(target=adjoint[j], partial=partial,
-                                                  where=self.quoted_where(i, n))
-                    lines.append(f"    {adjoint[j]} += {adjoint[i]} * {partial}; {check}")
-                lines.append("}")
-                blocks.append(lines)
+                key = (ops_[i].key, len(a))
+                templates = kinds.get(key)
+                if templates is None:
+                    templates = kinds[key] = _templates(self.lang, *key)
+                _, partials, count = templates
+                names = list(map(ref.__getitem__, a))
+                names.append(ref[i])
+                names.append(n_name)
+                lines = [f"if ({g} != 0.0) {{" + comments.get(i, "")]
+                if count is not None:
+                    uses_count = True
+                    lines.append(f"        {n_name} = {count.format(*names)};")
+                where = quoted[slot[i]]
+                several = len(a) > 1
+                for n, j, d in targets:
+                    partial = partials[n].format(*names)
+                    if literal(partial) is None:
+                        uses_partial = True
+                        lines.append(f"        {p_name} = {partial};")
+                        partial = p_name
+                    lines.append(edge.format(d, g, partial, f"{where[:-1]}, with respect to its argument "
+                                             f"{n + 1}{where[-1]}" if several else where))
+                lines.append("    }")
+                blocks.append(["\n".join(lines)])  # one text, its lines indented for the "    " it gets
+            self.uses_count, self.uses_partial = uses_count, uses_partial
         elif self.mode == "forward":
             tangent = self.adjoint
             start = graph.names[self.wrt]
@@ -833,6 +938,9 @@ class _C(_CFamily):
     def quote(self, text: str) -> str:
         return super().quote(text).replace("?", "\\?")  # no trigraphs
 
+    def quote_replaces(self, texts: list[str]) -> bool:
+        return any("?" in text for text in texts)
+
     def signature(self, function: str | None = None) -> str:
         I = self.internal
         params = [f"double {self.variable[n]}" for n in self.parameters]
@@ -852,6 +960,7 @@ class _C(_CFamily):
                  " * or 3 (the gradient overflows), and if `error` is not NULL points *error at a static",
                  " * string naming the operation and its place in the .expr file, like",
                  " * \"`log(x - 1)` (line 3, column 5)\"; " + self.reason + "(code) says what went wrong there.",
+                 " * After an error *value (and the derivatives) may hold partial results: use them on 0 only.",
                  " * Thread-safe: no global state. Inputs:",
                  *[" * " + line for line in self.inputs_doc()]]
         if self.mode == "reverse":
@@ -956,14 +1065,24 @@ class _C(_CFamily):
         called where that fails."""
         I = self.internal
         total = self.namer.fresh("finite")
+        # each result written as soon as it is known (kept in registers to the end, they would be
+        # spilled around every libm call): the checked version, when it runs, writes them again
+        defined = {name for name, _ in fast.values + fast.counts + fast.adjoints}
+        stores: dict = {}
+        results = [(f"*{I['value']}", fast.value)] + ([(f"{I['gradient']}[{k}]", fast.gradient[name])
+                                                      for k, name in enumerate(self.parameters)]
+                                                     if self.mode == "reverse" else [])
+        for target, text in results:
+            stores.setdefault(text if text in defined else "", []).append(f"    {target} = {text};")
         lines = ["{", "    /* straight-line: no test on the way (see the checked version above) */",
-                 f"    double {total} = 0.0;", *self.straight_lines(fast, total)]
+                 f"    double {total} = 0.0;", *self.straight_lines(fast, total, stores)]
         arguments = [self.variable[n] for n in self.parameters] + [I["value"]] + (
             [I["gradient"]] if self.mode == "reverse" else []) + [I["error"]]
-        lines.append(f"    if (!isfinite({total})) return {checked}({', '.join(arguments)});")
-        lines.append(f"    *{I['value']} = {fast.value};")
-        if self.mode == "reverse":
-            lines += [f"    {I['gradient']}[{k}] = {fast.gradient[name]};" for k, name in enumerate(self.parameters)]
+        # not a tail call (a volatile result): one would make the compiler copy every argument
+        # passed on the stack into its own frame on entry, to hand them on
+        code = self.namer.fresh("code")
+        lines.append(f"    if (!isfinite({total})) {{ volatile int {code} = {checked}({', '.join(arguments)}); "
+                     f"return {code}; }}")
         return lines + ["    return 0;", "}"]
 
     def results(self, indent: str) -> list[str]:
@@ -1081,8 +1200,12 @@ class _JavaScript(_CFamily):
         return super().inputs_doc()
 
 
+# json.dumps(text, ensure_ascii=False) without its encoder object per call (the same function inside)
+_encode_string = json.encoder.encode_basestring
+
+
 def _json_string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+    return _encode_string(text)
 
 
 def _object_key(name: str) -> str:
