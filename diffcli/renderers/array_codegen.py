@@ -155,6 +155,8 @@ class _Writer:
     def where(self, i: int) -> str:
         """"`log(x)` (line 3, column 5)": an operation's place, as its messages say it."""
         source, expr = self.program.source, self.graph.expr[i]
+        if expr is None:  # an added broadcast of a constant: never fails
+            return "a broadcast"
         begin = operator_span(source, expr)[0]
         line, column = source.line_col(begin)
         return f"`{excerpt(source, expr)}` (line {line}, column {column})"
@@ -812,8 +814,288 @@ class _JavaScript(_Loops):
 # ---------------------------------------------------------------- Python: NumPy
 
 class _Python(_Writer):
+    """NumPy: one statement per node, the array engine's calls; each value checked as it comes."""
+
     lang = "python"
 
+    def _plan(self):
+        super()._plan()
+        fresh = self.namer.fresh
+        self.np, self.DomainError = fresh("np"), fresh("DomainError")
+        self.helpers = {k: fresh("_" + k) for k in (
+            "value", "grad", "structural", "unbroadcast", "spread", "keep", "shares", "matmul_vjp",
+            "logsumexp", "softmax", "array", "WHERE", "LABEL", "index_error", "float", "n", "gx", "gy")}
+        for i in range(len(self.graph)):
+            if self.kind[i] == "view":
+                self.ref[i] = self.variable[self.name_of[i]] if i in self.name_of else fresh(f"t{i}")
+            if self.kind[i] == "view" and self.live[i] and not self.value_only and any(
+                    self.adj[j] for j in self.graph.args[i]):
+                self.adj[i] = fresh("d_" + self.ref[i])
+        self.defaults = {n: fresh("_default_" + self.variable[n]) for n in self.parameters
+                         if self.graph.shape[self.graph.names[n]]}
+        self.slot = {i: k for k, i in enumerate(i for i, op in enumerate(self.graph.op) if op is not None)}
+
+    def _np(self, text: str) -> str:
+        return text.replace("np.", self.np + ".") if self.np != "np" else text
+
+    def value_ref(self, j: int) -> str:
+        if self.kind[j] == "const" and not self.graph.shape[j]:
+            text = str(ops.printer("numpy").number(self.graph.value0[j]))
+            return f"({text})" if text.startswith("-") else text
+        return self.ref[j]
+
+    def axis(self, i: int) -> str:
+        axis = (self.graph.attrs.get(i) or {}).get("axis")
+        x = self.graph.args[i][0]
+        return "None" if axis is None or len(self.graph.shape[x]) == 1 else str(axis)
+
+    def index_key(self, i: int) -> str:
+        parts = []
+        for item in self.graph.attrs[i]["items"]:
+            parts.append(str(item) if isinstance(item, int) else ":".join("" if b is None else str(b) for b in item))
+        return ", ".join(parts)
+
+    def value_text(self, i: int) -> str:
+        graph, op, a = self.graph, self.graph.op[i], self.graph.args[i]
+        x = [self.value_ref(j) for j in a]
+        H, np = self.helpers, self.np
+        if op.__class__ is not ArrayOp:
+            return self._np(_templates("numpy", op.key, len(a))[0].format(*x))
+        key, axis = op.key, self.axis(i)
+        count = _count(graph.shape[a[0]], graph.attrs.get(i))
+        return {
+            "matmul": lambda: f"{x[0]} @ {x[1]}",
+            "sum": lambda: f"{np}.sum({x[0]}, axis={axis})",
+            "mean": lambda: f"{np}.sum({x[0]}, axis={axis}) / {count}",
+            "amax": lambda: f"{np}.max({x[0]}, axis={axis})",
+            "amin": lambda: f"{np}.min({x[0]}, axis={axis})",
+            "logsumexp": lambda: f"{H['logsumexp']}({x[0]}, {axis})",
+            "softmax": lambda: f"{H['softmax']}({x[0]}, {axis})",
+            "dot": lambda: f"{np}.dot({x[0]}, {x[1]})",
+            "outer": lambda: f"{np}.outer({x[0]}, {x[1]})",
+            "transpose": lambda: f"{np}.transpose({x[0]})",
+            "norm": lambda: f"{np}.sqrt({np}.sum({x[0]} * {x[0]}))",
+            "broadcast": lambda: f"{np}.broadcast_to({x[0]}, {graph.shape[i]!r})",
+            "index": lambda: f"{x[0]}[{self.index_key(i)}]",
+            "stack": lambda: f"{np}.stack(({', '.join(x)},))",
+        }[key]()
+
+    def backward(self, i: int) -> list[str]:
+        """The statements adding node i's adjoint times its partials into its arguments' adjoints."""
+        graph, op, a = self.graph, self.graph.op[i], self.graph.args[i]
+        H, np, g, k = self.helpers, self.np, self.adj[i], self.slot[i]
+        x = [self.value_ref(j) for j in a]
+        out = self.ref[i]
+        lines = []
+
+        def add(j, text):
+            if self.adj[j]:
+                lines.append(f"{self.adj[j]} = {self.adj[j]} + {text}")
+        if op.__class__ is not ArrayOp:
+            _, partials, count = _templates("numpy", op.key, len(a))
+            names = x + [out, H["n"]]
+            if count is not None:
+                lines.append(f"{H['n']} = {self._np(count.format(*names))}")
+            for n, j in enumerate(a):
+                add(j, f"{H['grad']}({k}, {n if len(a) > 1 else -1}, {g}, {self._np(partials[n].format(*names))})")
+            return lines
+        key, axis = op.key, self.axis(i)
+        s = lambda text: f"{H['structural']}({k}, {text})"
+        count = _count(graph.shape[a[0]], graph.attrs.get(i))
+        spread = f"{H['spread']}({g}, {x[0]}, {axis})"
+        if key == "matmul":
+            lines.append(f"{H['gx']}, {H['gy']} = {H['matmul_vjp']}({g}, {x[0]}, {x[1]})")
+            add(a[0], s(H["gx"]))
+            add(a[1], s(H["gy"]))
+        elif key in ("sum", "mean"):
+            add(a[0], s(spread if key == "sum" else f"{spread} / {count}"))
+        elif key in ("amax", "amin"):
+            add(a[0], s(f"{spread} * {H['shares']}({out}, {x[0]}, {axis})"))
+        elif key == "logsumexp":
+            add(a[0], s(f"{spread} * {np}.exp({x[0]} - {H['keep']}({out}, {x[0]}, {axis}))"))
+        elif key == "softmax":
+            add(a[0], s(f"{out} * ({g} - {np}.sum({g} * {out}, axis={axis}, keepdims=True))"))
+        elif key == "dot":
+            add(a[0], s(f"{g} * {x[1]}"))
+            add(a[1], s(f"{g} * {x[0]}"))
+        elif key == "outer":
+            add(a[0], s(f"{g} @ {x[1]}"))
+            add(a[1], s(f"{x[0]} @ {g}"))
+        elif key == "transpose":
+            add(a[0], f"{np}.transpose({g})")
+        elif key == "norm":
+            add(a[0], s(f"{g} * {x[0]} / {out}"))
+        elif key == "broadcast":
+            add(a[0], f"{H['unbroadcast']}({g}, {graph.shape[a[0]]!r})")
+        elif key == "index":
+            if self.adj[a[0]]:
+                lines.append(f"{self.adj[a[0]]}[{self.index_key(i)}] += {g}")
+        elif key == "stack":
+            for n, j in enumerate(a):
+                add(j, f"{g}[{n}]")
+        return lines
+
     def generate(self) -> Generated:
-        raise DiffcliError("input", "--lang python: array programs are not generated in Python yet",
-                           help="--lang c or --lang javascript")
+        graph, H, np, E = self.graph, self.helpers, self.np, self.DomainError
+        triple = '"' * 3
+        header = [line.replace("\\", "\\\\").replace(triple, "'''") for line in self.header_lines()]
+        lines = [triple + header[0], *header[1:], "Python over NumPy: the array engine's operations, one statement "
+                 "a node.", triple, "", f"import numpy as {np}", ""]
+        for i in range(len(graph)):
+            if self.kind[i] == "const" and graph.shape[i]:
+                lines.append(f"{self.ref[i]} = {np}.array({graph.value0[i].tolist()!r})")
+        for n, d in self.defaults.items():
+            lines.append(f"{d} = {np}.array({graph.inputs[n].tolist()!r})")
+        lines += ["", "", f"class {E}(ValueError):",
+                  f"    {triple}A value or a derivative outside an operation's domain, or an overflow.{triple}", "", ""]
+        params = []
+        for n in self.parameters:
+            default = graph.inputs[n]
+            params.append(self.variable[n] if default is None else f"{self.variable[n]}={self.defaults[n]}"
+                          if n in self.defaults else f"{self.variable[n]}={float(default)!r}")
+        out = self.output_name
+        doc = (f"Return the value of `{out}`." if self.value_only else
+               f"Return (`{out}`, {{input: d{out}/d input}}); an array's gradient is a NumPy array of its shape.")
+        lines += [f"def {self.function}({', '.join(params)}):", "    " + triple + doc, "",
+                  *["    " + line.replace(triple, "'''").replace("\\", "/") for line in self.inputs_doc()], "",
+                  f"    Raises {E} (a ValueError) where an operation is undefined or overflows.", "    " + triple]
+        body = []
+        for n in self.parameters:
+            shape = graph.shape[graph.names[n]]
+            v = self.variable[n]
+            body.append(f"{v} = {H['array']}({v}, {shape!r}, {n!r})" if shape else f"{v} = {H['float']}({v})")
+        where, labels = [], []
+        for i, op in enumerate(graph.op):
+            if op is None:
+                continue
+            where.append(self.where(i))
+            labels.append(self.label(i) if graph.shape[i] else "")
+            comment = self.comment(i)
+            text = self.value_text(i)
+            line = f"{self.ref[i]} = " + (text if self.kind[i] == "view" else f"{H['value']}({self.slot[i]}, {text})")
+            body.append(line + (f"  # {comment}" if comment else ""))
+        if not self.value_only:
+            for i in range(len(graph)):
+                if self.adj[i] and i != self.out:
+                    body.append(f"{self.adj[i]} = {np}.zeros({graph.shape[i]!r})")
+            body.append(f"{self.adj[self.out]} = {np}.asarray(1.0)")
+            for i in range(self.out, -1, -1):
+                if graph.op[i] is not None and self.adj[i] and any(self.adj[j] for j in graph.args[i]):
+                    block = self.backward(i)
+                    comment = self.comment(i)
+                    if comment and block:
+                        block[0] += f"  # {comment}"
+                    body += block
+            body.append(f"return {H['float']}({self.ref[self.out]}), {{" + ", ".join(
+                f"{n!r}: " + (self.adj[graph.names[n]] if graph.shape[graph.names[n]]
+                              else f"{H['float']}({self.adj[graph.names[n]]})") for n in self.parameters) + "}")
+        else:
+            body.append(f"return {H['float']}({self.ref[self.out]})")
+        lines += [f"    with {np}.errstate(all='ignore'):", *["        " + line for line in body], "", ""]
+        lines += _PYTHON_HELPERS.format(np=np, E=E, where=where, labels=labels, **H).split("\n")
+        return Generated("python", self.function, "\n".join(lines), None, self.parameters)
+
+
+# the generated module's helpers: the engine's checks, and the NumPy of its structural vjps, as text
+_PYTHON_HELPERS = """{WHERE} = {where!r}
+{LABEL} = {labels!r}
+
+
+def {float}(x):
+    return float(x)
+
+
+def {array}(x, shape, name):
+    x = {np}.asarray(x, dtype=float)
+    if x.shape != shape:
+        raise ValueError(f"{{name}}: an array of shape {{shape}}, not {{x.shape}}")
+    return x
+
+
+def {index_error}(x):
+    x = {np}.asarray(x)
+    if x.ndim == 0:
+        return ()
+    flat = int({np}.flatnonzero(~{np}.isfinite(x))[0])
+    return tuple(int(k) for k in {np}.unravel_index(flat, x.shape))
+
+
+def {value}(k, x):
+    if not {np}.isfinite(x).all():
+        index = {index_error}(x)
+        at = f" at {{{LABEL}[k]}}[{{','.join(map(str, index))}}]" if index and {LABEL}[k] else ""
+        raise {E}(f"{{{WHERE}[k]}}: undefined or overflows{{at}}")
+    return x
+
+
+def {grad}(k, n, g, p):
+    c = g * p
+    if not {np}.isfinite(c).all():
+        c = {np}.where(g != 0, c, 0.0)  # a zero adjoint blocks an undefined partial
+        if not {np}.isfinite(c).all():
+            index = {index_error}(c)
+            at = f" at {{{LABEL}[k]}}[{{','.join(map(str, index))}}]" if index and {LABEL}[k] else ""
+            where = {WHERE}[k] + ("" if n < 0 else f", with respect to its argument {{n + 1}}")
+            p = {np}.broadcast_to(p, {np}.shape(c))
+            if {np}.isfinite(p[index] if index else p):
+                raise {E}(f"the gradient overflows at {{where}}{{at}}")
+            raise {E}(f"the derivative of {{where}} is infinite or undefined{{at}}")
+    return c
+
+
+def {structural}(k, c):
+    if not {np}.isfinite(c).all():
+        index = {index_error}(c)
+        raise {E}(f"the gradient overflows at {{{WHERE}[k]}}" + (f", element [{{','.join(map(str, index))}}]"
+                                                                    if index else ""))
+    return c
+
+
+def {unbroadcast}(g, shape):
+    if g.shape == shape:
+        return g
+    if not shape:
+        return g.sum()
+    lead = g.ndim - len(shape)
+    if lead:
+        g = g.sum(axis=tuple(range(lead)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return g.sum(axis=stretched, keepdims=True) if stretched else g
+
+
+def {keep}(out, x, axis):
+    if axis is None:
+        return {np}.reshape(out, (1,) * x.ndim)
+    return {np}.expand_dims(out, axis)
+
+
+def {spread}(g, x, axis):
+    out = {np}.empty(x.shape)
+    out[...] = {keep}(g, x, axis)
+    return out
+
+
+def {shares}(out, x, axis):
+    tied = (x == {keep}(out, x, axis)).astype(float)
+    return tied / {np}.sum(tied, axis=axis, keepdims=True)
+
+
+def {matmul_vjp}(g, x, y):
+    if x.ndim == 1 and y.ndim == 1:
+        return g * y, g * x
+    if y.ndim == 1:
+        return {np}.outer(g, y), x.T @ g
+    if x.ndim == 1:
+        return y @ g, {np}.outer(x, g)
+    return g @ y.T, x.T @ g
+
+
+def {logsumexp}(x, axis):
+    top = {np}.max(x, axis=axis, keepdims=True)
+    return {np}.reshape(top, {np}.shape({np}.sum(x, axis=axis))) + {np}.log({np}.sum({np}.exp(x - top), axis=axis))
+
+
+def {softmax}(x, axis):
+    e = {np}.exp(x - {np}.max(x, axis=axis, keepdims=True))
+    return e / {np}.sum(e, axis=axis, keepdims=True)
+"""
