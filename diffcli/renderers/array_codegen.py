@@ -423,10 +423,17 @@ class _Loops(_Writer):
         return lines
 
     def contribution(self, i, n, target, g, p, idx, checked, structural=False) -> list[str]:
-        """`target += g * p`, checked as the engine checks (a zero adjoint blocks an undefined partial)."""
+        """`target += g * p`, checked as the engine checks (a zero adjoint blocks an undefined partial).
+        idx: the element of argument n (structural ops) or of node i (elementwise)."""
         if not checked:
             return [f"{target} += {g} * {p};" if p != "1.0" else f"{target} += {g};"]
         where = self.where(i) + (f", with respect to its argument {n + 1}" if len(self.graph.args[i]) > 1 else "")
+        if structural:
+            arg = self.graph.args[i][n]
+            label = operand_label(self.graph, arg) if idx else ""
+            return ["{", f"    {self.pvar} = {p};", f"    {self.cvar} = {g} * {self.pvar};",
+                    "    " + self.derivative_failure(self.cvar, self.pvar, where, label, arg, idx, True),
+                    f"    {target} += {self.cvar};", "}"]
         return [f"if ({g} != 0.0) {{" if not structural else "{", f"    {self.pvar} = {p};", f"    {self.cvar} = {g} * {self.pvar};",
                 "    " + self.derivative_failure(self.cvar, self.pvar, where, self.label(i) if idx else "", i, idx,
                                                  structural),
@@ -463,10 +470,10 @@ class _Loops(_Writer):
                 dx, dy = self.A(x, left + (k,)), self.A(y, (k,) + right)
                 if dx is not None:
                     out += ["    " + s for s in self.contribution(i, 0, dx, self.gvar, self.E(y, (k,) + right),
-                                                                   idx, checked, True)]
+                                                                   left + (k,), checked, True)]
                 if dy is not None:
                     out += ["    " + s for s in self.contribution(i, 1, dy, self.gvar, self.E(x, left + (k,)),
-                                                                   idx, checked, True)]
+                                                                   (k,) + right, checked, True)]
                 return out + ["}"]
             return self.nest(lines, shape, body)
         if key == "dot":
@@ -486,7 +493,7 @@ class _Loops(_Writer):
                                                       (y, idx[1:], self.E(x, idx[:1])))):
                     target = self.A(j, jidx)
                     if target is not None:
-                        out += self.contribution(i, n, target, G(idx), other, idx, checked, True)
+                        out += self.contribution(i, n, target, G(idx), other, jidx, checked, True)
                 return out
             return self.nest(lines, shape, body)
         if key == "stack":
@@ -630,6 +637,8 @@ class _C(_Loops):
                  f"{self.cvar} = 0.0, {self.nvar} = 0.0;"]
         if not checked:
             lines.append(f"int {self.bad} = 0;")
+        else:
+            lines.append(f"(void){self.failed};  /* (a program with nothing to check) */")
         lines.append(f"(void){self.acc}; (void){self.acc2}; (void){self.gvar}; (void){self.pvar}; "
                      f"(void){self.cvar}; (void){self.nvar};")
         lines += self.forward(checked)
