@@ -208,6 +208,9 @@ DOMAIN = [
     ("W = [[1, 2], [3, 800]]\ny = sum(exp(W))\n", "`exp(W)` (line 2, column 9): undefined or overflows", "W", (1, 1)),
     ("x = [1, 0, 3]\ny = sum(sqrt(x))\n", "the derivative of `sqrt(x)` (line 2, column 9) is infinite or undefined",
      "x", (1,)),
+    # a NaN that relu would hide, and one the fast C code leaves to the sum to show
+    ("x = [1, -2]\ny = sum(relu(log(x)))\n", "`log(x)` (line 2, column 14): undefined or overflows", "x", (1,)),
+    ("x = [1, -2]\ny = sum(2 * log(x))\n", "`log(x)` (line 2, column 13): undefined or overflows", "x", (1,)),
 ]
 
 
@@ -244,6 +247,15 @@ def test_domain_errors_name_the_element_as_grad_does(text, message, array, index
         assert code == ("2" if "derivative" in message else "1")
         assert int(element) == int(np.ravel_multi_index(index, np.shape(program.inputs[array])))
         assert where == f"{message} at {array}"
+
+
+def test_the_gradient_of_norm_at_zero_is_an_error():
+    program = diffcli.parse("x = [0, 0]\ny = norm(x)\n")
+    with pytest.raises(diffcli.DiffcliError, match="derivative of `norm` is undefined"):
+        program.grad()
+    generated = generate(program, "python")
+    with pytest.raises(ValueError, match=r"the derivative of `norm\(x\)` \(line 2, column 5\) is undefined"):
+        _run_python(generated.source, generated.function)
 
 
 def test_a_zero_adjoint_blocks_an_undefined_partial_as_in_grad():

@@ -203,6 +203,37 @@ class _Loops(_Writer):
         number = ops.printer(self.lang).number
         return ", ".join(str(number(x)) for x in value.ravel())
 
+    @property
+    def tested(self) -> list[bool]:
+        """Whether the fast code tests a node's values: not where every user (through views that read
+        every element) carries a value that is not finite on into its own result (inf·0, inf - inf
+        and NaN are not finite), since that result is tested, or carries it further."""
+        if "_tested" in self.__dict__:
+            return self._tested
+        graph, n = self.graph, len(self.graph)
+        users: list[list] = [[] for _ in range(n)]
+        for u in range(n):
+            for position, j in enumerate(graph.args[u]):
+                users[j].append((u, position))
+        carries = [False] * n  # a view whose every element's non-finiteness reaches a tested value
+
+        def carried(u, position):
+            op = graph.op[u]
+            if self.kind[u] == "view":
+                return carries[u]
+            if op.__class__ is ArrayOp:
+                return op.key in _CARRY
+            return position in ops.NONFINITE_PROPAGATES.get(op.key, ())
+        tested = [True] * n
+        for i in range(n - 1, -1, -1):
+            passes = bool(users[i]) and all(carried(u, position) for u, position in users[i])
+            if self.kind[i] == "view":
+                carries[i] = graph.op[i].key != "index" and passes
+            elif self.kind[i] == "store":
+                tested[i] = not passes
+        self._tested = tested
+        return tested
+
     # -- elements: E (value) and A (adjoint) of node j at a multi-index of its own shape
     def _resolve(self, j: int, idx: tuple):
         """(storage node, its multi-index): views followed to their source, the indexes mapped."""
@@ -322,7 +353,7 @@ class _Loops(_Writer):
 
     def check(self, i: int, target: str, idx, checked: bool) -> list[str]:
         if not checked:
-            return [f"{self.bad} |= !{self.isfinite}({target});"]
+            return [f"{self.bad} |= !{self.isfinite}({target});"] if self.tested[i] else []
         return [self.value_failure(target, self.where(i), self.label(i) if idx else "", i, idx)]
 
     def forward_node(self, lines, i, op, checked):
@@ -414,6 +445,9 @@ class _Loops(_Writer):
             if self.kind[i] != "store" or not self.adj[i]:
                 continue
             if not any(self.has_adjoint(j) for j in graph.args[i]):
+                if not checked:  # an adjoint that flows nowhere: the gradient's test would not see it
+                    self.nest(lines, graph.shape[i], lambda idx: [
+                        f"{self.bad} |= !{self.isfinite}({self.element(self.adj[i], i, idx, False)});"])
                 continue
             before = len(lines)
             comment = self.comment(i)
@@ -539,6 +573,11 @@ class _Loops(_Writer):
         lines: list[str] = []
         self.nest(lines, inner, lambda e: body(element(r, e)), self.index_names[len(outer):])
         return lines
+
+
+# structural operations whose every result is not finite where an argument's element is not (each
+# element enters a product or a sum); not the extremes or logsumexp/softmax (exp(-inf) is 0)
+_CARRY = frozenset({"matmul", "sum", "mean", "dot", "outer", "norm", "stack"})
 
 
 def _count(shape, attrs) -> int:
@@ -933,7 +972,7 @@ class _Python(_Writer):
         elif key == "transpose":
             add(a[0], f"{np}.transpose({g})")
         elif key == "norm":
-            add(a[0], s(f"{g} * {x[0]} / {out}"))
+            add(a[0], f"{H['structural']}({k}, {g} * {x[0]} / {out}, True)")
         elif key == "broadcast":
             add(a[0], f"{H['unbroadcast']}({g}, {graph.shape[a[0]]!r})")
         elif key == "index":
@@ -1052,8 +1091,10 @@ def {grad}(k, n, g, p):
     return c
 
 
-def {structural}(k, c):
+def {structural}(k, c, norm=False):
     if not {np}.isfinite(c).all():
+        if norm:
+            raise {E}(f"the derivative of {{{WHERE}[k]}} is undefined: the norm is 0")
         index = {index_error}(c)
         raise {E}(f"the gradient overflows at {{{WHERE}[k]}}" + (f", element [{{','.join(map(str, index))}}]"
                                                                     if index else ""))
