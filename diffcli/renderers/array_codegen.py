@@ -776,20 +776,24 @@ class _JavaScript(_Loops):
     def declare_scalar(self, name, value):
         return f"let {name} = {value};"
 
+    def quote(self, text):
+        return json.dumps(text, ensure_ascii=False)
+
     def at(self, label, i, idx):
+        """` + \` at x[${i}]\``: the element, where there is one."""
         if not label:
-            return "``"
-        return "` at " + label.replace("`", "'").replace("$", "\\$") + "[" + ",".join(
+            return ""
+        return " + ` at " + label.replace("`", "'").replace("$", "\\$") + "[" + ",".join(
             "${" + str(k) + "}" for k in idx) + "]`"
 
     def value_failure(self, target, where, label, i, idx):
         return (f"if (!Number.isFinite({target})) throw new {self.DomainError}("
-                f"{json.dumps(where + ': undefined or overflows')} + {self.at(label, i, idx)});")
+                f"{self.quote(where + ': undefined or overflows')}{self.at(label, i, idx)});")
 
     def derivative_failure(self, c, p, where, label, i, idx, structural):
         return (f"if (!Number.isFinite({c})) throw new {self.DomainError}((Number.isFinite({p}) ? "
-                f"{json.dumps('the gradient overflows at ' + where)} : "
-                f"{json.dumps('the derivative of ' + where + ' is infinite or undefined')}) + {self.at(label, i, idx)});")
+                f"{self.quote('the gradient overflows at ' + where)} : "
+                f"{self.quote('the derivative of ' + where + ' is infinite or undefined')}){self.at(label, i, idx)});")
 
     def generate(self) -> Generated:
         graph = self.graph
@@ -828,7 +832,7 @@ class _JavaScript(_Loops):
             v = self.variable[n]
             if shape:
                 body.append(f"if ({v}.length !== {_size(shape)}) throw new TypeError("
-                            f"{json.dumps(f'{n}: {_size(shape)} numbers ({shape_text(shape)}, row-major), not ')} "
+                            f"{self.quote(f'{n}: {_size(shape)} numbers ({shape_text(shape)}, row-major), not ')} "
                             f"+ {v}.length);")
         body.append(f"let {self.acc} = 0.0, {self.acc2} = 0.0, {self.gvar} = 0.0, {self.pvar} = 0.0, "
                     f"{self.cvar} = 0.0, {self.nvar} = 0.0;")
