@@ -780,7 +780,7 @@ class _JavaScript(_Loops):
         return json.dumps(text, ensure_ascii=False)
 
     def at(self, label, i, idx):
-        """` + \` at x[${i}]\``: the element, where there is one."""
+        """A template literal naming the element (` at x[${i}]`), where there is one."""
         if not label:
             return ""
         return " + ` at " + label.replace("`", "'").replace("$", "\\$") + "[" + ",".join(
