@@ -131,12 +131,17 @@ def main() -> None:
              "| what | diffcli | against | ratio |", "| --- | ---: | ---: | ---: |", *rows, "", END]
     print("\n".join(block))
     if not args.quick:
-        text = RESULTS.read_text()
-        if BEGIN in text:
-            text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: "\n".join(block), text, flags=re.S)
-        else:
-            text = text.rstrip("\n") + "\n\n" + "\n".join(block) + "\n"
-        RESULTS.write_text(text)
+        write_section(RESULTS, BEGIN, END, block)
+
+
+def write_section(results: Path, begin: str, end: str, block: list[str]) -> None:
+    """Replace the part of RESULTS.md between `begin` and `end` with `block` (or append it)."""
+    text = results.read_text()
+    if begin in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: "\n".join(block), text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(block) + "\n"
+    results.write_text(text)
 
 
 if __name__ == "__main__":

@@ -807,8 +807,7 @@ def codegen(
     if value_only and forward:
         raise typer.BadParameter("--value-only and --forward exclude each other", param_hint="--value-only")
     program = _read(file, as_json)
-    program.scalar_only("codegen")
-    from .renderers.codegen import generate
+    from .renderers.array_codegen import generate  # array programs; scalar ones go on to codegen.py
 
     generated = generate(program, lang.value, of, name, value_only=value_only, wrt=wrt,
                          filename="<stdin>" if file == "-" else os.path.basename(file))

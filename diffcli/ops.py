@@ -325,18 +325,30 @@ def _js_variadic(f, xs, p):
     return p.code(f"Math.{f}({', '.join(xs)})")
 
 
+def _numpy_variadic(f, xs, p):
+    text = xs[0]
+    for x in xs[1:]:  # as backend("numpy"): functools.reduce(np.minimum, xs)
+        text = f"np.{f}imum({text}, {x})"
+    return p.code(text)
+
+
 PRINTERS = {
     "python": lambda: Printer("python", "math.", {}, "({a} if {c} else {b})", "and", "math.nan",
                               _python_variadic),
     "c": lambda: Printer("c", "", {}, "({c} ? {a} : {b})", "&&", "NAN", _c_variadic),
     "javascript": lambda: Printer("javascript", "Math.", {"fabs": "abs"}, "({c} ? {a} : {b})", "&&",
                                   "NaN", _js_variadic),
+    # Python over NumPy arrays (generated code of array programs): the calls backend("numpy") makes
+    "numpy": lambda: Printer("numpy", "np.", {"asin": "arcsin", "acos": "arccos", "atan": "arctan",
+                                              "atan2": "arctan2", "pow": "power"},
+                             "np.where({c}, {a}, {b})", "&", "np.nan", _numpy_variadic),
 }
 
 
 @functools.lru_cache(maxsize=None)
 def printer(lang: str) -> Printer:
-    """The math namespace that writes source text in `lang` ("python", "c" or "javascript")."""
+    """The math namespace that writes source text in `lang` ("python", "c", "javascript", or "numpy":
+    Python over NumPy arrays)."""
     return PRINTERS[lang]()
 
 
