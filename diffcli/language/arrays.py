@@ -222,7 +222,7 @@ def lower(graph, shapes: dict[str, tuple]):
                     raise _fail("name", f"`{op.name}` takes 2 or more arguments, but 1 was given",
                                 (expr.start, expr.name_end), source, help=f"write it as `{op.name}(a, b, …)`")
                 try:
-                    node_shape = op.shape(arg_shapes, attrs, _texts(source, expr))
+                    node_shape = op.shape(arg_shapes, attrs, _Texts(source, expr))
                 except ShapeProblem as problem:
                     raise _placed(problem, op, expr, graph, args, source) from None
         else:  # elementwise: broadcast the arguments to one shape
@@ -274,6 +274,30 @@ def _texts(source: Source, expr) -> list[str]:
         text = source.snippet(operand.start, operand.end)
         texts.append(text if len(text) <= 24 else text[:23] + "…")
     return texts
+
+
+class _Texts:
+    """_texts(source, expr), made when a shape rule first reads it (most never do: only an error
+    names its operands)."""
+
+    __slots__ = ("source", "expr", "texts")
+
+    def __init__(self, source: Source, expr):
+        self.source, self.expr, self.texts = source, expr, None
+
+    def _made(self) -> list[str]:
+        if self.texts is None:
+            self.texts = _texts(self.source, self.expr)
+        return self.texts
+
+    def __getitem__(self, i):
+        return self._made()[i]
+
+    def __iter__(self):
+        return iter(self._made())
+
+    def __len__(self) -> int:
+        return len(self._made())
 
 
 def _placed(problem: ShapeProblem, op, expr, graph, args, source) -> DiffcliError:
