@@ -13,6 +13,7 @@ program with no array syntax and only scalar inputs is never lowered: it keeps t
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from ..errors import DiffcliError, Source
@@ -42,8 +43,10 @@ def constant(expr: Array | Call, source: Source):
     if isinstance(expr, Call):
         return construct(expr.func, expr.sizes, _keyword_values(expr, source))
     if expr.values is not None:  # numbers scanned as one token
-        _bounded(expr.values_shape(), (expr.start, expr.end), source)
-        return np.array(expr.values, dtype=float)
+        shape = expr.values_shape()
+        _bounded(shape, (expr.start, expr.end), source)
+        numbers = itertools.chain.from_iterable(expr.values) if len(shape) == 2 else expr.values
+        return np.fromiter(numbers, float, math.prod(shape)).reshape(shape)  # (np.array's nested lists cost more)
     shapes = [() if not isinstance(e, Array) else _constant_shape(e, source) for e in expr.elements]
     _literal_shape(expr, shapes, source)
     return np.array(expr.numbers(), dtype=float)
@@ -209,7 +212,13 @@ def lower(graph, shapes: dict[str, tuple]):
                 node_shape = shapes[named[i]]
             else:
                 node_shape = getattr(value, "shape", ())
-            new[i] = add(None, (), expr, value, node_shape, base=i)
+            new[i] = len(ops)  # (add, inlined: a leaf)
+            ops.append(None)
+            arg_list.append(())
+            values.append(value)
+            exprs.append(expr)
+            shape.append(node_shape)
+            origin.append(i)
             continue
         arg_nodes = [new[j] for j in args]
         arg_shapes = [shape[j] for j in arg_nodes]
@@ -240,7 +249,15 @@ def lower(graph, shapes: dict[str, tuple]):
                              for k, j in enumerate(arg_nodes)]
         if node_shape and math.prod(node_shape) > MAX_ELEMENTS:
             _bounded(node_shape, _place(op, expr), source)
-        new[i] = add(op, tuple(arg_nodes), expr, None, node_shape, attrs, base=i)
+        new[i] = len(ops)  # (add, inlined)
+        if attrs:
+            low_attrs[len(ops)] = attrs
+        ops.append(op)
+        arg_list.append(tuple(arg_nodes))
+        values.append(None)
+        exprs.append(expr)
+        shape.append(node_shape)
+        origin.append(i)
     low._partials = None
     low.names = {name: new[node] for name, node in graph.names.items()}
     return low
