@@ -976,7 +976,10 @@ def _softmax_back(np, attrs, g, out, x):
 
 
 def _matmul_shape(shapes, attrs, names):
-    (a, b), (left, right) = shapes, names
+    a, b = shapes
+    if a and b and a[-1] == b[0]:
+        return a[:-1] + b[1:]
+    (left, right) = names  # (an error: only now are the operands named)
     labels = {0: described(left, a), 1: described(right, b)}
     for side, s in ((left, a), (right, b)):
         if not s:

@@ -634,3 +634,25 @@ def test_the_scanners_possessive_numbers_match_as_the_grammars(text):
     for start in range(len(text) + 1):
         a, b = plain.match(text, start), possessive.match(text, start)
         assert (a and a.span()) == (b and b.span()), (text, start)
+
+
+_PIECES = ["[", "]", "[1, 2]", "[[1, 2], [3, 4]]", "[[1], [2, 3]]", "[1e999]", "[1,]", "[.5, 01]", ",", " ", "\t",
+           "\n", "\r\n", "# a [1, 2] comment\n", "x", "y = ", "2", "-", "1.5", "e3", ":", "(", ")", "±", "[-0]",
+           "[[[1]]]", "[]", "[true]", "[NaN]", "[1, [2]]", "W[0, 1]", "[ \n 3 ,\n 4 ]"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=16).map("".join))
+def test_the_scanner_reads_literals_as_the_regex_does(text):
+    """The fast parser's tokens (JSON's decoder reading literals of numbers) are the regex scanner's,
+    token for token: kind, span and leading blanks; and a literal's numbers are float()'s."""
+    from diffcli.language import parser
+
+    fast = parser._FastParser.get()
+    ours = [(t.lastindex, t.span(t.lastindex), t.start()) for t in fast._tokens(text)]
+    regex = [(t.lastindex, t.span(t.lastindex), t.start()) for t in iter(fast.regex.scanner(text).match, None)]
+    assert ours == regex
+    for token in fast._tokens(text):
+        if isinstance(token, parser._Literal) and token.values is not None:
+            numbers = [float(n) for n in parser._SIGNED_NUMBER.findall(token.group(token.lastindex))]
+            assert np.array(token.values).ravel().tolist() == numbers

@@ -13,6 +13,7 @@ program with no array syntax and only scalar inputs is never lowered: it keeps t
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from ..errors import DiffcliError, Source
@@ -42,8 +43,10 @@ def constant(expr: Array | Call, source: Source):
     if isinstance(expr, Call):
         return construct(expr.func, expr.sizes, _keyword_values(expr, source))
     if expr.values is not None:  # numbers scanned as one token
-        _bounded(expr.values_shape(), (expr.start, expr.end), source)
-        return np.array(expr.values, dtype=float)
+        shape = expr.values_shape()
+        _bounded(shape, (expr.start, expr.end), source)
+        numbers = itertools.chain.from_iterable(expr.values) if len(shape) == 2 else expr.values
+        return np.fromiter(numbers, float, math.prod(shape)).reshape(shape)  # (np.array's nested lists cost more)
     shapes = [() if not isinstance(e, Array) else _constant_shape(e, source) for e in expr.elements]
     _literal_shape(expr, shapes, source)
     return np.array(expr.numbers(), dtype=float)
@@ -209,7 +212,13 @@ def lower(graph, shapes: dict[str, tuple]):
                 node_shape = shapes[named[i]]
             else:
                 node_shape = getattr(value, "shape", ())
-            new[i] = add(None, (), expr, value, node_shape, base=i)
+            new[i] = len(ops)  # (add, inlined: a leaf)
+            ops.append(None)
+            arg_list.append(())
+            values.append(value)
+            exprs.append(expr)
+            shape.append(node_shape)
+            origin.append(i)
             continue
         arg_nodes = [new[j] for j in args]
         arg_shapes = [shape[j] for j in arg_nodes]
@@ -222,7 +231,7 @@ def lower(graph, shapes: dict[str, tuple]):
                     raise _fail("name", f"`{op.name}` takes 2 or more arguments, but 1 was given",
                                 (expr.start, expr.name_end), source, help=f"write it as `{op.name}(a, b, …)`")
                 try:
-                    node_shape = op.shape(arg_shapes, attrs, _texts(source, expr))
+                    node_shape = op.shape(arg_shapes, attrs, _Texts(source, expr))
                 except ShapeProblem as problem:
                     raise _placed(problem, op, expr, graph, args, source) from None
         else:  # elementwise: broadcast the arguments to one shape
@@ -240,7 +249,15 @@ def lower(graph, shapes: dict[str, tuple]):
                              for k, j in enumerate(arg_nodes)]
         if node_shape and math.prod(node_shape) > MAX_ELEMENTS:
             _bounded(node_shape, _place(op, expr), source)
-        new[i] = add(op, tuple(arg_nodes), expr, None, node_shape, attrs, base=i)
+        new[i] = len(ops)  # (add, inlined)
+        if attrs:
+            low_attrs[len(ops)] = attrs
+        ops.append(op)
+        arg_list.append(tuple(arg_nodes))
+        values.append(None)
+        exprs.append(expr)
+        shape.append(node_shape)
+        origin.append(i)
     low._partials = None
     low.names = {name: new[node] for name, node in graph.names.items()}
     return low
@@ -274,6 +291,30 @@ def _texts(source: Source, expr) -> list[str]:
         text = source.snippet(operand.start, operand.end)
         texts.append(text if len(text) <= 24 else text[:23] + "…")
     return texts
+
+
+class _Texts:
+    """_texts(source, expr), made when a shape rule first reads it (most never do: only an error
+    names its operands)."""
+
+    __slots__ = ("source", "expr", "texts")
+
+    def __init__(self, source: Source, expr):
+        self.source, self.expr, self.texts = source, expr, None
+
+    def _made(self) -> list[str]:
+        if self.texts is None:
+            self.texts = _texts(self.source, self.expr)
+        return self.texts
+
+    def __getitem__(self, i):
+        return self._made()[i]
+
+    def __iter__(self):
+        return iter(self._made())
+
+    def __len__(self) -> int:
+        return len(self._made())
 
 
 def _placed(problem: ShapeProblem, op, expr, graph, args, source) -> DiffcliError:

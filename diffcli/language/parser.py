@@ -219,7 +219,58 @@ def parse_with_nodes(source: Source) -> Parsed:
 # trailing comma), and then JSON's decoder, one pass in C, reads it: its numbers are float()'s
 # (integers too, so that `-0` keeps its sign), the rows of a matrix come as lists. The weights and
 # data of a network are most of its file, and this halves the time to read them.
-_JSON_NUMBERS = json.JSONDecoder(parse_int=float)
+def _no_constant(name):
+    raise ValueError(name)  # NaN, Infinity: no numbers of the language
+
+
+_JSON_NUMBERS = json.JSONDecoder(parse_int=float, parse_constant=_no_constant)
+
+
+class _Literal:
+    """A NUMBERS token that JSON's decoder read, in place of the scanner's match (the same span and
+    group): its text starts at `at` (its leading blanks at `begin`); `values` are its numbers as
+    Array.values has them, or None where the builder reads the text itself (ragged rows, a number
+    too large for a double)."""
+
+    __slots__ = ("lastindex", "string", "begin", "at", "stop", "values")
+
+    def __init__(self, group: int, string: str, begin: int, at: int, stop: int, values):
+        self.lastindex, self.string, self.begin, self.at, self.stop, self.values = group, string, begin, at, stop, values
+
+    def group(self, n: int = 0) -> str:
+        return self.string[self.begin if n == 0 else self.at:self.stop]
+
+    __getitem__ = group
+
+    def start(self, n: int = 0) -> int:
+        return self.begin if n == 0 else self.at
+
+    def end(self, n: int = 0) -> int:
+        return self.stop
+
+    def span(self, n: int = 0) -> tuple[int, int]:
+        return self.start(n), self.stop
+
+
+def _json_literal(text: str, at: int):
+    """(end, values) of a literal of numbers at text[at] (a `[`) that JSON's decoder reads, values as
+    Array.values has them or None (ragged, or a number too large for a double); None if JSON's
+    decoder does not read one there (the scanner's regex then decides)."""
+    try:
+        values, end = _JSON_NUMBERS.raw_decode(text, at)
+    except ValueError:
+        return None
+    if values.__class__ is not list or not values:
+        return None
+    kinds = set(map(type, values))
+    if kinds == {float}:
+        return end, None if math.inf in values or -math.inf in values else values
+    every = itertools.chain.from_iterable
+    if kinds != {list} or 0 in map(len, values) or set(map(type, every(values))) != {float}:
+        return None
+    if len(set(map(len, values))) != 1 or math.inf in every(values) or -math.inf in every(values):
+        return end, None
+    return end, values
 
 
 def _json_numbers(text: str, start: int) -> Array | None:
@@ -321,7 +372,10 @@ class _Builder:
         """`[1, -2.5, 3e-3]`, one token: a constant literal whose elements are its numbers."""
         group = token.lastindex
         text, start = token.group(group), token.start(group)
-        node = _json_numbers(text, start)
+        if token.__class__ is _Literal:
+            node = None if token.values is None else Array([], start, token.stop, True, token.values)
+        else:
+            node = _json_numbers(text, start)
         if node is not None:
             self.made.append(node)
             self.arrays = True
@@ -633,6 +687,8 @@ class _FastParser:
             kinds[self.regex.groupindex[f"T{i}"]] = None if t.name in ignored else t.name
         kinds[self.regex.groupindex["BAD"]] = "BAD"  # in no state's actions: a syntax error
         kinds[self.regex.groupindex["END"]] = "$END"
+        self.end_group = self.regex.groupindex["END"]
+        self.numbers_group = kinds.index("NUMBERS")
         self.kinds = kinds
         self.builder = _Builder(kinds)
 
@@ -737,6 +793,47 @@ class _FastParser:
 
         return name, -1, reduce, len(symbols)
 
+    def _tokens(self, text: str):
+        """The scanner's matches, in order: the regex's, except that a literal of numbers that JSON's
+        decoder reads is read by it (a `_Literal`): one pass in C for what is most of a network's
+        file, where the regex would scan it and the builder read its numbers again. The two agree on
+        every token (a test checks): the regex's NUMBERS matches exactly such a literal, and a `[`
+        that starts none is left to the regex, as is every other character."""
+        scanner = self.regex.scanner
+        if "[" not in text:
+            return iter(scanner(text).match, None)
+        return self._literal_tokens(text)
+
+    def _literal_tokens(self, text: str):
+        scanner, match, end_group = self.regex.scanner, self.regex.match, self.end_group
+        done = search = 0  # the text before `done` is tokenized; the next `[` to look at is at or after `search`
+        while True:
+            at = text.find("[", search)
+            if at < 0:
+                break
+            line = text.rfind("\n", 0, at) + 1
+            if text.find("#", line, at) >= 0:  # in a comment (no other token holds a `#`)
+                search = text.find("\n", at)
+                if search < 0:
+                    break
+                continue
+            literal = _json_literal(text, at)
+            if literal is None:  # the regex's token here (a literal JSON does not read, or `[`)
+                search = match(text, at).end()
+                continue
+            begin = at
+            while begin > done and text[begin - 1] in " \t":  # its leading blanks are its own, as the regex's
+                begin -= 1
+            if begin > done:
+                for token in iter(scanner(text, done, begin).match, None):
+                    if token.lastindex == end_group:  # (the end of the piece, not of the text)
+                        break
+                    yield token
+            stop, values = literal
+            yield _Literal(self.numbers_group, text, begin, at, stop, values)
+            done = search = stop
+        yield from iter(scanner(text, done).match, None)
+
     def parse(self, text: str) -> Parsed | None:
         """The program's statements and their nodes (see parse_with_nodes), or None if it has a
         syntax error."""
@@ -751,7 +848,7 @@ class _FastParser:
         builder = self.builder
         builder.begin(text)
         try:
-            for token in iter(self.regex.scanner(text).match, None):
+            for token in self._tokens(text):
                 kind = token.lastindex
                 if kind in special:
                     if kind in lpar:
