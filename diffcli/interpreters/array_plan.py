@@ -294,6 +294,7 @@ def _compile(graph, output, wanted, keep, trusted, checked):
             out.append(f"    np.matmul(np.stack(({gs}), axis=1), np.stack(({ys})), out=g{j})")
 
     lazy = {}
+    returned = set(names.values()) if wanted is None else set(wanted)   # their adjoints are arrays
 
     def written_partial(i, k):
         """Node i's k-th partial written out, and its shape; None if it cannot be."""
@@ -374,7 +375,7 @@ def _compile(graph, output, wanted, keep, trusted, checked):
             # where x is used only here, its adjoint is kept as the scalar until a rule needs the array
             j = a[0]
             if len(consumers[j]) == 1 and j not in has and ops[j] is not None and ops[j].__class__ is not ArrayOp \
-                    and j not in elided:
+                    and j not in elided and j not in returned:
                 has.add(j)
                 lazy[j] = shape[j]
                 lines.append(f"    g{j} = {g}" + ("" if op.key == "sum" else f" / {math.prod(shape[j])}"))
