@@ -73,7 +73,12 @@ def plan(graph, output: int, wanted: tuple | None = None, keep: tuple | None = N
     cache = graph.__dict__.setdefault("_plans", {})
     key = (output, wanted, keep, trusted, checked)
     if key not in cache:
-        cache[key] = _compile(graph, output, wanted, keep, trusted, checked) if len(graph) <= MAX_PLAN_NODES else None
+        cache[key] = None   # too large, or a rule this cannot write: interpreted
+        if len(graph) <= MAX_PLAN_NODES:
+            try:
+                cache[key] = _compile(graph, output, wanted, keep, trusted, checked)
+            except (*FAILURES, KeyError, AttributeError, SyntaxError, RecursionError):
+                pass
     return cache[key]
 
 
