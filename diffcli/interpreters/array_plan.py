@@ -222,9 +222,14 @@ def _compile(graph, output, wanted, keep, trusted, checked):
         if not live[i] or i in const or i in input_nodes:
             continue
         op, a = ops[i], args[i]
-        # the arguments of an operation that can hide a NaN or infinity are checked first
+        text = None
+        if i not in elided and op.__class__ is not ArrayOp and op.key not in _EXACT and op.arity:
+            text = _written(writer, op.rule, *[operand(j) for j in a])
+        # the arguments of an operation that can hide a NaN or infinity are checked (relu written as
+        # |x·m| hides none: a NaN or -inf argument gives NaN)
+        propagates = op.key in _PROPAGATES or op.key == "relu" and text and text.startswith("np.abs(")
         for k, j in enumerate(a):
-            if op.key not in _PROPAGATES and not (op.key == "div" and k == 0):
+            if not propagates and not (op.key == "div" and k == 0):
                 check(j, lines)
         xs = [v(j) for j in a]
         if i in elided:
@@ -243,7 +248,6 @@ def _compile(graph, output, wanted, keep, trusted, checked):
             env[f"F{i}"], env[f"A{i}"] = op.value, attrs.get(i)
             lines.append(f"    v{i} = np.asarray(F{i}(np, A{i}, {', '.join(xs)}), dtype=float)")
         else:
-            text = op.arity and _written(writer, op.rule, *[operand(j) for j in a])
             if text:
                 lines.append(f"    v{i} = {text}")
             else:
@@ -528,7 +532,7 @@ class _Writer:
 
     def floated(self, mask):
         if mask not in self.floats:
-            self.floats[mask] = name = f"F{mask[1:]}"
+            self.floats[mask] = name = f"MF{mask[1:]}"
             self.lines.append(f"    {name} = {mask}.astype(float)")
         return self.floats[mask]
 
