@@ -15,9 +15,10 @@ outer products below), but:
   only the values they and the asked-for values need;
 - a value is checked for being finite only where a NaN or an infinity could otherwise vanish: at the
   values returned, and at the arguments of the operations that can map one to a finite number
-  (`relu(-inf)`, `exp(-inf)`, `tanh`, `x/inf`, `x^0`, indexing, a matrix product, whose BLAS may
-  skip zeros); elsewhere a bad element flows, at least as NaN, into something checked.
-  A value known finite (an input, a `relu` or `tanh` of finite values) is not checked again.
+  (`exp(-inf)`, `tanh`, `x/inf`, `x^0`, indexing, a matrix product, whose BLAS may skip zeros;
+  relu is written as |x·m|, which makes NaN of a NaN or -inf); elsewhere a bad element flows, at
+  least as NaN, into something checked. A value known finite (an input, a `tanh` of finite
+  values) is not checked again.
   Reverse: the gradients returned, and the adjoint entering each matrix product.
 
 When a check fails the plan returns None and the caller runs the interpreter, which finds the first
