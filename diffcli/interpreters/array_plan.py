@@ -15,9 +15,10 @@ outer products below), but:
   only the values they and the asked-for values need;
 - a value is checked for being finite only where a NaN or an infinity could otherwise vanish: at the
   values returned, and at the arguments of the operations that can map one to a finite number
-  (`relu(-inf)`, `exp(-inf)`, `tanh`, `x/inf`, `x^0`, indexing, a matrix product, whose BLAS may
-  skip zeros); elsewhere a bad element flows, at least as NaN, into something checked.
-  A value known finite (an input, a `relu` or `tanh` of finite values) is not checked again.
+  (`exp(-inf)`, `tanh`, `x/inf`, `x^0`, indexing, a matrix product, whose BLAS may skip zeros;
+  relu is written as |x·m|, which makes NaN of a NaN or -inf); elsewhere a bad element flows, at
+  least as NaN, into something checked. A value known finite (an input, a `tanh` of finite
+  values) is not checked again.
   Reverse: the gradients returned, and the adjoint entering each matrix product.
 
 When a check fails the plan returns None and the caller runs the interpreter, which finds the first
@@ -73,7 +74,12 @@ def plan(graph, output: int, wanted: tuple | None = None, keep: tuple | None = N
     cache = graph.__dict__.setdefault("_plans", {})
     key = (output, wanted, keep, trusted, checked)
     if key not in cache:
-        cache[key] = _compile(graph, output, wanted, keep, trusted, checked) if len(graph) <= MAX_PLAN_NODES else None
+        cache[key] = None   # too large, or a rule this cannot write: interpreted
+        if len(graph) <= MAX_PLAN_NODES:
+            try:
+                cache[key] = _compile(graph, output, wanted, keep, trusted, checked)
+            except (*FAILURES, KeyError, AttributeError, SyntaxError, RecursionError):
+                pass
     return cache[key]
 
 
@@ -217,9 +223,14 @@ def _compile(graph, output, wanted, keep, trusted, checked):
         if not live[i] or i in const or i in input_nodes:
             continue
         op, a = ops[i], args[i]
-        # the arguments of an operation that can hide a NaN or infinity are checked first
+        text = None
+        if i not in elided and op.__class__ is not ArrayOp and op.key not in _EXACT and op.arity:
+            text = _written(writer, op.rule, *[operand(j) for j in a])
+        # the arguments of an operation that can hide a NaN or infinity are checked (relu written as
+        # |x·m| hides none: a NaN or -inf argument gives NaN)
+        propagates = op.key in _PROPAGATES or op.key == "relu" and text and text.startswith("np.abs(")
         for k, j in enumerate(a):
-            if op.key not in _PROPAGATES and not (op.key == "div" and k == 0):
+            if not propagates and not (op.key == "div" and k == 0):
                 check(j, lines)
         xs = [v(j) for j in a]
         if i in elided:
@@ -238,7 +249,6 @@ def _compile(graph, output, wanted, keep, trusted, checked):
             env[f"F{i}"], env[f"A{i}"] = op.value, attrs.get(i)
             lines.append(f"    v{i} = np.asarray(F{i}(np, A{i}, {', '.join(xs)}), dtype=float)")
         else:
-            text = op.arity and _written(writer, op.rule, *[operand(j) for j in a])
             if text:
                 lines.append(f"    v{i} = {text}")
             else:
@@ -294,6 +304,7 @@ def _compile(graph, output, wanted, keep, trusted, checked):
             out.append(f"    np.matmul(np.stack(({gs}), axis=1), np.stack(({ys})), out=g{j})")
 
     lazy = {}
+    returned = set(names.values()) if wanted is None else set(wanted)   # their adjoints are arrays
 
     def written_partial(i, k):
         """Node i's k-th partial written out, and its shape; None if it cannot be."""
@@ -374,7 +385,7 @@ def _compile(graph, output, wanted, keep, trusted, checked):
             # where x is used only here, its adjoint is kept as the scalar until a rule needs the array
             j = a[0]
             if len(consumers[j]) == 1 and j not in has and ops[j] is not None and ops[j].__class__ is not ArrayOp \
-                    and j not in elided:
+                    and j not in elided and j not in returned:
                 has.add(j)
                 lazy[j] = shape[j]
                 lines.append(f"    g{j} = {g}" + ("" if op.key == "sum" else f" / {math.prod(shape[j])}"))
@@ -522,7 +533,7 @@ class _Writer:
 
     def floated(self, mask):
         if mask not in self.floats:
-            self.floats[mask] = name = f"F{mask[1:]}"
+            self.floats[mask] = name = f"MF{mask[1:]}"
             self.lines.append(f"    {name} = {mask}.astype(float)")
         return self.floats[mask]
 
