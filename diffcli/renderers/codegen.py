@@ -16,10 +16,11 @@ an undefined derivative (the partial was not finite) or an overflow. Python rais
 ValueError), JavaScript throws `DomainError` (an Error), C returns 1 (value), 2 (derivative) or 3
 (gradient overflow) and points `*error` at a static message.
 
-Large programs: Python keeps one function (CPython compiles a function of a million lines); C and
-JavaScript keep every value in a local of one function only up to SPLIT operations (a frame of a
-million doubles overflows a thread's stack), and above that store values and adjoints in arrays and
-split the work into functions of SPLIT operations each.
+Large programs: Python keeps one function up to SPLIT operations, and above that values and adjoints
+in lists and the work in functions of SPLIT operations each (CPython compiles them). C and JavaScript
+keep every value in a local of one function only up to SPLIT operations (a frame of a million doubles
+overflows a thread's stack); above that the program is data (see _Table), read by one loop per pass
+that does what the checked straight-line code does (forward mode keeps straight-line functions).
 """
 
 from __future__ import annotations
