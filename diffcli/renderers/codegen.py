@@ -947,8 +947,18 @@ class _CFamily(_Writer):
         quoted = self.quoted
         places = list(quoted)
         edge_place = list(range(len(node)))  # one argument: the operation's own place
-        for k in [k for k, n in enumerate(arity) if n > 1]:
-            # each argument's place: ", with respect to its argument n" (quoted: before its `"`)
+        # each argument's place: ", with respect to its argument n" before the closing `"` (a quoted
+        # place has no line break and ends in its one unescaped `"` before a line break): the
+        # operations of two arguments in bulk, their places in pairs
+        pairs = [k for k, n in enumerate(arity) if n == 2]
+        if pairs:
+            joined = "\n".join([quoted[k] for k in pairs]) + "\n"
+            first_of, second_of = (joined.replace('"\n', f', with respect to its argument {n}"\n').split("\n")[:-1]
+                                   for n in (1, 2))
+            for rank, k in enumerate(pairs):
+                edge_place[k] = len(places) + 2 * rank
+            places += itertools.chain.from_iterable(zip(first_of, second_of))
+        for k in [k for k, n in enumerate(arity) if n > 2]:
             q = quoted[k]
             edge_place[k] = len(places)
             places += [f"{q[:-1]}, with respect to its argument {n + 1}{q[-1]}" for n in range(arity[k])]
