@@ -16,15 +16,17 @@ an undefined derivative (the partial was not finite) or an overflow. Python rais
 ValueError), JavaScript throws `DomainError` (an Error), C returns 1 (value), 2 (derivative) or 3
 (gradient overflow) and points `*error` at a static message.
 
-Large programs: Python keeps one function (CPython compiles a function of a million lines); C and
-JavaScript keep every value in a local of one function only up to SPLIT operations (a frame of a
-million doubles overflows a thread's stack), and above that store values and adjoints in arrays and
-split the work into functions of SPLIT operations each.
+Large programs: Python keeps one function up to SPLIT operations, and above that values and adjoints
+in lists and the work in functions of SPLIT operations each (CPython compiles them). C and JavaScript
+keep every value in a local of one function only up to SPLIT operations (a frame of a million doubles
+overflows a thread's stack); above that the program is data (see _Table), read by one loop per pass
+that does what the checked straight-line code does (forward mode keeps straight-line functions).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import json.encoder
 import re
@@ -210,6 +212,7 @@ class _Writer:
         values = self.internal.get("v")
         position = {name: k for k, name in enumerate(self.parameters)}
         name_of, split, slots = self.name_of, self.split, self.slot
+        tabled = split and self.mode != "forward" and self.lang != "python"  # C and JavaScript: _Table
         constants: dict = {}  # a constant's text, once per value
         for i in range(n):
             if ops_[i] is None:
@@ -226,7 +229,9 @@ class _Writer:
                     ref[i] = text
                 continue
             slots[i] = slot
-            if split:
+            if tabled:
+                pass  # the loops name no operation's value
+            elif split:
                 ref[i] = f"{values}[{slot}]"
             elif i in name_of:
                 ref[i] = self.variable[name_of[i]]
@@ -249,7 +254,10 @@ class _Writer:
         self.gradient_order, self.gradient_user = [], []
         if self.mode == "reverse":
             kept = [i for i in range(n) if wanted[i]]
-            if split:
+            if tabled:
+                for i in kept:
+                    self.adjoint[i] = "kept"  # (the loops test a table)
+            elif split:
                 g = self.internal["g"]
                 for k, i in enumerate(kept):
                     self.adjoint[i] = f"{g}[{k}]"
@@ -528,6 +536,27 @@ class _Fast:
                          for a, b in zip(level[::2], level[1::2] + [""] * (len(level) % 2))]
             sums.append(level[0])
         return sums
+
+
+@dataclass
+class _Table:
+    """A large program as data (C and JavaScript, above SPLIT operations): each operation's kind
+    (a case of the loop, one per operation and number of arguments), node, arguments and places,
+    the constants and the kept adjoints. The loops do what the checked straight-line code does, in
+    the same order, with the same tests; the file grows by numbers, not by statements."""
+
+    kinds: dict         # (op key, number of arguments) -> case
+    kind: list          # per operation
+    node: list
+    first: list         # its arguments: flat[first[k]:first[k + 1]]
+    flat: list
+    edge: list          # the place of its first argument's edge (in places)
+    places: list        # quoted: every operation's, then the edges' of operations of several arguments
+    constants: list     # nodes
+    constant_texts: list
+    inputs: list        # the parameters' nodes
+    kept: list          # per node: 1 where the engine keeps its adjoint
+    last: int           # the last operation the output depends on (or comes before it)
 
 
 def _term(g: str, p: str) -> str:
@@ -905,6 +934,111 @@ class _CFamily(_Writer):
                 target=tangent[self.out], where=self.quote(f"`{self.output_name}`"))])
         return forward, blocks
 
+    def table(self) -> "_Table":
+        """A large program as data for one loop per pass (see _Table)."""
+        graph = self.graph
+        ops_, args = graph.op, graph.args
+        kinds: dict = {}
+        node = [i for i, op in enumerate(ops_) if op is not None]
+        arity = [len(args[i]) for i in node]
+        kind = [kinds.setdefault(key, len(kinds)) for key in zip([ops_[i].key for i in node], arity)]
+        flat = list(itertools.chain.from_iterable([args[i] for i in node]))
+        first = list(itertools.accumulate(arity, initial=0))
+        quoted = self.quoted
+        places = list(quoted)
+        edge_place = list(range(len(node)))  # one argument: the operation's own place
+        # each argument's place: ", with respect to its argument n" before the closing `"` (a quoted
+        # place has no line break and ends in its one unescaped `"` before a line break): the
+        # operations of two arguments in bulk, their places in pairs
+        pairs = [k for k, n in enumerate(arity) if n == 2]
+        if pairs:
+            joined = "\n".join([quoted[k] for k in pairs]) + "\n"
+            first_of, second_of = (joined.replace('"\n', f', with respect to its argument {n}"\n').split("\n")[:-1]
+                                   for n in (1, 2))
+            for rank, k in enumerate(pairs):
+                edge_place[k] = len(places) + 2 * rank
+            places += itertools.chain.from_iterable(zip(first_of, second_of))
+        for k in [k for k, n in enumerate(arity) if n > 2]:
+            q = quoted[k]
+            edge_place[k] = len(places)
+            places += [f"{q[:-1]}, with respect to its argument {n + 1}{q[-1]}" for n in range(arity[k])]
+        ref = self.ref
+        constants = [i for i, op in enumerate(ops_) if op is None and i not in self.name_of]
+        inputs = [graph.names[name] for name in self.parameters]
+        import bisect
+
+        last = bisect.bisect_right(node, self.out) - 1
+        return _Table(kinds, kind, node, first, flat, edge_place, places, constants,
+                      [ref[i] for i in constants], inputs, list(map(int, self.wanted)), last)
+
+    def table_cases(self, t: "_Table", fail_gradient: str, names: dict, argument: str) -> tuple[list, list]:
+        """The forward and the reverse loop's cases, one per operation kind: its value, and its
+        partials added into the kept adjoints with the checks of the checked code. `argument`: the
+        j-th argument's node, as a format of j."""
+        v, g, p, n_, d = (names[k] for k in ("v", "g", "p", "n", "d"))
+        forward, reverse = [], []
+        for (key, nargs), k in t.kinds.items():
+            value, partials, count = _templates(self.lang, key, nargs)
+            nodes = [argument.format(j) for j in range(nargs)]
+            refs = [f"{v}[{x}]" for x in nodes]
+            forward.append(f"        case {k}: {names['r']} = {value.format(*refs)}; break;")
+            filled = refs + [f"{v}[{names['i']}]", n_]
+            reverse.append(f"        case {k}:")
+            if count is not None:
+                reverse.append(f"            {n_} = {count.format(*filled)};")
+            for j in range(nargs):
+                target = f"{g}[{nodes[j]}]"
+                reverse.append(f"            if ({names['kept']}[{nodes[j]}]) {{ {p} = {partials[j].format(*filled)}; "
+                               f"{target} += {d} * {p}; if (!{self.finite}({target})) "
+                               + fail_gradient.replace("{p}", p).replace(
+                                   "{where}", f"{names['places']}[{names['edge']}[{names['k']}] + {j}]")
+                               + " }")
+            reverse.append("            break;")
+        return forward, reverse
+
+    def table_passes(self, t: "_Table", tables: dict, names: dict, forward: list, reverse: list, arguments: str,
+                     fail_value: str, adjoints: list) -> list[str]:
+        """The loops of a large program (C and JavaScript): constants and inputs into the values,
+        the forward pass, and in reverse mode the reverse pass (`adjoints`: its array's lines)."""
+        k, a, r, i, d, v, g = (names[x] for x in ("k", "a", "r", "i", "d", "v", "g"))
+        open_, close = ("/* ", " */") if self.lang == "c" else ("// ", "")
+        lines = [f"    for ({k} = 0; {k} < {len(t.constants)}; {k}++) {v}[{tables['constant']}[{k}]] = {tables['value']}[{k}];",
+                 *[f"    {v}[{node}] = {self.variable[name]};" for node, name in zip(t.inputs, self.parameters)],
+                 f"    {open_}forward pass: each value tested as it is computed{close}",
+                 f"    for ({k} = 0; {k} < {len(t.node)}; {k}++) {{",
+                 f"        {a} = {arguments};",
+                 f"        switch ({tables['kind']}[{k}]) {{",
+                 *forward,
+                 f"        default: {r} = {ops.printer(self.lang).nan_text};",
+                 "        }",
+                 f"        {v}[{tables['node']}[{k}]] = {r};",
+                 f"        if (!{self.finite}({r})) {fail_value}",
+                 "    }"]
+        if self.mode != "reverse":
+            return lines
+        return lines + [f"    {open_}reverse pass: an adjoint of exactly 0 passes nothing on; each sum tested{close}",
+                        *adjoints,
+                        f"    {g}[{self.out}] = 1.0;",
+                        f"    for ({k} = {t.last}; {k} >= 0; {k}--) {{",
+                        f"        {i} = {tables['node']}[{k}];",
+                        f"        {d} = {g}[{i}];",
+                        f"        if (!{tables['kept']}[{i}] || {d} == 0.0) continue;",
+                        f"        {a} = {arguments};",
+                        f"        switch ({tables['kind']}[{k}]) {{",
+                        *reverse,
+                        "        }",
+                        "    }"]
+
+    @staticmethod
+    def numbers(values, per_line: int = 24) -> str:
+        """Numbers as the lines of an initializer, `per_line` a line."""
+        values = list(map(str, values)) or ["0"]
+        if per_line == 1:
+            return ",\n".join(values)
+        whole = len(values) - len(values) % per_line
+        lines = list(map(", ".join, zip(*[iter(values[:whole])] * per_line)))
+        return ",\n".join(lines + [", ".join(values[whole:])] * (whole < len(values)))
+
     def initial_adjoints(self) -> list[str]:
         """Lines declaring the adjoints (tangents): 0, the output's (the input's) 1."""
         I = self.internal
@@ -922,6 +1056,7 @@ class _CFamily(_Writer):
 
 class _C(_CFamily):
     lang = "c"
+    finite = "isfinite"
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -978,7 +1113,6 @@ class _C(_CFamily):
 
     def generate(self) -> Generated:
         I = self.internal
-        forward, blocks = self.statements()
         e = I["error"]
         head = [*self.documentation(), "#include <math.h>", "#include <stddef.h>"]
         if self.split:
@@ -1006,6 +1140,9 @@ class _C(_CFamily):
             "#define DIFFCLI_DERIVATIVE(x, where) if (!isfinite(x)) DIFFCLI_FAIL(2, where)",
             "",
         ]
+        if self.split and self.mode != "forward":
+            return Generated("c", self.function, self.table_source(head), self.header(), self.parameters)
+        forward, blocks = self.statements()
         temporaries = [I["p"]] * self.uses_partial + [I["n"]] * self.uses_count  # none unused: -Wall
         temps = f"double {', '.join(temporaries)};" if temporaries else ""
         body: list[str] = []
@@ -1060,6 +1197,59 @@ class _C(_CFamily):
         text = "\n".join(head + functions + [self.signature()] + body + self.undefines()) + "\n"
         return Generated("c", self.function, text, self.header(), self.parameters)
 
+    def table_source(self, head: list[str]) -> str:
+        """A large program's file: its operations as tables, one loop per pass (see _Table)."""
+        I, t = self.internal, self.table()
+        fresh = self.namer.fresh
+        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d", "where", "code")}
+        names.update(v=I["v"], g=I["g"], p=I["p"], n=I["n"])
+        tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "edge", "places",
+                                                            "constant", "value", "kept")}
+        names.update(kept=tables["kept"], places=tables["places"], edge=tables["edge"])
+        fail = f"{{ {names['code']} = isfinite({{p}}) ? 3 : 2; {names['where']} = {{where}}; goto done; }}"
+        forward, reverse = self.table_cases(t, fail, names, names["a"] + "[{}]")
+
+        size = len(self.graph)
+        k, a, r, i, d, where, code = (names[x] for x in ("k", "a", "r", "i", "d", "where", "code"))
+        v, g, p, n_ = I["v"], I["g"], I["p"], I["n"]
+        kind_type = "unsigned char" if len(t.kinds) <= 255 else "unsigned short"
+        backward = self.mode == "reverse"
+        data = [
+            f"/* the operations as tables: their kinds (cases below), nodes, arguments and places */",
+            f"static const {kind_type} {tables['kind']}[] = {{\n{self.numbers(t.kind)}}};",
+            f"static const long {tables['node']}[] = {{\n{self.numbers(t.node)}}};",
+            f"static const long {tables['first']}[] = {{\n{self.numbers(t.first)}}};",
+            f"static const long {tables['args']}[] = {{\n{self.numbers(t.flat)}}};",
+            *[f"static const long {tables['edge']}[] = {{\n{self.numbers(t.edge)}}};"][:backward],
+            f"static const char *const {tables['places']}[] = {{\n{self.numbers(t.places, 1)}}};",
+            f"static const long {tables['constant']}[] = {{\n{self.numbers(t.constants)}}};",
+            f"static const double {tables['value']}[] = {{\n{self.numbers(t.constant_texts, 8)}}};",
+            *[f"static const unsigned char {tables['kept']}[] = {{\n{self.numbers(t.kept, 40)}}};"][:backward],
+            "",
+        ]
+        body = ["{",
+                f"    double *{v} = malloc(sizeof(double) * {2 * size + 1}), {r}"
+                + (f", *{g}, {d}, {p}" if backward else "")
+                + (f", {n_}" if self.mode == "reverse" and any(
+                    _templates(self.lang, *key)[2] is not None for key in t.kinds) else "") + ";",
+                f"    const long *{a};",
+                f"    const char *{where} = \"\";",
+                f"    long {k}" + (f", {i}" if self.mode == "reverse" else "") + ";",
+                f"    int {code} = 0;",
+                f"    if (!{v}) DIFFCLI_FAIL(4, \"malloc\");",
+                *[f"    {g} = {v} + {size};"][:backward],
+                *self.table_passes(t, tables, names, forward, reverse, f"{tables['args']} + {tables['first']}[{k}]",
+                                   f"{{ {code} = 1; {where} = {tables['places']}[{k}]; goto done; }}",
+                                   [f"    for ({k} = 0; {k} < {size}; {k}++) {g}[{k}] = 0.0;"])]
+        body.append(f"    *{I['value']} = {v}[{self.out}];")
+        if self.mode == "reverse":
+            body += [f"    {I['gradient']}[{n}] = " + (f"{g}[{node}];" if t.kept[node] else "0.0;")
+                     + self.block_comment(f"d{self.output_name}/d{name}")
+                     for n, (node, name) in enumerate(zip(t.inputs, self.parameters))]
+        body += ["done:", f"    free({v});", f"    if ({code} && {I['error']}) *{I['error']} = {where};",
+                 f"    return {code};", "}"]
+        return "\n".join(head + data + [self.signature()] + body + self.undefines()) + "\n"
+
     def fast_body(self, fast: "_Fast", checked: str) -> list[str]:
         """The function's body: the straight-line code, one test of its sum, the checked version
         called where that fails."""
@@ -1100,6 +1290,7 @@ class _C(_CFamily):
         return ["", *[f"#undef DIFFCLI_{m}" for m in ("FAIL", "VALUE", "GRADIENT", "DERIVATIVE")], ""]
 class _JavaScript(_CFamily):
     lang = "javascript"
+    finite = "Number.isFinite"
     declare_value = "const "
     declare_variable = "let "
     loop_index = "let i"
@@ -1109,7 +1300,6 @@ class _JavaScript(_CFamily):
 
     def generate(self) -> Generated:
         I = self.internal
-        forward, blocks = self.statements()
         out = self.output_name
         head = ["// " + line for line in self.header_comment()] + [
             "",
@@ -1133,6 +1323,10 @@ class _JavaScript(_CFamily):
         doc = [line.replace("*/", "* /") if k != len(doc) - 1 else line for k, line in enumerate(doc)]
         params = ", ".join(self.variable[n] if self.graph.inputs[n] is None
                            else f"{self.variable[n]} = {float(self.graph.inputs[n])!r}" for n in self.parameters)
+        if self.split and self.mode != "forward":
+            return Generated("javascript", self.function, self.table_source(head, doc, params), None,
+                             self.parameters)
+        forward, blocks = self.statements()
         temps = f"let {I['p']}, {I['n']};" if blocks else ""
         if not self.split:
             body = ["    // forward pass", *["    " + line for line in forward]]
@@ -1174,6 +1368,47 @@ class _JavaScript(_CFamily):
         body.append("    " + self.result())
         text = "\n".join(head + functions + doc + [f"export function {self.function}({params}) {{"] + body + ["}", ""])
         return Generated("javascript", self.function, text, None, self.parameters)
+
+    def table_source(self, head: list[str], doc: list[str], params: str) -> str:
+        """A large program's module: its operations as tables, one loop per pass (see _Table)."""
+        I, t = self.internal, self.table()
+        fresh = self.namer.fresh
+        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d")}
+        names.update(v=I["v"], g=I["g"], p=I["p"], n=I["n"])
+        tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "edge", "places",
+                                                            "constant", "value", "kept")}
+        names.update(kept=tables["kept"], places=tables["places"], edge=tables["edge"])
+        fail = f"throw {I['gradientError']}({{p}}, {{where}});"
+        forward, reverse = self.table_cases(t, fail, names, f"{tables['args']}[{names['a']} + {{}}]")
+        size = len(self.graph)
+        k, a, r, i, d = (names[x] for x in ("k", "a", "r", "i", "d"))
+        v, g, p, n_ = I["v"], I["g"], I["p"], I["n"]
+        array = "Uint8Array" if len(t.kinds) <= 255 else "Uint16Array"
+        data = [
+            "// the operations as tables: their kinds (cases below), nodes, arguments and places",
+            f"const {tables['kind']} = new {array}([\n{self.numbers(t.kind)}]);",
+            f"const {tables['node']} = new Int32Array([\n{self.numbers(t.node)}]);",
+            f"const {tables['first']} = new Int32Array([\n{self.numbers(t.first)}]);",
+            f"const {tables['args']} = new Int32Array([\n{self.numbers(t.flat)}]);",
+            f"const {tables['edge']} = new Int32Array([\n{self.numbers(t.edge)}]);",
+            f"const {tables['places']} = [\n{self.numbers(t.places, 1)}];",
+            f"const {tables['constant']} = new Int32Array([\n{self.numbers(t.constants)}]);",
+            f"const {tables['value']} = new Float64Array([\n{self.numbers(t.constant_texts, 8)}]);",
+            f"const {tables['kept']} = new Uint8Array([\n{self.numbers(t.kept, 40)}]);",
+            "",
+        ]
+        body = [f"    const {v} = new Float64Array({size});",
+                f"    let {k}, {a}, {r};",
+                *self.table_passes(t, tables, names, forward, reverse, f"{tables['first']}[{k}]",
+                                   f"throw {I['valueError']}({tables['places']}[{k}]);",
+                                   [f"    const {g} = new Float64Array({size});", f"    let {i}, {d}, {p}, {n_};"])]
+        if self.mode == "reverse":
+            gradient = {name: (f"{g}[{node}]" if t.kept[node] else "0.0")
+                        for node, name in zip(t.inputs, self.parameters)}
+            body.append("    " + self.result(f"{v}[{self.out}]", gradient))
+        else:
+            body.append("    " + self.result(f"{v}[{self.out}]"))
+        return "\n".join(head + data + doc + [f"export function {self.function}({params}) {{", *body, "}", ""])
 
     def fast_body(self, fast: "_Fast", checked: str) -> list[str]:
         """The straight-line code, one test of its sum, the checked version called where that fails."""
