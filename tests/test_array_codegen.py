@@ -317,3 +317,18 @@ def test_scalar_programs_are_codegen_py_s_own():
     program = diffcli.load(SAMPLES / "backprop_chain.expr")
     for lang in ("python", "c", "javascript"):
         assert generate(program, lang).source == codegen.generate(program, lang).source
+
+
+
+
+def test_of_another_output():
+    program = diffcli.parse("x = [1, 2, 3]\nm = mean(x^2)\nv = x * m\ny = m + sum(v)\n")
+    expected = program.grad(None, "m")
+    for lang in ("python", "javascript"):
+        generated = generate(program, lang, of="m")
+        assert generated.function == "grad_m"
+    value, gradient = _run_python(generate(program, "python", of="m").source, "grad_m")
+    assert value == expected.value and np.allclose(gradient["x"], expected.gradients["x"], rtol=1e-12, atol=0)
+    with pytest.raises(diffcli.DiffcliError) as refused:
+        generate(program, "c", of="v")  # a vector: grad's shape error
+    assert refused.value.kind == "shape"
