@@ -317,6 +317,8 @@ def test_scalar_programs_are_codegen_py_s_own():
     program = diffcli.load(SAMPLES / "backprop_chain.expr")
     for lang in ("python", "c", "javascript"):
         assert generate(program, lang).source == codegen.generate(program, lang).source
+    with pytest.raises(diffcli.DiffcliError, match="scalar programs"):
+        codegen.generate(diffcli.parse("x = [1, 2]\ny = sum(x)\n"), "c")
 
 
 
