@@ -268,6 +268,22 @@ def test_the_gradient_of_norm_at_zero_is_an_error():
         _run_python(generated.source, generated.function)
 
 
+@needs_gcc
+def test_the_fast_c_code_sees_a_nan_a_maximum_would_hide(tmp_path):
+    """log(-1) flows into a literal (which passes it on) and then into max (which would hide it)."""
+    program = diffcli.parse("a = [1, -1]\nv = [log(a[1]), 2]\ny = max(v)\n")
+    with pytest.raises(diffcli.DiffcliError):
+        program.grad()
+    driver = generate(program, "c", name="f").source + (
+        "#include <stdio.h>\nstatic const double a[2] = {1.0, -1.0};\nint main(void) { double v, g[2]; long k;\n"
+        "  const char *e = 0; int r = f(a, &v, g, &k, &e); printf(\"%d %s\\n\", r, e); return 0; }\n")
+    (tmp_path / "f.c").write_text(driver, encoding="utf-8")
+    subprocess.run([GCC, "-std=c99", "-O2", "-Wall", "-Werror", "-o", str(tmp_path / "f"), str(tmp_path / "f.c"), "-lm"],
+                   check=True)
+    out = subprocess.run([str(tmp_path / "f")], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "1 `log(a[1])` (line 2, column 6): undefined or overflows"
+
+
 def test_a_zero_adjoint_blocks_an_undefined_partial_as_in_grad():
     program = diffcli.parse("x = [1, 0, 3]\ny = sum(0 * sqrt(x) + x)\n")
     generated = generate(program, "python")
