@@ -36,7 +36,7 @@ from diffcli.renderers.array_codegen import generate  # noqa: E402
 RESULTS = HERE / "RESULTS.md"
 BEGIN, END = "<!-- codegen arrays: begin -->", "<!-- codegen arrays: end -->"
 PROGRAM = HERE.parent / "samples" / "moons" / "moons_mlp_arrays.expr"
-ROUNDS, CALLS = 15, 2000
+ROUNDS, CALLS = 31, 1000
 
 
 def _initializer(value) -> str:
@@ -127,7 +127,12 @@ def main():
              "", "| what | generated C | hand-written C (`benchmarks/moons_hand.c`) | speed of the generated code | target | met? |",
              "| --- | ---: | ---: | ---: | --- | --- |",
              f"| moons, value and gradient | {us(generated)} | {us(hand)} | {ratio:.2f}× ({min(speed):.2f}–{max(speed):.2f}) "
-             f"| ≥ 0.8× | {'met' if ratio >= 0.8 else '**not met**'} |", "", END]
+             f"| ≥ 0.8× | {'met' if ratio >= 0.8 else '**not met**'} |", "",
+             "The generated function computes the whole program (`accuracy` too), one loop nest per operation "
+             "(broadcasts, transposes and indexes read in place), and ORs together whether the values a NaN "
+             "could hide in are finite; the hand-written one computes only the loss and its gradient, in fused "
+             "loops, with no tests. The speed is the hand-written time over the generated time, per round.",
+             "", END]
     print("\n".join(block))
     if not quick:
         from array_batch import write_section

@@ -49,6 +49,8 @@ y = dot(s1, x) + sum(s2^2) + sum(m0) - sum(m1) + max(l0) + min(l1) + sum(p * W) 
 # that is itself an element
 TIES = "x = [1, 3, 3, 2]\nW = [[2, 2], [1, 2]]\ny = max(x) + sum(max(W, axis=1)) + min(W, axis=0)[1] * x[1]\n"
 ELEMENT = "x = [0.5, 2]\ny = x[1]\n"
+# names every target reserves or codegen uses itself (int, i, acc, np, d_np) and one C spells by code point
+NAMES = "θ = [1, 2]\nint = [[0.5, 1], [2, -1]]\ni = 0.3\nacc = θ * i\nnp = int @ acc\nd_np = 2\ny = sum(np^2) * d_np + sum(acc)\n"
 
 
 def _cases():
@@ -62,7 +64,7 @@ def _cases():
             continue  # an error case
         sets = [value for option, value in zip(argv[::2], argv[1::2]) if option == "--set"]
         cases.append((path.stem, path.read_text(encoding="utf-8"), parse_sets(sets)))
-    return cases + [("every_op", EVERY_OP, {}), ("ties", TIES, {}), ("element", ELEMENT, {})]
+    return cases + [("every_op", EVERY_OP, {}), ("ties", TIES, {}), ("element", ELEMENT, {}), ("names", NAMES, {})]
 
 
 CASES = _cases()
@@ -81,7 +83,7 @@ def _arguments(generated, inputs):
 def _compare(program, inputs, value, gradient):
     expected = program.grad(inputs)
     assert np.isclose(value, expected.value, rtol=1e-12, atol=0), (value, expected.value)
-    assert list(gradient) == list(program.inputs)
+    assert sorted(gradient) == sorted(program.inputs)
     for name in program.inputs:
         want = np.asarray(expected.gradients[name], dtype=float)
         got = np.asarray(gradient[name], dtype=float).reshape(want.shape)
@@ -184,7 +186,7 @@ def test_generated_javascript_matches_grad(tmp_path):
 
 @needs_node
 def test_javascript_writes_into_the_callers_arrays_and_checks_lengths(tmp_path):
-    program, inputs = _program(CASES[-3][1], {})  # every_op
+    program, inputs = _program(EVERY_OP, {})
     generated = generate(program, "javascript", name="f")
     (tmp_path / "f.mjs").write_text(generated.source, encoding="utf-8")
     (tmp_path / "run.mjs").write_text(
@@ -249,6 +251,14 @@ def test_domain_errors_name_the_element_as_grad_does(text, message, array, index
         assert where == f"{message} at {array}"
 
 
+def test_a_free_input_is_a_scalar_argument():
+    program = diffcli.parse("W = [1, 2]\ny = sum(W * x)\n")
+    generated = generate(program, "python")
+    assert generated.parameters == ["x", "W"]
+    value, gradient = _run_python(generated.source, generated.function, 1.5)
+    _compare(program, program._inputs({"x": 1.5})[0], value, gradient)
+
+
 def test_the_gradient_of_norm_at_zero_is_an_error():
     program = diffcli.parse("x = [0, 0]\ny = norm(x)\n")
     with pytest.raises(diffcli.DiffcliError, match="derivative of `norm` is undefined"):
@@ -256,6 +266,22 @@ def test_the_gradient_of_norm_at_zero_is_an_error():
     generated = generate(program, "python")
     with pytest.raises(ValueError, match=r"the derivative of `norm\(x\)` \(line 2, column 5\) is undefined"):
         _run_python(generated.source, generated.function)
+
+
+@needs_gcc
+def test_the_fast_c_code_sees_a_nan_a_maximum_would_hide(tmp_path):
+    """log(-1) flows into a literal (which passes it on) and then into max (which would hide it)."""
+    program = diffcli.parse("a = [1, -1]\nv = [log(a[1]), 2]\ny = max(v)\n")
+    with pytest.raises(diffcli.DiffcliError):
+        program.grad()
+    driver = generate(program, "c", name="f").source + (
+        "#include <stdio.h>\nstatic const double a[2] = {1.0, -1.0};\nint main(void) { double v, g[2]; long k;\n"
+        "  const char *e = 0; int r = f(a, &v, g, &k, &e); printf(\"%d %s\\n\", r, e); return 0; }\n")
+    (tmp_path / "f.c").write_text(driver, encoding="utf-8")
+    subprocess.run([GCC, "-std=c99", "-O2", "-Wall", "-Werror", "-o", str(tmp_path / "f"), str(tmp_path / "f.c"), "-lm"],
+                   check=True)
+    out = subprocess.run([str(tmp_path / "f")], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "1 `log(a[1])` (line 2, column 6): undefined or overflows"
 
 
 def test_a_zero_adjoint_blocks_an_undefined_partial_as_in_grad():
@@ -290,6 +316,10 @@ def test_forward_mode_of_an_array_program_is_refused():
     program = diffcli.parse("x = [1, 2]\ny = sum(x^2)\n")
     with pytest.raises(diffcli.DiffcliError, match="reverse mode"):
         generate(program, "c", wrt="x")
+    done = run_diffcli("codegen", SAMPLES / "arrays" / "softmax_layer.expr", "--lang", "c", "--forward", "--wrt", "x",
+                       "--json")
+    assert done.returncode == 1 and done.stdout_text == ""
+    assert json.loads(done.stderr_text)["error"]["kind"] == "input"
 
 
 def test_an_array_output_is_a_shape_error():
@@ -303,3 +333,20 @@ def test_scalar_programs_are_codegen_py_s_own():
     program = diffcli.load(SAMPLES / "backprop_chain.expr")
     for lang in ("python", "c", "javascript"):
         assert generate(program, lang).source == codegen.generate(program, lang).source
+    with pytest.raises(diffcli.DiffcliError, match="scalar programs"):
+        codegen.generate(diffcli.parse("x = [1, 2]\ny = sum(x)\n"), "c")
+
+
+
+
+def test_of_another_output():
+    program = diffcli.parse("x = [1, 2, 3]\nm = mean(x^2)\nv = x * m\ny = m + sum(v)\n")
+    expected = program.grad(None, "m")
+    for lang in ("python", "javascript"):
+        generated = generate(program, lang, of="m")
+        assert generated.function == "grad_m"
+    value, gradient = _run_python(generate(program, "python", of="m").source, "grad_m")
+    assert value == expected.value and np.allclose(gradient["x"], expected.gradients["x"], rtol=1e-12, atol=0)
+    with pytest.raises(diffcli.DiffcliError) as refused:
+        generate(program, "c", of="v")  # a vector: grad's shape error
+    assert refused.value.kind == "shape"

@@ -430,7 +430,8 @@ class _Loops(_Writer):
         if key == "stack":
             for k, j in enumerate(a):
                 self.nest(lines, graph.shape[j], lambda idx, k=k, j=j: [
-                    f"{self.store(i, (k,) + idx)} = {self.E(j, idx)};"])
+                    f"{self.store(i, (k,) + idx)} = {self.E(j, idx)};",  # (its elements are tested where they are
+                    *self.check(i, self.store(i, (k,) + idx), (), checked)[:not checked]])  # made, but not in the fast code)
             return None
         raise AssertionError(f"no loops for {key}")
 

@@ -155,6 +155,8 @@ def generate(program: Program, lang: str, of: str | None = None, name: str | Non
     every input (or only the value, or with `wrt` its derivative along one input, forward mode)."""
     if lang not in LANGUAGES:
         raise DiffcliError("input", f"--lang {lang}: not one of " + ", ".join(LANGUAGES))
+    if program.base.arrays or program.has_arrays:  # (array_codegen.py imports this module: no call back)
+        raise DiffcliError("shape", "codegen.generate writes scalar programs", help="array_codegen.generate takes arrays")
     graph = program.graph
     output = program.check_name(of, "--of") if of is not None else program.output
     if wrt is not None:
