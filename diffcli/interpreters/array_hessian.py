@@ -1,0 +1,297 @@
+"""Second derivatives of an array program: forward-over-reverse on the lowered graph, every
+direction at once as a leading NumPy axis.
+
+A tangent pass carries T[node], of shape (k,) + the node's shape: d(node)/d(direction d) for the k
+directions (the unit vectors of the elements asked for, or one H·v direction). Then the reverse pass
+runs on pairs: the adjoint g of each node (array_engine.reverse's) and its tangent Ġ, of shape
+(k,) + the node's shape. For an elementwise node the argument's Ġ gains Ġ·p + g·ṗ, p its partial
+and ṗ = Σ_m (∂p/∂x_m)·T[x_m]: the second partials ∂p/∂x_m come from the same partial rules pushed
+through the op table's array duals (`ops.backend("numpy-dual")`, a unit tangent on argument m), so
+no operation has a second copy of its math. A structural node's Ġ is its vjp applied to Ġ (the
+batching rules of array_batch, which take a leading axis) plus what its `second` entry in ops.py
+says: nothing for a linear op or a step (max, min), the vjp with the other argument's tangent for a
+bilinear one (@, dot, outer), or its curvature rule (logsumexp, softmax, norm).
+
+At an input, Ġ[d] is the row of H for direction d. The matrix is (H + Hᵀ)/2, as for scalars.
+A second derivative that is not finite where it is needed (a non-zero adjoint meeting a moving
+tangent) is a `domain` error naming the operation, its place and the first bad element.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import array_engine
+from .array_batch import RULES
+from .hessian import _LINEAR, _partial_shapes
+from ..errors import DiffcliError
+from ..formatting import applied_text, excerpt, operator_span
+from ..language.arrays import element_label, operand_label
+from ..language.graph import needs_gradient
+from ..ops import ArrayOp, ArrayDual, apply_partial, backend
+
+MAX_ELEMENTS = 3000       # elements in a full Hessian over arrays (k directions on every node)
+MAX_TANGENTS = 1 << 25    # numbers in the tangents of every node together (k × the graph's elements)
+
+
+def _finite(a) -> bool:
+    total = a.sum()
+    return total - total == 0.0
+
+
+def second_order(graph, values: list, output: int, seeds: dict, k: int):
+    """(adjoints, adjoint tangents): d(output)/d(node) for every node (array_engine.reverse's), and
+    its tangent along each of the k directions (an array (k,) + shape, or None where it does not
+    move). `seeds` maps input nodes to their tangents, each (k,) + the input's shape."""
+    m = backend("numpy")
+    needs = needs_gradient(graph)
+    adjoint = array_engine.reverse(graph, values, output, needs)
+    n = len(graph)
+    tangent: list = [None] * n
+    for node, t in seeds.items():
+        tangent[node] = t
+    partials: list = [None] * n  # elementwise nodes: the partial of every argument, computed once
+    shape, attrs, args, ops = graph.shape, graph.attrs, graph.args, graph.op
+    nds = [len(s) for s in shape]
+    start = min(seeds, default=n)
+    with np.errstate(all="ignore"):
+        # ---- forward: the tangents
+        for i in range(start + 1, output + 1):
+            op = ops[i]
+            if op is None:
+                continue
+            a = args[i]
+            ts = [tangent[j] for j in a]
+            if all(t is None for t in ts):
+                continue
+            xs = [values[j] for j in a]
+            if op.__class__ is ArrayOp:
+                total = _jvp(op, attrs.get(i), values[i], ts, xs, [nds[j] for j in a], nds[i], k)
+            else:
+                ps = partials[i] = [apply_partial(op, m, q, values[i], *xs) for q in range(len(a))]
+                total = None
+                for p, t in zip(ps, ts):
+                    if t is not None:
+                        c = t * p
+                        total = c if total is None else total + c
+            total = np.asarray(total, dtype=float)
+            if total.shape != (k,) + shape[i]:
+                total = np.broadcast_to(total, (k,) + shape[i])
+            if not _finite(total):
+                total = _blocked_tangent(graph, values, i, ts, partials[i], k)
+            tangent[i] = total
+        # ---- reverse: the adjoints' tangents
+        adjoint_t: list = [None] * n
+        for i in range(output, -1, -1):
+            op = ops[i]
+            if op is None:
+                continue
+            g, gt = adjoint[i], adjoint_t[i]
+            moving = tangent[i] is not None and (g != 0).any()
+            if gt is None and not moving:
+                continue
+            a = args[i]
+            xs = [values[j] for j in a]
+            if op.__class__ is ArrayOp:
+                contributions = _structural(op, attrs.get(i), g, gt, values[i], tangent[i], xs,
+                                            [tangent[j] for j in a], [nds[j] for j in a], nds[i], moving,
+                                            [needs[j] for j in a])
+            else:
+                contributions = _elementwise(graph, values, i, g, gt, partials[i], tangent, moving, needs)
+            for position, (j, c) in enumerate(zip(a, contributions)):
+                if c is None or not needs[j]:
+                    continue
+                c = np.asarray(c, dtype=float)
+                if c.shape != (k,) + shape[j]:
+                    c = np.broadcast_to(c, (k,) + shape[j])
+                if not _finite(c):
+                    raise _second_order_error(graph, values, i, position, c, moving)
+                before = adjoint_t[j]
+                adjoint_t[j] = c if before is None else before + c
+    return adjoint, adjoint_t
+
+
+def _jvp(op, attrs, out, ts, xs, nds, nd_out, k):
+    """The op's tangent along every direction: its batching rules (array_batch.RULES), the
+    directions as the leading axis, read off its vjp where it is no linear map of its arguments."""
+    rule = RULES[op.key]
+    second = op.second
+    if second == "linear":
+        if op.key == "stack":
+            ts = [np.zeros(np.shape(x)) if t is None else t for t, x in zip(ts, xs)]
+        return rule.value(attrs, ts, nds)
+    if second == "bilinear":
+        total = 0.0
+        for q, t in enumerate(ts):
+            if t is not None:
+                total = total + rule.value(attrs, [t if r == q else x for r, x in enumerate(xs)], nds)
+        return total
+    (t,), (x,) = ts, xs
+    if op.key == "softmax":  # its Jacobian is symmetric: the jvp is the vjp
+        return rule.vjp(attrs, t, out, xs, nds, nd_out, (False,))[0]
+    # a reduction: each result element is Σ over its slice of t · ∂out/∂x, that row read off the vjp of 1
+    row = rule.vjp(attrs, np.ones(np.shape(out)), out, xs, nds, nd_out, (False,))[0]
+    return np.sum(t * row, axis=_tail(attrs, x))
+
+
+def _tail(attrs, x):
+    axis = attrs.get("axis") if attrs else None
+    nd = np.ndim(x)
+    return tuple(range(-nd, 0)) if axis is None or nd == 1 else (axis - nd,)
+
+
+def _structural(op, attrs, g, gt, out, tout, xs, ts, nds, nd_out, moving, needed):
+    """The tangent of each argument's cotangent: the vjp of Ġ, plus the op's second-order term."""
+    rule = RULES[op.key]
+    count = len(xs)
+    sums = (False,) * count
+    total = [None] * count
+    if gt is not None:
+        total = list(rule.vjp(attrs, gt, out, xs, nds, nd_out, sums))
+    if not moving or op.second in ("linear", "piecewise"):
+        return total
+    if op.second == "bilinear":
+        for q in range(count):  # argument q's cotangent along the other argument's tangent
+            other = 1 - q
+            if needed[q] and ts[other] is not None:
+                c = rule.vjp(attrs, g, out, [ts[other] if r == other else x for r, x in enumerate(xs)],
+                             nds, nd_out, sums)[q]
+                total[q] = c if total[q] is None else total[q] + c
+        return total
+    if ts[0] is not None and needed[0]:
+        c = op.second(np, attrs, g, out, xs[0], ts[0], tout)
+        total[0] = c if total[0] is None else total[0] + c
+    return total
+
+
+def _elementwise(graph, values, i, g, gt, ps, tangent, moving, needs):
+    """Ġ·p + g·ṗ for each argument of an elementwise node."""
+    op, a = graph.op[i], graph.args[i]
+    if ps is None:
+        ps = [apply_partial(op, backend("numpy"), q, values[i], *[values[j] for j in a]) for q in range(len(a))]
+    total = [None if gt is None or not needs[j] else gt * p for j, p in zip(a, ps)]
+    if not moving:
+        return total
+    shapes = _partial_shapes(op.key, len(a))
+    if shapes is _LINEAR:
+        return total
+    ts = [tangent[j] for j in a]
+    if all(shape[0] != "general" for shape in shapes):  # x·y: ∂p_u/∂x_v = 1 where p_u is x_v
+        for u, shape in enumerate(shapes):
+            if shape[0] == "argument" and needs[a[u]] and ts[shape[1]] is not None:
+                c = g * ts[shape[1]]
+                total[u] = c if total[u] is None else total[u] + c
+        return total
+    duals = backend("numpy-dual")
+    xs = [values[j] for j in a]
+    out = values[i]
+    for v, t in enumerate(ts):
+        if t is None:
+            continue
+        lifted = [ArrayDual(x, 1.0 if q == v else 0.0) for q, x in enumerate(xs)]
+        dout = ArrayDual(out, ps[v])
+        for u, j in enumerate(a):
+            if not needs[j]:
+                continue
+            pt = apply_partial(op, duals, u, dout, *lifted)
+            h = pt.t if pt.__class__ is ArrayDual else 0.0
+            if h.__class__ is float and h == 0.0:
+                continue
+            c = np.where(t != 0, (g * h) * t, 0.0)  # a still tangent needs no second partial
+            c = np.where(g != 0, c, 0.0)             # nor a zero adjoint
+            total[u] = c if total[u] is None else total[u] + c
+    return total
+
+
+# ---------------------------------------------------------------- errors
+
+def _blocked_tangent(graph, values, i, ts, ps, k):
+    """A tangent that is not finite: again with a still tangent blocking an undefined partial (as
+    array_engine.tangents does), else the first derivative's error, at the first bad element."""
+    total = 0.0
+    for q, t in enumerate(ts):
+        if t is None:
+            continue
+        if ps is None:  # a structural op (norm at 0): its own error
+            raise array_engine._structural_derivative_error(graph, i, np.full(graph.shape[i], np.nan))
+        c = np.where(t != 0, t * ps[q], 0.0)
+        if not _finite(c):
+            bad = np.where((~np.isfinite(c)).any(axis=0), np.nan, 0.0)
+            raise array_engine._derivative_error(graph, values, i, q, np.broadcast_to(ps[q], bad.shape), bad)
+        total = total + c
+    return np.broadcast_to(np.asarray(total, dtype=float), (k,) + graph.shape[i])
+
+
+def _second_order_error(graph, values, i, position, c, moving) -> DiffcliError:
+    op = graph.op[i]
+    bad = ~np.isfinite(c)
+    element = tuple(int(z) for z in np.unravel_index(int(np.flatnonzero(bad.any(axis=0))[0]), c.shape[1:])) \
+        if c.ndim > 1 else ()
+    where = excerpt(graph.source, graph.expr[i])
+    span = operator_span(graph.source, graph.expr[i])
+    if op.__class__ is ArrayOp or not moving:
+        return DiffcliError("domain", f"a second derivative overflows at `{where}`", span, source=graph.source,
+                            help="it grew past the largest double (about 1.8e308); rescale the inputs",
+                            operation=op.name)
+    from .domain import _ordinal
+
+    xs = [float(np.asarray(values[j]) if not element else np.asarray(values[j])[element]) for j in graph.args[i]]
+    which = "" if len(xs) == 1 else f" with respect to its {_ordinal(position)} argument"
+    at = ""
+    if element:
+        at = f" at {operand_label(graph, graph.args[i][0])}{element_label(element)}"
+    return DiffcliError("domain", f"the second derivative of `{op.name}`{which} is infinite or undefined at "
+                        f"{applied_text(op, xs)}{at}", span, source=graph.source,
+                        help="the Hessian does not exist here; evaluate at another point", operation=op.name)
+
+
+# ---------------------------------------------------------------- the results
+
+def elements(graph, wrt: list[tuple[str, tuple | None]]):
+    """[(input node, flat element indices)] and the labels, for `wrt` entries (name, element index
+    or None for every element of the input)."""
+    labels, chosen = [], []
+    for name, index in wrt:
+        node = graph.names[name]
+        shape = graph.shape[node]
+        if index is None:
+            flats = list(range(int(np.prod(shape)))) if shape else [0]
+            labels += [name] if not shape else [name + element_label(np.unravel_index(f, shape)) for f in flats]
+        else:
+            flats = [int(np.ravel_multi_index(index, shape))] if shape else [0]
+            labels.append(name + element_label(index) if shape else name)
+        chosen.append((node, flats))
+    return chosen, labels
+
+
+def hessian_matrix(graph, values: list, output: int, chosen: list):
+    """(gradient over the chosen elements, symmetric Hessian over them as a matrix)."""
+    k = sum(len(flats) for _, flats in chosen)
+    seeds, columns, offset = {}, [], 0
+    for node, flats in chosen:
+        size = max(1, int(np.prod(graph.shape[node])))
+        seed = seeds.get(node)
+        if seed is None:
+            seed = seeds[node] = np.zeros((k, size))
+        seed[np.arange(offset, offset + len(flats)), flats] = 1.0
+        columns.append((node, flats))
+        offset += len(flats)
+    seeds = {node: seed.reshape((k,) + graph.shape[node]) for node, seed in seeds.items()}
+    adjoint, adjoint_t = second_order(graph, values, output, seeds, k)
+    rows = np.concatenate([np.zeros((k, len(flats))) if adjoint_t[node] is None
+                           else adjoint_t[node].reshape(k, -1)[:, flats] for node, flats in columns], axis=1)
+    matrix = rows.T / 2 + rows / 2  # rows[d, r] = H[r][d]
+    gradient = np.concatenate([np.asarray(adjoint[node], dtype=float).reshape(-1)[flats] for node, flats in columns])
+    return gradient, matrix
+
+
+def hessian_vector(graph, values: list, output: int, vector: dict):
+    """(adjoints, H·v per input node, each of its input's shape) for a direction {input node: array}."""
+    seeds = {node: np.asarray(v, dtype=float)[None] for node, v in vector.items() if np.any(v != 0)}
+    adjoint, adjoint_t = second_order(graph, values, output, seeds, 1)
+    product = {}
+    for name in graph.inputs:
+        node = graph.names[name]
+        t = adjoint_t[node]
+        product[node] = np.zeros(graph.shape[node]) if t is None else np.asarray(t[0], dtype=float)
+    return adjoint, product
