@@ -259,7 +259,8 @@ class Program(Displayed):
         else:
             entries = [self._element_of(label, "--wrt") for label in dict.fromkeys(wrt)]
         entries = list(dict.fromkeys(entries))
-        chosen, labels = array_hessian.elements(graph, entries)
+        chosen = array_hessian.plan(graph, entries)
+        labels = chosen.labels
         if len(set(labels)) != len(labels):
             repeated = next(label for label in labels if labels.count(label) > 1)
             raise DiffcliError("input", f"--wrt: the element {repeated} is named twice (once by its array's name)",
