@@ -193,12 +193,20 @@ class Program(Displayed):
         `mode` "reverse" or "forward" forces one)."""
         from .interpreters import jacobian
 
-        self.scalar_only("grad with several outputs")
         outputs = [self.check_name(name, "--of") for name in dict.fromkeys(outputs)]
         outputs.sort(key=list(self.graph.names).index)  # SPEC: every mapping in file order
         inputs, unused = self._inputs(values)
         node_values = engine.forward(self.graph, inputs)
-        rows = jacobian.jacobian(self.graph, node_values, outputs, mode)
+        if self.has_arrays:  # a reverse sweep per output, each a scalar (SPEC), on the array engine
+            zeros = dict.fromkeys(unused, 0.0)
+            rows = {}
+            for output in outputs:
+                self._scalar_output(output)
+                adjoint = engine.reverse(self.graph, node_values, self.graph.names[output])
+                rows[output] = {name: value for name, value in self._by_name(adjoint, zeros, unused).items()
+                                if name in self.graph.names}
+        else:
+            rows = jacobian.jacobian(self.graph, node_values, outputs, mode)
         for row in rows.values():
             row.update(dict.fromkeys(unused, 0.0))
         return Jacobian(inputs, self._by_name(node_values, inputs, unused), unused, outputs, rows)

@@ -258,3 +258,63 @@ def test_cli_bad_hvp_inputs(tmp_path):
     assert error["kind"] == "input" and error["line"] == 2
     done = run_diffcli("hessian", path, "--hvp-inputs", tmp_path / "missing.json", "--json")
     assert done.returncode == 1 and json.loads(done.stderr_text)["error"]["kind"] == "io"
+
+
+# ---------------------------------------------------------------- several outputs, check --order 2
+
+TWO = "W = [[0.5, -0.3], [0.2, 0.8]]\nx = [1.5, -0.5]\nh = tanh(W @ x)\nloss = sum(h^2)\nreg = 0.1*sum(W^2) + h[0]\n"
+
+
+def test_grad_of_several_outputs_on_arrays(tmp_path):
+    program = diffcli.parse(TWO)
+    result = program.jacobian(["reg", "loss"])
+    assert result.outputs == ["loss", "reg"]
+    for out in result.outputs:
+        alone = program.grad(of=out).gradients
+        for name, g in alone.items():
+            np.testing.assert_array_equal(result.jacobian[out][name], g)
+    path = tmp_path / "two.expr"
+    path.write_text(TWO, encoding="utf-8")
+    data = json.loads(run_diffcli("grad", path, "--of", "reg,loss", "--json").stdout_text)
+    assert data["jacobian"]["reg"]["W"] == program.grad(of="reg").gradients["W"].tolist()
+    assert data["jacobian"]["loss"]["loss"] == 1.0 and data["jacobian"]["loss"]["reg"] == 0.0
+    table = run_diffcli("grad", path, "--of", "reg,loss")
+    assert table.returncode == 0 and "∂reg/∂name" in table.stdout_text
+    done = run_diffcli("grad", path, "--of", "h,loss", "--json")
+    assert done.returncode == 1 and json.loads(done.stderr_text)["error"]["kind"] == "shape"
+
+
+def test_check_order_2_on_arrays(tmp_path):
+    from diffcli.commands.check_second import check_second
+
+    result = check_second(diffcli.parse(NET))
+    labels = labels_of("W", (2, 2)) + labels_of("x", (2,))
+    assert result.ok and len(result.rows) == 6 * 7 // 2
+    full = diffcli.parse(NET).hessian()
+    for row in result.rows:
+        a, b = _split_pair(row.name)
+        assert a in labels and b in labels
+        assert row.analytic == pytest.approx(full.hessian[a][b], rel=1e-12, abs=1e-14)
+        assert row.numeric == pytest.approx(row.analytic, rel=1e-6, abs=1e-8)
+    kinked = tmp_path / "k.expr"
+    kinked.write_text("x = [0, 1, -0.5]\nf = sum(relu(x)^2) + x[1]*x[2]\n", encoding="utf-8")
+    done = run_diffcli("check", kinked, "--order", "2")
+    assert done.returncode == 1 and "kink: relu at 0" in done.stdout_text
+    assert "check failed: x[0],x[0]" in done.stderr_text
+    assert run_diffcli("check", kinked, "--order", "2", "--allow-kinks").returncode == 0
+    # above the matrix's bound: H·v along a random direction, a row per element
+    wide = tmp_path / "wide.expr"
+    wide.write_text("x = uniform(30, seed=2)\nf = sum(exp(x)*x) + logsumexp(x)^2\n", encoding="utf-8")
+    data = json.loads(run_diffcli("check", wide, "--order", "2", "--json").stdout_text)
+    assert data["ok"] and [row["name"] for row in data["rows"]] == labels_of("x", (30,))
+
+
+def _split_pair(name):
+    """`W[0,1],x[1]` -> ("W[0,1]", "x[1]"): the comma outside brackets."""
+    depth = 0
+    for i, char in enumerate(name):
+        depth += char == "["
+        depth -= char == "]"
+        if char == "," and depth == 0:
+            return name[:i], name[i + 1:]
+    raise ValueError(name)

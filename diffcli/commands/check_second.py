@@ -18,7 +18,7 @@ import random
 from typing import Mapping
 
 from ..interpreters import engine, hessian
-from .check import EPS, CheckResult, Row, _compare, _kink, setup
+from .check import EPS, CheckResult, Row, _array_kink, _compare, _kink, setup
 from ..program import Program
 
 MATRIX_INPUTS = 20
@@ -28,6 +28,8 @@ def check_second(program: Program, values: Mapping[str, float] | None = None, of
                  rtol: float = 1e-6, atol: float = 1e-8, allow_kinks: bool = False) -> CheckResult:
     run, inputs, node_values, out, feeds, kinks = setup(program, values, of)
     graph = program.graph
+    if graph.shape is not None:
+        return _check_second_arrays(program, run, inputs, node_values, out, feeds, kinks, rtol, atol, allow_kinks)
     wrt = [name for name in inputs if feeds[graph.names[name]]]
     needs = engine.needs_gradient(graph)
     nodes = [graph.names[name] for name in wrt]
@@ -79,3 +81,91 @@ def check_second(program: Program, values: Mapping[str, float] | None = None, of
             rows.append(row)
     return CheckResult(run.output, run.value, all(r.ok for r in rows), rows, run.unused,
                        rtol, atol, order=2)
+
+
+def _check_second_arrays(program, run, inputs, node_values, out, feeds, kinks, rtol, atol, allow_kinks):
+    """check --order 2 on an array program: the same rows over elements (`W[0,1],x[1]`), from the
+    unsymmetrized rows of array_hessian's forward-over-reverse; above MATRIX_INPUTS elements, H·v
+    along one random direction (a fixed seed) over every element."""
+    import numpy as np
+
+    from ..interpreters import array_hessian
+
+    graph = program.graph
+    plan = array_hessian.plan(graph, [(name, None) for name in inputs if feeds[graph.names[name]]])
+    labels, columns = plan.labels, [(node, np.arange(max(1, int(np.prod(graph.shape[node])))))
+                                    for node, _ in plan.columns]
+    where = [(node, int(flat)) for node, flats in columns for flat in flats]  # label -> (input node, element)
+    needs = engine.needs_gradient(graph)
+
+    def component(adjoints, r):
+        node, flat = where[r]
+        return float(np.asarray(adjoints[node], dtype=float).reshape(-1)[flat])
+
+    def gradient_at(point):
+        return engine.reverse(graph, engine.forward(graph, point), out, needs)
+
+    def moved(step, direction):
+        point = dict(inputs)
+        for node, t in direction.items():
+            name = _name_of(graph, node)
+            point[name] = np.asarray(inputs[name], dtype=float) + step * t if np.ndim(t) else inputs[name] + step * float(t)
+        return point
+
+    matrix = len(labels) <= MATRIX_INPUTS
+    if matrix:
+        seeds, k = plan.seeds, plan.k
+    else:
+        rng = random.Random(0)
+        seeds = {node: np.array([rng.uniform(-1.0, 1.0) for _ in range(max(1, int(np.prod(graph.shape[node]))))])
+                 .reshape((1,) + graph.shape[node]) for node, _ in plan.columns}
+        k = 1
+    _, adjoint_t = array_hessian.second_order(graph, node_values, out, seeds, k) if labels else (None, None)
+    product = np.zeros((k, len(labels)))  # product[d, r]: (H·direction d)[label r]
+    for r, (node, flat) in enumerate(where):
+        if adjoint_t[node] is not None:
+            product[:, r] = adjoint_t[node].reshape(k, -1)[:, flat]
+    tangent, _ = array_hessian.tangents(graph, node_values, out, seeds, k) if labels else ([], None)
+
+    rows = []
+    for d in range(k):
+        direction = {node: seed[d] for node, seed in seeds.items()}
+        along = [float(np.max(np.abs(np.asarray(inputs[_name_of(graph, node)], dtype=float)))) for node in direction]
+        h = EPS ** (1 / 3) * max(1.0, *along)
+        differences: dict = {}
+
+        def central(step, direction=direction):
+            if step not in differences:
+                differences[step] = (gradient_at(moved(step, direction)), gradient_at(moved(-step, direction)), step)
+            return differences[step]
+
+        kink = _array_kink(graph, node_values, [np.zeros(s) if t is None else t[d] for t, s in zip(tangent, graph.shape)],
+                           h, kinks) if kinks else None
+        for r, label in enumerate(labels):
+            if matrix and r > d:
+                continue  # the upper triangle (with the diagonal) suffices
+            analytic = float(product[d, r])
+            other = float(product[r, d]) if matrix else analytic
+            row = Row(f"{label},{labels[d]}" if matrix else label, analytic, other, None, None, None, True)
+            row.kink = kink
+
+            def difference(step, r=r):
+                up, down, used = central(step)
+                return (component(up, r) - component(down, r)) / (2 * used)
+
+            scale = max(abs(component(run.adjoints, r)), 1e-300)
+            at = f"{labels[d]} = {component_value(inputs, graph, where[d]):g}" if matrix else "a random direction v"
+            _compare(row, difference, h, scale, at, rtol, atol, allow_kinks)
+            rows.append(row)
+    return CheckResult(run.output, float(run.value), all(r.ok for r in rows), rows, run.unused, rtol, atol, order=2)
+
+
+def _name_of(graph, node: int) -> str:
+    return next(name for name in graph.inputs if graph.names[name] == node)
+
+
+def component_value(inputs, graph, place) -> float:
+    import numpy as np
+
+    node, flat = place
+    return float(np.asarray(inputs[_name_of(graph, node)], dtype=float).reshape(-1)[flat])

@@ -42,18 +42,15 @@ def _finite(a) -> bool:
     return total - total == 0.0
 
 
-def second_order(graph, values: list, output: int, seeds: dict, k: int):
-    """(adjoints, adjoint tangents): d(output)/d(node) for every node (array_engine.reverse's), and
-    its tangent along each of the k directions (an array (k,) + shape, or None where it does not
-    move). `seeds` maps input nodes to their tangents, each (k,) + the input's shape."""
+def tangents(graph, values: list, output: int, seeds: dict, k: int):
+    """T[node] along the k directions ((k,) + its shape, None where it does not move) for the nodes
+    up to `output`, and the elementwise nodes' partials (computed once, for the reverse pass too)."""
     m = backend("numpy")
-    needs = needs_gradient(graph)
-    adjoint = array_engine.reverse(graph, values, output, needs)
     n = len(graph)
     tangent: list = [None] * n
     for node, t in seeds.items():
         tangent[node] = t
-    partials: list = [None] * n  # elementwise nodes: the partial of every argument, computed once
+    partials: list = [None] * n  # elementwise nodes: the partial of every argument
     shape, attrs, args, ops = graph.shape, graph.attrs, graph.args, graph.op
     nds = [len(s) for s in shape]
     start = min(seeds, default=n)
@@ -83,6 +80,20 @@ def second_order(graph, values: list, output: int, seeds: dict, k: int):
             if not _finite(total):
                 total = _blocked_tangent(graph, values, i, ts, partials[i], k)
             tangent[i] = total
+    return tangent, partials
+
+
+def second_order(graph, values: list, output: int, seeds: dict, k: int):
+    """(adjoints, adjoint tangents): d(output)/d(node) for every node (array_engine.reverse's), and
+    its tangent along each of the k directions (an array (k,) + shape, or None where it does not
+    move). `seeds` maps input nodes to their tangents, each (k,) + the input's shape."""
+    needs = needs_gradient(graph)
+    adjoint = array_engine.reverse(graph, values, output, needs)
+    tangent, partials = tangents(graph, values, output, seeds, k)
+    n = len(graph)
+    shape, attrs, args, ops = graph.shape, graph.attrs, graph.args, graph.op
+    nds = [len(s) for s in shape]
+    with np.errstate(all="ignore"):
         # ---- reverse: the adjoints' tangents
         adjoint_t: list = [None] * n
         owned = [False] * n  # adjoint_t[j] is an array of this pass's own, to add into in place
