@@ -276,10 +276,11 @@ class Program(Displayed):
         k = len(labels)
         size = sum(max(1, math.prod(s)) for s in graph.shape)
         if k > array_hessian.MAX_ELEMENTS or k * size > array_hessian.MAX_TANGENTS:
+            why = (f"at most {array_hessian.MAX_ELEMENTS:,}: each node carries a tangent per element"
+                   if k > array_hessian.MAX_ELEMENTS else f"its tangents would hold {k * size:,} numbers, more "
+                   f"than {array_hessian.MAX_TANGENTS:,}")
             raise DiffcliError(
-                "shape", f"a Hessian over {k:,} elements is too big to compute whole (at most "
-                f"{array_hessian.MAX_ELEMENTS:,}, and {array_hessian.MAX_TANGENTS:,} tangent numbers: each node "
-                f"carries a tangent per element)",
+                "shape", f"a Hessian over {k:,} elements is too big to compute whole ({why})",
                 help="choose some with --wrt W1,b1 or --wrt W1[0,1],..., or ask for H·v with --hvp "
                 "(or --hvp-inputs FILE.json)")
         node = graph.names[output]
