@@ -42,7 +42,7 @@ def _finite(a) -> bool:
     return total - total == 0.0
 
 
-def tangents(graph, values: list, output: int, seeds: dict, k: int):
+def tangents(graph, values: list, output: int, seeds: dict, k: int, checked: bool = True):
     """T[node] along the k directions ((k,) + its shape, None where it does not move) for the nodes
     up to `output`, and the elementwise nodes' partials (computed once, for the reverse pass too)."""
     m = backend("numpy")
@@ -77,19 +77,156 @@ def tangents(graph, values: list, output: int, seeds: dict, k: int):
             total = np.asarray(total, dtype=float)
             if total.shape != (k,) + shape[i]:
                 total = np.broadcast_to(total, (k,) + shape[i])
-            if not _finite(total):
+            if checked and not _finite(total):
                 total = _blocked_tangent(graph, values, i, ts, partials[i], k)
             tangent[i] = total
     return tangent, partials
 
 
-def second_order(graph, values: list, output: int, seeds: dict, k: int):
+def second_order(graph, values: list, output: int, seeds: dict, k: int, wanted=None):
     """(adjoints, adjoint tangents): d(output)/d(node) for every node (array_engine.reverse's), and
     its tangent along each of the k directions (an array (k,) + shape, or None where it does not
-    move). `seeds` maps input nodes to their tangents, each (k,) + the input's shape."""
+    move). `seeds` maps input nodes to their tangents, each (k,) + the input's shape.
+
+    A fast walk (_Steps: what depends on the graph alone decided once) checks nothing on the way;
+    where a result it leaves at the `wanted` nodes (default: every input) is not finite, the walk
+    is done again checked, which blocks an undefined partial where nothing flows and otherwise names
+    the operation at fault (as hessian.second_order)."""
+    if wanted is None:
+        wanted = [graph.names[name] for name in graph.inputs]
+    found = _fast_walk(graph, values, output, seeds, k)
+    if found is not None and all((found[0][node] is None or _finite(found[0][node]))
+                                 and (found[1][node] is None or _finite(found[1][node])) for node in wanted):
+        adjoint, adjoint_t = found
+        return [np.zeros(s) if g is None else g for g, s in zip(adjoint, graph.shape)], adjoint_t
     needs = needs_gradient(graph)
     adjoint = array_engine.reverse(graph, values, output, needs)
-    tangent, partials = tangents(graph, values, output, seeds, k)
+    return adjoint, _walk(graph, values, output, seeds, k, adjoint, needs, checked=True)
+
+
+class _Steps:
+    """The fast walk's plan for a graph, an output and the seeded nodes: the nodes whose tangent
+    moves and that the output depends on (forward), and every node it depends on (reverse), each
+    with what its step needs."""
+
+    def __init__(self, graph, output, seeded):
+        n = len(graph)
+        depends = [False] * n
+        for node in seeded:
+            depends[node] = True
+        for i in range(min(seeded, default=n), n):
+            if not depends[i] and any(depends[j] for j in graph.args[i]):
+                depends[i] = True
+        feeds = graph.feeds(output)
+        needs = needs_gradient(graph)
+        self.forward, self.reverse = [], []
+        nds = [len(s) for s in graph.shape]
+        for i in range(output + 1):
+            op = graph.op[i]
+            if op is None or not feeds[i]:
+                continue
+            a = graph.args[i]
+            structural = op.__class__ is ArrayOp
+            step = (i, structural, op, a, [depends[j] for j in a], [needs[j] and feeds[j] for j in a],
+                    graph.attrs.get(i), [nds[j] for j in a], nds[i],
+                    None if structural else _partial_shapes(op.key, len(a)))
+            if depends[i]:
+                self.forward.append(step)
+            self.reverse.append(step)
+        self.reverse.reverse()
+
+
+_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _steps(graph, output, seeded) -> _Steps:
+    kept = _STEPS.setdefault(graph, {})
+    key = (output, tuple(sorted(seeded)))
+    found = kept.get(key)
+    if found is None:
+        if len(kept) > 16:
+            kept.clear()
+        found = kept[key] = _Steps(graph, output, key[1])
+    return found
+
+
+def _fast_walk(graph, values, output, seeds, k):
+    """The adjoints and their tangents, nothing checked (None where anything raised)."""
+    plan = _steps(graph, output, list(seeds))
+    m = backend("numpy")
+    n = len(graph)
+    shape = graph.shape
+    tangent: list = [None] * n
+    for node, t in seeds.items():
+        tangent[node] = t
+    partials: list = [None] * n
+    try:
+        with np.errstate(all="ignore"):
+            for i, structural, op, a, moves, needed, attrs, nds, nd, _ in plan.forward:
+                xs = [values[j] for j in a]
+                if structural:
+                    total = _jvp(op, attrs, values[i], [tangent[j] if mv else None for j, mv in zip(a, moves)],
+                                 xs, nds, nd, k)
+                else:
+                    out = values[i]
+                    ps = partials[i] = [apply_partial(op, m, q, out, *xs) if mv or nq else None
+                                        for q, (mv, nq) in enumerate(zip(moves, needed))]
+                    total = None
+                    for j, p, mv in zip(a, ps, moves):
+                        if mv:
+                            c = tangent[j] * p
+                            total = c if total is None else total + c
+                if total.shape != (k,) + shape[i]:
+                    total = np.broadcast_to(total, (k,) + shape[i])
+                tangent[i] = total
+            adjoint: list = [None] * n
+            adjoint[output] = np.asarray(1.0)
+            adjoint_t: list = [None] * n
+            owned = [False] * n
+            for i, structural, op, a, moves, needed, attrs, nds, nd, shapes in plan.reverse:
+                g, gt = adjoint[i], adjoint_t[i]
+                if g is None and gt is None:
+                    continue
+                xs = [values[j] for j in a]
+                out = values[i]
+                moving = g is not None and tangent[i] is not None
+                if structural:
+                    firsts = op.vjp(np, attrs, g, out, *xs) if g is not None else [None] * len(a)
+                    seconds = _structural(op, attrs, g, gt, out, tangent[i], xs, [tangent[j] for j in a], nds, nd,
+                                          moving, needed)
+                else:
+                    ps = partials[i]
+                    if ps is None:
+                        ps = partials[i] = [apply_partial(op, m, q, out, *xs) if nq else None
+                                            for q, nq in enumerate(needed)]
+                    firsts = [None if g is None or p is None else g * p for p in ps]
+                    seconds = _elementwise(graph, values, i, g, gt, ps, tangent, moving, needed, False, shapes)
+                for j, nq, c, c2 in zip(a, needed, firsts, seconds):
+                    if not nq:
+                        continue
+                    if c is not None:
+                        c = np.asarray(c, dtype=float)
+                        if c.shape != shape[j]:
+                            c = np.broadcast_to(c, shape[j])
+                        before = adjoint[j]
+                        adjoint[j] = c if before is None else before + c
+                    if c2 is not None:
+                        if c2.shape != (k,) + shape[j]:
+                            c2 = np.broadcast_to(c2, (k,) + shape[j])
+                        before = adjoint_t[j]
+                        if before is None:
+                            adjoint_t[j] = c2
+                        elif owned[j]:
+                            np.add(before, c2, out=before)
+                        else:
+                            adjoint_t[j], owned[j] = before + c2, True
+    except (ArithmeticError, ValueError):
+        return None
+    return adjoint, adjoint_t
+
+
+def _walk(graph, values, output, seeds, k, adjoint, needs, checked):
+    tangent, partials = tangents(graph, values, output, seeds, k, checked)
     n = len(graph)
     shape, attrs, args, ops = graph.shape, graph.attrs, graph.args, graph.op
     nds = [len(s) for s in shape]
@@ -112,14 +249,14 @@ def second_order(graph, values: list, output: int, seeds: dict, k: int):
                                             [tangent[j] for j in a], [nds[j] for j in a], nds[i], moving,
                                             [needs[j] for j in a])
             else:
-                contributions = _elementwise(graph, values, i, g, gt, partials[i], tangent, moving, needs)
+                contributions = _elementwise(graph, values, i, g, gt, partials[i], tangent, moving, needs, checked)
             for position, (j, c) in enumerate(zip(a, contributions)):
                 if c is None or not needs[j]:
                     continue
                 c = np.asarray(c, dtype=float)
                 if c.shape != (k,) + shape[j]:
                     c = np.broadcast_to(c, (k,) + shape[j])
-                if not _finite(c):
+                if checked and not _finite(c):
                     raise _second_order_error(graph, values, i, position, c, moving)
                 before = adjoint_t[j]
                 if before is None:
@@ -129,7 +266,7 @@ def second_order(graph, values: list, output: int, seeds: dict, k: int):
                     np.add(before, c, out=before)
                 else:
                     adjoint_t[j], owned[j] = before + c, True
-    return adjoint, adjoint_t
+    return adjoint_t
 
 
 def _jvp(op, attrs, out, ts, xs, nds, nd_out, k):
@@ -172,12 +309,14 @@ def _structural(op, attrs, g, gt, out, tout, xs, ts, nds, nd_out, moving, needed
     if not moving or op.second in ("linear", "piecewise"):
         return total
     if op.second == "bilinear":
-        for q in range(count):  # argument q's cotangent along the other argument's tangent
-            other = 1 - q
-            if needed[q] and ts[other] is not None:
-                c = rule.vjp(attrs, g, out, [ts[other] if r == other else x for r, x in enumerate(xs)],
-                             nds, nd_out, sums)[q]
-                total[q] = c if total[q] is None else total[q] + c
+        # argument q's cotangent along the other argument's tangent: the vjp of g at the tangents,
+        # one call for both (each cotangent of a bilinear op is linear in the other argument alone)
+        wanted = [needed[q] and ts[1 - q] is not None for q in range(2)]
+        if any(wanted):
+            at = [x if t is None else t for t, x in zip(ts, xs)]
+            for q, c in enumerate(rule.vjp(attrs, g, out, at, nds, nd_out, sums)):
+                if wanted[q]:
+                    total[q] = c if total[q] is None else total[q] + c
         return total
     if ts[0] is not None and needed[0]:
         c = op.second(np, attrs, g, out, xs[0], ts[0], tout)
@@ -185,21 +324,24 @@ def _structural(op, attrs, g, gt, out, tout, xs, ts, nds, nd_out, moving, needed
     return total
 
 
-def _elementwise(graph, values, i, g, gt, ps, tangent, moving, needs):
-    """Ġ·p + g·ṗ for each argument of an elementwise node."""
+def _elementwise(graph, values, i, g, gt, ps, tangent, moving, needs, checked=True, shapes=None):
+    """Ġ·p + g·ṗ for each argument of an elementwise node (`needs`: per node, or when not `checked`
+    per argument)."""
     op, a = graph.op[i], graph.args[i]
+    needed = [needs[j] for j in a] if checked else needs
     if ps is None:
         ps = [apply_partial(op, backend("numpy"), q, values[i], *[values[j] for j in a]) for q in range(len(a))]
-    total = [None if gt is None or not needs[j] else gt * p for j, p in zip(a, ps)]
+    total = [None if gt is None or not nq or p is None else gt * p for nq, p in zip(needed, ps)]
     if not moving:
         return total
-    shapes = _partial_shapes(op.key, len(a))
+    if shapes is None:
+        shapes = _partial_shapes(op.key, len(a))
     if shapes is _LINEAR:
         return total
     ts = [tangent[j] for j in a]
     if all(shape[0] != "general" for shape in shapes):  # x·y: ∂p_u/∂x_v = 1 where p_u is x_v
         for u, shape in enumerate(shapes):
-            if shape[0] == "argument" and needs[a[u]] and ts[shape[1]] is not None:
+            if shape[0] == "argument" and needed[u] and ts[shape[1]] is not None:
                 c = g * ts[shape[1]]
                 total[u] = c if total[u] is None else total[u] + c
         return total
@@ -210,16 +352,19 @@ def _elementwise(graph, values, i, g, gt, ps, tangent, moving, needs):
         if t is None:
             continue
         lifted = [ArrayDual(x, 1.0 if q == v else 0.0) for q, x in enumerate(xs)]
-        dout = ArrayDual(out, ps[v])
-        for u, j in enumerate(a):
-            if not needs[j]:
+        pv = ps[v] if ps[v] is not None else apply_partial(op, backend("numpy"), v, out, *xs)
+        dout = ArrayDual(out, pv)
+        for u in range(len(a)):
+            if not needed[u]:
                 continue
             pt = apply_partial(op, duals, u, dout, *lifted)
             h = pt.t if pt.__class__ is ArrayDual else 0.0
             if h.__class__ is float and h == 0.0:
                 continue
-            c = np.where(t != 0, (g * h) * t, 0.0)  # a still tangent needs no second partial
-            c = np.where(g != 0, c, 0.0)             # nor a zero adjoint
+            c = (g * h) * t
+            if checked:
+                c = np.where(t != 0, c, 0.0)  # a still tangent needs no second partial
+                c = np.where(g != 0, c, 0.0)  # nor a zero adjoint
             total[u] = c if total[u] is None else total[u] + c
     return total
 
@@ -318,25 +463,53 @@ def plan(graph, wrt: list[tuple[str, tuple | None]]) -> Plan:
 
 def hessian_matrix(graph, values: list, output: int, chosen: Plan):
     """(gradient over the plan's elements, symmetric Hessian over them as a matrix)."""
+    _keep_freed_memory()
     k = chosen.k
-    adjoint, adjoint_t = second_order(graph, values, output, chosen.seeds, k)
+    adjoint, adjoint_t = second_order(graph, values, output, chosen.seeds, k, [node for node, _ in chosen.columns])
     rows = np.empty((k, k))
     gradient = np.empty(k)
     offset = 0
     for node, flats in chosen.columns:
         t = adjoint_t[node]
-        part = np.zeros((k, 1)) if t is None else t.reshape(k, -1)[:, flats]
-        width = part.shape[1] if t is not None else len(flats) if flats != slice(None) else 1
-        rows[:, offset:offset + width] = part
+        width = math.prod(graph.shape[node]) if flats == slice(None) else len(flats)
+        if t is None:
+            rows[:, offset:offset + width] = 0.0
+        else:
+            rows[:, offset:offset + width] = t.reshape(k, -1)[:, flats]
         gradient[offset:offset + width] = np.asarray(adjoint[node], dtype=float).reshape(-1)[flats]
         offset += width
-    half = rows * 0.5
-    matrix = half + half.T  # rows[d, r] = H[r][d] (half + half.T: no overflow, and 15× (rows.T/2 + rows/2)'s speed)
-    return gradient, matrix
+    rows *= 0.5  # rows[d, r] = H[r][d]; halved first, so that the sum cannot overflow
+    return gradient, np.add(rows, rows.T)
+
+
+_KEPT = []
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc's malloc to keep freed blocks of up to 64 MiB for reuse rather than give each back
+    to the system (its default above 128 KiB, adjusted as it goes): the walk makes and frees arrays
+    of a few hundred KiB by the dozen, and each one mapped afresh costs a page fault per 4 KiB on
+    its first write, which here was most of a Hessian's time (2.1 ms of mlp 10's, 0.85 ms without).
+    Done once, where glibc is the C library; elsewhere nothing."""
+    if _KEPT:
+        return
+    _KEPT.append(True)
+    try:
+        import ctypes
+        import ctypes.util
+
+        name = ctypes.util.find_library("c")
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "mallopt") and hasattr(libc, "gnu_get_libc_version"):
+            libc.mallopt(-3, 64 << 20)   # M_MMAP_THRESHOLD
+            libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError, ValueError):
+        pass
 
 
 def hessian_vector(graph, values: list, output: int, vector: dict):
     """(adjoints, H·v per input node, each of its input's shape) for a direction {input node: array}."""
+    _keep_freed_memory()
     seeds = {node: np.asarray(v, dtype=float)[None] for node, v in vector.items() if np.any(v != 0)}
     adjoint, adjoint_t = second_order(graph, values, output, seeds, 1)
     product = {}
