@@ -95,10 +95,16 @@ def second_order(graph, values: list, output: int, seeds: dict, k: int, wanted=N
     if wanted is None:
         wanted = [graph.names[name] for name in graph.inputs]
     found = _fast_walk(graph, values, output, seeds, k)
-    if found is not None and all((found[0][node] is None or _finite(found[0][node]))
-                                 and (found[1][node] is None or _finite(found[1][node])) for node in wanted):
+    if found is not None and (wanted == () or all((found[0][node] is None or _finite(found[0][node]))
+                                                  and (found[1][node] is None or _finite(found[1][node]))
+                                                  for node in wanted)):
         adjoint, adjoint_t = found
         return [np.zeros(s) if g is None else g for g, s in zip(adjoint, graph.shape)], adjoint_t
+    return checked_second_order(graph, values, output, seeds, k)
+
+
+def checked_second_order(graph, values, output, seeds, k):
+    """second_order's checked walk (and array_engine's checked first-order adjoints)."""
     needs = needs_gradient(graph)
     adjoint = array_engine.reverse(graph, values, output, needs)
     return adjoint, _walk(graph, values, output, seeds, k, adjoint, needs, checked=True)
@@ -315,8 +321,15 @@ def _structural(op, attrs, g, gt, out, tout, xs, ts, nds, nd_out, moving, needed
         if any(wanted):
             at = [x if t is None else t for t, x in zip(ts, xs)]
             for q, c in enumerate(rule.vjp(attrs, g, out, at, nds, nd_out, sums)):
-                if wanted[q]:
-                    total[q] = c if total[q] is None else total[q] + c
+                if not wanted[q]:
+                    continue
+                before = total[q]
+                if before is None:
+                    total[q] = c
+                elif before.base is None and before.shape == np.shape(c):  # a new array of the vjp's
+                    np.add(before, c, out=before)
+                else:
+                    total[q] = before + c
         return total
     if ts[0] is not None and needed[0]:
         c = op.second(np, attrs, g, out, xs[0], ts[0], tout)
@@ -465,7 +478,18 @@ def hessian_matrix(graph, values: list, output: int, chosen: Plan):
     """(gradient over the plan's elements, symmetric Hessian over them as a matrix)."""
     _keep_freed_memory()
     k = chosen.k
-    adjoint, adjoint_t = second_order(graph, values, output, chosen.seeds, k, [node for node, _ in chosen.columns])
+    # the fast walk's results are checked once, whole, below (wanted=()): the checked walk runs
+    # where they are not finite
+    adjoint, adjoint_t = second_order(graph, values, output, chosen.seeds, k, wanted=())
+    rows, gradient = _rows(graph, k, chosen, adjoint, adjoint_t)
+    if not (_finite(rows) and _finite(gradient)):
+        adjoint, adjoint_t = checked_second_order(graph, values, output, chosen.seeds, k)
+        rows, gradient = _rows(graph, k, chosen, adjoint, adjoint_t)
+    rows *= 0.5  # rows[d, r] = H[r][d]; halved first, so that the sum cannot overflow
+    return gradient, np.add(rows, rows.T)
+
+
+def _rows(graph, k, chosen, adjoint, adjoint_t):
     rows = np.empty((k, k))
     gradient = np.empty(k)
     offset = 0
@@ -478,8 +502,7 @@ def hessian_matrix(graph, values: list, output: int, chosen: Plan):
             rows[:, offset:offset + width] = t.reshape(k, -1)[:, flats]
         gradient[offset:offset + width] = np.asarray(adjoint[node], dtype=float).reshape(-1)[flats]
         offset += width
-    rows *= 0.5  # rows[d, r] = H[r][d]; halved first, so that the sum cannot overflow
-    return gradient, np.add(rows, rows.T)
+    return rows, gradient
 
 
 _KEPT = []
