@@ -65,6 +65,11 @@ def test_hessian_equals_the_unrolled_scalar_programs(seed, sizes):
     np.testing.assert_allclose(ours.matrix, theirs.matrix, rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(list(ours.gradient.values()), list(theirs.gradient.values()), rtol=1e-12, atol=1e-14)
     assert ours.value == pytest.approx(theirs.value, rel=1e-13)
+    # over some inputs only (the tangents of the others do not move)
+    for some in (["W1"], ["x", "b1"], ["v", "W1[0,1]"]):
+        part = diffcli.parse(arrays).hessian(wrt=some)
+        index = [ours.wrt.index(label) for label in part.wrt]
+        np.testing.assert_allclose(part.matrix, ours.matrix[np.ix_(index, index)], rtol=1e-12, atol=1e-14)
     # the mapping by label is the matrix
     assert ours.hessian["W1[1,0]"]["x[1]"] == ours.matrix[ours.wrt.index("W1[1,0]"), ours.wrt.index("x[1]")]
     # H·v along a random direction: the scalar program's H·v

@@ -171,8 +171,14 @@ def _fast_walk(graph, values, output, seeds, k):
             for i, structural, op, a, moves, needed, attrs, nds, nd, _ in plan.forward:
                 xs = [values[j] for j in a]
                 if structural:
-                    total = _jvp(op, attrs, values[i], [tangent[j] if mv else None for j, mv in zip(a, moves)],
-                                 xs, nds, nd, k)
+                    if op.key == "matmul" and nds == [2, 1]:  # W @ x, a network's layer: two BLAS calls
+                        (w, x), (tw, tx) = xs, [tangent[j] if mv else None for j, mv in zip(a, moves)]
+                        total = None if tw is None else (tw.reshape(-1, w.shape[1]) @ x).reshape(k, w.shape[0])
+                        if tx is not None:
+                            total = tx @ w.T if total is None else np.add(total, tx @ w.T, out=total)
+                    else:
+                        total = _jvp(op, attrs, values[i], [tangent[j] if mv else None for j, mv in zip(a, moves)],
+                                     xs, nds, nd, k)
                 else:
                     out = values[i]
                     ps = partials[i] = [apply_partial(op, m, q, out, *xs) if mv or nq else None
@@ -198,8 +204,11 @@ def _fast_walk(graph, values, output, seeds, k):
                 moving = g is not None and tangent[i] is not None
                 if structural:
                     firsts = op.vjp(np, attrs, g, out, *xs) if g is not None else [None] * len(a)
-                    seconds = _structural(op, attrs, g, gt, out, tangent[i], xs, [tangent[j] for j in a], nds, nd,
-                                          moving, needed)
+                    if op.key == "matmul" and nds == [2, 1] and g is not None:
+                        seconds = _matrix_vector_seconds(g, gt, xs, [tangent[j] for j in a], needed, k)
+                    else:
+                        seconds = _structural(op, attrs, g, gt, out, tangent[i], xs, [tangent[j] for j in a], nds,
+                                              nd, moving, needed)
                 else:
                     ps = partials[i]
                     if ps is None:
@@ -273,6 +282,34 @@ def _walk(graph, values, output, seeds, k, adjoint, needs, checked):
                 else:
                     adjoint_t[j], owned[j] = before + c, True
     return adjoint_t
+
+
+def _matrix_vector_seconds(g, gt, xs, ts, needed, k):
+    """_structural for z = W @ x (W a matrix, x a vector), in as few BLAS calls as it takes:
+    Ġ_W[d] = Ġ_z[d] ⊗ x + g ⊗ T_x[d] (one stacked product of rank 2), Ġ_x = Ġ_z W + g·T_W."""
+    (w, x), (tw, tx) = xs, ts
+    m, n = w.shape
+    cw = cx = None
+    if needed[0] and (gt is not None or tx is not None):
+        if gt is not None and tx is not None:
+            left = np.empty((k, m, 2))
+            left[:, :, 0] = gt
+            left[:, :, 1] = g
+            right = np.empty((k, 2, n))
+            right[:, 0, :] = x
+            right[:, 1, :] = tx
+            cw = left @ right
+        elif gt is not None:
+            cw = np.einsum("ki,j->kij", gt, x)
+        else:
+            cw = np.einsum("i,kj->kij", g, tx)
+    if needed[1] and (gt is not None or tw is not None):
+        if gt is not None:
+            cx = gt @ w
+        if tw is not None:
+            term = g @ tw  # (m,) @ (k, m, n): Σ_i g[i] T_W[d, i, :]
+            cx = term if cx is None else np.add(cx, term, out=cx)
+    return [cw, cx]
 
 
 def _jvp(op, attrs, out, ts, xs, nds, nd_out, k):
