@@ -267,22 +267,22 @@ class Program(Displayed):
         else:
             entries = [self._element_of(label, "--wrt") for label in dict.fromkeys(wrt)]
         entries = list(dict.fromkeys(entries))
-        chosen = array_hessian.plan(graph, entries)
-        labels = chosen.labels
-        if len(set(labels)) != len(labels):
-            repeated = next(label for label in labels if labels.count(label) > 1)
-            raise DiffcliError("input", f"--wrt: the element {repeated} is named twice (once by its array's name)",
-                               help="name an array whole, or some of its elements, not both")
-        k = len(labels)
-        size = sum(max(1, math.prod(s)) for s in graph.shape)
-        if k > array_hessian.MAX_ELEMENTS or k * size > array_hessian.MAX_TANGENTS:
+        # the bound first, from the shapes alone (the plan holds k × k seeds)
+        k = sum(math.prod(graph.shape[graph.names[name]]) if index is None else 1 for name, index in entries)
+        numbers = k * sum(max(1, math.prod(s)) for s in graph.shape)
+        if k > array_hessian.MAX_ELEMENTS or numbers > array_hessian.MAX_TANGENTS:
             why = (f"at most {array_hessian.MAX_ELEMENTS:,}: each node carries a tangent per element"
-                   if k > array_hessian.MAX_ELEMENTS else f"its tangents would hold {k * size:,} numbers, more "
+                   if k > array_hessian.MAX_ELEMENTS else f"its tangents would hold {numbers:,} numbers, more "
                    f"than {array_hessian.MAX_TANGENTS:,}")
             raise DiffcliError(
                 "shape", f"a Hessian over {k:,} elements is too big to compute whole ({why})",
                 help="choose some with --wrt W1,b1 or --wrt W1[0,1],..., or ask for H·v with --hvp "
                 "(or --hvp-inputs FILE.json)")
+        chosen = array_hessian.plan(graph, entries)
+        labels = chosen.labels
+        if chosen.repeated is not None:
+            raise DiffcliError("input", f"--wrt: the element {chosen.repeated} is named twice (once by its array's "
+                               "name)", help="name an array whole, or some of its elements, not both")
         node = graph.names[output]
         gradient, matrix = array_hessian.hessian_matrix(graph, node_values, node, chosen)
         return hessian.Hessian(inputs, unused, output, float(node_values[node]), labels,

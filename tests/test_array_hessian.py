@@ -312,6 +312,10 @@ def test_check_order_2_on_arrays(tmp_path):
     wide.write_text("x = uniform(30, seed=2)\nf = sum(exp(x)*x) + logsumexp(x)^2\n", encoding="utf-8")
     data = json.loads(run_diffcli("check", wide, "--order", "2", "--json").stdout_text)
     assert data["ok"] and [row["name"] for row in data["rows"]] == labels_of("x", (30,))
+    # above 200 elements, a seeded sample of them (said in the output)
+    wide.write_text("x = uniform(5000, seed=2)\nf = sum(exp(x)*x) + logsumexp(x)^2\n", encoding="utf-8")
+    data = json.loads(run_diffcli("check", wide, "--order", "2", "--json").stdout_text)
+    assert data["ok"] and len(data["rows"]) == 200 and "sample" in data["sampled"]
 
 
 def _split_pair(name):

@@ -18,7 +18,7 @@ import random
 from typing import Mapping
 
 from ..interpreters import engine, hessian
-from .check import EPS, CheckResult, Row, _array_kink, _compare, _kink, setup
+from .check import EPS, MAX_ELEMENTS_CHECKED, SAMPLE_SEED, CheckResult, Row, _array_kink, _compare, _kink, setup
 from ..program import Program
 
 MATRIX_INPUTS = 20
@@ -92,10 +92,30 @@ def _check_second_arrays(program, run, inputs, node_values, out, feeds, kinks, r
     from ..interpreters import array_hessian
 
     graph = program.graph
-    plan = array_hessian.plan(graph, [(name, None) for name in inputs if feeds[graph.names[name]]])
-    labels, columns = plan.labels, [(node, np.arange(max(1, int(np.prod(graph.shape[node])))))
-                                    for node, _ in plan.columns]
-    where = [(node, int(flat)) for node, flats in columns for flat in flats]  # label -> (input node, element)
+    nodes = [graph.names[name] for name in inputs if feeds[graph.names[name]]]
+    sizes = [max(1, int(np.prod(graph.shape[node]))) for node in nodes]
+    offsets = np.cumsum([0] + sizes)
+    count = int(offsets[-1])
+
+    def place(r):  # element r of them all, row-major within each input -> (input node, flat index)
+        q = int(np.searchsorted(offsets, r, side="right")) - 1
+        return nodes[q], int(r - offsets[q])
+
+    matrix = count <= MATRIX_INPUTS
+    shown = list(range(count))
+    sampled = None
+    if not matrix and count > MAX_ELEMENTS_CHECKED:  # H·v checked at a seeded sample of the elements
+        shown = sorted(int(r) for r in np.random.default_rng(SAMPLE_SEED).choice(count, MAX_ELEMENTS_CHECKED,
+                                                                                  replace=False))
+        sampled = (f"{MAX_ELEMENTS_CHECKED} of the inputs' {count:,} elements, a sample drawn "
+                   f"with seed {SAMPLE_SEED}")
+    where = {r: place(r) for r in shown}
+    labels = {}
+    for r in shown:
+        node, flat = where[r]
+        shape = graph.shape[node]
+        name = _name_of(graph, node)
+        labels[r] = name if not shape else name + "[" + ",".join(map(str, np.unravel_index(flat, shape))) + "]"
     needs = engine.needs_gradient(graph)
 
     def component(adjoints, r):
@@ -112,20 +132,23 @@ def _check_second_arrays(program, run, inputs, node_values, out, feeds, kinks, r
             point[name] = np.asarray(inputs[name], dtype=float) + step * t if np.ndim(t) else inputs[name] + step * float(t)
         return point
 
-    matrix = len(labels) <= MATRIX_INPUTS
     if matrix:
-        seeds, k = plan.seeds, plan.k
+        k = count
+        seeds = {node: np.zeros((k, size)) for node, size in zip(nodes, sizes)}
+        for r, (node, flat) in where.items():
+            seeds[node][r, flat] = 1.0
+        seeds = {node: seed.reshape((k,) + graph.shape[node]) for node, seed in seeds.items()}
     else:
-        rng = random.Random(0)
-        seeds = {node: np.array([rng.uniform(-1.0, 1.0) for _ in range(max(1, int(np.prod(graph.shape[node]))))])
-                 .reshape((1,) + graph.shape[node]) for node, _ in plan.columns}
+        rng = np.random.default_rng(0)
         k = 1
-    _, adjoint_t = array_hessian.second_order(graph, node_values, out, seeds, k) if labels else (None, None)
-    product = np.zeros((k, len(labels)))  # product[d, r]: (H·direction d)[label r]
-    for r, (node, flat) in enumerate(where):
-        if adjoint_t[node] is not None:
-            product[:, r] = adjoint_t[node].reshape(k, -1)[:, flat]
-    tangent, _ = array_hessian.tangents(graph, node_values, out, seeds, k) if labels else ([], None)
+        seeds = {node: rng.uniform(-1.0, 1.0, size).reshape((1,) + graph.shape[node]) for node, size in zip(nodes, sizes)}
+    _, adjoint_t = array_hessian.second_order(graph, node_values, out, seeds, k) if count else (None, None)
+    product = {}  # (d, r): (H·direction d)[element r]
+    for r, (node, flat) in where.items():
+        t = adjoint_t[node]
+        for d in range(k):
+            product[d, r] = 0.0 if t is None else float(t.reshape(k, -1)[d, flat])
+    tangent, _ = array_hessian.tangents(graph, node_values, out, seeds, k) if count else ([], None)
 
     rows = []
     for d in range(k):
@@ -141,11 +164,10 @@ def _check_second_arrays(program, run, inputs, node_values, out, feeds, kinks, r
 
         kink = _array_kink(graph, node_values, [np.zeros(s) if t is None else t[d] for t, s in zip(tangent, graph.shape)],
                            h, kinks) if kinks else None
-        for r, label in enumerate(labels):
-            if matrix and r > d:
-                continue  # the upper triangle (with the diagonal) suffices
-            analytic = float(product[d, r])
-            other = float(product[r, d]) if matrix else analytic
+        for r in (range(d + 1) if matrix else shown):  # the upper triangle (with the diagonal) suffices
+            label = labels[r]
+            analytic = product[d, r]
+            other = product[r, d] if matrix else analytic
             row = Row(f"{label},{labels[d]}" if matrix else label, analytic, other, None, None, None, True)
             row.kink = kink
 
@@ -157,7 +179,8 @@ def _check_second_arrays(program, run, inputs, node_values, out, feeds, kinks, r
             at = f"{labels[d]} = {component_value(inputs, graph, where[d]):g}" if matrix else "a random direction v"
             _compare(row, difference, h, scale, at, rtol, atol, allow_kinks)
             rows.append(row)
-    return CheckResult(run.output, float(run.value), all(r.ok for r in rows), rows, run.unused, rtol, atol, order=2)
+    return CheckResult(run.output, float(run.value), all(r.ok for r in rows), rows, run.unused, rtol, atol, order=2,
+                       sampled=sampled)
 
 
 def _name_of(graph, node: int) -> str:

@@ -480,6 +480,8 @@ class Plan:
                 labels.append(name + element_label(index) if shape else name)
             chosen.append((node, flats))
         self.labels = labels
+        seen: set = set()
+        self.repeated = next((label for label in labels if label in seen or seen.add(label)), None)
         k = self.k = len(labels)
         seeds, offset = {}, 0
         for node, flats in chosen:
