@@ -562,11 +562,9 @@ def _keep_freed_memory() -> None:
     _KEPT.append(True)
     try:
         import ctypes
-        import ctypes.util
 
-        name = ctypes.util.find_library("c")
-        libc = ctypes.CDLL(name) if name else None
-        if libc is not None and hasattr(libc, "mallopt") and hasattr(libc, "gnu_get_libc_version"):
+        libc = ctypes.CDLL(None)  # the process's own symbols: the C library's among them, no search
+        if hasattr(libc, "mallopt") and hasattr(libc, "gnu_get_libc_version"):
             libc.mallopt(-3, 64 << 20)   # M_MMAP_THRESHOLD
             libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError, ValueError):
