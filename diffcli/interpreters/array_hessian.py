@@ -186,7 +186,7 @@ def _fast_walk(graph, values, output, seeds, k):
                     total = None
                     for j, p, mv in zip(a, ps, moves):
                         if mv:
-                            c = tangent[j] * p
+                            c = tangent[j] if p.__class__ is float and p == 1.0 else tangent[j] * p  # (+: no copy)
                             total = c if total is None else total + c
                 if total.shape != (k,) + shape[i]:
                     total = np.broadcast_to(total, (k,) + shape[i])
@@ -381,7 +381,8 @@ def _elementwise(graph, values, i, g, gt, ps, tangent, moving, needs, checked=Tr
     needed = [needs[j] for j in a] if checked else needs
     if ps is None:
         ps = [apply_partial(op, backend("numpy"), q, values[i], *[values[j] for j in a]) for q in range(len(a))]
-    total = [None if gt is None or not nq or p is None else gt * p for nq, p in zip(needed, ps)]
+    total = [None if gt is None or not nq or p is None else gt if p.__class__ is float and p == 1.0 else gt * p
+             for nq, p in zip(needed, ps)]
     if not moving:
         return total
     if shapes is None:
