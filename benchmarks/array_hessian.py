@@ -131,10 +131,13 @@ def report(r: dict) -> list[str]:
 
 
 def main() -> None:
+    global ROUNDS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--peers", type=Path, default=Path(tempfile.gettempdir()) / "diffcli-peers")
     parser.add_argument("--write", action="store_true", help="put the table in RESULTS.md")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds of each (more on a busy machine)")
     options = parser.parse_args()
+    ROUNDS = options.rounds
     python_peers = peers.peers_python(options.peers)
     with tempfile.TemporaryDirectory() as scratch:
         lines = report(measure(Path(scratch), python_peers))
