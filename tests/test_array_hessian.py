@@ -189,6 +189,24 @@ def test_second_derivative_undefined_at_an_element_is_a_domain_error():
     assert error.value.kind == "domain" and error.value.line == 2
     # where it is not needed (the tangent of x[1] does not move), it is no error
     assert program.hessian(wrt=["x[0]"]).matrix[0, 0] == pytest.approx(0.75)
+    # a second derivative that grows past the largest double on the way is an overflow, not the
+    # operation's fault; the first derivative's own errors are grad's
+    with pytest.raises(DiffcliError, match="a second derivative overflows") as error:
+        diffcli.parse("x = [1, 0.5]\nf = sum(exp(x*700))\n").hessian()
+    assert error.value.kind == "domain"
+    with pytest.raises(DiffcliError) as error:
+        diffcli.parse("x = [0, 1]\nf = sum(sqrt(x))\n").hessian()
+    with pytest.raises(DiffcliError) as first:
+        diffcli.parse("x = [0, 1]\nf = sum(sqrt(x))\n").grad()
+    assert error.value.message == first.value.message
+
+
+def test_errors_print_no_warnings(tmp_path):
+    path = tmp_path / "e.expr"
+    path.write_text("x = [1, 0.5]\nf = sum(exp(x*700))\n", encoding="utf-8")
+    for extra in ([], ["--hvp", "x=[1,1]"]):
+        done = run_diffcli("hessian", path, *extra)
+        assert done.returncode == 1 and "Warning" not in done.stderr_text and "Traceback" not in done.stderr_text
 
 
 # ---------------------------------------------------------------- the bound

@@ -38,8 +38,9 @@ MAX_TANGENTS = 1 << 25    # numbers in the tangents of every node together (k ×
 
 
 def _finite(a) -> bool:
-    total = a.sum()
-    return total - total == 0.0
+    with np.errstate(all="ignore"):
+        total = a.sum()
+        return total - total == 0.0
 
 
 def tangents(graph, values: list, output: int, seeds: dict, k: int, checked: bool = True):
@@ -446,7 +447,7 @@ def _second_order_error(graph, values, i, position, c, moving) -> DiffcliError:
         if c.ndim > 1 else ()
     where = excerpt(graph.source, graph.expr[i])
     span = operator_span(graph.source, graph.expr[i])
-    if op.__class__ is ArrayOp or not moving:
+    if op.__class__ is ArrayOp or not moving or _second_partials_finite(graph, values, i, element):
         return DiffcliError("domain", f"a second derivative overflows at `{where}`", span, source=graph.source,
                             help="it grew past the largest double (about 1.8e308); rescale the inputs",
                             operation=op.name)
@@ -460,6 +461,25 @@ def _second_order_error(graph, values, i, position, c, moving) -> DiffcliError:
     return DiffcliError("domain", f"the second derivative of `{op.name}`{which} is infinite or undefined at "
                         f"{applied_text(op, xs)}{at}", span, source=graph.source,
                         help="the Hessian does not exist here; evaluate at another point", operation=op.name)
+
+
+def _second_partials_finite(graph, values, i, element) -> bool:
+    """Whether every second partial of elementwise node i is finite at `element` (else the error is
+    the operation's own, not an overflow on the way)."""
+    op, a = graph.op[i], graph.args[i]
+    xs = [values[j] for j in a]
+    out = values[i]
+    numeric, duals = backend("numpy"), backend("numpy-dual")
+    with np.errstate(all="ignore"):
+        for v in range(len(a)):
+            lifted = [ArrayDual(x, 1.0 if q == v else 0.0) for q, x in enumerate(xs)]
+            dout = ArrayDual(out, apply_partial(op, numeric, v, out, *xs))
+            for u in range(len(a)):
+                pt = apply_partial(op, duals, u, dout, *lifted)
+                h = np.asarray(pt.t if pt.__class__ is ArrayDual else 0.0, dtype=float)
+                if not np.isfinite(h if h.ndim == 0 or not element else np.broadcast_to(h, np.shape(out))[element]):
+                    return False
+    return True
 
 
 # ---------------------------------------------------------------- the results
