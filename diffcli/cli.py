@@ -123,8 +123,11 @@ def given_values(sets: Optional[List[str]], inputs_file: Optional[str]) -> dict:
 
 def parse_names(values: Optional[List[str]]) -> list[str]:
     """`--of y1,y2` or `--of y1 --of y2` -> ["y1", "y2"] (each once, in the order given)."""
-    # an empty name stays, for the program to refuse as it refuses any name it does not have
-    return list(dict.fromkeys(part.strip() for item in values or [] for part in item.split(",")))
+    # an empty name stays, for the program to refuse as it refuses any name it does not have;
+    # an element label's comma (`--wrt W[0,1]`) separates nothing
+    from .language.parser import split_settings
+
+    return list(dict.fromkeys(part.strip() for item in values or [] for part in split_settings(item)))
 def parse_sweeps(texts: List[str], sets: dict[str, float]) -> list:
     """`--sweep x=-1:1:5 ...` -> points.Sweep each; malformed, or an input also given by --set -> exit 2."""
     from .commands import points
@@ -487,24 +490,36 @@ def evaluate(
 @app.command(epilog="Examples:\n\n"
              "  diffcli hessian samples/neuron.expr\n\n"
              "  diffcli hessian model.expr --wrt x,y --json\n\n"
-             "  diffcli hessian model.expr --hvp x=1,y=0.5")
+             "  diffcli hessian model.expr --hvp x=1,y=0.5\n\n"
+             "  diffcli hessian net.expr --wrt W1,b1[0]\n\n"
+             "  diffcli hessian net.expr --hvp-inputs direction.json")
 @command
 def hessian(
     file: str = FileArg,
     of: Optional[str] = OfOpt,
     wrt: Optional[List[str]] = typer.Option(
         None, "--wrt", metavar="NAME,...", autocompletion=input_names,
-        help="The inputs of the matrix (default: every input the output depends on, in file order)."),
+        help="The inputs of the matrix (default: every input the output depends on, in file order); "
+        "an array's name takes every element, W[0,1] one."),
     sets: Optional[List[str]] = SetOpt,
     hvp: Optional[List[str]] = typer.Option(
         None, "--hvp", metavar="NAME=VALUE,...",
-        help="Print the Hessian-vector product H·v instead of the matrix (names not given are 0)."),
+        help="Print the Hessian-vector product H·v instead of the matrix (names not given are 0; "
+        "an array's direction as W=[[1,0],[0,1]])."),
+    hvp_inputs: Optional[str] = typer.Option(
+        None, "--hvp-inputs", metavar="FILE.json",
+        help="The direction v of --hvp from a JSON object, in the --inputs format; --hvp wins over it."),
+    inputs_file: Optional[str] = InputsOpt,
     as_json: bool = JsonOpt,
     precision: int = PrecisionOpt,
 ):
     """Second derivatives: the Hessian matrix of the output over its inputs, or H·v (exact)."""
-    values = parse_sets(sets)
+    values = given_values(sets, inputs_file)
     vector = parse_sets(hvp, "--hvp") if hvp is not None else None
+    if hvp_inputs is not None:
+        from .program import read_inputs
+
+        vector = {**read_inputs(hvp_inputs, "--hvp-inputs"), **(vector or {})}
     names = parse_names(wrt) or None
     if vector is not None and names is not None:
         raise typer.BadParameter("--hvp gives H·v over every input; it takes no --wrt", param_hint="--wrt")
@@ -512,7 +527,8 @@ def hessian(
     from .renderers import matrix_report
 
     if vector is not None:
-        result = _keep(program.hvp(vector, values, of))
+        option = f"--hvp-inputs {hvp_inputs}" if hvp_inputs is not None and hvp is None else "--hvp"
+        result = _keep(program.hvp(vector, values, of, option=option))
         table = matrix_report.hvp_table
     else:
         result = _keep(program.hessian(values, of, names))
@@ -520,7 +536,7 @@ def hessian(
     _warn_unused(result)
     if as_json:
         return _print(matrix_report.hessian_json(result))
-    _show(table(result, file, precision))
+    _show(table(result, file, precision), wide=program.has_arrays)
 
 
 # ---------------------------------------------------------------- graph
@@ -721,7 +737,6 @@ def check(
     program = _read(file, as_json)
     from .renderers import report
     if order == 2:
-        program.scalar_only("check --order 2")
         from .commands.check_second import check_second as check_gradients
     else:
         from .commands.check import check as check_gradients

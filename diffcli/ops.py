@@ -480,6 +480,8 @@ def backend(name: str):
         return _NumPy()
     if name == "dual":
         return _Duals()
+    if name == "numpy-dual":
+        return _ArrayDuals()
     if name == "sympy":
         return _SymPy()
     if name in PRINTERS:
@@ -669,6 +671,124 @@ class _Duals:
         return OPS[key].rule(self, *args)
 
 
+class ArrayDual:
+    """A NumPy array with a tangent of its shape (or a scalar one): Dual's arithmetic, elementwise.
+    The array Hessian (interpreters/array_hessian.py) pushes it through an elementwise operation's
+    partial rules with a unit tangent on one argument, which gives that partial's derivative, the
+    second derivative, at every element at once."""
+
+    __slots__ = ("v", "t")
+
+    def __init__(self, v, t=0.0):
+        self.v, self.t = v, t
+
+    @staticmethod
+    def lift(x):
+        return x if x.__class__ is ArrayDual else ArrayDual(x, 0.0)
+
+    def __add__(self, o):
+        o = ArrayDual.lift(o)
+        return ArrayDual(self.v + o.v, self.t + o.t)
+
+    __radd__ = __add__
+
+    def __sub__(self, o):
+        o = ArrayDual.lift(o)
+        return ArrayDual(self.v - o.v, self.t - o.t)
+
+    def __rsub__(self, o):
+        return ArrayDual.lift(o) - self
+
+    def __mul__(self, o):
+        o = ArrayDual.lift(o)
+        return ArrayDual(self.v * o.v, self.t * o.v + self.v * o.t)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, o):  # (x/0: inf or NaN, under the caller's np.errstate)
+        o = ArrayDual.lift(o)
+        v = self.v / o.v
+        return ArrayDual(v, (self.t - v * o.t) / o.v)
+
+    def __rtruediv__(self, o):
+        return ArrayDual.lift(o) / self
+
+    def __neg__(self):
+        return ArrayDual(-self.v, -self.t)
+
+    # comparisons see the value only (arrays of booleans, for where())
+    __gt__ = lambda s, o: s.v > ArrayDual.lift(o).v
+    __ge__ = lambda s, o: s.v >= ArrayDual.lift(o).v
+    __lt__ = lambda s, o: s.v < ArrayDual.lift(o).v
+    __le__ = lambda s, o: s.v <= ArrayDual.lift(o).v
+    __eq__ = lambda s, o: s.v == ArrayDual.lift(o).v
+    __hash__ = None
+
+
+class _ArrayDuals:
+    """ArrayDuals: each primitive lifted with its first derivative from the table, on NumPy arrays
+    (as _Duals lifts them on floats)."""
+
+    def __init__(self):
+        import numpy as np
+
+        self.np = np
+        self.nan = np.nan
+        numeric = backend("numpy")
+        for f in _PRIMITIVES_1 + _PRIMITIVES_2:
+            key = {"pow": "power", "fabs": "abs"}.get(f, f)
+            value = getattr(numeric, f) if f != "log1p" and f != "fabs" else getattr(np, {"fabs": "abs"}.get(f, f))
+            if key in OPS:
+                op = OPS[key]
+                partials = tuple(functools.partial(apply_partial, op, numeric, n) for n in range(op.arity))
+            else:  # log1p, the one primitive that is no operation of the language
+                partials = (lambda out, x: 1.0 / (1.0 + x),)
+            setattr(self, f, self._lifted(value, partials))
+
+    @staticmethod
+    def _lifted(value, partials):
+        def f(*args):
+            args = [ArrayDual.lift(a) for a in args]
+            xs = [a.v for a in args]
+            out = value(*xs)
+            t = 0.0
+            for p, a in zip(partials, args):
+                if a.t.__class__ is not float or a.t != 0.0:
+                    t = t + p(out, *xs) * a.t
+            return ArrayDual(out, t)
+
+        return f
+
+    def where(self, cond, a, b):
+        a, b = ArrayDual.lift(a), ArrayDual.lift(b)
+        return ArrayDual(self.np.where(cond, a.v, b.v), self.np.where(cond, a.t, b.t))
+
+    def both(self, a, b):
+        return self.np.logical_and(a, b)
+
+    def eq(self, a, b):
+        return self.np.equal(ArrayDual.lift(a).v, ArrayDual.lift(b).v)
+
+    def count_equal(self, xs, out):
+        return sum(self.np.equal(ArrayDual.lift(x).v, ArrayDual.lift(out).v).astype(float) for x in xs)
+
+    def _select(self, pick, *xs):
+        xs = [ArrayDual.lift(x) for x in xs]
+        best = functools.reduce(pick, [x.v for x in xs])
+        tied = [self.np.equal(x.v, best).astype(float) for x in xs]
+        count = sum(tied)
+        return ArrayDual(best, sum(m * x.t for m, x in zip(tied, xs)) / count)
+
+    def min(self, *xs):
+        return self._select(self.np.minimum, *xs)
+
+    def max(self, *xs):
+        return self._select(self.np.maximum, *xs)
+
+    def op(self, key, *args):
+        return OPS[key].rule(self, *args)
+
+
 class _SymPy:
     """SymPy expressions: exact symbolic values and derivatives, for `explain`. `sigmoid`, `relu` and
     `softplus` stay named functions, differentiated by their own partial rules."""
@@ -834,6 +954,12 @@ class ArrayOp(NamedTuple):
     kink: Callable | None = None  # kink(np, attrs, out, x, moves) -> (description, indexes) or None (check)
     value_problem: Callable | None = None
     derivative_problem: Callable | None = None
+    # second order (interpreters/array_hessian.py): "linear" (the vjp does not depend on the
+    # arguments), "bilinear" (each argument's cotangent is linear in the other argument: @, dot,
+    # outer), "piecewise" (the vjp's dependence on the arguments is a step: max, min), or
+    # curvature(np, attrs, g, out, x, t, tout): the tangent of x's cotangent g·∂out/∂x along x's
+    # tangent t (tout: the result's), every tangent with leading axes of directions
+    second: object = "linear"
 
 
 def _axis(attrs):
@@ -1108,9 +1234,32 @@ def _one_tangent(rule):
     return lambda np, attrs, out, ts, x: rule(np, attrs, ts[0], x, out)
 
 
+def _tail(attrs, x):
+    """The axes a reduction of x runs over, counted from the end (so that leading axes of
+    directions, on tangents, are left alone)."""
+    over = _over(attrs, x)
+    return tuple(range(-x.ndim, 0)) if over is None else (over - x.ndim,)
+
+
+def _logsumexp_curvature(np, attrs, g, out, x, t, tout):
+    ax = _tail(attrs, x)
+    share = np.exp(x - np.expand_dims(out, ax))
+    return np.expand_dims(g, ax) * share * (t - np.expand_dims(tout, ax))
+
+
+def _softmax_curvature(np, attrs, g, out, x, t, tout):
+    ax = _tail(attrs, x)
+    return tout * (g - np.sum(g * out, axis=ax, keepdims=True)) - out * np.sum(g * tout, axis=ax, keepdims=True)
+
+
+def _norm_curvature(np, attrs, g, out, x, t, tout):
+    ax = _tail(attrs, x)
+    return (g / out) * t - (g / (out * out)) * x * np.expand_dims(tout, ax)
+
+
 _ARRAY_ENTRIES = [
     ArrayOp("matmul", "@", (2, 2), _matmul_shape, lambda np, attrs, x, y: x @ y, _matmul_vjp,
-            _product_jvp(lambda np, a, b: a @ b), glyph="@", infix=True, fresh=True),
+            _product_jvp(lambda np, a, b: a @ b), glyph="@", infix=True, fresh=True, second="bilinear"),
     ArrayOp("sum", "sum", (1, 1), _reduced_shape("sum"), _sum_value,
             lambda np, attrs, g, out, x: (_spread(np, attrs, g, x),),
             _one_tangent(lambda np, attrs, t, x, out: _sum_value(np, attrs, t)), keywords=("axis",)),
@@ -1120,28 +1269,29 @@ _ARRAY_ENTRIES = [
             _one_tangent(lambda np, attrs, t, x, out: _sum_value(np, attrs, t) / _count(attrs, x)),
             keywords=("axis",)),
     ArrayOp("amax", "max", (1, 1), _reduced_shape("max"), *_extreme(lambda np: np.max), keywords=("axis",),
-            kink=_tie_kink("max")),
+            kink=_tie_kink("max"), second="piecewise"),
     ArrayOp("amin", "min", (1, 1), _reduced_shape("min"), *_extreme(lambda np: np.min), keywords=("axis",),
-            kink=_tie_kink("min")),
+            kink=_tie_kink("min"), second="piecewise"),
     ArrayOp("logsumexp", "logsumexp", (1, 1), _reduced_shape("logsumexp"), _logsumexp_value,
             lambda np, attrs, g, out, x: (_spread(np, attrs, g, x) * np.exp(x - _keep(np, x, out, attrs)),),
             _one_tangent(lambda np, attrs, t, x, out: _sum_value(np, attrs, t * np.exp(x - _keep(np, x, out, attrs)))),
-            keywords=("axis",)),
+            keywords=("axis",), second=_logsumexp_curvature),
     ArrayOp("softmax", "softmax", (1, 1), _softmax_shape, _softmax_value,
             lambda np, attrs, g, out, x: (_softmax_back(np, attrs, g, out, x),),
-            _one_tangent(lambda np, attrs, t, x, out: _softmax_back(np, attrs, t, out, x)), keywords=("axis",)),
+            _one_tangent(lambda np, attrs, t, x, out: _softmax_back(np, attrs, t, out, x)), keywords=("axis",),
+            second=_softmax_curvature),
     ArrayOp("dot", "dot", (2, 2), _vectors("dot"), lambda np, attrs, x, y: np.dot(x, y),
             lambda np, attrs, g, out, x, y: (g * y, g * x), _product_jvp(lambda np, a, b: np.dot(a, b)),
-            commutative=True),
+            commutative=True, second="bilinear"),
     ArrayOp("outer", "outer", (2, 2), _vectors("outer"), lambda np, attrs, x, y: np.outer(x, y),
             lambda np, attrs, g, out, x, y: (g @ y, x @ g), _product_jvp(lambda np, a, b: np.outer(a, b)),
-            fresh=True),
+            fresh=True, second="bilinear"),
     ArrayOp("transpose", "transpose", (1, 1), _transpose_shape, lambda np, attrs, x: np.transpose(x),
             lambda np, attrs, g, out, x: (np.transpose(g),),
             _one_tangent(lambda np, attrs, t, x, out: np.transpose(t))),
     ArrayOp("norm", "norm", (1, 1), _reduced_shape("norm"), lambda np, attrs, x: np.sqrt(np.sum(x * x)),
             _norm_vjp, _one_tangent(lambda np, attrs, t, x, out: np.sum(t * x) / out), domain="x ≠ 0",
-            kink=_norm_kink),
+            kink=_norm_kink, second=_norm_curvature),
     # not functions: the graph makes these nodes
     ArrayOp("broadcast", "broadcast", (1, 1), lambda shapes, attrs, names: attrs["shape"],
             lambda np, attrs, x: stretched(np, x, attrs["shape"]), _broadcast_vjp,
