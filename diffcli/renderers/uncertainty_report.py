@@ -7,6 +7,7 @@ import math
 
 from .report import _dumps, number
 from ..formatting import plus_minus
+from ..ops import shape_text
 from ..interpreters.uncertainty import COVERAGE, Propagation
 
 HISTOGRAM_BINS = 60
@@ -18,6 +19,9 @@ def to_json(result: Propagation) -> str:
         "budget": [{"name": row.name, "value": row.value, "u": row.u, "sensitivity": row.sensitivity,
                     "contribution": row.contribution, "share": row.share} for row in result.budget],
     }
+    if result.groups:
+        out["groups"] = [{"name": group.name, "contribution": group.contribution, "share": group.share}
+                         for group in result.groups]
     if result.correlations:
         out["correlations"] = [{"a": a, "b": b, "r": r} for (a, b), r in result.correlations.items()]
     second = result.second_order
@@ -49,13 +53,21 @@ def table(result: Propagation, filename: str, precision: int, style: str = "plai
     budget.add_column("input", no_wrap=True, overflow="fold")
     for heading in ("value", "u", f"∂{out}/∂input", "contribution", "share"):
         budget.add_column(heading, justify="right", no_wrap=True)
-    for row in result.budget:
-        budget.add_row(row.name, number(row.value, precision), number(row.u, precision),
-                       number(row.sensitivity, precision), number(row.contribution, precision),
-                       f"{100 * row.share:.1f}%")
+    groups = {group.name: group for group in result.groups or ()}
+    for i, row in enumerate(result.budget):
+        group = groups.get(row.group)
+        if group is not None and (i == 0 or result.budget[i - 1].group != row.group):
+            budget.add_row(f"{group.name} ({shape_text(group.shape)})", "", "", "",
+                           number(group.contribution, precision), f"{100 * group.share:.1f}%", style="bold")
+        budget.add_row(row.name if group is None else "  " + row.name, number(row.value, precision),
+                       number(row.u, precision), number(row.sensitivity, precision),
+                       number(row.contribution, precision), f"{100 * row.share:.1f}%")
     parts.append(budget)
     caption = (f"u: standard uncertainty; contribution: |∂{out}/∂input|·u\n"
                f"share: of the combined variance u({out})² = {_squared(result.uncertainty, precision)}")
+    if groups:
+        caption += (f"\nan array's row (its shape): its elements together; contribution: u({out}) from them "
+                    "alone, share: theirs summed")
     if result.correlations:
         pairs = ", ".join(f"r({a},{b}) = {r:g}" for (a, b), r in result.correlations.items())
         caption += f"\ncorrelations: {pairs}\n(a covariance term's share is split evenly between its two inputs)"
