@@ -79,6 +79,7 @@ class SecondOrder:
     uncertainty: float  # sqrt(u_c² + term)
     change: float       # uncertainty - the first-order u_c
     mean_shift: float   # ½·tr(H·V): the second-order shift of y's expectation, for information
+    exact: bool = True  # H exact (forward-over-reverse), or (an array program's) by differences
 
 
 @dataclass
@@ -418,14 +419,15 @@ def _covariance(u: list[float], r):
 def _second_order(program, inputs, output, elements, u, r, variance) -> SecondOrder:
     import numpy as np
 
-    if program.has_arrays:
-        h = _difference_hessian(program, inputs, output, elements, u)
-    else:
+    exact = not program.has_arrays
+    if exact:
         h = np.array(_hessian(program, inputs, output, elements.labels))
+    else:
+        h = _difference_hessian(program, inputs, output, elements, u)
     hv = h @ _covariance(u, r)
     term = max(0.5 * float(np.trace(hv @ hv)), 0.0)
     total = math.sqrt(variance + term)
-    return SecondOrder(term, total, total - math.sqrt(variance), 0.5 * float(np.trace(hv)))
+    return SecondOrder(term, total, total - math.sqrt(variance), 0.5 * float(np.trace(hv)), exact)
 
 
 def _hessian(program, inputs, output, names) -> list[list[float]]:

@@ -75,10 +75,12 @@ def table(result: Propagation, filename: str, precision: int, style: str = "plai
     second = result.second_order
     if second is not None:
         change = 100 * second.change / result.uncertainty if result.uncertainty else 0.0
+        hessian = ("H the exact Hessian, V the inputs' covariance;\n" if second.exact else
+                   "H the Hessian, from central differences of the exact\n  gradient, V the inputs' covariance;\n")
         parts.append(Text(
             f"second order: {out} = {plus_minus(result.value, second.uncertainty, style)}; u({out}) = "
             f"{number(second.uncertainty, precision)}, {change:+.2g}% of the first-order u\n"
-            "  (+½·tr((H·V)²) to the variance: H the exact Hessian, V the inputs' covariance;\n"
+            f"  (+½·tr((H·V)²) to the variance: {hessian}"
             "  the GUM's ∂f/∂xi·∂³f/∂xi∂xj² terms need third derivatives: not included)\n"
             f"  the expectation of {out} moves by ½·tr(H·V) = {number(second.mean_shift, precision)}"))
     mc = result.monte_carlo
