@@ -40,7 +40,7 @@ COVERAGE = 0.95
 # arrays: uncertain elements in a budget, correlated (a dense matrix), in a second order (a Hessian
 # of differences: 2k gradients); numbers of an array program's Monte Carlo drawn at a time (32 MB)
 MAX_ELEMENTS = 100_000
-MAX_CORRELATED = 2_000
+MAX_CORRELATED = 1_000
 MAX_SECOND_ORDER = 1_000
 SAMPLE_NUMBERS = 1 << 22
 

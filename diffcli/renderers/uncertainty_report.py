@@ -66,8 +66,8 @@ def table(result: Propagation, filename: str, precision: int, style: str = "plai
     caption = (f"u: standard uncertainty; contribution: |∂{out}/∂input|·u\n"
                f"share: of the combined variance u({out})² = {_squared(result.uncertainty, precision)}")
     if groups:
-        caption += (f"\nan array's row (its shape): its elements together; contribution: u({out}) from them "
-                    "alone, share: theirs summed")
+        caption += (f"\nan array's row (its shape): its elements together, u({out}) from them alone and "
+                    "their shares summed")
     if result.correlations:
         pairs = ", ".join(f"r({a},{b}) = {r:g}" for (a, b), r in result.correlations.items())
         caption += f"\ncorrelations: {pairs}\n(a covariance term's share is split evenly between its two inputs)"
