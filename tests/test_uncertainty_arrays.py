@@ -228,6 +228,7 @@ def test_a_scalar_program_has_no_groups():
     ("x = 2 ± [0.1, 0.2]\ny = x\n", "shape", 1, 9, "`x` is a scalar, and its uncertainty an array"),
     ("x = 2*[1, 2] ± 0.1\ny = sum(x)\n", "syntax", 1, 14, "only an input's number can carry an uncertainty"),
     ("x = [1, 2] ± [0.1, 2*3]\ny = sum(x)\n", "syntax", 1, 14, "expected a number after `±`"),
+    ("W = zeros(2, 2) ± 0.1\ny = sum(W)\n", "syntax", 1, 17, "only an input's number can carry an uncertainty"),
 ])
 def test_bad_amounts_in_the_file_are_located_errors(text, kind, line, column, message):
     with pytest.raises(DiffcliError) as caught:

@@ -477,12 +477,14 @@ class _Builder:
         literal = expr.operand if expr.__class__ is Unary else expr
         array = expr.__class__ is Array and expr.constant
         if literal.__class__ is not Number and not array:
-            raise DiffcliError(
-                "syntax", "only an input's number can carry an uncertainty", at,
-                help="give the input its own line, like `x = 2.1 ± 0.1`, and use `x` here"
-                + (" (an array input's literal of numbers may carry one: `x = [1.2, 3.4] ± 0.1`)"
-                   if self.arrays else ""),
-            )
+            name_text = name.group(name.lastindex)
+            help = ("give the input its own line, like `x = 2.1 ± 0.1`, and use `x` here"
+                    + (" (an array input's literal of numbers may carry one: `x = [1.2, 3.4] ± 0.1`)"
+                       if self.arrays else ""))
+            if expr.__class__ is Call and expr.func in CONSTRUCTORS:
+                help = (f"a constructor's elements take theirs on the command line: --uncertainty {name_text}=0.1 "
+                        f"(or write {name_text}'s literal of numbers, like `{name_text} = [1.2, 3.4] ± 0.1`)")
+            raise DiffcliError("syntax", "only an input's number can carry an uncertainty", at, help=help)
         statement = self.stmt(name, equals, expr)
         if amount.group(amount.lastindex).startswith("["):  # NUMBERS: `± [0.1, 0.2]`
             value = self._amounts(statement.name, expr, self.numbers(amount), at)
