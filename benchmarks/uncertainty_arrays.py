@@ -10,14 +10,11 @@ against the scalar program's exact Hessian. One process, one thread, alternating
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from array_batch import RESULTS, per_call, ratio_text, spread  # noqa: E402  (one thread, set there)
+from array_batch import per_call, ratio_text, spread, write_section  # noqa: E402  (one thread, set there)
 
 import numpy as np  # noqa: E402
 
@@ -85,22 +82,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         ROUNDS = 2
-    table = rows()
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    block = [BEGIN, "## Uncertainty of an array program", "",
-             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
-             f"`python benchmarks/uncertainty_arrays.py` (one thread; {ROUNDS} rounds, each the median of "
-             f"several calls; the median round, and the lowest and highest in parentheses; load average at "
-             f"the end: {load}). Each call is the whole `Program.uncertainty`: the linear budget too.", "",
-             "| what | diffcli | against | ratio |", "| --- | ---: | ---: | ---: |", *table, "", END]
-    print("\n".join(block))
-    if not args.quick:
-        text = RESULTS.read_text()
-        if BEGIN in text:
-            text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: "\n".join(block), text, flags=re.S)
-        else:
-            text = text.rstrip("\n") + "\n\n" + "\n".join(block) + "\n"
-        RESULTS.write_text(text)
+    write_section(BEGIN, END, "Uncertainty of an array program", "uncertainty_arrays.py", ROUNDS, rows(), args.quick,
+                  " Each call is the whole `Program.uncertainty`: the linear budget too.")
 
 
 if __name__ == "__main__":
