@@ -1143,6 +1143,8 @@ def uncertainty(
     plot: Optional[str] = typer.Option(
         None, "--plot", metavar="FILE",
         help="Draw the Monte Carlo histogram with the linear result's normal curve (.png, .svg, .pdf, .html)."),
+    elements: bool = typer.Option(False, "--elements", help="List every element of each array in the budget "
+                                  "(else its 6 largest; JSON lists every one)."),
     as_json: bool = JsonOpt,
     precision: int = PrecisionOpt,
     style: PlusMinus = PlusMinusOpt,
@@ -1174,7 +1176,7 @@ def uncertainty(
     if as_json:
         _print(uncertainty_report.to_json(result))
     else:
-        _show(uncertainty_report.table(result, file, precision, style.value), wide=True)
+        _show(uncertainty_report.table(result, file, precision, style.value, elements), wide=True)
         sys.stdout.flush()
     for warning in uncertainty_report.warnings(result):  # after the result they are about
         sys.stderr.write(f"warning: {warning}\n")

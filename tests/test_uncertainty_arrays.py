@@ -346,3 +346,21 @@ def test_cli_negative_array_uncertainty_in_set_is_refused_as_a_scalar_ones_is():
     assert scalar.returncode == 1 and "is not an uncertainty" in scalar.stderr_text
     done = run_diffcli("grad", "-", "--set", "x=[1,2]±[0.1,-1]", input=FILE.encode())
     assert done.returncode == 2 and "is not an uncertainty" in done.stderr_text
+
+
+def test_cli_table_shows_an_arrays_largest_elements_and_elements_shows_all():
+    text = "W = uniform(4, 4, seed=3)\nx = [1, 2, 3, 4] ± 1%\ny = sum(tanh(W @ x / 4))\n"
+    result = diffcli.parse(text).uncertainty(uncertainties={"W": 0.01})
+    w_rows = [row for row in result.budget if row.group == "W"]
+    done = run_diffcli("uncertainty", "-", "-u", "W=0.01", input=text.encode())
+    assert done.returncode == 0, done.stderr_text
+    labels = [line.split("│")[1].strip() for line in done.stdout_text.splitlines() if line.startswith("│")]
+    assert [label for label in labels if label.startswith("W[")] == [row.name for row in w_rows[:6]]
+    rest = sum(row.share for row in w_rows[6:])
+    more = next(line for line in done.stdout_text.splitlines() if "… 10 more" in line)
+    assert more.split("│")[-2].strip() == f"{100 * rest:.1f}%"
+    assert "--elements lists every one" in done.stdout_text
+    every = run_diffcli("uncertainty", "-", "-u", "W=0.01", "--elements", input=text.encode())
+    labels = [line.split("│")[1].strip() for line in every.stdout_text.splitlines() if line.startswith("│")]
+    assert [label for label in labels if label.startswith("W[")] == [row.name for row in w_rows]
+    assert "more" not in every.stdout_text

@@ -35,13 +35,22 @@ def to_json(result: Propagation) -> str:
     return _dumps(out)
 
 
+def _size(shape: tuple) -> int:
+    return math.prod(shape)
+
+
 def _squared(u: float, precision: int) -> str:
     """u², or `(u)²` where u² underflows to 0 (u = 2e-320)."""
     return number(u * u, precision) if u * u > 0 or u == 0 else f"({number(u, precision)})²"
 
 
-def table(result: Propagation, filename: str, precision: int, style: str = "plain"):
-    """The result line, the budget (sorted by share) and what --order 2 / --monte-carlo add."""
+SHOWN_ELEMENTS = 6  # an array's largest elements in the table, unless --elements
+
+
+def table(result: Propagation, filename: str, precision: int, style: str = "plain", elements: bool = False):
+    """The result line, the budget (sorted by share) and what --order 2 / --monte-carlo add. An
+    array shows its group's row and its SHOWN_ELEMENTS largest elements (every one with `elements`),
+    then one row for the rest."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -54,11 +63,22 @@ def table(result: Propagation, filename: str, precision: int, style: str = "plai
     for heading in ("value", "u", f"∂{out}/∂input", "contribution", "share"):
         budget.add_column(heading, justify="right", no_wrap=True)
     groups = {group.name: group for group in result.groups or ()}
-    for i, row in enumerate(result.budget):
+    rows = result.budget
+    shown = 0
+    for i, row in enumerate(rows):
         group = groups.get(row.group)
-        if group is not None and (i == 0 or result.budget[i - 1].group != row.group):
+        if group is not None and (i == 0 or rows[i - 1].group != row.group):
             budget.add_row(f"{group.name} ({shape_text(group.shape)})", "", "", "",
                            number(group.contribution, precision), f"{100 * group.share:.1f}%", style="bold")
+            shown = 0
+        if group is not None:
+            shown += 1
+            if shown > SHOWN_ELEMENTS and not elements:
+                if shown == SHOWN_ELEMENTS + 1:
+                    rest = [other for other in rows[i:] if other.group == row.group]
+                    budget.add_row(f"  … {len(rest):,} more", "", "", "", "",
+                                   f"{100 * sum(other.share for other in rest):.1f}%", style="dim")
+                continue
         budget.add_row(row.name if group is None else "  " + row.name, number(row.value, precision),
                        number(row.u, precision), number(row.sensitivity, precision),
                        number(row.contribution, precision), f"{100 * row.share:.1f}%")
@@ -68,6 +88,8 @@ def table(result: Propagation, filename: str, precision: int, style: str = "plai
     if groups:
         caption += (f"\nan array's row (its shape): its elements together, u({out}) from them alone and "
                     "their shares summed")
+        if not elements and any(group.shape and _size(group.shape) > SHOWN_ELEMENTS for group in groups.values()):
+            caption += f"\n(each array's {SHOWN_ELEMENTS} largest elements; --elements lists every one)"
     if result.correlations:
         pairs = ", ".join(f"r({a},{b}) = {r:g}" for (a, b), r in result.correlations.items())
         caption += f"\ncorrelations: {pairs}\n(a covariance term's share is split evenly between its two inputs)"
