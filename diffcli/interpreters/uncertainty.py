@@ -14,6 +14,12 @@ exact Hessian H: ½·tr((H·V)²) with V the inputs' covariance matrix. For unco
 `monte_carlo=N` draws N normal samples of the inputs (correlated through a Cholesky factor of the
 correlation matrix) and runs them through the batch engine in chunks; points outside a domain are
 counted, not dropped silently.
+
+An array input is as many inputs as it has elements (row-major, labelled `x[0]`, `W[0,1]`), each
+with its own u (one for all, one per element, or a percentage of each); a group per array sums
+its elements' shares and gives u(y) from them alone. On an array program the Monte Carlo runs
+array_batch with the sample axis leading, and the second order's Hessian is taken by central
+differences of the exact gradient (`_difference_hessian`).
 """
 
 from __future__ import annotations
@@ -194,7 +200,10 @@ def propagate(
     (`program.uncertainty(...)` calls this.)
 
     `uncertainties` adds to or overrides the file's: a standard uncertainty, or a string `"5%"` for
-    a relative one (of the value used). `correlations` maps pairs of uncertain inputs to r.
+    a relative one (of the value used); for an array input, also one per element (a list, a NumPy
+    array or a string `"[0.1, 0.2]"` of its shape). `correlations` maps pairs of uncertain inputs,
+    or of an array's elements (`("x[0]", "k")`), to r. An array input's budget rows are its
+    elements, and `groups` has one entry per array.
     """
     if order not in (1, 2):
         raise DiffcliError("input", f"--order {order}: the order is 1 or 2")
