@@ -272,7 +272,7 @@ def test_bounds_are_quick_refusals(monkeypatch):
     monkeypatch.setattr(uncertainty, "MAX_CORRELATED", 2)
     with pytest.raises(DiffcliError, match="too many to correlate"):
         program.uncertainty(correlations={("x[0]", "x[1]"): 0.1})
-    monkeypatch.setattr(uncertainty, "MAX_ELEMENTS", 2)
+    monkeypatch.setattr(uncertainty, "MAX_BUDGET", 2)
     with pytest.raises(DiffcliError, match="too many to list"):
         program.uncertainty()
 

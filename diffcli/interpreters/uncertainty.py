@@ -45,7 +45,7 @@ AGREEMENT_ERRORS = 3.0
 COVERAGE = 0.95
 # arrays: uncertain elements in a budget, correlated (a dense matrix), in a second order (a Hessian
 # of differences: 2k gradients); numbers of an array program's Monte Carlo drawn at a time (32 MB)
-MAX_ELEMENTS = 100_000
+MAX_BUDGET = 100_000
 MAX_CORRELATED = 1_000
 MAX_SECOND_ORDER = 1_000
 SAMPLE_NUMBERS = 1 << 22
@@ -302,8 +302,8 @@ class _Elements:
             else:
                 import numpy as np
 
-                if start + value.size > MAX_ELEMENTS:
-                    raise DiffcliError("input", f"more than {MAX_ELEMENTS:,} uncertain elements, too many to list "
+                if start + value.size > MAX_BUDGET:
+                    raise DiffcliError("input", f"more than {MAX_BUDGET:,} uncertain elements, too many to list "
                                        "in a budget", help="give fewer inputs an uncertainty")
                 from ..language.arrays import element_label
 
