@@ -364,3 +364,14 @@ def test_cli_table_shows_an_arrays_largest_elements_and_elements_shows_all():
     labels = [line.split("│")[1].strip() for line in every.stdout_text.splitlines() if line.startswith("│")]
     assert [label for label in labels if label.startswith("W[")] == [row.name for row in w_rows]
     assert "more" not in every.stdout_text
+
+
+def test_every_other_command_reads_an_uncertain_array_as_its_plain_literal():
+    import re
+
+    plain = re.sub(r" ± (\[[^\n]*\]|[0-9.]+%?)", "", ARRAYS)
+    assert "±" not in plain
+    ours, theirs = diffcli.parse(ARRAYS).grad(), diffcli.parse(plain).grad()
+    assert ours.value == theirs.value
+    for name in ("x", "W", "k"):
+        assert np.array_equal(ours.gradients[name], theirs.gradients[name])
