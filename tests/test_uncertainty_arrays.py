@@ -115,8 +115,8 @@ def test_the_array_program_propagates_as_its_unrolled_scalar_program(options):
         assert row.share == pytest.approx(twin.share, rel=1e-9, abs=1e-14)
     if options.get("order") == 2:  # differences of exact gradients against the exact Hessian
         assert not arrays.second_order.exact and scalars.second_order.exact
-        assert arrays.second_order.term == pytest.approx(scalars.second_order.term, rel=1e-6)
-        assert arrays.second_order.mean_shift == pytest.approx(scalars.second_order.mean_shift, rel=1e-6)
+        assert arrays.second_order.term == pytest.approx(scalars.second_order.term, rel=1e-8)
+        assert arrays.second_order.mean_shift == pytest.approx(scalars.second_order.mean_shift, rel=1e-8)
         assert arrays.second_order.uncertainty == pytest.approx(scalars.second_order.uncertainty, rel=1e-9)
 
 
