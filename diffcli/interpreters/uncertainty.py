@@ -18,8 +18,9 @@ counted, not dropped silently.
 An array input is as many inputs as it has elements (row-major, labelled `x[0]`, `W[0,1]`), each
 with its own u (one for all, one per element, or a percentage of each); a group per array sums
 its elements' shares and gives u(y) from them alone. On an array program the Monte Carlo runs
-array_batch with the sample axis leading, and the second order's Hessian is taken by central
-differences of the exact gradient (`_difference_hessian`).
+array_batch with the sample axis leading, and the second order's Hessian, where `Program.hessian`
+does not take the program, is taken by central differences of the exact gradient
+(`_difference_hessian`).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class SecondOrder:
     uncertainty: float  # sqrt(u_c² + term)
     change: float       # uncertainty - the first-order u_c
     mean_shift: float   # ½·tr(H·V): the second-order shift of y's expectation, for information
-    exact: bool = True  # H exact (forward-over-reverse), or (an array program's) by differences
+    exact: bool = True  # H exact (Program.hessian), or by differences where that takes no such program
 
 
 @dataclass
@@ -428,11 +429,14 @@ def _covariance(u: list[float], r):
 def _second_order(program, inputs, output, elements, u, r, variance) -> SecondOrder:
     import numpy as np
 
-    exact = not program.has_arrays
-    if exact:
-        h = np.array(_hessian(program, inputs, output, elements.labels))
-    else:
-        h = _difference_hessian(program, inputs, output, elements, u)
+    try:
+        h, exact = np.array(_hessian(program, inputs, output, elements.labels)), True
+    except DiffcliError as error:
+        # an array program whose Hessian `hessian` does not take (not yet, or not so many elements:
+        # the shapes are known good, the gradient ran): differences of its exact gradient instead
+        if error.kind != "shape" or not program.has_arrays:
+            raise
+        h, exact = _difference_hessian(program, inputs, output, elements, u), False
     hv = h @ _covariance(u, r)
     term = max(0.5 * float(np.trace(hv @ hv)), 0.0)
     total = math.sqrt(variance + term)
