@@ -282,8 +282,11 @@ def test_bounds_are_quick_refusals(monkeypatch):
 
     program = diffcli.parse("x = [1.0, 2.0, 3.0] ± 0.1\ny = sum(x^2)\n")
     monkeypatch.setattr(uncertainty, "MAX_SECOND_ORDER", 2)
+    result = program.grad()
+    given = dict(program.graph.uncertainties)
+    elements = uncertainty._Elements(program, list(given), result.inputs, given, result.gradients)
     with pytest.raises(DiffcliError, match="too big"):
-        program.uncertainty(order=2)
+        uncertainty._difference_hessian(program, result.inputs, "y", elements, elements.u)
     monkeypatch.setattr(uncertainty, "MAX_CORRELATED", 2)
     with pytest.raises(DiffcliError, match="too many to correlate"):
         program.uncertainty(correlations={("x[0]", "x[1]"): 0.1})
@@ -338,7 +341,9 @@ def test_cli_table_shows_each_array_as_a_group_of_its_elements():
     label = [line.split("│")[1].rstrip() for line in lines if line.startswith("│")]
     assert " x (2)" in label and " W (2×2)" in label
     assert label.index(" x (2)") < label.index("   x[1]") and label.index(" W (2×2)") < label.index("   W[1,1]")
-    assert "central differences of the exact" in done.stdout_text and "Monte Carlo, 2,000 samples" in done.stdout_text
+    exact = diffcli.parse(FILE).uncertainty(order=2).second_order.exact
+    assert ("H the exact Hessian" if exact else "central differences of the exact") in done.stdout_text
+    assert "Monte Carlo, 2,000 samples" in done.stdout_text
 
 
 @pytest.mark.parametrize("arguments, message", [
