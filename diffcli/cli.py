@@ -76,6 +76,12 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
             if not eq or not name:
                 raise typer.BadParameter(f"{part!r} is not NAME=VALUE (for example {option} o=1)",
                                          param_hint=option)
+            if text.startswith("["):  # an array's uncertainty, x=[1,2]±0.1: only `uncertainty` reads it
+                for mark in UNCERTAINTY_MARKS:
+                    if mark in text:
+                        text, _, amount = (piece.strip() for piece in text.partition(mark))
+                        _check_uncertainty(amount, part, option)
+                        break
             if text.startswith("[") or text.endswith("]"):  # an array: x=[1,2], W=[[1,2],[3,4]]
                 array = read_array(text)
                 if array is None:
@@ -92,10 +98,7 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
             for mark in UNCERTAINTY_MARKS:  # x=2.1±0.1: only `uncertainty` reads the ±; the rest take 2.1
                 if mark in text:
                     text, _, amount = (piece.strip() for piece in text.partition(mark))
-                    u = read_number(amount[:-1].strip() if amount.endswith("%") else amount)
-                    if u is None or not math.isfinite(u) or u < 0:
-                        raise typer.BadParameter(f"{amount!r} is not an uncertainty (in {part!r}): a number "
-                                                 "≥ 0, or a percentage such as 5%", param_hint=option)
+                    _check_uncertainty(amount, part, option)
                     break
             value = read_number(text)
             if value is None:
@@ -109,6 +112,24 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
                                          param_hint=option)
             result[name], written[name] = value, part
     return result
+
+
+def _check_uncertainty(amount: str, part: str, option: str) -> None:
+    """The `0.1` of `--set x=2.1±0.1`: a number ≥ 0, a percentage, or (an array's) an array of
+    numbers ≥ 0; else exit 2."""
+    from .language.parser import read_array, read_number
+
+    if amount.startswith("["):
+        array = read_array(amount)
+        if array is not None and all(math.isfinite(u) and u >= 0 for row in array
+                                     for u in (row if isinstance(row, list) else [row])):
+            return
+        raise typer.BadParameter(f"{amount!r} is not an uncertainty (in {part!r}): an array of numbers ≥ 0, "
+                                 "of the value's shape", param_hint=option)
+    u = read_number(amount[:-1].strip() if amount.endswith("%") else amount)
+    if u is None or not math.isfinite(u) or u < 0:
+        raise typer.BadParameter(f"{amount!r} is not an uncertainty (in {part!r}): a number "
+                                 "≥ 0, or a percentage such as 5%", param_hint=option)
 
 
 def given_values(sets: Optional[List[str]], inputs_file: Optional[str]) -> dict:
@@ -1057,9 +1078,11 @@ def fit_command(
 
 def _split_uncertain_sets(values: Optional[List[str]]) -> tuple[list[str], list[str]]:
     """`--set x=2.1±0.1` (or `+/-`) -> the value `x=2.1` for parse_sets and the uncertainty `x=0.1`."""
+    from .language.parser import split_settings
+
     plain, uncertain = [], []
     for item in values or []:
-        for part in item.split(","):
+        for part in split_settings(item):
             for mark in UNCERTAINTY_MARKS:
                 if mark in part:
                     part, _, u = part.partition(mark)
@@ -1071,9 +1094,11 @@ def _split_uncertain_sets(values: Optional[List[str]]) -> tuple[list[str], list[
 
 def _pairs(values: Optional[List[str]], option: str, example: str) -> list[tuple[str, str]]:
     """`NAME=TEXT` items (comma lists too) -> [(name, text)]; malformed -> exit 2."""
+    from .language.parser import split_settings
+
     pairs = []
     for item in values or []:
-        for part in item.split(","):
+        for part in split_settings(item):
             name, eq, text = part.strip().partition("=")
             if not part.strip():
                 continue
@@ -1085,12 +1110,12 @@ def _pairs(values: Optional[List[str]], option: str, example: str) -> list[tuple
 
 def parse_correlations(values: Optional[List[str]]) -> dict[tuple[str, str], float]:
     """`--correlation a,b=0.3` (repeatable) -> {("a", "b"): 0.3}; malformed -> exit 2."""
-    from .language.parser import read_number
+    from .language.parser import read_number, split_settings
 
     result, written = {}, {}
     for item in values or []:
         names, eq, text = item.partition("=")
-        pair = [name.strip() for name in names.split(",")]
+        pair = [name.strip() for name in split_settings(names)]  # x[0],W[0,1]=0.3: commas in brackets stay
         r = read_number(text.strip())  # as --set reads numbers
         if not eq or len(pair) != 2 or not all(pair) or r is None or not math.isfinite(r):
             raise typer.BadParameter(f"{item!r} is not A,B=R (for example --correlation L,T=0.3)",
@@ -1132,6 +1157,8 @@ def uncertainty(
     plot: Optional[str] = typer.Option(
         None, "--plot", metavar="FILE",
         help="Draw the Monte Carlo histogram with the linear result's normal curve (.png, .svg, .pdf, .html)."),
+    elements: bool = typer.Option(False, "--elements", help="List every element of each array in the budget "
+                                  "(else its 6 largest; JSON lists every one)."),
     as_json: bool = JsonOpt,
     precision: int = PrecisionOpt,
     style: PlusMinus = PlusMinusOpt,
@@ -1163,7 +1190,7 @@ def uncertainty(
     if as_json:
         _print(uncertainty_report.to_json(result))
     else:
-        _show(uncertainty_report.table(result, file, precision, style.value), wide=True)
+        _show(uncertainty_report.table(result, file, precision, style.value, elements), wide=True)
         sys.stdout.flush()
     for warning in uncertainty_report.warnings(result):  # after the result they are about
         sys.stderr.write(f"warning: {warning}\n")

@@ -221,7 +221,6 @@ class Program(Displayed):
         monte_carlo, seed)."""
         from .interpreters.uncertainty import propagate
 
-        self.scalar_only("uncertainty")
         return propagate(self, values, of, **options)
 
     def fit(self, wrt=None, data=None, **options):

@@ -562,24 +562,84 @@ class _Builder:
         return Assignment(name.group(group), expr, name.start(group), name.end())
 
     def uncertain(self, name, equals, expr, plusminus, amount, percent=None):
-        """`x = 2.1 ± 0.1` or `x = 2.1 ± 5%`: only an input's literal may carry an uncertainty."""
+        """`x = 2.1 ± 0.1` or `x = 2.1 ± 5%`: only an input's literal may carry an uncertainty; an
+        array literal's, one number for every element or an array of its shape (`± [0.1, 0.2]`)."""
         at = plusminus.span(plusminus.lastindex)
         literal = expr.operand if expr.__class__ is Unary else expr
-        if literal.__class__ is not Number:
-            raise DiffcliError(
-                "syntax", "only an input's number can carry an uncertainty", at,
-                help="give the input its own line, like `x = 2.1 ± 0.1`, and use `x` here",
-            )
+        array = expr.__class__ is Array and expr.constant
+        if literal.__class__ is not Number and not array:
+            name_text = name.group(name.lastindex)
+            help = ("give the input its own line, like `x = 2.1 ± 0.1`, and use `x` here"
+                    + (" (an array input's literal of numbers may carry one: `x = [1.2, 3.4] ± 0.1`)"
+                       if self.arrays else ""))
+            if expr.__class__ is Call and expr.func in CONSTRUCTORS:
+                help = (f"a constructor's elements take theirs on the command line: --uncertainty {name_text}=0.1 "
+                        f"(or write {name_text}'s literal of numbers, like `{name_text} = [1.2, 3.4] ± 0.1`)")
+            raise DiffcliError("syntax", "only an input's number can carry an uncertainty", at, help=help)
         statement = self.stmt(name, equals, expr)
-        value = self.number(amount).value
+        if amount.group(amount.lastindex).startswith("["):  # NUMBERS: `± [0.1, 0.2]`
+            value = self._amounts(statement.name, expr, self.numbers(amount), at)
+        else:
+            value = self.number(amount).value
         self.made.pop()  # the amount is no node of the expression
         if percent is not None:
             value /= 100
         return UncertainAssignment(statement.name, expr, statement.start, statement.name_end,
                                    value, percent is not None, at)
 
+    def _amounts(self, name, literal, amounts, at):
+        """`x = [1.2, 3.4] ± [0.1, 0.2]`: the uncertainties as nested lists, of the literal's shape
+        (else a shape error naming both), each a number ≥ 0."""
+        if not array_literal(literal):
+            raise DiffcliError("shape", f"`{name}` is a scalar, and its uncertainty an array", (amounts.start, amounts.end),
+                               help=f"a scalar input takes one uncertainty: `{name} = 2.1 ± 0.1`")
+        for match in _SIGNED_NUMBER.finditer(self.text, amounts.start, amounts.end):
+            if match.group().startswith("-") and float(match.group()) != 0:
+                raise DiffcliError("syntax", f"an uncertainty is a number ≥ 0, not `{match.group()}`", match.span(),
+                                   help="a standard uncertainty is one standard deviation: drop the sign")
+        numbers, shape = amounts.numbers(), _literal_shape(amounts)
+        if shape is None:  # (a token of numbers nests two levels at most: rows of different lengths)
+            rows = amounts.elements
+            row = next(row for row in rows if len(row.numbers()) != len(rows[0].numbers()))
+            raise DiffcliError("shape", f"this row of uncertainties has {_elements(len(row.numbers()))}, but the "
+                               f"first has {_elements(len(rows[0].numbers()))}", (row.start, row.end),
+                               help="the rows of a matrix are vectors of one length")
+        expected = _literal_shape(literal)
+        if expected is not None and shape != expected:
+            words = lambda s: f"a vector of {s[0]}" if len(s) == 1 else f"a {s[0]}×{s[1]} matrix"
+            raise DiffcliError(
+                "shape", f"`±` needs an uncertainty of `{name}`'s shape, or one number for every element",
+                at, labels=[((literal.start, literal.end), f"{name} is {words(expected)}"),
+                            ((amounts.start, amounts.end), f"the uncertainty is {words(shape)}")],
+                help=f"give {expected[0] if len(expected) == 1 else '×'.join(map(str, expected))} uncertainties "
+                "laid out as the literal, or one: `± 0.1`, `± 1%`")
+        return numbers
+
     def start(self, *statements):
         return list(statements)
+
+
+def array_literal(expr) -> bool:
+    """Whether an expression is a constant array literal (of signed numbers)."""
+    return expr.__class__ is Array and expr.constant
+
+
+def _elements(n: int) -> str:
+    return "1 element" if n == 1 else f"{n} elements"
+
+
+def _literal_shape(literal) -> tuple | None:
+    """A constant array literal's shape, (n,) or (m, n); None if it is ragged or nested deeper (the
+    graph reports that)."""
+    numbers = literal.numbers()
+    if not numbers:
+        return None
+    if all(isinstance(x, float) for x in numbers):
+        return (len(numbers),)
+    if all(isinstance(x, list) and x and all(isinstance(y, float) for y in x) for x in numbers) and \
+            len({len(x) for x in numbers}) == 1:
+        return (len(numbers), len(numbers[0]))
+    return None
 
 
 def _literal_size(expr) -> int:
@@ -991,7 +1051,8 @@ def _diagnose(source: Source, stop: _Stop) -> DiffcliError:
         return fail(*_MISPLACED[kind])
     if previous is not None and previous.type == "PLUSMINUS":
         return fail(f"expected a number after `±`, found {_describe(token)}",
-                    "an uncertainty is a number (`x = 2.1 ± 0.1`) or a percentage (`x = 2.1 ± 5%`)")
+                    "an uncertainty is a number (`x = 2.1 ± 0.1`), a percentage (`x = 2.1 ± 5%`) "
+                    "or, for an array input, a literal of numbers (`x = [1.2, 3.4] ± [0.1, 0.2]`)")
     if kind == "RPAR" and not open_parens:
         return fail("unexpected `)`", "remove it, or add the `(` it closes")
     if open_parens and (at_end or kind == "EQUALS"):
