@@ -16,7 +16,9 @@ from ..errors import shown
 from ..formatting import json_text, number
 from ..language.syntax import Array, Call, Index, Name, Number, Paren
 from ..ops import shape_text
-from .explain_writers import TEX_FUNCTIONS, items_text, tex_escape, tex_items, tex_name, tex_number, tex_source
+from ..commands.derivation import fold
+from .explain_writers import (TEX_FUNCTIONS, items_text, tex_escape, tex_items, tex_leaf, tex_name, tex_node,
+                              tex_number)
 from .report import TABLE_ELEMENTS
 
 SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -149,7 +151,10 @@ class TexTerms(TextTerms):
         return r"\mathbb{R}" if not shape else r"\mathbb{R}^{" + r"\times ".join(map(str, shape)) + "}"
 
     def source(self, expr) -> str:
-        return tex_source(expr)
+        return fold(expr, self._leaf, tex_node)
+
+    def _leaf(self, node) -> str:
+        return self.name(node.id) if isinstance(node, Name) and node.id != "pi" else tex_leaf(node)
 
     def function(self, name: str) -> str:
         return "\\" + name if name in TEX_FUNCTIONS or name in ("max", "min") else rf"\operatorname{{{name}}}"
@@ -274,13 +279,14 @@ def _title(d: ArrayDerivation) -> str:
     return (f"∂{d.output}/∂{d.wrt}" if d.wrt else d.output) + " by the chain rule, with shapes"
 
 
-def _graph_lines(d: ArrayDerivation, n: TextTerms) -> list[tuple[str, str, str]]:
+def _graph_lines(d: ArrayDerivation, n: TextTerms) -> list[tuple[str, str, str, str | None]]:
+    """(name, definition or None for a given name, value, note) in the order of the graph."""
     off_path = f"computed, not on a path from {d.wrt}"
-    rows = [(n.name(name), "input" if name in d.inputs else off_path, value_text(d.values[name], n))
+    rows = [(n.name(name), None, value_text(d.values[name], n), "input" if name in d.inputs else off_path)
             for name in d.given]
     for name in d.statements:
         definition = n.source(d.definitions[name]) if n.tex else d.sources[name]
-        rows.append((n.name(name), definition, value_text(d.values[name], n)))
+        rows.append((n.name(name), definition, value_text(d.values[name], n), None))
     return rows
 
 
@@ -290,10 +296,11 @@ def _text(d: ArrayDerivation, n: TextTerms) -> str:
     if verdict:
         return "\n".join(out + [verdict, ""])
     headings = [h.format(out=d.output, wrt=d.wrt) for h in HEADINGS]
-    rows = _graph_lines(d, n)
-    width = max(len(f"{a} = {b}") for a, b, _ in rows)
+    rows = [(f"{a} = {value}", note) if b is None else (f"{a} = {b}", f"= {value}")
+            for a, b, value, note in _graph_lines(d, n)]
+    width = max(len(left) for left, _ in rows)
     out.append(headings[0])
-    out += [f"   {f'{a} = {b}'.ljust(width)}   {value}" for a, b, value in rows]
+    out += [f"   {left.ljust(width)}   {right}" for left, right in rows]
     out += ["", headings[1]]
     for left, expression, value, rules in backward_lines(d, n):
         out.append(f"   {left} = {expression}")
@@ -311,13 +318,19 @@ def _markdown(d: ArrayDerivation, n: TextTerms) -> str:
         return "\n".join(out + [verdict, ""])
     headings = [h.format(out=d.output, wrt=d.wrt) for h in HEADINGS]
     out += [f"**{headings[0]}**", ""]
-    out += [f"- `{a} = {b}`: {value}" for a, b, value in _graph_lines(d, n)]
+    out += [f"- `{a}` = {value} ({note})" if b is None else f"- `{a} = {b}` = {value}"
+            for a, b, value, note in _graph_lines(d, n)]
     out += ["", f"**{headings[1]}**", ""]
     for left, expression, value, rules in backward_lines(d, n):
         out.append(f"- `{left} = {expression}` = {value}")
         out += [f"  - {rule}" for rule in rules]
     out += ["", f"**{headings[2]}**", "", f"`∂{d.output}/∂{d.wrt} = δ{d.wrt}` = {value_text(d.gradients[d.wrt], n)}", ""]
     return "\n".join(out)
+
+
+def relation(value) -> str:
+    """How LaTeX joins a name to its value's text: = a number, \\in an array's space (ℝ^{3×2}: …)."""
+    return r"\in" if getattr(value, "shape", ()) else "="
 
 
 def _latex(d: ArrayDerivation, n: TexTerms) -> str:
@@ -328,9 +341,9 @@ def _latex(d: ArrayDerivation, n: TexTerms) -> str:
     verdict = _verdict(d)
     if verdict:
         return "\n".join(out + [tex_escape(verdict), ""])
-    rows = [rf"{a} &= {b} && {value}" for a, b, value in _graph_lines(d, n)]
-    rows = [row.replace("&= input &&", r"&\ \text{input} &&").replace(
-        f"&= computed, not on a path from {d.wrt} &&", r"&\ \text{computed, not on the path} &&") for row in rows]
+    rows = [rf"{a} &{relation(d.values[name])} {value} && \text{{{tex_escape(note)}}}" if b is None
+            else rf"{a} &= {b} && {value}"
+            for (a, b, value, note), name in zip(_graph_lines(d, n), d.given + d.statements)]
     out += [r"\paragraph{The graph, in order, with shapes}", r"\begin{align*}", " \\\\\n".join(rows),
             r"\end{align*}", ""]
     backward = []
@@ -342,7 +355,7 @@ def _latex(d: ArrayDerivation, n: TexTerms) -> str:
             r"\begin{align*}", " \\\\\n".join(backward), r"\end{align*}", ""]
     out += [r"\paragraph{The gradient, as grad computes it}",
             rf"\[ \frac{{\partial {n.name(d.output)}}}{{\partial {n.name(d.wrt)}}} = {n.delta(d.wrt)} "
-            rf"\in {value_text(d.gradients[d.wrt], n)} \]", ""]
+            rf"{relation(d.gradients[d.wrt])} {value_text(d.gradients[d.wrt], n)} \]", ""]
     return "\n".join(out)
 
 

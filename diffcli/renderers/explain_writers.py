@@ -155,16 +155,16 @@ TEX_FUNCTIONS = {"sin", "cos", "tan", "sinh", "cosh", "tanh", "exp", "log", "ln"
 def tex_source(expr) -> str:
     """A statement's right side in LaTeX, as the user wrote it: their parentheses, their order,
     implicit products as juxtaposition."""
-    return fold(expr, _tex_leaf, _tex_node)
+    return fold(expr, tex_leaf, tex_node)
 
 
-def _tex_leaf(node) -> str:
+def tex_leaf(node) -> str:
     if isinstance(node, Number):
         return tex_number(node.value)
     return r"\pi" if node.id == "pi" else tex_name(node.id)
 
 
-def _tex_node(node, args: list[str]) -> str:
+def tex_node(node, args: list[str]) -> str:
     if isinstance(node, Paren):
         return rf"\left({args[0]}\right)"
     if isinstance(node, (Array, Index)) or isinstance(node, Call) and (node.keywords or node.sizes or not node.args):
