@@ -988,8 +988,6 @@ def fit_command(
     if x_column is not None and data is None:
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
     program = _read(file, as_json)
-    if confidence is not None:
-        program.scalar_only("fit --confidence")
     from .commands import fit as fitting
     from .renderers import fitreport, render
     from .renderers.output import write_output
@@ -1010,7 +1008,7 @@ def fit_command(
         sys.stderr.write(f"warning: {warning}\n")
     from .commands import fit_intervals
 
-    wanted = fit_intervals.levels(confidence, problem.parameters) if confidence is not None else None
+    wanted = fit_intervals.levels(confidence, problem.labels) if confidence is not None else None
     live = sys.stderr.isatty()  # a transient line, erased before anything else is written
     total = (steps or fitting.DEFAULT_STEPS) if chosen in ("gd", "adam") else steps
     progress = fitreport.Progress(chosen, total) if live else None
