@@ -99,7 +99,7 @@ def fit_text(fit: Fit, file: str, precision: int = 6, style: str = "plain", elem
             error = fit.stderr[name]
             row[1] = plus_minus(value, error, style)
             row.append(f"({abs(error / value):.1%})" if value and math.isfinite(error) else "")
-        noise = name in fit.gradient and fit.is_noise(name)   # (rounding noise)
+        noise = name.partition("[")[0] in fit.gradient and fit.is_noise(name)   # (rounding noise)
         row += [f"start {n(start)}", f"gradient {'≈ 0' if noise else n(gradient)}"]
         table.append(row)
     shown = table if len(table) <= MAX_PARAMETER_ROWS or elements else table[:SHOWN_OF_MANY]
