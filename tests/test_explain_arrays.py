@@ -45,10 +45,16 @@ e = [c[0], d, a[1]]
 F = outer(u, x) / (1 + M^2) - [x, 2x]
 L = sum(e * e / 2) + sum(sqrt(x^2 + 1)) + max(a) + mean(F @ transpose(M)) + logsumexp(F, axis=0)[2]
 """
+GREEK = """θ = [0.3, 0.5]
+v = [1.5, -2]
+w_1 = 2
+q = atan2(θ, v) + hypot(θ, v) + max(θ, v, 0.4) + pow(v^2, θ) + abs(v) + sign(θ)*θ + exp(θ)/w_1 - log(v^2)
+L = sum(q) + mean(θ*v) - 1/w_1
+"""
 BATCH = (SAMPLES / "arrays" / "two_layer_batch.expr").read_text()
 MOONS = (SAMPLES / "moons" / "moons_mlp_arrays.expr").read_text()
 PROGRAMS = {"mlp": (MLP, ["W1", "x", "b1", "W2"]), "every_op": (EVERY_OP, ["x", "M", "u"]),
-            "batch": (BATCH, ["W1", "b1", "X", "W2"]), "moons": (MOONS, ["W1", "b1", "w3"])}
+            "batch": (BATCH, ["W1", "b1", "X", "W2"]), "greek": (GREEK, ["θ", "v", "w_1"]), "moons": (MOONS, ["W1", "b1", "w3"])}
 
 
 def invoke(*args, input=None):
@@ -120,6 +126,13 @@ def evaluate(term, d, values):
         m = ops.backend("numpy")
         # (relu at 0 has no central difference: its value's side is the engine's convention)
         return (f.rule(m, x + h) - f.rule(m, x - h)) / (2 * h)
+    if kind == "partial":
+        xs = [np.asarray(_plain(ev(a)), float) for a in term[3]]
+        f, k, m = ops.FUNCTIONS[term[1]], term[2], ops.backend("numpy")
+        h = 1e-6 * np.maximum(1, np.abs(xs[k]))
+        up = [x + h if i == k else x for i, x in enumerate(xs)]
+        down = [x - h if i == k else x for i, x in enumerate(xs)]
+        return (f.rule(m, *up) - f.rule(m, *down)) / (2 * h)
     if kind == "tie":
         x = _plain(ev(term[1]))
         axis = (term[3] or {}).get("axis")
@@ -283,3 +296,13 @@ def test_elements_refuses_a_whole_array_and_a_large_program_quickly():
     error = json.loads(long.output)["error"]
     assert long.exit_code == 1 and error["message"].startswith("explain --elements: the derivation of dL/dx_0 runs")
     assert "drop --elements" in error["help"]
+
+
+def test_in_a_notebook_an_array_derivation_shows_as_markdown_and_latex():
+    from diffcli import notebook  # noqa: F401  (registers the displays)
+
+    d = derive_arrays(parse(MLP), wrt="W1")
+    assert "`δW1 = δz1 xᵀ` = 3×2" in d._repr_markdown_()
+    assert r"\delta_{W_{1}} &= \delta_{z_{1}} x^{\top}" in d._repr_latex_()
+    shown = notebook.run_cell("explain --wrt W1", MLP)
+    assert "δW1 = δz1 xᵀ" in shown._repr_markdown_()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..display import Displayed
 from ..errors import DiffcliError
 from ..formatting import number_text
 from ..ops import ArrayOp, bare
@@ -43,7 +44,7 @@ class Use:
 
 
 @dataclass
-class ArrayDerivation:
+class ArrayDerivation(Displayed):
     output: str
     wrt: str | None
     filename: str

@@ -236,17 +236,19 @@ def backward_lines(d: ArrayDerivation, n: TextTerms) -> list[tuple[str, str, str
     for name in _order(d):
         shares = d.uses.get(name, [])
         expression = " + ".join(n.term(use.term) for use in shares)
-        rules = [_rules(d, use, n) for use in shares]
+        rules = [_rules(d, use, n, first=all(u.user != use.user for u in shares[:k]))
+                 for k, use in enumerate(shares)]
         lines.append((n.delta(name), expression, value_text(d.gradients[name], n), rules))
     return lines
 
 
-def _rules(d: ArrayDerivation, use: Use, n: TextTerms) -> str:
+def _rules(d: ArrayDerivation, use: Use, n: TextTerms, first: bool = True) -> str:
+    """The steps of one use, after the statement it is in (its source the first time it is named)."""
     steps = "; ".join(step_text(step, n) for step in use.steps) or ("passed through" if not n.tex else
                                                                      r"\text{passed through}")
     if n.tex:
         return rf"\text{{from }} {n.name(use.user)}\colon {steps}"
-    return f"from {use.user} = {d.sources[use.user]}: {steps}"
+    return f"from {use.user} = {d.sources[use.user]}: {steps}" if first else f"from {use.user}: {steps}"
 
 
 def _order(d: ArrayDerivation) -> list[str]:
