@@ -306,3 +306,14 @@ def test_in_a_notebook_an_array_derivation_shows_as_markdown_and_latex():
     assert r"\delta_{W_{1}} &= \delta_{z_{1}} x^{\top}" in d._repr_latex_()
     shown = notebook.run_cell("explain --wrt W1", MLP)
     assert "δW1 = δz1 xᵀ" in shown._repr_markdown_()
+
+
+def test_a_backward_expression_too_long_to_read_is_refused():
+    """softmax's rule uses its cotangent twice: ten nested would print 2^10 copies."""
+    nested = "x"
+    for _ in range(10):
+        nested = f"softmax({nested})"
+    result = invoke("explain", "-", "--json", input=f"x = [1, 2, 3]\ns = {nested}\nL = s[0]\n")
+    error = json.loads(result.output)["error"]
+    assert result.exit_code == 1 and "grows past 400 terms and factors" in error["message"]
+    assert "give parts of it names" in error["help"]

@@ -24,6 +24,9 @@ from ..program import Program
 from .derivation import prepare
 
 
+MAX_TERM = 400  # terms and factors in one backward expression, as printed
+
+
 @dataclass
 class Step:
     """One operation on a path back through a statement."""
@@ -103,6 +106,7 @@ def _backward(d: ArrayDerivation, graph, name: str, targets: dict, reaches: list
     """Walk the statement `name` from its result back to the names on the paths it uses."""
     root = graph.names[name]
     stack = [(root, delta(name, d.output), [])]
+    simplify = Simplifier()
     while stack:
         i, g, steps = stack.pop()
         if i != root and i in targets:
@@ -122,7 +126,12 @@ def _backward(d: ArrayDerivation, graph, name: str, targets: dict, reaches: list
                 step = Step(op.rule, op.name, tuple(factors), graph.shape[j])
             else:
                 term, step = elementwise(op, k, g, xs, graph, args, graph.shape[i])
-            stack.append((j, simplified(term), steps + [step] if step else steps))
+            term = simplify(term)
+            if term_size(term, MAX_TERM) > MAX_TERM:
+                raise DiffcliError("input", f"the backward expression through `{name}` grows past {MAX_TERM} "
+                                   "terms and factors, too long to read", help="give parts of it names of their "
+                                   "own (`u = …`), and narrow with --of and --wrt")
+            stack.append((j, term, steps + [step] if step else steps))
 
 
 def _number(graph, term) -> float | None:
@@ -168,42 +177,67 @@ def elementwise(op, k: int, g, xs, graph, args, shape):
     return (product, g, ("partial", op.name, k, xs)), step
 
 
-def simplified(term):
-    """A term with products by 1 dropped (δ of the output is 1), double signs cancelled, and
-    powers of 1 written as their base: one pass at the top, each part being simplified already."""
-    kind = term[0]
-    one = ("num", 1.0)
-    if kind in ("times", "odot", "mm"):
-        a, b = term[1], term[2]
-        if a == one:
-            return b
-        if b == one:
-            return a
-        if kind == "times" and b[0] == "ones" and a[0] == "num":
-            return term
-    if kind == "odot" and term[1][0] == "ones":  # 𝟏 ⊙ b is b (of one shape, as elementwise)
-        return term[2]
-    if kind == "odot" and term[1][0] == "times" and term[1][2][0] == "ones":  # (a·𝟏) ⊙ b is a·b
-        return simplified(("times", term[1][1], term[2]))
-    if kind == "odot" and term[1][0] == "div" and term[1][1][0] == "ones":  # (𝟏/n) ⊙ b is b/n
-        return simplified(("div", term[2], term[1][2]))
-    if kind == "div" and term[2] == one:
-        return term[1]
-    if kind == "neg" and term[1][0] == "neg":
-        return term[1][1]
-    if kind == "pow" and term[2] == one:
-        return term[1]
-    if kind == "T" and term[1][0] == "num":
-        return term[1]
-    if kind in ("times", "odot", "mm", "div", "minus"):
-        parts = [simplified(p) if isinstance(p, tuple) else p for p in term[1:]]
-        rebuilt = (kind, *parts)
-        return rebuilt if rebuilt == term else simplified(rebuilt)
-    if kind in ("neg", "T"):
-        inner = simplified(term[1])
-        return term if inner == term[1] else simplified((kind, inner))
-    return term
+class Simplifier:
+    """Terms with products by 1 dropped (δ of the output is 1), 𝟏 ⊙ b as b, double signs cancelled
+    and powers of 1 written as their base. Each term is simplified once (a term shares its parts
+    with the terms it was built from, so simplifying them again would cost 2^depth); the ones done
+    are kept, by identity, for the derivation's length."""
 
+    def __init__(self):
+        self.done: dict[int, tuple] = {}
+
+    def __call__(self, term):
+        if id(term) in self.done:
+            return term
+        kind = term[0]
+        if kind in ("times", "odot", "mm", "div", "minus", "neg", "T", "pow"):
+            parts = tuple(self(p) if isinstance(p, tuple) else p for p in term[1:])
+            if any(p is not q for p, q in zip(parts, term[1:])):
+                term = (kind, *parts)
+            term = self._top(term)
+        self.done[id(term)] = term
+        return term
+
+    def _top(self, term):
+        """The rules at the top of a term whose parts are simplified."""
+        kind = term[0]
+        one = ("num", 1.0)
+        if kind in ("times", "odot", "mm"):
+            a, b = term[1], term[2]
+            if a == one:
+                return b
+            if b == one:
+                return a
+        if kind == "odot" and term[1][0] == "ones":  # 𝟏 ⊙ b is b (of one shape, as elementwise)
+            return term[2]
+        if kind == "odot" and term[1][0] == "times" and term[1][2][0] == "ones":  # (a·𝟏) ⊙ b is a·b
+            return self._top(("times", term[1][1], term[2]))
+        if kind == "odot" and term[1][0] == "div" and term[1][1][0] == "ones":  # (𝟏/n) ⊙ b is b/n
+            return self._top(("div", term[2], term[1][2]))
+        if kind == "div" and term[2] == one:
+            return term[1]
+        if kind == "neg" and term[1][0] == "neg":
+            return term[1][1]
+        if kind == "pow" and term[2] == one:
+            return term[1]
+        if kind == "T" and term[1][0] == "num":
+            return term[1]
+        return term
+
+
+def term_size(term, cap: int) -> int:
+    """Nodes in a term as printed (a tree, its shared parts counted each time), counted without
+    recursion and stopping past `cap`."""
+    count, stack = 0, [term]
+    while stack and count <= cap:
+        t = stack.pop()
+        count += 1
+        for part in t[1:]:
+            if isinstance(part, tuple) and part and isinstance(part[0], str):
+                stack.append(part)
+            elif isinstance(part, list):
+                stack.extend(part)
+    return count
 
 
 # ---------------------------------------------------------------- --elements: the program unrolled
