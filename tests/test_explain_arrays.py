@@ -317,3 +317,11 @@ def test_a_backward_expression_too_long_to_read_is_refused():
     error = json.loads(result.output)["error"]
     assert result.exit_code == 1 and "grows past 400 terms and factors" in error["message"]
     assert "give parts of it names" in error["help"]
+
+
+@pytest.mark.parametrize("wrt, said", [("x[7]", "--wrt x[7]: x has 2 elements, and no such element"),
+                                       ("t[0]", "--wrt t[0]: t is a scalar, and no such element"),
+                                       ("W1[0]", "--wrt W1[0]: W1 is 3×2, and no such element")])
+def test_elements_names_an_element_that_is_not_there(wrt, said):
+    result = invoke("explain", "-", "--elements", "--wrt", wrt, "--json", input=MLP)
+    assert result.exit_code == 1 and json.loads(result.output)["error"]["message"] == said

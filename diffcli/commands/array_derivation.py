@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ..display import Displayed
 from ..errors import DiffcliError
 from ..formatting import number_text
-from ..ops import ArrayOp, bare
+from ..ops import ArrayOp, bare, described
 from ..program import Program
 from .derivation import prepare
 
@@ -325,6 +325,10 @@ def _number_text(value) -> str:
     return number_text(float(value))
 
 
+def _first(shape: tuple) -> str:
+    return "[" + ",".join("0" * len(shape)) + "]"
+
+
 def unrolled_program(program: Program, values=None, wrt: str | None = None, of: str | None = None,
                      filename: str = "") -> tuple[Program, str | None]:
     """The program unrolled (unrolled_source), parsed, and wrt as its element's name there: `W1[0,1]`
@@ -337,12 +341,16 @@ def unrolled_program(program: Program, values=None, wrt: str | None = None, of: 
         if name in program.graph.names and index is None:
             shape = program.shape(name)
             if shape and any(n > 1 for n in shape):
-                first = "[" + ",".join("0" * len(shape)) + "]"
                 raise DiffcliError("input", f"explain --elements: {name} is {'×'.join(map(str, shape))}; "
                                    "the element-wise derivation is with respect to one element",
-                                   help=f"give one: --wrt {name}{first.replace('00', '0,0')}")
+                                   help=f"give one: --wrt {name}{_first(shape)}")
             index = (0,) * len(shape)
         if name in program.graph.names:
             program.check_name(name, "--wrt")
+            shape = program.shape(name)
+            if index is not None and (len(index) != len(shape) or not all(0 <= i < n for i, n in zip(index, shape))):
+                raise DiffcliError("input", f"--wrt {wrt}: {described(name, shape)}, and no such element",
+                                   help=f"give --wrt {name}" if not shape else "elements are counted from 0, "
+                                   f"row-major: {name}{_first(shape)} is the first")
             wrt = element_name(name, index or ())
     return parse(unrolled_source(program, values, of), filename or "<input>"), wrt

@@ -230,25 +230,26 @@ def step_text(step, n: TextTerms) -> str:
     return f"{rule}: {fit}{arrow}{shape(step.result)}"
 
 
-def backward_lines(d: ArrayDerivation, n: TextTerms) -> list[tuple[str, str, str, list[str]]]:
+def backward_lines(d: ArrayDerivation, n: TextTerms, code: bool = False) -> list[tuple[str, str, str, list[str]]]:
     """(δ name, its expression, its value, the rules its uses take) per name, output to wrt."""
     lines = []
     for name in _order(d):
         shares = d.uses.get(name, [])
         expression = " + ".join(n.term(use.term) for use in shares)
-        rules = [_rules(d, use, n, first=all(u.user != use.user for u in shares[:k]))
+        rules = [_rules(d, use, n, first=all(u.user != use.user for u in shares[:k]), code=code)
                  for k, use in enumerate(shares)]
         lines.append((n.delta(name), expression, value_text(d.gradients[name], n), rules))
     return lines
 
 
-def _rules(d: ArrayDerivation, use: Use, n: TextTerms, first: bool = True) -> str:
+def _rules(d: ArrayDerivation, use: Use, n: TextTerms, first: bool = True, code: bool = False) -> str:
     """The steps of one use, after the statement it is in (its source the first time it is named)."""
     steps = "; ".join(step_text(step, n) for step in use.steps) or ("passed through" if not n.tex else
                                                                      r"\text{passed through}")
     if n.tex:
         return rf"\text{{from }} {n.name(use.user)}\colon {steps}"
-    return f"from {use.user} = {d.sources[use.user]}: {steps}" if first else f"from {use.user}: {steps}"
+    statement = f"{use.user} = {d.sources[use.user]}" if first else use.user
+    return f"from `{statement}`: {steps}" if code else f"from {statement}: {steps}"
 
 
 def _order(d: ArrayDerivation) -> list[str]:
@@ -323,7 +324,7 @@ def _markdown(d: ArrayDerivation, n: TextTerms) -> str:
     out += [f"- `{a}` = {value} ({note})" if b is None else f"- `{a} = {b}` = {value}"
             for a, b, value, note in _graph_lines(d, n)]
     out += ["", f"**{headings[1]}**", ""]
-    for left, expression, value, rules in backward_lines(d, n):
+    for left, expression, value, rules in backward_lines(d, n, code=True):
         out.append(f"- `{left} = {expression}` = {value}")
         out += [f"  - {rule}" for rule in rules]
     out += ["", f"**{headings[2]}**", "", f"`∂{d.output}/∂{d.wrt} = δ{d.wrt}` = {value_text(d.gradients[d.wrt], n)}", ""]
