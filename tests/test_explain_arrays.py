@@ -325,3 +325,15 @@ def test_a_backward_expression_too_long_to_read_is_refused():
 def test_elements_names_an_element_that_is_not_there(wrt, said):
     result = invoke("explain", "-", "--elements", "--wrt", wrt, "--json", input=MLP)
     assert result.exit_code == 1 and json.loads(result.output)["error"]["message"] == said
+
+
+@pytest.mark.parametrize("text, wrt, said", [
+    ("x = [1, 2]\nL = sum([3, 4])\n", None, "L depends on no input: there is no derivative to explain."),
+    ("x = [1, 2]\ny = [3, 4]\nL = sum(y)\n", "x", "L does not depend on x: dL/dx = 0."),
+    (MLP, "L", "dL/dL = 1: the output itself.")])
+@pytest.mark.parametrize("fmt", ["text", "markdown", "latex"])
+def test_nothing_to_explain_is_said_in_every_format(text, wrt, said, fmt):
+    result = invoke("explain", "-", "--format", fmt, *(["--wrt", wrt] if wrt else []), input=text)
+    assert result.exit_code == 0 and said in result.stdout
+    if fmt == "latex":
+        check_latex_structure(result.stdout, extra={"usepackage"})

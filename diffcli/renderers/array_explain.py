@@ -338,9 +338,9 @@ def relation(value) -> str:
 
 def _latex(d: ArrayDerivation, n: TexTerms) -> str:
     name = shown(d.filename)
+    what = rf"\frac{{\partial {n.name(d.output)}}}{{\partial {n.name(d.wrt)}}}" if d.wrt else n.name(d.output)
     out = [f"% diffcli explain {name}; needs \\usepackage{{amsmath,amssymb}}",
-           rf"\paragraph{{$\frac{{\partial {n.name(d.output)}}}{{\partial {n.name(d.wrt) if d.wrt else ''}}}$ "
-           rf"by the chain rule, with shapes}} For \texttt{{{tex_escape(name)}}}.", ""]
+           rf"\paragraph{{${what}$ by the chain rule, with shapes}} For \texttt{{{tex_escape(name)}}}.", ""]
     verdict = _verdict(d)
     if verdict:
         return "\n".join(out + [tex_escape(verdict), ""])
