@@ -798,17 +798,21 @@ def explain(
     as_json: bool = typer.Option(False, "--json", help="Print the derivation as JSON: each statement's "
                                  "partials (exact form and value) and the total (errors too)."),
     precision: int = PrecisionOpt,
+    inputs_file: Optional[str] = InputsOpt,
+    elements: bool = typer.Option(False, "--elements", help="An array program: the element-wise "
+                                  "derivation (the scalar one of the program unrolled), for small programs."),
 ):
-    """Show the chain rule step by step: local partials, reverse accumulation, symbolic total."""
-    values = parse_sets(sets)
+    """Show the chain rule step by step: local partials, reverse accumulation, symbolic total.
+
+    For an array program: the chain rule with shapes (δW1 = δz1 xᵀ), each step with its rule."""
+    values = given_values(sets, inputs_file)
     if as_json and fmt is not Format.text:
         raise typer.BadParameter("--json is the derivation as data: it takes no --format", param_hint="--json")
     program = _read(file, as_json)
-    program.scalar_only("explain")
     from .renderers.explain import explain as derivation
 
     _print(derivation(program, values, wrt, of, "json" if as_json else fmt.value,
-                      "<stdin>" if file == "-" else file, precision))
+                      "<stdin>" if file == "-" else file, precision, elements=elements))
 
 
 class Language(str, enum.Enum):
@@ -1019,8 +1023,6 @@ def fit_command(
     if x_column is not None and data is None:
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
     program = _read(file, as_json)
-    if confidence is not None:
-        program.scalar_only("fit --confidence")
     from .commands import fit as fitting
     from .renderers import fitreport, render
     from .renderers.output import write_output
@@ -1041,7 +1043,7 @@ def fit_command(
         sys.stderr.write(f"warning: {warning}\n")
     from .commands import fit_intervals
 
-    wanted = fit_intervals.levels(confidence, problem.parameters) if confidence is not None else None
+    wanted = fit_intervals.levels(confidence, problem.labels) if confidence is not None else None
     live = sys.stderr.isatty()  # a transient line, erased before anything else is written
     total = (steps or fitting.DEFAULT_STEPS) if chosen in ("gd", "adam") else steps
     progress = fitreport.Progress(chosen, total) if live else None

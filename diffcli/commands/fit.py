@@ -81,7 +81,13 @@ class Fit(Displayed):
         cancel keeps an error of a few ε times their total size, Σ|term| (more where each term has
         its own rounding), so a sum below GRADIENT_NOISE of it has no digit that means anything
         (and differs between machines). One term (no data) is never noise by this measure."""
-        return bool(np.all(np.abs(self.gradient[name]) < GRADIENT_NOISE * self.gradient_terms.get(name, 0.0)))
+        base, _, rest = name.partition("[")  # an element, `W[0,1]`, or a whole parameter
+        gradient, terms = self.gradient[base], self.gradient_terms.get(base, 0.0)
+        if rest:
+            index = tuple(int(k) for k in rest.rstrip("]").split(","))
+            gradient = np.asarray(gradient)[index]
+            terms = np.asarray(terms)[index] if np.shape(terms) else terms
+        return bool(np.all(np.abs(gradient) < GRADIENT_NOISE * terms))
 
 
 @dataclass
