@@ -407,14 +407,6 @@ class Program(Displayed):
         """Whether the program, as last bound, computes with arrays (its graph is then lowered)."""
         return self.graph.shape is not None
 
-    def scalar_only(self, what: str) -> None:
-        """Refuse a command that does not take array programs yet (now, or when an array value is
-        bound later)."""
-        if self.base.arrays or self.has_arrays:
-            raise DiffcliError("shape", f"{what}: array programs are not supported here yet",
-                               help="grad, eval and check do; write the program with scalars for this command")
-        self._scalar_only = what
-
     def shape(self, name: str) -> tuple:
         """A named variable's shape, as last bound: () for a scalar."""
         graph = self.graph
@@ -426,10 +418,6 @@ class Program(Displayed):
         if not self.base.arrays and not any(shapes.values()):
             self.graph = self.base
             return
-        if getattr(self, "_scalar_only", None):
-            self.scalar_only(self._scalar_only)
-            raise DiffcliError("shape", f"{self._scalar_only}: array values are not supported here yet",
-                               help="grad, eval and check do; give the inputs numbers for this command")
         key = tuple(shapes.items())
         if key not in self._lowered:
             from .language.arrays import lower
