@@ -510,6 +510,11 @@ class _Writer:
         xs = [self.lift(x) for x in xs]
         if all(x.value is not None for x in xs):
             return self.constant(getattr(self.np, name)(*[x.value for x in xs]))
+        if name == "power" and xs[1].value is not None and (xs[1].value == 1.0).all() \
+                and self.np.broadcast_shapes(xs[0].shape, xs[1].shape) == xs[0].shape:
+            # x^1 is x itself (a pow within an ulp has no other choice; NaN and ±inf too): the power
+            # rule's y·x^(y−1) of `W^2` is 2·W, the same bits without a pow per element
+            return xs[0]
         return _Src(self, f"np.{name}({', '.join(x.text for x in xs)})",
                     shape=self.np.broadcast_shapes(*[x.shape for x in xs]))
 
