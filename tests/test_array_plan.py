@@ -183,3 +183,9 @@ def test_the_power_rule_of_a_square_is_two_x_with_pows_bits():
         assert plan is not None and plan.source.count("np.power") == 2   # the forward's W^2, w^2 only
         planned, run = planned_and_interpreted(program)
         assert_same(planned, run, program.graph)
+    # g·(2·w) written (g·2)·w: where g·2 overflows and g·(2·w) does not, the interpreter's numbers
+    program = diffcli.parse("w = [0.1, -0.2, 0.3]\nb = 0.25\ny = 1e308 * (sum(w^2) + b^2)")
+    assert "* 2.0) * v" in array_plan.plan(program.graph, program.graph.names[program.output]).source
+    planned, run = planned_and_interpreted(program)
+    assert_same(planned, run, program.graph)
+    assert np.isfinite(planned.gradients["w"]).all() and np.isfinite(planned.gradients["b"])
