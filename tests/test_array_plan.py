@@ -164,3 +164,28 @@ def test_a_fit_that_runs_away_stops_where_the_interpreter_stops(monkeypatch):
     assert planned.error is not None and planned.message == interpreted.message
     assert (planned.error.message, planned.error.span) == (interpreted.error.message, interpreted.error.span)
     assert planned.history == interpreted.history
+
+
+def test_the_power_rule_of_a_square_is_two_x_with_pows_bits():
+    """y·x^(y−1) of `W^2` is written 2·W (x^1 is x): the interpreter's bits (np.power's, whatever
+    libm or SIMD pow NumPy uses here), on random values of every magnitude and sign."""
+    rng = np.random.default_rng(19)
+    x = np.concatenate([rng.standard_normal(20_000) * 10.0 ** rng.integers(-300, 300, 20_000),
+                        [0.0, -0.0, 5e-324, -5e-324, 1.7e308, -1.7e308]])
+    with np.errstate(over="ignore"):
+        assert np.power(x, np.ones_like(x)).tobytes() == x.tobytes()
+        assert (2.0 * np.power(x, np.ones_like(x))).tobytes() == (2.0 * x).tobytes()
+    for scale in (1e-150, 1e-3, 1.0, 1e3, 1e150):
+        W = rng.standard_normal((16, 16)) * scale
+        w = rng.standard_normal(16) * scale
+        program = diffcli.parse(f"W = {W.tolist()}\nw = {w.tolist()}\ny = sum(W^2) + sum(w^2) * 3 + sum(W @ w)")
+        plan = array_plan.plan(program.graph, program.graph.names[program.output])
+        assert plan is not None and plan.source.count("np.power") == 2   # the forward's W^2, w^2 only
+        planned, run = planned_and_interpreted(program)
+        assert_same(planned, run, program.graph)
+    # g·(2·w) written (g·2)·w: where g·2 overflows and g·(2·w) does not, the interpreter's numbers
+    program = diffcli.parse("w = [0.1, -0.2, 0.3]\nb = 0.25\ny = 1e308 * (sum(w^2) + b^2)")
+    assert "* 2.0) * v" in array_plan.plan(program.graph, program.graph.names[program.output]).source
+    planned, run = planned_and_interpreted(program)
+    assert_same(planned, run, program.graph)
+    assert np.isfinite(planned.gradients["w"]).all() and np.isfinite(planned.gradients["b"])

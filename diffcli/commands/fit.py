@@ -230,20 +230,27 @@ class Problem:
                                    keep=(), checked=False)
             if plan is None:
                 return None
-            # the plan's arguments: the fixed inputs once; each parameter, a view of x, at each point
+            # the plan's arguments: the fixed inputs once; each array parameter, a view made once of
+            # a buffer that each point is copied into (the plan's results never alias its inputs);
+            # a scalar one, a NumPy scalar taken from the point
             self._plan_args = plan.arguments(self._plan_inputs)
-            self._plan_slots, k = [], 0
+            self._plan_buffer = np.empty(x.size)
+            self._plan_scalars, k = [], 0
             for name in self.parameters:
                 shape = self.shapes.get(name, ())
                 size = math.prod(shape)
-                self._plan_slots.append((plan.inputs.index(name), k, k + size, shape))
+                if shape:
+                    self._plan_args[plan.inputs.index(name)] = self._plan_buffer[k:k + size].reshape(shape)
+                else:
+                    self._plan_scalars.append((plan.inputs.index(name), k))
                 k += size
-            self._plan_zeros = {node: np.zeros(max(1, math.prod(graph.shape[node]))) for node in self._nodes}
+            self._plan_pieces = [(node, np.zeros(max(1, math.prod(graph.shape[node])))) for node in self._nodes]
             self._plan, self._plan_output = plan, graph.names[self.output]
             self._plan_failures = array_plan.FAILURES
         arguments = self._plan_args
-        for position, low, high, shape in self._plan_slots:
-            arguments[position] = x[low:high].reshape(shape) if shape else x[low]
+        self._plan_buffer[...] = x
+        for position, k in self._plan_scalars:
+            arguments[position] = x[k]
         try:
             done = plan.function(*arguments)   # (fit runs under np.errstate(all="ignore"))
         except self._plan_failures:   # (none is expected: the interpreter then says what it is)
@@ -251,8 +258,7 @@ class Problem:
         if done is None:
             return None
         values, adjoints = done
-        zeros = self._plan_zeros
-        flat = np.concatenate([adjoints[node].ravel() if node in adjoints else zeros[node] for node in self._nodes])
+        flat = np.concatenate([adjoints[node].ravel() if node in adjoints else zero for node, zero in self._plan_pieces])
         if not ((total := float(flat.sum())) - total == 0.0 or np.isfinite(flat).all()):
             return None   # the interpreter's reverse pass: its error, or its zero-blocked gradient
         return float(values[self._plan_output]), flat
@@ -808,7 +814,7 @@ def _descend(problem, method, x, low, high, steps, lr, step_done, state):
     bounded = bool(np.isfinite(low).any() or np.isfinite(high).any())
     for k in range(steps):
         _, g, *_ = problem.evaluate(x)
-        if not np.any(g):
+        if not g.any():
             return True, f"the gradient is zero after {k} steps"
         rate = lr * (1.0 - (1.0 - FINAL_LR_SHARE) * k / steps)
         if method == "gd":

@@ -316,7 +316,7 @@ def _compile(graph, output, wanted, keep, trusted, checked):
             src = writer.lift(op.partial_rules[k](writer, out, *[operand(j) for j in args[i]]))
         except (_Unwritable, ArithmeticError, ValueError):
             return None
-        return src.text, src.shape
+        return src.text, src.shape, src.scaled
 
     for i in range(output, -1, -1):
         if i not in has or ops[i] is None or i in const:
@@ -331,6 +331,7 @@ def _compile(graph, output, wanted, keep, trusted, checked):
             j = a[0]
             contribute(j, _unbroadcast_text(g, shape[i], shape[j]), lines)
             continue
+        one_number = not shape[i]   # g{i} is a (NumPy) scalar
         if i in lazy:   # g{i} is a scalar standing for an array of node i's shape filled with it
             full_shape = lazy.pop(i)
             parts = [written_partial(i, k) for k, _ in targets] if op.__class__ is not ArrayOp else []
@@ -338,6 +339,8 @@ def _compile(graph, output, wanted, keep, trusted, checked):
                 actual(a[1 - k]) == full_shape for k, _ in targets)
             if not parts or not keeps:
                 lines.append(f"    {g} = full({full_shape!r}, {g})")
+            else:
+                one_number = True
         if op.key in _EXACT or op.__class__ is not ArrayOp:
             for k, j in targets:
                 if op.key == "add" or op.key in ("pos", "id") or (op.key == "sub" and k == 0):
@@ -353,7 +356,9 @@ def _compile(graph, output, wanted, keep, trusted, checked):
                     expr = f"{g} * Q{i}(m, {k}, v{i}, ({', '.join(xs)},))"
                 else:
                     text = written_partial(i, k)
-                    if text:
+                    if text and one_number and text[2]:   # g·(c·x) as (g·c)·x: one array operation
+                        expr = f"({g} * {text[2][0]!r}) * {text[2][1]}"
+                    elif text:
                         expr = f"{g} * {text[0]}"
                     else:
                         env[f"Q{i}_{k}"] = op.partial_rules[k]
@@ -439,10 +444,10 @@ class _Src:
     """A rule's value being written as source: text, and its array when it is a constant (then an
     operation on constants only is done now, once, with the same NumPy calls, and named)."""
 
-    __slots__ = ("text", "value", "space", "shape")
+    __slots__ = ("text", "value", "space", "shape", "scaled")
 
     def __init__(self, space, text, value=None, shape=()):
-        self.space, self.text, self.value = space, text, value
+        self.space, self.text, self.value, self.scaled = space, text, value, None
         self.shape = shape if value is None else _np().shape(value)
 
     def _binary(self, symbol, function, other, swap=False):
@@ -498,6 +503,10 @@ class _Writer:
         if a.value is not None and b.value is not None:
             return self.constant(function(a.value, b.value))
         src = _Src(self, f"({a.text} {symbol} {b.text})", shape=self.np.broadcast_shapes(a.shape, b.shape))
+        if symbol == "*":   # c·x, c a constant power of two throughout (2·W of `W^2`): noted, see scaled()
+            for c, x in ((a, b), (b, a)):
+                if c.value is not None and x.value is None and src.shape == x.shape:
+                    src.scaled = scaled(c.value, x.text)
         if symbol in ("<", "<=", ">", ">="):
             if src.text not in self.masks:
                 self.masks[src.text] = name = f"M{len(self.masks)}"
@@ -510,6 +519,11 @@ class _Writer:
         xs = [self.lift(x) for x in xs]
         if all(x.value is not None for x in xs):
             return self.constant(getattr(self.np, name)(*[x.value for x in xs]))
+        if name == "power" and xs[1].value is not None and (xs[1].value == 1.0).all() \
+                and self.np.broadcast_shapes(xs[0].shape, xs[1].shape) == xs[0].shape:
+            # x^1 is x itself (a pow within an ulp has no other choice; NaN and ±inf too): the power
+            # rule's y·x^(y−1) of `W^2` is 2·W, the same bits without a pow per element
+            return xs[0]
         return _Src(self, f"np.{name}({', '.join(x.text for x in xs)})",
                     shape=self.np.broadcast_shapes(*[x.shape for x in xs]))
 
@@ -550,6 +564,18 @@ class _Writer:
 
     def __getattr__(self, name):   # count_equal, min, max: not written out (the caller falls back)
         raise _Unwritable
+
+
+def scaled(c, text):
+    """(c, text) if c is one power of two throughout (so g·(c·x) is (g·c)·x exactly: c·x and g·c only
+    move exponents; where g·c overflows and g·(c·x) would not, the gradient is inf, which the checks
+    catch, and the interpreter runs), else None."""
+    np = _np()
+    c = np.ravel(c)
+    first = float(c[0])
+    if first and math.isfinite(first) and abs(math.frexp(first)[0]) == 0.5 and (c == first).all():
+        return first, text
+    return None
 
 
 def whole_shape(*xs):
