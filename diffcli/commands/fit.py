@@ -127,6 +127,7 @@ class Problem:
         self.shapes: dict[str, tuple] = {}    # each parameter's shape (() a scalar), set by `start`
         self.residual_size = 1                # without data: the residual's elements
         self.arrays = bool(getattr(program, "base", None) is not None and program.base.arrays)
+        self._passes = None   # the batch engine's passes set up for this fit (see `_rows`), once
 
     # -- the parameter vector: arrays flattened row-major, in --wrt order
     def start(self, start: Mapping[str, object]) -> np.ndarray:
@@ -187,7 +188,8 @@ class Problem:
         else:
             from ..interpreters import batch
 
-            result = batch.run(self.program, columns, of, gradients=gradients, all_names=all_names)
+            result = batch.run(self.program, columns, of, gradients=gradients, all_names=all_names,
+                               wrt=self.parameters if gradients and not all_names else None)
         if result.failed.any():
             row = int(np.flatnonzero(result.failed)[0])
             error = result.errors.get(row) or DiffcliError("domain", f"`{of}` is not finite")
@@ -232,19 +234,11 @@ class Problem:
         if self._last is not None and self._last[0] == key:
             return self._last[1]
         self.evaluations += 1
-        result = self._run(x)
-        n = max(result.n, 1)
-        r = _column(result.value, n)
-        if getattr(result, "jacobian", None) is not None:   # an array residual's, at one point
-            jacobian = result.jacobian
-        elif getattr(result, "reduce", None) == "mean":  # the batched array engine's mean gradient
-            jacobian = self.flatten(result.gradients)[None, :]   # (no rows' shares: never noise)
-        elif self.rows and self.arrays:   # each row's gradient, arrays flattened: rows × elements
-            jacobian = np.column_stack([np.reshape(result.gradients[p], (n, -1)) for p in self.parameters])
-        elif self.rows:
-            jacobian = np.column_stack([_column(result.gradients[p], n) for p in self.parameters])
-        else:  # one point: the gradient, arrays flattened as the vector is
-            jacobian = self.flatten(result.gradients)[None, :]
+        rows = self._rows(x)
+        if rows is not None:   # the passes set up for this fit, everything finite
+            r, jacobian = rows
+        else:
+            r, jacobian = self._interpreted(x)
         if self.residual:
             if self.sigma is not None:
                 r, jacobian = r / self.sigma, jacobian / self.sigma[:, None]
@@ -259,6 +253,37 @@ class Problem:
             self.best = (f, x.copy())
         self._last = (key, (f, g, r, jacobian))
         return f, g, r, jacobian
+
+    def _rows(self, x: np.ndarray):
+        """(r, Jacobian) over the rows of a scalar program from the passes set up once for this fit
+        (the names and columns checked then, the parameters' partials only); None where there are no
+        such passes (arrays, no data) or something is not finite (`_run` then says what and where)."""
+        passes = self._passes
+        if passes is None:
+            if not self.rows or self.arrays or not hasattr(self.program, "base") or self.program.has_arrays:
+                self._passes = False
+                return None
+            from ..interpreters import batch
+
+            passes = self._passes = batch.Residuals(self.program, self.columns, self.output, self.parameters)
+        return passes(x) if passes else None
+
+    def _interpreted(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(r, Jacobian) by one pass of an engine (`_run`), raising _Stop where it fails."""
+        result = self._run(x)
+        n = max(result.n, 1)
+        r = _column(result.value, n)
+        if getattr(result, "jacobian", None) is not None:   # an array residual's, at one point
+            jacobian = result.jacobian
+        elif getattr(result, "reduce", None) == "mean":  # the batched array engine's mean gradient
+            jacobian = self.flatten(result.gradients)[None, :]   # (no rows' shares: never noise)
+        elif self.rows and self.arrays:   # each row's gradient, arrays flattened: rows × elements
+            jacobian = np.column_stack([np.reshape(result.gradients[p], (n, -1)) for p in self.parameters])
+        elif self.rows:
+            jacobian = np.column_stack([_column(result.gradients[p], n) for p in self.parameters])
+        else:  # one point: the gradient, arrays flattened as the vector is
+            jacobian = self.flatten(result.gradients)[None, :]
+        return r, jacobian
 
     @property
     def has_hessian_vector(self) -> bool:
