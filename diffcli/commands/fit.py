@@ -448,8 +448,8 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
         state["x"] = x.copy()
         if progress is not None:
             progress(len(history) - 1, f, float(np.linalg.norm(g)))
-        if x.size and _runaway(history[0], f, float((np.abs(x - x0) / np.maximum(1.0, np.abs(x0))).max())):
-            raise _Runaway
+        if f < 0 and x.size and _runaway(history[0], f, float((np.abs(x - x0) / np.maximum(1.0, np.abs(x0))).max())):
+            raise _Runaway   # (a sum of squares never falls below 0: no test per step)
 
     interrupted, error, converged, message = False, None, False, ""
     try:
@@ -506,6 +506,8 @@ def unbounded(problem: Problem, fit: Fit) -> DiffcliError | None:
     """The objective looks unbounded below: it fell to far below its start's size (RUNAWAY times)
     while a parameter ran as far away from its start. A finite minimum so far off is no answer."""
     start, fell = fit.history[0], fit.objective
+    if not fell < 0:   # (_runaway needs a fall below 0: a sum of squares never is)
+        return None
     moved = {name: float(np.max(np.abs(np.subtract(fit.parameters[name], x0)) / np.maximum(1.0, np.abs(x0))))
              for name, x0 in fit.start.items()}  # (an array parameter: its element that ran furthest)
     away = max(moved, key=moved.get, default=None)
@@ -662,16 +664,15 @@ def _minpack(problem, x0, cap, step_done, state):
         return problem.evaluate(x)[2]
 
     def jacobian(x):   # lm asks for the Jacobian once per accepted step: the history's points
-        if not np.array_equal(x, state["x"]):
+        if not (x == state["x"]).all():
             state["steps"] += 1
             step_done(np.array(x, float))
         return problem.evaluate(x)[3]
 
-    if problem.rows <= len(x0):   # lm needs more residuals than parameters
+    if problem.rows <= len(x0) or not len(x0) or cap < 1:   # lm's "improper input": not for lm
         return None
-    try:
-        x, _, _, _, info = leastsq(residuals, x0, Dfun=jacobian, full_output=True, ftol=FIRST_TOL,
-                                 xtol=FIRST_TOL, gtol=0.0, maxfev=cap)
+    try:   # (x and MINPACK's info: not full_output, whose covariance is not used)
+        x, info = leastsq(residuals, x0, Dfun=jacobian, ftol=FIRST_TOL, xtol=FIRST_TOL, gtol=0.0, maxfev=cap)
     except _Stop:
         return None
     if info not in MINPACK_MESSAGES:
