@@ -8,7 +8,7 @@ the whole `diffcli fit ... --residual r --json` process against the same process
 
 (`--checkout PATH`: the in-process rows with that checkout's diffcli imported instead of this one.)
 
-In-process times are warm calls (the data already in memory, as a notebook has them), the calls
+In-process times are CPU times of warm calls (the data already in memory, as a notebook has them), the calls
 alternated round by round so that the shared machine's load falls on each alike; each ratio is
 taken within one round, and its median and range over the rounds are printed. Process times are
 CPU seconds (user + system), the median of fresh processes (with --before, the two checkouts
@@ -40,23 +40,24 @@ DECAY, DATA = ROOT / "samples" / "decay.expr", ROOT / "samples" / "decay.csv"
 
 
 def side_by_side(calls: dict, rounds: int = 15, seconds: float = 0.05) -> dict[str, list[float]]:
-    """Each call's time per call in every round, the calls alternated within each round (so that the
-    shared machine's load falls on all of them alike); a round runs each call for about `seconds`."""
+    """Each call's CPU time per call (time.process_time: the time this process ran, not the time it
+    waited for a core) in every round, the calls alternated within each round (so that the shared
+    machine's load falls on all of them alike); a round runs each call for about `seconds`."""
     counts = {}
     for name, call in calls.items():   # warm, and how many calls make `seconds`
         call()
-        began, k = time.perf_counter(), 0
-        while time.perf_counter() - began < seconds / 4:
+        began, k = time.process_time(), 0
+        while time.process_time() - began < seconds / 4:
             call()
             k += 1
         counts[name] = max(3, 4 * k)
     times = {name: [] for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():
-            began = time.perf_counter()
+            began = time.process_time()
             for _ in range(counts[name]):
                 call()
-            times[name].append((time.perf_counter() - began) / counts[name])
+            times[name].append((time.process_time() - began) / counts[name])
     return times
 
 
@@ -114,7 +115,7 @@ def main() -> None:
     times, evaluations = in_process(args.rounds)
     floor = times["curve_fit, analytic Jacobian"]
     print(f"in process, the decay fit ({args.rounds} rounds, the calls alternated in each; program.fit: "
-          f"{evaluations} evaluations): median ms (range), and the ratio to curve_fit with its Jacobian "
+          f"{evaluations} evaluations): CPU ms per call, median (range), and the ratio to curve_fit with its Jacobian "
           "in the same round: median (range)")
     for name, seconds in times.items():
         ratios = [a / b for a, b in zip(seconds, floor)]

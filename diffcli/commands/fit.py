@@ -43,6 +43,7 @@ ROUNDING_LEVEL = 1000  # residuals within this many roundings of the values: χ�
 MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER = 2000, 200       # condition number of JᵀJ above which the covariance is not trusted
 MAX_RESIDUAL_PARAMETERS = 2_000   # an array residual's Jacobian: a forward pass per fitted element
 GRADIENT_NOISE = 1e-9        # a gradient below this share of its terms' total size is rounding noise
+TINY = np.finfo(float).tiny
 RUNAWAY = 1e9                # a fall, and a parameter's move, this many times their start's size
 
 
@@ -137,6 +138,8 @@ class Problem:
         return self.flatten(start)
 
     def flatten(self, named: Mapping[str, object]) -> np.ndarray:
+        if len(self.shapes) == len(self.parameters) and not any(self.shapes.values()):   # scalars
+            return np.array([named[p] for p in self.parameters], float)
         return np.concatenate([np.ravel(np.asarray(named[p], float)) for p in self.parameters]) \
             if self.parameters else np.zeros(0)
 
@@ -721,15 +724,19 @@ def _polish(problem, x, free, low, high, step_done, state):
 def gauss_newton_step(r: np.ndarray, jacobian: np.ndarray, x: np.ndarray, free: np.ndarray):
     """The Gauss-Newton step δ = argmin ‖J δ − r‖ over the free parameters (the columns scaled to unit
     length for the solve), and how far it moves them relative to their size: max_i |δ_i|/|x_i|."""
-    step = np.zeros_like(x)
-    if not free.any():
-        return step, 0.0
-    columns = jacobian[:, free]
-    lengths = np.linalg.norm(columns, axis=0)
+    every = free.all()
+    if not every and not free.any():
+        return np.zeros_like(x), 0.0
+    columns = jacobian[:, free]   # (a copy, in the layout that the solve's rounding has always had)
+    lengths = np.sqrt(np.add.reduce(columns * columns, axis=0))   # np.linalg.norm(columns, axis=0)
     lengths[lengths == 0] = 1.0
-    step[free] = np.linalg.lstsq(columns / lengths, r, rcond=None)[0] / lengths
-    size = np.maximum(np.abs(x[free]), np.finfo(float).tiny)
-    return step, float(np.max(np.abs(step[free]) / size))
+    found = np.linalg.lstsq(columns / lengths, r, rcond=None)[0] / lengths
+    if every:
+        return found, float((np.abs(found) / np.maximum(np.abs(x), TINY)).max())
+    step = np.zeros_like(x)
+    step[free] = found
+    size = np.maximum(np.abs(x[free]), TINY)
+    return step, float(np.max(np.abs(found) / size))
 
 
 def stationarity(r: np.ndarray, jacobian: np.ndarray, free: np.ndarray | None = None) -> float:
@@ -748,10 +755,12 @@ def at_rounding_level(problem: Problem, r: np.ndarray) -> bool:
     of (for r = model - y: of y), so that χ² is mostly rounding noise."""
     if not problem.observed or problem.observed not in problem.data:
         return False
-    y = np.abs(problem.data[problem.observed])
-    if problem.sigma is not None:
-        y = y / problem.sigma
-    rounding = np.finfo(float).eps * np.sqrt(np.mean(y * y))
+    rounding = problem.__dict__.get("_rounding")
+    if rounding is None:   # (the data's: the same at every point of the fit)
+        y = np.abs(problem.data[problem.observed])
+        if problem.sigma is not None:
+            y = y / problem.sigma
+        rounding = problem._rounding = np.finfo(float).eps * np.sqrt(np.mean(y * y))
     return bool(np.sqrt(np.mean(r * r)) < ROUNDING_LEVEL * rounding)
 
 
