@@ -417,27 +417,11 @@ class Residuals:
             if name not in unused and name not in self.wrt:
                 leaves[names[name]] = column
         # the nodes that do not depend on the parameters are the same at every call: computed here
-        nodes = [node for node in plan.nodes if node is not None]
-        fixed = [node for node in nodes if not plan.needs[node.index]]
+        fixed, self.steps, self.tested, self.backward = _residual_plan(plan, out)
         with np.errstate(all="ignore"):
             leaves, _ = _forward(_Subplan(fixed, plan.tested), leaves, n)
         self.leaves = leaves
-        self.steps = [(node.index, node.value, node.args) for node in nodes if plan.needs[node.index]]
-        self.tested = [i for i, t in enumerate(plan.tested) if t and plan.needs[i]]
         self.fixed_finite = all(_finite(leaves[node.index]) for node in fixed if plan.tested[node.index])
-        # the reverse pass: the nodes the output's adjoint reaches, each with its needed partials
-        reached = [False] * len(plan.nodes)
-        reached[out] = True
-        self.backward = []
-        for i in range(out, -1, -1):
-            node = plan.nodes[i]
-            if not reached[i] or node is None:
-                continue
-            partials = [(j, p) for j, p in zip(node.args, node.partials) if p is not None]
-            for j, _ in partials:
-                reached[j] = True
-            if partials:
-                self.backward.append((i, node.variadic, node.args, partials))
 
     def __call__(self, x) -> tuple[np.ndarray, np.ndarray] | None:
         values = list(self.leaves)
@@ -478,6 +462,34 @@ class Residuals:
                 self.output in self.tested or np.isfinite(value).all()):
             return None
         return value, jacobian
+
+
+def _residual_plan(plan: _Plan, out: int):
+    """What Residuals needs of a plan (made once per plan and output): the nodes that do not depend
+    on `wrt` (computed once per fit), the others' (index, value function, arguments), the tested
+    ones among those, and for the reverse pass each node the output's adjoint reaches, with the
+    partials it needs."""
+    made = plan.__dict__.setdefault("residual_plans", {})
+    if out in made:
+        return made[out]
+    nodes = [node for node in plan.nodes if node is not None]
+    fixed = [node for node in nodes if not plan.needs[node.index]]
+    steps = [(node.index, node.value, node.args) for node in nodes if plan.needs[node.index]]
+    tested = [i for i, t in enumerate(plan.tested) if t and plan.needs[i]]
+    reached = [False] * len(plan.nodes)
+    reached[out] = True
+    backward = []
+    for i in range(out, -1, -1):
+        node = plan.nodes[i]
+        if not reached[i] or node is None:
+            continue
+        partials = [(j, p) for j, p in zip(node.args, node.partials) if p is not None]
+        for j, _ in partials:
+            reached[j] = True
+        if partials:
+            backward.append((i, node.variadic, node.args, partials))
+    made[out] = fixed, steps, tested, backward
+    return made[out]
 
 
 class _Subplan:
