@@ -122,15 +122,16 @@ def main() -> None:
         print(f"  {name:32s} {statistics.median(seconds) * 1e3:7.3f} ms ({min(seconds) * 1e3:.3f}–"
               f"{max(seconds) * 1e3:.3f})  {statistics.median(ratios):5.2f}x ({min(ratios):.2f}–{max(ratios):.2f})")
     print(f"load average after the in-process rows: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    if args.before:   # alternated, as the in-process calls are
+    if args.before:   # one run of each in turn, and the ratio of each pair
         now, before = [], []
-        for _ in range(3):
-            now.append(process_seconds(ROOT, 3))
-            before.append(process_seconds(args.before, 3))
-        now_s, before_s = statistics.median(now), statistics.median(before)
-        print(f"whole process `diffcli fit ... --residual r --json`, CPU s, median of 3×3: {now_s:.3f} "
-              f"({min(now):.3f}–{max(now):.3f}); before the change {before_s:.3f} ({min(before):.3f}–"
-              f"{max(before):.3f}): {now_s / before_s:.2f}x")
+        for _ in range(15):
+            now.append(process_seconds(ROOT, 1))
+            before.append(process_seconds(args.before, 1))
+        ratios = [a / b for a, b in zip(now, before)]
+        print(f"whole process `diffcli fit ... --residual r --json`, CPU s, median of 15 (range): "
+              f"{statistics.median(now):.3f} ({min(now):.3f}–{max(now):.3f}); before the change "
+              f"{statistics.median(before):.3f} ({min(before):.3f}–{max(before):.3f}); the runs in pairs, "
+              f"their ratio: median {statistics.median(ratios):.2f}x ({min(ratios):.2f}–{max(ratios):.2f})")
     else:
         print(f"whole process `diffcli fit ... --residual r --json`: {process_seconds(ROOT):.3f} s CPU")
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
