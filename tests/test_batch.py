@@ -373,3 +373,14 @@ def test_a_fits_passes_leave_a_failure_to_the_batch_pass():
     assert assert_residuals_agree(program, columns, ["A", "k"], np.array([1.0, 0.5]))
     failed = batch.run(program, {**columns, "A": 1.0, "k": 1.0}, "r", wrt=["A", "k"])
     assert list(failed.failed) == [False, False, True] and "overflows" in failed.errors[2].message
+
+
+def test_a_fits_passes_compute_the_data_alone_once_and_test_it():
+    # log(t) does not depend on A: computed when the passes are set up; where it is not finite
+    # (t = 0), every call leaves the row to the batch pass, which names it
+    program = diffcli.parse("A = 1\nr = A*log(t) - y\n")
+    good, bad = {"t": np.array([1.0, 2.0, 3.0]), "y": np.zeros(3)}, {"t": np.array([1.0, 0.0]), "y": np.zeros(2)}
+    assert assert_residuals_agree(program, good, ["A"], np.array([2.0]))
+    assert not assert_residuals_agree(program, bad, ["A"], np.array([2.0]))
+    failed = batch.run(program, {**bad, "A": 2.0}, "r", wrt=["A"])
+    assert list(failed.failed) == [False, True] and failed.errors[1].message == "`log` is undefined at log(0)"
