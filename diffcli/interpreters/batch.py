@@ -422,16 +422,22 @@ class Residuals:
             leaves, _ = _forward(_Subplan(fixed, plan.tested), leaves, n)
         self.leaves = leaves
         self.fixed_finite = all(_finite(leaves[node.index]) for node in fixed if plan.tested[node.index])
+        self.output_tested = out in self.tested
+        # a node that depends on a column is an array of the rows' values: no 0-d value to make a float
+        rows = [type(v) is np.ndarray and v.ndim == 1 for v in leaves]
+        for i, f, a in self.steps:
+            rows[i] = any(rows[j] for j in a)
+        self.steps = [(i, f, a, len(a), rows[i]) for i, f, a in self.steps]
 
     def __call__(self, x) -> tuple[np.ndarray, np.ndarray] | None:
         values = list(self.leaves)
-        for slot, v in zip(self.slots, x):
-            values[slot] = float(v)
+        for slot, v in zip(self.slots, np.asarray(x, float).tolist()):
+            values[slot] = v
         total = 0.0   # one sum over what `run` tests: finite only if every entry is (see _finite)
-        for i, f, a in self.steps:
-            v = f(values[a[0]]) if len(a) == 1 else f(values[a[0]], values[a[1]]) if len(a) == 2 \
+        for i, f, a, arity, rows in self.steps:
+            v = f(values[a[0]], values[a[1]]) if arity == 2 else f(values[a[0]]) if arity == 1 \
                 else f(*[values[j] for j in a])
-            if type(v) is np.ndarray and v.ndim == 0:
+            if not rows and type(v) is np.ndarray and v.ndim == 0:
                 v = float(v)
             values[i] = v
         for i in self.tested:
@@ -459,7 +465,7 @@ class Residuals:
         value = np.array(value, float) if type(value) is np.ndarray and value.shape == (n,) else np.full(n, value)
         total += np.add.reduce(jacobian, axis=None)
         if not (self.fixed_finite and math.isfinite(total)) or not (
-                self.output in self.tested or np.isfinite(value).all()):
+                self.output_tested or np.isfinite(value).all()):
             return None
         return value, jacobian
 
