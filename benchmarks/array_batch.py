@@ -115,6 +115,25 @@ def batch_section() -> list[str]:
             + " | NumPy by hand: " + spread(b) + f" | {text} |"]
 
 
+def write_section(begin: str, end: str, title: str, script: str, rounds: int, rows: list[str], quick: bool,
+                  note: str = "") -> None:
+    """Print the section, and (unless `quick`) put it in RESULTS.md between `begin` and `end`."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    block = [begin, f"## {title}", "",
+             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python benchmarks/{script}` "
+             f"(one thread; {rounds} rounds, each the median of many calls; the median round, and the "
+             f"lowest and highest in parentheses; load average at the end: {load}).{note}", "",
+             "| what | diffcli | against | ratio |", "| --- | ---: | ---: | ---: |", *rows, "", end]
+    print("\n".join(block))
+    if not quick:
+        text = RESULTS.read_text()
+        if begin in text:
+            text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: "\n".join(block), text, flags=re.S)
+        else:
+            text = text.rstrip("\n") + "\n\n" + "\n".join(block) + "\n"
+        RESULTS.write_text(text)
+
+
 def main() -> None:
     global ROUNDS
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -122,21 +141,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         ROUNDS = 3
-    rows = batch_section()
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    block = [BEGIN, "## Many points on an array program", "",
-             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python benchmarks/array_batch.py` "
-             f"(one thread; {ROUNDS} rounds, each the median of many calls; the median round, and the "
-             f"lowest and highest in parentheses; load average at the end: {load}).", "",
-             "| what | diffcli | against | ratio |", "| --- | ---: | ---: | ---: |", *rows, "", END]
-    print("\n".join(block))
-    if not args.quick:
-        text = RESULTS.read_text()
-        if BEGIN in text:
-            text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: "\n".join(block), text, flags=re.S)
-        else:
-            text = text.rstrip("\n") + "\n\n" + "\n".join(block) + "\n"
-        RESULTS.write_text(text)
+    write_section(BEGIN, END, "Many points on an array program", "array_batch.py", ROUNDS, batch_section(), args.quick)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ from .notebook import load_ipython_extension  # `%load_ext diffcli`; and every o
 def codegen(program: Program, lang: str, of: str | None = None, name: str | None = None, **options) -> str:
     """The program and its gradient as self-contained source in `lang` ("python", "c", "javascript");
     options: value_only=True, wrt=NAME (forward mode). See diffcli.renderers.codegen.generate for the C header."""
-    from .renderers import codegen  # only when asked: every command pays for what it imports at start
+    from .renderers import array_codegen  # only when asked: every command pays for what it imports at start
 
-    return codegen.generate(program, lang, of, name, **options).source
+    return array_codegen.generate(program, lang, of, name, **options).source  # scalar programs: codegen.py
 
 __all__ = [
     "DiffcliError", "Derivatives", "codegen", "Evaluation", "Gradients", "Program", "load", "parse", "__version__",

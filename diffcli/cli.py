@@ -76,6 +76,12 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
             if not eq or not name:
                 raise typer.BadParameter(f"{part!r} is not NAME=VALUE (for example {option} o=1)",
                                          param_hint=option)
+            if text.startswith("["):  # an array's uncertainty, x=[1,2]±0.1: only `uncertainty` reads it
+                for mark in UNCERTAINTY_MARKS:
+                    if mark in text:
+                        text, _, amount = (piece.strip() for piece in text.partition(mark))
+                        _check_uncertainty(amount, part, option)
+                        break
             if text.startswith("[") or text.endswith("]"):  # an array: x=[1,2], W=[[1,2],[3,4]]
                 array = read_array(text)
                 if array is None:
@@ -92,10 +98,7 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
             for mark in UNCERTAINTY_MARKS:  # x=2.1±0.1: only `uncertainty` reads the ±; the rest take 2.1
                 if mark in text:
                     text, _, amount = (piece.strip() for piece in text.partition(mark))
-                    u = read_number(amount[:-1].strip() if amount.endswith("%") else amount)
-                    if u is None or not math.isfinite(u) or u < 0:
-                        raise typer.BadParameter(f"{amount!r} is not an uncertainty (in {part!r}): a number "
-                                                 "≥ 0, or a percentage such as 5%", param_hint=option)
+                    _check_uncertainty(amount, part, option)
                     break
             value = read_number(text)
             if value is None:
@@ -111,6 +114,24 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
     return result
 
 
+def _check_uncertainty(amount: str, part: str, option: str) -> None:
+    """The `0.1` of `--set x=2.1±0.1`: a number ≥ 0, a percentage, or (an array's) an array of
+    numbers ≥ 0; else exit 2."""
+    from .language.parser import read_array, read_number
+
+    if amount.startswith("["):
+        array = read_array(amount)
+        if array is not None and all(math.isfinite(u) and u >= 0 for row in array
+                                     for u in (row if isinstance(row, list) else [row])):
+            return
+        raise typer.BadParameter(f"{amount!r} is not an uncertainty (in {part!r}): an array of numbers ≥ 0, "
+                                 "of the value's shape", param_hint=option)
+    u = read_number(amount[:-1].strip() if amount.endswith("%") else amount)
+    if u is None or not math.isfinite(u) or u < 0:
+        raise typer.BadParameter(f"{amount!r} is not an uncertainty (in {part!r}): a number "
+                                 "≥ 0, or a percentage such as 5%", param_hint=option)
+
+
 def given_values(sets: Optional[List[str]], inputs_file: Optional[str]) -> dict:
     """--inputs FILE.json, then --set over it."""
     values = parse_sets(sets)
@@ -123,8 +144,11 @@ def given_values(sets: Optional[List[str]], inputs_file: Optional[str]) -> dict:
 
 def parse_names(values: Optional[List[str]]) -> list[str]:
     """`--of y1,y2` or `--of y1 --of y2` -> ["y1", "y2"] (each once, in the order given)."""
-    # an empty name stays, for the program to refuse as it refuses any name it does not have
-    return list(dict.fromkeys(part.strip() for item in values or [] for part in item.split(",")))
+    # an empty name stays, for the program to refuse as it refuses any name it does not have;
+    # an element label's comma (`--wrt W[0,1]`) separates nothing
+    from .language.parser import split_settings
+
+    return list(dict.fromkeys(part.strip() for item in values or [] for part in split_settings(item)))
 def parse_sweeps(texts: List[str], sets: dict[str, float]) -> list:
     """`--sweep x=-1:1:5 ...` -> points.Sweep each; malformed, or an input also given by --set -> exit 2."""
     from .commands import points
@@ -332,7 +356,7 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
     taken = set(values)
     if sweeps:
         parsed = parse_sweeps(sweeps, values)
-        many = points.grid(parsed, program)
+        many = points.grid(parsed, program, values)
     else:
         if points_file == "-" and file == "-":
             raise typer.BadParameter("the program and the points cannot both come from standard input",
@@ -487,24 +511,36 @@ def evaluate(
 @app.command(epilog="Examples:\n\n"
              "  diffcli hessian samples/neuron.expr\n\n"
              "  diffcli hessian model.expr --wrt x,y --json\n\n"
-             "  diffcli hessian model.expr --hvp x=1,y=0.5")
+             "  diffcli hessian model.expr --hvp x=1,y=0.5\n\n"
+             "  diffcli hessian net.expr --wrt W1,b1[0]\n\n"
+             "  diffcli hessian net.expr --hvp-inputs direction.json")
 @command
 def hessian(
     file: str = FileArg,
     of: Optional[str] = OfOpt,
     wrt: Optional[List[str]] = typer.Option(
         None, "--wrt", metavar="NAME,...", autocompletion=input_names,
-        help="The inputs of the matrix (default: every input the output depends on, in file order)."),
+        help="The inputs of the matrix (default: every input the output depends on, in file order); "
+        "an array's name takes every element, W[0,1] one."),
     sets: Optional[List[str]] = SetOpt,
     hvp: Optional[List[str]] = typer.Option(
         None, "--hvp", metavar="NAME=VALUE,...",
-        help="Print the Hessian-vector product H·v instead of the matrix (names not given are 0)."),
+        help="Print the Hessian-vector product H·v instead of the matrix (names not given are 0; "
+        "an array's direction as W=[[1,0],[0,1]])."),
+    hvp_inputs: Optional[str] = typer.Option(
+        None, "--hvp-inputs", metavar="FILE.json",
+        help="The direction v of --hvp from a JSON object, in the --inputs format; --hvp wins over it."),
+    inputs_file: Optional[str] = InputsOpt,
     as_json: bool = JsonOpt,
     precision: int = PrecisionOpt,
 ):
     """Second derivatives: the Hessian matrix of the output over its inputs, or H·v (exact)."""
-    values = parse_sets(sets)
+    values = given_values(sets, inputs_file)
     vector = parse_sets(hvp, "--hvp") if hvp is not None else None
+    if hvp_inputs is not None:
+        from .program import read_inputs
+
+        vector = {**read_inputs(hvp_inputs, "--hvp-inputs"), **(vector or {})}
     names = parse_names(wrt) or None
     if vector is not None and names is not None:
         raise typer.BadParameter("--hvp gives H·v over every input; it takes no --wrt", param_hint="--wrt")
@@ -512,7 +548,8 @@ def hessian(
     from .renderers import matrix_report
 
     if vector is not None:
-        result = _keep(program.hvp(vector, values, of))
+        option = f"--hvp-inputs {hvp_inputs}" if hvp_inputs is not None and hvp is None else "--hvp"
+        result = _keep(program.hvp(vector, values, of, option=option))
         table = matrix_report.hvp_table
     else:
         result = _keep(program.hessian(values, of, names))
@@ -520,7 +557,7 @@ def hessian(
     _warn_unused(result)
     if as_json:
         return _print(matrix_report.hessian_json(result))
-    _show(table(result, file, precision))
+    _show(table(result, file, precision), wide=program.has_arrays)
 
 
 # ---------------------------------------------------------------- graph
@@ -721,7 +758,6 @@ def check(
     program = _read(file, as_json)
     from .renderers import report
     if order == 2:
-        program.scalar_only("check --order 2")
         from .commands.check_second import check_second as check_gradients
     else:
         from .commands.check import check as check_gradients
@@ -762,17 +798,21 @@ def explain(
     as_json: bool = typer.Option(False, "--json", help="Print the derivation as JSON: each statement's "
                                  "partials (exact form and value) and the total (errors too)."),
     precision: int = PrecisionOpt,
+    inputs_file: Optional[str] = InputsOpt,
+    elements: bool = typer.Option(False, "--elements", help="An array program: the element-wise "
+                                  "derivation (the scalar one of the program unrolled), for small programs."),
 ):
-    """Show the chain rule step by step: local partials, reverse accumulation, symbolic total."""
-    values = parse_sets(sets)
+    """Show the chain rule step by step: local partials, reverse accumulation, symbolic total.
+
+    For an array program: the chain rule with shapes (δW1 = δz1 xᵀ), each step with its rule."""
+    values = given_values(sets, inputs_file)
     if as_json and fmt is not Format.text:
         raise typer.BadParameter("--json is the derivation as data: it takes no --format", param_hint="--json")
     program = _read(file, as_json)
-    program.scalar_only("explain")
     from .renderers.explain import explain as derivation
 
     _print(derivation(program, values, wrt, of, "json" if as_json else fmt.value,
-                      "<stdin>" if file == "-" else file, precision))
+                      "<stdin>" if file == "-" else file, precision, elements=elements))
 
 
 class Language(str, enum.Enum):
@@ -807,8 +847,7 @@ def codegen(
     if value_only and forward:
         raise typer.BadParameter("--value-only and --forward exclude each other", param_hint="--value-only")
     program = _read(file, as_json)
-    program.scalar_only("codegen")
-    from .renderers.codegen import generate
+    from .renderers.array_codegen import generate  # array programs; scalar ones go on to codegen.py
 
     generated = generate(program, lang.value, of, name, value_only=value_only, wrt=wrt,
                          filename="<stdin>" if file == "-" else os.path.basename(file))
@@ -984,8 +1023,6 @@ def fit_command(
     if x_column is not None and data is None:
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
     program = _read(file, as_json)
-    if confidence is not None:
-        program.scalar_only("fit --confidence")
     from .commands import fit as fitting
     from .renderers import fitreport, render
     from .renderers.output import write_output
@@ -1006,7 +1043,7 @@ def fit_command(
         sys.stderr.write(f"warning: {warning}\n")
     from .commands import fit_intervals
 
-    wanted = fit_intervals.levels(confidence, problem.parameters) if confidence is not None else None
+    wanted = fit_intervals.levels(confidence, problem.labels) if confidence is not None else None
     live = sys.stderr.isatty()  # a transient line, erased before anything else is written
     total = (steps or fitting.DEFAULT_STEPS) if chosen in ("gd", "adam") else steps
     progress = fitreport.Progress(chosen, total) if live else None
@@ -1043,9 +1080,11 @@ def fit_command(
 
 def _split_uncertain_sets(values: Optional[List[str]]) -> tuple[list[str], list[str]]:
     """`--set x=2.1±0.1` (or `+/-`) -> the value `x=2.1` for parse_sets and the uncertainty `x=0.1`."""
+    from .language.parser import split_settings
+
     plain, uncertain = [], []
     for item in values or []:
-        for part in item.split(","):
+        for part in split_settings(item):
             for mark in UNCERTAINTY_MARKS:
                 if mark in part:
                     part, _, u = part.partition(mark)
@@ -1057,9 +1096,11 @@ def _split_uncertain_sets(values: Optional[List[str]]) -> tuple[list[str], list[
 
 def _pairs(values: Optional[List[str]], option: str, example: str) -> list[tuple[str, str]]:
     """`NAME=TEXT` items (comma lists too) -> [(name, text)]; malformed -> exit 2."""
+    from .language.parser import split_settings
+
     pairs = []
     for item in values or []:
-        for part in item.split(","):
+        for part in split_settings(item):
             name, eq, text = part.strip().partition("=")
             if not part.strip():
                 continue
@@ -1071,12 +1112,12 @@ def _pairs(values: Optional[List[str]], option: str, example: str) -> list[tuple
 
 def parse_correlations(values: Optional[List[str]]) -> dict[tuple[str, str], float]:
     """`--correlation a,b=0.3` (repeatable) -> {("a", "b"): 0.3}; malformed -> exit 2."""
-    from .language.parser import read_number
+    from .language.parser import read_number, split_settings
 
     result, written = {}, {}
     for item in values or []:
         names, eq, text = item.partition("=")
-        pair = [name.strip() for name in names.split(",")]
+        pair = [name.strip() for name in split_settings(names)]  # x[0],W[0,1]=0.3: commas in brackets stay
         r = read_number(text.strip())  # as --set reads numbers
         if not eq or len(pair) != 2 or not all(pair) or r is None or not math.isfinite(r):
             raise typer.BadParameter(f"{item!r} is not A,B=R (for example --correlation L,T=0.3)",
@@ -1118,6 +1159,8 @@ def uncertainty(
     plot: Optional[str] = typer.Option(
         None, "--plot", metavar="FILE",
         help="Draw the Monte Carlo histogram with the linear result's normal curve (.png, .svg, .pdf, .html)."),
+    elements: bool = typer.Option(False, "--elements", help="List every element of each array in the budget "
+                                  "(else its 6 largest; JSON lists every one)."),
     as_json: bool = JsonOpt,
     precision: int = PrecisionOpt,
     style: PlusMinus = PlusMinusOpt,
@@ -1149,7 +1192,7 @@ def uncertainty(
     if as_json:
         _print(uncertainty_report.to_json(result))
     else:
-        _show(uncertainty_report.table(result, file, precision, style.value), wide=True)
+        _show(uncertainty_report.table(result, file, precision, style.value, elements), wide=True)
         sys.stdout.flush()
     for warning in uncertainty_report.warnings(result):  # after the result they are about
         sys.stderr.write(f"warning: {warning}\n")

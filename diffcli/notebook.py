@@ -145,6 +145,14 @@ def _derivation(format: str):
     return write
 
 
+def _array_derivation(format: str):
+    def write(derivation) -> str:
+        from .renderers.array_explain import render
+
+        return render(derivation, format, PRECISION)
+    return write
+
+
 register("Program", "graph_svg", _graph_svg)
 register("Program", "svg", _program_svg)
 register("Program", "html", _program_html)
@@ -156,6 +164,8 @@ register("CheckResult", "html", _check_html)
 register("Fit", "html", _fit_html)
 register("Derivation", "markdown", _derivation("markdown"))
 register("Derivation", "latex", _derivation("latex"))
+register("ArrayDerivation", "markdown", _array_derivation("markdown"))
+register("ArrayDerivation", "latex", _array_derivation("latex"))
 
 
 # ---------------------------------------------------------------- the cell magic
@@ -210,6 +220,10 @@ def run_cell(line: str, cell: str):
             from .commands.check import check
 
             return check(program, values, of)
+        if command == "explain" and (program.base.arrays or program.has_arrays):
+            from .commands.array_derivation import derive_arrays
+
+            return derive_arrays(program, values, wrt, of, NAME)
         if command == "explain":
             from .commands.derivation import derive
 

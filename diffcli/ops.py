@@ -325,18 +325,30 @@ def _js_variadic(f, xs, p):
     return p.code(f"Math.{f}({', '.join(xs)})")
 
 
+def _numpy_variadic(f, xs, p):
+    text = xs[0]
+    for x in xs[1:]:  # as backend("numpy"): functools.reduce(np.minimum, xs)
+        text = f"np.{f}imum({text}, {x})"
+    return p.code(text)
+
+
 PRINTERS = {
     "python": lambda: Printer("python", "math.", {}, "({a} if {c} else {b})", "and", "math.nan",
                               _python_variadic),
     "c": lambda: Printer("c", "", {}, "({c} ? {a} : {b})", "&&", "NAN", _c_variadic),
     "javascript": lambda: Printer("javascript", "Math.", {"fabs": "abs"}, "({c} ? {a} : {b})", "&&",
                                   "NaN", _js_variadic),
+    # Python over NumPy arrays (generated code of array programs): the calls backend("numpy") makes
+    "numpy": lambda: Printer("numpy", "np.", {"asin": "arcsin", "acos": "arccos", "atan": "arctan",
+                                              "atan2": "arctan2", "pow": "power"},
+                             "np.where({c}, {a}, {b})", "&", "np.nan", _numpy_variadic),
 }
 
 
 @functools.lru_cache(maxsize=None)
 def printer(lang: str) -> Printer:
-    """The math namespace that writes source text in `lang` ("python", "c" or "javascript")."""
+    """The math namespace that writes source text in `lang` ("python", "c", "javascript", or "numpy":
+    Python over NumPy arrays)."""
     return PRINTERS[lang]()
 
 
@@ -468,6 +480,8 @@ def backend(name: str):
         return _NumPy()
     if name == "dual":
         return _Duals()
+    if name == "numpy-dual":
+        return _ArrayDuals()
     if name == "sympy":
         return _SymPy()
     if name in PRINTERS:
@@ -657,6 +671,124 @@ class _Duals:
         return OPS[key].rule(self, *args)
 
 
+class ArrayDual:
+    """A NumPy array with a tangent of its shape (or a scalar one): Dual's arithmetic, elementwise.
+    The array Hessian (interpreters/array_hessian.py) pushes it through an elementwise operation's
+    partial rules with a unit tangent on one argument, which gives that partial's derivative, the
+    second derivative, at every element at once."""
+
+    __slots__ = ("v", "t")
+
+    def __init__(self, v, t=0.0):
+        self.v, self.t = v, t
+
+    @staticmethod
+    def lift(x):
+        return x if x.__class__ is ArrayDual else ArrayDual(x, 0.0)
+
+    def __add__(self, o):
+        o = ArrayDual.lift(o)
+        return ArrayDual(self.v + o.v, self.t + o.t)
+
+    __radd__ = __add__
+
+    def __sub__(self, o):
+        o = ArrayDual.lift(o)
+        return ArrayDual(self.v - o.v, self.t - o.t)
+
+    def __rsub__(self, o):
+        return ArrayDual.lift(o) - self
+
+    def __mul__(self, o):
+        o = ArrayDual.lift(o)
+        return ArrayDual(self.v * o.v, self.t * o.v + self.v * o.t)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, o):  # (x/0: inf or NaN, under the caller's np.errstate)
+        o = ArrayDual.lift(o)
+        v = self.v / o.v
+        return ArrayDual(v, (self.t - v * o.t) / o.v)
+
+    def __rtruediv__(self, o):
+        return ArrayDual.lift(o) / self
+
+    def __neg__(self):
+        return ArrayDual(-self.v, -self.t)
+
+    # comparisons see the value only (arrays of booleans, for where())
+    __gt__ = lambda s, o: s.v > ArrayDual.lift(o).v
+    __ge__ = lambda s, o: s.v >= ArrayDual.lift(o).v
+    __lt__ = lambda s, o: s.v < ArrayDual.lift(o).v
+    __le__ = lambda s, o: s.v <= ArrayDual.lift(o).v
+    __eq__ = lambda s, o: s.v == ArrayDual.lift(o).v
+    __hash__ = None
+
+
+class _ArrayDuals:
+    """ArrayDuals: each primitive lifted with its first derivative from the table, on NumPy arrays
+    (as _Duals lifts them on floats)."""
+
+    def __init__(self):
+        import numpy as np
+
+        self.np = np
+        self.nan = np.nan
+        numeric = backend("numpy")
+        for f in _PRIMITIVES_1 + _PRIMITIVES_2:
+            key = {"pow": "power", "fabs": "abs"}.get(f, f)
+            value = getattr(numeric, f) if f != "log1p" and f != "fabs" else getattr(np, {"fabs": "abs"}.get(f, f))
+            if key in OPS:
+                op = OPS[key]
+                partials = tuple(functools.partial(apply_partial, op, numeric, n) for n in range(op.arity))
+            else:  # log1p, the one primitive that is no operation of the language
+                partials = (lambda out, x: 1.0 / (1.0 + x),)
+            setattr(self, f, self._lifted(value, partials))
+
+    @staticmethod
+    def _lifted(value, partials):
+        def f(*args):
+            args = [ArrayDual.lift(a) for a in args]
+            xs = [a.v for a in args]
+            out = value(*xs)
+            t = 0.0
+            for p, a in zip(partials, args):
+                if a.t.__class__ is not float or a.t != 0.0:
+                    t = t + p(out, *xs) * a.t
+            return ArrayDual(out, t)
+
+        return f
+
+    def where(self, cond, a, b):
+        a, b = ArrayDual.lift(a), ArrayDual.lift(b)
+        return ArrayDual(self.np.where(cond, a.v, b.v), self.np.where(cond, a.t, b.t))
+
+    def both(self, a, b):
+        return self.np.logical_and(a, b)
+
+    def eq(self, a, b):
+        return self.np.equal(ArrayDual.lift(a).v, ArrayDual.lift(b).v)
+
+    def count_equal(self, xs, out):
+        return sum(self.np.equal(ArrayDual.lift(x).v, ArrayDual.lift(out).v).astype(float) for x in xs)
+
+    def _select(self, pick, *xs):
+        xs = [ArrayDual.lift(x) for x in xs]
+        best = functools.reduce(pick, [x.v for x in xs])
+        tied = [self.np.equal(x.v, best).astype(float) for x in xs]
+        count = sum(tied)
+        return ArrayDual(best, sum(m * x.t for m, x in zip(tied, xs)) / count)
+
+    def min(self, *xs):
+        return self._select(self.np.minimum, *xs)
+
+    def max(self, *xs):
+        return self._select(self.np.maximum, *xs)
+
+    def op(self, key, *args):
+        return OPS[key].rule(self, *args)
+
+
 class _SymPy:
     """SymPy expressions: exact symbolic values and derivatives, for `explain`. `sigmoid`, `relu` and
     `softplus` stay named functions, differentiated by their own partial rules."""
@@ -819,13 +951,200 @@ class ArrayOp(NamedTuple):
     fresh: bool = False  # its vjp's cotangents are new arrays, held by nothing else
     arity: int = -1      # (never read by the scalar engine: array graphs are run by the array one)
     partials: tuple = ()
-    kink: Callable | None = None
+    kink: Callable | None = None  # kink(np, attrs, out, x, moves) -> (description, indexes) or None (check)
     value_problem: Callable | None = None
     derivative_problem: Callable | None = None
+    # second order (interpreters/array_hessian.py): "linear" (the vjp does not depend on the
+    # arguments), "bilinear" (each argument's cotangent is linear in the other argument: @, dot,
+    # outer), "piecewise" (the vjp's dependence on the arguments is a step: max, min), or
+    # curvature(np, attrs, g, out, x, t, tout): the tangent of x's cotangent g·∂out/∂x along x's
+    # tangent t (tout: the result's), every tangent with leading axes of directions
+    second: object = "linear"
+    # explain's rule (commands/array_derivation.py): explain(k, g, xs, shapes, out, attrs) -> (term,
+    # factors): argument k's cotangent written as a term (see "explain's terms" below) from the
+    # output's cotangent term g, the arguments' value terms xs, their shapes (shapes[-1]: the
+    # output's), the output's value term; factors: the shapes the term multiplies, for the line
+    # that shows how they fit
+    explain: Callable | None = None
+    rule: str = ""   # what explain calls the rule: "matrix product", "reduction", "index", …
+    # the op on the elements written as scalar expressions (explain --elements unrolls a program):
+    # unrolled(np, attrs, *xs) with xs object arrays of expression texts (0-d for a scalar), each
+    # text parenthesized unless it is a name or a plain number -> the result's texts, likewise
+    unrolled: Callable | None = None
+
+
+# -- explain's terms: the backward expressions written with shapes, as a course writes them; plain
+# tuples here (the writers in renderers/explain_writers.py print them as text or LaTeX):
+# ("val", node) a node's value (its name, else its source), ("T", a) transpose, ("mm", a, b) a
+# matrix product written as juxtaposition, ("odot", a, b) elementwise, ("times", a, b) a product by
+# a scalar, ("div", a, b), ("neg", a), ("minus", a, b), ("ones", shape) 𝟏, ("sum", a, axis) a
+# reduction (axis None: every element), ("fn", name, args, attrs) a function as the file writes it,
+# ("tie", x, name, attrs) [x = max(x)] ties shared, ("at", a, items, shape) a placed in zeros,
+# ("item", a, k) a's k-th element or row, ("num", x).
+
+def spread_term(g, shape: tuple, attrs):
+    """A reduction's cotangent g spread back over its argument's shape: g·𝟏 with no axis (or a
+    vector's axis 0), 𝟏 gᵀ for axis=0 of a matrix, g 𝟏ᵀ for axis=1."""
+    axis = _axis(attrs)
+    if axis is None or len(shape) == 1:
+        return ("times", g, ("ones", shape))
+    if axis == 0:
+        return ("mm", ("ones", (shape[0],)), ("T", g))
+    return ("mm", g, ("T", ("ones", (shape[1],))))
+
+
+def _reduction_explain(scale=None):
+    def explain(k, g, xs, shapes, out, attrs):
+        spread = spread_term(g, shapes[0], attrs)
+        if scale == "mean":
+            over = _axis(attrs)
+            count = math.prod(shapes[0]) if over is None or len(shapes[0]) == 1 else shapes[0][over]
+            spread = ("div", spread, ("num", count))
+        elif scale == "logsumexp":
+            spread = ("odot", spread, ("fn", "softmax", [xs[0]], attrs))
+        return spread, (shapes[-1], shapes[0])
+
+    return explain
+
+
+def _extreme_explain(name):
+    def explain(k, g, xs, shapes, out, attrs):
+        return ("odot", spread_term(g, shapes[0], attrs), ("tie", xs[0], name, attrs)), (shapes[-1], shapes[0])
+
+    return explain
+
+
+def _matmul_explain(k, g, xs, shapes, out, attrs):
+    (a, b, o), (x, y) = shapes, xs
+    t = lambda s: tuple(reversed(s))  # noqa: E731
+    if len(a) == 1 and len(b) == 1:      # u @ v: a scalar
+        return ("times", g, xs[1 - k]), ((), shapes[1 - k])
+    if k == 0:
+        if len(b) == 1:                  # (m×n) @ n: δA = g yᵀ, m and n give m×n
+            return ("mm", g, ("T", y)), (o, (1, b[0]))
+        if len(a) == 1:                  # n @ (n×k): δx = Y g
+            return ("mm", y, g), (b, o)
+        return ("mm", g, ("T", y)), (o, t(b))
+    if len(a) == 1:                      # n @ (n×k): δY = x gᵀ
+        return ("mm", x, ("T", g)), ((a[0], 1), (1,) + o)
+    return ("mm", ("T", x), g), (t(a), o)
+
+
+def _dot_explain(k, g, xs, shapes, out, attrs):
+    return ("times", g, xs[1 - k]), ((), shapes[1 - k])
+
+
+def _outer_explain(k, g, xs, shapes, out, attrs):
+    if k == 0:   # u vᵀ: δu = g v
+        return ("mm", g, xs[1]), (shapes[-1], shapes[1])
+    return ("mm", ("T", g), xs[0]), (tuple(reversed(shapes[-1])), shapes[0])
+
+
+def _softmax_explain(k, g, xs, shapes, out, attrs):
+    inner = ("sum", ("odot", g, out), _axis(attrs) if len(shapes[0]) == 2 else None)
+    if _axis(attrs) is not None and len(shapes[0]) == 2:
+        inner = spread_term(inner, shapes[0], attrs)
+    return ("odot", out, ("minus", g, inner)), (shapes[0], shapes[0])
+
+
+def _broadcast_explain(k, g, xs, shapes, out, attrs):
+    """A stretched value's cotangent: summed over the axes it was stretched along."""
+    (x, o) = shapes
+    if not x:
+        return ("sum", g, None), (o,)
+    lead = len(o) - len(x)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(x) if n == 1 and o[lead + i] != 1)
+    return ("sum", g, axes[0] if len(axes) == 1 else None), (o,)
+
+
+def _unary_explain(make):
+    return lambda k, g, xs, shapes, out, attrs: (make(g, xs, out), (shapes[-1],))
 
 
 def _axis(attrs):
     return attrs.get("axis") if attrs else None
+
+
+# -- unrolled: the scalar expressions of a structural op's elements
+
+def grouped(text: str) -> str:
+    """An element's text as an operand: a name, an unsigned number or a text in parentheses as it
+    is, else in parentheses."""
+    return text if text.replace("_", "a").replace(".", "0").isalnum() and not text[0].isdigit() \
+        or _plain_number(text) or bare(text) != text else f"({text})"
+
+
+def bare(text: str) -> str:
+    """A text without the parentheses around the whole of it (if they are)."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return text
+    depth = 0
+    for k, c in enumerate(text):
+        depth += c == "("
+        depth -= c == ")"
+        if depth == 0 and k < len(text) - 1:
+            return text
+    return text[1:-1]
+
+
+def _plain_number(text: str) -> bool:
+    try:
+        return float(text) >= 0 and text[0].isdigit()
+    except ValueError:
+        return False
+
+
+def _texts(np, items, shape):
+    out = np.empty(shape, dtype=object)
+    for index, text in zip(np.ndindex(*shape), items):
+        out[index] = grouped(text)
+    return out if shape else out[()]
+
+
+def _joined(np, x, attrs, combine):
+    """A reduction of texts: combine(list of element texts) over every element, or along an axis."""
+    x = np.asarray(x, dtype=object)
+    over = _over(attrs, x)
+    if over is None:
+        return grouped(combine(list(x.ravel())))
+    lines = x.T if over == 0 else x
+    return _texts(np, [combine(list(line)) for line in lines], (len(lines),))
+
+
+def _plus(items):
+    return " + ".join(items)
+
+
+def _extreme_texts(name):
+    return lambda items: items[0] if len(items) == 1 else f"{name}({', '.join(items)})"
+
+
+def _softmax_texts(np, attrs, x):
+    x = np.asarray(x, dtype=object)
+    over = _over(attrs, x)
+    if over is None:
+        total = grouped(_plus([f"exp({e})" for e in x.ravel()]))
+        return _texts(np, [f"exp({e})/{total}" for e in x.ravel()], x.shape)
+    out = np.empty(x.shape, dtype=object)
+    for index in np.ndindex(*x.shape):
+        line = x[:, index[1]] if over == 0 else x[index[0], :]
+        out[index] = grouped(f"exp({x[index]})/" + grouped(_plus([f"exp({e})" for e in line])))
+    return out
+
+
+def _matmul_texts(np, attrs, x, y):
+    x, y = np.asarray(x, dtype=object), np.asarray(y, dtype=object)
+    a = x.reshape(1, -1) if x.ndim == 1 else x
+    b = y.reshape(-1, 1) if y.ndim == 1 else y
+    out = np.empty((a.shape[0], b.shape[1]), dtype=object)
+    for i, j in np.ndindex(*out.shape):
+        out[i, j] = grouped(_plus([f"{a[i, k]}*{b[k, j]}" for k in range(a.shape[1])]))
+    shape = (x.shape[:-1]) + (y.shape[1:])
+    return out.reshape(shape) if shape else out[0, 0]
+
+
+def _outer_texts(np, attrs, x, y):
+    return _texts(np, [f"{a}*{b}" for a in x for b in y], (len(x), len(y)))
 
 
 def _needs_array(name, shapes, names):
@@ -900,6 +1219,48 @@ def _extreme(pick):
     return value, vjp, jvp
 
 
+# -- kinks of the reductions, for `check` (as _kink_at_tie and _kink_at_zero on floats): each takes
+# the node's value, its argument and how a step moves the argument's elements (`moves`, x's shape),
+# and returns None or (a description whose `{0}`, `{1}` are the elements `indexes` of the argument,
+# which the caller labels: `max tie between x[1] and x[2]`, indexes).
+
+def _tie_kink(name):
+    def crossed(np, attrs, out, x, moves):
+        over = _over(attrs, x)
+        keep = _keep(np, x, out, attrs)
+        winner = x == keep
+        if over is None:  # one slice: the first element that is the result
+            w = int(np.argmax(winner.ravel()))
+            moved_w = moves.ravel()[w]
+        else:
+            w = np.argmax(winner, axis=over, keepdims=True)
+            moved_w = np.take_along_axis(moves, w, axis=over)
+        gap, closing = np.abs(x - keep), np.abs(moves - moved_w)
+        crossing = np.flatnonzero((closing != 0) & (gap <= closing))
+        if not len(crossing):
+            return None
+        k = int(crossing[0])
+        index = tuple(int(i) for i in np.unravel_index(k, x.shape))
+        if over is None:
+            other = tuple(int(i) for i in np.unravel_index(w, x.shape))
+        else:
+            other = list(index)
+            other[over] = int(w[tuple(0 if a == over else i for a, i in enumerate(index))])
+            other = tuple(other)
+        apart = float(gap.ravel()[k])
+        what = "tie" if apart == 0 else f"near tie ({apart:.3g} apart)"
+        return f"{name} {what} between {{0}} and {{1}}", tuple(sorted((index, other)))
+
+    return crossed
+
+
+def _norm_kink(np, attrs, out, x, moves):
+    step = float(np.sqrt(np.sum(moves * moves)))
+    if step != 0 and float(out) <= step:
+        return ("norm at 0" if out == 0 else f"norm near 0 (norm({{x}}) = {float(out):.3g})"), ()
+    return None
+
+
 def _logsumexp_value(np, attrs, x):
     over = _over(attrs, x)
     top = np.max(x, axis=over, keepdims=True)
@@ -922,7 +1283,10 @@ def _softmax_back(np, attrs, g, out, x):
 
 
 def _matmul_shape(shapes, attrs, names):
-    (a, b), (left, right) = shapes, names
+    a, b = shapes
+    if a and b and a[-1] == b[0]:
+        return a[:-1] + b[1:]
+    (left, right) = names  # (an error: only now are the operands named)
     labels = {0: described(left, a), 1: described(right, b)}
     for side, s in ((left, a), (right, b)):
         if not s:
@@ -1051,45 +1415,94 @@ def _one_tangent(rule):
     return lambda np, attrs, out, ts, x: rule(np, attrs, ts[0], x, out)
 
 
+def _tail(attrs, x):
+    """The axes a reduction of x runs over, counted from the end (so that leading axes of
+    directions, on tangents, are left alone)."""
+    over = _over(attrs, x)
+    return tuple(range(-x.ndim, 0)) if over is None else (over - x.ndim,)
+
+
+def _logsumexp_curvature(np, attrs, g, out, x, t, tout):
+    ax = _tail(attrs, x)
+    share = np.exp(x - np.expand_dims(out, ax))
+    return np.expand_dims(g, ax) * share * (t - np.expand_dims(tout, ax))
+
+
+def _softmax_curvature(np, attrs, g, out, x, t, tout):
+    ax = _tail(attrs, x)
+    return tout * (g - np.sum(g * out, axis=ax, keepdims=True)) - out * np.sum(g * tout, axis=ax, keepdims=True)
+
+
+def _norm_curvature(np, attrs, g, out, x, t, tout):
+    ax = _tail(attrs, x)
+    return (g / out) * t - (g / (out * out)) * x * np.expand_dims(tout, ax)
+
+
 _ARRAY_ENTRIES = [
     ArrayOp("matmul", "@", (2, 2), _matmul_shape, lambda np, attrs, x, y: x @ y, _matmul_vjp,
-            _product_jvp(lambda np, a, b: a @ b), glyph="@", infix=True, fresh=True),
+            _product_jvp(lambda np, a, b: a @ b), glyph="@", infix=True, fresh=True, second="bilinear",
+            explain=_matmul_explain, rule="matrix product", unrolled=_matmul_texts),
     ArrayOp("sum", "sum", (1, 1), _reduced_shape("sum"), _sum_value,
             lambda np, attrs, g, out, x: (_spread(np, attrs, g, x),),
-            _one_tangent(lambda np, attrs, t, x, out: _sum_value(np, attrs, t)), keywords=("axis",)),
+            _one_tangent(lambda np, attrs, t, x, out: _sum_value(np, attrs, t)), keywords=("axis",),
+            explain=_reduction_explain(), rule="reduction",
+            unrolled=lambda np, attrs, x: _joined(np, x, attrs, _plus)),
     ArrayOp("mean", "mean", (1, 1), _reduced_shape("mean"),
             lambda np, attrs, x: _sum_value(np, attrs, x) / _count(attrs, x),
             lambda np, attrs, g, out, x: (_spread(np, attrs, g, x) / _count(attrs, x),),
             _one_tangent(lambda np, attrs, t, x, out: _sum_value(np, attrs, t) / _count(attrs, x)),
-            keywords=("axis",)),
-    ArrayOp("amax", "max", (1, 1), _reduced_shape("max"), *_extreme(lambda np: np.max), keywords=("axis",)),
-    ArrayOp("amin", "min", (1, 1), _reduced_shape("min"), *_extreme(lambda np: np.min), keywords=("axis",)),
+            keywords=("axis",), explain=_reduction_explain("mean"), rule="reduction",
+            unrolled=lambda np, attrs, x: _joined(np, x, attrs, lambda items: f"({_plus(items)})/{len(items)}")),
+    ArrayOp("amax", "max", (1, 1), _reduced_shape("max"), *_extreme(lambda np: np.max), keywords=("axis",),
+            explain=_extreme_explain("max"), rule="reduction, ties share",
+            unrolled=lambda np, attrs, x: _joined(np, x, attrs, _extreme_texts("max")),
+            kink=_tie_kink("max"), second="piecewise"),
+    ArrayOp("amin", "min", (1, 1), _reduced_shape("min"), *_extreme(lambda np: np.min), keywords=("axis",),
+            explain=_extreme_explain("min"), rule="reduction, ties share",
+            unrolled=lambda np, attrs, x: _joined(np, x, attrs, _extreme_texts("min")),
+            kink=_tie_kink("min"), second="piecewise"),
     ArrayOp("logsumexp", "logsumexp", (1, 1), _reduced_shape("logsumexp"), _logsumexp_value,
             lambda np, attrs, g, out, x: (_spread(np, attrs, g, x) * np.exp(x - _keep(np, x, out, attrs)),),
             _one_tangent(lambda np, attrs, t, x, out: _sum_value(np, attrs, t * np.exp(x - _keep(np, x, out, attrs)))),
-            keywords=("axis",)),
+            keywords=("axis",), explain=_reduction_explain("logsumexp"), rule="reduction",
+            unrolled=lambda np, attrs, x: _joined(np, x, attrs,
+                                                   lambda items: f"log({_plus([f'exp({e})' for e in items])})"),
+            second=_logsumexp_curvature),
     ArrayOp("softmax", "softmax", (1, 1), _softmax_shape, _softmax_value,
             lambda np, attrs, g, out, x: (_softmax_back(np, attrs, g, out, x),),
-            _one_tangent(lambda np, attrs, t, x, out: _softmax_back(np, attrs, t, out, x)), keywords=("axis",)),
+            _one_tangent(lambda np, attrs, t, x, out: _softmax_back(np, attrs, t, out, x)), keywords=("axis",),
+            explain=_softmax_explain, rule="softmax", unrolled=_softmax_texts, second=_softmax_curvature),
     ArrayOp("dot", "dot", (2, 2), _vectors("dot"), lambda np, attrs, x, y: np.dot(x, y),
             lambda np, attrs, g, out, x, y: (g * y, g * x), _product_jvp(lambda np, a, b: np.dot(a, b)),
-            commutative=True),
+            commutative=True, explain=_dot_explain, rule="dot product",
+            unrolled=lambda np, attrs, x, y: grouped(_plus([f"{a}*{b}" for a, b in zip(x, y)])), second="bilinear"),
     ArrayOp("outer", "outer", (2, 2), _vectors("outer"), lambda np, attrs, x, y: np.outer(x, y),
             lambda np, attrs, g, out, x, y: (g @ y, x @ g), _product_jvp(lambda np, a, b: np.outer(a, b)),
-            fresh=True),
+            fresh=True, explain=_outer_explain, rule="outer product", unrolled=_outer_texts, second="bilinear"),
     ArrayOp("transpose", "transpose", (1, 1), _transpose_shape, lambda np, attrs, x: np.transpose(x),
             lambda np, attrs, g, out, x: (np.transpose(g),),
-            _one_tangent(lambda np, attrs, t, x, out: np.transpose(t))),
+            _one_tangent(lambda np, attrs, t, x, out: np.transpose(t)),
+            explain=_unary_explain(lambda g, xs, out: ("T", g)), rule="transpose",
+            unrolled=lambda np, attrs, x: np.transpose(np.asarray(x, dtype=object))),
     ArrayOp("norm", "norm", (1, 1), _reduced_shape("norm"), lambda np, attrs, x: np.sqrt(np.sum(x * x)),
-            _norm_vjp, _one_tangent(lambda np, attrs, t, x, out: np.sum(t * x) / out), domain="x ≠ 0"),
+            _norm_vjp, _one_tangent(lambda np, attrs, t, x, out: np.sum(t * x) / out), domain="x ≠ 0",
+            explain=_unary_explain(lambda g, xs, out: ("times", g, ("div", xs[0], out))), rule="norm",
+            unrolled=lambda np, attrs, x: grouped(f"sqrt({_plus([f'{e}^2' for e in np.ravel(x)])})"),
+            kink=_norm_kink, second=_norm_curvature),
     # not functions: the graph makes these nodes
     ArrayOp("broadcast", "broadcast", (1, 1), lambda shapes, attrs, names: attrs["shape"],
             lambda np, attrs, x: stretched(np, x, attrs["shape"]), _broadcast_vjp,
-            _one_tangent(lambda np, attrs, t, x, out: stretched(np, t, attrs["shape"]))),
+            _one_tangent(lambda np, attrs, t, x, out: stretched(np, t, attrs["shape"])),
+            explain=_broadcast_explain, rule="broadcast, summed over the stretched axis",
+            unrolled=lambda np, attrs, x: np.broadcast_to(np.asarray(x, dtype=object), attrs["shape"])),
     ArrayOp("index", "[]", (1, 1), _index_shape, lambda np, attrs, x: x[_index_key(attrs)], _index_vjp,
-            _one_tangent(lambda np, attrs, t, x, out: np.asarray(t)[_index_key(attrs)]), fresh=True),
+            _one_tangent(lambda np, attrs, t, x, out: np.asarray(t)[_index_key(attrs)]), fresh=True,
+            explain=lambda k, g, xs, shapes, out, attrs: (("at", g, attrs["items"], shapes[0]), (shapes[-1],)),
+            rule="index", unrolled=lambda np, attrs, x: np.asarray(x, dtype=object)[_index_key(attrs)]),
     ArrayOp("stack", "[…]", (1, MAX_ELEMENTS), _stack_shape, lambda np, attrs, *xs: np.stack(xs),
-            lambda np, attrs, g, out, *xs: tuple(g[k] for k in range(len(xs))), _stack_jvp),
+            lambda np, attrs, g, out, *xs: tuple(g[k] for k in range(len(xs))), _stack_jvp,
+            explain=lambda k, g, xs, shapes, out, attrs: (("item", g, k), (shapes[-1],)), rule="stack",
+            unrolled=lambda np, attrs, *xs: np.stack([np.asarray(x, dtype=object) for x in xs])),
 ]
 ARRAY_OPS: dict[str, ArrayOp] = {op.key: op for op in _ARRAY_ENTRIES}
 ARRAY_FUNCTIONS: dict[str, ArrayOp] = {op.name: op for op in _ARRAY_ENTRIES

@@ -155,6 +155,10 @@ class Program(Displayed):
     def grad(self, values: Mapping[str, float] | None = None, of: str | None = None) -> Gradients:
         """Forward and reverse passes: every named variable's value and d(of)/d(name); an unused
         name in `values` (see `run`) has gradient 0."""
+        if self.base.arrays or self.graph.shape is not None:
+            fast = self._planned_grad(values, of)
+            if fast is not None:
+                return fast
         run = self.run(values, of)
         zeros = dict.fromkeys(run.unused, 0.0)
         return Gradients(
@@ -193,12 +197,20 @@ class Program(Displayed):
         `mode` "reverse" or "forward" forces one)."""
         from .interpreters import jacobian
 
-        self.scalar_only("grad with several outputs")
         outputs = [self.check_name(name, "--of") for name in dict.fromkeys(outputs)]
         outputs.sort(key=list(self.graph.names).index)  # SPEC: every mapping in file order
         inputs, unused = self._inputs(values)
         node_values = engine.forward(self.graph, inputs)
-        rows = jacobian.jacobian(self.graph, node_values, outputs, mode)
+        if self.has_arrays:  # a reverse sweep per output, each a scalar (SPEC), on the array engine
+            zeros = dict.fromkeys(unused, 0.0)
+            rows = {}
+            for output in outputs:
+                self._scalar_output(output)
+                adjoint = engine.reverse(self.graph, node_values, self.graph.names[output])
+                rows[output] = {name: value for name, value in self._by_name(adjoint, zeros, unused).items()
+                                if name in self.graph.names}
+        else:
+            rows = jacobian.jacobian(self.graph, node_values, outputs, mode)
         for row in rows.values():
             row.update(dict.fromkeys(unused, 0.0))
         return Jacobian(inputs, self._by_name(node_values, inputs, unused), unused, outputs, rows)
@@ -209,7 +221,6 @@ class Program(Displayed):
         monte_carlo, seed)."""
         from .interpreters.uncertainty import propagate
 
-        self.scalar_only("uncertainty")
         return propagate(self, values, of, **options)
 
     def fit(self, wrt=None, data=None, **options):
@@ -226,10 +237,14 @@ class Program(Displayed):
     def hessian(self, values: Mapping[str, float] | None = None, of: str | None = None,
                 wrt: list[str] | None = None):
         """Second derivatives d²(of)/d(a)d(b) over the inputs `wrt` (default: every input the output
-        depends on, in file order), exact, by forward-over-reverse (see hessian.py)."""
+        depends on, in file order), exact, by forward-over-reverse (see hessian.py). On an array
+        program the rows and columns are elements, labelled `W[0,1]`; `wrt` takes array names (every
+        element) and element labels (array_hessian.py)."""
         from .interpreters import hessian
 
         output, inputs, unused, node_values = self._second_order_setup(values, of)
+        if self.has_arrays:
+            return self._array_hessian(output, inputs, unused, node_values, wrt)
         if wrt is None:
             feeds = self.graph.feeds(self.graph.names[output])
             wrt = [name for name in self.graph.inputs if feeds[self.graph.names[name]]]
@@ -245,12 +260,65 @@ class Program(Displayed):
         return hessian.Hessian(inputs, unused, output, node_values[self.graph.names[output]], wrt,
                                gradient, matrix)
 
+    def _array_hessian(self, output, inputs, unused, node_values, wrt):
+        from .interpreters import array_hessian, hessian
+
+        graph = self.graph
+        if wrt is None:
+            feeds = graph.feeds(graph.names[output])
+            entries = [(name, None) for name in graph.inputs if feeds[graph.names[name]]]
+        else:
+            entries = [self._element_of(label, "--wrt") for label in dict.fromkeys(wrt)]
+        entries = list(dict.fromkeys(entries))
+        # the bound first, from the shapes alone (the plan holds k × k seeds)
+        k = sum(math.prod(graph.shape[graph.names[name]]) if index is None else 1 for name, index in entries)
+        numbers = k * sum(max(1, math.prod(s)) for s in graph.shape)
+        if k > array_hessian.MAX_ELEMENTS or numbers > array_hessian.MAX_TANGENTS:
+            why = (f"at most {array_hessian.MAX_ELEMENTS:,}: each node carries a tangent per element"
+                   if k > array_hessian.MAX_ELEMENTS else f"its tangents would hold {numbers:,} numbers, more "
+                   f"than {array_hessian.MAX_TANGENTS:,}")
+            raise DiffcliError(
+                "shape", f"a Hessian over {k:,} elements is too big to compute whole ({why})",
+                help="choose some with --wrt W1,b1 or --wrt W1[0,1],..., or ask for H·v with --hvp "
+                "(or --hvp-inputs FILE.json)")
+        chosen = array_hessian.plan(graph, entries)
+        labels = chosen.labels
+        if chosen.repeated is not None:
+            raise DiffcliError("input", f"--wrt: the element {chosen.repeated} is named twice (once by its array's "
+                               "name)", help="name an array whole, or some of its elements, not both")
+        node = graph.names[output]
+        gradient, matrix = array_hessian.hessian_matrix(graph, node_values, node, chosen)
+        return hessian.Hessian(inputs, unused, output, float(node_values[node]), labels,
+                               dict(zip(labels, gradient.tolist())), matrix)
+
+    def _element_of(self, label: str, option: str) -> tuple[str, tuple | None]:
+        """`W[0,1]` -> ("W", (0, 1)), `W` -> ("W", None), checked against the inputs' shapes."""
+        name, index = _element(label)
+        if index is None and "[" in label:
+            raise DiffcliError("input", f"{option} {label}: not an input or an element of one",
+                               help="write an element as W[0,1] or x[2]: integers, row-major")
+        self.check_input(name, option)
+        shape = self.shape(name)
+        if index is not None and (len(index) != len(shape) or not all(0 <= k < n for k, n in zip(index, shape))):
+            from .ops import shape_text
+
+            raise DiffcliError("input", f"{option} {label}: `{name}` is {_shape_words(shape)}, which has no "
+                               f"element {label[len(name):]}",
+                               help=f"an element of {name}: {name}[{','.join('0' * len(shape))}]"
+                               + (f" (shape {shape_text(shape)})" if shape else "") if shape else
+                               f"{name} is a scalar: write --wrt {name}")
+        return name, index
+
     def hvp(self, vector: Mapping[str, float], values: Mapping[str, float] | None = None,
-            of: str | None = None):
-        """The Hessian-vector product H·v over every input (names missing from v are 0)."""
+            of: str | None = None, *, option: str = "--hvp"):
+        """The Hessian-vector product H·v over every input (names missing from v are 0). On an array
+        program v maps each array input to an array of its shape, and the result is by element
+        label (`W[0,1]`)."""
         from .interpreters import hessian
 
         output, inputs, unused, node_values = self._second_order_setup(values, of)
+        if self.has_arrays:
+            return self._array_hvp(output, inputs, unused, node_values, vector, option)
         vector = {self.check_input(name, "--hvp"): float(v) for name, v in vector.items()}
         for name, v in vector.items():
             if not math.isfinite(v):
@@ -261,26 +329,83 @@ class Program(Displayed):
         return hessian.HessianVector(inputs, unused, output, node_values[self.graph.names[output]],
                                      {name: vector.get(name, 0.0) for name in inputs}, gradient, product)
 
+    def _array_hvp(self, output, inputs, unused, node_values, vector, option):
+        import numpy as np
+
+        from .interpreters import array_hessian, hessian
+        from .ops import shape_text
+
+        graph = self.graph
+        direction = {}
+        for name, v in vector.items():
+            self.check_input(name, option)
+            shape = self.shape(name)
+            where = f"{option} {name}" if option == "--hvp" else f"{option}: {name}"
+            array = _array_value(name, v, where) if _shape(v) or not isinstance(v, (int, float)) else v
+            if isinstance(array, (int, float)) and not math.isfinite(array):
+                raise DiffcliError("input", f"{where}: {array!r} is not a finite number")
+            if _shape(array) != shape:
+                raise DiffcliError("input", f"{where if option == '--hvp' else option}: `{name}` is {_shape_words(shape)}, but the direction "
+                                   f"given is {_shape_words(_shape(array))}",
+                                   help=f"give {name} a direction of shape {shape_text(shape)}")
+            direction[graph.names[name]] = np.asarray(array, dtype=float)
+        node = graph.names[output]
+        adjoint, product = array_hessian.hessian_vector(graph, node_values, node, direction)
+        labels, gradient, hvp, used = [], {}, {}, {}
+        for name in graph.inputs:
+            n = graph.names[name]
+            v = direction.get(n, np.zeros(graph.shape[n]))
+            for (label, g), (_, h), (_, x) in zip(_element_items(name, adjoint[n]), _element_items(name, product[n]),
+                                                  _element_items(name, v)):
+                gradient[label], hvp[label], used[label] = g, h, x
+        for name in unused:
+            gradient[name] = hvp[name] = used[name] = 0.0
+        return hessian.HessianVector(inputs, unused, output, float(node_values[node]), used, gradient, hvp)
+
     def _second_order_setup(self, values, of):
-        self.scalar_only("hessian")
         output = self.check_name(of, "--of") if of is not None else self.output
         inputs, unused = self._inputs(values)
+        self._scalar_output(output)
         node_values = engine.forward(self.graph, inputs)
         return output, inputs, unused, node_values
+
+    def _planned_grad(self, values, of) -> Gradients | None:
+        """grad on an array graph by its compiled plan (interpreters/array_plan.py), or None where
+        the plan's checks find a value that is not finite: then the interpreter runs, and raises
+        its located error (or gives the gradient its checked pass gives)."""
+        output = self.check_name(of, "--of") if of is not None else self.output
+        inputs, unused = self._inputs(values)
+        if self.graph.shape is None:
+            return None
+        self._scalar_output(output)
+        from .interpreters import array_plan
+
+        graph = self.graph
+        compiled = array_plan.plan(graph, graph.names[output])
+        done = compiled.run(inputs) if compiled is not None else None
+        if done is None:
+            return None
+        node_values, adjoints = done
+        import numpy as np
+
+        seen = set()
+        for j, g in adjoints.items():   # no two names share one gradient array
+            if id(g) in seen:
+                adjoints[j] = g.copy()
+            seen.add(id(g))
+        for j in compiled.zeros:
+            adjoints[j] = np.zeros(graph.shape[j])
+        named = {name: _plain(node_values[node]) for name, node in graph.names.items()}
+        gradients = {name: _plain(adjoints[node]) for name, node in graph.names.items()}
+        for name in unused:
+            named[name], gradients[name] = inputs[name], 0.0
+        return Gradients(inputs, named, unused, output, _plain(node_values[graph.names[output]]), gradients)
 
     # -- arrays
     @property
     def has_arrays(self) -> bool:
         """Whether the program, as last bound, computes with arrays (its graph is then lowered)."""
         return self.graph.shape is not None
-
-    def scalar_only(self, what: str) -> None:
-        """Refuse a command that does not take array programs yet (now, or when an array value is
-        bound later)."""
-        if self.base.arrays or self.has_arrays:
-            raise DiffcliError("shape", f"{what}: array programs are not supported here yet",
-                               help="grad, eval and check do; write the program with scalars for this command")
-        self._scalar_only = what
 
     def shape(self, name: str) -> tuple:
         """A named variable's shape, as last bound: () for a scalar."""
@@ -293,10 +418,6 @@ class Program(Displayed):
         if not self.base.arrays and not any(shapes.values()):
             self.graph = self.base
             return
-        if getattr(self, "_scalar_only", None):
-            self.scalar_only(self._scalar_only)
-            raise DiffcliError("shape", f"{self._scalar_only}: array values are not supported here yet",
-                               help="grad, eval and check do; give the inputs numbers for this command")
         key = tuple(shapes.items())
         if key not in self._lowered:
             from .language.arrays import lower
@@ -401,6 +522,18 @@ def _element(label: str) -> tuple[str, tuple | None]:
     return name.strip(), tuple(int(part) for part in parts)
 
 
+def _element_items(name: str, value):
+    """(label, float) for each element, row-major: `W[0,1]`; a scalar is its own."""
+    import numpy as np
+
+    value = np.asarray(value, dtype=float)
+    if not value.shape:
+        yield name, float(value)
+        return
+    for index, x in zip(np.ndindex(*value.shape), value.reshape(-1).tolist()):
+        yield f"{name}[{','.join(map(str, index))}]", x
+
+
 def _shape(value) -> tuple:
     return tuple(getattr(value, "shape", ()))
 
@@ -416,24 +549,25 @@ def _plain(value):
     return float(value) if getattr(value, "ndim", 0) == 0 else value
 
 
-def _array_value(name: str, value):
+def _array_value(name: str, value, where: str | None = None):
     """A value given for an input that is no number: a finite vector or matrix (nested lists or a
     NumPy array), as a float array; else an input error."""
     import numpy as np
 
     from .ops import MAX_ELEMENTS
 
+    where = where or f"--set {name}"
     try:
         array = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
         array = None
     if array is None or array.ndim not in (1, 2) or array.size == 0 or isinstance(value, (bool, str)):
-        raise DiffcliError("input", f"--set {name}: {_short_repr(value)} is not a finite number, vector or matrix")
+        raise DiffcliError("input", f"{where}: {_short_repr(value)} is not a finite number, vector or matrix")
     if array.size > MAX_ELEMENTS:
-        raise DiffcliError("shape", f"--set {name}: an array of {array.size:,} elements is too large",
+        raise DiffcliError("shape", f"{where}: an array of {array.size:,} elements is too large",
                            help=f"an array holds at most {MAX_ELEMENTS:,} elements")
     if not np.isfinite(array).all():
-        raise DiffcliError("input", f"--set {name}: the array holds a value that is not a finite number")
+        raise DiffcliError("input", f"{where}: the array holds a value that is not a finite number")
     return array
 
 
@@ -487,9 +621,10 @@ def read_bytes(file, filename: str) -> bytes:
     return data
 
 
-def read_inputs(path: str | Path) -> dict:
-    """`--inputs FILE.json`: an object of input values (numbers, or nested lists for arrays), shaped
-    like the `inputs` that `grad --json` prints; read bounded, as program files are."""
+def read_inputs(path: str | Path, option: str = "--inputs") -> dict:
+    """`--inputs FILE.json` (or `--hvp-inputs`, `option`): an object of input values (numbers, or
+    nested lists for arrays), shaped like the `inputs` that `grad --json` prints; read bounded, as
+    program files are. Text that is not JSON is an error placed where the JSON parser stopped."""
     import json
 
     path = Path(path)
@@ -498,18 +633,23 @@ def read_inputs(path: str | Path) -> dict:
             data = read_bytes(file, str(path))
     except OSError as error:
         raise DiffcliError("io", f"cannot read {path}: {error.strerror or error}") from None
+    text = read_source(data, str(path))
     try:
-        values = json.loads(read_source(data, str(path)))
+        values = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DiffcliError("input", f"{option} {path}: not JSON: {error.msg}", (error.pos, min(error.pos + 1, len(text))),
+                           source=Source(text, str(path)), help='write {"x": [1, 2], "a": 0.5}, as grad --json '
+                           'prints its inputs') from None
     except ValueError as error:
-        raise DiffcliError("input", f"--inputs {path}: not JSON: {error}") from None
+        raise DiffcliError("input", f"{option} {path}: not JSON: {error}") from None
     except RecursionError:
-        raise DiffcliError("input", f"--inputs {path}: nested too deeply") from None
+        raise DiffcliError("input", f"{option} {path}: nested too deeply") from None
     if not isinstance(values, dict):
-        raise DiffcliError("input", f"--inputs {path}: the file holds a JSON {type(values).__name__}, not an object",
+        raise DiffcliError("input", f"{option} {path}: the file holds a JSON {type(values).__name__}, not an object",
                            help='write {"x": [1, 2], "a": 0.5}, as grad --json prints its inputs')
     for name, value in values.items():
         if isinstance(value, bool) or value is None or isinstance(value, (str, dict)):
-            raise DiffcliError("input", f"--inputs {path}: `{name}` is {json.dumps(value)[:40]}, not a number or an array")
+            raise DiffcliError("input", f"{option} {path}: `{name}` is {json.dumps(value)[:40]}, not a number or an array")
     return values
 
 

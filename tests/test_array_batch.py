@@ -179,7 +179,7 @@ def test_csv_element_columns_in_and_out(tmp_path):
     one = _one([0.1, 0.2])
     assert row[7] == one.value and row[8:12] == one.gradients["W"].ravel().tolist()
     assert row[12:14] == one.gradients["x"].tolist() and row[14] == one.gradients["a"]
-    assert "`log` is undefined at log(-4.5) at (a + W @ x)[0]" in lines[2]
+    assert "`log` of -4.5 at (a + W @ x)[0]" in lines[2]
     third = [float(c) for c in lines[3].split(",")[:-1]]
     assert third[:4] == [2, 0, 0, 2] and third[7] == _one([1, 1], W=np.array([[2.0, 0], [0, 2]])).value
 
@@ -207,6 +207,65 @@ def test_sweeps_over_a_scalar_of_an_array_program_and_all(tmp_path):
     assert swept.exit_code == 1 and "a sweep gives a scalar" in swept.output
     table = cli(tmp_path, "grad", "--sweep", "a=1:2:3", "--set", "x=[1,1]")
     assert "the same at every point: W[0,0] = 1" in table.stdout and "x[1] = 1" in table.stdout
+
+
+def test_a_sweep_of_an_element_gives_the_array_per_point(tmp_path):
+    """--sweep x[1]=…: each point's x is the default with that element swept; each row is what
+    grad --set x=[…] gives at that point alone (another process of the command line)."""
+    done = cli(tmp_path, "grad", "--sweep", "x[1]=0:1:5", "--json")
+    assert done.exit_code == 0, done.output
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    for row, v in zip(rows, np.linspace(0, 1, 5).tolist(), strict=True):
+        alone = cli(tmp_path, "grad", "--set", f"x=[0,{v!r}]", "--json")
+        assert alone.exit_code == 0, alone.output
+        one = json.loads(alone.stdout)
+        assert row["inputs"] == one["inputs"] and row["inputs"]["x"] == [0.0, v]
+        assert row["value"] == one["value"]
+        assert row["gradients"] == {name: one["gradients"][name] for name in one["inputs"]}  # (every input's)
+
+
+def test_element_sweeps_form_a_grid_with_set_giving_the_other_elements(tmp_path):
+    done = cli(tmp_path, "grad", "--sweep", "W[1,0]=-1:1:3", "--sweep", "a=1:2:2", "--set", "x=[0.5,0.25]", "--csv")
+    assert done.exit_code == 0, done.output
+    lines = done.stdout.splitlines()
+    header = lines[0].split(",")  # (no comma inside a quoted label here but the W[i,j] ones)
+    assert lines[0].startswith('"W[0,0]","W[0,1]","W[1,0]","W[1,1]",x[0],x[1],a,y,')
+    rows = [[float(c) for c in line.split(",")[:-1]] for line in lines[1:]]
+    grid = [(w, a) for w in (-1.0, 0.0, 1.0) for a in (1.0, 2.0)]  # the last sweep varies fastest
+    assert len(rows) == len(grid) and header[-1] == "error"
+    for row, (w, a) in zip(rows, grid):
+        W = np.array([[1.0, 2.0], [w, 4.0]])
+        one = _one([0.5, 0.25], a=a, W=W)
+        assert row[:7] == [1.0, 2.0, w, 4.0, 0.5, 0.25, a]
+        assert row[7] == one.value and row[8:12] == one.gradients["W"].ravel().tolist()
+        assert row[12:14] == one.gradients["x"].tolist() and row[14] == one.gradients["a"]
+    # eval takes them too; a point outside log's domain fails alone, naming its element
+    failed = cli(tmp_path, "eval", "--sweep", "x[0]=-2:0:3", "--json")
+    assert failed.exit_code == 1
+    rows = [json.loads(line) for line in failed.stdout.splitlines()]
+    assert rows[0]["error"]["message"] == "`log` of -1.5 at (a + W @ x)[0]"
+    assert rows[2]["value"] == diffcli.parse(NET).evaluate({"x": np.zeros(2)}).values["y"]
+
+
+@pytest.mark.parametrize("sweep, message", [
+    ("x[2]=0:1:3", "`x` is a vector of 2: it has no element x[2]"),
+    ("W[0]=0:1:3", "it has no element W[0]"),
+    ("a[0]=0:1:3", "`a` is a scalar, not an array"),
+    ("x=0:1:3", "sweep one of its elements (--sweep x[0]=START:STOP:NUM)"),
+    ("q[1]=0:1:3", "the program does not use `q`"),
+    ("y[0]=0:1:3", "`y` is computed"),
+])
+def test_bad_element_sweeps_are_input_errors(tmp_path, sweep, message):
+    done = cli(tmp_path, "grad", "--sweep", sweep, "--json")
+    assert done.exit_code == 1
+    error = json.loads(done.stderr)["error"]
+    assert error["kind"] == "input" and message in error["message"] + error.get("help", "")
+    twice = cli(tmp_path, "grad", "--sweep", "x[1]=0:1:3", "--sweep", "x[ 1]=0:1:2", "--json")
+    assert twice.exit_code == 1 and "swept twice" in json.loads(twice.stderr)["error"]["message"]
+    free = cli(tmp_path, "grad", "--sweep", "v[0]=0:1:3", "--json", program="y = sum(v^2)\n")
+    assert free.exit_code == 1 and "has no value" in json.loads(free.stderr)["error"]["message"]
+    chart = cli(tmp_path, "plot", "--sweep", "x[1]=0:1:3", "-o", "@chart.json")
+    assert chart.exit_code == 1 and "not an array's elements" in chart.output
 
 
 def test_plot_of_a_scalar_output_of_an_array_program(tmp_path):
@@ -258,16 +317,49 @@ def test_the_dask_kernel_on_an_array_program_and_its_refusals():
 
     program = diffcli.parse(NET)
     f = batch.kernel(program, ["a"])
-    assert f.columns == ["y", "dy/da"]
+    assert f.columns == ["y", "dy/dW[0,0]", "dy/dW[0,1]", "dy/dW[1,0]", "dy/dW[1,1]", "dy/dx[0]", "dy/dx[1]", "dy/da"]
     a = np.linspace(1, 2, 10)
-    out = dask_array.from_array(a, chunks=4).map_blocks(f, new_axis=1, chunks=(4, 2), dtype=float).compute()
+    out = dask_array.from_array(a, chunks=4).map_blocks(f, new_axis=1, chunks=(4, 8), dtype=float).compute()
     for k in (0, 9):
         one = _one([0, 0], a=a[k])
-        assert out[k].tolist() == [one.value, one.gradients["a"]]
-    for name in ("x", "W"):
-        with pytest.raises(diffcli.DiffcliError) as error:
-            batch.kernel(program, [name])
-        assert error.value.kind == "shape" and "columns of one number per point" in error.value.message
+        assert out[k].tolist() == [one.value, *one.gradients["W"].ravel(), *one.gradients["x"], one.gradients["a"]]
     with pytest.raises(diffcli.DiffcliError) as error:
         batch.kernel(diffcli.parse("x = [1, 2]\ny = 2x"), [])
     assert "the output `y` is an array" in error.value.message
+    with pytest.raises(diffcli.DiffcliError) as error:  # a block of x without its point axis
+        batch.kernel(program, ["x"])(np.array([1.0, 2.0]))
+    assert error.value.kind == "input" and "a block of shape (n, 2), not (2,)" in error.value.message
+
+
+def test_the_dask_kernel_takes_array_inputs_per_point_the_point_axis_leading():
+    """Blocks of x (n, 2), W (n, 2, 2) and a (n,) through Dask's threaded scheduler, against each
+    point's Program.grad and against NumPy by hand."""
+    dask_array = pytest.importorskip("dask.array")
+    import dask
+    from diffcli.interpreters import batch
+
+    program = diffcli.parse(NET)
+    rng = np.random.default_rng(7)
+    n = 23
+    x, W, a = rng.uniform(-1, 1, (n, 2)), rng.uniform(0.5, 2, (n, 2, 2)), rng.uniform(3, 4, n)
+    f = batch.kernel(program, ["x", "W", "a"])
+    blocks = dask_array.blockwise(f, "ik", dask_array.from_array(x, chunks=(5, 2)), "ij",
+                                  dask_array.from_array(W, chunks=(5, 2, 2)), "ijl",
+                                  dask_array.from_array(a, chunks=5), "i",
+                                  new_axes={"k": len(f.columns)}, dtype=float, concatenate=True)
+    with dask.config.set(scheduler="threads"):  # the local scheduler, blocks in parallel
+        got = blocks.compute()
+    assert got.shape == (n, 8) and (got == f(x, W, a)).all()
+    for k in range(n):
+        one = _one(x[k], a=a[k], W=W[k])
+        assert got[k].tolist() == [one.value, *one.gradients["W"].ravel(), *one.gradients["x"], one.gradients["a"]]
+        z = a[k] + W[k] @ x[k]  # by hand: y = Σ log(z), dy/dz = 1/z
+        np.testing.assert_allclose(got[k, 0], np.log(z).sum(), rtol=1e-14)
+        np.testing.assert_allclose(got[k, 1:5], np.outer(1 / z, x[k]).ravel(), rtol=1e-14)
+        np.testing.assert_allclose(got[k, 5:7], W[k].T @ (1 / z), rtol=1e-14)
+        np.testing.assert_allclose(got[k, 7], (1 / z).sum(), rtol=1e-14)
+    # a point outside log's domain (by hand: some element of 0.5 + W @ x ≤ 0) is NaN in its row alone
+    rows = batch.kernel(program, ["x"])(x)
+    outside = (0.5 + x @ np.array([[1.0, 2.0], [3.0, 4.0]]).T <= 0).any(axis=1)
+    assert 0 < outside.sum() < n
+    assert (np.isnan(rows).all(axis=1) == outside).all() and np.isfinite(rows[~outside]).all()

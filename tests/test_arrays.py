@@ -145,6 +145,54 @@ def test_domain_errors_name_the_first_bad_element():
     assert "(W @ x - 1.5)[0]" in caught.value.message
 
 
+def _first_bad(values):
+    """The row-major index (as a label) and the value of the first element outside (0, inf)."""
+    flat = np.asarray(values, dtype=float).ravel()
+    k = int(np.flatnonzero(~(flat > 0))[0])
+    index = np.unravel_index(k, np.shape(values))
+    return "[" + ",".join(map(str, index)) + "]", flat[k]
+
+
+def _number(x):
+    return f"{x:g}" if x != int(x) else str(int(x))
+
+
+def test_element_domain_errors_read_as_the_spec_has_them():
+    """SPEC "Arrays": ``log` of -0.2 at x[3]``, `(W @ x - 1)[3]`; the bad element found by NumPy."""
+    x = np.array([1, 2, 0.5, -0.2, -3])
+    label, bad = _first_bad(x)
+    with pytest.raises(DiffcliError) as caught:
+        grad(f"x = {x.tolist()}\ny = sum(log(x))")
+    assert caught.value.message == f"`log` of {_number(bad)} at x{label}"
+    W, v = np.array([[2, 2], [3, 4], [0, 1], [1, -6]]), np.array([0.5, 0.25])
+    label, bad = _first_bad(W @ v - 1)
+    with pytest.raises(DiffcliError) as caught:
+        grad(f"W = {W.tolist()}\nx = {v.tolist()}\ny = sum(log(W @ x - 1))")
+    assert caught.value.message == f"`log` of {_number(bad)} at (W @ x - 1){label}" and label == "[2]"
+    # a matrix operand by name, through a broadcast of a vector over its rows: the matrix's element
+    M, b = np.array([[1, 2], [3, -1]]), np.array([1, 0])
+    label, bad = _first_bad(M + b)
+    with pytest.raises(DiffcliError) as caught:
+        grad(f"M = {M.tolist()}\nb = {b.tolist()}\nh = M + b\ny = sum(log(h))")
+    assert caught.value.message == f"`log` of {_number(bad)} at h{label}" and label == "[1,1]"
+    # the divisor is named, not the dividend
+    with pytest.raises(DiffcliError) as caught:
+        grad("x = [1, 2, 3]\nd = [1, 0, 2]\ny = sum(x / d)")
+    assert caught.value.message == "division by zero in `x / d` at d[1]"
+    with pytest.raises(DiffcliError) as caught:  # a reverse-pass error names its element too
+        grad("x = [1, 0, 4]\ny = sum(sqrt(x))")
+    assert caught.value.message == "the derivative of `sqrt` is infinite or undefined: `sqrt` of 0 at x[1]"
+
+
+def test_a_scalars_domain_error_in_an_array_program_keeps_its_words():
+    """A scalar's message is byte for byte what the scalar engine says."""
+    with pytest.raises(DiffcliError) as scalar:
+        grad("k = -0.2\ny = log(k)")
+    with pytest.raises(DiffcliError) as mixed:
+        grad("x = [1, 2]\nk = -0.2\ny = sum(x) + log(k)")
+    assert mixed.value.message == scalar.value.message == "`log` is undefined at log(-0.2)"
+
+
 def test_norm_has_no_gradient_at_zero():
     assert grad("x = [3, 4]\ny = norm(x)").value == 5.0
     with pytest.raises(DiffcliError) as caught:
@@ -524,3 +572,87 @@ def test_random_array_text_is_a_result_or_a_diagnostic(tokens):
             assert error.kind in ("shape", "domain"), error.message
     except DiffcliError as error:
         assert error.kind in ("syntax", "name", "shape", "domain", "cycle"), error.message
+
+
+# ---------------------------------------------------------------- literals of numbers, read fast
+
+_SPELLINGS = st.sampled_from(["{!r}", "{:.3e}", "{:.0f}", "{:+.2f}", "{:.17g}"])
+
+
+@st.composite
+def number_texts(draw):
+    x = draw(st.floats(-1e300, 1e300, allow_nan=False) | st.sampled_from([0.0, -0.0, 1.0, -1.0, 5e-324]))
+    text = draw(_SPELLINGS).format(x)
+    if draw(st.booleans()) and "." in text and "e" not in text:  # `1.` and `.5`: no JSON spellings
+        text = text.rstrip("0") if draw(st.booleans()) else text.replace("0.", ".", 1)
+    return text
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 5), st.data())
+def test_literals_of_numbers_read_as_float_reads_each(rows, columns, data):
+    """A matrix or vector literal of numbers (whichever path reads it: JSON's decoder or the
+    tokenizer's) holds exactly float() of each number's text, in place; the printer writes it back."""
+    from diffcli.language.printer import print_program
+
+    texts = [[data.draw(number_texts()) for _ in range(columns)] for _ in range(rows)]
+    comma = data.draw(st.sampled_from(["", ","]))  # a trailing comma is allowed
+    matrix = "[" + ",\n  ".join("[" + ", ".join(row) + comma + "]" for row in texts) + "]"
+    vector = "[" + ", ".join(texts[0]) + comma + "]"
+    program = diffcli.parse(f"W = {matrix}\nv = {vector}\ny = sum(W) + sum(v)\n")
+    want = np.array([[float(t) for t in row] for row in texts])
+    got = program.inputs["W"]
+    assert got.shape == want.shape and (np.signbit(got) == np.signbit(want)).all()
+    assert (got == want).all() and (program.inputs["v"] == want[0]).all()
+    again = diffcli.parse(print_program(program.statements))
+    assert (again.inputs["W"] == got).all() and (again.inputs["v"] == want[0]).all()
+
+
+def test_a_literal_too_large_or_ragged_is_placed_whichever_path_reads_it():
+    for text, kind, column in [("W = [[1, 2], [3, 1e999]]", "domain", 18), ("W = [[1, 2], [3]]", "shape", 14),
+                               ("v = [1, -2e400]", "domain", 9), ("W = [[1., 2], [.5]]", "shape", 15)]:
+        with pytest.raises(DiffcliError) as caught:
+            diffcli.parse(text + "\ny = sum(" + text[0] + ")\n")
+        assert (caught.value.kind, caught.value.column) == (kind, column), (text, caught.value.message)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["[", "]", ",", " ", "\n", "1", "23", ".", "-", "+", "e", "E", "0", "[1, 2]", "x"]),
+                max_size=24).map("".join))
+def test_the_scanners_possessive_numbers_match_as_the_grammars(text):
+    """The fast scanner's NUMBERS (quantifiers made possessive) matches exactly what the grammar's
+    pattern matches, at every start."""
+    import re
+    import sys
+
+    from diffcli.language import parser
+
+    grammar = parser._parser().get_terminal("NUMBERS").pattern.to_regexp()
+    fast = parser._possessive(grammar)
+    assert (fast != grammar) == (sys.version_info >= (3, 11))
+    plain, possessive = re.compile(grammar), re.compile(fast)
+    for start in range(len(text) + 1):
+        a, b = plain.match(text, start), possessive.match(text, start)
+        assert (a and a.span()) == (b and b.span()), (text, start)
+
+
+_PIECES = ["[", "]", "[1, 2]", "[[1, 2], [3, 4]]", "[[1], [2, 3]]", "[1e999]", "[1,]", "[.5, 01]", ",", " ", "\t",
+           "\n", "\r\n", "# a [1, 2] comment\n", "x", "y = ", "2", "-", "1.5", "e3", ":", "(", ")", "±", "[-0]",
+           "[[[1]]]", "[]", "[true]", "[NaN]", "[1, [2]]", "W[0, 1]", "[ \n 3 ,\n 4 ]"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=16).map("".join))
+def test_the_scanner_reads_literals_as_the_regex_does(text):
+    """The fast parser's tokens (JSON's decoder reading literals of numbers) are the regex scanner's,
+    token for token: kind, span and leading blanks; and a literal's numbers are float()'s."""
+    from diffcli.language import parser
+
+    fast = parser._FastParser.get()
+    ours = [(t.lastindex, t.span(t.lastindex), t.start()) for t in fast._tokens(text)]
+    regex = [(t.lastindex, t.span(t.lastindex), t.start()) for t in iter(fast.regex.scanner(text).match, None)]
+    assert ours == regex
+    for token in fast._tokens(text):
+        if isinstance(token, parser._Literal) and token.values is not None:
+            numbers = [float(n) for n in parser._SIGNED_NUMBER.findall(token.group(token.lastindex))]
+            assert np.array(token.values).ravel().tolist() == numbers

@@ -221,3 +221,71 @@ def test_check_of_another_output():
     result = check(diffcli.load(SAMPLES / "backprop_chain.expr"), {"o": 1}, of="d")
     assert result.ok and result.output == "d"
     assert [(r.name, r.analytic) for r in result.rows] == [("a", -15.0), ("o", 0.0)]
+
+
+# ---------------------------------------------------------------- kinks in array programs
+
+def _tied_pairs(x, axis, pick):
+    """By hand: for each slice of x (all of it, or along axis), the elements tied at its max/min,
+    as {the row's label: the pair its note names}: the first tied element and each other one."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=float)
+    label = lambda index: "x[" + ",".join(map(str, index)) + "]"
+    slices = [list(np.ndindex(*x.shape))] if axis is None else [
+        [(i, j) if axis == 0 else (j, i) for i in range(x.shape[axis])] for j in range(x.shape[1 - axis])]
+    flagged = {}
+    for cells in slices:
+        best = pick([x[c] for c in cells])
+        tied = [c for c in cells if x[c] == best]
+        for c in tied[1:]:  # (the first one's step crosses the tie with the next one first)
+            flagged.setdefault(label(tied[0]), (label(tied[0]), label(c)))
+            flagged[label(c)] = (label(tied[0]), label(c))
+    return flagged
+
+
+@pytest.mark.parametrize("x, axis, pick", [
+    ([1, 3, 3, 2], None, max),
+    ([4, 1, 1, 7, 1], None, min),
+    ([[1, 5], [1, 2], [0, 5]], 0, max),
+    ([[1, 5, 1], [2, 2, 0], [3, 4, 3]], 1, min),
+    ([[1, 5], [5, 2]], None, max),
+])
+def test_a_tie_in_a_max_or_min_reduction_is_a_kink(x, axis, pick):
+    """Every element tied with its slice's max/min (found by NumPy by hand) has a row at a kink,
+    named by the pair; the other rows are checked by the finite difference as before."""
+    name = pick.__name__
+    text = f"x = {x}\ny = {name}(x{'' if axis is None else f', axis={axis}'})\nz = {'y' if axis is None else 'sum(y)'} + 0.1 * sum(x^2)\n"
+    result = check(diffcli.parse(text))
+    flagged = _tied_pairs(x, axis, pick)
+    assert flagged  # (each case has a tie)
+    for row in result.rows:
+        if row.name in flagged:
+            first, other = sorted(flagged[row.name])
+            assert row.kink == f"{name} tie between {first} and {other} (line 2)" and not row.ok, row
+        else:
+            assert row.kink is None and row.ok, row
+    allowed = check(diffcli.parse(text), allow_kinks=True)
+    assert allowed.ok and [r.kink for r in allowed.rows] == [r.kink for r in result.rows]
+
+
+def test_array_kinks_near_the_point_and_where_none_is_crossed():
+    near = check(diffcli.parse("x = [1, 3, 3.0000001]\ny = max(x)\n"))
+    assert [r.kink for r in near.rows] == [None] + ["max near tie (1e-07 apart) between x[1] and x[2] (line 2)"] * 2
+    norm = check(diffcli.parse("x = [1e-7, 0]\ny = norm(x)\n"))
+    assert all(r.kink == "norm near 0 (norm(x) = 1e-07) (line 2)" and not r.ok for r in norm.rows)
+    # tied elements that move together stay tied; a tie the output does not see is no kink
+    together = check(diffcli.parse("u = 2\nz = [u, u, 1]\nw = [5, 5]\nm = max(w)\ny = max(z) + 0*u\n"))
+    assert together.ok and all(r.kink is None for r in together.rows), together.rows
+    assert check(diffcli.parse("x = [1, 3, 2]\ny = max(x) + norm(x)\n")).ok  # no tie, far from 0
+
+
+def test_an_array_kink_in_the_cli(tmp_path):
+    path = tmp_path / "tie.expr"
+    path.write_text("W = [[1, 5], [1, 2]]\ny = sum(max(W, axis=0))\n")
+    done = run_diffcli("check", path, "--json")
+    assert done.returncode == 1
+    rows = {row["name"]: row for row in json.loads(done.stdout_text)["rows"]}
+    assert rows["W[0,0]"]["kink"] == rows["W[1,0]"]["kink"] == "max tie between W[0,0] and W[1,0] (line 2)"
+    assert rows["W[0,1]"]["ok"] and rows["W[0,1]"]["kink"] is None
+    assert run_diffcli("check", path, "--allow-kinks").returncode == 0

@@ -254,7 +254,8 @@ def test_python_raises_a_value_error_naming_the_operation(text, args, where, lin
 
 
 @needs_gcc
-def test_c_returns_a_code_and_a_message(tmp_path):
+@pytest.mark.parametrize("optimize", ["-O0", "-O2"])  # -O2: the straight-line code, its results written early
+def test_c_returns_a_code_and_a_message(optimize, tmp_path):
     parts, calls = ["#include <stdio.h>"], []
     for k, (text, args, where, line, code) in enumerate(ERRORS):
         parts.append(generate(diffcli.parse(text, "bad.expr"), "c", name=f"bad_{k}").source)
@@ -265,7 +266,7 @@ def test_c_returns_a_code_and_a_message(tmp_path):
         diffcli.parse(ERRORS[k][0]), {})) + ", ") for k, c in enumerate(calls)]
     (tmp_path / "bad.c").write_text("\n".join(parts) + "\nint main(void)\n{\n" + "\n".join(calls)
                                     + "\n  return 0;\n}\n", encoding="utf-8")
-    subprocess.run([GCC, "-std=c99", "-o", str(tmp_path / "bad"), str(tmp_path / "bad.c"), "-lm"], check=True)
+    subprocess.run([GCC, "-std=c99", optimize, "-o", str(tmp_path / "bad"), str(tmp_path / "bad.c"), "-lm"], check=True)
     lines = subprocess.run([str(tmp_path / "bad")], capture_output=True, text=True).stdout.splitlines()
     for (text, args, where, line, code), out in zip(ERRORS, lines):
         assert out.startswith(f"{code} ") and f"`{where}` (line {line}," in out, out
@@ -334,6 +335,62 @@ def test_a_split_c_program_compiles_and_matches(split_program, tmp_path):
 def test_a_split_javascript_program_matches(split_program, tmp_path):
     cases = [(split_program, {}, None)]
     _check_lines(cases, _js_driver(tmp_path, cases).stdout.splitlines())
+
+
+# a split chain that then fails: a value, a derivative, the gradient overflowing (the engine's line:column)
+SPLIT_ERRORS = [("y = log(x79 - 100) + x3", "81:5"), ("z = x5 + sqrt(x79 - x79)", "81:10"),
+                ("s = 1e-320 + 0*x79\nz = 1e200 * sqrt(s) + x2", "82:13")]
+
+
+def _split_failing(k):
+    program = diffcli.parse(chain(80) + "\n" + SPLIT_ERRORS[k][0], "bad.expr")
+    with pytest.raises(diffcli.DiffcliError) as raised:
+        program.grad()
+    line, column = SPLIT_ERRORS[k][1].split(":")
+    assert f"bad.expr:{line}:{column}:" in str(raised.value)
+    return program, f"(line {line}, column {column})"
+
+
+@needs_gcc
+def test_a_split_c_program_fails_where_the_unsplit_one_does(monkeypatch, tmp_path):
+    """Above SPLIT, the operations are tables and each pass one loop: the code and the place of an
+    error are the checked straight-line code's (the reference, tested against the engine above)."""
+    codegen_module = sys.modules["diffcli.renderers.codegen"]
+    outputs = []
+    for split in (codegen_module.SPLIT, 100):
+        monkeypatch.setattr(codegen_module, "SPLIT", split)
+        parts, calls = ["#include <stdio.h>"], []
+        for k in range(len(SPLIT_ERRORS)):
+            program, _ = _split_failing(k)
+            parts.append(generate(program, "c", name=f"bad_{k}").source)
+            calls.append(f'  {{ double v, g[2]; const char *e = "none"; int r = bad_{k}(0.5, 1.25, &v, g, &e);'
+                         f' printf("%d %s\\n", r, e); }}')
+        (tmp_path / "bad.c").write_text("\n".join(parts) + "\nint main(void)\n{\n" + "\n".join(calls)
+                                        + "\n  return 0;\n}\n", encoding="utf-8")
+        subprocess.run([GCC, "-std=c99", "-O1", "-Wall", "-Werror", "-o", str(tmp_path / "bad"),
+                        str(tmp_path / "bad.c"), "-lm"], check=True)
+        outputs.append(subprocess.run([str(tmp_path / "bad")], capture_output=True, text=True).stdout.splitlines())
+    assert outputs[0] == outputs[1]
+    for k, out in enumerate(outputs[1]):
+        assert out.split()[0] == "123"[k] and _split_failing(k)[1] in out, out
+
+
+@needs_node
+def test_a_split_javascript_program_fails_where_the_unsplit_one_does(monkeypatch, tmp_path):
+    codegen_module = sys.modules["diffcli.renderers.codegen"]
+    outputs = []
+    for split in (codegen_module.SPLIT, 100):
+        monkeypatch.setattr(codegen_module, "SPLIT", split)
+        for k in range(len(SPLIT_ERRORS)):
+            (tmp_path / f"bad_{split}_{k}.mjs").write_text(generate(_split_failing(k)[0], "javascript", name="f").source)
+        script = "".join(f"try {{ (await import('./bad_{split}_{k}.mjs')).f(); console.log('no error'); }} "
+                         f"catch (e) {{ console.log(e instanceof Error, e.name, e.message); }}\n"
+                         for k in range(len(SPLIT_ERRORS)))
+        (tmp_path / "run.mjs").write_text(script)
+        outputs.append(subprocess.run([NODE, str(tmp_path / "run.mjs")], capture_output=True, text=True).stdout.splitlines())
+    assert outputs[0] == outputs[1] and len(outputs[1]) == len(SPLIT_ERRORS)
+    for k, out in enumerate(outputs[1]):
+        assert out.startswith("true Error") and _split_failing(k)[1] in out, out
 
 
 def test_a_python_program_of_several_full_size_functions_compiles_and_is_exact():

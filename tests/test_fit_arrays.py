@@ -198,9 +198,43 @@ def test_moons_as_arrays_trains_as_the_scalar_program_step_for_step():
     assert accuracy == fitting.means(scalar_problem, scalars.parameters, ["accuracy"])["accuracy"]
 
 
-def test_profile_intervals_refuse_array_programs_with_a_shape_error(linear):
-    result = invoke("fit", linear, "--wrt", "w,c", "--residual", "loss", "--confidence", "1", "--json")
-    assert result.exit_code == 1 and json.loads(result.output)["error"]["kind"] == "shape"
+def test_profile_intervals_of_array_parameters_are_those_of_the_same_fit_written_with_scalars(tmp_path):
+    """One interval per element, labelled w[1]; the scalar program fits w0, w1, w2 to the rows of a
+    CSV file: the same χ² surface, so the same profiles."""
+    arrays = tmp_path / "arrays.expr"
+    arrays.write_text(LINEAR.replace("loss = mean((X @ w + c - y)^2)", "r = X @ w + c - y"))
+    scalars = tmp_path / "scalars.expr"
+    scalars.write_text("w0 = 0\nw1 = 0\nw2 = 0\nc = 0.5\nr = w0*x1 + w1*x2 + w2*x3 + c - y\n")
+    data = tmp_path / "rows.csv"
+    data.write_text("x1,x2,x3,y\n" + "".join(",".join(repr(float(v)) for v in [*row, t]) + "\n" for row, t in zip(X, Y)))
+    out = json.loads(invoke("fit", arrays, "--wrt", "w,c", "--residual", "r", "--confidence", "1,2", "--json").stdout)
+    ref = json.loads(invoke("fit", scalars, "--data", data, "--wrt", "w0,w1,w2,c", "--residual", "r",
+                            "--confidence", "1,2", "--json").stdout)
+    assert list(out["confidence"]) == ["w[0]", "w[1]", "w[2]", "c"]
+    for label, name in zip(out["confidence"], ref["confidence"]):
+        for level in ("1σ", "2σ"):
+            mine, theirs = out["confidence"][label][level], ref["confidence"][name][level]
+            assert [v is None for v in mine] == [v is None for v in theirs]  # (an open side: 1 degree of freedom)
+            assert [v for v in mine if v is not None] == pytest.approx([v for v in theirs if v is not None], rel=1e-7)
+        assert None not in out["confidence"][label]["1σ"]
+    report = invoke("fit", arrays, "--wrt", "w,c", "--residual", "r", "--confidence", "1").stdout
+    table = report[report.index("confidence intervals"):].splitlines()
+    assert [line.split()[0] for line in table[2:]] == ["w[0]", "w[1]", "w[2]", "c"]
+    best = float(table[3].split()[2])  # −1σ, best, +1σ
+    assert best == pytest.approx(out["parameters"]["w"][1], rel=1e-5)
+
+
+def test_profile_intervals_refuse_more_elements_than_their_bound_before_fitting(tmp_path):
+    from diffcli.commands.fit_intervals import MAX_PARAMETERS
+
+    path = tmp_path / "wide.expr"
+    n = MAX_PARAMETERS + 1
+    path.write_text(f"X = uniform({n + 5}, {n}, seed=1)\ny = uniform({n + 5}, seed=2)\nw = zeros({n})\n"
+                    "r = X @ w - y\n")
+    result = invoke("fit", path, "--wrt", "w", "--residual", "r", "--confidence", "1", "--json")
+    error = json.loads(result.output)["error"]
+    assert result.exit_code == 1 and error["kind"] == "input"
+    assert f"{n} fitted elements: at most {MAX_PARAMETERS}" in error["message"]
 
 
 def test_an_array_residual_without_data_is_scipys_least_squares_with_its_standard_errors(tmp_path):

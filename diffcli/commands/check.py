@@ -10,7 +10,9 @@ For every input x the reverse-mode gradient d(out)/dx is compared with
     They must agree to atol + rtol·max(|reverse|, |numeric|) + the difference's own rounding noise,
     estimated generously as ROUNDING·eps·|out|/h.
 
-Near a kink (relu or abs at 0, a min/max tie: each operation's `kink` in ops.py) the difference disagrees by nature; the row
+Near a kink (relu or abs at 0, a min/max tie; in an array program also a tie among the elements of
+a slice of a `max`/`min` reduction and `norm` at 0: each operation's `kink` in ops.py) the
+difference disagrees by nature; the row
 names the kink and fails, unless kinks are allowed, which waives the finite difference for that row.
 A kink counts when the step moves the kink's arguments across it, estimated to first order from the
 forward-mode tangents: argument j moves by tangent[j]·h.
@@ -28,6 +30,8 @@ from typing import Mapping
 from ..display import Displayed
 from ..interpreters import engine
 from ..errors import DiffcliError
+from ..language.arrays import element_label, operand_label
+from ..ops import ArrayOp
 from ..program import Program
 
 EPS = sys.float_info.epsilon
@@ -190,11 +194,23 @@ def _check_arrays(program, run, inputs, node_values, out, kinks, rtol, atol, all
 
 
 def _array_kink(graph, values, tangent, h, kinks) -> str | None:
-    """The first kink an elementwise node crosses at some element, for a step of h (as _kink)."""
+    """The first kink a node crosses at some element, for a step of h (as _kink): an elementwise
+    node's at one of its elements, a reduction's between the elements of its argument (a tie in
+    `max`/`min` within a slice, `norm` at 0)."""
     import numpy as np
 
     for i, crossed in kinks:
         args = graph.args[i]
+        if graph.op[i].__class__ is ArrayOp:
+            x = np.asarray(values[args[0]], dtype=float)
+            moves = np.broadcast_to(np.asarray(tangent[args[0]], dtype=float) * h, x.shape)
+            found = crossed(np, graph.attrs.get(i), np.asarray(values[i]), x, moves)
+            if found is not None:
+                what, indexes = found
+                name = operand_label(graph, args[0])
+                line = graph.source.line_col(graph.expr[i].start)[0]
+                return what.format(*(name + element_label(index) for index in indexes), x=name) + f" (line {line})"
+            continue
         moves = [np.broadcast_to(np.asarray(tangent[j]) * h, np.shape(values[i])) for j in args]
         moving = np.flatnonzero(np.any([m != 0 for m in moves], axis=0))
         for k in moving[:10_000]:

@@ -61,9 +61,9 @@ def fold(expr, leaf, combine):
         if kind is Number or kind is Name:
             results.append(leaf(node))
         else:
-            n = len(node.children())
-            args = results[-n:]
-            del results[-n:]
+            n = len(node.children())  # (0 for a constant array literal or a constructor)
+            args = results[len(results) - n:]
+            del results[len(results) - n:]
             results.append(combine(node, args))
     return results[0]
 
@@ -166,38 +166,12 @@ class Derivation(Displayed):
 
 def derive(program: Program, values=None, wrt: str | None = None, of: str | None = None,
            filename: str = "") -> Derivation:
-    run = program.run(values, of)
-    graph = program.graph
-    out = run.output
-    if wrt is not None:
-        program.check_name(wrt, "--wrt")
-    position = graph.names  # name -> node; node order is evaluation order
-    uses = {name: _names_used(stmt.expr, position) for name, stmt in graph.definitions.items()
-            if name not in graph.inputs}
-
-    feeds_out = {out}
-    for name in sorted(position, key=position.get, reverse=True):
-        if name in feeds_out:
-            feeds_out.update(uses.get(name, ()))
-    if wrt is None:  # default: the first input, in file order, that the output depends on
-        wrt = next((name for name in graph.inputs if name in feeds_out), None)
-    on_path = set()
-    if wrt is not None and wrt in feeds_out:
-        depends = {wrt}
-        for name in sorted(position, key=position.get):
-            if any(u in depends for u in uses.get(name, ())):
-                depends.add(name)
-        on_path = depends & feeds_out
-    # wrt's own statement is not on its paths: wrt is given, like an input
-    statements = _in_file_order([name for name in on_path if name in uses and name != wrt], uses,
-                                graph.definitions)
-    _refuse_if_too_long(graph, statements, out, wrt)
-
-    given_set = {u for name in statements for u in uses[name]} - set(statements)
+    run, wrt, statements, uses, on_path, given = prepare(program, values, wrt, of)
+    graph, out, position = program.graph, run.output, program.graph.names
     d = Derivation(out, wrt, filename, {k: run.inputs[k] for k in graph.inputs},
                    {k: run.values[i] for k, i in position.items()},
                    {k: run.adjoints[i] for k, i in position.items()},
-                   [n for n in position if n in given_set], statements,
+                   given, statements,
                    {name: program.definition(name) for name in statements},
                    {name: graph.definitions[name].expr for name in statements})
     named, needs = graph.names.values(), engine.needs_gradient(graph)
@@ -218,6 +192,46 @@ def derive(program: Program, values=None, wrt: str | None = None, of: str | None
             partial.symbolic = None
         d.total, d.why = None, f"SymPy took over {SYMBOLIC_SECONDS} s on the symbolic forms"
     return d
+
+
+def prepare(program: Program, values, wrt: str | None, of: str | None):
+    """The run, and what `paths` finds (refused if too long to read), and the names given to the
+    statements on the paths, in file order: what both derivations (scalar, arrays) start from."""
+    run = program.run(values, of)
+    graph = program.graph
+    if wrt is not None:
+        program.check_name(wrt, "--wrt")
+    wrt, statements, uses, on_path = paths(graph, run.output, wrt)
+    _refuse_if_too_long(graph, statements, run.output, wrt)
+    given_set = {u for name in statements for u in uses[name]} - set(statements)
+    return run, wrt, statements, uses, on_path, [n for n in graph.names if n in given_set]
+
+
+def paths(graph, out: str, wrt: str | None):
+    """(wrt, the statements on the paths from wrt to out in dependency order, each statement's names
+    used, the names on those paths). wrt None: the first input, in file order, that out depends on
+    (None if there is none)."""
+    position = graph.names  # name -> node; node order is evaluation order
+    uses = {name: _names_used(stmt.expr, position) for name, stmt in graph.definitions.items()
+            if name not in graph.inputs}
+
+    feeds_out = {out}
+    for name in sorted(position, key=position.get, reverse=True):
+        if name in feeds_out:
+            feeds_out.update(uses.get(name, ()))
+    if wrt is None:  # default: the first input, in file order, that the output depends on
+        wrt = next((name for name in graph.inputs if name in feeds_out), None)
+    on_path = set()
+    if wrt is not None and wrt in feeds_out:
+        depends = {wrt}
+        for name in sorted(position, key=position.get):
+            if any(u in depends for u in uses.get(name, ())):
+                depends.add(name)
+        on_path = depends & feeds_out
+    # wrt's own statement is not on its paths: wrt is given, like an input
+    statements = _in_file_order([name for name in on_path if name in uses and name != wrt], uses,
+                                graph.definitions)
+    return wrt, statements, uses, on_path
 
 
 def _symbolic(d: Derivation) -> None:

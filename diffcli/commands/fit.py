@@ -82,7 +82,13 @@ class Fit(Displayed):
         cancel keeps an error of a few ε times their total size, Σ|term| (more where each term has
         its own rounding), so a sum below GRADIENT_NOISE of it has no digit that means anything
         (and differs between machines). One term (no data) is never noise by this measure."""
-        return bool(np.all(np.abs(self.gradient[name]) < GRADIENT_NOISE * self.gradient_terms.get(name, 0.0)))
+        base, _, rest = name.partition("[")  # an element, `W[0,1]`, or a whole parameter
+        gradient, terms = self.gradient[base], self.gradient_terms.get(base, 0.0)
+        if rest:
+            index = tuple(int(k) for k in rest.rstrip("]").split(","))
+            gradient = np.asarray(gradient)[index]
+            terms = np.asarray(terms)[index] if np.shape(terms) else terms
+        return bool(np.all(np.abs(gradient) < GRADIENT_NOISE * terms))
 
 
 @dataclass
@@ -148,7 +154,7 @@ class Problem:
         named, k = {}, 0
         for name in self.parameters:
             shape = self.shapes.get(name, ())
-            size = int(np.prod(shape)) if shape else 1
+            size = math.prod(shape)
             named[name] = float(x[k]) if not shape else x[k:k + size].reshape(shape).copy()
             k += size
         return named
@@ -201,6 +207,61 @@ class Problem:
                 source=error.source, help=error.help, notes=error.notes, operation=error.operation))
         return result
 
+    def _planned(self, x: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """The objective and its gradient (flattened as x is) at x by the program's compiled plan
+        (interpreters/array_plan.py), for an array program without data: the inputs checked once,
+        at the first point, and at each only the parameters' gradients and the values they need
+        computed. None where the plan cannot run, or where x or a value is not finite: then the
+        interpreter's pass runs and says why."""
+        plan = self.__dict__.get("_plan")
+        if plan is False or not x.size or not ((total := float(x.sum())) - total == 0.0):
+            return None
+        if plan is None:
+            from ..interpreters import array_plan
+
+            self._plan = False
+            if self.rows or not self.arrays or self.residual:
+                return None
+            program = self.program
+            try:
+                self._plan_inputs = program._inputs({**self.columns, **self.unflatten(x)})[0]
+            except DiffcliError:
+                return None
+            graph = program.graph
+            if graph.shape is None or graph.shape[graph.names[self.output]]:
+                return None
+            self._nodes = [graph.names[p] for p in self.parameters]
+            plan = array_plan.plan(graph, graph.names[self.output], wanted=tuple(sorted(set(self._nodes))),
+                                   keep=(), checked=False)
+            if plan is None:
+                return None
+            # the plan's arguments: the fixed inputs once; each parameter, a view of x, at each point
+            self._plan_args = plan.arguments(self._plan_inputs)
+            self._plan_slots, k = [], 0
+            for name in self.parameters:
+                shape = self.shapes.get(name, ())
+                size = math.prod(shape)
+                self._plan_slots.append((plan.inputs.index(name), k, k + size, shape))
+                k += size
+            self._plan_zeros = {node: np.zeros(max(1, math.prod(graph.shape[node]))) for node in self._nodes}
+            self._plan, self._plan_output = plan, graph.names[self.output]
+            self._plan_failures = array_plan.FAILURES
+        arguments = self._plan_args
+        for position, low, high, shape in self._plan_slots:
+            arguments[position] = x[low:high].reshape(shape) if shape else x[low]
+        try:
+            done = plan.function(*arguments)   # (fit runs under np.errstate(all="ignore"))
+        except self._plan_failures:   # (none is expected: the interpreter then says what it is)
+            return None
+        if done is None:
+            return None
+        values, adjoints = done
+        zeros = self._plan_zeros
+        flat = np.concatenate([adjoints[node].ravel() if node in adjoints else zeros[node] for node in self._nodes])
+        if not ((total := float(flat.sum())) - total == 0.0 or np.isfinite(flat).all()):
+            return None   # the interpreter's reverse pass: its error, or its zero-blocked gradient
+        return float(values[self._plan_output]), flat
+
     def _array_residual(self, columns) -> _Point:
         """Without data, a residual that is an array (`r = A @ X - Y`): its elements are the rows of
         the least squares, and its Jacobian comes by forward mode, one tangent pass per parameter
@@ -237,6 +298,10 @@ class Problem:
         if self._last is not None and self._last[0] == key:
             return self._last[1]
         self.evaluations += 1
+        planned = self._planned(x)
+        if planned is not None:   # one point: r its value, the Jacobian its gradient (as below)
+            f, g = planned   # (both finite: checked by the plan)
+            return self._evaluated(key, x, f, g, np.array([f]), g[None, :], checked=True)
         rows = self._rows(x)
         if rows is not None:   # the passes set up for this fit, everything finite
             r, jacobian = rows
@@ -248,7 +313,10 @@ class Problem:
             f, g = float(r @ r), 2.0 * (jacobian.T @ r)
         else:
             f, g = float(r.mean()), jacobian.mean(axis=0)
-        if not (math.isfinite(f) and np.isfinite(g).all()):
+        return self._evaluated(key, x, f, g, r, jacobian)
+
+    def _evaluated(self, key, x, f, g, r, jacobian, checked=False):
+        if not checked and not (math.isfinite(f) and np.isfinite(g).all()):
             raise _Stop(DiffcliError(
                 "domain", f"the objective ({self.describe()}) is not finite at this point",
                 help="bound the parameters (--bounds), start elsewhere, or lower --lr"))
@@ -451,7 +519,7 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
         state["x"] = x.copy()
         if progress is not None:
             progress(len(history) - 1, f, float(np.linalg.norm(g)))
-        if f < 0 and x.size and _runaway(history[0], f, float((np.abs(x - x0) / np.maximum(1.0, np.abs(x0))).max())):
+        if f < 0 and x.size and _runaway(history[0], f, lambda: float((np.abs(x - x0) / np.maximum(1.0, np.abs(x0))).max())):
             raise _Runaway   # (a sum of squares never falls below 0: no test per step)
 
     interrupted, error, converged, message = False, None, False, ""
@@ -529,9 +597,11 @@ def unbounded(problem: Problem, fit: Fit) -> DiffcliError | None:
         "this output has no minimum: bound the parameters (--bounds), or minimize another (--of)")
 
 
-def _runaway(start: float, f: float, moved: float) -> bool:
-    """Fallen RUNAWAY times the start's size below it, with a parameter moved RUNAWAY times its own."""
-    return bool(f < 0 and f < start - RUNAWAY * max(1.0, abs(start)) and moved > RUNAWAY)
+def _runaway(start: float, f: float, moved) -> bool:
+    """Fallen RUNAWAY times the start's size below it, with a parameter moved RUNAWAY times its own
+    (`moved`: that relative move, or a function giving it, asked only once the objective has fallen)."""
+    return bool(f < 0 and f < start - RUNAWAY * max(1.0, abs(start))
+                and (moved() if callable(moved) else moved) > RUNAWAY)
 
 
 class _Runaway(Exception):
@@ -770,6 +840,7 @@ def _descend(problem, method, x, low, high, steps, lr, step_done, state):
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     m = np.zeros_like(x)
     v = np.zeros_like(x)
+    bounded = bool(np.isfinite(low).any() or np.isfinite(high).any())
     for k in range(steps):
         _, g, *_ = problem.evaluate(x)
         if not np.any(g):
@@ -781,7 +852,8 @@ def _descend(problem, method, x, low, high, steps, lr, step_done, state):
             m = beta1 * m + (1 - beta1) * g
             v = beta2 * v + (1 - beta2) * g * g
             x = x - rate * (m / (1 - beta1 ** (k + 1))) / (np.sqrt(v / (1 - beta2 ** (k + 1))) + eps)
-        x = np.clip(x, low, high)
+        if bounded:   # (clipping to ±inf changes nothing)
+            x = np.clip(x, low, high)
         state["steps"] = k + 1
         step_done(x)
     name = "gradient descent" if method == "gd" else "Adam"

@@ -49,8 +49,11 @@ def levels(text: str, parameters: list[str] = ()) -> list[tuple[str, float]]:
 
 
 def _check_size(parameters) -> None:
+    """parameters: one label per fitted element (`a`, `W[0,1]`): each is profiled, and each profile
+    refits all the others many times."""
     if len(parameters) > MAX_PARAMETERS:
-        raise DiffcliError("input", f"--confidence over {len(parameters)} parameters: at most {MAX_PARAMETERS} "
+        what = "fitted elements" if any("[" in p for p in parameters) else "parameters"
+        raise DiffcliError("input", f"--confidence over {len(parameters)} {what}: at most {MAX_PARAMETERS} "
                            "(each bound refits all the others many times)",
                            help="fit fewer inputs (--wrt), or use the standard errors")
 
@@ -93,14 +96,15 @@ class _Profile:
 def intervals(problem, parameters: Mapping[str, float], stderr: Mapping[str, float],
               wanted: list[tuple[str, float]], bounds: Mapping[str, tuple[float, float]] | None = None,
               names: list[str] | None = None) -> dict[str, dict[str, list[float | None]]]:
-    """{name: {label: [low, high]}} for each fitted parameter (or those in `names`)."""
+    """{label: {level: [low, high]}} for each fitted parameter (or those in `names`), an array's
+    elements each by its label (`W[0,1]`, row-major), as the standard errors are."""
     from scipy.optimize import brentq
 
     from .fit import _Stop
 
-    order = problem.parameters
-    best = np.array([parameters[n] for n in order], float)
-    ranges = [(bounds or {}).get(n, (-math.inf, math.inf)) for n in order]
+    order = problem.labels
+    best = problem.flatten(parameters)
+    ranges = [(bounds or {}).get(label.partition("[")[0], (-math.inf, math.inf)) for label in order]
     low, high = np.array([r[0] for r in ranges]), np.array([r[1] for r in ranges])
     _check_size(order)
     if len(problem.evaluate(best)[2]) <= len(order):
@@ -112,7 +116,7 @@ def intervals(problem, parameters: Mapping[str, float], stderr: Mapping[str, flo
     top = max(p for _, p in wanted)
     result = {}
     for index, name in enumerate(order):
-        if names is not None and name not in names:
+        if names is not None and name not in names and name.partition("[")[0] not in names:
             continue
         value, error = best[index], stderr.get(name, math.nan)
         step = error if 0 < error < abs(value) else max(abs(value) * 0.2, 0.001)  # lmfit's first step

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import DiffcliError, Source, shown
 from ..language.graph import did_you_mean
 from ..ops import CONSTANTS, RESERVED
-from ..program import Program, _shape_words as shape_words
+from ..program import Program, _element, _shape_words as shape_words
 
 CHUNK = 1 << 14       # points computed and written at a time (a few MB of text)
 CHUNK_NUMBERS = 1 << 20  # ... fewer points when they have many columns: a chunk's numbers at most
@@ -112,35 +112,73 @@ class Points:
         return self._chunks()
 
 
-def grid(sweeps: list[Sweep], program: Program) -> Points:
-    """Every combination of the sweeps' values, the last varying fastest, made a chunk at a time."""
+def grid(sweeps: list[Sweep], program: Program, sets: dict | None = None) -> Points:
+    """Every combination of the sweeps' values, the last varying fastest, made a chunk at a time.
+
+    A sweep of an array input's element (`--sweep x[1]=0:1:5`, `W[0,1]`, labels as CSV columns
+    name them) gives that array per point: its other elements are its value from `sets` (as
+    --set gave it) or its default, the same at every point."""
     def fail(name, message, help=None):
         raise DiffcliError("input", f"--sweep {name}: {message}", help=help)
 
-    check_names(program, [s.name for s in sweeps], fail)
+    sets = sets or {}
+    elements = {s.name: _element(s.name) for s in sweeps if "[" in s.name}
+    check_names(program, list(dict.fromkeys(elements[s.name][0] if s.name in elements else s.name for s in sweeps)), fail)
+    arrays: dict[str, np.ndarray] = {}  # array input -> its value at every point but the swept elements
     for s in sweeps:
-        if s.name in program.graph.inputs and program.shape(s.name):
-            fail(s.name, f"`{s.name}` is {shape_words(program.shape(s.name))}; a sweep gives a scalar one value per point",
-                 help=f"give its elements per point with --points (CSV columns {s.name}[0], {s.name}[1], …, or JSON Lines arrays)")
+        if s.name in elements:
+            name, index = elements[s.name]
+            arrays[name] = _swept_array(program, s.name, name, index, sets, fail)
+        elif s.name in program.graph.inputs and program.shape(s.name):
+            shape = program.shape(s.name)
+            first = f"{s.name}[{','.join('0' * len(shape))}]"
+            fail(s.name, f"`{s.name}` is {shape_words(shape)}; a sweep gives a scalar one value per point",
+                 help=f"sweep one of its elements (--sweep {first}=START:STOP:NUM), or give its elements per "
+                 f"point with --points (CSV columns {s.name}[0], {s.name}[1], …, or JSON Lines arrays)")
     n = math.prod(s.num for s in sweeps)  # (before anything is made: 10^9 points would be 8 GB)
     if n > MAX_SWEEP_POINTS:
         raise DiffcliError("input", f"the sweeps make {n:,} points, more than {MAX_SWEEP_POINTS:,}",
                            help="use fewer points per sweep, or split the grid into several runs")
-    names = [s.name for s in sweeps]
-    if len(set(names)) < len(names):
-        twice = next(name for name in names if names.count(name) > 1)
+    labels = [s.name.replace(" ", "") for s in sweeps]
+    if len(set(labels)) < len(labels):
+        twice = next(label for label in labels if labels.count(label) > 1)
         raise DiffcliError("input", f"--sweep {twice}: swept twice", help="give each input one --sweep")
+    names = list(dict.fromkeys(elements[s.name][0] if s.name in elements else s.name for s in sweeps))
+    step = chunk_rows(max(1, sum(value.size for value in arrays.values())))
 
     def chunks():
-        for offset in range(0, n, CHUNK):
-            index = np.arange(offset, min(n, offset + CHUNK))
-            columns = {}
+        for offset in range(0, n, step):
+            index = np.arange(offset, min(n, offset + step))
+            columns = {name: np.empty((len(index),) + value.shape) for name, value in arrays.items()}
+            for column, value in zip(columns.values(), arrays.values()):
+                column[...] = value
             for sweep in reversed(sweeps):
                 index, at = np.divmod(index, sweep.num)
-                columns[sweep.name] = sweep.at(at)
+                if sweep.name in elements:
+                    name, element = elements[sweep.name]
+                    columns[name][(slice(None),) + element] = sweep.at(at)
+                else:
+                    columns[sweep.name] = sweep.at(at)
             yield offset, {name: columns[name] for name in names}
 
     return Points(names, n, chunks)
+
+
+def _swept_array(program, label, name, index, sets, fail):
+    """The value of the array input `name` whose element `index` is swept (a copy), or the error."""
+    if name not in program.base.inputs:
+        fail(label, f"the program does not use `{name}`", "only an array input's elements can be swept")
+    value = sets.get(name, program.base.inputs[name])
+    if value is None:
+        fail(label, f"`{name}` has no value to sweep an element of", f"give it one: --set {name}=[…]")
+    value = np.array(value, dtype=float)
+    shape = value.shape
+    if not shape:
+        fail(label, f"`{name}` is a scalar, not an array", f"sweep it whole: --sweep {name}=START:STOP:NUM")
+    if len(index) != len(shape) or not all(i < n for i, n in zip(index, shape)):
+        fail(label, f"`{name}` is {shape_words(shape)}: it has no element {name}[{','.join(map(str, index))}]",
+             f"indexes run from 0, one per axis (shape {'×'.join(map(str, shape))})")
+    return value
 
 
 class _Line(Source):

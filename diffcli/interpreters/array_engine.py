@@ -15,7 +15,7 @@ from ..formatting import excerpt, operator_span
 from ..language.arrays import element_label, operand_label
 from ..language.graph import needs_gradient
 from ..ops import ArrayOp, apply_partial, backend
-from .domain import derivative_message, domain_message
+from .domain import derivative_message, domain_message, element_derivative_message, element_domain_message
 
 
 def _np():
@@ -70,14 +70,22 @@ def _at(np, x, index):
     return float(x if x.ndim == 0 else x[index])
 
 
-def _where(graph, i, index) -> str:
-    """` at x[3]`: the element of the node's first array operand (or of its result)."""
-    if not index:
-        return ""
-    for j in graph.args[i]:
-        if graph.shape[j]:
-            return f" at {operand_label(graph, j)}{element_label(index)}"
-    return f" at {element_label(index)}"
+def _label(graph, i, index) -> str:
+    """`x[3]`, `(W @ x - 1)[3]`: the element at `index` of node i's result, named in the operand it
+    comes from (the divisor first for `/`), through the broadcasts that stretched it; else in the
+    result itself."""
+    args = list(graph.args[i])
+    if graph.op[i].key == "div":
+        args.reverse()
+    for j in args:
+        while graph.op[j] is not None and graph.op[j].key in ("broadcast", "id"):
+            j = graph.args[j][0]
+        shape = graph.shape[j]
+        if shape:
+            lead = len(index) - len(shape)
+            return operand_label(graph, j) + element_label(
+                tuple(0 if n == 1 else index[lead + k] for k, n in enumerate(shape)))
+    return operand_label(graph, i) + element_label(index)
 
 
 def _value_error(graph, values, i, value) -> DiffcliError:
@@ -86,12 +94,14 @@ def _value_error(graph, values, i, value) -> DiffcliError:
     index = _first_bad(np, value)
     where = excerpt(graph.source, graph.expr[i])
     if op.__class__ is ArrayOp:
-        message = f"`{where}` overflows{'' if not index else ' at element ' + element_label(index)}"
+        message = f"`{where}` overflows{'' if not index else ' at ' + operand_label(graph, i) + element_label(index)}"
         help = "doubles reach about 1.8e308; rescale the inputs"
     else:
         xs = [_at(np, values[j], index) for j in graph.args[i]]
-        message, help = domain_message(op, xs, where)
-        message += _where(graph, i, index)
+        if index:
+            message, help = element_domain_message(op, xs, where, _label(graph, i, index))
+        else:
+            message, help = domain_message(op, xs, where)
     return DiffcliError("domain", message, operator_span(graph.source, graph.expr[i]), source=graph.source,
                         help=help, operation=op.name)
 
@@ -224,8 +234,11 @@ def _derivative_error(graph, values, i, n, p, c) -> DiffcliError:
                             source=graph.source, help="a derivative grew past the largest double (about 1.8e308); "
                             "rescale the inputs", operation=op.name)
     xs = [_at(np, values[j], index) for j in graph.args[i]]
-    message, help = derivative_message(op, xs, n, where)
-    return DiffcliError("domain", message + _where(graph, i, index), operator_span(graph.source, graph.expr[i]),
+    if index:
+        message, help = element_derivative_message(op, xs, n, where, _label(graph, i, index))
+    else:
+        message, help = derivative_message(op, xs, n, where)
+    return DiffcliError("domain", message, operator_span(graph.source, graph.expr[i]),
                         source=graph.source, help=help, operation=op.name)
 
 

@@ -13,6 +13,7 @@ program with no array syntax and only scalar inputs is never lowered: it keeps t
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from ..errors import DiffcliError, Source
@@ -41,9 +42,11 @@ def constant(expr: Array | Call, source: Source):
 
     if isinstance(expr, Call):
         return construct(expr.func, expr.sizes, _keyword_values(expr, source))
-    if expr.values is not None:  # a vector of numbers, scanned as one token
-        _bounded((len(expr.values),), (expr.start, expr.end), source)
-        return np.array(expr.values, dtype=float)
+    if expr.values is not None:  # numbers scanned as one token
+        shape = expr.values_shape()
+        _bounded(shape, (expr.start, expr.end), source)
+        numbers = itertools.chain.from_iterable(expr.values) if len(shape) == 2 else expr.values
+        return np.fromiter(numbers, float, math.prod(shape)).reshape(shape)  # (np.array's nested lists cost more)
     shapes = [() if not isinstance(e, Array) else _constant_shape(e, source) for e in expr.elements]
     _literal_shape(expr, shapes, source)
     return np.array(expr.numbers(), dtype=float)
@@ -51,8 +54,8 @@ def constant(expr: Array | Call, source: Source):
 
 def _constant_shape(expr: Array, source: Source) -> tuple:
     if expr.values is not None:
-        return (len(expr.values),)
-    shapes = [() if not isinstance(e, Array) else (len(e.values),) if e.values is not None else
+        return expr.values_shape()
+    shapes = [() if not isinstance(e, Array) else e.values_shape() if e.values is not None else
               (len(e.elements),) if not any(isinstance(x, Array) for x in e.elements) else (len(e.elements), 1, 1)
               for e in expr.elements]
     return _literal_shape(expr, shapes, source)
@@ -184,30 +187,43 @@ def lower(graph, shapes: dict[str, tuple]):
     low.shape = shape = []
     new = [0] * len(graph)  # the program's node -> the lowered graph's
     origin = low.origin = []  # the lowered node -> the program's (None for a broadcast)
+    # (Graph.add, inlined, as graph._compile has it: this runs once per node)
+    ops, arg_list, values, exprs, low_attrs = low.op, low.args, low.value0, low.expr, low.attrs
+    broadcast = ARRAY_OPS["broadcast"]
 
     def add(op, args, expr, value, node_shape, attrs=None, base=None):
-        low.add(op, args, expr, value)
+        if attrs:
+            low_attrs[len(ops)] = attrs
+        ops.append(op)
+        arg_list.append(args)
+        values.append(value)
+        exprs.append(expr)
         shape.append(node_shape)
         origin.append(base)
-        if attrs:
-            low.attrs[len(low) - 1] = attrs
-        return len(low) - 1
+        return len(ops) - 1
 
     named = {node: name for name, node in graph.names.items()}
+    inputs = graph.inputs
     for i, op in enumerate(graph.op):
         args, expr = graph.args[i], graph.expr[i]
         if op is None:
             value = graph.value0[i]
-            if i in named and named[i] in graph.inputs:
+            if i in named and named[i] in inputs:
                 node_shape = shapes[named[i]]
             else:
                 node_shape = getattr(value, "shape", ())
-            new[i] = add(None, (), expr, value, node_shape, base=i)
+            new[i] = len(ops)  # (add, inlined: a leaf)
+            ops.append(None)
+            arg_list.append(())
+            values.append(value)
+            exprs.append(expr)
+            shape.append(node_shape)
+            origin.append(i)
             continue
         arg_nodes = [new[j] for j in args]
         arg_shapes = [shape[j] for j in arg_nodes]
         attrs = graph.attrs.get(i)
-        if isinstance(op, ArrayOp):
+        if op.__class__ is ArrayOp:
             if op.key == "stack":
                 node_shape = _literal_shape(expr, arg_shapes, source)
             else:
@@ -215,23 +231,34 @@ def lower(graph, shapes: dict[str, tuple]):
                     raise _fail("name", f"`{op.name}` takes 2 or more arguments, but 1 was given",
                                 (expr.start, expr.name_end), source, help=f"write it as `{op.name}(a, b, …)`")
                 try:
-                    node_shape = op.shape(arg_shapes, attrs, _texts(source, expr))
+                    node_shape = op.shape(arg_shapes, attrs, _Texts(source, expr))
                 except ShapeProblem as problem:
                     raise _placed(problem, op, expr, graph, args, source) from None
         else:  # elementwise: broadcast the arguments to one shape
             node_shape = ()
             for k, s in enumerate(arg_shapes):
+                if s == node_shape or not s:
+                    continue
                 joined = broadcast_shape(node_shape, s)
                 if joined is None:
                     raise _broadcast_error(op, expr, graph, args, arg_shapes, k, node_shape, source)
                 node_shape = joined
             if node_shape:
                 arg_nodes = [j if shape[j] == node_shape else
-                             add(ARRAY_OPS["broadcast"], (j,), graph.expr[args[k]], None, node_shape,
-                                 {"shape": node_shape})
+                             add(broadcast, (j,), graph.expr[args[k]], None, node_shape, {"shape": node_shape})
                              for k, j in enumerate(arg_nodes)]
-        _bounded(node_shape, _place(op, expr), source)
-        new[i] = add(op, tuple(arg_nodes), expr, None, node_shape, attrs, base=i)
+        if node_shape and math.prod(node_shape) > MAX_ELEMENTS:
+            _bounded(node_shape, _place(op, expr), source)
+        new[i] = len(ops)  # (add, inlined)
+        if attrs:
+            low_attrs[len(ops)] = attrs
+        ops.append(op)
+        arg_list.append(tuple(arg_nodes))
+        values.append(None)
+        exprs.append(expr)
+        shape.append(node_shape)
+        origin.append(i)
+    low._partials = None
     low.names = {name: new[node] for name, node in graph.names.items()}
     return low
 
@@ -264,6 +291,30 @@ def _texts(source: Source, expr) -> list[str]:
         text = source.snippet(operand.start, operand.end)
         texts.append(text if len(text) <= 24 else text[:23] + "…")
     return texts
+
+
+class _Texts:
+    """_texts(source, expr), made when a shape rule first reads it (most never do: only an error
+    names its operands)."""
+
+    __slots__ = ("source", "expr", "texts")
+
+    def __init__(self, source: Source, expr):
+        self.source, self.expr, self.texts = source, expr, None
+
+    def _made(self) -> list[str]:
+        if self.texts is None:
+            self.texts = _texts(self.source, self.expr)
+        return self.texts
+
+    def __getitem__(self, i):
+        return self._made()[i]
+
+    def __iter__(self):
+        return iter(self._made())
+
+    def __len__(self) -> int:
+        return len(self._made())
 
 
 def _placed(problem: ShapeProblem, op, expr, graph, args, source) -> DiffcliError:

@@ -38,7 +38,8 @@ class Graph:
         self.output = ""                                # the default output: the last statement's name
         self.first_use: dict[str, Name] = {}            # where each name is first used
         self.notes: list[DiffcliError] = []             # things worth saying that are not errors
-        # inputs written `x = 2.1 ± 0.1` (0.1, False) or `x = 2.1 ± 5%` (0.05, True), file order
+        # inputs written `x = 2.1 ± 0.1` (0.1, False) or `x = 2.1 ± 5%` (0.05, True), file order; an
+        # array input's amount is one float for every element or a NumPy array of its shape
         self.uncertainties: dict[str, tuple[float, bool]] = {}
         # arrays (see language/arrays.py): whether the file writes array syntax; a node's static data
         # (axis, index, keywords) by node; and, once lowered for its inputs' shapes, every node's shape
@@ -182,7 +183,12 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
                 (kind is Array or kind is Call) and _is_array_input(stmt.expr):
             literals.append(name)
             if stmt.__class__ is not Assignment:
-                graph.uncertainties[name] = (stmt.amount, stmt.relative)
+                amount = stmt.amount
+                if amount.__class__ is list:  # `± [0.1, 0.2]`: one per element
+                    import numpy as np
+
+                    amount = np.array(amount, dtype=float)
+                graph.uncertainties[name] = (amount, stmt.relative)
 
     arity = {name: op.arity for name, op in FUNCTIONS.items() if op.arity}  # (a quick first test)
     wrong = [call for call in parsed.calls

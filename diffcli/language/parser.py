@@ -12,9 +12,11 @@ again, and each Lark exception is turned here into a `DiffcliError` of kind "syn
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import re
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -213,6 +215,87 @@ def parse_with_nodes(source: Source) -> Parsed:
 
 # ---------------------------------------------------------------- the fast path for valid programs
 
+# A literal of numbers is most often spelled as JSON spells one (no `1.`, `.5`, `+1`, `01` or
+# trailing comma), and then JSON's decoder, one pass in C, reads it: its numbers are float()'s
+# (integers too, so that `-0` keeps its sign), the rows of a matrix come as lists. The weights and
+# data of a network are most of its file, and this halves the time to read them.
+def _no_constant(name):
+    raise ValueError(name)  # NaN, Infinity: no numbers of the language
+
+
+_JSON_NUMBERS = json.JSONDecoder(parse_int=float, parse_constant=_no_constant)
+
+
+class _Literal:
+    """A NUMBERS token that JSON's decoder read, in place of the scanner's match (the same span and
+    group): its text starts at `at` (its leading blanks at `begin`); `values` are its numbers as
+    Array.values has them, or None where the builder reads the text itself (ragged rows, a number
+    too large for a double)."""
+
+    __slots__ = ("lastindex", "string", "begin", "at", "stop", "values")
+
+    def __init__(self, group: int, string: str, begin: int, at: int, stop: int, values):
+        self.lastindex, self.string, self.begin, self.at, self.stop, self.values = group, string, begin, at, stop, values
+
+    def group(self, n: int = 0) -> str:
+        return self.string[self.begin if n == 0 else self.at:self.stop]
+
+    __getitem__ = group
+
+    def start(self, n: int = 0) -> int:
+        return self.begin if n == 0 else self.at
+
+    def end(self, n: int = 0) -> int:
+        return self.stop
+
+    def span(self, n: int = 0) -> tuple[int, int]:
+        return self.start(n), self.stop
+
+
+def _json_literal(text: str, at: int):
+    """(end, values) of a literal of numbers at text[at] (a `[`) that JSON's decoder reads, values as
+    Array.values has them or None (ragged, or a number too large for a double); None if JSON's
+    decoder does not read one there (the scanner's regex then decides)."""
+    try:
+        values, end = _JSON_NUMBERS.raw_decode(text, at)
+    except ValueError:
+        return None
+    if values.__class__ is not list or not values:
+        return None
+    kinds = set(map(type, values))
+    if kinds == {float}:
+        return end, None if math.inf in values or -math.inf in values else values
+    every = itertools.chain.from_iterable
+    if kinds != {list} or 0 in map(len, values) or set(map(type, every(values))) != {float}:
+        return None
+    if len(set(map(len, values))) != 1 or math.inf in every(values) or -math.inf in every(values):
+        return end, None
+    return end, values
+
+
+def _json_numbers(text: str, start: int) -> Array | None:
+    """The Array of a token of numbers read by JSON's decoder (its `values` a list of floats, or of
+    rows for a matrix), or None when it is not JSON, is ragged or holds a number too large for a
+    double (the slower path then reads it, or places the error)."""
+    try:
+        values = _JSON_NUMBERS.decode(text)
+    except ValueError:
+        return None
+    if values[0].__class__ is not list:
+        if math.inf in values or -math.inf in values:
+            return None
+        return Array([], start, start + len(text), True, values)
+    # a matrix whose rows are of one length keeps them as lists (a ragged one is the slower path's,
+    # which places the shape error at the row)
+    if len(set(map(len, values))) != 1:
+        return None
+    every = itertools.chain.from_iterable
+    if math.inf in every(values) or -math.inf in every(values):
+        return None
+    return Array([], start, start + len(text), True, values)
+
+
+
 class _Builder:
     """Makes AST nodes as the parser reduces: one method per rule (or alias) of the grammar.
 
@@ -289,6 +372,14 @@ class _Builder:
         """`[1, -2.5, 3e-3]`, one token: a constant literal whose elements are its numbers."""
         group = token.lastindex
         text, start = token.group(group), token.start(group)
+        if token.__class__ is _Literal:
+            node = None if token.values is None else Array([], start, token.stop, True, token.values)
+        else:
+            node = _json_numbers(text, start)
+        if node is not None:
+            self.made.append(node)
+            self.arrays = True
+            return node
         if text[1:].lstrip().startswith("["):  # a matrix: its rows, each a vector of its own
             rows = [self._vector(match.group(), start + match.start()) for match in _ROW.finditer(text)]
             node = Array(rows, start, start + len(text), True)
@@ -471,24 +562,84 @@ class _Builder:
         return Assignment(name.group(group), expr, name.start(group), name.end())
 
     def uncertain(self, name, equals, expr, plusminus, amount, percent=None):
-        """`x = 2.1 ± 0.1` or `x = 2.1 ± 5%`: only an input's literal may carry an uncertainty."""
+        """`x = 2.1 ± 0.1` or `x = 2.1 ± 5%`: only an input's literal may carry an uncertainty; an
+        array literal's, one number for every element or an array of its shape (`± [0.1, 0.2]`)."""
         at = plusminus.span(plusminus.lastindex)
         literal = expr.operand if expr.__class__ is Unary else expr
-        if literal.__class__ is not Number:
-            raise DiffcliError(
-                "syntax", "only an input's number can carry an uncertainty", at,
-                help="give the input its own line, like `x = 2.1 ± 0.1`, and use `x` here",
-            )
+        array = expr.__class__ is Array and expr.constant
+        if literal.__class__ is not Number and not array:
+            name_text = name.group(name.lastindex)
+            help = ("give the input its own line, like `x = 2.1 ± 0.1`, and use `x` here"
+                    + (" (an array input's literal of numbers may carry one: `x = [1.2, 3.4] ± 0.1`)"
+                       if self.arrays else ""))
+            if expr.__class__ is Call and expr.func in CONSTRUCTORS:
+                help = (f"a constructor's elements take theirs on the command line: --uncertainty {name_text}=0.1 "
+                        f"(or write {name_text}'s literal of numbers, like `{name_text} = [1.2, 3.4] ± 0.1`)")
+            raise DiffcliError("syntax", "only an input's number can carry an uncertainty", at, help=help)
         statement = self.stmt(name, equals, expr)
-        value = self.number(amount).value
+        if amount.group(amount.lastindex).startswith("["):  # NUMBERS: `± [0.1, 0.2]`
+            value = self._amounts(statement.name, expr, self.numbers(amount), at)
+        else:
+            value = self.number(amount).value
         self.made.pop()  # the amount is no node of the expression
         if percent is not None:
             value /= 100
         return UncertainAssignment(statement.name, expr, statement.start, statement.name_end,
                                    value, percent is not None, at)
 
+    def _amounts(self, name, literal, amounts, at):
+        """`x = [1.2, 3.4] ± [0.1, 0.2]`: the uncertainties as nested lists, of the literal's shape
+        (else a shape error naming both), each a number ≥ 0."""
+        if not array_literal(literal):
+            raise DiffcliError("shape", f"`{name}` is a scalar, and its uncertainty an array", (amounts.start, amounts.end),
+                               help=f"a scalar input takes one uncertainty: `{name} = 2.1 ± 0.1`")
+        for match in _SIGNED_NUMBER.finditer(self.text, amounts.start, amounts.end):
+            if match.group().startswith("-") and float(match.group()) != 0:
+                raise DiffcliError("syntax", f"an uncertainty is a number ≥ 0, not `{match.group()}`", match.span(),
+                                   help="a standard uncertainty is one standard deviation: drop the sign")
+        numbers, shape = amounts.numbers(), _literal_shape(amounts)
+        if shape is None:  # (a token of numbers nests two levels at most: rows of different lengths)
+            rows = amounts.elements
+            row = next(row for row in rows if len(row.numbers()) != len(rows[0].numbers()))
+            raise DiffcliError("shape", f"this row of uncertainties has {_elements(len(row.numbers()))}, but the "
+                               f"first has {_elements(len(rows[0].numbers()))}", (row.start, row.end),
+                               help="the rows of a matrix are vectors of one length")
+        expected = _literal_shape(literal)
+        if expected is not None and shape != expected:
+            words = lambda s: f"a vector of {s[0]}" if len(s) == 1 else f"a {s[0]}×{s[1]} matrix"
+            raise DiffcliError(
+                "shape", f"`±` needs an uncertainty of `{name}`'s shape, or one number for every element",
+                at, labels=[((literal.start, literal.end), f"{name} is {words(expected)}"),
+                            ((amounts.start, amounts.end), f"the uncertainty is {words(shape)}")],
+                help=f"give {expected[0] if len(expected) == 1 else '×'.join(map(str, expected))} uncertainties "
+                "laid out as the literal, or one: `± 0.1`, `± 1%`")
+        return numbers
+
     def start(self, *statements):
         return list(statements)
+
+
+def array_literal(expr) -> bool:
+    """Whether an expression is a constant array literal (of signed numbers)."""
+    return expr.__class__ is Array and expr.constant
+
+
+def _elements(n: int) -> str:
+    return "1 element" if n == 1 else f"{n} elements"
+
+
+def _literal_shape(literal) -> tuple | None:
+    """A constant array literal's shape, (n,) or (m, n); None if it is ragged or nested deeper (the
+    graph reports that)."""
+    numbers = literal.numbers()
+    if not numbers:
+        return None
+    if all(isinstance(x, float) for x in numbers):
+        return (len(numbers),)
+    if all(isinstance(x, list) and x and all(isinstance(y, float) for y in x) for x in numbers) and \
+            len({len(x) for x in numbers}) == 1:
+        return (len(numbers), len(numbers[0]))
+    return None
 
 
 def _literal_size(expr) -> int:
@@ -530,6 +681,30 @@ def _uncaptured(pattern: str) -> str:
     return "".join(out)
 
 
+def _possessive(pattern: str) -> str:
+    """NUMBERS' pattern with every quantifier possessive (`*+`, `++`, `?+`), where Python's `re` has
+    them (3.11): the same language, since nothing NUMBERS repeats (blanks, digits, a sign, a
+    number, a row) can be the start of what follows it, so no match ever gives back; and a third
+    faster to scan, the literals of a network's weights being most of its file. (A test checks the
+    two match alike.)"""
+    if sys.version_info < (3, 11):
+        return pattern
+    out, in_class, escaped = [], False, False
+    for i, char in enumerate(pattern):
+        out.append(char)
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in "*+?" and pattern[i - 1] != "(" and pattern[i + 1:i + 2] not in ("+", "?"):
+            out.append("+")
+    return "".join(out)
+
+
 class _FastParser:
     """An LALR(1) parser over Lark's own parse table, for speed on large files.
 
@@ -561,6 +736,7 @@ class _FastParser:
         # Blanks that the grammar ignores are skipped as part of the next token's match; a last
         # alternative takes any other character (a syntax error), so the scan ends only with `$END`.
         patterns = [_uncaptured(t.pattern.to_regexp()) for t in terminals]
+        patterns = [_possessive(p) if t.name == "NUMBERS" else p for p, t in zip(patterns, terminals)]
         blanks = "|".join(p for p, t in zip(patterns, terminals) if t.name in ignored)
         # `[ \t]*` rather than `(?:[ \t]+)?`: the same, and faster to run
         skip = blanks[:-1] + "*" if re.fullmatch(r"\[[^\]]+\]\+", blanks) else f"(?:{blanks})?"
@@ -571,6 +747,8 @@ class _FastParser:
             kinds[self.regex.groupindex[f"T{i}"]] = None if t.name in ignored else t.name
         kinds[self.regex.groupindex["BAD"]] = "BAD"  # in no state's actions: a syntax error
         kinds[self.regex.groupindex["END"]] = "$END"
+        self.end_group = self.regex.groupindex["END"]
+        self.numbers_group = kinds.index("NUMBERS")
         self.kinds = kinds
         self.builder = _Builder(kinds)
 
@@ -675,6 +853,47 @@ class _FastParser:
 
         return name, -1, reduce, len(symbols)
 
+    def _tokens(self, text: str):
+        """The scanner's matches, in order: the regex's, except that a literal of numbers that JSON's
+        decoder reads is read by it (a `_Literal`): one pass in C for what is most of a network's
+        file, where the regex would scan it and the builder read its numbers again. The two agree on
+        every token (a test checks): the regex's NUMBERS matches exactly such a literal, and a `[`
+        that starts none is left to the regex, as is every other character."""
+        scanner = self.regex.scanner
+        if "[" not in text:
+            return iter(scanner(text).match, None)
+        return self._literal_tokens(text)
+
+    def _literal_tokens(self, text: str):
+        scanner, match, end_group = self.regex.scanner, self.regex.match, self.end_group
+        done = search = 0  # the text before `done` is tokenized; the next `[` to look at is at or after `search`
+        while True:
+            at = text.find("[", search)
+            if at < 0:
+                break
+            line = text.rfind("\n", 0, at) + 1
+            if text.find("#", line, at) >= 0:  # in a comment (no other token holds a `#`)
+                search = text.find("\n", at)
+                if search < 0:
+                    break
+                continue
+            literal = _json_literal(text, at)
+            if literal is None:  # the regex's token here (a literal JSON does not read, or `[`)
+                search = match(text, at).end()
+                continue
+            begin = at
+            while begin > done and text[begin - 1] in " \t":  # its leading blanks are its own, as the regex's
+                begin -= 1
+            if begin > done:
+                for token in iter(scanner(text, done, begin).match, None):
+                    if token.lastindex == end_group:  # (the end of the piece, not of the text)
+                        break
+                    yield token
+            stop, values = literal
+            yield _Literal(self.numbers_group, text, begin, at, stop, values)
+            done = search = stop
+        yield from iter(scanner(text, done).match, None)
+
     def parse(self, text: str) -> Parsed | None:
         """The program's statements and their nodes (see parse_with_nodes), or None if it has a
         syntax error."""
@@ -689,7 +908,7 @@ class _FastParser:
         builder = self.builder
         builder.begin(text)
         try:
-            for token in iter(self.regex.scanner(text).match, None):
+            for token in self._tokens(text):
                 kind = token.lastindex
                 if kind in special:
                     if kind in lpar:
@@ -832,7 +1051,8 @@ def _diagnose(source: Source, stop: _Stop) -> DiffcliError:
         return fail(*_MISPLACED[kind])
     if previous is not None and previous.type == "PLUSMINUS":
         return fail(f"expected a number after `±`, found {_describe(token)}",
-                    "an uncertainty is a number (`x = 2.1 ± 0.1`) or a percentage (`x = 2.1 ± 5%`)")
+                    "an uncertainty is a number (`x = 2.1 ± 0.1`), a percentage (`x = 2.1 ± 5%`) "
+                    "or, for an array input, a literal of numbers (`x = [1.2, 3.4] ± [0.1, 0.2]`)")
     if kind == "RPAR" and not open_parens:
         return fail("unexpected `)`", "remove it, or add the `(` it closes")
     if open_parens and (at_end or kind == "EQUALS"):

@@ -107,8 +107,9 @@ class Keyword:
 
 class Array(Expr):
     """`[e1, e2, ...]`. `constant`: every element is a signed number literal or such an array, whose
-    nodes are then no graph nodes (the literal is one constant). A vector of numbers scanned as one
-    token has its `values` (floats) and no element nodes."""
+    nodes are then no graph nodes (the literal is one constant). A literal of numbers scanned as one
+    token has its `values` (floats: a list, or for a matrix a list of rows of one length) and no
+    element nodes."""
 
     __slots__ = ("elements", "constant", "values")
 
@@ -121,6 +122,11 @@ class Array(Expr):
 
     def children(self):
         return () if self.constant else tuple(self.elements)
+
+    def values_shape(self) -> tuple:
+        """The shape of `values` (which is not None)."""
+        values = self.values
+        return (len(values), len(values[0])) if values and values[0].__class__ is list else (len(values),)
 
     def numbers(self):
         """A constant literal's numbers as nested lists (no recursion: at most two levels are valid,

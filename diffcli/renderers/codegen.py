@@ -16,16 +16,19 @@ an undefined derivative (the partial was not finite) or an overflow. Python rais
 ValueError), JavaScript throws `DomainError` (an Error), C returns 1 (value), 2 (derivative) or 3
 (gradient overflow) and points `*error` at a static message.
 
-Large programs: Python keeps one function (CPython compiles a function of a million lines); C and
-JavaScript keep every value in a local of one function only up to SPLIT operations (a frame of a
-million doubles overflows a thread's stack), and above that store values and adjoints in arrays and
-split the work into functions of SPLIT operations each.
+Large programs: Python keeps one function up to SPLIT operations, and above that values and adjoints
+in lists and the work in functions of SPLIT operations each (CPython compiles them). C and JavaScript
+keep every value in a local of one function only up to SPLIT operations (a frame of a million doubles
+overflows a thread's stack); above that the program is data (see _Table), read by one loop per pass
+that does what the checked straight-line code does (forward mode keeps straight-line functions).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+import json.encoder
 import re
 import os
 import stat
@@ -35,7 +38,8 @@ from dataclasses import dataclass
 from .. import ops
 from . import target_names
 from ..interpreters.engine import needs_gradient
-from ..formatting import excerpt, operator_span
+from ..formatting import EXCERPT_WIDTH, excerpt, operator_span
+from ..language.syntax import Binary, Index
 from ..errors import DiffcliError
 from ..program import Program
 
@@ -151,6 +155,8 @@ def generate(program: Program, lang: str, of: str | None = None, name: str | Non
     every input (or only the value, or with `wrt` its derivative along one input, forward mode)."""
     if lang not in LANGUAGES:
         raise DiffcliError("input", f"--lang {lang}: not one of " + ", ".join(LANGUAGES))
+    if program.base.arrays or program.has_arrays:  # (array_codegen.py imports this module: no call back)
+        raise DiffcliError("shape", "codegen.generate writes scalar programs", help="array_codegen.generate takes arrays")
     graph = program.graph
     output = program.check_name(of, "--of") if of is not None else program.output
     if wrt is not None:
@@ -207,21 +213,30 @@ class _Writer:
         self.slot = [-1] * n
         values = self.internal.get("v")
         position = {name: k for k, name in enumerate(self.parameters)}
+        name_of, split, slots = self.name_of, self.split, self.slot
+        tabled = split and self.mode != "forward" and self.lang != "python"  # C and JavaScript: _Table
+        constants: dict = {}  # a constant's text, once per value
         for i in range(n):
             if ops_[i] is None:
-                if i in self.name_of and self.split:  # an input, in the array of the arguments
-                    ref[i] = f"{self.internal['x']}[{position[self.name_of[i]]}]"
-                elif i in self.name_of:
-                    ref[i] = self.variable[self.name_of[i]]
+                if i in name_of and split:  # an input, in the array of the arguments
+                    ref[i] = f"{self.internal['x']}[{position[name_of[i]]}]"
+                elif i in name_of:
+                    ref[i] = self.variable[name_of[i]]
                 else:
-                    text = str(number(value0[i]))
-                    ref[i] = f"({text})" if text.startswith("-") else text
+                    key = (value0[i], str(value0[i]))  # (0.0 and -0.0 are equal, their texts are not)
+                    text = constants.get(key)
+                    if text is None:
+                        text = str(number(value0[i]))
+                        text = constants[key] = f"({text})" if text.startswith("-") else text
+                    ref[i] = text
                 continue
-            self.slot[i] = slot
-            if self.split:
+            slots[i] = slot
+            if tabled:
+                pass  # the loops name no operation's value
+            elif split:
                 ref[i] = f"{values}[{slot}]"
-            elif i in self.name_of:
-                ref[i] = self.variable[self.name_of[i]]
+            elif i in name_of:
+                ref[i] = self.variable[name_of[i]]
             else:
                 ref[i] = namer.fresh(f"t{i}")
             slot += 1
@@ -236,19 +251,25 @@ class _Writer:
                     live[j] = True
         self.live = live
         needs = needs_gradient(graph)
-        self.wanted = [live[i] and needs[i] for i in range(n)]
+        self.wanted = wanted = [a and b for a, b in zip(live, needs)]
         self.adjoint = [""] * n
         self.gradient_order, self.gradient_user = [], []
         if self.mode == "reverse":
-            adjoint_slot = 0
-            for i in range(n):
-                if self.wanted[i]:
-                    if self.split:
-                        self.adjoint[i] = f"{self.internal['g']}[{adjoint_slot}]"
-                        adjoint_slot += 1
-                    else:
-                        self.adjoint[i] = namer.fresh("d_" + ref[i])
-            self.n_adjoints = adjoint_slot
+            kept = [i for i in range(n) if wanted[i]]
+            if tabled:
+                for i in kept:
+                    self.adjoint[i] = "kept"  # (the loops test a table)
+            elif split:
+                g = self.internal["g"]
+                for k, i in enumerate(kept):
+                    self.adjoint[i] = f"{g}[{k}]"
+            else:
+                for i in kept:
+                    self.adjoint[i] = namer.fresh("d_" + ref[i])
+            self.n_adjoints = len(kept) if split else 0
+            if self.lang != "python":
+                self._places()
+                return
             # for the Python check at the end: the adjoints from the last node's to the first's, and
             # the operation (of the highest index) through which each receives
             user = [0] * n
@@ -281,19 +302,43 @@ class _Writer:
         """Each operation's place, as its messages say it: "`log(x)` (line 3, column 5)"."""
         graph, source = self.graph, self.program.source
         starts = source._starts()
+        text_of, width = source.text, EXCERPT_WIDTH
         import bisect
 
+        bisect_right = bisect.bisect_right
         where = []
+        append = where.append
+        begins: dict = {}  # expression class -> how its operation's place is found
+        exprs = graph.expr
         for i, op in enumerate(graph.op):
             if op is None:
                 continue
-            expr = graph.expr[i]
-            begin = operator_span(source, expr)[0]
-            line = bisect.bisect_right(starts, begin) - 1
-            text = excerpt(source, expr)
-            where.append(f"`{text}` (line {line + 1}, column {begin - starts[line] + 1})")
+            expr = exprs[i]
+            kind = begins.get(type(expr))
+            if kind is None:
+                kind = begins[type(expr)] = _begin_kind(source, expr)
+            begin = expr.op_start if kind == 1 else expr.bracket if kind == 2 else expr.start
+            line = bisect_right(starts, begin) - 1
+            text = text_of[expr.start:expr.end]
+            # the common case, already as excerpt() shows it: printable ASCII, no comment, no run
+            # of blanks (one statement's text); else excerpt() folds it
+            if not (text.isascii() and text.isprintable()) or "#" in text or "  " in text or text[:1] == " " \
+                    or text[-1:] == " ":
+                text = excerpt(source, expr)
+            elif len(text) > width:
+                text = text[:width - 1] + "…"
+            append(f"`{text}` (line {line + 1}, column {begin - starts[line] + 1})")
         self.where = where
-        self.quoted = [self.quote(w) for w in where] if self.lang != "python" else []
+        self.quoted = self.quote_all(where) if self.lang != "python" else []
+
+    def quote_all(self, texts: list[str]) -> list[str]:
+        """[self.quote(text) for text in texts], in bulk where nothing needs replacing."""
+        if all(map(str.isprintable, texts)) and not self.quote_replaces(texts):
+            return list(map(_encode_string, texts))
+        return [self.quote(text) for text in texts]
+
+    def quote_replaces(self, texts: list[str]) -> bool:
+        return False
 
     def statement_comment(self, i: int) -> str:
         """`line 4: b = 5 - 3a` for the node a statement names, else "" (made once per node: the
@@ -306,9 +351,20 @@ class _Writer:
             comments[i] = ""
             return ""
         stmt = self.graph.definitions[name]
-        line = self.program.source.line_col(stmt.start)[0]
-        comments[i] = self.safe_comment(f"line {line}: {name} = {self.program.definition(name)}")
+        source = self.program.source
+        line = source.line_col(stmt.start)[0]
+        expr = stmt.expr
+        text = source.text[expr.start:expr.end]  # as snippet() shows it, where it is plain
+        if not (text.isascii() and text.isprintable()) or "#" in text or "  " in text or text[:1] == " " \
+                or text[-1:] == " ":
+            text = self.program.definition(name)
+        comments[i] = self.safe_comment(f"line {line}: {name} = {text}")
         return comments[i]
+
+    def comments(self) -> dict:
+        """node -> its statement's comment in the language's block-comment form (named nodes only)."""
+        return {i: self.block_comment(self.statement_comment(i)) for i in self.name_of
+                if self.statement_comment(i)}
 
     def safe_comment(self, text: str) -> str:
         if text.isprintable():
@@ -442,6 +498,11 @@ class _Writer:
         return lines
 
 
+def _begin_kind(source, expr) -> int:
+    """Where operator_span finds an expression's operation: 1 its op_start, 2 its bracket, 0 its start."""
+    return 1 if isinstance(expr, Binary) else 2 if isinstance(expr, Index) else 0
+
+
 # add and mul give the same bits either way round; min, max and hypot are left as written
 _EXACTLY_COMMUTATIVE = {"add", "mul"}
 
@@ -477,6 +538,27 @@ class _Fast:
                          for a, b in zip(level[::2], level[1::2] + [""] * (len(level) % 2))]
             sums.append(level[0])
         return sums
+
+
+@dataclass
+class _Table:
+    """A large program as data (C and JavaScript, above SPLIT operations): each operation's kind
+    (a case of the loop, one per operation and number of arguments), node, arguments and places,
+    the constants and the kept adjoints. The loops do what the checked straight-line code does, in
+    the same order, with the same tests; the file grows by numbers, not by statements."""
+
+    kinds: dict         # (op key, number of arguments) -> case
+    kind: list          # per operation
+    node: list
+    first: list         # its arguments: flat[first[k]:first[k + 1]]
+    flat: list
+    edge: list          # the place of its first argument's edge (in places)
+    places: list        # quoted: every operation's, then the edges' of operations of several arguments
+    constants: list     # nodes
+    constant_texts: list
+    inputs: list        # the parameters' nodes
+    kept: list          # per node: 1 where the engine keeps its adjoint
+    last: int           # the last operation the output depends on (or comes before it)
 
 
 def _term(g: str, p: str) -> str:
@@ -526,29 +608,47 @@ class _Python(_Writer):
         split = self.split
         indent = "    " if split else "        "
 
+        comments = {i: f"  # {text}" for i in self.name_of for text in [self.statement_comment(i)] if text}
+        ops_, args = graph.op, graph.args
+        statement: dict = {}  # (op, arguments) -> its line as a format string
+
         def forward_lines(nodes):
             runs.append((len(lines) + 1, self.slot[nodes[0]]))
+            append = lines.append
             for i in nodes:
-                comment = self.statement_comment(i)
-                line = f"{indent}{ref[i]} = {self.value_text(i)}"
-                lines.append(f"{line}  # {comment}" if comment else line)
+                a = args[i]
+                key = (ops_[i].key, len(a))
+                text = statement.get(key)
+                if text is None:
+                    text = statement[key] = f"{indent}{{{len(a)}}} = {_templates(self.lang, key[0], len(a))[0]}"
+                append(text.format(*map(ref.__getitem__, a), ref[i]) + comments.get(i, ""))
 
         def block(i, g, body):
             block_lines.append(len(lines) + 1)
             block_nodes.append(self.slot[i])
-            comment = self.statement_comment(i)
-            lines.append(f"{indent}if {g}:" + (f"  # {comment}" if comment else ""))
+            lines.append(f"{indent}if {g}:" + comments.get(i, ""))
             lines.extend(body)
 
+        adjoint, slot = self.adjoint, self.slot
+
         def reverse_block(i):
-            adjoint = self.adjoint
-            edges, counted = self.edges(i)
-            if not edges:
+            a = args[i]
+            if not any(adjoint[j] for j in a):
                 return
-            body = [f"{indent}    {n_} = {counted}"] if counted else []
-            for n, j, partial in edges:
-                body.append(f"{indent}    {adjoint[j]} += {adjoint[i]} * {partial}")
-            block(i, adjoint[i], body)
+            _, partials, count = _templates(self.lang, ops_[i].key, len(a))
+            names = list(map(ref.__getitem__, a))
+            names.append(ref[i])
+            names.append(n_)
+            g = adjoint[i]
+            block_lines.append(len(lines) + 1)
+            block_nodes.append(slot[i])
+            append = lines.append
+            append(f"{indent}if {g}:" + comments.get(i, ""))
+            if count is not None:
+                append(f"{indent}    {n_} = {count.format(*names)}")
+            for n, j in enumerate(a):
+                if adjoint[j]:
+                    append(f"{indent}    {adjoint[j]} += {g} * {partials[n].format(*names)}")
 
         def tangent_block(i):
             tangent = self.adjoint
@@ -723,20 +823,25 @@ class _CFamily(_Writer):
                                      "error", "w", "DomainError", "valueError", "gradientError")}
 
     def quote(self, text: str) -> str:
-        return json.dumps(self.safe_comment(text), ensure_ascii=False)
+        return _encode_string(self.safe_comment(text))
 
     def block_comment(self, text: str) -> str:
         return f" /* {text.replace('*/', '* /')} */" if text else ""
 
-    def straight_lines(self, fast: "_Fast", total: str) -> list[str]:
+    def straight_lines(self, fast: "_Fast", total: str, stores: dict | None = None) -> list[str]:
         """The straight-line statements, the tested values added to `total` as they come and the
-        adjoints' leaves at the end."""
-        lines = []
+        adjoints' leaves at the end; `stores` (name -> lines): what to write right after a name is
+        defined (C's results, so that they need not stay in registers until the end)."""
+        stores = stores or {}
+        lines = list(stores.get("", ()))  # the results that are no statement's: first
         for name, text in fast.values:
             lines.append(f"    {self.declare_value}{name} = {text};")
             if name in fast.tested:
                 lines.append(f"    {total} = {total} + {name};")
-        lines += [f"    {self.declare_value}{name} = {text};" for name, text in fast.counts + fast.adjoints]
+            lines += stores.get(name, ())
+        for name, text in fast.counts + fast.adjoints:
+            lines.append(f"    {self.declare_value}{name} = {text};")
+            lines += stores.get(name, ())
         return lines + [f"    {total} = {total} + {text};" for text in fast.check_sums()]
 
     def statements(self):
@@ -746,37 +851,68 @@ class _CFamily(_Writer):
         declare = "" if self.split else self.declare_value
         value_check, gradient_check = (template.replace("{valueError}", I["valueError"]).replace(
             "{gradientError}", I["gradientError"]) for template in (self.value_check, self.gradient_check))
+        comments = self.comments()
+        slot, quoted = self.slot, self.quoted
+        ops_, args = graph.op, graph.args
+        # each operation kind's statement as one format string: its arguments, its result, its place
+        statement: dict = {}
         forward = []
-        for i, op in enumerate(graph.op):
+        append = forward.append
+        for i, op in enumerate(ops_):
             if op is None:
                 continue
-            line = (f"{declare}{ref[i]} = {self.value_text(i)}; "
-                    + value_check.format(target=ref[i], where=self.quoted_where(i)))
-            forward.append(line + self.block_comment(self.statement_comment(i)))
+            a = args[i]
+            key = (op.key, len(a))
+            text = statement.get(key)
+            if text is None:
+                k = len(a)
+                text = statement[key] = f"{declare}{{{k}}} = {_templates(self.lang, op.key, k)[0]}; " + (
+                    value_check.replace("{target}", f"{{{k}}}").replace("{where}", f"{{{k + 1}}}"))
+            append(text.format(*map(ref.__getitem__, a), ref[i], quoted[slot[i]]) + comments.get(i, ""))
         blocks = []
         self.uses_count = self.uses_partial = False
         if self.mode == "reverse":
             adjoint = self.adjoint
+            p_name, n_name = I["p"], I["n"]
+            # `{0} += {1} * {2}; check({0}, {2}, {3})`: target, source, partial, place
+            edge = "        {0} += {1} * {2}; " + gradient_check.replace("{target}", "{0}").replace(
+                "{partial}", "{2}").replace("{where}", "{3}")
+            literal = _LITERAL.fullmatch
+            uses_count = uses_partial = False
+            kinds: dict = {}
             for i in range(self.out, -1, -1):
-                if not adjoint[i] or graph.op[i] is None:
+                g = adjoint[i]
+                if not g or ops_[i] is None:
                     continue
-                edges, counted = self.edges(i)
-                if not edges:
+                a = args[i]
+                targets = [(n, j, adjoint[j]) for n, j in enumerate(a) if adjoint[j]]
+                if not targets:
                     continue
-                lines = [f"if ({adjoint[i]} != 0.0) {{" + self.block_comment(self.statement_comment(i))]
-                if counted:
-                    self.uses_count = True
-                    lines.append(f"    {I['n']} = {counted};")
-                for n, j, partial in edges:
-                    if not _literal(partial):
-                        self.uses_partial = True
-                        lines.append(f"    {I['p']} = {partial};")
-                        partial = I["p"]
-                    check = gradient_check.format(target=adjoint[j], partial=partial,
-                                                  where=self.quoted_where(i, n))
-                    lines.append(f"    {adjoint[j]} += {adjoint[i]} * {partial}; {check}")
-                lines.append("}")
-                blocks.append(lines)
+                key = (ops_[i].key, len(a))
+                templates = kinds.get(key)
+                if templates is None:
+                    templates = kinds[key] = _templates(self.lang, *key)
+                _, partials, count = templates
+                names = list(map(ref.__getitem__, a))
+                names.append(ref[i])
+                names.append(n_name)
+                lines = [f"if ({g} != 0.0) {{" + comments.get(i, "")]
+                if count is not None:
+                    uses_count = True
+                    lines.append(f"        {n_name} = {count.format(*names)};")
+                where = quoted[slot[i]]
+                several = len(a) > 1
+                for n, j, d in targets:
+                    partial = partials[n].format(*names)
+                    if literal(partial) is None:
+                        uses_partial = True
+                        lines.append(f"        {p_name} = {partial};")
+                        partial = p_name
+                    lines.append(edge.format(d, g, partial, f"{where[:-1]}, with respect to its argument "
+                                             f"{n + 1}{where[-1]}" if several else where))
+                lines.append("    }")
+                blocks.append(["\n".join(lines)])  # one text, its lines indented for the "    " it gets
+            self.uses_count, self.uses_partial = uses_count, uses_partial
         elif self.mode == "forward":
             tangent = self.adjoint
             start = graph.names[self.wrt]
@@ -800,6 +936,111 @@ class _CFamily(_Writer):
                 target=tangent[self.out], where=self.quote(f"`{self.output_name}`"))])
         return forward, blocks
 
+    def table(self) -> "_Table":
+        """A large program as data for one loop per pass (see _Table)."""
+        graph = self.graph
+        ops_, args = graph.op, graph.args
+        kinds: dict = {}
+        node = [i for i, op in enumerate(ops_) if op is not None]
+        arity = [len(args[i]) for i in node]
+        kind = [kinds.setdefault(key, len(kinds)) for key in zip([ops_[i].key for i in node], arity)]
+        flat = list(itertools.chain.from_iterable([args[i] for i in node]))
+        first = list(itertools.accumulate(arity, initial=0))
+        quoted = self.quoted
+        places = list(quoted)
+        edge_place = list(range(len(node)))  # one argument: the operation's own place
+        # each argument's place: ", with respect to its argument n" before the closing `"` (a quoted
+        # place has no line break and ends in its one unescaped `"` before a line break): the
+        # operations of two arguments in bulk, their places in pairs
+        pairs = [k for k, n in enumerate(arity) if n == 2]
+        if pairs:
+            joined = "\n".join([quoted[k] for k in pairs]) + "\n"
+            first_of, second_of = (joined.replace('"\n', f', with respect to its argument {n}"\n').split("\n")[:-1]
+                                   for n in (1, 2))
+            for rank, k in enumerate(pairs):
+                edge_place[k] = len(places) + 2 * rank
+            places += itertools.chain.from_iterable(zip(first_of, second_of))
+        for k in [k for k, n in enumerate(arity) if n > 2]:
+            q = quoted[k]
+            edge_place[k] = len(places)
+            places += [f"{q[:-1]}, with respect to its argument {n + 1}{q[-1]}" for n in range(arity[k])]
+        ref = self.ref
+        constants = [i for i, op in enumerate(ops_) if op is None and i not in self.name_of]
+        inputs = [graph.names[name] for name in self.parameters]
+        import bisect
+
+        last = bisect.bisect_right(node, self.out) - 1
+        return _Table(kinds, kind, node, first, flat, edge_place, places, constants,
+                      [ref[i] for i in constants], inputs, list(map(int, self.wanted)), last)
+
+    def table_cases(self, t: "_Table", fail_gradient: str, names: dict, argument: str) -> tuple[list, list]:
+        """The forward and the reverse loop's cases, one per operation kind: its value, and its
+        partials added into the kept adjoints with the checks of the checked code. `argument`: the
+        j-th argument's node, as a format of j."""
+        v, g, p, n_, d = (names[k] for k in ("v", "g", "p", "n", "d"))
+        forward, reverse = [], []
+        for (key, nargs), k in t.kinds.items():
+            value, partials, count = _templates(self.lang, key, nargs)
+            nodes = [argument.format(j) for j in range(nargs)]
+            refs = [f"{v}[{x}]" for x in nodes]
+            forward.append(f"        case {k}: {names['r']} = {value.format(*refs)}; break;")
+            filled = refs + [f"{v}[{names['i']}]", n_]
+            reverse.append(f"        case {k}:")
+            if count is not None:
+                reverse.append(f"            {n_} = {count.format(*filled)};")
+            for j in range(nargs):
+                target = f"{g}[{nodes[j]}]"
+                reverse.append(f"            if ({names['kept']}[{nodes[j]}]) {{ {p} = {partials[j].format(*filled)}; "
+                               f"{target} += {d} * {p}; if (!{self.finite}({target})) "
+                               + fail_gradient.replace("{p}", p).replace(
+                                   "{where}", f"{names['places']}[{names['edge']}[{names['k']}] + {j}]")
+                               + " }")
+            reverse.append("            break;")
+        return forward, reverse
+
+    def table_passes(self, t: "_Table", tables: dict, names: dict, forward: list, reverse: list, arguments: str,
+                     fail_value: str, adjoints: list) -> list[str]:
+        """The loops of a large program (C and JavaScript): constants and inputs into the values,
+        the forward pass, and in reverse mode the reverse pass (`adjoints`: its array's lines)."""
+        k, a, r, i, d, v, g = (names[x] for x in ("k", "a", "r", "i", "d", "v", "g"))
+        open_, close = ("/* ", " */") if self.lang == "c" else ("// ", "")
+        lines = [f"    for ({k} = 0; {k} < {len(t.constants)}; {k}++) {v}[{tables['constant']}[{k}]] = {tables['value']}[{k}];",
+                 *[f"    {v}[{node}] = {self.variable[name]};" for node, name in zip(t.inputs, self.parameters)],
+                 f"    {open_}forward pass: each value tested as it is computed{close}",
+                 f"    for ({k} = 0; {k} < {len(t.node)}; {k}++) {{",
+                 f"        {a} = {arguments};",
+                 f"        switch ({tables['kind']}[{k}]) {{",
+                 *forward,
+                 f"        default: {r} = {ops.printer(self.lang).nan_text};",
+                 "        }",
+                 f"        {v}[{tables['node']}[{k}]] = {r};",
+                 f"        if (!{self.finite}({r})) {fail_value}",
+                 "    }"]
+        if self.mode != "reverse":
+            return lines
+        return lines + [f"    {open_}reverse pass: an adjoint of exactly 0 passes nothing on; each sum tested{close}",
+                        *adjoints,
+                        f"    {g}[{self.out}] = 1.0;",
+                        f"    for ({k} = {t.last}; {k} >= 0; {k}--) {{",
+                        f"        {i} = {tables['node']}[{k}];",
+                        f"        {d} = {g}[{i}];",
+                        f"        if (!{tables['kept']}[{i}] || {d} == 0.0) continue;",
+                        f"        {a} = {arguments};",
+                        f"        switch ({tables['kind']}[{k}]) {{",
+                        *reverse,
+                        "        }",
+                        "    }"]
+
+    @staticmethod
+    def numbers(values, per_line: int = 24) -> str:
+        """Numbers as the lines of an initializer, `per_line` a line."""
+        values = list(map(str, values)) or ["0"]
+        if per_line == 1:
+            return ",\n".join(values)
+        whole = len(values) - len(values) % per_line
+        lines = list(map(", ".join, zip(*[iter(values[:whole])] * per_line)))
+        return ",\n".join(lines + [", ".join(values[whole:])] * (whole < len(values)))
+
     def initial_adjoints(self) -> list[str]:
         """Lines declaring the adjoints (tangents): 0, the output's (the input's) 1."""
         I = self.internal
@@ -817,6 +1058,7 @@ class _CFamily(_Writer):
 
 class _C(_CFamily):
     lang = "c"
+    finite = "isfinite"
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -832,6 +1074,9 @@ class _C(_CFamily):
 
     def quote(self, text: str) -> str:
         return super().quote(text).replace("?", "\\?")  # no trigraphs
+
+    def quote_replaces(self, texts: list[str]) -> bool:
+        return any("?" in text for text in texts)
 
     def signature(self, function: str | None = None) -> str:
         I = self.internal
@@ -852,6 +1097,7 @@ class _C(_CFamily):
                  " * or 3 (the gradient overflows), and if `error` is not NULL points *error at a static",
                  " * string naming the operation and its place in the .expr file, like",
                  " * \"`log(x - 1)` (line 3, column 5)\"; " + self.reason + "(code) says what went wrong there.",
+                 " * After an error *value (and the derivatives) may hold partial results: use them on 0 only.",
                  " * Thread-safe: no global state. Inputs:",
                  *[" * " + line for line in self.inputs_doc()]]
         if self.mode == "reverse":
@@ -869,7 +1115,6 @@ class _C(_CFamily):
 
     def generate(self) -> Generated:
         I = self.internal
-        forward, blocks = self.statements()
         e = I["error"]
         head = [*self.documentation(), "#include <math.h>", "#include <stddef.h>"]
         if self.split:
@@ -897,6 +1142,9 @@ class _C(_CFamily):
             "#define DIFFCLI_DERIVATIVE(x, where) if (!isfinite(x)) DIFFCLI_FAIL(2, where)",
             "",
         ]
+        if self.split and self.mode != "forward":
+            return Generated("c", self.function, self.table_source(head), self.header(), self.parameters)
+        forward, blocks = self.statements()
         temporaries = [I["p"]] * self.uses_partial + [I["n"]] * self.uses_count  # none unused: -Wall
         temps = f"double {', '.join(temporaries)};" if temporaries else ""
         body: list[str] = []
@@ -951,19 +1199,82 @@ class _C(_CFamily):
         text = "\n".join(head + functions + [self.signature()] + body + self.undefines()) + "\n"
         return Generated("c", self.function, text, self.header(), self.parameters)
 
+    def table_source(self, head: list[str]) -> str:
+        """A large program's file: its operations as tables, one loop per pass (see _Table)."""
+        I, t = self.internal, self.table()
+        fresh = self.namer.fresh
+        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d", "where", "code")}
+        names.update(v=I["v"], g=I["g"], p=I["p"], n=I["n"])
+        tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "edge", "places",
+                                                            "constant", "value", "kept")}
+        names.update(kept=tables["kept"], places=tables["places"], edge=tables["edge"])
+        fail = f"{{ {names['code']} = isfinite({{p}}) ? 3 : 2; {names['where']} = {{where}}; goto done; }}"
+        forward, reverse = self.table_cases(t, fail, names, names["a"] + "[{}]")
+
+        size = len(self.graph)
+        k, a, r, i, d, where, code = (names[x] for x in ("k", "a", "r", "i", "d", "where", "code"))
+        v, g, p, n_ = I["v"], I["g"], I["p"], I["n"]
+        kind_type = "unsigned char" if len(t.kinds) <= 255 else "unsigned short"
+        backward = self.mode == "reverse"
+        data = [
+            f"/* the operations as tables: their kinds (cases below), nodes, arguments and places */",
+            f"static const {kind_type} {tables['kind']}[] = {{\n{self.numbers(t.kind)}}};",
+            f"static const long {tables['node']}[] = {{\n{self.numbers(t.node)}}};",
+            f"static const long {tables['first']}[] = {{\n{self.numbers(t.first)}}};",
+            f"static const long {tables['args']}[] = {{\n{self.numbers(t.flat)}}};",
+            *[f"static const long {tables['edge']}[] = {{\n{self.numbers(t.edge)}}};"][:backward],
+            f"static const char *const {tables['places']}[] = {{\n{self.numbers(t.places, 1)}}};",
+            f"static const long {tables['constant']}[] = {{\n{self.numbers(t.constants)}}};",
+            f"static const double {tables['value']}[] = {{\n{self.numbers(t.constant_texts, 8)}}};",
+            *[f"static const unsigned char {tables['kept']}[] = {{\n{self.numbers(t.kept, 40)}}};"][:backward],
+            "",
+        ]
+        body = ["{",
+                f"    double *{v} = malloc(sizeof(double) * {2 * size + 1}), {r}"
+                + (f", *{g}, {d}, {p}" if backward else "")
+                + (f", {n_}" if self.mode == "reverse" and any(
+                    _templates(self.lang, *key)[2] is not None for key in t.kinds) else "") + ";",
+                f"    const long *{a};",
+                f"    const char *{where} = \"\";",
+                f"    long {k}" + (f", {i}" if self.mode == "reverse" else "") + ";",
+                f"    int {code} = 0;",
+                f"    if (!{v}) DIFFCLI_FAIL(4, \"malloc\");",
+                *[f"    {g} = {v} + {size};"][:backward],
+                *self.table_passes(t, tables, names, forward, reverse, f"{tables['args']} + {tables['first']}[{k}]",
+                                   f"{{ {code} = 1; {where} = {tables['places']}[{k}]; goto done; }}",
+                                   [f"    for ({k} = 0; {k} < {size}; {k}++) {g}[{k}] = 0.0;"])]
+        body.append(f"    *{I['value']} = {v}[{self.out}];")
+        if self.mode == "reverse":
+            body += [f"    {I['gradient']}[{n}] = " + (f"{g}[{node}];" if t.kept[node] else "0.0;")
+                     + self.block_comment(f"d{self.output_name}/d{name}")
+                     for n, (node, name) in enumerate(zip(t.inputs, self.parameters))]
+        body += ["done:", f"    free({v});", f"    if ({code} && {I['error']}) *{I['error']} = {where};",
+                 f"    return {code};", "}"]
+        return "\n".join(head + data + [self.signature()] + body + self.undefines()) + "\n"
+
     def fast_body(self, fast: "_Fast", checked: str) -> list[str]:
         """The function's body: the straight-line code, one test of its sum, the checked version
         called where that fails."""
         I = self.internal
         total = self.namer.fresh("finite")
+        # each result written as soon as it is known (kept in registers to the end, they would be
+        # spilled around every libm call): the checked version, when it runs, writes them again
+        defined = {name for name, _ in fast.values + fast.counts + fast.adjoints}
+        stores: dict = {}
+        results = [(f"*{I['value']}", fast.value)] + ([(f"{I['gradient']}[{k}]", fast.gradient[name])
+                                                      for k, name in enumerate(self.parameters)]
+                                                     if self.mode == "reverse" else [])
+        for target, text in results:
+            stores.setdefault(text if text in defined else "", []).append(f"    {target} = {text};")
         lines = ["{", "    /* straight-line: no test on the way (see the checked version above) */",
-                 f"    double {total} = 0.0;", *self.straight_lines(fast, total)]
+                 f"    double {total} = 0.0;", *self.straight_lines(fast, total, stores)]
         arguments = [self.variable[n] for n in self.parameters] + [I["value"]] + (
             [I["gradient"]] if self.mode == "reverse" else []) + [I["error"]]
-        lines.append(f"    if (!isfinite({total})) return {checked}({', '.join(arguments)});")
-        lines.append(f"    *{I['value']} = {fast.value};")
-        if self.mode == "reverse":
-            lines += [f"    {I['gradient']}[{k}] = {fast.gradient[name]};" for k, name in enumerate(self.parameters)]
+        # not a tail call (a volatile result): one would make the compiler copy every argument
+        # passed on the stack into its own frame on entry, to hand them on
+        code = self.namer.fresh("code")
+        lines.append(f"    if (!isfinite({total})) {{ volatile int {code} = {checked}({', '.join(arguments)}); "
+                     f"return {code}; }}")
         return lines + ["    return 0;", "}"]
 
     def results(self, indent: str) -> list[str]:
@@ -981,6 +1292,7 @@ class _C(_CFamily):
         return ["", *[f"#undef DIFFCLI_{m}" for m in ("FAIL", "VALUE", "GRADIENT", "DERIVATIVE")], ""]
 class _JavaScript(_CFamily):
     lang = "javascript"
+    finite = "Number.isFinite"
     declare_value = "const "
     declare_variable = "let "
     loop_index = "let i"
@@ -990,7 +1302,6 @@ class _JavaScript(_CFamily):
 
     def generate(self) -> Generated:
         I = self.internal
-        forward, blocks = self.statements()
         out = self.output_name
         head = ["// " + line for line in self.header_comment()] + [
             "",
@@ -1014,6 +1325,10 @@ class _JavaScript(_CFamily):
         doc = [line.replace("*/", "* /") if k != len(doc) - 1 else line for k, line in enumerate(doc)]
         params = ", ".join(self.variable[n] if self.graph.inputs[n] is None
                            else f"{self.variable[n]} = {float(self.graph.inputs[n])!r}" for n in self.parameters)
+        if self.split and self.mode != "forward":
+            return Generated("javascript", self.function, self.table_source(head, doc, params), None,
+                             self.parameters)
+        forward, blocks = self.statements()
         temps = f"let {I['p']}, {I['n']};" if blocks else ""
         if not self.split:
             body = ["    // forward pass", *["    " + line for line in forward]]
@@ -1056,6 +1371,47 @@ class _JavaScript(_CFamily):
         text = "\n".join(head + functions + doc + [f"export function {self.function}({params}) {{"] + body + ["}", ""])
         return Generated("javascript", self.function, text, None, self.parameters)
 
+    def table_source(self, head: list[str], doc: list[str], params: str) -> str:
+        """A large program's module: its operations as tables, one loop per pass (see _Table)."""
+        I, t = self.internal, self.table()
+        fresh = self.namer.fresh
+        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d")}
+        names.update(v=I["v"], g=I["g"], p=I["p"], n=I["n"])
+        tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "edge", "places",
+                                                            "constant", "value", "kept")}
+        names.update(kept=tables["kept"], places=tables["places"], edge=tables["edge"])
+        fail = f"throw {I['gradientError']}({{p}}, {{where}});"
+        forward, reverse = self.table_cases(t, fail, names, f"{tables['args']}[{names['a']} + {{}}]")
+        size = len(self.graph)
+        k, a, r, i, d = (names[x] for x in ("k", "a", "r", "i", "d"))
+        v, g, p, n_ = I["v"], I["g"], I["p"], I["n"]
+        array = "Uint8Array" if len(t.kinds) <= 255 else "Uint16Array"
+        data = [
+            "// the operations as tables: their kinds (cases below), nodes, arguments and places",
+            f"const {tables['kind']} = new {array}([\n{self.numbers(t.kind)}]);",
+            f"const {tables['node']} = new Int32Array([\n{self.numbers(t.node)}]);",
+            f"const {tables['first']} = new Int32Array([\n{self.numbers(t.first)}]);",
+            f"const {tables['args']} = new Int32Array([\n{self.numbers(t.flat)}]);",
+            f"const {tables['edge']} = new Int32Array([\n{self.numbers(t.edge)}]);",
+            f"const {tables['places']} = [\n{self.numbers(t.places, 1)}];",
+            f"const {tables['constant']} = new Int32Array([\n{self.numbers(t.constants)}]);",
+            f"const {tables['value']} = new Float64Array([\n{self.numbers(t.constant_texts, 8)}]);",
+            f"const {tables['kept']} = new Uint8Array([\n{self.numbers(t.kept, 40)}]);",
+            "",
+        ]
+        body = [f"    const {v} = new Float64Array({size});",
+                f"    let {k}, {a}, {r};",
+                *self.table_passes(t, tables, names, forward, reverse, f"{tables['first']}[{k}]",
+                                   f"throw {I['valueError']}({tables['places']}[{k}]);",
+                                   [f"    const {g} = new Float64Array({size});", f"    let {i}, {d}, {p}, {n_};"])]
+        if self.mode == "reverse":
+            gradient = {name: (f"{g}[{node}]" if t.kept[node] else "0.0")
+                        for node, name in zip(t.inputs, self.parameters)}
+            body.append("    " + self.result(f"{v}[{self.out}]", gradient))
+        else:
+            body.append("    " + self.result(f"{v}[{self.out}]"))
+        return "\n".join(head + data + doc + [f"export function {self.function}({params}) {{", *body, "}", ""])
+
     def fast_body(self, fast: "_Fast", checked: str) -> list[str]:
         """The straight-line code, one test of its sum, the checked version called where that fails."""
         total = self.namer.fresh("finite")
@@ -1081,8 +1437,12 @@ class _JavaScript(_CFamily):
         return super().inputs_doc()
 
 
+# json.dumps(text, ensure_ascii=False) without its encoder object per call (the same function inside)
+_encode_string = json.encoder.encode_basestring
+
+
 def _json_string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+    return _encode_string(text)
 
 
 def _object_key(name: str) -> str:

@@ -13,11 +13,38 @@ from .explain_writers import TextPrinter, render
 from ..program import Program
 
 
-def explain(program: Program, values=None, wrt=None, of=None, fmt="text", filename="", precision=6) -> str:
+def explain(program: Program, values=None, wrt=None, of=None, fmt="text", filename="", precision=6,
+            elements: bool = False) -> str:
+    arrays = program.base.arrays or program.has_arrays or _array_values(program, values)
+    if elements and arrays:
+        return _elements(program, values, wrt, of, fmt, filename, precision)
+    if arrays:
+        from .array_explain import explain_arrays
+
+        return explain_arrays(program, values, wrt, of, fmt, filename, precision)
     derivation = derive(program, values, wrt, of, filename)
     if fmt == "json":
         return derivation_json(derivation)
     return render(derivation, fmt, precision)
+
+
+def _elements(program: Program, values, wrt, of, fmt, filename, precision) -> str:
+    """The scalar derivation of the program unrolled: its elements named W1_0_1 (`W1[0,1]`)."""
+    from ..commands.array_derivation import unrolled_program
+    from ..errors import DiffcliError
+
+    scalar, element = unrolled_program(program, values, wrt, of, filename)
+    try:
+        return explain(scalar, None, element, of, fmt, filename, precision)
+    except DiffcliError as error:  # (placed in the unrolled text, which the user never saw)
+        raise DiffcliError(error.kind, f"explain --elements: {error.message}",
+                           help="drop --elements for the derivation with shapes, or explain a smaller "
+                           "program") from None
+
+
+def _array_values(program: Program, values) -> bool:
+    """Whether a value given for one of the program's inputs is an array."""
+    return any(getattr(v, "shape", ()) for k, v in (values or {}).items() if program.is_input(k))
 
 
 def derivation_json(d) -> str:

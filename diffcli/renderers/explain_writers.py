@@ -15,7 +15,7 @@ from sympy.printing.str import StrPrinter
 from .. import formatting
 from ..commands.derivation import Derivation, fold, symbol
 from ..errors import shown
-from ..language.syntax import Call, Number, Paren, Unary
+from ..language.syntax import Array, Call, Index, Number, Paren, Unary
 
 # ---------------------------------------------------------------- printing
 
@@ -155,18 +155,20 @@ TEX_FUNCTIONS = {"sin", "cos", "tan", "sinh", "cosh", "tanh", "exp", "log", "ln"
 def tex_source(expr) -> str:
     """A statement's right side in LaTeX, as the user wrote it: their parentheses, their order,
     implicit products as juxtaposition."""
-    return fold(expr, _tex_leaf, _tex_node)
+    return fold(expr, tex_leaf, tex_node)
 
 
-def _tex_leaf(node) -> str:
+def tex_leaf(node) -> str:
     if isinstance(node, Number):
         return tex_number(node.value)
     return r"\pi" if node.id == "pi" else tex_name(node.id)
 
 
-def _tex_node(node, args: list[str]) -> str:
+def tex_node(node, args: list[str]) -> str:
     if isinstance(node, Paren):
         return rf"\left({args[0]}\right)"
+    if isinstance(node, (Array, Index)) or isinstance(node, Call) and (node.keywords or node.sizes or not node.args):
+        return _tex_array_node(node, args)
     if isinstance(node, Unary):
         return ("-" if node.op == "neg" else "+") + args[0]
     if isinstance(node, Call):
@@ -183,7 +185,38 @@ def _tex_node(node, args: list[str]) -> str:
         return f"{{{left}}}^{{{_unwrapped(node.right, right)}}}"
     if node.op == "mul":
         return f"{left} {right}" if node.implicit else rf"{left} \cdot {right}"
+    if node.op == "matmul":  # the matrix product, written as a course writes it: W x
+        return f"{left} {right}"
     return f"{left} {'+' if node.op == 'add' else '-'} {right}"
+
+
+def _tex_array_node(node, args: list[str]) -> str:
+    """Array syntax in LaTeX: a literal in brackets, an index as written, keywords in text."""
+    if isinstance(node, Array):
+        if node.constant:
+            rows = node.numbers()
+            items = [", ".join(map(tex_number, row)) if isinstance(row, list) else tex_number(row) for row in rows]
+            if rows and isinstance(rows[0], list):
+                items = [rf"\left[{row}\right]" for row in items]
+            return rf"\left[{', '.join(items)}\right]"
+        return rf"\left[{', '.join(args)}\right]"
+    if isinstance(node, Index):
+        return rf"{args[0]}\left[{tex_items(node.items)}\right]"
+    parts = [*args, *map(str, node.sizes)] + [rf"\text{{{k.name}}}={tex_number(k.value) if k.name != 'seed' else k.text}"
+                                              for k in node.keywords]
+    name = "\\" + node.func if node.func in TEX_FUNCTIONS or node.func in ("max", "min") else \
+        rf"\operatorname{{{node.func}}}"
+    return rf"{name}\left({', '.join(parts)}\right)"
+
+
+def items_text(items: tuple) -> str:
+    """An index's items as written: `0`, `1:3`, `:`, `0, :`."""
+    return ", ".join(str(item) if isinstance(item, int) else
+                     f"{'' if item[0] is None else item[0]}:{'' if item[1] is None else item[1]}" for item in items)
+
+
+def tex_items(items: tuple) -> str:
+    return items_text(items).replace(":", "{:}")
 
 
 def _unwrapped(node, text: str) -> str:

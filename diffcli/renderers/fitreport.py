@@ -99,7 +99,7 @@ def fit_text(fit: Fit, file: str, precision: int = 6, style: str = "plain", elem
             error = fit.stderr[name]
             row[1] = plus_minus(value, error, style)
             row.append(f"({abs(error / value):.1%})" if value and math.isfinite(error) else "")
-        noise = name in fit.gradient and fit.is_noise(name)   # (rounding noise)
+        noise = name.partition("[")[0] in fit.gradient and fit.is_noise(name)   # (rounding noise)
         row += [f"start {n(start)}", f"gradient {'≈ 0' if noise else n(gradient)}"]
         table.append(row)
     shown = table if len(table) <= MAX_PARAMETER_ROWS or elements else table[:SHOWN_OF_MANY]
@@ -143,9 +143,10 @@ def _confidence_rows(fit: Fit, n) -> list[str]:
     edge = lambda v: "open" if v is None else n(v)  # noqa: E731
     header = ["", *[f"−{label}" for label in reversed(labels)], "best", *[f"+{label}" for label in labels]]
     table = [header]
+    best = dict(item for name, value in fit.parameters.items() for item in element_items(name, value))
     for name, by_level in fit.confidence.items():
         table.append([name, *[edge(by_level[label][0]) for label in reversed(labels)],
-                      n(fit.parameters[name]), *[edge(by_level[label][1]) for label in labels]])
+                      n(best[name]), *[edge(by_level[label][1]) for label in labels]])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     rows = ["confidence intervals (profile χ² with the F-test, as lmfit's conf_interval; "
             "open: not reached)"]

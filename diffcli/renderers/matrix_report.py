@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import shown
 from ..interpreters.hessian import Hessian, HessianVector
 from ..program import Jacobian, Program
-from .report import PLAIN_TABLE_ROWS, _dumps, _plain_table, _table, _variable_rows, number
+from .report import PLAIN_TABLE_ROWS, _dumps, _plain_table, _table, _variable_rows, cell, number
 
 
 def jacobian_json(result: Jacobian) -> str:
@@ -17,7 +17,7 @@ def jacobian_table(program: Program, result: Jacobian, filename: str, precision:
     first, *others = result.outputs
     rows, styles = _variable_rows(program, result, None, precision, result.jacobian[first])
     for row, name in zip(rows, result.values):
-        row += [number(result.jacobian[out][name], precision) for out in others]
+        row += [cell(result.jacobian[out][name], precision) for out in others]
         if name in result.outputs:
             row[0] = f"{name} (output)"
     columns = ["name", "definition", "value"] + [f"∂{out}/∂name" for out in result.outputs]

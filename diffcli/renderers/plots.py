@@ -72,6 +72,10 @@ def sweep_chart(program, sweeps, values: dict[str, float], of: str | None):
     from ..errors import DiffcliError
     from ..interpreters import batch
 
+    for sweep in sweeps:
+        if "[" in sweep.name:
+            raise DiffcliError("input", f"--sweep {sweep.name}: plot sweeps scalar inputs, not an array's elements",
+                               help=f"sweep a scalar input, or tabulate the element with grad --sweep '{sweep.name}=…' --csv")
     grid = points.grid(sweeps, program)  # checks the names as --set does
     for sweep in sweeps:
         if sweep.name not in program.inputs:  # a flat line against an unused name helps nobody

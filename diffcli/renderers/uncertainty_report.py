@@ -7,6 +7,7 @@ import math
 
 from .report import _dumps, number
 from ..formatting import plus_minus
+from ..ops import shape_text
 from ..interpreters.uncertainty import COVERAGE, Propagation
 
 HISTOGRAM_BINS = 60
@@ -18,6 +19,9 @@ def to_json(result: Propagation) -> str:
         "budget": [{"name": row.name, "value": row.value, "u": row.u, "sensitivity": row.sensitivity,
                     "contribution": row.contribution, "share": row.share} for row in result.budget],
     }
+    if result.groups:
+        out["groups"] = [{"name": group.name, "contribution": group.contribution, "share": group.share}
+                         for group in result.groups]
     if result.correlations:
         out["correlations"] = [{"a": a, "b": b, "r": r} for (a, b), r in result.correlations.items()]
     second = result.second_order
@@ -31,13 +35,22 @@ def to_json(result: Propagation) -> str:
     return _dumps(out)
 
 
+def _size(shape: tuple) -> int:
+    return math.prod(shape)
+
+
 def _squared(u: float, precision: int) -> str:
     """u², or `(u)²` where u² underflows to 0 (u = 2e-320)."""
     return number(u * u, precision) if u * u > 0 or u == 0 else f"({number(u, precision)})²"
 
 
-def table(result: Propagation, filename: str, precision: int, style: str = "plain"):
-    """The result line, the budget (sorted by share) and what --order 2 / --monte-carlo add."""
+SHOWN_ELEMENTS = 6  # an array's largest elements in the table, unless --elements
+
+
+def table(result: Propagation, filename: str, precision: int, style: str = "plain", elements: bool = False):
+    """The result line, the budget (sorted by share) and what --order 2 / --monte-carlo add. An
+    array shows its group's row and its SHOWN_ELEMENTS largest elements (every one with `elements`),
+    then one row for the rest."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -49,13 +62,34 @@ def table(result: Propagation, filename: str, precision: int, style: str = "plai
     budget.add_column("input", no_wrap=True, overflow="fold")
     for heading in ("value", "u", f"∂{out}/∂input", "contribution", "share"):
         budget.add_column(heading, justify="right", no_wrap=True)
-    for row in result.budget:
-        budget.add_row(row.name, number(row.value, precision), number(row.u, precision),
-                       number(row.sensitivity, precision), number(row.contribution, precision),
-                       f"{100 * row.share:.1f}%")
+    groups = {group.name: group for group in result.groups or ()}
+    rows = result.budget
+    shown = 0
+    for i, row in enumerate(rows):
+        group = groups.get(row.group)
+        if group is not None and (i == 0 or rows[i - 1].group != row.group):
+            budget.add_row(f"{group.name} ({shape_text(group.shape)})", "", "", "",
+                           number(group.contribution, precision), f"{100 * group.share:.1f}%", style="bold")
+            shown = 0
+        if group is not None:
+            shown += 1
+            if shown > SHOWN_ELEMENTS and not elements:
+                if shown == SHOWN_ELEMENTS + 1:
+                    rest = [other for other in rows[i:] if other.group == row.group]
+                    budget.add_row(f"  … {len(rest):,} more", "", "", "", "",
+                                   f"{100 * sum(other.share for other in rest):.1f}%", style="dim")
+                continue
+        budget.add_row(row.name if group is None else "  " + row.name, number(row.value, precision),
+                       number(row.u, precision), number(row.sensitivity, precision),
+                       number(row.contribution, precision), f"{100 * row.share:.1f}%")
     parts.append(budget)
     caption = (f"u: standard uncertainty; contribution: |∂{out}/∂input|·u\n"
                f"share: of the combined variance u({out})² = {_squared(result.uncertainty, precision)}")
+    if groups:
+        caption += (f"\nan array's row (its shape): its elements together, u({out}) from them alone and "
+                    "their shares summed")
+        if not elements and any(group.shape and _size(group.shape) > SHOWN_ELEMENTS for group in groups.values()):
+            caption += f"\n(each array's {SHOWN_ELEMENTS} largest elements; --elements lists every one)"
     if result.correlations:
         pairs = ", ".join(f"r({a},{b}) = {r:g}" for (a, b), r in result.correlations.items())
         caption += f"\ncorrelations: {pairs}\n(a covariance term's share is split evenly between its two inputs)"
@@ -63,10 +97,12 @@ def table(result: Propagation, filename: str, precision: int, style: str = "plai
     second = result.second_order
     if second is not None:
         change = 100 * second.change / result.uncertainty if result.uncertainty else 0.0
+        hessian = ("H the exact Hessian, V the inputs' covariance;\n" if second.exact else
+                   "H the Hessian, from central differences of the exact\n  gradient, V the inputs' covariance;\n")
         parts.append(Text(
             f"second order: {out} = {plus_minus(result.value, second.uncertainty, style)}; u({out}) = "
             f"{number(second.uncertainty, precision)}, {change:+.2g}% of the first-order u\n"
-            "  (+½·tr((H·V)²) to the variance: H the exact Hessian, V the inputs' covariance;\n"
+            f"  (+½·tr((H·V)²) to the variance: {hessian}"
             "  the GUM's ∂f/∂xi·∂³f/∂xi∂xj² terms need third derivatives: not included)\n"
             f"  the expectation of {out} moves by ½·tr(H·V) = {number(second.mean_shift, precision)}"))
     mc = result.monte_carlo

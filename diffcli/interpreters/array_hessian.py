@@ -1,0 +1,605 @@
+"""Second derivatives of an array program: forward-over-reverse on the lowered graph, every
+direction at once as a leading NumPy axis.
+
+A tangent pass carries T[node], of shape (k,) + the node's shape: d(node)/d(direction d) for the k
+directions (the unit vectors of the elements asked for, or one H·v direction). Then the reverse pass
+runs on pairs: the adjoint g of each node (array_engine.reverse's) and its tangent Ġ, of shape
+(k,) + the node's shape. For an elementwise node the argument's Ġ gains Ġ·p + g·ṗ, p its partial
+and ṗ = Σ_m (∂p/∂x_m)·T[x_m]: the second partials ∂p/∂x_m come from the same partial rules pushed
+through the op table's array duals (`ops.backend("numpy-dual")`, a unit tangent on argument m), so
+no operation has a second copy of its math. A structural node's Ġ is its vjp applied to Ġ (the
+batching rules of array_batch, which take a leading axis) plus what its `second` entry in ops.py
+says: nothing for a linear op or a step (max, min), the vjp with the other argument's tangent for a
+bilinear one (@, dot, outer), or its curvature rule (logsumexp, softmax, norm).
+
+At an input, Ġ[d] is the row of H for direction d. The matrix is (H + Hᵀ)/2, as for scalars.
+A second derivative that is not finite where it is needed (a non-zero adjoint meeting a moving
+tangent) is a `domain` error naming the operation, its place and the first bad element.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+
+import numpy as np
+
+from . import array_engine
+from .array_batch import RULES
+from .hessian import _LINEAR, _partial_shapes
+from ..errors import DiffcliError
+from ..formatting import applied_text, excerpt, operator_span
+from ..language.arrays import element_label, operand_label
+from ..language.graph import needs_gradient
+from ..ops import ArrayOp, ArrayDual, apply_partial, backend
+
+MAX_ELEMENTS = 3000       # elements in a full Hessian over arrays (k directions on every node)
+MAX_TANGENTS = 1 << 25    # numbers in the tangents of every node together (k × the graph's elements)
+
+
+def _finite(a) -> bool:
+    with np.errstate(all="ignore"):
+        total = a.sum()
+        return total - total == 0.0
+
+
+def tangents(graph, values: list, output: int, seeds: dict, k: int, checked: bool = True):
+    """T[node] along the k directions ((k,) + its shape, None where it does not move) for the nodes
+    up to `output`, and the elementwise nodes' partials (computed once, for the reverse pass too)."""
+    m = backend("numpy")
+    n = len(graph)
+    tangent: list = [None] * n
+    for node, t in seeds.items():
+        tangent[node] = t
+    partials: list = [None] * n  # elementwise nodes: the partial of every argument
+    shape, attrs, args, ops = graph.shape, graph.attrs, graph.args, graph.op
+    nds = [len(s) for s in shape]
+    start = min(seeds, default=n)
+    with np.errstate(all="ignore"):
+        # ---- forward: the tangents
+        for i in range(start + 1, output + 1):
+            op = ops[i]
+            if op is None:
+                continue
+            a = args[i]
+            ts = [tangent[j] for j in a]
+            if all(t is None for t in ts):
+                continue
+            xs = [values[j] for j in a]
+            if op.__class__ is ArrayOp:
+                total = _jvp(op, attrs.get(i), values[i], ts, xs, [nds[j] for j in a], nds[i], k)
+            else:
+                ps = partials[i] = [apply_partial(op, m, q, values[i], *xs) for q in range(len(a))]
+                total = None
+                for p, t in zip(ps, ts):
+                    if t is not None:
+                        c = t * p
+                        total = c if total is None else total + c
+            total = np.asarray(total, dtype=float)
+            if total.shape != (k,) + shape[i]:
+                total = np.broadcast_to(total, (k,) + shape[i])
+            if checked and not _finite(total):
+                total = _blocked_tangent(graph, values, i, ts, partials[i], k)
+            tangent[i] = total
+    return tangent, partials
+
+
+def second_order(graph, values: list, output: int, seeds: dict, k: int, wanted=None):
+    """(adjoints, adjoint tangents): d(output)/d(node) for every node (array_engine.reverse's), and
+    its tangent along each of the k directions (an array (k,) + shape, or None where it does not
+    move). `seeds` maps input nodes to their tangents, each (k,) + the input's shape.
+
+    A fast walk (_Steps: what depends on the graph alone decided once) checks nothing on the way;
+    where a result it leaves at the `wanted` nodes (default: every input) is not finite, the walk
+    is done again checked, which blocks an undefined partial where nothing flows and otherwise names
+    the operation at fault (as hessian.second_order)."""
+    if wanted is None:
+        wanted = [graph.names[name] for name in graph.inputs]
+    found = _fast_walk(graph, values, output, seeds, k)
+    if found is not None and (wanted == () or all((found[0][node] is None or _finite(found[0][node]))
+                                                  and (found[1][node] is None or _finite(found[1][node]))
+                                                  for node in wanted)):
+        adjoint, adjoint_t = found
+        return [np.zeros(s) if g is None else g for g, s in zip(adjoint, graph.shape)], adjoint_t
+    return checked_second_order(graph, values, output, seeds, k)
+
+
+def checked_second_order(graph, values, output, seeds, k):
+    """second_order's checked walk (and array_engine's checked first-order adjoints)."""
+    needs = needs_gradient(graph)
+    adjoint = array_engine.reverse(graph, values, output, needs)
+    return adjoint, _walk(graph, values, output, seeds, k, adjoint, needs, checked=True)
+
+
+class _Steps:
+    """The fast walk's plan for a graph, an output and the seeded nodes: the nodes whose tangent
+    moves and that the output depends on (forward), and every node it depends on (reverse), each
+    with what its step needs."""
+
+    def __init__(self, graph, output, seeded):
+        n = len(graph)
+        depends = [False] * n
+        for node in seeded:
+            depends[node] = True
+        for i in range(min(seeded, default=n), n):
+            if not depends[i] and any(depends[j] for j in graph.args[i]):
+                depends[i] = True
+        feeds = graph.feeds(output)
+        needs = needs_gradient(graph)
+        self.forward, self.reverse = [], []
+        nds = [len(s) for s in graph.shape]
+        for i in range(output + 1):
+            op = graph.op[i]
+            if op is None or not feeds[i]:
+                continue
+            a = graph.args[i]
+            structural = op.__class__ is ArrayOp
+            step = (i, structural, op, a, [depends[j] for j in a], [needs[j] and feeds[j] for j in a],
+                    graph.attrs.get(i), [nds[j] for j in a], nds[i],
+                    None if structural else _partial_shapes(op.key, len(a)))
+            if depends[i]:
+                self.forward.append(step)
+            self.reverse.append(step)
+        self.reverse.reverse()
+
+
+_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _steps(graph, output, seeded) -> _Steps:
+    kept = _STEPS.setdefault(graph, {})
+    key = (output, tuple(sorted(seeded)))
+    found = kept.get(key)
+    if found is None:
+        if len(kept) > 16:
+            kept.clear()
+        found = kept[key] = _Steps(graph, output, key[1])
+    return found
+
+
+def _fast_walk(graph, values, output, seeds, k):
+    """The adjoints and their tangents, nothing checked (None where anything raised)."""
+    plan = _steps(graph, output, list(seeds))
+    m = backend("numpy")
+    n = len(graph)
+    shape = graph.shape
+    tangent: list = [None] * n
+    for node, t in seeds.items():
+        tangent[node] = t
+    partials: list = [None] * n
+    try:
+        with np.errstate(all="ignore"):
+            for i, structural, op, a, moves, needed, attrs, nds, nd, _ in plan.forward:
+                xs = [values[j] for j in a]
+                if structural:
+                    if op.key == "matmul" and nds == [2, 1]:  # W @ x, a network's layer: two BLAS calls
+                        (w, x), (tw, tx) = xs, [tangent[j] if mv else None for j, mv in zip(a, moves)]
+                        total = None if tw is None else (tw.reshape(-1, w.shape[1]) @ x).reshape(k, w.shape[0])
+                        if tx is not None:
+                            total = tx @ w.T if total is None else np.add(total, tx @ w.T, out=total)
+                    else:
+                        total = _jvp(op, attrs, values[i], [tangent[j] if mv else None for j, mv in zip(a, moves)],
+                                     xs, nds, nd, k)
+                else:
+                    out = values[i]
+                    ps = partials[i] = [apply_partial(op, m, q, out, *xs) if mv or nq else None
+                                        for q, (mv, nq) in enumerate(zip(moves, needed))]
+                    total = None
+                    for j, p, mv in zip(a, ps, moves):
+                        if mv:
+                            c = tangent[j] if p.__class__ is float and p == 1.0 else tangent[j] * p  # (+: no copy)
+                            total = c if total is None else total + c
+                if total.shape != (k,) + shape[i]:
+                    total = np.broadcast_to(total, (k,) + shape[i])
+                tangent[i] = total
+            adjoint: list = [None] * n
+            adjoint[output] = np.asarray(1.0)
+            adjoint_t: list = [None] * n
+            owned = [False] * n
+            for i, structural, op, a, moves, needed, attrs, nds, nd, shapes in plan.reverse:
+                g, gt = adjoint[i], adjoint_t[i]
+                if g is None and gt is None:
+                    continue
+                xs = [values[j] for j in a]
+                out = values[i]
+                moving = g is not None and tangent[i] is not None
+                if structural:
+                    firsts = op.vjp(np, attrs, g, out, *xs) if g is not None else [None] * len(a)
+                    if op.key == "matmul" and nds == [2, 1] and g is not None:
+                        seconds = _matrix_vector_seconds(g, gt, xs, [tangent[j] for j in a], needed, k)
+                    else:
+                        seconds = _structural(op, attrs, g, gt, out, tangent[i], xs, [tangent[j] for j in a], nds,
+                                              nd, moving, needed)
+                else:
+                    ps = partials[i]
+                    if ps is None:
+                        ps = partials[i] = [apply_partial(op, m, q, out, *xs) if nq else None
+                                            for q, nq in enumerate(needed)]
+                    firsts = [None if g is None or p is None else g * p for p in ps]
+                    seconds = _elementwise(graph, values, i, g, gt, ps, tangent, moving, needed, False, shapes)
+                for j, nq, c, c2 in zip(a, needed, firsts, seconds):
+                    if not nq:
+                        continue
+                    if c is not None:
+                        c = np.asarray(c, dtype=float)
+                        if c.shape != shape[j]:
+                            c = np.broadcast_to(c, shape[j])
+                        before = adjoint[j]
+                        adjoint[j] = c if before is None else before + c
+                    if c2 is not None:
+                        if c2.shape != (k,) + shape[j]:
+                            c2 = np.broadcast_to(c2, (k,) + shape[j])
+                        before = adjoint_t[j]
+                        if before is None:
+                            adjoint_t[j] = c2
+                        elif owned[j]:
+                            np.add(before, c2, out=before)
+                        else:
+                            adjoint_t[j], owned[j] = before + c2, True
+    except (ArithmeticError, ValueError):
+        return None
+    return adjoint, adjoint_t
+
+
+def _walk(graph, values, output, seeds, k, adjoint, needs, checked):
+    tangent, partials = tangents(graph, values, output, seeds, k, checked)
+    n = len(graph)
+    shape, attrs, args, ops = graph.shape, graph.attrs, graph.args, graph.op
+    nds = [len(s) for s in shape]
+    with np.errstate(all="ignore"):
+        # ---- reverse: the adjoints' tangents
+        adjoint_t: list = [None] * n
+        owned = [False] * n  # adjoint_t[j] is an array of this pass's own, to add into in place
+        for i in range(output, -1, -1):
+            op = ops[i]
+            if op is None:
+                continue
+            g, gt = adjoint[i], adjoint_t[i]
+            moving = tangent[i] is not None and (g != 0).any()
+            if gt is None and not moving:
+                continue
+            a = args[i]
+            xs = [values[j] for j in a]
+            if op.__class__ is ArrayOp:
+                contributions = _structural(op, attrs.get(i), g, gt, values[i], tangent[i], xs,
+                                            [tangent[j] for j in a], [nds[j] for j in a], nds[i], moving,
+                                            [needs[j] for j in a])
+            else:
+                contributions = _elementwise(graph, values, i, g, gt, partials[i], tangent, moving, needs, checked)
+            for position, (j, c) in enumerate(zip(a, contributions)):
+                if c is None or not needs[j]:
+                    continue
+                c = np.asarray(c, dtype=float)
+                if c.shape != (k,) + shape[j]:
+                    c = np.broadcast_to(c, (k,) + shape[j])
+                if checked and not _finite(c):
+                    raise _second_order_error(graph, values, i, position, c, moving)
+                before = adjoint_t[j]
+                if before is None:
+                    adjoint_t[j] = c
+                    owned[j] = False
+                elif owned[j]:
+                    np.add(before, c, out=before)
+                else:
+                    adjoint_t[j], owned[j] = before + c, True
+    return adjoint_t
+
+
+def _matrix_vector_seconds(g, gt, xs, ts, needed, k):
+    """_structural for z = W @ x (W a matrix, x a vector), in as few BLAS calls as it takes:
+    Ġ_W[d] = Ġ_z[d] ⊗ x + g ⊗ T_x[d] (one stacked product of rank 2), Ġ_x = Ġ_z W + g·T_W."""
+    (w, x), (tw, tx) = xs, ts
+    m, n = w.shape
+    cw = cx = None
+    if needed[0] and (gt is not None or tx is not None):
+        if gt is not None and tx is not None:
+            left = np.empty((k, m, 2))
+            left[:, :, 0] = gt
+            left[:, :, 1] = g
+            right = np.empty((k, 2, n))
+            right[:, 0, :] = x
+            right[:, 1, :] = tx
+            cw = left @ right
+        elif gt is not None:
+            cw = np.einsum("ki,j->kij", gt, x)
+        else:
+            cw = np.einsum("i,kj->kij", g, tx)
+    if needed[1] and (gt is not None or tw is not None):
+        if gt is not None:
+            cx = gt @ w
+        if tw is not None:
+            term = g @ tw  # (m,) @ (k, m, n): Σ_i g[i] T_W[d, i, :]
+            cx = term if cx is None else np.add(cx, term, out=cx)
+    return [cw, cx]
+
+
+def _jvp(op, attrs, out, ts, xs, nds, nd_out, k):
+    """The op's tangent along every direction: its batching rules (array_batch.RULES), the
+    directions as the leading axis, read off its vjp where it is no linear map of its arguments."""
+    rule = RULES[op.key]
+    second = op.second
+    if second == "linear":
+        if op.key == "stack":
+            ts = [np.zeros(np.shape(x)) if t is None else t for t, x in zip(ts, xs)]
+        return rule.value(attrs, ts, nds)
+    if second == "bilinear":
+        total = 0.0
+        for q, t in enumerate(ts):
+            if t is not None:
+                total = total + rule.value(attrs, [t if r == q else x for r, x in enumerate(xs)], nds)
+        return total
+    (t,), (x,) = ts, xs
+    if op.key == "softmax":  # its Jacobian is symmetric: the jvp is the vjp
+        return rule.vjp(attrs, t, out, xs, nds, nd_out, (False,))[0]
+    # a reduction: each result element is Σ over its slice of t · ∂out/∂x, that row read off the vjp of 1
+    row = rule.vjp(attrs, np.ones(np.shape(out)), out, xs, nds, nd_out, (False,))[0]
+    return np.sum(t * row, axis=_tail(attrs, x))
+
+
+def _tail(attrs, x):
+    axis = attrs.get("axis") if attrs else None
+    nd = np.ndim(x)
+    return tuple(range(-nd, 0)) if axis is None or nd == 1 else (axis - nd,)
+
+
+def _structural(op, attrs, g, gt, out, tout, xs, ts, nds, nd_out, moving, needed):
+    """The tangent of each argument's cotangent: the vjp of Ġ, plus the op's second-order term."""
+    rule = RULES[op.key]
+    count = len(xs)
+    sums = (False,) * count
+    total = [None] * count
+    if gt is not None:
+        total = list(rule.vjp(attrs, gt, out, xs, nds, nd_out, sums))
+    if not moving or op.second in ("linear", "piecewise"):
+        return total
+    if op.second == "bilinear":
+        # argument q's cotangent along the other argument's tangent: the vjp of g at the tangents,
+        # one call for both (each cotangent of a bilinear op is linear in the other argument alone)
+        wanted = [needed[q] and ts[1 - q] is not None for q in range(2)]
+        if any(wanted):
+            at = [x if t is None else t for t, x in zip(ts, xs)]
+            for q, c in enumerate(rule.vjp(attrs, g, out, at, nds, nd_out, sums)):
+                if not wanted[q]:
+                    continue
+                before = total[q]
+                if before is None:
+                    total[q] = c
+                elif before.base is None and before.shape == np.shape(c):  # a new array of the vjp's
+                    np.add(before, c, out=before)
+                else:
+                    total[q] = before + c
+        return total
+    if ts[0] is not None and needed[0]:
+        c = op.second(np, attrs, g, out, xs[0], ts[0], tout)
+        total[0] = c if total[0] is None else total[0] + c
+    return total
+
+
+def _elementwise(graph, values, i, g, gt, ps, tangent, moving, needs, checked=True, shapes=None):
+    """Ġ·p + g·ṗ for each argument of an elementwise node (`needs`: per node, or when not `checked`
+    per argument)."""
+    op, a = graph.op[i], graph.args[i]
+    needed = [needs[j] for j in a] if checked else needs
+    if ps is None:
+        ps = [apply_partial(op, backend("numpy"), q, values[i], *[values[j] for j in a]) for q in range(len(a))]
+    total = [None if gt is None or not nq or p is None else gt if p.__class__ is float and p == 1.0 else gt * p
+             for nq, p in zip(needed, ps)]
+    if not moving:
+        return total
+    if shapes is None:
+        shapes = _partial_shapes(op.key, len(a))
+    if shapes is _LINEAR:
+        return total
+    ts = [tangent[j] for j in a]
+    if all(shape[0] != "general" for shape in shapes):  # x·y: ∂p_u/∂x_v = 1 where p_u is x_v
+        for u, shape in enumerate(shapes):
+            if shape[0] == "argument" and needed[u] and ts[shape[1]] is not None:
+                c = g * ts[shape[1]]
+                total[u] = c if total[u] is None else total[u] + c
+        return total
+    duals = backend("numpy-dual")
+    xs = [values[j] for j in a]
+    out = values[i]
+    for v, t in enumerate(ts):
+        if t is None:
+            continue
+        lifted = [ArrayDual(x, 1.0 if q == v else 0.0) for q, x in enumerate(xs)]
+        pv = ps[v] if ps[v] is not None else apply_partial(op, backend("numpy"), v, out, *xs)
+        dout = ArrayDual(out, pv)
+        for u in range(len(a)):
+            if not needed[u]:
+                continue
+            pt = apply_partial(op, duals, u, dout, *lifted)
+            h = pt.t if pt.__class__ is ArrayDual else 0.0
+            if h.__class__ is float and h == 0.0:
+                continue
+            c = (g * h) * t
+            if checked:
+                c = np.where(t != 0, c, 0.0)  # a still tangent needs no second partial
+                c = np.where(g != 0, c, 0.0)  # nor a zero adjoint
+            total[u] = c if total[u] is None else total[u] + c
+    return total
+
+
+# ---------------------------------------------------------------- errors
+
+def _blocked_tangent(graph, values, i, ts, ps, k):
+    """A tangent that is not finite: again with a still tangent blocking an undefined partial (as
+    array_engine.tangents does), else the first derivative's error, at the first bad element."""
+    total = 0.0
+    for q, t in enumerate(ts):
+        if t is None:
+            continue
+        if ps is None:  # a structural op (norm at 0): its own error
+            raise array_engine._structural_derivative_error(graph, i, np.full(graph.shape[i], np.nan))
+        c = np.where(t != 0, t * ps[q], 0.0)
+        if not _finite(c):
+            bad = np.where((~np.isfinite(c)).any(axis=0), np.nan, 0.0)
+            raise array_engine._derivative_error(graph, values, i, q, np.broadcast_to(ps[q], bad.shape), bad)
+        total = total + c
+    return np.broadcast_to(np.asarray(total, dtype=float), (k,) + graph.shape[i])
+
+
+def _second_order_error(graph, values, i, position, c, moving) -> DiffcliError:
+    op = graph.op[i]
+    bad = ~np.isfinite(c)
+    element = tuple(int(z) for z in np.unravel_index(int(np.flatnonzero(bad.any(axis=0))[0]), c.shape[1:])) \
+        if c.ndim > 1 else ()
+    where = excerpt(graph.source, graph.expr[i])
+    span = operator_span(graph.source, graph.expr[i])
+    if op.__class__ is ArrayOp or not moving or _second_partials_finite(graph, values, i, element):
+        return DiffcliError("domain", f"a second derivative overflows at `{where}`", span, source=graph.source,
+                            help="it grew past the largest double (about 1.8e308); rescale the inputs",
+                            operation=op.name)
+    from .domain import _ordinal
+
+    xs = [float(np.asarray(values[j]) if not element else np.asarray(values[j])[element]) for j in graph.args[i]]
+    which = "" if len(xs) == 1 else f" with respect to its {_ordinal(position)} argument"
+    at = ""
+    if element:
+        at = f" at {operand_label(graph, graph.args[i][0])}{element_label(element)}"
+    return DiffcliError("domain", f"the second derivative of `{op.name}`{which} is infinite or undefined at "
+                        f"{applied_text(op, xs)}{at}", span, source=graph.source,
+                        help="the Hessian does not exist here; evaluate at another point", operation=op.name)
+
+
+def _second_partials_finite(graph, values, i, element) -> bool:
+    """Whether every second partial of elementwise node i is finite at `element` (else the error is
+    the operation's own, not an overflow on the way)."""
+    op, a = graph.op[i], graph.args[i]
+    xs = [values[j] for j in a]
+    out = values[i]
+    numeric, duals = backend("numpy"), backend("numpy-dual")
+    with np.errstate(all="ignore"):
+        for v in range(len(a)):
+            lifted = [ArrayDual(x, 1.0 if q == v else 0.0) for q, x in enumerate(xs)]
+            dout = ArrayDual(out, apply_partial(op, numeric, v, out, *xs))
+            for u in range(len(a)):
+                pt = apply_partial(op, duals, u, dout, *lifted)
+                h = np.asarray(pt.t if pt.__class__ is ArrayDual else 0.0, dtype=float)
+                if not np.isfinite(h if h.ndim == 0 or not element else np.broadcast_to(h, np.shape(out))[element]):
+                    return False
+    return True
+
+
+# ---------------------------------------------------------------- the results
+
+class Plan:
+    """What a Hessian over some elements needs of the graph alone: their labels, the seeds (each
+    input's tangents: the columns of the identity for its elements) and where each label's row is."""
+
+    def __init__(self, graph, wrt):
+        labels, chosen = [], []
+        for name, index in wrt:
+            node = graph.names[name]
+            shape = graph.shape[node]
+            if index is None:
+                flats = list(range(math.prod(shape)))
+                labels += [name] if not shape else [name + element_label(i) for i in np.ndindex(*shape)]
+            else:
+                flats = [int(np.ravel_multi_index(index, shape))] if shape else [0]
+                labels.append(name + element_label(index) if shape else name)
+            chosen.append((node, flats))
+        self.labels = labels
+        seen: set = set()
+        self.repeated = next((label for label in labels if label in seen or seen.add(label)), None)
+        k = self.k = len(labels)
+        seeds, offset = {}, 0
+        for node, flats in chosen:
+            size = math.prod(graph.shape[node])
+            if node not in seeds:
+                seeds[node] = np.zeros((k, size))
+            seeds[node][np.arange(offset, offset + len(flats)), flats] = 1.0
+            offset += len(flats)
+        self.seeds = {node: seed.reshape((k,) + graph.shape[node]) for node, seed in seeds.items()}
+        for seed in self.seeds.values():
+            seed.flags.writeable = False
+        # each input's part of the rows: a slice where it is the input's every element in order
+        self.columns = [(node, slice(None) if flats == list(range(math.prod(graph.shape[node]))) else flats)
+                        for node, flats in chosen]
+
+
+_PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def plan(graph, wrt: list[tuple[str, tuple | None]]) -> Plan:
+    """The Plan for `wrt` entries (name, element index or None for every element), kept per graph."""
+    plans = _PLANS.setdefault(graph, {})
+    key = tuple(wrt)
+    found = plans.get(key)
+    if found is None:
+        if len(plans) > 16:
+            plans.clear()
+        found = plans[key] = Plan(graph, wrt)
+    return found
+
+
+def hessian_matrix(graph, values: list, output: int, chosen: Plan):
+    """(gradient over the plan's elements, symmetric Hessian over them as a matrix)."""
+    _keep_freed_memory()
+    k = chosen.k
+    # the fast walk's results are checked once, whole, below (wanted=()): the checked walk runs
+    # where they are not finite
+    adjoint, adjoint_t = second_order(graph, values, output, chosen.seeds, k, wanted=())
+    rows, gradient = _rows(graph, k, chosen, adjoint, adjoint_t)
+    if not (_finite(rows) and _finite(gradient)):
+        adjoint, adjoint_t = checked_second_order(graph, values, output, chosen.seeds, k)
+        rows, gradient = _rows(graph, k, chosen, adjoint, adjoint_t)
+    rows *= 0.5  # rows[d, r] = H[r][d]; halved first, so that the sum cannot overflow
+    return gradient, np.add(rows, rows.T)
+
+
+def _rows(graph, k, chosen, adjoint, adjoint_t):
+    if all(flats == slice(None) and adjoint_t[node] is not None for node, flats in chosen.columns):
+        # every element of each input, in order: one copy each
+        return (np.concatenate([adjoint_t[node].reshape(k, -1) for node, _ in chosen.columns], axis=1),
+                np.concatenate([np.asarray(adjoint[node], dtype=float).reshape(-1) for node, _ in chosen.columns]))
+    rows = np.empty((k, k))
+    gradient = np.empty(k)
+    offset = 0
+    for node, flats in chosen.columns:
+        t = adjoint_t[node]
+        width = math.prod(graph.shape[node]) if flats == slice(None) else len(flats)
+        if t is None:
+            rows[:, offset:offset + width] = 0.0
+        else:
+            rows[:, offset:offset + width] = t.reshape(k, -1)[:, flats]
+        gradient[offset:offset + width] = np.asarray(adjoint[node], dtype=float).reshape(-1)[flats]
+        offset += width
+    return rows, gradient
+
+
+_KEPT = []
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc's malloc to keep freed blocks of up to 64 MiB for reuse rather than give each back
+    to the system (its default above 128 KiB, adjusted as it goes): the walk makes and frees arrays
+    of a few hundred KiB by the dozen, and each one mapped afresh costs a page fault per 4 KiB on
+    its first write, which here was most of a Hessian's time (2.1 ms of mlp 10's, 0.85 ms without).
+    Done once, where glibc is the C library; elsewhere nothing."""
+    if _KEPT:
+        return
+    _KEPT.append(True)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)  # the process's own symbols: the C library's among them, no search
+        if hasattr(libc, "mallopt") and hasattr(libc, "gnu_get_libc_version"):
+            libc.mallopt(-3, 64 << 20)   # M_MMAP_THRESHOLD
+            libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
+def hessian_vector(graph, values: list, output: int, vector: dict):
+    """(adjoints, H·v per input node, each of its input's shape) for a direction {input node: array}."""
+    _keep_freed_memory()
+    seeds = {node: np.asarray(v, dtype=float)[None] for node, v in vector.items() if np.any(v != 0)}
+    adjoint, adjoint_t = second_order(graph, values, output, seeds, 1)
+    product = {}
+    for name in graph.inputs:
+        node = graph.names[name]
+        t = adjoint_t[node]
+        product[node] = np.zeros(graph.shape[node]) if t is None else np.asarray(t[0], dtype=float)
+    return adjoint, product
