@@ -135,6 +135,7 @@ class Problem:
         self.residual_size = 1                # without data: the residual's elements
         self.arrays = bool(getattr(program, "base", None) is not None and program.base.arrays)
         self._passes = None   # the batch engine's passes set up for this fit (see `_rows`), once
+        self.factored = None  # (a Jacobian, its `factored` SVD): the polish's last, for the covariance
 
     # -- the parameter vector: arrays flattened row-major, in --wrt order
     def start(self, start: Mapping[str, object]) -> np.ndarray:
@@ -560,7 +561,7 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
     )
     if problem.residual:
         names = problem.labels
-        _uncertainties(result, r, jacobian, names, absolute_sigma)
+        _uncertainties(result, r, jacobian, names, absolute_sigma, getattr(problem, "factored", None))
         if result.stderr and at_rounding_level(problem, r) and not absolute_sigma:
             result.warnings.append(
                 "the residuals are at the level of rounding in the data (χ² ≈ "
@@ -774,8 +775,12 @@ def _polish(problem, x, free, low, high, step_done, state):
     how far one more step would move it."""
     f, _, r, jacobian = problem.evaluate(x)
     change = math.inf
+    every = free.all()
     for _ in range(POLISH_STEPS + 1):
-        step, change = gauss_newton_step(r, jacobian, x, free)
+        factors = factored(jacobian) if every else None
+        step, change = gauss_newton_step(r, jacobian, x, free, factors)
+        if every:   # (the covariance at the point where the polish ends solves with these again)
+            problem.factored = (jacobian, factors)
         if change <= POLISHED or _ == POLISH_STEPS:
             break
         trial = np.clip(x - step, low, high)
@@ -791,16 +796,22 @@ def _polish(problem, x, free, low, high, step_done, state):
     return x, change
 
 
-def gauss_newton_step(r: np.ndarray, jacobian: np.ndarray, x: np.ndarray, free: np.ndarray):
+def gauss_newton_step(r: np.ndarray, jacobian: np.ndarray, x: np.ndarray, free: np.ndarray, factors=None):
     """The Gauss-Newton step δ = argmin ‖J δ − r‖ over the free parameters (the columns scaled to unit
-    length for the solve), and how far it moves them relative to their size: max_i |δ_i|/|x_i|."""
+    length for the solve: by their SVD, `factored`, the minimum-norm solution with lstsq's cutoff),
+    and how far it moves them relative to their size: max_i |δ_i|/|x_i|. `factors`: the SVD of these
+    columns where already known."""
     every = free.all()
     if not every and not free.any():
         return np.zeros_like(x), 0.0
-    columns = jacobian[:, free]   # (a copy, in the layout that the solve's rounding has always had)
-    lengths = np.sqrt(np.add.reduce(columns * columns, axis=0))   # np.linalg.norm(columns, axis=0)
-    lengths[lengths == 0] = 1.0
-    found = np.linalg.lstsq(columns / lengths, r, rcond=None)[0] / lengths
+    lengths, u, singular, vt = factors or factored(jacobian if every else jacobian[:, free])
+    if not singular.size or not singular[0] > 0:
+        return np.zeros_like(x), 0.0
+    keep = singular > np.finfo(float).eps * max(u.shape) * singular[0]   # lstsq's rcond=None
+    if keep.all():
+        found = (vt.T @ ((u.T @ r) / singular)) / lengths
+    else:
+        found = (vt[keep].T @ ((u[:, keep].T @ r) / singular[keep])) / lengths
     if every:
         return found, float((np.abs(found) / np.maximum(np.abs(x), TINY)).max())
     step = np.zeros_like(x)
@@ -809,14 +820,23 @@ def gauss_newton_step(r: np.ndarray, jacobian: np.ndarray, x: np.ndarray, free: 
     return step, float(np.max(np.abs(found) / size))
 
 
+def factored(jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The Jacobian's columns' lengths (a zero column taken as 1) and the thin SVD U·diag(s)·Vᵀ of
+    the columns scaled to unit length: what the Gauss-Newton step and the covariance both solve with."""
+    lengths = np.sqrt(np.add.reduce(jacobian * jacobian, axis=0))   # np.linalg.norm(jacobian, axis=0)
+    lengths[lengths == 0] = 1.0
+    u, singular, vt = np.linalg.svd(jacobian / lengths, full_matrices=False)
+    return lengths, u, singular, vt
+
+
 def stationarity(r: np.ndarray, jacobian: np.ndarray, free: np.ndarray | None = None) -> float:
     """max_j |J_jᵀr| / (‖J_j‖·‖r‖) over the parameters not held at a bound (`free`): 0 at a minimum
     whatever the units of the data and the parameters."""
-    free = np.ones(jacobian.shape[1], bool) if free is None else free
-    lengths = np.linalg.norm(jacobian, axis=0) * np.linalg.norm(r)
-    with np.errstate(all="ignore"):
-        cosines = np.abs(jacobian.T @ r) / lengths
-    cosines = cosines[free & (lengths > 0)]
+    lengths = np.sqrt(np.add.reduce(jacobian * jacobian, axis=0)) * math.sqrt(float(r @ r))
+    judged = lengths > 0
+    if free is not None:
+        judged &= free
+    cosines = np.abs(jacobian.T @ r)[judged] / lengths[judged]
     return float(cosines.max()) if cosines.size else 0.0
 
 
@@ -861,19 +881,18 @@ def _descend(problem, method, x, low, high, steps, lr, step_done, state):
 
 
 def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list[str],
-                   absolute_sigma: bool = False) -> None:
+                   absolute_sigma: bool = False, factors_of=None) -> None:
     """Standard errors, the covariance and correlations from the Jacobian at the solution, as
     curve_fit does: cov = (JᵀJ)⁻¹, times Σr²/(rows − parameters) unless σ is absolute. The columns
     of J are scaled to unit length first, so that the condition number judges the problem and not
-    the parameters' units."""
+    the parameters' units. `factors_of`: (a Jacobian, its `factored` SVD), used where it is this one."""
     rows, count = jacobian.shape
     if rows <= count and not absolute_sigma:
         result.warnings.append(f"no standard errors: {rows} rows for {count} parameters "
                                "(more rows than parameters are needed)")
         return
-    lengths = np.linalg.norm(jacobian, axis=0)
-    lengths[lengths == 0] = 1.0
-    _, singular, vt = np.linalg.svd(jacobian / lengths, full_matrices=False)
+    known = factors_of is not None and factors_of[0] is jacobian
+    lengths, _, singular, vt = factors_of[1] if known else factored(jacobian)
     tiny = np.finfo(float).eps * max(jacobian.shape) * (singular[0] if singular.size else 0.0)
     if singular.size == 0 or singular[-1] <= tiny:
         result.warnings.append("the covariance cannot be estimated: the Jacobian is singular at the "
