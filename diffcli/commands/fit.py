@@ -317,7 +317,9 @@ class Problem:
         return self._evaluated(key, x, f, g, r, jacobian)
 
     def _evaluated(self, key, x, f, g, r, jacobian, checked=False):
-        if not checked and not (math.isfinite(f) and np.isfinite(g).all()):
+        # g finite: its sum is (inf or NaN otherwise), or, where a sum of finite ones overflows, each is
+        if not checked and not (math.isfinite(f) and ((total := float(g.sum())) - total == 0.0
+                                                      or np.isfinite(g).all())):
             raise _Stop(DiffcliError(
                 "domain", f"the objective ({self.describe()}) is not finite at this point",
                 help="bound the parameters (--bounds), start elsewhere, or lower --lr"))
@@ -825,7 +827,11 @@ def factored(jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     the columns scaled to unit length: what the Gauss-Newton step and the covariance both solve with."""
     lengths = np.sqrt(np.add.reduce(jacobian * jacobian, axis=0))   # np.linalg.norm(jacobian, axis=0)
     lengths[lengths == 0] = 1.0
-    u, singular, vt = np.linalg.svd(jacobian / lengths, full_matrices=False)
+    from scipy.linalg import lapack   # (LAPACK's gesdd as np.linalg.svd calls it, without its wrapping)
+
+    u, singular, vt, info = lapack.dgesdd(jacobian / lengths, compute_uv=1, full_matrices=0)
+    if info != 0:   # (not converged, or a NaN: NumPy's says so as it always has)
+        u, singular, vt = np.linalg.svd(jacobian / lengths, full_matrices=False)
     return lengths, u, singular, vt
 
 
