@@ -857,7 +857,7 @@ def at_rounding_level(problem: Problem, r: np.ndarray) -> bool:
         if problem.sigma is not None:
             y = y / problem.sigma
         rounding = problem._rounding = np.finfo(float).eps * np.sqrt(np.mean(y * y))
-    return bool(np.sqrt(np.mean(r * r)) < ROUNDING_LEVEL * rounding)
+    return math.sqrt(float(r @ r) / r.size) < ROUNDING_LEVEL * rounding
 
 
 def _descend(problem, method, x, low, high, steps, lr, step_done, state):
@@ -916,12 +916,13 @@ def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list
     errors = np.sqrt(np.diag(covariance))
     result.scale, result.absolute_sigma = scale, absolute_sigma
     result.covariance = covariance
-    result.stderr = dict(zip(names, map(float, errors)))
+    result.stderr = dict(zip(names, errors.tolist()))
     result.correlation = {}
+    entries, sizes = covariance.tolist(), errors.tolist()   # (Python floats: the same IEEE arithmetic)
     for i, a in enumerate(names):
         for j in range(i + 1, count):
-            c = covariance[i, j] / (errors[i] * errors[j]) if errors[i] and errors[j] else 0.0
-            result.correlation.setdefault(a, {})[names[j]] = float(c)
+            c = entries[i][j] / (sizes[i] * sizes[j]) if sizes[i] and sizes[j] else 0.0
+            result.correlation.setdefault(a, {})[names[j]] = c
 
 
 def statistics(r: np.ndarray, count: int, observed: np.ndarray | None = None,
