@@ -318,7 +318,7 @@ class Problem:
 
     def _evaluated(self, key, x, f, g, r, jacobian, checked=False):
         # g finite: its sum is (inf or NaN otherwise), or, where a sum of finite ones overflows, each is
-        if not checked and not (math.isfinite(f) and ((total := float(g.sum())) - total == 0.0
+        if not checked and not (math.isfinite(f) and ((total := float(np.add.reduce(g))) - total == 0.0
                                                       or np.isfinite(g).all())):
             raise _Stop(DiffcliError(
                 "domain", f"the objective ({self.describe()}) is not finite at this point",
