@@ -92,14 +92,18 @@ def assert_agrees(program, columns, result, exact, of=None):
                 assert got == pytest.approx(expected, rel=1e-12, abs=scale), (point, given)
 
 
-@pytest.mark.parametrize("key", sorted(ops.OPS))
-def test_every_operation_at_random_points_and_edges(key):
+def _operation_case(key: str):
+    """The program of one operation (see _program_for), its argument names, and 40 points."""
     cases = points(key, n=40)
-    op = ops.OPS[key]
-    arity = len(cases[0]) if op.arity else 3
+    arity = len(cases[0]) if ops.OPS[key].arity else 3
     cases = [c for c in cases if len(c) == arity]
     text, names = _program_for(key, arity)
-    program = diffcli.parse(text)
+    return diffcli.parse(text), names, cases
+
+
+@pytest.mark.parametrize("key", sorted(ops.OPS))
+def test_every_operation_at_random_points_and_edges(key):
+    program, names, cases = _operation_case(key)
     columns = {name: np.array([c[i] for c in cases]) for i, name in enumerate(names)}
     result = batch.run(program, columns, all_names=True)
     assert_agrees(program, columns, result, exact=key in EXACT)
@@ -294,3 +298,89 @@ def test_random_big_sweep_matches_a_loop_over_grad():
     columns = {name: np.array([rng.uniform(-2, 2) for _ in range(300)]) for name in program.inputs}
     result = batch.run(program, columns)
     assert_agrees(program, columns, result, exact="tanh" in EXACT)
+
+
+# ---------------------------------------------------------------- a fit's passes, set up once
+
+def assert_residuals_agree(program, columns, wrt, x, of=None):
+    """batch.Residuals at x gives, bit for bit, the full batch pass's value and the wrt inputs'
+    gradients (the data's own gradients not taken); where it gives None, that pass found something
+    not finite."""
+    residuals = batch.Residuals(program, columns, of or program.output, wrt)
+    with np.errstate(all="ignore"):
+        found = residuals(x)
+    full = batch.run(program, {**columns, **dict(zip(wrt, map(float, x)))}, of, all_names=True)
+    if found is None:
+        assert full.failed.any() or not all(np.isfinite(v).all() for v in [full.value, *full.values.values(),
+                                                                            *full.gradients.values()])
+        return False
+    value, jacobian = found
+    assert value.tobytes() == full.value.tobytes()
+    for k, name in enumerate(wrt):
+        assert np.ascontiguousarray(jacobian[:, k]).tobytes() == (full.gradients[name] + 0.0).tobytes(), name
+    return True
+
+
+@pytest.mark.parametrize("key", sorted(ops.OPS))
+def test_a_fits_passes_agree_with_the_batch_pass_for_every_operation(key):
+    program, names, cases = _operation_case(key)
+    columns = {name: np.array([c[i] for c in cases]) for i, name in enumerate(names[1:])}
+    # the first argument a parameter (one value for every row), at two of the cases' values
+    for case in cases[:2]:
+        assert_residuals_agree(program, columns, names[:1], np.array([case[0]]))
+    if len(names) > 1:   # and the first argument alone a column, the others parameters
+        assert_residuals_agree(program, {names[0]: np.array([c[0] for c in cases])}, names[1:],
+                               np.array(cases[0][1:]))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(programs())
+def test_a_fits_passes_agree_on_random_programs(case):
+    program = diffcli.parse(case.text)
+    rng = np.random.default_rng(len(case.text))
+    base = program._inputs(case.sets)[0]
+    inputs = list(base)
+    wrt, data = inputs[::2], inputs[1::2]
+    columns = {name: base[name] * (1 + 1e-3 * rng.standard_normal(8)) for name in data}
+    assert_residuals_agree(program, columns, wrt, np.array([base[name] for name in wrt]), case.of)
+
+
+def test_a_fit_needs_no_gradient_of_its_data():
+    # sqrt'(0) is infinite, but d/dt is no part of the fit: A is fitted through a row at t = 0
+    # (least squares in closed form: A = Σ√t·y / Σt, and its standard error as curve_fit's)
+    from scipy.optimize import curve_fit
+
+    from diffcli.commands import fit as fitting
+
+    program = diffcli.parse("A = 1\nr = A*sqrt(t) - y\n")
+    t = np.array([0.0, 1.0, 4.0, 9.0, 16.0])
+    y = np.array([0.1, 2.1, 3.9, 6.2, 7.8])
+    assert batch.run(program, {"t": t, "y": y}, "r").failed[0]   # every gradient: d/dt fails there
+    assert not batch.run(program, {"t": t, "y": y}, "r", wrt=["A"]).failed.any()
+    problem, start, _ = fitting.setup(program, ["A"], {}, residual="r", data={"t": t, "y": y})
+    found = fitting.fit(problem, "least_squares", start=start)
+    assert found.converged and found.error is None
+    assert found.parameters["A"] == pytest.approx(np.sum(np.sqrt(t) * y) / np.sum(t), rel=1e-12)
+    popt, pcov = curve_fit(lambda t, A: A * np.sqrt(t), t, y, p0=[1.0])
+    assert found.stderr["A"] == pytest.approx(math.sqrt(pcov[0, 0]), rel=1e-6)
+
+
+def test_a_fits_passes_leave_a_failure_to_the_batch_pass():
+    # a row where the model overflows: None, and the batch pass names the row and the place
+    program = diffcli.parse("A = 1\nk = 1\nr = A*exp(k*t) - y\n")
+    columns = {"t": np.array([0.0, 1.0, 800.0]), "y": np.zeros(3)}
+    assert not assert_residuals_agree(program, columns, ["A", "k"], np.array([1.0, 1.0]))
+    assert assert_residuals_agree(program, columns, ["A", "k"], np.array([1.0, 0.5]))
+    failed = batch.run(program, {**columns, "A": 1.0, "k": 1.0}, "r", wrt=["A", "k"])
+    assert list(failed.failed) == [False, False, True] and "overflows" in failed.errors[2].message
+
+
+def test_a_fits_passes_compute_the_data_alone_once_and_test_it():
+    # log(t) does not depend on A: computed when the passes are set up; where it is not finite
+    # (t = 0), every call leaves the row to the batch pass, which names it
+    program = diffcli.parse("A = 1\nr = A*log(t) - y\n")
+    good, bad = {"t": np.array([1.0, 2.0, 3.0]), "y": np.zeros(3)}, {"t": np.array([1.0, 0.0]), "y": np.zeros(2)}
+    assert assert_residuals_agree(program, good, ["A"], np.array([2.0]))
+    assert not assert_residuals_agree(program, bad, ["A"], np.array([2.0]))
+    failed = batch.run(program, {**bad, "A": 2.0}, "r", wrt=["A"])
+    assert list(failed.failed) == [False, True] and failed.errors[1].message == "`log` is undefined at log(0)"

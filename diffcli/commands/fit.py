@@ -43,6 +43,7 @@ ROUNDING_LEVEL = 1000  # residuals within this many roundings of the values: χ�
 MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER = 2000, 200       # condition number of JᵀJ above which the covariance is not trusted
 MAX_RESIDUAL_PARAMETERS = 2_000   # an array residual's Jacobian: a forward pass per fitted element
 GRADIENT_NOISE = 1e-9        # a gradient below this share of its terms' total size is rounding noise
+TINY = np.finfo(float).tiny
 RUNAWAY = 1e9                # a fall, and a parameter's move, this many times their start's size
 
 
@@ -133,6 +134,8 @@ class Problem:
         self.shapes: dict[str, tuple] = {}    # each parameter's shape (() a scalar), set by `start`
         self.residual_size = 1                # without data: the residual's elements
         self.arrays = bool(getattr(program, "base", None) is not None and program.base.arrays)
+        self._passes = None   # the batch engine's passes set up for this fit (see `_rows`), once
+        self.factored = None  # (a Jacobian, its `factored` SVD): the polish's last, for the covariance
 
     # -- the parameter vector: arrays flattened row-major, in --wrt order
     def start(self, start: Mapping[str, object]) -> np.ndarray:
@@ -142,6 +145,8 @@ class Problem:
         return self.flatten(start)
 
     def flatten(self, named: Mapping[str, object]) -> np.ndarray:
+        if len(self.shapes) == len(self.parameters) and not any(self.shapes.values()):   # scalars
+            return np.array([named[p] for p in self.parameters], float)
         return np.concatenate([np.ravel(np.asarray(named[p], float)) for p in self.parameters]) \
             if self.parameters else np.zeros(0)
 
@@ -193,7 +198,8 @@ class Problem:
         else:
             from ..interpreters import batch
 
-            result = batch.run(self.program, columns, of, gradients=gradients, all_names=all_names)
+            result = batch.run(self.program, columns, of, gradients=gradients, all_names=all_names,
+                               wrt=self.parameters if gradients and not all_names else None)
         if result.failed.any():
             row = int(np.flatnonzero(result.failed)[0])
             error = result.errors.get(row) or DiffcliError("domain", f"`{of}` is not finite")
@@ -303,6 +309,47 @@ class Problem:
         if planned is not None:   # one point: r its value, the Jacobian its gradient (as below)
             f, g = planned   # (both finite: checked by the plan)
             return self._evaluated(key, x, f, g, np.array([f]), g[None, :], checked=True)
+        rows = self._rows(x)
+        if rows is not None:   # the passes set up for this fit, everything finite
+            r, jacobian = rows
+        else:
+            r, jacobian = self._interpreted(x)
+        if self.residual:
+            if self.sigma is not None:
+                r, jacobian = r / self.sigma, jacobian / self.sigma[:, None]
+            f, g = float(r @ r), 2.0 * (jacobian.T @ r)
+        else:
+            f, g = float(r.mean()), jacobian.mean(axis=0)
+        return self._evaluated(key, x, f, g, r, jacobian)
+
+    def _evaluated(self, key, x, f, g, r, jacobian, checked=False):
+        # g finite: its sum is (inf or NaN otherwise), or, where a sum of finite ones overflows, each is
+        if not checked and not (math.isfinite(f) and ((total := float(np.add.reduce(g))) - total == 0.0
+                                                      or np.isfinite(g).all())):
+            raise _Stop(DiffcliError(
+                "domain", f"the objective ({self.describe()}) is not finite at this point",
+                help="bound the parameters (--bounds), start elsewhere, or lower --lr"))
+        if self.best is None or f < self.best[0]:
+            self.best = (f, x.copy())
+        self._last = (key, (f, g, r, jacobian))
+        return f, g, r, jacobian
+
+    def _rows(self, x: np.ndarray):
+        """(r, Jacobian) over the rows of a scalar program from the passes set up once for this fit
+        (the names and columns checked then, the parameters' partials only); None where there are no
+        such passes (arrays, no data) or something is not finite (`_run` then says what and where)."""
+        passes = self._passes
+        if passes is None:
+            if not self.rows or self.arrays or not hasattr(self.program, "base") or self.program.has_arrays:
+                self._passes = False
+                return None
+            from ..interpreters import batch
+
+            passes = self._passes = batch.Residuals(self.program, self.columns, self.output, self.parameters)
+        return passes(x) if passes else None
+
+    def _interpreted(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(r, Jacobian) by one pass of an engine (`_run`), raising _Stop where it fails."""
         result = self._run(x)
         n = max(result.n, 1)
         r = _column(result.value, n)
@@ -316,23 +363,7 @@ class Problem:
             jacobian = np.column_stack([_column(result.gradients[p], n) for p in self.parameters])
         else:  # one point: the gradient, arrays flattened as the vector is
             jacobian = self.flatten(result.gradients)[None, :]
-        if self.residual:
-            if self.sigma is not None:
-                r, jacobian = r / self.sigma, jacobian / self.sigma[:, None]
-            f, g = float(r @ r), 2.0 * (jacobian.T @ r)
-        else:
-            f, g = float(r.mean()), jacobian.mean(axis=0)
-        return self._evaluated(key, x, f, g, r, jacobian)
-
-    def _evaluated(self, key, x, f, g, r, jacobian, checked=False):
-        if not checked and not (math.isfinite(f) and np.isfinite(g).all()):
-            raise _Stop(DiffcliError(
-                "domain", f"the objective ({self.describe()}) is not finite at this point",
-                help="bound the parameters (--bounds), start elsewhere, or lower --lr"))
-        if self.best is None or f < self.best[0]:
-            self.best = (f, x.copy())
-        self._last = (key, (f, g, r, jacobian))
-        return f, g, r, jacobian
+        return r, jacobian
 
     @property
     def has_hessian_vector(self) -> bool:
@@ -497,8 +528,8 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
         state["x"] = x.copy()
         if progress is not None:
             progress(len(history) - 1, f, float(np.linalg.norm(g)))
-        if x.size and _runaway(history[0], f, lambda: float((np.abs(x - x0) / np.maximum(1.0, np.abs(x0))).max())):
-            raise _Runaway
+        if f < 0 and x.size and _runaway(history[0], f, lambda: float((np.abs(x - x0) / np.maximum(1.0, np.abs(x0))).max())):
+            raise _Runaway   # (a sum of squares never falls below 0: no test per step)
 
     interrupted, error, converged, message = False, None, False, ""
     try:
@@ -538,7 +569,7 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
     )
     if problem.residual:
         names = problem.labels
-        _uncertainties(result, r, jacobian, names, absolute_sigma)
+        _uncertainties(result, r, jacobian, names, absolute_sigma, getattr(problem, "factored", None))
         if result.stderr and at_rounding_level(problem, r) and not absolute_sigma:
             result.warnings.append(
                 "the residuals are at the level of rounding in the data (χ² ≈ "
@@ -555,6 +586,8 @@ def unbounded(problem: Problem, fit: Fit) -> DiffcliError | None:
     """The objective looks unbounded below: it fell to far below its start's size (RUNAWAY times)
     while a parameter ran as far away from its start. A finite minimum so far off is no answer."""
     start, fell = fit.history[0], fit.objective
+    if not fell < 0:   # (_runaway needs a fall below 0: a sum of squares never is)
+        return None
     moved = {name: float(np.max(np.abs(np.subtract(fit.parameters[name], x0)) / np.maximum(1.0, np.abs(x0))))
              for name, x0 in fit.start.items()}  # (an array parameter: its element that ran furthest)
     away = max(moved, key=moved.get, default=None)
@@ -713,16 +746,15 @@ def _minpack(problem, x0, cap, step_done, state):
         return problem.evaluate(x)[2]
 
     def jacobian(x):   # lm asks for the Jacobian once per accepted step: the history's points
-        if not np.array_equal(x, state["x"]):
+        if not (x == state["x"]).all():
             state["steps"] += 1
             step_done(np.array(x, float))
         return problem.evaluate(x)[3]
 
-    if problem.rows <= len(x0):   # lm needs more residuals than parameters
+    if problem.rows <= len(x0) or not len(x0) or cap < 1:   # lm's "improper input": not for lm
         return None
-    try:
-        x, _, _, _, info = leastsq(residuals, x0, Dfun=jacobian, full_output=True, ftol=FIRST_TOL,
-                                 xtol=FIRST_TOL, gtol=0.0, maxfev=cap)
+    try:   # (x and MINPACK's info: not full_output, whose covariance is not used)
+        x, info = leastsq(residuals, x0, Dfun=jacobian, ftol=FIRST_TOL, xtol=FIRST_TOL, gtol=0.0, maxfev=cap)
     except _Stop:
         return None
     if info not in MINPACK_MESSAGES:
@@ -751,8 +783,12 @@ def _polish(problem, x, free, low, high, step_done, state):
     how far one more step would move it."""
     f, _, r, jacobian = problem.evaluate(x)
     change = math.inf
+    every = free.all()
     for _ in range(POLISH_STEPS + 1):
-        step, change = gauss_newton_step(r, jacobian, x, free)
+        factors = factored(jacobian) if every else None
+        step, change = gauss_newton_step(r, jacobian, x, free, factors)
+        if every:   # (the covariance at the point where the polish ends solves with these again)
+            problem.factored = (jacobian, factors)
         if change <= POLISHED or _ == POLISH_STEPS:
             break
         trial = np.clip(x - step, low, high)
@@ -768,28 +804,51 @@ def _polish(problem, x, free, low, high, step_done, state):
     return x, change
 
 
-def gauss_newton_step(r: np.ndarray, jacobian: np.ndarray, x: np.ndarray, free: np.ndarray):
+def gauss_newton_step(r: np.ndarray, jacobian: np.ndarray, x: np.ndarray, free: np.ndarray, factors=None):
     """The Gauss-Newton step δ = argmin ‖J δ − r‖ over the free parameters (the columns scaled to unit
-    length for the solve), and how far it moves them relative to their size: max_i |δ_i|/|x_i|."""
+    length for the solve: by their SVD, `factored`, the minimum-norm solution with lstsq's cutoff),
+    and how far it moves them relative to their size: max_i |δ_i|/|x_i|. `factors`: the SVD of these
+    columns where already known."""
+    every = free.all()
+    if not every and not free.any():
+        return np.zeros_like(x), 0.0
+    lengths, u, singular, vt = factors or factored(jacobian if every else jacobian[:, free])
+    if not singular.size or not singular[0] > 0:
+        return np.zeros_like(x), 0.0
+    keep = singular > np.finfo(float).eps * max(u.shape) * singular[0]   # lstsq's rcond=None
+    if keep.all():
+        found = (vt.T @ ((u.T @ r) / singular)) / lengths
+    else:
+        found = (vt[keep].T @ ((u[:, keep].T @ r) / singular[keep])) / lengths
+    if every:
+        return found, float((np.abs(found) / np.maximum(np.abs(x), TINY)).max())
     step = np.zeros_like(x)
-    if not free.any():
-        return step, 0.0
-    columns = jacobian[:, free]
-    lengths = np.linalg.norm(columns, axis=0)
+    step[free] = found
+    size = np.maximum(np.abs(x[free]), TINY)
+    return step, float(np.max(np.abs(found) / size))
+
+
+def factored(jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The Jacobian's columns' lengths (a zero column taken as 1) and the thin SVD U·diag(s)·Vᵀ of
+    the columns scaled to unit length: what the Gauss-Newton step and the covariance both solve with."""
+    lengths = np.sqrt(np.add.reduce(jacobian * jacobian, axis=0))   # np.linalg.norm(jacobian, axis=0)
     lengths[lengths == 0] = 1.0
-    step[free] = np.linalg.lstsq(columns / lengths, r, rcond=None)[0] / lengths
-    size = np.maximum(np.abs(x[free]), np.finfo(float).tiny)
-    return step, float(np.max(np.abs(step[free]) / size))
+    from scipy.linalg import lapack   # (LAPACK's gesdd as np.linalg.svd calls it, without its wrapping)
+
+    u, singular, vt, info = lapack.dgesdd(jacobian / lengths, compute_uv=1, full_matrices=0)
+    if info != 0:   # (not converged, or a NaN: NumPy's says so as it always has)
+        u, singular, vt = np.linalg.svd(jacobian / lengths, full_matrices=False)
+    return lengths, u, singular, vt
 
 
 def stationarity(r: np.ndarray, jacobian: np.ndarray, free: np.ndarray | None = None) -> float:
     """max_j |J_jᵀr| / (‖J_j‖·‖r‖) over the parameters not held at a bound (`free`): 0 at a minimum
     whatever the units of the data and the parameters."""
-    free = np.ones(jacobian.shape[1], bool) if free is None else free
-    lengths = np.linalg.norm(jacobian, axis=0) * np.linalg.norm(r)
-    with np.errstate(all="ignore"):
-        cosines = np.abs(jacobian.T @ r) / lengths
-    cosines = cosines[free & (lengths > 0)]
+    lengths = np.sqrt(np.add.reduce(jacobian * jacobian, axis=0)) * math.sqrt(float(r @ r))
+    judged = lengths > 0
+    if free is not None:
+        judged &= free
+    cosines = np.abs(jacobian.T @ r)[judged] / lengths[judged]
     return float(cosines.max()) if cosines.size else 0.0
 
 
@@ -798,11 +857,13 @@ def at_rounding_level(problem: Problem, r: np.ndarray) -> bool:
     of (for r = model - y: of y), so that χ² is mostly rounding noise."""
     if not problem.observed or problem.observed not in problem.data:
         return False
-    y = np.abs(problem.data[problem.observed])
-    if problem.sigma is not None:
-        y = y / problem.sigma
-    rounding = np.finfo(float).eps * np.sqrt(np.mean(y * y))
-    return bool(np.sqrt(np.mean(r * r)) < ROUNDING_LEVEL * rounding)
+    rounding = problem.__dict__.get("_rounding")
+    if rounding is None:   # (the data's: the same at every point of the fit)
+        y = np.abs(problem.data[problem.observed])
+        if problem.sigma is not None:
+            y = y / problem.sigma
+        rounding = problem._rounding = np.finfo(float).eps * np.sqrt(np.mean(y * y))
+    return math.sqrt(float(r @ r) / r.size) < ROUNDING_LEVEL * rounding
 
 
 def _descend(problem, method, x, low, high, steps, lr, step_done, state):
@@ -832,19 +893,18 @@ def _descend(problem, method, x, low, high, steps, lr, step_done, state):
 
 
 def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list[str],
-                   absolute_sigma: bool = False) -> None:
+                   absolute_sigma: bool = False, factors_of=None) -> None:
     """Standard errors, the covariance and correlations from the Jacobian at the solution, as
     curve_fit does: cov = (JᵀJ)⁻¹, times Σr²/(rows − parameters) unless σ is absolute. The columns
     of J are scaled to unit length first, so that the condition number judges the problem and not
-    the parameters' units."""
+    the parameters' units. `factors_of`: (a Jacobian, its `factored` SVD), used where it is this one."""
     rows, count = jacobian.shape
     if rows <= count and not absolute_sigma:
         result.warnings.append(f"no standard errors: {rows} rows for {count} parameters "
                                "(more rows than parameters are needed)")
         return
-    lengths = np.linalg.norm(jacobian, axis=0)
-    lengths[lengths == 0] = 1.0
-    _, singular, vt = np.linalg.svd(jacobian / lengths, full_matrices=False)
+    known = factors_of is not None and factors_of[0] is jacobian
+    lengths, _, singular, vt = factors_of[1] if known else factored(jacobian)
     tiny = np.finfo(float).eps * max(jacobian.shape) * (singular[0] if singular.size else 0.0)
     if singular.size == 0 or singular[-1] <= tiny:
         result.warnings.append("the covariance cannot be estimated: the Jacobian is singular at the "
@@ -862,12 +922,13 @@ def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list
     errors = np.sqrt(np.diag(covariance))
     result.scale, result.absolute_sigma = scale, absolute_sigma
     result.covariance = covariance
-    result.stderr = dict(zip(names, map(float, errors)))
+    result.stderr = dict(zip(names, errors.tolist()))
     result.correlation = {}
+    entries, sizes = covariance.tolist(), errors.tolist()   # (Python floats: the same IEEE arithmetic)
     for i, a in enumerate(names):
         for j in range(i + 1, count):
-            c = covariance[i, j] / (errors[i] * errors[j]) if errors[i] and errors[j] else 0.0
-            result.correlation.setdefault(a, {})[names[j]] = float(c)
+            c = entries[i][j] / (sizes[i] * sizes[j]) if sizes[i] and sizes[j] else 0.0
+            result.correlation.setdefault(a, {})[names[j]] = c
 
 
 def statistics(r: np.ndarray, count: int, observed: np.ndarray | None = None,

@@ -105,11 +105,14 @@ def _partial_constant(op_key: str, n: int, nargs: int) -> float | None:
 
 
 class _Plan:
-    def __init__(self, program: Program):
+    """`wrt`: the inputs whose gradients are wanted (None: every named variable's); the reverse pass
+    then takes only the partials on a path to them (a fit needs its parameters', not the data's)."""
+
+    def __init__(self, program: Program, wrt: tuple[str, ...] | None = None):
         graph = program.graph
         numpy_math = ops.backend("numpy")
         self.graph = graph
-        self.needs = needs_gradient(graph)
+        self.needs = needs_gradient(graph) if wrt is None else _depends_on(graph, wrt)
         self.nodes: list[_Node | None] = []
         for i, (op, args) in enumerate(zip(graph.op, graph.args)):
             if op is None:
@@ -137,13 +140,27 @@ class _Plan:
                      for i, node in enumerate(self.nodes)]
 
 
+def _depends_on(graph, wrt) -> list[bool]:
+    """Whether each node depends on one of the inputs `wrt` (the inputs themselves included)."""
+    depends = [False] * len(graph)
+    for name in wrt:
+        depends[graph.names[name]] = True
+    for i, a in enumerate(graph.args):
+        if a and not depends[i]:
+            depends[i] = any(depends[j] for j in a)
+    return depends
+
+
 _PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _plan(program: Program) -> _Plan:
-    plan = _PLANS.get(program.graph)
+def _plan(program: Program, wrt: tuple[str, ...] | None = None) -> _Plan:
+    plans = _PLANS.get(program.graph)
+    if plans is None:
+        plans = _PLANS[program.graph] = {}
+    plan = plans.get(wrt)
     if plan is None:
-        plan = _PLANS[program.graph] = _Plan(program)
+        plan = plans[wrt] = _Plan(program, wrt)
     return plan
 
 
@@ -300,22 +317,25 @@ def _failing(tables, point: int) -> None:
 
 
 def run(program: Program, columns: Mapping[str, object], of: str | None = None, *,
-        gradients: bool = True, all_names: bool = False) -> BatchResult:
+        gradients: bool = True, all_names: bool = False, wrt: Iterable[str] | None = None) -> BatchResult:
     """The output's value, and its gradient with respect to every input (every named variable with
-    `all_names`), at each point. `columns` gives each input an array (one value per point) or one
-    number; the other inputs take their defaults. Names are checked as `Program.grad` checks them."""
+    `all_names`, only the inputs `wrt` if given), at each point. `columns` gives each input an array
+    (one value per point) or one number; the other inputs take their defaults. Names are checked as
+    `Program.grad` checks them. With `wrt`, only the partials on a path to those inputs are taken,
+    so a point fails only where one of their gradients does not exist."""
     if program.base.arrays or program.has_arrays:  # an array program: its own engine
         from .array_batch import scalar_columns
 
         return scalar_columns(program, columns, of, gradients=gradients, all_names=all_names)
     output = program.check_name(of, "--of") if of is not None else program.output
     n, used, unused = _columns(program, columns)
-    plan = _plan(program)
+    wrt = None if wrt is None else tuple(wrt)
+    plan = _plan(program, wrt)
     names = program.graph.names
     out_node = names[output]
     inputs = {name: np.broadcast_to(np.asarray(column, dtype=float), (n,)) for name, column in used.items()}
     value = np.empty(n)
-    wanted = [name for name in (names if all_names else program.graph.inputs)]
+    wanted = list(wrt) if wrt is not None else [name for name in (names if all_names else program.graph.inputs)]
     grads = {name: np.empty(n) for name in wanted} if gradients else None
     vals = {name: np.empty(n) for name in names} if all_names else None
     failed = np.zeros(n, bool)
@@ -335,7 +355,10 @@ def run(program: Program, columns: Mapping[str, object], of: str | None = None, 
                 point = start + int(point)
                 given = {name: float(column[point]) for name, column in inputs.items()}
                 try:
-                    result = program.grad(given, output) if gradients else program.evaluate(given)
+                    if gradients and wrt is not None:
+                        result = _settled(program, given, output, plan.needs)
+                    else:
+                        result = program.grad(given, output) if gradients else program.evaluate(given)
                 except DiffcliError as error:
                     failed[point] = True
                     errors[point] = error
@@ -352,6 +375,134 @@ def run(program: Program, columns: Mapping[str, object], of: str | None = None, 
         if vals is not None:
             vals[name] = np.where(failed, math.nan, inputs[name])
     return BatchResult(n, output, inputs, value, grads, vals, failed, errors, unused)
+
+
+@dataclass
+class _Settled:
+    values: dict[str, float]
+    gradients: dict[str, float]
+
+
+def _settled(program: Program, given: dict[str, float], output: str, needs: list[bool]) -> _Settled:
+    """One point by the single-point engine, its reverse pass taking only the partials `needs` marks
+    (as Program.grad does, with the same errors at the same places, for those partials only)."""
+    from . import engine
+
+    point = program.run(given, output, adjoints=False)
+    adjoint = engine.reverse(program.graph, point.values, point.output_node, needs)
+    names = program.graph.names
+    return _Settled({name: point.values[node] for name, node in names.items()},
+                    {name: adjoint[node] for name, node in names.items()})
+
+
+class Residuals:
+    """A residual's values and its Jacobian with respect to some inputs (`wrt`), over fixed columns:
+    the batch engine's passes for a fit, set up once. The names and the columns are checked here,
+    as `run` checks them; each call `f(x)` (x: the wrt inputs' values, in order) binds them, runs the
+    forward pass and a reverse pass over only the partials on a path from the output to `wrt`, and
+    returns (value, jacobian: points × wrt), bit for bit what `run(..., wrt=wrt)` gives, or None
+    where anything `run` tests is not finite (then `run` settles the points and says why). The
+    caller runs it under np.errstate(all="ignore"), as `run` does (a fit runs all of it so)."""
+
+    def __init__(self, program: Program, columns: Mapping[str, object], of: str, wrt: Iterable[str]):
+        self.wrt = tuple(wrt)
+        output = program.check_name(of, "--of")
+        n, used, unused = _columns(program, {**columns, **dict.fromkeys(self.wrt, 0.0)})
+        self.n, plan = n, _plan(program, self.wrt)
+        names = program.graph.names
+        self.output = out = names[output]
+        self.slots = [names[name] for name in self.wrt]
+        leaves = list(program.graph.value0)
+        for name, column in used.items():
+            if name not in unused and name not in self.wrt:
+                leaves[names[name]] = column
+        # the nodes that do not depend on the parameters are the same at every call: computed here
+        fixed, self.steps, self.tested, self.backward = _residual_plan(plan, out)
+        with np.errstate(all="ignore"):
+            leaves, _ = _forward(_Subplan(fixed, plan.tested), leaves, n)
+        self.leaves = leaves
+        self.fixed_finite = all(_finite(leaves[node.index]) for node in fixed if plan.tested[node.index])
+        self.output_tested = out in self.tested
+        # a node that depends on a column is an array of the rows' values: no 0-d value to make a float
+        rows = [type(v) is np.ndarray and v.ndim == 1 for v in leaves]
+        for i, f, a in self.steps:
+            rows[i] = any(rows[j] for j in a)
+        self.steps = [(i, f, a, len(a), rows[i]) for i, f, a in self.steps]
+
+    def __call__(self, x) -> tuple[np.ndarray, np.ndarray] | None:
+        values = list(self.leaves)
+        for slot, v in zip(self.slots, np.asarray(x, float).tolist()):
+            values[slot] = v
+        total = 0.0   # one sum over what `run` tests: finite only if every entry is (see _finite)
+        for i, f, a, arity, rows in self.steps:
+            v = f(values[a[0]], values[a[1]]) if arity == 2 else f(values[a[0]]) if arity == 1 \
+                else f(*[values[j] for j in a])
+            if not rows and type(v) is np.ndarray and v.ndim == 0:
+                v = float(v)
+            values[i] = v
+        for i in self.tested:
+            total += np.add.reduce(values[i], axis=None)
+        adjoint: list = [None] * len(values)
+        adjoint[self.output] = 1.0
+        for i, variadic, a, partials in self.backward:   # as _reverse, in its order of accumulation
+            g = adjoint[i]
+            xs = None
+            for j, p in partials:
+                if type(p) is float:
+                    contribution = g if p == 1.0 else -g if p == -1.0 else g * p
+                else:
+                    if xs is None:
+                        xs = [values[k] for k in a]
+                    contribution = g * (p(values[i], xs) if variadic else p(values[i], *xs))
+                before = adjoint[j]
+                adjoint[j] = contribution if before is None else before + contribution
+        n = self.n
+        jacobian = np.empty((n, len(self.slots)))
+        for k, slot in enumerate(self.slots):
+            g = adjoint[slot]
+            np.add(0.0 if g is None else g, 0.0, out=jacobian[:, k])   # (as _store: no -0.0)
+        value = values[self.output]
+        value = np.array(value, float) if type(value) is np.ndarray and value.shape == (n,) else np.full(n, value)
+        total += np.add.reduce(jacobian, axis=None)
+        if not (self.fixed_finite and math.isfinite(total)) or not (
+                self.output_tested or np.isfinite(value).all()):
+            return None
+        return value, jacobian
+
+
+def _residual_plan(plan: _Plan, out: int):
+    """What Residuals needs of a plan (made once per plan and output): the nodes that do not depend
+    on `wrt` (computed once per fit), the others' (index, value function, arguments), the tested
+    ones among those, and for the reverse pass each node the output's adjoint reaches, with the
+    partials it needs."""
+    made = plan.__dict__.setdefault("residual_plans", {})
+    if out in made:
+        return made[out]
+    nodes = [node for node in plan.nodes if node is not None]
+    fixed = [node for node in nodes if not plan.needs[node.index]]
+    steps = [(node.index, node.value, node.args) for node in nodes if plan.needs[node.index]]
+    tested = [i for i, t in enumerate(plan.tested) if t and plan.needs[i]]
+    reached = [False] * len(plan.nodes)
+    reached[out] = True
+    backward = []
+    for i in range(out, -1, -1):
+        node = plan.nodes[i]
+        if not reached[i] or node is None:
+            continue
+        partials = [(j, p) for j, p in zip(node.args, node.partials) if p is not None]
+        for j, _ in partials:
+            reached[j] = True
+        if partials:
+            backward.append((i, node.variadic, node.args, partials))
+    made[out] = fixed, steps, tested, backward
+    return made[out]
+
+
+class _Subplan:
+    """Some of a plan's nodes, for `_forward`."""
+
+    def __init__(self, nodes, tested):
+        self.nodes, self.tested = nodes, tested
 
 
 def tangents(program: Program, columns: Mapping[str, object], wrt: str) -> BatchDerivatives:
