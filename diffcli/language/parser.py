@@ -824,38 +824,34 @@ class _FastParser:
         # Lark accepts on reaching the end state with `$END`: here, a shift to accept_state
         actions[data["end"]]["$END"] = self.accept_state
 
-        # settle[state][rule][terminal]: the state after reducing to `rule` above `state`, with
+        # settle[rule][state][terminal]: the state after reducing to `rule` above `state`, with
         # `terminal` next, and after the reductions `?rule: x` that follow (they only rename the
-        # value). Computed once here, so that those reductions cost nothing while parsing.
-        # While parsing, a token's terminal is the number of the regex group that matched it (so
-        # `settle` is made with the groups for its terminals)
+        # value). Computed once here, so that those reductions cost nothing while parsing. While
+        # parsing, a token's terminal is the number of the regex group that matched it, so `settle`
+        # is made with the groups; a state with no goto on `rule` has None.
         groups = {kind: group for group, kind in enumerate(kinds) if kind is not None}
 
-        def renames(action) -> bool:  # `?rule: x`
-            return action.__class__ is tuple and action[1] == 1 and action[2] is None
-
-        # for each state, the terminals on which it reduces such a rule: on any other the state
-        # after the reduction to `rule` is the goto's
-        renaming = [[kind for kind, action in row.items() if kind in groups and renames(action)]
+        # for each state, the terminals on which it reduces such a rule, and the rule's name: on
+        # any other terminal, the state after the reduction to `rule` is the goto's
+        renaming = [{kind: action[0] for kind, action in row.items()
+                     if action.__class__ is tuple and action[1] == 1 and action[2] is None and kind in groups}
                     for row in actions]
-        settle: list[dict] = [{} for _ in range(size + 1)]
+        settle: dict = {}
         for below, row in enumerate(goto):
             for rule, reached in row.items():
-                settle[below][rule] = settled = dict.fromkeys(groups.values(), reached)
-                for kind in renaming[reached]:
-                    state = reached
-                    action = actions[state].get(kind)
-                    while renames(action):
-                        state = row[action[0]]
-                        action = actions[state].get(kind)
+                settled = dict.fromkeys(groups.values(), reached)
+                for kind, renamed in renaming[reached].items():
+                    state = row[renamed]
+                    while (renamed := renaming[state].get(kind)) is not None:
+                        state = row[renamed]
                     settled[groups[kind]] = state
+                if rule not in settle:
+                    settle[rule] = [None] * len(goto)
+                settle[rule][below] = settled
 
         # A reduction carries, in place of its rule's name, where it leads: its column of `settle`
-        columns: dict = {}
-        for reduction in reductions.values():
-            if reduction[0] not in columns:
-                columns[reduction[0]] = [row.get(reduction[0]) for row in settle]
-        leads = {reduction: (columns[reduction[0]],) + reduction[1:] for reduction in reductions.values()}
+        leads = {reduction: (settle.get(reduction[0]) or [None] * len(goto),) + reduction[1:]
+                 for reduction in reductions.values()}
         self.actions = [{groups[k]: leads.get(action, action) for k, action in row.items()}
                         for row in actions]
         self.lpar = frozenset(groups[kind] for kind in _OPENING)
