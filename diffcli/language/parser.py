@@ -214,7 +214,7 @@ def _fast_table() -> dict:
     return fast_data(_parser())
 
 
-def _shipped_table(grammar: str, object_hook=None, keys: bool = True) -> dict | None:
+def _shipped_table(grammar: str, keys: bool = True) -> dict | None:
     """The shipped table if it was made from this grammar by this version of Lark, else None
     (read with `keys=False`, its keys stay strings: only its `fast` part is then of use)."""
     try:
