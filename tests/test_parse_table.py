@@ -5,9 +5,12 @@ pinned versions of Lark lay out as it expects."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -75,6 +78,20 @@ def test_shipped_table_is_the_grammars():
     loaded = Lark._load_from_dict(shipped["data"], shipped["memo"], postlex=parser._ParenNewlines())
     assert _canonical(loaded) == _canonical(parser._compile(GRAMMAR)), stale
     assert parser._parser().source_path == "<deserialized>"  # diffcli runs the shipped table
+    # what _FastParser reads, shipped beside Lark's data, is that data's as Lark loads it
+    assert shipped["fast"] == parser.fast_data(loaded), stale
+
+
+def test_a_valid_program_parses_without_loading_lark(tmp_path):
+    """Start-up reads the fast parser's part of the shipped table; Lark's own part is loaded only
+    when the table is stale (or for nothing else: syntax errors are placed from the fast parser)."""
+    code = ("import diffcli; from diffcli.language import parser; "
+            "diffcli.parse('x = [1, 2]\\ny = sum(x * x) + 1\\n', 'm.expr'); "
+            "print(parser.read_number('-2.5'), parser._lark is None)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["-2.5", "True"]
 
 
 def test_a_pickle_planted_in_the_temp_dir_does_not_run(tmp_path):

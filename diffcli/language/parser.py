@@ -5,8 +5,10 @@ the one definition of the syntax. Lark compiles it into an LALR(1) table, which 
 module as JSON (`expr_table.json`, made by `scripts/make_parse_table.py`; a test checks that it is
 the grammar's), so that start-up neither compiles the grammar nor loads Lark's pickle cache from the
 shared temporary directory, where anyone could plant one. `_FastParser` runs that table itself and calls `_Builder` as it reduces, so the
-AST is built during the parse and no parse tree is ever made. On a syntax error Lark parses the text
-again, and each Lark exception is turned here into a `DiffcliError` of kind "syntax" for a person.
+AST is built during the parse and no parse tree is ever made. The table also holds, already read out of
+Lark's part, what `_FastParser` needs (`fast_data`), so that start-up does not load Lark's part at all
+(Lark is then only used when the shipped table is stale and the grammar must be compiled). A syntax
+error is placed from where `_FastParser` stopped, as a `DiffcliError` of kind "syntax" for a person.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def read_number(text: str) -> float | None:
     no `_`, `inf` or `nan`), else None: what `--set` accepts."""
     global _signed_number
     if _signed_number is None:
-        number = _parser().get_terminal("NUMBER").pattern.to_regexp()
+        number = _FastParser.get().number
         _signed_number = re.compile(f"[+-]?(?:{number})")
     return float(text) if _signed_number.fullmatch(text) else None
 
@@ -169,13 +171,54 @@ def table_data(grammar: str) -> dict:
     del data["options"]["postlex"]  # an object: given again on loading
     table = {"lark": lark.__version__, "grammar_sha256": _digest(grammar), "data": data, "memo": memo}
     # as it reads back from JSON: tuples become lists, integer keys strings
-    return json.loads(json.dumps(table), object_hook=_int_keys)
+    table = json.loads(json.dumps(table), object_hook=_int_keys)
+    # and what _FastParser reads of that table as Lark loads it, so that start-up need not load it
+    table["fast"] = fast_data(Lark._load_from_dict(table["data"], table["memo"], postlex=_ParenNewlines()))
+    return table
 
 
-def _shipped_table(grammar: str) -> dict | None:
-    """The shipped table if it was made from this grammar by this version of Lark, else None."""
+def fast_data(instance: Lark) -> dict:
+    """What `_FastParser` reads of a Lark LALR parser, as plain JSON data: the terminals (name,
+    regex, priority, widest match, length of the pattern), the ignored ones, the states with their
+    actions in Lark's order (a shift's next state, or -1 - the index of the rule it reduces), the
+    rules (name, alias, expand1, and each symbol's name, is_term and filter_out), and the start
+    and end states."""
+    table = instance.parser.parser.parser.parse_table
+    rules: list = []
+    numbered: dict = {}
+    states = []
+    for state, row in table.states.items():
+        entries = []
+        for symbol, (action, arg) in row.items():
+            if action is Shift:
+                entries.append([symbol, arg])
+                continue
+            if arg not in numbered:
+                numbered[arg] = len(rules)
+                rules.append([arg.origin.name, arg.alias, arg.options.expand1,
+                              [[s.name, s.is_term, s.is_term and s.filter_out] for s in arg.expansion]])
+            entries.append([symbol, -1 - numbered[arg]])
+        states.append([state, entries])
+    terminals = [[t.name, t.pattern.to_regexp(), t.priority, t.pattern.max_width, len(t.pattern.value)]
+                 for t in instance.lexer_conf.terminals]
+    return {"terminals": terminals, "ignore": list(instance.lexer_conf.ignore), "states": states, "rules": rules,
+            "start": table.start_states["start"], "end": table.end_states["start"]}
+
+
+def _fast_table() -> dict:
+    """`fast_data` of the grammar's parser: the shipped table's (read without Lark), else Lark's
+    after compiling the grammar."""
+    table = _shipped_table(grammar_path().read_text(encoding="utf-8"), keys=False)
+    if table is not None and isinstance(table.get("fast"), dict):
+        return table["fast"]
+    return fast_data(_parser())
+
+
+def _shipped_table(grammar: str, keys: bool = True) -> dict | None:
+    """The shipped table if it was made from this grammar by this version of Lark, else None
+    (read with `keys=False`, its keys stay strings: only its `fast` part is then of use)."""
     try:
-        table = json.loads(TABLE_PATH.read_text(encoding="utf-8"), object_hook=_int_keys)
+        table = json.loads(TABLE_PATH.read_text(encoding="utf-8"), object_hook=_int_keys if keys else None)
     except (OSError, ValueError):
         return None
     if not isinstance(table, dict) or table.get("lark") != lark.__version__ \
@@ -705,6 +748,16 @@ def _possessive(pattern: str) -> str:
     return "".join(out)
 
 
+class _Rule(NamedTuple):
+    """A rule of the grammar as `fast_data` gives it: its name, alias, whether it is `?rule` (expand1)
+    and its symbols, each (name, is_term, filter_out)."""
+
+    name: str
+    alias: str | None
+    expand1: bool
+    symbols: list
+
+
 class _FastParser:
     """An LALR(1) parser over Lark's own parse table, for speed on large files.
 
@@ -712,7 +765,7 @@ class _FastParser:
     most of diffcli's run time. Here one regular expression, built from the grammar's terminals in
     the order Lark's lexer tries them, finds the tokens; the rule of `_ParenNewlines` is applied
     inline; and a tight loop follows Lark's table, calling `_Builder` on each reduction. It only
-    needs to accept valid programs: on any syntax error it returns None and Lark reports the error.
+    needs to accept valid programs: on any syntax error it returns None and `_diagnose` reports it.
     """
 
     _instance: _FastParser | None = None
@@ -720,31 +773,32 @@ class _FastParser:
     @classmethod
     def get(cls) -> _FastParser:
         if cls._instance is None:
-            cls._instance = cls(_parser())
+            cls._instance = cls(_fast_table())
         return cls._instance
 
-    def __init__(self, lark: Lark):
-        terminals = sorted(
-            lark.lexer_conf.terminals,
-            key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name),
-        )
-        ignored = set(lark.lexer_conf.ignore)
+    def __init__(self, data: dict):
+        """`data` is `fast_data` of Lark's parser for the grammar."""
+        # (name, regex, priority, widest match, length of the pattern) as Lark's lexer orders them
+        terminals = sorted(data["terminals"], key=lambda t: (-t[2], -t[3], -t[4], t[0]))
+        ignored = set(data["ignore"])
         # The regex tries the alternatives in turn, so the commonest go first (a fifth faster).
         # Lark's order only matters where two terminals can match at the same place, here `**`
         # before `*`, and this stable sort keeps it among the others.
-        terminals.sort(key=lambda t: _SCAN_FIRST.get(t.name, 3 if t.name in ignored else 2))
+        terminals.sort(key=lambda t: _SCAN_FIRST.get(t[0], 3 if t[0] in ignored else 2))
+        self.number = next(regex for name, regex, *_ in terminals if name == "NUMBER")  # for read_number
         # Blanks that the grammar ignores are skipped as part of the next token's match; a last
         # alternative takes any other character (a syntax error), so the scan ends only with `$END`.
-        patterns = [_uncaptured(t.pattern.to_regexp()) for t in terminals]
-        patterns = [_possessive(p) if t.name == "NUMBERS" else p for p, t in zip(patterns, terminals)]
-        blanks = "|".join(p for p, t in zip(patterns, terminals) if t.name in ignored)
+        patterns = [_uncaptured(regex) for _, regex, *_ in terminals]
+        terminals = [name for name, *_ in terminals]
+        patterns = [_possessive(p) if name == "NUMBERS" else p for p, name in zip(patterns, terminals)]
+        blanks = "|".join(p for p, name in zip(patterns, terminals) if name in ignored)
         # `[ \t]*` rather than `(?:[ \t]+)?`: the same, and faster to run
         skip = blanks[:-1] + "*" if re.fullmatch(r"\[[^\]]+\]\+", blanks) else f"(?:{blanks})?"
         tokens = "|".join(f"(?P<T{i}>{p})" for i, p in enumerate(patterns))
         self.regex = re.compile(f"{skip}(?:{tokens}|(?P<BAD>[\\s\\S]))|(?P<END>\\Z)")
         kinds: list[str | None] = [None] * (self.regex.groups + 1)
-        for i, t in enumerate(terminals):
-            kinds[self.regex.groupindex[f"T{i}"]] = None if t.name in ignored else t.name
+        for i, name in enumerate(terminals):
+            kinds[self.regex.groupindex[f"T{i}"]] = None if name in ignored else name
         kinds[self.regex.groupindex["BAD"]] = "BAD"  # in no state's actions: a syntax error
         kinds[self.regex.groupindex["END"]] = "$END"
         self.end_group = self.regex.groupindex["END"]
@@ -752,51 +806,52 @@ class _FastParser:
         self.kinds = kinds
         self.builder = _Builder(kinds)
 
-        table = lark.parser.parser.parser.parse_table
-        self.start_state = table.start_states["start"]
-        self.accept_state = size = max(table.states) + 1
+        self.start_state = data["start"]
+        self.accept_state = size = max(state for state, _ in data["states"]) + 1
         # actions[state][terminal]: the next state (an int) after a shift, or a reduction
         actions: list[dict] = [{} for _ in range(size + 1)]
         goto: list[dict] = [{} for _ in range(size + 1)]
         reductions: dict = {}
-        for state, row in table.states.items():
-            for symbol, (action, arg) in row.items():
-                if action is Shift:
+        rules = data["rules"]
+        for state, row in data["states"]:
+            for symbol, arg in row:
+                if arg >= 0:  # a shift
                     (actions if symbol.isupper() else goto)[state][symbol] = arg
                 else:
                     if arg not in reductions:
-                        reductions[arg] = self._reduction(arg)
+                        reductions[arg] = self._reduction(_Rule(*rules[-1 - arg]))
                     actions[state][symbol] = reductions[arg]
         # Lark accepts on reaching the end state with `$END`: here, a shift to accept_state
-        actions[table.end_states["start"]]["$END"] = self.accept_state
+        actions[data["end"]]["$END"] = self.accept_state
 
-        # settle[state][rule][terminal]: the state after reducing to `rule` above `state`, with
+        # settle[rule][state][terminal]: the state after reducing to `rule` above `state`, with
         # `terminal` next, and after the reductions `?rule: x` that follow (they only rename the
-        # value). Computed once here, so that those reductions cost nothing while parsing.
-        lookaheads = set(kinds) - {None}
-        settle: list[dict] = [{} for _ in range(size + 1)]
-        for below, row in enumerate(goto):
-            for rule in row:
-                settle[below][rule] = settled = {}
-                for kind in lookaheads:
-                    state = row[rule]
-                    action = actions[state].get(kind)
-                    while action.__class__ is tuple and action[1] == 1 and action[2] is None:
-                        state = row[action[0]]
-                        action = actions[state].get(kind)
-                    settled[kind] = state
-
-        # While parsing, a token's terminal is the number of the regex group that matched it, and a
-        # reduction carries, in place of its rule's name, where it leads: its column of `settle`
+        # value). Computed once here, so that those reductions cost nothing while parsing. While
+        # parsing, a token's terminal is the number of the regex group that matched it, so `settle`
+        # is made with the groups; a state with no goto on `rule` has None.
         groups = {kind: group for group, kind in enumerate(kinds) if kind is not None}
-        settle = [
-            {rule: {groups[k]: state for k, state in settled.items()} for rule, settled in row.items()}
-            for row in settle
-        ]
-        leads = {
-            reduction: ([row.get(reduction[0]) for row in settle],) + reduction[1:]
-            for reduction in reductions.values()
-        }
+
+        # for each state, the terminals on which it reduces such a rule, and the rule's name: on
+        # any other terminal, the state after the reduction to `rule` is the goto's
+        renaming = [{kind: action[0] for kind, action in row.items()
+                     if action.__class__ is tuple and action[1] == 1 and action[2] is None and kind in groups}
+                    for row in actions]
+        settle: dict = {}
+        for below, row in enumerate(goto):
+            for rule, reached in row.items():
+                settled = dict.fromkeys(groups.values(), reached)
+                for kind, renamed in renaming[reached].items():
+                    state = row[renamed]
+                    while (renamed := renaming[state].get(kind)) is not None:
+                        state = row[renamed]
+                    settled[groups[kind]] = state
+                if rule not in settle:
+                    settle[rule] = [None] * len(goto)
+                settle[rule][below] = settled
+
+        # A reduction carries, in place of its rule's name, where it leads: its column of `settle`
+        leads = {reduction: (settle.get(reduction[0]) or [None] * len(goto),) + reduction[1:]
+                 for reduction in reductions.values()}
         self.actions = [{groups[k]: leads.get(action, action) for k, action in row.items()}
                         for row in actions]
         self.lpar = frozenset(groups[kind] for kind in _OPENING)
@@ -813,14 +868,14 @@ class _FastParser:
         (shape 0), or as one list (shape -1) after dropping filtered tokens (`_SEP`) and inlining
         the helper rules Lark makes for `(...)*`. A rule with no function keeps its one child.
         """
-        name = rule.origin.name
-        symbols = rule.expansion
+        name = rule.name
+        symbols = rule.symbols
         method = getattr(self.builder, rule.alias or name, None)
-        dropped = [s.is_term and s.filter_out for s in symbols]
-        inlined = [not s.is_term and s.name.startswith("_") for s in symbols]
+        dropped = [filter_out for _, _, filter_out in symbols]
+        inlined = [not is_term and symbol.startswith("_") for symbol, is_term, _ in symbols]
         if not any(dropped) and not any(inlined) and not name.startswith("_"):
             if method is None:
-                assert rule.options.expand1 and len(symbols) == 1, rule
+                assert rule.expand1 and len(symbols) == 1, rule
             shape = len(symbols) if len(symbols) in (1, 3) else 0
             return name, shape, method, len(symbols)
 
@@ -848,7 +903,7 @@ class _FastParser:
                 return items
             if method is not None:
                 return method(*items)
-            assert rule.options.expand1 and len(items) == 1, rule
+            assert rule.expand1 and len(items) == 1, rule
             return items[0]
 
         return name, -1, reduce, len(symbols)
