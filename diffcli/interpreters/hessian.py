@@ -248,7 +248,8 @@ def hessian_matrix(graph: Graph, values: list[float], output: int, wrt: list[str
 
     try:
         with np.errstate(all="ignore"):
-            found = _edge_sum(graph, values, output, wrt)
+            compiled = _compiled_sum(graph, output, tuple(wrt))
+            found = (compiled(graph, values) if compiled is not None else _edge_sum(graph, values, output, wrt))
         if found is not None:
             return found
     except (ArithmeticError, ValueError):
@@ -328,6 +329,121 @@ def _edge_sum(graph: Graph, values: list[float], output: int, wrt: list[str]):
     return {name: adjoint[graph.names[name]] for name in wrt}, matrix
 
 
+MAX_PRODUCTS = 40_000  # products in a compiled sum (its source grows with them); above: _edge_sum
+_CHUNK = 32  # terms a statement adds at most (a long sum is a deep tree to Python's compiler)
+
+
+def _compiled_sum(graph: Graph, output: int, wrt: tuple):
+    """_edge_sum compiled once per (graph, output, wrt) into straight-line Python on floats: each
+    node's tangent only along the inputs it depends on (known from the graph), each term of the sum
+    only over those, the upper triangle summed once. The same partial functions (graph.partials) and
+    second partials (_second_partials, the op table's rules on dual numbers) as _edge_sum; None (and
+    _edge_sum runs) where the sum would be too large to write out."""
+    plans = _COMPILED.setdefault(graph, {})
+    key = (output, wrt, len(graph))
+    if key not in plans:
+        if len(plans) > 16:
+            plans.clear()
+        plans[key] = _compile_sum(graph, output, wrt)
+    return plans[key]
+
+
+_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _sum_statements(target: str, terms: list[str], lines: list[str]) -> None:
+    for start in range(0, len(terms), _CHUNK):
+        lines.append(f" {target} {'=' if start == 0 else '+='} {' + '.join(terms[start:start + _CHUNK])}")
+
+
+def _compile_sum(graph: Graph, output: int, wrt: tuple):
+    import numpy as np
+
+    k = len(wrt)
+    row_of = {graph.names[name]: r for r, name in enumerate(wrt)}
+    depends = depends_on(graph, list(row_of))
+    feeds = graph.feeds(output)
+    op_of, args = graph.op, graph.args
+    # rows[node]: {row: the tangent's variable there, or "" for an input's own unit row}
+    rows: dict[int, dict[int, str]] = {node: {r: ""} for node, r in row_of.items()}
+    namespace = {"_np": np, "_second": _second_partials, "_reverse": engine.reverse, "_output": output}
+    lines = ["def _run(graph, V):", " A = _reverse(graph, V, _output)"]
+    used: set = set()
+    tangents, terms = [], []   # terms: (coefficient variable, node a, node b)
+    for i in range(len(graph)):
+        op = op_of[i]
+        if op is None or not depends[i]:
+            continue
+        a = args[i]
+        used.update(a)
+        used.add(i)
+        operands = ", ".join(f"v{j}" for j in (i, *a))
+        here: dict[int, list[str]] = {}
+        for q, j in enumerate(a):
+            if not depends[j]:
+                continue
+            namespace[f"f{i}_{q}"] = graph.partials[i][q]
+            lines.append(f" p{i}_{q} = f{i}_{q}({operands})")
+            for r, t in rows[j].items():
+                here.setdefault(r, []).append(f"p{i}_{q}" + (f" * {t}" if t else ""))
+        rows[i] = {}
+        for r, parts in sorted(here.items()):
+            rows[i][r] = f"t{i}_{r}"
+            _sum_statements(f"t{i}_{r}", parts, lines)
+            tangents.append(f"t{i}_{r}")
+        found = _term_pairs(op, a, depends) if feeds[i] else None
+        if found is None:
+            continue
+        bilinear, moving, pairs = found
+        if bilinear:
+            terms += [(f"A[{i}]", a[u], a[v]) for u, v in pairs]
+        else:
+            ps = ", ".join(f"p{i}_{q}" if moving[q] else "0.0" for q in range(len(a)))
+            names = [f"c{i}_{u}_{v}" for u, v in pairs]
+            namespace[f"op{i}"], namespace[f"moving{i}"] = op, moving
+            lines += [f" g = A[{i}]", " if g == 0.0:", f"  {' = '.join(names)} = 0.0", " else:",
+                      f"  h = _second(op{i}, v{i}, [{', '.join(f'v{j}' for j in a)}], [{ps}], moving{i})"]
+            for n, ((u, v), name) in enumerate(zip(pairs, names)):
+                lines.append(f"  {name} = g * h[{n}][1]" + (" / 2" if u == v else ""))
+                terms.append((name, a[u], a[v]))
+        if len(tangents) + len(terms) > MAX_PRODUCTS:
+            return None
+    if sum(len(rows[ja]) * len(rows[jb]) for _, ja, jb in terms) > MAX_PRODUCTS:
+        return None
+    entries: dict[tuple, list[str]] = {}
+    for c, ja, jb in terms:
+        for r, tr in rows[ja].items():
+            for s, ts in rows[jb].items():
+                factors = " * ".join(x for x in (c, tr, ts) if x)
+                entries.setdefault((min(r, s), max(r, s)), []).append(f"2.0 * {factors}" if r == s else factors)
+    for (r, s), parts in sorted(entries.items()):
+        _sum_statements(f"e{r}_{s}", parts, lines)
+    # every tangent's finiteness in one sum (a NaN or infinity anywhere: the checked walk decides)
+    _sum_statements("check", tangents or ["0.0"], lines)
+    cells = ", ".join(f"e{min(r, s)}_{max(r, s)}" if (min(r, s), max(r, s)) in entries else "0.0"
+                      for r in range(k) for s in range(k))
+    lines += [f" M = _np.array([{cells}]).reshape({k}, {k})",
+              " if check - check != 0.0 or not _np.isfinite(M).all():", "  return None",
+              f" return {{{', '.join(f'{name!r}: A[{graph.names[name]}]' for name in wrt)}}}, M"]
+    lines[1:1] = [f" v{j} = V[{j}]" for j in sorted(used)]
+    exec(compile("\n".join(lines), "<diffcli hessian plan>", "exec"), namespace)  # our own text only
+    return namespace["_run"]
+
+
+def _term_pairs(op, a, depends):
+    """A node's terms in the sum: None for a linear operation, else (bilinear, which arguments
+    move, the (u, v) argument pairs u ≤ v both moving): x·y's pairs (a second partial of 1), or
+    every pair of a general operation (second partials from _second_partials, in this order)."""
+    moving = [depends[j] for j in a]
+    shapes = _partial_shapes(op.key, len(a))
+    if shapes is _LINEAR:
+        return None
+    if all(shape[0] != "general" for shape in shapes):
+        return True, moving, [(u, shape[1]) for u, shape in enumerate(shapes)
+                              if shape[0] == "argument" and u <= shape[1] and moving[u] and moving[shape[1]]]
+    return False, moving, [(u, v) for v in range(len(a)) for u in range(v + 1) if moving[u] and moving[v]]
+
+
 class _EdgePlan:
     """What _edge_sum needs of the graph alone: the moving nodes with their partial functions (of
     the moving arguments only), the levels (group, source nodes and partial slots per argument),
@@ -360,19 +476,15 @@ class _EdgePlan:
             self.nodes.append((i, functions, a))
             level[i] = 1 + max(level[j] for j in a if depends[j])
             by_level.setdefault((level[i], len(a)), []).append(i)
-            if not feeds[i]:
+            found = _term_pairs(op, a, depends) if feeds[i] else None
+            if found is None:
                 continue
-            moving = [depends[j] for j in a]
-            shapes = _partial_shapes(op.key, len(a))
-            if shapes is _LINEAR:
-                continue
-            if all(shape[0] != "general" for shape in shapes):
-                for u, shape in enumerate(shapes):
-                    if shape[0] == "argument" and u <= shape[1] and moving[u] and moving[shape[1]]:
-                        terms.append((len(self.bilinear), a[u], a[shape[1]]))
-                        self.bilinear.append(i)
+            bilinear, moving, pairs = found
+            if bilinear:
+                for u, v in pairs:
+                    terms.append((len(self.bilinear), a[u], a[v]))
+                    self.bilinear.append(i)
             else:
-                pairs = [(u, v) for v in range(len(a)) for u in range(v + 1) if moving[u] and moving[v]]
                 self.general.append((i, op, moving, slot[i], pairs))
         # the general terms' coefficients follow the bilinear ones, in _second_partials' order
         index = len(self.bilinear)
