@@ -249,7 +249,9 @@ def hessian_matrix(graph: Graph, values: list[float], output: int, wrt: list[str
     try:
         with np.errstate(all="ignore"):
             compiled = _compiled_sum(graph, output, tuple(wrt))
-            found = (compiled(graph, values) if compiled is not None else _edge_sum(graph, values, output, wrt))
+            found = compiled(values) if compiled is not None else None
+            if found is None:  # too large to compile, or anything not finite: as before
+                found = _edge_sum(graph, values, output, wrt)
         if found is not None:
             return found
     except (ArithmeticError, ValueError):
@@ -353,58 +355,72 @@ _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def _sum_statements(target: str, terms: list[str], lines: list[str]) -> None:
     for start in range(0, len(terms), _CHUNK):
-        lines.append(f" {target} {'=' if start == 0 else '+='} {' + '.join(terms[start:start + _CHUNK])}")
+        lines.append(f"  {target} {'=' if start == 0 else '+='} {' + '.join(terms[start:start + _CHUNK])}")
 
 
 def _compile_sum(graph: Graph, output: int, wrt: tuple):
     import numpy as np
 
+    from ..language.graph import needs_gradient
+
     k = len(wrt)
     row_of = {graph.names[name]: r for r, name in enumerate(wrt)}
     depends = depends_on(graph, list(row_of))
-    feeds = graph.feeds(output)
+    feeds, needs = graph.feeds(output), needs_gradient(graph)
     op_of, args = graph.op, graph.args
+    namespace = {"_np": np, "_second": _second_partials}
+    # the partials: of the arguments that move (tangents) and of those whose adjoint is wanted
+    wanted = {(i, q) for i in range(len(graph)) if op_of[i] is not None and (depends[i] or feeds[i])
+              for q, j in enumerate(args[i]) if (depends[i] and depends[j]) or (feeds[i] and needs[j])}
+    if len(wanted) > MAX_PRODUCTS:
+        return None
+    body: list[str] = []
+    for i, q in sorted(wanted):
+        namespace[f"f{i}_{q}"] = graph.partials[i][q]
+        body.append(f"  p{i}_{q} = f{i}_{q}({', '.join(f'v{j}' for j in (i, *args[i]))})")
+    # the adjoints, in engine.reverse's order (the same sums, bit for bit)
+    adjoint = {output: "1.0"}
+    for i in range(output, -1, -1):
+        if op_of[i] is None or i not in adjoint:
+            continue
+        for q, j in enumerate(args[i]):
+            if (i, q) in wanted and needs[j]:
+                body.append(f"  a{j} {'+=' if j in adjoint else '= 0.0 +'} {adjoint[i]} * p{i}_{q}")
+                adjoint[j] = f"a{j}"
+    _sum_statements("check", [name for name in adjoint.values() if name != "1.0"] or ["0.0"], body)
+    body += ["  if check - check != 0.0:", "   return None"]
     # rows[node]: {row: the tangent's variable there, or "" for an input's own unit row}
     rows: dict[int, dict[int, str]] = {node: {r: ""} for node, r in row_of.items()}
-    namespace = {"_np": np, "_second": _second_partials, "_reverse": engine.reverse, "_output": output}
-    lines = ["def _run(graph, V):", " A = _reverse(graph, V, _output)"]
-    used: set = set()
     tangents, terms = [], []   # terms: (coefficient variable, node a, node b)
     for i in range(len(graph)):
         op = op_of[i]
         if op is None or not depends[i]:
             continue
         a = args[i]
-        used.update(a)
-        used.add(i)
-        operands = ", ".join(f"v{j}" for j in (i, *a))
         here: dict[int, list[str]] = {}
         for q, j in enumerate(a):
-            if not depends[j]:
-                continue
-            namespace[f"f{i}_{q}"] = graph.partials[i][q]
-            lines.append(f" p{i}_{q} = f{i}_{q}({operands})")
-            for r, t in rows[j].items():
-                here.setdefault(r, []).append(f"p{i}_{q}" + (f" * {t}" if t else ""))
+            if depends[j]:
+                for r, t in rows[j].items():
+                    here.setdefault(r, []).append(f"p{i}_{q}" + (f" * {t}" if t else ""))
         rows[i] = {}
         for r, parts in sorted(here.items()):
             rows[i][r] = f"t{i}_{r}"
-            _sum_statements(f"t{i}_{r}", parts, lines)
+            _sum_statements(f"t{i}_{r}", parts, body)
             tangents.append(f"t{i}_{r}")
-        found = _term_pairs(op, a, depends) if feeds[i] else None
+        found = _term_pairs(op, a, depends) if feeds[i] and i in adjoint else None
         if found is None:
             continue
         bilinear, moving, pairs = found
         if bilinear:
-            terms += [(f"A[{i}]", a[u], a[v]) for u, v in pairs]
+            terms += [(adjoint[i], a[u], a[v]) for u, v in pairs]
         else:
             ps = ", ".join(f"p{i}_{q}" if moving[q] else "0.0" for q in range(len(a)))
             names = [f"c{i}_{u}_{v}" for u, v in pairs]
             namespace[f"op{i}"], namespace[f"moving{i}"] = op, moving
-            lines += [f" g = A[{i}]", " if g == 0.0:", f"  {' = '.join(names)} = 0.0", " else:",
-                      f"  h = _second(op{i}, v{i}, [{', '.join(f'v{j}' for j in a)}], [{ps}], moving{i})"]
+            body += [f"  if {adjoint[i]} == 0.0:", f"   {' = '.join(names)} = 0.0", "  else:",
+                     f"   h = _second(op{i}, v{i}, [{', '.join(f'v{j}' for j in a)}], [{ps}], moving{i})"]
             for n, ((u, v), name) in enumerate(zip(pairs, names)):
-                lines.append(f"  {name} = g * h[{n}][1]" + (" / 2" if u == v else ""))
+                body.append(f"   {name} = {adjoint[i]} * h[{n}][1]" + (" / 2" if u == v else ""))
                 terms.append((name, a[u], a[v]))
         if len(tangents) + len(terms) > MAX_PRODUCTS:
             return None
@@ -417,15 +433,17 @@ def _compile_sum(graph: Graph, output: int, wrt: tuple):
                 factors = " * ".join(x for x in (c, tr, ts) if x)
                 entries.setdefault((min(r, s), max(r, s)), []).append(f"2.0 * {factors}" if r == s else factors)
     for (r, s), parts in sorted(entries.items()):
-        _sum_statements(f"e{r}_{s}", parts, lines)
+        _sum_statements(f"e{r}_{s}", parts, body)
     # every tangent's finiteness in one sum (a NaN or infinity anywhere: the checked walk decides)
-    _sum_statements("check", tangents or ["0.0"], lines)
+    _sum_statements("check", tangents or ["0.0"], body)
     cells = ", ".join(f"e{min(r, s)}_{max(r, s)}" if (min(r, s), max(r, s)) in entries else "0.0"
                       for r in range(k) for s in range(k))
-    lines += [f" M = _np.array([{cells}]).reshape({k}, {k})",
-              " if check - check != 0.0 or not _np.isfinite(M).all():", "  return None",
-              f" return {{{', '.join(f'{name!r}: A[{graph.names[name]}]' for name in wrt)}}}, M"]
-    lines[1:1] = [f" v{j} = V[{j}]" for j in sorted(used)]
+    body += [f"  M = _np.array([{cells}]).reshape({k}, {k})",
+             "  if check - check != 0.0 or not _np.isfinite(M).all():", "   return None",
+             f"  return {{{', '.join(f'{name!r}: {adjoint.get(graph.names[name], 0.0)}' for name in wrt)}}}, M"]
+    used = sorted({j for i, _ in wanted for j in (i, *args[i])})
+    lines = ["def _run(V):", *[f" v{j} = V[{j}]" for j in used], " try:", *body,
+             " except (ArithmeticError, ValueError):", "  return None"]
     exec(compile("\n".join(lines), "<diffcli hessian plan>", "exec"), namespace)  # our own text only
     return namespace["_run"]
 
