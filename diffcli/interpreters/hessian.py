@@ -331,7 +331,8 @@ def _edge_sum(graph: Graph, values: list[float], output: int, wrt: list[str]):
     return {name: adjoint[graph.names[name]] for name in wrt}, matrix
 
 
-MAX_PRODUCTS = 40_000  # products in a compiled sum (its source grows with them); above: _edge_sum
+MAX_PRODUCTS = 20_000  # products in a compiled sum (its source grows with them); above: _edge_sum
+MAX_COMPILED = 2_000  # nodes of a graph whose sum is compiled (compiling costs ~ its size, once)
 _CHUNK = 32  # terms a statement adds at most (a long sum is a deep tree to Python's compiler)
 
 
@@ -340,13 +341,14 @@ def _compiled_sum(graph: Graph, output: int, wrt: tuple):
     node's tangent only along the inputs it depends on (known from the graph), each term of the sum
     only over those, the upper triangle summed once. The same partial functions (graph.partials) and
     second partials (_second_partials, the op table's rules on dual numbers) as _edge_sum; None (and
-    _edge_sum runs) where the sum would be too large to write out."""
+    _edge_sum runs) where the sum would be too large to write out. The function returns None where
+    anything raises or is not finite, and the caller runs _edge_sum (and so its checks and errors)."""
     plans = _COMPILED.setdefault(graph, {})
     key = (output, wrt, len(graph))
     if key not in plans:
         if len(plans) > 16:
             plans.clear()
-        plans[key] = _compile_sum(graph, output, wrt)
+        plans[key] = _compile_sum(graph, output, wrt) if len(graph) <= MAX_COMPILED else None
     return plans[key]
 
 
