@@ -130,10 +130,15 @@ class Session:
 
     # -- the watch
     def watch(self) -> None:
-        seen, digest = object(), None
+        seen, settling, digest = object(), object(), None
         while not self.stopping.wait(POLL_SECONDS):
             now = self.signature()
             if now == seen:
+                continue
+            if now != settling:
+                # changed since the last look: an editor that saves in place truncates, then writes;
+                # read once the file has held still for a poll, not the empty moment between
+                settling = now
                 continue
             seen = now
             data, problem = self.read()

@@ -208,7 +208,7 @@ def test_a_change_on_disk_is_run_and_an_error_keeps_the_last_good_results(served
     assert broken["state"]["error"]["line"] == 3
     version = broken["version"]
     path.write_text(path.read_text())  # saved again unchanged: no new run
-    time.sleep(5 * server.POLL_SECONDS)
+    time.sleep(0.8 * server.POLL_SECONDS)
     assert state(port)["version"] == version
     assert first["version"] < version
 
@@ -268,6 +268,20 @@ def test_serve_refuses_standard_input_and_a_bad_sweep(diffcli_run):
     assert done.returncode == 2 and "not -" in done.stderr_text
     done = diffcli_run("serve", os.devnull, "--sweep", "x=1:2")
     assert done.returncode == 2 and "Traceback" not in done.stderr_text
+
+
+def test_a_save_in_place_is_run_once_whole_not_while_empty(served, monkeypatch):
+    session, port, path = served
+    published = []
+    real = session.publish
+    monkeypatch.setattr(session, "publish", lambda message: (published.append(message), real(message))[1])
+    for value in range(6, 12):
+        with open(path, "w") as file:  # an editor saving in place: the file truncated, then written
+            file.flush()
+            time.sleep(0.9 * server.POLL_SECONDS)  # a poll may see it empty, but no two polls can
+            file.write(CHAIN.replace("a = 2", f"a = {value}"))
+        wait_for(port, lambda m: m["state"]["ok"] and cell(m, "a", "value") == str(value))
+    assert published and all(m["state"]["ok"] for m in published), [m["state"].get("diagnostic") for m in published]
 
 
 def test_a_bug_while_running_is_shown_and_the_watch_goes_on(served, monkeypatch):

@@ -372,10 +372,6 @@ class _Writer:
         return "".join(ch if ch.isprintable() else "?" for ch in text)
 
     # -- the pieces, for each node
-    def value_text(self, i: int) -> str:
-        op, a = self.graph.op[i], self.graph.args[i]
-        return _templates(self.lang, op.key, len(a))[0].format(*[self.ref[j] for j in a])
-
     def edges(self, i: int, into: list[str] | None = None, refs: list[str] | None = None,
               count_name: str | None = None):
         """(n, argument node, partial text) for every argument whose adjoint is kept, and the tie
@@ -463,19 +459,6 @@ class _Writer:
         fast.gradient = {name: text[graph.names[name]] if adjoint[graph.names[name]] else "0.0"
                          for name in self.parameters}
         return fast
-
-    def where_of(self, i: int, n: int | None = None) -> str:
-        text = self.where[self.slot[i]]
-        if n is not None and len(self.graph.args[i]) > 1:
-            text += f", with respect to its argument {n + 1}"
-        return text
-
-    def quoted_where(self, i: int, n: int | None = None) -> str:
-        """where_of(i, n) as a string literal of the language."""
-        text = self.quoted[self.slot[i]]
-        if n is not None and len(self.graph.args[i]) > 1:
-            text = f"{text[:-1]}, with respect to its argument {n + 1}{text[-1]}"
-        return text
 
     def generate(self) -> Generated:
         raise NotImplementedError
