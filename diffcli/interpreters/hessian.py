@@ -248,7 +248,10 @@ def hessian_matrix(graph: Graph, values: list[float], output: int, wrt: list[str
 
     try:
         with np.errstate(all="ignore"):
-            found = _edge_sum(graph, values, output, wrt)
+            compiled = _compiled_sum(graph, output, tuple(wrt))
+            found = compiled(values) if compiled is not None else None
+            if found is None:  # too large to compile, or anything not finite: as before
+                found = _edge_sum(graph, values, output, wrt)
         if found is not None:
             return found
     except (ArithmeticError, ValueError):
@@ -328,6 +331,139 @@ def _edge_sum(graph: Graph, values: list[float], output: int, wrt: list[str]):
     return {name: adjoint[graph.names[name]] for name in wrt}, matrix
 
 
+MAX_PRODUCTS = 20_000  # products in a compiled sum (its source grows with them); above: _edge_sum
+MAX_COMPILED = 2_000  # nodes of a graph whose sum is compiled (compiling costs ~ its size, once)
+_CHUNK = 32  # terms a statement adds at most (a long sum is a deep tree to Python's compiler)
+
+
+def _compiled_sum(graph: Graph, output: int, wrt: tuple):
+    """_edge_sum compiled once per (graph, output, wrt) into straight-line Python on floats: each
+    node's tangent only along the inputs it depends on (known from the graph), each term of the sum
+    only over those, the upper triangle summed once. The same partial functions (graph.partials) and
+    second partials (_second_partials, the op table's rules on dual numbers) as _edge_sum; None (and
+    _edge_sum runs) where the sum would be too large to write out. The function returns None where
+    anything raises or is not finite, and the caller runs _edge_sum (and so its checks and errors)."""
+    plans = _COMPILED.setdefault(graph, {})
+    key = (output, wrt, len(graph))
+    if key not in plans:
+        if len(plans) > 16:
+            plans.clear()
+        plans[key] = _compile_sum(graph, output, wrt) if len(graph) <= MAX_COMPILED else None
+    return plans[key]
+
+
+_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _sum_statements(target: str, terms: list[str], lines: list[str]) -> None:
+    for start in range(0, len(terms), _CHUNK):
+        lines.append(f"  {target} {'=' if start == 0 else '+='} {' + '.join(terms[start:start + _CHUNK])}")
+
+
+def _compile_sum(graph: Graph, output: int, wrt: tuple):
+    import numpy as np
+
+    from ..language.graph import needs_gradient
+
+    k = len(wrt)
+    row_of = {graph.names[name]: r for r, name in enumerate(wrt)}
+    depends = depends_on(graph, list(row_of))
+    feeds, needs = graph.feeds(output), needs_gradient(graph)
+    op_of, args = graph.op, graph.args
+    namespace = {"_np": np, "_second": _second_partials}
+    # the partials: of the arguments that move (tangents) and of those whose adjoint is wanted
+    wanted = {(i, q) for i in range(len(graph)) if op_of[i] is not None and (depends[i] or feeds[i])
+              for q, j in enumerate(args[i]) if (depends[i] and depends[j]) or (feeds[i] and needs[j])}
+    if len(wanted) > MAX_PRODUCTS:
+        return None
+    body: list[str] = []
+    for i, q in sorted(wanted):
+        namespace[f"f{i}_{q}"] = graph.partials[i][q]
+        body.append(f"  p{i}_{q} = f{i}_{q}({', '.join(f'v{j}' for j in (i, *args[i]))})")
+    # the adjoints, in engine.reverse's order (the same sums, bit for bit)
+    adjoint = {output: "1.0"}
+    for i in range(output, -1, -1):
+        if op_of[i] is None or i not in adjoint:
+            continue
+        for q, j in enumerate(args[i]):
+            if (i, q) in wanted and needs[j]:
+                body.append(f"  a{j} {'+=' if j in adjoint else '= 0.0 +'} {adjoint[i]} * p{i}_{q}")
+                adjoint[j] = f"a{j}"
+    _sum_statements("check", [name for name in adjoint.values() if name != "1.0"] or ["0.0"], body)
+    body += ["  if check - check != 0.0:", "   return None"]
+    # rows[node]: {row: the tangent's variable there, or "" for an input's own unit row}
+    rows: dict[int, dict[int, str]] = {node: {r: ""} for node, r in row_of.items()}
+    tangents, terms = [], []   # terms: (coefficient variable, node a, node b)
+    for i in range(len(graph)):
+        op = op_of[i]
+        if op is None or not depends[i]:
+            continue
+        a = args[i]
+        here: dict[int, list[str]] = {}
+        for q, j in enumerate(a):
+            if depends[j]:
+                for r, t in rows[j].items():
+                    here.setdefault(r, []).append(f"p{i}_{q}" + (f" * {t}" if t else ""))
+        rows[i] = {}
+        for r, parts in sorted(here.items()):
+            rows[i][r] = f"t{i}_{r}"
+            _sum_statements(f"t{i}_{r}", parts, body)
+            tangents.append(f"t{i}_{r}")
+        found = _term_pairs(op, a, depends) if feeds[i] and i in adjoint else None
+        if found is None:
+            continue
+        bilinear, moving, pairs = found
+        if bilinear:
+            terms += [(adjoint[i], a[u], a[v]) for u, v in pairs]
+        else:
+            ps = ", ".join(f"p{i}_{q}" if moving[q] else "0.0" for q in range(len(a)))
+            names = [f"c{i}_{u}_{v}" for u, v in pairs]
+            namespace[f"op{i}"], namespace[f"moving{i}"] = op, moving
+            body += [f"  if {adjoint[i]} == 0.0:", f"   {' = '.join(names)} = 0.0", "  else:",
+                     f"   h = _second(op{i}, v{i}, [{', '.join(f'v{j}' for j in a)}], [{ps}], moving{i})"]
+            for n, ((u, v), name) in enumerate(zip(pairs, names)):
+                body.append(f"   {name} = {adjoint[i]} * h[{n}][1]" + (" / 2" if u == v else ""))
+                terms.append((name, a[u], a[v]))
+        if len(tangents) + len(terms) > MAX_PRODUCTS:
+            return None
+    if sum(len(rows[ja]) * len(rows[jb]) for _, ja, jb in terms) > MAX_PRODUCTS:
+        return None
+    entries: dict[tuple, list[str]] = {}
+    for c, ja, jb in terms:
+        for r, tr in rows[ja].items():
+            for s, ts in rows[jb].items():
+                factors = " * ".join(x for x in (c, tr, ts) if x)
+                entries.setdefault((min(r, s), max(r, s)), []).append(f"2.0 * {factors}" if r == s else factors)
+    for (r, s), parts in sorted(entries.items()):
+        _sum_statements(f"e{r}_{s}", parts, body)
+    # every tangent's finiteness in one sum (a NaN or infinity anywhere: the checked walk decides)
+    _sum_statements("check", tangents or ["0.0"], body)
+    cells = ", ".join(f"e{min(r, s)}_{max(r, s)}" if (min(r, s), max(r, s)) in entries else "0.0"
+                      for r in range(k) for s in range(k))
+    body += [f"  M = _np.array([{cells}]).reshape({k}, {k})",
+             "  if check - check != 0.0 or not _np.isfinite(M).all():", "   return None",
+             f"  return {{{', '.join(f'{name!r}: {adjoint.get(graph.names[name], 0.0)}' for name in wrt)}}}, M"]
+    used = sorted({j for i, _ in wanted for j in (i, *args[i])})
+    lines = ["def _run(V):", *[f" v{j} = V[{j}]" for j in used], " try:", *body,
+             " except (ArithmeticError, ValueError):", "  return None"]
+    exec(compile("\n".join(lines), "<diffcli hessian plan>", "exec"), namespace)  # our own text only
+    return namespace["_run"]
+
+
+def _term_pairs(op, a, depends):
+    """A node's terms in the sum: None for a linear operation, else (bilinear, which arguments
+    move, the (u, v) argument pairs u ≤ v both moving): x·y's pairs (a second partial of 1), or
+    every pair of a general operation (second partials from _second_partials, in this order)."""
+    moving = [depends[j] for j in a]
+    shapes = _partial_shapes(op.key, len(a))
+    if shapes is _LINEAR:
+        return None
+    if all(shape[0] != "general" for shape in shapes):
+        return True, moving, [(u, shape[1]) for u, shape in enumerate(shapes)
+                              if shape[0] == "argument" and u <= shape[1] and moving[u] and moving[shape[1]]]
+    return False, moving, [(u, v) for v in range(len(a)) for u in range(v + 1) if moving[u] and moving[v]]
+
+
 class _EdgePlan:
     """What _edge_sum needs of the graph alone: the moving nodes with their partial functions (of
     the moving arguments only), the levels (group, source nodes and partial slots per argument),
@@ -360,19 +496,15 @@ class _EdgePlan:
             self.nodes.append((i, functions, a))
             level[i] = 1 + max(level[j] for j in a if depends[j])
             by_level.setdefault((level[i], len(a)), []).append(i)
-            if not feeds[i]:
+            found = _term_pairs(op, a, depends) if feeds[i] else None
+            if found is None:
                 continue
-            moving = [depends[j] for j in a]
-            shapes = _partial_shapes(op.key, len(a))
-            if shapes is _LINEAR:
-                continue
-            if all(shape[0] != "general" for shape in shapes):
-                for u, shape in enumerate(shapes):
-                    if shape[0] == "argument" and u <= shape[1] and moving[u] and moving[shape[1]]:
-                        terms.append((len(self.bilinear), a[u], a[shape[1]]))
-                        self.bilinear.append(i)
+            bilinear, moving, pairs = found
+            if bilinear:
+                for u, v in pairs:
+                    terms.append((len(self.bilinear), a[u], a[v]))
+                    self.bilinear.append(i)
             else:
-                pairs = [(u, v) for v in range(len(a)) for u in range(v + 1) if moving[u] and moving[v]]
                 self.general.append((i, op, moving, slot[i], pairs))
         # the general terms' coefficients follow the bilinear ones, in _second_partials' order
         index = len(self.bilinear)
