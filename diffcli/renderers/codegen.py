@@ -33,6 +33,7 @@ import re
 import os
 import stat
 import unicodedata
+import dataclasses
 from dataclasses import dataclass
 
 from .. import ops
@@ -421,7 +422,12 @@ class _Writer:
         for i in values:
             for position in ops.NONFINITE_PROPAGATES.get(ops_[i].key, ()):
                 implied[root[args[i][position]]] = True
-        fast = _Fast(value_lines, {self.ref[i] for i in values if not implied[i]}, [], [], [], refs[self.out], {})
+        # how many library calls each value waits for, on its longest path from the inputs
+        calls = [0] * n
+        for i, (_, text) in zip(values, value_lines):
+            calls[i] = max((calls[root[j]] for j in args[i]), default=0) + bool(_CALL.search(text))
+        fast = _Fast(value_lines, {self.ref[i] for i in values if not implied[i]}, [], [], [], refs[self.out], {},
+                     {self.ref[i]: calls[i] for i in values})
         if self.mode != "reverse":
             return fast
         adjoint, terms = self.adjoint, [[] for _ in range(n)]
@@ -488,6 +494,8 @@ def _begin_kind(source, expr) -> int:
 
 # add and mul give the same bits either way round; min, max and hypot are left as written
 _EXACTLY_COMMUTATIVE = {"add", "mul"}
+# a value's text that calls a function (the library's: `tanh(`, `Math.exp(`)
+_CALL = re.compile(r"[A-Za-z_][\w.]*\(")
 
 
 @dataclass
@@ -509,6 +517,7 @@ class _Fast:
     checks: list        # adjoint expressions to add up at the end
     value: str
     gradient: dict      # input name -> expression
+    calls: dict         # value name -> the number of library calls on its longest path from the inputs
 
     def check_sums(self, chunk: int = 64) -> list[str]:
         """The checked expressions summed, `chunk` terms per expression, each a balanced tree of
@@ -811,21 +820,32 @@ class _CFamily(_Writer):
     def block_comment(self, text: str) -> str:
         return f" /* {text.replace('*/', '* /')} */" if text else ""
 
-    def straight_lines(self, fast: "_Fast", total: str, stores: dict | None = None) -> list[str]:
+    def straight_lines(self, fast: "_Fast", total: str, stores: dict | None = None,
+                       declare: str | None = None) -> list[str]:
         """The straight-line statements, the tested values added to `total` as they come and the
         adjoints' leaves at the end; `stores` (name -> lines): what to write right after a name is
-        defined (C's results, so that they need not stay in registers until the end)."""
+        defined (C's results, so that they need not stay in registers until the end). With
+        `declare` (C's `double `), `total` is declared by its first term, not started at 0.0."""
         stores = stores or {}
+        started = declare is None
+
+        def add(text):
+            nonlocal started
+            line = f"    {total} = {total} + {text};" if started else f"    {declare}{total} = {text};"
+            started = True
+            return line
+
         lines = list(stores.get("", ()))  # the results that are no statement's: first
         for name, text in fast.values:
             lines.append(f"    {self.declare_value}{name} = {text};")
             if name in fast.tested:
-                lines.append(f"    {total} = {total} + {name};")
+                lines.append(add(name))
             lines += stores.get(name, ())
         for name, text in fast.counts + fast.adjoints:
             lines.append(f"    {self.declare_value}{name} = {text};")
             lines += stores.get(name, ())
-        return lines + [f"    {total} = {total} + {text};" for text in fast.check_sums()]
+        lines += [add(text) for text in fast.check_sums()]
+        return lines if started else lines + [f"    {declare}{total} = 0.0;"]
 
     def statements(self):
         """(forward statements, blocks): the forward pass one line per operation, then the reverse
@@ -1249,8 +1269,11 @@ class _C(_CFamily):
                                                      if self.mode == "reverse" else [])
         for target, text in results:
             stores.setdefault(text if text in defined else "", []).append(f"    {target} = {text};")
+        # the values that feed the library calls first, and the calls together: the tested ones
+        # among them are summed before the first call, not in a total kept across every call
+        fast = dataclasses.replace(fast, values=sorted(fast.values, key=lambda value: fast.calls[value[0]]))
         lines = ["{", "    /* straight-line: no test on the way (see the checked version above) */",
-                 f"    double {total} = 0.0;", *self.straight_lines(fast, total, stores)]
+                 *self.straight_lines(fast, total, stores, declare="double ")]
         arguments = [self.variable[n] for n in self.parameters] + [I["value"]] + (
             [I["gradient"]] if self.mode == "reverse" else []) + [I["error"]]
         # not a tail call (a volatile result): one would make the compiler copy every argument
