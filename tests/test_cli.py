@@ -35,6 +35,20 @@ def test_grad_table_marks_inputs_and_output_in_file_order():
     assert max(len(line) for line in lines) <= 80
 
 
+def test_a_scalar_grad_imports_neither_numpy_nor_pydantic():
+    """Start-up is most of a small `grad`: NumPy (arrays, many points) and pydantic (which Typer 0.29
+    imports, with a validator built per option) must stay out of it."""
+    import subprocess
+    import sys
+    probe = ("import sys\nfrom diffcli.cli import app\n"
+             f"sys.argv = ['diffcli', 'grad', {CHAIN!r}, '--set', 'o=1', '--json']\n"
+             "try:\n    app()\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('numpy', 'pydantic') if m in sys.modules), file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert json.loads(done.stdout)["value"] == 47, done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
+
+
 def test_grad_json_matches_spec_example():
     result = invoke("grad", CHAIN, "--set", "o=1", "--json")
     assert result.exit_code == 0
