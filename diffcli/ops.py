@@ -865,6 +865,10 @@ class _SymPy:
 # (inf·0 and inf − inf are NaN): testing the result then tests the argument (the batch engine's and
 # generated code's finiteness tests use it to test fewer values).
 NONFINITE_PROPAGATES = {"add": (0, 1), "sub": (0, 1), "mul": (0, 1), "neg": (0,), "div": (0,)}
+# Operations whose result is at most 1 in magnitude whatever the argument (NaN where it is NaN or,
+# for sin and cos, infinite): a product with one is no larger than the other factor (generated
+# code need not test it where that factor is tested).
+BOUNDED_BY_ONE = {"sin", "cos", "tanh"}
 
 
 # ================================================================ arrays: the structural operations

@@ -240,6 +240,8 @@ ERRORS = [
     ("x = 1e200\ny = x * x", (), "x * x", 2, 1),
     # an infinite derivative where only copies of one adjoint (`a`'s and `b`'s are `s`'s) reach the inputs
     ("a = 1e-160\nb = 0\ns = a + b\nout = 1e-10 / s", (), "1e-10 / s", 4, 2),
+    # `d_w = d_t * 0.5` is no larger than d_t, but no other test covers d_t (infinite): w's is kept
+    ("w = 1e-320\nt = w * 0.5\ny = log(t)", (), "log(t)", 3, 2),
 ]
 
 

@@ -458,9 +458,23 @@ class _Writer:
         # an adjoint that flows into a sum of its own (not a copy under another name) is not finite
         # only where that sum is not: the leaves that are such adjoints under their own names need
         # no test of their own (the lowest of a set of copies is a leaf, so each set has one)
-        flowing = {g for j in range(n) if text[j] and text[j] == adjoint[j] for g, _ in terms[j]}
-        fast.checks += [text[i] for i in range(self.out, -1, -1)
-                        if adjoint[i] and leaf[i] and text[i] != "1.0" and text[i] not in flowing]
+        sums = {adjoint[j]: [g for g, _ in terms[j]] for j in range(n) if text[j] and text[j] == adjoint[j]}
+        flowing = {g for parts in sums.values() for g in parts}
+        leaves = [i for i in range(self.out, -1, -1)
+                  if adjoint[i] and leaf[i] and text[i] != "1.0" and text[i] not in flowing]
+        # a leaf g·p with |p| ≤ 1 (a constant, or a value of ops.BOUNDED_BY_ONE, finite where the
+        # forward test passes) is finite where g is: no test of its own where the other leaves' tests
+        # cover g (what a test covers: its sum's terms' adjoints, and theirs)
+        bounded_values = {self.ref[i] for i in values if ops_[i].key in ops.BOUNDED_BY_ONE}
+        bounded = {i: terms[i][0][0] for i in leaves if len(terms[i]) == 1 and text[i] == adjoint[i]
+                   and (terms[i][0][1] in bounded_values or _at_most_one(terms[i][0][1]))}
+        covered, todo = {"1.0"}, [text[i] for i in leaves if i not in bounded]
+        while todo:
+            name = todo.pop()
+            if name not in covered:
+                covered.add(name)
+                todo += sums.get(name, ())
+        fast.checks += [text[i] for i in leaves if bounded.get(i) not in covered]
         fast.checks = list(dict.fromkeys(fast.checks))
         fast.gradient = {name: text[graph.names[name]] if adjoint[graph.names[name]] else "0.0"
                          for name in self.parameters}
@@ -561,6 +575,14 @@ def _term(g: str, p: str) -> str:
     if p == "-1.0":
         return f"-{g}"
     return f"{g} * {p}"
+
+
+def _at_most_one(text: str) -> bool:
+    """Whether a partial's text is a number of magnitude at most 1."""
+    try:
+        return abs(float(text)) <= 1.0
+    except ValueError:
+        return False
 
 
 def _literal(text: str) -> bool:
