@@ -3,6 +3,7 @@
     python benchmarks/peers.py                  # every section; rewrites its part of RESULTS.md
     python benchmarks/peers.py --only c,hessian # some sections; prints only
     python benchmarks/peers.py --peers DIR      # where the peers' environment is (made if missing)
+    python benchmarks/peers.py --only c --before DIR  # also another checkout's C, in the same binary
 
 The peers (JAX, SymPy) live in an environment this script makes (`python -m venv DIR` and
 `pip install jax sympy numpy`), never in diffcli's. One thread per contender: OMP_NUM_THREADS=1 and
@@ -170,14 +171,23 @@ int main(void)
     printf("%%.3g\n", worst);
     for (r = 0; r < %(rounds)d; r++) {
         TIME(f_diffcli(%(args)s &value, gradient, 0)); TIME(f_sympy(%(args)s &value, gradient));
-        TIME(f_floor(%(args)s &value, gradient)); printf("\n");
+        TIME(f_floor(%(args)s &value, gradient));%(before)s printf("\n");
     }
     return total == 12345.0;
 }
 """
 
 
-def measure_c(folder: Path, peers: str) -> dict:
+# another checkout's generated C (--before), run with that checkout first on the path
+BEFORE_C = r"""
+import sys
+import diffcli
+from diffcli.renderers.codegen import generate
+sys.stdout.write(generate(diffcli.load(sys.argv[1]), "c", name="f_before").source)
+"""
+
+
+def measure_c(folder: Path, peers: str, before: Path | None = None) -> dict:
     import diffcli
 
     text, inputs, output = python_program(NETWORK)
@@ -189,18 +199,26 @@ def measure_c(folder: Path, peers: str) -> dict:
     ours = generate(program, "c", name="f_diffcli").source
     args = "".join(f"in[{k}], " for k in range(len(inputs)))
     values = ", ".join(repr(program.inputs[n]) for n in inputs)
-    main = C_MAIN % {"n": len(inputs), "args": args, "values": values, "rounds": ROUNDS}
-    (folder / "peers.c").write_text(ours + theirs["sympy"] + theirs["floor"] + main)
+    previous = "" if before is None else run([sys.executable, "-c", BEFORE_C, str(NETWORK)],
+                                             env=dict(ENVIRONMENT, PYTHONPATH=str(before)))
+    timed = f" TIME(f_before({args} &value, gradient, 0));" if previous else ""
+    main = C_MAIN % {"n": len(inputs), "args": args, "values": values, "rounds": ROUNDS, "before": timed}
+    (folder / "peers.c").write_text(ours + previous + theirs["sympy"] + theirs["floor"] + main)
     compiler = shutil.which("gcc") or shutil.which("cc")
     subprocess.run([compiler, "-O2", "-o", str(folder / "peers_c"), str(folder / "peers.c"), "-lm"], check=True)
     lines = run([str(folder / "peers_c")]).split("\n")
     worst = float(lines[0])
     rounds = [[float(x) for x in line.split()] for line in lines[1:] if line.strip()]
     diffcli_ns, sympy_ns, floor_ns = ([r[k] for r in rounds] for k in range(3))
-    return {"diffcli": spread(diffcli_ns), "sympy": spread(sympy_ns), "floor": spread(floor_ns),
-            "vs_sympy": round_ratios(diffcli_ns, sympy_ns), "vs_floor": round_ratios(diffcli_ns, floor_ns),
-            "sympy_vs_floor": round_ratios(sympy_ns, floor_ns), "gradient_difference": worst,
-            "calls": theirs["calls"], "load": load()}
+    result = {"diffcli": spread(diffcli_ns), "sympy": spread(sympy_ns), "floor": spread(floor_ns),
+              "vs_sympy": round_ratios(diffcli_ns, sympy_ns), "vs_floor": round_ratios(diffcli_ns, floor_ns),
+              "sympy_vs_floor": round_ratios(sympy_ns, floor_ns), "gradient_difference": worst,
+              "calls": theirs["calls"], "load": load()}
+    if previous:
+        before_ns = [r[3] for r in rounds]
+        result.update(before=spread(before_ns), before_vs_sympy=round_ratios(before_ns, sympy_ns),
+                      before_vs_floor=round_ratios(before_ns, floor_ns), vs_before=round_ratios(diffcli_ns, before_ns))
+    return result
 
 
 def c_report(r: dict) -> list[str]:
@@ -208,6 +226,14 @@ def c_report(r: dict) -> list[str]:
         s = r[key]
         return f"| {name} | {s['median']:.1f} ns | {s['low']:.1f}–{s['high']:.1f} |"
 
+    def ratios(name, key):
+        s = r[key]
+        return f"{name} **{s['median']:.2f}×** (rounds {s['low']:.2f}–{s['high']:.2f})"
+
+    before = [] if "before" not in r else [
+        f"- the `--before` checkout's C: {r['before']['median']:.1f} ns ({r['before']['low']:.1f}–"
+        f"{r['before']['high']:.1f}); " + "; ".join([ratios("/ SymPy", "before_vs_sympy"), ratios(
+            "/ the floor", "before_vs_floor"), ratios("this checkout's / its", "vs_before")])]
     return ["### 1. Generated C (value + gradient of `samples/two_layer_network.expr`, gcc -O2)", "",
             f"10^6 calls a round, {ROUNDS} rounds, the three functions in turn in one process "
             f"(thread CPU time); load average {r['load']}.", "",
@@ -218,7 +244,7 @@ def c_report(r: dict) -> list[str]:
             f"{r['vs_sympy']['high']:.2f}; target ≤ 1×)",
             f"- diffcli / the calls' floor: **{r['vs_floor']['median']:.2f}×** (rounds {r['vs_floor']['low']:.2f}–"
             f"{r['vs_floor']['high']:.2f}; target ≤ 1.5×); SymPy / the floor: {r['sympy_vs_floor']['median']:.2f}×",
-            f"- largest difference between the two gradients: {r['gradient_difference']:.3g}", ""]
+            f"- largest difference between the two gradients: {r['gradient_difference']:.3g}", *before, ""]
 
 
 # ---------------------------------------------------------------- 2. generating in bulk
@@ -384,6 +410,7 @@ def main() -> None:
     parser.add_argument("--only", default="c,codegen,hessian,batch")
     parser.add_argument("--peers", type=Path, default=Path(tempfile.gettempdir()) / "diffcli-peers")
     parser.add_argument("--keep", type=Path, help="a folder to keep the generated programs in")
+    parser.add_argument("--before", type=Path, help="another diffcli checkout: its C timed in the same binary (c)")
     options = parser.parse_args()
     os.environ.update(SINGLE)
     sections = options.only.split(",")
@@ -394,7 +421,7 @@ def main() -> None:
         folder.mkdir(exist_ok=True)
         for name in sections:
             if name == "c":
-                section = c_report(measure_c(folder, peers))
+                section = c_report(measure_c(folder, peers, options.before))
             elif name == "codegen":
                 section = codegen_report(measure_codegen(folder))
             elif name == "hessian":
