@@ -366,8 +366,29 @@ class Program(Displayed):
         output = self.check_name(of, "--of") if of is not None else self.output
         inputs, unused = self._inputs(values)
         self._scalar_output(output)
-        node_values = engine.forward(self.graph, inputs)
+        node_values = self._planned_values(inputs, output) if self.has_arrays else None
+        if node_values is None:
+            node_values = engine.forward(self.graph, inputs)
         return output, inputs, unused, node_values
+
+    def _planned_values(self, inputs, output: str) -> list | None:
+        """Every node's value by the compiled forward pass (array_plan.py), from a graph's second
+        call on (a single call is cheaper interpreted than compiled); None where its checks find a
+        value that is not finite (then the interpreter runs, and raises its located error)."""
+        graph = self.graph
+        calls = graph.__dict__["_forward_calls"] = graph.__dict__.get("_forward_calls", 0) + 1
+        if calls < 2:
+            return None
+        from .interpreters import array_plan
+
+        compiled = array_plan.plan(graph, graph.names[output], wanted=(), keep=tuple(range(len(graph))))
+        done = compiled.run(inputs) if compiled is not None else None
+        if done is None:
+            return None
+        import numpy as np
+
+        # the interpreter's types: a scalar as a 0-d array (the plan's are NumPy scalars)
+        return [np.asarray(v) for v in map(done[0].__getitem__, range(len(graph)))]
 
     def _planned_grad(self, values, of) -> Gradients | None:
         """grad on an array graph by its compiled plan (interpreters/array_plan.py), or None where

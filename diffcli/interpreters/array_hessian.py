@@ -100,7 +100,7 @@ def second_order(graph, values: list, output: int, seeds: dict, k: int, wanted=N
                                                   and (found[1][node] is None or _finite(found[1][node]))
                                                   for node in wanted)):
         adjoint, adjoint_t = found
-        return [np.zeros(s) if g is None else g for g, s in zip(adjoint, graph.shape)], adjoint_t
+        return [np.zeros(s) if g is None else np.asarray(g) for g, s in zip(adjoint, graph.shape)], adjoint_t
     return checked_second_order(graph, values, output, seeds, k)
 
 
@@ -111,13 +111,15 @@ def checked_second_order(graph, values, output, seeds, k):
     return adjoint, _walk(graph, values, output, seeds, k, adjoint, needs, checked=True)
 
 
-class _Steps:
-    """The fast walk's plan for a graph, an output and the seeded nodes: the nodes whose tangent
-    moves and that the output depends on (forward), and every node it depends on (reverse), each
-    with what its step needs."""
+class _Walk:
+    """The fast walk compiled for a graph, an output, the seeded nodes and k directions: a closure
+    per node and pass, with what depends on the graph alone (which arguments move and which need a
+    cotangent, the rules, the shapes, the special cases) decided once, so that a call does the
+    arithmetic and little else."""
 
-    def __init__(self, graph, output, seeded):
-        n = len(graph)
+    def __init__(self, graph, output, seeded, k):
+        n = self.n = len(graph)
+        self.output = output
         depends = [False] * n
         for node in seeded:
             depends[node] = True
@@ -127,118 +129,265 @@ class _Steps:
         feeds = graph.feeds(output)
         needs = needs_gradient(graph)
         self.forward, self.reverse = [], []
-        nds = [len(s) for s in graph.shape]
+        self.scalars = [j for j in range(n) if graph.shape[j] == ()]
         for i in range(output + 1):
             op = graph.op[i]
             if op is None or not feeds[i]:
                 continue
             a = graph.args[i]
-            structural = op.__class__ is ArrayOp
-            step = (i, structural, op, a, [depends[j] for j in a], [needs[j] and feeds[j] for j in a],
-                    graph.attrs.get(i), [nds[j] for j in a], nds[i],
-                    None if structural else _partial_shapes(op.key, len(a)))
+            moves = [depends[j] for j in a]
+            needed = [needs[j] and feeds[j] for j in a]
+            steps = _structural_steps if op.__class__ is ArrayOp else _elementwise_steps
+            forward, reverse = steps(graph, i, moves, needed, k)
             if depends[i]:
-                self.forward.append(step)
-            self.reverse.append(step)
+                self.forward.append(forward)
+            self.reverse.append(reverse)
         self.reverse.reverse()
 
+    def run(self, values, seeds):
+        """(adjoints, their tangents), nothing checked (None where anything raised)."""
+        n = self.n
+        # scalars as NumPy scalars: the same numbers, without a 0-d array's overhead on every operation
+        values = list(values)
+        for j in self.scalars:
+            values[j] = values[j][()]
+        tangent: list = [None] * n
+        for node, t in seeds.items():
+            tangent[node] = t
+        partials: list = [None] * n
+        adjoint: list = [None] * n
+        adjoint[self.output] = np.float64(1.0)
+        adjoint_t: list = [None] * n
+        owned = [False] * n  # adjoint_t[j] is an array of this pass's own, to add into in place
+        try:
+            with np.errstate(all="ignore"):
+                for step in self.forward:
+                    step(values, tangent, partials)
+                for step in self.reverse:
+                    step(values, tangent, partials, adjoint, adjoint_t, owned)
+        except (ArithmeticError, ValueError):
+            return None
+        return adjoint, adjoint_t
 
-_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+def _accumulate(adjoint, adjoint_t, owned, j, c, c2, shape, full):
+    """Add argument j's cotangent c and its tangent c2 (either None) to what it has."""
+    if c is not None:
+        if c.__class__ is not np.float64:
+            c = np.asarray(c, dtype=float)
+        if c.shape != shape:
+            c = np.broadcast_to(c, shape)
+        before = adjoint[j]
+        adjoint[j] = c if before is None else before + c
+    if c2 is not None:
+        if c2.shape != full:
+            c2 = np.broadcast_to(c2, full)
+        before = adjoint_t[j]
+        if before is None:
+            adjoint_t[j] = c2
+        elif owned[j]:
+            np.add(before, c2, out=before)
+        else:
+            adjoint_t[j], owned[j] = before + c2, True
 
 
-def _steps(graph, output, seeded) -> _Steps:
-    kept = _STEPS.setdefault(graph, {})
-    key = (output, tuple(sorted(seeded)))
+def _partial_rule(op, q):
+    """rule(m, out, *xs): op's partial with respect to argument q (apply_partial's dispatch, once)."""
+    if op.arity == 0:
+        variadic = op.partial_rules[0]
+        return lambda m, out, *xs: variadic(m, q, out, xs)
+    return op.partial_rules[q]
+
+
+def _is_one(p) -> bool:
+    return p.__class__ is float and p == 1.0
+
+
+def _elementwise_steps(graph, i, moves, needed, k):
+    op, a = graph.op[i], graph.args[i]
+    m, duals = backend("numpy"), backend("numpy-dual")
+    rules = [_partial_rule(op, q) for q in range(len(a))]
+    wanted = [mv or nq for mv, nq in zip(moves, needed)]
+    moving = [(v, j) for v, (j, mv) in enumerate(zip(a, moves)) if mv]
+    takers = [(u, j, (k,) + graph.shape[j], graph.shape[j]) for u, (j, nq) in enumerate(zip(a, needed)) if nq]
+    full = (k,) + graph.shape[i]
+    shapes = _partial_shapes(op.key, len(a))
+    curved = shapes is not _LINEAR
+    general = curved and any(shape[0] == "general" for shape in shapes)
+
+    def partials_of(values):
+        xs = [values[j] for j in a]
+        out = values[i]
+        return [rule(m, out, *xs) if w else None for rule, w in zip(rules, wanted)]
+
+    if len(a) == 1:
+        (j,), (rule,) = a, rules
+
+        def forward(values, tangent, partials):
+            p = rule(m, values[i], values[j])
+            partials[i] = [p]
+            t = tangent[j]
+            total = t if _is_one(p) else t * p
+            tangent[i] = total if total.shape == full else np.broadcast_to(total, full)
+    else:
+        def forward(values, tangent, partials):
+            ps = partials[i] = partials_of(values)
+            total = None
+            for v, j in moving:
+                p = ps[v]
+                c = tangent[j] if _is_one(p) else tangent[j] * p  # (+: no copy)
+                total = c if total is None else total + c
+            tangent[i] = total if total.shape == full else np.broadcast_to(total, full)
+
+    def second_partials(values, ps, tangent):
+        """h[u][v] = ∂p_u/∂x_v for each argument u that takes a cotangent and v whose tangent moves:
+        the partial rules pushed through array duals, a unit tangent on argument v."""
+        xs = [values[j] for j in a]
+        out = values[i]
+        h = [[] for _ in a]
+        for v, j in enumerate(a):
+            if tangent[j] is None:
+                continue
+            lifted = [ArrayDual(x, 1.0 if q == v else 0.0) for q, x in enumerate(xs)]
+            pv = ps[v] if ps[v] is not None else rules[v](m, out, *xs)
+            dout = ArrayDual(out, pv)
+            for u, _, _, _ in takers:
+                pt = rules[u](duals, dout, *lifted)
+                d = pt.t if pt.__class__ is ArrayDual else 0.0
+                if d.__class__ is not float or d != 0.0:
+                    h[u].append((d, tangent[j]))
+        return h
+
+    def reverse(values, tangent, partials, adjoint, adjoint_t, owned):
+        g, gt = adjoint[i], adjoint_t[i]
+        if g is None and gt is None:
+            return
+        ps = partials[i]
+        if ps is None:
+            ps = partials[i] = partials_of(values)
+        bending = curved and g is not None and tangent[i] is not None
+        h = second_partials(values, ps, tangent) if bending and general else None
+        for u, j, full_j, shape_j in takers:
+            p = ps[u]
+            c2 = None if gt is None else gt if _is_one(p) else gt * p
+            if bending:
+                if h is None:  # x·y: ∂p_u/∂x_v = 1 where p_u is x_v
+                    shape = shapes[u]
+                    if shape[0] == "argument" and tangent[a[shape[1]]] is not None:
+                        c = g * tangent[a[shape[1]]]
+                        c2 = c if c2 is None else c2 + c
+                else:
+                    for d, t in h[u]:
+                        c = (g * d) * t
+                        c2 = c if c2 is None else c2 + c
+            _accumulate(adjoint, adjoint_t, owned, j, None if g is None else g * p, c2, shape_j, full_j)
+
+    return forward, reverse
+
+
+def _structural_steps(graph, i, moves, needed, k):
+    op, a = graph.op[i], graph.args[i]
+    attrs = graph.attrs.get(i)
+    nds = [len(graph.shape[j]) for j in a]
+    nd = len(graph.shape[i])
+    full = (k,) + graph.shape[i]
+    takers = [(q, j, graph.shape[j], (k,) + graph.shape[j]) for q, (j, nq) in enumerate(zip(a, needed)) if nq]
+    vjp = op.vjp
+    if op.key == "matmul" and nds == [2, 1]:  # W @ x, a network's layer: BLAS calls on the stacked directions
+        (jw, jx), (mw, mx) = a, moves
+        rows = graph.shape[jw][0]
+
+        def forward(values, tangent, partials):
+            w, x = values[jw], values[jx]
+            total = None if not mw else (tangent[jw].reshape(-1, w.shape[1]) @ x).reshape(k, rows)
+            if mx:
+                term = tangent[jx] @ w.T
+                total = term if total is None else np.add(total, term, out=total)
+            tangent[i] = total
+
+        def reverse(values, tangent, partials, adjoint, adjoint_t, owned):
+            g, gt = adjoint[i], adjoint_t[i]
+            if g is None:
+                if gt is None:
+                    return
+                firsts = [None, None]
+                seconds = _structural(op, attrs, g, gt, values[i], tangent[i], [values[jw], values[jx]],
+                                      [tangent[jw], tangent[jx]], nds, nd, False, needed)
+            else:
+                xs = values[jw], values[jx]
+                firsts = vjp(np, attrs, g, values[i], *xs)
+                seconds = _matrix_vector_seconds(g, gt, xs, [tangent[jw], tangent[jx]], needed, k)
+            for q, j, shape_j, full_j in takers:
+                _accumulate(adjoint, adjoint_t, owned, j, firsts[q], seconds[q], shape_j, full_j)
+
+        return forward, reverse
+
+    if op.key == "matmul" and nds == [1, 1]:  # v @ h, a network's last layer: its tangents by BLAS
+        (jx, jy), (mx, my) = a, moves
+
+        def forward(values, tangent, partials):
+            total = None if not mx else tangent[jx] @ values[jy]
+            if my:
+                term = tangent[jy] @ values[jx]
+                total = term if total is None else total + term
+            tangent[i] = total
+
+        def reverse(values, tangent, partials, adjoint, adjoint_t, owned):
+            # Ġ_x = Ġ ⊗ y + g·T_y, Ġ_y = Ġ ⊗ x + g·T_x (the vjp of Ġ, then the bilinear term)
+            g, gt = adjoint[i], adjoint_t[i]
+            if g is None and gt is None:
+                return
+            xs = values[jx], values[jy]
+            firsts = vjp(np, attrs, g, values[i], *xs) if g is not None else (None, None)
+            others = tangent[jy], tangent[jx]
+            for q, j, shape_j, full_j in takers:
+                c2 = None if gt is None else gt[:, None] * xs[1 - q]
+                if g is not None and others[q] is not None:
+                    c = g * others[q]
+                    c2 = c if c2 is None else np.add(c2, c, out=c2)
+                _accumulate(adjoint, adjoint_t, owned, j, firsts[q], c2, shape_j, full_j)
+
+        return forward, reverse
+
+    def forward(values, tangent, partials):
+        total = _jvp(op, attrs, values[i], [tangent[j] if mv else None for j, mv in zip(a, moves)],
+                     [values[j] for j in a], nds, nd, k)
+        if total.shape != full:
+            total = np.broadcast_to(total, full)
+        tangent[i] = total
+
+    def reverse(values, tangent, partials, adjoint, adjoint_t, owned):
+        g, gt = adjoint[i], adjoint_t[i]
+        if g is None and gt is None:
+            return
+        xs = [values[j] for j in a]
+        out = values[i]
+        firsts = vjp(np, attrs, g, out, *xs) if g is not None else [None] * len(a)
+        seconds = _structural(op, attrs, g, gt, out, tangent[i], xs, [tangent[j] for j in a], nds, nd,
+                              g is not None and tangent[i] is not None, needed)
+        for q, j, shape_j, full_j in takers:
+            _accumulate(adjoint, adjoint_t, owned, j, firsts[q], seconds[q], shape_j, full_j)
+
+    return forward, reverse
+
+
+_WALKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _walk_for(graph, output, seeded, k) -> _Walk:
+    kept = _WALKS.setdefault(graph, {})
+    key = (output, tuple(sorted(seeded)), k)
     found = kept.get(key)
     if found is None:
         if len(kept) > 16:
             kept.clear()
-        found = kept[key] = _Steps(graph, output, key[1])
+        found = kept[key] = _Walk(graph, output, key[1], k)
     return found
 
 
 def _fast_walk(graph, values, output, seeds, k):
     """The adjoints and their tangents, nothing checked (None where anything raised)."""
-    plan = _steps(graph, output, list(seeds))
-    m = backend("numpy")
-    n = len(graph)
-    shape = graph.shape
-    tangent: list = [None] * n
-    for node, t in seeds.items():
-        tangent[node] = t
-    partials: list = [None] * n
-    try:
-        with np.errstate(all="ignore"):
-            for i, structural, op, a, moves, needed, attrs, nds, nd, _ in plan.forward:
-                xs = [values[j] for j in a]
-                if structural:
-                    if op.key == "matmul" and nds == [2, 1]:  # W @ x, a network's layer: two BLAS calls
-                        (w, x), (tw, tx) = xs, [tangent[j] if mv else None for j, mv in zip(a, moves)]
-                        total = None if tw is None else (tw.reshape(-1, w.shape[1]) @ x).reshape(k, w.shape[0])
-                        if tx is not None:
-                            total = tx @ w.T if total is None else np.add(total, tx @ w.T, out=total)
-                    else:
-                        total = _jvp(op, attrs, values[i], [tangent[j] if mv else None for j, mv in zip(a, moves)],
-                                     xs, nds, nd, k)
-                else:
-                    out = values[i]
-                    ps = partials[i] = [apply_partial(op, m, q, out, *xs) if mv or nq else None
-                                        for q, (mv, nq) in enumerate(zip(moves, needed))]
-                    total = None
-                    for j, p, mv in zip(a, ps, moves):
-                        if mv:
-                            c = tangent[j] if p.__class__ is float and p == 1.0 else tangent[j] * p  # (+: no copy)
-                            total = c if total is None else total + c
-                if total.shape != (k,) + shape[i]:
-                    total = np.broadcast_to(total, (k,) + shape[i])
-                tangent[i] = total
-            adjoint: list = [None] * n
-            adjoint[output] = np.asarray(1.0)
-            adjoint_t: list = [None] * n
-            owned = [False] * n
-            for i, structural, op, a, moves, needed, attrs, nds, nd, shapes in plan.reverse:
-                g, gt = adjoint[i], adjoint_t[i]
-                if g is None and gt is None:
-                    continue
-                xs = [values[j] for j in a]
-                out = values[i]
-                moving = g is not None and tangent[i] is not None
-                if structural:
-                    firsts = op.vjp(np, attrs, g, out, *xs) if g is not None else [None] * len(a)
-                    if op.key == "matmul" and nds == [2, 1] and g is not None:
-                        seconds = _matrix_vector_seconds(g, gt, xs, [tangent[j] for j in a], needed, k)
-                    else:
-                        seconds = _structural(op, attrs, g, gt, out, tangent[i], xs, [tangent[j] for j in a], nds,
-                                              nd, moving, needed)
-                else:
-                    ps = partials[i]
-                    if ps is None:
-                        ps = partials[i] = [apply_partial(op, m, q, out, *xs) if nq else None
-                                            for q, nq in enumerate(needed)]
-                    firsts = [None if g is None or p is None else g * p for p in ps]
-                    seconds = _elementwise(graph, values, i, g, gt, ps, tangent, moving, needed, False, shapes)
-                for j, nq, c, c2 in zip(a, needed, firsts, seconds):
-                    if not nq:
-                        continue
-                    if c is not None:
-                        c = np.asarray(c, dtype=float)
-                        if c.shape != shape[j]:
-                            c = np.broadcast_to(c, shape[j])
-                        before = adjoint[j]
-                        adjoint[j] = c if before is None else before + c
-                    if c2 is not None:
-                        if c2.shape != (k,) + shape[j]:
-                            c2 = np.broadcast_to(c2, (k,) + shape[j])
-                        before = adjoint_t[j]
-                        if before is None:
-                            adjoint_t[j] = c2
-                        elif owned[j]:
-                            np.add(before, c2, out=before)
-                        else:
-                            adjoint_t[j], owned[j] = before + c2, True
-    except (ArithmeticError, ValueError):
-        return None
-    return adjoint, adjoint_t
+    return _walk_for(graph, output, list(seeds), k).run(values, seeds)
 
 
 def _walk(graph, values, output, seeds, k, adjoint, needs, checked):
