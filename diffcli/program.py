@@ -264,6 +264,23 @@ class Program(Displayed):
         from .interpreters import array_hessian, hessian
 
         graph = self.graph
+        chosen = self._hessian_plan(output, wrt)
+        labels = chosen.labels
+        node = graph.names[output]
+        gradient, matrix = array_hessian.hessian_matrix(graph, node_values, node, chosen)
+        return hessian.Hessian(inputs, unused, output, float(node_values[node]), labels,
+                               dict(zip(labels, gradient.tolist())), matrix)
+
+    def _hessian_plan(self, output, wrt):
+        """The array Hessian's Plan for `wrt` (default: every input the output depends on), checked
+        against the bounds; kept on the graph (the same checks would pass again)."""
+        from .interpreters import array_hessian
+
+        graph = self.graph
+        kept = graph.__dict__.setdefault("_hessian_plans", {})
+        key = (output, None if wrt is None else tuple(wrt))
+        if key in kept:
+            return kept[key]
         if wrt is None:
             feeds = graph.feeds(graph.names[output])
             entries = [(name, None) for name in graph.inputs if feeds[graph.names[name]]]
@@ -282,14 +299,13 @@ class Program(Displayed):
                 help="choose some with --wrt W1,b1 or --wrt W1[0,1],..., or ask for H·v with --hvp "
                 "(or --hvp-inputs FILE.json)")
         chosen = array_hessian.plan(graph, entries)
-        labels = chosen.labels
         if chosen.repeated is not None:
             raise DiffcliError("input", f"--wrt: the element {chosen.repeated} is named twice (once by its array's "
                                "name)", help="name an array whole, or some of its elements, not both")
-        node = graph.names[output]
-        gradient, matrix = array_hessian.hessian_matrix(graph, node_values, node, chosen)
-        return hessian.Hessian(inputs, unused, output, float(node_values[node]), labels,
-                               dict(zip(labels, gradient.tolist())), matrix)
+        if len(kept) > 16:
+            kept.clear()
+        kept[key] = chosen
+        return chosen
 
     def _element_of(self, label: str, option: str) -> tuple[str, tuple | None]:
         """`W[0,1]` -> ("W", (0, 1)), `W` -> ("W", None), checked against the inputs' shapes."""

@@ -84,18 +84,20 @@ def tangents(graph, values: list, output: int, seeds: dict, k: int, checked: boo
     return tangent, partials
 
 
-def second_order(graph, values: list, output: int, seeds: dict, k: int, wanted=None):
+def second_order(graph, values: list, output: int, seeds: dict, k: int, wanted=None, units=None, into=None):
     """(adjoints, adjoint tangents): d(output)/d(node) for every node (array_engine.reverse's), and
     its tangent along each of the k directions (an array (k,) + shape, or None where it does not
-    move). `seeds` maps input nodes to their tangents, each (k,) + the input's shape.
+    move). `seeds` maps input nodes to their tangents, each (k,) + the input's shape; `units`, where
+    they are unit vectors (a Plan's), says where their ones are; `into`, per node, an array to leave
+    a fast walk's adjoint tangent in (a Plan's rows), or None.
 
-    A fast walk (_Steps: what depends on the graph alone decided once) checks nothing on the way;
+    A fast walk (_Walk: what depends on the graph alone decided once) checks nothing on the way;
     where a result it leaves at the `wanted` nodes (default: every input) is not finite, the walk
     is done again checked, which blocks an undefined partial where nothing flows and otherwise names
     the operation at fault (as hessian.second_order)."""
     if wanted is None:
         wanted = [graph.names[name] for name in graph.inputs]
-    found = _fast_walk(graph, values, output, seeds, k)
+    found = _fast_walk(graph, values, output, seeds, k, units, into)
     if found is not None and (wanted == () or all((found[0][node] is None or _finite(found[0][node]))
                                                   and (found[1][node] is None or _finite(found[1][node]))
                                                   for node in wanted)):
@@ -117,8 +119,9 @@ class _Walk:
     cotangent, the rules, the shapes, the special cases) decided once, so that a call does the
     arithmetic and little else."""
 
-    def __init__(self, graph, output, seeded, k):
+    def __init__(self, graph, output, seeded, k, units=None):
         n = self.n = len(graph)
+        self.units = units  # (kept: the cache's key holds its id)
         self.output = output
         depends = [False] * n
         for node in seeded:
@@ -138,14 +141,15 @@ class _Walk:
             moves = [depends[j] for j in a]
             needed = [needs[j] and feeds[j] for j in a]
             steps = _structural_steps if op.__class__ is ArrayOp else _elementwise_steps
-            forward, reverse = steps(graph, i, moves, needed, k)
+            forward, reverse = steps(graph, i, moves, needed, k, units or {})
             if depends[i]:
                 self.forward.append(forward)
             self.reverse.append(reverse)
         self.reverse.reverse()
 
-    def run(self, values, seeds):
-        """(adjoints, their tangents), nothing checked (None where anything raised)."""
+    def run(self, values, seeds, into=None):
+        """(adjoints, their tangents), nothing checked (None where anything raised); the tangents
+        of the nodes with an array in `into` left there."""
         n = self.n
         # scalars as NumPy scalars: the same numbers, without a 0-d array's overhead on every operation
         values = list(values)
@@ -164,7 +168,14 @@ class _Walk:
                 for step in self.forward:
                     step(values, tangent, partials)
                 for step in self.reverse:
-                    step(values, tangent, partials, adjoint, adjoint_t, owned)
+                    step(values, tangent, partials, adjoint, adjoint_t, owned, into)
+                for j, place in enumerate(into or ()):
+                    if place is not None and adjoint_t[j] is not place:
+                        if adjoint_t[j] is None:
+                            place[...] = 0.0
+                        else:
+                            np.copyto(place, adjoint_t[j])
+                        adjoint_t[j] = place
         except (ArithmeticError, ValueError):
             return None
         return adjoint, adjoint_t
@@ -203,7 +214,7 @@ def _is_one(p) -> bool:
     return p.__class__ is float and p == 1.0
 
 
-def _elementwise_steps(graph, i, moves, needed, k):
+def _elementwise_steps(graph, i, moves, needed, k, units):
     op, a = graph.op[i], graph.args[i]
     m, duals = backend("numpy"), backend("numpy-dual")
     rules = [_partial_rule(op, q) for q in range(len(a))]
@@ -258,7 +269,7 @@ def _elementwise_steps(graph, i, moves, needed, k):
                     h[u].append((d, tangent[j]))
         return h
 
-    def reverse(values, tangent, partials, adjoint, adjoint_t, owned):
+    def reverse(values, tangent, partials, adjoint, adjoint_t, owned, into):
         g, gt = adjoint[i], adjoint_t[i]
         if g is None and gt is None:
             return
@@ -285,7 +296,7 @@ def _elementwise_steps(graph, i, moves, needed, k):
     return forward, reverse
 
 
-def _structural_steps(graph, i, moves, needed, k):
+def _structural_steps(graph, i, moves, needed, k, units):
     op, a = graph.op[i], graph.args[i]
     attrs = graph.attrs.get(i)
     nds = [len(graph.shape[j]) for j in a]
@@ -295,17 +306,29 @@ def _structural_steps(graph, i, moves, needed, k):
     vjp = op.vjp
     if op.key == "matmul" and nds == [2, 1]:  # W @ x, a network's layer: BLAS calls on the stacked directions
         (jw, jx), (mw, mx) = a, moves
-        rows = graph.shape[jw][0]
+        rows, cols = graph.shape[jw]
+        # W's tangent a unit seed (W in the Hessian): its products with x and g are placements of
+        # x's and g's elements, T_W[d] being one 1 at (r, c) in the directions d of W's elements
+        unit = units.get(jw)
+        if unit is not None:
+            unit = (unit[0], unit[1] // cols, unit[1] % cols)
 
         def forward(values, tangent, partials):
             w, x = values[jw], values[jx]
-            total = None if not mw else (tangent[jw].reshape(-1, w.shape[1]) @ x).reshape(k, rows)
+            if not mw:
+                total = None
+            elif unit is not None:
+                (ds, r, c) = unit
+                total = np.zeros((k, rows))
+                total[ds, r] = x[c]  # T_W[d] @ x
+            else:
+                total = (tangent[jw].reshape(-1, cols) @ x).reshape(k, rows)
             if mx:
                 term = tangent[jx] @ w.T
                 total = term if total is None else np.add(total, term, out=total)
             tangent[i] = total
 
-        def reverse(values, tangent, partials, adjoint, adjoint_t, owned):
+        def reverse(values, tangent, partials, adjoint, adjoint_t, owned, into):
             g, gt = adjoint[i], adjoint_t[i]
             if g is None:
                 if gt is None:
@@ -316,7 +339,12 @@ def _structural_steps(graph, i, moves, needed, k):
             else:
                 xs = values[jw], values[jx]
                 firsts = vjp(np, attrs, g, values[i], *xs)
-                seconds = _matrix_vector_seconds(g, gt, xs, [tangent[jw], tangent[jx]], needed, k)
+                # W's adjoint tangent made where it is to be left, when it is W's first
+                place = into[jw] if into is not None and adjoint_t[jw] is None else None
+                seconds = _matrix_vector_seconds(g, gt, xs, [tangent[jw], tangent[jx]], needed, k, unit, place)
+                if place is not None and seconds[0] is place:
+                    adjoint_t[jw], owned[jw] = place, True
+                    seconds[0] = None
             for q, j, shape_j, full_j in takers:
                 _accumulate(adjoint, adjoint_t, owned, j, firsts[q], seconds[q], shape_j, full_j)
 
@@ -332,7 +360,7 @@ def _structural_steps(graph, i, moves, needed, k):
                 total = term if total is None else total + term
             tangent[i] = total
 
-        def reverse(values, tangent, partials, adjoint, adjoint_t, owned):
+        def reverse(values, tangent, partials, adjoint, adjoint_t, owned, into):
             # Ġ_x = Ġ ⊗ y + g·T_y, Ġ_y = Ġ ⊗ x + g·T_x (the vjp of Ġ, then the bilinear term)
             g, gt = adjoint[i], adjoint_t[i]
             if g is None and gt is None:
@@ -356,7 +384,7 @@ def _structural_steps(graph, i, moves, needed, k):
             total = np.broadcast_to(total, full)
         tangent[i] = total
 
-    def reverse(values, tangent, partials, adjoint, adjoint_t, owned):
+    def reverse(values, tangent, partials, adjoint, adjoint_t, owned, into):
         g, gt = adjoint[i], adjoint_t[i]
         if g is None and gt is None:
             return
@@ -374,20 +402,20 @@ def _structural_steps(graph, i, moves, needed, k):
 _WALKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _walk_for(graph, output, seeded, k) -> _Walk:
+def _walk_for(graph, output, seeded, k, units=None) -> _Walk:
     kept = _WALKS.setdefault(graph, {})
-    key = (output, tuple(sorted(seeded)), k)
+    key = (output, tuple(sorted(seeded)), k, id(units))
     found = kept.get(key)
-    if found is None:
+    if found is None or found.units is not units:
         if len(kept) > 16:
             kept.clear()
-        found = kept[key] = _Walk(graph, output, key[1], k)
+        found = kept[key] = _Walk(graph, output, key[1], k, units)
     return found
 
 
-def _fast_walk(graph, values, output, seeds, k):
+def _fast_walk(graph, values, output, seeds, k, units=None, into=None):
     """The adjoints and their tangents, nothing checked (None where anything raised)."""
-    return _walk_for(graph, output, list(seeds), k).run(values, seeds)
+    return _walk_for(graph, output, list(seeds), k, units).run(values, seeds, into)
 
 
 def _walk(graph, values, output, seeds, k, adjoint, needs, checked):
@@ -434,9 +462,10 @@ def _walk(graph, values, output, seeds, k, adjoint, needs, checked):
     return adjoint_t
 
 
-def _matrix_vector_seconds(g, gt, xs, ts, needed, k):
+def _matrix_vector_seconds(g, gt, xs, ts, needed, k, unit=None, place=None):
     """_structural for z = W @ x (W a matrix, x a vector), in as few BLAS calls as it takes:
-    Ġ_W[d] = Ġ_z[d] ⊗ x + g ⊗ T_x[d] (one stacked product of rank 2), Ġ_x = Ġ_z W + g·T_W."""
+    Ġ_W[d] = Ġ_z[d] ⊗ x + g ⊗ T_x[d] (one stacked product of rank 2, into `place` if given),
+    Ġ_x = Ġ_z W + g·T_W (g's elements placed, where T_W is a unit seed: `unit`, its ones)."""
     (w, x), (tw, tx) = xs, ts
     m, n = w.shape
     cw = cx = None
@@ -448,7 +477,7 @@ def _matrix_vector_seconds(g, gt, xs, ts, needed, k):
             right = np.empty((k, 2, n))
             right[:, 0, :] = x
             right[:, 1, :] = tx
-            cw = left @ right
+            cw = np.matmul(left, right, out=place)
         elif gt is not None:
             cw = np.einsum("ki,j->kij", gt, x)
         else:
@@ -457,7 +486,12 @@ def _matrix_vector_seconds(g, gt, xs, ts, needed, k):
         if gt is not None:
             cx = gt @ w
         if tw is not None:
-            term = g @ tw  # (m,) @ (k, m, n): Σ_i g[i] T_W[d, i, :]
+            if unit is not None:
+                ds, r, c = unit
+                term = np.zeros((k, n))
+                term[ds, c] = g[r]
+            else:
+                term = g @ tw  # (m,) @ (k, m, n): Σ_i g[i] T_W[d, i, :]
             cx = term if cx is None else np.add(cx, term, out=cx)
     return [cw, cx]
 
@@ -653,19 +687,42 @@ class Plan:
         seen: set = set()
         self.repeated = next((label for label in labels if label in seen or seen.add(label)), None)
         k = self.k = len(labels)
-        seeds, offset = {}, 0
+        seeds, ones, offset = {}, {}, 0
         for node, flats in chosen:
             size = math.prod(graph.shape[node])
             if node not in seeds:
                 seeds[node] = np.zeros((k, size))
-            seeds[node][np.arange(offset, offset + len(flats)), flats] = 1.0
+            directions = np.arange(offset, offset + len(flats))
+            seeds[node][directions, flats] = 1.0
+            before = ones.get(node, ((), ()))
+            ones[node] = (np.concatenate([before[0], directions]).astype(int),
+                          np.concatenate([before[1], flats]).astype(int))
             offset += len(flats)
         self.seeds = {node: seed.reshape((k,) + graph.shape[node]) for node, seed in seeds.items()}
         for seed in self.seeds.values():
             seed.flags.writeable = False
+        self.units = ones  # each seed's ones: (directions, flat indexes)
         # each input's part of the rows: a slice where it is the input's every element in order
         self.columns = [(node, slice(None) if flats == list(range(math.prod(graph.shape[node]))) else flats)
                         for node, flats in chosen]
+        self.whole = len({node for node, _ in chosen}) == len(chosen) and all(
+            flats == slice(None) for _, flats in self.columns)
+
+    def places(self, graph):
+        """(rows, into): a new k × k array, and per node the part of it that is the node's adjoint
+        tangent ((k,) + its shape), where the rows are every element of each input (else None, None)."""
+        if not self.whole:
+            return None, None
+        k = self.k
+        rows = np.empty((k, k))
+        into: list = [None] * len(graph)
+        offset = 0
+        for node, _ in self.columns:
+            shape = graph.shape[node]
+            size = math.prod(shape)
+            into[node] = rows[:, offset:offset + size].reshape((k,) + shape)
+            offset += size
+        return rows, into
 
 
 _PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -689,8 +746,12 @@ def hessian_matrix(graph, values: list, output: int, chosen: Plan):
     k = chosen.k
     # the fast walk's results are checked once, whole, below (wanted=()): the checked walk runs
     # where they are not finite
-    adjoint, adjoint_t = second_order(graph, values, output, chosen.seeds, k, wanted=())
-    rows, gradient = _rows(graph, k, chosen, adjoint, adjoint_t)
+    rows, into = chosen.places(graph)
+    adjoint, adjoint_t = second_order(graph, values, output, chosen.seeds, k, wanted=(), units=chosen.units, into=into)
+    if rows is not None and all(adjoint_t[node] is into[node] for node, _ in chosen.columns):
+        gradient = np.concatenate([np.asarray(adjoint[node], dtype=float).reshape(-1) for node, _ in chosen.columns])
+    else:
+        rows, gradient = _rows(graph, k, chosen, adjoint, adjoint_t)
     # rows[d, r] = H[r][d]. Summed, then halved (exactly: the same numbers as halving first), and
     # checked once: a NaN or infinity in rows is one in the sum; a sum that overflows is redone
     matrix = np.add(rows, rows.T)
