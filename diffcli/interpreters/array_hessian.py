@@ -84,12 +84,10 @@ def tangents(graph, values: list, output: int, seeds: dict, k: int, checked: boo
     return tangent, partials
 
 
-def second_order(graph, values: list, output: int, seeds: dict, k: int, wanted=None, units=None, into=None):
+def second_order(graph, values: list, output: int, seeds: dict, k: int, wanted=None):
     """(adjoints, adjoint tangents): d(output)/d(node) for every node (array_engine.reverse's), and
     its tangent along each of the k directions (an array (k,) + shape, or None where it does not
-    move). `seeds` maps input nodes to their tangents, each (k,) + the input's shape; `units`, where
-    they are unit vectors (a Plan's), says where their ones are; `into`, per node, an array to leave
-    a fast walk's adjoint tangent in (a Plan's rows), or None.
+    move). `seeds` maps input nodes to their tangents, each (k,) + the input's shape.
 
     A fast walk (_Walk: what depends on the graph alone decided once) checks nothing on the way;
     where a result it leaves at the `wanted` nodes (default: every input) is not finite, the walk
@@ -97,7 +95,7 @@ def second_order(graph, values: list, output: int, seeds: dict, k: int, wanted=N
     the operation at fault (as hessian.second_order)."""
     if wanted is None:
         wanted = [graph.names[name] for name in graph.inputs]
-    found = _fast_walk(graph, values, output, seeds, k, units, into)
+    found = _fast_walk(graph, values, output, seeds, k)
     if found is not None and (wanted == () or all((found[0][node] is None or _finite(found[0][node]))
                                                   and (found[1][node] is None or _finite(found[1][node]))
                                                   for node in wanted)):
@@ -307,20 +305,20 @@ def _structural_steps(graph, i, moves, needed, k, units):
     if op.key == "matmul" and nds == [2, 1]:  # W @ x, a network's layer: BLAS calls on the stacked directions
         (jw, jx), (mw, mx) = a, moves
         rows, cols = graph.shape[jw]
-        # W's tangent a unit seed (W in the Hessian): its products with x and g are placements of
-        # x's and g's elements, T_W[d] being one 1 at (r, c) in the directions d of W's elements
+        # W's tangent a scaled unit seed (W in the Hessian): its products with x and g are x's and
+        # g's elements placed and scaled, T_W[d] being one `scale` at (r, c) in W's directions d
         unit = units.get(jw)
         if unit is not None:
-            unit = (unit[0], unit[1] // cols, unit[1] % cols)
+            unit = (unit[0], unit[1] // cols, unit[1] % cols, unit[2])
 
         def forward(values, tangent, partials):
             w, x = values[jw], values[jx]
             if not mw:
                 total = None
             elif unit is not None:
-                (ds, r, c) = unit
+                ds, r, c, scale = unit
                 total = np.zeros((k, rows))
-                total[ds, r] = x[c]  # T_W[d] @ x
+                total[ds, r] = x[c] * scale  # T_W[d] @ x
             else:
                 total = (tangent[jw].reshape(-1, cols) @ x).reshape(k, rows)
             if mx:
@@ -465,7 +463,7 @@ def _walk(graph, values, output, seeds, k, adjoint, needs, checked):
 def _matrix_vector_seconds(g, gt, xs, ts, needed, k, unit=None, place=None):
     """_structural for z = W @ x (W a matrix, x a vector), in as few BLAS calls as it takes:
     Ġ_W[d] = Ġ_z[d] ⊗ x + g ⊗ T_x[d] (one stacked product of rank 2, into `place` if given),
-    Ġ_x = Ġ_z W + g·T_W (g's elements placed, where T_W is a unit seed: `unit`, its ones)."""
+    Ġ_x = Ġ_z W + g·T_W (g's elements placed, where T_W is a scaled unit seed: `unit`)."""
     (w, x), (tw, tx) = xs, ts
     m, n = w.shape
     cw = cx = None
@@ -487,9 +485,9 @@ def _matrix_vector_seconds(g, gt, xs, ts, needed, k, unit=None, place=None):
             cx = gt @ w
         if tw is not None:
             if unit is not None:
-                ds, r, c = unit
+                ds, r, c, scale = unit
                 term = np.zeros((k, n))
-                term[ds, c] = g[r]
+                term[ds, c] = g[r] * scale
             else:
                 term = g @ tw  # (m,) @ (k, m, n): Σ_i g[i] T_W[d, i, :]
             cx = term if cx is None else np.add(cx, term, out=cx)
@@ -699,9 +697,12 @@ class Plan:
                           np.concatenate([before[1], flats]).astype(int))
             offset += len(flats)
         self.seeds = {node: seed.reshape((k,) + graph.shape[node]) for node, seed in seeds.items()}
-        for seed in self.seeds.values():
+        # the fast walk's seeds: halved, which halves every tangent exactly (a power of two; the
+        # numbers go subnormal below 2.2e-308 only), so that (H + Hᵀ)/2 is one sum of its rows
+        self.halves = {node: 0.5 * seed for node, seed in self.seeds.items()}
+        for seed in (*self.seeds.values(), *self.halves.values()):
             seed.flags.writeable = False
-        self.units = ones  # each seed's ones: (directions, flat indexes)
+        self.units = {node: (d, flats, 0.5) for node, (d, flats) in ones.items()}  # where the halves are
         # each input's part of the rows: a slice where it is the input's every element in order
         self.columns = [(node, slice(None) if flats == list(range(math.prod(graph.shape[node]))) else flats)
                         for node, flats in chosen]
@@ -744,23 +745,26 @@ def hessian_matrix(graph, values: list, output: int, chosen: Plan):
     """(gradient over the plan's elements, symmetric Hessian over them as a matrix)."""
     _keep_freed_memory()
     k = chosen.k
-    # the fast walk's results are checked once, whole, below (wanted=()): the checked walk runs
-    # where they are not finite
+    # the fast walk, along the halved directions, into the rows where they are whole inputs; its
+    # results checked once, whole: the checked walk runs where they are not finite
     rows, into = chosen.places(graph)
-    adjoint, adjoint_t = second_order(graph, values, output, chosen.seeds, k, wanted=(), units=chosen.units, into=into)
-    if rows is not None and all(adjoint_t[node] is into[node] for node, _ in chosen.columns):
-        gradient = np.concatenate([np.asarray(adjoint[node], dtype=float).reshape(-1) for node, _ in chosen.columns])
-    else:
-        rows, gradient = _rows(graph, k, chosen, adjoint, adjoint_t)
-    # rows[d, r] = H[r][d]. Summed, then halved (exactly: the same numbers as halving first), and
-    # checked once: a NaN or infinity in rows is one in the sum; a sum that overflows is redone
-    matrix = np.add(rows, rows.T)
-    matrix *= 0.5
-    if _finite(matrix) and _finite(gradient):
-        return gradient, matrix
-    if not (_finite(rows) and _finite(gradient)):
-        adjoint, adjoint_t = checked_second_order(graph, values, output, chosen.seeds, k)
-        rows, gradient = _rows(graph, k, chosen, adjoint, adjoint_t)
+    found = _fast_walk(graph, values, output, chosen.halves, k, chosen.units, into)
+    if found is not None:
+        adjoint, adjoint_t = found
+        for node, _ in chosen.columns:
+            if adjoint[node] is None:
+                adjoint[node] = np.zeros(graph.shape[node])
+        if rows is not None and all(adjoint_t[node] is into[node] for node, _ in chosen.columns):
+            gradient = np.concatenate([np.asarray(adjoint[node], dtype=float).reshape(-1)
+                                       for node, _ in chosen.columns])
+        else:
+            rows, gradient = _rows(graph, k, chosen, adjoint, adjoint_t)
+        # rows[d, r] = H[r][d] / 2: (H + Hᵀ)/2 the sum, checked once (a NaN or infinity in rows is one in it)
+        matrix = np.add(rows, rows.T)
+        if _finite(matrix) and _finite(gradient):
+            return gradient, matrix
+    adjoint, adjoint_t = checked_second_order(graph, values, output, chosen.seeds, k)
+    rows, gradient = _rows(graph, k, chosen, adjoint, adjoint_t)
     rows *= 0.5  # halved first, so that the sum cannot overflow
     return gradient, np.add(rows, rows.T)
 
