@@ -248,48 +248,70 @@ def _elementwise_steps(graph, i, moves, needed, k, units):
                 total = c if total is None else total + c
             tangent[i] = total if total.shape == full else np.broadcast_to(total, full)
 
-    def second_partials(values, ps, tangent):
-        """h[u][v] = ∂p_u/∂x_v for each argument u that takes a cotangent and v whose tangent moves:
-        the partial rules pushed through array duals, a unit tangent on argument v."""
-        xs = [values[j] for j in a]
-        out = values[i]
-        h = [[] for _ in a]
-        for v, j in enumerate(a):
-            if tangent[j] is None:
-                continue
-            lifted = [ArrayDual(x, 1.0 if q == v else 0.0) for q, x in enumerate(xs)]
-            pv = ps[v] if ps[v] is not None else rules[v](m, out, *xs)
-            dout = ArrayDual(out, pv)
-            for u, _, _, _ in takers:
-                pt = rules[u](duals, dout, *lifted)
+    if len(a) == 1 and len(takers) == 1 and (general or not curved):  # tanh, exp, …: reverse's one argument
+        (j,), (rule,) = a, rules
+        _, _, full_j, shape_j = takers[0]
+
+        def reverse(values, tangent, partials, adjoint, adjoint_t, owned, into):
+            g, gt = adjoint[i], adjoint_t[i]
+            if g is None and gt is None:
+                return
+            ps = partials[i]
+            if ps is None:
+                ps = partials[i] = partials_of(values)
+            p = ps[0]
+            c2 = None if gt is None else gt if _is_one(p) else gt * p
+            t = tangent[j]
+            if general and g is not None and t is not None:  # its second partial, as second_partials'
+                pt = rule(duals, ArrayDual(values[i], p), ArrayDual(values[j], 1.0))
                 d = pt.t if pt.__class__ is ArrayDual else 0.0
                 if d.__class__ is not float or d != 0.0:
-                    h[u].append((d, tangent[j]))
-        return h
-
-    def reverse(values, tangent, partials, adjoint, adjoint_t, owned, into):
-        g, gt = adjoint[i], adjoint_t[i]
-        if g is None and gt is None:
-            return
-        ps = partials[i]
-        if ps is None:
-            ps = partials[i] = partials_of(values)
-        bending = curved and g is not None and tangent[i] is not None
-        h = second_partials(values, ps, tangent) if bending and general else None
-        for u, j, full_j, shape_j in takers:
-            p = ps[u]
-            c2 = None if gt is None else gt if _is_one(p) else gt * p
-            if bending:
-                if h is None:  # x·y: ∂p_u/∂x_v = 1 where p_u is x_v
-                    shape = shapes[u]
-                    if shape[0] == "argument" and tangent[a[shape[1]]] is not None:
-                        c = g * tangent[a[shape[1]]]
-                        c2 = c if c2 is None else c2 + c
-                else:
-                    for d, t in h[u]:
-                        c = (g * d) * t
-                        c2 = c if c2 is None else c2 + c
+                    c = (g * d) * t
+                    c2 = c if c2 is None else c2 + c
             _accumulate(adjoint, adjoint_t, owned, j, None if g is None else g * p, c2, shape_j, full_j)
+    else:
+        def second_partials(values, ps, tangent):
+            """h[u][v] = ∂p_u/∂x_v for each argument u that takes a cotangent and v whose tangent moves:
+            the partial rules pushed through array duals, a unit tangent on argument v."""
+            xs = [values[j] for j in a]
+            out = values[i]
+            h = [[] for _ in a]
+            for v, j in enumerate(a):
+                if tangent[j] is None:
+                    continue
+                lifted = [ArrayDual(x, 1.0 if q == v else 0.0) for q, x in enumerate(xs)]
+                pv = ps[v] if ps[v] is not None else rules[v](m, out, *xs)
+                dout = ArrayDual(out, pv)
+                for u, _, _, _ in takers:
+                    pt = rules[u](duals, dout, *lifted)
+                    d = pt.t if pt.__class__ is ArrayDual else 0.0
+                    if d.__class__ is not float or d != 0.0:
+                        h[u].append((d, tangent[j]))
+            return h
+
+        def reverse(values, tangent, partials, adjoint, adjoint_t, owned, into):
+            g, gt = adjoint[i], adjoint_t[i]
+            if g is None and gt is None:
+                return
+            ps = partials[i]
+            if ps is None:
+                ps = partials[i] = partials_of(values)
+            bending = curved and g is not None and tangent[i] is not None
+            h = second_partials(values, ps, tangent) if bending and general else None
+            for u, j, full_j, shape_j in takers:
+                p = ps[u]
+                c2 = None if gt is None else gt if _is_one(p) else gt * p
+                if bending:
+                    if h is None:  # x·y: ∂p_u/∂x_v = 1 where p_u is x_v
+                        shape = shapes[u]
+                        if shape[0] == "argument" and tangent[a[shape[1]]] is not None:
+                            c = g * tangent[a[shape[1]]]
+                            c2 = c if c2 is None else c2 + c
+                    else:
+                        for d, t in h[u]:
+                            c = (g * d) * t
+                            c2 = c if c2 is None else c2 + c
+                _accumulate(adjoint, adjoint_t, owned, j, None if g is None else g * p, c2, shape_j, full_j)
 
     return forward, reverse
 
