@@ -229,6 +229,10 @@ def _elementwise_steps(graph, i, moves, needed, k, units):
         out = values[i]
         return [rule(m, out, *xs) if w else None for rule, w in zip(rules, wanted)]
 
+    def known_partials(values, partials):  # (a node the forward pass skipped: its tangent does not move)
+        ps = partials[i] = partials_of(values)
+        return ps
+
     if len(a) == 1:
         (j,), (rule,) = a, rules
 
@@ -256,9 +260,7 @@ def _elementwise_steps(graph, i, moves, needed, k, units):
             g, gt = adjoint[i], adjoint_t[i]
             if g is None and gt is None:
                 return
-            ps = partials[i]
-            if ps is None:
-                ps = partials[i] = partials_of(values)
+            ps = partials[i] or known_partials(values, partials)
             p = ps[0]
             c2 = None if gt is None else gt if _is_one(p) else gt * p
             t = tangent[j]
@@ -293,9 +295,7 @@ def _elementwise_steps(graph, i, moves, needed, k, units):
             g, gt = adjoint[i], adjoint_t[i]
             if g is None and gt is None:
                 return
-            ps = partials[i]
-            if ps is None:
-                ps = partials[i] = partials_of(values)
+            ps = partials[i] or known_partials(values, partials)
             bending = curved and g is not None and tangent[i] is not None
             h = second_partials(values, ps, tangent) if bending and general else None
             for u, j, full_j, shape_j in takers:
