@@ -689,7 +689,8 @@ def _second_partials_finite(graph, values, i, element) -> bool:
 
 class Plan:
     """What a Hessian over some elements needs of the graph alone: their labels, the seeds (each
-    input's tangents: the columns of the identity for its elements) and where each label's row is."""
+    input's tangents: the columns of the identity for its elements, halved) and where each label's
+    row is."""
 
     def __init__(self, graph, wrt):
         labels, chosen = [], []
@@ -713,16 +714,15 @@ class Plan:
             if node not in seeds:
                 seeds[node] = np.zeros((k, size))
             directions = np.arange(offset, offset + len(flats))
-            seeds[node][directions, flats] = 1.0
+            seeds[node][directions, flats] = 0.5
             before = ones.get(node, ((), ()))
             ones[node] = (np.concatenate([before[0], directions]).astype(int),
                           np.concatenate([before[1], flats]).astype(int))
             offset += len(flats)
-        self.seeds = {node: seed.reshape((k,) + graph.shape[node]) for node, seed in seeds.items()}
-        # the fast walk's seeds: halved, which halves every tangent exactly (a power of two; the
-        # numbers go subnormal below 2.2e-308 only), so that (H + Hᵀ)/2 is one sum of its rows
-        self.halves = {node: 0.5 * seed for node, seed in self.seeds.items()}
-        for seed in (*self.seeds.values(), *self.halves.values()):
+        # the fast walk's seeds: the unit vectors halved, which halves every tangent exactly (a power
+        # of two; the numbers go subnormal below 2.2e-308 only), so that (H + Hᵀ)/2 is one sum of its rows
+        self.halves = {node: seed.reshape((k,) + graph.shape[node]) for node, seed in seeds.items()}
+        for seed in self.halves.values():
             seed.flags.writeable = False
         self.units = {node: (d, flats, 0.5) for node, (d, flats) in ones.items()}  # where the halves are
         # each input's part of the rows: a slice where it is the input's every element in order
@@ -785,7 +785,8 @@ def hessian_matrix(graph, values: list, output: int, chosen: Plan):
         matrix = np.add(rows, rows.T)
         if _finite(matrix) and _finite(gradient):
             return gradient, matrix
-    adjoint, adjoint_t = checked_second_order(graph, values, output, chosen.seeds, k)
+    seeds = {node: 2.0 * half for node, half in chosen.halves.items()}  # the unit vectors
+    adjoint, adjoint_t = checked_second_order(graph, values, output, seeds, k)
     rows, gradient = _rows(graph, k, chosen, adjoint, adjoint_t)
     rows *= 0.5  # halved first, so that the sum cannot overflow
     return gradient, np.add(rows, rows.T)
