@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -97,9 +98,9 @@ print(json.dumps({"hessian": statistics.median(times), "h": r.tolist()}))
 
 
 def checkout_name(root: Path) -> str:
-    """A checkout as the table names it: its commit (and branch), else its folder."""
+    """A checkout as the table names it: its commit (and branch), else its folder's name."""
     done = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%h%d"], capture_output=True, text=True)
-    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else str(root)
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else root.name
 
 
 def measure(folder: Path, python_peers: str, checkouts: list[Path]) -> dict:
@@ -124,7 +125,9 @@ def measure(folder: Path, python_peers: str, checkouts: list[Path]) -> dict:
                      "diffcli": peers.spread([o["hessian"] for o in runs]),
                      "ratio": peers.round_ratios([o["hessian"] for o in runs], [t["hessian"] for t in theirs]),
                      "difference": float(np.max(np.abs(np.array(runs[0]["h"]) - np.array(theirs[0]["h"]))))})
-    return {"rows": rows, "jax": peers.spread([t["hessian"] for t in theirs]), "load": peers.load()}
+    return {"rows": rows, "jax": peers.spread([t["hessian"] for t in theirs]), "load": peers.load(),
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "command": " ".join(["python benchmarks/array_hessian.py", *sys.argv[1:]])}
 
 
 def _micro(s: dict) -> str:
@@ -135,6 +138,7 @@ def report(r: dict) -> list[str]:
     rows, jax = r["rows"], r["jax"]
     several = len(rows) > 1
     lines = ["### `hessian` of an array program (issue 19): mlp 10 written with arrays", "",
+             f"Measured {r['when']} by `{r['command']}`.", "",
              f"genprog's `mlp 10` (x 8, W1 10×8, b1, W2 10×10, b2, v, target) as an array program; "
              f"`Program.hessian()` warm in process against `jax.jit(jax.hessian(f))` warm (float64, one "
              f"thread) of the same function of the {rows[0]['inputs']} numbers; alternating processes, {ROUNDS} "
