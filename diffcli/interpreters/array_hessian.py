@@ -119,7 +119,7 @@ class _Walk:
 
     def __init__(self, graph, output, seeded, k, units=None):
         n = self.n = len(graph)
-        self.units = units  # (kept: the cache's key holds its id)
+        self.units = units  # (held, so that the id in the cache's key stays its own)
         self.output = output
         depends = [False] * n
         for node in seeded:
@@ -426,7 +426,7 @@ def _walk_for(graph, output, seeded, k, units=None) -> _Walk:
     kept = _WALKS.setdefault(graph, {})
     key = (output, tuple(sorted(seeded)), k, id(units))
     found = kept.get(key)
-    if found is None or found.units is not units:
+    if found is None:
         if len(kept) > 16:
             kept.clear()
         found = kept[key] = _Walk(graph, output, key[1], k, units)
