@@ -2,13 +2,15 @@
 
     python benchmarks/array_hessian.py               # prints the table; --write puts it in RESULTS.md
     python benchmarks/array_hessian.py --peers DIR   # the peers' environment (made if missing)
+    python benchmarks/array_hessian.py --checkout OLD --checkout .   # checkouts side by side
 
 The program is genprog.py's `mlp 10` (8 inputs, two tanh layers of 10, a squared error: 219 input
 elements) written with arrays (`array_mlp`): x, W1 (10×8), b1, W2 (10×10), b2, v, target. diffcli's
 `Program.hessian()` (warm, in process) and JAX's jitted Hessian of the same function of the 219
 numbers (float64, one thread, warm) run in alternating processes, ROUNDS rounds; a round's figure is
 the median of CALLS calls. The table gives the medians, the per-round ratios' spread and the load
-average. JAX lives in the environment peers.py makes, never in diffcli's dependencies.
+average. JAX lives in the environment peers.py makes, never in diffcli's dependencies. Each
+--checkout (a diffcli source tree; default this one) is one row, all run in the same rounds.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -94,7 +97,13 @@ print(json.dumps({"hessian": statistics.median(times), "h": r.tolist()}))
 """
 
 
-def measure(folder: Path, python_peers: str) -> dict:
+def checkout_name(root: Path) -> str:
+    """A checkout as the table names it: its commit (and branch), else its folder's name."""
+    done = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%h%d"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else root.name
+
+
+def measure(folder: Path, python_peers: str, checkouts: list[Path]) -> dict:
     import numpy as np
 
     scalar = peers.run([sys.executable, str(peers.GENPROG), "mlp", "10"])
@@ -102,32 +111,48 @@ def measure(folder: Path, python_peers: str) -> dict:
     path = folder / "mlp_10_arrays.expr"
     path.write_text(text, encoding="utf-8")
     plain = {n: (v.tolist() if hasattr(v, "tolist") else v) for n, v in inputs.items()}
-    ours, theirs = [], []
+    ours, theirs = [[] for _ in checkouts], []
     for _ in range(ROUNDS):
-        ours.append(json.loads(peers.run([sys.executable, "-c", DIFFCLI, str(path), str(CALLS)])))
+        for runs, root in zip(ours, checkouts):
+            env = dict(peers.ENVIRONMENT, PYTHONPATH=str(root))
+            runs.append(json.loads(peers.run([sys.executable, "-c", DIFFCLI, str(path), str(CALLS)], env=env)))
         theirs.append(json.loads(subprocess.run([python_peers, "-c", JAX], input=json.dumps([plain, CALLS]),
                                                 capture_output=True, text=True, env=peers.ENVIRONMENT,
                                                 check=True).stdout))
-    difference = float(np.max(np.abs(np.array(ours[0]["h"]) - np.array(theirs[0]["h"]))))
-    return {"inputs": len(ours[0]["wrt"]), "diffcli": peers.spread([o["hessian"] for o in ours]),
-            "jax": peers.spread([t["hessian"] for t in theirs]),
-            "ratio": peers.round_ratios([o["hessian"] for o in ours], [t["hessian"] for t in theirs]),
-            "difference": difference, "load": peers.load()}
+    rows = []
+    for runs, root in zip(ours, checkouts):
+        rows.append({"checkout": checkout_name(root), "inputs": len(runs[0]["wrt"]),
+                     "diffcli": peers.spread([o["hessian"] for o in runs]),
+                     "ratio": peers.round_ratios([o["hessian"] for o in runs], [t["hessian"] for t in theirs]),
+                     "difference": float(np.max(np.abs(np.array(runs[0]["h"]) - np.array(theirs[0]["h"]))))})
+    return {"rows": rows, "jax": peers.spread([t["hessian"] for t in theirs]), "load": peers.load(),
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "command": " ".join(["python benchmarks/array_hessian.py", *sys.argv[1:]])}
+
+
+def _micro(s: dict) -> str:
+    return f"{s['median'] * 1e6:,.0f} µs ({s['low'] * 1e6:,.0f}–{s['high'] * 1e6:,.0f})"
 
 
 def report(r: dict) -> list[str]:
-    s = r
-    return ["### `hessian` of an array program (issue 19): mlp 10 written with arrays", "",
-            f"genprog's `mlp 10` (x 8, W1 10×8, b1, W2 10×10, b2, v, target) as an array program; "
-            f"`Program.hessian()` warm in process against `jax.jit(jax.hessian(f))` warm (float64, one "
-            f"thread) of the same function of the {s['inputs']} numbers; alternating processes, {ROUNDS} rounds "
-            f"of {CALLS} calls (CPU time, median call); load average {s['load']}.", "",
-            "| inputs | `Program.hessian()` | `jax.jit(jax.hessian(f))` | ratio (rounds' range) | largest difference |",
-            "| ---: | ---: | ---: | ---: | ---: |",
-            f"| {s['inputs']} | {s['diffcli']['median'] * 1e6:,.0f} µs ({s['diffcli']['low'] * 1e6:,.0f}–"
-            f"{s['diffcli']['high'] * 1e6:,.0f}) | {s['jax']['median'] * 1e6:,.0f} µs ({s['jax']['low'] * 1e6:,.0f}–"
-            f"{s['jax']['high'] * 1e6:,.0f}) | **{s['ratio']['median']:.2f}×** ({s['ratio']['low']:.2f}–"
-            f"{s['ratio']['high']:.2f}) | {s['difference']:.2g} |", "", "Target: ≤ 1×.", ""]
+    rows, jax = r["rows"], r["jax"]
+    several = len(rows) > 1
+    lines = ["### `hessian` of an array program (issue 19): mlp 10 written with arrays", "",
+             f"Measured {r['when']} by `{r['command']}`.", "",
+             f"genprog's `mlp 10` (x 8, W1 10×8, b1, W2 10×10, b2, v, target) as an array program; "
+             f"`Program.hessian()` warm in process against `jax.jit(jax.hessian(f))` warm (float64, one "
+             f"thread) of the same function of the {rows[0]['inputs']} numbers; alternating processes, {ROUNDS} "
+             f"rounds of {CALLS} calls (CPU time, median call); load average {r['load']}."
+             + (" Each checkout ran in the same rounds, against the same JAX runs." if several else ""), "",
+             ("| checkout " if several else "") + "| inputs | `Program.hessian()` | `jax.jit(jax.hessian(f))` "
+             "| ratio (rounds' range) | largest difference |",
+             ("| --- " if several else "") + "| ---: | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        lines.append((f"| {row['checkout']} " if several else "")
+                     + f"| {row['inputs']} | {_micro(row['diffcli'])} | {_micro(jax)} | "
+                     f"**{row['ratio']['median']:.2f}×** ({row['ratio']['low']:.2f}–{row['ratio']['high']:.2f}) | "
+                     f"{row['difference']:.2g} |")
+    return lines + ["", "Target: ≤ 1×.", ""]
 
 
 def main() -> None:
@@ -136,11 +161,14 @@ def main() -> None:
     parser.add_argument("--peers", type=Path, default=Path(tempfile.gettempdir()) / "diffcli-peers")
     parser.add_argument("--write", action="store_true", help="put the table in RESULTS.md")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds of each (more on a busy machine)")
+    parser.add_argument("--checkout", type=Path, action="append",
+                        help="a diffcli source tree to measure (repeat for several, side by side; default: this one)")
     options = parser.parse_args()
     ROUNDS = options.rounds
+    checkouts = [root.resolve() for root in options.checkout or [peers.ROOT]]
     python_peers = peers.peers_python(options.peers)
     with tempfile.TemporaryDirectory() as scratch:
-        lines = report(measure(Path(scratch), python_peers))
+        lines = report(measure(Path(scratch), python_peers, checkouts))
     print("\n".join(lines))
     if options.write:
         begin, end = "<!-- array hessian: begin -->", "<!-- array hessian: end -->"

@@ -264,6 +264,23 @@ class Program(Displayed):
         from .interpreters import array_hessian, hessian
 
         graph = self.graph
+        chosen = self._hessian_plan(output, wrt)
+        labels = chosen.labels
+        node = graph.names[output]
+        gradient, matrix = array_hessian.hessian_matrix(graph, node_values, node, chosen)
+        return hessian.Hessian(inputs, unused, output, float(node_values[node]), labels,
+                               dict(zip(labels, gradient.tolist())), matrix)
+
+    def _hessian_plan(self, output, wrt):
+        """The array Hessian's Plan for `wrt` (default: every input the output depends on), checked
+        against the bounds; kept on the graph (the same checks would pass again)."""
+        from .interpreters import array_hessian
+
+        graph = self.graph
+        kept = graph.__dict__.setdefault("_hessian_plans", {})
+        key = (output, None if wrt is None else tuple(wrt))
+        if key in kept:
+            return kept[key]
         if wrt is None:
             feeds = graph.feeds(graph.names[output])
             entries = [(name, None) for name in graph.inputs if feeds[graph.names[name]]]
@@ -282,14 +299,13 @@ class Program(Displayed):
                 help="choose some with --wrt W1,b1 or --wrt W1[0,1],..., or ask for H·v with --hvp "
                 "(or --hvp-inputs FILE.json)")
         chosen = array_hessian.plan(graph, entries)
-        labels = chosen.labels
         if chosen.repeated is not None:
             raise DiffcliError("input", f"--wrt: the element {chosen.repeated} is named twice (once by its array's "
                                "name)", help="name an array whole, or some of its elements, not both")
-        node = graph.names[output]
-        gradient, matrix = array_hessian.hessian_matrix(graph, node_values, node, chosen)
-        return hessian.Hessian(inputs, unused, output, float(node_values[node]), labels,
-                               dict(zip(labels, gradient.tolist())), matrix)
+        if len(kept) > 16:
+            kept.clear()
+        kept[key] = chosen
+        return chosen
 
     def _element_of(self, label: str, option: str) -> tuple[str, tuple | None]:
         """`W[0,1]` -> ("W", (0, 1)), `W` -> ("W", None), checked against the inputs' shapes."""
@@ -366,8 +382,29 @@ class Program(Displayed):
         output = self.check_name(of, "--of") if of is not None else self.output
         inputs, unused = self._inputs(values)
         self._scalar_output(output)
-        node_values = engine.forward(self.graph, inputs)
+        node_values = self._planned_values(inputs, output) if self.has_arrays else None
+        if node_values is None:
+            node_values = engine.forward(self.graph, inputs)
         return output, inputs, unused, node_values
+
+    def _planned_values(self, inputs, output: str) -> list | None:
+        """Every node's value by the compiled forward pass (array_plan.py), from a graph's second
+        call on (a single call is cheaper interpreted than compiled); None where its checks find a
+        value that is not finite (then the interpreter runs, and raises its located error)."""
+        graph = self.graph
+        calls = graph.__dict__["_forward_calls"] = graph.__dict__.get("_forward_calls", 0) + 1
+        if calls < 2:
+            return None
+        from .interpreters import array_plan
+
+        compiled = array_plan.plan(graph, graph.names[output], wanted=(), keep=tuple(range(len(graph))))
+        done = compiled.run(inputs) if compiled is not None else None
+        if done is None:
+            return None
+        import numpy as np
+
+        # the interpreter's types: a scalar as a 0-d array (the plan's are NumPy scalars)
+        return [np.asarray(v) for v in map(done[0].__getitem__, range(len(graph)))]
 
     def _planned_grad(self, values, of) -> Gradients | None:
         """grad on an array graph by its compiled plan (interpreters/array_plan.py), or None where

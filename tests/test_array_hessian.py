@@ -201,6 +201,28 @@ def test_second_derivative_undefined_at_an_element_is_a_domain_error():
     assert error.value.message == first.value.message
 
 
+def test_calls_after_the_first_give_its_numbers_and_errors():
+    # from a graph's second call on, its values come from the compiled forward pass (array_plan.py)
+    # and the walk from the one compiled at the first: the same matrix, gradient and H·v, bit for bit,
+    # with some of the elements asked for, and the same errors at the same places
+    program = diffcli.parse(_network(np.random.default_rng(3), (3, 4))[0])
+    for wrt in (None, ["W1", "b1"], ["W1[0,1]", "x[2]", "v[1]"]):
+        first, again, third = (program.hessian(wrt=wrt) for _ in range(3))
+        assert np.array_equal(first.matrix, again.matrix) and np.array_equal(first.matrix, third.matrix)
+        assert first.gradient == again.gradient == third.gradient and first.wrt == again.wrt
+    products = [program.hvp({"x": [1.0, 0.5, -1.0], "W1": np.ones((4, 3))}).hvp for _ in range(3)]
+    assert products[0] == products[1] == products[2]
+    for text in ("x = [1, 0, 2]\nf = sum(x^1.5)\n", "x = [1, 0.5]\nf = sum(exp(x*700))\n",
+                 "x = [0, 1]\nf = sum(sqrt(x))\n", "x = [1, -1]\nf = sum(log(x))\n"):
+        program = diffcli.parse(text)
+        seen = []
+        for _ in range(3):
+            with pytest.raises(DiffcliError) as error:
+                program.hessian()
+            seen.append((error.value.kind, error.value.message, error.value.line))
+        assert seen[0] == seen[1] == seen[2]
+
+
 def test_errors_print_no_warnings(tmp_path):
     path = tmp_path / "e.expr"
     path.write_text("x = [1, 0.5]\nf = sum(exp(x*700))\n", encoding="utf-8")

@@ -89,7 +89,7 @@ def second_order(graph, values: list, output: int, seeds: dict, k: int, wanted=N
     its tangent along each of the k directions (an array (k,) + shape, or None where it does not
     move). `seeds` maps input nodes to their tangents, each (k,) + the input's shape.
 
-    A fast walk (_Steps: what depends on the graph alone decided once) checks nothing on the way;
+    A fast walk (_Walk: what depends on the graph alone decided once) checks nothing on the way;
     where a result it leaves at the `wanted` nodes (default: every input) is not finite, the walk
     is done again checked, which blocks an undefined partial where nothing flows and otherwise names
     the operation at fault (as hessian.second_order)."""
@@ -100,7 +100,7 @@ def second_order(graph, values: list, output: int, seeds: dict, k: int, wanted=N
                                                   and (found[1][node] is None or _finite(found[1][node]))
                                                   for node in wanted)):
         adjoint, adjoint_t = found
-        return [np.zeros(s) if g is None else g for g, s in zip(adjoint, graph.shape)], adjoint_t
+        return [np.zeros(s) if g is None else np.asarray(g) for g, s in zip(adjoint, graph.shape)], adjoint_t
     return checked_second_order(graph, values, output, seeds, k)
 
 
@@ -111,13 +111,16 @@ def checked_second_order(graph, values, output, seeds, k):
     return adjoint, _walk(graph, values, output, seeds, k, adjoint, needs, checked=True)
 
 
-class _Steps:
-    """The fast walk's plan for a graph, an output and the seeded nodes: the nodes whose tangent
-    moves and that the output depends on (forward), and every node it depends on (reverse), each
-    with what its step needs."""
+class _Walk:
+    """The fast walk compiled for a graph, an output, the seeded nodes and k directions: a closure
+    per node and pass, with what depends on the graph alone (which arguments move and which need a
+    cotangent, the rules, the shapes, the special cases) decided once, so that a call does the
+    arithmetic and little else."""
 
-    def __init__(self, graph, output, seeded):
-        n = len(graph)
+    def __init__(self, graph, output, seeded, k, units=None):
+        n = self.n = len(graph)
+        self.units = units  # (held, so that the id in the cache's key stays its own)
+        self.output = output
         depends = [False] * n
         for node in seeded:
             depends[node] = True
@@ -127,118 +130,312 @@ class _Steps:
         feeds = graph.feeds(output)
         needs = needs_gradient(graph)
         self.forward, self.reverse = [], []
-        nds = [len(s) for s in graph.shape]
+        self.scalars = [j for j in range(n) if graph.shape[j] == ()]
         for i in range(output + 1):
             op = graph.op[i]
             if op is None or not feeds[i]:
                 continue
             a = graph.args[i]
-            structural = op.__class__ is ArrayOp
-            step = (i, structural, op, a, [depends[j] for j in a], [needs[j] and feeds[j] for j in a],
-                    graph.attrs.get(i), [nds[j] for j in a], nds[i],
-                    None if structural else _partial_shapes(op.key, len(a)))
+            moves = [depends[j] for j in a]
+            needed = [needs[j] and feeds[j] for j in a]
+            steps = _structural_steps if op.__class__ is ArrayOp else _elementwise_steps
+            forward, reverse = steps(graph, i, moves, needed, k, units or {})
             if depends[i]:
-                self.forward.append(step)
-            self.reverse.append(step)
+                self.forward.append(forward)
+            self.reverse.append(reverse)
         self.reverse.reverse()
 
+    def run(self, values, seeds, into=None):
+        """(adjoints, their tangents), nothing checked (None where anything raised); the tangents
+        of the nodes with an array in `into` left there."""
+        n = self.n
+        # scalars as NumPy scalars: the same numbers, without a 0-d array's overhead on every operation
+        values = list(values)
+        for j in self.scalars:
+            values[j] = values[j][()]
+        tangent: list = [None] * n
+        for node, t in seeds.items():
+            tangent[node] = t
+        partials: list = [None] * n
+        adjoint: list = [None] * n
+        adjoint[self.output] = np.float64(1.0)
+        adjoint_t: list = [None] * n
+        owned = [False] * n  # adjoint_t[j] is an array of this pass's own, to add into in place
+        try:
+            with np.errstate(all="ignore"):
+                for step in self.forward:
+                    step(values, tangent, partials)
+                for step in self.reverse:
+                    step(values, tangent, partials, adjoint, adjoint_t, owned, into)
+                for j, place in enumerate(into or ()):
+                    if place is not None and adjoint_t[j] is not place:
+                        if adjoint_t[j] is None:
+                            place[...] = 0.0
+                        else:
+                            np.copyto(place, adjoint_t[j])
+                        adjoint_t[j] = place
+        except (ArithmeticError, ValueError):
+            return None
+        return adjoint, adjoint_t
 
-_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+def _accumulate(adjoint, adjoint_t, owned, j, c, c2, shape, full):
+    """Add argument j's cotangent c and its tangent c2 (either None) to what it has."""
+    if c is not None:
+        if c.__class__ is not np.float64:
+            c = np.asarray(c, dtype=float)
+        if c.shape != shape:
+            c = np.broadcast_to(c, shape)
+        before = adjoint[j]
+        adjoint[j] = c if before is None else before + c
+    if c2 is not None:
+        if c2.shape != full:
+            c2 = np.broadcast_to(c2, full)
+        before = adjoint_t[j]
+        if before is None:
+            adjoint_t[j] = c2
+        elif owned[j]:
+            np.add(before, c2, out=before)
+        else:
+            adjoint_t[j], owned[j] = before + c2, True
 
 
-def _steps(graph, output, seeded) -> _Steps:
-    kept = _STEPS.setdefault(graph, {})
-    key = (output, tuple(sorted(seeded)))
+def _partial_rule(op, q):
+    """rule(m, out, *xs): op's partial with respect to argument q (apply_partial's dispatch, once)."""
+    if op.arity == 0:
+        variadic = op.partial_rules[0]
+        return lambda m, out, *xs: variadic(m, q, out, xs)
+    return op.partial_rules[q]
+
+
+def _is_one(p) -> bool:
+    return p.__class__ is float and p == 1.0
+
+
+def _elementwise_steps(graph, i, moves, needed, k, units):
+    op, a = graph.op[i], graph.args[i]
+    m, duals = backend("numpy"), backend("numpy-dual")
+    rules = [_partial_rule(op, q) for q in range(len(a))]
+    wanted = [mv or nq for mv, nq in zip(moves, needed)]
+    moving = [(v, j) for v, (j, mv) in enumerate(zip(a, moves)) if mv]
+    takers = [(u, j, (k,) + graph.shape[j], graph.shape[j]) for u, (j, nq) in enumerate(zip(a, needed)) if nq]
+    full = (k,) + graph.shape[i]
+    shapes = _partial_shapes(op.key, len(a))
+    curved = shapes is not _LINEAR
+    general = curved and any(shape[0] == "general" for shape in shapes)
+
+    def partials_of(values):
+        xs = [values[j] for j in a]
+        out = values[i]
+        return [rule(m, out, *xs) if w else None for rule, w in zip(rules, wanted)]
+
+    def known_partials(values, partials):  # (a node the forward pass skipped: its tangent does not move)
+        ps = partials[i] = partials_of(values)
+        return ps
+
+    if len(a) == 1:
+        (j,), (rule,) = a, rules
+
+        def forward(values, tangent, partials):
+            p = rule(m, values[i], values[j])
+            partials[i] = [p]
+            t = tangent[j]
+            total = t if _is_one(p) else t * p
+            tangent[i] = total if total.shape == full else np.broadcast_to(total, full)
+    else:
+        def forward(values, tangent, partials):
+            ps = partials[i] = partials_of(values)
+            total = None
+            for v, j in moving:
+                p = ps[v]
+                c = tangent[j] if _is_one(p) else tangent[j] * p  # (+: no copy)
+                total = c if total is None else total + c
+            tangent[i] = total if total.shape == full else np.broadcast_to(total, full)
+
+    if len(a) == 1 and len(takers) == 1 and (general or not curved):  # tanh, exp, …: reverse's one argument
+        (j,), (rule,) = a, rules
+        _, _, full_j, shape_j = takers[0]
+
+        def reverse(values, tangent, partials, adjoint, adjoint_t, owned, into):
+            g, gt = adjoint[i], adjoint_t[i]
+            if g is None and gt is None:
+                return
+            ps = partials[i] or known_partials(values, partials)
+            p = ps[0]
+            c2 = None if gt is None else gt if _is_one(p) else gt * p
+            t = tangent[j]
+            if general and g is not None and t is not None:  # its second partial, as second_partials'
+                pt = rule(duals, ArrayDual(values[i], p), ArrayDual(values[j], 1.0))
+                d = pt.t if pt.__class__ is ArrayDual else 0.0
+                if d.__class__ is not float or d != 0.0:
+                    c = (g * d) * t
+                    c2 = c if c2 is None else c2 + c
+            _accumulate(adjoint, adjoint_t, owned, j, None if g is None else g * p, c2, shape_j, full_j)
+    else:
+        def second_partials(values, ps, tangent):
+            """h[u][v] = ∂p_u/∂x_v for each argument u that takes a cotangent and v whose tangent moves:
+            the partial rules pushed through array duals, a unit tangent on argument v."""
+            xs = [values[j] for j in a]
+            out = values[i]
+            h = [[] for _ in a]
+            for v, j in enumerate(a):
+                if tangent[j] is None:
+                    continue
+                lifted = [ArrayDual(x, 1.0 if q == v else 0.0) for q, x in enumerate(xs)]
+                pv = ps[v] if ps[v] is not None else rules[v](m, out, *xs)
+                dout = ArrayDual(out, pv)
+                for u, _, _, _ in takers:
+                    pt = rules[u](duals, dout, *lifted)
+                    d = pt.t if pt.__class__ is ArrayDual else 0.0
+                    if d.__class__ is not float or d != 0.0:
+                        h[u].append((d, tangent[j]))
+            return h
+
+        def reverse(values, tangent, partials, adjoint, adjoint_t, owned, into):
+            g, gt = adjoint[i], adjoint_t[i]
+            if g is None and gt is None:
+                return
+            ps = partials[i] or known_partials(values, partials)
+            bending = curved and g is not None and tangent[i] is not None
+            h = second_partials(values, ps, tangent) if bending and general else None
+            for u, j, full_j, shape_j in takers:
+                p = ps[u]
+                c2 = None if gt is None else gt if _is_one(p) else gt * p
+                if bending:
+                    if h is None:  # x·y: ∂p_u/∂x_v = 1 where p_u is x_v
+                        shape = shapes[u]
+                        if shape[0] == "argument" and tangent[a[shape[1]]] is not None:
+                            c = g * tangent[a[shape[1]]]
+                            c2 = c if c2 is None else c2 + c
+                    else:
+                        for d, t in h[u]:
+                            c = (g * d) * t
+                            c2 = c if c2 is None else c2 + c
+                _accumulate(adjoint, adjoint_t, owned, j, None if g is None else g * p, c2, shape_j, full_j)
+
+    return forward, reverse
+
+
+def _structural_steps(graph, i, moves, needed, k, units):
+    op, a = graph.op[i], graph.args[i]
+    attrs = graph.attrs.get(i)
+    nds = [len(graph.shape[j]) for j in a]
+    nd = len(graph.shape[i])
+    full = (k,) + graph.shape[i]
+    takers = [(q, j, graph.shape[j], (k,) + graph.shape[j]) for q, (j, nq) in enumerate(zip(a, needed)) if nq]
+    vjp = op.vjp
+    if op.key == "matmul" and nds == [2, 1]:  # W @ x, a network's layer: BLAS calls on the stacked directions
+        (jw, jx), (mw, mx) = a, moves
+        rows, cols = graph.shape[jw]
+        # W's tangent a scaled unit seed (W in the Hessian): its products with x and g are x's and
+        # g's elements placed and scaled, T_W[d] being one `scale` at (r, c) in W's directions d
+        unit = units.get(jw)
+        if unit is not None:
+            unit = (unit[0], unit[1] // cols, unit[1] % cols, unit[2])
+
+        def forward(values, tangent, partials):
+            w, x = values[jw], values[jx]
+            if not mw:
+                total = None
+            elif unit is not None:
+                ds, r, c, scale = unit
+                total = np.zeros((k, rows))
+                total[ds, r] = x[c] * scale  # T_W[d] @ x
+            else:
+                total = (tangent[jw].reshape(-1, cols) @ x).reshape(k, rows)
+            if mx:
+                term = tangent[jx] @ w.T
+                total = term if total is None else np.add(total, term, out=total)
+            tangent[i] = total
+
+        def reverse(values, tangent, partials, adjoint, adjoint_t, owned, into):
+            g, gt = adjoint[i], adjoint_t[i]
+            if g is None:
+                if gt is None:
+                    return
+                firsts = [None, None]
+                seconds = _structural(op, attrs, g, gt, values[i], tangent[i], [values[jw], values[jx]],
+                                      [tangent[jw], tangent[jx]], nds, nd, False, needed)
+            else:
+                xs = values[jw], values[jx]
+                firsts = vjp(np, attrs, g, values[i], *xs)
+                # W's adjoint tangent made where it is to be left, when it is W's first
+                place = into[jw] if into is not None and adjoint_t[jw] is None else None
+                seconds = _matrix_vector_seconds(g, gt, xs, [tangent[jw], tangent[jx]], needed, k, unit, place)
+                if place is not None and seconds[0] is place:
+                    adjoint_t[jw], owned[jw] = place, True
+                    seconds[0] = None
+            for q, j, shape_j, full_j in takers:
+                _accumulate(adjoint, adjoint_t, owned, j, firsts[q], seconds[q], shape_j, full_j)
+
+        return forward, reverse
+
+    if op.key == "matmul" and nds == [1, 1]:  # v @ h, a network's last layer: its tangents by BLAS
+        (jx, jy), (mx, my) = a, moves
+
+        def forward(values, tangent, partials):
+            total = None if not mx else tangent[jx] @ values[jy]
+            if my:
+                term = tangent[jy] @ values[jx]
+                total = term if total is None else total + term
+            tangent[i] = total
+
+        def reverse(values, tangent, partials, adjoint, adjoint_t, owned, into):
+            # Ġ_x = Ġ ⊗ y + g·T_y, Ġ_y = Ġ ⊗ x + g·T_x (the vjp of Ġ, then the bilinear term)
+            g, gt = adjoint[i], adjoint_t[i]
+            if g is None and gt is None:
+                return
+            xs = values[jx], values[jy]
+            firsts = vjp(np, attrs, g, values[i], *xs) if g is not None else (None, None)
+            others = tangent[jy], tangent[jx]
+            for q, j, shape_j, full_j in takers:
+                c2 = None if gt is None else gt[:, None] * xs[1 - q]
+                if g is not None and others[q] is not None:
+                    c = g * others[q]
+                    c2 = c if c2 is None else np.add(c2, c, out=c2)
+                _accumulate(adjoint, adjoint_t, owned, j, firsts[q], c2, shape_j, full_j)
+
+        return forward, reverse
+
+    def forward(values, tangent, partials):
+        total = _jvp(op, attrs, values[i], [tangent[j] if mv else None for j, mv in zip(a, moves)],
+                     [values[j] for j in a], nds, nd, k)
+        if total.shape != full:
+            total = np.broadcast_to(total, full)
+        tangent[i] = total
+
+    def reverse(values, tangent, partials, adjoint, adjoint_t, owned, into):
+        g, gt = adjoint[i], adjoint_t[i]
+        if g is None and gt is None:
+            return
+        xs = [values[j] for j in a]
+        out = values[i]
+        firsts = vjp(np, attrs, g, out, *xs) if g is not None else [None] * len(a)
+        seconds = _structural(op, attrs, g, gt, out, tangent[i], xs, [tangent[j] for j in a], nds, nd,
+                              g is not None and tangent[i] is not None, needed)
+        for q, j, shape_j, full_j in takers:
+            _accumulate(adjoint, adjoint_t, owned, j, firsts[q], seconds[q], shape_j, full_j)
+
+    return forward, reverse
+
+
+_WALKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _walk_for(graph, output, seeded, k, units=None) -> _Walk:
+    kept = _WALKS.setdefault(graph, {})
+    key = (output, tuple(sorted(seeded)), k, id(units))
     found = kept.get(key)
     if found is None:
         if len(kept) > 16:
             kept.clear()
-        found = kept[key] = _Steps(graph, output, key[1])
+        found = kept[key] = _Walk(graph, output, key[1], k, units)
     return found
 
 
-def _fast_walk(graph, values, output, seeds, k):
+def _fast_walk(graph, values, output, seeds, k, units=None, into=None):
     """The adjoints and their tangents, nothing checked (None where anything raised)."""
-    plan = _steps(graph, output, list(seeds))
-    m = backend("numpy")
-    n = len(graph)
-    shape = graph.shape
-    tangent: list = [None] * n
-    for node, t in seeds.items():
-        tangent[node] = t
-    partials: list = [None] * n
-    try:
-        with np.errstate(all="ignore"):
-            for i, structural, op, a, moves, needed, attrs, nds, nd, _ in plan.forward:
-                xs = [values[j] for j in a]
-                if structural:
-                    if op.key == "matmul" and nds == [2, 1]:  # W @ x, a network's layer: two BLAS calls
-                        (w, x), (tw, tx) = xs, [tangent[j] if mv else None for j, mv in zip(a, moves)]
-                        total = None if tw is None else (tw.reshape(-1, w.shape[1]) @ x).reshape(k, w.shape[0])
-                        if tx is not None:
-                            total = tx @ w.T if total is None else np.add(total, tx @ w.T, out=total)
-                    else:
-                        total = _jvp(op, attrs, values[i], [tangent[j] if mv else None for j, mv in zip(a, moves)],
-                                     xs, nds, nd, k)
-                else:
-                    out = values[i]
-                    ps = partials[i] = [apply_partial(op, m, q, out, *xs) if mv or nq else None
-                                        for q, (mv, nq) in enumerate(zip(moves, needed))]
-                    total = None
-                    for j, p, mv in zip(a, ps, moves):
-                        if mv:
-                            c = tangent[j] if p.__class__ is float and p == 1.0 else tangent[j] * p  # (+: no copy)
-                            total = c if total is None else total + c
-                if total.shape != (k,) + shape[i]:
-                    total = np.broadcast_to(total, (k,) + shape[i])
-                tangent[i] = total
-            adjoint: list = [None] * n
-            adjoint[output] = np.asarray(1.0)
-            adjoint_t: list = [None] * n
-            owned = [False] * n
-            for i, structural, op, a, moves, needed, attrs, nds, nd, shapes in plan.reverse:
-                g, gt = adjoint[i], adjoint_t[i]
-                if g is None and gt is None:
-                    continue
-                xs = [values[j] for j in a]
-                out = values[i]
-                moving = g is not None and tangent[i] is not None
-                if structural:
-                    firsts = op.vjp(np, attrs, g, out, *xs) if g is not None else [None] * len(a)
-                    if op.key == "matmul" and nds == [2, 1] and g is not None:
-                        seconds = _matrix_vector_seconds(g, gt, xs, [tangent[j] for j in a], needed, k)
-                    else:
-                        seconds = _structural(op, attrs, g, gt, out, tangent[i], xs, [tangent[j] for j in a], nds,
-                                              nd, moving, needed)
-                else:
-                    ps = partials[i]
-                    if ps is None:
-                        ps = partials[i] = [apply_partial(op, m, q, out, *xs) if nq else None
-                                            for q, nq in enumerate(needed)]
-                    firsts = [None if g is None or p is None else g * p for p in ps]
-                    seconds = _elementwise(graph, values, i, g, gt, ps, tangent, moving, needed, False, shapes)
-                for j, nq, c, c2 in zip(a, needed, firsts, seconds):
-                    if not nq:
-                        continue
-                    if c is not None:
-                        c = np.asarray(c, dtype=float)
-                        if c.shape != shape[j]:
-                            c = np.broadcast_to(c, shape[j])
-                        before = adjoint[j]
-                        adjoint[j] = c if before is None else before + c
-                    if c2 is not None:
-                        if c2.shape != (k,) + shape[j]:
-                            c2 = np.broadcast_to(c2, (k,) + shape[j])
-                        before = adjoint_t[j]
-                        if before is None:
-                            adjoint_t[j] = c2
-                        elif owned[j]:
-                            np.add(before, c2, out=before)
-                        else:
-                            adjoint_t[j], owned[j] = before + c2, True
-    except (ArithmeticError, ValueError):
-        return None
-    return adjoint, adjoint_t
+    return _walk_for(graph, output, list(seeds), k, units).run(values, seeds, into)
 
 
 def _walk(graph, values, output, seeds, k, adjoint, needs, checked):
@@ -285,9 +482,10 @@ def _walk(graph, values, output, seeds, k, adjoint, needs, checked):
     return adjoint_t
 
 
-def _matrix_vector_seconds(g, gt, xs, ts, needed, k):
+def _matrix_vector_seconds(g, gt, xs, ts, needed, k, unit=None, place=None):
     """_structural for z = W @ x (W a matrix, x a vector), in as few BLAS calls as it takes:
-    Ġ_W[d] = Ġ_z[d] ⊗ x + g ⊗ T_x[d] (one stacked product of rank 2), Ġ_x = Ġ_z W + g·T_W."""
+    Ġ_W[d] = Ġ_z[d] ⊗ x + g ⊗ T_x[d] (one stacked product of rank 2, into `place` if given),
+    Ġ_x = Ġ_z W + g·T_W (g's elements placed, where T_W is a scaled unit seed: `unit`)."""
     (w, x), (tw, tx) = xs, ts
     m, n = w.shape
     cw = cx = None
@@ -299,7 +497,7 @@ def _matrix_vector_seconds(g, gt, xs, ts, needed, k):
             right = np.empty((k, 2, n))
             right[:, 0, :] = x
             right[:, 1, :] = tx
-            cw = left @ right
+            cw = np.matmul(left, right, out=place)
         elif gt is not None:
             cw = np.einsum("ki,j->kij", gt, x)
         else:
@@ -308,7 +506,12 @@ def _matrix_vector_seconds(g, gt, xs, ts, needed, k):
         if gt is not None:
             cx = gt @ w
         if tw is not None:
-            term = g @ tw  # (m,) @ (k, m, n): Σ_i g[i] T_W[d, i, :]
+            if unit is not None:
+                ds, r, c, scale = unit
+                term = np.zeros((k, n))
+                term[ds, c] = g[r] * scale
+            else:
+                term = g @ tw  # (m,) @ (k, m, n): Σ_i g[i] T_W[d, i, :]
             cx = term if cx is None else np.add(cx, term, out=cx)
     return [cw, cx]
 
@@ -486,7 +689,8 @@ def _second_partials_finite(graph, values, i, element) -> bool:
 
 class Plan:
     """What a Hessian over some elements needs of the graph alone: their labels, the seeds (each
-    input's tangents: the columns of the identity for its elements) and where each label's row is."""
+    input's tangents: the columns of the identity for its elements, halved) and where each label's
+    row is."""
 
     def __init__(self, graph, wrt):
         labels, chosen = [], []
@@ -504,19 +708,44 @@ class Plan:
         seen: set = set()
         self.repeated = next((label for label in labels if label in seen or seen.add(label)), None)
         k = self.k = len(labels)
-        seeds, offset = {}, 0
+        seeds, ones, offset = {}, {}, 0
         for node, flats in chosen:
             size = math.prod(graph.shape[node])
             if node not in seeds:
                 seeds[node] = np.zeros((k, size))
-            seeds[node][np.arange(offset, offset + len(flats)), flats] = 1.0
+            directions = np.arange(offset, offset + len(flats))
+            seeds[node][directions, flats] = 0.5
+            before = ones.get(node, ((), ()))
+            ones[node] = (np.concatenate([before[0], directions]).astype(int),
+                          np.concatenate([before[1], flats]).astype(int))
             offset += len(flats)
-        self.seeds = {node: seed.reshape((k,) + graph.shape[node]) for node, seed in seeds.items()}
-        for seed in self.seeds.values():
+        # the fast walk's seeds: the unit vectors halved, which halves every tangent exactly (a power
+        # of two; the numbers go subnormal below 2.2e-308 only), so that (H + Hᵀ)/2 is one sum of its rows
+        self.halves = {node: seed.reshape((k,) + graph.shape[node]) for node, seed in seeds.items()}
+        for seed in self.halves.values():
             seed.flags.writeable = False
+        self.units = {node: (d, flats, 0.5) for node, (d, flats) in ones.items()}  # where the halves are
         # each input's part of the rows: a slice where it is the input's every element in order
         self.columns = [(node, slice(None) if flats == list(range(math.prod(graph.shape[node]))) else flats)
                         for node, flats in chosen]
+        self.whole = len({node for node, _ in chosen}) == len(chosen) and all(
+            flats == slice(None) for _, flats in self.columns)
+
+    def places(self, graph):
+        """(rows, into): a new k × k array, and per node the part of it that is the node's adjoint
+        tangent ((k,) + its shape), where the rows are every element of each input (else None, None)."""
+        if not self.whole:
+            return None, None
+        k = self.k
+        rows = np.empty((k, k))
+        into: list = [None] * len(graph)
+        offset = 0
+        for node, _ in self.columns:
+            shape = graph.shape[node]
+            size = math.prod(shape)
+            into[node] = rows[:, offset:offset + size].reshape((k,) + shape)
+            offset += size
+        return rows, into
 
 
 _PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -538,19 +767,27 @@ def hessian_matrix(graph, values: list, output: int, chosen: Plan):
     """(gradient over the plan's elements, symmetric Hessian over them as a matrix)."""
     _keep_freed_memory()
     k = chosen.k
-    # the fast walk's results are checked once, whole, below (wanted=()): the checked walk runs
-    # where they are not finite
-    adjoint, adjoint_t = second_order(graph, values, output, chosen.seeds, k, wanted=())
+    # the fast walk, along the halved directions, into the rows where they are whole inputs; its
+    # results checked once, whole: the checked walk runs where they are not finite
+    rows, into = chosen.places(graph)
+    found = _fast_walk(graph, values, output, chosen.halves, k, chosen.units, into)
+    if found is not None:
+        adjoint, adjoint_t = found
+        for node, _ in chosen.columns:
+            if adjoint[node] is None:
+                adjoint[node] = np.zeros(graph.shape[node])
+        if rows is not None and all(adjoint_t[node] is into[node] for node, _ in chosen.columns):
+            gradient = np.concatenate([np.asarray(adjoint[node], dtype=float).reshape(-1)
+                                       for node, _ in chosen.columns])
+        else:
+            rows, gradient = _rows(graph, k, chosen, adjoint, adjoint_t)
+        # rows[d, r] = H[r][d] / 2: (H + Hᵀ)/2 the sum, checked once (a NaN or infinity in rows is one in it)
+        matrix = np.add(rows, rows.T)
+        if _finite(matrix) and _finite(gradient):
+            return gradient, matrix
+    seeds = {node: 2.0 * half for node, half in chosen.halves.items()}  # the unit vectors
+    adjoint, adjoint_t = checked_second_order(graph, values, output, seeds, k)
     rows, gradient = _rows(graph, k, chosen, adjoint, adjoint_t)
-    # rows[d, r] = H[r][d]. Summed, then halved (exactly: the same numbers as halving first), and
-    # checked once: a NaN or infinity in rows is one in the sum; a sum that overflows is redone
-    matrix = np.add(rows, rows.T)
-    matrix *= 0.5
-    if _finite(matrix) and _finite(gradient):
-        return gradient, matrix
-    if not (_finite(rows) and _finite(gradient)):
-        adjoint, adjoint_t = checked_second_order(graph, values, output, chosen.seeds, k)
-        rows, gradient = _rows(graph, k, chosen, adjoint, adjoint_t)
     rows *= 0.5  # halved first, so that the sum cannot overflow
     return gradient, np.add(rows, rows.T)
 
