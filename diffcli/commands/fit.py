@@ -43,7 +43,7 @@ ROUNDING_LEVEL = 1000  # residuals within this many roundings of the values: χ�
 MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER = 2000, 200       # condition number of JᵀJ above which the covariance is not trusted
 MAX_RESIDUAL_PARAMETERS = 2_000   # an array residual's Jacobian: a forward pass per fitted element
 GRADIENT_NOISE = 1e-9        # a gradient below this share of its terms' total size is rounding noise
-TINY = np.finfo(float).tiny
+TINY, EPS = np.finfo(float).tiny, np.finfo(float).eps
 RUNAWAY = 1e9                # a fall, and a parameter's move, this many times their start's size
 
 
@@ -130,6 +130,7 @@ class Problem:
         self.evaluations = 0
         self.best: tuple[float, np.ndarray] | None = None
         self._last: tuple[bytes, tuple] | None = None
+        self._pending: tuple[bytes, np.ndarray] | None = None   # (x, r) of `residuals`, its Jacobian not yet taken
         self.columns = {**self.fixed, **self.data}
         self.shapes: dict[str, tuple] = {}    # each parameter's shape (() a scalar), set by `start`
         self.residual_size = 1                # without data: the residual's elements
@@ -304,6 +305,17 @@ class Problem:
         key = x.tobytes()
         if self._last is not None and self._last[0] == key:
             return self._last[1]
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] == key:   # `residuals` ran here: its Jacobian now
+            r = pending[1]
+            jacobian = self._passes.jacobian()
+            if jacobian is None:
+                r, jacobian = self._interpreted(x)
+                if self.sigma is not None:
+                    r = r / self.sigma
+            if self.sigma is not None:
+                jacobian = jacobian / self.sigma[:, None]
+            return self._evaluated(key, x, float(r @ r), 2.0 * (jacobian.T @ r), r, jacobian)
         self.evaluations += 1
         planned = self._planned(x)
         if planned is not None:   # one point: r its value, the Jacobian its gradient (as below)
@@ -321,6 +333,30 @@ class Problem:
         else:
             f, g = float(r.mean()), jacobian.mean(axis=0)
         return self._evaluated(key, x, f, g, r, jacobian)
+
+    def residuals(self, x: np.ndarray) -> np.ndarray:
+        """The per-row residual at x, its Jacobian left for `evaluate` to finish there if asked (an
+        optimizer's trial points need only the residual). As `evaluate` where there are no passes
+        set up for this fit, or where something is not finite (then `evaluate` says what and where)."""
+        key = x.tobytes()
+        if self._last is not None and self._last[0] == key:
+            return self._last[1][2]
+        if self._pending is not None and self._pending[0] == key:
+            return self._pending[1]
+        passes = self._passes
+        r = passes.residual(x) if passes and self.residual else None
+        if r is None:
+            return self.evaluate(x)[2]
+        self.evaluations += 1
+        if self.sigma is not None:
+            r = r / self.sigma
+        f = float(r @ r)
+        if not math.isfinite(f):
+            self._evaluated(key, x, f, None, r, None)   # (raises, as `evaluate` does)
+        if self.best is None or f < self.best[0]:
+            self.best = (f, x.copy())
+        self._pending = (key, r)
+        return r
 
     def _evaluated(self, key, x, f, g, r, jacobian, checked=False):
         # g finite: its sum is (inf or NaN otherwise), or, where a sum of finite ones overflows, each is
@@ -516,8 +552,10 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
     x0 = problem.start(start)
     names = problem.parameters
     ranges = {n: (bounds or {}).get(n, (-math.inf, math.inf)) for n in names}
-    low = problem.flatten({n: np.full(problem.shapes[n], ranges[n][0]) for n in names})
-    high = problem.flatten({n: np.full(problem.shapes[n], ranges[n][1]) for n in names})
+    low = problem.flatten({n: np.full(problem.shapes[n], ranges[n][0]) if problem.shapes[n] else ranges[n][0]
+                           for n in names})
+    high = problem.flatten({n: np.full(problem.shapes[n], ranges[n][1]) if problem.shapes[n] else ranges[n][1]
+                            for n in names})
     x0 = np.clip(x0, low, high)
     history: list[float] = []
     state = {"x": x0, "steps": 0}
@@ -740,21 +778,19 @@ def _minpack(problem, x0, cap, step_done, state):
     None where lm is not to be trusted here: a trial point that is not finite (lm cannot reject a
     step), a stop other than on ftol/xtol, or a point that is not stationary; the caller then runs
     the trust region from the start."""
-    from scipy.optimize import leastsq
-
-    def residuals(x):
-        return problem.evaluate(x)[2]
+    residuals = problem.residuals
 
     def jacobian(x):   # lm asks for the Jacobian once per accepted step: the history's points
+        found = problem.evaluate(x)[3]
         if not (x == state["x"]).all():
             state["steps"] += 1
             step_done(np.array(x, float))
-        return problem.evaluate(x)[3]
+        return found
 
     if problem.rows <= len(x0) or not len(x0) or cap < 1:   # lm's "improper input": not for lm
         return None
     try:   # (x and MINPACK's info: not full_output, whose covariance is not used)
-        x, info = leastsq(residuals, x0, Dfun=jacobian, ftol=FIRST_TOL, xtol=FIRST_TOL, gtol=0.0, maxfev=cap)
+        x, info = _lmder(residuals, jacobian, x0, cap)
     except _Stop:
         return None
     if info not in MINPACK_MESSAGES:
@@ -775,6 +811,20 @@ def _minpack(problem, x0, cap, step_done, state):
     if polished:
         message += f" Then {polished} Gauss-Newton step{'s' if polished > 1 else ''} to full precision."
     return True, message
+
+
+def _lmder(residuals, jacobian, x0, cap):
+    """MINPACK's lmder as SciPy's leastsq(residuals, x0, Dfun=jacobian, ftol=xtol=FIRST_TOL, gtol=0,
+    maxfev=cap) calls it, without the wrapper's checks (its shapes are ours: rows × parameters, more
+    rows than parameters) and its two extra calls at x0: (x, info)."""
+    from scipy.optimize import _minpack
+
+    lmder = getattr(_minpack, "_lmder", None)
+    if lmder is None:   # (SciPy's private name: through the public wrapper where it is gone)
+        from scipy.optimize import leastsq
+
+        return leastsq(residuals, x0, Dfun=jacobian, ftol=FIRST_TOL, xtol=FIRST_TOL, gtol=0.0, maxfev=cap)
+    return lmder(residuals, jacobian, np.array(x0, float), (), 0, 0, FIRST_TOL, FIRST_TOL, 0.0, cap, 100, None)
 
 
 def _polish(problem, x, free, low, high, step_done, state):
@@ -859,10 +909,10 @@ def at_rounding_level(problem: Problem, r: np.ndarray) -> bool:
         return False
     rounding = problem.__dict__.get("_rounding")
     if rounding is None:   # (the data's: the same at every point of the fit)
-        y = np.abs(problem.data[problem.observed])
+        y = problem.data[problem.observed]   # (|y|² is y², sign and all)
         if problem.sigma is not None:
             y = y / problem.sigma
-        rounding = problem._rounding = np.finfo(float).eps * np.sqrt(np.mean(y * y))
+        rounding = problem._rounding = EPS * math.sqrt(float(np.add.reduce(y * y)) / y.size)   # (np.mean's sum)
     return math.sqrt(float(r @ r) / r.size) < ROUNDING_LEVEL * rounding
 
 
