@@ -865,17 +865,20 @@ def gauss_newton_step(r: np.ndarray, jacobian: np.ndarray, x: np.ndarray, free: 
     lengths, u, singular, vt = factors or factored(jacobian if every else jacobian[:, free])
     if not singular.size or not singular[0] > 0:
         return np.zeros_like(x), 0.0
-    keep = singular > np.finfo(float).eps * max(u.shape) * singular[0]   # lstsq's rcond=None
+    keep = singular > EPS * max(u.shape) * singular[0]   # lstsq's rcond=None
     if keep.all():
         found = (vt.T @ ((u.T @ r) / singular)) / lengths
     else:
         found = (vt[keep].T @ ((u[:, keep].T @ r) / singular[keep])) / lengths
     if every:
-        return found, float((np.abs(found) / np.maximum(np.abs(x), TINY)).max())
+        return found, float(np.maximum.reduce(np.abs(found) / np.maximum(np.abs(x), TINY)))   # (.max())
     step = np.zeros_like(x)
     step[free] = found
     size = np.maximum(np.abs(x[free]), TINY)
     return step, float(np.max(np.abs(found) / size))
+
+
+_gesdd = None
 
 
 def factored(jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -883,9 +886,12 @@ def factored(jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     the columns scaled to unit length: what the Gauss-Newton step and the covariance both solve with."""
     lengths = np.sqrt(np.add.reduce(jacobian * jacobian, axis=0))   # np.linalg.norm(jacobian, axis=0)
     lengths[lengths == 0] = 1.0
-    from scipy.linalg import lapack   # (LAPACK's gesdd as np.linalg.svd calls it, without its wrapping)
+    global _gesdd
+    if _gesdd is None:   # (LAPACK's gesdd as np.linalg.svd calls it, without its wrapping)
+        from scipy.linalg import lapack
 
-    u, singular, vt, info = lapack.dgesdd(jacobian / lengths, compute_uv=1, full_matrices=0)
+        _gesdd = lapack.dgesdd
+    u, singular, vt, info = _gesdd(jacobian / lengths, compute_uv=1, full_matrices=0)
     if info != 0:   # (not converged, or a NaN: NumPy's says so as it always has)
         u, singular, vt = np.linalg.svd(jacobian / lengths, full_matrices=False)
     return lengths, u, singular, vt
@@ -955,7 +961,7 @@ def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list
         return
     known = factors_of is not None and factors_of[0] is jacobian
     lengths, _, singular, vt = factors_of[1] if known else factored(jacobian)
-    tiny = np.finfo(float).eps * max(jacobian.shape) * (singular[0] if singular.size else 0.0)
+    tiny = EPS * max(jacobian.shape) * (singular[0] if singular.size else 0.0)
     if singular.size == 0 or singular[-1] <= tiny:
         result.warnings.append("the covariance cannot be estimated: the Jacobian is singular at the "
                                "solution (some parameters do not change the residual independently)")
@@ -967,9 +973,9 @@ def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list
                                "its columns scaled to unit length): the standard errors and correlations "
                                "are not reliable")
     scale = 1.0 if absolute_sigma else float(r @ r) / (rows - count)
-    covariance = (vt.T / singular**2) @ vt / np.outer(lengths, lengths) * scale
+    covariance = (vt.T / singular**2) @ vt / (lengths[:, None] * lengths) * scale   # (np.outer's product)
     covariance = (covariance + covariance.T) / 2  # exactly symmetric, not to the last bit
-    errors = np.sqrt(np.diag(covariance))
+    errors = np.sqrt(covariance.diagonal())
     result.scale, result.absolute_sigma = scale, absolute_sigma
     result.covariance = covariance
     result.stderr = dict(zip(names, errors.tolist()))
@@ -995,7 +1001,7 @@ def statistics(r: np.ndarray, count: int, observed: np.ndarray | None = None,
     if observed is not None:
         raw = r * weights if weights is not None else r
         spread = float(np.sum((observed - observed.mean()) ** 2))
-        result["r_squared"] = 1.0 - float(raw @ raw) / max(spread, np.finfo(float).tiny)
+        result["r_squared"] = 1.0 - float(raw @ raw) / max(spread, TINY)
     return result
 
 
