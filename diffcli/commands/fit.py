@@ -153,6 +153,8 @@ class Problem:
 
     def unflatten(self, x: np.ndarray) -> dict:
         """Each parameter's value from the vector: a float, or an array of its shape."""
+        if len(self.shapes) == len(self.parameters) == x.size and not any(self.shapes.values()):   # scalars
+            return dict(zip(self.parameters, x.tolist()))
         named, k = {}, 0
         for name in self.parameters:
             shape = self.shapes.get(name, ())
@@ -782,7 +784,7 @@ def _minpack(problem, x0, cap, step_done, state):
 
     def jacobian(x):   # lm asks for the Jacobian once per accepted step: the history's points
         found = problem.evaluate(x)[3]
-        if not (x == state["x"]).all():
+        if x.tolist() != state["x"].tolist():   # ((x != state["x"]).any(), for a few floats)
             state["steps"] += 1
             step_done(np.array(x, float))
         return found
@@ -833,7 +835,7 @@ def _polish(problem, x, free, low, high, step_done, state):
     how far one more step would move it."""
     f, _, r, jacobian = problem.evaluate(x)
     change = math.inf
-    every = free.all()
+    every = all(free.tolist())
     for _ in range(POLISH_STEPS + 1):
         factors = factored(jacobian) if every else None
         step, change = gauss_newton_step(r, jacobian, x, free, factors)
@@ -859,14 +861,14 @@ def gauss_newton_step(r: np.ndarray, jacobian: np.ndarray, x: np.ndarray, free: 
     length for the solve: by their SVD, `factored`, the minimum-norm solution with lstsq's cutoff),
     and how far it moves them relative to their size: max_i |δ_i|/|x_i|. `factors`: the SVD of these
     columns where already known."""
-    every = free.all()
+    every = all(free.tolist())
     if not every and not free.any():
         return np.zeros_like(x), 0.0
     lengths, u, singular, vt = factors or factored(jacobian if every else jacobian[:, free])
     if not singular.size or not singular[0] > 0:
         return np.zeros_like(x), 0.0
     keep = singular > EPS * max(u.shape) * singular[0]   # lstsq's rcond=None
-    if keep.all():
+    if all(keep.tolist()):
         found = (vt.T @ ((u.T @ r) / singular)) / lengths
     else:
         found = (vt[keep].T @ ((u[:, keep].T @ r) / singular[keep])) / lengths
