@@ -489,7 +489,8 @@ def setup(program: Program, wrt: list[str], values: dict[str, float], *, of: str
         if name not in parameters:
             raise DiffcliError("input", f"--bounds {name}: `{name}` is not one of the fitted inputs",
                                help="fitted: " + ", ".join(parameters))
-    start = {name: values.get(name, program.inputs.get(name)) for name in parameters}
+    inputs = program.inputs   # (a copy each time it is asked for)
+    start = {name: values.get(name, inputs.get(name)) for name in parameters}
     if any(v is None for v in start.values()):
         program.evaluate({**dict.fromkeys(data, 0.0), **values})  # says which has no value, and where
     if write:   # a literal that cannot be rewritten is refused before the fit, not after
@@ -836,6 +837,7 @@ def _polish(problem, x, free, low, high, step_done, state):
     f, _, r, jacobian = problem.evaluate(x)
     change = math.inf
     every = all(free.tolist())
+    bounded = bool(np.isfinite(low).any() or np.isfinite(high).any())   # (clipping to ±inf changes nothing)
     for _ in range(POLISH_STEPS + 1):
         factors = factored(jacobian) if every else None
         step, change = gauss_newton_step(r, jacobian, x, free, factors)
@@ -843,7 +845,7 @@ def _polish(problem, x, free, low, high, step_done, state):
             problem.factored = (jacobian, factors)
         if change <= POLISHED or _ == POLISH_STEPS:
             break
-        trial = np.clip(x - step, low, high)
+        trial = x - step if bounded else np.clip(x - step, low, high)
         try:
             f_trial, _, r_trial, jacobian_trial = problem.evaluate(trial)
         except _Stop:
@@ -906,8 +908,9 @@ def stationarity(r: np.ndarray, jacobian: np.ndarray, free: np.ndarray | None = 
     judged = lengths > 0
     if free is not None:
         judged &= free
-    cosines = np.abs(jacobian.T @ r)[judged] / lengths[judged]
-    return float(cosines.max()) if cosines.size else 0.0
+    cosines = np.abs(jacobian.T @ r)
+    cosines = cosines / lengths if all(judged.tolist()) else cosines[judged] / lengths[judged]
+    return float(np.maximum.reduce(cosines)) if cosines.size else 0.0   # (.max())
 
 
 def at_rounding_level(problem: Problem, r: np.ndarray) -> bool:
@@ -1002,7 +1005,8 @@ def statistics(r: np.ndarray, count: int, observed: np.ndarray | None = None,
               "aic": log_likelihood + 2 * count, "bic": log_likelihood + math.log(rows) * count}
     if observed is not None:
         raw = r * weights if weights is not None else r
-        spread = float(np.sum((observed - observed.mean()) ** 2))
+        mean = float(np.add.reduce(observed)) / observed.size   # (np.mean's and np.sum's arithmetic)
+        spread = float(np.add.reduce((observed - mean) ** 2))
         result["r_squared"] = 1.0 - float(raw @ raw) / max(spread, TINY)
     return result
 
