@@ -802,7 +802,7 @@ def _minpack(problem, x0, cap, step_done, state):
     free = np.ones(len(x), bool)
     before = state["steps"]
     try:
-        x, change = _polish(problem, x, free, -np.inf, np.inf, step_done, state)
+        x, change = _polish(problem, x, free, None, None, step_done, state)
         _, _, r, jacobian_matrix = problem.evaluate(x)
     except _Stop:
         return None
@@ -832,12 +832,12 @@ def _lmder(residuals, jacobian, x0, cap):
 
 def _polish(problem, x, free, low, high, step_done, state):
     """Up to POLISH_STEPS Gauss-Newton steps from x, until one would move no parameter by more than
-    POLISHED of itself, each kept only if χ² does not grow (beyond rounding); returns the point and
-    how far one more step would move it."""
+    POLISHED of itself, each kept only if χ² does not grow (beyond rounding), clipped to the bounds
+    low and high (None: unbounded); returns the point and how far one more step would move it."""
     f, _, r, jacobian = problem.evaluate(x)
     change = math.inf
     every = all(free.tolist())
-    bounded = bool(np.isfinite(low).any() or np.isfinite(high).any())   # (clipping to ±inf changes nothing)
+    bounded = low is not None   # (None: no bounds, nothing to clip)
     for _ in range(POLISH_STEPS + 1):
         factors = factored(jacobian) if every else None
         step, change = gauss_newton_step(r, jacobian, x, free, factors)
