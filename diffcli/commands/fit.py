@@ -43,7 +43,7 @@ ROUNDING_LEVEL = 1000  # residuals within this many roundings of the values: χ�
 MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER = 2000, 200       # condition number of JᵀJ above which the covariance is not trusted
 MAX_RESIDUAL_PARAMETERS = 2_000   # an array residual's Jacobian: a forward pass per fitted element
 GRADIENT_NOISE = 1e-9        # a gradient below this share of its terms' total size is rounding noise
-TINY = np.finfo(float).tiny
+TINY, EPS = np.finfo(float).tiny, np.finfo(float).eps
 RUNAWAY = 1e9                # a fall, and a parameter's move, this many times their start's size
 
 
@@ -130,6 +130,7 @@ class Problem:
         self.evaluations = 0
         self.best: tuple[float, np.ndarray] | None = None
         self._last: tuple[bytes, tuple] | None = None
+        self._pending: tuple[bytes, np.ndarray] | None = None   # (x, r) of `residuals`, its Jacobian not yet taken
         self.columns = {**self.fixed, **self.data}
         self.shapes: dict[str, tuple] = {}    # each parameter's shape (() a scalar), set by `start`
         self.residual_size = 1                # without data: the residual's elements
@@ -152,6 +153,8 @@ class Problem:
 
     def unflatten(self, x: np.ndarray) -> dict:
         """Each parameter's value from the vector: a float, or an array of its shape."""
+        if len(self.shapes) == len(self.parameters) == x.size and not any(self.shapes.values()):   # scalars
+            return dict(zip(self.parameters, x.tolist()))
         named, k = {}, 0
         for name in self.parameters:
             shape = self.shapes.get(name, ())
@@ -304,6 +307,17 @@ class Problem:
         key = x.tobytes()
         if self._last is not None and self._last[0] == key:
             return self._last[1]
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] == key:   # `residuals` ran here: its Jacobian now
+            r = pending[1]
+            jacobian = self._passes.jacobian()
+            if jacobian is None:
+                r, jacobian = self._interpreted(x)
+                if self.sigma is not None:
+                    r = r / self.sigma
+            if self.sigma is not None:
+                jacobian = jacobian / self.sigma[:, None]
+            return self._evaluated(key, x, float(r @ r), 2.0 * (jacobian.T @ r), r, jacobian)
         self.evaluations += 1
         planned = self._planned(x)
         if planned is not None:   # one point: r its value, the Jacobian its gradient (as below)
@@ -321,6 +335,30 @@ class Problem:
         else:
             f, g = float(r.mean()), jacobian.mean(axis=0)
         return self._evaluated(key, x, f, g, r, jacobian)
+
+    def residuals(self, x: np.ndarray) -> np.ndarray:
+        """The per-row residual at x, its Jacobian left for `evaluate` to finish there if asked (an
+        optimizer's trial points need only the residual). As `evaluate` where there are no passes
+        set up for this fit, or where something is not finite (then `evaluate` says what and where)."""
+        key = x.tobytes()
+        if self._last is not None and self._last[0] == key:
+            return self._last[1][2]
+        if self._pending is not None and self._pending[0] == key:
+            return self._pending[1]
+        passes = self._passes
+        r = passes.residual(x) if passes and self.residual else None
+        if r is None:
+            return self.evaluate(x)[2]
+        self.evaluations += 1
+        if self.sigma is not None:
+            r = r / self.sigma
+        f = float(r @ r)
+        if not math.isfinite(f):
+            self._evaluated(key, x, f, None, r, None)   # (raises, as `evaluate` does)
+        if self.best is None or f < self.best[0]:
+            self.best = (f, x.copy())
+        self._pending = (key, r)
+        return r
 
     def _evaluated(self, key, x, f, g, r, jacobian, checked=False):
         # g finite: its sum is (inf or NaN otherwise), or, where a sum of finite ones overflows, each is
@@ -451,7 +489,8 @@ def setup(program: Program, wrt: list[str], values: dict[str, float], *, of: str
         if name not in parameters:
             raise DiffcliError("input", f"--bounds {name}: `{name}` is not one of the fitted inputs",
                                help="fitted: " + ", ".join(parameters))
-    start = {name: values.get(name, program.inputs.get(name)) for name in parameters}
+    inputs = program.inputs   # (a copy each time it is asked for)
+    start = {name: values.get(name, inputs.get(name)) for name in parameters}
     if any(v is None for v in start.values()):
         program.evaluate({**dict.fromkeys(data, 0.0), **values})  # says which has no value, and where
     if write:   # a literal that cannot be rewritten is refused before the fit, not after
@@ -516,8 +555,10 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
     x0 = problem.start(start)
     names = problem.parameters
     ranges = {n: (bounds or {}).get(n, (-math.inf, math.inf)) for n in names}
-    low = problem.flatten({n: np.full(problem.shapes[n], ranges[n][0]) for n in names})
-    high = problem.flatten({n: np.full(problem.shapes[n], ranges[n][1]) for n in names})
+    low = problem.flatten({n: np.full(problem.shapes[n], ranges[n][0]) if problem.shapes[n] else ranges[n][0]
+                           for n in names})
+    high = problem.flatten({n: np.full(problem.shapes[n], ranges[n][1]) if problem.shapes[n] else ranges[n][1]
+                            for n in names})
     x0 = np.clip(x0, low, high)
     history: list[float] = []
     state = {"x": x0, "steps": 0}
@@ -740,21 +781,19 @@ def _minpack(problem, x0, cap, step_done, state):
     None where lm is not to be trusted here: a trial point that is not finite (lm cannot reject a
     step), a stop other than on ftol/xtol, or a point that is not stationary; the caller then runs
     the trust region from the start."""
-    from scipy.optimize import leastsq
-
-    def residuals(x):
-        return problem.evaluate(x)[2]
+    residuals = problem.residuals
 
     def jacobian(x):   # lm asks for the Jacobian once per accepted step: the history's points
-        if not (x == state["x"]).all():
+        found = problem.evaluate(x)[3]
+        if x.tolist() != state["x"].tolist():   # ((x != state["x"]).any(), for a few floats)
             state["steps"] += 1
             step_done(np.array(x, float))
-        return problem.evaluate(x)[3]
+        return found
 
     if problem.rows <= len(x0) or not len(x0) or cap < 1:   # lm's "improper input": not for lm
         return None
     try:   # (x and MINPACK's info: not full_output, whose covariance is not used)
-        x, info = leastsq(residuals, x0, Dfun=jacobian, ftol=FIRST_TOL, xtol=FIRST_TOL, gtol=0.0, maxfev=cap)
+        x, info = _lmder(residuals, jacobian, x0, cap)
     except _Stop:
         return None
     if info not in MINPACK_MESSAGES:
@@ -763,7 +802,7 @@ def _minpack(problem, x0, cap, step_done, state):
     free = np.ones(len(x), bool)
     before = state["steps"]
     try:
-        x, change = _polish(problem, x, free, -np.inf, np.inf, step_done, state)
+        x, change = _polish(problem, x, free, None, None, step_done, state)
         _, _, r, jacobian_matrix = problem.evaluate(x)
     except _Stop:
         return None
@@ -777,13 +816,28 @@ def _minpack(problem, x0, cap, step_done, state):
     return True, message
 
 
+def _lmder(residuals, jacobian, x0, cap):
+    """MINPACK's lmder as SciPy's leastsq(residuals, x0, Dfun=jacobian, ftol=xtol=FIRST_TOL, gtol=0,
+    maxfev=cap) calls it, without the wrapper's checks (its shapes are ours: rows × parameters, more
+    rows than parameters) and its two extra calls at x0: (x, info)."""
+    from scipy.optimize import _minpack
+
+    lmder = getattr(_minpack, "_lmder", None)
+    if lmder is None:   # (SciPy's private name: through the public wrapper where it is gone)
+        from scipy.optimize import leastsq
+
+        return leastsq(residuals, x0, Dfun=jacobian, ftol=FIRST_TOL, xtol=FIRST_TOL, gtol=0.0, maxfev=cap)
+    return lmder(residuals, jacobian, np.array(x0, float), (), 0, 0, FIRST_TOL, FIRST_TOL, 0.0, cap, 100, None)
+
+
 def _polish(problem, x, free, low, high, step_done, state):
     """Up to POLISH_STEPS Gauss-Newton steps from x, until one would move no parameter by more than
-    POLISHED of itself, each kept only if χ² does not grow (beyond rounding); returns the point and
-    how far one more step would move it."""
+    POLISHED of itself, each kept only if χ² does not grow (beyond rounding), clipped to the bounds
+    low and high (None: unbounded); returns the point and how far one more step would move it."""
     f, _, r, jacobian = problem.evaluate(x)
     change = math.inf
-    every = free.all()
+    every = all(free.tolist())
+    bounded = low is not None   # (None: no bounds, nothing to clip)
     for _ in range(POLISH_STEPS + 1):
         factors = factored(jacobian) if every else None
         step, change = gauss_newton_step(r, jacobian, x, free, factors)
@@ -791,7 +845,7 @@ def _polish(problem, x, free, low, high, step_done, state):
             problem.factored = (jacobian, factors)
         if change <= POLISHED or _ == POLISH_STEPS:
             break
-        trial = np.clip(x - step, low, high)
+        trial = x - step if bounded else np.clip(x - step, low, high)
         try:
             f_trial, _, r_trial, jacobian_trial = problem.evaluate(trial)
         except _Stop:
@@ -809,23 +863,26 @@ def gauss_newton_step(r: np.ndarray, jacobian: np.ndarray, x: np.ndarray, free: 
     length for the solve: by their SVD, `factored`, the minimum-norm solution with lstsq's cutoff),
     and how far it moves them relative to their size: max_i |δ_i|/|x_i|. `factors`: the SVD of these
     columns where already known."""
-    every = free.all()
+    every = all(free.tolist())
     if not every and not free.any():
         return np.zeros_like(x), 0.0
     lengths, u, singular, vt = factors or factored(jacobian if every else jacobian[:, free])
     if not singular.size or not singular[0] > 0:
         return np.zeros_like(x), 0.0
-    keep = singular > np.finfo(float).eps * max(u.shape) * singular[0]   # lstsq's rcond=None
-    if keep.all():
+    keep = singular > EPS * max(u.shape) * singular[0]   # lstsq's rcond=None
+    if all(keep.tolist()):
         found = (vt.T @ ((u.T @ r) / singular)) / lengths
     else:
         found = (vt[keep].T @ ((u[:, keep].T @ r) / singular[keep])) / lengths
     if every:
-        return found, float((np.abs(found) / np.maximum(np.abs(x), TINY)).max())
+        return found, float(np.maximum.reduce(np.abs(found) / np.maximum(np.abs(x), TINY)))   # (.max())
     step = np.zeros_like(x)
     step[free] = found
     size = np.maximum(np.abs(x[free]), TINY)
     return step, float(np.max(np.abs(found) / size))
+
+
+_gesdd = None
 
 
 def factored(jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -833,9 +890,12 @@ def factored(jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     the columns scaled to unit length: what the Gauss-Newton step and the covariance both solve with."""
     lengths = np.sqrt(np.add.reduce(jacobian * jacobian, axis=0))   # np.linalg.norm(jacobian, axis=0)
     lengths[lengths == 0] = 1.0
-    from scipy.linalg import lapack   # (LAPACK's gesdd as np.linalg.svd calls it, without its wrapping)
+    global _gesdd
+    if _gesdd is None:   # (LAPACK's gesdd as np.linalg.svd calls it, without its wrapping)
+        from scipy.linalg import lapack
 
-    u, singular, vt, info = lapack.dgesdd(jacobian / lengths, compute_uv=1, full_matrices=0)
+        _gesdd = lapack.dgesdd
+    u, singular, vt, info = _gesdd(jacobian / lengths, compute_uv=1, full_matrices=0)
     if info != 0:   # (not converged, or a NaN: NumPy's says so as it always has)
         u, singular, vt = np.linalg.svd(jacobian / lengths, full_matrices=False)
     return lengths, u, singular, vt
@@ -848,8 +908,9 @@ def stationarity(r: np.ndarray, jacobian: np.ndarray, free: np.ndarray | None = 
     judged = lengths > 0
     if free is not None:
         judged &= free
-    cosines = np.abs(jacobian.T @ r)[judged] / lengths[judged]
-    return float(cosines.max()) if cosines.size else 0.0
+    cosines = np.abs(jacobian.T @ r)
+    cosines = cosines / lengths if all(judged.tolist()) else cosines[judged] / lengths[judged]
+    return float(np.maximum.reduce(cosines)) if cosines.size else 0.0   # (.max())
 
 
 def at_rounding_level(problem: Problem, r: np.ndarray) -> bool:
@@ -859,10 +920,10 @@ def at_rounding_level(problem: Problem, r: np.ndarray) -> bool:
         return False
     rounding = problem.__dict__.get("_rounding")
     if rounding is None:   # (the data's: the same at every point of the fit)
-        y = np.abs(problem.data[problem.observed])
+        y = problem.data[problem.observed]   # (|y|² is y², sign and all)
         if problem.sigma is not None:
             y = y / problem.sigma
-        rounding = problem._rounding = np.finfo(float).eps * np.sqrt(np.mean(y * y))
+        rounding = problem._rounding = EPS * math.sqrt(float(np.add.reduce(y * y)) / y.size)   # (np.mean's sum)
     return math.sqrt(float(r @ r) / r.size) < ROUNDING_LEVEL * rounding
 
 
@@ -905,7 +966,7 @@ def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list
         return
     known = factors_of is not None and factors_of[0] is jacobian
     lengths, _, singular, vt = factors_of[1] if known else factored(jacobian)
-    tiny = np.finfo(float).eps * max(jacobian.shape) * (singular[0] if singular.size else 0.0)
+    tiny = EPS * max(jacobian.shape) * (singular[0] if singular.size else 0.0)
     if singular.size == 0 or singular[-1] <= tiny:
         result.warnings.append("the covariance cannot be estimated: the Jacobian is singular at the "
                                "solution (some parameters do not change the residual independently)")
@@ -917,9 +978,9 @@ def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list
                                "its columns scaled to unit length): the standard errors and correlations "
                                "are not reliable")
     scale = 1.0 if absolute_sigma else float(r @ r) / (rows - count)
-    covariance = (vt.T / singular**2) @ vt / np.outer(lengths, lengths) * scale
+    covariance = (vt.T / singular**2) @ vt / (lengths[:, None] * lengths) * scale   # (np.outer's product)
     covariance = (covariance + covariance.T) / 2  # exactly symmetric, not to the last bit
-    errors = np.sqrt(np.diag(covariance))
+    errors = np.sqrt(covariance.diagonal())
     result.scale, result.absolute_sigma = scale, absolute_sigma
     result.covariance = covariance
     result.stderr = dict(zip(names, errors.tolist()))
@@ -944,8 +1005,9 @@ def statistics(r: np.ndarray, count: int, observed: np.ndarray | None = None,
               "aic": log_likelihood + 2 * count, "bic": log_likelihood + math.log(rows) * count}
     if observed is not None:
         raw = r * weights if weights is not None else r
-        spread = float(np.sum((observed - observed.mean()) ** 2))
-        result["r_squared"] = 1.0 - float(raw @ raw) / max(spread, np.finfo(float).tiny)
+        mean = float(np.add.reduce(observed)) / observed.size   # (np.mean's and np.sum's arithmetic)
+        spread = float(np.add.reduce((observed - mean) ** 2))
+        result["r_squared"] = 1.0 - float(raw @ raw) / max(spread, TINY)
     return result
 
 

@@ -398,11 +398,15 @@ def _settled(program: Program, given: dict[str, float], output: str, needs: list
 class Residuals:
     """A residual's values and its Jacobian with respect to some inputs (`wrt`), over fixed columns:
     the batch engine's passes for a fit, set up once. The names and the columns are checked here,
-    as `run` checks them; each call `f(x)` (x: the wrt inputs' values, in order) binds them, runs the
-    forward pass and a reverse pass over only the partials on a path from the output to `wrt`, and
-    returns (value, jacobian: points × wrt), bit for bit what `run(..., wrt=wrt)` gives, or None
-    where anything `run` tests is not finite (then `run` settles the points and says why). The
-    caller runs it under np.errstate(all="ignore"), as `run` does (a fit runs all of it so)."""
+    as `run` checks them, the nodes that do not depend on `wrt` computed, and the rest compiled
+    into two straight-line Python functions (`_compiled`): the forward pass, and a reverse pass over
+    only the partials on a path from the output to `wrt`, calling the same rules on the same
+    operands in `_reverse`'s order of accumulation. `residual(x)` (x: the wrt inputs' values, in
+    order) gives the value at each point, `jacobian()` then the Jacobian (points × wrt) at that x,
+    so that an optimizer that needs only the residuals somewhere pays only for the forward pass;
+    `f(x)` gives both. Each is bit for bit what `run(..., wrt=wrt)` gives, or None where anything
+    `run` tests is not finite (then `run` settles the points and says why). The caller runs it
+    under np.errstate(all="ignore"), as `run` does (a fit runs all of it so)."""
 
     def __init__(self, program: Program, columns: Mapping[str, object], of: str, wrt: Iterable[str]):
         self.wrt = tuple(wrt)
@@ -417,57 +421,112 @@ class Residuals:
             if name not in unused and name not in self.wrt:
                 leaves[names[name]] = column
         # the nodes that do not depend on the parameters are the same at every call: computed here
-        fixed, self.steps, self.tested, self.backward = _residual_plan(plan, out)
+        fixed, steps, tested, backward = _residual_plan(plan, out)
         with np.errstate(all="ignore"):
             leaves, _ = _forward(_Subplan(fixed, plan.tested), leaves, n)
-        self.leaves = leaves
         self.fixed_finite = all(_finite(leaves[node.index]) for node in fixed if plan.tested[node.index])
-        self.output_tested = out in self.tested
-        # a node that depends on a column is an array of the rows' values: no 0-d value to make a float
-        rows = [type(v) is np.ndarray and v.ndim == 1 for v in leaves]
-        for i, f, a in self.steps:
-            rows[i] = any(rows[j] for j in a)
-        self.steps = [(i, f, a, len(a), rows[i]) for i, f, a in self.steps]
+        self.output_tested = out in tested
+        self._forward, self._backward = _compiled(plan, leaves, self.slots, steps, tested, backward, out, n)
+        self._saved = None
+
+    def residual(self, x) -> np.ndarray | None:
+        value, total, self._saved = self._forward(*np.asarray(x, float).tolist())
+        n = self.n
+        value = np.array(value, float) if type(value) is np.ndarray and value.shape == (n,) else np.full(n, value)
+        if not (self.fixed_finite and math.isfinite(total)) or not (self.output_tested or np.isfinite(value).all()):
+            self._saved = None
+            return None
+        return value
+
+    def jacobian(self) -> np.ndarray | None:
+        """The Jacobian at the point of the last `residual` (which gave values, not None)."""
+        jacobian = self._backward(*self._saved)
+        return jacobian if math.isfinite(np.add.reduce(jacobian, axis=None)) else None
 
     def __call__(self, x) -> tuple[np.ndarray, np.ndarray] | None:
-        values = list(self.leaves)
-        for slot, v in zip(self.slots, np.asarray(x, float).tolist()):
-            values[slot] = v
-        total = 0.0   # one sum over what `run` tests: finite only if every entry is (see _finite)
-        for i, f, a, arity, rows in self.steps:
-            v = f(values[a[0]], values[a[1]]) if arity == 2 else f(values[a[0]]) if arity == 1 \
-                else f(*[values[j] for j in a])
-            if not rows and type(v) is np.ndarray and v.ndim == 0:
-                v = float(v)
-            values[i] = v
-        for i in self.tested:
-            total += np.add.reduce(values[i], axis=None)
-        adjoint: list = [None] * len(values)
-        adjoint[self.output] = 1.0
-        for i, variadic, a, partials in self.backward:   # as _reverse, in its order of accumulation
-            g = adjoint[i]
-            xs = None
-            for j, p in partials:
-                if type(p) is float:
-                    contribution = g if p == 1.0 else -g if p == -1.0 else g * p
+        value = self.residual(x)
+        jacobian = None if value is None else self.jacobian()
+        return None if jacobian is None else (value, jacobian)
+
+
+def _compiled(plan: _Plan, leaves: list, slots: list[int], steps, tested, backward, out: int, n: int):
+    """Residuals' two passes written out as Python source, from node numbers and the op table's
+    rule functions only (never a file's text, as ops.py's float table): forward(*parameters) ->
+    (the output's value, a sum over the tested values, the values the reverse pass reads), and
+    backward(*those values) -> the Jacobian. Statically known adjoints are not computed: the
+    output's is 1.0, and 1.0·p is p exactly (every float, NaN and -0.0 too). Compiled once per plan,
+    output, parameters and which leaves are columns; each fit binds its own leaves."""
+    rows = [type(v) is np.ndarray and v.ndim == 1 for v in leaves]
+    for slot in slots:
+        rows[slot] = False
+    made = plan.__dict__.setdefault("compiled_residuals", {})
+    key = (out, tuple(slots), tuple(rows))
+    if key not in made:
+        made[key] = _residual_source(rows, slots, steps, tested, backward, out)
+    make, used = made[key]
+    return make(n, *[leaves[j] for j in used])
+
+
+def _residual_source(rows: list[bool], slots, steps, tested, backward, out):
+    env = {"np": np, "ndarray": np.ndarray, "add_reduce": np.add.reduce, "empty": np.empty}
+    lines, used = [], []
+    computed = {i for i, *_ in steps} | set(slots)
+
+    def value(j):
+        if j in computed:
+            return f"v{j}"
+        if j not in used:
+            used.append(j)
+        return f"L{j}"
+
+    rows = list(rows)
+    for i, f, a in steps:
+        rows[i] = any(rows[j] for j in a)
+        env[f"F{i}"] = f
+        lines.append(f"        v{i} = F{i}({', '.join(value(j) for j in a)})")
+        if not rows[i]:   # a 0-d result of a value the same at every point: a float, as `_forward` makes
+            lines.append(f"        if type(v{i}) is ndarray and v{i}.ndim == 0: v{i} = float(v{i})")
+    total = " + ".join(f"add_reduce({value(i)}, axis=None)" for i in tested) or "0.0"
+    lines.append(f"        total = 0.0 + {total}")
+    forward_lines, lines = lines, []
+
+    adjoint: dict[int, str] = {out: "1.0"}   # each reached node's adjoint, as source
+    read = set()
+    for i, variadic, a, partials in backward:   # as _reverse, in its order of accumulation
+        g = adjoint[i]
+        for k, (j, p) in enumerate(partials):
+            if type(p) is float:
+                if p == 1.0:
+                    contribution = g
+                elif p == -1.0:
+                    contribution = "-1.0" if g == "1.0" else f"(-{g})"
                 else:
-                    if xs is None:
-                        xs = [values[k] for k in a]
-                    contribution = g * (p(values[i], xs) if variadic else p(values[i], *xs))
-                before = adjoint[j]
-                adjoint[j] = contribution if before is None else before + contribution
-        n = self.n
-        jacobian = np.empty((n, len(self.slots)))
-        for k, slot in enumerate(self.slots):
-            g = adjoint[slot]
-            np.add(0.0 if g is None else g, 0.0, out=jacobian[:, k])   # (as _store: no -0.0)
-        value = values[self.output]
-        value = np.array(value, float) if type(value) is np.ndarray and value.shape == (n,) else np.full(n, value)
-        total += np.add.reduce(jacobian, axis=None)
-        if not (self.fixed_finite and math.isfinite(total)) or not (
-                self.output_tested or np.isfinite(value).all()):
-            return None
-        return value, jacobian
+                    env[f"K{i}_{k}"] = p
+                    contribution = f"K{i}_{k}" if g == "1.0" else f"({g} * K{i}_{k})"
+            else:
+                env[f"P{i}_{k}"] = p
+                xs = ", ".join(value(m) for m in a)
+                read.update(m for m in [i, *a] if m in computed)
+                call = f"P{i}_{k}(v{i}, [{xs}])" if variadic else f"P{i}_{k}(v{i}, {xs})"
+                contribution = call if g == "1.0" else f"({g} * {call})"
+            before = adjoint.get(j)
+            if before is None and contribution.replace("_", "").replace(".", "").replace("-", "").isalnum():
+                adjoint[j] = contribution   # a name or a number: nothing to compute
+                continue
+            lines.append(f"        g{j}_{i}_{k} = {contribution if before is None else f'{before} + {contribution}'}")
+            adjoint[j] = f"g{j}_{i}_{k}"
+    lines.append(f"        jacobian = empty((n, {len(slots)}))")
+    for k, slot in enumerate(slots):   # (+ 0.0, as _store: no -0.0)
+        lines.append(f"        np.add({adjoint.get(slot, '0.0')}, 0.0, out=jacobian[:, {k}])")
+    lines.append("        return jacobian")
+    saved = sorted(read)
+    forward_lines.append(f"        return {value(out)}, total, ({''.join(f'v{j}, ' for j in saved)})")
+    source = (f"def make(n, {''.join(f'L{j}, ' for j in used)}):\n"
+              f"    def forward({', '.join(f'v{slot}' for slot in slots)}):\n" + "\n".join(forward_lines)
+              + f"\n\n    def backward({', '.join(f'v{j}' for j in saved)}):\n" + "\n".join(lines)
+              + "\n    return forward, backward\n")
+    exec(compile(source, "<residual passes>", "exec"), env)  # noqa: S102
+    return env["make"], used
 
 
 def _residual_plan(plan: _Plan, out: int):
