@@ -190,13 +190,14 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
                     amount = np.array(amount, dtype=float)
                 graph.uncertainties[name] = (amount, stmt.relative)
 
-    arity = {name: op.arity for name, op in FUNCTIONS.items() if op.arity}  # (a quick first test)
-    wrong = [call for call in parsed.calls
-             if (arity.get(call.func) != len(call.args) or call.keywords) and not _right_arguments(call)]
+    functions = FUNCTIONS
+    wrong = [call for call in parsed.calls  # calls that do not name a function with their arity
+             if call.keywords or (op := functions.get(call.func)) is None
+             or (len(call.args) != op.arity if op.arity else len(call.args) < 2)]
     wrong.sort(key=lambda call: call.start)  # outer calls first: `foo(bar(x))` names foo
     for call in wrong:
         _check_call(call, graph, order, fail)
-    if any(function in first_use for function in FUNCTIONS):
+    if not first_use.keys().isdisjoint(FUNCTIONS):
         for name, node in first_use.items():
             if name in FUNCTIONS and name not in EXTENSIONS:
                 raise fail("name", f"`{name}` is a function, not a value", (node.start, node.end),
@@ -273,14 +274,6 @@ def _is_name(expr: Expr) -> bool:
     while isinstance(expr, Paren):
         expr = expr.inner
     return isinstance(expr, Name)
-
-
-def _right_arguments(call: Call) -> bool:
-    """Whether a call names a function and gives it as many arguments as it takes."""
-    op = FUNCTIONS.get(call.func)
-    if op is None or call.keywords:
-        return False
-    return len(call.args) == op.arity if op.arity else len(call.args) >= 2
 
 
 def _check_call(call: Call, graph: Graph, order, fail) -> None:

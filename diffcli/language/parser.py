@@ -296,47 +296,47 @@ class _Literal:
 
 
 def _json_literal(text: str, at: int):
-    """(end, values) of a literal of numbers at text[at] (a `[`) that JSON's decoder reads, values as
-    Array.values has them or None (ragged, or a number too large for a double); None if JSON's
-    decoder does not read one there (the scanner's regex then decides)."""
+    """(end, values) of a literal of numbers at text[at] (a `[`) that JSON's decoder reads, values its
+    numbers (a vector) or rows (a matrix), or None for ragged rows (the builder then reads the text
+    and places the error); None if JSON's decoder does not read one there (the scanner's regex then
+    decides)."""
     try:
         values, end = _JSON_NUMBERS.raw_decode(text, at)
     except ValueError:
         return None
-    if values.__class__ is not list or not values:
+    # JSON's other values (strings, objects, true, false, null) each hold one of these characters and
+    # no number does: without them the literal is lists of floats, nested as deep as its `[`s go
+    # (found in the text, in C, where a check of each element's type was a pass in Python)
+    find = text.find
+    if values.__class__ is not list or not values or find('"', at, end) >= 0 or find("{", at, end) >= 0 \
+            or find("t", at, end) >= 0 or find("f", at, end) >= 0 or find("n", at, end) >= 0:
         return None
-    kinds = set(map(type, values))
-    if kinds == {float}:
-        return end, None if math.inf in values or -math.inf in values else values
-    every = itertools.chain.from_iterable
-    if kinds != {list} or 0 in map(len, values) or set(map(type, every(values))) != {float}:
+    brackets = text.count("[", at, end)
+    if brackets == 1:
+        return end, values
+    if brackets != len(values) + 1 or values[0].__class__ is not list:  # deeper, or numbers beside rows
         return None
-    if len(set(map(len, values))) != 1 or math.inf in every(values) or -math.inf in every(values):
-        return end, None
-    return end, values
-
-
-def _json_numbers(text: str, start: int) -> Array | None:
-    """The Array of a token of numbers read by JSON's decoder (its `values` a list of floats, or of
-    rows for a matrix), or None when it is not JSON, is ragged or holds a number too large for a
-    double (the slower path then reads it, or places the error)."""
     try:
-        values = _JSON_NUMBERS.decode(text)
-    except ValueError:
+        lengths = set(map(len, values))
+    except TypeError:  # a number beside the rows (then a row holds a list: the brackets count)
         return None
-    if values[0].__class__ is not list:
-        if math.inf in values or -math.inf in values:
-            return None
-        return Array([], start, start + len(text), True, values)
-    # a matrix whose rows are of one length keeps them as lists (a ragged one is the slower path's,
-    # which places the shape error at the row)
-    if len(set(map(len, values))) != 1:
+    if 0 in lengths:
         return None
-    every = itertools.chain.from_iterable
-    if math.inf in every(values) or -math.inf in every(values):
-        return None
-    return Array([], start, start + len(text), True, values)
+    return end, values if len(lengths) == 1 else None
 
+
+def _literal_array(values: list, start: int, end: int) -> Array | None:
+    """The Array of a literal's numbers as JSON's decoder read them (a vector's, or a matrix's rows of
+    one length), its values one NumPy array; None if one is too large for a double (the slower path
+    then places the error)."""
+    import numpy as np
+
+    if values[0].__class__ is list:
+        flat = np.fromiter(itertools.chain.from_iterable(values), float, len(values) * len(values[0]))
+        array = flat.reshape(len(values), -1)
+    else:
+        flat = array = np.fromiter(values, float, len(values))
+    return None if np.isinf(flat).any() else Array([], start, end, True, array)
 
 
 class _Builder:
@@ -415,10 +415,9 @@ class _Builder:
         """`[1, -2.5, 3e-3]`, one token: a constant literal whose elements are its numbers."""
         group = token.lastindex
         text, start = token.group(group), token.start(group)
-        if token.__class__ is _Literal:
-            node = None if token.values is None else Array([], start, token.stop, True, token.values)
-        else:
-            node = _json_numbers(text, start)
+        # (a token the regex found is one JSON's decoder did not read: the slower path's)
+        node = _literal_array(token.values, start, token.stop) if token.__class__ is _Literal \
+            and token.values is not None else None
         if node is not None:
             self.made.append(node)
             self.arrays = True
@@ -917,9 +916,19 @@ class _FastParser:
         scanner = self.regex.scanner
         if "[" not in text:
             return iter(scanner(text).match, None)
-        return self._literal_tokens(text)
+        after = [0]  # where the last literal ends
 
-    def _literal_tokens(self, text: str):
+        def pieces():
+            yield self._literal_tokens(text, after)
+            # the text after the last literal (a network's formulas) is the regex's alone: its
+            # matches go straight to the parser, not through a generator
+            yield iter(scanner(text, after[0]).match, None)
+
+        return itertools.chain.from_iterable(pieces())
+
+    def _literal_tokens(self, text: str, after: list):
+        """The tokens up to the end of the last literal that JSON's decoder reads, whose end is left
+        in after[0]."""
         scanner, match, end_group = self.regex.scanner, self.regex.match, self.end_group
         done = search = 0  # the text before `done` is tokenized; the next `[` to look at is at or after `search`
         while True:
@@ -947,7 +956,7 @@ class _FastParser:
             stop, values = literal
             yield _Literal(self.numbers_group, text, begin, at, stop, values)
             done = search = stop
-        yield from iter(scanner(text, done).match, None)
+        after[0] = done
 
     def parse(self, text: str) -> Parsed | None:
         """The program's statements and their nodes (see parse_with_nodes), or None if it has a
