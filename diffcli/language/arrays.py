@@ -105,8 +105,12 @@ def _keyword_values(call: Call, source: Source) -> dict:
 
 def check_call(call: Call, source: Source, did_you_mean) -> None:
     """A call to an array function or with keywords: its arguments, keywords and sizes."""
-    span = (call.start, call.name_end)
     name = call.func
+    if not call.keywords and name in ARRAY_FUNCTIONS:  # the commonest: only the count of arguments to check
+        low, high = ARRAY_FUNCTIONS[name].positional
+        if low <= len(call.args) <= high:
+            return
+    span = (call.start, call.name_end)
     allowed = KEYWORDS.get(name, ())
     for keyword in call.keywords:
         at = (keyword.start, keyword.name_end)
@@ -219,8 +223,8 @@ def lower(graph, shapes: dict[str, tuple]):
             add_shape(input_shapes[i] if i in input_shapes else getattr(value, "shape", ()))
             add_origin(i)
             continue
-        arg_nodes = tuple(map(new.__getitem__, args))
-        arg_shapes = list(map(shape.__getitem__, arg_nodes))
+        arg_nodes = [new[j] for j in args]
+        arg_shapes = [shape[j] for j in arg_nodes]
         attrs = graph_attrs.get(i)
         if op.__class__ is ArrayOp:
             if op.key == "stack":
@@ -248,16 +252,16 @@ def lower(graph, shapes: dict[str, tuple]):
                     raise _broadcast_error(op, expr, graph, args, arg_shapes, k, node_shape, source)
                 node_shape = joined
             if node_shape and arg_shapes.count(node_shape) != len(arg_shapes):
-                arg_nodes = tuple(j if shape[j] == node_shape else
-                                  add(broadcast, (j,), graph_exprs[args[k]], None, node_shape, {"shape": node_shape})
-                                  for k, j in enumerate(arg_nodes))
+                arg_nodes = [j if shape[j] == node_shape else
+                             add(broadcast, (j,), graph_exprs[args[k]], None, node_shape, {"shape": node_shape})
+                             for k, j in enumerate(arg_nodes)]
                 new[i] = len(ops)
         if node_shape and math.prod(node_shape) > MAX_ELEMENTS:
             _bounded(node_shape, _place(op, expr), source)
         if attrs:  # (add, inlined)
             low_attrs[len(ops)] = attrs
         add_op(op)
-        add_args(arg_nodes)
+        add_args(tuple(arg_nodes))
         add_value(None)
         add_expr(expr)
         add_shape(node_shape)

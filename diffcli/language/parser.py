@@ -271,9 +271,9 @@ _JSON_NUMBERS = json.JSONDecoder(parse_int=float, parse_constant=_no_constant)
 
 class _Literal:
     """A NUMBERS token that JSON's decoder read, in place of the scanner's match (the same span and
-    group): its text starts at `at` (its leading blanks at `begin`); `values` are its numbers as
-    Array.values has them, or None where the builder reads the text itself (ragged rows, a number
-    too large for a double)."""
+    group): its text starts at `at` (its leading blanks at `begin`); `values` are its numbers as one
+    NumPy array, or None where the builder reads the text itself (ragged rows, a number too large
+    for a double)."""
 
     __slots__ = ("lastindex", "string", "begin", "at", "stop", "values")
 
@@ -297,46 +297,41 @@ class _Literal:
 
 def _json_literal(text: str, at: int):
     """(end, values) of a literal of numbers at text[at] (a `[`) that JSON's decoder reads, values its
-    numbers (a vector) or rows (a matrix), or None for ragged rows (the builder then reads the text
-    and places the error); None if JSON's decoder does not read one there (the scanner's regex then
-    decides)."""
+    numbers as one NumPy array (a vector's, or a matrix's rows of one length), or None where the
+    builder reads the text itself and places the error (ragged rows, a number too large for a
+    double); None if JSON's decoder does not read one there (the scanner's regex then decides)."""
     try:
         values, end = _JSON_NUMBERS.raw_decode(text, at)
     except ValueError:
         return None
     # JSON's other values (strings, objects, true, false, null) each hold one of these characters and
-    # no number does: without them the literal is lists of floats, nested as deep as its `[`s go
-    # (found in the text, in C, where a check of each element's type was a pass in Python)
+    # no number does: without them the literal is lists of floats (found in the text, in C, where a
+    # check of each element's type was a pass in Python)
     find = text.find
     if values.__class__ is not list or not values or find('"', at, end) >= 0 or find("{", at, end) >= 0 \
             or find("t", at, end) >= 0 or find("f", at, end) >= 0 or find("n", at, end) >= 0:
         return None
-    brackets = text.count("[", at, end)
-    if brackets == 1:
-        return end, values
-    if brackets != len(values) + 1 or values[0].__class__ is not list:  # deeper, or numbers beside rows
-        return None
+    np = _numpy()
     try:
-        lengths = set(map(len, values))
-    except TypeError:  # a number beside the rows (then a row holds a list: the brackets count)
+        if values[0].__class__ is list:
+            lengths = set(map(len, values))  # (a TypeError for a number beside the rows)
+            if 0 in lengths:
+                return None
+            if len(lengths) > 1:  # ragged: the builder places the error, if the rows are of numbers
+                return (end, None) if text.count("[", at, end) == len(values) + 1 else None
+            flat = np.fromiter(itertools.chain.from_iterable(values), float, len(values) * len(values[0]))
+            array = flat.reshape(len(values), -1)
+        else:
+            flat = array = np.fromiter(values, float, len(values))
+    except (TypeError, ValueError):  # a list among the numbers, or nested deeper: no literal of numbers
         return None
-    if 0 in lengths:
-        return None
-    return end, values if len(lengths) == 1 else None
+    return end, None if np.isinf(flat).nonzero()[0].size else array  # (ndarray.any() is a Python wrapper)
 
 
-def _literal_array(values: list, start: int, end: int) -> Array | None:
-    """The Array of a literal's numbers as JSON's decoder read them (a vector's, or a matrix's rows of
-    one length), its values one NumPy array; None if one is too large for a double (the slower path
-    then places the error)."""
-    import numpy as np
+def _numpy():
+    import numpy  # (only for a literal: a scalar program's start-up does without it)
 
-    if values[0].__class__ is list:
-        flat = np.fromiter(itertools.chain.from_iterable(values), float, len(values) * len(values[0]))
-        array = flat.reshape(len(values), -1)
-    else:
-        flat = array = np.fromiter(values, float, len(values))
-    return None if np.isinf(flat).any() else Array([], start, end, True, array)
+    return numpy
 
 
 class _Builder:
@@ -414,14 +409,13 @@ class _Builder:
     def numbers(self, token):
         """`[1, -2.5, 3e-3]`, one token: a constant literal whose elements are its numbers."""
         group = token.lastindex
-        text, start = token.group(group), token.start(group)
         # (a token the regex found is one JSON's decoder did not read: the slower path's)
-        node = _literal_array(token.values, start, token.stop) if token.__class__ is _Literal \
-            and token.values is not None else None
-        if node is not None:
+        if token.__class__ is _Literal and token.values is not None:
+            node = Array([], token.at, token.stop, True, token.values)
             self.made.append(node)
             self.arrays = True
             return node
+        text, start = token.group(group), token.start(group)
         if text[1:].lstrip().startswith("["):  # a matrix: its rows, each a vector of its own
             rows = [self._vector(match.group(), start + match.start()) for match in _ROW.finditer(text)]
             node = Array(rows, start, start + len(text), True)
@@ -554,7 +548,7 @@ class _Builder:
         group = name.lastindex
         func = name.group(group)
         keywords = ()
-        if args and args[-1].__class__ is Keyword or any(arg.__class__ is Keyword for arg in args):
+        if Keyword in map(type, args):  # (in C: the common call has none)
             keywords = tuple(arg for arg in args if arg.__class__ is Keyword)
             first = args.index(keywords[0])
             for arg in args[first:]:
