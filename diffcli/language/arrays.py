@@ -105,12 +105,8 @@ def _keyword_values(call: Call, source: Source) -> dict:
 
 def check_call(call: Call, source: Source, did_you_mean) -> None:
     """A call to an array function or with keywords: its arguments, keywords and sizes."""
-    name = call.func
-    if not call.keywords and name in ARRAY_FUNCTIONS:  # the commonest: only the count of arguments to check
-        low, high = ARRAY_FUNCTIONS[name].positional
-        if low <= len(call.args) <= high:
-            return
     span = (call.start, call.name_end)
+    name = call.func
     allowed = KEYWORDS.get(name, ())
     for keyword in call.keywords:
         at = (keyword.start, keyword.name_end)

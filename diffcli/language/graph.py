@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from ..errors import DiffcliError, Source
 from ..formatting import number_text
-from ..ops import (ARRAY_NAMES, ARRAY_OPS, CONSTANTS, EXTENSIONS, FUNCTIONS, OPERATORS, RESERVED, Op, arity_text,
-                   partials_for)
+from ..ops import (ARRAY_FUNCTIONS, ARRAY_NAMES, ARRAY_OPS, CONSTANTS, EXTENSIONS, FUNCTIONS, OPERATORS, RESERVED,
+                   Op, arity_text, partials_for)
 from . import arrays
 from .syntax import Array, Assignment, Binary, Call, Expr, Index, Name, Number, Paren, Parsed, Unary, postorder
 
@@ -191,9 +191,9 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
                 graph.uncertainties[name] = (amount, stmt.relative)
 
     functions = FUNCTIONS
-    wrong = [call for call in parsed.calls  # calls that do not name a function with their arity
-             if call.keywords or (op := functions.get(call.func)) is None
-             or (len(call.args) != op.arity if op.arity else len(call.args) < 2)]
+    wrong = [call for call in parsed.calls  # calls that do not name a function with as many arguments as it takes
+             if call.keywords or (op := functions.get(call.func)) is None and not _right_array_call(call)
+             or op is not None and (len(call.args) != op.arity if op.arity else len(call.args) < 2)]
     wrong.sort(key=lambda call: call.start)  # outer calls first: `foo(bar(x))` names foo
     for call in wrong:
         _check_call(call, graph, order, fail)
@@ -274,6 +274,13 @@ def _is_name(expr: Expr) -> bool:
     while isinstance(expr, Paren):
         expr = expr.inner
     return isinstance(expr, Name)
+
+
+def _right_array_call(call: Call) -> bool:
+    """Whether a call without keywords names an array function and gives it as many arguments as it
+    takes (then nothing more is checked)."""
+    op = ARRAY_FUNCTIONS.get(call.func)
+    return op is not None and op.positional[0] <= len(call.args) <= op.positional[1]
 
 
 def _check_call(call: Call, graph: Graph, order, fail) -> None:
