@@ -45,6 +45,8 @@ def constant(expr: Array | Call, source: Source):
     if expr.values is not None:  # numbers scanned as one token
         shape = expr.values_shape()
         _bounded(shape, (expr.start, expr.end), source)
+        if expr.values.__class__ is not list:  # read into one array by the parser
+            return expr.values
         numbers = itertools.chain.from_iterable(expr.values) if len(shape) == 2 else expr.values
         return np.fromiter(numbers, float, math.prod(shape)).reshape(shape)  # (np.array's nested lists cost more)
     shapes = [() if not isinstance(e, Array) else _constant_shape(e, source) for e in expr.elements]
@@ -202,27 +204,24 @@ def lower(graph, shapes: dict[str, tuple]):
         origin.append(base)
         return len(ops) - 1
 
-    named = {node: name for name, node in graph.names.items()}
-    inputs = graph.inputs
-    for i, op in enumerate(graph.op):
-        args, expr = graph.args[i], graph.expr[i]
-        if op is None:
-            value = graph.value0[i]
-            if i in named and named[i] in inputs:
-                node_shape = shapes[named[i]]
-            else:
-                node_shape = getattr(value, "shape", ())
-            new[i] = len(ops)  # (add, inlined: a leaf)
-            ops.append(None)
-            arg_list.append(())
-            values.append(value)
-            exprs.append(expr)
-            shape.append(node_shape)
-            origin.append(i)
+    input_shapes = {graph.names[name]: shapes[name] for name in graph.inputs}  # the inputs' nodes
+    add_op, add_args, add_value, add_expr, add_shape, add_origin = (
+        ops.append, arg_list.append, values.append, exprs.append, shape.append, origin.append)
+    graph_exprs, graph_attrs, graph_values = graph.expr, graph.attrs, graph.value0
+    for i, (op, args, expr) in enumerate(zip(graph.op, graph.args, graph_exprs)):
+        new[i] = len(ops)
+        if op is None:  # (add, inlined: a leaf)
+            value = graph_values[i]
+            add_op(None)
+            add_args(())
+            add_value(value)
+            add_expr(expr)
+            add_shape(input_shapes[i] if i in input_shapes else getattr(value, "shape", ()))
+            add_origin(i)
             continue
         arg_nodes = [new[j] for j in args]
         arg_shapes = [shape[j] for j in arg_nodes]
-        attrs = graph.attrs.get(i)
+        attrs = graph_attrs.get(i)
         if op.__class__ is ArrayOp:
             if op.key == "stack":
                 node_shape = _literal_shape(expr, arg_shapes, source)
@@ -234,30 +233,35 @@ def lower(graph, shapes: dict[str, tuple]):
                     node_shape = op.shape(arg_shapes, attrs, _Texts(source, expr))
                 except ShapeProblem as problem:
                     raise _placed(problem, op, expr, graph, args, source) from None
+        elif len(arg_shapes) == 1:  # elementwise, of one argument: its shape
+            node_shape = arg_shapes[0]
         else:  # elementwise: broadcast the arguments to one shape
             node_shape = ()
             for k, s in enumerate(arg_shapes):
                 if s == node_shape or not s:
                     continue
+                if not node_shape:  # (a scalar's broadcast to s is s)
+                    node_shape = s
+                    continue
                 joined = broadcast_shape(node_shape, s)
                 if joined is None:
                     raise _broadcast_error(op, expr, graph, args, arg_shapes, k, node_shape, source)
                 node_shape = joined
-            if node_shape:
+            if node_shape and arg_shapes.count(node_shape) != len(arg_shapes):
                 arg_nodes = [j if shape[j] == node_shape else
-                             add(broadcast, (j,), graph.expr[args[k]], None, node_shape, {"shape": node_shape})
+                             add(broadcast, (j,), graph_exprs[args[k]], None, node_shape, {"shape": node_shape})
                              for k, j in enumerate(arg_nodes)]
+                new[i] = len(ops)
         if node_shape and math.prod(node_shape) > MAX_ELEMENTS:
             _bounded(node_shape, _place(op, expr), source)
-        new[i] = len(ops)  # (add, inlined)
-        if attrs:
+        if attrs:  # (add, inlined)
             low_attrs[len(ops)] = attrs
-        ops.append(op)
-        arg_list.append(tuple(arg_nodes))
-        values.append(None)
-        exprs.append(expr)
-        shape.append(node_shape)
-        origin.append(i)
+        add_op(op)
+        add_args(tuple(arg_nodes))
+        add_value(None)
+        add_expr(expr)
+        add_shape(node_shape)
+        add_origin(i)
     low._partials = None
     low.names = {name: new[node] for name, node in graph.names.items()}
     return low

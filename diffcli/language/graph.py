@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from ..errors import DiffcliError, Source
 from ..formatting import number_text
-from ..ops import (ARRAY_NAMES, ARRAY_OPS, CONSTANTS, EXTENSIONS, FUNCTIONS, OPERATORS, RESERVED, Op, arity_text,
-                   partials_for)
+from ..ops import (ARRAY_FUNCTIONS, ARRAY_NAMES, ARRAY_OPS, CONSTANTS, EXTENSIONS, FUNCTIONS, OPERATORS, RESERVED,
+                   Op, arity_text, partials_for)
 from . import arrays
 from .syntax import Array, Assignment, Binary, Call, Expr, Index, Name, Number, Paren, Parsed, Unary, postorder
 
@@ -190,13 +190,14 @@ def build(statements: list[Assignment], source: Source, parsed: Parsed | None = 
                     amount = np.array(amount, dtype=float)
                 graph.uncertainties[name] = (amount, stmt.relative)
 
-    arity = {name: op.arity for name, op in FUNCTIONS.items() if op.arity}  # (a quick first test)
-    wrong = [call for call in parsed.calls
-             if (arity.get(call.func) != len(call.args) or call.keywords) and not _right_arguments(call)]
+    functions = FUNCTIONS
+    wrong = [call for call in parsed.calls  # calls that do not name a function with as many arguments as it takes
+             if call.keywords or (op := functions.get(call.func)) is None and not _right_array_call(call)
+             or op is not None and (len(call.args) != op.arity if op.arity else len(call.args) < 2)]
     wrong.sort(key=lambda call: call.start)  # outer calls first: `foo(bar(x))` names foo
     for call in wrong:
         _check_call(call, graph, order, fail)
-    if any(function in first_use for function in FUNCTIONS):
+    if not first_use.keys().isdisjoint(FUNCTIONS):
         for name, node in first_use.items():
             if name in FUNCTIONS and name not in EXTENSIONS:
                 raise fail("name", f"`{name}` is a function, not a value", (node.start, node.end),
@@ -275,12 +276,11 @@ def _is_name(expr: Expr) -> bool:
     return isinstance(expr, Name)
 
 
-def _right_arguments(call: Call) -> bool:
-    """Whether a call names a function and gives it as many arguments as it takes."""
-    op = FUNCTIONS.get(call.func)
-    if op is None or call.keywords:
-        return False
-    return len(call.args) == op.arity if op.arity else len(call.args) >= 2
+def _right_array_call(call: Call) -> bool:
+    """Whether a call without keywords names an array function and gives it as many arguments as it
+    takes (then nothing more is checked)."""
+    op = ARRAY_FUNCTIONS.get(call.func)
+    return op is not None and op.positional[0] <= len(call.args) <= op.positional[1]
 
 
 def _check_call(call: Call, graph: Graph, order, fail) -> None:

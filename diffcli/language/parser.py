@@ -271,9 +271,9 @@ _JSON_NUMBERS = json.JSONDecoder(parse_int=float, parse_constant=_no_constant)
 
 class _Literal:
     """A NUMBERS token that JSON's decoder read, in place of the scanner's match (the same span and
-    group): its text starts at `at` (its leading blanks at `begin`); `values` are its numbers as
-    Array.values has them, or None where the builder reads the text itself (ragged rows, a number
-    too large for a double)."""
+    group): its text starts at `at` (its leading blanks at `begin`); `values` are its numbers as one
+    NumPy array, or None where the builder reads the text itself (ragged rows, a number too large
+    for a double)."""
 
     __slots__ = ("lastindex", "string", "begin", "at", "stop", "values")
 
@@ -296,47 +296,42 @@ class _Literal:
 
 
 def _json_literal(text: str, at: int):
-    """(end, values) of a literal of numbers at text[at] (a `[`) that JSON's decoder reads, values as
-    Array.values has them or None (ragged, or a number too large for a double); None if JSON's
-    decoder does not read one there (the scanner's regex then decides)."""
+    """(end, values) of a literal of numbers at text[at] (a `[`) that JSON's decoder reads, values its
+    numbers as one NumPy array (a vector's, or a matrix's rows of one length), or None where the
+    builder reads the text itself and places the error (ragged rows, a number too large for a
+    double); None if JSON's decoder does not read one there (the scanner's regex then decides)."""
     try:
         values, end = _JSON_NUMBERS.raw_decode(text, at)
     except ValueError:
         return None
-    if values.__class__ is not list or not values:
+    # JSON's other values (strings, objects, true, false, null) each hold one of these characters and
+    # no number does: without them the literal is lists of floats (found in the text, in C, where a
+    # check of each element's type was a pass in Python)
+    find = text.find
+    if values.__class__ is not list or not values or find('"', at, end) >= 0 or find("{", at, end) >= 0 \
+            or find("t", at, end) >= 0 or find("f", at, end) >= 0 or find("n", at, end) >= 0:
         return None
-    kinds = set(map(type, values))
-    if kinds == {float}:
-        return end, None if math.inf in values or -math.inf in values else values
-    every = itertools.chain.from_iterable
-    if kinds != {list} or 0 in map(len, values) or set(map(type, every(values))) != {float}:
-        return None
-    if len(set(map(len, values))) != 1 or math.inf in every(values) or -math.inf in every(values):
-        return end, None
-    return end, values
-
-
-def _json_numbers(text: str, start: int) -> Array | None:
-    """The Array of a token of numbers read by JSON's decoder (its `values` a list of floats, or of
-    rows for a matrix), or None when it is not JSON, is ragged or holds a number too large for a
-    double (the slower path then reads it, or places the error)."""
+    np = _numpy()
     try:
-        values = _JSON_NUMBERS.decode(text)
-    except ValueError:
+        if values[0].__class__ is list:
+            lengths = set(map(len, values))  # (a TypeError for a number beside the rows)
+            if 0 in lengths:
+                return None
+            if len(lengths) > 1:  # ragged: the builder places the error, if the rows are of numbers
+                return (end, None) if text.count("[", at, end) == len(values) + 1 else None
+            flat = np.fromiter(itertools.chain.from_iterable(values), float, len(values) * len(values[0]))
+            array = flat.reshape(len(values), -1)
+        else:
+            flat = array = np.fromiter(values, float, len(values))
+    except (TypeError, ValueError):  # a list among the numbers, or nested deeper: no literal of numbers
         return None
-    if values[0].__class__ is not list:
-        if math.inf in values or -math.inf in values:
-            return None
-        return Array([], start, start + len(text), True, values)
-    # a matrix whose rows are of one length keeps them as lists (a ragged one is the slower path's,
-    # which places the shape error at the row)
-    if len(set(map(len, values))) != 1:
-        return None
-    every = itertools.chain.from_iterable
-    if math.inf in every(values) or -math.inf in every(values):
-        return None
-    return Array([], start, start + len(text), True, values)
+    return end, None if np.isinf(flat).nonzero()[0].size else array  # (ndarray.any() is a Python wrapper)
 
+
+def _numpy():
+    import numpy  # (only for a literal: a scalar program's start-up does without it)
+
+    return numpy
 
 
 class _Builder:
@@ -414,15 +409,13 @@ class _Builder:
     def numbers(self, token):
         """`[1, -2.5, 3e-3]`, one token: a constant literal whose elements are its numbers."""
         group = token.lastindex
-        text, start = token.group(group), token.start(group)
-        if token.__class__ is _Literal:
-            node = None if token.values is None else Array([], start, token.stop, True, token.values)
-        else:
-            node = _json_numbers(text, start)
-        if node is not None:
+        # (a token the regex found is one JSON's decoder did not read: the slower path's)
+        if token.__class__ is _Literal and token.values is not None:
+            node = Array([], token.at, token.stop, True, token.values)
             self.made.append(node)
             self.arrays = True
             return node
+        text, start = token.group(group), token.start(group)
         if text[1:].lstrip().startswith("["):  # a matrix: its rows, each a vector of its own
             rows = [self._vector(match.group(), start + match.start()) for match in _ROW.finditer(text)]
             node = Array(rows, start, start + len(text), True)
@@ -555,7 +548,7 @@ class _Builder:
         group = name.lastindex
         func = name.group(group)
         keywords = ()
-        if args and args[-1].__class__ is Keyword or any(arg.__class__ is Keyword for arg in args):
+        if Keyword in map(type, args):  # (in C: the common call has none)
             keywords = tuple(arg for arg in args if arg.__class__ is Keyword)
             first = args.index(keywords[0])
             for arg in args[first:]:
@@ -917,9 +910,19 @@ class _FastParser:
         scanner = self.regex.scanner
         if "[" not in text:
             return iter(scanner(text).match, None)
-        return self._literal_tokens(text)
+        after = [0]  # where the last literal ends
 
-    def _literal_tokens(self, text: str):
+        def pieces():
+            yield self._literal_tokens(text, after)
+            # the text after the last literal (a network's formulas) is the regex's alone: its
+            # matches go straight to the parser, not through a generator
+            yield iter(scanner(text, after[0]).match, None)
+
+        return itertools.chain.from_iterable(pieces())
+
+    def _literal_tokens(self, text: str, after: list):
+        """The tokens up to the end of the last literal that JSON's decoder reads, whose end is left
+        in after[0]."""
         scanner, match, end_group = self.regex.scanner, self.regex.match, self.end_group
         done = search = 0  # the text before `done` is tokenized; the next `[` to look at is at or after `search`
         while True:
@@ -947,7 +950,7 @@ class _FastParser:
             stop, values = literal
             yield _Literal(self.numbers_group, text, begin, at, stop, values)
             done = search = stop
-        yield from iter(scanner(text, done).match, None)
+        after[0] = done
 
     def parse(self, text: str) -> Parsed | None:
         """The program's statements and their nodes (see parse_with_nodes), or None if it has a

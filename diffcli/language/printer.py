@@ -85,9 +85,10 @@ def print_expr(expr: Expr) -> str:
                     stack.append(", ")
             stack.append(node.func + "(")
         elif kind is Array and node.values is not None:
-            rows = node.values if node.values and node.values[0].__class__ is list else [node.values]
-            text = ", ".join("[" + ", ".join(map(number_text, row)) + "]" for row in rows)
-            stack.append(text if rows is not node.values else "[" + text + "]")
+            numbers = node.numbers()
+            matrix = numbers[0].__class__ is list
+            text = ", ".join("[" + ", ".join(map(number_text, row)) + "]" for row in (numbers if matrix else [numbers]))
+            stack.append("[" + text + "]" if matrix else text)
         elif kind is Array:
             stack.append("]")
             for i in range(len(node.elements) - 1, -1, -1):

@@ -126,13 +126,15 @@ class Array(Expr):
     def values_shape(self) -> tuple:
         """The shape of `values` (which is not None)."""
         values = self.values
+        if values.__class__ is not list:
+            return values.shape
         return (len(values), len(values[0])) if values and values[0].__class__ is list else (len(values),)
 
     def numbers(self):
         """A constant literal's numbers as nested lists (no recursion: at most two levels are valid,
         and deeper ones are shape errors found before this is asked)."""
         if self.values is not None:
-            return self.values
+            return self.values if self.values.__class__ is list else self.values.tolist()
         return [e.numbers() if isinstance(e, Array) else literal_number(e) for e in self.elements]
 
 
