@@ -4,8 +4,8 @@ Exit codes (SPEC section 2): 0 success; 1 a problem with the file, its values or
 malformed command line (Typer/Click's usage errors, and --set values that do not parse).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here or in completion.py: Typer reads every command's
+# annotations at each start, and annotations kept as strings it compiles and evaluates, twice.
 import enum
 import errno
 import gc
