@@ -1221,7 +1221,7 @@ def _fail(error: DiffcliError, as_json: bool) -> int:
 
 
 def _only_the_named_command(arguments: list[str]) -> None:
-    """Typer builds every command's options at each start (4% of `diffcli grad FILE`); when the first
+    """Typer builds every command's options at each start (5% of `diffcli grad FILE`); when the first
     word names a command, that one is the only one that can run, so it is the only one built.
     Anything else (--help, --version, shell completion, a misspelt command) gets them all."""
     named = [info for info in app.registered_commands
