@@ -14,7 +14,6 @@ error is placed from where `_FastParser` stopped, as a `DiffcliError` of kind "s
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
@@ -175,7 +174,8 @@ def table_data(grammar: str) -> dict:
 
     data, memo = _compile(grammar).memo_serialize([TerminalDef, Rule])
     del data["options"]["postlex"]  # an object: given again on loading
-    table = {"lark": lark.__version__, "grammar_sha256": _digest(grammar), "data": data, "memo": memo}
+    # the grammar itself rather than a digest of it: start-up then compares texts, and imports no hashlib
+    table = {"lark": lark.__version__, "grammar": grammar, "data": data, "memo": memo}
     # as it reads back from JSON: tuples become lists, integer keys strings
     table = json.loads(json.dumps(table), object_hook=_int_keys)
     # and what _FastParser reads of that table as Lark loads it, so that start-up need not load it
@@ -230,7 +230,7 @@ def _shipped_table(grammar: str, keys: bool = True) -> dict | None:
     except (OSError, ValueError):
         return None
     if not isinstance(table, dict) or table.get("lark") != lark_version() \
-            or table.get("grammar_sha256") != _digest(grammar):
+            or table.get("grammar") != grammar:
         return None
     return table
 
@@ -251,10 +251,6 @@ def lark_version() -> str | None:
     except (AttributeError, ImportError, OSError, TypeError, ValueError):
         return None
     return found.group(1) if found else None
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _int_keys(mapping: dict) -> dict:
