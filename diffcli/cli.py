@@ -4,8 +4,8 @@ Exit codes (SPEC section 2): 0 success; 1 a problem with the file, its values or
 malformed command line (Typer/Click's usage errors, and --set values that do not parse).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here or in completion.py: Typer reads every command's
+# annotations at each start, and annotations kept as strings it compiles and evaluates, twice.
 import enum
 import errno
 import gc
@@ -1220,8 +1220,19 @@ def _fail(error: DiffcliError, as_json: bool) -> int:
     return 1
 
 
+def _only_the_named_command(arguments: list[str]) -> None:
+    """Typer builds every command's options at each start (5% of `diffcli grad FILE`); when the first
+    word names a command, that one is the only one that can run, so it is the only one built.
+    Anything else (--help, --version, shell completion, a misspelt command) gets them all."""
+    named = [info for info in app.registered_commands
+             if arguments and (info.name or info.callback.__name__.replace("_", "-")) == arguments[0]]
+    if named:
+        app.registered_commands = named
+
+
 def _run(as_json: bool) -> int:
     """Run the command line; with --json a malformed one is a JSON error too (kind "input")."""
+    _only_the_named_command(sys.argv[1:])
     if not as_json:
         app()
         return 0

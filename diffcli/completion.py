@@ -3,8 +3,6 @@ variable, after --wrt its inputs. Typer calls these with what has been typed so 
 before the option is read and parsed, and any problem with it completes nothing (completion must
 never print an error into the user's shell)."""
 
-from __future__ import annotations
-
 MAX_BYTES = 4 * 2**20  # completion is typed live: a huge file is not worth the wait
 
 

@@ -19,7 +19,6 @@ command or option runs the command line itself on the cell (as FILE `-`) and sho
 
 from __future__ import annotations
 
-import html
 import io
 
 from .display import register
@@ -44,15 +43,21 @@ def _rich_html(renderable) -> str:
     return console.export_html(inline_styles=True, code_format='<pre style="line-height:1.3">{code}</pre>')
 
 
+def _escape(text: str) -> str:
+    from html import escape  # its entity table costs every command a millisecond at start-up
+
+    return escape(text)
+
+
 def _pre(text: str) -> str:
-    return f"<pre>{html.escape(text)}</pre>"
+    return f"<pre>{_escape(text)}</pre>"
 
 
 def _table(head: list[str], rows: list[list[str]], marks: list[str]) -> str:
-    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    cells = "".join(f"<th>{_escape(h)}</th>" for h in head)
     body = "".join(
         f'<tr class="{mark}">' + "".join(
-            f'<td style="text-align:{"left" if i == 0 else "right"}">{html.escape(c)}</td>'
+            f'<td style="text-align:{"left" if i == 0 else "right"}">{_escape(c)}</td>'
             for i, c in enumerate(row)) + "</tr>"
         for row, mark in zip(rows, marks))
     return f'<table class="diffcli"><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>'
@@ -78,7 +83,7 @@ def _result_html(result) -> str:
         label = name + (" (output)" if name == output else " (input)" if name in result.inputs else "")
         rows.append([label, cell(value, PRECISION)] + [cell(c[name], PRECISION) for _, c in columns])
         marks.append("output" if name == output else "input" if name in result.inputs else "")
-    title = f"<p><b>{html.escape(output)} = {number(result.value, PRECISION)}</b></p>" if output else ""
+    title = f"<p><b>{_escape(output)} = {number(result.value, PRECISION)}</b></p>" if output else ""
     more = f"<p>… and {len(names) - MAX_ROWS:,} more rows</p>" if len(names) > MAX_ROWS else ""
     return title + _table(["name", "value"] + [c for c, _ in columns], rows, marks) + more
 
@@ -102,10 +107,10 @@ def _program_svg(program):
 
 def _program_html(program) -> str:
     free = [name for name, default in program.inputs.items() if default is None]
-    head = (f"<p><b>{html.escape(program.source.filename)}</b>: {len(program.names)} variables, "
-            f"output <code>{html.escape(program.output)}</code>")
+    head = (f"<p><b>{_escape(program.source.filename)}</b>: {len(program.names)} variables, "
+            f"output <code>{_escape(program.output)}</code>")
     if free:
-        return head + ("; give a value to " + ", ".join(f"<code>{html.escape(n)}</code>" for n in free)
+        return head + ("; give a value to " + ", ".join(f"<code>{_escape(n)}</code>" for n in free)
                        + " to see the values and the graph (<code>program.grad({...})</code>)</p>")
     svg = _program_svg(program)
     picture = svg[svg.index("<svg"):] if svg else "<p>(the graph is too big to draw here)</p>"

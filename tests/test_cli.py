@@ -52,6 +52,20 @@ def test_a_scalar_command_imports_neither_numpy_nor_pydantic(command, path):
     assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
 
 
+def test_the_process_builds_the_named_command_and_every_command_otherwise():
+    """main() has Typer build only the command named first: that command runs and explains itself
+    as before, and anything else (a misspelt command, the top-level help) still sees them all."""
+    assert run_diffcli("grad", CHAIN, "--set", "o=1", "--json").stdout_text == \
+        invoke("grad", CHAIN, "--set", "o=1", "--json").stdout
+    assert "--precision" in run_diffcli("grad", "--help", env={"COLUMNS": "200"}).stdout_text
+    misspelt = run_diffcli("grd", CHAIN, env={"COLUMNS": "200"})
+    assert misspelt.returncode == 2 and "Did you mean 'grad'?" in misspelt.stderr_text
+    everything = run_diffcli("--help", env={"COLUMNS": "200"}).stdout_text
+    assert all(f" {name} " in everything for name in ("grad", "eval", "hessian", "graph", "plot",
+                                                       "serve", "check", "explain", "codegen", "fit",
+                                                       "uncertainty"))
+
+
 def test_grad_json_matches_spec_example():
     result = invoke("grad", CHAIN, "--set", "o=1", "--json")
     assert result.exit_code == 0

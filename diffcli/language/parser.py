@@ -6,30 +6,29 @@ module as JSON (`expr_table.json`, made by `scripts/make_parse_table.py`; a test
 the grammar's), so that start-up neither compiles the grammar nor loads Lark's pickle cache from the
 shared temporary directory, where anyone could plant one. `_FastParser` runs that table itself and calls `_Builder` as it reduces, so the
 AST is built during the parse and no parse tree is ever made. The table also holds, already read out of
-Lark's part, what `_FastParser` needs (`fast_data`), so that start-up does not load Lark's part at all
-(Lark is then only used when the shipped table is stale and the grammar must be compiled). A syntax
+Lark's part, what `_FastParser` needs (`fast_data`), so that start-up does not load Lark's part, nor
+import Lark at all (a tenth of a command's start-up): Lark is only used when the shipped table is
+stale and the grammar must be compiled. A syntax
 error is placed from where `_FastParser` stopped, as a `DiffcliError` of kind "syntax" for a person.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
 import re
 import sys
 from pathlib import Path
-from typing import NamedTuple
-
-import lark
-from lark import Lark
-from lark.parsers.lalr_analysis import Shift
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import DiffcliError, Source
 from ..ops import ARRAY_FUNCTIONS, CONSTRUCTORS, FUNCTIONS
 from .syntax import (Array, Assignment, Binary, Call, Expr, Index, Keyword, Name, Number, Paren, Parsed,
                      UncertainAssignment, Unary, literal_number)
+
+if TYPE_CHECKING:
+    from lark import Lark
 
 _BINARY_OPS = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "POW": "pow", "AT": "matmul"}
 # calls that make a program an array program (`max(x)` of one argument too)
@@ -89,6 +88,8 @@ def _parser() -> Lark:
         if table is None:  # the grammar was edited, or another Lark: compile it (0.04 s)
             _lark = _compile(grammar)
         else:
+            from lark import Lark
+
             _lark = Lark._load_from_dict(table["data"], table["memo"], postlex=_ParenNewlines())
     return _lark
 
@@ -157,6 +158,8 @@ def read_array(text: str) -> list | None:
 
 
 def _compile(grammar: str) -> Lark:
+    from lark import Lark
+
     # never cache=True: Lark would unpickle a file from the shared temporary directory
     return Lark(grammar, parser="lalr", lexer="contextual", postlex=_ParenNewlines(),
                 maybe_placeholders=True)
@@ -164,12 +167,15 @@ def _compile(grammar: str) -> Lark:
 
 def table_data(grammar: str) -> dict:
     """Lark's serialized parser for `grammar`, as plain JSON data (what expr_table.json holds)."""
+    import lark
+    from lark import Lark
     from lark.grammar import Rule
     from lark.lexer import TerminalDef
 
     data, memo = _compile(grammar).memo_serialize([TerminalDef, Rule])
     del data["options"]["postlex"]  # an object: given again on loading
-    table = {"lark": lark.__version__, "grammar_sha256": _digest(grammar), "data": data, "memo": memo}
+    # the grammar itself rather than a digest of it: start-up then compares texts, and imports no hashlib
+    table = {"lark": lark.__version__, "grammar": grammar, "data": data, "memo": memo}
     # as it reads back from JSON: tuples become lists, integer keys strings
     table = json.loads(json.dumps(table), object_hook=_int_keys)
     # and what _FastParser reads of that table as Lark loads it, so that start-up need not load it
@@ -183,6 +189,8 @@ def fast_data(instance: Lark) -> dict:
     actions in Lark's order (a shift's next state, or -1 - the index of the rule it reduces), the
     rules (name, alias, expand1, and each symbol's name, is_term and filter_out), and the start
     and end states."""
+    from lark.parsers.lalr_analysis import Shift
+
     table = instance.parser.parser.parser.parse_table
     rules: list = []
     numbered: dict = {}
@@ -221,14 +229,28 @@ def _shipped_table(grammar: str, keys: bool = True) -> dict | None:
         table = json.loads(TABLE_PATH.read_text(encoding="utf-8"), object_hook=_int_keys if keys else None)
     except (OSError, ValueError):
         return None
-    if not isinstance(table, dict) or table.get("lark") != lark.__version__ \
-            or table.get("grammar_sha256") != _digest(grammar):
+    if not isinstance(table, dict) or table.get("lark") != lark_version() \
+            or table.get("grammar") != grammar:
         return None
     return table
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+_VERSION = re.compile(r"""^__version__\s*(?::\s*str\s*)?=\s*["']([^"']+)["']""", re.MULTILINE)
+
+
+def lark_version() -> str | None:
+    """The installed Lark's version, read from its package's source while Lark is not imported; None
+    if it cannot be read (the shipped table is then taken for stale, and Lark compiles the grammar)."""
+    if "lark" in sys.modules:
+        return sys.modules["lark"].__version__
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec("lark")
+        found = _VERSION.search(Path(spec.origin).read_text(encoding="utf-8"))
+    except (AttributeError, ImportError, OSError, TypeError, ValueError):
+        return None
+    return found.group(1) if found else None
 
 
 def _int_keys(mapping: dict) -> dict:

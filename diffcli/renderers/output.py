@@ -19,7 +19,6 @@ import errno
 import os
 import stat
 import sys
-import tempfile
 
 from ..errors import DiffcliError
 
@@ -93,6 +92,8 @@ def _write(path: str, data: bytes) -> None:
             return _write_in_place(target, data)
         # the permission bits; set-user/group-ID are dropped, as writing to a file drops them
         mode = stat.S_IMODE(info.st_mode) & ~(stat.S_ISUID | stat.S_ISGID)
+    import tempfile  # here: every command's output passes through this module, few write files
+
     try:
         descriptor, temp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=_TEMP_PREFIX,
                                             suffix=_TEMP_SUFFIX)
