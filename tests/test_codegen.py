@@ -394,17 +394,24 @@ def test_a_split_javascript_program_fails_where_the_unsplit_one_does(monkeypatch
 
 
 def test_a_python_program_of_several_full_size_functions_compiles_and_is_exact():
-    """Above 2*SPLIT operations, at the real SPLIT: each function of the split is as large as it gets at
-    any size (a bigger program only has more of them, as the small split above has), and CPython
-    compiles and runs them to the engine's bits."""
+    """Above 2*SPLIT operations, at the real SPLIT: forward mode's functions of the split are each as
+    large as they get at any size (a bigger program only has more of them, as the small split above
+    has), and CPython compiles and runs them to the engine's bits; reverse mode and the value are
+    tables read by loops, to the same bits."""
     codegen_module = sys.modules["diffcli.renderers.codegen"]
     program = diffcli.parse(chain(3000), "chain.expr")
     assert sum(op is not None for op in program.graph.op) > 2 * codegen_module.SPLIT
-    generated = generate(program, "python")
-    assert generated.source.count("\ndef _forward_") >= 3
-    value, gradient = run_python(generated.source, generated.function)
     expected = program.grad()
+    generated = generate(program, "python", wrt="x1")
+    assert generated.source.count("\ndef _forward_") >= 3
+    value, derivative = run_python(generated.source, generated.function)
+    assert value == expected.value and derivative == program.derivatives("x1").derivatives["x2999"]
+    generated = generate(program, "python")
+    assert "_forward_" not in generated.source and "_OPS" in generated.source
+    value, gradient = run_python(generated.source, generated.function)
     assert value == expected.value and gradient == {n: expected.gradients[n] for n in ("x0", "x1")}
+    generated = generate(program, "python", value_only=True)
+    assert run_python(generated.source, generated.function) == expected.value
 
 
 def test_the_command_writes_c_and_its_header(tmp_path):
