@@ -925,11 +925,11 @@ class _Python(_Writer):
         k, f, i, a, d, out = (N[x] for x in ("k", "f", "i", "a", "d", "out"))
         size, backward = len(self.graph), self.mode == "reverse"
 
-        def ints(values) -> str:
-            small = _small_text(values)
-            if small is not None:
-                return f"{N['small']}({small!r})"
-            return f"{N['ints']}({' '.join(map(str, values))!r})"
+        def ints(values, small: bool = False) -> str:
+            text = _small_text(values) if small else None
+            if text is not None:
+                return f"{N['small']}({text!r})"
+            return f"{N['ints']}({str(list(values))[1:-1]!r})"  # (a list's text: made in one call)
 
         forward, partials, functions = [], [], []
         for (key, nargs), case in t.kinds.items():
@@ -946,7 +946,7 @@ class _Python(_Writer):
                 functions.append(f"    if {N['KEPT']}[{a}[{j}]]: {g}[{a}[{j}]] += {d} * "
                                  f"{partial_texts[j].format(*filled)}")
             functions += ["", ""]
-        constants = " ".join(map(repr, map(float, map(self.graph.value0.__getitem__, t.constants))))
+        constants = str(list(map(float, map(self.graph.value0.__getitem__, t.constants))))[1:-1]
         lines = [triple + header[0], *header[1:], triple, "",
                  "import bisect", "import math", "", "", f"class {DomainError}(ValueError):",
                  f"    {triple}A value or a derivative outside an operation's domain, or an overflow.{triple}",
@@ -954,7 +954,7 @@ class _Python(_Writer):
                  f"{isfinite} = math.isfinite",
                  "", "",
                  f"def {N['ints']}(text):",
-                 "    return tuple(map(int, text.split()))",
+                 "    return tuple(map(int, text.split(','))) if text else ()",
                  "", "",
                  f"def {N['small']}(text):",
                  f"    {triple}Numbers of 0 to {_SMALL - 1} written as one character each, from '0'.{triple}",
@@ -962,17 +962,17 @@ class _Python(_Writer):
                  "", "",
                  "# the operations as tables (text: a tuple of a million constants is slow to compile): each",
                  "# one's kind (a function of each pass), node and arguments",
-                 f"{N['OPS']} = tuple(zip({ints(t.kind)}, {ints(t.node)}, map({ints(t.flat)}.__getitem__, "
+                 f"{N['OPS']} = tuple(zip({ints(t.kind, True)}, {ints(t.node)}, map({ints(t.flat)}.__getitem__, "
                  f"map(slice, {ints(t.first[:-1])}, {ints(t.first[1:])}))))",
                  f"{N['START']} = [0.0] * {size}  # the values: the constants', the others set by each call",
-                 f"for {i}, x in zip({ints(t.constants)}, map(float, {constants!r}.split())):",
+                 f"for {i}, x in zip({ints(t.constants)}, map(float, filter(None, {constants!r}.split(',')))):",
                  f"    {N['START']}[{i}] = x",
-                 *[f"{N['KEPT']} = {ints(t.kept)}"][:backward],
+                 *[f"{N['KEPT']} = {ints(t.kept, True)}"][:backward],
                  "# the places: where each operation begins and its text (a slice of the file's, or one of the",
                  "# extras), the lines' starts; a message is made only where an operation fails",
                  f"{N['AT']} = {ints(P.at)}",
-                 f"{N['BACK']} = {ints(P.back)}",
-                 f"{N['LENGTH']} = {ints(P.length)}",
+                 f"{N['BACK']} = {ints(P.back, True)}",
+                 f"{N['LENGTH']} = {ints(P.length, True)}",
                  f"{N['FOLDED']} = {ints(P.folded)}",
                  f"{N['EXTRAS']} = {tuple(P.extras)!r}",
                  f"{N['LINES']} = {ints(P.lines)}",
