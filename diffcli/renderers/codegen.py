@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import math
 import operator
 import json.encoder
 import re
@@ -317,7 +318,14 @@ class _Writer:
         ops_, value0, name_of = graph.op, graph.value0, self.name_of
         number = ops.printer(self.lang).number
         self.ref = [""] * len(graph)  # the loops name no operation's value
-        self.constants = [i for i, op in enumerate(ops_) if op is None and i not in name_of]
+        leaves = itertools.compress(range(len(ops_)), map(operator.is_, ops_, itertools.repeat(None)))
+        self.constants = list(itertools.filterfalse(name_of.__contains__, leaves))
+        # the adjoints the engine keeps: those a node the output does not depend on would keep
+        # stay 0 (nothing flows into them), so they need not be told apart
+        self.wanted = needs_gradient(graph)
+        self.places = self.place_table()
+        if self.lang == "python":
+            return  # (its constants are floats' repr)
         values = list(map(value0.__getitem__, self.constants))
         texts = {value: str(number(value)) for value in dict.fromkeys(values)}  # once per value
         if 0.0 in texts:  # 0.0 and -0.0 are one key, not one text
@@ -328,10 +336,6 @@ class _Writer:
             for k in [k for k, value in enumerate(values) if value == 0.0]:
                 text = str(number(values[k]))
                 self.constant_texts[k] = f"({text})" if text.startswith("-") else text
-        # the adjoints the engine keeps: those a node the output does not depend on would keep
-        # stay 0 (nothing flows into them), so they need not be told apart
-        self.wanted = needs_gradient(graph)
-        self.places = self.place_table()
 
     def place_table(self) -> "_Places":
         """Each operation's place as numbers, its message made only where it fails (see _Places)."""
@@ -339,25 +343,29 @@ class _Writer:
         text, width = source.text, EXCERPT_WIDTH
         exprs = list(itertools.compress(graph.expr, [op is not None for op in graph.op]))
         # where each operation begins: its operator's place, its bracket's, or its start
-        begin = {kind: operator.attrgetter("op_start" if issubclass(kind, Binary) else "bracket"
-                                           if issubclass(kind, Index) else "start") for kind in set(map(type, exprs))}
-        at = [begin[type(expr)](expr) for expr in exprs]
+        begin = {kind: "op_start" if issubclass(kind, Binary) else "bracket" if issubclass(kind, Index) else "start"
+                 for kind in set(map(type, exprs))}
+        at = list(map(getattr, exprs, map(begin.__getitem__, map(type, exprs))))
         start = [expr.start for expr in exprs]
         end = [expr.end for expr in exprs]
         length = list(map(operator.sub, end, start))
         # the common case, as excerpt() shows it: printable ASCII, no comment, no run of blanks, not
         # longer than the width: a slice of the file's text; else the text excerpt() makes, aside
-        found = list(map(_UNPLAIN.search, itertools.repeat(text, len(exprs)), start, end))
-        firsts = list(map(text.__getitem__, start))
-        lasts = list(map(text.__getitem__, [e - 1 for e in end]))
-        folded = set()  # (looked for in bulk: most files have none)
-        if found.count(None) != len(found):
+        # (looked for in bulk: most files have none but line breaks, which an expression rarely spans)
+        folded = set()
+        if text.isascii() and "#" not in text and "  " not in text and not text.encode("ascii").translate(
+                None, _PRINTABLE_OR_LINE_BREAK):  # (what _UNPLAIN finds but line breaks: none)
+            found = list(map(text.find, itertools.repeat("\n", len(exprs)), start, end))
+            if found.count(-1) != len(found):
+                folded.update(k for k, n in enumerate(found) if n >= 0)
+        else:
+            found = list(map(_UNPLAIN.search, itertools.repeat(text, len(exprs)), start, end))
             folded.update(k for k, match in enumerate(found) if match is not None)
         if max(length, default=0) > width:
             folded.update(k for k, n in enumerate(length) if n > width)
-        for chars in (firsts, lasts):
-            if " " in chars:
-                folded.update(k for k, c in enumerate(chars) if c == " ")
+        for ends in (start, [e - 1 for e in end]):
+            if " " in map(text.__getitem__, ends):
+                folded.update(k for k, n in enumerate(ends) if text[n] == " ")
         back = list(map(operator.sub, at, start))  # the text starts this far before the operation
         folded, extras = sorted(folded), []
         for k in folded:
@@ -556,7 +564,7 @@ class _Writer:
         import bisect
 
         last = bisect.bisect_right(node, self.out) - 1
-        return _Table(kinds, kind, node, first, flat, self.constants, self.constant_texts, inputs,
+        return _Table(kinds, kind, node, first, flat, self.constants, getattr(self, "constant_texts", None), inputs,
                       list(map(int, self.wanted)), last)
 
     def generate(self) -> Generated:
@@ -673,6 +681,7 @@ def _small_text(values: list) -> str | None:
 
 # what keeps an expression's text from being quoted as it is: excerpt() folds it
 _UNPLAIN = re.compile(r"[^ -~]|#|  ")
+_PRINTABLE_OR_LINE_BREAK = bytes(range(32, 127)) + b"\n"
 _BLANK_CONTROLS = bytes.maketrans(bytes([*range(10), *range(11, 32), 127]), b" " * 32)
 
 
@@ -916,7 +925,7 @@ class _Python(_Writer):
         fresh = self.namer.fresh
         N = {key: fresh(base) for key, base in (
             ("ints", "_ints"), ("small", "_small"), ("OPS", "_OPS"), ("VALUES", "_VALUES"), ("PARTIALS", "_PARTIALS"),
-            ("KEPT", "_KEPT"), ("START", "_START"), ("AT", "_AT"), ("BACK", "_BACK"), ("LENGTH", "_LENGTH"),
+            ("KEPT", "_KEPT"), ("FIRST", "_FIRST"), ("START", "_START"), ("DISTINCT", "_CONSTANTS"), ("AT", "_AT"), ("BACK", "_BACK"), ("LENGTH", "_LENGTH"),
             ("FOLDED", "_FOLDED"), ("EXTRAS", "_EXTRAS"), ("LINES", "_LINES"), ("TEXT", "_TEXT"), ("place", "_place"),
             ("user", "_user"), ("k", "k"), ("f", "f"), ("i", "i"), ("a", "a"), ("d", "d"), ("out", "out"))}
         triple = '"' * 3
@@ -929,7 +938,7 @@ class _Python(_Writer):
             text = _small_text(values) if small else None
             if text is not None:
                 return f"{N['small']}({text!r})"
-            return f"{N['ints']}({str(list(values))[1:-1]!r})"  # (a list's text: made in one call)
+            return f"{N['ints']}('{str(values)[1:-1]}')"  # (a list's text: made in one call, nothing to escape)
 
         forward, partials, functions = [], [], []
         for (key, nargs), case in t.kinds.items():
@@ -946,7 +955,13 @@ class _Python(_Writer):
                 functions.append(f"    if {N['KEPT']}[{a}[{j}]]: {g}[{a}[{j}]] += {d} * "
                                  f"{partial_texts[j].format(*filled)}")
             functions += ["", ""]
-        constants = str(list(map(float, map(self.graph.value0.__getitem__, t.constants))))[1:-1]
+        # the constants: each one's value as the number of one of the distinct values (made once)
+        values = list(map(float, map(self.graph.value0.__getitem__, t.constants)))
+        distinct = {value: k for k, value in enumerate(dict.fromkeys(values))}
+        if 0.0 in distinct and len({math.copysign(1.0, value) for value in values if value == 0.0}) > 1:
+            distinct = {}  # 0.0 and -0.0 are one key: each value written out instead
+        which = list(map(distinct.__getitem__, values)) if distinct else list(range(len(values)))
+        distinct_text = ",".join(map(repr, distinct or values))
         lines = [triple + header[0], *header[1:], triple, "",
                  "import bisect", "import math", "", "", f"class {DomainError}(ValueError):",
                  f"    {triple}A value or a derivative outside an operation's domain, or an overflow.{triple}",
@@ -962,11 +977,13 @@ class _Python(_Writer):
                  "", "",
                  "# the operations as tables (text: a tuple of a million constants is slow to compile): each",
                  "# one's kind (a function of each pass), node and arguments",
+                 f"{N['FIRST']} = {ints(t.first)}",
                  f"{N['OPS']} = tuple(zip({ints(t.kind, True)}, {ints(t.node)}, map({ints(t.flat)}.__getitem__, "
-                 f"map(slice, {ints(t.first[:-1])}, {ints(t.first[1:])}))))",
+                 f"map(slice, {N['FIRST']}, {N['FIRST']}[1:]))))",
                  f"{N['START']} = [0.0] * {size}  # the values: the constants', the others set by each call",
-                 f"for {i}, x in zip({ints(t.constants)}, map(float, filter(None, {constants!r}.split(',')))):",
-                 f"    {N['START']}[{i}] = x",
+                 f"{N['DISTINCT']} = tuple(map(float, filter(None, {distinct_text!r}.split(','))))",
+                 f"for {i}, x in zip({ints(t.constants)}, {ints(which, True)}):",
+                 f"    {N['START']}[{i}] = {N['DISTINCT']}[x]",
                  *[f"{N['KEPT']} = {ints(t.kept, True)}"][:backward],
                  "# the places: where each operation begins and its text (a slice of the file's, or one of the",
                  "# extras), the lines' starts; a message is made only where an operation fails",
