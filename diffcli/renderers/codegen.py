@@ -324,18 +324,16 @@ class _Writer:
         # stay 0 (nothing flows into them), so they need not be told apart
         self.wanted = needs_gradient(graph)
         self.places = self.place_table()
-        if self.lang == "python":
-            return  # (its constants are floats' repr)
-        values = list(map(value0.__getitem__, self.constants))
-        texts = {value: str(number(value)) for value in dict.fromkeys(values)}  # once per value
-        if 0.0 in texts:  # 0.0 and -0.0 are one key, not one text
-            texts[0.0] = None
-        texts = {value: f"({text})" if text and text.startswith("-") else text for value, text in texts.items()}
-        self.constant_texts = list(map(texts.__getitem__, values))
-        if 0.0 in texts:
-            for k in [k for k, value in enumerate(values) if value == 0.0]:
-                text = str(number(values[k]))
-                self.constant_texts[k] = f"({text})" if text.startswith("-") else text
+        # each constant's value: the number of one of the distinct values (each written once)
+        values = list(map(float, map(value0.__getitem__, self.constants)))
+        distinct = {value: k for k, value in enumerate(dict.fromkeys(values))}
+        if 0.0 in distinct and len({math.copysign(1.0, value) for value in values if value == 0.0}) > 1:
+            self.distinct, self.which = values, list(range(len(values)))  # 0.0 and -0.0, one key: all written
+        else:
+            self.distinct, self.which = list(distinct), list(map(distinct.__getitem__, values))
+        if self.lang != "python":  # (Python's are their repr)
+            texts = [str(number(value)) for value in self.distinct]
+            self.distinct_texts = [f"({text})" if text.startswith("-") else text for text in texts]
 
     def place_table(self) -> "_Places":
         """Each operation's place as numbers, its message made only where it fails (see _Places)."""
@@ -543,6 +541,11 @@ class _Writer:
                          for name in self.parameters}
         return fast
 
+    @staticmethod
+    def arities(t: "_Table") -> list[int]:
+        """Each case's number of arguments."""
+        return [nargs for (_, nargs), _ in sorted(t.kinds.items(), key=lambda item: item[1])]
+
     def table(self) -> "_Table":
         """A large program as data for one loop per pass (see _Table)."""
         self.read: dict = {}  # (C and JavaScript) table -> how its element {} is read
@@ -564,7 +567,8 @@ class _Writer:
         import bisect
 
         last = bisect.bisect_right(node, self.out) - 1
-        return _Table(kinds, kind, node, first, flat, self.constants, getattr(self, "constant_texts", None), inputs,
+        step = [0, *map(operator.sub, node[1:], node[:-1])]
+        return _Table(kinds, kind, node, step, first, flat, self.constants, inputs,
                       list(map(int, self.wanted)), last)
 
     def generate(self) -> Generated:
@@ -640,10 +644,10 @@ class _Table:
     kinds: dict         # (op key, number of arguments) -> case
     kind: list          # per operation
     node: list
-    first: list         # its arguments: flat[first[k]:first[k + 1]]
+    step: list          # node[k] - node[k - 1] (0 for the first): the table written (mostly small numbers)
+    first: list         # its arguments: flat[first[k]:first[k + 1]] (made from the kinds' arity where it runs)
     flat: list
-    constants: list     # nodes
-    constant_texts: list
+    constants: list     # nodes (their values: the writer's `distinct` and `which`)
     inputs: list        # the parameters' nodes
     kept: list          # per node: 1 where the engine keeps its adjoint
     last: int           # the last operation the output depends on (or comes before it)
@@ -925,7 +929,7 @@ class _Python(_Writer):
         fresh = self.namer.fresh
         N = {key: fresh(base) for key, base in (
             ("ints", "_ints"), ("small", "_small"), ("OPS", "_OPS"), ("VALUES", "_VALUES"), ("PARTIALS", "_PARTIALS"),
-            ("KEPT", "_KEPT"), ("FIRST", "_FIRST"), ("START", "_START"), ("DISTINCT", "_CONSTANTS"), ("AT", "_AT"), ("BACK", "_BACK"), ("LENGTH", "_LENGTH"),
+            ("KEPT", "_KEPT"), ("KIND", "_KIND"), ("FIRST", "_FIRST"), ("START", "_START"), ("DISTINCT", "_CONSTANTS"), ("AT", "_AT"), ("BACK", "_BACK"), ("LENGTH", "_LENGTH"),
             ("FOLDED", "_FOLDED"), ("EXTRAS", "_EXTRAS"), ("LINES", "_LINES"), ("TEXT", "_TEXT"), ("place", "_place"),
             ("user", "_user"), ("k", "k"), ("f", "f"), ("i", "i"), ("a", "a"), ("d", "d"), ("out", "out"))}
         triple = '"' * 3
@@ -955,15 +959,9 @@ class _Python(_Writer):
                 functions.append(f"    if {N['KEPT']}[{a}[{j}]]: {g}[{a}[{j}]] += {d} * "
                                  f"{partial_texts[j].format(*filled)}")
             functions += ["", ""]
-        # the constants: each one's value as the number of one of the distinct values (made once)
-        values = list(map(float, map(self.graph.value0.__getitem__, t.constants)))
-        distinct = {value: k for k, value in enumerate(dict.fromkeys(values))}
-        if 0.0 in distinct and len({math.copysign(1.0, value) for value in values if value == 0.0}) > 1:
-            distinct = {}  # 0.0 and -0.0 are one key: each value written out instead
-        which = list(map(distinct.__getitem__, values)) if distinct else list(range(len(values)))
-        distinct_text = ",".join(map(repr, distinct or values))
+        distinct_text = ",".join(map(repr, self.distinct))
         lines = [triple + header[0], *header[1:], triple, "",
-                 "import bisect", "import math", "", "", f"class {DomainError}(ValueError):",
+                 "import bisect", "import itertools", "import math", "", "", f"class {DomainError}(ValueError):",
                  f"    {triple}A value or a derivative outside an operation's domain, or an overflow.{triple}",
                  "", "",
                  f"{isfinite} = math.isfinite",
@@ -977,12 +975,15 @@ class _Python(_Writer):
                  "", "",
                  "# the operations as tables (text: a tuple of a million constants is slow to compile): each",
                  "# one's kind (a function of each pass), node and arguments",
-                 f"{N['FIRST']} = {ints(t.first)}",
-                 f"{N['OPS']} = tuple(zip({ints(t.kind, True)}, {ints(t.node)}, map({ints(t.flat)}.__getitem__, "
-                 f"map(slice, {N['FIRST']}, {N['FIRST']}[1:]))))",
+                 f"{N['KIND']} = {ints(t.kind, True)}",
+                 "# each operation's node and first argument, from the steps and the kinds' arity",
+                 f"{N['FIRST']} = tuple(itertools.accumulate(map({tuple(self.arities(t))}.__getitem__, {N['KIND']}), "
+                 "initial=0))",
+                 f"{N['OPS']} = tuple(zip({N['KIND']}, itertools.accumulate({ints(t.step, True)}[1:], initial={t.node[0]}), "
+                 f"map({ints(t.flat)}.__getitem__, map(slice, {N['FIRST']}, {N['FIRST']}[1:]))))",
                  f"{N['START']} = [0.0] * {size}  # the values: the constants', the others set by each call",
                  f"{N['DISTINCT']} = tuple(map(float, filter(None, {distinct_text!r}.split(','))))",
-                 f"for {i}, x in zip({ints(t.constants)}, {ints(which, True)}):",
+                 f"for {i}, x in zip({ints(t.constants)}, {ints(self.which, True)}):",
                  f"    {N['START']}[{i}] = {N['DISTINCT']}[x]",
                  *[f"{N['KEPT']} = {ints(t.kept, True)}"][:backward],
                  "# the places: where each operation begins and its text (a slice of the file's, or one of the",
@@ -1248,7 +1249,7 @@ class _CFamily(_Writer):
         the forward pass, and in reverse mode the reverse pass (`adjoints`: its array's lines)."""
         k, a, r, i, d, v, g = (names[x] for x in ("k", "a", "r", "i", "d", "v", "g"))
         open_, close = ("/* ", " */") if self.lang == "c" else ("// ", "")
-        lines = [f"    for ({k} = 0; {k} < {len(t.constants)}; {k}++) {v}[{tables['constant']}[{k}]] = {tables['value']}[{k}];",
+        lines = [f"    for ({k} = 0; {k} < {len(t.constants)}; {k}++) {v}[{tables['constant']}[{k}]] = {tables['value']}[{self.read['which'].format(k)}];",
                  *[f"    {v}[{node}] = {self.variable[name]};" for node, name in zip(t.inputs, self.parameters)],
                  f"    {open_}forward pass: each value tested as it is computed{close}",
                  f"    for ({k} = 0; {k} < {len(t.node)}; {k}++) {{",
@@ -1455,7 +1456,7 @@ class _C(_CFamily):
         names = {k: fresh(k) for k in ("k", "a", "r", "i", "d", "failed", "argument", "code")}
         names.update(v=I["v"], g=I["g"], p=I["p"], n=I["n"])
         tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "constant", "value",
-                                                            "kept", "place")}
+                                                            "which", "kept", "place", "step", "arity")}
         names.update(kept=tables["kept"])
         k, a, r, i, d, failed, argument, code = (names[x] for x in ("k", "a", "r", "i", "d", "failed", "argument",
                                                                    "code"))
@@ -1467,11 +1468,12 @@ class _C(_CFamily):
         data = [
             f"/* the operations as tables: their kinds (cases below), nodes and arguments */",
             self.declare_table(tables["kind"], t.kind, kind_type, "kind"),
-            f"static const long {tables['node']}[] = {{\n{self.numbers(t.node)}}};",
-            f"static const long {tables['first']}[] = {{\n{self.numbers(t.first)}}};",
+            self.declare_table(tables["step"], t.step, "long", "step"),
+            f"static const unsigned char {tables['arity']}[] = {{{self.numbers(self.arities(t))}}};",
             f"static const long {tables['args']}[] = {{\n{self.numbers(t.flat)}}};",
             f"static const long {tables['constant']}[] = {{\n{self.numbers(t.constants)}}};",
-            f"static const double {tables['value']}[] = {{\n{self.numbers(t.constant_texts)}}};",
+            f"static const double {tables['value']}[] = {{\n{self.numbers(self.distinct_texts)}}};",
+            self.declare_table(tables["which"], self.which, "long", "which"),
             *[self.declare_table(tables["kept"], t.kept, "unsigned char", "kept")][:backward],
             "",
             *self.place_source(tables["place"]),
@@ -1480,14 +1482,23 @@ class _C(_CFamily):
         fail = f"{{ {code} = isfinite({{p}}) ? 3 : 2; {failed} = {k}; {argument} = {{argument}}; goto done; }}"
         forward, reverse = self.table_cases(t, fail, names, names["a"] + "[{}]")
         body = ["{",
-                f"    double *{v} = malloc(sizeof(double) * {2 * size + 1}), {r}"
+                f"    double *{v} = malloc(sizeof(double) * {2 * size + 1} + sizeof(long) * {2 * len(t.node) + 1}), {r}"
                 + (f", *{g}, {d}, {p}" if backward else "")
                 + (f", {n_}" if self.mode == "reverse" and any(
                     _templates(self.lang, *key)[2] is not None for key in t.kinds) else "") + ";",
                 f"    const long *{a};",
-                f"    long {k}, {failed} = 0" + (f", {i}" if self.mode == "reverse" else "") + ";",
+                f"    long {k}, {failed} = 0, *{tables['node']}, *{tables['first']}" + (f", {i}" if self.mode == "reverse" else "") + ";",
                 f"    int {code} = 0, {argument} = 0;",
                 f"    if (!{v}) DIFFCLI_FAIL(4, \"malloc\");",
+                f"    /* each operation's node and first argument, from the steps and the kinds' arity */",
+                f"    {tables['node']} = (long *)({v} + {2 * size + 1});",
+                f"    {tables['first']} = {tables['node']} + {len(t.node)};",
+                f"    {tables['node']}[0] = {t.node[0]};",
+                f"    for ({k} = 1; {k} < {len(t.node)}; {k}++) {tables['node']}[{k}] = {tables['node']}[{k} - 1] + "
+                f"{self.read['step'].format(k)};",
+                f"    {tables['first']}[0] = 0;",
+                f"    for ({k} = 0; {k} < {len(t.node)}; {k}++) {tables['first']}[{k} + 1] = {tables['first']}[{k}] + "
+                f"{tables['arity']}[{self.read['kind'].format(k)}];",
                 *[f"    {g} = {v} + {size};"][:backward],
                 *self.table_passes(t, tables, names, forward, reverse, f"{tables['args']} + {tables['first']}[{k}]",
                                    f"{{ {code} = 1; {failed} = {k}; goto done; }}",
@@ -1692,7 +1703,7 @@ class _JavaScript(_CFamily):
         names = {k: fresh(k) for k in ("k", "a", "r", "i", "d")}
         names.update(v=I["v"], g=I["g"], p=I["p"], n=I["n"])
         tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "constant", "value",
-                                                            "kept", "place")}
+                                                            "which", "kept", "place", "step", "arity")}
         names.update(kept=tables["kept"])
         size = len(self.graph)
         k, a, r, i, d = (names[x] for x in ("k", "a", "r", "i", "d"))
@@ -1701,11 +1712,18 @@ class _JavaScript(_CFamily):
         data = [
             "// the operations as tables: their kinds (cases below), nodes and arguments",
             self.declare_table(tables["kind"], t.kind, array, "kind"),
-            f"const {tables['node']} = new Int32Array([\n{self.numbers(t.node)}]);",
-            f"const {tables['first']} = new Int32Array([\n{self.numbers(t.first)}]);",
+            self.declare_table(tables["step"], t.step, "Int32Array", "step"),
+            f"const {tables['arity']} = [{self.numbers(self.arities(t))}];",
+            "// each operation's node and first argument, from the steps and the kinds' arity",
+            f"const {tables['node']} = new Int32Array({len(t.node)}), {tables['first']} = new Int32Array({len(t.node) + 1});",
+            f"{tables['node']}[0] = {t.node[0]};",
+            f"for (let k = 1; k < {len(t.node)}; k++) {tables['node']}[k] = {tables['node']}[k - 1] + {tables['step']}[k];",
+            f"for (let k = 0; k < {len(t.node)}; k++) {tables['first']}[k + 1] = {tables['first']}[k] + "
+            f"{tables['arity']}[{tables['kind']}[k]];",
             f"const {tables['args']} = new Int32Array([\n{self.numbers(t.flat)}]);",
             f"const {tables['constant']} = new Int32Array([\n{self.numbers(t.constants)}]);",
-            f"const {tables['value']} = new Float64Array([\n{self.numbers(t.constant_texts)}]);",
+            f"const {tables['value']} = new Float64Array([\n{self.numbers(self.distinct_texts)}]);",
+            self.declare_table(tables["which"], self.which, "Int32Array", "which"),
             self.declare_table(tables["kept"], t.kept, "Uint8Array", "kept"),
             "",
             *self.place_source(tables["place"]),
