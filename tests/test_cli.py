@@ -35,6 +35,23 @@ def test_grad_table_marks_inputs_and_output_in_file_order():
     assert max(len(line) for line in lines) <= 80
 
 
+@pytest.mark.parametrize("command, path", [("grad", CHAIN), ("uncertainty", str(SAMPLES / "pendulum.expr"))])
+def test_a_scalar_command_imports_neither_numpy_nor_pydantic(command, path):
+    """Start-up is most of a small `grad` or linear `uncertainty`: NumPy (arrays, many points, the
+    second order) and pydantic (which Typer 0.29 imports, building a validator per option) stay out."""
+    import subprocess
+    import sys
+    probe = ("import sys\nfrom diffcli.cli import app\n"
+             f"sys.argv = ['diffcli', {command!r}, {path!r}, '--set', 'o=1', '--json']\n"
+             "try:\n    app()\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('numpy', 'pydantic') if m in sys.modules), file=sys.stderr)\n")
+    if command == "uncertainty":
+        probe = probe.replace(", '--set', 'o=1'", "")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert "value" in json.loads(done.stdout), done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
+
+
 def test_grad_json_matches_spec_example():
     result = invoke("grad", CHAIN, "--set", "o=1", "--json")
     assert result.exit_code == 0

@@ -167,9 +167,11 @@ def _amounts(given, what: str, text: str):
 def _standard(name: str, value, given, what: str):
     """The standard uncertainties of an input's value (one float for a scalar, an array of the
     value's shape for an array) from its amount: absolute, relative to |value|, or per element."""
+    amount, relative = given
+    if isinstance(value, float) and isinstance(amount, float):  # the linear path keeps NumPy unimported
+        return amount * abs(value) if relative else amount
     import numpy as np
 
-    amount, relative = given
     shape = np.shape(value)
     if np.ndim(amount) and np.shape(amount) != shape:
         from ..ops import shape_text
@@ -263,8 +265,8 @@ def propagate(
     )
     overflow = DiffcliError("domain", "the combined variance overflows", help="rescale the inputs or their "
                             "uncertainties (the second order and Monte Carlo work with variances)")
-    import numpy as np
-
+    if order == 2 or monte_carlo is not None:
+        import numpy as np
     if order == 2:
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is the error below, no warning
             second = propagation.second_order = _second_order(program, inputs, result.output, elements, u, r,

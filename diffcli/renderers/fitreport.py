@@ -122,7 +122,8 @@ def fit_text(fit: Fit, file: str, precision: int = 6, style: str = "plain", elem
     if fit.correlation is not None:
         pairs = [(a, b, c) for a, row in fit.correlation.items() for b, c in row.items()
                  if abs(c) > CORRELATION_SHOWN]
-        pairs.sort(key=lambda p: -abs(p[2]))
+        # by the value as printed, ties in the parameters' order: not by noise in the last bits
+        pairs.sort(key=lambda p: -abs(float(f"{p[2]:.3f}")))
         rows.append("correlations" + (" (those above 0.1; --json has every pair)" if pairs
                                       else ": none above 0.1"))
         for a, b, c in pairs:
