@@ -351,6 +351,21 @@ def _split_failing(k):
     return program, f"(line {line}, column {column})"
 
 
+def _c_errors(tmp_path, programs) -> list[str]:
+    """`code *error` of each program (inputs x0 = 0.5, x1 = 1.25), compiled with -Wall -Werror."""
+    parts, calls = ["#include <stdio.h>"], []
+    for k, program in enumerate(programs):
+        parts.append(generate(program, "c", name=f"bad_{k}").source)
+        calls.append(f'  {{ double v, g[2]; const char *e = "none"; int r = bad_{k}(0.5, 1.25, &v, g, &e);'
+                     f' printf("%d %s\\n", r, e); }}')
+    (tmp_path / "bad.c").write_text("\n".join(parts) + "\nint main(void)\n{\n" + "\n".join(calls)
+                                    + "\n  return 0;\n}\n", encoding="utf-8")
+    subprocess.run([GCC, "-std=c99", "-O1", "-Wall", "-Werror", "-o", str(tmp_path / "bad"),
+                    str(tmp_path / "bad.c"), "-lm"], check=True)
+    return subprocess.run([str(tmp_path / "bad")], capture_output=True, text=True,
+                          encoding="utf-8").stdout.splitlines()
+
+
 @needs_gcc
 def test_a_split_c_program_fails_where_the_unsplit_one_does(monkeypatch, tmp_path):
     """Above SPLIT, the operations are tables and each pass one loop: the code and the place of an
@@ -359,17 +374,7 @@ def test_a_split_c_program_fails_where_the_unsplit_one_does(monkeypatch, tmp_pat
     outputs = []
     for split in (codegen_module.SPLIT, 100):
         monkeypatch.setattr(codegen_module, "SPLIT", split)
-        parts, calls = ["#include <stdio.h>"], []
-        for k in range(len(SPLIT_ERRORS)):
-            program, _ = _split_failing(k)
-            parts.append(generate(program, "c", name=f"bad_{k}").source)
-            calls.append(f'  {{ double v, g[2]; const char *e = "none"; int r = bad_{k}(0.5, 1.25, &v, g, &e);'
-                         f' printf("%d %s\\n", r, e); }}')
-        (tmp_path / "bad.c").write_text("\n".join(parts) + "\nint main(void)\n{\n" + "\n".join(calls)
-                                        + "\n  return 0;\n}\n", encoding="utf-8")
-        subprocess.run([GCC, "-std=c99", "-O1", "-Wall", "-Werror", "-o", str(tmp_path / "bad"),
-                        str(tmp_path / "bad.c"), "-lm"], check=True)
-        outputs.append(subprocess.run([str(tmp_path / "bad")], capture_output=True, text=True).stdout.splitlines())
+        outputs.append(_c_errors(tmp_path, [_split_failing(k)[0] for k in range(len(SPLIT_ERRORS))]))
     assert outputs[0] == outputs[1]
     for k, out in enumerate(outputs[1]):
         assert out.split()[0] == "123"[k] and _split_failing(k)[1] in out, out
@@ -432,17 +437,7 @@ def _messages_of_split_programs(monkeypatch, tmp_path, lang: str) -> list[list[s
                     run_python(generated.source, generated.function)
                 messages.append(str(raised.value))
         elif lang == "c":
-            parts, calls = ["#include <stdio.h>"], []
-            for k, program in enumerate(programs):
-                parts.append(generate(program, "c", name=f"bad_{k}").source)
-                calls.append(f'  {{ double v, g[2]; const char *e = "none"; int r = bad_{k}(0.5, 1.25, &v, g, &e);'
-                             f' printf("%d %s\\n", r, e); }}')
-            (tmp_path / "folded.c").write_text("\n".join(parts) + "\nint main(void)\n{\n" + "\n".join(calls)
-                                               + "\n  return 0;\n}\n", encoding="utf-8")
-            subprocess.run([GCC, "-std=c99", "-O1", "-Wall", "-Werror", "-o", str(tmp_path / "folded"),
-                            str(tmp_path / "folded.c"), "-lm"], check=True)
-            messages = subprocess.run([str(tmp_path / "folded")], capture_output=True, text=True,
-                                      encoding="utf-8").stdout.splitlines()
+            messages = _c_errors(tmp_path, programs)
         else:
             for k, program in enumerate(programs):
                 (tmp_path / f"folded_{split}_{k}.mjs").write_text(generate(program, "javascript", name="f").source,
