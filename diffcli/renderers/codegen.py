@@ -16,11 +16,12 @@ an undefined derivative (the partial was not finite) or an overflow. Python rais
 ValueError), JavaScript throws `DomainError` (an Error), C returns 1 (value), 2 (derivative) or 3
 (gradient overflow) and points `*error` at a static message.
 
-Large programs: Python keeps one function up to SPLIT operations, and above that values and adjoints
-in lists and the work in functions of SPLIT operations each (CPython compiles them). C and JavaScript
-keep every value in a local of one function only up to SPLIT operations (a frame of a million doubles
-overflows a thread's stack); above that the program is data (see _Table), read by one loop per pass
-that does what the checked straight-line code does (forward mode keeps straight-line functions).
+Large programs: above SPLIT operations (a frame of a million doubles overflows a thread's stack, and
+compilers take minutes over straight-line code that long) the program is data (see _Table), read by
+one loop per pass that does what the checked straight-line code does, in all three languages; the
+operations' places are tables too (see _Places), each message made only where it fails (in C, in a
+buffer of the calling thread's own). Forward mode keeps straight-line functions of SPLIT operations
+each, its values and tangents in arrays.
 """
 
 from __future__ import annotations
@@ -191,8 +192,6 @@ class _Writer:
         namer = self.namer = _Namer(self.lang)
         free = [n for n, v in graph.inputs.items() if v is None]
         self.parameters = free + [n for n, v in graph.inputs.items() if v is not None]
-        name_of = graph.name_of()
-        self.name_of = name_of
         # every file name first, in file order, so that diffcli's own names never take one of them
         default = {"reverse": "grad_", "value": "eval_", "forward": "deriv_"}[mode] + output + (
             f"_{wrt}" if wrt else "")
@@ -201,8 +200,10 @@ class _Writer:
         # above SPLIT (but in forward mode) the program is data read by loops (see _Table): the code
         # names no variable but the inputs
         self.tabled = self.split and mode != "forward"
-        inputs = graph.inputs
-        self.variable = {n: namer.variable(n) for n in graph.names if not self.tabled or n in inputs}
+        # (a table's code names no node but the inputs)
+        self.name_of = {graph.names[n]: n for n in graph.inputs} if self.tabled else graph.name_of()
+        named = filter(graph.inputs.__contains__, graph.names) if self.tabled else graph.names
+        self.variable = {n: namer.variable(n) for n in named}
         self.internal = {k: namer.fresh(base) for k, base in self.internal_names.items()}
         self._plan()
 
@@ -222,7 +223,6 @@ class _Writer:
         values = self.internal.get("v")
         position = {name: k for k, name in enumerate(self.parameters)}
         name_of, split, slots = self.name_of, self.split, self.slot
-        tabled = self.tabled
         constants: dict = {}  # a constant's text, once per value
         for i in range(n):
             if ops_[i] is None:
@@ -239,9 +239,7 @@ class _Writer:
                     ref[i] = text
                 continue
             slots[i] = slot
-            if tabled:
-                pass  # the loops name no operation's value
-            elif split:
+            if split:
                 ref[i] = f"{values}[{slot}]"
             elif i in name_of:
                 ref[i] = self.variable[name_of[i]]
@@ -264,10 +262,7 @@ class _Writer:
         self.gradient_order, self.gradient_user = [], []
         if self.mode == "reverse":
             kept = [i for i in range(n) if wanted[i]]
-            if tabled:
-                for i in kept:
-                    self.adjoint[i] = "kept"  # (the loops test a table)
-            elif split:
+            if split:
                 g = self.internal["g"]
                 for k, i in enumerate(kept):
                     self.adjoint[i] = f"{g}[{k}]"
@@ -275,9 +270,6 @@ class _Writer:
                 for i in kept:
                     self.adjoint[i] = namer.fresh("d_" + ref[i])
             self.n_adjoints = len(kept) if split else 0
-            if tabled:
-                self.places = self.place_table()
-                return
             if self.lang != "python":
                 self._places()
                 return
@@ -307,19 +299,16 @@ class _Writer:
                     else:
                         self.adjoint[i] = namer.fresh("dt_" + ref[i])
             self.n_adjoints = tangent_slot
-        if tabled:
-            self.places = self.place_table()
-        else:
-            self._places()
+        self._places()
 
     def _plan_table(self):
         """The plan of a program read by loops (see _Table): the constants' texts, the adjoints kept."""
         graph = self.graph
-        ops_, value0, name_of = graph.op, graph.value0, self.name_of
+        ops_, value0 = graph.op, graph.value0
         number = ops.printer(self.lang).number
         self.ref = [""] * len(graph)  # the loops name no operation's value
         leaves = itertools.compress(range(len(ops_)), map(operator.is_, ops_, itertools.repeat(None)))
-        self.constants = list(itertools.filterfalse(name_of.__contains__, leaves))
+        self.constants = list(itertools.filterfalse(set(graph.names.values()).__contains__, leaves))
         # the adjoints the engine keeps: those a node the output does not depend on would keep
         # stay 0 (nothing flows into them), so they need not be told apart
         self.wanted = needs_gradient(graph)
@@ -339,7 +328,7 @@ class _Writer:
         """Each operation's place as numbers, its message made only where it fails (see _Places)."""
         graph, source = self.graph, self.program.source
         text, width = source.text, EXCERPT_WIDTH
-        exprs = list(itertools.compress(graph.expr, [op is not None for op in graph.op]))
+        exprs = list(itertools.compress(graph.expr, map(operator.is_not, graph.op, itertools.repeat(None))))
         # where each operation begins: its operator's place, its bracket's, or its start
         begin = {kind: "op_start" if issubclass(kind, Binary) else "bracket" if issubclass(kind, Index) else "start"
                  for kind in set(map(type, exprs))}
