@@ -314,7 +314,7 @@ class _Writer:
         self.wanted = needs_gradient(graph)
         self.places = self.place_table()
         # each constant's value: the number of one of the distinct values (each written once)
-        values = list(map(float, map(value0.__getitem__, self.constants)))
+        values = list(map(value0.__getitem__, self.constants))
         distinct = {value: k for k, value in enumerate(dict.fromkeys(values))}
         if 0.0 in distinct and len({math.copysign(1.0, value) for value in values if value == 0.0}) > 1:
             self.distinct, self.which = values, list(range(len(values)))  # 0.0 and -0.0, one key: all written
@@ -350,7 +350,7 @@ class _Writer:
             folded.update(k for k, match in enumerate(found) if match is not None)
         if max(length, default=0) > width:
             folded.update(k for k, n in enumerate(length) if n > width)
-        for ends in (start, [e - 1 for e in end]):
+        for ends in (start, list(map((-1).__add__, end))):
             if " " in map(text.__getitem__, ends):
                 folded.update(k for k, n in enumerate(ends) if text[n] == " ")
         back = list(map(operator.sub, at, start))  # the text starts this far before the operation
@@ -541,24 +541,24 @@ class _Writer:
         graph = self.graph
         ops_, args = graph.op, graph.args
         node = list(itertools.compress(range(len(ops_)), map(operator.is_not, ops_, itertools.repeat(None))))
-        arity = list(map(len, map(args.__getitem__, node)))
         # a case per operation (its key, a string: hashed once), per number of arguments where that varies
         keys = list(map(operator.itemgetter(0), map(ops_.__getitem__, node)))  # (an Op's first field: key)
-        variadic = {key for key in dict.fromkeys(keys) if ops.OPS[key].arity == 0}
+        distinct = dict.fromkeys(keys)
+        variadic = {key for key in distinct if ops.OPS[key].arity == 0}
         if variadic:
+            arity = map(len, map(args.__getitem__, node))
             keys = [(key, n) if key in variadic else key for key, n in zip(keys, arity)]
-        case = {key: k for k, key in enumerate(dict.fromkeys(keys))}
+            distinct = dict.fromkeys(keys)
+        case = {key: k for k, key in enumerate(distinct)}
         kind = list(map(case.__getitem__, keys))
         kinds = {key if isinstance(key, tuple) else (key, ops.OPS[key].arity): k for key, k in case.items()}
         flat = list(itertools.chain.from_iterable(map(args.__getitem__, node)))
-        first = list(itertools.accumulate(arity, initial=0))
         inputs = [graph.names[name] for name in self.parameters]
         import bisect
 
         last = bisect.bisect_right(node, self.out) - 1
         step = [0, *map(operator.sub, node[1:], node[:-1])]
-        return _Table(kinds, kind, node, step, first, flat, self.constants, inputs,
-                      list(map(int, self.wanted)), last)
+        return _Table(kinds, kind, node, step, flat, self.constants, inputs, self.wanted, last)
 
     def generate(self) -> Generated:
         raise NotImplementedError
@@ -634,11 +634,10 @@ class _Table:
     kind: list          # per operation
     node: list
     step: list          # node[k] - node[k - 1] (0 for the first): the table written (mostly small numbers)
-    first: list         # its arguments: flat[first[k]:first[k + 1]] (made from the kinds' arity where it runs)
-    flat: list
+    flat: list          # the arguments, in order: each operation's as many as its kind's arity
     constants: list     # nodes (their values: the writer's `distinct` and `which`)
     inputs: list        # the parameters' nodes
-    kept: list          # per node: 1 where the engine keeps its adjoint
+    kept: list          # per node: whether the engine keeps its adjoint (bools)
     last: int           # the last operation the output depends on (or comes before it)
 
 
