@@ -363,6 +363,7 @@ class _Writer:
                 plain = excerpt(source, exprs[k])
             extras.append(plain)
             back[k] = length[k] = 0
+        del exprs, start, end, found  # (the rest of the run reuses their memory)
         # the text as one character a character: what no slice quotes becomes a blank or `?`, so
         # that offsets are the same in every language
         ascii_text = text.encode("ascii", "replace").translate(_BLANK_CONTROLS).decode("ascii")
