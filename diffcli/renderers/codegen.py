@@ -558,7 +558,7 @@ class _Writer:
         import bisect
 
         last = bisect.bisect_right(node, self.out) - 1
-        step = [0, *map(operator.sub, node[1:], node[:-1])]
+        step = _steps(node)
         return _Table(kinds, kind, node, step, flat, self.constants, inputs, self.wanted, last)
 
     def generate(self) -> Generated:
@@ -663,6 +663,11 @@ class _Places:
 # character any language's string needs to escape but C's `?` (trigraphs)
 _SMALL = 43
 _SHIFT = bytes.maketrans(bytes(range(_SMALL)), bytes(range(48, 48 + _SMALL)))
+
+
+def _steps(values: list) -> list:
+    """Each number less the one before (the first's: 0): what a table of rising numbers is written as."""
+    return [0, *map(operator.sub, values[1:], values[:-1])]
 
 
 def _small_text(values: list) -> str | None:
@@ -972,12 +977,13 @@ class _Python(_Writer):
                  f"map({ints(t.flat)}.__getitem__, map(slice, {N['FIRST']}, {N['FIRST']}[1:]))))",
                  f"{N['START']} = [0.0] * {size}  # the values: the constants', the others set by each call",
                  f"{N['DISTINCT']} = tuple(map(float, filter(None, {distinct_text!r}.split(','))))",
-                 f"for {i}, x in zip({ints(t.constants)}, {ints(self.which, True)}):",
+                 f"for {i}, x in zip(itertools.accumulate({ints(_steps(t.constants), True)}[1:], "
+                 f"initial={(t.constants or [0])[0]}), {ints(self.which, True)}):",
                  f"    {N['START']}[{i}] = {N['DISTINCT']}[x]",
                  *[f"{N['KEPT']} = {ints(t.kept, True)}"][:backward],
                  "# the places: where each operation begins and its text (a slice of the file's, or one of the",
                  "# extras), the lines' starts; a message is made only where an operation fails",
-                 f"{N['AT']} = {ints(P.at)}",
+                 f"{N['AT']} = {ints(_steps(P.at), True)}  # (steps from the operation before's)",
                  f"{N['BACK']} = {ints(P.back, True)}",
                  f"{N['LENGTH']} = {ints(P.length, True)}",
                  f"{N['FOLDED']} = {ints(P.folded)}",
@@ -986,7 +992,7 @@ class _Python(_Writer):
                  f"{N['TEXT']} = {P.text!r}",
                  "", "",
                  f"def {N['place']}({k}):",
-                 f"    at, back, length = {N['AT']}[{k}], {N['BACK']}[{k}], {N['LENGTH']}[{k}]",
+                 f"    at, back, length = {P.at[0]} + sum({N['AT']}[1:{k} + 1]), {N['BACK']}[{k}], {N['LENGTH']}[{k}]",
                  f"    text = {N['TEXT']}[at - back:at - back + length] if length else "
                  f"{N['EXTRAS']}[{N['FOLDED']}.index({k})]",
                  f"    line = bisect.bisect_right({N['LINES']}, at) - 1",
@@ -1238,7 +1244,9 @@ class _CFamily(_Writer):
         the forward pass, and in reverse mode the reverse pass (`adjoints`: its array's lines)."""
         k, a, r, i, d, v, g = (names[x] for x in ("k", "a", "r", "i", "d", "v", "g"))
         open_, close = ("/* ", " */") if self.lang == "c" else ("// ", "")
-        lines = [f"    for ({k} = 0; {k} < {len(t.constants)}; {k}++) {v}[{tables['constant']}[{k}]] = {tables['value']}[{self.read['which'].format(k)}];",
+        c = names["c"]
+        lines = [f"    for ({k} = 0, {c} = {(t.constants or [0])[0]}; {k} < {len(t.constants)}; {k}++) {{ "
+                 f"{c} += {self.read['constant'].format(k)}; {v}[{c}] = {tables['value']}[{self.read['which'].format(k)}]; }}",
                  *[f"    {v}[{node}] = {self.variable[name]};" for node, name in zip(t.inputs, self.parameters)],
                  f"    {open_}forward pass: each value tested as it is computed{close}",
                  f"    for ({k} = 0; {k} < {len(t.node)}; {k}++) {{",
@@ -1442,7 +1450,7 @@ class _C(_CFamily):
         """A large program's file: its operations as tables, one loop per pass (see _Table)."""
         I, t = self.internal, self.table()
         fresh = self.namer.fresh
-        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d", "failed", "argument", "code")}
+        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d", "c", "failed", "argument", "code")}
         names.update(v=I["v"], g=I["g"], p=I["p"], n=I["n"])
         tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "constant", "value",
                                                             "which", "kept", "place", "step", "arity")}
@@ -1460,7 +1468,7 @@ class _C(_CFamily):
             self.declare_table(tables["step"], t.step, "long", "step"),
             f"static const unsigned char {tables['arity']}[] = {{{self.numbers(self.arities(t))}}};",
             f"static const long {tables['args']}[] = {{\n{self.numbers(t.flat)}}};",
-            f"static const long {tables['constant']}[] = {{\n{self.numbers(t.constants)}}};",
+            self.declare_table(tables["constant"], _steps(t.constants), "long", "constant"),
             f"static const double {tables['value']}[] = {{\n{self.numbers(self.distinct_texts)}}};",
             self.declare_table(tables["which"], self.which, "long", "which"),
             *[self.declare_table(tables["kept"], t.kept, "unsigned char", "kept")][:backward],
@@ -1476,7 +1484,7 @@ class _C(_CFamily):
                 + (f", {n_}" if self.mode == "reverse" and any(
                     _templates(self.lang, *key)[2] is not None for key in t.kinds) else "") + ";",
                 f"    const long *{a};",
-                f"    long {k}, {failed} = 0, *{tables['node']}, *{tables['first']}" + (f", {i}" if self.mode == "reverse" else "") + ";",
+                f"    long {k}, {names['c']}, {failed} = 0, *{tables['node']}, *{tables['first']}" + (f", {i}" if self.mode == "reverse" else "") + ";",
                 f"    int {code} = 0, {argument} = 0;",
                 f"    if (!{v}) DIFFCLI_FAIL(4, \"malloc\");",
                 f"    /* each operation's node and first argument, from the steps and the kinds' arity */",
@@ -1518,7 +1526,7 @@ class _C(_CFamily):
             "/* the places: where each operation begins and its text (a slice of the file's, or for the",
             " * operations `folded` one of the extras), the lines' starts; a message is written only where",
             " * an operation fails */",
-            f"static const long {at}[] = {{\n{self.numbers(P.at)}}};",
+            self.declare_table(at, _steps(P.at), "long", "at"),
             *declared,
             f"static const long {folded}[] = {{\n{self.numbers(P.folded)}}};",
             f"static const long {lines}[] = {{\n{self.numbers(P.lines)}}};",
@@ -1534,7 +1542,9 @@ class _C(_CFamily):
             "",
             f"static const char *{place}(long k, int argument)",
             "{",
-            f"    long at = {at}[k], low = 0, high = {len(P.lines)}, middle, e = 0;",
+            f"    long at = {P.at[0]}, low = 0, high = {len(P.lines)}, middle, e;",
+            f"    for (e = 1; e <= k; e++) at += {self.read['at'].format('e')};  /* (the table's steps) */",
+            "    e = 0;",
             f"    const char *text = {text_} + at - {self.read['back'].format('k')};",
             f"    int length = {self.read['length'].format('k')}, used;",
             "    if (!length) {  /* one of the extras */",
@@ -1689,7 +1699,7 @@ class _JavaScript(_CFamily):
         """A large program's module: its operations as tables, one loop per pass (see _Table)."""
         I, t = self.internal, self.table()
         fresh = self.namer.fresh
-        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d")}
+        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d", "c")}
         names.update(v=I["v"], g=I["g"], p=I["p"], n=I["n"])
         tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "constant", "value",
                                                             "which", "kept", "place", "step", "arity")}
@@ -1710,7 +1720,7 @@ class _JavaScript(_CFamily):
             f"for (let k = 0; k < {len(t.node)}; k++) {tables['first']}[k + 1] = {tables['first']}[k] + "
             f"{tables['arity']}[{tables['kind']}[k]];",
             f"const {tables['args']} = new Int32Array([\n{self.numbers(t.flat)}]);",
-            f"const {tables['constant']} = new Int32Array([\n{self.numbers(t.constants)}]);",
+            self.declare_table(tables["constant"], _steps(t.constants), "Int32Array", "constant"),
             f"const {tables['value']} = new Float64Array([\n{self.numbers(self.distinct_texts)}]);",
             self.declare_table(tables["which"], self.which, "Int32Array", "which"),
             self.declare_table(tables["kept"], t.kept, "Uint8Array", "kept"),
@@ -1720,7 +1730,7 @@ class _JavaScript(_CFamily):
         fail = f"throw {I['gradientError']}({{p}}, {tables['place']}({names['k']}, {{argument}}));"
         forward, reverse = self.table_cases(t, fail, names, f"{tables['args']}[{names['a']} + {{}}]")
         body = [f"    const {v} = new Float64Array({size});",
-                f"    let {k}, {a}, {r};",
+                f"    let {k}, {a}, {r}, {names['c']};",
                 *self.table_passes(t, tables, names, forward, reverse, f"{tables['first']}[{k}]",
                                    f"throw {I['valueError']}({tables['place']}({k}, 0));",
                                    [f"    const {g} = new Float64Array({size});", f"    let {i}, {d}, {p}, {n_};"])]
@@ -1745,7 +1755,7 @@ class _JavaScript(_CFamily):
             "// the places: where each operation begins and its text (a slice of the file's, or for the",
             "// operations `folded` one of the extras), the lines' starts; a message is made only where an",
             "// operation fails",
-            f"const {at} = new Int32Array([\n{self.numbers(P.at)}]);",
+            self.declare_table(at, _steps(P.at), "Int32Array", "at"),
             self.declare_table(back, P.back, "Uint8Array", "back"),
             self.declare_table(length, P.length, "Uint8Array", "length"),
             f"const {folded} = [\n{self.numbers(P.folded)}];",
@@ -1754,7 +1764,9 @@ class _JavaScript(_CFamily):
             f"const {text_} = `" + text + "`;",
             "",
             f"function {place}(k, argument) {{",
-            f"    const at = {at}[k], length = {length}[k];",
+            f"    const length = {length}[k];",
+            f"    let at = {P.at[0]};",
+            f"    for (let e = 1; e <= k; e++) at += {at}[e];  // (the table's steps)",
             f"    let low = 0, high = {lines}.length;",
             "    while (high - low > 1) {",
             "        const middle = (low + high) >> 1;",
