@@ -328,7 +328,9 @@ class _Writer:
         """Each operation's place as numbers, its message made only where it fails (see _Places)."""
         graph, source = self.graph, self.program.source
         text, width = source.text, EXCERPT_WIDTH
-        exprs = list(itertools.compress(graph.expr, map(operator.is_not, graph.op, itertools.repeat(None))))
+        self.op_nodes = list(itertools.compress(range(len(graph.op)), map(operator.is_not, graph.op,
+                                                                         itertools.repeat(None))))
+        exprs = list(map(graph.expr.__getitem__, self.op_nodes))
         # where each operation begins: its operator's place, its bracket's, or its start
         begin = {kind: "op_start" if issubclass(kind, Binary) else "bracket" if issubclass(kind, Index) else "start"
                  for kind in set(map(type, exprs))}
@@ -350,9 +352,10 @@ class _Writer:
             folded.update(k for k, match in enumerate(found) if match is not None)
         if max(length, default=0) > width:
             folded.update(k for k, n in enumerate(length) if n > width)
-        for ends in (start, list(map((-1).__add__, end))):
-            if " " in map(text.__getitem__, ends):
-                folded.update(k for k, n in enumerate(ends) if text[n] == " ")
+        if " " in map(text.__getitem__, start):
+            folded.update(k for k, n in enumerate(start) if text[n] == " ")
+        if " " in map(text.__getitem__, map((-1).__add__, end)):
+            folded.update(k for k, n in enumerate(end) if text[n - 1] == " ")
         back = list(map(operator.sub, at, start))  # the text starts this far before the operation
         folded, extras = sorted(folded), []
         for k in folded:
@@ -541,7 +544,7 @@ class _Writer:
         self.read: dict = {}  # (C and JavaScript) table -> how its element {} is read
         graph = self.graph
         ops_, args = graph.op, graph.args
-        node = list(itertools.compress(range(len(ops_)), map(operator.is_not, ops_, itertools.repeat(None))))
+        node = self.op_nodes  # (place_table's)
         # a case per operation (its key, a string: hashed once), per number of arguments where that varies
         keys = list(map(operator.itemgetter(0), map(ops_.__getitem__, node)))  # (an Op's first field: key)
         distinct = dict.fromkeys(keys)
