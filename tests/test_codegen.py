@@ -362,7 +362,7 @@ def _c_errors(tmp_path, programs) -> list[str]:
                      f' printf("%d %s\\n", r, e); }}')
     (tmp_path / "bad.c").write_text("\n".join(parts) + "\nint main(void)\n{\n" + "\n".join(calls)
                                     + "\n  return 0;\n}\n", encoding="utf-8")
-    subprocess.run([GCC, "-std=c99", "-O1", "-Wall", "-Werror", "-o", str(tmp_path / "bad"),
+    subprocess.run([GCC, "-std=c99", "-O1", "-Wall", "-Wextra", "-pedantic", "-Werror", "-o", str(tmp_path / "bad"),
                     str(tmp_path / "bad.c"), "-lm"], check=True)
     return subprocess.run([str(tmp_path / "bad")], capture_output=True, text=True,
                           encoding="utf-8").stdout.splitlines()
@@ -380,6 +380,28 @@ def test_a_split_c_program_fails_where_the_unsplit_one_does(monkeypatch, tmp_pat
     assert outputs[0] == outputs[1]
     for k, out in enumerate(outputs[1]):
         assert out.split()[0] == "123"[k] and _split_failing(k)[1] in out, out
+
+
+@needs_gcc
+def test_a_split_c_programs_long_tables_are_rows_of_short_literals(monkeypatch, tmp_path):
+    """A string literal beyond 4,095 characters is more than ISO C promises (gcc -pedantic refuses
+    it, MSVC stops near 16,000): a large program's long tables and the file's text are rows of
+    short literals. Rows of 16 characters here, so that every read and the places' slices cross
+    them: the same numbers, the same errors and places."""
+    codegen_module = sys.modules["diffcli.renderers.codegen"]
+    monkeypatch.setattr(codegen_module, "SPLIT", 100)
+    failing = [_split_failing(k)[0] for k in range(len(SPLIT_ERRORS))]
+    expected = _c_errors(tmp_path, failing)
+    monkeypatch.setattr(codegen_module, "_C_ROW_BITS", 4)
+    monkeypatch.setattr(codegen_module, "_C_ROW", 16)
+    assert generate(failing[0], "c", name="f").source.count("[][17] = {") >= 3
+    assert _c_errors(tmp_path, failing) == expected
+    program = diffcli.parse(chain(80), "chain.expr")
+    cases = [(program, {}, None)]
+    (tmp_path / "chain.c").write_text(_c_driver(cases))
+    subprocess.run([GCC, "-std=c99", "-O0", "-Wall", "-Wextra", "-pedantic", "-Werror", "-o", str(tmp_path / "chain"),
+                    str(tmp_path / "chain.c"), "-lm"], check=True)
+    _check_lines(cases, subprocess.run([str(tmp_path / "chain")], capture_output=True, text=True).stdout.splitlines())
 
 
 @needs_node

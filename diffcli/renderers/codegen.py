@@ -703,6 +703,31 @@ def _small_text(values: list) -> str | None:
     return bytes(values).translate(_SHIFT).decode("ascii")
 
 
+# C's string literals stay within the 4,095 characters ISO C compilers must accept (MSVC stops near
+# 16,000; gcc -pedantic warns): a longer table is rows of _C_ROW characters, one literal each
+_C_ROW_BITS = 11
+_C_ROW = 1 << _C_ROW_BITS
+
+
+def _c_literal(text: str) -> str:
+    """Printable ASCII and line breaks as a C string literal: a piece a line, of at most 1000
+    characters (cut before escaping, so that no escape is split)."""
+    escape = lambda piece: piece.replace("\\", "\\\\").replace('"', '\\"').replace("?", "\\?")
+    pieces = []
+    for line in text.split("\n"):
+        pieces += [escape(line[k:k + 1000]) for k in range(0, len(line), 1000)] or [""]
+        pieces[-1] += "\\n"
+    pieces[-1] = pieces[-1][:-2]
+    return '"' + '"\n"'.join(pieces) + '"'
+
+
+def _c_rows(name: str, text: str) -> str:
+    """`static const char name[][_C_ROW + 1]`: text in rows of _C_ROW characters (row r holds
+    characters r·_C_ROW on), read as name[i >> _C_ROW_BITS][i & (_C_ROW - 1)]."""
+    rows = [_c_literal(text[k:k + _C_ROW]) for k in range(0, len(text), _C_ROW)]
+    return f"static const char {name}[][{_C_ROW + 1}] = {{\n" + ",\n".join(rows) + "};"
+
+
 # what keeps an expression's text from being quoted as it is: excerpt() folds it
 _UNPLAIN = re.compile(r"[^ -~]|#|  ")
 _PRINTABLE_OR_LINE_BREAK = bytes(range(32, 127)) + b"\n"
@@ -1563,7 +1588,7 @@ class _C(_CFamily):
         tables = {k: self.namer.fresh(f"{place}_{k}") for k in ("at", "back", "length", "folded", "lines", "text",
                                                                "extras")}
         at, back, length, folded, lines, text_, extras = tables.values()
-        text = P.text.replace("\\", "\\\\").replace('"', '\\"').replace("?", "\\?")
+        rows = len(P.text) > _C_ROW
         quoted_extras = ",\n".join(self.quote_all(P.extras)) or '""'
         declared = [self.declare_table(back, P.back, "unsigned char", "back"),
                     self.declare_table(length, P.length, "unsigned char", "length")]
@@ -1576,7 +1601,7 @@ class _C(_CFamily):
             f"static const long {folded}[] = {{\n{self.numbers(P.folded)}}};",
             f"static const long {lines}[] = {{\n{self.numbers(P.lines)}}};",
             f"static const char *const {extras}[] = {{\n{quoted_extras}}};",
-            f"static const char {text_}[] =\n\"" + text.replace("\n", '\\n"\n"') + '";',
+            _c_rows(text_, P.text) if rows else f"static const char {text_}[] =\n" + _c_literal(P.text) + ";",
             "#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L",
             f"static _Thread_local char {message}[512];",
             "#elif defined(__GNUC__)",
@@ -1590,8 +1615,13 @@ class _C(_CFamily):
             f"    long at = {P.at[0]}, low = 0, high = {len(P.lines)}, middle, e;",
             f"    for (e = 1; e <= k; e++) at += {self.read['at'].format('e')};  /* (the table's steps) */",
             "    e = 0;",
-            f"    const char *text = {text_} + at - {self.read['back'].format('k')};",
-            f"    int length = {self.read['length'].format('k')}, used;",
+            *([f"    const char *text = {text_} + at - {self.read['back'].format('k')};",
+               f"    int length = {self.read['length'].format('k')}, used;"] if not rows else [
+               f"    char slice[{EXCERPT_WIDTH + 1}];  /* the text's rows are short literals: the slice copied out */",
+               "    const char *text = slice;",
+               f"    int length = {self.read['length'].format('k')}, used, i;",
+               f"    for (i = 0; i < length; i++) slice[i] = {text_}[(at - {self.read['back'].format('k')} + i) >> "
+               f"{_C_ROW_BITS}][(at - {self.read['back'].format('k')} + i) & {_C_ROW - 1}];"]),
             "    if (!length) {  /* one of the extras */",
             f"        while ({folded}[e] != k) e++;",
             f"        text = {extras}[e];",
@@ -1617,9 +1647,11 @@ class _C(_CFamily):
         if small is None:
             self.read[key] = f"{name}[{{}}]"
             return f"static const {c_type} {name}[] = {{\n{self.numbers(values)}}};"
-        self.read[key] = f"({name}[{{}}] - '0')"
-        chunks = [small[k:k + 1000].replace("?", "\\?") for k in range(0, len(small), 1000)] or [""]
-        return f"static const char {name}[] =\n\"" + '"\n"'.join(chunks) + '";'
+        if len(small) <= _C_ROW:
+            self.read[key] = f"({name}[{{}}] - '0')"
+            return f"static const char {name}[] =\n" + _c_literal(small) + ";"
+        self.read[key] = f"({name}[({{0}}) >> {_C_ROW_BITS}][({{0}}) & {_C_ROW - 1}] - '0')"
+        return _c_rows(name, small)
 
     def fast_body(self, fast: "_Fast", checked: str) -> list[str]:
         """The function's body: the straight-line code, one test of its sum, the checked version
