@@ -491,13 +491,15 @@ def _matrix_vector_seconds(g, gt, xs, ts, needed, k, unit=None, place=None):
     cw = cx = None
     if needed[0] and (gt is not None or tx is not None):
         if gt is not None and tx is not None:
-            left = np.empty((k, m, 2))
-            left[:, :, 0] = gt
-            left[:, :, 1] = g
-            right = np.empty((k, 2, n))
-            right[:, 0, :] = x
-            right[:, 1, :] = tx
-            cw = np.matmul(left, right, out=place)
+            # the factors laid out pair first, so that each is filled by whole blocks (the
+            # matmul reads them through strides: the same products, in the same order)
+            left = np.empty((2, k, m))
+            left[0] = gt
+            left[1] = g
+            right = np.empty((2, k, n))
+            right[0] = x
+            right[1] = tx
+            cw = np.matmul(left.transpose(1, 2, 0), right.transpose(1, 0, 2), out=place)
         elif gt is not None:
             cw = np.einsum("ki,j->kij", gt, x)
         else:
@@ -781,9 +783,13 @@ def hessian_matrix(graph, values: list, output: int, chosen: Plan):
                                        for node, _ in chosen.columns])
         else:
             rows, gradient = _rows(graph, k, chosen, adjoint, adjoint_t)
-        # rows[d, r] = H[r][d] / 2: (H + Hᵀ)/2 the sum, checked once (a NaN or infinity in rows is one in it)
+        # rows[d, r] = H[r][d] / 2: (H + Hᵀ)/2 the sum, checked once with the gradient (one sum of
+        # both: a NaN or infinity in either is one in it)
         matrix = np.add(rows, rows.T)
-        if _finite(matrix) and _finite(gradient):
+        with np.errstate(all="ignore"):
+            total = matrix.sum() + gradient.sum()
+            finite = total - total == 0.0
+        if finite:
             return gradient, matrix
     seeds = {node: 2.0 * half for node, half in chosen.halves.items()}  # the unit vectors
     adjoint, adjoint_t = checked_second_order(graph, values, output, seeds, k)
