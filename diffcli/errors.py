@@ -8,6 +8,7 @@ Positions are character offsets into the source; line and column are computed on
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 
 KINDS = ("syntax", "name", "cycle", "domain", "input", "io", "shape")
@@ -38,14 +39,9 @@ class Source:
         self._line_starts: list[int] | None = None
 
     def _starts(self) -> list[int]:
-        if self._line_starts is None:
-            starts = [0]
-            find = self.text.find
-            i = find("\n")
-            while i != -1:
-                starts.append(i + 1)
-                i = find("\n", i + 1)
-            self._line_starts = starts
+        if self._line_starts is None:  # each line starts one after the end of the one before
+            lines = map(len, self.text.split("\n"))
+            self._line_starts = list(itertools.accumulate(map((1).__add__, lines), initial=0))[:-1]
         return self._line_starts
 
     def line_col(self, offset: int) -> tuple[int, int]:

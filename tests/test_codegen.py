@@ -353,6 +353,21 @@ def _split_failing(k):
     return program, f"(line {line}, column {column})"
 
 
+def _c_errors(tmp_path, programs) -> list[str]:
+    """`code *error` of each program (inputs x0 = 0.5, x1 = 1.25), compiled with -Wall -Werror."""
+    parts, calls = ["#include <stdio.h>"], []
+    for k, program in enumerate(programs):
+        parts.append(generate(program, "c", name=f"bad_{k}").source)
+        calls.append(f'  {{ double v, g[2]; const char *e = "none"; int r = bad_{k}(0.5, 1.25, &v, g, &e);'
+                     f' printf("%d %s\\n", r, e); }}')
+    (tmp_path / "bad.c").write_text("\n".join(parts) + "\nint main(void)\n{\n" + "\n".join(calls)
+                                    + "\n  return 0;\n}\n", encoding="utf-8")
+    subprocess.run([GCC, "-std=c99", "-O1", "-Wall", "-Wextra", "-pedantic", "-Werror", "-o", str(tmp_path / "bad"),
+                    str(tmp_path / "bad.c"), "-lm"], check=True)
+    return subprocess.run([str(tmp_path / "bad")], capture_output=True, text=True,
+                          encoding="utf-8").stdout.splitlines()
+
+
 @needs_gcc
 def test_a_split_c_program_fails_where_the_unsplit_one_does(monkeypatch, tmp_path):
     """Above SPLIT, the operations are tables and each pass one loop: the code and the place of an
@@ -361,20 +376,32 @@ def test_a_split_c_program_fails_where_the_unsplit_one_does(monkeypatch, tmp_pat
     outputs = []
     for split in (codegen_module.SPLIT, 100):
         monkeypatch.setattr(codegen_module, "SPLIT", split)
-        parts, calls = ["#include <stdio.h>"], []
-        for k in range(len(SPLIT_ERRORS)):
-            program, _ = _split_failing(k)
-            parts.append(generate(program, "c", name=f"bad_{k}").source)
-            calls.append(f'  {{ double v, g[2]; const char *e = "none"; int r = bad_{k}(0.5, 1.25, &v, g, &e);'
-                         f' printf("%d %s\\n", r, e); }}')
-        (tmp_path / "bad.c").write_text("\n".join(parts) + "\nint main(void)\n{\n" + "\n".join(calls)
-                                        + "\n  return 0;\n}\n", encoding="utf-8")
-        subprocess.run([GCC, "-std=c99", "-O1", "-Wall", "-Werror", "-o", str(tmp_path / "bad"),
-                        str(tmp_path / "bad.c"), "-lm"], check=True)
-        outputs.append(subprocess.run([str(tmp_path / "bad")], capture_output=True, text=True).stdout.splitlines())
+        outputs.append(_c_errors(tmp_path, [_split_failing(k)[0] for k in range(len(SPLIT_ERRORS))]))
     assert outputs[0] == outputs[1]
     for k, out in enumerate(outputs[1]):
         assert out.split()[0] == "123"[k] and _split_failing(k)[1] in out, out
+
+
+@needs_gcc
+def test_a_split_c_programs_long_tables_are_rows_of_short_literals(monkeypatch, tmp_path):
+    """A string literal beyond 4,095 characters is more than ISO C promises (gcc -pedantic refuses
+    it, MSVC stops near 16,000): a large program's long tables and the file's text are rows of
+    short literals. Rows of 16 characters here, so that every read and the places' slices cross
+    them: the same numbers, the same errors and places."""
+    codegen_module = sys.modules["diffcli.renderers.codegen"]
+    monkeypatch.setattr(codegen_module, "SPLIT", 100)
+    failing = [_split_failing(k)[0] for k in range(len(SPLIT_ERRORS))]
+    expected = _c_errors(tmp_path, failing)
+    monkeypatch.setattr(codegen_module, "_C_ROW_BITS", 4)
+    monkeypatch.setattr(codegen_module, "_C_ROW", 16)
+    assert generate(failing[0], "c", name="f").source.count("[][17] = {") >= 3
+    assert _c_errors(tmp_path, failing) == expected
+    program = diffcli.parse(chain(80), "chain.expr")
+    cases = [(program, {}, None)]
+    (tmp_path / "chain.c").write_text(_c_driver(cases))
+    subprocess.run([GCC, "-std=c99", "-O0", "-Wall", "-Wextra", "-pedantic", "-Werror", "-o", str(tmp_path / "chain"),
+                    str(tmp_path / "chain.c"), "-lm"], check=True)
+    _check_lines(cases, subprocess.run([str(tmp_path / "chain")], capture_output=True, text=True).stdout.splitlines())
 
 
 @needs_node
@@ -395,18 +422,101 @@ def test_a_split_javascript_program_fails_where_the_unsplit_one_does(monkeypatch
         assert out.startswith("true Error") and _split_failing(k)[1] in out, out
 
 
+def test_a_split_python_program_fails_where_the_unsplit_one_does(monkeypatch):
+    """Above SPLIT, Python's program is tables read by loops too: the same messages, places and all."""
+    codegen_module = sys.modules["diffcli.renderers.codegen"]
+    messages = []
+    for split in (codegen_module.SPLIT, 100):
+        monkeypatch.setattr(codegen_module, "SPLIT", split)
+        messages.append([])
+        for k in range(len(SPLIT_ERRORS)):
+            program, place = _split_failing(k)
+            generated = generate(program, "python")
+            assert ("_OPS" in generated.source) == (split == 100)
+            with pytest.raises(ValueError) as raised:
+                run_python(generated.source, generated.function)
+            assert place in str(raised.value)
+            messages[-1].append(str(raised.value))
+    assert messages[0] == messages[1]
+
+
+# places that are not the file's text as it is: a comment and a line break inside (folded), and a text
+# longer than a message quotes (cut); min and max, of any number of arguments
+FOLDED_ERRORS = ["y = max(x79, x3, x5) + log((x79  # a comment\n - 100))",
+                 "z = min(x5, x4) + sqrt(x79 - 100 + 0.000000001 + 0.00000000002 + 0.000000003)"]
+
+
+def _messages_of_split_programs(monkeypatch, tmp_path, lang: str) -> list[list[str]]:
+    """Each FOLDED_ERRORS program's error, generated unsplit and split, in `lang`."""
+    codegen_module = sys.modules["diffcli.renderers.codegen"]
+    programs = [diffcli.parse(chain(80) + "\n" + text, "folded.expr") for text in FOLDED_ERRORS]
+    outputs = []
+    for split in (codegen_module.SPLIT, 100):
+        monkeypatch.setattr(codegen_module, "SPLIT", split)
+        if lang == "python":
+            messages = []
+            for program in programs:
+                generated = generate(program, "python")
+                with pytest.raises(ValueError) as raised:
+                    run_python(generated.source, generated.function)
+                messages.append(str(raised.value))
+        elif lang == "c":
+            messages = _c_errors(tmp_path, programs)
+        else:
+            for k, program in enumerate(programs):
+                (tmp_path / f"folded_{split}_{k}.mjs").write_text(generate(program, "javascript", name="f").source,
+                                                                  encoding="utf-8")
+            script = "".join(f"try {{ (await import('./folded_{split}_{k}.mjs')).f(); console.log('no error'); }} "
+                             f"catch (e) {{ console.log(e.message); }}\n" for k in range(len(programs)))
+            (tmp_path / "run.mjs").write_text(script)
+            messages = subprocess.run([NODE, str(tmp_path / "run.mjs")], capture_output=True, text=True,
+                                      encoding="utf-8").stdout.splitlines()
+        outputs.append(messages)
+    return outputs
+
+
+@pytest.mark.parametrize("lang", ["python", pytest.param("c", marks=needs_gcc),
+                                  pytest.param("javascript", marks=needs_node)])
+def test_a_split_program_quotes_folded_and_cut_places_as_the_unsplit_one(monkeypatch, tmp_path, lang):
+    unsplit, split = _messages_of_split_programs(monkeypatch, tmp_path, lang)
+    assert unsplit == split and len(split) == len(FOLDED_ERRORS)
+    assert "`log((x79 - 100))` (line 81, column 24)" in split[0]
+    assert "`sqrt(x79 - 100 + 0.000000001 + 0.000000…` (line 81, column 19)" in split[1]
+    for text, column in zip(FOLDED_ERRORS, (24, 19)):  # the engine's places
+        with pytest.raises(diffcli.DiffcliError) as raised:
+            diffcli.parse(chain(80) + "\n" + text, "folded.expr").grad()
+        assert f"folded.expr:81:{column}:" in str(raised.value)
+
+
+def test_a_split_program_of_min_and_max_is_still_exact(monkeypatch):
+    monkeypatch.setattr(sys.modules["diffcli.renderers.codegen"], "SPLIT", 100)
+    program = diffcli.parse(chain(80) + "\ny = max(x79, x3, x5) + min(x1, x79) * max(x2, x4)", "minmax.expr")
+    expected = program.grad()
+    generated = generate(program, "python")
+    assert "_OPS" in generated.source
+    value, gradient = run_python(generated.source, generated.function)
+    assert value == expected.value and gradient == {n: expected.gradients[n] for n in ("x0", "x1")}
+
+
 def test_a_python_program_of_several_full_size_functions_compiles_and_is_exact():
-    """Above 2*SPLIT operations, at the real SPLIT: each function of the split is as large as it gets at
-    any size (a bigger program only has more of them, as the small split above has), and CPython
-    compiles and runs them to the engine's bits."""
+    """Above 2*SPLIT operations, at the real SPLIT: forward mode's functions of the split are each as
+    large as they get at any size (a bigger program only has more of them, as the small split above
+    has), and CPython compiles and runs them to the engine's bits; reverse mode and the value are
+    tables read by loops, to the same bits."""
     codegen_module = sys.modules["diffcli.renderers.codegen"]
     program = diffcli.parse(chain(3000), "chain.expr")
     assert sum(op is not None for op in program.graph.op) > 2 * codegen_module.SPLIT
-    generated = generate(program, "python")
-    assert generated.source.count("\ndef _forward_") >= 3
-    value, gradient = run_python(generated.source, generated.function)
     expected = program.grad()
+    generated = generate(program, "python", wrt="x1")
+    assert generated.source.count("\ndef _forward_") >= 3
+    value, derivative = run_python(generated.source, generated.function)
+    assert value == expected.value and derivative == program.derivatives("x1").derivatives["x2999"]
+    generated = generate(program, "python")
+    assert "_forward_" not in generated.source and "_OPS" in generated.source
+    value, gradient = run_python(generated.source, generated.function)
     assert value == expected.value and gradient == {n: expected.gradients[n] for n in ("x0", "x1")}
+    generated = generate(program, "python", value_only=True)
+    assert run_python(generated.source, generated.function) == expected.value
 
 
 def test_the_command_writes_c_and_its_header(tmp_path):

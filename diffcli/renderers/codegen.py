@@ -16,11 +16,12 @@ an undefined derivative (the partial was not finite) or an overflow. Python rais
 ValueError), JavaScript throws `DomainError` (an Error), C returns 1 (value), 2 (derivative) or 3
 (gradient overflow) and points `*error` at a static message.
 
-Large programs: Python keeps one function up to SPLIT operations, and above that values and adjoints
-in lists and the work in functions of SPLIT operations each (CPython compiles them). C and JavaScript
-keep every value in a local of one function only up to SPLIT operations (a frame of a million doubles
-overflows a thread's stack); above that the program is data (see _Table), read by one loop per pass
-that does what the checked straight-line code does (forward mode keeps straight-line functions).
+Large programs: above SPLIT operations (a frame of a million doubles overflows a thread's stack, and
+compilers take minutes over straight-line code that long) the program is data (see _Table), read by
+one loop per pass that does what the checked straight-line code does, in all three languages; the
+operations' places are tables too (see _Places), each message made only where it fails (in C, in a
+buffer of the calling thread's own). Forward mode keeps straight-line functions of SPLIT operations
+each, its values and tangents in arrays.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import math
+import operator
 import json.encoder
 import re
 import os
@@ -190,21 +193,27 @@ class _Writer:
         namer = self.namer = _Namer(self.lang)
         free = [n for n, v in graph.inputs.items() if v is None]
         self.parameters = free + [n for n, v in graph.inputs.items() if v is not None]
-        name_of = graph.name_of()
-        self.name_of = name_of
         # every file name first, in file order, so that diffcli's own names never take one of them
         default = {"reverse": "grad_", "value": "eval_", "forward": "deriv_"}[mode] + output + (
             f"_{wrt}" if wrt else "")
         self.function = namer.fresh(name or namer._mangled(default))  # before the file's names: kept
-        self.variable = {n: namer.variable(n) for n in graph.names}
+        self.split = len(graph.op) - graph.op.count(None) > SPLIT
+        # above SPLIT (but in forward mode) the program is data read by loops (see _Table): the code
+        # names no variable but the inputs
+        self.tabled = self.split and mode != "forward"
+        # (a table's code names no node but the inputs)
+        self.name_of = {graph.names[n]: n for n in graph.inputs} if self.tabled else graph.name_of()
+        named = filter(graph.inputs.__contains__, graph.names) if self.tabled else graph.names
+        self.variable = {n: namer.variable(n) for n in named}
         self.internal = {k: namer.fresh(base) for k, base in self.internal_names.items()}
-        self.split = sum(op is not None for op in graph.op) > SPLIT
         self._plan()
 
     internal_names: dict = {}  # diffcli's own names: key -> the identifier wanted
 
     # -- the plan: which node is what, and where it comes from
     def _plan(self):
+        if self.tabled:
+            return self._plan_table()
         graph, namer = self.graph, self.namer
         n = len(graph)
         ops_, args, value0 = graph.op, graph.args, graph.value0
@@ -215,7 +224,6 @@ class _Writer:
         values = self.internal.get("v")
         position = {name: k for k, name in enumerate(self.parameters)}
         name_of, split, slots = self.name_of, self.split, self.slot
-        tabled = split and self.mode != "forward" and self.lang != "python"  # C and JavaScript: _Table
         constants: dict = {}  # a constant's text, once per value
         for i in range(n):
             if ops_[i] is None:
@@ -232,9 +240,7 @@ class _Writer:
                     ref[i] = text
                 continue
             slots[i] = slot
-            if tabled:
-                pass  # the loops name no operation's value
-            elif split:
+            if split:
                 ref[i] = f"{values}[{slot}]"
             elif i in name_of:
                 ref[i] = self.variable[name_of[i]]
@@ -257,10 +263,7 @@ class _Writer:
         self.gradient_order, self.gradient_user = [], []
         if self.mode == "reverse":
             kept = [i for i in range(n) if wanted[i]]
-            if tabled:
-                for i in kept:
-                    self.adjoint[i] = "kept"  # (the loops test a table)
-            elif split:
+            if split:
                 g = self.internal["g"]
                 for k, i in enumerate(kept):
                     self.adjoint[i] = f"{g}[{k}]"
@@ -298,6 +301,77 @@ class _Writer:
                         self.adjoint[i] = namer.fresh("dt_" + ref[i])
             self.n_adjoints = tangent_slot
         self._places()
+
+    def _plan_table(self):
+        """The plan of a program read by loops (see _Table): the constants' texts, the adjoints kept."""
+        graph = self.graph
+        ops_, value0 = graph.op, graph.value0
+        number = ops.printer(self.lang).number
+        self.ref = [""] * len(graph)  # the loops name no operation's value
+        leaves = itertools.compress(range(len(ops_)), map(operator.is_, ops_, itertools.repeat(None)))
+        self.constants = list(itertools.filterfalse(set(graph.names.values()).__contains__, leaves))
+        # the adjoints the engine keeps: those a node the output does not depend on would keep
+        # stay 0 (nothing flows into them), so they need not be told apart
+        self.wanted = needs_gradient(graph)
+        self.places = self.place_table()
+        # each constant's value: the number of one of the distinct values (each written once)
+        values = list(map(value0.__getitem__, self.constants))
+        distinct = {value: k for k, value in enumerate(dict.fromkeys(values))}
+        if 0.0 in distinct and len({math.copysign(1.0, value) for value in values if value == 0.0}) > 1:
+            self.distinct, self.which = values, list(range(len(values)))  # 0.0 and -0.0, one key: all written
+        else:
+            self.distinct, self.which = list(distinct), list(map(distinct.__getitem__, values))
+        if self.lang != "python":  # (Python's are their repr)
+            texts = [str(number(value)) for value in self.distinct]
+            self.distinct_texts = [f"({text})" if text.startswith("-") else text for text in texts]
+
+    def place_table(self) -> "_Places":
+        """Each operation's place as numbers, its message made only where it fails (see _Places)."""
+        graph, source = self.graph, self.program.source
+        text, width = source.text, EXCERPT_WIDTH
+        self.op_nodes = list(itertools.compress(range(len(graph.op)), map(operator.is_not, graph.op,
+                                                                         itertools.repeat(None))))
+        exprs = list(map(graph.expr.__getitem__, self.op_nodes))
+        # where each operation begins: its operator's place, its bracket's, or its start
+        begin = {kind: "op_start" if issubclass(kind, Binary) else "bracket" if issubclass(kind, Index) else "start"
+                 for kind in set(map(type, exprs))}
+        at = list(map(getattr, exprs, map(begin.__getitem__, map(type, exprs))))
+        start = [expr.start for expr in exprs]
+        end = [expr.end for expr in exprs]
+        length = list(map(operator.sub, end, start))
+        # the common case, as excerpt() shows it: printable ASCII, no comment, no run of blanks, not
+        # longer than the width: a slice of the file's text; else the text excerpt() makes, aside
+        # (looked for in bulk: most files have none but line breaks, which an expression rarely spans)
+        folded = set()
+        if text.isascii() and "#" not in text and "  " not in text and not text.encode("ascii").translate(
+                None, _PRINTABLE_OR_LINE_BREAK):  # (what _UNPLAIN finds but line breaks: none)
+            found = list(map(text.find, itertools.repeat("\n", len(exprs)), start, end))
+            if found.count(-1) != len(found):
+                folded.update(k for k, n in enumerate(found) if n >= 0)
+        else:
+            found = list(map(_UNPLAIN.search, itertools.repeat(text, len(exprs)), start, end))
+            folded.update(k for k, match in enumerate(found) if match is not None)
+        if max(length, default=0) > width:
+            folded.update(k for k, n in enumerate(length) if n > width)
+        if " " in map(text.__getitem__, start):
+            folded.update(k for k, n in enumerate(start) if text[n] == " ")
+        if " " in map(text.__getitem__, map((-1).__add__, end)):
+            folded.update(k for k, n in enumerate(end) if text[n - 1] == " ")
+        back = list(map(operator.sub, at, start))  # the text starts this far before the operation
+        folded, extras = sorted(folded), []
+        for k in folded:
+            plain = text[start[k]:end[k]]
+            if _UNPLAIN.search(plain) is None and plain[:1] != " " and plain[-1:] != " ":
+                plain = plain[:width - 1] + "…"
+            else:
+                plain = excerpt(source, exprs[k])
+            extras.append(plain)
+            back[k] = length[k] = 0
+        del exprs, start, end, found  # (the rest of the run reuses their memory)
+        # the text as one character a character: what no slice quotes becomes a blank or `?`, so
+        # that offsets are the same in every language
+        ascii_text = text.encode("ascii", "replace").translate(_BLANK_CONTROLS).decode("ascii")
+        return _Places(at, back, length, folded, extras, source._starts(), ascii_text)
 
     def _places(self):
         """Each operation's place, as its messages say it: "`log(x)` (line 3, column 5)"."""
@@ -480,6 +554,36 @@ class _Writer:
                          for name in self.parameters}
         return fast
 
+    @staticmethod
+    def arities(t: "_Table") -> list[int]:
+        """Each case's number of arguments."""
+        return [nargs for (_, nargs), _ in sorted(t.kinds.items(), key=lambda item: item[1])]
+
+    def table(self) -> "_Table":
+        """A large program as data for one loop per pass (see _Table)."""
+        self.read: dict = {}  # (C and JavaScript) table -> how its element {} is read
+        graph = self.graph
+        ops_, args = graph.op, graph.args
+        node = self.op_nodes  # (place_table's)
+        # a case per operation (its key, a string: hashed once), per number of arguments where that varies
+        keys = list(map(operator.itemgetter(0), map(ops_.__getitem__, node)))  # (an Op's first field: key)
+        distinct = dict.fromkeys(keys)
+        variadic = {key for key in distinct if ops.OPS[key].arity == 0}
+        if variadic:
+            arity = map(len, map(args.__getitem__, node))
+            keys = [(key, n) if key in variadic else key for key, n in zip(keys, arity)]
+            distinct = dict.fromkeys(keys)
+        case = {key: k for k, key in enumerate(distinct)}
+        kind = list(map(case.__getitem__, keys))
+        kinds = {key if isinstance(key, tuple) else (key, ops.OPS[key].arity): k for key, k in case.items()}
+        flat = list(itertools.chain.from_iterable(map(args.__getitem__, node)))
+        inputs = [graph.names[name] for name in self.parameters]
+        import bisect
+
+        last = bisect.bisect_right(node, self.out) - 1
+        step = _steps(node)
+        return _Table(kinds, kind, node, step, flat, self.constants, inputs, self.wanted, last)
+
     def generate(self) -> Generated:
         raise NotImplementedError
 
@@ -548,23 +652,86 @@ class _Fast:
 
 @dataclass
 class _Table:
-    """A large program as data (C and JavaScript, above SPLIT operations): each operation's kind
-    (a case of the loop, one per operation and number of arguments), node, arguments and places,
-    the constants and the kept adjoints. The loops do what the checked straight-line code does, in
+    """A large program as data (above SPLIT operations): each operation's kind (a case of the loop,
+    one per operation and number of arguments), node and arguments, the constants and the kept
+    adjoints; the places are _Places. The loops do what the checked straight-line code does, in
     the same order, with the same tests; the file grows by numbers, not by statements."""
 
     kinds: dict         # (op key, number of arguments) -> case
     kind: list          # per operation
     node: list
-    first: list         # its arguments: flat[first[k]:first[k + 1]]
-    flat: list
-    edge: list          # the place of its first argument's edge (in places)
-    places: list        # quoted: every operation's, then the edges' of operations of several arguments
-    constants: list     # nodes
-    constant_texts: list
+    step: list          # node[k] - node[k - 1] (0 for the first): the table written (mostly small numbers)
+    flat: list          # the arguments, in order: each operation's as many as its kind's arity
+    constants: list     # nodes (their values: the writer's `distinct` and `which`)
     inputs: list        # the parameters' nodes
-    kept: list          # per node: 1 where the engine keeps its adjoint
+    kept: list          # per node: whether the engine keeps its adjoint (bools)
     last: int           # the last operation the output depends on (or comes before it)
+
+
+@dataclass
+class _Places:
+    """The operations' places as tables (a large program's): an operation's message names
+    "`its text` (line L, column C)", made only where it fails. `at`: where its operation begins (an
+    offset in the file; the line is the last of `lines`, the lines' starts, not after it); its text
+    is text[at - back:at - back + length], or where length is 0 extras[folded.index(k)] (excerpt()'s
+    text where it folds or cuts the file's)."""
+
+    at: list
+    back: list          # (both of 0 to EXCERPT_WIDTH: small tables)
+    length: list
+    folded: list        # the operations whose text is one of the extras, in order
+    extras: list
+    lines: list
+    text: str           # the file's text, printable ASCII and line breaks only (as many characters)
+
+
+# a table of numbers of 0 to _SMALL - 1 is written as one character each, from "0" (48) to "Z" (90): no
+# character any language's string needs to escape but C's `?` (trigraphs)
+_SMALL = 43
+_SHIFT = bytes.maketrans(bytes(range(_SMALL)), bytes(range(48, 48 + _SMALL)))
+
+
+def _steps(values: list) -> list:
+    """Each number less the one before (the first's: 0): what a table of rising numbers is written as."""
+    return [0, *map(operator.sub, values[1:], values[:-1])]
+
+
+def _small_text(values: list) -> str | None:
+    """A table as its characters, or None where a number is not small."""
+    if values and (min(values) < 0 or max(values) >= _SMALL):
+        return None
+    return bytes(values).translate(_SHIFT).decode("ascii")
+
+
+# C's string literals stay within the 4,095 characters ISO C compilers must accept (MSVC stops near
+# 16,000; gcc -pedantic warns): a longer table is rows of _C_ROW characters, one literal each
+_C_ROW_BITS = 11
+_C_ROW = 1 << _C_ROW_BITS
+
+
+def _c_literal(text: str) -> str:
+    """Printable ASCII and line breaks as a C string literal: a piece a line, of at most 1000
+    characters (cut before escaping, so that no escape is split)."""
+    escape = lambda piece: piece.replace("\\", "\\\\").replace('"', '\\"').replace("?", "\\?")
+    pieces = []
+    for line in text.split("\n"):
+        pieces += [escape(line[k:k + 1000]) for k in range(0, len(line), 1000)] or [""]
+        pieces[-1] += "\\n"
+    pieces[-1] = pieces[-1][:-2]
+    return '"' + '"\n"'.join(pieces) + '"'
+
+
+def _c_rows(name: str, text: str) -> str:
+    """`static const char name[][_C_ROW + 1]`: text in rows of _C_ROW characters (row r holds
+    characters r·_C_ROW on), read as name[i >> _C_ROW_BITS][i & (_C_ROW - 1)]."""
+    rows = [_c_literal(text[k:k + _C_ROW]) for k in range(0, len(text), _C_ROW)]
+    return f"static const char {name}[][{_C_ROW + 1}] = {{\n" + ",\n".join(rows) + "};"
+
+
+# what keeps an expression's text from being quoted as it is: excerpt() folds it
+_UNPLAIN = re.compile(r"[^ -~]|#|  ")
+_PRINTABLE_OR_LINE_BREAK = bytes(range(32, 127)) + b"\n"
+_BLANK_CONTROLS = bytes.maketrans(bytes([*range(10), *range(11, 32), 127]), b" " * 32)
 
 
 def _term(g: str, p: str) -> str:
@@ -606,6 +773,8 @@ class _Python(_Writer):
                       "check_gradient": "_check_gradient", "USER": "_USER"}
 
     def generate(self) -> Generated:
+        if self.tabled:
+            return Generated("python", self.function, self.table_source(), None, self.parameters)
         I, graph, ref = self.internal, self.graph, self.ref
         triple = '"' * 3
         # a docstring is not raw: a backslash of the file name (`C:\new`) is escaped
@@ -806,6 +975,160 @@ class _Python(_Writer):
         ]
         return Generated("python", self.function, "\n".join(lines), None, self.parameters)
 
+    def table_source(self) -> str:
+        """A large program's module: its operations as tables read by one loop per pass (see _Table),
+        each operation kind a function; the errors are the straight-line code's, with its places."""
+        I, t, P = self.internal, self.table(), self.places
+        fresh = self.namer.fresh
+        N = {key: fresh(base) for key, base in (
+            ("ints", "_ints"), ("small", "_small"), ("OPS", "_OPS"), ("VALUES", "_VALUES"), ("PARTIALS", "_PARTIALS"),
+            ("KEPT", "_KEPT"), ("KIND", "_KIND"), ("FIRST", "_FIRST"), ("START", "_START"), ("DISTINCT", "_CONSTANTS"), ("AT", "_AT"), ("BACK", "_BACK"), ("LENGTH", "_LENGTH"),
+            ("FOLDED", "_FOLDED"), ("EXTRAS", "_EXTRAS"), ("LINES", "_LINES"), ("TEXT", "_TEXT"), ("place", "_place"),
+            ("user", "_user"), ("k", "k"), ("f", "f"), ("i", "i"), ("a", "a"), ("d", "d"), ("out", "out"))}
+        triple = '"' * 3
+        header = [line.replace("\\", "\\\\").replace(triple, "'" * 3) for line in self.header_comment()]
+        isfinite, DomainError, v, g = I["isfinite"], I["DomainError"], I["v"], I["g"]
+        k, f, i, a, d, out = (N[x] for x in ("k", "f", "i", "a", "d", "out"))
+        size, backward = len(self.graph), self.mode == "reverse"
+
+        def ints(values, small: bool = False) -> str:
+            text = _small_text(values) if small else None
+            if text is not None:
+                return f"{N['small']}({text!r})"
+            return f"{N['ints']}('{str(values)[1:-1]}')"  # (a list's text: made in one call, nothing to escape)
+
+        forward, partials, functions = [], [], []
+        for (key, nargs), case in t.kinds.items():
+            value, partial_texts, count = _templates(self.lang, key, nargs)
+            refs = [f"{v}[{a}[{j}]]" for j in range(nargs)]
+            forward.append(f"    lambda {v}, {a}: {value.format(*refs)},")
+            filled = refs + [out, I["n"]]
+            name = fresh(f"_partials_{case}")
+            partials.append(name)
+            functions.append(f"def {name}({v}, {g}, {a}, {out}, {d}):")
+            if count is not None:
+                functions.append(f"    {I['n']} = {count.format(*filled)}")
+            for j in range(nargs):
+                functions.append(f"    if {N['KEPT']}[{a}[{j}]]: {g}[{a}[{j}]] += {d} * "
+                                 f"{partial_texts[j].format(*filled)}")
+            functions += ["", ""]
+        distinct_text = ",".join(map(repr, self.distinct))
+        lines = [triple + header[0], *header[1:], triple, "",
+                 "import bisect", "import itertools", "import math", "", "", f"class {DomainError}(ValueError):",
+                 f"    {triple}A value or a derivative outside an operation's domain, or an overflow.{triple}",
+                 "", "",
+                 f"{isfinite} = math.isfinite",
+                 "", "",
+                 f"def {N['ints']}(text):",
+                 "    return tuple(map(int, text.split(','))) if text else ()",
+                 "", "",
+                 f"def {N['small']}(text):",
+                 f"    {triple}Numbers of 0 to {_SMALL - 1} written as one character each, from '0'.{triple}",
+                 "    return text.encode('ascii').translate(bytes((c - 48) % 256 for c in range(256)))",
+                 "", "",
+                 "# the operations as tables (text: a tuple of a million constants is slow to compile): each",
+                 "# one's kind (a function of each pass), node and arguments",
+                 f"{N['KIND']} = {ints(t.kind, True)}",
+                 "# each operation's node and first argument, from the steps and the kinds' arity",
+                 f"{N['FIRST']} = tuple(itertools.accumulate(map({tuple(self.arities(t))}.__getitem__, {N['KIND']}), "
+                 "initial=0))",
+                 f"{N['OPS']} = tuple(zip({N['KIND']}, itertools.accumulate({ints(t.step, True)}[1:], initial={t.node[0]}), "
+                 f"map({ints(t.flat)}.__getitem__, map(slice, {N['FIRST']}, {N['FIRST']}[1:]))))",
+                 f"{N['START']} = [0.0] * {size}  # the values: the constants', the others set by each call",
+                 f"{N['DISTINCT']} = tuple(map(float, filter(None, {distinct_text!r}.split(','))))",
+                 f"for {i}, x in zip(itertools.accumulate({ints(_steps(t.constants), True)}[1:], "
+                 f"initial={(t.constants or [0])[0]}), {ints(self.which, True)}):",
+                 f"    {N['START']}[{i}] = {N['DISTINCT']}[x]",
+                 *[f"{N['KEPT']} = {ints(t.kept, True)}"][:backward],
+                 "# the places: where each operation begins and its text (a slice of the file's, or one of the",
+                 "# extras), the lines' starts; a message is made only where an operation fails",
+                 f"{N['AT']} = {ints(_steps(P.at), True)}  # (steps from the operation before's)",
+                 f"{N['BACK']} = {ints(P.back, True)}",
+                 f"{N['LENGTH']} = {ints(P.length, True)}",
+                 f"{N['FOLDED']} = {ints(P.folded)}",
+                 f"{N['EXTRAS']} = {tuple(P.extras)!r}",
+                 f"{N['LINES']} = {ints(P.lines)}",
+                 f"{N['TEXT']} = {P.text!r}",
+                 "", "",
+                 f"def {N['place']}({k}):",
+                 f"    at, back, length = {P.at[0]} + sum({N['AT']}[1:{k} + 1]), {N['BACK']}[{k}], {N['LENGTH']}[{k}]",
+                 f"    text = {N['TEXT']}[at - back:at - back + length] if length else "
+                 f"{N['EXTRAS']}[{N['FOLDED']}.index({k})]",
+                 f"    line = bisect.bisect_right({N['LINES']}, at) - 1",
+                 f"    return f'`{{text}}` (line {{line + 1}}, column {{at - {N['LINES']}[line] + 1}})'",
+                 "", "",
+                 f"def {I['fail_value']}({k}, reason):",
+                 f"    return {DomainError}(f'{{{N['place']}({k})}}: undefined or overflows ({{reason}})')",
+                 "", "",
+                 f"def {I['check_values']}({v}):",
+                 f"    {triple}After the forward pass, as the straight-line code: the first value not finite.{triple}",
+                 f"    for {k}, ({f}, {i}, {a}) in enumerate({N['OPS']}):",
+                 f"        if not {isfinite}({v}[{i}]):",
+                 f"            raise {I['fail_value']}({k}, 'the result is not finite')",
+                 "", "",
+                 f"{N['VALUES']} = (",
+                 *forward,
+                 ")",
+                 "", ""]
+        if backward:
+            lines += [
+                f"def {N['user']}(j):",
+                f"    {triple}The last operation the output depends on that takes j and keeps its adjoint.{triple}",
+                f"    live = [False] * {size}",
+                f"    live[{self.out}] = True",
+                f"    for {k} in range({t.last}, -1, -1):",
+                f"        {f}, {i}, {a} = {N['OPS']}[{k}]",
+                f"        if live[{i}]:",
+                f"            if {N['KEPT']}[{i}] and j in {a}:",
+                f"                return {k}",
+                f"            for x in {a}:",
+                "                live[x] = True",
+                "    return 0",
+                "", "",
+                f"def {I['check_gradient']}({g}):",
+                f"    {triple}The adjoints, the last node's first: the first that is not finite names its user.{triple}",
+                f"    for j in range({size} - 1, -1, -1):",
+                f"        if {N['KEPT']}[j] and not {isfinite}({g}[j]):",
+                f"            where = {N['place']}({N['user']}(j))",
+                f"            if {g}[j] != {g}[j]:",
+                f"                raise {DomainError}(f'the derivative of {{where}} is infinite or undefined')",
+                f"            raise {DomainError}(f'the gradient overflows at {{where}}')",
+                "", "",
+                *functions,
+                f"{N['PARTIALS']} = ({''.join(name + ', ' for name in partials)})",
+                "", ""]
+        body = [f"    {v} = {N['START']}.copy()",
+                *[f"    {v}[{node}] = {self.variable[name]}" for node, name in zip(t.inputs, self.parameters)],
+                f"    {k} = 0",
+                "    try:",
+                f"        for {k}, ({f}, {i}, {a}) in enumerate({N['OPS']}):",
+                f"            {v}[{i}] = {N['VALUES']}[{f}]({v}, {a})",
+                f"    except (ArithmeticError, ValueError) as {I['error']}:",
+                f"        raise {I['fail_value']}({k}, {I['error']}) from None",
+                f"    if not all(map({isfinite}, {v})):",
+                f"        {I['check_values']}({v})"]
+        if backward:
+            gradient = ", ".join(f"{name!r}: " + (f"{g}[{node}]" if t.kept[node] else "0.0")
+                                 for node, name in zip(t.inputs, self.parameters))
+            body += [f"    {g} = [0.0] * {size}",
+                     f"    {g}[{self.out}] = 1.0",
+                     f"    {k} = {t.last}",
+                     "    try:",
+                     f"        for {k} in range({t.last}, -1, -1):",
+                     f"            {f}, {i}, {a} = {N['OPS']}[{k}]",
+                     f"            {d} = {g}[{i}]",
+                     f"            if {d} and {N['KEPT']}[{i}]:",
+                     f"                {N['PARTIALS']}[{f}]({v}, {g}, {a}, {v}[{i}], {d})",
+                     f"    except (ArithmeticError, ValueError) as {I['error']}:",
+                     f"        raise {DomainError}(f'the derivative of {{{N['place']}({k})}} is infinite or undefined "
+                     f"({{{I['error']}}})') from None",
+                     f"    if not all(map({isfinite}, {g})):",
+                     f"        {I['check_gradient']}({g})",
+                     f"    return {v}[{self.out}], {{{gradient}}}"]
+        else:
+            body.append(f"    return {v}[{self.out}]")
+        return "\n".join(lines + self.signature_and_doc() + body + [""])
+
     def signature_and_doc(self) -> list[str]:
         graph, I = self.graph, self.internal
         triple = '"' * 3
@@ -961,43 +1284,6 @@ class _CFamily(_Writer):
                 target=tangent[self.out], where=self.quote(f"`{self.output_name}`"))])
         return forward, blocks
 
-    def table(self) -> "_Table":
-        """A large program as data for one loop per pass (see _Table)."""
-        graph = self.graph
-        ops_, args = graph.op, graph.args
-        kinds: dict = {}
-        node = [i for i, op in enumerate(ops_) if op is not None]
-        arity = [len(args[i]) for i in node]
-        kind = [kinds.setdefault(key, len(kinds)) for key in zip([ops_[i].key for i in node], arity)]
-        flat = list(itertools.chain.from_iterable([args[i] for i in node]))
-        first = list(itertools.accumulate(arity, initial=0))
-        quoted = self.quoted
-        places = list(quoted)
-        edge_place = list(range(len(node)))  # one argument: the operation's own place
-        # each argument's place: ", with respect to its argument n" before the closing `"` (a quoted
-        # place has no line break and ends in its one unescaped `"` before a line break): the
-        # operations of two arguments in bulk, their places in pairs
-        pairs = [k for k, n in enumerate(arity) if n == 2]
-        if pairs:
-            joined = "\n".join([quoted[k] for k in pairs]) + "\n"
-            first_of, second_of = (joined.replace('"\n', f', with respect to its argument {n}"\n').split("\n")[:-1]
-                                   for n in (1, 2))
-            for rank, k in enumerate(pairs):
-                edge_place[k] = len(places) + 2 * rank
-            places += itertools.chain.from_iterable(zip(first_of, second_of))
-        for k in [k for k, n in enumerate(arity) if n > 2]:
-            q = quoted[k]
-            edge_place[k] = len(places)
-            places += [f"{q[:-1]}, with respect to its argument {n + 1}{q[-1]}" for n in range(arity[k])]
-        ref = self.ref
-        constants = [i for i, op in enumerate(ops_) if op is None and i not in self.name_of]
-        inputs = [graph.names[name] for name in self.parameters]
-        import bisect
-
-        last = bisect.bisect_right(node, self.out) - 1
-        return _Table(kinds, kind, node, first, flat, edge_place, places, constants,
-                      [ref[i] for i in constants], inputs, list(map(int, self.wanted)), last)
-
     def table_cases(self, t: "_Table", fail_gradient: str, names: dict, argument: str) -> tuple[list, list]:
         """The forward and the reverse loop's cases, one per operation kind: its value, and its
         partials added into the kept adjoints with the checks of the checked code. `argument`: the
@@ -1015,10 +1301,9 @@ class _CFamily(_Writer):
                 reverse.append(f"            {n_} = {count.format(*filled)};")
             for j in range(nargs):
                 target = f"{g}[{nodes[j]}]"
-                reverse.append(f"            if ({names['kept']}[{nodes[j]}]) {{ {p} = {partials[j].format(*filled)}; "
+                reverse.append(f"            if ({self.read['kept'].format(nodes[j])}) {{ {p} = {partials[j].format(*filled)}; "
                                f"{target} += {d} * {p}; if (!{self.finite}({target})) "
-                               + fail_gradient.replace("{p}", p).replace(
-                                   "{where}", f"{names['places']}[{names['edge']}[{names['k']}] + {j}]")
+                               + fail_gradient.replace("{p}", p).replace("{argument}", str(j + 1 if nargs > 1 else 0))
                                + " }")
             reverse.append("            break;")
         return forward, reverse
@@ -1029,12 +1314,14 @@ class _CFamily(_Writer):
         the forward pass, and in reverse mode the reverse pass (`adjoints`: its array's lines)."""
         k, a, r, i, d, v, g = (names[x] for x in ("k", "a", "r", "i", "d", "v", "g"))
         open_, close = ("/* ", " */") if self.lang == "c" else ("// ", "")
-        lines = [f"    for ({k} = 0; {k} < {len(t.constants)}; {k}++) {v}[{tables['constant']}[{k}]] = {tables['value']}[{k}];",
+        c = names["c"]
+        lines = [f"    for ({k} = 0, {c} = {(t.constants or [0])[0]}; {k} < {len(t.constants)}; {k}++) {{ "
+                 f"{c} += {self.read['constant'].format(k)}; {v}[{c}] = {tables['value']}[{self.read['which'].format(k)}]; }}",
                  *[f"    {v}[{node}] = {self.variable[name]};" for node, name in zip(t.inputs, self.parameters)],
                  f"    {open_}forward pass: each value tested as it is computed{close}",
                  f"    for ({k} = 0; {k} < {len(t.node)}; {k}++) {{",
                  f"        {a} = {arguments};",
-                 f"        switch ({tables['kind']}[{k}]) {{",
+                 f"        switch ({self.read['kind'].format(k)}) {{",
                  *forward,
                  f"        default: {r} = {ops.printer(self.lang).nan_text};",
                  "        }",
@@ -1049,22 +1336,23 @@ class _CFamily(_Writer):
                         f"    for ({k} = {t.last}; {k} >= 0; {k}--) {{",
                         f"        {i} = {tables['node']}[{k}];",
                         f"        {d} = {g}[{i}];",
-                        f"        if (!{tables['kept']}[{i}] || {d} == 0.0) continue;",
+                        f"        if (!{self.read['kept'].format(i)} || {d} == 0.0) continue;",
                         f"        {a} = {arguments};",
-                        f"        switch ({tables['kind']}[{k}]) {{",
+                        f"        switch ({self.read['kind'].format(k)}) {{",
                         *reverse,
                         "        }",
                         "    }"]
 
     @staticmethod
-    def numbers(values, per_line: int = 24) -> str:
-        """Numbers as the lines of an initializer, `per_line` a line."""
-        values = list(map(str, values)) or ["0"]
+    def numbers(values, per_line: int = 500) -> str:
+        """Numbers (or their texts) as the lines of an initializer, `per_line` a line."""
+        values = list(values) or [0]
         if per_line == 1:
-            return ",\n".join(values)
-        whole = len(values) - len(values) % per_line
-        lines = list(map(", ".join, zip(*[iter(values[:whole])] * per_line)))
-        return ",\n".join(lines + [", ".join(values[whole:])] * (whole < len(values)))
+            return ",\n".join(map(str, values))
+        if isinstance(values[0], str):
+            return ",\n".join([", ".join(values[k:k + per_line]) for k in range(0, len(values), per_line)])
+        # a list's text is its numbers' ("[1, 2]"): made in one call a line
+        return ",\n".join([str(values[k:k + per_line])[1:-1] for k in range(0, len(values), per_line)])
 
     def initial_adjoints(self) -> list[str]:
         """Lines declaring the adjoints (tangents): 0, the output's (the input's) 1."""
@@ -1131,6 +1419,8 @@ class _C(_CFamily):
             lines.append(f" * *derivative = d{out}/d{self.wrt}.")
         if self.split:
             lines.append(" * (Large: values live in one allocated block; returns 4 if malloc fails.)")
+        if self.tabled:
+            lines.append(" * (Large: *error points at a buffer of the calling thread's own, which its next error rewrites.)")
         return [line.replace("*/", "* /") for line in lines] + [" */"]
 
     def header(self) -> str:
@@ -1144,6 +1434,8 @@ class _C(_CFamily):
         head = [*self.documentation(), "#include <math.h>", "#include <stddef.h>"]
         if self.split:
             head.append("#include <stdlib.h>")
+        if self.tabled:
+            head += ["#include <stdio.h>", "#include <string.h>"]
         head += [
             "",
             f"static const char *const {self.reason}_texts[] = {{\"\", \"undefined or overflows\",",
@@ -1228,54 +1520,138 @@ class _C(_CFamily):
         """A large program's file: its operations as tables, one loop per pass (see _Table)."""
         I, t = self.internal, self.table()
         fresh = self.namer.fresh
-        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d", "where", "code")}
+        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d", "c", "failed", "argument", "code")}
         names.update(v=I["v"], g=I["g"], p=I["p"], n=I["n"])
-        tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "edge", "places",
-                                                            "constant", "value", "kept")}
-        names.update(kept=tables["kept"], places=tables["places"], edge=tables["edge"])
-        fail = f"{{ {names['code']} = isfinite({{p}}) ? 3 : 2; {names['where']} = {{where}}; goto done; }}"
-        forward, reverse = self.table_cases(t, fail, names, names["a"] + "[{}]")
+        tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "constant", "value",
+                                                            "which", "kept", "place", "step", "arity")}
+        names.update(kept=tables["kept"])
+        k, a, r, i, d, failed, argument, code = (names[x] for x in ("k", "a", "r", "i", "d", "failed", "argument",
+                                                                   "code"))
 
         size = len(self.graph)
-        k, a, r, i, d, where, code = (names[x] for x in ("k", "a", "r", "i", "d", "where", "code"))
         v, g, p, n_ = I["v"], I["g"], I["p"], I["n"]
         kind_type = "unsigned char" if len(t.kinds) <= 255 else "unsigned short"
         backward = self.mode == "reverse"
         data = [
-            f"/* the operations as tables: their kinds (cases below), nodes, arguments and places */",
-            f"static const {kind_type} {tables['kind']}[] = {{\n{self.numbers(t.kind)}}};",
-            f"static const long {tables['node']}[] = {{\n{self.numbers(t.node)}}};",
-            f"static const long {tables['first']}[] = {{\n{self.numbers(t.first)}}};",
+            f"/* the operations as tables: their kinds (cases below), nodes and arguments */",
+            self.declare_table(tables["kind"], t.kind, kind_type, "kind"),
+            self.declare_table(tables["step"], t.step, "long", "step"),
+            f"static const unsigned char {tables['arity']}[] = {{{self.numbers(self.arities(t))}}};",
             f"static const long {tables['args']}[] = {{\n{self.numbers(t.flat)}}};",
-            *[f"static const long {tables['edge']}[] = {{\n{self.numbers(t.edge)}}};"][:backward],
-            f"static const char *const {tables['places']}[] = {{\n{self.numbers(t.places, 1)}}};",
-            f"static const long {tables['constant']}[] = {{\n{self.numbers(t.constants)}}};",
-            f"static const double {tables['value']}[] = {{\n{self.numbers(t.constant_texts, 8)}}};",
-            *[f"static const unsigned char {tables['kept']}[] = {{\n{self.numbers(t.kept, 40)}}};"][:backward],
+            self.declare_table(tables["constant"], _steps(t.constants), "long", "constant"),
+            f"static const double {tables['value']}[] = {{\n{self.numbers(self.distinct_texts)}}};",
+            self.declare_table(tables["which"], self.which, "long", "which"),
+            *[self.declare_table(tables["kept"], t.kept, "unsigned char", "kept")][:backward],
             "",
+            *self.place_source(tables["place"]),
         ]
+        self.read.setdefault("kept", tables["kept"] + "[{}]")  # (value only: no reverse pass is written)
+        fail = f"{{ {code} = isfinite({{p}}) ? 3 : 2; {failed} = {k}; {argument} = {{argument}}; goto done; }}"
+        forward, reverse = self.table_cases(t, fail, names, names["a"] + "[{}]")
         body = ["{",
-                f"    double *{v} = malloc(sizeof(double) * {2 * size + 1}), {r}"
+                f"    double *{v} = malloc(sizeof(double) * {2 * size + 1} + sizeof(long) * {2 * len(t.node) + 1}), {r}"
                 + (f", *{g}, {d}, {p}" if backward else "")
                 + (f", {n_}" if self.mode == "reverse" and any(
                     _templates(self.lang, *key)[2] is not None for key in t.kinds) else "") + ";",
                 f"    const long *{a};",
-                f"    const char *{where} = \"\";",
-                f"    long {k}" + (f", {i}" if self.mode == "reverse" else "") + ";",
-                f"    int {code} = 0;",
+                f"    long {k}, {names['c']}, {failed} = 0, *{tables['node']}, *{tables['first']}" + (f", {i}" if self.mode == "reverse" else "") + ";",
+                f"    int {code} = 0, {argument} = 0;",
                 f"    if (!{v}) DIFFCLI_FAIL(4, \"malloc\");",
+                f"    /* each operation's node and first argument, from the steps and the kinds' arity */",
+                f"    {tables['node']} = (long *)({v} + {2 * size + 1});",
+                f"    {tables['first']} = {tables['node']} + {len(t.node)};",
+                f"    {tables['node']}[0] = {t.node[0]};",
+                f"    for ({k} = 1; {k} < {len(t.node)}; {k}++) {tables['node']}[{k}] = {tables['node']}[{k} - 1] + "
+                f"{self.read['step'].format(k)};",
+                f"    {tables['first']}[0] = 0;",
+                f"    for ({k} = 0; {k} < {len(t.node)}; {k}++) {tables['first']}[{k} + 1] = {tables['first']}[{k}] + "
+                f"{tables['arity']}[{self.read['kind'].format(k)}];",
                 *[f"    {g} = {v} + {size};"][:backward],
                 *self.table_passes(t, tables, names, forward, reverse, f"{tables['args']} + {tables['first']}[{k}]",
-                                   f"{{ {code} = 1; {where} = {tables['places']}[{k}]; goto done; }}",
+                                   f"{{ {code} = 1; {failed} = {k}; goto done; }}",
                                    [f"    for ({k} = 0; {k} < {size}; {k}++) {g}[{k}] = 0.0;"])]
         body.append(f"    *{I['value']} = {v}[{self.out}];")
         if self.mode == "reverse":
             body += [f"    {I['gradient']}[{n}] = " + (f"{g}[{node}];" if t.kept[node] else "0.0;")
                      + self.block_comment(f"d{self.output_name}/d{name}")
                      for n, (node, name) in enumerate(zip(t.inputs, self.parameters))]
-        body += ["done:", f"    free({v});", f"    if ({code} && {I['error']}) *{I['error']} = {where};",
-                 f"    return {code};", "}"]
+        body += ["done:", f"    free({v});",
+                 f"    if ({code} && {I['error']}) *{I['error']} = {tables['place']}({failed}, {argument});",
+                 f"    (void){argument};", f"    return {code};", "}"]
         return "\n".join(head + data + [self.signature()] + body + self.undefines()) + "\n"
+
+    def place_source(self, place: str) -> list[str]:
+        """The places' tables and `place(k, argument)`, which writes operation k's message (and
+        its argument's, if not 0) into a buffer of the thread's own and returns it."""
+        P = self.places
+        message = self.namer.fresh(f"{place}_message")
+        tables = {k: self.namer.fresh(f"{place}_{k}") for k in ("at", "back", "length", "folded", "lines", "text",
+                                                               "extras")}
+        at, back, length, folded, lines, text_, extras = tables.values()
+        rows = len(P.text) > _C_ROW
+        quoted_extras = ",\n".join(self.quote_all(P.extras)) or '""'
+        declared = [self.declare_table(back, P.back, "unsigned char", "back"),
+                    self.declare_table(length, P.length, "unsigned char", "length")]
+        return [
+            "/* the places: where each operation begins and its text (a slice of the file's, or for the",
+            " * operations `folded` one of the extras), the lines' starts; a message is written only where",
+            " * an operation fails */",
+            self.declare_table(at, _steps(P.at), "long", "at"),
+            *declared,
+            f"static const long {folded}[] = {{\n{self.numbers(P.folded)}}};",
+            f"static const long {lines}[] = {{\n{self.numbers(P.lines)}}};",
+            f"static const char *const {extras}[] = {{\n{quoted_extras}}};",
+            _c_rows(text_, P.text) if rows else f"static const char {text_}[] =\n" + _c_literal(P.text) + ";",
+            "#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L",
+            f"static _Thread_local char {message}[512];",
+            "#elif defined(__GNUC__)",
+            f"static __thread char {message}[512];",
+            "#else",
+            f"static char {message}[512];  /* (no thread-local storage: one message for all threads) */",
+            "#endif",
+            "",
+            f"static const char *{place}(long k, int argument)",
+            "{",
+            f"    long at = {P.at[0]}, low = 0, high = {len(P.lines)}, middle, e;",
+            f"    for (e = 1; e <= k; e++) at += {self.read['at'].format('e')};  /* (the table's steps) */",
+            "    e = 0;",
+            *([f"    const char *text = {text_} + at - {self.read['back'].format('k')};",
+               f"    int length = {self.read['length'].format('k')}, used;"] if not rows else [
+               f"    char slice[{EXCERPT_WIDTH + 1}];  /* the text's rows are short literals: the slice copied out */",
+               "    const char *text = slice;",
+               f"    int length = {self.read['length'].format('k')}, used, i;",
+               f"    for (i = 0; i < length; i++) slice[i] = {text_}[(at - {self.read['back'].format('k')} + i) >> "
+               f"{_C_ROW_BITS}][(at - {self.read['back'].format('k')} + i) & {_C_ROW - 1}];"]),
+            "    if (!length) {  /* one of the extras */",
+            f"        while ({folded}[e] != k) e++;",
+            f"        text = {extras}[e];",
+            "        length = (int)strlen(text);",
+            "    }",
+            "    while (high - low > 1) {",
+            "        middle = low + (high - low) / 2;",
+            f"        if ({lines}[middle] <= at) low = middle; else high = middle;",
+            "    }",
+            f"    used = snprintf({message}, sizeof {message}, \"`%.*s` (line %ld, column %ld)\", length, text, low + 1,",
+            f"                    at - {lines}[low] + 1);",
+            f"    if (argument && used > 0 && (size_t)used < sizeof {message})",
+            f"        snprintf({message} + used, sizeof {message} - used, \", with respect to its argument %d\", argument);",
+            f"    return {message};",
+            "}",
+            "",
+        ]
+
+    def declare_table(self, name: str, values: list, c_type: str, key: str) -> str:
+        """A static table, small numbers as the characters of a string (see _small_text); how its
+        element {} is read goes into self.read[key]."""
+        small = _small_text(values)
+        if small is None:
+            self.read[key] = f"{name}[{{}}]"
+            return f"static const {c_type} {name}[] = {{\n{self.numbers(values)}}};"
+        if len(small) <= _C_ROW:
+            self.read[key] = f"({name}[{{}}] - '0')"
+            return f"static const char {name}[] =\n" + _c_literal(small) + ";"
+        self.read[key] = f"({name}[({{0}}) >> {_C_ROW_BITS}][({{0}}) & {_C_ROW - 1}] - '0')"
+        return _c_rows(name, small)
 
     def fast_body(self, fast: "_Fast", checked: str) -> list[str]:
         """The function's body: the straight-line code, one test of its sum, the checked version
@@ -1403,34 +1779,40 @@ class _JavaScript(_CFamily):
         """A large program's module: its operations as tables, one loop per pass (see _Table)."""
         I, t = self.internal, self.table()
         fresh = self.namer.fresh
-        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d")}
+        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d", "c")}
         names.update(v=I["v"], g=I["g"], p=I["p"], n=I["n"])
-        tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "edge", "places",
-                                                            "constant", "value", "kept")}
-        names.update(kept=tables["kept"], places=tables["places"], edge=tables["edge"])
-        fail = f"throw {I['gradientError']}({{p}}, {{where}});"
-        forward, reverse = self.table_cases(t, fail, names, f"{tables['args']}[{names['a']} + {{}}]")
+        tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "constant", "value",
+                                                            "which", "kept", "place", "step", "arity")}
+        names.update(kept=tables["kept"])
         size = len(self.graph)
         k, a, r, i, d = (names[x] for x in ("k", "a", "r", "i", "d"))
         v, g, p, n_ = I["v"], I["g"], I["p"], I["n"]
         array = "Uint8Array" if len(t.kinds) <= 255 else "Uint16Array"
         data = [
-            "// the operations as tables: their kinds (cases below), nodes, arguments and places",
-            f"const {tables['kind']} = new {array}([\n{self.numbers(t.kind)}]);",
-            f"const {tables['node']} = new Int32Array([\n{self.numbers(t.node)}]);",
-            f"const {tables['first']} = new Int32Array([\n{self.numbers(t.first)}]);",
+            "// the operations as tables: their kinds (cases below), nodes and arguments",
+            self.declare_table(tables["kind"], t.kind, array, "kind"),
+            self.declare_table(tables["step"], t.step, "Int32Array", "step"),
+            f"const {tables['arity']} = [{self.numbers(self.arities(t))}];",
+            "// each operation's node and first argument, from the steps and the kinds' arity",
+            f"const {tables['node']} = new Int32Array({len(t.node)}), {tables['first']} = new Int32Array({len(t.node) + 1});",
+            f"{tables['node']}[0] = {t.node[0]};",
+            f"for (let k = 1; k < {len(t.node)}; k++) {tables['node']}[k] = {tables['node']}[k - 1] + {tables['step']}[k];",
+            f"for (let k = 0; k < {len(t.node)}; k++) {tables['first']}[k + 1] = {tables['first']}[k] + "
+            f"{tables['arity']}[{tables['kind']}[k]];",
             f"const {tables['args']} = new Int32Array([\n{self.numbers(t.flat)}]);",
-            f"const {tables['edge']} = new Int32Array([\n{self.numbers(t.edge)}]);",
-            f"const {tables['places']} = [\n{self.numbers(t.places, 1)}];",
-            f"const {tables['constant']} = new Int32Array([\n{self.numbers(t.constants)}]);",
-            f"const {tables['value']} = new Float64Array([\n{self.numbers(t.constant_texts, 8)}]);",
-            f"const {tables['kept']} = new Uint8Array([\n{self.numbers(t.kept, 40)}]);",
+            self.declare_table(tables["constant"], _steps(t.constants), "Int32Array", "constant"),
+            f"const {tables['value']} = new Float64Array([\n{self.numbers(self.distinct_texts)}]);",
+            self.declare_table(tables["which"], self.which, "Int32Array", "which"),
+            self.declare_table(tables["kept"], t.kept, "Uint8Array", "kept"),
             "",
+            *self.place_source(tables["place"]),
         ]
+        fail = f"throw {I['gradientError']}({{p}}, {tables['place']}({names['k']}, {{argument}}));"
+        forward, reverse = self.table_cases(t, fail, names, f"{tables['args']}[{names['a']} + {{}}]")
         body = [f"    const {v} = new Float64Array({size});",
-                f"    let {k}, {a}, {r};",
+                f"    let {k}, {a}, {r}, {names['c']};",
                 *self.table_passes(t, tables, names, forward, reverse, f"{tables['first']}[{k}]",
-                                   f"throw {I['valueError']}({tables['places']}[{k}]);",
+                                   f"throw {I['valueError']}({tables['place']}({k}, 0));",
                                    [f"    const {g} = new Float64Array({size});", f"    let {i}, {d}, {p}, {n_};"])]
         if self.mode == "reverse":
             gradient = {name: (f"{g}[{node}]" if t.kept[node] else "0.0")
@@ -1439,6 +1821,53 @@ class _JavaScript(_CFamily):
         else:
             body.append("    " + self.result(f"{v}[{self.out}]"))
         return "\n".join(head + data + doc + [f"export function {self.function}({params}) {{", *body, "}", ""])
+
+    def place_source(self, place: str) -> list[str]:
+        """The places' tables and `place(k, argument)`, operation k's message (and its argument's,
+        if not 0)."""
+        P = self.places
+        tables = {k: self.namer.fresh(f"{place}_{k}") for k in ("at", "back", "length", "folded", "lines", "text",
+                                                               "extras")}
+        at, back, length, folded, lines, text_, extras = tables.values()
+        # a template literal keeps the line breaks as they are
+        text = P.text.replace("\\", "\\\\").replace("`", "\\`").replace("${", "\\${")
+        return [
+            "// the places: where each operation begins and its text (a slice of the file's, or for the",
+            "// operations `folded` one of the extras), the lines' starts; a message is made only where an",
+            "// operation fails",
+            self.declare_table(at, _steps(P.at), "Int32Array", "at"),
+            self.declare_table(back, P.back, "Uint8Array", "back"),
+            self.declare_table(length, P.length, "Uint8Array", "length"),
+            f"const {folded} = [\n{self.numbers(P.folded)}];",
+            f"const {lines} = new Int32Array([\n{self.numbers(P.lines)}]);",
+            f"const {extras} = [\n{','.join(self.quote_all(P.extras))}];",
+            f"const {text_} = `" + text + "`;",
+            "",
+            f"function {place}(k, argument) {{",
+            f"    const length = {length}[k];",
+            f"    let at = {P.at[0]};",
+            f"    for (let e = 1; e <= k; e++) at += {at}[e];  // (the table's steps)",
+            f"    let low = 0, high = {lines}.length;",
+            "    while (high - low > 1) {",
+            "        const middle = (low + high) >> 1;",
+            f"        if ({lines}[middle] <= at) low = middle; else high = middle;",
+            "    }",
+            f"    const text = length ? {text_}.slice(at - {back}[k], at - {back}[k] + length) : {extras}[{folded}.indexOf(k)];",
+            f"    return `\\`${{text}}\\` (line ${{low + 1}}, column ${{at - {lines}[low] + 1}})`",
+            "        + (argument ? `, with respect to its argument ${argument}` : \"\");",
+            "}",
+            "",
+        ]
+
+    def declare_table(self, name: str, values: list, array: str, key: str) -> str:
+        """A typed array, small numbers read from the characters of a string (see _small_text); how
+        its element {} is read goes into self.read[key]."""
+        self.read[key] = f"{name}[{{}}]"
+        small = _small_text(values)
+        if small is None:
+            return f"const {name} = new {array}([\n{self.numbers(values)}]);"
+        chunks = [small[k:k + 1000] for k in range(0, len(small), 1000)] or [""]
+        return f"const {name} = {array}.from(\"" + '" +\n"'.join(chunks) + '", (c) => c.charCodeAt(0) - 48);'
 
     def fast_body(self, fast: "_Fast", checked: str) -> list[str]:
         """The straight-line code, one test of its sum, the checked version called where that fails."""
