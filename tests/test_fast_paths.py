@@ -260,3 +260,13 @@ def test_a_syntax_error_is_described_without_lark_parsing(monkeypatch):
         diffcli.parse(text)
     assert caught.value.message == "expected an expression after `+`, found end of line"
     assert caught.value.span == (len(text) - 1, len(text))
+
+
+def test_scanner_tries_array_tokens_after_every_scalar_one():
+    # A scalar program's tokens would otherwise be tried against the array literal's long pattern
+    # first: on a 100,000-statement chain that cost 3% of its instructions (benchmarks/RESULTS.md).
+    kinds = [kind for kind in parser._FastParser.get().kinds if kind is not None]
+    array_only = {"NUMBERS", "LSQB", "RSQB", "AT", "COLON"}
+    first_array = min(kinds.index(kind) for kind in array_only)
+    assert all(kind in array_only or kind in ("BAD", "$END") for kind in kinds[first_array:]), kinds
+    assert kinds.index("NUMBERS") < kinds.index("LSQB")  # Lark's order where both match

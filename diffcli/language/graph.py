@@ -365,7 +365,8 @@ def _compile(statements: list[Assignment], postorders: list[list[Expr]], graph: 
     names, inputs = graph.names, graph.inputs
     ops, args, value0, exprs = graph.op, graph.args, graph.value0, graph.expr
     add_op, add_args, add_value, add_expr = ops.append, args.append, value0.append, exprs.append
-    operators, functions, constants = OPERATORS, FUNCTIONS, CONSTANTS
+    # `@` among the (scalar) operators, so that compiling a Binary is one look-up
+    operators, functions, constants = {**OPERATORS, "matmul": ARRAY_OPS["matmul"]}, FUNCTIONS, CONSTANTS
     results: list[int] = []
     push, pop = results.append, results.pop
     graph._partials = None
@@ -384,7 +385,7 @@ def _compile(statements: list[Assignment], postorders: list[list[Expr]], graph: 
                 add_value(constants[name])
             elif kind is Binary:
                 right = pop()
-                add_op(operators[node.op] if node.op != "matmul" else ARRAY_OPS["matmul"])
+                add_op(operators[node.op])
                 add_args((pop(), right))
                 add_value(None)
             elif kind is Number:
