@@ -353,9 +353,9 @@ class _Writer:
             folded.update(k for k, match in enumerate(found) if match is not None)
         if max(length, default=0) > width:
             folded.update(k for k, n in enumerate(length) if n > width)
-        if " " in map(text.__getitem__, start):
+        if start and " " in operator.itemgetter(*start)(text):  # (each character in one call)
             folded.update(k for k, n in enumerate(start) if text[n] == " ")
-        if " " in map(text.__getitem__, map((-1).__add__, end)):
+        if end and " " in operator.itemgetter(*end)("\0" + text):  # (the character before each end)
             folded.update(k for k, n in enumerate(end) if text[n - 1] == " ")
         back = list(map(operator.sub, at, start))  # the text starts this far before the operation
         folded, extras = sorted(folded), []
@@ -688,19 +688,21 @@ class _Places:
 # a table of numbers of 0 to _SMALL - 1 is written as one character each, from "0" (48) to "Z" (90): no
 # character any language's string needs to escape but C's `?` (trigraphs)
 _SMALL = 43
-_SHIFT = bytes.maketrans(bytes(range(_SMALL)), bytes(range(48, 48 + _SMALL)))
+_SHIFT = bytes.maketrans(bytes(range(256)), bytes(range(48, 48 + _SMALL)) + bytes(256 - _SMALL))  # (not small: 0)
 
 
 def _steps(values: list) -> list:
     """Each number less the one before (the first's: 0): what a table of rising numbers is written as."""
-    return [0, *map(operator.sub, values[1:], values[:-1])]
+    return list(map(operator.sub, values, itertools.chain(values[:1], values))) or [0]
 
 
 def _small_text(values: list) -> str | None:
     """A table as its characters, or None where a number is not small."""
-    if values and (min(values) < 0 or max(values) >= _SMALL):
+    try:
+        shifted = bytes(values).translate(_SHIFT)  # (bytes() takes only 0 to 255)
+    except ValueError:
         return None
-    return bytes(values).translate(_SHIFT).decode("ascii")
+    return None if 0 in shifted else shifted.decode("ascii")
 
 
 # C's string literals stay within the 4,095 characters ISO C compilers must accept (MSVC stops near
@@ -709,10 +711,16 @@ _C_ROW_BITS = 11
 _C_ROW = 1 << _C_ROW_BITS
 
 
+# a line _c_literal cuts into pieces of 1,000 characters
+_LONG_LINE = re.compile(r"[^\n]{1001}")
+
+
 def _c_literal(text: str) -> str:
     """Printable ASCII and line breaks as a C string literal: a piece a line, of at most 1000
     characters (cut before escaping, so that no escape is split)."""
     escape = lambda piece: piece.replace("\\", "\\\\").replace('"', '\\"').replace("?", "\\?")
+    if _LONG_LINE.search(text) is None:  # the common case, escaped whole: the same pieces
+        return '"' + escape(text).replace("\n", '\\n"\n"') + '"'
     pieces = []
     for line in text.split("\n"):
         pieces += [escape(line[k:k + 1000]) for k in range(0, len(line), 1000)] or [""]
@@ -1578,7 +1586,8 @@ class _C(_CFamily):
         body += ["done:", f"    free({v});",
                  f"    if ({code} && {I['error']}) *{I['error']} = {tables['place']}({failed}, {argument});",
                  f"    (void){argument};", f"    return {code};", "}"]
-        return "\n".join(head + data + [self.signature()] + body + self.undefines()) + "\n"
+        # (the last line break joined: no second copy of the whole text)
+        return "\n".join(head + data + [self.signature()] + body + self.undefines() + [""])
 
     def place_source(self, place: str) -> list[str]:
         """The places' tables and `place(k, argument)`, which writes operation k's message (and
