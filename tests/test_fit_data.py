@@ -35,6 +35,23 @@ def test_residual_fit_agrees_with_curve_fit():
     assert out["objective"] == pytest.approx(float(np.sum((A * np.exp(-k * t) + c - y) ** 2)), rel=1e-9)
 
 
+def test_a_residual_of_thousands_of_statements_fits_as_curve_fit():
+    """The residual's passes are compiled to Python source: a program of 5,000 tested values (each a
+    `log`) must not become one expression nested 5,000 deep ("nested too deeply")."""
+    from scipy.optimize import curve_fit
+
+    n = 5000
+    lines = ["a = 1.0", "s0 = 0"] + [f"s{i} = s{i - 1} + log(a*t + {i})" for i in range(1, n + 1)]
+    program = parse("\n".join(lines + [f"r = s{n}/{n} - y"]), "long.expr")
+    t = np.arange(1.0, 21.0)
+    y = 0.1 * t + 7
+    fit = program.fit(wrt=["a"], data={"t": t, "y": y}, residual="r")
+    k = np.arange(1, n + 1)[:, None]
+    popt, pcov = curve_fit(lambda t, a: np.log(a * t + k).sum(axis=0) / n, t, y, p0=[1.0])
+    assert fit.parameters["a"] == pytest.approx(popt[0], rel=1e-6)
+    assert fit.stderr["a"] == pytest.approx(math.sqrt(pcov[0, 0]), rel=1e-4)
+
+
 def test_mean_over_rows_and_report(tmp_path):
     """The objective with --data is the mean over rows; --report gives other variables' means."""
     data = tmp_path / "d.csv"

@@ -486,8 +486,9 @@ def _residual_source(rows: list[bool], slots, steps, tested, backward, out):
         lines.append(f"        v{i} = F{i}({', '.join(value(j) for j in a)})")
         if not rows[i]:   # a 0-d result of a value the same at every point: a float, as `_forward` makes
             lines.append(f"        if type(v{i}) is ndarray and v{i}.ndim == 0: v{i} = float(v{i})")
-    total = " + ".join(f"add_reduce({value(i)}, axis=None)" for i in tested) or "0.0"
-    lines.append(f"        total = 0.0 + {total}")
+    # one statement a term: a single `a + b + …` of thousands nests as deep in CPython's compiler
+    lines.append("        total = 0.0")
+    lines += [f"        total += add_reduce({value(i)}, axis=None)" for i in tested]
     forward_lines, lines = lines, []
 
     adjoint: dict[int, str] = {out: "1.0"}   # each reached node's adjoint, as source
