@@ -616,6 +616,14 @@ def test_a_literal_too_large_or_ragged_is_placed_whichever_path_reads_it():
         assert (caught.value.kind, caught.value.column) == (kind, column), (text, caught.value.message)
 
 
+def test_a_literal_nested_deeper_than_the_json_decoder_goes_is_placed():
+    """JSON's decoder gives up on a literal nested thousands deep (RecursionError): it is then the
+    scanner's, and the error is the one for three levels, placed at the third `[`."""
+    with pytest.raises(DiffcliError) as caught:
+        diffcli.parse("x = " + "[" * 5000 + "1" + "]" * 5000 + "\ny = sum(x)\n")
+    assert (caught.value.kind, caught.value.line, caught.value.column) == ("shape", 1, 7), caught.value.message
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from(["[", "]", ",", " ", "\n", "1", "23", ".", "-", "+", "e", "E", "0", "[1, 2]", "x"]),
                 max_size=24).map("".join))

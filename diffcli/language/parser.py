@@ -327,7 +327,7 @@ def _json_literal(text: str, at: int):
     double); None if JSON's decoder does not read one there (the scanner's regex then decides)."""
     try:
         values, end = _JSON_NUMBERS.raw_decode(text, at)
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested deeper than JSON's decoder goes: no literal either)
         return None
     # JSON's other values (strings, objects, true, false, null) each hold one of these characters and
     # no number does: without them the literal is lists of floats (found in the text, in C, where a
