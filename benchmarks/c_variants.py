@@ -17,7 +17,9 @@ and the checked version it hands over to are the generated ones):
   stores);
 - `bound`: one bound proven from the forward tests instead of the gradient's sum (this program
   only): |d_t37| · Σ_k |v_k| (1 + |x1| + |x2| + |w_k1| + |w_k2|) < 2^1000, the sum computed from the
-  inputs before the `tanh` calls.
+  inputs before the `tanh` calls;
+- `bound of d_t`: the same, after the calls, of the three adjoints that feed the 8 values:
+  Σ_k |d_t_k| (|x1| + |x2| + |w_k1| + |w_k2|) < 2^1000 (a d_t_k not finite gives inf or NaN there).
 Every variant is checked to give the generated code's value and gradient bit for bit at the sample's
 inputs, and its result code where the gradient overflows (x1 = 1e308, w11 = 1e-308, v1 = 100: 3,
 and 0 from `no test`, which misses it).
@@ -59,6 +61,10 @@ def variants(source: str) -> dict:
              "    const double bound_p = " + " + ".join(
                  f"fabs(v{k}) * (1.0 + (bound_x + (fabs(w{k}1) + fabs(w{k}2))))" for k in (1, 2, 3)) + ";\n")
     bound = untested.replace("    const double h1 = tanh(", early + "    const double h1 = tanh(", 1)
+    late = ("    const double bound_x = fabs(x1) + fabs(x2);\n" + "".join(
+        f"    const double bound_{k} = bound_x + (fabs(w{k}1) + fabs(w{k}2));\n" for k in (1, 2, 3)))
+    late_bound = untested.replace("    const double h1 = tanh(", late + "    const double h1 = tanh(", 1)
+    late_sum = " + ".join(f"fabs(d_t{t}) * bound_{k}" for k, t in ((1, 19), (2, 24), (3, 29)))
     csr = '    { unsigned csr; __asm__ __volatile__("stmxcsr %0" : "=m"(csr) : : "memory");\n'
     out = {
         "generated": fast,
@@ -69,8 +75,10 @@ def variants(source: str) -> dict:
             test, forward + csr + f"    if ((csr & 0xD) && !isfinite({back})) {handover} }}\n"),
         "bound": bound.replace(
             test, f"    if (!isfinite({total}) || !(fabs(d_t37) * bound_p < 0x1p1000)) {handover}\n"),
+        "bound of d_t": late_bound.replace(
+            test, f"    if (!isfinite({total}) || !({late_sum} < 0x1p1000)) {handover}\n"),
     }
-    assert "bound_p" in out["bound"] and all(v != fast for k, v in out.items() if k != "generated")
+    assert "bound_p" in out["bound"] and "d_t19" in late_sum and "bound_1" in out["bound of d_t"] and all(v != fast for k, v in out.items() if k != "generated")
     return {k: v.replace("int f_diffcli(", f"int f_{ident(k)}(") for k, v in out.items()}
 
 
