@@ -324,6 +324,17 @@ def test_a_split_python_program_is_still_exact(split_program):
     assert value == expected.value and gradient == {n: expected.gradients[n] for n in ("x0", "x1")}
 
 
+def test_a_split_python_module_leaves_no_names_for_import_star(split_program):
+    """The tables' set-up loop ran at module level as `for i, x in ...`: `from model import *`
+    then bound `x` over the user's own."""
+    generated = generate(split_program, "python")
+    namespace: dict = {}
+    exec(compile(generated.source, "<generated>", "exec"), namespace)
+    public = {name for name, value in namespace.items()
+              if not name.startswith("_") and type(value).__name__ != "module"}
+    assert public == {generated.function, "DomainError"}
+
+
 @needs_gcc
 def test_a_split_c_program_compiles_and_matches(split_program, tmp_path):
     cases = [(split_program, {}, None)]

@@ -992,7 +992,8 @@ class _Python(_Writer):
             ("ints", "_ints"), ("small", "_small"), ("OPS", "_OPS"), ("VALUES", "_VALUES"), ("PARTIALS", "_PARTIALS"),
             ("KEPT", "_KEPT"), ("KIND", "_KIND"), ("FIRST", "_FIRST"), ("START", "_START"), ("DISTINCT", "_CONSTANTS"), ("AT", "_AT"), ("BACK", "_BACK"), ("LENGTH", "_LENGTH"),
             ("FOLDED", "_FOLDED"), ("EXTRAS", "_EXTRAS"), ("LINES", "_LINES"), ("TEXT", "_TEXT"), ("place", "_place"),
-            ("user", "_user"), ("k", "k"), ("f", "f"), ("i", "i"), ("a", "a"), ("d", "d"), ("out", "out"))}
+            ("user", "_user"), ("k", "k"), ("f", "f"), ("i", "i"), ("a", "a"), ("d", "d"), ("out", "out"),
+            ("node", "_node"), ("which", "_which"))}  # (module-level loop names start with _: `import *` skips them)
         triple = '"' * 3
         header = [line.replace("\\", "\\\\").replace(triple, "'" * 3) for line in self.header_comment()]
         isfinite, DomainError, v, g = I["isfinite"], I["DomainError"], I["v"], I["g"]
@@ -1044,9 +1045,9 @@ class _Python(_Writer):
                  f"map({ints(t.flat)}.__getitem__, map(slice, {N['FIRST']}, {N['FIRST']}[1:]))))",
                  f"{N['START']} = [0.0] * {size}  # the values: the constants', the others set by each call",
                  f"{N['DISTINCT']} = tuple(map(float, filter(None, {distinct_text!r}.split(','))))",
-                 f"for {i}, x in zip(itertools.accumulate({ints(_steps(t.constants), True)}[1:], "
+                 f"for {N['node']}, {N['which']} in zip(itertools.accumulate({ints(_steps(t.constants), True)}[1:], "
                  f"initial={(t.constants or [0])[0]}), {ints(self.which, True)}):",
-                 f"    {N['START']}[{i}] = {N['DISTINCT']}[x]",
+                 f"    {N['START']}[{N['node']}] = {N['DISTINCT']}[{N['which']}]",
                  *[f"{N['KEPT']} = {ints(t.kept, True)}"][:backward],
                  "# the places: where each operation begins and its text (a slice of the file's, or one of the",
                  "# extras), the lines' starts; a message is made only where an operation fails",
