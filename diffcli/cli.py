@@ -847,7 +847,10 @@ def codegen(
     if value_only and forward:
         raise typer.BadParameter("--value-only and --forward exclude each other", param_hint="--value-only")
     program = _read(file, as_json)
-    from .renderers.array_codegen import generate  # array programs; scalar ones go on to codegen.py
+    if program.base.arrays or program.has_arrays:
+        from .renderers.array_codegen import generate
+    else:  # (array_codegen.generate hands these on to codegen.py: its module not imported for them)
+        from .renderers.codegen import generate
 
     generated = generate(program, lang.value, of, name, value_only=value_only, wrt=wrt,
                          filename="<stdin>" if file == "-" else os.path.basename(file))
@@ -857,7 +860,7 @@ def codegen(
     from .renderers.output import write_output
 
     header = header_path(output) if generated.header is not None else None  # checked before writing
-    write_output(output, generated.source.encode("utf-8"))
+    write_output(output, generated.pieces())
     if header is not None:
         write_output(header, generated.header.encode("utf-8"))
 # ---------------------------------------------------------------- fit

@@ -35,9 +35,6 @@ import json.encoder
 import re
 import os
 import stat
-import unicodedata
-import dataclasses
-from dataclasses import dataclass
 
 from .. import ops
 from . import target_names
@@ -52,6 +49,14 @@ SPLIT = 4000  # operations per function in C and JavaScript, above which values 
 
 # the names each language reserves (keywords, predefined macros, its library's names): target_names.py
 _C_RESERVED, _JS_RESERVED, _PY_RESERVED = target_names.C, target_names.JAVASCRIPT, target_names.PYTHON
+
+
+def _nfkc(name: str) -> str:
+    """`name` in NFKC, as Python reads identifiers (an ASCII name is its own: unicodedata is
+    imported only for the others)."""
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", name)
 
 
 class _Namer:
@@ -69,7 +74,7 @@ class _Namer:
         if self.lang == "c":
             return name.isascii() and name.isidentifier() and not name.startswith(("__", "_")) or (
                 name.isascii() and name.isidentifier() and name[:1] == "_" and name[1:2].islower())
-        return name.isidentifier() and unicodedata.normalize("NFKC", name) == name
+        return name.isidentifier() and (name.isascii() or _nfkc(name) == name)
 
     def variable(self, name: str) -> str:
         """A file's variable name in this language."""
@@ -96,7 +101,7 @@ class _Namer:
         """`base`, or `base_2`, `base_3`, ... : the first not yet used or reserved."""
         name, k = base, 1
         while name in self.used or name in self.reserved or (
-                self.lang == "python" and unicodedata.normalize("NFKC", name) in self.used):
+                self.lang == "python" and not name.isascii() and _nfkc(name) in self.used):
             k += 1
             name = f"{base}_{k}"
         self.used.add(name)
@@ -142,15 +147,73 @@ class _CountOnce:
 
 # ---------------------------------------------------------------- what is generated
 
-@dataclass
-class Generated:
+class _Record:
+    """A record of the fields its class annotates, in order: made, compared and shown as a dataclass
+    (not made by `dataclasses`: making this module's four cost every codegen run 1.5 ms)."""
+
+    __slots__ = ()
+    __hash__ = None  # (as a dataclass's: compared by value, so not hashable)
+    _fields: tuple = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._fields = tuple(cls.__dict__.get("__annotations__", {}))
+
+    def __init__(self, *values, **named):
+        fields = self._fields
+        if len(values) > len(fields):
+            raise TypeError(f"{type(self).__name__}() takes {len(fields)} fields, {len(values)} given")
+        given = dict(zip(fields, values))
+        for name, value in named.items():
+            if name not in fields or name in given:
+                raise TypeError(f"{type(self).__name__}(): unexpected or repeated field {name!r}")
+            given[name] = value
+        if len(given) != len(fields):
+            missing = [name for name in fields if name not in given]
+            raise TypeError(f"{type(self).__name__}(): missing {', '.join(missing)}")
+        for name in fields:
+            setattr(self, name, given[name])
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self._fields)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields) + ")"
+
+    def replace(self, **changes):
+        """A copy with `changes` (dataclasses.replace)."""
+        return type(self)(**{name: changes.get(name, getattr(self, name)) for name in self._fields})
+
+
+class Generated(_Record):
     """Generated source: `source` (the .py, .c or .mjs text), and for C `header` (the .h text)."""
 
     lang: str
     function: str
-    source: str
+    source: str  # (given as a list of lines, a large file's: joined only where it is read)
     header: str | None
     parameters: list[str]  # the inputs, in argument order (the file's names)
+
+    @property
+    def source(self) -> str:
+        text = self.__dict__["_source"]
+        if not isinstance(text, str):
+            text = self.__dict__["_source"] = "\n".join(text)
+        return text
+
+    @source.setter
+    def source(self, text: str | list[str]) -> None:
+        self.__dict__["_source"] = text
+
+    def pieces(self) -> list[str]:
+        """The source as pieces written one after another: a large file's lines and line breaks,
+        never joined into one more copy of the whole text."""
+        text = self.__dict__["_source"]
+        if isinstance(text, str):
+            return [text]
+        return list(itertools.chain.from_iterable(zip(text, itertools.repeat("\n"))))[:-1]
 
 
 def generate(program: Program, lang: str, of: str | None = None, name: str | None = None, *,
@@ -335,7 +398,10 @@ class _Writer:
         # where each operation begins: its operator's place, its bracket's, or its start
         begin = {kind: "op_start" if issubclass(kind, Binary) else "bracket" if issubclass(kind, Index) else "start"
                  for kind in set(map(type, exprs))}
-        at = list(map(getattr, exprs, map(begin.__getitem__, map(type, exprs))))
+        if all(attribute == "start" or kind is Binary for kind, attribute in begin.items()):  # (the usual kinds)
+            at = [expr.op_start if expr.__class__ is Binary else expr.start for expr in exprs]
+        else:
+            at = list(map(getattr, exprs, map(begin.__getitem__, map(type, exprs))))
         start = [expr.start for expr in exprs]
         end = [expr.end for expr in exprs]
         length = list(map(operator.sub, end, start))
@@ -616,8 +682,7 @@ _EXACTLY_COMMUTATIVE = {"add", "mul"}
 _CALL = re.compile(r"[A-Za-z_][\w.]*\(")
 
 
-@dataclass
-class _Fast:
+class _Fast(_Record):
     """The program as straight-line code with no test on the way: the values (CSE'd, copies
     propagated), min/max's tie counts, each adjoint as the sum of its terms in the engine's order
     (one term of partial 1 is the same number, so no statement), and the few values whose sum is
@@ -650,8 +715,7 @@ class _Fast:
         return sums
 
 
-@dataclass
-class _Table:
+class _Table(_Record):
     """A large program as data (above SPLIT operations): each operation's kind (a case of the loop,
     one per operation and number of arguments), node and arguments, the constants and the kept
     adjoints; the places are _Places. The loops do what the checked straight-line code does, in
@@ -668,8 +732,7 @@ class _Table:
     last: int           # the last operation the output depends on (or comes before it)
 
 
-@dataclass
-class _Places:
+class _Places(_Record):
     """The operations' places as tables (a large program's): an operation's message names
     "`its text` (line L, column C)", made only where it fails. `at`: where its operation begins (an
     offset in the file; the line is the last of `lines`, the lines' starts, not after it); its text
@@ -711,15 +774,20 @@ _C_ROW_BITS = 11
 _C_ROW = 1 << _C_ROW_BITS
 
 
-# a line _c_literal cuts into pieces of 1,000 characters
-_LONG_LINE = re.compile(r"[^\n]{1001}")
+# _c_literal cuts a line of more than 1,000 characters into pieces of 1,000
+_LONG_LINE = 1000
 
 
-def _c_literal(text: str) -> str:
+def _short_lines(text: str) -> bool:
+    """Whether no line of `text` is longer than _LONG_LINE characters."""
+    return len(text) <= _LONG_LINE or max(map(len, text.split("\n"))) <= _LONG_LINE
+
+
+def _c_literal(text: str, short: bool | None = None) -> str:
     """Printable ASCII and line breaks as a C string literal: a piece a line, of at most 1000
-    characters (cut before escaping, so that no escape is split)."""
+    characters (cut before escaping, so that no escape is split). `short`: _short_lines(text), if known."""
     escape = lambda piece: piece.replace("\\", "\\\\").replace('"', '\\"').replace("?", "\\?")
-    if _LONG_LINE.search(text) is None:  # the common case, escaped whole: the same pieces
+    if short or short is None and _short_lines(text):  # the common case, escaped whole: the same pieces
         return '"' + escape(text).replace("\n", '\\n"\n"') + '"'
     pieces = []
     for line in text.split("\n"):
@@ -732,7 +800,8 @@ def _c_literal(text: str) -> str:
 def _c_rows(name: str, text: str) -> str:
     """`static const char name[][_C_ROW + 1]`: text in rows of _C_ROW characters (row r holds
     characters r·_C_ROW on), read as name[i >> _C_ROW_BITS][i & (_C_ROW - 1)]."""
-    rows = [_c_literal(text[k:k + _C_ROW]) for k in range(0, len(text), _C_ROW)]
+    short = _short_lines(text) or None  # (no row has a longer line than the whole; else row by row)
+    rows = [_c_literal(text[k:k + _C_ROW], short) for k in range(0, len(text), _C_ROW)]
     return f"static const char {name}[][{_C_ROW + 1}] = {{\n" + ",\n".join(rows) + "};"
 
 
@@ -983,7 +1052,7 @@ class _Python(_Writer):
         ]
         return Generated("python", self.function, "\n".join(lines), None, self.parameters)
 
-    def table_source(self) -> str:
+    def table_source(self) -> list[str]:
         """A large program's module: its operations as tables read by one loop per pass (see _Table),
         each operation kind a function; the errors are the straight-line code's, with its places."""
         I, t, P = self.internal, self.table(), self.places
@@ -1136,7 +1205,7 @@ class _Python(_Writer):
                      f"    return {v}[{self.out}], {{{gradient}}}"]
         else:
             body.append(f"    return {v}[{self.out}]")
-        return "\n".join(lines + self.signature_and_doc() + body + [""])
+        return lines + self.signature_and_doc() + body + [""]  # (lines: see Generated.pieces)
 
     def signature_and_doc(self) -> list[str]:
         graph, I = self.graph, self.internal
@@ -1525,7 +1594,7 @@ class _C(_CFamily):
         text = "\n".join(head + functions + [self.signature()] + body + self.undefines()) + "\n"
         return Generated("c", self.function, text, self.header(), self.parameters)
 
-    def table_source(self, head: list[str]) -> str:
+    def table_source(self, head: list[str]) -> list[str]:
         """A large program's file: its operations as tables, one loop per pass (see _Table)."""
         I, t = self.internal, self.table()
         fresh = self.namer.fresh
@@ -1587,8 +1656,7 @@ class _C(_CFamily):
         body += ["done:", f"    free({v});",
                  f"    if ({code} && {I['error']}) *{I['error']} = {tables['place']}({failed}, {argument});",
                  f"    (void){argument};", f"    return {code};", "}"]
-        # (the last line break joined: no second copy of the whole text)
-        return "\n".join(head + data + [self.signature()] + body + self.undefines() + [""])
+        return head + data + [self.signature()] + body + self.undefines() + [""]  # (lines: see Generated.pieces)
 
     def place_source(self, place: str) -> list[str]:
         """The places' tables and `place(k, argument)`, which writes operation k's message (and
@@ -1679,7 +1747,7 @@ class _C(_CFamily):
             stores.setdefault(text if text in defined else "", []).append(f"    {target} = {text};")
         # the values that feed the library calls first, and the calls together: the tested ones
         # among them are summed before the first call, not in a total kept across every call
-        fast = dataclasses.replace(fast, values=sorted(fast.values, key=lambda value: fast.calls[value[0]]))
+        fast = fast.replace(values=sorted(fast.values, key=lambda value: fast.calls[value[0]]))
         lines = ["{", "    /* straight-line: no test on the way (see the checked version above) */",
                  *self.straight_lines(fast, total, stores, declare="double ")]
         arguments = [self.variable[n] for n in self.parameters] + [I["value"]] + (
@@ -1785,7 +1853,7 @@ class _JavaScript(_CFamily):
         text = "\n".join(head + functions + doc + [f"export function {self.function}({params}) {{"] + body + ["}", ""])
         return Generated("javascript", self.function, text, None, self.parameters)
 
-    def table_source(self, head: list[str], doc: list[str], params: str) -> str:
+    def table_source(self, head: list[str], doc: list[str], params: str) -> list[str]:
         """A large program's module: its operations as tables, one loop per pass (see _Table)."""
         I, t = self.internal, self.table()
         fresh = self.namer.fresh
@@ -1830,7 +1898,7 @@ class _JavaScript(_CFamily):
             body.append("    " + self.result(f"{v}[{self.out}]", gradient))
         else:
             body.append("    " + self.result(f"{v}[{self.out}]"))
-        return "\n".join(head + data + doc + [f"export function {self.function}({params}) {{", *body, "}", ""])
+        return head + data + doc + [f"export function {self.function}({params}) {{", *body, "}", ""]  # (lines)
 
     def place_source(self, place: str) -> list[str]:
         """The places' tables and `place(k, argument)`, operation k's message (and its argument's,

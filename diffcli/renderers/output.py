@@ -26,8 +26,10 @@ from ..errors import DiffcliError
 _TEMP_PREFIX, _TEMP_SUFFIX = ".diffcli-", ".tmp"
 
 
-def write_output(path: str, data: bytes) -> None:
-    """Write `data` to `path` (`-`: standard output); any failure is a DiffcliError of kind "io"."""
+def write_output(path: str, data: bytes | list[str]) -> None:
+    """Write `data` to `path` (`-`: standard output); any failure is a DiffcliError of kind "io".
+    `data`: bytes, or text as pieces (UTF-8, each encoded as it is written: a large file's text is
+    never joined and encoded whole)."""
     if path == "-":
         return write_stdout(data)
     try:
@@ -59,13 +61,13 @@ def broken_pipe() -> BrokenPipe:
     return BrokenPipe()
 
 
-def write_stdout(data: bytes) -> None:
+def write_stdout(data: bytes | list[str]) -> None:
     """Write `data` to standard output and flush it; a closed or full one is an "io" error."""
     stream = getattr(sys.stdout, "buffer", None)
     try:
         if stream is None:
             raise OSError(errno.EBADF, "it is closed")
-        stream.write(data)
+        _put(stream, data)
         stream.flush()
     except BrokenPipeError:
         raise broken_pipe() from None
@@ -74,7 +76,15 @@ def write_stdout(data: bytes) -> None:
         raise DiffcliError("io", f"cannot write to standard output: {reason}") from None
 
 
-def _write(path: str, data: bytes) -> None:
+def _put(file, data: bytes | list[str]) -> None:
+    if isinstance(data, bytes):
+        file.write(data)
+    else:
+        for piece in data:
+            file.write(piece.encode("utf-8"))
+
+
+def _write(path: str, data: bytes | list[str]) -> None:
     try:
         info = os.stat(path)  # through symbolic links
     except FileNotFoundError:
@@ -92,18 +102,15 @@ def _write(path: str, data: bytes) -> None:
             return _write_in_place(target, data)
         # the permission bits; set-user/group-ID are dropped, as writing to a file drops them
         mode = stat.S_IMODE(info.st_mode) & ~(stat.S_ISUID | stat.S_ISGID)
-    import tempfile  # here: every command's output passes through this module, few write files
-
     try:
-        descriptor, temp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=_TEMP_PREFIX,
-                                            suffix=_TEMP_SUFFIX)
+        descriptor, temp = _temporary(os.path.dirname(target))
     except PermissionError:  # a directory we may not add to, holding a file we may write
         if info is None:
             raise
         return _write_in_place(target, data)
     try:
         with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
+            _put(file, data)
             os.fchmod(file.fileno(), mode)
             if info is not None and (info.st_uid, info.st_gid) != _owner(file.fileno()):
                 try:
@@ -123,9 +130,29 @@ def _write(path: str, data: bytes) -> None:
                 pass
 
 
-def _write_in_place(path: str, data: bytes) -> None:
+# as tempfile.mkstemp opens its file (not imported: a run that writes one file would spend more on
+# importing it, and `random` with it, than on the file)
+_TEMP_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+               | getattr(os, "O_BINARY", 0))
+_TEMP_TRIES = 10_000  # (tempfile.TMP_MAX)
+
+
+def _temporary(directory: str) -> tuple[int, str]:
+    """A new file beside the target, as tempfile.mkstemp makes one: created exclusively (never an
+    existing file or link), mode 0600, a name not taken (_TEMP_PREFIX, 8 random characters,
+    _TEMP_SUFFIX); (its descriptor, its path)."""
+    for _ in range(_TEMP_TRIES):
+        temp = os.path.join(directory, _TEMP_PREFIX + os.urandom(4).hex() + _TEMP_SUFFIX)
+        try:
+            return os.open(temp, _TEMP_FLAGS, 0o600), temp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name found")
+
+
+def _write_in_place(path: str, data: bytes | list[str]) -> None:
     with open(path, "wb") as file:  # O_WRONLY | O_CREAT | O_TRUNC, as `>` opens it
-        file.write(data)
+        _put(file, data)
 
 
 def _names_a_descriptor(path: str) -> bool:
