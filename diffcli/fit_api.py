@@ -171,12 +171,12 @@ def fit(program: Program, wrt: Sequence[str] | str | None = None, data=None, *, 
 def _columns(program: Program, data) -> tuple[dict[str, np.ndarray], str]:
     """The data as whole columns: a path (CSV or JSON Lines, read as --data reads it), a mapping of
     names to sequences of numbers, or a pandas DataFrame (when pandas is importable)."""
-    from .commands import fit as fitting
-    from .commands import points
-
     if data is None:
         return {}, "the data"
     if isinstance(data, (str, os.PathLike)):
+        from .commands import fit as fitting
+        from .commands import points
+
         path = os.fspath(data)
         try:
             with open(path, encoding="utf-8", newline="") as stream:
@@ -201,8 +201,8 @@ def _columns(program: Program, data) -> tuple[dict[str, np.ndarray], str]:
         if array.ndim != 1 or (length is not None and len(array) != length):
             raise DiffcliError("input", f"data column `{name}`: every column must be one sequence of the "
                                "same length")
-        bad = np.flatnonzero(~np.isfinite(array))
-        if bad.size:
+        if not np.isfinite(array).all():
+            bad = np.flatnonzero(~np.isfinite(array))
             raise DiffcliError("input", f"data column `{name}`: row {bad[0] + 1} is {array[bad[0]]!r}, "
                                "not a finite number")
         length = len(array)

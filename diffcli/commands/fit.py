@@ -234,11 +234,11 @@ class Problem:
         if plan is False or not x.size or not ((total := float(x.sum())) - total == 0.0):
             return None
         if plan is None:
-            from ..interpreters import array_plan
-
             self._plan = False
             if self.rows or not self.arrays or self.residual:
                 return None
+            from ..interpreters import array_plan
+
             program = self.program
             try:
                 self._plan_inputs = program._inputs({**self.columns, **self.unflatten(x)})[0]
@@ -328,10 +328,10 @@ class Problem:
                 r, jacobian = self._interpreted(x)
                 if self.sigma is not None:
                     r = r / self.sigma
-                f = float(r @ r)
+                f = float(r.dot(r))
             if self.sigma is not None:
                 jacobian = jacobian / self.sigma[:, None]
-            return self._evaluated(key, x, f, 2.0 * (jacobian.T @ r), r, jacobian)
+            return self._evaluated(key, x, f, 2.0 * transposed_product(jacobian, r), r, jacobian)
         self.evaluations += 1
         planned = self._planned(x)
         if planned is not None:   # one point: r its value, the Jacobian its gradient (as below)
@@ -345,7 +345,7 @@ class Problem:
         if self.residual:
             if self.sigma is not None:
                 r, jacobian = r / self.sigma, jacobian / self.sigma[:, None]
-            f, g = float(r @ r), 2.0 * (jacobian.T @ r)
+            f, g = float(r.dot(r)), 2.0 * transposed_product(jacobian, r)
         else:
             f, g = float(r.mean()), jacobian.mean(axis=0)
         return self._evaluated(key, x, f, g, r, jacobian)
@@ -366,7 +366,7 @@ class Problem:
         raw = r
         if self.sigma is not None:
             r = r / self.sigma
-        f = float(r @ r)   # (finite only where r is: the residuals' own test)
+        f = float(r.dot(r))   # (finite only where r is: the residuals' own test)
         if not math.isfinite(f):
             if not np.isfinite(raw).all():   # `evaluate` says what and where
                 return self.evaluate(x)[2]
@@ -750,8 +750,6 @@ def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
     undefined or not finite is a rejected step (the trust region shrinks), not the end of the fit;
     the tolerances are relative (on χ², on the step against the parameters, on the gradient's
     cosine with the residual vector, see `converged_cosine`)."""
-    from scipy.optimize import least_squares
-
     def residuals(x):
         try:
             return problem.evaluate(x)[2]
@@ -776,6 +774,8 @@ def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
             cap -= problem.evaluations - used
             if cap <= 0:
                 return False, f"the {steps} evaluations asked for were used up (raise --steps, or start nearer)"
+    from scipy.optimize import least_squares
+
     # By default: to FIRST_TOL, then a few Gauss-Newton steps (each kept only if χ² does not grow),
     # and on to DEFAULT_TOL only where one more such step would still move a parameter by more than
     # FIRST_TOL of itself: most fits end after the first stage and a step or two.
@@ -857,14 +857,20 @@ def _minpack(problem, x0, cap, step_done, state):
     return True, message
 
 
+_LMDER = None   # SciPy's MINPACK lmder, once looked up (False: not there)
+
+
 def _lmder(residuals, jacobian, x0, cap):
     """MINPACK's lmder as SciPy's leastsq(residuals, x0, Dfun=jacobian, ftol=xtol=FIRST_TOL, gtol=0,
     maxfev=cap) calls it, without the wrapper's checks (its shapes are ours: rows × parameters, more
     rows than parameters) and its two extra calls at x0: (x, info)."""
-    from scipy.optimize import _minpack
+    global _LMDER
+    if _LMDER is None:
+        from scipy.optimize import _minpack
 
-    lmder = getattr(_minpack, "_lmder", None)
-    if lmder is None:   # (SciPy's private name: through the public wrapper where it is gone)
+        _LMDER = getattr(_minpack, "_lmder", False)
+    lmder = _LMDER
+    if not lmder:   # (SciPy's private name: through the public wrapper where it is gone)
         from scipy.optimize import leastsq
 
         return leastsq(residuals, x0, Dfun=jacobian, ftol=FIRST_TOL, xtol=FIRST_TOL, gtol=0.0, maxfev=cap)
@@ -913,7 +919,7 @@ def gauss_newton_step(r: np.ndarray, jacobian: np.ndarray, x: np.ndarray, free: 
         return np.zeros_like(x), 0.0
     cutoff = EPS * max(u.shape) * values[0]   # lstsq's rcond=None
     if all(v > cutoff for v in values):
-        found = (vt.T @ ((u.T @ r) / singular)) / lengths
+        found = (transposed_product(vt, transposed_product(u, r) / singular)) / lengths
     else:
         keep = singular > cutoff
         found = (vt[keep].T @ ((u[:, keep].T @ r) / singular[keep])) / lengths
@@ -923,6 +929,14 @@ def gauss_newton_step(r: np.ndarray, jacobian: np.ndarray, x: np.ndarray, free: 
     step[free] = found
     size = np.maximum(np.abs(x[free]), TINY)
     return step, float(np.max(np.abs(found) / size))
+
+
+def transposed_product(matrix: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """matrix.T @ v, by the same BLAS call as NumPy's matmul makes where both are contiguous
+    (ndarray.dot, with less wrapping: the same bits)."""
+    if v.flags.c_contiguous and (matrix.flags.c_contiguous or matrix.flags.f_contiguous):
+        return v.dot(matrix)
+    return matrix.T @ v
 
 
 def _largest_ratio(steps: list[float], sizes: list[float]) -> float:
@@ -963,9 +977,9 @@ def stationarity(r: np.ndarray, jacobian: np.ndarray, free: np.ndarray | None = 
     whatever the units of the data and the parameters. `norms`: the ‖J_j‖ where already known."""
     if norms is None:
         norms = np.sqrt(np.add.reduce(jacobian * jacobian, axis=0))
-    lengths = norms * math.sqrt(float(r @ r))
+    lengths = norms * math.sqrt(float(r.dot(r)))
     if lengths.size <= 8:   # (a few: as Python floats, the same IEEE arithmetic)
-        sizes, products = lengths.tolist(), (jacobian.T @ r).tolist()
+        sizes, products = lengths.tolist(), transposed_product(jacobian, r).tolist()
         kept = free.tolist() if free is not None else [True] * len(sizes)
         cosines = [abs(c) / size for c, size, k in zip(products, sizes, kept) if size > 0 and k]
         return _largest(cosines) if cosines else 0.0
@@ -988,7 +1002,7 @@ def at_rounding_level(problem: Problem, r: np.ndarray) -> bool:
         if problem.sigma is not None:
             y = y / problem.sigma
         rounding = problem._rounding = EPS * math.sqrt(float(np.add.reduce(y * y)) / y.size)   # (np.mean's sum)
-    return math.sqrt(float(r @ r) / r.size) < ROUNDING_LEVEL * rounding
+    return math.sqrt(float(r.dot(r)) / r.size) < ROUNDING_LEVEL * rounding
 
 
 def _descend(problem, method, x, low, high, steps, lr, step_done, state):
@@ -1042,7 +1056,7 @@ def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list
         result.warnings.append(f"the covariance is ill-conditioned (condition number of JᵀJ {condition:.2g}, "
                                "its columns scaled to unit length): the standard errors and correlations "
                                "are not reliable")
-    scale = 1.0 if absolute_sigma else float(r @ r) / (rows - count)
+    scale = 1.0 if absolute_sigma else float(r.dot(r)) / (rows - count)
     covariance = (vt.T / singular**2) @ vt / (lengths[:, None] * lengths) * scale   # (np.outer's product)
     covariance = (covariance + covariance.T) / 2  # exactly symmetric, not to the last bit
     errors = np.sqrt(covariance.diagonal())
@@ -1068,7 +1082,7 @@ def statistics(r: np.ndarray, count: int, observed: np.ndarray | None = None,
     χ² = Σr², reduced χ² = χ²/(N − P), AIC = N·ln(χ²/N) + 2P, BIC = N·ln(χ²/N) + ln(N)·P, and where the
     observed values y are known R² = 1 − Σ(y − ŷ)²/Σ(y − ȳ)² (unweighted, as lmfit's rsquared)."""
     rows = len(r)
-    chi_square = float(r @ r)
+    chi_square = float(r.dot(r))
     log_likelihood = rows * math.log(max(chi_square, 1e-250 * rows) / rows)  # lmfit's floor at a perfect fit
     result = {"rows": rows, "parameters": count, "chi_square": chi_square,
               "reduced_chi_square": chi_square / max(1, rows - count),
@@ -1077,7 +1091,7 @@ def statistics(r: np.ndarray, count: int, observed: np.ndarray | None = None,
         raw = r * weights if weights is not None else r
         mean = float(np.add.reduce(observed)) / observed.size   # (np.mean's and np.sum's arithmetic)
         spread = float(np.add.reduce((observed - mean) ** 2))
-        result["r_squared"] = 1.0 - float(raw @ raw) / max(spread, TINY)
+        result["r_squared"] = 1.0 - float(raw.dot(raw)) / max(spread, TINY)
     return result
 
 

@@ -521,7 +521,15 @@ def _residual_source(rows: list[bool], slots, steps, tested, backward, out):
             adjoint[j] = f"g{j}_{i}_{k}"
     lines.append(f"        jacobian = empty((n, {len(slots)}))")
     for k, slot in enumerate(slots):   # (+ 0.0, as _store: no -0.0)
-        lines.append(f"        np.add({adjoint.get(slot, '0.0')}, 0.0, out=jacobian[:, {k}])")
+        known = adjoint.get(slot, "0.0")
+        try:
+            number = float(known) + 0.0
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number):   # a number known here: the column filled with it
+            lines.append(f"        jacobian[:, {k}] = {number!r}")
+        else:
+            lines.append(f"        np.add({known}, 0.0, out=jacobian[:, {k}])")
     lines.append("        return jacobian")
     saved = sorted(read)
     forward_lines.append(f"        return {value(out)}, total, ({''.join(f'v{j}, ' for j in saved)})")
