@@ -154,7 +154,7 @@ class Problem:
     # -- the parameter vector: arrays flattened row-major, in --wrt order
     def start(self, start: Mapping[str, object]) -> np.ndarray:
         """The starting vector, and each parameter's shape taken from its starting value."""
-        self.shapes = {name: tuple(np.shape(start[name])) for name in self.parameters}
+        self.shapes = {name: () if type(v := start[name]) is float else tuple(np.shape(v)) for name in self.parameters}
         self.arrays = self.arrays or any(self.shapes.values())
         return self.flatten(start)
 
@@ -583,7 +583,7 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
                                 for n in names})
         x0 = np.clip(x0, low, high)
     else:   # (clipping to ±inf changes nothing)
-        low, high = np.full(x0.size, -math.inf), np.full(x0.size, math.inf)
+        low, high = np.array([-math.inf] * x0.size), np.array([math.inf] * x0.size)
     history: list[float] = []
     state = {"x": x0, "steps": 0}
 
