@@ -48,12 +48,25 @@ class FitResult:
     and the whole record `.fit` (what `diffcli fit --json` prints)."""
 
     def __init__(self, fit: Fit, problem: Problem, bounds, filename: str):
-        self.fit, self._problem, self._bounds, self._filename = fit, problem, bounds, filename
+        self._fit, self._problem, self._bounds, self._filename = fit, problem, bounds, filename
         self.parameters = dict(fit.parameters)
         self.stderr = dict(fit.stderr) if fit.stderr is not None else None
         self.covariance = NamedMatrix(fit.covariance, list(fit.stderr)) if fit.covariance is not None else None
-        self.statistics = dict(fit.statistics) if fit.statistics is not None else None
         self.converged, self.message, self.warnings = fit.converged, fit.message, list(fit.warnings)
+
+    @property
+    def fit(self) -> Fit:
+        """The whole record, its report's figures computed the first time it is asked for."""
+        return self._fit.settled()
+
+    @property
+    def statistics(self) -> dict[str, float] | None:
+        """χ², reduced χ², AIC, BIC, rows, parameters (and R² where the observed column is known);
+        computed the first time they are asked for."""
+        if "_statistics" not in self.__dict__:
+            found = self.fit.statistics
+            self._statistics = dict(found) if found is not None else None
+        return self._statistics
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v:.6g}" if not getattr(v, "shape", ()) else f"{k}=<{'×'.join(map(str, v.shape))}>"
@@ -148,7 +161,7 @@ def fit(program: Program, wrt: Sequence[str] | str | None = None, data=None, *, 
                                       data=columns, data_name=data_name, bounds=ranges, sigma=sigma,
                                       observed=observed)
     result = fitting.fit(problem, chosen, start=start, steps=steps, lr=lr, bounds=ranges,
-                         absolute_sigma=absolute_sigma, tol=tol)
+                         absolute_sigma=absolute_sigma, tol=tol, later=True)
     if result.error is not None:
         raise result.error
     result.warnings[:0] = notes
@@ -158,12 +171,12 @@ def fit(program: Program, wrt: Sequence[str] | str | None = None, data=None, *, 
 def _columns(program: Program, data) -> tuple[dict[str, np.ndarray], str]:
     """The data as whole columns: a path (CSV or JSON Lines, read as --data reads it), a mapping of
     names to sequences of numbers, or a pandas DataFrame (when pandas is importable)."""
-    from .commands import fit as fitting
-    from .commands import points
-
     if data is None:
         return {}, "the data"
     if isinstance(data, (str, os.PathLike)):
+        from .commands import fit as fitting
+        from .commands import points
+
         path = os.fspath(data)
         try:
             with open(path, encoding="utf-8", newline="") as stream:
@@ -188,8 +201,8 @@ def _columns(program: Program, data) -> tuple[dict[str, np.ndarray], str]:
         if array.ndim != 1 or (length is not None and len(array) != length):
             raise DiffcliError("input", f"data column `{name}`: every column must be one sequence of the "
                                "same length")
-        bad = np.flatnonzero(~np.isfinite(array))
-        if bad.size:
+        if not np.isfinite(array).all():
+            bad = np.flatnonzero(~np.isfinite(array))
             raise DiffcliError("input", f"data column `{name}`: row {bad[0] + 1} is {array[bad[0]]!r}, "
                                "not a finite number")
         length = len(array)

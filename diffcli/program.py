@@ -451,6 +451,9 @@ class Program(Displayed):
 
     def _bind(self, inputs: dict) -> None:
         """Use the graph lowered for these inputs' shapes (or the base graph, for scalars only)."""
+        if not self.base.arrays and all(type(value) is float for value in inputs.values()):   # (numbers only)
+            self.graph = self.base
+            return
         shapes = {name: tuple(getattr(value, "shape", ())) for name, value in inputs.items() if name in self.base.inputs}
         if not self.base.arrays and not any(shapes.values()):
             self.graph = self.base
@@ -529,6 +532,9 @@ class Program(Displayed):
         inputs = {}
         for name, default in self.base.inputs.items():
             value = given.get(name, default)
+            if type(value) is float and (default is None or type(default) is float):   # (a number for a number)
+                inputs[name] = value
+                continue
             if value is None:
                 use = self.graph.first_use[name]
                 raise DiffcliError(

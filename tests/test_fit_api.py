@@ -69,6 +69,16 @@ def test_options_as_the_command_has_them(columns, tmp_path):
     assert bowl.parameters == pytest.approx({"a": 1, "b": -2}, abs=1e-5) and bowl.stderr is None
 
 
+@pytest.mark.parametrize("name, low, high", [("k", -np.inf, 0.3003029), ("k", 0.30030298, np.inf),
+                                             ("c", -np.inf, 0.5118929)])
+def test_a_bound_just_short_of_the_optimum_holds(columns, name, low, high):
+    # (the optimum: k 0.300302976…, c 0.511896…; least_squares stops short of the bound without
+    # holding the parameter there, and the Gauss-Newton steps after it must stay inside the bounds)
+    result = diffcli.load(DECAY).fit(data=columns, residual="r", bounds={name: (low, high)})
+    assert low <= result.parameters[name] <= high
+    assert result.parameters[name] == pytest.approx(high if np.isfinite(high) else low, rel=1e-6)
+
+
 def test_confidence_report_and_write(cli, columns, tmp_path):
     program = diffcli.load(DECAY)
     result = program.fit(data=columns, residual="r")

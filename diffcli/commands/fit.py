@@ -77,6 +77,19 @@ class Fit(Displayed):
     curve: dict[str, np.ndarray] | None = None  # per-row values at the solution, for the plot
     gradient_terms: dict[str, float] = field(default_factory=dict)  # Σ|each row's share| (see noise)
 
+    def settled(self) -> Fit:
+        """This fit with the figures that only a report reads computed (`gradient_terms`, and with a
+        residual `correlation` and `statistics`): `fit(..., later=True)` leaves them for the first
+        time they are asked for, as Program.fit's result does."""
+        later = self.__dict__.pop("_later", None)
+        if later is not None:
+            import warnings
+
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                later(self)
+        return self
+
     def is_noise(self, name: str) -> bool:
         """Whether the gradient's component is at the level of rounding noise: a sum of terms that
         cancel keeps an error of a few ε times their total size, Σ|term| (more where each term has
@@ -130,7 +143,7 @@ class Problem:
         self.evaluations = 0
         self.best: tuple[float, np.ndarray] | None = None
         self._last: tuple[bytes, tuple] | None = None
-        self._pending: tuple[bytes, np.ndarray] | None = None   # (x, r) of `residuals`, its Jacobian not yet taken
+        self._pending: tuple[bytes, np.ndarray, float] | None = None   # (x, r, χ²) of `residuals`, its Jacobian not yet taken
         self.columns = {**self.fixed, **self.data}
         self.shapes: dict[str, tuple] = {}    # each parameter's shape (() a scalar), set by `start`
         self.residual_size = 1                # without data: the residual's elements
@@ -141,7 +154,7 @@ class Problem:
     # -- the parameter vector: arrays flattened row-major, in --wrt order
     def start(self, start: Mapping[str, object]) -> np.ndarray:
         """The starting vector, and each parameter's shape taken from its starting value."""
-        self.shapes = {name: tuple(np.shape(start[name])) for name in self.parameters}
+        self.shapes = {name: () if type(v := start[name]) is float else tuple(np.shape(v)) for name in self.parameters}
         self.arrays = self.arrays or any(self.shapes.values())
         return self.flatten(start)
 
@@ -221,11 +234,11 @@ class Problem:
         if plan is False or not x.size or not ((total := float(x.sum())) - total == 0.0):
             return None
         if plan is None:
-            from ..interpreters import array_plan
-
             self._plan = False
             if self.rows or not self.arrays or self.residual:
                 return None
+            from ..interpreters import array_plan
+
             program = self.program
             try:
                 self._plan_inputs = program._inputs({**self.columns, **self.unflatten(x)})[0]
@@ -309,15 +322,16 @@ class Problem:
             return self._last[1]
         pending, self._pending = self._pending, None
         if pending is not None and pending[0] == key:   # `residuals` ran here: its Jacobian now
-            r = pending[1]
+            _, r, f = pending
             jacobian = self._passes.jacobian()
             if jacobian is None:
                 r, jacobian = self._interpreted(x)
                 if self.sigma is not None:
                     r = r / self.sigma
+                f = float(r.dot(r))
             if self.sigma is not None:
                 jacobian = jacobian / self.sigma[:, None]
-            return self._evaluated(key, x, float(r @ r), 2.0 * (jacobian.T @ r), r, jacobian)
+            return self._evaluated(key, x, f, 2.0 * transposed_product(jacobian, r), r, jacobian)
         self.evaluations += 1
         planned = self._planned(x)
         if planned is not None:   # one point: r its value, the Jacobian its gradient (as below)
@@ -331,7 +345,7 @@ class Problem:
         if self.residual:
             if self.sigma is not None:
                 r, jacobian = r / self.sigma, jacobian / self.sigma[:, None]
-            f, g = float(r @ r), 2.0 * (jacobian.T @ r)
+            f, g = float(r.dot(r)), 2.0 * transposed_product(jacobian, r)
         else:
             f, g = float(r.mean()), jacobian.mean(axis=0)
         return self._evaluated(key, x, f, g, r, jacobian)
@@ -346,24 +360,29 @@ class Problem:
         if self._pending is not None and self._pending[0] == key:
             return self._pending[1]
         passes = self._passes
-        r = passes.residual(x) if passes and self.residual else None
+        r = passes.residual(x, check_output=False) if passes and self.residual else None
         if r is None:
             return self.evaluate(x)[2]
-        self.evaluations += 1
+        raw = r
         if self.sigma is not None:
             r = r / self.sigma
-        f = float(r @ r)
+        f = float(r.dot(r))   # (finite only where r is: the residuals' own test)
         if not math.isfinite(f):
+            if not np.isfinite(raw).all():   # `evaluate` says what and where
+                return self.evaluate(x)[2]
+            self.evaluations += 1
             self._evaluated(key, x, f, None, r, None)   # (raises, as `evaluate` does)
+        self.evaluations += 1
         if self.best is None or f < self.best[0]:
             self.best = (f, x.copy())
-        self._pending = (key, r)
+        self._pending = (key, r, f)
         return r
 
     def _evaluated(self, key, x, f, g, r, jacobian, checked=False):
         # g finite: its sum is (inf or NaN otherwise), or, where a sum of finite ones overflows, each is
-        if not checked and not (math.isfinite(f) and ((total := float(np.add.reduce(g))) - total == 0.0
-                                                      or np.isfinite(g).all())):
+        # (a few entries summed as Python floats: only whether the sum is finite matters)
+        if not checked and not (math.isfinite(f) and ((total := sum(g.tolist()) if g.size <= 8 else float(np.add.reduce(g)))
+                                                      - total == 0.0 or np.isfinite(g).all())):
             raise _Stop(DiffcliError(
                 "domain", f"the objective ({self.describe()}) is not finite at this point",
                 help="bound the parameters (--bounds), start elsewhere, or lower --lr"))
@@ -539,38 +558,48 @@ def fit(problem: Problem, method: str = "L-BFGS-B", *, start: Mapping[str, float
         steps: int | None = None, lr: float | None = None,
         bounds: Mapping[str, tuple[float, float]] | None = None,
         progress: Callable[[int, float, float], None] | None = None,
-        absolute_sigma: bool = False, tol: float | None = None) -> Fit:
+        absolute_sigma: bool = False, tol: float | None = None, later: bool = False) -> Fit:
     """Minimize the problem's objective from `start`; stops cleanly on Ctrl-C and on a failure.
     NumPy's and SciPy's floating-point warnings stay inside: a trial point that overflows is a
-    rejected step or an error with its place, never a warning on standard error."""
+    rejected step or an error with its place, never a warning on standard error. `later`: the
+    figures only a report reads are computed when first asked for (Fit.settled), not here."""
     import warnings
 
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _fit(problem, method, start=start, steps=steps, lr=lr, bounds=bounds, progress=progress,
-                    absolute_sigma=absolute_sigma, tol=tol)
+        result = _fit(problem, method, start=start, steps=steps, lr=lr, bounds=bounds, progress=progress,
+                      absolute_sigma=absolute_sigma, tol=tol)
+        return result if later else result.settled()
 
 
 def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma, tol) -> Fit:
     x0 = problem.start(start)
     names = problem.parameters
-    ranges = {n: (bounds or {}).get(n, (-math.inf, math.inf)) for n in names}
-    low = problem.flatten({n: np.full(problem.shapes[n], ranges[n][0]) if problem.shapes[n] else ranges[n][0]
-                           for n in names})
-    high = problem.flatten({n: np.full(problem.shapes[n], ranges[n][1]) if problem.shapes[n] else ranges[n][1]
-                            for n in names})
-    x0 = np.clip(x0, low, high)
+    if bounds:
+        ranges = {n: bounds.get(n, (-math.inf, math.inf)) for n in names}
+        low = problem.flatten({n: np.full(problem.shapes[n], ranges[n][0]) if problem.shapes[n] else ranges[n][0]
+                               for n in names})
+        high = problem.flatten({n: np.full(problem.shapes[n], ranges[n][1]) if problem.shapes[n] else ranges[n][1]
+                                for n in names})
+        x0 = np.clip(x0, low, high)
+    else:   # (clipping to ±inf changes nothing)
+        low, high = np.array([-math.inf] * x0.size), np.array([math.inf] * x0.size)
     history: list[float] = []
     state = {"x": x0, "steps": 0}
 
     def step_done(x: np.ndarray) -> None:
         f, g, *_ = problem.evaluate(x)
+        record(x, f, g)
+
+    def record(x: np.ndarray, f: float, g: np.ndarray) -> None:   # a step at x, evaluated: f and g there
         history.append(f)
         state["x"] = x.copy()
         if progress is not None:
             progress(len(history) - 1, f, float(np.linalg.norm(g)))
         if f < 0 and x.size and _runaway(history[0], f, lambda: float((np.abs(x - x0) / np.maximum(1.0, np.abs(x0))).max())):
             raise _Runaway   # (a sum of squares never falls below 0: no test per step)
+
+    step_done.record = record
 
     interrupted, error, converged, message = False, None, False, ""
     try:
@@ -606,18 +635,25 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
         message=message, steps=state["steps"], evaluations=problem.evaluations, objective=f,
         parameters=problem.unflatten(x), start=problem.unflatten(x0),
         gradient=problem.unflatten(g), history=history, interrupted=interrupted, error=error,
-        gradient_terms=problem.unflatten(_gradient_terms(problem, r, jacobian)),
     )
+    names = problem.labels if problem.residual else None
     if problem.residual:
-        names = problem.labels
         _uncertainties(result, r, jacobian, names, absolute_sigma, getattr(problem, "factored", None))
         if result.stderr and at_rounding_level(problem, r) and not absolute_sigma:
             result.warnings.append(
                 "the residuals are at the level of rounding in the data (χ² ≈ "
                 f"{float(r @ r):.2g}): the reduced χ² that scales the standard errors has only a few "
                 "correct digits, so the standard errors have too; with known σ, use --sigma and --absolute-sigma")
-        observed = problem.data.get(problem.observed) if problem.observed else None
-        result.statistics = statistics(r, len(names), observed, problem.sigma)
+
+    def figures(result: Fit) -> None:   # what only a report reads: see Fit.settled
+        result.gradient_terms = problem.unflatten(_gradient_terms(problem, r, jacobian))
+        if problem.residual:
+            if result.covariance is not None:
+                result.correlation = correlations(result.covariance, list(result.stderr.values()), names)
+            observed = problem.data.get(problem.observed) if problem.observed else None
+            result.statistics = statistics(r, len(names), observed, problem.sigma)
+
+    result._later = figures
     if error is None and not interrupted:
         result.error = unbounded(problem, result)
     return result
@@ -714,8 +750,6 @@ def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
     undefined or not finite is a rejected step (the trust region shrinks), not the end of the fit;
     the tolerances are relative (on χ², on the step against the parameters, on the gradient's
     cosine with the residual vector, see `converged_cosine`)."""
-    from scipy.optimize import least_squares
-
     def residuals(x):
         try:
             return problem.evaluate(x)[2]
@@ -740,6 +774,8 @@ def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
             cap -= problem.evaluations - used
             if cap <= 0:
                 return False, f"the {steps} evaluations asked for were used up (raise --steps, or start nearer)"
+    from scipy.optimize import least_squares
+
     # By default: to FIRST_TOL, then a few Gauss-Newton steps (each kept only if χ² does not grow),
     # and on to DEFAULT_TOL only where one more such step would still move a parameter by more than
     # FIRST_TOL of itself: most fits end after the first stage and a step or two.
@@ -781,13 +817,13 @@ def _minpack(problem, x0, cap, step_done, state):
     None where lm is not to be trusted here: a trial point that is not finite (lm cannot reject a
     step), a stop other than on ftol/xtol, or a point that is not stationary; the caller then runs
     the trust region from the start."""
-    residuals = problem.residuals
+    residuals, evaluate, record = problem.residuals, problem.evaluate, step_done.record
 
     def jacobian(x):   # lm asks for the Jacobian once per accepted step: the history's points
-        found = problem.evaluate(x)[3]
+        f, g, _, found = evaluate(x)
         if x.tolist() != state["x"].tolist():   # ((x != state["x"]).any(), for a few floats)
             state["steps"] += 1
-            step_done(np.array(x, float))
+            record(x, f, g)   # (as step_done(x), its evaluation the one just made)
         return found
 
     if problem.rows <= len(x0) or not len(x0) or cap < 1:   # lm's "improper input": not for lm
@@ -806,7 +842,12 @@ def _minpack(problem, x0, cap, step_done, state):
         _, _, r, jacobian_matrix = problem.evaluate(x)
     except _Stop:
         return None
-    if change > FIRST_TOL or (stationarity(r, jacobian_matrix) > STATIONARY and not at_rounding_level(problem, r)):
+    known = problem.factored   # (its column lengths are the norms, but where a zero one was taken as 1)
+    norms = known[1][0] if known is not None and known[0] is jacobian_matrix else None
+    if norms is not None and 1.0 in norms.tolist():
+        norms = None
+    if change > FIRST_TOL or (stationarity(r, jacobian_matrix, norms=norms) > STATIONARY
+                              and not at_rounding_level(problem, r)):
         return None
     state["x"] = x
     polished = state["steps"] - before
@@ -816,14 +857,20 @@ def _minpack(problem, x0, cap, step_done, state):
     return True, message
 
 
+_LMDER = None   # SciPy's MINPACK lmder, once looked up (False: not there)
+
+
 def _lmder(residuals, jacobian, x0, cap):
     """MINPACK's lmder as SciPy's leastsq(residuals, x0, Dfun=jacobian, ftol=xtol=FIRST_TOL, gtol=0,
     maxfev=cap) calls it, without the wrapper's checks (its shapes are ours: rows × parameters, more
     rows than parameters) and its two extra calls at x0: (x, info)."""
-    from scipy.optimize import _minpack
+    global _LMDER
+    if _LMDER is None:
+        from scipy.optimize import _minpack
 
-    lmder = getattr(_minpack, "_lmder", None)
-    if lmder is None:   # (SciPy's private name: through the public wrapper where it is gone)
+        _LMDER = getattr(_minpack, "_lmder", False)
+    lmder = _LMDER
+    if not lmder:   # (SciPy's private name: through the public wrapper where it is gone)
         from scipy.optimize import leastsq
 
         return leastsq(residuals, x0, Dfun=jacobian, ftol=FIRST_TOL, xtol=FIRST_TOL, gtol=0.0, maxfev=cap)
@@ -845,7 +892,7 @@ def _polish(problem, x, free, low, high, step_done, state):
             problem.factored = (jacobian, factors)
         if change <= POLISHED or _ == POLISH_STEPS:
             break
-        trial = x - step if bounded else np.clip(x - step, low, high)
+        trial = np.clip(x - step, low, high) if bounded else x - step
         try:
             f_trial, _, r_trial, jacobian_trial = problem.evaluate(trial)
         except _Stop:
@@ -867,19 +914,41 @@ def gauss_newton_step(r: np.ndarray, jacobian: np.ndarray, x: np.ndarray, free: 
     if not every and not free.any():
         return np.zeros_like(x), 0.0
     lengths, u, singular, vt = factors or factored(jacobian if every else jacobian[:, free])
-    if not singular.size or not singular[0] > 0:
+    values = singular.tolist()   # (Python floats: the same IEEE arithmetic as NumPy's scalars)
+    if not values or not values[0] > 0:
         return np.zeros_like(x), 0.0
-    keep = singular > EPS * max(u.shape) * singular[0]   # lstsq's rcond=None
-    if all(keep.tolist()):
-        found = (vt.T @ ((u.T @ r) / singular)) / lengths
+    cutoff = EPS * max(u.shape) * values[0]   # lstsq's rcond=None
+    if all(v > cutoff for v in values):
+        found = (transposed_product(vt, transposed_product(u, r) / singular)) / lengths
     else:
+        keep = singular > cutoff
         found = (vt[keep].T @ ((u[:, keep].T @ r) / singular[keep])) / lengths
     if every:
-        return found, float(np.maximum.reduce(np.abs(found) / np.maximum(np.abs(x), TINY)))   # (.max())
+        return found, _largest_ratio(found.tolist(), x.tolist())
     step = np.zeros_like(x)
     step[free] = found
     size = np.maximum(np.abs(x[free]), TINY)
     return step, float(np.max(np.abs(found) / size))
+
+
+def transposed_product(matrix: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """matrix.T @ v, by the same BLAS call as NumPy's matmul makes where both are contiguous
+    (ndarray.dot, with less wrapping: the same bits)."""
+    if v.flags.c_contiguous and (matrix.flags.c_contiguous or matrix.flags.f_contiguous):
+        return v.dot(matrix)
+    return matrix.T @ v
+
+
+def _largest_ratio(steps: list[float], sizes: list[float]) -> float:
+    """max_i |δ_i| / max(|x_i|, TINY), as np.maximum.reduce(np.abs(δ) / np.maximum(np.abs(x), TINY))
+    computes it, over a few Python floats."""
+    return _largest([abs(d) / (a if (a := abs(v)) > TINY or a != a else TINY) for d, v in zip(steps, sizes)])
+
+
+def _largest(values: list[float]) -> float:
+    """The largest of some Python floats, NaN if any is (as np.maximum.reduce)."""
+    largest = max(values)
+    return largest if all(v == v for v in values) else math.nan
 
 
 _gesdd = None
@@ -889,7 +958,8 @@ def factored(jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     """The Jacobian's columns' lengths (a zero column taken as 1) and the thin SVD U·diag(s)·Vᵀ of
     the columns scaled to unit length: what the Gauss-Newton step and the covariance both solve with."""
     lengths = np.sqrt(np.add.reduce(jacobian * jacobian, axis=0))   # np.linalg.norm(jacobian, axis=0)
-    lengths[lengths == 0] = 1.0
+    if not all(lengths.tolist()):
+        lengths[lengths == 0] = 1.0
     global _gesdd
     if _gesdd is None:   # (LAPACK's gesdd as np.linalg.svd calls it, without its wrapping)
         from scipy.linalg import lapack
@@ -901,10 +971,18 @@ def factored(jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return lengths, u, singular, vt
 
 
-def stationarity(r: np.ndarray, jacobian: np.ndarray, free: np.ndarray | None = None) -> float:
+def stationarity(r: np.ndarray, jacobian: np.ndarray, free: np.ndarray | None = None,
+                 norms: np.ndarray | None = None) -> float:
     """max_j |J_jᵀr| / (‖J_j‖·‖r‖) over the parameters not held at a bound (`free`): 0 at a minimum
-    whatever the units of the data and the parameters."""
-    lengths = np.sqrt(np.add.reduce(jacobian * jacobian, axis=0)) * math.sqrt(float(r @ r))
+    whatever the units of the data and the parameters. `norms`: the ‖J_j‖ where already known."""
+    if norms is None:
+        norms = np.sqrt(np.add.reduce(jacobian * jacobian, axis=0))
+    lengths = norms * math.sqrt(float(r.dot(r)))
+    if lengths.size <= 8:   # (a few: as Python floats, the same IEEE arithmetic)
+        sizes, products = lengths.tolist(), transposed_product(jacobian, r).tolist()
+        kept = free.tolist() if free is not None else [True] * len(sizes)
+        cosines = [abs(c) / size for c, size, k in zip(products, sizes, kept) if size > 0 and k]
+        return _largest(cosines) if cosines else 0.0
     judged = lengths > 0
     if free is not None:
         judged &= free
@@ -924,7 +1002,7 @@ def at_rounding_level(problem: Problem, r: np.ndarray) -> bool:
         if problem.sigma is not None:
             y = y / problem.sigma
         rounding = problem._rounding = EPS * math.sqrt(float(np.add.reduce(y * y)) / y.size)   # (np.mean's sum)
-    return math.sqrt(float(r @ r) / r.size) < ROUNDING_LEVEL * rounding
+    return math.sqrt(float(r.dot(r)) / r.size) < ROUNDING_LEVEL * rounding
 
 
 def _descend(problem, method, x, low, high, steps, lr, step_done, state):
@@ -966,30 +1044,36 @@ def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list
         return
     known = factors_of is not None and factors_of[0] is jacobian
     lengths, _, singular, vt = factors_of[1] if known else factored(jacobian)
-    tiny = EPS * max(jacobian.shape) * (singular[0] if singular.size else 0.0)
-    if singular.size == 0 or singular[-1] <= tiny:
+    values = singular.tolist()   # (Python floats: the same IEEE arithmetic as NumPy's scalars)
+    tiny = EPS * max(jacobian.shape) * (values[0] if values else 0.0)
+    if not values or values[-1] <= tiny:
         result.warnings.append("the covariance cannot be estimated: the Jacobian is singular at the "
                                "solution (some parameters do not change the residual independently)")
         result.stderr = dict.fromkeys(names, math.inf)
         return
-    condition = (singular[0] / singular[-1]) ** 2
+    condition = (values[0] / values[-1]) ** 2
     if condition > ILL_CONDITIONED:
         result.warnings.append(f"the covariance is ill-conditioned (condition number of JᵀJ {condition:.2g}, "
                                "its columns scaled to unit length): the standard errors and correlations "
                                "are not reliable")
-    scale = 1.0 if absolute_sigma else float(r @ r) / (rows - count)
+    scale = 1.0 if absolute_sigma else float(r.dot(r)) / (rows - count)
     covariance = (vt.T / singular**2) @ vt / (lengths[:, None] * lengths) * scale   # (np.outer's product)
     covariance = (covariance + covariance.T) / 2  # exactly symmetric, not to the last bit
     errors = np.sqrt(covariance.diagonal())
     result.scale, result.absolute_sigma = scale, absolute_sigma
     result.covariance = covariance
     result.stderr = dict(zip(names, errors.tolist()))
-    result.correlation = {}
-    entries, sizes = covariance.tolist(), errors.tolist()   # (Python floats: the same IEEE arithmetic)
+
+
+def correlations(covariance: np.ndarray, sizes: list[float], names: list[str]) -> dict[str, dict[str, float]]:
+    """Every pair's correlation a < b (in `names` order) from the covariance and the standard errors."""
+    correlation: dict[str, dict[str, float]] = {}
+    entries = covariance.tolist()   # (Python floats: the same IEEE arithmetic)
     for i, a in enumerate(names):
-        for j in range(i + 1, count):
+        for j in range(i + 1, len(names)):
             c = entries[i][j] / (sizes[i] * sizes[j]) if sizes[i] and sizes[j] else 0.0
-            result.correlation.setdefault(a, {})[names[j]] = c
+            correlation.setdefault(a, {})[names[j]] = c
+    return correlation
 
 
 def statistics(r: np.ndarray, count: int, observed: np.ndarray | None = None,
@@ -998,7 +1082,7 @@ def statistics(r: np.ndarray, count: int, observed: np.ndarray | None = None,
     χ² = Σr², reduced χ² = χ²/(N − P), AIC = N·ln(χ²/N) + 2P, BIC = N·ln(χ²/N) + ln(N)·P, and where the
     observed values y are known R² = 1 − Σ(y − ŷ)²/Σ(y − ȳ)² (unweighted, as lmfit's rsquared)."""
     rows = len(r)
-    chi_square = float(r @ r)
+    chi_square = float(r.dot(r))
     log_likelihood = rows * math.log(max(chi_square, 1e-250 * rows) / rows)  # lmfit's floor at a perfect fit
     result = {"rows": rows, "parameters": count, "chi_square": chi_square,
               "reduced_chi_square": chi_square / max(1, rows - count),
@@ -1007,7 +1091,7 @@ def statistics(r: np.ndarray, count: int, observed: np.ndarray | None = None,
         raw = r * weights if weights is not None else r
         mean = float(np.add.reduce(observed)) / observed.size   # (np.mean's and np.sum's arithmetic)
         spread = float(np.add.reduce((observed - mean) ** 2))
-        result["r_squared"] = 1.0 - float(raw @ raw) / max(spread, TINY)
+        result["r_squared"] = 1.0 - float(raw.dot(raw)) / max(spread, TINY)
     return result
 
 

@@ -425,15 +425,18 @@ class Residuals:
         with np.errstate(all="ignore"):
             leaves, _ = _forward(_Subplan(fixed, plan.tested), leaves, n)
         self.fixed_finite = all(_finite(leaves[node.index]) for node in fixed if plan.tested[node.index])
-        self.output_tested = out in tested
         self._forward, self._backward = _compiled(plan, leaves, self.slots, steps, tested, backward, out, n)
         self._saved = None
 
-    def residual(self, x) -> np.ndarray | None:
-        value, total, self._saved = self._forward(*np.asarray(x, float).tolist())
+    def residual(self, x, check_output: bool = True) -> np.ndarray | None:
+        """The values at x; None where a value `run` tests is not finite. `check_output=False`: the
+        output's own values are not tested here (the caller tests them: a fit by its sum of squares,
+        which is finite only where they are, and then asks again with the test where it is not)."""
+        value, total, self._saved = self._forward(*(x.tolist() if type(x) is np.ndarray and x.dtype == float
+                                                    else np.asarray(x, float).tolist()))
         n = self.n
         value = np.array(value, float) if type(value) is np.ndarray and value.shape == (n,) else np.full(n, value)
-        if not (self.fixed_finite and math.isfinite(total)) or not (self.output_tested or np.isfinite(value).all()):
+        if not (self.fixed_finite and math.isfinite(total)) or (check_output and not _finite(value)):
             self._saved = None
             return None
         return value
@@ -488,7 +491,7 @@ def _residual_source(rows: list[bool], slots, steps, tested, backward, out):
             lines.append(f"        if type(v{i}) is ndarray and v{i}.ndim == 0: v{i} = float(v{i})")
     # one statement a term: a single `a + b + …` of thousands nests as deep in CPython's compiler
     lines.append("        total = 0.0")
-    lines += [f"        total += add_reduce({value(i)}, axis=None)" for i in tested]
+    lines += [f"        total += add_reduce({value(i)}, axis=None)" for i in tested if i != out]   # (the output: by `residual`)
     forward_lines, lines = lines, []
 
     adjoint: dict[int, str] = {out: "1.0"}   # each reached node's adjoint, as source
@@ -518,7 +521,15 @@ def _residual_source(rows: list[bool], slots, steps, tested, backward, out):
             adjoint[j] = f"g{j}_{i}_{k}"
     lines.append(f"        jacobian = empty((n, {len(slots)}))")
     for k, slot in enumerate(slots):   # (+ 0.0, as _store: no -0.0)
-        lines.append(f"        np.add({adjoint.get(slot, '0.0')}, 0.0, out=jacobian[:, {k}])")
+        known = adjoint.get(slot, "0.0")
+        try:
+            number = float(known) + 0.0
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number):   # a number known here: the column filled with it
+            lines.append(f"        jacobian[:, {k}] = {number!r}")
+        else:
+            lines.append(f"        np.add({known}, 0.0, out=jacobian[:, {k}])")
     lines.append("        return jacobian")
     saved = sorted(read)
     forward_lines.append(f"        return {value(out)}, total, ({''.join(f'v{j}, ' for j in saved)})")
