@@ -302,3 +302,22 @@ def test_micrograds_moons_demo_trains_to_full_accuracy():
     out = json.loads(done.stdout)
     assert done.exit_code == 0 and out["report"]["accuracy"] >= 0.99
     assert out["history"][-1] < out["history"][0] / 10
+
+
+def test_the_polish_keeps_a_bounded_fit_inside_its_bounds():
+    """The polish's Gauss-Newton step is clipped to the bounds where there are bounds (a slip
+    once clipped it only where there were none): r = x - 5 from 0.5, bounded to [-1, 1]."""
+    import numpy as np
+
+    from diffcli.commands import fit as fit_module
+
+    class Line:
+        factored = None
+
+        def evaluate(self, x):
+            r = x - 5.0
+            return float(r @ r), None, r, np.ones((1, 1))
+
+    x, _ = fit_module._polish(Line(), np.array([0.5]), np.array([True]), np.array([-1.0]), np.array([1.0]),
+                              lambda x: None, {"steps": 0})
+    assert x.tolist() == [1.0]
