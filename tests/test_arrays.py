@@ -359,6 +359,9 @@ SHAPE_ERRORS = [
     ("x = [[1, 2]]\ny = dot(x, x)", 2, 5, "shape"),
     ("x = [1, 2]\ny = sum([x, 1])", 2, 13, "shape"),
     ("y = sum([])", 1, 9, "shape"),
+    ("x = [1, 2]\ny = sum(x + [])", 2, 13, "shape"),  # `[]` after another operand (was an IndexError)
+    ("x = 1 + []\ny = sum(x)", 1, 9, "shape"),
+    ("y = sum([[], []])", 1, 10, "shape"),
     ("y = sum([[[1]]])", 1, 10, "shape"),
     ("W = zeros(100000, 100000)\ny = sum(W)", 1, 5, "shape"),
     ("x = uniform(4000, seed=1)\ny = sum(outer(x, x))", 2, 9, "shape"),

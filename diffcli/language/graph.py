@@ -418,7 +418,7 @@ def _compile(statements: list[Assignment], postorders: list[list[Expr]], graph: 
             elif kind is Paren:  # a Paren adds no node: its value is its inner expression's
                 continue
             elif kind is Array:
-                if node.constant:
+                if node.constant or not node.elements:  # (`[]`: its shape error, not a stack of nothing)
                     add_op(None)
                     add_args(())
                     add_value(arrays.constant(node, graph.source))
