@@ -149,6 +149,18 @@ def test_a_point_outside_the_domain_fails_alone_with_the_single_point_error():
     assert_agrees(program, {"x": result.inputs["x"], "z": result.inputs["z"]}, result, exact=True)
 
 
+@pytest.mark.parametrize("body", ["x / y", "x / (y*y)", "log(y) * x", "x/y + y/x"])
+def test_a_number_the_same_at_every_point_that_divides_by_zero_fails_each_point(body):
+    """A partial of Python floats (1/y at y = 0, y given as one number) raised ZeroDivisionError
+    out of the reverse pass: `grad --sweep x=0:1:3 --set y=0` was an internal error."""
+    program = diffcli.parse(f"x = 1\ny = 1\nz = {body}\n", "z.expr")
+    result = batch.run(program, {"x": np.array([1.0, 2.0, 3.0]), "y": 0.0})
+    assert list(result.failed) == [True, True, True]
+    with pytest.raises(DiffcliError) as single:
+        program.grad({"x": 1.0, "y": 0.0})
+    assert str(result.errors[0]) == str(single.value)
+
+
 def test_a_derivative_error_and_a_zero_adjoint_that_blocks_it():
     # sqrt'(0) is infinite: an error where it is needed, nothing where 0 flows through it
     program = diffcli.parse("x = 1\nk = 1\ny = k*sqrt(x)\n")

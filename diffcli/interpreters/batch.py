@@ -239,7 +239,10 @@ def _reverse(plan: _Plan, values: list, output: int, size: int, bad):
             else:
                 if xs is None:
                     xs = [values[k] for k in a]
-                p = p(out, xs) if node.variadic else p(out, *xs)
+                try:
+                    p = p(out, xs) if node.variadic else p(out, *xs)
+                except (ZeroDivisionError, OverflowError):  # Python's floats: a number the same at
+                    p = math.nan                            # every point (1/y at y = 0); its points are settled one by one
                 if (type(p) is np.ndarray and p.ndim == 1 and p.dtype == np.float64
                         and (type(g) is float or g.shape == p.shape)
                         and p is not out and all(p is not x for x in xs)):
