@@ -201,7 +201,27 @@ _RULES: dict[str, Callable] = {}
 
 # ================================================================ source printers
 
-class Code(str):
+class Operators:
+    """Python's arithmetic and comparison operators, each handed to `_binary(symbol, other, swap)`
+    (a value that builds what the rules do with it: source text here, batch_plan's traced calls)."""
+
+    __slots__ = ()
+
+    __add__ = lambda s, o: s._binary("+", o)
+    __radd__ = lambda s, o: s._binary("+", o, True)
+    __sub__ = lambda s, o: s._binary("-", o)
+    __rsub__ = lambda s, o: s._binary("-", o, True)
+    __mul__ = lambda s, o: s._binary("*", o)
+    __rmul__ = lambda s, o: s._binary("*", o, True)
+    __truediv__ = lambda s, o: s._binary("/", o)
+    __rtruediv__ = lambda s, o: s._binary("/", o, True)
+    __gt__ = lambda s, o: s._binary(">", o)
+    __ge__ = lambda s, o: s._binary(">=", o)
+    __lt__ = lambda s, o: s._binary("<", o)
+    __le__ = lambda s, o: s._binary("<=", o)
+
+
+class Code(Operators, str):
     """A piece of source text in some language, which builds bigger pieces with Python's operators.
     Every compound piece is parenthesized, so that no precedence table is needed."""
 
@@ -218,18 +238,6 @@ class Code(str):
         a, b = (self._lift(other), self) if swap else (self, self._lift(other))
         return self._wrap(f"({a} {symbol} {b})")
 
-    __add__ = lambda s, o: s._binary("+", o)
-    __radd__ = lambda s, o: s._binary("+", o, True)
-    __sub__ = lambda s, o: s._binary("-", o)
-    __rsub__ = lambda s, o: s._binary("-", o, True)
-    __mul__ = lambda s, o: s._binary("*", o)
-    __rmul__ = lambda s, o: s._binary("*", o, True)
-    __truediv__ = lambda s, o: s._binary("/", o)
-    __rtruediv__ = lambda s, o: s._binary("/", o, True)
-    __gt__ = lambda s, o: s._binary(">", o)
-    __ge__ = lambda s, o: s._binary(">=", o)
-    __lt__ = lambda s, o: s._binary("<", o)
-    __le__ = lambda s, o: s._binary("<=", o)
     __eq__ = lambda s, o: s._binary("==", o)
     __hash__ = str.__hash__
 

@@ -24,7 +24,7 @@ FOLDERS = {"language", "interpreters", "commands", "renderers"}
 BOTTOM = {"errors", "syntax", "ops", "formatting", "display"}
 # The pipeline's known steps, lowest first: none imports one with a higher rank. (Modules not
 # listed, the renderers and commands, may import any of these.)
-RANK = {name: 0 for name in BOTTOM} | {"printer": 1, "parser": 1, "arrays": 2, "graph": 2, "domain": 3, "array_engine": 3, "array_plan": 3,
+RANK = {name: 0 for name in BOTTOM} | {"printer": 1, "parser": 1, "arrays": 2, "graph": 2, "domain": 3, "array_engine": 3, "array_plan": 3, "batch_plan": 3,
                                       "engine": 3, "hessian": 3, "jacobian": 3, "batch": 3, "array_batch": 3, "array_hessian": 3,
                                       "uncertainty": 3,
                                       "program": 4}

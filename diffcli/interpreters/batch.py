@@ -138,6 +138,8 @@ class _Plan:
                 self.tested[graph.args[i][position]] = False
         self.leaf = [self.needs[i] and (node is None or all(p is None for p in node.partials))
                      for i, node in enumerate(self.nodes)]
+        self.compiled: dict = {}   # batch_plan's compiled chunks, by what a call asks (_compiled_chunks)
+        self.seen: dict = {}       # the points interpreted so far, by the same key, until compiled
 
 
 def _depends_on(graph, wrt) -> list[bool]:
@@ -262,6 +264,99 @@ def _reverse(plan: _Plan, values: list, output: int, size: int, bad):
     return adjoint, bad
 
 
+# ================================================================ the compiled passes (batch_plan)
+
+PLAN_CHUNK = 1 << 13  # points per compiled chunk: its buffers stay in the CPU's L2 cache
+PLAN_MIN = 1 << 11    # fewer points in a call are interpreted (binding costs more than it saves)
+PLAN_POINTS = 1 << 19  # compiled once this many points have been asked for (by this call and the
+                       # earlier ones): compiling (~1-3 ms) costs more than it saves on fewer
+PLAN_FAILS = 2        # a call whose compiled chunks failed this often, and more than they passed,
+                      # interprets the rest (points that fail everywhere: the work would be lost)
+PLAN_KEYS = 32        # compiled chunks kept per plan (one per output, columns and outputs wanted)
+
+
+class _Chunks:
+    """A compiled chunk bound to one call: its numbers the same at every point, the columns and
+    outputs by name, and a pool of buffers (this call's own). Called with (start, stop, value,
+    grads, vals): True where the chunk's tests passed and its outputs are written; False where
+    the interpreter must run on it (something not finite, or raised)."""
+
+    def __init__(self, compiled, bound, columns, grads, vals):
+        self.compiled, self.bound, self.columns = compiled, bound, columns
+        self.grads, self.vals = grads, vals
+        self.buffers = compiled.pool(PLAN_CHUNK)
+        self.passed = self.failed = 0
+
+    def __bool__(self):
+        return True
+
+    @property
+    def trying(self) -> bool:
+        return self.failed < PLAN_FAILS or self.failed <= self.passed
+
+    def __call__(self, start, stop, value, grads, vals) -> bool:
+        if not self.trying:
+            return False
+        if self._chunk(start, stop, value, grads, vals):
+            self.passed += 1
+            return True
+        self.failed += 1
+        return False
+
+    def _chunk(self, start, stop, value, grads, vals) -> bool:
+        size = stop - start
+        pool = self.buffers if size == PLAN_CHUNK else [b[:size] for b in self.buffers]
+        try:
+            total = self.bound(pool, *[c[start:stop] for c in self.columns], value[start:stop],
+                               *[grads[name][start:stop] for name in self.grads],
+                               *[vals[name][start:stop] for name in self.vals])
+        except Exception:  # noqa: BLE001 - the interpreter runs the chunk, and raises what it raises
+            return False
+        return math.isfinite(total)
+
+    def done(self):
+        self.compiled.give_back(self.buffers)
+
+
+def _compiled_chunks(program: Program, plan: _Plan, out_node: int, used: dict, unused: list[str], wanted,
+                     all_names: bool, gradients: bool, n: int) -> _Chunks | None:
+    """The compiled chunk for this call (batch_plan.py), or None: the interpreter runs."""
+    if n < PLAN_MIN:
+        return None
+    from .batch_plan import compile_plan
+
+    graph = program.graph
+    leaves = _leaves(program, used, set(unused))
+    rows = tuple(op is None and isinstance(v, np.ndarray) for op, v in zip(graph.op, leaves))
+    names = graph.names
+    grads = tuple((name, names[name]) for name in wanted)
+    vals = tuple((name, node) for name, node in names.items()) if all_names else ()
+    made, seen = plan.compiled, plan.seen
+    key = (out_node, rows, grads, vals, gradients)
+    if key not in made:
+        points = seen.get(key, 0) + n
+        if points < PLAN_POINTS:
+            if len(seen) >= PLAN_KEYS:
+                seen.clear()
+            seen[key] = points
+            return None
+        seen.pop(key, None)
+        if len(made) >= PLAN_KEYS:
+            made.clear()
+        made[key] = compile_plan(plan, out_node, rows, grads, vals, gradients, _finite)
+    compiled = made[key]
+    if compiled is None:
+        return None
+    try:
+        bound = compiled.bind(*[leaves[j] for j in compiled.scalars])
+    except Exception:  # noqa: BLE001 - the interpreter computes them, and raises what it raises
+        return None
+    if bound is None:
+        return None
+    return _Chunks(compiled, bound, [leaves[j] for j in compiled.rows], [name for name, _ in grads],
+                   [name for name, _ in vals])
+
+
 # ================================================================ the API
 
 def _columns(program: Program, columns: Mapping[str, object]):
@@ -295,17 +390,25 @@ def _columns(program: Program, columns: Mapping[str, object]):
     return n, used, unused
 
 
-def _chunks(program: Program, used: dict, unused: list[str], n: int):
-    """(start, stop, leaves): each chunk of points, with every leaf node's value over it."""
+def _leaves(program: Program, used: dict, unused) -> list:
+    """Every leaf node's value over all the points: a column, or one number."""
     names = program.graph.names
-    unused = set(unused)  # (a points file may have 100,000 columns the program does not use)
-    for start in range(0, n, CHUNK):
-        stop = min(n, start + CHUNK)
-        leaves = list(program.graph.value0)
-        for name, column in used.items():
-            if name not in unused:
-                leaves[names[name]] = column[start:stop] if isinstance(column, np.ndarray) else column
-        yield start, stop, leaves
+    leaves = list(program.graph.value0)
+    for name, column in used.items():
+        if name not in unused:
+            leaves[names[name]] = column
+    return leaves
+
+
+def _chunks(program: Program, used: dict, unused: list[str], n: int, compiled: _Chunks | None = None):
+    """(start, stop, leaves): each chunk of points, with every leaf node's value over it (PLAN_CHUNK
+    points while the compiled chunk is tried, CHUNK for the interpreter)."""
+    whole = _leaves(program, used, set(unused))  # (a points file may have 100,000 columns the program does not use)
+    start = 0
+    while start < n:
+        stop = min(n, start + (PLAN_CHUNK if compiled is not None and compiled.trying else CHUNK))
+        yield start, stop, [v[start:stop] if isinstance(v, np.ndarray) else v for v in whole]
+        start = stop
 
 
 def _store(column: np.ndarray, start: int, stop: int, x) -> None:
@@ -344,7 +447,11 @@ def run(program: Program, columns: Mapping[str, object], of: str | None = None, 
     failed = np.zeros(n, bool)
     errors: dict[int, DiffcliError] = {}
     with np.errstate(all="ignore"):
-        for start, stop, leaves in _chunks(program, used, unused, n):
+        compiled = _compiled_chunks(program, plan, out_node, used, unused, wanted if gradients else (), all_names,
+                                    gradients, n)
+        for start, stop, leaves in _chunks(program, used, unused, n, compiled):
+            if compiled and compiled(start, stop, value, grads, vals):
+                continue   # the compiled chunk: every test passed, its outputs written
             node_values, bad = _forward(plan, leaves, stop - start)
             if gradients:
                 adjoint, bad = _reverse(plan, node_values, out_node, stop - start, bad)
@@ -372,6 +479,8 @@ def run(program: Program, columns: Mapping[str, object], of: str | None = None, 
                     column[point] = result.gradients[name]
                 for name, column in (vals or {}).items():
                     column[point] = result.values[name]
+        if compiled:
+            compiled.done()
     for name in unused:
         if grads is not None:
             grads[name] = np.where(failed, math.nan, 0.0)
