@@ -335,6 +335,21 @@ def test_a_split_python_module_leaves_no_names_for_import_star(split_program):
     assert public == {generated.function, "DomainError"}
 
 
+def test_a_split_programs_file_is_its_source_written_in_pieces(split_program, tmp_path):
+    """A large program's source is kept as lines and written a few lines a piece (never joined
+    whole): the file's bytes are the source's, and the pieces can be written twice (as output.py
+    does when it starts over in place)."""
+    from diffcli.renderers.output import write_output
+
+    for lang in ("python", "c", "javascript"):
+        generated = generate(split_program, lang)
+        pieces = generated.pieces()
+        assert len(list(pieces)) > 1 and list(pieces) == list(pieces)
+        write_output(str(tmp_path / lang), pieces)
+        assert (tmp_path / lang).read_bytes() == generated.source.encode("utf-8")
+        assert "".join(generated.pieces()) == generated.source
+
+
 @needs_gcc
 def test_a_split_c_program_compiles_and_matches(split_program, tmp_path):
     cases = [(split_program, {}, None)]

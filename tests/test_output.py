@@ -165,6 +165,22 @@ def test_hard_link_shares_the_new_content(tmp_path):
     assert second.read_text() == "new"
 
 
+def test_text_in_pieces_is_written_as_utf8_in_every_way(tmp_path):
+    """Text given as pieces (codegen's) is the bytes of its UTF-8: to a new file, over an old one
+    (renamed over it, its mode kept) and in place (a file with another hard link)."""
+    pieces = ["x = 1\n", "θ = 2", "\n", ""]
+    new, old, linked = tmp_path / "new.py", tmp_path / "old.py", tmp_path / "linked.py"
+    old.write_text("old old old")
+    old.chmod(0o640)
+    linked.write_text("old")
+    os.link(linked, tmp_path / "other.py")
+    for path in (new, old, linked):
+        write_output(str(path), pieces)
+        assert path.read_bytes() == "x = 1\nθ = 2\n".encode("utf-8")
+    assert stat.S_IMODE(old.stat().st_mode) == 0o640 and (tmp_path / "other.py").read_text() == "x = 1\nθ = 2\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["linked.py", "new.py", "old.py", "other.py"]
+
+
 def test_a_failed_write_leaves_the_old_file_whole_and_no_temp(tmp_path, monkeypatch):
     out = tmp_path / "out.dot"
     out.write_text("old")

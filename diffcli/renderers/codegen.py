@@ -207,13 +207,30 @@ class Generated(_Record):
     def source(self, text: str | list[str]) -> None:
         self.__dict__["_source"] = text
 
-    def pieces(self) -> list[str]:
-        """The source as pieces written one after another: a large file's lines and line breaks,
-        never joined into one more copy of the whole text."""
+    def pieces(self) -> list[str] | _Pieces:
+        """The source to write: a large file's lines a few at a time (see _Pieces), never joined into
+        one more copy of the whole text."""
         text = self.__dict__["_source"]
-        if isinstance(text, str):
-            return [text]
-        return list(itertools.chain.from_iterable(zip(text, itertools.repeat("\n"))))[:-1]
+        return [text] if isinstance(text, str) else _Pieces(text)
+
+
+class _Pieces:
+    """Lines as text in pieces of _PIECE_LINES lines joined (the last without its line break), made
+    again each time it is iterated: a write that starts over (output.py's, in place) reads it twice."""
+
+    __slots__ = ("lines",)
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+
+    def __iter__(self):
+        lines, step = self.lines, _PIECE_LINES
+        more = len(lines) - step  # (a piece that begins before it has lines after it)
+        for k in range(0, len(lines), step):
+            yield "\n".join(lines[k:k + step]) + ("\n" if k < more else "")
+
+
+_PIECE_LINES = 64  # (as fast as one join and encode of the whole at chain 100,000, and a few KB a piece)
 
 
 def generate(program: Program, lang: str, of: str | None = None, name: str | None = None, *,

@@ -19,6 +19,7 @@ import errno
 import os
 import stat
 import sys
+from collections.abc import Iterable
 
 from ..errors import DiffcliError
 
@@ -26,10 +27,10 @@ from ..errors import DiffcliError
 _TEMP_PREFIX, _TEMP_SUFFIX = ".diffcli-", ".tmp"
 
 
-def write_output(path: str, data: bytes | list[str]) -> None:
+def write_output(path: str, data: bytes | Iterable[str]) -> None:
     """Write `data` to `path` (`-`: standard output); any failure is a DiffcliError of kind "io".
-    `data`: bytes, or text as pieces (UTF-8, each encoded as it is written: a large file's text is
-    never joined and encoded whole)."""
+    `data`: bytes, or text as pieces that can be iterated more than once (UTF-8, each encoded as it
+    is written: a large file's text is never joined and encoded whole)."""
     if path == "-":
         return write_stdout(data)
     try:
@@ -61,7 +62,7 @@ def broken_pipe() -> BrokenPipe:
     return BrokenPipe()
 
 
-def write_stdout(data: bytes | list[str]) -> None:
+def write_stdout(data: bytes | Iterable[str]) -> None:
     """Write `data` to standard output and flush it; a closed or full one is an "io" error."""
     stream = getattr(sys.stdout, "buffer", None)
     try:
@@ -76,7 +77,7 @@ def write_stdout(data: bytes | list[str]) -> None:
         raise DiffcliError("io", f"cannot write to standard output: {reason}") from None
 
 
-def _put(file, data: bytes | list[str]) -> None:
+def _put(file, data: bytes | Iterable[str]) -> None:
     if isinstance(data, bytes):
         file.write(data)
     else:
@@ -84,7 +85,7 @@ def _put(file, data: bytes | list[str]) -> None:
             file.write(piece.encode("utf-8"))
 
 
-def _write(path: str, data: bytes | list[str]) -> None:
+def _write(path: str, data: bytes | Iterable[str]) -> None:
     try:
         info = os.stat(path)  # through symbolic links
     except FileNotFoundError:
@@ -150,7 +151,7 @@ def _temporary(directory: str) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, "no unused temporary file name found")
 
 
-def _write_in_place(path: str, data: bytes | list[str]) -> None:
+def _write_in_place(path: str, data: bytes | Iterable[str]) -> None:
     with open(path, "wb") as file:  # O_WRONLY | O_CREAT | O_TRUNC, as `>` opens it
         _put(file, data)
 
