@@ -43,7 +43,7 @@ ROUNDING_LEVEL = 1000  # residuals within this many roundings of the values: χ�
 MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER = 2000, 200       # condition number of JᵀJ above which the covariance is not trusted
 MAX_RESIDUAL_PARAMETERS = 2_000   # an array residual's Jacobian: a forward pass per fitted element
 GRADIENT_NOISE = 1e-9        # a gradient below this share of its terms' total size is rounding noise
-TINY, EPS = np.finfo(float).tiny, np.finfo(float).eps
+TINY, EPS = float(np.finfo(float).tiny), float(np.finfo(float).eps)   # (Python floats: cheaper in scalar arithmetic)
 RUNAWAY = 1e9                # a fall, and a parameter's move, this many times their start's size
 
 
@@ -150,6 +150,7 @@ class Problem:
         self.arrays = bool(getattr(program, "base", None) is not None and program.base.arrays)
         self._passes = None   # the batch engine's passes set up for this fit (see `_rows`), once
         self.factored = None  # (a Jacobian, its `factored` SVD): the polish's last, for the covariance
+        self.checked = False  # the names of `columns` checked as the batch engine checks them (by setup)
 
     # -- the parameter vector: arrays flattened row-major, in --wrt order
     def start(self, start: Mapping[str, object]) -> np.ndarray:
@@ -402,7 +403,8 @@ class Problem:
                 return None
             from ..interpreters import batch
 
-            passes = self._passes = batch.Residuals(self.program, self.columns, self.output, self.parameters)
+            passes = self._passes = batch.Residuals(self.program, self.columns, self.output, self.parameters,
+                                                    checked=self.checked)
         return passes(x) if passes else None
 
     def _interpreted(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -496,7 +498,11 @@ def setup(program: Program, wrt: list[str], values: dict[str, float], *, of: str
         if bad.size:
             raise DiffcliError("input", f"--sigma {sigma}: row {bad[0] + 1} of {data_name} has σ = "
                                f"{weights[bad[0]]!r}; every σ must be a positive finite number")
-    warnings += [f"--set {name}: the program does not use `{name}`" for name in check_sets(program, values, data)]
+    # (a scalar program's data columns are checked here too, as the batch engine checks them: its
+    # passes for this fit then need not check them again, see Problem._rows)
+    scalar = not program.base.arrays
+    warnings += [f"--set {name}: the program does not use `{name}`"
+                 for name in check_sets(program, values, data, columns_too=scalar)]
     if x_column is not None and x_column not in data:
         raise DiffcliError("input", f"--x {x_column}: {data_name} has no column `{x_column}`",
                            help=did_you_mean(x_column, data) or "columns: " + ", ".join(data))
@@ -517,6 +523,7 @@ def setup(program: Program, wrt: list[str], values: dict[str, float], *, of: str
     fixed = {name: v for name, v in values.items() if name not in parameters}
     problem = Problem(program, parameters, of=of, residual=residual, data=data, fixed=fixed,
                       data_name=data_name, sigma=weights, observed=observed)
+    problem.checked = scalar
     if residual is not None and observed is None:
         problem.observed = compared(problem)[1]
     return problem, start, warnings
@@ -638,8 +645,8 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
     )
     names = problem.labels if problem.residual else None
     if problem.residual:
-        _uncertainties(result, r, jacobian, names, absolute_sigma, getattr(problem, "factored", None))
-        if result.stderr and at_rounding_level(problem, r) and not absolute_sigma:
+        _uncertainties(result, r, jacobian, names, absolute_sigma, getattr(problem, "factored", None), f)
+        if result.stderr and not absolute_sigma and at_rounding_level(problem, r):
             result.warnings.append(
                 "the residuals are at the level of rounding in the data (χ² ≈ "
                 f"{float(r @ r):.2g}): the reduced χ² that scales the standard errors has only a few "
@@ -839,14 +846,14 @@ def _minpack(problem, x0, cap, step_done, state):
     before = state["steps"]
     try:
         x, change = _polish(problem, x, free, None, None, step_done, state)
-        _, _, r, jacobian_matrix = problem.evaluate(x)
+        f, g, r, jacobian_matrix = problem.evaluate(x)
     except _Stop:
         return None
     known = problem.factored   # (its column lengths are the norms, but where a zero one was taken as 1)
     norms = known[1][0] if known is not None and known[0] is jacobian_matrix else None
     if norms is not None and 1.0 in norms.tolist():
         norms = None
-    if change > FIRST_TOL or (stationarity(r, jacobian_matrix, norms=norms) > STATIONARY
+    if change > FIRST_TOL or (stationarity(r, jacobian_matrix, norms=norms, evaluated=(f, g)) > STATIONARY
                               and not at_rounding_level(problem, r)):
         return None
     state["x"] = x
@@ -972,14 +979,18 @@ def factored(jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 
 def stationarity(r: np.ndarray, jacobian: np.ndarray, free: np.ndarray | None = None,
-                 norms: np.ndarray | None = None) -> float:
+                 norms: np.ndarray | None = None, evaluated: tuple[float, np.ndarray] | None = None) -> float:
     """max_j |J_jᵀr| / (‖J_j‖·‖r‖) over the parameters not held at a bound (`free`): 0 at a minimum
-    whatever the units of the data and the parameters. `norms`: the ‖J_j‖ where already known."""
+    whatever the units of the data and the parameters. `norms`: the ‖J_j‖ where already known;
+    `evaluated`: (χ², the gradient 2Jᵀr) as Problem.evaluate gave them here (rᵀr and Jᵀr exactly:
+    halving is exact, and the gradient is finite)."""
     if norms is None:
         norms = np.sqrt(np.add.reduce(jacobian * jacobian, axis=0))
-    lengths = norms * math.sqrt(float(r.dot(r)))
+    lengths = norms * math.sqrt(float(r.dot(r)) if evaluated is None else evaluated[0])
     if lengths.size <= 8:   # (a few: as Python floats, the same IEEE arithmetic)
-        sizes, products = lengths.tolist(), transposed_product(jacobian, r).tolist()
+        sizes = lengths.tolist()
+        products = transposed_product(jacobian, r).tolist() if evaluated is None else \
+            [0.5 * v for v in evaluated[1].tolist()]
         kept = free.tolist() if free is not None else [True] * len(sizes)
         cosines = [abs(c) / size for c, size, k in zip(products, sizes, kept) if size > 0 and k]
         return _largest(cosines) if cosines else 0.0
@@ -1032,11 +1043,12 @@ def _descend(problem, method, x, low, high, steps, lr, step_done, state):
 
 
 def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list[str],
-                   absolute_sigma: bool = False, factors_of=None) -> None:
+                   absolute_sigma: bool = False, factors_of=None, chi_square: float | None = None) -> None:
     """Standard errors, the covariance and correlations from the Jacobian at the solution, as
     curve_fit does: cov = (JᵀJ)⁻¹, times Σr²/(rows − parameters) unless σ is absolute. The columns
     of J are scaled to unit length first, so that the condition number judges the problem and not
-    the parameters' units. `factors_of`: (a Jacobian, its `factored` SVD), used where it is this one."""
+    the parameters' units. `factors_of`: (a Jacobian, its `factored` SVD), used where it is this one;
+    `chi_square`: rᵀr where known."""
     rows, count = jacobian.shape
     if rows <= count and not absolute_sigma:
         result.warnings.append(f"no standard errors: {rows} rows for {count} parameters "
@@ -1056,7 +1068,7 @@ def _uncertainties(result: Fit, r: np.ndarray, jacobian: np.ndarray, names: list
         result.warnings.append(f"the covariance is ill-conditioned (condition number of JᵀJ {condition:.2g}, "
                                "its columns scaled to unit length): the standard errors and correlations "
                                "are not reliable")
-    scale = 1.0 if absolute_sigma else float(r.dot(r)) / (rows - count)
+    scale = 1.0 if absolute_sigma else (float(r.dot(r)) if chi_square is None else chi_square) / (rows - count)
     covariance = (vt.T / singular**2) @ vt / (lengths[:, None] * lengths) * scale   # (np.outer's product)
     covariance = (covariance + covariance.T) / 2  # exactly symmetric, not to the last bit
     errors = np.sqrt(covariance.diagonal())
@@ -1097,15 +1109,17 @@ def statistics(r: np.ndarray, count: int, observed: np.ndarray | None = None,
 
 # ---------------------------------------------------------------- after the fit
 
-def check_sets(program: Program, values: Mapping[str, float], data_columns) -> list[str]:
+def check_sets(program: Program, values: Mapping[str, float], data_columns, columns_too: bool = False) -> list[str]:
     """--set as in grad: a typo or a computed name is an error; a name the program lacks entirely is
-    returned (to warn about) and dropped from `values`."""
+    returned (to warn about) and dropped from `values`. `columns_too`: the data columns' names are
+    checked as well, as the batch engine checks them (a typo, a computed name: the same errors)."""
     unused = [name for name in values if name not in program.graph.names and name.isidentifier()
               and not did_you_mean(name, program.graph.names)]
     for name in unused:
         del values[name]
     defaults = {name: 0.0 if default is None else default for name, default in program.inputs.items()}
-    program._inputs({**defaults, **values})  # the same checks as grad's (an array keeps its shape)
+    columns = dict.fromkeys(data_columns, 0.0) if columns_too else {}
+    program._inputs({**defaults, **columns, **values})  # the same checks as grad's (an array keeps its shape)
     for name in values:
         if name in data_columns:
             raise DiffcliError("input", f"--set {name}: `{name}` is a column of the data, set by each row")

@@ -520,22 +520,33 @@ class Residuals:
     `run` tests is not finite (then `run` settles the points and says why). The caller runs it
     under np.errstate(all="ignore"), as `run` does (a fit runs all of it so)."""
 
-    def __init__(self, program: Program, columns: Mapping[str, object], of: str, wrt: Iterable[str]):
+    def __init__(self, program: Program, columns: Mapping[str, object], of: str, wrt: Iterable[str],
+                 checked: bool = False):
         self.wrt = tuple(wrt)
-        output = program.check_name(of, "--of")
-        n, used, unused = _columns(program, {**columns, **dict.fromkeys(self.wrt, 0.0)})
-        self.n, plan = n, _plan(program, self.wrt)
         names = program.graph.names
+        leaves = list(program.graph.value0)
+        given = _checked_columns(names, columns, self.wrt) if checked else None
+        if given is None:   # the names and the columns checked here, as `run` checks them
+            output = program.check_name(of, "--of")
+            n, used, unused = _columns(program, {**columns, **dict.fromkeys(self.wrt, 0.0)})
+            names = program.graph.names
+            leaves = list(program.graph.value0)
+            for name, column in used.items():
+                if name not in unused and name not in self.wrt:
+                    leaves[names[name]] = column
+        else:   # `checked`: the caller checked them as `_columns` does (a fit's setup): only placed here
+            n, output = given, of
+            for name, column in columns.items():
+                if name in names and name not in self.wrt:
+                    leaves[names[name]] = column
+        self.n, plan = n, _plan(program, self.wrt)
         self.output = out = names[output]
         self.slots = [names[name] for name in self.wrt]
-        leaves = list(program.graph.value0)
-        for name, column in used.items():
-            if name not in unused and name not in self.wrt:
-                leaves[names[name]] = column
         # the nodes that do not depend on the parameters are the same at every call: computed here
         fixed, steps, tested, backward = _residual_plan(plan, out)
-        with np.errstate(all="ignore"):
-            leaves, _ = _forward(_Subplan(fixed, plan.tested), leaves, n)
+        if fixed:
+            with np.errstate(all="ignore"):
+                leaves, _ = _forward(_Subplan(fixed, plan.tested), leaves, n)
         self.fixed_finite = all(_finite(leaves[node.index]) for node in fixed if plan.tested[node.index])
         self._forward, self._backward = _compiled(plan, leaves, self.slots, steps, tested, backward, out, n)
         self._saved = None
@@ -562,6 +573,23 @@ class Residuals:
         value = self.residual(x)
         jacobian = None if value is None else self.jacobian()
         return None if jacobian is None else (value, jacobian)
+
+
+def _checked_columns(names, columns: Mapping[str, object], wrt) -> int | None:
+    """The number of points, for columns whose names a caller has checked as `_columns` checks them
+    (Residuals(..., checked=True)): each a float or a 1-D float array of one length, the output and
+    every name the program's. None where they are not so (then `_columns` checks them and says why)."""
+    lengths = set()
+    for name, column in columns.items():
+        if type(column) is np.ndarray:
+            if column.ndim != 1 or column.dtype != float:
+                return None
+            lengths.add(len(column))
+        elif type(column) is not float or name not in names or not math.isfinite(column):
+            return None
+    if len(lengths) > 1 or any(name not in names for name in wrt):
+        return None
+    return lengths.pop() if lengths else 1
 
 
 def _compiled(plan: _Plan, leaves: list, slots: list[int], steps, tested, backward, out: int, n: int):
