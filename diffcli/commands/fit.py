@@ -319,8 +319,9 @@ class Problem:
     def evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
         """The objective, its gradient, and the per-row output and Jacobian (rows × parameters)."""
         key = x.tobytes()
-        if self._last is not None and self._last[0] == key:
-            return self._last[1]
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
         pending, self._pending = self._pending, None
         if pending is not None and pending[0] == key:   # `residuals` ran here: its Jacobian now
             _, r, f = pending
@@ -330,10 +331,30 @@ class Problem:
                 if self.sigma is not None:
                     r = r / self.sigma
                 f = float(r.dot(r))
+            elif self.sigma is None:   # (both made contiguous by the passes: transposed_product's call)
+                g = 2.0 * r.dot(jacobian)
+                # (f finite, tested by `residuals`, and the best point updated there; g as _evaluated tests it)
+                if (total := sum(g.tolist())) - total == 0.0 or np.isfinite(g).all():
+                    found = self._last = (key, (f, g, r, jacobian))
+                    return found[1]
+                return self._evaluated(key, x, f, g, r, jacobian)
             if self.sigma is not None:
                 jacobian = jacobian / self.sigma[:, None]
             return self._evaluated(key, x, f, 2.0 * transposed_product(jacobian, r), r, jacobian)
         self.evaluations += 1
+        passes = self._passes
+        if passes and self.residual:   # the passes set up: r, tested by χ² as `residuals` tests it, then J
+            r = passes.residual(x, check_output=False)
+            if r is not None:
+                if self.sigma is not None:
+                    r = r / self.sigma
+                f = float(r.dot(r))
+                jacobian = passes.jacobian() if math.isfinite(f) else None
+                if jacobian is not None:
+                    if self.sigma is not None:
+                        jacobian = jacobian / self.sigma[:, None]
+                    return self._evaluated(key, x, f, 2.0 * transposed_product(jacobian, r), r, jacobian)
+            # (something not finite: the passes again below, and the engine's pass says what and where)
         planned = self._planned(x)
         if planned is not None:   # one point: r its value, the Jacobian its gradient (as below)
             f, g = planned   # (both finite: checked by the plan)
@@ -725,6 +746,13 @@ def _gradient_terms(problem: Problem, r: np.ndarray, jacobian: np.ndarray) -> np
     return np.abs(jacobian).mean(axis=0)
 
 
+def _bounded(low: np.ndarray, high: np.ndarray) -> bool:
+    """Whether any bound is finite (a few as Python floats: np.isfinite(…).any() costs more)."""
+    if low.size <= 8:
+        return any(map(math.isfinite, low.tolist() + high.tolist()))
+    return bool(np.isfinite(low).any() or np.isfinite(high).any())
+
+
 def _minimize(problem, method, x0, low, high, steps, step_done, state):
     from scipy.optimize import Bounds, minimize
 
@@ -771,7 +799,7 @@ def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
         step_done(np.asarray(intermediate_result.x, float))
 
     cap = steps or max(MIN_EVALUATIONS, EVALUATIONS_PER_PARAMETER * len(x0))
-    if tol is None and not (np.isfinite(low).any() or np.isfinite(high).any()):
+    if tol is None and not _bounded(low, high):
         used = problem.evaluations
         found = _minpack(problem, x0, cap, step_done, state)
         if found is not None:
@@ -842,7 +870,7 @@ def _minpack(problem, x0, cap, step_done, state):
     if info not in MINPACK_MESSAGES:
         return None
     x = np.asarray(x, float)
-    free = np.ones(len(x), bool)
+    free = np.array([True] * len(x))
     before = state["steps"]
     try:
         x, change = _polish(problem, x, free, None, None, step_done, state)
@@ -953,9 +981,10 @@ def _largest_ratio(steps: list[float], sizes: list[float]) -> float:
 
 
 def _largest(values: list[float]) -> float:
-    """The largest of some Python floats, NaN if any is (as np.maximum.reduce)."""
-    largest = max(values)
-    return largest if all(v == v for v in values) else math.nan
+    """The largest of some Python floats ≥ 0 (or NaN), NaN if any is (as np.maximum.reduce): their
+    sum is NaN exactly where one is (no -inf among them to meet +inf)."""
+    total = sum(values)
+    return max(values) if total == total else math.nan
 
 
 _gesdd = None

@@ -555,8 +555,8 @@ class Residuals:
         """The values at x; None where a value `run` tests is not finite. `check_output=False`: the
         output's own values are not tested here (the caller tests them: a fit by its sum of squares,
         which is finite only where they are, and then asks again with the test where it is not)."""
-        value, total, self._saved = self._forward(*(x.tolist() if type(x) is np.ndarray and x.dtype == float
-                                                    else np.asarray(x, float).tolist()))
+        value, total, self._saved = self._forward(*(x.tolist() if type(x) is np.ndarray and (
+            (kind := x.dtype) is _FLOAT or kind == float) else np.asarray(x, float).tolist()))
         n = self.n
         value = np.array(value, float) if type(value) is np.ndarray and value.shape == (n,) else np.full(n, value)
         if not (self.fixed_finite and math.isfinite(total)) or (check_output and not _finite(value)):
@@ -573,6 +573,9 @@ class Residuals:
         value = self.residual(x)
         jacobian = None if value is None else self.jacobian()
         return None if jacobian is None else (value, jacobian)
+
+
+_FLOAT = np.dtype(float)
 
 
 def _checked_columns(names, columns: Mapping[str, object], wrt) -> int | None:
