@@ -667,7 +667,7 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
     names = problem.labels if problem.residual else None
     if problem.residual:
         _uncertainties(result, r, jacobian, names, absolute_sigma, getattr(problem, "factored", None), f)
-        if result.stderr and not absolute_sigma and at_rounding_level(problem, r):
+        if result.stderr and not absolute_sigma and at_rounding_level(problem, r, f):
             result.warnings.append(
                 "the residuals are at the level of rounding in the data (χ² ≈ "
                 f"{float(r @ r):.2g}): the reduced χ² that scales the standard errors has only a few "
@@ -919,6 +919,7 @@ def _polish(problem, x, free, low, high, step_done, state):
     f, _, r, jacobian = problem.evaluate(x)
     change = math.inf
     every = all(free.tolist())
+    record = getattr(step_done, "record", None)   # (_fit's: a step evaluated, recorded as it is)
     bounded = low is not None   # (None: no bounds, nothing to clip)
     for _ in range(POLISH_STEPS + 1):
         factors = factored(jacobian) if every else None
@@ -929,14 +930,17 @@ def _polish(problem, x, free, low, high, step_done, state):
             break
         trial = np.clip(x - step, low, high) if bounded else x - step
         try:
-            f_trial, _, r_trial, jacobian_trial = problem.evaluate(trial)
+            f_trial, g_trial, r_trial, jacobian_trial = problem.evaluate(trial)
         except _Stop:
             break
         if f_trial > f * (1 + ROUNDING_GROWTH):  # (at a minimum χ² moves only by rounding)
             break
         x, f, r, jacobian = trial, f_trial, r_trial, jacobian_trial
         state["steps"] += 1
-        step_done(x)
+        if record is not None:   # (as step_done(x), its evaluation the one just made)
+            record(x, f, g_trial)
+        else:
+            step_done(x)
     return x, change
 
 
@@ -1001,7 +1005,7 @@ def factored(jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         from scipy.linalg import lapack
 
         _gesdd = lapack.dgesdd
-    u, singular, vt, info = _gesdd(jacobian / lengths, compute_uv=1, full_matrices=0)
+    u, singular, vt, info = _gesdd(jacobian / lengths, 1, 0)   # (compute_uv=1, full_matrices=0)
     if info != 0:   # (not converged, or a NaN: NumPy's says so as it always has)
         u, singular, vt = np.linalg.svd(jacobian / lengths, full_matrices=False)
     return lengths, u, singular, vt
@@ -1031,9 +1035,9 @@ def stationarity(r: np.ndarray, jacobian: np.ndarray, free: np.ndarray | None = 
     return float(np.maximum.reduce(cosines)) if cosines.size else 0.0   # (.max())
 
 
-def at_rounding_level(problem: Problem, r: np.ndarray) -> bool:
+def at_rounding_level(problem: Problem, r: np.ndarray, chi_square: float | None = None) -> bool:
     """Whether the residuals are within ROUNDING_LEVEL roundings of the values they are differences
-    of (for r = model - y: of y), so that χ² is mostly rounding noise."""
+    of (for r = model - y: of y), so that χ² is mostly rounding noise (`chi_square`: rᵀr where known)."""
     if not problem.observed or problem.observed not in problem.data:
         return False
     rounding = problem.__dict__.get("_rounding")
@@ -1042,7 +1046,7 @@ def at_rounding_level(problem: Problem, r: np.ndarray) -> bool:
         if problem.sigma is not None:
             y = y / problem.sigma
         rounding = problem._rounding = EPS * math.sqrt(float(np.add.reduce(y * y)) / y.size)   # (np.mean's sum)
-    return math.sqrt(float(r.dot(r)) / r.size) < ROUNDING_LEVEL * rounding
+    return math.sqrt((float(r.dot(r)) if chi_square is None else chi_square) / r.size) < ROUNDING_LEVEL * rounding
 
 
 def _descend(problem, method, x, low, high, steps, lr, step_done, state):
