@@ -180,6 +180,8 @@ class Problem:
     @property
     def labels(self) -> list[str]:
         """One label per element of the vector: `a`, `W[0,1]` (SPEC: row-major, no spaces)."""
+        if not any(self.shapes.values()):   # (scalars: their names)
+            return list(self.parameters)
         labels = []
         for name in self.parameters:
             shape = self.shapes.get(name, ())

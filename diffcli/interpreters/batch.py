@@ -585,7 +585,7 @@ def _checked_columns(names, columns: Mapping[str, object], wrt) -> int | None:
     lengths = set()
     for name, column in columns.items():
         if type(column) is np.ndarray:
-            if column.ndim != 1 or column.dtype != float:
+            if column.ndim != 1 or (column.dtype is not _FLOAT and column.dtype != float):
                 return None
             lengths.add(len(column))
         elif type(column) is not float or name not in names or not math.isfinite(column):
