@@ -541,6 +541,9 @@ class Residuals:
                     leaves[names[name]] = column
         self.n, plan = n, _plan(program, self.wrt)
         self.output = out = names[output]
+        # an output made by + - * / of arrays is an array of its own (NumPy's operators never return an
+        # operand): given as it is, where any other might be a column or a value the passes keep (copied)
+        self.fresh = getattr(program.graph.op[out], "key", None) in _FRESH
         self.slots = [names[name] for name in self.wrt]
         # the nodes that do not depend on the parameters are the same at every call: computed here
         fixed, steps, tested, backward = _residual_plan(plan, out)
@@ -558,7 +561,11 @@ class Residuals:
         value, total, self._saved = self._forward(*(x.tolist() if type(x) is np.ndarray and (
             (kind := x.dtype) is _FLOAT or kind == float) else np.asarray(x, float).tolist()))
         n = self.n
-        value = np.array(value, float) if type(value) is np.ndarray and value.shape == (n,) else np.full(n, value)
+        if type(value) is np.ndarray and value.shape == (n,):
+            if not (self.fresh and value.dtype is _FLOAT):
+                value = np.array(value, float)
+        else:
+            value = np.full(n, value)
         if not (self.fixed_finite and math.isfinite(total)) or (check_output and not _finite(value)):
             self._saved = None
             return None
@@ -576,6 +583,7 @@ class Residuals:
 
 
 _FLOAT = np.dtype(float)
+_FRESH = frozenset(("add", "sub", "mul", "div"))
 
 
 def _checked_columns(names, columns: Mapping[str, object], wrt) -> int | None:
