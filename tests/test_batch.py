@@ -317,10 +317,14 @@ def test_random_big_sweep_matches_a_loop_over_grad():
 def assert_residuals_agree(program, columns, wrt, x, of=None):
     """batch.Residuals at x gives, bit for bit, the full batch pass's value and the wrt inputs'
     gradients (the data's own gradients not taken); where it gives None, that pass found something
-    not finite."""
+    not finite. With `checked=True` (the columns' names checked by a fit's setup) the same bits."""
     residuals = batch.Residuals(program, columns, of or program.output, wrt)
     with np.errstate(all="ignore"):
         found = residuals(x)
+        again = batch.Residuals(program, columns, of or program.output, wrt, checked=True)(x)
+    assert (found is None) == (again is None)
+    if found is not None:
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(found, again))
     full = batch.run(program, {**columns, **dict(zip(wrt, map(float, x)))}, of, all_names=True)
     if found is None:
         assert full.failed.any() or not all(np.isfinite(v).all() for v in [full.value, *full.values.values(),
@@ -355,6 +359,38 @@ def test_a_fits_passes_agree_on_random_programs(case):
     wrt, data = inputs[::2], inputs[1::2]
     columns = {name: base[name] * (1 + 1e-3 * rng.standard_normal(8)) for name in data}
     assert_residuals_agree(program, columns, wrt, np.array([base[name] for name in wrt]), case.of)
+
+
+def test_a_fits_passes_check_columns_that_are_not_as_setup_leaves_them():
+    # checked=True places floats and 1-D float arrays of one length; anything else is checked as
+    # `run` checks it, with the same errors
+    program = diffcli.parse("A = 1\nr = A*t - y\n")
+    with pytest.raises(DiffcliError, match="the same number of points"):
+        batch.Residuals(program, {"t": np.ones(3), "y": np.ones(2)}, "r", ["A"], checked=True)
+    with pytest.raises(DiffcliError, match="one number per point"):
+        batch.Residuals(program, {"t": np.ones((2, 2)), "y": np.ones(2)}, "r", ["A"], checked=True)
+    # (the names are the caller's to check: a fit's setup checks them as `run` would, the same error)
+    from diffcli.commands import fit as fitting
+
+    with pytest.raises(DiffcliError, match="no variable `yy`") as at_setup:
+        fitting.setup(program, ["A"], {}, residual="r", data={"t": np.ones(2), "yy": np.ones(2)})
+    with pytest.raises(DiffcliError, match="no variable `yy`") as in_a_pass:
+        batch.run(program, {"t": np.ones(2), "yy": np.ones(2), "A": 1.0}, "r")
+    assert at_setup.value.message == in_a_pass.value.message and "`y`" in at_setup.value.help
+    listed = batch.Residuals(program, {"t": [1, 2], "y": [0, 1]}, "r", ["A"], checked=True)   # (ints: converted)
+    value, jacobian = listed(np.array([3.0]))
+    assert value.tolist() == [3.0, 5.0] and jacobian[:, 0].tolist() == [1.0, 2.0]
+
+
+def test_a_fits_residual_is_its_own_array():
+    # an output that is another value (`r = m`) is copied: the reverse pass reads m (exp's partial is
+    # its own value), and what a caller does with the residuals reaches nothing the passes read
+    program = diffcli.parse("A = 1\nm = exp(A*t)\nr = m\n")
+    passes = batch.Residuals(program, {"t": np.ones(3)}, "r", ["A"], checked=True)
+    value = passes.residual(np.array([2.0]))
+    assert value.tolist() == [math.exp(2.0)] * 3
+    value[:] = 0.0
+    assert passes.jacobian()[:, 0].tolist() == [math.exp(2.0)] * 3
 
 
 def test_a_fit_needs_no_gradient_of_its_data():
