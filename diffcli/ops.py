@@ -877,6 +877,10 @@ NONFINITE_PROPAGATES = {"add": (0, 1), "sub": (0, 1), "mul": (0, 1), "neg": (0,)
 # for sin and cos, infinite): a product with one is no larger than the other factor (generated
 # code need not test it where that factor is tested).
 BOUNDED_BY_ONE = {"sin", "cos", "tanh"}
+# Powers that carry their base's non-finite value on where the exponent is a constant above 0
+# (c > 0: (±inf)^c is ±inf and NaN^c is NaN; c = 0 would give 1): their base need not be tested
+# where the power is.
+BASE_PROPAGATES_IF_EXPONENT_POSITIVE = {"power", "pow"}
 
 
 # ================================================================ arrays: the structural operations

@@ -242,6 +242,12 @@ ERRORS = [
     ("a = 1e-160\nb = 0\ns = a + b\nout = 1e-10 / s", (), "1e-10 / s", 4, 2),
     # `d_w = d_t * 0.5` is no larger than d_t, but no other test covers d_t (infinite): w's is kept
     ("w = 1e-320\nt = w * 0.5\ny = log(t)", (), "log(t)", 3, 2),
+    # a power's base (an exponent above 0 carries it on) is tested only through the power
+    ("x = 1e200\ny = 2\nz = (x * x - y)^2", (), "x * x", 3, 1),
+    # a value before a library call is tested there (tanh of it would be finite)
+    ("x = 1e200\ny = 1\nz = tanh(x * x) + y", (), "x * x", 3, 1),
+    # an overflow in the gradient where the forward values (one before a library call) are finite
+    ("a = 1e-300\nb = 1e300\nz = (tanh(a) * b) * b", (), "tanh(a) * b", 3, 3),
 ]
 
 
