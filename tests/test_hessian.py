@@ -62,6 +62,22 @@ def test_edge_values_exactly(text, wrt, want):
     assert diffcli.parse(text).hessian(wrt=[wrt]).hessian[wrt][wrt] == want
 
 
+@pytest.mark.parametrize("text", ["x = 2\ny = 0\nf = x^y", "x = 2\ny = 0\nf = pow(x, y)",
+                                  "x = -0.5\ny = 0\nz = 2\nf = (x + z)^y"])
+def test_a_zero_exponent_keeps_the_mixed_second_derivative(text):
+    """d²(x^y)/dx dy = x^(y-1)(1 + y ln x) is 1/x at y = 0 (the partial y·x^(y-1) is 0 there, but
+    not its derivative in y): every path (compiled, the sum, the walk, H·v) gives it."""
+    program = diffcli.parse(text)
+    base = 2.0 if "(x + z)" not in text else 1.5
+    result = program.hessian(wrt=["x", "y"])
+    assert result.hessian["x"]["y"] == result.hessian["y"]["x"] == 1 / base
+    assert result.hessian["y"]["y"] == math.log(base) ** 2
+    output, _, _, values = program._second_order_setup(None, None)
+    walked = second.walk_matrix(program.graph, values, program.graph.names[output], ["x", "y"])
+    assert walked[1][0][1] == walked[1][1][0] == 1 / base
+    assert program.hvp({"y": 1.0}).hvp["x"] == 1 / base
+
+
 @pytest.mark.parametrize("text, operation, column", [
     ("x = 0\nf = x^1.5", "`^`", 6),
     ("x = 1\nf = asin(x)", "`asin`", 5),   # the first derivative already
