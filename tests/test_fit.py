@@ -321,3 +321,19 @@ def test_the_polish_keeps_a_bounded_fit_inside_its_bounds():
     x, _ = fit_module._polish(Line(), np.array([0.5]), np.array([True]), np.array([-1.0]), np.array([1.0]),
                               lambda x: None, {"steps": 0})
     assert x.tolist() == [1.0]
+
+
+def test_equal_bounds_with_least_squares_are_a_diagnostic(tmp_path):
+    """--bounds a=1:1 fixes a: L-BFGS-B takes it, SciPy's least_squares needs LOW < HIGH (it
+    raised, and the user saw an internal error)."""
+    path = tmp_path / "line.expr"
+    path.write_text("a = 1\nb = 0\nr = a*x + b - y\n")
+    data = tmp_path / "line.csv"
+    data.write_text("x,y\n0,1\n1,3\n2,5\n3,7.1\n")
+    done = invoke("fit", path, "--data", data, "--residual", "r", "--bounds", "a=1:1", "--json")
+    assert done.exit_code == 1 and done.stdout == ""
+    error = json.loads(done.stderr)["error"]
+    assert error["kind"] == "input" and "--bounds a" in error["message"]
+    held = invoke("fit", path, "--data", data, "--residual", "r", "--bounds", "a=1:1", "--method", "L-BFGS-B",
+                  "--json")
+    assert held.exit_code == 0 and json.loads(held.stdout)["parameters"]["a"] == 1.0

@@ -582,6 +582,12 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
         high = problem.flatten({n: np.full(problem.shapes[n], ranges[n][1]) if problem.shapes[n] else ranges[n][1]
                                 for n in names})
         x0 = np.clip(x0, low, high)
+        fixed = [n for n in names if ranges[n][0] == ranges[n][1]]
+        if method == "least_squares" and fixed:   # (SciPy's least_squares needs low < high)
+            raise DiffcliError("input", f"--bounds {fixed[0]}: least_squares needs LOW below HIGH, "
+                               f"and {fixed[0]} has both {ranges[fixed[0]][0]:g}",
+                               help=f"to keep {fixed[0]} fixed, leave it out of --wrt (--set it instead), "
+                                    "or use L-BFGS-B")
     else:   # (clipping to ±inf changes nothing)
         low, high = np.array([-math.inf] * x0.size), np.array([math.inf] * x0.size)
     history: list[float] = []
