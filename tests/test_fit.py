@@ -337,3 +337,17 @@ def test_equal_bounds_with_least_squares_are_a_diagnostic(tmp_path):
     held = invoke("fit", path, "--data", data, "--residual", "r", "--bounds", "a=1:1", "--method", "L-BFGS-B",
                   "--json")
     assert held.exit_code == 0 and json.loads(held.stdout)["parameters"]["a"] == 1.0
+
+
+def test_a_nan_trial_step_of_the_trust_region_is_a_rejected_step(tmp_path):
+    """One row, two parameters: SciPy's trust region reaches r = 0 and then tries NaN points; each is
+    a rejected step (it was evaluated, and the user saw `--set a: nan is not a finite number`)."""
+    path = tmp_path / "line.expr"
+    path.write_text("a = 1\nb = 0\nr = a*x + b - y\n")
+    data = tmp_path / "one.csv"
+    data.write_text("x,y\n0,1\n")
+    for bounds in ([], ["--bounds", "a=-10:10"]):
+        done = invoke("fit", path, "--data", data, "--residual", "r", *bounds, "--json")
+        assert done.exit_code == 0, done.output
+        out = json.loads(done.stdout)
+        assert out["objective"] == 0.0 and out["parameters"] == {"a": 1.0, "b": 1.0}

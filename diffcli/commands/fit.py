@@ -758,6 +758,8 @@ def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
     cosine with the residual vector, see `converged_cosine`)."""
     def residuals(x):
         try:
+            if not np.isfinite(x).all():   # (SciPy's trial step from an exact fit can be NaN: rejected)
+                raise _Stop(None)
             return problem.evaluate(x)[2]
         except _Stop:
             return np.full(problem.rows or problem.residual_size, np.nan)
