@@ -351,3 +351,18 @@ def test_a_nan_trial_step_of_the_trust_region_is_a_rejected_step(tmp_path):
         assert done.exit_code == 0, done.output
         out = json.loads(done.stdout)
         assert out["objective"] == 0.0 and out["parameters"] == {"a": 1.0, "b": 1.0}
+
+
+def test_the_statistics_are_of_the_point_reported_when_lm_stops_early(tmp_path):
+    """--steps 1 ends at the start; χ² and the reduced χ² that scales the standard errors are of
+    that point's residuals (MINPACK wrote its next point's residuals into the array it was given
+    first, the cached residuals at the start, so χ² was the solution's while the objective was not)."""
+    path = tmp_path / "line.expr"
+    path.write_text("a = 1\nb = 0\nr = a*x + b - y\n")
+    data = tmp_path / "line.csv"
+    data.write_text("x,y\n0,1\n1,3\n2,5\n3,7.1\n")
+    done = invoke("fit", path, "--data", data, "--residual", "r", "--steps", "1", "--json")
+    out = json.loads(done.stdout)
+    assert out["parameters"] == {"a": 1.0, "b": 0.0} and out["objective"] == pytest.approx(30.81)
+    assert out["statistics"]["chi_square"] == out["objective"]
+    assert out["scale"] == pytest.approx(30.81 / 2)

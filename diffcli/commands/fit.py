@@ -825,7 +825,10 @@ def _minpack(problem, x0, cap, step_done, state):
     None where lm is not to be trusted here: a trial point that is not finite (lm cannot reject a
     step), a stop other than on ftol/xtol, or a point that is not stationary; the caller then runs
     the trust region from the start."""
-    residuals, evaluate, record = problem.residuals, problem.evaluate, step_done.record
+    evaluate, record = problem.evaluate, step_done.record
+
+    def residuals(x):   # a copy: MINPACK keeps the first array it is given as its own, and writes
+        return problem.residuals(x).copy()   # later points' residuals into it (the cached r at x0)
 
     def jacobian(x):   # lm asks for the Jacobian once per accepted step: the history's points
         f, g, _, found = evaluate(x)
