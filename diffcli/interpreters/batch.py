@@ -197,12 +197,15 @@ def _forward(plan: _Plan, leaves: list, size: int):
         if node is None:
             continue
         a = node.args
-        if len(a) == 1:
-            v = node.value(values[a[0]])
-        elif len(a) == 2:
-            v = node.value(values[a[0]], values[a[1]])
-        else:
-            v = node.value(*[values[j] for j in a])
+        try:
+            if len(a) == 1:
+                v = node.value(values[a[0]])
+            elif len(a) == 2:
+                v = node.value(values[a[0]], values[a[1]])
+            else:
+                v = node.value(*[values[j] for j in a])
+        except (ZeroDivisionError, OverflowError):  # Python's floats: a value the same at every
+            v = math.nan                            # point (1/(0/1)); its points are settled one by one
         if isinstance(v, np.ndarray) and v.ndim == 0:
             v = float(v)
         values[node.index] = v
