@@ -191,7 +191,8 @@ def test_ctrl_c_reports_the_best_point(bowl):
 
 def test_bad_command_lines_exit_2(bowl):
     for args in (["--bounds", "a=3"], ["--bounds", "a=2:1"], ["--method", "CG", "--bounds", "a=0:1"],
-                 ["--lr", "0.1"], ["--method", "least_squares"], ["--plot", "x.gif"], ["--x", "t"]):
+                 ["--lr", "0.1"], ["--method", "least_squares"], ["--plot", "x.gif"], ["--x", "t"],
+                 ["--method", "gd", "--lr", "nan"], ["--method", "adam", "--lr", "inf"]):
         assert invoke("fit", bowl, *args).exit_code == 2, args
 
 
