@@ -256,6 +256,14 @@ class Program(Displayed):
                 f"(at most {hessian.MAX_MATRIX}: each node carries a tangent per input)",
                 help="choose the inputs with --wrt a,b,..., or ask for H·v with --hvp",
             )
+        numbers = len(wrt) * len(self.graph)   # the tangents: a row of the matrix on every node
+        if numbers > hessian.MAX_TANGENTS:
+            raise DiffcliError(
+                "input", f"a Hessian over {len(wrt)} inputs of a program of {len(self.graph):,} nodes is too "
+                f"big to compute whole (its tangents would hold {numbers:,} numbers, more than "
+                f"{hessian.MAX_TANGENTS:,})",
+                help="choose fewer inputs with --wrt a,b,..., or ask for H·v with --hvp",
+            )
         gradient, matrix = hessian.hessian_matrix(self.graph, node_values, self.graph.names[output], wrt)
         return hessian.Hessian(inputs, unused, output, node_values[self.graph.names[output]], wrt,
                                gradient, matrix)

@@ -256,6 +256,22 @@ def test_too_many_inputs_for_a_matrix_is_refused():
     assert caught.value.kind == "input" and "--hvp" in caught.value.help
 
 
+def test_a_hessian_whose_tangents_exceed_the_bound_is_refused_before_it_is_computed(monkeypatch):
+    """k inputs on a long program: k tangents on every node (a 100,000-line chain over 300 inputs
+    took 2.6 GB before answering); refused from the sizes alone, as an array program's is, while
+    fewer inputs and H·v still answer."""
+    text = "x = 0.5\ny = 0.25\n" + "".join(f"s{k} = tanh({'x' if k == 0 else f's{k - 1}'}) * y\n"
+                                            for k in range(50))
+    program = diffcli.parse(text)
+    nodes = len(program.graph)
+    monkeypatch.setattr(second, "MAX_TANGENTS", 2 * nodes - 1)
+    with pytest.raises(DiffcliError) as caught:
+        program.hessian()
+    assert caught.value.kind == "input" and "--wrt" in caught.value.help and f"{nodes:,} nodes" in caught.value.message
+    assert program.hessian(wrt=["x"]).wrt == ["x"]
+    assert set(program.hvp({"x": 1.0}).hvp) == {"x", "y"}
+
+
 # ---------------------------------------------------------------- several outputs
 
 CHAIN = "a = 2\nb = 5 - 3a\nc = 2b + 3\nd = 5b + 6\ne = 7c + d^2\nf = 2e\ng = 3f - o\n"

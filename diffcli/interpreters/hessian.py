@@ -34,6 +34,7 @@ from ..language.graph import Graph
 
 _isfinite = math.isfinite
 MAX_MATRIX = 300  # inputs in a full Hessian: k tangents on every node (k² numbers out)
+MAX_TANGENTS = 1 << 25  # k × the graph's nodes: the tangents' numbers (as array_hessian's bound)
 
 
 def _finite(t) -> bool:
