@@ -495,7 +495,7 @@ def setup(program: Program, wrt: list[str], values: dict[str, float], *, of: str
         bad = np.flatnonzero(~(np.isfinite(weights) & (weights > 0)))
         if bad.size:
             raise DiffcliError("input", f"--sigma {sigma}: row {bad[0] + 1} of {data_name} has σ = "
-                               f"{weights[bad[0]]!r}; every σ must be a positive finite number")
+                               f"{float(weights[bad[0]])!r}; every σ must be a positive finite number")
     warnings += [f"--set {name}: the program does not use `{name}`" for name in check_sets(program, values, data)]
     if x_column is not None and x_column not in data:
         raise DiffcliError("input", f"--x {x_column}: {data_name} has no column `{x_column}`",
