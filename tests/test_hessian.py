@@ -318,6 +318,14 @@ def test_an_overflowing_second_derivative_is_a_domain_error_not_a_warning(capfd)
         assert caught.value.kind == "domain" and "overflows" in caught.value.message
     assert capfd.readouterr().err == ""
     assert diffcli.parse("x = 1.9\nf = 1e307*x^3\n").hessian().hessian["x"]["x"] == pytest.approx(1.14e308)
+    # H·v of a huge v overflows where the second derivative itself exists (x^2's is 2): an overflow,
+    # not "the second derivative of `^` is infinite or undefined"; at 0^1.5 it is undefined still
+    for text, vector, words in [("x = 1.5\nf = x^2\n", {"x": 1e308}, "a second derivative overflows at `x^2`"),
+                                ("x = 1\ny = 1\nf = max(x, y)^2\n", {"x": 1e308, "y": 1e308}, "overflows"),
+                                ("x = 0\nf = x^1.5\n", {"x": 1e308}, "infinite or undefined")]:
+        with pytest.raises(DiffcliError) as caught:
+            diffcli.parse(text).hvp(vector)
+        assert caught.value.kind == "domain" and words in caught.value.message, text
 
 
 @pytest.mark.parametrize("text, operation, message", [
