@@ -701,6 +701,13 @@ def read_inputs(path: str | Path, option: str = "--inputs") -> dict:
     for name, value in values.items():
         if isinstance(value, bool) or value is None or isinstance(value, (str, dict)):
             raise DiffcliError("input", f"{option} {path}: `{name}` is {json.dumps(value)[:40]}, not a number or an array")
+        pending = [value]   # (NaN, Infinity and 1e400 are JSON to Python: named here, not as --set's)
+        while pending:
+            item = pending.pop()
+            if isinstance(item, list):
+                pending.extend(item)
+            elif isinstance(item, float) and not math.isfinite(item):
+                raise DiffcliError("input", f"{option} {path}: `{name}` holds {item}, not a finite number")
     return values
 
 
