@@ -367,3 +367,20 @@ def test_the_statistics_are_of_the_point_reported_when_lm_stops_early(tmp_path):
     assert out["parameters"] == {"a": 1.0, "b": 0.0} and out["objective"] == pytest.approx(30.81)
     assert out["statistics"]["chi_square"] == out["objective"]
     assert out["scale"] == pytest.approx(30.81 / 2)
+
+
+def test_a_parameter_that_divides_at_zero_is_a_domain_error_not_an_internal_one(tmp_path):
+    """The fit's compiled passes take the parameters as Python floats: 1/c at c = 0 raised
+    ZeroDivisionError out of them (an internal error from every method); now the interpreter says
+    where, as for any undefined value."""
+    data = tmp_path / "line.csv"
+    data.write_text("x,y\n0,1\n1,3\n2,5\n3,7.1\n")
+    path = tmp_path / "zero.expr"
+    for text, options in [("a = 1\nc = 0\nr = a*x + 1/c - y\n", ["--residual", "r"]),
+                          ("a = 1\nc = 0\nr = (a*x + 1/c - y)^2\n", []),
+                          ("a = 1\nc = 0\nr = (a*x + 1/c - y)^2\n", ["--method", "gd"])]:
+        path.write_text(text)
+        done = invoke("fit", path, "--data", data, *options, "--json")
+        assert done.exit_code == 1, done.output
+        error = json.loads(done.stderr)["error"]
+        assert error["kind"] == "domain" and "division by zero in `1/c`" in error["message"]

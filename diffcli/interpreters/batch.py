@@ -547,8 +547,12 @@ class Residuals:
         """The values at x; None where a value `run` tests is not finite. `check_output=False`: the
         output's own values are not tested here (the caller tests them: a fit by its sum of squares,
         which is finite only where they are, and then asks again with the test where it is not)."""
-        value, total, self._saved = self._forward(*(x.tolist() if type(x) is np.ndarray and x.dtype == float
-                                                    else np.asarray(x, float).tolist()))
+        try:
+            value, total, self._saved = self._forward(*(x.tolist() if type(x) is np.ndarray and x.dtype == float
+                                                        else np.asarray(x, float).tolist()))
+        except (ZeroDivisionError, OverflowError):  # Python's floats (a parameter that divides, at 0):
+            self._saved = None                       # `run` says what and where
+            return None
         n = self.n
         value = np.array(value, float) if type(value) is np.ndarray and value.shape == (n,) else np.full(n, value)
         if not (self.fixed_finite and math.isfinite(total)) or (check_output and not _finite(value)):
@@ -558,7 +562,10 @@ class Residuals:
 
     def jacobian(self) -> np.ndarray | None:
         """The Jacobian at the point of the last `residual` (which gave values, not None)."""
-        jacobian = self._backward(*self._saved)
+        try:
+            jacobian = self._backward(*self._saved)
+        except (ZeroDivisionError, OverflowError):  # a partial of Python floats (1/c at c = 0)
+            return None
         return jacobian if math.isfinite(np.add.reduce(jacobian, axis=None)) else None
 
     def __call__(self, x) -> tuple[np.ndarray, np.ndarray] | None:
