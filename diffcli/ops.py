@@ -42,11 +42,14 @@ def _softplus(m, x):
 
 
 def _pow_dx(m, out, x, y):
-    # y·x^(y-1); at y = 0 it is 0, written y/x (+ 0.0: never -0) so that its own derivative in y,
-    # 1/x, is kept (the Hessian's ∂²/∂x∂y); at 0^0 the constant 0 (the divisor guarded for the
-    # backends that compute both sides of a `where`)
-    return m.where(m.eq(y, 0.0), m.where(m.eq(x, 0.0), 0.0, y / m.where(m.eq(x, 0.0), 1.0, x) + 0.0),
-                   y * m.pow(x, y - 1.0))
+    # y·x^(y-1), 0 at y = 0. On dual numbers (the second derivatives), 0 there is written y/x, so
+    # that its own derivative in y, 1/x, is kept (∂²(x^y)/∂x∂y); at 0^0 the constant 0 (the divisor
+    # guarded: both sides of a `where` are computed). Elsewhere (floats, NumPy, the printed code),
+    # the constant 0, computed and printed as before.
+    if getattr(m, "duals", False):
+        return m.where(m.eq(y, 0.0), m.where(m.eq(x, 0.0), 0.0, y / m.where(m.eq(x, 0.0), 1.0, x)),
+                       y * m.pow(x, y - 1.0))
+    return m.where(m.eq(y, 0.0), 0.0, y * m.pow(x, y - 1.0))
 
 
 def _pow_dy(m, out, x, y):
@@ -631,6 +634,7 @@ class _Duals:
     that are operations come from the table (so `sin`'s derivative is written once, in sin's entry)."""
 
     nan = math.nan
+    duals = True  # (read by a rule whose second derivative needs a form of its own: _pow_dx)
 
     def __init__(self):
         for f in _PRIMITIVES_1 + _PRIMITIVES_2:
@@ -744,6 +748,8 @@ class ArrayDual:
 class _ArrayDuals:
     """ArrayDuals: each primitive lifted with its first derivative from the table, on NumPy arrays
     (as _Duals lifts them on floats)."""
+
+    duals = True  # (as _Duals')
 
     def __init__(self):
         import numpy as np
