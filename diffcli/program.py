@@ -343,10 +343,15 @@ class Program(Displayed):
         output, inputs, unused, node_values = self._second_order_setup(values, of)
         if self.has_arrays:
             return self._array_hvp(output, inputs, unused, node_values, vector, option)
-        vector = {self.check_input(name, "--hvp"): float(v) for name, v in vector.items()}
-        for name, v in vector.items():
+        given, vector = vector, {}
+        for name, v in given.items():
+            name = self.check_input(name, "--hvp")
+            try:
+                vector[name] = v = float(v)
+            except (TypeError, ValueError, OverflowError):  # (the Python API: any object)
+                v = math.nan
             if not math.isfinite(v):
-                raise DiffcliError("input", f"--hvp {name}: {v!r} is not a finite number")
+                raise DiffcliError("input", f"--hvp {name}: {_short_repr(given[name])} is not a finite number")
         gradient, product = hessian.hessian_vector(self.graph, node_values, self.graph.names[output], vector)
         for name in unused:
             gradient[name] = product[name] = 0.0
@@ -535,7 +540,11 @@ class Program(Displayed):
                     f"--set {name}: `{name}` is computed (`{name} = {self.definition(name)}`), not an input",
                     help="only inputs can be set: " + _list(self.graph.inputs),
                 )
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+            try:
+                number = isinstance(value, (int, float)) and math.isfinite(value)
+            except OverflowError:  # an int past the largest double (the Python API takes ints)
+                number = False
+            if not number:
                 given[name] = _array_value(name, value)
         inputs = {}
         for name, default in self.base.inputs.items():
@@ -610,7 +619,7 @@ def _array_value(name: str, value, where: str | None = None):
     where = where or f"--set {name}"
     try:
         array = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         array = None
     if array is None or array.ndim not in (1, 2) or array.size == 0 or isinstance(value, (bool, str)):
         raise DiffcliError("input", f"{where}: {_short_repr(value)} is not a finite number, vector or matrix")

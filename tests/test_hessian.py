@@ -108,6 +108,19 @@ def test_wrt_and_vector_name_inputs():
         assert caught.value.kind == "input"
 
 
+def test_values_and_directions_that_are_no_doubles_are_input_errors():
+    """The Python API takes any object: an int past the largest double (10**400) raised
+    OverflowError out of grad, hessian and hvp, and a string direction ValueError out of hvp."""
+    program = diffcli.parse(ROSENBROCK)
+    for call in (lambda: program.grad({"x": 10**400}), lambda: program.hessian({"x": 10**400}),
+                 lambda: program.grad({"x": [10**400, 1]}), lambda: program.hvp({"x": 10**400}),
+                 lambda: program.hvp({"x": "a"}), lambda: program.hvp({"y": None})):
+        with pytest.raises(DiffcliError) as caught:
+            call()
+        assert caught.value.kind == "input" and "not a finite number" in caught.value.message
+    assert program.hvp({"x": 1, "y": 0}).hvp == {"x": 802.0, "y": -400.0}  # ints are numbers
+
+
 def test_default_wrt_is_the_inputs_the_output_depends_on():
     program = diffcli.parse("a = 1\nb = 2\nc = 3\ny = a*c\nz = b\n")
     assert program.hessian(of="y").wrt == ["a", "c"]
