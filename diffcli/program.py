@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -371,8 +372,8 @@ class Program(Displayed):
             shape = self.shape(name)
             where = f"{option} {name}" if option == "--hvp" else f"{option}: {name}"
             array = _array_value(name, v, where) if _shape(v) or not isinstance(v, (int, float)) else v
-            if isinstance(array, (int, float)) and not math.isfinite(array):
-                raise DiffcliError("input", f"{where}: {array!r} is not a finite number")
+            if isinstance(array, (int, float)) and not (abs(array) <= sys.float_info.max):  # (10**400 too)
+                raise DiffcliError("input", f"{where}: {_short_repr(array)} is not a finite number")
             if _shape(array) != shape:
                 raise DiffcliError("input", f"{where if option == '--hvp' else option}: `{name}` is {_shape_words(shape)}, but the direction "
                                    f"given is {_shape_words(_shape(array))}",

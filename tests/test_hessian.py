@@ -119,6 +119,11 @@ def test_values_and_directions_that_are_no_doubles_are_input_errors():
             call()
         assert caught.value.kind == "input" and "not a finite number" in caught.value.message
     assert program.hvp({"x": 1, "y": 0}).hvp == {"x": 802.0, "y": -400.0}  # ints are numbers
+    arrays = diffcli.parse("x = [1, 2]\nk = 2\nf = sum(x^2)*k\n")
+    with pytest.raises(DiffcliError) as caught:
+        arrays.hvp({"k": 10**400})
+    assert caught.value.kind == "input" and "not a finite number" in caught.value.message
+    assert arrays.hvp({"k": 3}).hvp == {"x[0]": 6.0, "x[1]": 12.0, "k": 0.0}
 
 
 def test_default_wrt_is_the_inputs_the_output_depends_on():
