@@ -384,3 +384,17 @@ def test_a_parameter_that_divides_at_zero_is_a_domain_error_not_an_internal_one(
         assert done.exit_code == 1, done.output
         error = json.loads(done.stderr)["error"]
         assert error["kind"] == "domain" and "division by zero in `1/c`" in error["message"]
+
+
+def test_observed_values_all_equal_have_no_r_squared(tmp_path):
+    """R² = 1 − Σ(y − ŷ)²/Σ(y − ȳ)² has no value where every y is the same (one row, or constant
+    data): it was -inf, which --json could not write (an internal error)."""
+    path = tmp_path / "flat.expr"
+    path.write_text("a = 2\nb = 2\nr = max(2*t, 0.5) - y\n")
+    for rows in ("3,-0.189\n", "1,2\n2,2\n3,2\n"):
+        data = tmp_path / "flat.csv"
+        data.write_text("t,y\n" + rows)
+        done = invoke("fit", path, "--data", data, "--residual", "r", "--json")
+        assert done.exit_code == 0, done.output
+        statistics = json.loads(done.stdout)["statistics"]
+        assert "r_squared" not in statistics and statistics["chi_square"] > 0

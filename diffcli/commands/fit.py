@@ -1102,7 +1102,9 @@ def statistics(r: np.ndarray, count: int, observed: np.ndarray | None = None,
         raw = r * weights if weights is not None else r
         mean = float(np.add.reduce(observed)) / observed.size   # (np.mean's and np.sum's arithmetic)
         spread = float(np.add.reduce((observed - mean) ** 2))
-        result["r_squared"] = 1.0 - float(raw.dot(raw)) / max(spread, TINY)
+        r_squared = 1.0 - float(raw.dot(raw)) / max(spread, TINY)
+        if math.isfinite(r_squared):   # (observed values all equal: no R², as where there are none)
+            result["r_squared"] = r_squared
     return result
 
 
