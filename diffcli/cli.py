@@ -754,6 +754,9 @@ def check(
 
     Exits 1 if any row disagrees beyond its tolerance, or sits at a kink (unless --allow-kinks).
     """
+    for hint, tolerance in (("--rtol", rtol), ("--atol", atol)):
+        if math.isnan(tolerance):   # (nan passes min=0.0, and no row can be within it)
+            raise typer.BadParameter("nan: a tolerance is a number ≥ 0", param_hint=hint)
     values = given_values(sets, inputs_file)
     program = _read(file, as_json)
     from .renderers import report
@@ -1000,6 +1003,8 @@ def fit_command(
                                  param_hint="--steps")
     if lr is not None and chosen not in ("gd", "adam"):
         raise typer.BadParameter("--lr goes with --method gd or adam", param_hint="--lr")
+    if lr is not None and not math.isfinite(lr):
+        raise typer.BadParameter(f"{lr}: a learning rate is a finite number ≥ 0", param_hint="--lr")
     if write and file == "-":
         raise typer.BadParameter("--write needs FILE to be a file, not standard input", param_hint="--write")
     if data == "-" and file == "-":

@@ -203,7 +203,7 @@ def _columns(program: Program, data) -> tuple[dict[str, np.ndarray], str]:
                                "same length")
         if not math.isfinite(np.add.reduce(array)) and not np.isfinite(array).all():   # (a finite sum: all are)
             bad = np.flatnonzero(~np.isfinite(array))
-            raise DiffcliError("input", f"data column `{name}`: row {bad[0] + 1} is {array[bad[0]]!r}, "
+            raise DiffcliError("input", f"data column `{name}`: row {bad[0] + 1} is {float(array[bad[0]])!r}, "
                                "not a finite number")
         length = len(array)
         columns[str(name)] = array

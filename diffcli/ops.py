@@ -41,6 +41,17 @@ def _softplus(m, x):
     return m.where(x > 0.0, x + m.log1p(m.exp(-x)), m.log1p(m.exp(x)))
 
 
+def _pow_dx(m, out, x, y):
+    # y·x^(y-1), 0 at y = 0. On dual numbers (the second derivatives), 0 there is written y/x, so
+    # that its own derivative in y, 1/x, is kept (∂²(x^y)/∂x∂y); at 0^0 the constant 0 (the divisor
+    # guarded: both sides of a `where` are computed). Elsewhere (floats, NumPy, the printed code),
+    # the constant 0, computed and printed as before.
+    if getattr(m, "duals", False):
+        return m.where(m.eq(y, 0.0), m.where(m.eq(x, 0.0), 0.0, y / m.where(m.eq(x, 0.0), 1.0, x)),
+                       y * m.pow(x, y - 1.0))
+    return m.where(m.eq(y, 0.0), 0.0, y * m.pow(x, y - 1.0))
+
+
 def _pow_dy(m, out, x, y):
     # undefined (x < 0, or 0^y with y <= 0): NaN, an error only where this partial is needed
     return m.where(x > 0.0, out * m.log(x), m.where(m.both(m.eq(x, 0.0), y > 0.0), 0.0, m.nan))
@@ -153,7 +164,7 @@ _ENTRIES: list[dict] = [
            (lambda m, out, x, y: 1.0 / y, lambda m, out, x, y: -out / y), infix=True, glyph="÷",
            domain="a divisor other than 0", value_problem=_division_problem),
     _entry("power", "^", 2, lambda m, x, y: m.pow(x, y),
-           (lambda m, out, x, y: m.where(m.eq(y, 0.0), 0.0, y * m.pow(x, y - 1.0)), _pow_dy), infix=True,
+           (_pow_dx, _pow_dy), infix=True,
            domain="a base ≥ 0, or an integer exponent; no 0 to a negative power",
            value_problem=_power_problem, derivative_problem=_power_derivative_problem),
     _entry("neg", "-", 1, lambda m, x: -x, (lambda m, out, x: -1.0,), glyph="−"),
@@ -623,6 +634,7 @@ class _Duals:
     that are operations come from the table (so `sin`'s derivative is written once, in sin's entry)."""
 
     nan = math.nan
+    duals = True  # (read by a rule whose second derivative needs a form of its own: _pow_dx)
 
     def __init__(self):
         for f in _PRIMITIVES_1 + _PRIMITIVES_2:
@@ -736,6 +748,8 @@ class ArrayDual:
 class _ArrayDuals:
     """ArrayDuals: each primitive lifted with its first derivative from the table, on NumPy arrays
     (as _Duals lifts them on floats)."""
+
+    duals = True  # (as _Duals')
 
     def __init__(self):
         import numpy as np

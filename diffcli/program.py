@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -256,6 +257,14 @@ class Program(Displayed):
                 f"(at most {hessian.MAX_MATRIX}: each node carries a tangent per input)",
                 help="choose the inputs with --wrt a,b,..., or ask for H·v with --hvp",
             )
+        numbers = len(wrt) * len(self.graph)   # the tangents: a row of the matrix on every node
+        if numbers > hessian.MAX_TANGENTS:
+            raise DiffcliError(
+                "input", f"a Hessian over {len(wrt)} inputs of a program of {len(self.graph):,} nodes is too "
+                f"big to compute whole (its tangents would hold {numbers:,} numbers, more than "
+                f"{hessian.MAX_TANGENTS:,})",
+                help="choose fewer inputs with --wrt a,b,..., or ask for H·v with --hvp",
+            )
         gradient, matrix = hessian.hessian_matrix(self.graph, node_values, self.graph.names[output], wrt)
         return hessian.Hessian(inputs, unused, output, node_values[self.graph.names[output]], wrt,
                                gradient, matrix)
@@ -335,10 +344,15 @@ class Program(Displayed):
         output, inputs, unused, node_values = self._second_order_setup(values, of)
         if self.has_arrays:
             return self._array_hvp(output, inputs, unused, node_values, vector, option)
-        vector = {self.check_input(name, "--hvp"): float(v) for name, v in vector.items()}
-        for name, v in vector.items():
+        given, vector = vector, {}
+        for name, v in given.items():
+            name = self.check_input(name, "--hvp")
+            try:
+                vector[name] = v = float(v)
+            except (TypeError, ValueError, OverflowError):  # (the Python API: any object)
+                v = math.nan
             if not math.isfinite(v):
-                raise DiffcliError("input", f"--hvp {name}: {v!r} is not a finite number")
+                raise DiffcliError("input", f"--hvp {name}: {_short_repr(given[name])} is not a finite number")
         gradient, product = hessian.hessian_vector(self.graph, node_values, self.graph.names[output], vector)
         for name in unused:
             gradient[name] = product[name] = 0.0
@@ -358,8 +372,8 @@ class Program(Displayed):
             shape = self.shape(name)
             where = f"{option} {name}" if option == "--hvp" else f"{option}: {name}"
             array = _array_value(name, v, where) if _shape(v) or not isinstance(v, (int, float)) else v
-            if isinstance(array, (int, float)) and not math.isfinite(array):
-                raise DiffcliError("input", f"{where}: {array!r} is not a finite number")
+            if isinstance(array, (int, float)) and not (abs(array) <= sys.float_info.max):  # (10**400 too)
+                raise DiffcliError("input", f"{where}: {_short_repr(array)} is not a finite number")
             if _shape(array) != shape:
                 raise DiffcliError("input", f"{where if option == '--hvp' else option}: `{name}` is {_shape_words(shape)}, but the direction "
                                    f"given is {_shape_words(_shape(array))}",
@@ -527,7 +541,11 @@ class Program(Displayed):
                     f"--set {name}: `{name}` is computed (`{name} = {self.definition(name)}`), not an input",
                     help="only inputs can be set: " + _list(self.graph.inputs),
                 )
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+            try:
+                number = isinstance(value, (int, float)) and math.isfinite(value)
+            except OverflowError:  # an int past the largest double (the Python API takes ints)
+                number = False
+            if not number:
                 given[name] = _array_value(name, value)
         inputs = {}
         for name, default in self.base.inputs.items():
@@ -602,7 +620,7 @@ def _array_value(name: str, value, where: str | None = None):
     where = where or f"--set {name}"
     try:
         array = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         array = None
     if array is None or array.ndim not in (1, 2) or array.size == 0 or isinstance(value, (bool, str)):
         raise DiffcliError("input", f"{where}: {_short_repr(value)} is not a finite number, vector or matrix")
@@ -693,6 +711,13 @@ def read_inputs(path: str | Path, option: str = "--inputs") -> dict:
     for name, value in values.items():
         if isinstance(value, bool) or value is None or isinstance(value, (str, dict)):
             raise DiffcliError("input", f"{option} {path}: `{name}` is {json.dumps(value)[:40]}, not a number or an array")
+        pending = [value]   # (NaN, Infinity and 1e400 are JSON to Python: named here, not as --set's)
+        while pending:
+            item = pending.pop()
+            if isinstance(item, list):
+                pending.extend(item)
+            elif isinstance(item, float) and not math.isfinite(item):
+                raise DiffcliError("input", f"{option} {path}: `{name}` holds {item}, not a finite number")
     return values
 
 

@@ -504,6 +504,12 @@ def test_inputs_file(tmp_path):
     assert code == 1 and error["kind"] == "input"
     code, error = _json_error("grad", str(path), "--inputs", str(tmp_path / "missing.json"))
     assert code == 1 and error["kind"] == "io"
+    # NaN, Infinity and 1e400 parse as JSON: named as the file's (they were blamed on `--set x`)
+    for text in ('{"x": [1, NaN], "k": 3}', '{"x": [1, 2], "k": Infinity}', '{"x": [1, 2], "k": 1e400}'):
+        values.write_text(text, encoding="utf-8")
+        code, error = _json_error("grad", str(path), "--inputs", str(values))
+        assert code == 1 and error["kind"] == "input" and error["message"].startswith(f"--inputs {values}")
+        assert "not a finite number" in error["message"]
 
 
 def test_check_rows_per_element_and_a_sample_above_the_bound(tmp_path):

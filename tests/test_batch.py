@@ -161,6 +161,20 @@ def test_a_number_the_same_at_every_point_that_divides_by_zero_fails_each_point(
     assert str(result.errors[0]) == str(single.value)
 
 
+@pytest.mark.parametrize("body", ["x + 1/y", "x + 1/(0/1)", "x*(2 - 1)/(y*y)"])
+def test_a_value_the_same_at_every_point_that_divides_by_zero_fails_each_point(body):
+    """The forward pass too: 1/y of Python floats (y given one number, or a constant of the file)
+    raised ZeroDivisionError out of it (`eval --sweep x=0:1:3 --set y=0`, a fit with such a constant:
+    internal errors)."""
+    program = diffcli.parse(f"x = 1\ny = 1\nz = {body}\n", "z.expr")
+    for gradients in (True, False):
+        result = batch.run(program, {"x": np.array([1.0, 2.0, 3.0]), "y": 0.0}, gradients=gradients)
+        assert list(result.failed) == [True, True, True]
+        with pytest.raises(DiffcliError) as single:
+            program.evaluate({"x": 1.0, "y": 0.0})
+        assert str(result.errors[0]) == str(single.value)
+
+
 def test_a_derivative_error_and_a_zero_adjoint_that_blocks_it():
     # sqrt'(0) is infinite: an error where it is needed, nothing where 0 flows through it
     program = diffcli.parse("x = 1\nk = 1\ny = k*sqrt(x)\n")

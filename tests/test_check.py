@@ -196,6 +196,11 @@ def test_tolerances_are_options(tmp_path):
     strict = run_diffcli("check", path, "--rtol", "0", "--atol", "0")
     assert strict.returncode == 1 and "check failed: x: reverse mode" in strict.stderr_text
     assert run_diffcli("check", path, "--rtol", "-1").returncode == 2
+    # nan passed `min=0`, and then no row was within it: every check failed, exit 1
+    for option in ("--rtol", "--atol"):
+        done = run_diffcli("check", path, option, "nan", "--json")
+        assert done.returncode == 2 and done.stdout_text == ""
+        assert json.loads(done.stderr_text)["error"]["kind"] == "input"
 
 
 def test_a_step_that_leaves_the_domain_is_reported_in_the_row(tmp_path):

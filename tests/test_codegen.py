@@ -734,3 +734,25 @@ def test_the_javascript_list_has_every_global_of_ecmascript():
                            "'Object.getOwnPropertyNames(globalThis)')))"], capture_output=True, text=True, check=True)
     missing = {name for name in json.loads(done.stdout) if name.isidentifier()} - target_names.JAVASCRIPT
     assert not missing, sorted(missing)
+
+
+def test_the_places_of_a_long_statement_read_only_the_heads_of_its_spans(monkeypatch):
+    """Every operation of one long statement has a span of most of it (n nested calls, or a sum of
+    n terms): each place was searched and cut from its whole span, n² characters (a 40,000-term sum
+    took 20 s). Now a long span is read to its head only, with the same excerpt as before."""
+    from diffcli.errors import Source
+    from diffcli.formatting import EXCERPT_WIDTH, excerpt
+    from diffcli.renderers import codegen
+
+    text = ("x = 0.5\nθ = 0.25\nf = " + "sin(" * 200 + "x*θ  +  (x # ü\n + θ)" + ")" * 200 + " + "
+            + " + ".join(["x*θ"] * 200) + "\n")
+    program = diffcli.parse(text)
+    source = program.source
+    for expr in program.graph.expr:   # the excerpt from the head alone is excerpt()'s, long or short
+        if expr is not None:
+            assert codegen._head_excerpt(source, expr.start, expr.end, EXCERPT_WIDTH) == excerpt(source, expr)
+    spans = []
+    snippet = Source.snippet
+    monkeypatch.setattr(Source, "snippet", lambda self, a, b: spans.append(b - a) or snippet(self, a, b))
+    generated = codegen.generate(program, "c")
+    assert sum(spans) <= 4 * len(text) and "`sin(sin(sin(" in "".join(generated.source)

@@ -191,7 +191,8 @@ def test_ctrl_c_reports_the_best_point(bowl):
 
 def test_bad_command_lines_exit_2(bowl):
     for args in (["--bounds", "a=3"], ["--bounds", "a=2:1"], ["--method", "CG", "--bounds", "a=0:1"],
-                 ["--lr", "0.1"], ["--method", "least_squares"], ["--plot", "x.gif"], ["--x", "t"]):
+                 ["--lr", "0.1"], ["--method", "least_squares"], ["--plot", "x.gif"], ["--x", "t"],
+                 ["--method", "gd", "--lr", "nan"], ["--method", "adam", "--lr", "inf"]):
         assert invoke("fit", bowl, *args).exit_code == 2, args
 
 
@@ -321,3 +322,79 @@ def test_the_polish_keeps_a_bounded_fit_inside_its_bounds():
     x, _ = fit_module._polish(Line(), np.array([0.5]), np.array([True]), np.array([-1.0]), np.array([1.0]),
                               lambda x: None, {"steps": 0})
     assert x.tolist() == [1.0]
+
+
+def test_equal_bounds_with_least_squares_are_a_diagnostic(tmp_path):
+    """--bounds a=1:1 fixes a: L-BFGS-B takes it, SciPy's least_squares needs LOW < HIGH (it
+    raised, and the user saw an internal error)."""
+    path = tmp_path / "line.expr"
+    path.write_text("a = 1\nb = 0\nr = a*x + b - y\n")
+    data = tmp_path / "line.csv"
+    data.write_text("x,y\n0,1\n1,3\n2,5\n3,7.1\n")
+    done = invoke("fit", path, "--data", data, "--residual", "r", "--bounds", "a=1:1", "--json")
+    assert done.exit_code == 1 and done.stdout == ""
+    error = json.loads(done.stderr)["error"]
+    assert error["kind"] == "input" and "--bounds a" in error["message"]
+    held = invoke("fit", path, "--data", data, "--residual", "r", "--bounds", "a=1:1", "--method", "L-BFGS-B",
+                  "--json")
+    assert held.exit_code == 0 and json.loads(held.stdout)["parameters"]["a"] == 1.0
+
+
+def test_a_nan_trial_step_of_the_trust_region_is_a_rejected_step(tmp_path):
+    """One row, two parameters: SciPy's trust region reaches r = 0 and then tries NaN points; each is
+    a rejected step (it was evaluated, and the user saw `--set a: nan is not a finite number`)."""
+    path = tmp_path / "line.expr"
+    path.write_text("a = 1\nb = 0\nr = a*x + b - y\n")
+    data = tmp_path / "one.csv"
+    data.write_text("x,y\n0,1\n")
+    for bounds in ([], ["--bounds", "a=-10:10"]):
+        done = invoke("fit", path, "--data", data, "--residual", "r", *bounds, "--json")
+        assert done.exit_code == 0, done.output
+        out = json.loads(done.stdout)
+        assert out["objective"] == 0.0 and out["parameters"] == {"a": 1.0, "b": 1.0}
+
+
+def test_the_statistics_are_of_the_point_reported_when_lm_stops_early(tmp_path):
+    """--steps 1 ends at the start; χ² and the reduced χ² that scales the standard errors are of
+    that point's residuals (MINPACK wrote its next point's residuals into the array it was given
+    first, the cached residuals at the start, so χ² was the solution's while the objective was not)."""
+    path = tmp_path / "line.expr"
+    path.write_text("a = 1\nb = 0\nr = a*x + b - y\n")
+    data = tmp_path / "line.csv"
+    data.write_text("x,y\n0,1\n1,3\n2,5\n3,7.1\n")
+    done = invoke("fit", path, "--data", data, "--residual", "r", "--steps", "1", "--json")
+    out = json.loads(done.stdout)
+    assert out["parameters"] == {"a": 1.0, "b": 0.0} and out["objective"] == pytest.approx(30.81)
+    assert out["statistics"]["chi_square"] == out["objective"]
+    assert out["scale"] == pytest.approx(30.81 / 2)
+
+
+def test_a_parameter_that_divides_at_zero_is_a_domain_error_not_an_internal_one(tmp_path):
+    """The fit's compiled passes take the parameters as Python floats: 1/c at c = 0 raised
+    ZeroDivisionError out of them (an internal error from every method); now the interpreter says
+    where, as for any undefined value."""
+    data = tmp_path / "line.csv"
+    data.write_text("x,y\n0,1\n1,3\n2,5\n3,7.1\n")
+    path = tmp_path / "zero.expr"
+    for text, options in [("a = 1\nc = 0\nr = a*x + 1/c - y\n", ["--residual", "r"]),
+                          ("a = 1\nc = 0\nr = (a*x + 1/c - y)^2\n", []),
+                          ("a = 1\nc = 0\nr = (a*x + 1/c - y)^2\n", ["--method", "gd"])]:
+        path.write_text(text)
+        done = invoke("fit", path, "--data", data, *options, "--json")
+        assert done.exit_code == 1, done.output
+        error = json.loads(done.stderr)["error"]
+        assert error["kind"] == "domain" and "division by zero in `1/c`" in error["message"]
+
+
+def test_observed_values_all_equal_have_no_r_squared(tmp_path):
+    """R² = 1 − Σ(y − ŷ)²/Σ(y − ȳ)² has no value where every y is the same (one row, or constant
+    data): it was -inf, which --json could not write (an internal error)."""
+    path = tmp_path / "flat.expr"
+    path.write_text("a = 2\nb = 2\nr = max(2*t, 0.5) - y\n")
+    for rows in ("3,-0.189\n", "1,2\n2,2\n3,2\n"):
+        data = tmp_path / "flat.csv"
+        data.write_text("t,y\n" + rows)
+        done = invoke("fit", path, "--data", data, "--residual", "r", "--json")
+        assert done.exit_code == 0, done.output
+        statistics = json.loads(done.stdout)["statistics"]
+        assert "r_squared" not in statistics and statistics["chi_square"] > 0

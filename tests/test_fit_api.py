@@ -107,7 +107,7 @@ def test_the_report_is_the_command_s():
     ({"data": 3, "residual": "r"}, "not a path"),
     ({"data": {"t": [1, 2], "y": [1]}, "residual": "r"}, "same length"),
     ({"data": {"t": [1, "x"], "y": [1, 2]}, "residual": "r"}, "not numbers"),
-    ({"data": {"t": [1, float("nan")], "y": [1, 2]}, "residual": "r"}, "finite"),
+    ({"data": {"t": [1, float("nan")], "y": [1, 2]}, "residual": "r"}, "row 2 is nan, not a finite"),
     ({"data": {"t": [1, 2], "y": [1, 2]}, "method": "newton"}, "one of"),
     ({"data": {"t": [1, 2], "y": [1, 2]}, "method": "least_squares"}, "residual"),
     ({"data": {"t": [1, 2], "y": [1, 2]}, "residual": "r", "bounds": {"k": (1, 0)}}, "exceed"),

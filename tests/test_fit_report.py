@@ -213,6 +213,7 @@ def test_sigma_errors(line):
     result = invoke("fit", path, "--data", data, "--residual", "r", "--sigma", "s", "--json")
     error = json.loads(result.stderr)["error"]
     assert result.exit_code == 1 and "row 2" in error["message"] and "positive" in error["message"]
+    assert "σ = 0.0;" in error["message"]   # (the number as written, not NumPy's repr np.float64(0.0))
 
 
 def check_intervals(out, result, sigmas, labels):

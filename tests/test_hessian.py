@@ -62,6 +62,22 @@ def test_edge_values_exactly(text, wrt, want):
     assert diffcli.parse(text).hessian(wrt=[wrt]).hessian[wrt][wrt] == want
 
 
+@pytest.mark.parametrize("text", ["x = 2\ny = 0\nf = x^y", "x = 2\ny = 0\nf = pow(x, y)",
+                                  "x = -0.5\ny = 0\nz = 2\nf = (x + z)^y"])
+def test_a_zero_exponent_keeps_the_mixed_second_derivative(text):
+    """d²(x^y)/dx dy = x^(y-1)(1 + y ln x) is 1/x at y = 0 (the partial y·x^(y-1) is 0 there, but
+    not its derivative in y): every path (compiled, the sum, the walk, H·v) gives it."""
+    program = diffcli.parse(text)
+    base = 2.0 if "(x + z)" not in text else 1.5
+    result = program.hessian(wrt=["x", "y"])
+    assert result.hessian["x"]["y"] == result.hessian["y"]["x"] == 1 / base
+    assert result.hessian["y"]["y"] == math.log(base) ** 2
+    output, _, _, values = program._second_order_setup(None, None)
+    walked = second.walk_matrix(program.graph, values, program.graph.names[output], ["x", "y"])
+    assert walked[1][0][1] == walked[1][1][0] == 1 / base
+    assert program.hvp({"y": 1.0}).hvp["x"] == 1 / base
+
+
 @pytest.mark.parametrize("text, operation, column", [
     ("x = 0\nf = x^1.5", "`^`", 6),
     ("x = 1\nf = asin(x)", "`asin`", 5),   # the first derivative already
@@ -90,6 +106,24 @@ def test_wrt_and_vector_name_inputs():
         with pytest.raises(DiffcliError) as caught:
             call()
         assert caught.value.kind == "input"
+
+
+def test_values_and_directions_that_are_no_doubles_are_input_errors():
+    """The Python API takes any object: an int past the largest double (10**400) raised
+    OverflowError out of grad, hessian and hvp, and a string direction ValueError out of hvp."""
+    program = diffcli.parse(ROSENBROCK)
+    for call in (lambda: program.grad({"x": 10**400}), lambda: program.hessian({"x": 10**400}),
+                 lambda: program.grad({"x": [10**400, 1]}), lambda: program.hvp({"x": 10**400}),
+                 lambda: program.hvp({"x": "a"}), lambda: program.hvp({"y": None})):
+        with pytest.raises(DiffcliError) as caught:
+            call()
+        assert caught.value.kind == "input" and "not a finite number" in caught.value.message
+    assert program.hvp({"x": 1, "y": 0}).hvp == {"x": 802.0, "y": -400.0}  # ints are numbers
+    arrays = diffcli.parse("x = [1, 2]\nk = 2\nf = sum(x^2)*k\n")
+    with pytest.raises(DiffcliError) as caught:
+        arrays.hvp({"k": 10**400})
+    assert caught.value.kind == "input" and "not a finite number" in caught.value.message
+    assert arrays.hvp({"k": 3}).hvp == {"x[0]": 6.0, "x[1]": 12.0, "k": 0.0}
 
 
 def test_default_wrt_is_the_inputs_the_output_depends_on():
@@ -240,6 +274,22 @@ def test_too_many_inputs_for_a_matrix_is_refused():
     assert caught.value.kind == "input" and "--hvp" in caught.value.help
 
 
+def test_a_hessian_whose_tangents_exceed_the_bound_is_refused_before_it_is_computed(monkeypatch):
+    """k inputs on a long program: k tangents on every node (a 100,000-line chain over 300 inputs
+    took 2.6 GB before answering); refused from the sizes alone, as an array program's is, while
+    fewer inputs and H·v still answer."""
+    text = "x = 0.5\ny = 0.25\n" + "".join(f"s{k} = tanh({'x' if k == 0 else f's{k - 1}'}) * y\n"
+                                            for k in range(50))
+    program = diffcli.parse(text)
+    nodes = len(program.graph)
+    monkeypatch.setattr(second, "MAX_TANGENTS", 2 * nodes - 1)
+    with pytest.raises(DiffcliError) as caught:
+        program.hessian()
+    assert caught.value.kind == "input" and "--wrt" in caught.value.help and f"{nodes:,} nodes" in caught.value.message
+    assert program.hessian(wrt=["x"]).wrt == ["x"]
+    assert set(program.hvp({"x": 1.0}).hvp) == {"x", "y"}
+
+
 # ---------------------------------------------------------------- several outputs
 
 CHAIN = "a = 2\nb = 5 - 3a\nc = 2b + 3\nd = 5b + 6\ne = 7c + d^2\nf = 2e\ng = 3f - o\n"
@@ -286,6 +336,14 @@ def test_an_overflowing_second_derivative_is_a_domain_error_not_a_warning(capfd)
         assert caught.value.kind == "domain" and "overflows" in caught.value.message
     assert capfd.readouterr().err == ""
     assert diffcli.parse("x = 1.9\nf = 1e307*x^3\n").hessian().hessian["x"]["x"] == pytest.approx(1.14e308)
+    # H·v of a huge v overflows where the second derivative itself exists (x^2's is 2): an overflow,
+    # not "the second derivative of `^` is infinite or undefined"; at 0^1.5 it is undefined still
+    for text, vector, words in [("x = 1.5\nf = x^2\n", {"x": 1e308}, "a second derivative overflows at `x^2`"),
+                                ("x = 1\ny = 1\nf = max(x, y)^2\n", {"x": 1e308, "y": 1e308}, "overflows"),
+                                ("x = 0\nf = x^1.5\n", {"x": 1e308}, "infinite or undefined")]:
+        with pytest.raises(DiffcliError) as caught:
+            diffcli.parse(text).hvp(vector)
+        assert caught.value.kind == "domain" and words in caught.value.message, text
 
 
 @pytest.mark.parametrize("text, operation, message", [

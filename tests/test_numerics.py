@@ -45,6 +45,10 @@ def same(a: float, b: float) -> bool:
     ("x = 1.5e308\ny = hypot(x, x)", 5, "overflows"),
     ("x = -2\ny = x^1e20", 6, "overflows"),
     ("x = 1e-310\ny = 1/x", 6, "overflows"),
+    # an overflow that a later function raises on (math.sin(inf)): named where it happened, not
+    # "`sin` is undefined at sin(inf)"
+    ("x = 1e200\ny = sin(x*x)", 10, "`x*x` overflows"),
+    ("x = 1e200\ny = 1 + cos(2x*x)", 15, "`2x*x` overflows"),
 ])
 def test_overflow_in_the_forward_pass(text, column, words):
     error = domain_error(text)

@@ -344,3 +344,29 @@ def test_100000_columns(tmp_path):
     (_, columns), = many.chunks()
     result = batch.run(program, columns)
     assert list(result.value) == [2.0, 3.0] and list(result.gradients["x"]) == [0.25, 1 / 6]
+
+
+def test_a_scalar_programs_points_read_as_an_array_file_run_as_scalars(tmp_path):
+    """A quote or a bracket on the first line sends a points file to the array reader; for a scalar
+    program that ran the array engine, which has no shapes for it: an internal error. Now the scalar
+    engine runs its rows, a point of the wrong shape is the file's input error, and a free input
+    shaped by the file still takes the array engine."""
+    program = tmp_path / "sq.expr"
+    program.write_text("x = 1\ny = x^2\n")
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('"x"\n1\n3\n')
+    done = CliRunner().invoke(app, ["grad", str(program), "--points", str(quoted), "--csv"])
+    assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines() == ["x,y,dy/dx,error", "1.0,1.0,2.0,", "3.0,9.0,6.0,"]
+    shaped = tmp_path / "shaped.jsonl"
+    shaped.write_text('{"x": [1]}\n{"x": 2}\n')
+    done = CliRunner().invoke(app, ["grad", str(program), "--points", str(shaped), "--json"])
+    assert done.exit_code == 1 and done.stdout == ""
+    error = json.loads(done.stderr)["error"]
+    assert error["kind"] == "input" and "`x` is a vector of 1, but `x` is a scalar" in error["message"]
+    free = tmp_path / "free.expr"
+    free.write_text("y = o*2\n")
+    arrays = tmp_path / "arrays.jsonl"
+    arrays.write_text('{"o": [1, 2]}\n')
+    done = CliRunner().invoke(app, ["eval", str(free), "--points", str(arrays), "--json"])
+    assert done.exit_code == 0 and json.loads(done.stdout)["value"] == [2.0, 4.0]

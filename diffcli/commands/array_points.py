@@ -45,8 +45,13 @@ def read(blocks, filename, first, number, program: Program, fmt: str) -> Points:
         raise DiffcliError("input", f"{filename} has no points, only a header", help="add one row of numbers per point")
     columns = lambda rows: {name: rows[:, ks].reshape((len(rows),) + shape) for name, (shape, ks) in layout.items()}
     chunks = lambda: points.served(store, chunk_rows(store.width), columns)
+    # a scalar program's scalar points (read here for a quote or a bracket): the scalar engine's,
+    # and a point of the wrong shape is the file's error, as points.read_points says
+    arrays = bool(program.base.arrays or program.has_arrays or any(shape for shape, _ in layout.values()))
+    if errors and not arrays:
+        raise errors[min(errors)]
     many = Points(list(layout), store.n, chunks)
-    many.row_errors, many.arrays = errors, True
+    many.row_errors, many.arrays = errors, arrays
     return many
 
 

@@ -520,7 +520,7 @@ def setup(program: Program, wrt: list[str], values: dict[str, float], *, of: str
         bad = np.flatnonzero(~(np.isfinite(weights) & (weights > 0)))
         if bad.size:
             raise DiffcliError("input", f"--sigma {sigma}: row {bad[0] + 1} of {data_name} has σ = "
-                               f"{weights[bad[0]]!r}; every σ must be a positive finite number")
+                               f"{float(weights[bad[0]])!r}; every σ must be a positive finite number")
     # (a scalar program's data columns are checked here too, as the batch engine checks them: its
     # passes for this fit then need not check them again, see Problem._rows)
     scalar = not program.base.arrays
@@ -612,6 +612,12 @@ def _fit(problem, method, *, start, steps, lr, bounds, progress, absolute_sigma,
         high = problem.flatten({n: np.full(problem.shapes[n], ranges[n][1]) if problem.shapes[n] else ranges[n][1]
                                 for n in names})
         x0 = np.clip(x0, low, high)
+        fixed = [n for n in names if ranges[n][0] == ranges[n][1]]
+        if method == "least_squares" and fixed:   # (SciPy's least_squares needs low < high)
+            raise DiffcliError("input", f"--bounds {fixed[0]}: least_squares needs LOW below HIGH, "
+                               f"and {fixed[0]} has both {ranges[fixed[0]][0]:g}",
+                               help=f"to keep {fixed[0]} fixed, leave it out of --wrt (--set it instead), "
+                                    "or use L-BFGS-B")
     else:   # (clipping to ±inf changes nothing)
         low, high = np.array([-math.inf] * x0.size), np.array([math.inf] * x0.size)
     history: list[float] = []
@@ -789,6 +795,8 @@ def _least_squares(problem, x0, low, high, steps, step_done, state, tol=None):
     cosine with the residual vector, see `converged_cosine`)."""
     def residuals(x):
         try:
+            if not np.isfinite(x).all():   # (SciPy's trial step from an exact fit can be NaN: rejected)
+                raise _Stop(None)
             return problem.evaluate(x)[2]
         except _Stop:
             return np.full(problem.rows or problem.residual_size, np.nan)
@@ -854,7 +862,10 @@ def _minpack(problem, x0, cap, step_done, state):
     None where lm is not to be trusted here: a trial point that is not finite (lm cannot reject a
     step), a stop other than on ftol/xtol, or a point that is not stationary; the caller then runs
     the trust region from the start."""
-    residuals, evaluate, record = problem.residuals, problem.evaluate, step_done.record
+    evaluate, record = problem.evaluate, step_done.record
+
+    def residuals(x):   # a copy: MINPACK keeps the first array it is given as its own, and writes
+        return problem.residuals(x).copy()   # later points' residuals into it (the cached r at x0)
 
     def jacobian(x):   # lm asks for the Jacobian once per accepted step: the history's points
         f, g, _, found = evaluate(x)
@@ -1138,7 +1149,9 @@ def statistics(r: np.ndarray, count: int, observed: np.ndarray | None = None,
         raw = r * weights if weights is not None else r
         mean = float(np.add.reduce(observed)) / observed.size   # (np.mean's and np.sum's arithmetic)
         spread = float(np.add.reduce((observed - mean) ** 2))
-        result["r_squared"] = 1.0 - float(raw.dot(raw)) / max(spread, TINY)
+        r_squared = 1.0 - float(raw.dot(raw)) / max(spread, TINY)
+        if math.isfinite(r_squared):   # (observed values all equal: no R², as where there are none)
+            result["r_squared"] = r_squared
     return result
 
 

@@ -197,12 +197,15 @@ def _forward(plan: _Plan, leaves: list, size: int):
         if node is None:
             continue
         a = node.args
-        if len(a) == 1:
-            v = node.value(values[a[0]])
-        elif len(a) == 2:
-            v = node.value(values[a[0]], values[a[1]])
-        else:
-            v = node.value(*[values[j] for j in a])
+        try:
+            if len(a) == 1:
+                v = node.value(values[a[0]])
+            elif len(a) == 2:
+                v = node.value(values[a[0]], values[a[1]])
+            else:
+                v = node.value(*[values[j] for j in a])
+        except (ZeroDivisionError, OverflowError):  # Python's floats: a value the same at every
+            v = math.nan                            # point (1/(0/1)); its points are settled one by one
         if isinstance(v, np.ndarray) and v.ndim == 0:
             v = float(v)
         values[node.index] = v
@@ -558,8 +561,12 @@ class Residuals:
         """The values at x; None where a value `run` tests is not finite. `check_output=False`: the
         output's own values are not tested here (the caller tests them: a fit by its sum of squares,
         which is finite only where they are, and then asks again with the test where it is not)."""
-        value, total, self._saved = self._forward(*(x.tolist() if type(x) is np.ndarray and (
-            (kind := x.dtype) is _FLOAT or kind == float) else np.asarray(x, float).tolist()))
+        try:
+            value, total, self._saved = self._forward(*(x.tolist() if type(x) is np.ndarray and (
+                (kind := x.dtype) is _FLOAT or kind == float) else np.asarray(x, float).tolist()))
+        except (ZeroDivisionError, OverflowError):  # Python's floats (a parameter that divides, at 0):
+            self._saved = None                       # `run` says what and where
+            return None
         n = self.n
         if type(value) is np.ndarray and value.shape == (n,):
             if not (self.fresh and value.dtype is _FLOAT):
@@ -573,7 +580,10 @@ class Residuals:
 
     def jacobian(self) -> np.ndarray | None:
         """The Jacobian at the point of the last `residual` (which gave values, not None)."""
-        jacobian = self._backward(*self._saved)
+        try:
+            jacobian = self._backward(*self._saved)
+        except (ZeroDivisionError, OverflowError):  # a partial of Python floats (1/c at c = 0)
+            return None
         return jacobian if math.isfinite(np.add.reduce(jacobian, axis=None)) else None
 
     def __call__(self, x) -> tuple[np.ndarray, np.ndarray] | None:

@@ -45,8 +45,9 @@ def forward(graph: Graph, inputs: dict[str, float]) -> list[float]:
                 values[i] = f(values[a[0]])
             else:
                 values[i] = f(*[values[j] for j in a])
-    except _FAILURES:
-        raise _value_error(graph, values, i) from None
+    except _FAILURES:  # (named where a value first overflowed, if one did: sin(x*x) at x*x)
+        first = next((j for j in range(i) if not _isfinite(values[j])), i)
+        raise _value_error(graph, values, first) from None
     if not all(map(_isfinite, values)):
         first = next(i for i, v in enumerate(values) if not _isfinite(v))
         raise _value_error(graph, values, first)

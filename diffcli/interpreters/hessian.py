@@ -34,6 +34,7 @@ from ..language.graph import Graph
 
 _isfinite = math.isfinite
 MAX_MATRIX = 300  # inputs in a full Hessian: k tangents on every node (k² numbers out)
+MAX_TANGENTS = 1 << 25  # k × the graph's nodes: the tangents' numbers (as array_hessian's bound)
 
 
 def _finite(t) -> bool:
@@ -202,10 +203,25 @@ def _sweep(graph, values, output, tangent, depends, needs, undefined_at):
                         contribution = contribution + g * t
             if type(contribution) is not float or contribution != 0.0:
                 if checked and not _finite(contribution):
-                    undefined = moving and type(pt) is Dual and not _finite(pt.t)
+                    undefined = moving and type(pt) is Dual and not _finite(pt.t) and not _exists(
+                        op, out, xs, ps)
                     raise _second_order_error(graph, values, i, n, undefined_at, undefined)
                 adjoint_t[j] = adjoint_t[j] + contribution
     return adjoint, adjoint_t
+
+
+def _exists(op, out, xs, partials) -> bool:
+    """Whether every second partial of the operation is finite here (with unit tangents): then an
+    infinite tangent of a partial was a large direction's overflow (H·v with v = 1e308), not an
+    undefined second derivative."""
+    try:
+        ps = [f(out, *xs) for f in partials]
+        if not all(map(_isfinite, ps)):
+            return False
+        _second_partials(op, out, xs, ps, [True] * len(xs))  # (raises where one is not finite)
+    except (ArithmeticError, ValueError):
+        return False
+    return True
 
 
 def _checked_partial(graph, values, i, n) -> float:

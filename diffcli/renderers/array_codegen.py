@@ -30,13 +30,13 @@ import math
 
 from .. import ops
 from ..errors import DiffcliError
-from ..formatting import excerpt, operator_span
+from ..formatting import EXCERPT_WIDTH, operator_span
 from ..interpreters.engine import needs_gradient
 from ..language.arrays import operand_label
 from ..ops import ArrayOp, shape_text
 from ..program import Program
 from . import codegen
-from .codegen import Generated, _Namer, _object_key, _templates
+from .codegen import Generated, _Namer, _head_excerpt, _object_key, _templates
 
 MAX_ELEMENTS = 200_000  # numbers in the arrays of one call (C: on the stack, 8 bytes each, twice)
 VIEWS = frozenset({"broadcast", "transpose", "index", "id", "pos"})
@@ -159,7 +159,7 @@ class _Writer:
             return "a broadcast"
         begin = operator_span(source, expr)[0]
         line, column = source.line_col(begin)
-        return f"`{excerpt(source, expr)}` (line {line}, column {column})"
+        return f"`{_head_excerpt(source, expr.start, expr.end, EXCERPT_WIDTH)}` (line {line}, column {column})"
 
     def label(self, i: int) -> str:
         """How an error names node i's elements: its first array operand's label (the engine's)."""

@@ -39,7 +39,7 @@ import stat
 from .. import ops
 from . import target_names
 from ..interpreters.engine import needs_gradient
-from ..formatting import EXCERPT_WIDTH, excerpt, operator_span
+from ..formatting import EXCERPT_WIDTH, operator_span
 from ..language.syntax import Binary, Index
 from ..errors import DiffcliError
 from ..program import Program
@@ -426,13 +426,16 @@ class _Writer:
         # longer than the width: a slice of the file's text; else the text excerpt() makes, aside
         # (looked for in bulk: most files have none but line breaks, which an expression rarely spans)
         folded = set()
+        # (searched no further than width + 1 characters: a longer one is folded, and cut, anyway;
+        # a whole search of each of the n nested spans of one long statement took time n²)
+        ends = list(map(min, end, map(operator.add, start, itertools.repeat(width + 1))))
         if text.isascii() and "#" not in text and "  " not in text and not text.encode("ascii").translate(
                 None, _PRINTABLE_OR_LINE_BREAK):  # (what _UNPLAIN finds but line breaks: none)
-            found = list(map(text.find, itertools.repeat("\n", len(exprs)), start, end))
+            found = list(map(text.find, itertools.repeat("\n", len(exprs)), start, ends))
             if found.count(-1) != len(found):
                 folded.update(k for k, n in enumerate(found) if n >= 0)
         else:
-            found = list(map(_UNPLAIN.search, itertools.repeat(text, len(exprs)), start, end))
+            found = list(map(_UNPLAIN.search, itertools.repeat(text, len(exprs)), start, ends))
             folded.update(k for k, match in enumerate(found) if match is not None)
         if max(length, default=0) > width:
             folded.update(k for k, n in enumerate(length) if n > width)
@@ -443,14 +446,14 @@ class _Writer:
         back = list(map(operator.sub, at, start))  # the text starts this far before the operation
         folded, extras = sorted(folded), []
         for k in folded:
-            plain = text[start[k]:end[k]]
-            if _UNPLAIN.search(plain) is None and plain[:1] != " " and plain[-1:] != " ":
+            plain = text[start[k]:ends[k]]   # (a long one's head: the rest is not shown)
+            if _UNPLAIN.search(plain) is None and plain[:1] != " " and text[end[k] - 1] != " ":
                 plain = plain[:width - 1] + "…"
             else:
-                plain = excerpt(source, exprs[k])
+                plain = _head_excerpt(source, start[k], end[k], width)
             extras.append(plain)
             back[k] = length[k] = 0
-        del exprs, start, end, found  # (the rest of the run reuses their memory)
+        del exprs, start, end, ends, found  # (the rest of the run reuses their memory)
         # the text as one character a character: what no slice quotes becomes a blank or `?`, so
         # that offsets are the same in every language
         ascii_text = text.encode("ascii", "replace").translate(_BLANK_CONTROLS).decode("ascii")
@@ -477,13 +480,13 @@ class _Writer:
                 kind = begins[type(expr)] = _begin_kind(source, expr)
             begin = expr.op_start if kind == 1 else expr.bracket if kind == 2 else expr.start
             line = bisect_right(starts, begin) - 1
-            text = text_of[expr.start:expr.end]
+            text = text_of[expr.start:min(expr.end, expr.start + width + 1)]   # (a long one's head)
             # the common case, already as excerpt() shows it: printable ASCII, no comment, no run
             # of blanks (one statement's text); else excerpt() folds it
             if not (text.isascii() and text.isprintable()) or "#" in text or "  " in text or text[:1] == " " \
-                    or text[-1:] == " ":
-                text = excerpt(source, expr)
-            elif len(text) > width:
+                    or text_of[expr.end - 1] == " ":
+                text = _head_excerpt(source, expr.start, expr.end, width)
+            elif expr.end - expr.start > width:
                 text = text[:width - 1] + "…"
             append(f"`{text}` (line {line + 1}, column {begin - starts[line] + 1})")
         self.where = where
@@ -775,6 +778,20 @@ class _Places(_Record):
 # character any language's string needs to escape but C's `?` (trigraphs)
 _SMALL = 43
 _SHIFT = bytes.maketrans(bytes(range(256)), bytes(range(48, 48 + _SMALL)) + bytes(256 - _SMALL))  # (not small: 0)
+
+
+def _head_excerpt(source, start: int, end: int, width: int) -> str:
+    """excerpt() of the span start:end, reading a long one's head only, twice as much each time
+    until it fills the width: the snippet of a head is the snippet of the whole cut short (a blank
+    at the cut aside), and the span's last character is no blank, so the whole is longer still."""
+    cut = start + 4 * width
+    while cut < end:
+        head = source.snippet(start, cut)
+        if len(head) >= width:
+            return head[:width - 1] + "…"
+        cut = start + 2 * (cut - start)
+    text = source.snippet(start, end)
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _steps(values: list) -> list:
