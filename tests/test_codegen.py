@@ -541,7 +541,7 @@ def test_the_places_of_statements_on_lines_of_their_own_are_those_looked_at_one_
     assert codegen_module._own_lines(program.statements[:80], program.source._starts(), program.source.text)
     assert not codegen_module._own_lines(program.statements, program.source._starts(), program.source.text)
     found = writer.place_table()
-    assert found.folded and found.extras == ["log((x79 + (0 - 100)))", "(x79 + (0 - 100))"]
+    assert len(found.folded) == 2 and found.extras == ["x79 + (0 - 100)", "log((x79 + (0 - 100)))"]
     plain = diffcli.parse(chain(80), "plain.expr")
     proved = codegen_module._Python(plain, "x79", "reverse", None, None, "plain.expr").places
     monkeypatch.setattr(codegen_module, "_own_lines", lambda *arguments: False)  # each operation looked at
@@ -576,6 +576,12 @@ def test_c_rows_without_escapes_are_the_rows_escaped(text):
     rows = [_c_literal(text[k:k + _C_ROW], short) for k in range(0, len(text), _C_ROW)]
     expected = f"static const char t[][{_C_ROW + 1}] = {{\n" + ",\n".join(rows) + "};"
     assert _c_rows("t", text) == expected == _c_rows("t", text, _short_lines(text))
+
+
+def test_a_kept_writer_writes_the_same_source(split_program):
+    kept: list = []
+    generated = generate(split_program, "c", keep=kept)
+    assert len(kept) == 1 and kept[0].places.at and generated.source == generate(split_program, "c").source
 
 
 def test_needs_gradient_of_the_operations_alone_is_that_of_every_node():

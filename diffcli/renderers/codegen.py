@@ -234,9 +234,12 @@ _PIECE_LINES = 64  # (as fast as one join and encode of the whole at chain 100,0
 
 
 def generate(program: Program, lang: str, of: str | None = None, name: str | None = None, *,
-             value_only: bool = False, wrt: str | None = None, filename: str | None = None) -> Generated:
+             value_only: bool = False, wrt: str | None = None, filename: str | None = None,
+             keep: list | None = None) -> Generated:
     """Source code computing `of` (default: the program's output) and its gradient with respect to
-    every input (or only the value, or with `wrt` its derivative along one input, forward mode)."""
+    every input (or only the value, or with `wrt` its derivative along one input, forward mode).
+    `keep`: a list the writer (its plan and tables) is added to, not freed here (the command line
+    keeps its objects to its end: freeing a large program's one by one only costs time)."""
     if lang not in LANGUAGES:
         raise DiffcliError("input", f"--lang {lang}: not one of " + ", ".join(LANGUAGES))
     if program.base.arrays or program.has_arrays:  # (array_codegen.py imports this module: no call back)
@@ -254,7 +257,10 @@ def generate(program: Program, lang: str, of: str | None = None, name: str | Non
                            "not a keyword or a library name of Python, C or JavaScript)")
     writer = {"python": _Python, "c": _C, "javascript": _JavaScript}[lang]
     mode = "value" if value_only else "forward" if wrt is not None else "reverse"
-    return writer(program, output, mode, wrt, name, filename or program.source.filename).generate()
+    writer = writer(program, output, mode, wrt, name, filename or program.source.filename)
+    if keep is not None:
+        keep.append(writer)
+    return writer.generate()
 
 
 class _Writer:
@@ -662,7 +668,8 @@ class _Writer:
         ops_, args = graph.op, graph.args
         node = self.op_nodes  # (place_table's)
         # a case per operation (its key, a string: hashed once), per number of arguments where that varies
-        keys = list(map(operator.itemgetter(0), map(ops_.__getitem__, node)))  # (an Op's first field: key)
+        # (an Op's first field: its key; the true ones of graph.op, in order, are node's)
+        keys = list(map(operator.itemgetter(0), filter(None, ops_)))
         distinct = dict.fromkeys(keys)
         variadic = {key for key in distinct if ops.OPS[key].arity == 0}
         if variadic:
