@@ -584,6 +584,19 @@ def test_a_kept_writer_writes_the_same_source(split_program):
     assert len(kept) == 1 and kept[0].places.at and generated.source == generate(split_program, "c").source
 
 
+@pytest.mark.parametrize("sizes", [[1], [70000], [3, 70000], [70000, 3], [5] * 200, [5] * 130 + [70000] * 2 + [0] * 3,
+                                   [0, 0], [65535, 65536, 65537]])
+def test_pieces_are_the_lines_joined_and_a_large_line_is_one_as_it_is(sizes):
+    from diffcli.renderers.codegen import _LARGE_LINE, _Pieces
+
+    lines = [str(k % 10) * size for k, size in enumerate(sizes)]
+    pieces = _Pieces(lines)
+    assert "".join(pieces) == "\n".join(lines) == "".join(pieces)  # (made again for a second reading)
+    large = [line for line in lines if len(line) >= _LARGE_LINE]
+    assert [piece for piece in pieces if any(piece is line for line in large)] == large
+    assert all(len(piece) < 200 * 2 for piece in pieces if len(piece) < _LARGE_LINE and max(sizes) < 10)
+
+
 def test_needs_gradient_of_the_operations_alone_is_that_of_every_node():
     from diffcli.language.graph import needs_gradient
 

@@ -215,8 +215,10 @@ class Generated(_Record):
 
 
 class _Pieces:
-    """Lines as text in pieces of _PIECE_LINES lines joined (the last without its line break), made
-    again each time it is iterated: a write that starts over (output.py's, in place) reads it twice."""
+    """Lines as text in pieces: up to _PIECE_LINES lines joined (their line breaks with them), and a
+    line of _LARGE_LINE characters or more (a table's: they hold most of a large file) alone, as it
+    is, not copied into a piece; made again each time it is iterated: a write that starts over
+    (output.py's, in place) reads it twice."""
 
     __slots__ = ("lines",)
 
@@ -224,13 +226,27 @@ class _Pieces:
         self.lines = lines
 
     def __iter__(self):
-        lines, step = self.lines, _PIECE_LINES
-        more = len(lines) - step  # (a piece that begins before it has lines after it)
-        for k in range(0, len(lines), step):  # (its line break joined with it: the text is not copied again)
-            yield "\n".join(lines[k:k + step] + [""] if k < more else lines[k:k + step])
+        lines, step, pending = self.lines, _PIECE_LINES, []
+        last = len(lines) - 1
+        for k, line in enumerate(lines):
+            if len(line) >= _LARGE_LINE:
+                if pending:
+                    yield "".join(pending)
+                    pending = []
+                yield line
+            else:
+                pending.append(line)
+            if k < last:
+                pending.append("\n")
+            if len(pending) >= 2 * step:
+                yield "".join(pending)
+                pending = []
+        if pending:
+            yield "".join(pending)
 
 
 _PIECE_LINES = 64  # (as fast as one join and encode of the whole at chain 100,000, and a few KB a piece)
+_LARGE_LINE = 1 << 16
 
 
 def generate(program: Program, lang: str, of: str | None = None, name: str | None = None, *,
