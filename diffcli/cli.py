@@ -850,13 +850,15 @@ def codegen(
     if value_only and forward:
         raise typer.BadParameter("--value-only and --forward exclude each other", param_hint="--value-only")
     program = _read(file, as_json)
+    kept = {}
     if program.base.arrays or program.has_arrays:
         from .renderers.array_codegen import generate
     else:  # (array_codegen.generate hands these on to codegen.py: its module not imported for them)
         from .renderers.codegen import generate
 
+        kept = {"keep": _kept}  # (the writer's tables live to the end, as every object of the run)
     generated = generate(program, lang.value, of, name, value_only=value_only, wrt=wrt,
-                         filename="<stdin>" if file == "-" else os.path.basename(file))
+                         filename="<stdin>" if file == "-" else os.path.basename(file), **kept)
     if output is None or output == "-":
         return _print(generated.source)
     from .renderers.codegen import header_path

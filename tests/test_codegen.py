@@ -520,6 +520,99 @@ def test_a_split_program_quotes_folded_and_cut_places_as_the_unsplit_one(monkeyp
         assert f"folded.expr:81:{column}:" in str(raised.value)
 
 
+@pytest.mark.parametrize("text, where", [
+    # a statement over two lines in a file of plain text: its places looked at one by one
+    ("y = log((x79 +\n(0 - 100)))", "`log((x79 + (0 - 100)))` (line 81, column 5)"),
+    # every statement on a line of its own: no operation's text holds a line break
+    ("y = log(x79 - 100)", "`log(x79 - 100)` (line 81, column 5)"),
+])
+def test_a_split_program_of_plain_text_quotes_its_places_as_the_unsplit_one(monkeypatch, text, where):
+    codegen_module = sys.modules["diffcli.renderers.codegen"]
+    program = diffcli.parse(chain(80) + "\n" + text, "plain.expr")
+    messages = []
+    for split in (codegen_module.SPLIT, 100):
+        monkeypatch.setattr(codegen_module, "SPLIT", split)
+        generated = generate(program, "python")
+        with pytest.raises(ValueError) as raised:
+            run_python(generated.source, generated.function)
+        messages.append(str(raised.value))
+    assert messages[0] == messages[1] and where in messages[1]
+
+
+def test_the_places_of_statements_on_lines_of_their_own_are_those_looked_at_one_by_one(monkeypatch):
+    codegen_module = sys.modules["diffcli.renderers.codegen"]
+    monkeypatch.setattr(codegen_module, "SPLIT", 100)
+    program = diffcli.parse(chain(80) + "\ny = log((x79 +\n(0 - 100)))\nz = y + 1", "plain.expr")
+    writer = codegen_module._Python(program, "z", "reverse", None, None, "plain.expr")
+    assert codegen_module._own_lines(program.statements[:80], program.source._starts(), program.source.text)
+    assert not codegen_module._own_lines(program.statements, program.source._starts(), program.source.text)
+    found = writer.place_table()
+    assert len(found.folded) == 2 and found.extras == ["x79 + (0 - 100)", "log((x79 + (0 - 100)))"]
+    plain = diffcli.parse(chain(80), "plain.expr")
+    proved = codegen_module._Python(plain, "x79", "reverse", None, None, "plain.expr").places
+    monkeypatch.setattr(codegen_module, "_own_lines", lambda *arguments: False)  # each operation looked at
+    looked_at = codegen_module._Python(plain, "x79", "reverse", None, None, "plain.expr").places
+    assert proved == looked_at and not proved.folded and len(proved.at) > 300
+
+
+@pytest.mark.parametrize("values", [[], [0], [-3, 7], list(range(-1000, 1001, 3)), [2**40, -2**40] * 600])
+@pytest.mark.parametrize("per_line", [1, 2, 500])
+def test_ints_are_written_as_a_lists_text(values, per_line):
+    from diffcli.renderers.codegen import _int_text
+
+    expected = [str(values[k:k + per_line])[1:-1] for k in range(0, len(values), per_line)]
+    assert _int_text(values, per_line, ",\n") == ",\n".join(expected)
+
+
+@pytest.mark.parametrize("text", ["a", "a\nb", "x" * 1000, "x" * 1001, "x\n" + "y" * 1000 + "\nz",
+                                  "x\n" + "y" * 1001, "y" * 1001 + "\n", "\n\n", "a\n" * 3000])
+def test_the_long_line_test_from_the_lines_starts_is_the_texts(text):
+    from diffcli.errors import Source
+    from diffcli.renderers.codegen import _LONG_LINE, _lines_within, _short_lines
+
+    assert _lines_within(Source(text)._starts(), len(text), _LONG_LINE) == _short_lines(text)
+
+
+@pytest.mark.parametrize("text", ["a = 1\n" * 900, "a?b\n" * 900, 'say "x"\n' * 700, "a\\b\n" * 900,
+                                  "x" * 5000, "x" * 900 + "\n" + "y?" * 2000])
+def test_c_rows_without_escapes_are_the_rows_escaped(text):
+    from diffcli.renderers.codegen import _C_ROW, _c_literal, _c_rows, _short_lines
+
+    short = _short_lines(text) or None
+    rows = [_c_literal(text[k:k + _C_ROW], short) for k in range(0, len(text), _C_ROW)]
+    expected = f"static const char t[][{_C_ROW + 1}] = {{\n" + ",\n".join(rows) + "};"
+    assert _c_rows("t", text) == expected == _c_rows("t", text, _short_lines(text))
+
+
+def test_a_kept_writer_writes_the_same_source(split_program):
+    kept: list = []
+    generated = generate(split_program, "c", keep=kept)
+    assert len(kept) == 1 and kept[0].places.at and generated.source == generate(split_program, "c").source
+
+
+@pytest.mark.parametrize("sizes", [[1], [70000], [3, 70000], [70000, 3], [5] * 200, [5] * 130 + [70000] * 2 + [0] * 3,
+                                   [0, 0], [65535, 65536, 65537]])
+def test_pieces_are_the_lines_joined_and_a_large_line_is_one_as_it_is(sizes):
+    from diffcli.renderers.codegen import _LARGE_LINE, _Pieces
+
+    lines = [str(k % 10) * size for k, size in enumerate(sizes)]
+    pieces = _Pieces(lines)
+    assert "".join(pieces) == "\n".join(lines) == "".join(pieces)  # (made again for a second reading)
+    large = [line for line in lines if len(line) >= _LARGE_LINE]
+    assert [piece for piece in pieces if any(piece is line for line in large)] == large
+    assert all(len(piece) < 200 * 2 for piece in pieces if len(piece) < _LARGE_LINE and max(sizes) < 10)
+
+
+def test_needs_gradient_of_the_operations_alone_is_that_of_every_node():
+    from diffcli.language.graph import needs_gradient
+
+    graph = diffcli.parse("x = 1\na = 2*3 + x\nb = -(4 - 1)^2\nc = a*b + exp(2) + max(1, 2, x)", "n.expr").graph
+    operations = [i for i, op in enumerate(graph.op) if op is not None]
+    needs = needs_gradient(graph)
+    assert needs == needs_gradient(graph, operations)
+    assert not all(needs[i] for i in operations) and any(needs[i] for i in operations)
+
+
 def test_a_split_program_of_min_and_max_is_still_exact(monkeypatch):
     monkeypatch.setattr(sys.modules["diffcli.renderers.codegen"], "SPLIT", 100)
     program = diffcli.parse(chain(80) + "\ny = max(x79, x3, x5) + min(x1, x79) * max(x2, x4)", "minmax.expr")

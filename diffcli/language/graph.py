@@ -86,18 +86,28 @@ class Graph:
         return {node: name for name, node in self.names.items()}
 
 
-def needs_gradient(graph: Graph) -> list[bool]:
+def needs_gradient(graph: Graph, operations: list[int] | None = None) -> list[bool]:
     """Whether each node's adjoint is wanted: named variables and what depends on them.
 
     Unnamed constant subexpressions (the `2` in `x^2`) need none, so a partial that is undefined
-    there (d(x^y)/dy for x < 0) is never asked for.
+    there (d(x^y)/dy for x < 0) is never asked for. `operations`: the nodes that have an op, in
+    order, if the caller has them (only those are looked at: a leaf has no arguments).
     """
     needs = [False] * len(graph)
     for node in graph.names.values():
         needs[node] = True
-    for i, a in enumerate(graph.args):
-        if a and not needs[i]:
-            for j in a:
+    if operations is None:
+        for i, a in enumerate(graph.args):
+            if a and not needs[i]:
+                for j in a:
+                    if needs[j]:
+                        needs[i] = True
+                        break
+        return needs
+    args = graph.args
+    for i in operations:
+        if not needs[i]:
+            for j in args[i]:
                 if needs[j]:
                     needs[i] = True
                     break

@@ -215,8 +215,10 @@ class Generated(_Record):
 
 
 class _Pieces:
-    """Lines as text in pieces of _PIECE_LINES lines joined (the last without its line break), made
-    again each time it is iterated: a write that starts over (output.py's, in place) reads it twice."""
+    """Lines as text in pieces: up to _PIECE_LINES lines joined (their line breaks with them), and a
+    line of _LARGE_LINE characters or more (a table's: they hold most of a large file) alone, as it
+    is, not copied into a piece; made again each time it is iterated: a write that starts over
+    (output.py's, in place) reads it twice."""
 
     __slots__ = ("lines",)
 
@@ -224,19 +226,36 @@ class _Pieces:
         self.lines = lines
 
     def __iter__(self):
-        lines, step = self.lines, _PIECE_LINES
-        more = len(lines) - step  # (a piece that begins before it has lines after it)
-        for k in range(0, len(lines), step):
-            yield "\n".join(lines[k:k + step]) + ("\n" if k < more else "")
+        lines, step, pending = self.lines, _PIECE_LINES, []
+        last = len(lines) - 1
+        for k, line in enumerate(lines):
+            if len(line) >= _LARGE_LINE:
+                if pending:
+                    yield "".join(pending)
+                    pending = []
+                yield line
+            else:
+                pending.append(line)
+            if k < last:
+                pending.append("\n")
+            if len(pending) >= 2 * step:
+                yield "".join(pending)
+                pending = []
+        if pending:
+            yield "".join(pending)
 
 
 _PIECE_LINES = 64  # (as fast as one join and encode of the whole at chain 100,000, and a few KB a piece)
+_LARGE_LINE = 1 << 16
 
 
 def generate(program: Program, lang: str, of: str | None = None, name: str | None = None, *,
-             value_only: bool = False, wrt: str | None = None, filename: str | None = None) -> Generated:
+             value_only: bool = False, wrt: str | None = None, filename: str | None = None,
+             keep: list | None = None) -> Generated:
     """Source code computing `of` (default: the program's output) and its gradient with respect to
-    every input (or only the value, or with `wrt` its derivative along one input, forward mode)."""
+    every input (or only the value, or with `wrt` its derivative along one input, forward mode).
+    `keep`: a list the writer (its plan and tables) is added to, not freed here (the command line
+    keeps its objects to its end: freeing a large program's one by one only costs time)."""
     if lang not in LANGUAGES:
         raise DiffcliError("input", f"--lang {lang}: not one of " + ", ".join(LANGUAGES))
     if program.base.arrays or program.has_arrays:  # (array_codegen.py imports this module: no call back)
@@ -254,7 +273,10 @@ def generate(program: Program, lang: str, of: str | None = None, name: str | Non
                            "not a keyword or a library name of Python, C or JavaScript)")
     writer = {"python": _Python, "c": _C, "javascript": _JavaScript}[lang]
     mode = "value" if value_only else "forward" if wrt is not None else "reverse"
-    return writer(program, output, mode, wrt, name, filename or program.source.filename).generate()
+    writer = writer(program, output, mode, wrt, name, filename or program.source.filename)
+    if keep is not None:
+        keep.append(writer)
+    return writer.generate()
 
 
 class _Writer:
@@ -277,7 +299,10 @@ class _Writer:
         default = {"reverse": "grad_", "value": "eval_", "forward": "deriv_"}[mode] + output + (
             f"_{wrt}" if wrt else "")
         self.function = namer.fresh(name or namer._mangled(default))  # before the file's names: kept
-        self.split = len(graph.op) - graph.op.count(None) > SPLIT
+        # the operations' nodes (a table's, and its places'): found here once (an Op, a named tuple
+        # of many fields, is true; a leaf's None is false)
+        self.op_nodes = list(itertools.compress(range(len(graph.op)), graph.op))
+        self.split = len(self.op_nodes) > SPLIT
         # above SPLIT (but in forward mode) the program is data read by loops (see _Table): the code
         # names no variable but the inputs
         self.tabled = self.split and mode != "forward"
@@ -337,7 +362,7 @@ class _Writer:
                 for j in args[i]:
                     live[j] = True
         self.live = live
-        needs = needs_gradient(graph)
+        needs = needs_gradient(graph, self.op_nodes)
         self.wanted = wanted = [a and b for a, b in zip(live, needs)]
         self.adjoint = [""] * n
         self.gradient_order, self.gradient_user = [], []
@@ -392,7 +417,7 @@ class _Writer:
         self.constants = list(itertools.filterfalse(set(graph.names.values()).__contains__, leaves))
         # the adjoints the engine keeps: those a node the output does not depend on would keep
         # stay 0 (nothing flows into them), so they need not be told apart
-        self.wanted = needs_gradient(graph)
+        self.wanted = needs_gradient(graph, self.op_nodes)
         self.places = self.place_table()
         # each constant's value: the number of one of the distinct values (each written once)
         values = list(map(value0.__getitem__, self.constants))
@@ -409,15 +434,14 @@ class _Writer:
         """Each operation's place as numbers, its message made only where it fails (see _Places)."""
         graph, source = self.graph, self.program.source
         text, width = source.text, EXCERPT_WIDTH
-        self.op_nodes = list(itertools.compress(range(len(graph.op)), map(operator.is_not, graph.op,
-                                                                         itertools.repeat(None))))
         exprs = list(map(graph.expr.__getitem__, self.op_nodes))
-        # where each operation begins: its operator's place, its bracket's, or its start
-        begin = {kind: "op_start" if issubclass(kind, Binary) else "bracket" if issubclass(kind, Index) else "start"
-                 for kind in set(map(type, exprs))}
-        if all(attribute == "start" or kind is Binary for kind, attribute in begin.items()):  # (the usual kinds)
+        # where each operation begins: its operator's place, its bracket's, or its start (a bracket
+        # only in an index, array syntax: a graph without `attrs` has none)
+        if not graph.attrs:
             at = [expr.op_start if expr.__class__ is Binary else expr.start for expr in exprs]
         else:
+            begin = {kind: "op_start" if issubclass(kind, Binary) else "bracket" if issubclass(kind, Index)
+                     else "start" for kind in set(map(type, exprs))}
             at = list(map(getattr, exprs, map(begin.__getitem__, map(type, exprs))))
         start = [expr.start for expr in exprs]
         end = [expr.end for expr in exprs]
@@ -429,31 +453,42 @@ class _Writer:
         # (searched no further than width + 1 characters: a longer one is folded, and cut, anyway;
         # a whole search of each of the n nested spans of one long statement took time n²)
         ends = list(map(min, end, map(operator.add, start, itertools.repeat(width + 1))))
-        if text.isascii() and "#" not in text and "  " not in text and not text.encode("ascii").translate(
-                None, _PRINTABLE_OR_LINE_BREAK):  # (what _UNPLAIN finds but line breaks: none)
-            found = list(map(text.find, itertools.repeat("\n", len(exprs)), start, ends))
-            if found.count(-1) != len(found):
-                folded.update(k for k, n in enumerate(found) if n >= 0)
+        plain = text.isascii() and "#" not in text and "  " not in text
+        if plain and not (data := text.encode("ascii")).translate(None, _PRINTABLE_OR_LINE_BREAK):
+            # (what _UNPLAIN finds but line breaks: none) an operation's text is within its
+            # statement's, so where each statement starts a line of its own, and the last has no
+            # line break, none holds one; else each operation's text is looked at
+            if not _own_lines(self.program.statements, source._starts(), text):
+                found = list(map(text.find, itertools.repeat("\n", len(exprs)), start, ends))
+                if found.count(-1) != len(found):
+                    folded.update(k for k, n in enumerate(found) if n >= 0)
         else:
-            found = list(map(_UNPLAIN.search, itertools.repeat(text, len(exprs)), start, ends))
+            data = None
+            found = list(map(_unplain().search, itertools.repeat(text, len(exprs)), start, ends))
             folded.update(k for k, match in enumerate(found) if match is not None)
         if max(length, default=0) > width:
             folded.update(k for k, n in enumerate(length) if n > width)
-        if start and " " in operator.itemgetter(*start)(text):  # (each character in one call)
-            folded.update(k for k, n in enumerate(start) if text[n] == " ")
-        if end and " " in operator.itemgetter(*end)("\0" + text):  # (the character before each end)
-            folded.update(k for k, n in enumerate(end) if text[n - 1] == " ")
+        if data is not None and len(start) > 1:  # (ASCII: each character its byte, looked at in one call each)
+            if 32 in operator.itemgetter(*start)(data):
+                folded.update(k for k, n in enumerate(start) if text[n] == " ")
+            if 32 in operator.itemgetter(*end)(b"\0" + data):  # (the character before each end)
+                folded.update(k for k, n in enumerate(end) if text[n - 1] == " ")
+        else:
+            if start and " " in operator.itemgetter(*start)(text):  # (each character in one call)
+                folded.update(k for k, n in enumerate(start) if text[n] == " ")
+            if end and " " in operator.itemgetter(*end)("\0" + text):  # (the character before each end)
+                folded.update(k for k, n in enumerate(end) if text[n - 1] == " ")
         back = list(map(operator.sub, at, start))  # the text starts this far before the operation
         folded, extras = sorted(folded), []
         for k in folded:
             plain = text[start[k]:ends[k]]   # (a long one's head: the rest is not shown)
-            if _UNPLAIN.search(plain) is None and plain[:1] != " " and text[end[k] - 1] != " ":
+            if _unplain().search(plain) is None and plain[:1] != " " and text[end[k] - 1] != " ":
                 plain = plain[:width - 1] + "…"
             else:
                 plain = _head_excerpt(source, start[k], end[k], width)
             extras.append(plain)
             back[k] = length[k] = 0
-        del exprs, start, end, ends, found  # (the rest of the run reuses their memory)
+        del exprs, start, end, ends  # (the rest of the run reuses their memory)
         # the text as one character a character: what no slice quotes becomes a blank or `?`, so
         # that offsets are the same in every language
         ascii_text = text.encode("ascii", "replace").translate(_BLANK_CONTROLS).decode("ascii")
@@ -591,7 +626,7 @@ class _Writer:
         # how many library calls each value waits for, on its longest path from the inputs
         calls = [0] * n
         for i, (_, text) in zip(values, value_lines):
-            calls[i] = max((calls[root[j]] for j in args[i]), default=0) + bool(_CALL.search(text))
+            calls[i] = max((calls[root[j]] for j in args[i]), default=0) + bool(_call().search(text))
         fast = _Fast(value_lines, {self.ref[i] for i in values if not implied[i]}, [], [], [], refs[self.out], {},
                      {self.ref[i]: calls[i] for i in values})
         if self.mode != "reverse":
@@ -658,7 +693,8 @@ class _Writer:
         ops_, args = graph.op, graph.args
         node = self.op_nodes  # (place_table's)
         # a case per operation (its key, a string: hashed once), per number of arguments where that varies
-        keys = list(map(operator.itemgetter(0), map(ops_.__getitem__, node)))  # (an Op's first field: key)
+        # (an Op's first field: its key; the true ones of graph.op, in order, are node's)
+        keys = list(map(operator.itemgetter(0), filter(None, ops_)))
         distinct = dict.fromkeys(keys)
         variadic = {key for key in distinct if ops.OPS[key].arity == 0}
         if variadic:
@@ -705,7 +741,9 @@ def _begin_kind(source, expr) -> int:
 # add and mul give the same bits either way round; min, max and hypot are left as written
 _EXACTLY_COMMUTATIVE = {"add", "mul"}
 # a value's text that calls a function (the library's: `tanh(`, `Math.exp(`)
-_CALL = re.compile(r"[A-Za-z_][\w.]*\(")
+@functools.lru_cache(maxsize=None)
+def _call():  # (compiled where first used: a large program's tables never use it)
+    return re.compile(r"[A-Za-z_][\w.]*\(")
 
 
 class _Fast(_Record):
@@ -799,6 +837,20 @@ def _steps(values: list) -> list:
     return list(map(operator.sub, values, itertools.chain(values[:1], values))) or [0]
 
 
+def _int_text(values: list, per_line: int, between: str) -> str:
+    """Ints as `str(values)[1:-1]` would write them, a line (`between` the lines) of `per_line` each:
+    each line made by one `%` of a format of `per_line` `%d`s (a fifth faster than a list's text)."""
+    n, rest = len(values), len(values) % per_line
+    line = _INT_FORMATS.get(per_line) or _INT_FORMATS.setdefault(per_line, ", ".join(["%d"] * per_line))
+    texts = [line % tuple(values[k:k + per_line]) for k in range(0, n - rest, per_line)]
+    if rest:
+        texts.append(", ".join(["%d"] * rest) % tuple(values[n - rest:]))
+    return between.join(texts)
+
+
+_INT_FORMATS: dict = {}
+
+
 def _small_text(values: list) -> str | None:
     """A table as its characters, or None where a number is not small."""
     try:
@@ -823,6 +875,12 @@ def _short_lines(text: str) -> bool:
     return len(text) <= _LONG_LINE or max(map(len, text.split("\n"))) <= _LONG_LINE
 
 
+def _lines_within(starts: list, size: int, width: int) -> bool:
+    """Whether no line of a text of `size` characters whose lines start at `starts` is longer than
+    `width` (as _short_lines finds, from the lines' starts)."""
+    return size - starts[-1] <= width and (len(starts) < 2 or max(map(operator.sub, starts[1:], starts)) <= width + 1)
+
+
 def _c_literal(text: str, short: bool | None = None) -> str:
     """Printable ASCII and line breaks as a C string literal: a piece a line, of at most 1000
     characters (cut before escaping, so that no escape is split). `short`: _short_lines(text), if known."""
@@ -837,16 +895,33 @@ def _c_literal(text: str, short: bool | None = None) -> str:
     return '"' + '"\n"'.join(pieces) + '"'
 
 
-def _c_rows(name: str, text: str) -> str:
+def _c_rows(name: str, text: str, short: bool | None = None) -> str:
     """`static const char name[][_C_ROW + 1]`: text in rows of _C_ROW characters (row r holds
-    characters r·_C_ROW on), read as name[i >> _C_ROW_BITS][i & (_C_ROW - 1)]."""
-    short = _short_lines(text) or None  # (no row has a longer line than the whole; else row by row)
-    rows = [_c_literal(text[k:k + _C_ROW], short) for k in range(0, len(text), _C_ROW)]
+    characters r·_C_ROW on), read as name[i >> _C_ROW_BITS][i & (_C_ROW - 1)]. `short`:
+    _short_lines(text), if known."""
+    if short is None:
+        short = _short_lines(text)
+    short = short or None  # (no row has a longer line than the whole; else row by row)
+    if short and "\\" not in text and '"' not in text and "?" not in text:  # (nothing to escape)
+        rows = ['"' + text[k:k + _C_ROW].replace("\n", '\\n"\n"') + '"' for k in range(0, len(text), _C_ROW)]
+    else:
+        rows = [_c_literal(text[k:k + _C_ROW], short) for k in range(0, len(text), _C_ROW)]
     return f"static const char {name}[][{_C_ROW + 1}] = {{\n" + ",\n".join(rows) + "};"
 
 
-# what keeps an expression's text from being quoted as it is: excerpt() folds it
-_UNPLAIN = re.compile(r"[^ -~]|#|  ")
+# what keeps an expression's text from being quoted as it is: excerpt() folds it (compiled where
+# first used: most files never need it)
+@functools.lru_cache(maxsize=None)
+def _unplain():
+    return re.compile(r"[^ -~]|#|  ")
+
+
+def _own_lines(statements: list, starts: list, text: str) -> bool:
+    """Whether each statement starts a line of its own (`starts`, the lines' starts) and the last holds
+    no line break: then no statement spans a line break (each ends before the next line starts)."""
+    n = len(statements)
+    return (len(starts) >= n and [statement.start for statement in statements] == starts[:n]
+            and text.find("\n", statements[-1].start, statements[-1].end) < 0)
 _PRINTABLE_OR_LINE_BREAK = bytes(range(32, 127)) + b"\n"
 _BLANK_CONTROLS = bytes.maketrans(bytes([*range(10), *range(11, 32), 127]), b" " * 32)
 
@@ -872,10 +947,12 @@ def _at_most_one(text: str) -> bool:
 def _literal(text: str) -> bool:
     """Whether a partial's text is a plain number or name (needs no temporary): letters and digits
     (one at least), with `. _ - ( ) [ ]`."""
-    return _LITERAL.fullmatch(text) is not None
+    return _literal_pattern().fullmatch(text) is not None
 
 
-_LITERAL = re.compile(r"[\w.()\[\]-]*[^\W_][\w.()\[\]-]*")
+@functools.lru_cache(maxsize=None)
+def _literal_pattern():  # (compiled where first used, as _call)
+    return re.compile(r"[\w.()\[\]-]*[^\W_][\w.()\[\]-]*")
 
 
 # ---------------------------------------------------------------- Python
@@ -1113,7 +1190,8 @@ class _Python(_Writer):
             text = _small_text(values) if small else None
             if text is not None:
                 return f"{N['small']}({text!r})"
-            return f"{N['ints']}('{str(values)[1:-1]}')"  # (a list's text: made in one call, nothing to escape)
+            # (a list's text, nothing to escape)
+            return f"{N['ints']}('{_int_text(values, 500, ', ') if values and values[0].__class__ is int else str(values)[1:-1]}')"
 
         forward, partials, functions = [], [], []
         for (key, nargs), case in t.kinds.items():
@@ -1357,7 +1435,7 @@ class _CFamily(_Writer):
             # `{0} += {1} * {2}; check({0}, {2}, {3})`: target, source, partial, place
             edge = "        {0} += {1} * {2}; " + gradient_check.replace("{target}", "{0}").replace(
                 "{partial}", "{2}").replace("{where}", "{3}")
-            literal = _LITERAL.fullmatch
+            literal = _literal_pattern().fullmatch
             uses_count = uses_partial = False
             kinds: dict = {}
             for i in range(self.out, -1, -1):
@@ -1483,6 +1561,8 @@ class _CFamily(_Writer):
             return ",\n".join(map(str, values))
         if isinstance(values[0], str):
             return ",\n".join([", ".join(values[k:k + per_line]) for k in range(0, len(values), per_line)])
+        if values[0].__class__ is int:  # (the tables' lists hold one type: ints, or bools)
+            return _int_text(values, per_line, ",\n")
         # a list's text is its numbers' ("[1, 2]"): made in one call a line
         return ",\n".join([str(values[k:k + per_line])[1:-1] for k in range(0, len(values), per_line)])
 
@@ -1733,7 +1813,8 @@ class _C(_CFamily):
             f"static const long {folded}[] = {{\n{self.numbers(P.folded)}}};",
             f"static const long {lines}[] = {{\n{self.numbers(P.lines)}}};",
             f"static const char *const {extras}[] = {{\n{quoted_extras}}};",
-            _c_rows(text_, P.text) if rows else f"static const char {text_}[] =\n" + _c_literal(P.text) + ";",
+            _c_rows(text_, P.text, _lines_within(P.lines, len(P.text), _LONG_LINE)) if rows
+            else f"static const char {text_}[] =\n" + _c_literal(P.text) + ";",
             "#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L",
             f"static _Thread_local char {message}[512];",
             "#elif defined(__GNUC__)",
