@@ -1376,7 +1376,7 @@ class _CFamily(_Writer):
         # (only where there are calls to cross, and no tested value comes between the first library
         # call and the last: else a total is kept across calls anyway, and the early test is one more
         # for nothing; across one call, decay's, it was 2% slower than the total kept)
-        called = [k for k, (name, text) in enumerate(fast.values) if _CALL.search(text)]
+        called = [k for k, (name, text) in enumerate(fast.values) if _call().search(text)]
         current = early[0] if early and len(called) > 1 and not any(
             name in fast.tested for name, _ in fast.values[called[0]:called[-1]]) else total
 
