@@ -28,7 +28,18 @@ PROGRAMS = [
     "x = [1, 2]\ns = sum([1, 2, 3]) * 2\nk = [3, 4] * s\ny = sum(k * x) + s",   # named constants get gradients
     "x = [1, 2]\nh = x^2\nk = 3 * x\ny = sum(h) + mean(k)",   # a named sum's argument: its gradient an array
     "x = [0.25, 0.5]\ny = sum(sin(x) * cos(x) + atan(x) + softplus(x) - sign(x) * x) + sum(min(x, 0.3, x * x))",
+    "w = [1, 2]\nc = (2)\nb = ([0.5, -1])\ny = sum(w * c) + sum(b * w)",   # named constants that are no inputs
 ]
+
+
+def test_a_named_constant_that_is_no_input_has_its_gradient():
+    """`c = (2)` names a constant (not an input): the plan gave its gradient as 0 (it was left
+    with the unnamed constants, whose adjoints nothing asks for)."""
+    planned = diffcli.parse("w = [1, 2]\nc = (2)\nb = ([0.5, -1])\ny = sum(w * c) + sum(b * w)").grad()
+    assert list(diffcli.parse("w = [1, 2]\nc = (2)\ny = sum(w * c)").inputs) == ["w"]
+    assert planned.gradients["c"] == 3.0                      # sum(w)
+    assert planned.gradients["b"].tolist() == [1.0, 2.0]       # w
+    assert planned.gradients["w"].tolist() == [2.5, 1.0]       # c + b
 
 
 def planned_and_interpreted(program, values=None, of=None):

@@ -324,7 +324,7 @@ def _compile(graph, output, wanted, keep, trusted, checked):
         op, a = ops[i], args[i]
         g = f"g{i}"
         xs = [v(j) for j in a]
-        targets = [(k, j) for k, j in enumerate(a) if needs[j] and j not in const]
+        targets = [(k, j) for k, j in enumerate(a) if needs[j] and (j not in const or ops[j] is None)]
         if not targets:
             continue
         if i in elided or op.key == "broadcast":
