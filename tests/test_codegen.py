@@ -849,3 +849,31 @@ def test_the_places_of_a_long_statement_read_only_the_heads_of_its_spans(monkeyp
     monkeypatch.setattr(Source, "snippet", lambda self, a, b: spans.append(b - a) or snippet(self, a, b))
     generated = codegen.generate(program, "c")
     assert sum(spans) <= 4 * len(text) and "`sin(sin(sin(" in "".join(generated.source)
+
+
+NAMED_CONSTANT = "x0 = ( 0.5 )\nx1 = 1.25\nc = (2)\ny = x0*x1 + c*x1^c\n"
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["straight", "split"])
+def test_a_named_constant_that_is_no_input_is_its_number(split, monkeypatch, tmp_path):
+    """`x0 = ( 0.5 )` names a constant, not an input: the generated code used `x0` and never set it
+    (Python: NameError; a large program's forward mode: an internal KeyError)."""
+    if split:
+        monkeypatch.setattr(sys.modules["diffcli.renderers.codegen"], "SPLIT", 2)
+    program = diffcli.parse(NAMED_CONSTANT, "named.expr")
+    assert list(program.inputs) == ["x1"]
+    expected = program.grad()
+    generated = generate(program, "python")
+    value, gradient = run_python(generated.source, generated.function)
+    assert value == expected.value and gradient == {"x1": expected.gradients["x1"]}
+    forward = generate(program, "python", wrt="x1")
+    assert run_python(forward.source, forward.function)[1] == expected.gradients["x1"]
+    cases = [(program, {}, None)]
+    if GCC is not None:
+        (tmp_path / "named.c").write_text(_c_driver(cases))
+        subprocess.run([GCC, "-std=c99", "-O0", "-o", str(tmp_path / "named"), str(tmp_path / "named.c"), "-lm"],
+                       check=True)
+        _check_lines(cases, subprocess.run([str(tmp_path / "named")], capture_output=True,
+                                           text=True).stdout.splitlines())
+    if NODE is not None:
+        _check_lines(cases, _js_driver(tmp_path, cases).stdout.splitlines())

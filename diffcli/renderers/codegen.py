@@ -330,11 +330,12 @@ class _Writer:
         position = {name: k for k, name in enumerate(self.parameters)}
         name_of, split, slots = self.name_of, self.split, self.slot
         constants: dict = {}  # a constant's text, once per value
+        inputs = graph.inputs  # (a named leaf that is not one, `c = (2)`, is a constant like the `2` in `x^2`)
         for i in range(n):
             if ops_[i] is None:
-                if i in name_of and split:  # an input, in the array of the arguments
+                if i in name_of and split and name_of[i] in inputs:  # an input, in the array of the arguments
                     ref[i] = f"{self.internal['x']}[{position[name_of[i]]}]"
-                elif i in name_of:
+                elif i in name_of and name_of[i] in inputs:
                     ref[i] = self.variable[name_of[i]]
                 else:
                     key = (value0[i], str(value0[i]))  # (0.0 and -0.0 are equal, their texts are not)
@@ -373,8 +374,8 @@ class _Writer:
                 for k, i in enumerate(kept):
                     self.adjoint[i] = f"{g}[{k}]"
             else:
-                for i in kept:
-                    self.adjoint[i] = namer.fresh("d_" + ref[i])
+                for i in kept:  # (a named constant's after its name: its ref is its number)
+                    self.adjoint[i] = namer.fresh("d_" + (self.variable[name_of[i]] if i in name_of else ref[i]))
             self.n_adjoints = len(kept) if split else 0
             if self.lang != "python":
                 self._places()
@@ -414,7 +415,8 @@ class _Writer:
         number = ops.printer(self.lang).number
         self.ref = [""] * len(graph)  # the loops name no operation's value
         leaves = itertools.compress(range(len(ops_)), map(operator.is_, ops_, itertools.repeat(None)))
-        self.constants = list(itertools.filterfalse(set(graph.names.values()).__contains__, leaves))
+        inputs = set(map(graph.names.__getitem__, graph.inputs))  # (a named leaf, `c = (2)`, is no input)
+        self.constants = list(itertools.filterfalse(inputs.__contains__, leaves))
         # the adjoints the engine keeps: those a node the output does not depend on would keep
         # stay 0 (nothing flows into them), so they need not be told apart
         self.wanted = needs_gradient(graph, self.op_nodes)
