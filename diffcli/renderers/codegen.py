@@ -454,19 +454,19 @@ class _Writer:
         folded = set()
         # (searched no further than width + 1 characters: a longer one is folded, and cut, anyway;
         # a whole search of each of the n nested spans of one long statement took time n²)
-        ends = list(map(min, end, map(operator.add, start, itertools.repeat(width + 1))))
+        heads = lambda: map(min, end, map(operator.add, start, itertools.repeat(width + 1)))  # noqa: E731
         plain = text.isascii() and "#" not in text and "  " not in text
         if plain and not (data := text.encode("ascii")).translate(None, _PRINTABLE_OR_LINE_BREAK):
             # (what _UNPLAIN finds but line breaks: none) an operation's text is within its
             # statement's, so where each statement starts a line of its own, and the last has no
             # line break, none holds one; else each operation's text is looked at
             if not _own_lines(self.program.statements, source._starts(), text):
-                found = list(map(text.find, itertools.repeat("\n", len(exprs)), start, ends))
+                found = list(map(text.find, itertools.repeat("\n", len(exprs)), start, heads()))
                 if found.count(-1) != len(found):
                     folded.update(k for k, n in enumerate(found) if n >= 0)
         else:
             data = None
-            found = list(map(_unplain().search, itertools.repeat(text, len(exprs)), start, ends))
+            found = list(map(_unplain().search, itertools.repeat(text, len(exprs)), start, heads()))
             folded.update(k for k, match in enumerate(found) if match is not None)
         if max(length, default=0) > width:
             folded.update(k for k, n in enumerate(length) if n > width)
@@ -483,14 +483,14 @@ class _Writer:
         back = list(map(operator.sub, at, start))  # the text starts this far before the operation
         folded, extras = sorted(folded), []
         for k in folded:
-            plain = text[start[k]:ends[k]]   # (a long one's head: the rest is not shown)
+            plain = text[start[k]:min(end[k], start[k] + width + 1)]   # (a long one's head: the rest is not shown)
             if _unplain().search(plain) is None and plain[:1] != " " and text[end[k] - 1] != " ":
                 plain = plain[:width - 1] + "…"
             else:
                 plain = _head_excerpt(source, start[k], end[k], width)
             extras.append(plain)
             back[k] = length[k] = 0
-        del exprs, start, end, ends  # (the rest of the run reuses their memory)
+        del exprs, start, end  # (the rest of the run reuses their memory)
         # the text as one character a character: what no slice quotes becomes a blank or `?`, so
         # that offsets are the same in every language
         ascii_text = text.encode("ascii", "replace").translate(_BLANK_CONTROLS).decode("ascii")
