@@ -134,6 +134,15 @@ def test_logsumexp_and_softmax_do_not_overflow():
     assert caught.value.kind == "domain"
 
 
+def test_logsumexp_gradient_of_huge_ties_is_the_softmax():
+    # exp(x - out) lost out's log(2) to rounding at 1e16 and up: the gradient summed to 2
+    for big in (1e16, 1e300):
+        r = grad(f"x = [{big}, {big}]\ny = logsumexp(x)")
+        np.testing.assert_allclose(r.gradients["x"], [0.5, 0.5])
+    r = grad("M = [[1e300, 1e300], [1e300, 1]]\ny = sum(logsumexp(M, axis=1) * [1, 2])")
+    np.testing.assert_allclose(r.gradients["M"], [[0.5, 0.5], [2, 0]])
+
+
 def test_domain_errors_name_the_first_bad_element():
     with pytest.raises(DiffcliError) as caught:
         grad("x = [1, 2, 3, -0.2, -5]\ny = sum(log(x))")

@@ -236,7 +236,7 @@ RULES: dict[str, Batching] = {
     "amin": Batching(*_reduction(lambda x, ax: np.min(x, axis=ax),
                                  lambda g, out, x, ax, nd, nd_out: np.expand_dims(g, ax) * _shares(out, x, ax))),
     "logsumexp": Batching(*_reduction(_logsumexp, lambda g, out, x, ax, nd, nd_out:
-                                      np.expand_dims(g, ax) * np.exp(x - np.expand_dims(out, ax)))),
+                                      np.expand_dims(g, ax) * _softmax(x, ax))),
     "softmax": Batching(*_reduction(_softmax, lambda g, out, x, ax, nd, nd_out:
                                     out * (g - np.sum(g * out, axis=ax, keepdims=True)))),
     "dot": Batching(lambda attrs, xs, nds: _dot(xs[0], xs[1], _lead(xs[0], 1), _lead(xs[1], 1)),
