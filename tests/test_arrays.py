@@ -143,6 +143,16 @@ def test_logsumexp_gradient_of_huge_ties_is_the_softmax():
     np.testing.assert_allclose(r.gradients["M"], [[0.5, 0.5], [2, 0]])
 
 
+def test_norm_of_tiny_and_huge_elements_is_scaled_as_hypot():
+    # the squares alone underflowed to 0 (a false "no gradient at 0") or overflowed
+    for tiny in (1e-200, 1e200):
+        r = grad(f"x = [{tiny}, {tiny}]\ny = norm(x)")
+        assert r.value == pytest.approx(math.sqrt(2) * tiny)
+        np.testing.assert_allclose(r.gradients["x"], [2 ** -0.5, 2 ** -0.5])
+    r = grad("x = [0, 3e-200, 4e-200]\ny = norm(x)")
+    np.testing.assert_allclose(r.gradients["x"], [0, 0.6, 0.8])
+
+
 def test_domain_errors_name_the_first_bad_element():
     with pytest.raises(DiffcliError) as caught:
         grad("x = [1, 2, 3, -0.2, -5]\ny = sum(log(x))")

@@ -155,6 +155,12 @@ def _logsumexp(x, ax):
     return np.squeeze(top, axis=ax) + np.log(np.sum(np.exp(x - top), axis=ax))
 
 
+def _norm(x, ax):
+    top = np.max(np.abs(x), axis=ax, keepdims=True)  # scaled, as hypot: the squares alone under/overflow
+    top = np.where((top > 0) & (top < np.inf), top, 1.0)
+    return np.squeeze(top, axis=ax) * np.sqrt(np.sum((x / top) ** 2, axis=ax))
+
+
 def _softmax(x, ax):
     e = np.exp(x - np.max(x, axis=ax, keepdims=True))
     return e / np.sum(e, axis=ax, keepdims=True)
@@ -246,7 +252,7 @@ RULES: dict[str, Batching] = {
                       lambda attrs, g, out, xs, nds, nd_out, sums: ((g @ xs[1][..., :, None])[..., 0],
                                                                     (xs[0][..., None, :] @ g)[..., 0, :])),
     "transpose": _unary(lambda x, nd: _swap(x, nd), lambda g, out, x, nd: _swap(g, nd)),
-    "norm": _unary(lambda x, nd: np.sqrt(np.sum(x * x, axis=tuple(range(-nd, 0)))),
+    "norm": _unary(lambda x, nd: _norm(x, tuple(range(-nd, 0))),
                    lambda g, out, x, nd: np.expand_dims(g / out, tuple(range(-nd, 0))) * x),
     "broadcast": Batching(_broadcast_value, _broadcast_vjp),
     "index": Batching(_index_value, _index_vjp),
