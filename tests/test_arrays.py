@@ -578,6 +578,8 @@ def test_graph_draws_one_node_per_array_operation_with_its_shape():
     assert r'v0 [label="x | 2:\ [1\ 2] | grad\ 2:\ [2\ 4]"' in small
     data = json.loads(drawing.graph_json(diffcli.parse("x = [1, 2]\ny = sum(x^2)")).source)
     assert data["nodes"][0]["value"] == [1.0, 2.0] and data["nodes"][0]["gradient"] == [2.0, 4.0]
+    values_only = drawing.draw(diffcli.parse("x = [1, 2]\ny = 2x"), gradients=False).source  # was a ValueError
+    assert "y = 2: [2 4]" in values_only and 'label="y | 2:\\ [2\\ 4]' in values_only
 
 
 TOKENS = ["x", "W", "s", "1", "2", "-1", "0.5", "[", "]", ",", ":", "@", "+", "*", "-", "/", "^", "(", ")",
