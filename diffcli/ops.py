@@ -1380,6 +1380,15 @@ def _transpose_shape(shapes, attrs, names):
     return tuple(reversed(shapes[0]))
 
 
+def _norm_value(np, x):
+    """sqrt(sum(x²)) scaled by the largest |x| (as hypot): the squares alone underflow to 0 below
+    about 1e-154 (a norm of 0 and no gradient) and overflow above about 1e154."""
+    top = np.max(np.abs(x))
+    if not 0 < top < np.inf:
+        return np.sqrt(np.sum(x * x))
+    return top * np.sqrt(np.sum((x / top) ** 2))
+
+
 def _norm_vjp(np, attrs, g, out, x):
     with np.errstate(all="ignore"):
         return (g * x / out,)
@@ -1492,8 +1501,8 @@ _ARRAY_ENTRIES = [
             unrolled=lambda np, attrs, x: _joined(np, x, attrs, _extreme_texts("min")),
             kink=_tie_kink("min"), second="piecewise"),
     ArrayOp("logsumexp", "logsumexp", (1, 1), _reduced_shape("logsumexp"), _logsumexp_value,
-            lambda np, attrs, g, out, x: (_spread(np, attrs, g, x) * np.exp(x - _keep(np, x, out, attrs)),),
-            _one_tangent(lambda np, attrs, t, x, out: _sum_value(np, attrs, t * np.exp(x - _keep(np, x, out, attrs)))),
+            lambda np, attrs, g, out, x: (_spread(np, attrs, g, x) * _softmax_value(np, attrs, x),),
+            _one_tangent(lambda np, attrs, t, x, out: _sum_value(np, attrs, t * _softmax_value(np, attrs, x))),
             keywords=("axis",), explain=_reduction_explain("logsumexp"), rule="reduction",
             unrolled=lambda np, attrs, x: _joined(np, x, attrs,
                                                    lambda items: f"log({_plus([f'exp({e})' for e in items])})"),
@@ -1514,7 +1523,7 @@ _ARRAY_ENTRIES = [
             _one_tangent(lambda np, attrs, t, x, out: np.transpose(t)),
             explain=_unary_explain(lambda g, xs, out: ("T", g)), rule="transpose",
             unrolled=lambda np, attrs, x: np.transpose(np.asarray(x, dtype=object))),
-    ArrayOp("norm", "norm", (1, 1), _reduced_shape("norm"), lambda np, attrs, x: np.sqrt(np.sum(x * x)),
+    ArrayOp("norm", "norm", (1, 1), _reduced_shape("norm"), lambda np, attrs, x: _norm_value(np, x),
             _norm_vjp, _one_tangent(lambda np, attrs, t, x, out: np.sum(t * x) / out), domain="x ≠ 0",
             explain=_unary_explain(lambda g, xs, out: ("times", g, ("div", xs[0], out))), rule="norm",
             unrolled=lambda np, attrs, x: grouped(f"sqrt({_plus([f'{e}^2' for e in np.ravel(x)])})"),

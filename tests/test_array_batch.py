@@ -363,3 +363,16 @@ def test_the_dask_kernel_takes_array_inputs_per_point_the_point_axis_leading():
     outside = (0.5 + x @ np.array([[1.0, 2.0], [3.0, 4.0]]).T <= 0).any(axis=1)
     assert 0 < outside.sum() < n
     assert (np.isnan(rows).all(axis=1) == outside).all() and np.isfinite(rows[~outside]).all()
+
+
+def test_logsumexp_gradient_of_huge_ties_is_the_softmax_per_point():
+    program = diffcli.parse("x = [1, 2]\ny = logsumexp(x)")
+    result = array_batch.run(program, {"x": np.array([[1e16, 1e16], [1e300, 1e300], [1.0, 1.0]])})
+    np.testing.assert_allclose(result.gradients["x"], 0.5)
+
+
+def test_norm_of_tiny_elements_per_point_is_scaled():
+    program = diffcli.parse("x = [1, 2]\ny = norm(x)")
+    result = array_batch.run(program, {"x": np.array([[1e-200, 1e-200], [3.0, 4.0], [1e200, 1e200]])})
+    assert not result.failed.any()
+    np.testing.assert_allclose(result.gradients["x"], [[2 ** -0.5] * 2, [0.6, 0.8], [2 ** -0.5] * 2])

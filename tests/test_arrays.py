@@ -134,6 +134,25 @@ def test_logsumexp_and_softmax_do_not_overflow():
     assert caught.value.kind == "domain"
 
 
+def test_logsumexp_gradient_of_huge_ties_is_the_softmax():
+    # exp(x - out) lost out's log(2) to rounding at 1e16 and up: the gradient summed to 2
+    for big in (1e16, 1e300):
+        r = grad(f"x = [{big}, {big}]\ny = logsumexp(x)")
+        np.testing.assert_allclose(r.gradients["x"], [0.5, 0.5])
+    r = grad("M = [[1e300, 1e300], [1e300, 1]]\ny = sum(logsumexp(M, axis=1) * [1, 2])")
+    np.testing.assert_allclose(r.gradients["M"], [[0.5, 0.5], [2, 0]])
+
+
+def test_norm_of_tiny_and_huge_elements_is_scaled_as_hypot():
+    # the squares alone underflowed to 0 (a false "no gradient at 0") or overflowed
+    for tiny in (1e-200, 1e200):
+        r = grad(f"x = [{tiny}, {tiny}]\ny = norm(x)")
+        assert r.value == pytest.approx(math.sqrt(2) * tiny)
+        np.testing.assert_allclose(r.gradients["x"], [2 ** -0.5, 2 ** -0.5])
+    r = grad("x = [0, 3e-200, 4e-200]\ny = norm(x)")
+    np.testing.assert_allclose(r.gradients["x"], [0, 0.6, 0.8])
+
+
 def test_domain_errors_name_the_first_bad_element():
     with pytest.raises(DiffcliError) as caught:
         grad("x = [1, 2, 3, -0.2, -5]\ny = sum(log(x))")
@@ -559,6 +578,8 @@ def test_graph_draws_one_node_per_array_operation_with_its_shape():
     assert r'v0 [label="x | 2:\ [1\ 2] | grad\ 2:\ [2\ 4]"' in small
     data = json.loads(drawing.graph_json(diffcli.parse("x = [1, 2]\ny = sum(x^2)")).source)
     assert data["nodes"][0]["value"] == [1.0, 2.0] and data["nodes"][0]["gradient"] == [2.0, 4.0]
+    values_only = drawing.draw(diffcli.parse("x = [1, 2]\ny = 2x"), gradients=False).source  # was a ValueError
+    assert "y = 2: [2 4]" in values_only and 'label="y | 2:\\ [2\\ 4]' in values_only
 
 
 TOKENS = ["x", "W", "s", "1", "2", "-1", "0.5", "[", "]", ",", ":", "@", "+", "*", "-", "/", "^", "(", ")",

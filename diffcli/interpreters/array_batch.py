@@ -155,6 +155,12 @@ def _logsumexp(x, ax):
     return np.squeeze(top, axis=ax) + np.log(np.sum(np.exp(x - top), axis=ax))
 
 
+def _norm(x, ax):
+    top = np.max(np.abs(x), axis=ax, keepdims=True)  # scaled, as hypot: the squares alone under/overflow
+    top = np.where((top > 0) & (top < np.inf), top, 1.0)
+    return np.squeeze(top, axis=ax) * np.sqrt(np.sum((x / top) ** 2, axis=ax))
+
+
 def _softmax(x, ax):
     e = np.exp(x - np.max(x, axis=ax, keepdims=True))
     return e / np.sum(e, axis=ax, keepdims=True)
@@ -236,7 +242,7 @@ RULES: dict[str, Batching] = {
     "amin": Batching(*_reduction(lambda x, ax: np.min(x, axis=ax),
                                  lambda g, out, x, ax, nd, nd_out: np.expand_dims(g, ax) * _shares(out, x, ax))),
     "logsumexp": Batching(*_reduction(_logsumexp, lambda g, out, x, ax, nd, nd_out:
-                                      np.expand_dims(g, ax) * np.exp(x - np.expand_dims(out, ax)))),
+                                      np.expand_dims(g, ax) * _softmax(x, ax))),
     "softmax": Batching(*_reduction(_softmax, lambda g, out, x, ax, nd, nd_out:
                                     out * (g - np.sum(g * out, axis=ax, keepdims=True)))),
     "dot": Batching(lambda attrs, xs, nds: _dot(xs[0], xs[1], _lead(xs[0], 1), _lead(xs[1], 1)),
@@ -246,7 +252,7 @@ RULES: dict[str, Batching] = {
                       lambda attrs, g, out, xs, nds, nd_out, sums: ((g @ xs[1][..., :, None])[..., 0],
                                                                     (xs[0][..., None, :] @ g)[..., 0, :])),
     "transpose": _unary(lambda x, nd: _swap(x, nd), lambda g, out, x, nd: _swap(g, nd)),
-    "norm": _unary(lambda x, nd: np.sqrt(np.sum(x * x, axis=tuple(range(-nd, 0)))),
+    "norm": _unary(lambda x, nd: _norm(x, tuple(range(-nd, 0))),
                    lambda g, out, x, nd: np.expand_dims(g / out, tuple(range(-nd, 0))) * x),
     "broadcast": Batching(_broadcast_value, _broadcast_vjp),
     "index": Batching(_index_value, _index_vjp),

@@ -215,7 +215,8 @@ def _op_label(op: Op, constants: list[str | None]) -> str:
 
 
 def _title(program: Program, output: str, value: float, gradients: bool, precision: int) -> str:
-    head = elide(f"{shown(program.source.filename)}: {elide(output)} = {_number(value, precision)}",
+    shown_value = (_number if getattr(value, "ndim", 0) == 0 else _array_number)(value, precision)
+    head = elide(f"{shown(program.source.filename)}: {elide(output)} = {shown_value}",
                  TITLE_LIMIT)
     if not gradients:
         return f"{head}    (values only: the forward pass)"
