@@ -1463,7 +1463,7 @@ def _tail(attrs, x):
 
 def _logsumexp_curvature(np, attrs, g, out, x, t, tout):
     ax = _tail(attrs, x)
-    share = np.exp(x - np.expand_dims(out, ax))
+    share = _softmax_value(np, attrs, x)  # (exp(x - out) loses out's log n to rounding at |x| ≥ 1e16)
     return np.expand_dims(g, ax) * share * (t - np.expand_dims(tout, ax))
 
 

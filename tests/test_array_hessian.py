@@ -367,3 +367,10 @@ def _split_pair(name):
         if char == "," and depth == 0:
             return name[:i], name[i + 1:]
     raise ValueError(name)
+
+
+def test_the_hessian_of_logsumexp_at_huge_ties_is_the_softmaxs():
+    """Its curvature took the share exp(x - out), which loses out's log n at |x| ≥ 1e16 (a share of
+    1 for each of two ties: [[0.5, -0.5], [-0.5, 0.5]])."""
+    h = diffcli.parse("x = [1e16, 1e16]\ny = logsumexp(x)\n").hessian()
+    assert np.asarray(h.matrix).tolist() == [[0.25, -0.25], [-0.25, 0.25]]
