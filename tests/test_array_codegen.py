@@ -50,6 +50,8 @@ y = dot(s1, x) + sum(s2^2) + sum(m0) - sum(m1) + max(l0) + min(l1) + sum(p * W) 
 TIES = "x = [1, 3, 3, 2]\nW = [[2, 2], [1, 2]]\ny = max(x) + sum(max(W, axis=1)) + min(W, axis=0)[1] * x[1]\n"
 ELEMENT = "x = [0.5, 2]\ny = x[1]\n"
 # names every target reserves or codegen uses itself (int, i, acc, np, d_np) and one C spells by code point
+# logsumexp of huge ties: its gradient the softmax (exp(x - out) gave 1 for each of two at 1e16)
+HUGE_TIES = "x = [1e16, 1e16, 3e15]\nW = [[1, 2], [3, 1e17]]\ny = logsumexp(x) + sum(logsumexp(W, axis=1))\n"
 NAMES = "θ = [1, 2]\nint = [[0.5, 1], [2, -1]]\ni = 0.3\nacc = θ * i\nnp = int @ acc\nd_np = 2\ny = sum(np^2) * d_np + sum(acc)\n"
 
 
@@ -64,7 +66,8 @@ def _cases():
             continue  # an error case
         sets = [value for option, value in zip(argv[::2], argv[1::2]) if option == "--set"]
         cases.append((path.stem, path.read_text(encoding="utf-8"), parse_sets(sets)))
-    return cases + [("every_op", EVERY_OP, {}), ("ties", TIES, {}), ("element", ELEMENT, {}), ("names", NAMES, {})]
+    return cases + [("every_op", EVERY_OP, {}), ("ties", TIES, {}), ("element", ELEMENT, {}), ("names", NAMES, {}),
+                    ("huge_ties", HUGE_TIES, {})]
 
 
 CASES = _cases()

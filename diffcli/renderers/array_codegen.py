@@ -540,10 +540,18 @@ class _Loops(_Writer):
         if not self.has_adjoint(x):
             return None
         count = _count(xs, attrs)
-        if key in ("sum", "mean", "norm", "logsumexp"):
+        if key == "logsumexp":  # the softmax, exp(x - top) / Σ (exp(x - out) loses out's log n at 1e16)
+            top, acc = self.acc2, self.acc
+            return self.reduction(
+                lines, xs, attrs,
+                lambda r: [f"{top} = -{self.infinity};", *self._inner(xs, attrs, r, lambda e: [
+                    f"if ({self.E(x, e)} > {top}) {top} = {self.E(x, e)};"]), f"{acc} = 0.0;",
+                    *self._inner(xs, attrs, r, lambda e: [f"{acc} += {self.exp}({self.E(x, e)} - {top});"])],
+                lambda e, r: self.contribution(i, 0, self.A(x, e), G(r), f"({self.exp}({self.E(x, e)} - {top}) / {acc})",
+                                               e, checked, True), lambda r: [])
+        if key in ("sum", "mean", "norm"):
             partial = {"sum": lambda e, r: "1.0", "mean": lambda e, r: f"(1.0 / {float(count)!r})",
-                       "norm": lambda e, r: f"{self.E(x, e)} / {self.E(i, r)}",
-                       "logsumexp": lambda e, r: f"{self.exp}({self.E(x, e)} - {self.E(i, r)})"}[key]
+                       "norm": lambda e, r: f"{self.E(x, e)} / {self.E(i, r)}"}[key]
             if key == "mean":  # the engine's g / count
                 return self.reduction(lines, xs, attrs, lambda r: [], lambda e, r: self.contribution(
                     i, 0, self.A(x, e), f"({G(r)} / {float(count)!r})", "1.0", e, checked, True), lambda r: [])
@@ -965,7 +973,7 @@ class _Python(_Writer):
         elif key in ("amax", "amin"):
             add(a[0], s(f"{spread} * {H['shares']}({out}, {x[0]}, {axis})"))
         elif key == "logsumexp":
-            add(a[0], s(f"{spread} * {np}.exp({x[0]} - {H['keep']}({out}, {x[0]}, {axis}))"))
+            add(a[0], s(f"{spread} * {H['softmax']}({x[0]}, {axis})"))  # (exp(x - out) loses out's log n at 1e16)
         elif key == "softmax":
             add(a[0], s(f"{out} * ({g} - {np}.sum({g} * {out}, axis={axis}, keepdims=True))"))
         elif key == "dot":
