@@ -52,6 +52,10 @@ ELEMENT = "x = [0.5, 2]\ny = x[1]\n"
 # names every target reserves or codegen uses itself (int, i, acc, np, d_np) and one C spells by code point
 # logsumexp of huge ties: its gradient the softmax (exp(x - out) gave 1 for each of two at 1e16)
 HUGE_TIES = "x = [1e16, 1e16, 3e15]\nW = [[1, 2], [3, 1e17]]\ny = logsumexp(x) + sum(logsumexp(W, axis=1))\n"
+# norms of tiny and huge elements: scaled by the largest |x|, as the engine's (the squares alone
+# under/overflow: a norm of 0 and an error where the engine has none)
+SCALED_NORMS = ("x = [1e-200, 1e-200]\nW = [[1e200, 2e200], [3e200, -1e200]]\n"
+                "y = norm(x) * 1e200 + norm(W) * 1e-200 + norm([3, 4] * x[0]) * 1e200\n")
 NAMES = "θ = [1, 2]\nint = [[0.5, 1], [2, -1]]\ni = 0.3\nacc = θ * i\nnp = int @ acc\nd_np = 2\ny = sum(np^2) * d_np + sum(acc)\n"
 
 
@@ -67,7 +71,7 @@ def _cases():
         sets = [value for option, value in zip(argv[::2], argv[1::2]) if option == "--set"]
         cases.append((path.stem, path.read_text(encoding="utf-8"), parse_sets(sets)))
     return cases + [("every_op", EVERY_OP, {}), ("ties", TIES, {}), ("element", ELEMENT, {}), ("names", NAMES, {}),
-                    ("huge_ties", HUGE_TIES, {})]
+                    ("huge_ties", HUGE_TIES, {}), ("scaled_norms", SCALED_NORMS, {})]
 
 
 CASES = _cases()

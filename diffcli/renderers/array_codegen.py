@@ -389,13 +389,20 @@ class _Loops(_Writer):
                     "}", f"{self.ref[i]} = {acc};", *self.check(i, self.ref[i], (), checked)])
             count = _count(xs, attrs)
 
+            top = self.acc2
+
             def post(r):
                 t = self.store(i, r)
-                value = {"sum": acc, "mean": f"{acc} / {float(count)!r}", "norm": f"{self.sqrt}({acc})"}[key]
+                value = {"sum": acc, "mean": f"{acc} / {float(count)!r}", "norm": f"{top} * {self.sqrt}({acc})"}[key]
                 return [f"{t} = {value};", *self.check(i, t, (), checked)]
-            term = (lambda e: f"{self.E(x, e)} * {self.E(x, e)}") if key == "norm" else (lambda e: self.E(x, e))
+            if key == "norm":  # scaled by the largest |x|, as the engine's (the squares alone under/overflow)
+                return self.reduction(lines, xs, attrs, lambda r: [
+                    f"{top} = 0.0;", *self._inner(xs, attrs, r, lambda e: [
+                        f"if ({self.fabs}({self.E(x, e)}) > {top}) {top} = {self.fabs}({self.E(x, e)});"]),
+                    f"if (!({top} > 0.0 && {top} < {self.infinity})) {top} = 1.0;", f"{acc} = 0.0;"],
+                    lambda e, r: [f"{acc} += ({self.E(x, e)} / {top}) * ({self.E(x, e)} / {top});"], post)
             return self.reduction(lines, xs, attrs, lambda r: [f"{acc} = 0.0;"],
-                                  lambda e, r: [f"{acc} += {term(e)};"], post)
+                                  lambda e, r: [f"{acc} += {self.E(x, e)};"], post)
         if key in ("amax", "amin", "logsumexp", "softmax"):
             top, compare = self.acc2, "<" if key == "amin" else ">"
             start = self.infinity if key == "amin" else "-" + self.infinity
@@ -598,7 +605,7 @@ def _count(shape, attrs) -> int:
 
 class _C(_Loops):
     lang = "c"
-    isfinite, sqrt, exp, log, infinity = "isfinite", "sqrt", "exp", "log", "INFINITY"
+    isfinite, sqrt, exp, log, infinity, fabs = "isfinite", "sqrt", "exp", "log", "INFINITY", "fabs"
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -761,7 +768,7 @@ class _C(_Loops):
 
 class _JavaScript(_Loops):
     lang = "javascript"
-    isfinite, sqrt, exp, log, infinity = "Number.isFinite", "Math.sqrt", "Math.exp", "Math.log", "Infinity"
+    isfinite, sqrt, exp, log, infinity, fabs = "Number.isFinite", "Math.sqrt", "Math.exp", "Math.log", "Infinity", "Math.abs"
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -885,7 +892,7 @@ class _Python(_Writer):
         self.np, self.DomainError = fresh("np"), fresh("DomainError")
         self.helpers = {k: fresh("_" + k) for k in (
             "value", "grad", "structural", "unbroadcast", "spread", "keep", "shares", "matmul_vjp",
-            "logsumexp", "softmax", "array", "WHERE", "LABEL", "index_error", "float", "n", "gx", "gy")}
+            "logsumexp", "softmax", "norm", "array", "WHERE", "LABEL", "index_error", "float", "n", "gx", "gy")}
         for i in range(len(self.graph)):
             if self.kind[i] == "view":
                 self.ref[i] = self.variable[self.name_of[i]] if i in self.name_of else fresh(f"t{i}")
@@ -935,7 +942,7 @@ class _Python(_Writer):
             "dot": lambda: f"{np}.dot({x[0]}, {x[1]})",
             "outer": lambda: f"{np}.outer({x[0]}, {x[1]})",
             "transpose": lambda: f"{np}.transpose({x[0]})",
-            "norm": lambda: f"{np}.sqrt({np}.sum({x[0]} * {x[0]}))",
+            "norm": lambda: f"{H['norm']}({x[0]})",
             "broadcast": lambda: f"{np}.broadcast_to({x[0]}, {graph.shape[i]!r})",
             "index": lambda: f"{x[0]}[{self.index_key(i)}]",
             "stack": lambda: f"{np}.stack(({', '.join(x)},))",
@@ -1156,6 +1163,13 @@ def {matmul_vjp}(g, x, y):
 def {logsumexp}(x, axis):
     top = {np}.max(x, axis=axis, keepdims=True)
     return {np}.reshape(top, {np}.shape({np}.sum(x, axis=axis))) + {np}.log({np}.sum({np}.exp(x - top), axis=axis))
+
+
+def {norm}(x):
+    top = {np}.max({np}.abs(x))  # scaled, as hypot: the squares alone under/overflow
+    if not 0 < top < {np}.inf:
+        return {np}.sqrt({np}.sum(x * x))
+    return top * {np}.sqrt({np}.sum((x / top) ** 2))
 
 
 def {softmax}(x, axis):
