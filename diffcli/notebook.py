@@ -88,10 +88,10 @@ def _result_html(result) -> str:
     return title + _table(["name", "value"] + [c for c, _ in columns], rows, marks) + more
 
 
-def _graph_svg(program, values=None, of=None, precision: int = PRECISION) -> str:
+def _graph_svg(program, values=None, of=None, precision: int = PRECISION, gradients: bool = True) -> str:
     from .renderers import drawing, render
 
-    diagram = drawing.draw(program, values, of=of, precision=precision)
+    diagram = drawing.draw(program, values, of=of, gradients=gradients, precision=precision)
     return render.render(diagram.source, "svg").decode("utf-8")
 
 
@@ -102,6 +102,8 @@ def _program_svg(program):
 
     if drawing.count_nodes(program) > page.MAX_NODES:  # seconds to lay out: not for every display
         return None
+    if program.shape(program.output):  # an array output has no gradient: its values, as `eval`
+        return _graph_svg(program, gradients=False)
     return program.graph_svg()
 
 
@@ -114,7 +116,8 @@ def _program_html(program) -> str:
                        + " to see the values and the graph (<code>program.grad({...})</code>)</p>")
     svg = _program_svg(program)
     picture = svg[svg.index("<svg"):] if svg else "<p>(the graph is too big to draw here)</p>"
-    return head + "</p>" + _result_html(program.grad()) + picture  # the SVG without its XML prolog
+    result = program.evaluate() if program.shape(program.output) else program.grad()
+    return head + "</p>" + _result_html(result) + picture  # the SVG without its XML prolog
 
 
 def _hessian_html(result) -> str:

@@ -121,6 +121,13 @@ def test_the_cell_magic(shell):
     assert "Traceback" not in repr(uncertain) and "0.6" in repr(uncertain)   # |dg/da| u(a) = 6 · 0.1
 
 
+def test_a_program_with_an_array_output_displays_its_values():
+    # `eval` takes any output: the display shows the values (there is no gradient), it does not raise
+    program = diffcli.parse("x = [1, 2]\ny = x*2\n")
+    assert ["y", "2: [2 4]"] in Cells(program._repr_html_()).rows
+    assert "2: [2 4]" in program._repr_svg_() and "grad" not in program._repr_svg_()
+
+
 def test_a_huge_table_is_cut_with_a_note():
     program = diffcli.parse("x0 = 1\n" + "".join(f"x{i} = x{i - 1} + 1\n" for i in range(1, 2500)))
     html = program._repr_html_()
