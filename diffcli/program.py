@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import math
+import numbers
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -541,6 +542,9 @@ class Program(Displayed):
                     f"--set {name}: `{name}` is computed (`{name} = {self.definition(name)}`), not an input",
                     help="only inputs can be set: " + _list(self.graph.inputs),
                 )
+            if not isinstance(value, (int, float)) and (isinstance(value, numbers.Real) or (
+                    hasattr(value, "dtype") and _shape(value) == () and value.dtype.kind in "iuf")):
+                value = given[name] = float(value)  # a NumPy scalar or 0-d array (np.float32(2), w[0]) is a number
             try:
                 number = isinstance(value, (int, float)) and math.isfinite(value)
             except OverflowError:  # an int past the largest double (the Python API takes ints)

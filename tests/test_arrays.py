@@ -673,3 +673,14 @@ def test_the_scanner_reads_literals_as_the_regex_does(text):
         if isinstance(token, parser._Literal) and token.values is not None:
             numbers = [float(n) for n in parser._SIGNED_NUMBER.findall(token.group(token.lastindex))]
             assert np.array(token.values).ravel().tolist() == numbers
+
+
+@pytest.mark.parametrize("k", [np.float32(2.0), np.int64(2), np.array(2.0)])
+def test_the_api_takes_a_numpy_scalar_for_a_number(k):
+    # a NumPy scalar (from an array: w[0], a float32 model) is a number; it was refused as "not a finite number"
+    for source in ("x = [1, 2]\nk = 1\ny = sum(k * x^2)\n", "x = 1\nk = 1\ny = k * x^2\n"):
+        program = diffcli.parse(source)
+        result = program.grad({"k": k})
+        assert result.inputs["k"] == 2.0 and type(result.inputs["k"]) is float
+        assert np.asarray(result.gradients["x"]).tolist() == ([4.0, 8.0] if "[" in source else 4.0)
+        assert program.evaluate({"k": k}).values["y"] == (10.0 if "[" in source else 2.0)
