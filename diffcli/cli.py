@@ -460,7 +460,7 @@ def grad(
         _warn_unused(result)
         if as_json:
             return _print(matrix_report.jacobian_json(result))
-        return _show(matrix_report.jacobian_table(program, result, file, precision))
+        return _show(matrix_report.jacobian_table(program, result, file, precision, elements))
     if wrt is not None:
         result = _keep(program.derivatives(wrt, values))
         _warn_unused(result)

@@ -490,6 +490,18 @@ def test_tables_show_shapes_and_elements(tmp_path):
     assert "W[1,2] (input)" in text and "v[49] (input)" in text
 
 
+def test_elements_lists_every_element_with_several_outputs(tmp_path):
+    # `grad --of a,b --elements` printed the arrays whole, as without --elements
+    path = tmp_path / "j.expr"
+    path.write_text("x = [1, 2]\nk = 3\na = sum(x^2)\nb = x[0]*k\n", encoding="utf-8")
+    text = run_diffcli("grad", str(path), "--of", "a,b", "--elements").stdout_text
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in text.splitlines() if line.startswith("│")}
+    assert rows["x[0] (input)"] == ["input", "1", "2", "3"]     # d(x·x)/dx0 = 2, d(x0 k)/dx0 = k
+    assert rows["x[1] (input)"] == ["input", "2", "4", "0"]
+    assert rows["b (output)"] == ["x[0]*k", "3", "0", "1"]
+
+
 def test_inputs_file(tmp_path):
     path = tmp_path / "p.expr"
     path.write_text("x = [0, 0]\ny = sum(x * k)\n", encoding="utf-8")
