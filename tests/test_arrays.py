@@ -696,3 +696,16 @@ def test_the_api_takes_a_numpy_scalar_for_a_number(k):
         assert result.inputs["k"] == 2.0 and type(result.inputs["k"]) is float
         assert np.asarray(result.gradients["x"]).tolist() == ([4.0, 8.0] if "[" in source else 4.0)
         assert program.evaluate({"k": k}).values["y"] == (10.0 if "[" in source else 2.0)
+
+
+@pytest.mark.parametrize("call", ["normal(3, seed=1, mean=1e308, std=1e308)", "uniform(3, seed=1, low=-1e308, high=1e308)"])
+def test_a_constructor_whose_elements_overflow_is_a_domain_error_at_its_name(call, tmp_path):
+    # the infinite elements went on: eval --json was an internal error (inf is no JSON), with NumPy's warning
+    path = tmp_path / "c.expr"
+    path.write_text(f"x = {call}\ny = x[1]\n", encoding="utf-8")
+    for command in ("eval", "grad"):
+        done = run_diffcli(command, str(path), "--json")
+        error = json.loads(done.stderr_text.strip().splitlines()[-1])["error"]
+        assert done.returncode == 1 and done.stdout_text == "" and "Warning" not in done.stderr_text
+        assert error["kind"] == "domain" and (error["line"], error["column"]) == (1, 5)
+        assert "overflows" in error["message"] and call.split("(")[0] in error["message"]
