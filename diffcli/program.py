@@ -162,7 +162,7 @@ class Program(Displayed):
             if fast is not None:
                 return fast
         run = self.run(values, of)
-        zeros = dict.fromkeys(run.unused, 0.0)
+        zeros = _unused_zeros(run.inputs, run.unused)
         return Gradients(
             run.inputs, self._by_name(run.values, run.inputs, run.unused), run.unused, run.output,
             run.value, self._by_name(run.adjoints, zeros, run.unused),
@@ -189,7 +189,7 @@ class Program(Displayed):
             seed = np.zeros(shape)
             seed[index] = 1.0
         tangent = engine.tangents(self.graph, run.values, self.graph.names[name], seed=seed)
-        zeros = dict.fromkeys(run.unused, 0.0)
+        zeros = _unused_zeros(run.inputs, run.unused)
         return Derivatives(run.inputs, self._by_name(run.values, run.inputs, run.unused), run.unused,
                            wrt, self._by_name(tangent, zeros, run.unused))
 
@@ -204,7 +204,7 @@ class Program(Displayed):
         inputs, unused = self._inputs(values)
         node_values = engine.forward(self.graph, inputs)
         if self.has_arrays:  # a reverse sweep per output, each a scalar (SPEC), on the array engine
-            zeros = dict.fromkeys(unused, 0.0)
+            zeros = _unused_zeros(inputs, unused)
             rows = {}
             for output in outputs:
                 self._scalar_output(output)
@@ -214,7 +214,7 @@ class Program(Displayed):
         else:
             rows = jacobian.jacobian(self.graph, node_values, outputs, mode)
         for row in rows.values():
-            row.update(dict.fromkeys(unused, 0.0))
+            row.update(_unused_zeros(inputs, unused))
         return Jacobian(inputs, self._by_name(node_values, inputs, unused), unused, outputs, rows)
 
     def uncertainty(self, values: Mapping[str, float] | None = None, of: str | None = None, **options):
@@ -449,8 +449,8 @@ class Program(Displayed):
             adjoints[j] = np.zeros(graph.shape[j])
         named = {name: _plain(node_values[node]) for name, node in graph.names.items()}
         gradients = {name: _plain(adjoints[node]) for name, node in graph.names.items()}
-        for name in unused:
-            named[name], gradients[name] = inputs[name], 0.0
+        for name, zero in _unused_zeros(inputs, unused).items():
+            named[name], gradients[name] = inputs[name], zero
         return Gradients(inputs, named, unused, output, _plain(node_values[graph.names[output]]), gradients)
 
     # -- arrays
@@ -597,6 +597,13 @@ def _element_items(name: str, value):
         return
     for index, x in zip(np.ndindex(*value.shape), value.reshape(-1).tolist()):
         yield f"{name}[{','.join(map(str, index))}]", x
+
+
+def _unused_zeros(inputs: dict, unused: list[str]) -> dict:
+    """The gradient 0 of each given name the program does not use, of its value's shape (SPEC)."""
+    import numpy as np
+
+    return {name: np.zeros(_shape(inputs[name])) if _shape(inputs[name]) else 0.0 for name in unused}
 
 
 def _shape(value) -> tuple:

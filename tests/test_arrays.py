@@ -709,3 +709,14 @@ def test_a_constructor_whose_elements_overflow_is_a_domain_error_at_its_name(cal
         assert done.returncode == 1 and done.stdout_text == "" and "Warning" not in done.stderr_text
         assert error["kind"] == "domain" and (error["line"], error["column"]) == (1, 5)
         assert "overflows" in error["message"] and call.split("(")[0] in error["message"]
+
+
+def test_an_unused_array_input_has_a_gradient_of_its_shape():
+    # `--set zz=[1,2]` that the program does not use: its gradient was the scalar 0, not [0, 0]
+    for source in ("k = 1\ny = k*2\n", "x = [1, 2]\nk = 1\ny = sum(x) * k\n"):
+        program = diffcli.parse(source)
+        given = {"k": 1.0, "zz": [[1.0, 2.0]]}
+        assert np.asarray(program.grad(given).gradients["zz"]).tolist() == [[0.0, 0.0]]
+        assert np.asarray(program.derivatives("k", given).derivatives["zz"]).tolist() == [[0.0, 0.0]]
+        assert np.asarray(program.jacobian(["y", "k"], given).jacobian["y"]["zz"]).tolist() == [[0.0, 0.0]]
+        assert program.grad({"zz": 2.0}).gradients["zz"] == 0.0     # a number keeps its 0
