@@ -363,3 +363,11 @@ def test_the_dask_kernel_takes_array_inputs_per_point_the_point_axis_leading():
     outside = (0.5 + x @ np.array([[1.0, 2.0], [3.0, 4.0]]).T <= 0).any(axis=1)
     assert 0 < outside.sum() < n
     assert (np.isnan(rows).all(axis=1) == outside).all() and np.isfinite(rows[~outside]).all()
+
+
+def test_a_scalar_program_takes_an_unused_array_per_point():
+    # a scalar program's graph has no shapes: an unused array given per point was an internal TypeError
+    program = diffcli.parse("k = 1\ny = k*2\n")
+    result = array_batch.run(program, {"k": [1.0, 2.0], "zz": [[1.0, 2.0], [3.0, 4.0]]})
+    assert np.asarray(result.value).tolist() == [2.0, 4.0] and result.unused == ["zz"]
+    assert np.asarray(result.gradients["k"]).tolist() == [2.0, 2.0]
