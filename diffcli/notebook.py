@@ -102,9 +102,12 @@ def _program_svg(program):
 
     if drawing.count_nodes(program) > page.MAX_NODES:  # seconds to lay out: not for every display
         return None
-    if program.shape(program.output):  # an array output has no gradient: its values, as `eval`
-        return _graph_svg(program, gradients=False)
-    return program.graph_svg()
+    try:
+        if program.shape(program.output):  # an array output has no gradient: its values, as `eval`
+            return _graph_svg(program, gradients=False)
+        return program.graph_svg()
+    except DiffcliError:  # (a domain error at the defaults: the HTML display says it)
+        return None
 
 
 def _program_html(program) -> str:
@@ -114,9 +117,14 @@ def _program_html(program) -> str:
     if free:
         return head + ("; give a value to " + ", ".join(f"<code>{_escape(n)}</code>" for n in free)
                        + " to see the values and the graph (<code>program.grad({...})</code>)</p>")
+    try:
+        result = program.evaluate() if program.shape(program.output) else program.grad()
+    except DiffcliError as error:  # a display shows the diagnostic, as a cell of the magic does
+        from .renderers import diagnostics
+
+        return head + "</p>" + _pre(diagnostics.render_text(error))
     svg = _program_svg(program)
     picture = svg[svg.index("<svg"):] if svg else "<p>(the graph is too big to draw here)</p>"
-    result = program.evaluate() if program.shape(program.output) else program.grad()
     return head + "</p>" + _result_html(result) + picture  # the SVG without its XML prolog
 
 
