@@ -601,9 +601,13 @@ def _element_items(name: str, value):
 
 def _unused_zeros(inputs: dict, unused: list[str]) -> dict:
     """The gradient 0 of each given name the program does not use, of its value's shape (SPEC)."""
-    import numpy as np
+    zeros = dict.fromkeys(unused, 0.0)
+    for name in unused:
+        if _shape(inputs[name]):  # an array (NumPy is loaded already; a scalar command never imports it)
+            import numpy as np
 
-    return {name: np.zeros(_shape(inputs[name])) if _shape(inputs[name]) else 0.0 for name in unused}
+            zeros[name] = np.zeros(_shape(inputs[name]))
+    return zeros
 
 
 def _shape(value) -> tuple:
