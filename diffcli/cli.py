@@ -367,7 +367,8 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
                 raise DiffcliError("input", f"`{name}` is both a column of {points_file} and --set",
                                    help="give each input one value: drop the --set or the column")
     fmt = "jsonl" if as_json else "csv" if as_csv else "table"
-    if program.base.arrays or program.has_arrays or getattr(many, "arrays", False):
+    if program.base.arrays or program.has_arrays or getattr(many, "arrays", False) or \
+            any(getattr(value, "shape", ()) for value in values.values()):  # (--set zz=[1,2], not used)
         from .renderers import array_rows as rows  # the batched array engine, rows with element labels
     with _writing():  # a full, closed or broken standard output: as for one point
         outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
@@ -460,7 +461,7 @@ def grad(
         _warn_unused(result)
         if as_json:
             return _print(matrix_report.jacobian_json(result))
-        return _show(matrix_report.jacobian_table(program, result, file, precision))
+        return _show(matrix_report.jacobian_table(program, result, file, precision, elements))
     if wrt is not None:
         result = _keep(program.derivatives(wrt, values))
         _warn_unused(result)

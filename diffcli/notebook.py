@@ -88,10 +88,10 @@ def _result_html(result) -> str:
     return title + _table(["name", "value"] + [c for c, _ in columns], rows, marks) + more
 
 
-def _graph_svg(program, values=None, of=None, precision: int = PRECISION) -> str:
+def _graph_svg(program, values=None, of=None, precision: int = PRECISION, gradients: bool = True) -> str:
     from .renderers import drawing, render
 
-    diagram = drawing.draw(program, values, of=of, precision=precision)
+    diagram = drawing.draw(program, values, of=of, gradients=gradients, precision=precision)
     return render.render(diagram.source, "svg").decode("utf-8")
 
 
@@ -102,7 +102,12 @@ def _program_svg(program):
 
     if drawing.count_nodes(program) > page.MAX_NODES:  # seconds to lay out: not for every display
         return None
-    return program.graph_svg()
+    try:
+        if program.shape(program.output):  # an array output has no gradient: its values, as `eval`
+            return _graph_svg(program, gradients=False)
+        return program.graph_svg()
+    except DiffcliError:  # (a domain error at the defaults: the HTML display says it)
+        return None
 
 
 def _program_html(program) -> str:
@@ -112,9 +117,15 @@ def _program_html(program) -> str:
     if free:
         return head + ("; give a value to " + ", ".join(f"<code>{_escape(n)}</code>" for n in free)
                        + " to see the values and the graph (<code>program.grad({...})</code>)</p>")
+    try:
+        result = program.evaluate() if program.shape(program.output) else program.grad()
+    except DiffcliError as error:  # a display shows the diagnostic, as a cell of the magic does
+        from .renderers import diagnostics
+
+        return head + "</p>" + _pre(diagnostics.render_text(error))
     svg = _program_svg(program)
     picture = svg[svg.index("<svg"):] if svg else "<p>(the graph is too big to draw here)</p>"
-    return head + "</p>" + _result_html(program.grad()) + picture  # the SVG without its XML prolog
+    return head + "</p>" + _result_html(result) + picture  # the SVG without its XML prolog
 
 
 def _hessian_html(result) -> str:

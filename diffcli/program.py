@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import math
+import numbers
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,7 +162,7 @@ class Program(Displayed):
             if fast is not None:
                 return fast
         run = self.run(values, of)
-        zeros = dict.fromkeys(run.unused, 0.0)
+        zeros = _unused_zeros(run.inputs, run.unused)
         return Gradients(
             run.inputs, self._by_name(run.values, run.inputs, run.unused), run.unused, run.output,
             run.value, self._by_name(run.adjoints, zeros, run.unused),
@@ -188,7 +189,7 @@ class Program(Displayed):
             seed = np.zeros(shape)
             seed[index] = 1.0
         tangent = engine.tangents(self.graph, run.values, self.graph.names[name], seed=seed)
-        zeros = dict.fromkeys(run.unused, 0.0)
+        zeros = _unused_zeros(run.inputs, run.unused)
         return Derivatives(run.inputs, self._by_name(run.values, run.inputs, run.unused), run.unused,
                            wrt, self._by_name(tangent, zeros, run.unused))
 
@@ -203,7 +204,7 @@ class Program(Displayed):
         inputs, unused = self._inputs(values)
         node_values = engine.forward(self.graph, inputs)
         if self.has_arrays:  # a reverse sweep per output, each a scalar (SPEC), on the array engine
-            zeros = dict.fromkeys(unused, 0.0)
+            zeros = _unused_zeros(inputs, unused)
             rows = {}
             for output in outputs:
                 self._scalar_output(output)
@@ -213,7 +214,7 @@ class Program(Displayed):
         else:
             rows = jacobian.jacobian(self.graph, node_values, outputs, mode)
         for row in rows.values():
-            row.update(dict.fromkeys(unused, 0.0))
+            row.update(_unused_zeros(inputs, unused))
         return Jacobian(inputs, self._by_name(node_values, inputs, unused), unused, outputs, rows)
 
     def uncertainty(self, values: Mapping[str, float] | None = None, of: str | None = None, **options):
@@ -448,8 +449,8 @@ class Program(Displayed):
             adjoints[j] = np.zeros(graph.shape[j])
         named = {name: _plain(node_values[node]) for name, node in graph.names.items()}
         gradients = {name: _plain(adjoints[node]) for name, node in graph.names.items()}
-        for name in unused:
-            named[name], gradients[name] = inputs[name], 0.0
+        for name, zero in _unused_zeros(inputs, unused).items():
+            named[name], gradients[name] = inputs[name], zero
         return Gradients(inputs, named, unused, output, _plain(node_values[graph.names[output]]), gradients)
 
     # -- arrays
@@ -541,6 +542,9 @@ class Program(Displayed):
                     f"--set {name}: `{name}` is computed (`{name} = {self.definition(name)}`), not an input",
                     help="only inputs can be set: " + _list(self.graph.inputs),
                 )
+            if not isinstance(value, (int, float)) and (isinstance(value, numbers.Real) or (
+                    hasattr(value, "dtype") and _shape(value) == () and value.dtype.kind in "iuf")):
+                value = given[name] = float(value)  # a NumPy scalar or 0-d array (np.float32(2), w[0]) is a number
             try:
                 number = isinstance(value, (int, float)) and math.isfinite(value)
             except OverflowError:  # an int past the largest double (the Python API takes ints)
@@ -593,6 +597,17 @@ def _element_items(name: str, value):
         return
     for index, x in zip(np.ndindex(*value.shape), value.reshape(-1).tolist()):
         yield f"{name}[{','.join(map(str, index))}]", x
+
+
+def _unused_zeros(inputs: dict, unused: list[str]) -> dict:
+    """The gradient 0 of each given name the program does not use, of its value's shape (SPEC)."""
+    zeros = dict.fromkeys(unused, 0.0)
+    for name in unused:
+        if _shape(inputs[name]):  # an array (NumPy is loaded already; a scalar command never imports it)
+            import numpy as np
+
+            zeros[name] = np.zeros(_shape(inputs[name]))
+    return zeros
 
 
 def _shape(value) -> tuple:

@@ -91,7 +91,8 @@ class Session:
                     raise problem
                 self.text = read_source(data, self.path)
                 program = parse(self.text, self.path)
-                self.overrides = {k: v for k, v in self.overrides.items() if k in program.inputs}
+                self.overrides = {k: v for k, v in self.overrides.items()  # (the page sets numbers only)
+                                  if k in program.inputs and not getattr(program.inputs[k], "shape", ())}
                 state = page.snapshot(program, {**self.values, **self.overrides}, self.of, self.sweeps,
                                       precision=self.precision, max_nodes=self.max_nodes)
             except DiffcliError as error:

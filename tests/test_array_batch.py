@@ -376,3 +376,11 @@ def test_norm_of_tiny_elements_per_point_is_scaled():
     result = array_batch.run(program, {"x": np.array([[1e-200, 1e-200], [3.0, 4.0], [1e200, 1e200]])})
     assert not result.failed.any()
     np.testing.assert_allclose(result.gradients["x"], [[2 ** -0.5] * 2, [0.6, 0.8], [2 ** -0.5] * 2])
+
+
+def test_a_scalar_program_takes_an_unused_array_per_point():
+    # a scalar program's graph has no shapes: an unused array given per point was an internal TypeError
+    program = diffcli.parse("k = 1\ny = k*2\n")
+    result = array_batch.run(program, {"k": [1.0, 2.0], "zz": [[1.0, 2.0], [3.0, 4.0]]})
+    assert np.asarray(result.value).tolist() == [2.0, 4.0] and result.unused == ["zz"]
+    assert np.asarray(result.gradients["k"]).tolist() == [2.0, 2.0]

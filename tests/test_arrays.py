@@ -509,6 +509,18 @@ def test_tables_show_shapes_and_elements(tmp_path):
     assert "W[1,2] (input)" in text and "v[49] (input)" in text
 
 
+def test_elements_lists_every_element_with_several_outputs(tmp_path):
+    # `grad --of a,b --elements` printed the arrays whole, as without --elements
+    path = tmp_path / "j.expr"
+    path.write_text("x = [1, 2]\nk = 3\na = sum(x^2)\nb = x[0]*k\n", encoding="utf-8")
+    text = run_diffcli("grad", str(path), "--of", "a,b", "--elements").stdout_text
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in text.splitlines() if line.startswith("│")}
+    assert rows["x[0] (input)"] == ["input", "1", "2", "3"]     # d(x·x)/dx0 = 2, d(x0 k)/dx0 = k
+    assert rows["x[1] (input)"] == ["input", "2", "4", "0"]
+    assert rows["b (output)"] == ["x[0]*k", "3", "0", "1"]
+
+
 def test_inputs_file(tmp_path):
     path = tmp_path / "p.expr"
     path.write_text("x = [0, 0]\ny = sum(x * k)\n", encoding="utf-8")
@@ -694,3 +706,38 @@ def test_the_scanner_reads_literals_as_the_regex_does(text):
         if isinstance(token, parser._Literal) and token.values is not None:
             numbers = [float(n) for n in parser._SIGNED_NUMBER.findall(token.group(token.lastindex))]
             assert np.array(token.values).ravel().tolist() == numbers
+
+
+@pytest.mark.parametrize("k", [np.float32(2.0), np.int64(2), np.array(2.0)])
+def test_the_api_takes_a_numpy_scalar_for_a_number(k):
+    # a NumPy scalar (from an array: w[0], a float32 model) is a number; it was refused as "not a finite number"
+    for source in ("x = [1, 2]\nk = 1\ny = sum(k * x^2)\n", "x = 1\nk = 1\ny = k * x^2\n"):
+        program = diffcli.parse(source)
+        result = program.grad({"k": k})
+        assert result.inputs["k"] == 2.0 and type(result.inputs["k"]) is float
+        assert np.asarray(result.gradients["x"]).tolist() == ([4.0, 8.0] if "[" in source else 4.0)
+        assert program.evaluate({"k": k}).values["y"] == (10.0 if "[" in source else 2.0)
+
+
+@pytest.mark.parametrize("call", ["normal(3, seed=1, mean=1e308, std=1e308)", "uniform(3, seed=1, low=-1e308, high=1e308)"])
+def test_a_constructor_whose_elements_overflow_is_a_domain_error_at_its_name(call, tmp_path):
+    # the infinite elements went on: eval --json was an internal error (inf is no JSON), with NumPy's warning
+    path = tmp_path / "c.expr"
+    path.write_text(f"x = {call}\ny = x[1]\n", encoding="utf-8")
+    for command in ("eval", "grad"):
+        done = run_diffcli(command, str(path), "--json")
+        error = json.loads(done.stderr_text.strip().splitlines()[-1])["error"]
+        assert done.returncode == 1 and done.stdout_text == "" and "Warning" not in done.stderr_text
+        assert error["kind"] == "domain" and (error["line"], error["column"]) == (1, 5)
+        assert "overflows" in error["message"] and call.split("(")[0] in error["message"]
+
+
+def test_an_unused_array_input_has_a_gradient_of_its_shape():
+    # `--set zz=[1,2]` that the program does not use: its gradient was the scalar 0, not [0, 0]
+    for source in ("k = 1\ny = k*2\n", "x = [1, 2]\nk = 1\ny = sum(x) * k\n"):
+        program = diffcli.parse(source)
+        given = {"k": 1.0, "zz": [[1.0, 2.0]]}
+        assert np.asarray(program.grad(given).gradients["zz"]).tolist() == [[0.0, 0.0]]
+        assert np.asarray(program.derivatives("k", given).derivatives["zz"]).tolist() == [[0.0, 0.0]]
+        assert np.asarray(program.jacobian(["y", "k"], given).jacobian["y"]["zz"]).tolist() == [[0.0, 0.0]]
+        assert program.grad({"zz": 2.0}).gradients["zz"] == 0.0     # a number keeps its 0

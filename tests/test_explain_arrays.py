@@ -51,10 +51,14 @@ w_1 = 2
 q = atan2(θ, v) + hypot(θ, v) + max(θ, v, 0.4) + pow(v^2, θ) + abs(v) + sign(θ)*θ + exp(θ)/w_1 - log(v^2)
 L = sum(q) + mean(θ*v) - 1/w_1
 """
+# a stacked operand times a value stretched to its shape: the stretched factor is a row, not x
+STRETCHED = """x = [1, 2, 3]
+L = sum([x] * x) + sum([x, 2x] * x)
+"""
 BATCH = (SAMPLES / "arrays" / "two_layer_batch.expr").read_text()
 MOONS = (SAMPLES / "moons" / "moons_mlp_arrays.expr").read_text()
 PROGRAMS = {"mlp": (MLP, ["W1", "x", "b1", "W2"]), "every_op": (EVERY_OP, ["x", "M", "u"]),
-            "batch": (BATCH, ["W1", "b1", "X", "W2"]), "greek": (GREEK, ["θ", "v", "w_1"]), "moons": (MOONS, ["W1", "b1", "w3"])}
+            "batch": (BATCH, ["W1", "b1", "X", "W2"]), "greek": (GREEK, ["θ", "v", "w_1"]), "stretched": (STRETCHED, ["x"]), "moons": (MOONS, ["W1", "b1", "w3"])}
 
 
 def invoke(*args, input=None):

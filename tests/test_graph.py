@@ -126,6 +126,14 @@ def test_no_grad_draws_values_only(tmp_path):
     assert named["g"] == ["g", "47"]
 
 
+def test_no_grad_draws_an_array_output(tmp_path):
+    # `eval` takes any output, so the values-only drawing does too: its title was an internal error
+    program = tmp_path / "vector.expr"
+    program.write_text("x = [1, 2]\ny = x*2\n")
+    dot = graph_dot(program, "--no-grad")
+    assert "y = 2: [2 4]" in dot and "grad" not in dot.split("label=")[-1]
+
+
 def test_of_changes_the_output_and_its_gradients():
     dot = graph_dot(CHAIN, "--set", "o=1", "--of", "e")
     named = {fields[0]: (fields, attributes) for fields, attributes in records(dot).values()

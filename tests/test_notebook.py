@@ -121,6 +121,21 @@ def test_the_cell_magic(shell):
     assert "Traceback" not in repr(uncertain) and "0.6" in repr(uncertain)   # |dg/da| u(a) = 6 · 0.1
 
 
+def test_a_program_with_an_array_output_displays_its_values():
+    # `eval` takes any output: the display shows the values (there is no gradient), it does not raise
+    program = diffcli.parse("x = [1, 2]\ny = x*2\n")
+    assert ["y", "2: [2 4]"] in Cells(program._repr_html_()).rows
+    assert "2: [2 4]" in program._repr_svg_() and "grad" not in program._repr_svg_()
+
+
+def test_a_program_whose_defaults_leave_a_domain_displays_the_diagnostic():
+    # its _repr_html_ and _repr_svg_ raised the DiffcliError (IPython prints a formatter's traceback)
+    program = diffcli.parse("x = -1\ny = log(x)\n")
+    html = program._repr_html_()
+    assert "error: `log` is undefined at log(-1)" in html and "Traceback" not in html
+    assert program._repr_svg_() is None
+
+
 def test_a_huge_table_is_cut_with_a_note():
     program = diffcli.parse("x0 = 1\n" + "".join(f"x{i} = x{i - 1} + 1\n" for i in range(1, 2500)))
     html = program._repr_html_()

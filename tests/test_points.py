@@ -370,3 +370,15 @@ def test_a_scalar_programs_points_read_as_an_array_file_run_as_scalars(tmp_path)
     arrays.write_text('{"o": [1, 2]}\n')
     done = CliRunner().invoke(app, ["eval", str(free), "--points", str(arrays), "--json"])
     assert done.exit_code == 0 and json.loads(done.stdout)["value"] == [2.0, 4.0]
+
+
+def test_an_unused_array_set_on_a_scalar_program_stays_one_value(tmp_path):
+    # --set zz=[1,2] with --sweep: the array was read as a column, zz = 1 at point 0 and 2 at point 1
+    from conftest import run_diffcli
+
+    path = tmp_path / "s.expr"
+    path.write_text("k = 1\ny = k*2\n", encoding="utf-8")
+    done = run_diffcli("grad", path, "--set", "zz=[1,2]", "--sweep", "k=0:1:2", "--json")
+    lines = [json.loads(line) for line in done.stdout_text.splitlines()]
+    assert done.returncode == 0 and [line["inputs"]["zz"] for line in lines] == [[1.0, 2.0], [1.0, 2.0]]
+    assert [line["gradients"]["zz"] for line in lines] == [[0.0, 0.0], [0.0, 0.0]]

@@ -361,3 +361,14 @@ def test_a_client_that_went_away_prints_no_traceback(capsys):
         httpd.server_close()
     err = capsys.readouterr().err
     assert "Traceback" not in err and err == "warning: a request from 127.0.0.1 failed: ValueError: bug\n"
+
+
+def test_a_number_set_in_the_page_is_dropped_when_its_input_becomes_an_array(served):
+    # the page's a = 1 was kept for `a = [1, 2]`: every run a shape error the page could not undo
+    _, port, path = served
+    json_header = {"Content-Type": "application/json"}
+    assert request(port, "POST", "/inputs", json.dumps({"a": 1}).encode(), json_header)[0].status == 204
+    path.write_text("a = [1, 2]\nb = 5 - 3a\nc = sum(b^2)\ng = c - o\n")
+    moved = wait_for(port, lambda m: "[" in (m["state"].get("source") or ""))
+    assert moved["state"]["ok"], moved["state"].get("diagnostic")
+    assert cell(moved, "a", "∂g/∂name") == "2: [-12 6]"     # -6(5 - 3a) at a = [1, 2]

@@ -106,7 +106,7 @@ def _backward(d: ArrayDerivation, graph, name: str, targets: dict, reaches: list
     """Walk the statement `name` from its result back to the names on the paths it uses."""
     root = graph.names[name]
     stack = [(root, delta(name, d.output), [])]
-    simplify = Simplifier()
+    simplify = Simplifier(graph)
     while stack:
         i, g, steps = stack.pop()
         if i != root and i in targets:
@@ -183,8 +183,9 @@ class Simplifier:
     with the terms it was built from, so simplifying them again would cost 2^depth); the ones done
     are kept, by identity, for the derivation's length."""
 
-    def __init__(self):
+    def __init__(self, graph=None):
         self.done: dict[int, tuple] = {}
+        self.graph = graph  # the shapes of value terms: 𝟏 ⊙ x is x only where x has 𝟏's shape
 
     def __call__(self, term):
         if id(term) in self.done:
@@ -208,9 +209,10 @@ class Simplifier:
                 return b
             if b == one:
                 return a
-        if kind == "odot" and term[1][0] == "ones":  # 𝟏 ⊙ b is b (of one shape, as elementwise)
+        if kind == "odot" and term[1][0] == "ones" and self._fits(term[2], term[1][1]):  # 𝟏 ⊙ b is b
             return term[2]
-        if kind == "odot" and term[1][0] == "times" and term[1][2][0] == "ones":  # (a·𝟏) ⊙ b is a·b
+        if kind == "odot" and term[1][0] == "times" and term[1][2][0] == "ones" and \
+                self._fits(term[2], term[1][2][1]):  # (a·𝟏) ⊙ b is a·b
             return self._top(("times", term[1][1], term[2]))
         if kind == "odot" and term[1][0] == "div" and term[1][1][0] == "ones":  # (𝟏/n) ⊙ b is b/n
             return self._top(("div", term[2], term[1][2]))
@@ -223,6 +225,12 @@ class Simplifier:
         if kind == "T" and term[1][0] == "num":
             return term[1]
         return term
+
+
+    def _fits(self, term, shape: tuple) -> bool:
+        """Whether `term` has `shape`, as far as it is known: a value term written for a value the
+        graph stretched (value_term) has the shape of the operand as written, not 𝟏's."""
+        return self.graph is None or term[0] != "val" or tuple(self.graph.shape[term[1]]) == tuple(shape)
 
 
 def term_size(term, cap: int) -> int:

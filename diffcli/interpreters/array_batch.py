@@ -403,9 +403,9 @@ def _given(program, points: Mapping, fixed: Mapping | None):
     inputs, unused = program._inputs(representative)
     graph = program.graph
     for name, column in points.items():
-        if name in graph.inputs and column.shape[1:] != graph.shape[graph.names[name]]:
+        if name in graph.inputs and column.shape[1:] != program.shape(name):  # (a scalar program's graph: no shapes)
             raise DiffcliError("input", f"`{name}` per point has shape {column.shape[1:]}, "
-                               f"but the program's `{name}` has shape {graph.shape[graph.names[name]]}")
+                               f"but the program's `{name}` has shape {program.shape(name)}")
     return n, points, inputs, unused
 
 

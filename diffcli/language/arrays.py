@@ -41,7 +41,15 @@ def constant(expr: Array | Call, source: Source):
     import numpy as np
 
     if isinstance(expr, Call):
-        return construct(expr.func, expr.sizes, _keyword_values(expr, source))
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = construct(expr.func, expr.sizes, _keyword_values(expr, source))
+        finite = np.isfinite(array) if expr.func in ("uniform", "normal") else True
+        if finite is not True and not finite.all():  # (low, high, mean and std near the largest double)
+            index = np.unravel_index(int(np.argmin(finite)), array.shape)  # the first, row-major
+            raise _fail("domain", f"`{expr.func}` overflows at element [{','.join(map(str, index))}]: "
+                        "too large for a double", (expr.start, expr.name_end), source,
+                        help="doubles reach about 1.8e308; give smaller keyword values")
+        return array
     if expr.values is not None:  # numbers scanned as one token
         shape = expr.values_shape()
         _bounded(shape, (expr.start, expr.end), source)

@@ -122,7 +122,7 @@ def draw(program: Program, values: Mapping[str, float] | None = None, *, of: str
             for j, k in times.items():
                 dot.edge(f"v{j}", f"op{i}", **({"label": f"×{k}"} if k > 1 else {}))
         dot.edge(f"op{i}", f"v{i}")
-    title = _title(program, output, node_values[output_node], gradients, precision)
+    title = _title(program, output, number(node_values[output_node], precision), gradients)
     # \l ends a line of the title flush left
     dot.graph_attr["label"] = graphviz.nohtml(
         plain_text(title) + "\\l" + plain_text("    ".join(legend)) + "\\l")
@@ -214,9 +214,8 @@ def _op_label(op: Op, constants: list[str | None]) -> str:
     return f"{symbol}({', '.join('·' if c is None else c for c in constants)})"
 
 
-def _title(program: Program, output: str, value: float, gradients: bool, precision: int) -> str:
-    shown_value = (_number if getattr(value, "ndim", 0) == 0 else _array_number)(value, precision)
-    head = elide(f"{shown(program.source.filename)}: {elide(output)} = {shown_value}",
+def _title(program: Program, output: str, value: str, gradients: bool) -> str:
+    head = elide(f"{shown(program.source.filename)}: {elide(output)} = {value}",
                  TITLE_LIMIT)
     if not gradients:
         return f"{head}    (values only: the forward pass)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import shown
 from ..interpreters.hessian import Hessian, HessianVector
 from ..program import Jacobian, Program
-from .report import PLAIN_TABLE_ROWS, _dumps, _plain_table, _table, _variable_rows, cell, number
+from .report import PLAIN_TABLE_ROWS, _dumps, _plain_table, _table, _variable_rows, cell, element_items, number
 
 
 def jacobian_json(result: Jacobian) -> str:
@@ -13,11 +13,17 @@ def jacobian_json(result: Jacobian) -> str:
                    "jacobian": result.jacobian})
 
 
-def jacobian_table(program: Program, result: Jacobian, filename: str, precision: int):
+def jacobian_table(program: Program, result: Jacobian, filename: str, precision: int, elements: bool = False):
     first, *others = result.outputs
-    rows, styles = _variable_rows(program, result, None, precision, result.jacobian[first])
-    for row, name in zip(rows, result.values):
-        row += [cell(result.jacobian[out][name], precision) for out in others]
+    rows, styles = _variable_rows(program, result, None, precision, result.jacobian[first], elements)
+    # the variable of each row and, with `elements`, its element (as _variable_rows lays them out)
+    of_rows = [(name, element) for name, value in result.values.items()
+               for element in ([label for label, _ in element_items(name, value)]
+                               if elements and getattr(value, "shape", ()) else [None])]
+    for row, (name, element) in zip(rows, of_rows):
+        row += [cell(result.jacobian[out][name], precision) if element is None
+                else number(dict(element_items(name, result.jacobian[out][name]))[element], precision)
+                for out in others]
         if name in result.outputs:
             row[0] = f"{name} (output)"
     columns = ["name", "definition", "value"] + [f"∂{out}/∂name" for out in result.outputs]
