@@ -132,6 +132,15 @@ def _check_uncertainty(amount: str, part: str, option: str) -> None:
                                  "≥ 0, or a percentage such as 5%", param_hint=option)
 
 
+class Given(dict):
+    """The values of --inputs FILE.json and --set, and where each of those from the file came from
+    (`origins`: name -> "--inputs FILE.json"), for the diagnostics that name them (_read)."""
+
+    def __init__(self, values: dict, origins: dict[str, str]):
+        super().__init__(values)
+        self.origins = origins
+
+
 def given_values(sets: Optional[List[str]], inputs_file: Optional[str]) -> dict:
     """--inputs FILE.json, then --set over it."""
     values = parse_sets(sets)
@@ -139,7 +148,9 @@ def given_values(sets: Optional[List[str]], inputs_file: Optional[str]) -> dict:
         return values
     from .program import read_inputs
 
-    return {**read_inputs(inputs_file), **values}
+    from_file = read_inputs(inputs_file)
+    return Given({**from_file, **values},
+                 {name: f"--inputs {inputs_file}" for name in from_file if name not in values})
 
 
 def parse_names(values: Optional[List[str]]) -> list[str]:
@@ -160,7 +171,10 @@ def parse_sweeps(texts: List[str], sets: dict[str, float]) -> list:
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="--sweep") from None
         if sweeps[-1].name in sets:
-            raise typer.BadParameter(f"{sweeps[-1].name} is both swept and --set", param_hint="--sweep")
+            name = sweeps[-1].name
+            given = getattr(sets, "origins", {}).get(name, "--set")
+            raise typer.BadParameter(f"{name} is both swept and {'in ' * (given != '--set')}{given}",
+                                     param_hint="--sweep")
     return sweeps
 
 
@@ -229,7 +243,8 @@ def _keep(thing):
     return thing
 
 
-def _read(file: str, as_json: bool = False):
+def _read(file: str, as_json: bool = False, given: Optional[dict] = None):
+    """The program of FILE; `given`, the values of given_values, labels their diagnostics."""
     from .program import load, parse, read_bytes, read_source
 
     if file == "-":
@@ -243,6 +258,7 @@ def _read(file: str, as_json: bool = False):
     else:
         program = load(file)
     _keep(program)
+    program.given_from = getattr(given, "origins", {})
     if program.notes and not as_json:
         from .renderers import diagnostics
 
@@ -302,9 +318,9 @@ def command(function):
     return run
 
 
-def _warn_unused(result) -> None:
+def _warn_unused(result, program) -> None:
     for name in result.unused:
-        sys.stderr.write(f"warning: --set {name}: the program does not use `{name}`\n")
+        sys.stderr.write(f"warning: {program.given_label(name)}: the program does not use `{name}`\n")
 
 
 @contextmanager
@@ -364,8 +380,9 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
         many = _read_points(points_file, points_format.value if points_format else None, program, arrays=True)
         for name in many.names:
             if name in taken:
-                raise DiffcliError("input", f"`{name}` is both a column of {points_file} and --set",
-                                   help="give each input one value: drop the --set or the column")
+                given = program.given_from.get(name, "--set")
+                raise DiffcliError("input", f"`{name}` is both a column of {points_file} and {'in ' * (given != '--set')}{given}",
+                                   help=f"give each input one value: drop the column, or `{name}` from {given}")
     fmt = "jsonl" if as_json else "csv" if as_csv else "table"
     if program.base.arrays or program.has_arrays or getattr(many, "arrays", False) or \
             any(getattr(value, "shape", ()) for value in values.values()):  # (--set zz=[1,2], not used)
@@ -374,7 +391,7 @@ def _many_points(program, file, sweeps, points_file, points_format, values, of, 
         outcome = rows.run(program, many, values, of, gradients=gradients, all_names=all_names,
                            write=sys.stdout.write, fmt=fmt, precision=precision)
     for name in outcome.unused:
-        where = (f"--set {name}" if name in taken else f"--sweep {name}" if sweeps
+        where = (program.given_label(name) if name in taken else f"--sweep {name}" if sweeps
                  else f"column `{name}` of {'<stdin>' if points_file == '-' else points_file}")
         sys.stderr.write(f"warning: {where}: the program does not use `{name}`\n")
     if outcome.summary is not None:
@@ -448,7 +465,7 @@ def grad(
         raise typer.BadParameter("--wrt goes with forward mode; reverse mode uses --of", param_hint="--wrt")
     if wrt is not None and outputs:
         raise typer.BadParameter("--of goes with reverse mode; forward mode uses --wrt", param_hint="--of")
-    program = _read(file, as_json)
+    program = _read(file, as_json, values)
     if many:
         return _many_points(program, file, sweeps, points_file, points_format, values, of, gradients=True,
                             all_names=all_names, as_json=as_json, as_csv=as_csv, precision=precision)
@@ -458,18 +475,18 @@ def grad(
         from .renderers import matrix_report
 
         result = _keep(program.jacobian(outputs, values))
-        _warn_unused(result)
+        _warn_unused(result, program)
         if as_json:
             return _print(matrix_report.jacobian_json(result))
         return _show(matrix_report.jacobian_table(program, result, file, precision, elements))
     if wrt is not None:
         result = _keep(program.derivatives(wrt, values))
-        _warn_unused(result)
+        _warn_unused(result, program)
         if as_json:
             return _print(report.forward_json(result))
         return _show(report.forward_table(program, result, file, precision, elements))
     result = _keep(program.grad(values, of))
-    _warn_unused(result)
+    _warn_unused(result, program)
     if as_json:
         return _print(report.grad_json(result))
     _show(report.grad_table(program, result, file, precision, elements))
@@ -494,14 +511,14 @@ def evaluate(
     """Values of every variable (forward pass only)."""
     values = given_values(sets, inputs_file)
     many = _points_options(sweeps, points_file, as_json, as_csv, all_names)
-    program = _read(file, as_json)
+    program = _read(file, as_json, values)
     if many:
         return _many_points(program, file, sweeps, points_file, points_format, values, None, gradients=False,
                             all_names=all_names, as_json=as_json, as_csv=as_csv, precision=precision)
     from .renderers import report
 
     result = _keep(program.evaluate(values))
-    _warn_unused(result)
+    _warn_unused(result, program)
     if as_json:
         return _print(report.eval_json(result))
     _show(report.eval_table(program, result, file, precision, elements))
@@ -545,7 +562,7 @@ def hessian(
     names = parse_names(wrt) or None
     if vector is not None and names is not None:
         raise typer.BadParameter("--hvp gives H·v over every input; it takes no --wrt", param_hint="--wrt")
-    program = _read(file, as_json)
+    program = _read(file, as_json, values)
     from .renderers import matrix_report
 
     if vector is not None:
@@ -555,7 +572,7 @@ def hessian(
     else:
         result = _keep(program.hessian(values, of, names))
         table = matrix_report.hessian_table
-    _warn_unused(result)
+    _warn_unused(result, program)
     if as_json:
         return _print(matrix_report.hessian_json(result))
     _show(table(result, file, precision), wide=program.has_arrays)
@@ -610,7 +627,7 @@ def draw_graph(
             raise typer.BadParameter("--json writes JSON: it takes no --format", param_hint="--json")
         program = _read(file, as_json)
         data = drawing.graph_json(program, values, of=of, gradients=not no_grad)
-        _warn_unused(data)
+        _warn_unused(data, program)
         return render.write(data.source.encode("utf-8"), output, "json")
     format = render.choose_format(fmt.value if fmt else None, output)
     program = _read(file)
@@ -623,7 +640,7 @@ def draw_graph(
         )
     diagram = drawing.draw(program, values, of=of, gradients=not no_grad,
                            rankdir=rankdir.value, precision=precision)
-    _warn_unused(diagram)
+    _warn_unused(diagram, program)
     render.write(render.render(diagram.source, format), output, format)
 
 
@@ -759,7 +776,7 @@ def check(
         if math.isnan(tolerance):   # (nan passes min=0.0, and no row can be within it)
             raise typer.BadParameter("nan: a tolerance is a number ≥ 0", param_hint=hint)
     values = given_values(sets, inputs_file)
-    program = _read(file, as_json)
+    program = _read(file, as_json, values)
     from .renderers import report
     if order == 2:
         from .commands.check_second import check_second as check_gradients
@@ -767,7 +784,7 @@ def check(
         from .commands.check import check as check_gradients
 
     result = check_gradients(program, values, of, rtol=rtol, atol=atol, allow_kinks=allow_kinks)
-    _warn_unused(result)
+    _warn_unused(result, program)
     if as_json:
         _print(report.check_json(result))
     else:
@@ -812,7 +829,7 @@ def explain(
     values = given_values(sets, inputs_file)
     if as_json and fmt is not Format.text:
         raise typer.BadParameter("--json is the derivation as data: it takes no --format", param_hint="--json")
-    program = _read(file, as_json)
+    program = _read(file, as_json, values)
     from .renderers.explain import explain as derivation
 
     _print(derivation(program, values, wrt, of, "json" if as_json else fmt.value,
@@ -1033,7 +1050,7 @@ def fit_command(
                                  param_hint="--absolute-sigma")
     if x_column is not None and data is None:
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
-    program = _read(file, as_json)
+    program = _read(file, as_json, values)
     from .commands import fit as fitting
     from .renderers import fitreport, render
     from .renderers.output import write_output
@@ -1197,7 +1214,7 @@ def uncertainty(
 
     result = _keep(propagate(program, values, of, uncertainties=given, correlations=pairs,
                              order=order, monte_carlo=monte_carlo, seed=seed))
-    _warn_unused(result)
+    _warn_unused(result, program)
     if plot is not None:
         uncertainty_report.write_plot(result, plot, plot_format)
     if as_json:

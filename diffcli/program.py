@@ -91,6 +91,9 @@ class Program(Displayed):
         # last bound when the program has arrays; `base` is the graph as the file is written
         self.base = self.graph = graph
         self._lowered: dict[tuple, Graph] = {}
+        # where a given value came from, for its diagnostics: name -> "--inputs in.json" (the CLI
+        # sets it); a name not here was given with --set
+        self.given_from: dict[str, str] = {}
         if graph.arrays and all(value is not None for value in graph.inputs.values()):
             self._bind(dict(graph.inputs))  # every shape is known: shape errors now, at load
 
@@ -114,6 +117,13 @@ class Program(Displayed):
     def notes(self) -> list[DiffcliError]:
         """Remarks on the source that are not errors, such as `2e-3` beside a variable `e`."""
         return self.graph.notes
+
+    def given_label(self, name: str, named: bool = False) -> str:
+        """How a diagnostic names the value given for `name`: `--set x`, or `--inputs in.json`
+        (`named`: for a message that does not name `x` itself, `--inputs in.json: `x``)."""
+        if name not in self.given_from:
+            return f"--set {name}"
+        return f"{self.given_from[name]}: `{name}`" if named else self.given_from[name]
 
     def is_input(self, name: str) -> bool:
         return name in self.graph.inputs
@@ -491,16 +501,18 @@ class Program(Displayed):
                                f"(with --of NAME, or as the last statement)")
 
     # -- checks the commands share
-    def check_name(self, name: str, option: str) -> str:
-        """`name`, if the program has such a variable; else the error that `option` names it wrongly."""
+    def check_name(self, name: str, option: str, where: str | None = None) -> str:
+        """`name`, if the program has such a variable; else the error that `option` names it wrongly
+        (`where`: the label that starts the message, if not `{option} {name}`)."""
+        where = where or f"{option} {name}"
         if name in RESERVED:
             what = "a constant" if name in CONSTANTS else "a function"
-            raise DiffcliError("input", f"{option} {name}: `{name}` is {what}, not a variable",
+            raise DiffcliError("input", f"{where}: `{name}` is {what}, not a variable",
                                help="variables: " + _list(self.graph.names))
         if name not in self.graph.names:
             hint = did_you_mean(name, self.graph.names)
             raise DiffcliError(
-                "input", f"{option} {name}: the program has no variable `{name}`",
+                "input", f"{where}: the program has no variable `{name}`",
                 help=hint or "variables: " + _list(self.graph.names),
             )
         return name
@@ -533,13 +545,13 @@ class Program(Displayed):
         for name, value in given.items():
             if name in RESERVED or name not in self.graph.names and (
                     not name.isidentifier() or did_you_mean(name, self.graph.names)):
-                self.check_name(name, "--set")
+                self.check_name(name, "--set", self.given_label(name))
             if name not in self.graph.names:
                 unused.append(name)
             elif name not in self.graph.inputs:
                 raise DiffcliError(
                     "input",
-                    f"--set {name}: `{name}` is computed (`{name} = {self.definition(name)}`), not an input",
+                    f"{self.given_label(name)}: `{name}` is computed (`{name} = {self.definition(name)}`), not an input",
                     help="only inputs can be set: " + _list(self.graph.inputs),
                 )
             if not isinstance(value, (int, float)) and (isinstance(value, numbers.Real) or (
@@ -550,7 +562,7 @@ class Program(Displayed):
             except OverflowError:  # an int past the largest double (the Python API takes ints)
                 number = False
             if not number:
-                given[name] = _array_value(name, value)
+                given[name] = _array_value(name, value, self.given_label(name, named=True))
         inputs = {}
         for name, default in self.base.inputs.items():
             value = given.get(name, default)
@@ -566,7 +578,7 @@ class Program(Displayed):
             if default is not None and value is not default and _shape(value) != _shape(default):
                 from .ops import shape_text
 
-                raise DiffcliError("input", f"--set {name}: `{name}` is {_shape_words(_shape(default))} in the file, "
+                raise DiffcliError("input", f"{self.given_label(name)}: `{name}` is {_shape_words(_shape(default))} in the file, "
                                    f"but the value given is {_shape_words(_shape(value))}",
                                    help=f"give {name} a value of shape {shape_text(_shape(default))}")
             inputs[name] = value if _shape(value) else float(value)

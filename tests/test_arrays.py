@@ -543,6 +543,40 @@ def test_inputs_file(tmp_path):
         assert "not a finite number" in error["message"]
 
 
+def test_inputs_file_values_are_named_by_the_file_not_as_set(tmp_path):
+    """A value from --inputs FILE.json is named `--inputs FILE.json` in its error (it was `--set x`,
+    an option the user never gave); a --set over it keeps `--set x`."""
+    path = tmp_path / "p.expr"
+    path.write_text("x = [0, 0]\nk = 3\ny = sum(x * k)\n", encoding="utf-8")
+    values = tmp_path / "in.json"
+    for text, words in (('{"x": [1, 2, 3]}', "`x` is a vector of 2 in the file"),   # another shape
+                        ('{"k": [1, 2]}', "`k` is a scalar in the file"),
+                        ('{"y": 1}', "`y` is computed"),
+                        ('{"kk": 1}', "the program has no variable `kk`"),           # a typo
+                        ('{"x": [[1, 2], [3]]}', "`x`: [[1, 2], [3]] is not")):     # ragged
+        values.write_text(text, encoding="utf-8")
+        code, error = _json_error("grad", str(path), "--inputs", str(values))
+        assert code == 1 and error["kind"] == "input", text
+        assert error["message"].startswith(f"--inputs {values}: {words}"), error["message"]
+        assert "--set" not in error["message"]
+    values.write_text('{"k": 1}', encoding="utf-8")
+    code, error = _json_error("grad", str(path), "--inputs", str(values), "--set", "k=[1,2]")
+    assert code == 1 and error["message"].startswith("--set k: `k` is a scalar in the file")
+
+
+def test_a_name_of_the_inputs_file_the_program_lacks_is_warned_of_as_the_files(tmp_path):
+    path = tmp_path / "p.expr"
+    path.write_text("a = 1\nb = 2\ny = (x - a)^2 + b\n", encoding="utf-8")
+    values = tmp_path / "in.json"
+    values.write_text('{"x": 3, "zz": 4}', encoding="utf-8")
+    for args in (["grad"], ["eval"], ["grad", "--sweep", "b=0:1:2"], ["fit", "--wrt", "a"]):
+        done = run_diffcli(args[0], str(path), *args[1:], "--inputs", str(values), "--json")
+        assert done.returncode == 0, done.stderr_text
+        assert done.stderr_text == f"warning: --inputs {values}: the program does not use `zz`\n", args
+    done = run_diffcli("grad", str(path), "--sweep", "x=0:1:2", "--inputs", str(values), "--json")
+    assert done.returncode == 2 and f"x is both swept and in --inputs {values}" in done.stderr_text
+
+
 def test_check_rows_per_element_and_a_sample_above_the_bound(tmp_path):
     path = tmp_path / "p.expr"
     path.write_text("W = uniform(3, 2, seed=1)\nx = [0.5, -1]\ny = sum(tanh(W @ x))\n", encoding="utf-8")

@@ -524,7 +524,7 @@ def setup(program: Program, wrt: list[str], values: dict[str, float], *, of: str
     # (a scalar program's data columns are checked here too, as the batch engine checks them: its
     # passes for this fit then need not check them again, see Problem._rows)
     scalar = not program.base.arrays
-    warnings += [f"--set {name}: the program does not use `{name}`"
+    warnings += [f"{program.given_label(name)}: the program does not use `{name}`"
                  for name in check_sets(program, values, data, columns_too=scalar)]
     if x_column is not None and x_column not in data:
         raise DiffcliError("input", f"--x {x_column}: {data_name} has no column `{x_column}`",
@@ -1170,7 +1170,7 @@ def check_sets(program: Program, values: Mapping[str, float], data_columns, colu
     program._inputs({**defaults, **columns, **values})  # the same checks as grad's (an array keeps its shape)
     for name in values:
         if name in data_columns:
-            raise DiffcliError("input", f"--set {name}: `{name}` is a column of the data, set by each row")
+            raise DiffcliError("input", f"{program.given_label(name)}: `{name}` is a column of the data, set by each row")
     return unused
 
 
