@@ -319,7 +319,12 @@ def command(function):
 
 
 def _warn_unused(result, program) -> None:
-    for name in result.unused:
+    _warn_names(result.unused, program)
+
+
+def _warn_names(unused, program) -> None:
+    """A warning for each name given a value (--set, --inputs) that the program does not have (SPEC)."""
+    for name in unused:
         sys.stderr.write(f"warning: {program.given_label(name)}: the program does not use `{name}`\n")
 
 
@@ -832,8 +837,10 @@ def explain(
     program = _read(file, as_json, values)
     from .renderers.explain import explain as derivation
 
-    _print(derivation(program, values, wrt, of, "json" if as_json else fmt.value,
-                      "<stdin>" if file == "-" else file, precision, elements=elements))
+    text = derivation(program, values, wrt, of, "json" if as_json else fmt.value,
+                      "<stdin>" if file == "-" else file, precision, elements=elements)
+    _warn_names([name for name in values if name not in program.names], program)  # (a typo failed above)
+    _print(text)
 
 
 class Language(str, enum.Enum):

@@ -295,6 +295,24 @@ def test_errors_are_diagnostics(args, message):
     assert done.stderr_text.startswith(message)
 
 
+def test_a_name_the_program_lacks_is_warned_of_as_grad_warns(tmp_path):
+    """explain, as grad: a --set (or --inputs) name the program does not have is a warning on
+    standard error, --json included (it was dropped without a word)."""
+    values = tmp_path / "in.json"
+    values.write_text('{"zz": 4}', encoding="utf-8")
+    vector = tmp_path / "v.expr"
+    vector.write_text("x = [1, 2]\ny = sum(x^2)\n", encoding="utf-8")
+    for args, where in ((["--set", "o=1,zz=2"], "--set zz"), (["--set", "o=1", "--json"], f"--inputs {values}"),
+                        ([], f"--inputs {values}")):
+        program = CHAIN if args else vector
+        if where.startswith("--inputs"):
+            args = [*args, "--inputs", str(values)]
+        done = run_diffcli("explain", program, *args)
+        assert done.returncode == 0 and done.stdout_text
+        assert done.stderr_text == f"warning: {where}: the program does not use `zz`\n", args
+        assert run_diffcli("grad", program, *args).stderr_text == done.stderr_text
+
+
 def test_a_malformed_command_line_exits_2():
     assert run_diffcli("explain", CHAIN, "--format", "pdf").returncode == 2
 
