@@ -1057,10 +1057,14 @@ def fit_command(
                                  param_hint="--absolute-sigma")
     if x_column is not None and data is None:
         raise typer.BadParameter("--x names a data column: it needs --data", param_hint="--x")
+    from .renderers.output import check_writable, write_output
+
+    for target in (plot, save, file if write else None):  # refused now, not after the result is printed
+        if target is not None:
+            check_writable(target)
     program = _read(file, as_json, values)
     from .commands import fit as fitting
     from .renderers import fitreport, render
-    from .renderers.output import write_output
 
     data_name = "<stdin>" if data == "-" else data
     columns = {}

@@ -139,6 +139,23 @@ def test_save_reads_back_with_inputs_and_a_shape_mismatch_names_both(linear, tmp
     assert result.exit_code == 1 and "a vector of 2 in the file" in result.output and "vector of 3" in result.output
 
 
+def test_an_unwritable_save_or_plot_is_refused_before_the_result_is_printed(linear, tmp_path):
+    """fit --save DIR (or a missing directory, or --plot DIR.png) printed the result, then failed:
+    now the io error comes first, standard output stays empty (SPEC), and nothing is written."""
+    folder = tmp_path / "folder.json"
+    folder.mkdir()
+    for option, target in (("--save", folder), ("--save", tmp_path / "missing" / "s.json"),
+                           ("--plot", tmp_path / "missing" / "p.svg")):
+        for json_flag in ([], ["--json"]):
+            result = invoke("fit", linear, "--wrt", "w,c", option, target, *json_flag)
+            assert result.exit_code == 1 and result.stdout == "", (option, target, json_flag)
+            assert f"cannot write {target}" in result.stderr
+            if json_flag:
+                assert json.loads(result.stderr)["error"]["kind"] == "io"
+    assert list(folder.iterdir()) == [] and not (tmp_path / "missing").exists()
+    assert linear.read_text() == LINEAR
+
+
 def test_data_rows_batched_with_array_parameters_equal_the_scalar_program(tmp_path):
     """--data with arrays: the mean objective (gd) and least squares' per-row Jacobian (standard
     errors) of `w = [0, 0]` equal those of the same program written with scalars a, b."""

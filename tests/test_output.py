@@ -200,3 +200,19 @@ def test_directory_and_missing_directory_are_io_errors(model, tmp_path):
         done = _graph(model, target)
         assert done.returncode == 1 and "cannot write" in done.stderr_text
         assert "Traceback" not in done.stderr_text
+
+
+def test_check_writable_refuses_what_write_output_refuses_and_changes_nothing(tmp_path):
+    from diffcli.renderers.output import check_writable
+
+    for target in (tmp_path, tmp_path / "no" / "such.json"):
+        with pytest.raises(DiffcliError) as refused:
+            check_writable(str(target))
+        with pytest.raises(DiffcliError) as failed:
+            write_output(str(target), b"x")
+        assert refused.value.kind == "io" and refused.value.message == failed.value.message
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text("kept")
+    for target in (old, new, "-", "/dev/null"):
+        check_writable(str(target))
+    assert old.read_text() == "kept" and not new.exists()

@@ -39,6 +39,28 @@ def write_output(path: str, data: bytes | Iterable[str]) -> None:
         raise DiffcliError("io", f"cannot write {path}: {error.strerror or error}") from None
 
 
+def check_writable(path: str) -> None:
+    """Refuse, before anything is computed or printed, a `path` that write_output would refuse
+    for certain: a directory, a missing directory on the way, a file that cannot be opened for
+    writing. Nothing is created or changed (an existing file is opened without truncating it)."""
+    if path == "-" or _names_a_descriptor(path):
+        return
+    try:
+        try:
+            info = os.stat(path)  # through symbolic links
+        except FileNotFoundError:
+            parent = os.path.dirname(os.path.realpath(path))
+            if not os.path.isdir(parent):
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)) from None
+            return
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if stat.S_ISREG(info.st_mode):
+            os.close(os.open(path, os.O_WRONLY))  # refused here as `>` would refuse it
+    except OSError as error:
+        raise DiffcliError("io", f"cannot write {path}: {error.strerror or error}") from None
+
+
 class BrokenPipe(DiffcliError):
     """Standard output's reader has gone (`| head`): an "io" error, exit 1 as for any output that cannot
     be written, but reported only with --json: the reader chose to stop, and `yes | head` stops quietly."""
