@@ -887,9 +887,12 @@ def codegen(
     if output is None or output == "-":
         return _print(generated.source)
     from .renderers.codegen import header_path
-    from .renderers.output import write_output
+    from .renderers.output import check_writable, write_output
 
     header = header_path(output) if generated.header is not None else None  # checked before writing
+    for target in (output, header):  # both, before either is written
+        if target is not None:
+            check_writable(target)
     write_output(output, generated.pieces())
     if header is not None:
         write_output(header, generated.header.encode("utf-8"))

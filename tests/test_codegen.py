@@ -666,6 +666,23 @@ def test_c_writes_nothing_where_its_header_path_is_not_beside_a_regular_c_file(t
     assert sorted(p.name for p in tmp_path.iterdir()) == before and not os.path.exists("/dev/null.h")
 
 
+def test_c_writes_neither_file_when_its_header_cannot_be_written(tmp_path):
+    """`-o model.c` with model.h a directory wrote model.c, then failed on the header: both are
+    checked before either is written; an existing model.c keeps its content."""
+    (tmp_path / "model.h").mkdir()
+    for existing in (None, "old"):
+        if existing is not None:
+            (tmp_path / "model.c").write_text(existing)
+        done = run_diffcli("codegen", SAMPLES / "backprop_chain.expr", "--lang", "c", "-o", tmp_path / "model.c",
+                           "--json")
+        assert done.returncode == 1 and done.stdout == b"", done.stderr_text
+        error = json.loads(done.stderr_text)["error"]
+        assert error["kind"] == "io" and error["message"] == f"cannot write {tmp_path / 'model.h'}: Is a directory"
+        assert sorted(p.name for p in tmp_path.iterdir()) == (["model.c"] if existing else []) + ["model.h"]
+        assert existing is None or (tmp_path / "model.c").read_text() == existing
+        assert list((tmp_path / "model.h").iterdir()) == []
+
+
 @pytest.mark.parametrize("arguments, code", [
     (["--lang", "fortran"], 2), (["--lang", "c", "--forward"], 2), (["--lang", "c", "--of", "zz"], 1),
     (["--lang", "c", "--forward", "--wrt", "b"], 1), (["--lang", "c", "--name", "int"], 1),
