@@ -139,8 +139,9 @@ def fit(program: Program, wrt: Sequence[str] | str | None = None, data=None, *, 
         steps: int | None = None, lr: float | None = None, tol: float | None = None) -> FitResult:
     """Fit as `diffcli fit` does; see Program.fit."""
     from .commands import fit as fitting
+    from .program import wrt_names
 
-    wrt = [w.strip() for w in wrt.split(",")] if isinstance(wrt, str) else list(wrt or [])
+    wrt = wrt_names(wrt) or []
     chosen = method or ("least_squares" if residual else "L-BFGS-B")
     if chosen not in fitting.METHODS:
         raise DiffcliError("input", f"method {chosen!r}: one of " + ", ".join(fitting.METHODS))

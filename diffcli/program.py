@@ -247,13 +247,15 @@ class Program(Displayed):
         return fit_api.fit(self, wrt, data, **options)
 
     def hessian(self, values: Mapping[str, float] | None = None, of: str | None = None,
-                wrt: list[str] | None = None):
+                wrt: list[str] | str | None = None):
         """Second derivatives d²(of)/d(a)d(b) over the inputs `wrt` (default: every input the output
-        depends on, in file order), exact, by forward-over-reverse (see hessian.py). On an array
+        depends on, in file order; a list of names, or one string: a name or a comma list, see
+        wrt_names), exact, by forward-over-reverse (see hessian.py). On an array
         program the rows and columns are elements, labelled `W[0,1]`; `wrt` takes array names (every
         element) and element labels (array_hessian.py)."""
         from .interpreters import hessian
 
+        wrt = wrt_names(wrt)
         output, inputs, unused, node_values = self._second_order_setup(values, of)
         if self.has_arrays:
             return self._array_hessian(output, inputs, unused, node_values, wrt)
@@ -586,6 +588,25 @@ class Program(Displayed):
             inputs[name] = given[name] if _shape(given[name]) else float(given[name])
         self._bind(inputs)
         return inputs, unused
+
+
+def wrt_names(wrt) -> list[str] | None:
+    """The API's `wrt` (Program.hessian, Program.fit), as `--wrt` takes it: a name or a comma list
+    in one string ("x", "x, y", "W[0,1],b": commas inside brackets separate nothing), or a list (any
+    iterable) of names; None stays None (the default)."""
+    if wrt is None:
+        return None
+    if isinstance(wrt, str):
+        return [part.strip() for part in parser.split_settings(wrt)]
+    if not isinstance(wrt, (bytes, Mapping)):
+        try:
+            names = list(wrt)
+        except TypeError:
+            names = None
+        if names is not None and all(isinstance(name, str) for name in names):
+            return names
+    raise DiffcliError("input", f"wrt={_short_repr(wrt)}: not a name, a comma list of names or a list of names",
+                       help='write wrt="x", wrt="x,y" or wrt=["x", "y"]')
 
 
 def _element(label: str) -> tuple[str, tuple | None]:

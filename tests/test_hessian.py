@@ -108,6 +108,24 @@ def test_wrt_and_vector_name_inputs():
         assert caught.value.kind == "input"
 
 
+def test_wrt_as_a_string_is_one_name_or_a_comma_list_as_fit_takes_it():
+    """hessian(wrt="x,y") iterated the string: its characters `x`, `,`, `y` (and wrt="xy" was x
+    and y). A string is one name or a comma list, as `--wrt` and Program.fit take it."""
+    program = diffcli.parse("x = 1\ny = 2\nf = x^2*y^3\n")
+    whole = program.hessian(wrt=["x", "y"])
+    for wrt in ("x,y", "x, y", ("x", "y"), {"x": 0, "y": 0}.keys()):
+        assert program.hessian(wrt=wrt).hessian == whole.hessian, wrt
+    assert program.hessian(wrt="y").wrt == ["y"] and program.hessian(wrt="y").hessian == {"y": {"y": 12.0}}  # 6x²y
+    for wrt, words in (("xy", "no variable `xy`"), ("x,zz", "no variable `zz`"), (5, "wrt=5"),
+                       ([1], "wrt=[1]")):
+        with pytest.raises(DiffcliError) as caught:
+            program.hessian(wrt=wrt)
+        assert caught.value.kind == "input" and words in caught.value.message, wrt
+    arrays = diffcli.parse("W = [[1, 2], [3, 4]]\nf = sum(W^3)\n")   # an element label's comma separates nothing
+    assert arrays.hessian(wrt="W[0,1], W[1,1]").wrt == ["W[0,1]", "W[1,1]"]
+    assert arrays.hessian(wrt="W[0,1]").hessian == {"W[0,1]": {"W[0,1]": 12.0}}
+
+
 def test_values_and_directions_that_are_no_doubles_are_input_errors():
     """The Python API takes any object: an int past the largest double (10**400) raised
     OverflowError out of grad, hessian and hvp, and a string direction ValueError out of hvp."""
