@@ -147,6 +147,8 @@ def test_the_docstring_examples():
 
 # ---------------------------------------------------------------- --sweep and --points on array programs
 
+import csv  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
 
 from typer.testing import CliRunner  # noqa: E402
@@ -194,6 +196,25 @@ def test_json_lines_arrays_in_and_out_and_a_wrong_shape_fails_alone(tmp_path):
     assert rows[1]["error"]["kind"] == "input" and "vector of 3" in rows[1]["error"]["message"]
     assert rows[2]["value"] == _one([1, 1]).value
     assert json.loads(done.stderr)["error"]["failed"] == 1
+
+
+def test_a_point_of_the_wrong_shape_shows_its_inputs_as_given(tmp_path):
+    """The failed point's inputs were null in JSON (a, W and x) and 0 in the table and CSV: now
+    JSON has x as written and the others as used; the table and CSV leave x's cells empty (the
+    value does not fit them) and show a and W as the other points do."""
+    files = {"p.jsonl": '{"x": [0.1, 0.2], "a": 1}\n{"x": [7, 8, 9], "a": 2}\n{"x": [1, 1], "a": 3}\n'}
+    rows = [json.loads(line) for line in cli(tmp_path, "grad", "--points", "@p.jsonl", "--json", files=files).stdout.splitlines()]
+    assert rows[1]["inputs"] == {**rows[0]["inputs"], "x": [7.0, 8.0, 9.0], "a": 2.0} and "error" in rows[1]
+    given = list(csv.DictReader(io.StringIO(cli(tmp_path, "grad", "--points", "@p.jsonl", "--csv", files=files).stdout)))[1]
+    assert given["x[0]"] == given["x[1]"] == "" and given["a"] == "2.0" and given["W[0,0]"] == "1.0"
+    from conftest import run_diffcli
+
+    table = run_diffcli("grad", tmp_path / "net.expr", "--points", tmp_path / "p.jsonl", env={"COLUMNS": "200"}).stdout_text
+    row = next(line for line in table.splitlines() if line.startswith("│") and line.split("│")[1].strip() == "1")
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    names = [cell.strip() for cell in next(line for line in table.splitlines() if line.startswith("┃")).split("┃")[1:-1]]
+    shown = dict(zip(names, cells))
+    assert shown["x[0]"] == shown["x[1]"] == "" and shown["a"] == "2" and "vector of 3" in shown["error"]
 
 
 def test_sweeps_over_a_scalar_of_an_array_program_and_all(tmp_path):

@@ -4,7 +4,8 @@ is quoted, RFC 4180) and JSON Lines arrays (`{"x": [1, 2]}`).
 Each array is given by all its elements or none (else a diagnostic at the header). The numbers go to
 the same store as a scalar file's (one column per element, row-major); chunks come out as one
 (n,) + shape array per array input. In JSON Lines, a point whose array has the wrong shape fails
-alone: its error is kept (`Points.row_errors`) and its numbers are zeros that nobody reads.
+alone: its error is kept (`Points.row_errors`), with the values as written (`error.given`: name ->
+the JSON value), and its numbers are NaN, which the rows out show as empty cells.
 """
 
 from __future__ import annotations
@@ -255,10 +256,11 @@ def _read_jsonl(blocks, filename, first, number, program):
                         "is not a finite number")
             if shape != shapes[name]:
                 got = "a ragged list" if shape is None else _shape_words(shape)
-                errors[store.n + len(rows)] = DiffcliError(
+                error = errors.setdefault(store.n + len(rows), DiffcliError(   # (the first such name's)
                     "input", f"{filename}, line {line_number}: `{name}` is {got}, but `{name}` is "
-                    f"{_shape_words(shapes[name])}", help=f"give {name} a value of shape {shape_text(shapes[name])}")
-                out.extend([0.0] * math.prod(shapes[name]))
+                    f"{_shape_words(shapes[name])}", help=f"give {name} a value of shape {shape_text(shapes[name])}"))
+                error.given = {**getattr(error, "given", {}), name: value}   # as written, for the rows out
+                out.extend([math.nan] * math.prod(shapes[name]))
             else:
                 out.extend(array.ravel().tolist())
         rows.append(out)

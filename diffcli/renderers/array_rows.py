@@ -4,7 +4,7 @@ as rows.py writes a scalar program's.
 CSV and the table expand every array into element columns, row-major (`x[0]`, `W[0,1]`, and
 `d<out>/d<label>` for the gradients; a header cell with a comma is quoted); JSON Lines keeps each
 array a nested list. A point whose input had the wrong shape (JSON Lines) fails alone, with its
-input error.
+input error; its other inputs are shown as used, that one as written (JSON) or as empty cells.
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ class ArrayJsonLines:
             point = {"point": offset + k, "inputs": {name: column[k] for name, column in inputs.items()}}
             error = result.errors.get(k)
             if error is not None:
-                if getattr(error, "wrong_shape", False):
-                    point["inputs"] = {name: None for name in inputs}
+                given = getattr(error, "given", {})   # a wrong shape in the file: as written there
+                point["inputs"] = {name: given[name] if name in given else column[k] for name, column in inputs.items()}
                 point["error"] = error_body(error)
             else:
                 point["value"] = value[k]
@@ -154,7 +154,6 @@ def _file_errors(points, offset: int, result) -> None:
     for point, error in points.row_errors.items():
         k = point - offset
         if 0 <= k < result.n:
-            error.wrong_shape = True
             result.failed[k] = True
             result.errors[k] = error
             for table in (result.values, result.gradients):

@@ -7,6 +7,7 @@ error; the run goes on, and the caller exits 1 at the end (SPEC "Many points").
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -115,6 +116,13 @@ class JsonLines:
         return "".join(lines)
 
 
+def _given(x, text) -> str:
+    """A failed point's input cell: `text` of the number, or empty where its value did not fit
+    (array_points.py: an array of the wrong shape in the file, whose elements are NaN here)."""
+    x = float(x)
+    return "" if math.isnan(x) else text(x)
+
+
 def _csv_cell(text: str) -> str:
     return '"' + text.replace('"', '""') + '"' if any(ch in text for ch in ',"\n\r') else text
 
@@ -141,7 +149,7 @@ class Csv:
             if error is None:
                 lines.append(template % row)
             else:
-                lines.append(",".join(repr(float(a[k])) for a in arrays[: self.inputs]) + "," + self.blank
+                lines.append(",".join(_given(a[k], repr) for a in arrays[: self.inputs]) + "," + self.blank
                              + _csv_cell(error.message) + "\n")
         return "".join(lines)
 
@@ -181,7 +189,7 @@ class Summary:
         for k in wanted:
             error = result.errors.get(k)
             cells = [str(offset + k)] + [
-                "" if error is not None and i >= inputs else number(float(arrays[i][k]), self.precision)
+                "" if error is not None and i >= inputs else _given(arrays[i][k], lambda x: number(x, self.precision))
                 for i in self.keep] + [error.message if error is not None else ""]
             (self.first if offset + k < TABLE_ROWS else self.last).append(cells)
         self.last = self.last[-TABLE_ROWS:]
