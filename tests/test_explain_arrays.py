@@ -287,6 +287,18 @@ def test_the_unrolled_derivation_ends_at_grads_element(name, wrt):
             assert unrolled[label] == pytest.approx(element, rel=1e-12, abs=1e-14)
 
 
+def test_a_named_constant_unrolls_computed_not_as_an_input():
+    """`d = c` with `c = (2)` unrolled as `d = 2`, which reads back as an input (SPEC: `(2)` is a
+    constant): explain --elements listed d as an input. It is computed, as grad has it."""
+    text = "x = [1, 2]\nc = (2)\nd = c\ne = [c, 3]\ny = sum(x^2) * d + sum(e)\n"
+    program = parse(text)
+    unrolled = parse(unrolled_source(program))
+    assert set(unrolled.inputs) == {"x_0", "x_1"} and set(program.inputs) == {"x"}
+    assert unrolled.evaluate().values["y"] == program.evaluate().values["y"]
+    out = json.loads(invoke("explain", "-", "--elements", "--wrt", "x[0]", "--json", input=text).stdout)
+    assert set(out["inputs"]) == {"x_0", "x_1"}, out["inputs"]
+
+
 def test_elements_refuses_a_whole_array_and_a_large_program_quickly():
     whole = invoke("explain", "-", "--elements", "--wrt", "W1", "--json", input=MLP)
     error = json.loads(whole.output)["error"]

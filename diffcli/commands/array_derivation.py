@@ -294,12 +294,12 @@ def unrolled_source(program: Program, values=None, of: str | None = None) -> str
                         raise DiffcliError("input", f"explain --elements: `{element}` (an element of {name}) "
                                            "is a name of the program too", help="rename that variable")
                     taken.add(element)
-                    rhs = _number_text(run.values[i][index]) if op is None else bare(str(body[index]))
+                    rhs = _number_text(run.values[i][index]) if op is None else _computed(str(body[index]))
                     lines.append(f"{element} = {rhs}")
                     out[index] = element
                 texts[i] = out
             else:
-                lines.append(f"{name} = {_number_text(run.values[i]) if op is None else bare(str(body[()]))}")
+                lines.append(f"{name} = {_number_text(run.values[i]) if op is None else _computed(str(body[()]))}")
                 texts[i] = np.asarray(name, dtype=object)
         elif op is None:
             value = graph.value0[i]
@@ -326,6 +326,15 @@ def _elements(np, graph, i: int, texts: list):
     else:
         combine = lambda *parts: grouped(template.format(*parts))  # noqa: E731
     return np.vectorize(combine, otypes=[object])(*xs) if xs else None
+
+
+def _computed(text: str) -> str:
+    """A computed element's right side: bare, or `(2)` where it is a plain number (`d = c` with
+    `c = (2)`), which the unrolled program would read back as an input with that default (SPEC)."""
+    from ..language.parser import read_number
+
+    text = bare(text)
+    return f"({text})" if read_number(text) is not None else text
 
 
 def _number_text(value) -> str:
