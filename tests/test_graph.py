@@ -370,3 +370,19 @@ def test_a_renderer_backtrace_becomes_one_line(monkeypatch):
         render.render("digraph { a }", "svg")
     assert caught.value.message == ("Graphviz (WebAssembly) could not draw the diagram: "
                                     "wasm trap: call stack exhausted")
+
+
+def test_an_index_and_an_axis_are_in_their_operations_labels(tmp_path):
+    """An index was drawn `[]` and `max(W, axis=1)` as `max`: the two `[]` of `W[0, 1:]` and `x[-1]`
+    could not be told apart, nor `max(W, axis=0)` from `axis=1`. The JSON's labels are the drawing's."""
+    path = tmp_path / "a.expr"
+    path.write_text("W = [[1, 2], [3, 4]]\nx = [1, 2]\nm = max(W, axis=1)\nz = W[0, 1:]\n"
+                    "y = sum(m) + x[-1] + sum(z) + sum(softmax(x, axis=0)) + sum(W[:, :-1]) + max(W)\n")
+    dot = run_diffcli("graph", path, "--no-grad").stdout_text
+    labels = re.findall(r'\top\d+ \[label=("[^"]*"|\S+)', dot)
+    labels = [label.strip('"') for label in labels]
+    for wanted in ("max(·, axis=1)", "[0, 1:]", "[-1]", "softmax(·, axis=0)", "[:, :-1]", "max"):
+        assert wanted in labels, (wanted, labels)
+    assert "[]" not in labels
+    drawn = json.loads(run_diffcli("graph", path, "--json").stdout_text)
+    assert [n["label"] for n in drawn["nodes"] if n["kind"] == "operation"] == labels

@@ -106,7 +106,7 @@ def draw(program: Program, values: Mapping[str, float] | None = None, *, of: str
             continue
         args = graph.args[i]
         texts = [_constant_text(program, j) if constant[j] else None for j in args]
-        text = _op_label(op, texts)
+        text = _op_label(op, texts, graph.attrs.get(i))
         tip = {"tooltip": plain_text(text)} if len(text) > LABEL_LIMIT else {}
         dot.node(f"op{i}", graphviz.nohtml(plain_text(elide(text))), shape="ellipse",
                  fillcolor=OP_FILL, margin="0.04,0.02", height="0.3", **tip)
@@ -156,7 +156,7 @@ def graph_json(program: Program, values: Mapping[str, float] | None = None, *, o
             continue
         texts = [_constant_text(program, j) if constant[j] else None for j in graph.args[i]]
         nodes.append({"id": f"op{i}", "kind": "operation", "operation": op.name,
-                      "label": _op_label(op, texts), "line": line, "column": column})
+                      "label": _op_label(op, texts, graph.attrs.get(i)), "line": line, "column": column})
         edges += [{"from": f"v{j}", "to": f"op{i}", "argument": n + 1}
                   for n, j in enumerate(graph.args[i]) if not constant[j]]
         edges.append({"from": f"op{i}", "to": f"v{i}", "argument": None})
@@ -193,8 +193,15 @@ def _constant_text(program: Program, node: int) -> str:
     return text if isinstance(expr, (Number, Name, Call)) else f"({text})"
 
 
-def _op_label(op: Op, constants: list[str | None]) -> str:
-    """An operation's label, with constant operands folded in and `·` standing for a variable."""
+def _op_label(op: Op, constants: list[str | None], attrs: dict | None = None) -> str:
+    """An operation's label, with constant operands folded in and `·` standing for a variable; an
+    index with its items as written (`[0, 1:]`), a reduction or softmax with its axis
+    (`max(·, axis=1)`)."""
+    attrs = attrs or {}
+    if "items" in attrs:
+        return "[" + ", ".join(_index_text(item) for item in attrs["items"]) + "]"
+    if "axis" in attrs:
+        return f"{op.glyph or op.name}({', '.join('·' if c is None else c for c in constants)}, axis={attrs['axis']})"
     symbol = op.glyph or op.name
     if op.infix and len(constants) == 2:
         left, right = constants
@@ -212,6 +219,13 @@ def _op_label(op: Op, constants: list[str | None]) -> str:
     if all(c is None for c in constants):
         return symbol
     return f"{symbol}({', '.join('·' if c is None else c for c in constants)})"
+
+
+def _index_text(item) -> str:
+    """An index's item as written: `0`, `-1`, or a slice `1:`, `:-1`, `:`."""
+    if isinstance(item, tuple):
+        return ":".join("" if bound is None else str(bound) for bound in item)
+    return str(item)
 
 
 def _title(program: Program, output: str, value: str, gradients: bool) -> str:
