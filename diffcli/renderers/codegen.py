@@ -449,7 +449,7 @@ class _Writer:
             at = list(map(getattr, exprs, map(begin.__getitem__, map(type, exprs))))
         start = [expr.start for expr in exprs]
         end = [expr.end for expr in exprs]
-        length = list(map(operator.sub, end, start))
+        length = _differences(end, start)
         # the common case, as excerpt() shows it: printable ASCII, no comment, no run of blanks, not
         # longer than the width: a slice of the file's text; else the text excerpt() makes, aside
         # (looked for in bulk: most files have none but line breaks, which an expression rarely spans)
@@ -482,7 +482,7 @@ class _Writer:
                 folded.update(k for k, n in enumerate(start) if text[n] == " ")
             if end and " " in operator.itemgetter(*end)("\0" + text):  # (the character before each end)
                 folded.update(k for k, n in enumerate(end) if text[n - 1] == " ")
-        back = list(map(operator.sub, at, start))  # the text starts this far before the operation
+        back = _differences(at, start)  # the text starts this far before the operation
         folded, extras = sorted(folded), []
         for k in folded:
             plain = text[start[k]:min(end[k], start[k] + width + 1)]   # (a long one's head: the rest is not shown)
@@ -837,6 +837,15 @@ def _head_excerpt(source, start: int, end: int, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def _differences(a: list, b: list) -> bytearray | list:
+    """a[k] - b[k] each, as a bytearray where each is of 0 to 255 (most places' tables: an eighth of
+    a list's memory, its text made by one copy), else as a list."""
+    try:
+        return bytearray(map(operator.sub, a, b))
+    except ValueError:
+        return list(map(operator.sub, a, b))
+
+
 def _steps(values: list) -> list:
     """Each number less the one before (the first's: 0): what a table of rising numbers is written as."""
     return list(map(operator.sub, values, itertools.chain(values[:1], values))) or [0]
@@ -879,9 +888,8 @@ def _hex_table(values: list, signed: bool = False) -> tuple[int, bytes] | None:
 def _hex_literals(size: int, data: bytes, per_line: int = 500) -> str:
     """C's and JavaScript's literals of a _hex_table, `0x` and 2·size digits each, `per_line` a line
     (no blank after the commas: the file is a sixth smaller)."""
-    text = data.hex(" ", size)
-    step = (2 * size + 1) * per_line
-    return ("0x" + ",\n0x".join([text[k:k + step - 1] for k in range(0, len(text), step)])).replace(" ", ",0x")
+    step = size * per_line  # (a line's bytes at a time: each piece made while in the cache)
+    return ",\n".join(["0x" + data[k:k + step].hex(",", size).replace(",", ",0x") for k in range(0, len(data), step)])
 
 
 def _small_text(values: list) -> str | None:
@@ -1918,7 +1926,12 @@ class _C(_CFamily):
             self.read[key] = f"({name}[{{}}] - '0')"
             return f"static const char {name}[] =\n" + _c_literal(small) + ";"
         self.read[key] = f"({name}[({{0}}) >> {_C_ROW_BITS}][({{0}}) & {_C_ROW - 1}] - '0')"
-        return _c_rows(name, small)
+        # (as _c_rows writes them, pieces of _LONG_LINE a line: of the characters "0" to "Z" only `?`
+        # is escaped)
+        rows = [small[k:k + _C_ROW] for k in range(0, len(small), _C_ROW)]
+        rows = ['"' + '"\n"'.join([row[j:j + _LONG_LINE].replace("?", "\\?") for j in range(0, len(row), _LONG_LINE)])
+                + '"' for row in rows]
+        return f"static const char {name}[][{_C_ROW + 1}] = {{\n" + ",\n".join(rows) + "};"
 
     def fast_body(self, fast: "_Fast", checked: str) -> list[str]:
         """The function's body: the straight-line code, one test of its sum, the checked version
