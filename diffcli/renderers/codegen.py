@@ -495,7 +495,9 @@ class _Writer:
         del exprs, start, end  # (the rest of the run reuses their memory)
         # the text as one character a character: what no slice quotes becomes a blank or `?`, so
         # that offsets are the same in every language
-        ascii_text = text.encode("ascii", "replace").translate(_BLANK_CONTROLS).decode("ascii")
+        # (a plain text, `data` found above, is printable ASCII and line breaks already)
+        ascii_text = text if data is not None else (
+            text.encode("ascii", "replace").translate(_BLANK_CONTROLS).decode("ascii"))
         return _Places(at, back, length, folded, extras, source._starts(), ascii_text)
 
     def _places(self):
@@ -693,7 +695,6 @@ class _Writer:
     def table(self) -> "_Table":
         """A large program as data for one loop per pass (see _Table)."""
         self.read: dict = {}  # (C and JavaScript) table -> how its element {} is read
-        self.types: dict = {}  # (C) table -> its elements' type
         graph = self.graph
         ops_, args = graph.op, graph.args
         node = self.op_nodes  # (place_table's)
@@ -936,6 +937,15 @@ def _c_literal(text: str, short: bool | None = None) -> str:
         pieces[-1] += "\\n"
     pieces[-1] = pieces[-1][:-2]
     return '"' + '"\n"'.join(pieces) + '"'
+
+
+def _c_char_rows(name: str, text: str) -> str:
+    """_c_rows of a text of the characters "0" to "Z" and hexadecimal digits only (a small table's, a
+    hexadecimal one's): of those only `?` is escaped, a row at a time, in pieces of _LONG_LINE a line."""
+    rows = [text[k:k + _C_ROW] for k in range(0, len(text), _C_ROW)]
+    rows = ['"' + '"\n"'.join([row[j:j + _LONG_LINE].replace("?", "\\?") for j in range(0, len(row), _LONG_LINE)])
+            + '"' for row in rows]
+    return f"static const char {name}[][{_C_ROW + 1}] = {{\n" + ",\n".join(rows) + "};"
 
 
 def _c_rows(name: str, text: str, short: bool | None = None) -> str:
@@ -1783,10 +1793,10 @@ class _C(_CFamily):
         """A large program's file: its operations as tables, one loop per pass (see _Table)."""
         I, t = self.internal, self.table()
         fresh = self.namer.fresh
-        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d", "c", "failed", "argument", "code")}
+        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d", "c", "h", "failed", "argument", "code")}
         names.update(v=I["v"], g=I["g"], p=I["p"], n=I["n"])
-        tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "constant", "value",
-                                                            "which", "kept", "place", "step", "arity")}
+        tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "hex", "constant",
+                                                            "value", "which", "kept", "place", "step", "arity")}
         names.update(kept=tables["kept"])
         k, a, r, i, d, failed, argument, code = (names[x] for x in ("k", "a", "r", "i", "d", "failed", "argument",
                                                                    "code"))
@@ -1794,13 +1804,17 @@ class _C(_CFamily):
         size = len(self.graph)
         v, g, p, n_ = I["v"], I["g"], I["p"], I["n"]
         kind_type = "unsigned char" if len(t.kinds) <= 255 else "unsigned short"
+        flat = t.flat or [0]
+        hexed = _hex_table(flat)
+        digits = 2 * hexed[0]
         backward = self.mode == "reverse"
         data = [
             f"/* the operations as tables: their kinds (cases below), nodes and arguments */",
             self.declare_table(tables["kind"], t.kind, kind_type, "kind"),
             self.declare_table(tables["step"], t.step, "long", "step"),
             f"static const unsigned char {tables['arity']}[] = {{{self.numbers(self.arities(t))}}};",
-            self.declare_table(tables["args"], t.flat, "long", "args", small=False),
+            f"/* the arguments as hexadecimal digits, {digits} each (read into an array by each call) */",
+            _c_char_rows(tables["hex"], hexed[1].hex()),
             self.declare_table(tables["constant"], _steps(t.constants), "long", "constant"),
             f"static const double {tables['value']}[] = {{\n{self.numbers(self.distinct_texts)}}};",
             self.declare_table(tables["which"], self.which, "long", "which"),
@@ -1812,12 +1826,15 @@ class _C(_CFamily):
         fail = f"{{ {code} = isfinite({{p}}) ? 3 : 2; {failed} = {k}; {argument} = {{argument}}; goto done; }}"
         forward, reverse = self.table_cases(t, fail, names, names["a"] + "[{}]")
         body = ["{",
-                f"    double *{v} = malloc(sizeof(double) * {2 * size + 1} + sizeof(long) * {2 * len(t.node) + 1}), {r}"
+                f"    double *{v} = malloc(sizeof(double) * {2 * size + 1} + sizeof(long) * "
+                f"{2 * len(t.node) + 1 + len(flat)}), {r}"
                 + (f", *{g}, {d}, {p}" if backward else "")
                 + (f", {n_}" if self.mode == "reverse" and any(
                     _templates(self.lang, *key)[2] is not None for key in t.kinds) else "") + ";",
-                f"    const {self.types['args']} *{a};",
-                f"    long {k}, {names['c']}, {failed} = 0, *{tables['node']}, *{tables['first']}" + (f", {i}" if self.mode == "reverse" else "") + ";",
+                f"    const long *{a};",
+                f"    const char *{names['h']};",
+                f"    long {k}, {names['c']}, {failed} = 0, *{tables['node']}, *{tables['first']}, *{tables['args']}"
+                + (f", {i}" if self.mode == "reverse" else "") + ";",
                 f"    int {code} = 0, {argument} = 0;",
                 f"    if (!{v}) DIFFCLI_FAIL(4, \"malloc\");",
                 f"    /* each operation's node and first argument, from the steps and the kinds' arity */",
@@ -1829,6 +1846,15 @@ class _C(_CFamily):
                 f"    {tables['first']}[0] = 0;",
                 f"    for ({k} = 0; {k} < {len(t.node)}; {k}++) {tables['first']}[{k} + 1] = {tables['first']}[{k}] + "
                 f"{tables['arity']}[{self.read['kind'].format(k)}];",
+                f"    /* the arguments, from their hexadecimal digits ({digits} each) */",
+                f"    {tables['args']} = {tables['first']} + {len(t.node) + 1};",
+                f"    for ({k} = 0; {k} < {len(flat)}; {k}++) {{",
+                f"        {names['h']} = &{tables['hex']}[({k} * {digits}) >> {_C_ROW_BITS}]"
+                f"[({k} * {digits}) & {_C_ROW - 1}];",
+                f"        for ({tables['args']}[{k}] = 0, {names['c']} = 0; {names['c']} < {digits}; {names['c']}++)",
+                f"            {tables['args']}[{k}] = 16 * {tables['args']}[{k}] + ({names['h']}[{names['c']}] <= '9' ? "
+                f"{names['h']}[{names['c']}] - '0' : {names['h']}[{names['c']}] - 'a' + 10);",
+                "    }",
                 *[f"    {g} = {v} + {size};"][:backward],
                 *self.table_passes(t, tables, names, forward, reverse, f"{tables['args']} + {tables['first']}[{k}]",
                                    f"{{ {code} = 1; {failed} = {k}; goto done; }}",
@@ -1909,29 +1935,22 @@ class _C(_CFamily):
         """A static table, small numbers as the characters of a string (see _small_text; not if not
         `small`: the table is read as an array), others as hexadecimal literals of the narrowest
         unsigned type (see _hex_table; a `signed` table's numbers read back from their two's
-        complement), read as a long; how its element {} is read goes into self.read[key], its
-        element type into self.types[key]."""
+        complement), read as a long; how its element {} is read goes into self.read[key]."""
         small = _small_text(values) if small else None
         if small is None:
             hexed = _hex_table(values or [0], signed)
             if hexed is None:
-                self.read[key], self.types[key] = f"{name}[{{}}]", c_type
+                self.read[key] = f"{name}[{{}}]"
                 return f"static const {c_type} {name}[] = {{\n{self.numbers(values)}}};"
             size, data = hexed
             half = f"0x{1 << (8 * size - 1):x}LL"
-            self.types[key] = _C_UNSIGNED[size]
             self.read[key] = f"(long)(((long long){name}[{{}}] ^ {half}) - {half})" if signed else f"((long){name}[{{}}])"
             return f"static const {_C_UNSIGNED[size]} {name}[] = {{\n{_hex_literals(size, data)}}};"
         if len(small) <= _C_ROW:
             self.read[key] = f"({name}[{{}}] - '0')"
             return f"static const char {name}[] =\n" + _c_literal(small) + ";"
         self.read[key] = f"({name}[({{0}}) >> {_C_ROW_BITS}][({{0}}) & {_C_ROW - 1}] - '0')"
-        # (as _c_rows writes them, pieces of _LONG_LINE a line: of the characters "0" to "Z" only `?`
-        # is escaped)
-        rows = [small[k:k + _C_ROW] for k in range(0, len(small), _C_ROW)]
-        rows = ['"' + '"\n"'.join([row[j:j + _LONG_LINE].replace("?", "\\?") for j in range(0, len(row), _LONG_LINE)])
-                + '"' for row in rows]
-        return f"static const char {name}[][{_C_ROW + 1}] = {{\n" + ",\n".join(rows) + "};"
+        return _c_char_rows(name, small)
 
     def fast_body(self, fast: "_Fast", checked: str) -> list[str]:
         """The function's body: the straight-line code, one test of its sum, the checked version
@@ -2085,7 +2104,7 @@ class _JavaScript(_CFamily):
             f"for (let k = 1; k < {len(t.node)}; k++) {tables['node']}[k] = {tables['node']}[k - 1] + {tables['step']}[k];",
             f"for (let k = 0; k < {len(t.node)}; k++) {tables['first']}[k + 1] = {tables['first']}[k] + "
             f"{tables['arity']}[{tables['kind']}[k]];",
-            self.declare_table(tables["args"], t.flat, "Int32Array", "args", small=False),
+            *self.hex_table(tables["args"], t.flat or [0]),
             self.declare_table(tables["constant"], _steps(t.constants), "Int32Array", "constant"),
             f"const {tables['value']} = new Float64Array([\n{self.numbers(self.distinct_texts)}]);",
             self.declare_table(tables["which"], self.which, "Int32Array", "which"),
@@ -2161,6 +2180,21 @@ class _JavaScript(_CFamily):
             return f"const {name} = new {array}([\n{_hex_literals(*hexed)}]);"
         chunks = [small[k:k + 1000] for k in range(0, len(small), 1000)] or [""]
         return f"const {name} = {array}.from(\"" + '" +\n"'.join(chunks) + '", (c) => c.charCodeAt(0) - 48);'
+
+    @staticmethod
+    def hex_table(name: str, values: list) -> list[str]:
+        """A typed array of unsigned numbers read from their hexadecimal digits (see _hex_table), once,
+        as the module loads (a Float64Array holds those above 32 bits)."""
+        size, data = _hex_table(values)
+        digits, text = 2 * size, data.hex()
+        array = f"Uint{8 * size}Array" if size < 8 else "Float64Array"
+        chunks = [text[k:k + 1000] for k in range(0, len(text), 1000)]
+        return [f"const {name} = new {array}({len(values)});  // (from {digits} hexadecimal digits each)",
+                "{",
+                '    const digits = "' + '" +\n"'.join(chunks) + '";',
+                f"    for (let k = 0; k < {len(values)}; k++) "
+                f"{name}[k] = parseInt(digits.slice({digits} * k, {digits} * k + {digits}), 16);",
+                "}"]
 
     def fast_body(self, fast: "_Fast", checked: str) -> list[str]:
         """The straight-line code, one test of its sum, the checked version called where that fails."""
