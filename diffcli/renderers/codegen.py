@@ -1793,10 +1793,11 @@ class _C(_CFamily):
         """A large program's file: its operations as tables, one loop per pass (see _Table)."""
         I, t = self.internal, self.table()
         fresh = self.namer.fresh
-        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d", "c", "h", "failed", "argument", "code")}
+        names = {k: fresh(k) for k in ("k", "a", "r", "i", "d", "c", "failed", "argument", "code")}
         names.update(v=I["v"], g=I["g"], p=I["p"], n=I["n"])
         tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "hex", "constant",
                                                             "value", "which", "kept", "place", "step", "arity")}
+        self.hex_digits = fresh(f"{self.function}_hex_digits")
         names.update(kept=tables["kept"])
         k, a, r, i, d, failed, argument, code = (names[x] for x in ("k", "a", "r", "i", "d", "failed", "argument",
                                                                    "code"))
@@ -1813,6 +1814,16 @@ class _C(_CFamily):
             self.declare_table(tables["kind"], t.kind, kind_type, "kind"),
             self.declare_table(tables["step"], t.step, "long", "step"),
             f"static const unsigned char {tables['arity']}[] = {{{self.numbers(self.arities(t))}}};",
+            "/* number k of a table written as hexadecimal digits, `digits` each */",
+            f"static long long {self.hex_digits}(const char (*rows)[{_C_ROW + 1}], long k, int digits)",
+            "{",
+            "    long long x = 0;",
+            "    long i = k * digits, end = i + digits;",
+            "    char c;",
+            f"    for (; i < end; i++) {{ c = rows[i >> {_C_ROW_BITS}][i & {_C_ROW - 1}]; "
+            "x = 16 * x + (c <= '9' ? c - '0' : c - 'a' + 10); }",
+            "    return x;",
+            "}",
             f"/* the arguments as hexadecimal digits, {digits} each (read into an array by each call) */",
             _c_char_rows(tables["hex"], hexed[1].hex()),
             self.declare_table(tables["constant"], _steps(t.constants), "long", "constant"),
@@ -1832,7 +1843,6 @@ class _C(_CFamily):
                 + (f", {n_}" if self.mode == "reverse" and any(
                     _templates(self.lang, *key)[2] is not None for key in t.kinds) else "") + ";",
                 f"    const long *{a};",
-                f"    const char *{names['h']};",
                 f"    long {k}, {names['c']}, {failed} = 0, *{tables['node']}, *{tables['first']}, *{tables['args']}"
                 + (f", {i}" if self.mode == "reverse" else "") + ";",
                 f"    int {code} = 0, {argument} = 0;",
@@ -1848,13 +1858,8 @@ class _C(_CFamily):
                 f"{tables['arity']}[{self.read['kind'].format(k)}];",
                 f"    /* the arguments, from their hexadecimal digits ({digits} each) */",
                 f"    {tables['args']} = {tables['first']} + {len(t.node) + 1};",
-                f"    for ({k} = 0; {k} < {len(flat)}; {k}++) {{",
-                f"        {names['h']} = &{tables['hex']}[({k} * {digits}) >> {_C_ROW_BITS}]"
-                f"[({k} * {digits}) & {_C_ROW - 1}];",
-                f"        for ({tables['args']}[{k}] = 0, {names['c']} = 0; {names['c']} < {digits}; {names['c']}++)",
-                f"            {tables['args']}[{k}] = 16 * {tables['args']}[{k}] + ({names['h']}[{names['c']}] <= '9' ? "
-                f"{names['h']}[{names['c']}] - '0' : {names['h']}[{names['c']}] - 'a' + 10);",
-                "    }",
+                f"    for ({k} = 0; {k} < {len(flat)}; {k}++) {tables['args']}[{k}] = "
+                f"(long){self.hex_digits}({tables['hex']}, {k}, {digits});",
                 *[f"    {g} = {v} + {size};"][:backward],
                 *self.table_passes(t, tables, names, forward, reverse, f"{tables['args']} + {tables['first']}[{k}]",
                                    f"{{ {code} = 1; {failed} = {k}; goto done; }}",
@@ -1885,10 +1890,10 @@ class _C(_CFamily):
             "/* the places: where each operation begins and its text (a slice of the file's, or for the",
             " * operations `folded` one of the extras), the lines' starts; a message is written only where",
             " * an operation fails */",
-            self.declare_table(at, _steps(P.at), "long", "at", signed=True),
+            self.hex_rows(at, _steps(P.at), "at", signed=True),
             *declared,
-            self.declare_table(folded, P.folded, "long", "folded", small=False),
-            self.declare_table(lines, P.lines, "long", "lines", small=False),
+            self.hex_rows(folded, P.folded, "folded"),
+            self.hex_rows(lines, P.lines, "lines"),
             f"static const char *const {extras}[] = {{\n{quoted_extras}}};",
             _c_rows(text_, P.text, _lines_within(P.lines, len(P.text), _LONG_LINE)) if rows
             else f"static const char {text_}[] =\n" + _c_literal(P.text) + ";",
@@ -1930,21 +1935,32 @@ class _C(_CFamily):
             "",
         ]
 
-    def declare_table(self, name: str, values: list, c_type: str, key: str, signed: bool = False,
-                      small: bool = True) -> str:
+    def hex_rows(self, name: str, values: list, key: str, signed: bool = False) -> str:
+        """A table read where an operation fails, as hexadecimal digits (see _hex_table: a `signed`
+        one's numbers read back from their two's complement); how its element {} is read goes
+        into self.read[key]."""
+        hexed = _hex_table(values or [0], signed)
+        if hexed is None:  # (beyond 32 bits, signed: decimal)
+            return self.declare_table(name, values, "long long", key, small=False)
+        size, data = hexed
+        read = f"{self.hex_digits}({name}, {{}}, {2 * size})"
+        half = f"0x{1 << (8 * size - 1):x}LL"
+        self.read[key] = f"(long)(({read} ^ {half}) - {half})" if signed else f"(long){read}"
+        return _c_char_rows(name, data.hex())
+
+    def declare_table(self, name: str, values: list, c_type: str, key: str, small: bool = True) -> str:
         """A static table, small numbers as the characters of a string (see _small_text; not if not
         `small`: the table is read as an array), others as hexadecimal literals of the narrowest
-        unsigned type (see _hex_table; a `signed` table's numbers read back from their two's
-        complement), read as a long; how its element {} is read goes into self.read[key]."""
+        unsigned type (see _hex_table), read as a long; how its element {} is read goes into
+        self.read[key]."""
         small = _small_text(values) if small else None
         if small is None:
-            hexed = _hex_table(values or [0], signed)
+            hexed = _hex_table(values or [0])
             if hexed is None:
                 self.read[key] = f"{name}[{{}}]"
                 return f"static const {c_type} {name}[] = {{\n{self.numbers(values)}}};"
             size, data = hexed
-            half = f"0x{1 << (8 * size - 1):x}LL"
-            self.read[key] = f"(long)(((long long){name}[{{}}] ^ {half}) - {half})" if signed else f"((long){name}[{{}}])"
+            self.read[key] = f"((long){name}[{{}}])"
             return f"static const {_C_UNSIGNED[size]} {name}[] = {{\n{_hex_literals(size, data)}}};"
         if len(small) <= _C_ROW:
             self.read[key] = f"({name}[{{}}] - '0')"
@@ -2140,11 +2156,11 @@ class _JavaScript(_CFamily):
             "// the places: where each operation begins and its text (a slice of the file's, or for the",
             "// operations `folded` one of the extras), the lines' starts; a message is made only where an",
             "// operation fails",
-            self.declare_table(at, _steps(P.at), "Int32Array", "at", signed=True),
+            *self.hex_table(at, _steps(P.at), signed=True),
             self.declare_table(back, P.back, "Uint8Array", "back"),
             self.declare_table(length, P.length, "Uint8Array", "length"),
             f"const {folded} = [\n{self.numbers(P.folded)}];",
-            self.declare_table(lines, P.lines, "Int32Array", "lines", small=False),
+            *self.hex_table(lines, P.lines),
             f"const {extras} = [\n{','.join(self.quote_all(P.extras))}];",
             f"const {text_} = `" + text + "`;",
             "",
@@ -2182,12 +2198,16 @@ class _JavaScript(_CFamily):
         return f"const {name} = {array}.from(\"" + '" +\n"'.join(chunks) + '", (c) => c.charCodeAt(0) - 48);'
 
     @staticmethod
-    def hex_table(name: str, values: list) -> list[str]:
-        """A typed array of unsigned numbers read from their hexadecimal digits (see _hex_table), once,
-        as the module loads (a Float64Array holds those above 32 bits)."""
-        size, data = _hex_table(values)
+    def hex_table(name: str, values: list, signed: bool = False) -> list[str]:
+        """A typed array of numbers read from their hexadecimal digits (see _hex_table), once, as the
+        module loads (a signed one's own type reads their two's complement back; a Float64Array
+        holds unsigned ones above 32 bits)."""
+        hexed = _hex_table(values, signed)
+        if hexed is None:  # (beyond 32 bits, signed: decimal)
+            return [f"const {name} = new Float64Array([\n{_CFamily.numbers(values)}]);"]
+        size, data = hexed
         digits, text = 2 * size, data.hex()
-        array = f"Uint{8 * size}Array" if size < 8 else "Float64Array"
+        array = f"{'Int' if signed else 'Uint'}{8 * size}Array" if size < 8 else "Float64Array"
         chunks = [text[k:k + 1000] for k in range(0, len(text), 1000)]
         return [f"const {name} = new {array}({len(values)});  // (from {digits} hexadecimal digits each)",
                 "{",
