@@ -35,6 +35,8 @@ import json.encoder
 import re
 import os
 import stat
+import sys
+from array import array
 
 from .. import ops
 from . import target_names
@@ -447,7 +449,7 @@ class _Writer:
             at = list(map(getattr, exprs, map(begin.__getitem__, map(type, exprs))))
         start = [expr.start for expr in exprs]
         end = [expr.end for expr in exprs]
-        length = list(map(operator.sub, end, start))
+        length = _differences(end, start)
         # the common case, as excerpt() shows it: printable ASCII, no comment, no run of blanks, not
         # longer than the width: a slice of the file's text; else the text excerpt() makes, aside
         # (looked for in bulk: most files have none but line breaks, which an expression rarely spans)
@@ -480,7 +482,7 @@ class _Writer:
                 folded.update(k for k, n in enumerate(start) if text[n] == " ")
             if end and " " in operator.itemgetter(*end)("\0" + text):  # (the character before each end)
                 folded.update(k for k, n in enumerate(end) if text[n - 1] == " ")
-        back = list(map(operator.sub, at, start))  # the text starts this far before the operation
+        back = _differences(at, start)  # the text starts this far before the operation
         folded, extras = sorted(folded), []
         for k in folded:
             plain = text[start[k]:min(end[k], start[k] + width + 1)]   # (a long one's head: the rest is not shown)
@@ -493,7 +495,9 @@ class _Writer:
         del exprs, start, end  # (the rest of the run reuses their memory)
         # the text as one character a character: what no slice quotes becomes a blank or `?`, so
         # that offsets are the same in every language
-        ascii_text = text.encode("ascii", "replace").translate(_BLANK_CONTROLS).decode("ascii")
+        # (a plain text, `data` found above, is printable ASCII and line breaks already)
+        ascii_text = text if data is not None else (
+            text.encode("ascii", "replace").translate(_BLANK_CONTROLS).decode("ascii"))
         return _Places(at, back, length, folded, extras, source._starts(), ascii_text)
 
     def _places(self):
@@ -834,6 +838,15 @@ def _head_excerpt(source, start: int, end: int, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def _differences(a: list, b: list) -> bytearray | list:
+    """a[k] - b[k] each, as a bytearray where each is of 0 to 255 (most places' tables: an eighth of
+    a list's memory, its text made by one copy), else as a list."""
+    try:
+        return bytearray(map(operator.sub, a, b))
+    except ValueError:
+        return list(map(operator.sub, a, b))
+
+
 def _steps(values: list) -> list:
     """Each number less the one before (the first's: 0): what a table of rising numbers is written as."""
     return list(map(operator.sub, values, itertools.chain(values[:1], values))) or [0]
@@ -852,6 +865,33 @@ def _int_text(values: list, per_line: int, between: str) -> str:
 
 _INT_FORMATS: dict = {}
 
+# the array codes of 1, 2, 4 and 8 bytes an item, unsigned and signed (of the same size, the last listed)
+_HEX_CODES = {(signed, array(code).itemsize): code for signed, codes in ((False, "QLIHB"), (True, "qlihb"))
+              for code in codes}
+_HEX_SIZES = {False: (1, 2, 4, 8), True: (1, 2, 4)}
+
+
+def _hex_table(values: list, signed: bool = False) -> tuple[int, bytes] | None:
+    """Ints as the bytes of their hexadecimal text: (size, data), each number `size` bytes, big-endian
+    (two's complement if `signed`), the narrowest of 1, 2, 4 (or, unsigned, 8) bytes that holds them
+    all; None if none does. Made by array and bytes in bulk: a fifth of the time of their decimal text."""
+    for size in _HEX_SIZES[signed]:
+        try:
+            numbers = array(_HEX_CODES[signed, size], values)
+        except OverflowError:  # (too large for the size: a wider one)
+            continue
+        if sys.byteorder == "little":
+            numbers.byteswap()
+        return size, numbers.tobytes()
+    return None
+
+
+def _hex_literals(size: int, data: bytes, per_line: int = 500) -> str:
+    """C's and JavaScript's literals of a _hex_table, `0x` and 2·size digits each, `per_line` a line
+    (no blank after the commas: the file is a sixth smaller)."""
+    step = size * per_line  # (a line's bytes at a time: each piece made while in the cache)
+    return ",\n".join(["0x" + data[k:k + step].hex(",", size).replace(",", ",0x") for k in range(0, len(data), step)])
+
 
 def _small_text(values: list) -> str | None:
     """A table as its characters, or None where a number is not small."""
@@ -866,6 +906,8 @@ def _small_text(values: list) -> str | None:
 # 16,000; gcc -pedantic warns): a longer table is rows of _C_ROW characters, one literal each
 _C_ROW_BITS = 11
 _C_ROW = 1 << _C_ROW_BITS
+# a hexadecimal table's C type, by its numbers' size in bytes (unsigned long: 32 bits at least)
+_C_UNSIGNED = {1: "unsigned char", 2: "unsigned short", 4: "unsigned long", 8: "unsigned long long"}
 
 
 # _c_literal cuts a line of more than 1,000 characters into pieces of 1,000
@@ -895,6 +937,15 @@ def _c_literal(text: str, short: bool | None = None) -> str:
         pieces[-1] += "\\n"
     pieces[-1] = pieces[-1][:-2]
     return '"' + '"\n"'.join(pieces) + '"'
+
+
+def _c_char_rows(name: str, text: str) -> str:
+    """_c_rows of a text of the characters "0" to "Z" and hexadecimal digits only (a small table's, a
+    hexadecimal one's): of those only `?` is escaped, a row at a time, in pieces of _LONG_LINE a line."""
+    rows = [text[k:k + _C_ROW] for k in range(0, len(text), _C_ROW)]
+    rows = ['"' + '"\n"'.join([row[j:j + _LONG_LINE].replace("?", "\\?") for j in range(0, len(row), _LONG_LINE)])
+            + '"' for row in rows]
+    return f"static const char {name}[][{_C_ROW + 1}] = {{\n" + ",\n".join(rows) + "};"
 
 
 def _c_rows(name: str, text: str, short: bool | None = None) -> str:
@@ -1177,7 +1228,7 @@ class _Python(_Writer):
         I, t, P = self.internal, self.table(), self.places
         fresh = self.namer.fresh
         N = {key: fresh(base) for key, base in (
-            ("ints", "_ints"), ("small", "_small"), ("OPS", "_OPS"), ("VALUES", "_VALUES"), ("PARTIALS", "_PARTIALS"),
+            ("hex", "_hex"), ("small", "_small"), ("OPS", "_OPS"), ("VALUES", "_VALUES"), ("PARTIALS", "_PARTIALS"),
             ("KEPT", "_KEPT"), ("KIND", "_KIND"), ("FIRST", "_FIRST"), ("START", "_START"), ("DISTINCT", "_CONSTANTS"), ("AT", "_AT"), ("BACK", "_BACK"), ("LENGTH", "_LENGTH"),
             ("FOLDED", "_FOLDED"), ("EXTRAS", "_EXTRAS"), ("LINES", "_LINES"), ("TEXT", "_TEXT"), ("place", "_place"),
             ("user", "_user"), ("k", "k"), ("f", "f"), ("i", "i"), ("a", "a"), ("d", "d"), ("out", "out"),
@@ -1188,12 +1239,14 @@ class _Python(_Writer):
         k, f, i, a, d, out = (N[x] for x in ("k", "f", "i", "a", "d", "out"))
         size, backward = len(self.graph), self.mode == "reverse"
 
-        def ints(values, small: bool = False) -> str:
+        def ints(values, small: bool = False, signed: bool = False) -> str:
             text = _small_text(values) if small else None
             if text is not None:
                 return f"{N['small']}({text!r})"
-            # (a list's text, nothing to escape)
-            return f"{N['ints']}('{_int_text(values, 500, ', ') if values and values[0].__class__ is int else str(values)[1:-1]}')"
+            hexed = _hex_table(values, signed)
+            if hexed is not None:  # (hexadecimal digits: nothing to escape)
+                return f"{N['hex']}('{hexed[1].hex()}', {hexed[0]}, {signed})"
+            return f"({str(values)[1:-1]},)"  # (beyond 64 bits: never an index or an offset)
 
         forward, partials, functions = [], [], []
         for (key, nargs), case in t.kinds.items():
@@ -1212,13 +1265,19 @@ class _Python(_Writer):
             functions += ["", ""]
         distinct_text = ",".join(map(repr, self.distinct))
         lines = [triple + header[0], *header[1:], triple, "",
-                 "import bisect", "import itertools", "import math", "", "", f"class {DomainError}(ValueError):",
+                 "import array", "import bisect", "import itertools", "import math", "import sys", "", "",
+                 f"class {DomainError}(ValueError):",
                  f"    {triple}A value or a derivative outside an operation's domain, or an overflow.{triple}",
                  "", "",
                  f"{isfinite} = math.isfinite",
                  "", "",
-                 f"def {N['ints']}(text):",
-                 "    return tuple(map(int, text.split(','))) if text else ()",
+                 f"def {N['hex']}(text, size, signed):",
+                 f"    {triple}Numbers as hexadecimal digits, `size` bytes each, big-endian (two's complement if signed).{triple}",
+                 "    code = next(c for c in ('bhilq' if signed else 'BHILQ') if array.array(c).itemsize == size)",
+                 "    numbers = array.array(code, bytes.fromhex(text))",
+                 "    if sys.byteorder == 'little':",
+                 "        numbers.byteswap()",
+                 "    return tuple(numbers)",
                  "", "",
                  f"def {N['small']}(text):",
                  f"    {triple}Numbers of 0 to {_SMALL - 1} written as one character each, from '0'.{triple}",
@@ -1240,7 +1299,7 @@ class _Python(_Writer):
                  *[f"{N['KEPT']} = {ints(t.kept, True)}"][:backward],
                  "# the places: where each operation begins and its text (a slice of the file's, or one of the",
                  "# extras), the lines' starts; a message is made only where an operation fails",
-                 f"{N['AT']} = {ints(_steps(P.at), True)}  # (steps from the operation before's)",
+                 f"{N['AT']} = {ints(_steps(P.at), True, True)}  # (steps from the operation before's)",
                  f"{N['BACK']} = {ints(P.back, True)}",
                  f"{N['LENGTH']} = {ints(P.length, True)}",
                  f"{N['FOLDED']} = {ints(P.folded)}",
@@ -1736,8 +1795,9 @@ class _C(_CFamily):
         fresh = self.namer.fresh
         names = {k: fresh(k) for k in ("k", "a", "r", "i", "d", "c", "failed", "argument", "code")}
         names.update(v=I["v"], g=I["g"], p=I["p"], n=I["n"])
-        tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "constant", "value",
-                                                            "which", "kept", "place", "step", "arity")}
+        tables = {k: fresh(f"{self.function}_{k}") for k in ("kind", "node", "first", "args", "hex", "constant",
+                                                            "value", "which", "kept", "place", "step", "arity")}
+        self.hex_digits = fresh(f"{self.function}_hex_digits")
         names.update(kept=tables["kept"])
         k, a, r, i, d, failed, argument, code = (names[x] for x in ("k", "a", "r", "i", "d", "failed", "argument",
                                                                    "code"))
@@ -1745,13 +1805,27 @@ class _C(_CFamily):
         size = len(self.graph)
         v, g, p, n_ = I["v"], I["g"], I["p"], I["n"]
         kind_type = "unsigned char" if len(t.kinds) <= 255 else "unsigned short"
+        flat = t.flat or [0]
+        hexed = _hex_table(flat)
+        digits = 2 * hexed[0]
         backward = self.mode == "reverse"
         data = [
             f"/* the operations as tables: their kinds (cases below), nodes and arguments */",
             self.declare_table(tables["kind"], t.kind, kind_type, "kind"),
             self.declare_table(tables["step"], t.step, "long", "step"),
             f"static const unsigned char {tables['arity']}[] = {{{self.numbers(self.arities(t))}}};",
-            f"static const long {tables['args']}[] = {{\n{self.numbers(t.flat)}}};",
+            "/* number k of a table written as hexadecimal digits, `digits` each */",
+            f"static long long {self.hex_digits}(const char (*rows)[{_C_ROW + 1}], long k, int digits)",
+            "{",
+            "    long long x = 0;",
+            "    long i = k * digits, end = i + digits;",
+            "    char c;",
+            f"    for (; i < end; i++) {{ c = rows[i >> {_C_ROW_BITS}][i & {_C_ROW - 1}]; "
+            "x = 16 * x + (c <= '9' ? c - '0' : c - 'a' + 10); }",
+            "    return x;",
+            "}",
+            f"/* the arguments as hexadecimal digits, {digits} each (read into an array by each call) */",
+            _c_char_rows(tables["hex"], hexed[1].hex()),
             self.declare_table(tables["constant"], _steps(t.constants), "long", "constant"),
             f"static const double {tables['value']}[] = {{\n{self.numbers(self.distinct_texts)}}};",
             self.declare_table(tables["which"], self.which, "long", "which"),
@@ -1763,12 +1837,14 @@ class _C(_CFamily):
         fail = f"{{ {code} = isfinite({{p}}) ? 3 : 2; {failed} = {k}; {argument} = {{argument}}; goto done; }}"
         forward, reverse = self.table_cases(t, fail, names, names["a"] + "[{}]")
         body = ["{",
-                f"    double *{v} = malloc(sizeof(double) * {2 * size + 1} + sizeof(long) * {2 * len(t.node) + 1}), {r}"
+                f"    double *{v} = malloc(sizeof(double) * {2 * size + 1} + sizeof(long) * "
+                f"{2 * len(t.node) + 1 + len(flat)}), {r}"
                 + (f", *{g}, {d}, {p}" if backward else "")
                 + (f", {n_}" if self.mode == "reverse" and any(
                     _templates(self.lang, *key)[2] is not None for key in t.kinds) else "") + ";",
                 f"    const long *{a};",
-                f"    long {k}, {names['c']}, {failed} = 0, *{tables['node']}, *{tables['first']}" + (f", {i}" if self.mode == "reverse" else "") + ";",
+                f"    long {k}, {names['c']}, {failed} = 0, *{tables['node']}, *{tables['first']}, *{tables['args']}"
+                + (f", {i}" if self.mode == "reverse" else "") + ";",
                 f"    int {code} = 0, {argument} = 0;",
                 f"    if (!{v}) DIFFCLI_FAIL(4, \"malloc\");",
                 f"    /* each operation's node and first argument, from the steps and the kinds' arity */",
@@ -1780,6 +1856,10 @@ class _C(_CFamily):
                 f"    {tables['first']}[0] = 0;",
                 f"    for ({k} = 0; {k} < {len(t.node)}; {k}++) {tables['first']}[{k} + 1] = {tables['first']}[{k}] + "
                 f"{tables['arity']}[{self.read['kind'].format(k)}];",
+                f"    /* the arguments, from their hexadecimal digits ({digits} each) */",
+                f"    {tables['args']} = {tables['first']} + {len(t.node) + 1};",
+                f"    for ({k} = 0; {k} < {len(flat)}; {k}++) {tables['args']}[{k}] = "
+                f"(long){self.hex_digits}({tables['hex']}, {k}, {digits});",
                 *[f"    {g} = {v} + {size};"][:backward],
                 *self.table_passes(t, tables, names, forward, reverse, f"{tables['args']} + {tables['first']}[{k}]",
                                    f"{{ {code} = 1; {failed} = {k}; goto done; }}",
@@ -1810,10 +1890,10 @@ class _C(_CFamily):
             "/* the places: where each operation begins and its text (a slice of the file's, or for the",
             " * operations `folded` one of the extras), the lines' starts; a message is written only where",
             " * an operation fails */",
-            self.declare_table(at, _steps(P.at), "long", "at"),
+            self.hex_rows(at, _steps(P.at), "at", signed=True),
             *declared,
-            f"static const long {folded}[] = {{\n{self.numbers(P.folded)}}};",
-            f"static const long {lines}[] = {{\n{self.numbers(P.lines)}}};",
+            self.hex_rows(folded, P.folded, "folded"),
+            self.hex_rows(lines, P.lines, "lines"),
             f"static const char *const {extras}[] = {{\n{quoted_extras}}};",
             _c_rows(text_, P.text, _lines_within(P.lines, len(P.text), _LONG_LINE)) if rows
             else f"static const char {text_}[] =\n" + _c_literal(P.text) + ";",
@@ -1838,16 +1918,16 @@ class _C(_CFamily):
                f"    for (i = 0; i < length; i++) slice[i] = {text_}[(at - {self.read['back'].format('k')} + i) >> "
                f"{_C_ROW_BITS}][(at - {self.read['back'].format('k')} + i) & {_C_ROW - 1}];"]),
             "    if (!length) {  /* one of the extras */",
-            f"        while ({folded}[e] != k) e++;",
+            f"        while ({self.read['folded'].format('e')} != k) e++;",
             f"        text = {extras}[e];",
             "        length = (int)strlen(text);",
             "    }",
             "    while (high - low > 1) {",
             "        middle = low + (high - low) / 2;",
-            f"        if ({lines}[middle] <= at) low = middle; else high = middle;",
+            f"        if ({self.read['lines'].format('middle')} <= at) low = middle; else high = middle;",
             "    }",
             f"    used = snprintf({message}, sizeof {message}, \"`%.*s` (line %ld, column %ld)\", length, text, low + 1,",
-            f"                    at - {lines}[low] + 1);",
+            f"                    at - {self.read['lines'].format('low')} + 1);",
             f"    if (argument && used > 0 && (size_t)used < sizeof {message})",
             f"        snprintf({message} + used, sizeof {message} - used, \", with respect to its argument %d\", argument);",
             f"    return {message};",
@@ -1855,18 +1935,38 @@ class _C(_CFamily):
             "",
         ]
 
-    def declare_table(self, name: str, values: list, c_type: str, key: str) -> str:
-        """A static table, small numbers as the characters of a string (see _small_text); how its
-        element {} is read goes into self.read[key]."""
-        small = _small_text(values)
+    def hex_rows(self, name: str, values: list, key: str, signed: bool = False) -> str:
+        """A table read where an operation fails, as hexadecimal digits (see _hex_table: a `signed`
+        one's numbers read back from their two's complement); how its element {} is read goes
+        into self.read[key]."""
+        hexed = _hex_table(values or [0], signed)
+        if hexed is None:  # (beyond 32 bits, signed: decimal)
+            return self.declare_table(name, values, "long long", key, small=False)
+        size, data = hexed
+        read = f"{self.hex_digits}({name}, {{}}, {2 * size})"
+        half = f"0x{1 << (8 * size - 1):x}LL"
+        self.read[key] = f"(long)(({read} ^ {half}) - {half})" if signed else f"(long){read}"
+        return _c_char_rows(name, data.hex())
+
+    def declare_table(self, name: str, values: list, c_type: str, key: str, small: bool = True) -> str:
+        """A static table, small numbers as the characters of a string (see _small_text; not if not
+        `small`: the table is read as an array), others as hexadecimal literals of the narrowest
+        unsigned type (see _hex_table), read as a long; how its element {} is read goes into
+        self.read[key]."""
+        small = _small_text(values) if small else None
         if small is None:
-            self.read[key] = f"{name}[{{}}]"
-            return f"static const {c_type} {name}[] = {{\n{self.numbers(values)}}};"
+            hexed = _hex_table(values or [0])
+            if hexed is None:
+                self.read[key] = f"{name}[{{}}]"
+                return f"static const {c_type} {name}[] = {{\n{self.numbers(values)}}};"
+            size, data = hexed
+            self.read[key] = f"((long){name}[{{}}])"
+            return f"static const {_C_UNSIGNED[size]} {name}[] = {{\n{_hex_literals(size, data)}}};"
         if len(small) <= _C_ROW:
             self.read[key] = f"({name}[{{}}] - '0')"
             return f"static const char {name}[] =\n" + _c_literal(small) + ";"
         self.read[key] = f"({name}[({{0}}) >> {_C_ROW_BITS}][({{0}}) & {_C_ROW - 1}] - '0')"
-        return _c_rows(name, small)
+        return _c_char_rows(name, small)
 
     def fast_body(self, fast: "_Fast", checked: str) -> list[str]:
         """The function's body: the straight-line code, one test of its sum, the checked version
@@ -2020,7 +2120,7 @@ class _JavaScript(_CFamily):
             f"for (let k = 1; k < {len(t.node)}; k++) {tables['node']}[k] = {tables['node']}[k - 1] + {tables['step']}[k];",
             f"for (let k = 0; k < {len(t.node)}; k++) {tables['first']}[k + 1] = {tables['first']}[k] + "
             f"{tables['arity']}[{tables['kind']}[k]];",
-            f"const {tables['args']} = new Int32Array([\n{self.numbers(t.flat)}]);",
+            *self.hex_table(tables["args"], t.flat or [0]),
             self.declare_table(tables["constant"], _steps(t.constants), "Int32Array", "constant"),
             f"const {tables['value']} = new Float64Array([\n{self.numbers(self.distinct_texts)}]);",
             self.declare_table(tables["which"], self.which, "Int32Array", "which"),
@@ -2056,11 +2156,11 @@ class _JavaScript(_CFamily):
             "// the places: where each operation begins and its text (a slice of the file's, or for the",
             "// operations `folded` one of the extras), the lines' starts; a message is made only where an",
             "// operation fails",
-            self.declare_table(at, _steps(P.at), "Int32Array", "at"),
+            *self.hex_table(at, _steps(P.at), signed=True),
             self.declare_table(back, P.back, "Uint8Array", "back"),
             self.declare_table(length, P.length, "Uint8Array", "length"),
             f"const {folded} = [\n{self.numbers(P.folded)}];",
-            f"const {lines} = new Int32Array([\n{self.numbers(P.lines)}]);",
+            *self.hex_table(lines, P.lines),
             f"const {extras} = [\n{','.join(self.quote_all(P.extras))}];",
             f"const {text_} = `" + text + "`;",
             "",
@@ -2080,15 +2180,41 @@ class _JavaScript(_CFamily):
             "",
         ]
 
-    def declare_table(self, name: str, values: list, array: str, key: str) -> str:
-        """A typed array, small numbers read from the characters of a string (see _small_text); how
-        its element {} is read goes into self.read[key]."""
+    def declare_table(self, name: str, values: list, array: str, key: str, signed: bool = False,
+                      small: bool = True) -> str:
+        """A typed array, small numbers read from the characters of a string (see _small_text; not
+        if not `small`), others as hexadecimal literals into the narrowest typed array (see
+        _hex_table: a `signed` one's own type reads their two's complement back); how its element
+        {} is read goes into self.read[key]."""
         self.read[key] = f"{name}[{{}}]"
-        small = _small_text(values)
+        small = _small_text(values) if small else None
         if small is None:
-            return f"const {name} = new {array}([\n{self.numbers(values)}]);"
+            hexed = _hex_table(values or [0], signed)
+            if hexed is None or hexed[0] == 8:  # (no typed array of 64-bit numbers: decimal)
+                return f"const {name} = new {array}([\n{self.numbers(values)}]);"
+            array = ("Int" if signed else "Uint") + f"{8 * hexed[0]}Array"
+            return f"const {name} = new {array}([\n{_hex_literals(*hexed)}]);"
         chunks = [small[k:k + 1000] for k in range(0, len(small), 1000)] or [""]
         return f"const {name} = {array}.from(\"" + '" +\n"'.join(chunks) + '", (c) => c.charCodeAt(0) - 48);'
+
+    @staticmethod
+    def hex_table(name: str, values: list, signed: bool = False) -> list[str]:
+        """A typed array of numbers read from their hexadecimal digits (see _hex_table), once, as the
+        module loads (a signed one's own type reads their two's complement back; a Float64Array
+        holds unsigned ones above 32 bits)."""
+        hexed = _hex_table(values, signed)
+        if hexed is None:  # (beyond 32 bits, signed: decimal)
+            return [f"const {name} = new Float64Array([\n{_CFamily.numbers(values)}]);"]
+        size, data = hexed
+        digits, text = 2 * size, data.hex()
+        array = f"{'Int' if signed else 'Uint'}{8 * size}Array" if size < 8 else "Float64Array"
+        chunks = [text[k:k + 1000] for k in range(0, len(text), 1000)]
+        return [f"const {name} = new {array}({len(values)});  // (from {digits} hexadecimal digits each)",
+                "{",
+                '    const digits = "' + '" +\n"'.join(chunks) + '";',
+                f"    for (let k = 0; k < {len(values)}; k++) "
+                f"{name}[k] = parseInt(digits.slice({digits} * k, {digits} * k + {digits}), 16);",
+                "}"]
 
     def fast_body(self, fast: "_Fast", checked: str) -> list[str]:
         """The straight-line code, one test of its sum, the checked version called where that fails."""
