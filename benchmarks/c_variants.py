@@ -7,7 +7,10 @@ the gradient is cheapest). Prints only: RESULTS.md is not touched.
 
 Each variant is this checkout's generated function with its last test replaced (the forward tests
 and the checked version it hands over to are the generated ones):
-- `generated`: as written by `codegen --lang c` (the sum of the 8 gradient values that can overflow);
+- `generated`: as written by `codegen --lang c` (the exception flags read once; the 8 gradient values
+  that can overflow added up only where one is raised);
+- `summed`: the same with DIFFCLI_NO_FLAGS (the sum of the 8 values always; the other variants are
+  of this one);
 - `no test`: no test of the gradient at all (a reference, not valid code: it misses an overflow);
 - `fetestexcept`: the gradient tested only where `fetestexcept(FE_INVALID | FE_DIVBYZERO |
   FE_OVERFLOW)` says a flag is up after the stores (finite operands give inf or NaN only by
@@ -46,7 +49,9 @@ OVERFLOW = {"x1": 1e308, "w11": 1e-308, "v1": 100.0}
 
 def variants(source: str) -> dict:
     """name -> the function's text (named f_NAME), from the generated f_diffcli."""
-    fast = re.search(r"^int f_diffcli\(.*?^}\n", source, re.S | re.M).group(0)
+    generated = re.search(r"^int f_diffcli\(.*?^}\n", source, re.S | re.M).group(0)
+    # the variants are of the summed test (the code without the flags: DIFFCLI_NO_FLAGS's branch)
+    fast = re.sub(r"#if DIFFCLI_FLAGS\n.*?#else\n(.*?)#endif\n", r"\1", generated, flags=re.S)
     parameters = re.search(r"f_diffcli\((.*?)\)\n", fast).group(1).split(", ")
     names = [p.split()[-1].lstrip("*").split("[")[0] for p in parameters]
     last = re.search(r"    (finite_\d+) = \1 \+ (\(.*\));\n", fast)
@@ -67,7 +72,8 @@ def variants(source: str) -> dict:
     late_sum = " + ".join(f"fabs(d_t{t}) * bound_{k}" for k, t in ((1, 19), (2, 24), (3, 29)))
     csr = '    { unsigned csr; __asm__ __volatile__("stmxcsr %0" : "=m"(csr) : : "memory");\n'
     out = {
-        "generated": fast,
+        "generated": generated,
+        "summed": fast,
         "no test": untested,
         "fetestexcept": untested.replace(
             test, forward + f"    if (fetestexcept({MASK}) && !isfinite({back})) {handover}\n"),
@@ -78,7 +84,8 @@ def variants(source: str) -> dict:
         "bound of d_t": late_bound.replace(
             test, f"    if (!isfinite({total}) || !({late_sum} < 0x1p1000)) {handover}\n"),
     }
-    assert "bound_p" in out["bound"] and "d_t19" in late_sum and "bound_1" in out["bound of d_t"] and all(v != fast for k, v in out.items() if k != "generated")
+    assert "bound_p" in out["bound"] and "d_t19" in late_sum and "bound_1" in out["bound of d_t"] and all(
+        v != fast for k, v in out.items() if k != "summed") and "DIFFCLI_RAISED()" in generated
     return {k: v.replace("int f_diffcli(", f"int f_{ident(k)}(") for k, v in out.items()}
 
 
@@ -164,7 +171,8 @@ int main(void)
     if (f_diffcli({args}, &v0, g0, 0)) return 12;
     expected = f_diffcli({bad_args}, &v0, gb, 0);
     if (expected != 3 || f_diffcli({args}, &v0, g0, 0)) return 13;
-{checks}    printf("{' '.join(ident(k) for k, _, _ in timed)}\\n");
+{checks}    feclearexcept(FE_ALL_EXCEPT);  /* the checks' overflows raised flags: timed with none raised */
+    printf("{' '.join(ident(k) for k, _, _ in timed)}\\n");
     for (r = 0; r < {options.rounds}; r++) {{  /* each round starts one function later: no fixed order */
         double took, times[{len(timed)}]; int s;
         for (s = 0; s < {len(timed)}; s++) {{
@@ -180,8 +188,9 @@ int main(void)
     with tempfile.TemporaryDirectory() as scratch:
         folder = options.keep or Path(scratch)
         folder.mkdir(exist_ok=True)
-        (folder / "variants.c").write_text("#include <fenv.h>\n" + ours + "".join(table.values())
-                                           + theirs["sympy"] + theirs["floor"] + main_c)
+        head, undefines = ours.split("\n#undef DIFFCLI_FAIL", 1)  # (the copies where the file's macros hold)
+        (folder / "variants.c").write_text("#include <fenv.h>\n" + head + "\n" + "".join(table.values())
+                                           + "#undef DIFFCLI_FAIL" + undefines + theirs["sympy"] + theirs["floor"] + main_c)
         compiler = shutil.which("gcc") or shutil.which("cc")
         subprocess.run([compiler, *options.cflags.split(), "-o", str(folder / "variants"), str(folder / "variants.c"),
                         "-lm"], check=True)

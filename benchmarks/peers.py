@@ -67,8 +67,8 @@ def peers_python(folder: Path) -> str:
     return str(python)
 
 
-def run(argv, env=None) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, env=env or ENVIRONMENT)
+def run(argv, env=None, cwd=None) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, env=env or ENVIRONMENT, cwd=cwd)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, argv))} failed:\n{done.stderr}")
     return done.stdout
@@ -202,8 +202,9 @@ def measure_c(folder: Path, peers: str, before: Path | None = None) -> dict:
     ours = generate(program, "c", name="f_diffcli").source
     args = "".join(f"in[{k}], " for k in range(len(inputs)))
     values = ", ".join(repr(program.inputs[n]) for n in inputs)
+    # (run in that checkout: `python -c` puts the working directory first on the path)
     previous = "" if before is None else run([sys.executable, "-c", BEFORE_C, str(NETWORK)],
-                                             env=dict(ENVIRONMENT, PYTHONPATH=str(before)))
+                                             env=dict(ENVIRONMENT, PYTHONPATH=str(before)), cwd=before)
     timed = f" TIME(f_before({args} &value, gradient, 0));" if previous else ""
     main = C_MAIN % {"n": len(inputs), "args": args, "values": values, "rounds": ROUNDS, "before": timed}
     (folder / "peers.c").write_text(ours + previous + theirs["sympy"] + theirs["floor"] + main)
