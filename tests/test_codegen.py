@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import random
 import re
 import shutil
@@ -341,6 +342,14 @@ def test_c_reads_the_exception_flags_and_adds_up_the_gradient_where_one_is_raise
                     str(tmp_path / "f.c"), "-lm"], check=True)
     numbers, where, again = subprocess.run([str(tmp_path / "f")], capture_output=True, text=True,
                                            check=True).stdout.strip().split("|")
+    # which way this compiler tests (the file's own condition): on x86-64 Linux's gcc and glibc, the flags
+    from diffcli.renderers.codegen import FLAGS
+
+    (tmp_path / "probe.c").write_text("\n".join(FLAGS + ["#if !DIFFCLI_FLAGS", "#error the sum", "#endif", "int x;", ""]),
+                                      encoding="utf-8")
+    reads = subprocess.run([GCC, "-std=c99", flags, "-c", str(tmp_path / "probe.c"), "-o", str(tmp_path / "probe.o")],
+                           capture_output=True).returncode == 0
+    assert reads == (flags != "-DDIFFCLI_NO_FLAGS") or platform.machine() != "x86_64" or sys.platform != "linux"
     with pytest.raises(diffcli.DiffcliError, match="the gradient overflows at `w11\\*x1`") as engine:
         program.grad(overflowing)
     line, column = engine.value.source.line_col(engine.value.span[0])

@@ -989,14 +989,16 @@ _PRINTABLE_OR_LINE_BREAK = bytes(range(32, 127)) + b"\n"
 # input is finite (the forward tests) and none of these flags is raised, every derivative is finite.
 # One read of them costs less than adding up the derivatives (issue 23: 0.97x SymPy's C against 1.04x,
 # on an Intel Xeon; on an AMD one a read cost about what the sum does). gcc only: clang's default
-# ignores the flags (it may fold an overflow at build time), as -ffast-math and -fno-trapping-math do.
+# ignores the flags (it may fold an overflow at build time), as -ffast-math and -fno-trapping-math do;
+# x86-64 only (32-bit x86's libm computes in x87, whose flags MXCSR does not hold).
 FLAGS = [
     "/* the fast code's last test, where the compiler and library allow: the invalid, divide-by-zero and",
     " * overflow flags (SSE's, MXCSR) read once, only read; an operation of finite operands whose result",
     " * is not finite raises one (C99 Annex F), so where none is raised every derivative is finite, and",
     " * only where one is (by this call, or before it) are the derivatives added up and tested. Define",
     " * DIFFCLI_NO_FLAGS to add them up always (so under valgrind, which does not raise the flags). */",
-    "#if !defined(DIFFCLI_NO_FLAGS) && defined(__GNUC__) && !defined(__clang__) && defined(__SSE2_MATH__) \\",
+    "#if !defined(DIFFCLI_NO_FLAGS) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) \\",
+    "    && defined(__SSE2_MATH__) \\",
     "    && defined(__STDC_IEC_559__) && !defined(__FAST_MATH__) && !defined(__NO_TRAPPING_MATH__)",
     "#define DIFFCLI_FLAGS 1",
     "#define DIFFCLI_RAISED() (__builtin_ia32_stmxcsr() & 0x0Du)",
