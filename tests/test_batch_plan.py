@@ -21,7 +21,7 @@ SAMPLES = sorted((Path(__file__).resolve().parent.parent / "samples").glob("*.ex
 @pytest.fixture
 def small_chunks(monkeypatch):
     # compiled from the first call, in chunks of 16 points (the last one shorter)
-    monkeypatch.setattr(batch, "PLAN_POINTS", 0)
+    monkeypatch.setattr(batch, "PLAN_WORK", 0)
     monkeypatch.setattr(batch, "PLAN_MIN", 0)
     monkeypatch.setattr(batch, "PLAN_CHUNK", 16)
 
@@ -131,12 +131,26 @@ def test_power_one_is_its_base_bit_for_bit():
 
 def test_small_calls_are_interpreted_until_enough_points(monkeypatch):
     monkeypatch.setattr(batch, "PLAN_MIN", 0)
-    monkeypatch.setattr(batch, "PLAN_POINTS", 100)
+    monkeypatch.setattr(batch, "PLAN_WORK", 20)  # 4 arrays (2 values, 2 adjoints) of 2 operations: 20 · 12 / 4 = 60 points
     program = diffcli.parse("x = 1\nf = sin(x) * x\n")
-    batch.run(program, {"x": np.linspace(0, 1, 60)})
-    assert not batch._plan(program).compiled            # 60 points: not compiled
-    batch.run(program, {"x": np.linspace(0, 1, 60)})
-    assert any(c is not None for c in batch._plan(program).compiled.values())   # 120: compiled
+    batch.run(program, {"x": np.linspace(0, 1, 50)})
+    assert not batch._plan(program).compiled            # 50 points: not compiled
+    batch.run(program, {"x": np.linspace(0, 1, 50)})
+    assert any(c is not None for c in batch._plan(program).compiled.values())   # 100: compiled
+
+
+def test_a_call_whose_points_vary_little_is_interpreted():
+    """Compiling pays by the arrays a chunk's passes make: a sweep of one input that only one
+    operation of many reads (its adjoint 1, a number) is interpreted at 10^6 points, one that every
+    operation reads is compiled; the results are the same either way."""
+    text = "a = 2\nb = 5 - 3a\nc = exp(b) * sin(a) + cos(a)^2\nd = c * c - a\ng = d * b + c - o\n"
+    program = diffcli.parse(text)
+    swept = batch.run(program, {"o": np.linspace(0, 1, 10**6)})
+    assert not batch._plan(program).compiled             # one array of 12 operations
+    assert swept.gradients["o"].tolist()[:3] == [-1.0, -1.0, -1.0]
+    program = diffcli.parse(text)
+    batch.run(program, {"a": np.linspace(0, 1, 10**6), "o": 1.0})
+    assert any(c is not None for c in batch._plan(program).compiled.values())  # all of them vary
 
 
 def test_chunks_failing_everywhere_go_back_to_the_interpreter(small_chunks, monkeypatch):

@@ -271,8 +271,15 @@ def _reverse(plan: _Plan, values: list, output: int, size: int, bad):
 
 PLAN_CHUNK = 1 << 13  # points per compiled chunk: its buffers stay in the CPU's L2 cache
 PLAN_MIN = 1 << 11    # fewer points in a call are interpreted (binding costs more than it saves)
-PLAN_POINTS = 1 << 19  # compiled once this many points have been asked for (by this call and the
-                       # earlier ones): compiling (~1-3 ms) costs more than it saves on fewer
+# compiled once the points asked for (by this call and the earlier ones) times the arrays a chunk's
+# passes make (its values and adjoints that vary from point to point, as the interpreter's first
+# chunk finds them) reach PLAN_WORK · (10 + the operations): compiling (about 0.3 ms and 0.03 ms an
+# operation) then costs less than it saves. Below, it costs more: samples/backprop_chain.expr swept
+# over `o` (one array of 12 operations) was 1.06-1.18x slower compiled on a first call of 10^6
+# points; the samples' smallest gain at 10^6 points has 4 arrays of 5 operations (pendulum), 2.2x
+# above the line, the largest loss 1 of 6 (decay over `y`), 1.9x below it.
+PLAN_WORK = 120_000
+_MEASURE = object()  # (_compiled_chunks: the arrays are not known yet: interpret a chunk first)
 PLAN_FAILS = 2        # a call whose compiled chunks failed this often, and more than they passed,
                       # interprets the rest (points that fail everywhere: the work would be lost)
 PLAN_KEYS = 32        # compiled chunks kept per plan (one per output, columns and outputs wanted)
@@ -322,8 +329,9 @@ class _Chunks:
 
 
 def _compiled_chunks(program: Program, plan: _Plan, out_node: int, used: dict, unused: list[str], wanted,
-                     all_names: bool, gradients: bool, n: int) -> _Chunks | None:
-    """The compiled chunk for this call (batch_plan.py), or None: the interpreter runs."""
+                     all_names: bool, gradients: bool, n: int, arrays: int | None = None) -> _Chunks | None:
+    """The compiled chunk for this call (batch_plan.py), or None: the interpreter runs; or _MEASURE
+    where it is not compiled yet and how many arrays a chunk makes (`arrays`) is not known."""
     if n < PLAN_MIN:
         return None
     from .batch_plan import compile_plan
@@ -337,11 +345,14 @@ def _compiled_chunks(program: Program, plan: _Plan, out_node: int, used: dict, u
     made, seen = plan.compiled, plan.seen
     key = (out_node, rows, grads, vals, gradients)
     if key not in made:
-        points = seen.get(key, 0) + n
-        if points < PLAN_POINTS:
+        work, known = seen.get(key, (0, arrays))
+        if known is None:
+            return _MEASURE
+        work += n * known
+        if work < PLAN_WORK * (10 + len(graph.op) - graph.op.count(None)):
             if len(seen) >= PLAN_KEYS:
                 seen.clear()
-            seen[key] = points
+            seen[key] = (work, known)
             return None
         seen.pop(key, None)
         if len(made) >= PLAN_KEYS:
@@ -403,13 +414,13 @@ def _leaves(program: Program, used: dict, unused) -> list:
     return leaves
 
 
-def _chunks(program: Program, used: dict, unused: list[str], n: int, compiled: _Chunks | None = None):
+def _chunks(program: Program, used: dict, unused: list[str], n: int, trying=lambda: False):
     """(start, stop, leaves): each chunk of points, with every leaf node's value over it (PLAN_CHUNK
-    points while the compiled chunk is tried, CHUNK for the interpreter)."""
+    points while a compiled chunk is tried, `trying()`, else CHUNK for the interpreter)."""
     whole = _leaves(program, used, set(unused))  # (a points file may have 100,000 columns the program does not use)
     start = 0
     while start < n:
-        stop = min(n, start + (PLAN_CHUNK if compiled is not None and compiled.trying else CHUNK))
+        stop = min(n, start + (PLAN_CHUNK if trying() else CHUNK))
         yield start, stop, [v[start:stop] if isinstance(v, np.ndarray) else v for v in whole]
         start = stop
 
@@ -450,9 +461,12 @@ def run(program: Program, columns: Mapping[str, object], of: str | None = None, 
     failed = np.zeros(n, bool)
     errors: dict[int, DiffcliError] = {}
     with np.errstate(all="ignore"):
-        compiled = _compiled_chunks(program, plan, out_node, used, unused, wanted if gradients else (), all_names,
-                                    gradients, n)
-        for start, stop, leaves in _chunks(program, used, unused, n, compiled):
+        chunked = (program, plan, out_node, used, unused, wanted if gradients else (), all_names, gradients, n)
+        compiled = _compiled_chunks(*chunked)
+        measure = compiled is _MEASURE
+        if measure:
+            compiled = None
+        for start, stop, leaves in _chunks(program, used, unused, n, lambda: compiled is not None and compiled.trying):
             if compiled and compiled(start, stop, value, grads, vals):
                 continue   # the compiled chunk: every test passed, its outputs written
             node_values, bad = _forward(plan, leaves, stop - start)
@@ -461,6 +475,13 @@ def run(program: Program, columns: Mapping[str, object], of: str | None = None, 
                 for name in wanted:
                     g = adjoint[names[name]]
                     _store(grads[name], start, stop, 0.0 if g is None else g)
+            if measure:  # the arrays this chunk made: whether compiling pays for the rest
+                measure = False
+                arrays = sum(isinstance(v, np.ndarray) for v, op in zip(node_values, program.graph.op) if op is not None)
+                arrays += sum(isinstance(a, np.ndarray) for a in adjoint) if gradients else 0
+                compiled = _compiled_chunks(*chunked, arrays=arrays)
+                if compiled is _MEASURE:
+                    compiled = None
             value[start:stop] = node_values[out_node]
             for name, column in (vals or {}).items():
                 column[start:stop] = node_values[names[name]]
