@@ -466,7 +466,9 @@ def run(program: Program, columns: Mapping[str, object], of: str | None = None, 
         measure = compiled is _MEASURE
         if measure:
             compiled = None
-        for start, stop, leaves in _chunks(program, used, unused, n, lambda: compiled is not None and compiled.trying):
+        # (the chunk measured is a compiled one's size: the rest of a small call can still be compiled)
+        for start, stop, leaves in _chunks(program, used, unused, n,
+                                           lambda: measure or compiled is not None and compiled.trying):
             if compiled and compiled(start, stop, value, grads, vals):
                 continue   # the compiled chunk: every test passed, its outputs written
             node_values, bad = _forward(plan, leaves, stop - start)
