@@ -219,6 +219,33 @@ def test_norm_has_no_gradient_at_zero():
     assert caught.value.kind == "domain" and "norm" in caught.value.message
 
 
+@pytest.mark.parametrize("text, wrt", [
+    ("x = [0, 1]\ny = sum(0*sqrt(x))", "x[0]"),
+    ("x = [0, 1]\ny = sum(relu(x - 1) * sqrt(x))", "x[0]"),  # a mask that is 0 where sqrt' is not finite
+])
+def test_forward_mode_on_arrays_needs_a_partial_only_where_something_flows(text, wrt):
+    """As on floats (`0*sqrt(x)` at 0 has derivative 0): a zero partial blocks an undefined one,
+    element by element, in forward mode (and so in check) too."""
+    program = diffcli.parse(text)
+    assert program.derivatives(wrt).derivatives["y"] == 0.0
+    done = run_diffcli("check", "-", "--json", input=text.encode())
+    assert "Traceback" not in done.stderr_text
+    row = {r["name"]: r for r in json.loads(done.stdout_text)["rows"]}[wrt]
+    assert row["forward"] == 0.0
+
+
+@pytest.mark.parametrize("text, wrt, words", [
+    ("x = [0, 1]\ny = sum(sqrt(x))", "x[0]", "`sqrt` of 0 at x[0]"),
+    ("x = [0, 1]\nz = sqrt(x)\ny = sum(0*z)", "x[0]", "`sqrt` of 0 at x[0]"),  # z is named: needed
+    ("x = [0, 0]\ny = norm(x)", "x[0]", "`norm`"),
+    ("x = [1, 1]\ny = sum(1e300*sin(1e300*x))", "x[1]", "overflows"),
+])
+def test_forward_mode_on_arrays_refuses_a_partial_that_is_needed(text, wrt, words):
+    with pytest.raises(DiffcliError) as caught:
+        diffcli.parse(text).derivatives(wrt)
+    assert caught.value.kind == "domain" and words in caught.value.message
+
+
 # ---------------------------------------------------------------- the generator's exact numbers
 
 def splitmix64_by_hand(seed, count):
