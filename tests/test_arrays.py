@@ -246,6 +246,20 @@ def test_forward_mode_on_arrays_refuses_a_partial_that_is_needed(text, wrt, word
     assert caught.value.kind == "domain" and words in caught.value.message
 
 
+@pytest.mark.parametrize("wrt, words, hint", [
+    ("x[2]", "has no element [2]", "x[0]"),
+    ("x[0,0]", "has no element [0,0]", "x[0]"),
+    ("k[0]", "`k` is a scalar, which has no element [0]", "--wrt k"),  # (its help was `--wrt k[0]`)
+    ("x", "one of its elements", "--wrt x[0]"),
+])
+def test_forward_modes_wrt_names_an_element_that_is_there(wrt, words, hint):
+    program = diffcli.parse("x = [1, 2]\nk = 1\ny = sum(k*x^2)")
+    with pytest.raises(DiffcliError) as caught:
+        program.derivatives(wrt)
+    assert caught.value.kind == "input" and words in caught.value.message and hint in caught.value.help
+    assert "k[0]" not in caught.value.help
+
+
 # ---------------------------------------------------------------- the generator's exact numbers
 
 def splitmix64_by_hand(seed, count):
