@@ -1544,8 +1544,9 @@ _ARRAY_ENTRIES = [
             unrolled=lambda np, attrs, *xs: np.stack([np.asarray(x, dtype=object) for x in xs])),
 ]
 ARRAY_OPS: dict[str, ArrayOp] = {op.key: op for op in _ARRAY_ENTRIES}
+# the functions a file may call: not `broadcast`, which the graph inserts where shapes stretch
 ARRAY_FUNCTIONS: dict[str, ArrayOp] = {op.name: op for op in _ARRAY_ENTRIES
-                                       if op.name.isidentifier() and op.name not in ("max", "min")}
+                                       if op.name.isidentifier() and op.name not in ("max", "min", "broadcast")}
 # `max(x)`, `min(x)` of one argument: the reductions; of two or more, the elementwise entries above
 REDUCTIONS = {"max": ARRAY_OPS["amax"], "min": ARRAY_OPS["amin"]}
 

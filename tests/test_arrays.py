@@ -478,6 +478,20 @@ def test_function_names_may_be_variables_as_sign_may():
     assert caught.value.kind == "name"
 
 
+def test_the_callable_array_functions_are_the_specs():
+    """SPEC's new names, no more: the graph's own operations (`broadcast`, inserted where shapes
+    stretch) are not functions of the language (`broadcast(x)` was an internal error)."""
+    from diffcli.ops import ARRAY_NAMES
+
+    assert ARRAY_NAMES == set("sum mean logsumexp softmax dot outer transpose norm zeros ones eye uniform "
+                              "normal".split())
+    for text in ("y = broadcast([1, 2])", "x = [1, 2]\ny = sum(broadcast(x))"):
+        with pytest.raises(DiffcliError) as caught:
+            grad(text)
+        assert caught.value.kind == "name" and "unknown function `broadcast`" in caught.value.message
+    assert grad("broadcast = 2\ny = 3broadcast").value == 6.0
+
+
 def test_language_details():
     # newlines inside brackets, trailing commas, `@` binds like `*`, indexing binds tighter than `^`
     r = grad("M = [\n  [1, 2],\n  [3, 4],\n]\nx = [1, -1]\ny = -x[0]^2 + 2x[1] + (M @ x)[1] + sum(M @ (2x))")
