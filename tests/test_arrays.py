@@ -492,6 +492,19 @@ def test_the_callable_array_functions_are_the_specs():
     assert grad("broadcast = 2\ny = 3broadcast").value == 6.0
 
 
+@pytest.mark.parametrize("text, suggestion", [
+    ("x = [1, 2]\ny = summ(x)", "did you mean `sum`?"),
+    ("x = [1, 2]\ny = softmx(x, axis=0)", "did you mean `softmax`?"),  # (was: `softmx` has no keyword)
+    ("y = unifrm(2, seed=1)", "did you mean `uniform`?"),
+    ("y = foo(2)", "logsumexp"),  # the list of the functions holds the array ones
+])
+def test_an_unknown_function_is_told_of_the_array_functions_too(text, suggestion):
+    with pytest.raises(DiffcliError) as caught:
+        grad(text)
+    assert caught.value.kind == "name" and caught.value.message.startswith("unknown function")
+    assert suggestion in caught.value.help
+
+
 def test_language_details():
     # newlines inside brackets, trailing commas, `@` binds like `*`, indexing binds tighter than `^`
     r = grad("M = [\n  [1, 2],\n  [3, 4],\n]\nx = [1, -1]\ny = -x[0]^2 + 2x[1] + (M @ x)[1] + sum(M @ (2x))")

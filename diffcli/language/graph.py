@@ -296,18 +296,19 @@ def _right_array_call(call: Call) -> bool:
 def _check_call(call: Call, graph: Graph, order, fail) -> None:
     span = (call.start, call.name_end)
     op = FUNCTIONS.get(call.func)
-    if call.func in ARRAY_NAMES or call.keywords or call.func in ("max", "min") and len(call.args) == 1:
-        return arrays.check_call(call, graph.source, did_you_mean)
-    if op is None:
+    if op is None and call.func not in ARRAY_NAMES:  # (with keywords too: `summ(x, axis=0)`)
         if call.func in CONSTANTS or call.func in order:
             what = "a constant" if call.func in CONSTANTS else "a variable"
             raise fail("name", f"`{call.func}` is {what}, not a function", span,
                        help=f"to multiply, write `{call.func}*(…)`")
-        suggestion = did_you_mean(call.func, FUNCTIONS)
+        callable_names = sorted(FUNCTIONS.keys() | ARRAY_NAMES)  # (the array ones too: `summ(x)`)
+        suggestion = did_you_mean(call.func, callable_names)
         multiply = f"to multiply, write `{call.func}*(…)`"
         raise fail("name", f"unknown function `{call.func}`", span,
                    help=f"{suggestion} Or, {multiply}" if suggestion else f"{multiply}; "
-                   "the functions are " + ", ".join(sorted(FUNCTIONS)))
+                   "the functions are " + ", ".join(callable_names))
+    if call.func in ARRAY_NAMES or call.keywords or call.func in ("max", "min") and len(call.args) == 1:
+        return arrays.check_call(call, graph.source, did_you_mean)
     n = len(call.args)
     if (op.arity and n != op.arity) or (not op.arity and n < 2):
         raise fail("name", f"`{call.func}` takes {arity_text(op)}, but {n} {'was' if n == 1 else 'were'} given",
