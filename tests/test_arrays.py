@@ -505,6 +505,15 @@ def test_an_unknown_function_is_told_of_the_array_functions_too(text, suggestion
     assert suggestion in caught.value.help
 
 
+@pytest.mark.parametrize("text", ["x = [1, 2]\ny = x[0]2", "x = [1, 2]\ny = x[ 0 ] 2", "y = [1, 2]2"])
+def test_a_number_after_an_index_is_told_to_follow_a_star(text):
+    with pytest.raises(DiffcliError) as caught:
+        grad(text)
+    error = caught.value
+    assert error.kind == "syntax" and "cannot follow `]` directly" in error.message, error.message
+    assert error.help == "write `*` to multiply: `]*2`"  # (it was `[0]*2`: the index token's text)
+
+
 def test_language_details():
     # newlines inside brackets, trailing commas, `@` binds like `*`, indexing binds tighter than `^`
     r = grad("M = [\n  [1, 2],\n  [3, 4],\n]\nx = [1, -1]\ny = -x[0]^2 + 2x[1] + (M @ x)[1] + sum(M @ (2x))")
