@@ -291,6 +291,15 @@ def test_constructors():
     np.testing.assert_array_equal(program.inputs["I"], np.eye(3))
 
 
+@pytest.mark.parametrize("text, usage", [("y = zeros(1, 2, 3)", "write it as `zeros(n)` or `zeros(m, n)`"),
+                                         ("y = uniform(seed=1)", "write it as `uniform(n)` or `uniform(m, n)`"),
+                                         ("y = eye(2, 2)", "write it as `eye(n)`")])
+def test_a_constructor_given_too_many_sizes_is_shown_its_two_forms(text, usage):
+    with pytest.raises(DiffcliError) as caught:
+        grad(text)
+    assert caught.value.kind == "name" and caught.value.help == usage  # (was `zeros(n) or zeros(m, n)`)
+
+
 # ---------------------------------------------------------------- random programs: the unrolled oracle
 
 class Unrolled:

@@ -139,10 +139,10 @@ def check_call(call: Call, source: Source, did_you_mean) -> None:
     if name in CONSTRUCTORS:
         most = 1 if name == "eye" else 2
         if not 1 <= len(call.sizes) <= most:
-            usage = f"{name}(n)" if most == 1 else f"{name}(n) or {name}(m, n)"
+            usage = f"`{name}(n)`" if most == 1 else f"`{name}(n)` or `{name}(m, n)`"
             raise _fail("name", f"`{name}` takes {'one size' if most == 1 else 'one or two sizes'}, "
                         f"but {len(call.sizes)} {'was' if len(call.sizes) == 1 else 'were'} given", span, source,
-                        help=f"write it as `{usage}`")
+                        help=f"write it as {usage}")
         if any(size < 1 for size in call.sizes):
             raise _fail("shape", f"`{name}` needs sizes of at least 1", span, source,
                         help="a vector or a matrix has at least one element on each axis")
