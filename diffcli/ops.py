@@ -1312,17 +1312,36 @@ def _softmax_back(np, attrs, g, out, x):
     return out * (g - np.sum(g * out, axis=_over(attrs, x), keepdims=True))
 
 
+def _factor_text(text: str) -> str:
+    """An operand's source text as a factor of `*`: in parentheses unless it is one already (a
+    number, a name, an index of one, a group in parentheses)."""
+    import re
+
+    if re.fullmatch(r"[\w.]+(\[[^\]]*\])*", text):
+        return text
+    call = re.match(r"\w*(?=\()", text)  # a call, or a group: what its first `(` closes must end it
+    depth = 0
+    for k, ch in enumerate(text[call.end():] if call else "?", start=call.end() if call else 0):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and (k < len(text) - 1 or ch != ")"):
+            return f"({text})"
+    return text
+
+
 def _matmul_shape(shapes, attrs, names):
     a, b = shapes
     if a and b and a[-1] == b[0]:
         return a[:-1] + b[1:]
     (left, right) = names  # (an error: only now are the operands named)
     labels = {0: described(left, a), 1: described(right, b)}
-    for side, s in ((left, a), (right, b)):
-        if not s:
-            raise ShapeProblem(f"`@` needs arrays on both sides, but {side} is a scalar",
-                               "`@` binds like `*`: `W @ 2x` is (W @ 2)·x; write W @ (2x), or use `*` "
-                               "to scale", labels)
+    if not a:  # (no parentheses make a scalar on the left an array)
+        scaled = "*".join(map(_factor_text, (left, right)))
+        raise ShapeProblem(f"`@` needs arrays on both sides, but {left} is a scalar",
+                           f"to scale by a scalar, use `*`: {scaled}", labels)
+    if not b:
+        raise ShapeProblem(f"`@` needs arrays on both sides, but {right} is a scalar",
+                           "`@` binds like `*`: `W @ 2x` is (W @ 2)·x; write W @ (2x), or use `*` "
+                           "to scale", labels)
     inner_left, inner_right = a[-1], b[0]
     if inner_left != inner_right:
         what_left = "columns on its left" if len(a) == 2 else "elements on its left"

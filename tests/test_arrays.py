@@ -523,6 +523,18 @@ def test_a_number_after_an_index_is_told_to_follow_a_star(text):
     assert error.help == "write `*` to multiply: `]*2`"  # (it was `[0]*2`: the index token's text)
 
 
+@pytest.mark.parametrize("expression, scaled", [("2 @ x", "2*x"), ("x @ x @ x", "(x @ x)*x"),
+                                                ("sum(x) @ (x + 1)", "sum(x)*(x + 1)")])
+def test_a_scalar_left_of_at_is_told_to_use_a_star(expression, scaled):
+    """On the right, parentheses may be what was meant (`W @ 2x`); on the left none help."""
+    with pytest.raises(DiffcliError) as caught:
+        grad(f"x = [1, 2]\ny = sum({expression})")
+    assert caught.value.kind == "shape" and caught.value.help == f"to scale by a scalar, use `*`: {scaled}"
+    with pytest.raises(DiffcliError) as caught:
+        grad("W = [[1, 2]]\nx = [1, 2]\ny = sum(W @ 2x)")
+    assert "W @ (2x)" in caught.value.help
+
+
 def test_language_details():
     # newlines inside brackets, trailing commas, `@` binds like `*`, indexing binds tighter than `^`
     r = grad("M = [\n  [1, 2],\n  [3, 4],\n]\nx = [1, -1]\ny = -x[0]^2 + 2x[1] + (M @ x)[1] + sum(M @ (2x))")
