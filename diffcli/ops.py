@@ -1409,8 +1409,9 @@ def _norm_value(np, x):
 
 
 def _norm_vjp(np, attrs, g, out, x):
+    # a zero adjoint blocks the undefined partial at 0 (0*norm(x) has gradient 0 there, as 0*sqrt(x))
     with np.errstate(all="ignore"):
-        return (g * x / out,)
+        return (np.where(g != 0, g * x / out, 0.0),)
 
 
 def _index_shape(shapes, attrs, names):

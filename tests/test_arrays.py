@@ -219,9 +219,20 @@ def test_norm_has_no_gradient_at_zero():
     assert caught.value.kind == "domain" and "norm" in caught.value.message
 
 
+def test_norm_at_zero_behind_a_zero_adjoint_has_gradient_zero_as_sqrt():
+    """`0*sqrt(x)` at 0 has gradient 0 (a zero adjoint blocks the undefined partial): so has
+    `0*norm(x)`, in grad and at many points alike (both were the norm's domain error)."""
+    text = "x = [0, 0]\nk = 2\ny = 0*norm(x) + k"
+    assert grad(text).gradients["x"].tolist() == [0.0, 0.0]
+    done = run_diffcli("grad", "-", "--sweep", "k=0:1:2", "--json", input=text.encode())
+    assert done.returncode == 0, done.stderr_text
+    assert [json.loads(line)["gradients"]["x"] for line in done.stdout_text.splitlines()] == [[0.0, 0.0]] * 2
+
+
 @pytest.mark.parametrize("text, wrt", [
     ("x = [0, 1]\ny = sum(0*sqrt(x))", "x[0]"),
     ("x = [0, 1]\ny = sum(relu(x - 1) * sqrt(x))", "x[0]"),  # a mask that is 0 where sqrt' is not finite
+    ("x = [0, 0]\ny = 0*norm(x)", "x[1]"),
 ])
 def test_forward_mode_on_arrays_needs_a_partial_only_where_something_flows(text, wrt):
     """As on floats (`0*sqrt(x)` at 0 has derivative 0): a zero partial blocks an undefined one,
