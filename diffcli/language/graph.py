@@ -7,6 +7,7 @@ Nothing here recurses on the program's size: expressions are walked with an expl
 
 from __future__ import annotations
 
+import re
 
 from ..errors import DiffcliError, Source
 from ..formatting import number_text
@@ -265,18 +266,25 @@ def _exponent_notes(statements, names, source: Source) -> list[DiffcliError]:
     notes = []
     for stmt in statements if letters else ():
         for node in postorder(stmt.expr):
-            if not isinstance(node, Number):
+            if isinstance(node, Number):
+                numbers = [(node.start, node.end, node.value)]
+            elif isinstance(node, Array) and node.constant:  # a literal of numbers: its numbers are no nodes
+                numbers = [(node.start + m.start(), node.start + m.end(), float(m.group()))
+                           for m in re.finditer(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-][0-9]+",
+                                                source.text[node.start : node.end])]
+            else:
                 continue
-            text = source.text[node.start : node.end]
-            for letter in letters:
-                mantissa, _, exponent = text.partition(letter)
-                if exponent[:1] in ("+", "-"):
-                    product = f"{mantissa}{letter} {exponent[0]} {exponent[1:]}"
-                    notes.append(DiffcliError(
-                        "syntax", f"`{text}` is the number {number_text(node.value)}, not {product}",
-                        (node.start, node.end), source=source,
-                        help=f"to use the variable `{letter}`, write `{product}`",
-                    ))
+            for start, end, value in numbers:
+                text = source.text[start:end]
+                for letter in letters:
+                    mantissa, _, exponent = text.partition(letter)
+                    if exponent[:1] in ("+", "-"):
+                        product = f"{mantissa}{letter} {exponent[0]} {exponent[1:]}"
+                        notes.append(DiffcliError(
+                            "syntax", f"`{text}` is the number {number_text(value)}, not {product}",
+                            (start, end), source=source,
+                            help=f"to use the variable `{letter}`, write `{product}`",
+                        ))
     return notes
 
 
