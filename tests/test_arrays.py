@@ -546,6 +546,17 @@ def test_a_scalar_left_of_at_is_told_to_use_a_star(expression, scaled):
     assert "W @ (2x)" in caught.value.help
 
 
+def test_rows_without_a_comma_are_an_index_whose_help_says_so():
+    """`[[1, 2] [3, 4]]` is `[1, 2][3, 4]` by the grammar (an index after `]`, blanks allowed): the
+    shape error says that a `,` may have been meant; an index written close up is not told so."""
+    with pytest.raises(DiffcliError) as caught:
+        grad("y = sum([[1, 2] [3, 4]])")
+    assert caught.value.kind == "shape" and "put a `,` before its `[`" in caught.value.help
+    with pytest.raises(DiffcliError) as caught:
+        grad("y = sum([[1, 2][3, 4]])")
+    assert "`,`" not in caught.value.help
+
+
 def test_language_details():
     # newlines inside brackets, trailing commas, `@` binds like `*`, indexing binds tighter than `^`
     r = grad("M = [\n  [1, 2],\n  [3, 4],\n]\nx = [1, -1]\ny = -x[0]^2 + 2x[1] + (M @ x)[1] + sum(M @ (2x))")

@@ -333,7 +333,11 @@ def _placed(problem: ShapeProblem, op, expr, graph, args, source) -> DiffcliErro
     operands = _operands(expr)
     labels = [((operands[k].start, operands[k].end), text) for k, text in sorted(problem.labels.items())
               if k < len(operands)]
-    return _fail("shape", problem.message, _place(op, expr), source, help=problem.help, labels=labels)
+    help = problem.help
+    if isinstance(expr, Index) and isinstance(expr.target, Array) and source.text[expr.target.end:expr.bracket].strip() == "" \
+            and expr.bracket > expr.target.end:  # `[[1, 2] [3, 4]]`: an index, by the grammar; a `,` was meant?
+        help = f"{help + '; ' if help else ''}to write the next row of a literal, put a `,` before its `[`"
+    return _fail("shape", problem.message, _place(op, expr), source, help=help, labels=labels)
 
 
 def _broadcast_error(op, expr, graph, args, arg_shapes, k, joined, source) -> DiffcliError:
