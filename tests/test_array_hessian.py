@@ -226,6 +226,17 @@ def test_an_undefined_partial_is_needed_where_the_scalar_hessian_needs_it(array,
         assert "Traceback" not in done.stderr_text and done.stdout_text, done.stderr_text
 
 
+def test_an_output_that_depends_on_no_input_has_an_empty_hessian_as_on_floats():
+    """(It was an internal error: numpy's concatenate of no rows.)"""
+    for text in ("x = [1, 2]\ny = sum([1, 2])", "x = [1, 2]\na = sqrt([0, 0]) + 1\ny = sum(a)"):
+        done = run_diffcli("hessian", "-", "--json", input=text.encode())
+        assert done.returncode == 0, done.stderr_text
+        assert json.loads(done.stdout_text) == {"output": "y", "value": json.loads(done.stdout_text)["value"],
+                                               "wrt": [], "gradient": {}, "hessian": {}}
+    scalar = run_diffcli("hessian", "-", "--json", input=b"x = 1\ny = 2*3")
+    assert json.loads(scalar.stdout_text)["hessian"] == {}
+
+
 def test_calls_after_the_first_give_its_numbers_and_errors():
     # from a graph's second call on, its values come from the compiled forward pass (array_plan.py)
     # and the walk from the one compiled at the first: the same matrix, gradient and H·v, bit for bit,
