@@ -308,12 +308,10 @@ def tangents(graph, values, wrt: int, needed=None, seed=None) -> list:
                         overflow = bad & t_ok & p_ok
                         if overflow.any():  # finite partials whose product overflows
                             raise _derivative_error(graph, values, i, n, p_b, np.where(overflow, np.inf, 0.0))
-                        undefined = bad & t_ok & ~p_ok
-                        if undefined.any():
-                            undefined_at.setdefault(i, _derivative_error(graph, values, i, n, p_b,
-                                                                         np.where(undefined, np.nan, 0.0)))
-                        else:  # a NaN that flowed in
-                            undefined_at.setdefault(i, undefined_at[j])
+                        undefined = bad & t_ok & ~p_ok  # (else a NaN that flowed in, from j)
+                        first = None if undefined.any() else undefined_at.get(j)
+                        undefined_at.setdefault(i, first or _derivative_error(
+                            graph, values, i, n, p_b, np.where(undefined if undefined.any() else bad, np.nan, 0.0)))
                         c = np.where(bad, np.nan, c)
                     total = total + c
                 total = np.asarray(total, dtype=float)

@@ -662,9 +662,9 @@ def _blocked_tangent(graph, values, i, ts, ps, k, undefined_at=None):
             if (bad & np.isfinite(t) & np.isfinite(p)).any():  # finite factors: an overflow
                 overflow = np.where((bad & np.isfinite(t) & np.isfinite(p)).any(axis=0), np.inf, 0.0)
                 raise array_engine._derivative_error(graph, values, i, q, p_b, overflow)
-            undefined = bad & np.isfinite(t)
-            error = array_engine._derivative_error(graph, values, i, q, p_b, np.where(undefined.any(axis=0), np.nan, 0.0)) \
-                if undefined.any() else inherited
+            undefined = bad & np.isfinite(t)  # (else a NaN that flowed in: the error of where it came from)
+            error = (None if undefined.any() else inherited) or array_engine._derivative_error(
+                graph, values, i, q, p_b, np.where((undefined if undefined.any() else bad).any(axis=0), np.nan, 0.0))
             if undefined_at is None:
                 raise error
             undefined_at.setdefault(i, error)

@@ -334,8 +334,8 @@ def _placed(problem: ShapeProblem, op, expr, graph, args, source) -> DiffcliErro
     labels = [((operands[k].start, operands[k].end), text) for k, text in sorted(problem.labels.items())
               if k < len(operands)]
     help = problem.help
-    if isinstance(expr, Index) and isinstance(expr.target, Array) and source.text[expr.target.end:expr.bracket].strip() == "" \
-            and expr.bracket > expr.target.end:  # `[[1, 2] [3, 4]]`: an index, by the grammar; a `,` was meant?
+    if isinstance(expr, Index) and isinstance(expr.target, Array) and expr.bracket > expr.target.end \
+            and source.text[expr.target.end:expr.bracket].strip() == "":  # `[[1, 2] [3, 4]]`: a `,` was meant?
         help = f"{help + '; ' if help else ''}to write the next row of a literal, put a `,` before its `[`"
     return _fail("shape", problem.message, _place(op, expr), source, help=help, labels=labels)
 
