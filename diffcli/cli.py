@@ -90,9 +90,7 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
                                              param_hint=option)
                 import numpy as np
 
-                if name in result:
-                    raise typer.BadParameter(f"`{name}` is given twice; give it once", param_hint=option)
-                result[name], written[name] = np.array(array, dtype=float), part
+                _once(result, written, name, np.array(array, dtype=float), part, option)
                 continue
 
             for mark in UNCERTAINTY_MARKS:  # x=2.1±0.1: only `uncertainty` reads the ±; the rest take 2.1
@@ -107,11 +105,21 @@ def parse_sets(values: Optional[List[str]], option: str = "--set") -> dict[str, 
                                          param_hint=option)
             if not math.isfinite(value):
                 raise typer.BadParameter(f"{text!r} is not a finite number", param_hint=option)
-            if result.get(name, value) != value:  # which one was meant? (the same value twice is harmless)
-                raise typer.BadParameter(f"`{name}` is given twice ({written[name]} and {part}); give it once",
-                                         param_hint=option)
-            result[name], written[name] = value, part
+            _once(result, written, name, value, part, option)
     return result
+
+
+def _once(result: dict, written: dict, name: str, value, part: str, option: str) -> None:
+    """result[name] = value, unless another value was given for it: which one was meant? (The same
+    value twice is harmless; a vector of one element is not the scalar it holds.)"""
+    if name in result:
+        before = result[name]
+        same = (getattr(before, "shape", None) == getattr(value, "shape", None)
+                and bool((before == value) if getattr(value, "shape", None) is None else (before == value).all()))
+        if not same:
+            raise typer.BadParameter(f"`{name}` is given twice ({written[name]} and {part}); give it once",
+                                     param_hint=option)
+    result[name], written[name] = value, part
 
 
 def _check_uncertainty(amount: str, part: str, option: str) -> None:

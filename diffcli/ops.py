@@ -1312,17 +1312,36 @@ def _softmax_back(np, attrs, g, out, x):
     return out * (g - np.sum(g * out, axis=_over(attrs, x), keepdims=True))
 
 
+def _factor_text(text: str) -> str:
+    """An operand's source text as a factor of `*`: in parentheses unless it is one already (a
+    number, a name, an index of one, a group in parentheses)."""
+    import re
+
+    if re.fullmatch(r"[\w.]+(\[[^\]]*\])*", text):
+        return text
+    call = re.match(r"\w*(?=\()", text)  # a call, or a group: what its first `(` closes must end it
+    depth = 0
+    for k, ch in enumerate(text[call.end():] if call else "?", start=call.end() if call else 0):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and (k < len(text) - 1 or ch != ")"):
+            return f"({text})"
+    return text
+
+
 def _matmul_shape(shapes, attrs, names):
     a, b = shapes
     if a and b and a[-1] == b[0]:
         return a[:-1] + b[1:]
     (left, right) = names  # (an error: only now are the operands named)
     labels = {0: described(left, a), 1: described(right, b)}
-    for side, s in ((left, a), (right, b)):
-        if not s:
-            raise ShapeProblem(f"`@` needs arrays on both sides, but {side} is a scalar",
-                               "`@` binds like `*`: `W @ 2x` is (W @ 2)·x; write W @ (2x), or use `*` "
-                               "to scale", labels)
+    if not a:  # (no parentheses make a scalar on the left an array)
+        scaled = "*".join(map(_factor_text, (left, right)))
+        raise ShapeProblem(f"`@` needs arrays on both sides, but {left} is a scalar",
+                           f"to scale by a scalar, use `*`: {scaled}", labels)
+    if not b:
+        raise ShapeProblem(f"`@` needs arrays on both sides, but {right} is a scalar",
+                           "`@` binds like `*`: `W @ 2x` is (W @ 2)·x; write W @ (2x), or use `*` "
+                           "to scale", labels)
     inner_left, inner_right = a[-1], b[0]
     if inner_left != inner_right:
         what_left = "columns on its left" if len(a) == 2 else "elements on its left"
@@ -1390,8 +1409,9 @@ def _norm_value(np, x):
 
 
 def _norm_vjp(np, attrs, g, out, x):
+    # a zero adjoint blocks the undefined partial at 0 (0*norm(x) has gradient 0 there, as 0*sqrt(x))
     with np.errstate(all="ignore"):
-        return (g * x / out,)
+        return (np.where(g != 0, g * x / out, 0.0),)
 
 
 def _index_shape(shapes, attrs, names):
@@ -1544,8 +1564,9 @@ _ARRAY_ENTRIES = [
             unrolled=lambda np, attrs, *xs: np.stack([np.asarray(x, dtype=object) for x in xs])),
 ]
 ARRAY_OPS: dict[str, ArrayOp] = {op.key: op for op in _ARRAY_ENTRIES}
+# the functions a file may call: not `broadcast`, which the graph inserts where shapes stretch
 ARRAY_FUNCTIONS: dict[str, ArrayOp] = {op.name: op for op in _ARRAY_ENTRIES
-                                       if op.name.isidentifier() and op.name not in ("max", "min")}
+                                       if op.name.isidentifier() and op.name not in ("max", "min", "broadcast")}
 # `max(x)`, `min(x)` of one argument: the reductions; of two or more, the elementwise entries above
 REDUCTIONS = {"max": ARRAY_OPS["amax"], "min": ARRAY_OPS["amin"]}
 

@@ -209,7 +209,7 @@ def test_a_point_of_the_wrong_shape_shows_its_inputs_as_given(tmp_path):
     assert given["x[0]"] == given["x[1]"] == "" and given["a"] == "2.0" and given["W[0,0]"] == "1.0"
     from conftest import run_diffcli
 
-    table = run_diffcli("grad", tmp_path / "net.expr", "--points", tmp_path / "p.jsonl", env={"COLUMNS": "200"}).stdout_text
+    table = run_diffcli("grad", tmp_path / "net.expr", "--points", tmp_path / "p.jsonl", env={"COLUMNS": "400"}).stdout_text
     row = next(line for line in table.splitlines() if line.startswith("│") and line.split("│")[1].strip() == "1")
     cells = [cell.strip() for cell in row.split("│")[1:-1]]
     names = [cell.strip() for cell in next(line for line in table.splitlines() if line.startswith("┃")).split("┃")[1:-1]]
@@ -225,7 +225,11 @@ def test_sweeps_over_a_scalar_of_an_array_program_and_all(tmp_path):
     assert rows[1]["values"]["x"] == [0.0, 0.0] and rows[1]["gradients"]["y"] == 1.0
     assert rows[1]["gradients"]["x"] == _one([0, 0], a=1.5).gradients["x"].tolist()
     swept = cli(tmp_path, "grad", "--sweep", "x=1:2:3")
-    assert swept.exit_code == 1 and "a sweep gives a scalar" in swept.output
+    assert swept.exit_code == 1 and "a sweep gives one number per point, not an array" in swept.output
+    assert "CSV columns x[0], x[1], or JSON Lines arrays" in swept.output
+    swept = cli(tmp_path, "grad", "--sweep", "W=1:2:3", "--json")  # its columns are W's labels, quoted
+    help = json.loads(swept.stderr)["error"]["help"]
+    assert 'CSV columns "W[0,0]", "W[0,1]", …' in help and "--sweep W[0,0]=START" in help, help
     table = cli(tmp_path, "grad", "--sweep", "a=1:2:3", "--set", "x=[1,1]")
     assert "the same at every point: W[0,0] = 1" in table.stdout and "x[1] = 1" in table.stdout
 

@@ -56,6 +56,8 @@ HUGE_TIES = "x = [1e16, 1e16, 3e15]\nW = [[1, 2], [3, 1e17]]\ny = logsumexp(x) +
 # under/overflow: a norm of 0 and an error where the engine has none)
 SCALED_NORMS = ("x = [1e-200, 1e-200]\nW = [[1e200, 2e200], [3e200, -1e200]]\n"
                 "y = norm(x) * 1e200 + norm(W) * 1e-200 + norm([3, 4] * x[0]) * 1e200\n")
+# norm at 0 behind a zero adjoint: its undefined partial is not needed (0*sqrt(x) at 0, as grad has it)
+ZERO_NORM = "x = [0, 0]\nk = [1, 2]\ny = 0*norm(x) + sum(k*x)\n"
 NAMES = "θ = [1, 2]\nint = [[0.5, 1], [2, -1]]\ni = 0.3\nacc = θ * i\nnp = int @ acc\nd_np = 2\ny = sum(np^2) * d_np + sum(acc)\n"
 
 
@@ -71,7 +73,8 @@ def _cases():
         sets = [value for option, value in zip(argv[::2], argv[1::2]) if option == "--set"]
         cases.append((path.stem, path.read_text(encoding="utf-8"), parse_sets(sets)))
     return cases + [("every_op", EVERY_OP, {}), ("ties", TIES, {}), ("element", ELEMENT, {}), ("names", NAMES, {}),
-                    ("huge_ties", HUGE_TIES, {}), ("scaled_norms", SCALED_NORMS, {})]
+                    ("huge_ties", HUGE_TIES, {}), ("scaled_norms", SCALED_NORMS, {}),
+                    ("zero_norm", ZERO_NORM, {})]
 
 
 CASES = _cases()

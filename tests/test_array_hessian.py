@@ -201,6 +201,42 @@ def test_second_derivative_undefined_at_an_element_is_a_domain_error():
     assert error.value.message == first.value.message
 
 
+@pytest.mark.parametrize("array, scalar", [
+    ("x = [0, 1]\ny = sum(0*sqrt(x))", "x0 = 0\nx1 = 1\ny = 0*sqrt(x0) + 0*sqrt(x1)"),
+    ("x = [0, 1]\nz = sqrt(x)\ny = sum(0*z)", "x0 = 0\nx1 = 1\nz = sqrt(x0)\ny = 0*z + 0*sqrt(x1)"),
+    ("x = [0, 0]\ny = 0*norm(x)", "x0 = 0\nx1 = 0\ny = 0*sqrt(x0^2 + x1^2)"),
+    ("x = [0, 1]\ny = sum(relu(x - 1)*sqrt(x))", "x0 = 0\nx1 = 1\ny = relu(x0 - 1)*sqrt(x0) + relu(x1 - 1)*sqrt(x1)"),
+    ("x = [1, 4]\nk = 0\ny = k*sum(sqrt(x - 1))", "x0 = 1\nx1 = 4\nk = 0\ny = k*(sqrt(x0 - 1) + sqrt(x1 - 1))"),
+])
+def test_an_undefined_partial_is_needed_where_the_scalar_hessian_needs_it(array, scalar):
+    """A zero partial or adjoint blocks an undefined one (`0*sqrt(x)` at 0 has Hessian 0), in the
+    tangents and the adjoints' tangents alike, as on floats; where it is needed, both refuse."""
+    def outcome(text):
+        try:
+            return np.asarray(diffcli.parse(text).hessian().matrix).tolist()
+        except DiffcliError as error:
+            assert error.kind == "domain"
+            return "domain"
+
+    assert outcome(array) == outcome(scalar)
+    size = len(diffcli.parse(array).inputs["x"])
+    if outcome(scalar) != "domain":
+        assert outcome(array) == [[0.0] * size] * size
+        done = run_diffcli("check", "-", "--order", "2", "--json", input=array.encode())
+        assert "Traceback" not in done.stderr_text and done.stdout_text, done.stderr_text
+
+
+def test_an_output_that_depends_on_no_input_has_an_empty_hessian_as_on_floats():
+    """(It was an internal error: numpy's concatenate of no rows.)"""
+    for text in ("x = [1, 2]\ny = sum([1, 2])", "x = [1, 2]\na = sqrt([0, 0]) + 1\ny = sum(a)"):
+        done = run_diffcli("hessian", "-", "--json", input=text.encode())
+        assert done.returncode == 0, done.stderr_text
+        assert json.loads(done.stdout_text) == {"output": "y", "value": json.loads(done.stdout_text)["value"],
+                                               "wrt": [], "gradient": {}, "hessian": {}}
+    scalar = run_diffcli("hessian", "-", "--json", input=b"x = 1\ny = 2*3")
+    assert json.loads(scalar.stdout_text)["hessian"] == {}
+
+
 def test_calls_after_the_first_give_its_numbers_and_errors():
     # from a graph's second call on, its values come from the compiled forward pass (array_plan.py)
     # and the walk from the one compiled at the first: the same matrix, gradient and H·v, bit for bit,

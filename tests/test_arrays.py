@@ -219,6 +219,58 @@ def test_norm_has_no_gradient_at_zero():
     assert caught.value.kind == "domain" and "norm" in caught.value.message
 
 
+def test_norm_at_zero_behind_a_zero_adjoint_has_gradient_zero_as_sqrt():
+    """`0*sqrt(x)` at 0 has gradient 0 (a zero adjoint blocks the undefined partial): so has
+    `0*norm(x)`, in grad and at many points alike (both were the norm's domain error)."""
+    text = "x = [0, 0]\nk = 2\ny = 0*norm(x) + k"
+    assert grad(text).gradients["x"].tolist() == [0.0, 0.0]
+    done = run_diffcli("grad", "-", "--sweep", "k=0:1:2", "--json", input=text.encode())
+    assert done.returncode == 0, done.stderr_text
+    assert [json.loads(line)["gradients"]["x"] for line in done.stdout_text.splitlines()] == [[0.0, 0.0]] * 2
+
+
+@pytest.mark.parametrize("text, wrt", [
+    ("x = [0, 1]\ny = sum(0*sqrt(x))", "x[0]"),
+    ("x = [0, 1]\ny = sum(relu(x - 1) * sqrt(x))", "x[0]"),  # a mask that is 0 where sqrt' is not finite
+    ("x = [0, 0]\ny = 0*norm(x)", "x[1]"),
+])
+def test_forward_mode_on_arrays_needs_a_partial_only_where_something_flows(text, wrt):
+    """As on floats (`0*sqrt(x)` at 0 has derivative 0): a zero partial blocks an undefined one,
+    element by element, in forward mode (and so in check) too."""
+    program = diffcli.parse(text)
+    assert program.derivatives(wrt).derivatives["y"] == 0.0
+    done = run_diffcli("check", "-", "--json", input=text.encode())
+    assert "Traceback" not in done.stderr_text
+    row = {r["name"]: r for r in json.loads(done.stdout_text)["rows"]}[wrt]
+    assert row["forward"] == 0.0
+
+
+@pytest.mark.parametrize("text, wrt, words", [
+    ("x = [0, 1]\ny = sum(sqrt(x))", "x[0]", "`sqrt` of 0 at x[0]"),
+    ("x = [0, 1]\nz = sqrt(x)\ny = sum(0*z)", "x[0]", "`sqrt` of 0 at x[0]"),  # z is named: needed
+    ("x = [0, 0]\ny = norm(x)", "x[0]", "`norm`"),
+    ("x = [1, 1]\ny = sum(1e300*sin(1e300*x))", "x[1]", "overflows"),
+])
+def test_forward_mode_on_arrays_refuses_a_partial_that_is_needed(text, wrt, words):
+    with pytest.raises(DiffcliError) as caught:
+        diffcli.parse(text).derivatives(wrt)
+    assert caught.value.kind == "domain" and words in caught.value.message
+
+
+@pytest.mark.parametrize("wrt, words, hint", [
+    ("x[2]", "has no element [2]", "x[0]"),
+    ("x[0,0]", "has no element [0,0]", "x[0]"),
+    ("k[0]", "`k` is a scalar, which has no element [0]", "--wrt k"),  # (its help was `--wrt k[0]`)
+    ("x", "one of its elements", "--wrt x[0]"),
+])
+def test_forward_modes_wrt_names_an_element_that_is_there(wrt, words, hint):
+    program = diffcli.parse("x = [1, 2]\nk = 1\ny = sum(k*x^2)")
+    with pytest.raises(DiffcliError) as caught:
+        program.derivatives(wrt)
+    assert caught.value.kind == "input" and words in caught.value.message and hint in caught.value.help
+    assert "k[0]" not in caught.value.help
+
+
 # ---------------------------------------------------------------- the generator's exact numbers
 
 def splitmix64_by_hand(seed, count):
@@ -248,6 +300,15 @@ def test_constructors():
     program = diffcli.parse("Z = zeros(2, 3)\nO = ones(2)\nI = eye(3)\ny = sum(Z) + sum(O) + sum(I)")
     assert program.grad().value == 5.0
     np.testing.assert_array_equal(program.inputs["I"], np.eye(3))
+
+
+@pytest.mark.parametrize("text, usage", [("y = zeros(1, 2, 3)", "write it as `zeros(n)` or `zeros(m, n)`"),
+                                         ("y = uniform(seed=1)", "write it as `uniform(n)` or `uniform(m, n)`"),
+                                         ("y = eye(2, 2)", "write it as `eye(n)`")])
+def test_a_constructor_given_too_many_sizes_is_shown_its_two_forms(text, usage):
+    with pytest.raises(DiffcliError) as caught:
+        grad(text)
+    assert caught.value.kind == "name" and caught.value.help == usage  # (was `zeros(n) or zeros(m, n)`)
 
 
 # ---------------------------------------------------------------- random programs: the unrolled oracle
@@ -435,6 +496,65 @@ def test_function_names_may_be_variables_as_sign_may():
     with pytest.raises(DiffcliError) as caught:
         grad("sum = [1, 2]\ny = sum(sum)")
     assert caught.value.kind == "name"
+
+
+def test_the_callable_array_functions_are_the_specs():
+    """SPEC's new names, no more: the graph's own operations (`broadcast`, inserted where shapes
+    stretch) are not functions of the language (`broadcast(x)` was an internal error)."""
+    from diffcli.ops import ARRAY_NAMES
+
+    assert ARRAY_NAMES == set("sum mean logsumexp softmax dot outer transpose norm zeros ones eye uniform "
+                              "normal".split())
+    for text in ("y = broadcast([1, 2])", "x = [1, 2]\ny = sum(broadcast(x))"):
+        with pytest.raises(DiffcliError) as caught:
+            grad(text)
+        assert caught.value.kind == "name" and "unknown function `broadcast`" in caught.value.message
+    assert grad("broadcast = 2\ny = 3broadcast").value == 6.0
+
+
+@pytest.mark.parametrize("text, suggestion", [
+    ("x = [1, 2]\ny = summ(x)", "did you mean `sum`?"),
+    ("x = [1, 2]\ny = softmx(x, axis=0)", "did you mean `softmax`?"),  # (was: `softmx` has no keyword)
+    ("y = unifrm(2, seed=1)", "did you mean `uniform`?"),
+    ("y = foo(2)", "logsumexp"),  # the list of the functions holds the array ones
+])
+def test_an_unknown_function_is_told_of_the_array_functions_too(text, suggestion):
+    with pytest.raises(DiffcliError) as caught:
+        grad(text)
+    assert caught.value.kind == "name" and caught.value.message.startswith("unknown function")
+    assert suggestion in caught.value.help
+
+
+@pytest.mark.parametrize("text", ["x = [1, 2]\ny = x[0]2", "x = [1, 2]\ny = x[ 0 ] 2", "y = [1, 2]2"])
+def test_a_number_after_an_index_is_told_to_follow_a_star(text):
+    with pytest.raises(DiffcliError) as caught:
+        grad(text)
+    error = caught.value
+    assert error.kind == "syntax" and "cannot follow `]` directly" in error.message, error.message
+    assert error.help == "write `*` to multiply: `]*2`"  # (it was `[0]*2`: the index token's text)
+
+
+@pytest.mark.parametrize("expression, scaled", [("2 @ x", "2*x"), ("x @ x @ x", "(x @ x)*x"),
+                                                ("sum(x) @ (x + 1)", "sum(x)*(x + 1)")])
+def test_a_scalar_left_of_at_is_told_to_use_a_star(expression, scaled):
+    """On the right, parentheses may be what was meant (`W @ 2x`); on the left none help."""
+    with pytest.raises(DiffcliError) as caught:
+        grad(f"x = [1, 2]\ny = sum({expression})")
+    assert caught.value.kind == "shape" and caught.value.help == f"to scale by a scalar, use `*`: {scaled}"
+    with pytest.raises(DiffcliError) as caught:
+        grad("W = [[1, 2]]\nx = [1, 2]\ny = sum(W @ 2x)")
+    assert "W @ (2x)" in caught.value.help
+
+
+def test_rows_without_a_comma_are_an_index_whose_help_says_so():
+    """`[[1, 2] [3, 4]]` is `[1, 2][3, 4]` by the grammar (an index after `]`, blanks allowed): the
+    shape error says that a `,` may have been meant; an index written close up is not told so."""
+    with pytest.raises(DiffcliError) as caught:
+        grad("y = sum([[1, 2] [3, 4]])")
+    assert caught.value.kind == "shape" and "put a `,` before its `[`" in caught.value.help
+    with pytest.raises(DiffcliError) as caught:
+        grad("y = sum([[1, 2][3, 4]])")
+    assert "`,`" not in caught.value.help
 
 
 def test_language_details():

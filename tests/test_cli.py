@@ -96,6 +96,22 @@ def test_a_name_set_twice_to_different_values_is_refused():
     assert same["inputs"]["o"] == 1.0
 
 
+@pytest.mark.parametrize("first, second", [("x=[1,2]", "x=1"), ("x=1", "x=[1,2]"), ("x=[1]", "x=1"),
+                                           ("x=[1,2]", "x=[1,3]"), ("x=[[1,2]]", "x=[1,2]")])
+def test_an_array_given_twice_is_refused_as_a_number_is(first, second, tmp_path):
+    """(x=[1,2] then x=1 was an internal error, x=[1] then x=1 took the scalar, and an array given
+    twice with the same numbers was refused.)"""
+    from conftest import run_diffcli
+
+    program = tmp_path / "a.expr"
+    program.write_text("x = [1, 2]\ny = sum(x^2)\n")
+    done = run_diffcli("grad", program, "--set", first, "--set", second, "--json")
+    assert done.returncode == 2, done.stderr_text
+    assert f"`x` is given twice ({first} and {second})" in json.loads(done.stderr_text)["error"]["message"]
+    same = run_diffcli("grad", program, "--set", "x=[1,2]", "--set", "x=[1, 2.0]", "--json")
+    assert same.returncode == 0 and json.loads(same.stdout_text)["inputs"]["x"] == [1.0, 2.0]
+
+
 def test_json_numbers_round_trip():
     result = invoke("grad", SAMPLES / "neuron.expr", "--json")
     data = json.loads(result.output)

@@ -154,6 +154,16 @@ def test_exponent_note_beside_a_variable_e():
     assert diffcli.parse("x = 2e-3\n").notes == []
 
 
+
+@pytest.mark.parametrize("literal, number, column", [("[2e-3, 1]", "2e-3", 6), ("[[1, 2], [.5e-1, 1]]", ".5e-1", 15),
+                                                     ("[1, -2E+1]", "2E+1", 10)])
+def test_exponent_note_inside_a_literal_of_numbers(literal, number, column):
+    """A literal of numbers is read as one token, without a node per number: its numbers get the
+    note as well (there was none)."""
+    notes = diffcli.parse(f"e = 2\nE = 3\nx = {literal}\ny = sum(x) * e * E\n", "m.expr").notes
+    assert [(n.line, n.column) for n in notes] == [(3, column)]
+    assert notes[0].message.startswith(f"`{number}` is the number ")
+
 # ---------------------------------------------------------------- text from the file is shown, not obeyed
 
 ESC = "\x1b"

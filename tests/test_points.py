@@ -363,7 +363,7 @@ def test_a_scalar_programs_points_read_as_an_array_file_run_as_scalars(tmp_path)
     done = CliRunner().invoke(app, ["grad", str(program), "--points", str(shaped), "--json"])
     assert done.exit_code == 1 and done.stdout == ""
     error = json.loads(done.stderr)["error"]
-    assert error["kind"] == "input" and "`x` is a vector of 1, but `x` is a scalar" in error["message"]
+    assert error["kind"] == "input" and "`x` is a scalar, but the value given is a vector of 1" in error["message"]
     free = tmp_path / "free.expr"
     free.write_text("y = o*2\n")
     arrays = tmp_path / "arrays.jsonl"

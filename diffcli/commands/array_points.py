@@ -257,8 +257,8 @@ def _read_jsonl(blocks, filename, first, number, program):
             if shape != shapes[name]:
                 got = "a ragged list" if shape is None else _shape_words(shape)
                 error = errors.setdefault(store.n + len(rows), DiffcliError(   # (the first such name's)
-                    "input", f"{filename}, line {line_number}: `{name}` is {got}, but `{name}` is "
-                    f"{_shape_words(shapes[name])}", help=f"give {name} a value of shape {shape_text(shapes[name])}"))
+                    "input", f"{filename}, line {line_number}: `{name}` is {_shape_words(shapes[name])}, but the "
+                    f"value given is {got}", help=f"give {name} a value of shape {shape_text(shapes[name])}"))
                 error.given = {**getattr(error, "given", {}), name: value}   # as written, for the rows out
                 out.extend([math.nan] * math.prod(shapes[name]))
             else:

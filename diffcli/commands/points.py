@@ -131,10 +131,13 @@ def grid(sweeps: list[Sweep], program: Program, sets: dict | None = None) -> Poi
             arrays[name] = _swept_array(program, s.name, name, index, sets, fail)
         elif s.name in program.graph.inputs and program.shape(s.name):
             shape = program.shape(s.name)
-            first = f"{s.name}[{','.join('0' * len(shape))}]"
-            fail(s.name, f"`{s.name}` is {shape_words(shape)}; a sweep gives a scalar one value per point",
-                 help=f"sweep one of its elements (--sweep {first}=START:STOP:NUM), or give its elements per "
-                 f"point with --points (CSV columns {s.name}[0], {s.name}[1], …, or JSON Lines arrays)")
+            labels = [s.name + "[" + ",".join(map(str, np.unravel_index(k, shape))) + "]"
+                      for k in range(min(2, math.prod(shape)))]  # (row-major: W[0,0], W[0,1])
+            columns = ", ".join(f'"{label}"' if len(shape) == 2 else label for label in labels)  # (RFC 4180)
+            fail(s.name, f"`{s.name}` is {shape_words(shape)}; a sweep gives one number per point, not an array",
+                 help=f"sweep one of its elements (--sweep {labels[0]}=START:STOP:NUM), or give its elements per "
+                 f"point with --points (CSV columns {columns}{', …' if math.prod(shape) > 2 else ''}, or JSON "
+                 "Lines arrays)")
     n = math.prod(s.num for s in sweeps)  # (before anything is made: 10^9 points would be 8 GB)
     if n > MAX_SWEEP_POINTS:
         raise DiffcliError("input", f"the sweeps make {n:,} points, more than {MAX_SWEEP_POINTS:,}",

@@ -253,7 +253,7 @@ RULES: dict[str, Batching] = {
                                                                     (xs[0][..., None, :] @ g)[..., 0, :])),
     "transpose": _unary(lambda x, nd: _swap(x, nd), lambda g, out, x, nd: _swap(g, nd)),
     "norm": _unary(lambda x, nd: _norm(x, tuple(range(-nd, 0))),
-                   lambda g, out, x, nd: np.expand_dims(g / out, tuple(range(-nd, 0))) * x),
+                   lambda g, out, x, nd: np.expand_dims(np.where(g != 0, g / out, 0.0), tuple(range(-nd, 0))) * x),
     "broadcast": Batching(_broadcast_value, _broadcast_vjp),
     "index": Batching(_index_value, _index_vjp),
     "stack": Batching(_stack_value, _stack_vjp),

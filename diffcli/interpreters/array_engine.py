@@ -261,12 +261,19 @@ def _structural_derivative_error(graph, i, c) -> DiffcliError:
 
 def tangents(graph, values, wrt: int, needed=None, seed=None) -> list:
     """d(node)/d(wrt) in the direction `seed` (an array of wrt's shape; default 1 for a scalar):
-    forward mode, through each node's jvp or elementwise partials."""
+    forward mode, through each node's jvp or elementwise partials.
+
+    As on floats (engine.tangents), a partial is only needed where something flows through it: a
+    zero tangent or a zero partial blocks the flow, element by element (`0*sqrt(x)` at x = 0 has
+    derivative 0). An infinite or undefined partial that does flow leaves its elements NaN, and is an
+    error once it reaches a node in `needed` (default: every named variable); an overflow is an
+    error at once."""
     np = _np()
     m = backend("numpy")
     tangent: list = [None] * len(graph)
     tangent[wrt] = np.asarray(1.0 if seed is None else seed, dtype=float)
     attrs = graph.attrs
+    undefined_at: dict = {}  # node with NaN elements -> the error of the partial that caused them
     with np.errstate(all="ignore"):
         for i in range(wrt + 1, len(graph)):
             op = graph.op[i]
@@ -280,19 +287,38 @@ def tangents(graph, values, wrt: int, needed=None, seed=None) -> list:
             if op.__class__ is ArrayOp:
                 total = np.asarray(op.jvp(np, attrs.get(i), values[i], ts, *xs), dtype=float)
                 if not np.isfinite(total).all():
-                    raise _structural_derivative_error(graph, i, total)
+                    inherited = [undefined_at[j] for j in a if j in undefined_at]
+                    if inherited:
+                        undefined_at[i] = inherited[0]
+                    elif op.key == "norm":  # undefined (at 0), not an overflow
+                        undefined_at[i] = _structural_derivative_error(graph, i, total)
+                    else:
+                        raise _structural_derivative_error(graph, i, total)
             else:
                 total = 0.0
-                for n, t in enumerate(ts):
+                for n, (j, t) in enumerate(zip(a, ts)):
                     if t is None:
                         continue
                     p = apply_partial(op, m, n, values[i], *xs)
-                    c = np.where(t != 0, t * p, 0.0)
-                    if not np.isfinite(c).all():
-                        raise _derivative_error(graph, values, i, n, np.broadcast_to(p, np.shape(c)), c)
+                    c = np.where((t != 0) & (p != 0), t * p, 0.0)
+                    bad = ~np.isfinite(c)
+                    if bad.any():
+                        t_ok, p_ok = np.isfinite(t), np.isfinite(p)
+                        p_b = np.broadcast_to(p, np.shape(c))
+                        overflow = bad & t_ok & p_ok
+                        if overflow.any():  # finite partials whose product overflows
+                            raise _derivative_error(graph, values, i, n, p_b, np.where(overflow, np.inf, 0.0))
+                        undefined = bad & t_ok & ~p_ok  # (else a NaN that flowed in, from j)
+                        first = None if undefined.any() else undefined_at.get(j)
+                        undefined_at.setdefault(i, first or _derivative_error(
+                            graph, values, i, n, p_b, np.where(undefined if undefined.any() else bad, np.nan, 0.0)))
+                        c = np.where(bad, np.nan, c)
                     total = total + c
                 total = np.asarray(total, dtype=float)
                 if np.shape(total) != graph.shape[i]:
                     total = np.broadcast_to(total, graph.shape[i])
             tangent[i] = total
+    for node in graph.names.values() if needed is None else needed:
+        if node in undefined_at and not np.isfinite(tangent[node] if tangent[node] is not None else 0.0).all():
+            raise undefined_at[node]
     return [np.zeros(s) if t is None else t for t, s in zip(tangent, graph.shape)]

@@ -43,9 +43,14 @@ def _finite(a) -> bool:
         return total - total == 0.0
 
 
-def tangents(graph, values: list, output: int, seeds: dict, k: int, checked: bool = True):
+def tangents(graph, values: list, output: int, seeds: dict, k: int, checked: bool = True, undefined_at=None):
     """T[node] along the k directions ((k,) + its shape, None where it does not move) for the nodes
-    up to `output`, and the elementwise nodes' partials (computed once, for the reverse pass too)."""
+    up to `output`, and the elementwise nodes' partials (computed once, for the reverse pass too).
+
+    Checked, a tangent that is not finite is done again with a still tangent or a zero partial
+    blocking an undefined partial; one that still is raises, unless `undefined_at` is a dict: then
+    its elements are left NaN and the node is mapped to the first derivative's error, raised only
+    where the NaN is needed (as hessian.value_tangents leaves it on floats)."""
     m = backend("numpy")
     n = len(graph)
     tangent: list = [None] * n
@@ -79,7 +84,7 @@ def tangents(graph, values: list, output: int, seeds: dict, k: int, checked: boo
             if total.shape != (k,) + shape[i]:
                 total = np.broadcast_to(total, (k,) + shape[i])
             if checked and not _finite(total):
-                total = _blocked_tangent(graph, values, i, ts, partials[i], k)
+                total = _blocked_tangent(graph, values, i, ts, partials[i], k, undefined_at)
             tangent[i] = total
     return tangent, partials
 
@@ -439,7 +444,8 @@ def _fast_walk(graph, values, output, seeds, k, units=None, into=None):
 
 
 def _walk(graph, values, output, seeds, k, adjoint, needs, checked):
-    tangent, partials = tangents(graph, values, output, seeds, k, checked)
+    undefined_at = {} if checked else None  # (a NaN tangent is an error only where it is needed)
+    tangent, partials = tangents(graph, values, output, seeds, k, checked, undefined_at)
     n = len(graph)
     shape, attrs, args, ops = graph.shape, graph.attrs, graph.args, graph.op
     nds = [len(s) for s in shape]
@@ -470,7 +476,8 @@ def _walk(graph, values, output, seeds, k, adjoint, needs, checked):
                 if c.shape != (k,) + shape[j]:
                     c = np.broadcast_to(c, (k,) + shape[j])
                 if checked and not _finite(c):
-                    raise _second_order_error(graph, values, i, position, c, moving)
+                    first = next((undefined_at[m] for m in (i, *a) if m in undefined_at), None)
+                    raise first or _second_order_error(graph, values, i, position, c, moving)
                 before = adjoint_t[j]
                 if before is None:
                     adjoint_t[j] = c
@@ -589,6 +596,8 @@ def _elementwise(graph, values, i, g, gt, ps, tangent, moving, needs, checked=Tr
         ps = [apply_partial(op, backend("numpy"), q, values[i], *[values[j] for j in a]) for q in range(len(a))]
     total = [None if gt is None or not nq or p is None else gt if p.__class__ is float and p == 1.0 else gt * p
              for nq, p in zip(needed, ps)]
+    if checked:  # a zero adjoint tangent blocks an undefined partial (0·sqrt'(0))
+        total = [c if c is None or _finite(c) else np.where(gt != 0, c, 0.0) for c in total]
     if not moving:
         return total
     if shapes is None:
@@ -628,19 +637,38 @@ def _elementwise(graph, values, i, g, gt, ps, tangent, moving, needs, checked=Tr
 
 # ---------------------------------------------------------------- errors
 
-def _blocked_tangent(graph, values, i, ts, ps, k):
-    """A tangent that is not finite: again with a still tangent blocking an undefined partial (as
-    array_engine.tangents does), else the first derivative's error, at the first bad element."""
+def _blocked_tangent(graph, values, i, ts, ps, k, undefined_at=None):
+    """A tangent that is not finite: again with a still tangent or a zero partial blocking an
+    undefined partial (as array_engine.tangents does), else the first derivative's error, at the
+    first bad element: raised, or with `undefined_at` (a dict) kept for node i, its elements NaN.
+    An overflow is raised at once."""
+    inherited = None if undefined_at is None else next(
+        (undefined_at[j] for j, t in zip(graph.args[i], ts) if j in undefined_at and t is not None), None)
+    if ps is None:  # a structural op (norm at 0): its own error
+        error = inherited or array_engine._structural_derivative_error(graph, i, np.full(graph.shape[i], np.nan))
+        if undefined_at is None or (graph.op[i].key != "norm" and inherited is None):
+            raise error
+        undefined_at[i] = error
+        return np.full((k,) + graph.shape[i], np.nan)
     total = 0.0
     for q, t in enumerate(ts):
         if t is None:
             continue
-        if ps is None:  # a structural op (norm at 0): its own error
-            raise array_engine._structural_derivative_error(graph, i, np.full(graph.shape[i], np.nan))
-        c = np.where(t != 0, t * ps[q], 0.0)
+        p = ps[q]
+        c = np.where((t != 0) & (p != 0), t * p, 0.0)
         if not _finite(c):
-            bad = np.where((~np.isfinite(c)).any(axis=0), np.nan, 0.0)
-            raise array_engine._derivative_error(graph, values, i, q, np.broadcast_to(ps[q], bad.shape), bad)
+            bad = ~np.isfinite(c)
+            p_b = np.broadcast_to(p, bad.shape[1:])
+            if (bad & np.isfinite(t) & np.isfinite(p)).any():  # finite factors: an overflow
+                overflow = np.where((bad & np.isfinite(t) & np.isfinite(p)).any(axis=0), np.inf, 0.0)
+                raise array_engine._derivative_error(graph, values, i, q, p_b, overflow)
+            undefined = bad & np.isfinite(t)  # (else a NaN that flowed in: the error of where it came from)
+            error = (None if undefined.any() else inherited) or array_engine._derivative_error(
+                graph, values, i, q, p_b, np.where((undefined if undefined.any() else bad).any(axis=0), np.nan, 0.0))
+            if undefined_at is None:
+                raise error
+            undefined_at.setdefault(i, error)
+            c = np.where(bad, np.nan, c)
         total = total + c
     return np.broadcast_to(np.asarray(total, dtype=float), (k,) + graph.shape[i])
 
@@ -769,6 +797,8 @@ def hessian_matrix(graph, values: list, output: int, chosen: Plan):
     """(gradient over the plan's elements, symmetric Hessian over them as a matrix)."""
     _keep_freed_memory()
     k = chosen.k
+    if k == 0:  # the output depends on no input (`sum([1, 2])`): an empty matrix, as on floats
+        return np.zeros(0), np.zeros((0, 0))
     # the fast walk, along the halved directions, into the rows where they are whole inputs; its
     # results checked once, whole: the checked walk runs where they are not finite
     rows, into = chosen.places(graph)

@@ -139,10 +139,10 @@ def check_call(call: Call, source: Source, did_you_mean) -> None:
     if name in CONSTRUCTORS:
         most = 1 if name == "eye" else 2
         if not 1 <= len(call.sizes) <= most:
-            usage = f"{name}(n)" if most == 1 else f"{name}(n) or {name}(m, n)"
+            usage = f"`{name}(n)`" if most == 1 else f"`{name}(n)` or `{name}(m, n)`"
             raise _fail("name", f"`{name}` takes {'one size' if most == 1 else 'one or two sizes'}, "
                         f"but {len(call.sizes)} {'was' if len(call.sizes) == 1 else 'were'} given", span, source,
-                        help=f"write it as `{usage}`")
+                        help=f"write it as {usage}")
         if any(size < 1 for size in call.sizes):
             raise _fail("shape", f"`{name}` needs sizes of at least 1", span, source,
                         help="a vector or a matrix has at least one element on each axis")
@@ -333,7 +333,11 @@ def _placed(problem: ShapeProblem, op, expr, graph, args, source) -> DiffcliErro
     operands = _operands(expr)
     labels = [((operands[k].start, operands[k].end), text) for k, text in sorted(problem.labels.items())
               if k < len(operands)]
-    return _fail("shape", problem.message, _place(op, expr), source, help=problem.help, labels=labels)
+    help = problem.help
+    if isinstance(expr, Index) and isinstance(expr.target, Array) and expr.bracket > expr.target.end \
+            and source.text[expr.target.end:expr.bracket].strip() == "":  # `[[1, 2] [3, 4]]`: a `,` was meant?
+        help = f"{help + '; ' if help else ''}to write the next row of a literal, put a `,` before its `[`"
+    return _fail("shape", problem.message, _place(op, expr), source, help=help, labels=labels)
 
 
 def _broadcast_error(op, expr, graph, args, arg_shapes, k, joined, source) -> DiffcliError:

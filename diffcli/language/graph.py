@@ -7,6 +7,7 @@ Nothing here recurses on the program's size: expressions are walked with an expl
 
 from __future__ import annotations
 
+import re
 
 from ..errors import DiffcliError, Source
 from ..formatting import number_text
@@ -265,18 +266,25 @@ def _exponent_notes(statements, names, source: Source) -> list[DiffcliError]:
     notes = []
     for stmt in statements if letters else ():
         for node in postorder(stmt.expr):
-            if not isinstance(node, Number):
+            if isinstance(node, Number):
+                numbers = [(node.start, node.end, node.value)]
+            elif isinstance(node, Array) and node.constant:  # a literal of numbers: its numbers are no nodes
+                numbers = [(node.start + m.start(), node.start + m.end(), float(m.group()))
+                           for m in re.finditer(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-][0-9]+",
+                                                source.text[node.start : node.end])]
+            else:
                 continue
-            text = source.text[node.start : node.end]
-            for letter in letters:
-                mantissa, _, exponent = text.partition(letter)
-                if exponent[:1] in ("+", "-"):
-                    product = f"{mantissa}{letter} {exponent[0]} {exponent[1:]}"
-                    notes.append(DiffcliError(
-                        "syntax", f"`{text}` is the number {number_text(node.value)}, not {product}",
-                        (node.start, node.end), source=source,
-                        help=f"to use the variable `{letter}`, write `{product}`",
-                    ))
+            for start, end, value in numbers:
+                text = source.text[start:end]
+                for letter in letters:
+                    mantissa, _, exponent = text.partition(letter)
+                    if exponent[:1] in ("+", "-"):
+                        product = f"{mantissa}{letter} {exponent[0]} {exponent[1:]}"
+                        notes.append(DiffcliError(
+                            "syntax", f"`{text}` is the number {number_text(value)}, not {product}",
+                            (start, end), source=source,
+                            help=f"to use the variable `{letter}`, write `{product}`",
+                        ))
     return notes
 
 
@@ -296,18 +304,19 @@ def _right_array_call(call: Call) -> bool:
 def _check_call(call: Call, graph: Graph, order, fail) -> None:
     span = (call.start, call.name_end)
     op = FUNCTIONS.get(call.func)
-    if call.func in ARRAY_NAMES or call.keywords or call.func in ("max", "min") and len(call.args) == 1:
-        return arrays.check_call(call, graph.source, did_you_mean)
-    if op is None:
+    if op is None and call.func not in ARRAY_NAMES:  # (with keywords too: `summ(x, axis=0)`)
         if call.func in CONSTANTS or call.func in order:
             what = "a constant" if call.func in CONSTANTS else "a variable"
             raise fail("name", f"`{call.func}` is {what}, not a function", span,
                        help=f"to multiply, write `{call.func}*(…)`")
-        suggestion = did_you_mean(call.func, FUNCTIONS)
+        callable_names = sorted(FUNCTIONS.keys() | ARRAY_NAMES)  # (the array ones too: `summ(x)`)
+        suggestion = did_you_mean(call.func, callable_names)
         multiply = f"to multiply, write `{call.func}*(…)`"
         raise fail("name", f"unknown function `{call.func}`", span,
                    help=f"{suggestion} Or, {multiply}" if suggestion else f"{multiply}; "
-                   "the functions are " + ", ".join(sorted(FUNCTIONS)))
+                   "the functions are " + ", ".join(callable_names))
+    if call.func in ARRAY_NAMES or call.keywords or call.func in ("max", "min") and len(call.args) == 1:
+        return arrays.check_call(call, graph.source, did_you_mean)
     n = len(call.args)
     if (op.arity and n != op.arity) or (not op.arity and n < 2):
         raise fail("name", f"`{call.func}` takes {arity_text(op)}, but {n} {'was' if n == 1 else 'were'} given",

@@ -1160,9 +1160,11 @@ def _diagnose(source: Source, stop: _Stop) -> DiffcliError:
             f"a statement assigns a name: `{previous} = expression`",
         )
     if kind == "NUMBER" and ends_operand:
+        # (an index `x[0]` is one token, `[0]`, whose end is what the number follows, as `)` is)
+        left = "]" if previous.type == "NUMBERS" else previous
         return fail(
-            f"unexpected {_describe(token)}: a number cannot follow `{previous}` directly",
-            f"write `*` to multiply: `{previous}*{token}`",
+            f"unexpected {_describe(token)}: a number cannot follow `{left}` directly",
+            f"write `*` to multiply: `{left}*{token}`",
         )
     if kind == "EQUALS":
         return fail(

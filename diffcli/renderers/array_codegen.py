@@ -473,7 +473,9 @@ class _Loops(_Writer):
         if structural:
             arg = self.graph.args[i][n]
             label = operand_label(self.graph, arg) if idx else ""
-            return ["{", f"    {self.pvar} = {p};", f"    {self.cvar} = {g} * {self.pvar};",
+            # (every structural cotangent is linear in g: a zero adjoint contributes 0, and blocks an
+            # undefined partial, norm's at 0, as the engine's)
+            return [f"if ({g} != 0.0) {{", f"    {self.pvar} = {p};", f"    {self.cvar} = {g} * {self.pvar};",
                     "    " + self.derivative_failure(self.cvar, self.pvar, where, label, arg, idx, True),
                     f"    {target} += {self.cvar};", "}"]
         return [f"if ({g} != 0.0) {{" if not structural else "{", f"    {self.pvar} = {p};", f"    {self.cvar} = {g} * {self.pvar};",
@@ -992,7 +994,7 @@ class _Python(_Writer):
         elif key == "transpose":
             add(a[0], f"{np}.transpose({g})")
         elif key == "norm":
-            add(a[0], f"{H['structural']}({k}, {g} * {x[0]} / {out}, True)")
+            add(a[0], f"{H['structural']}({k}, {np}.where({g} != 0, {g} * {x[0]} / {out}, 0.0), True)")
         elif key == "broadcast":
             add(a[0], f"{H['unbroadcast']}({g}, {graph.shape[a[0]]!r})")
         elif key == "index":
