@@ -615,7 +615,7 @@ def _element(label: str) -> tuple[str, tuple | None]:
     if not bracket or not rest.endswith("]"):
         return label, None
     parts = rest[:-1].split(",")
-    if not all(part.strip().isdigit() for part in parts):
+    if not all(part.strip().isascii() and part.strip().isdigit() for part in parts):  # (not `²`, `٢`)
         return label, None
     return name.strip(), tuple(int(part) for part in parts)
 

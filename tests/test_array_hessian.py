@@ -374,3 +374,20 @@ def test_the_hessian_of_logsumexp_at_huge_ties_is_the_softmaxs():
     1 for each of two ties: [[0.5, -0.5], [-0.5, 0.5]])."""
     h = diffcli.parse("x = [1e16, 1e16]\ny = logsumexp(x)\n").hessian()
     assert np.asarray(h.matrix).tolist() == [[0.25, -0.25], [-0.25, 0.25]]
+
+
+def test_an_element_label_takes_ascii_digits_only():
+    """`x[²]` is no element (str.isdigit took it, then int() raised: an internal error), nor is
+    `x[٢]`, an Arabic-Indic two: the labels are row-major integers as the tables print them."""
+    program = diffcli.parse("x = [1, 2, 3]\ny = sum(x^2)\n")
+    for label in ("x[²]", "x[٢]"):
+        with pytest.raises(DiffcliError, match="not an input or an element") as error:
+            program.hessian(wrt=[label])
+        assert error.value.kind == "input"
+        with pytest.raises(DiffcliError) as error:
+            program.derivatives(label)
+        assert error.value.kind == "input"
+    for command in (["grad", "--wrt", "x[²]"], ["hessian", "--wrt", "x[²]"]):
+        result = run_diffcli(*command, "-", "--json", input=b"x = [1, 2, 3]\ny = sum(x^2)\n")
+        assert result.returncode == 1, result.stderr_text
+        assert json.loads(result.stderr_text)["error"]["kind"] == "input"
