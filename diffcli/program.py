@@ -181,15 +181,14 @@ class Program(Displayed):
     def derivatives(self, wrt: str, values: Mapping[str, float] | None = None) -> Derivatives:
         """Forward mode: d(name)/d(wrt) for every named variable, wrt being an input (or one element
         of an array input: `x[1]`, `W[0,1]`)."""
-        name, index = _element(wrt)
-        self.check_input(name, "--wrt")
+        name, index = self._element_of(wrt, "--wrt")  # (an element out of range: which it is not)
         run = self.run(values, adjoints=False)
         seed = None
         shape = self.shape(name)
         if shape or index is not None:
             import numpy as np
 
-            if index is None or len(index) != len(shape) or not all(0 <= k < n for k, n in zip(index, shape)):
+            if index is None:
                 from .ops import shape_text
 
                 raise DiffcliError("input", f"--wrt {wrt}: `{name}` is {_shape_words(shape)}; forward mode "

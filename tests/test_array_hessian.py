@@ -391,3 +391,15 @@ def test_an_element_label_takes_ascii_digits_only():
         result = run_diffcli(*command, "-", "--json", input=b"x = [1, 2, 3]\ny = sum(x^2)\n")
         assert result.returncode == 1, result.stderr_text
         assert json.loads(result.stderr_text)["error"]["kind"] == "input"
+
+
+def test_forward_mode_names_an_element_out_of_range_as_such():
+    """grad --wrt x[5] on a vector of 3 said to name one of its elements, which it did."""
+    program = diffcli.parse("x = [1, 2, 3]\nW = [[1, 2], [3, 4]]\ny = sum(x^2) + sum(W)\n")
+    for label, words in (("x[5]", r"`x` is a vector of 3, which has no element \[5\]"),
+                         ("W[1]", r"`W` is a 2×2 matrix, which has no element \[1\]"),
+                         ("W", "forward mode differentiates with respect to one of its elements")):
+        with pytest.raises(DiffcliError, match=words) as error:
+            program.derivatives(label)
+        assert error.value.kind == "input"
+    assert program.derivatives("x[2]").derivatives["y"] == pytest.approx(6.0)
