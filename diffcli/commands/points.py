@@ -504,6 +504,9 @@ def _jsonl_object(line, filename, number) -> dict:
     except json.JSONDecodeError as error:
         raise _row_error(f"{filename}: line {number} is not JSON: {error.msg}", filename, number, line,
                          error.colno - 1) from None
+    except RecursionError:  # (not the program's nesting, which the command's last resort names)
+        raise _row_error(f"{filename}: line {number} is nested too deeply", filename, number, line, 0, 1,
+                         help="a point's array is a list of numbers, or of rows of them: {\"x\": [1, 2]}") from None
     if not isinstance(obj, dict):
         raise _row_error(f"{filename}: line {number} is not a JSON object", filename, number, line, 0,
                          help='write one object per line: {"x": 1.5, "y": 2}')
