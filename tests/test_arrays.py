@@ -543,6 +543,24 @@ def test_inputs_file(tmp_path):
         assert "not a finite number" in error["message"]
 
 
+def test_inputs_file_a_key_twice_or_an_integer_of_thousands_of_digits(tmp_path):
+    """A key given twice was the last one's value, silently (a --points line refuses it); an
+    integer of 5,000 digits was Python's message (`use sys.set_int_max_str_digits()`)."""
+    path = tmp_path / "p.expr"
+    path.write_text("x = [0, 0]\nk = 3\ny = sum(x * k)\n", encoding="utf-8")
+    values = tmp_path / "in.json"
+    values.write_text('{"x": [1, 2], "k": 1, "k": 2}', encoding="utf-8")
+    code, error = _json_error("grad", str(path), "--inputs", str(values))
+    assert code == 1 and error["kind"] == "input" and "`k` is given twice" in error["message"]
+    assert (error["line"], error["column"]) == (1, 23)
+    values.write_text('{"k": 1' + "0" * 5000 + "}", encoding="utf-8")
+    code, error = _json_error("grad", str(path), "--inputs", str(values))
+    assert code == 1 and error["kind"] == "input" and "not a finite number" in error["message"]
+    assert "sys." not in error["message"]
+    values.write_text('{"x": [1, 2], "k": 2}', encoding="utf-8")  # integers still read as numbers
+    assert json.loads(run_diffcli("grad", str(path), "--inputs", str(values), "--json").stdout_text)["value"] == 6.0
+
+
 def test_inputs_file_values_are_named_by_the_file_not_as_set(tmp_path):
     """A value from --inputs FILE.json is named `--inputs FILE.json` in its error (it was `--set x`,
     an option the user never gave); a --set over it keeps `--set x`."""
