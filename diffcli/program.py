@@ -747,12 +747,13 @@ def read_inputs(path: str | Path, option: str = "--inputs") -> dict:
     except OSError as error:
         raise DiffcliError("io", f"cannot read {path}: {error.strerror or error}") from None
     text = read_source(data, str(path))
+
     def once(pairs):  # (a key given twice is an error, as in a --points line, not the last one's value)
-        keys = [key for key, _ in pairs]
-        twice = next((key for k, key in enumerate(keys) if key in keys[:k]), None)
-        if twice is not None:
-            raise _Twice(twice)
-        return dict(pairs)
+        values = dict(pairs)
+        if len(values) < len(pairs):
+            seen = set()
+            raise _Twice(next(key for key, _ in pairs if key in seen or seen.add(key)))
+        return values
 
     def integer(digits):  # (one past the doubles is inf, named below: not Python's error at 4,300 digits)
         return int(digits) if len(digits) < 320 else float(digits)
