@@ -793,3 +793,19 @@ def test_an_unused_array_input_has_a_gradient_of_its_shape():
         assert np.asarray(program.derivatives("k", given).derivatives["zz"]).tolist() == [[0.0, 0.0]]
         assert np.asarray(program.jacobian(["y", "k"], given).jacobian["y"]["zz"]).tolist() == [[0.0, 0.0]]
         assert program.grad({"zz": 2.0}).gradients["zz"] == 0.0     # a number keeps its 0
+
+
+def test_an_elements_table_past_a_million_rows_is_refused_at_once(tmp_path):
+    """grad --elements of a 3000×3000 input built 9,000,003 rows of strings: a minute and 8 GB of
+    memory for a table no one reads; --json still lists every element."""
+    path = tmp_path / "big.expr"
+    path.write_text("W = zeros(1000, 1000)\nx = ones(1000)\ny = sum(W @ x) + sum(x)\n", encoding="utf-8")
+    for command in ("grad", "eval"):
+        done = run_diffcli(command, str(path), "--elements")
+        assert done.returncode == 1 and done.stdout == b"", done.stderr_text
+        assert "--elements: the table would have 1,001,001 rows, more than 1,000,000" in done.stderr_text
+    done = run_diffcli("grad", str(path), "--json")
+    assert done.returncode == 0 and len(json.loads(done.stdout_text)["gradients"]["W"]) == 1000
+    small = tmp_path / "small.expr"
+    small.write_text("x = [1, 2]\ny = sum(x^2)\n", encoding="utf-8")
+    assert "x[1] (input)" in run_diffcli("grad", str(small), "--elements").stdout_text
