@@ -219,6 +219,13 @@ def check_names(program: Program, names: list[str], where) -> list[str]:
         if name in graph.names:
             where(name, f"`{name}` is computed (`{name} = {program.definition(name)}`), not an input",
                   "only inputs can be given values: " + ", ".join(list(graph.inputs)[:12]))
+        base = name.partition("[")[0].strip()
+        if base != name and base in graph.inputs:  # an element's label where only scalars are read (fit --data)
+            if isinstance(program.inputs.get(base), float):
+                where(name, f"`{base}` is a scalar: it has no element {name[len(base):].strip()}", f"name the column `{base}`")
+            where(name, f"a column here gives a scalar input, and `{name}` names an element of `{base}`",
+                  f"give the elements columns of their own ({base}0, {base}1, …) and build `{base}` in the "
+                  f"program: {base} = [{base}0, {base}1, …]")
         hint = did_you_mean(name, graph.names)
         if hint or not name.isidentifier():
             where(name, f"the program has no variable `{name}`", hint or "variables: " + ", ".join(graph.names))
