@@ -1219,6 +1219,10 @@ def uncertainty(
     plain, uncertain = _split_uncertain_sets(sets)
     values = parse_sets(plain)
     given = dict(_pairs(uncertain, "--set", "NAME=VALUE±U (for example --set x=2.1±0.1)"))
+    from .interpreters.uncertainty import amount
+
+    for name, u in given.items():  # (read again by propagate, whose errors say --uncertainty)
+        amount(u, f"--set {name}")
     given.update(_pairs(uncertainties, "--uncertainty", "NAME=U (for example --uncertainty x=0.1)"))
     pairs = parse_correlations(correlations)
     from .renderers import uncertainty_report

@@ -614,7 +614,7 @@ def _element(label: str) -> tuple[str, tuple | None]:
     if not bracket or not rest.endswith("]"):
         return label, None
     parts = rest[:-1].split(",")
-    if not all(part.strip().isdigit() for part in parts):
+    if not all(part.strip().isascii() and part.strip().isdigit() for part in parts):  # (not `²`, `٢`)
         return label, None
     return name.strip(), tuple(int(part) for part in parts)
 
@@ -729,6 +729,11 @@ def read_bytes(file, filename: str) -> bytes:
     return data
 
 
+class _Twice(ValueError):
+    def __init__(self, key: str):
+        self.key = key
+
+
 def read_inputs(path: str | Path, option: str = "--inputs") -> dict:
     """`--inputs FILE.json` (or `--hvp-inputs`, `option`): an object of input values (numbers, or
     nested lists for arrays), shaped like the `inputs` that `grad --json` prints; read bounded, as
@@ -742,8 +747,25 @@ def read_inputs(path: str | Path, option: str = "--inputs") -> dict:
     except OSError as error:
         raise DiffcliError("io", f"cannot read {path}: {error.strerror or error}") from None
     text = read_source(data, str(path))
+
+    def once(pairs):  # (a key given twice is an error, as in a --points line, not the last one's value)
+        values = dict(pairs)
+        if len(values) < len(pairs):
+            seen = set()
+            raise _Twice(next(key for key, _ in pairs if key in seen or seen.add(key)))
+        return values
+
+    def integer(digits):  # (one past the doubles is inf, named below: not Python's error at 4,300 digits)
+        return int(digits) if len(digits) < 320 else float(digits)
+
     try:
-        values = json.loads(text)
+        values = json.loads(text, object_pairs_hook=once, parse_int=integer)
+    except _Twice as error:
+        key = json.dumps(error.key, ensure_ascii=False)
+        at = text.find(key, text.find(key) + 1)
+        raise DiffcliError("input", f"{option} {path}: `{error.key}` is given twice",
+                           (at, at + len(key)) if at >= 0 else None, source=Source(text, str(path)),
+                           help="give each input once") from None
     except json.JSONDecodeError as error:
         raise DiffcliError("input", f"{option} {path}: not JSON: {error.msg}", (error.pos, min(error.pos + 1, len(text))),
                            source=Source(text, str(path)), help='write {"x": [1, 2], "a": 0.5}, as grad --json '

@@ -291,6 +291,12 @@ def test_bad_element_sweeps_are_input_errors(tmp_path, sweep, message):
     assert free.exit_code == 1 and "has no value" in json.loads(free.stderr)["error"]["message"]
     chart = cli(tmp_path, "plot", "--sweep", "x[1]=0:1:3", "-o", "@chart.json")
     assert chart.exit_code == 1 and "not an array's elements" in chart.output
+    # a whole array: plot's own refusal (grad's help named `--sweep x[0]=…`, which plot refuses)
+    chart = cli(tmp_path, "plot", "--sweep", "x=0:1:3", "-o", "@chart.json", "--json")
+    assert chart.exit_code == 1
+    error = json.loads(chart.stderr)["error"]
+    assert "plot sweeps scalar inputs, not an array (`x` is a vector of 2)" in error["message"]
+    assert "--sweep x[0]=START" not in error["help"] and "grad --sweep 'x[0]=…' --csv" in error["help"]
 
 
 def test_plot_of_a_scalar_output_of_an_array_program(tmp_path):

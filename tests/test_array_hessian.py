@@ -410,3 +410,32 @@ def test_the_hessian_of_logsumexp_at_huge_ties_is_the_softmaxs():
     1 for each of two ties: [[0.5, -0.5], [-0.5, 0.5]])."""
     h = diffcli.parse("x = [1e16, 1e16]\ny = logsumexp(x)\n").hessian()
     assert np.asarray(h.matrix).tolist() == [[0.25, -0.25], [-0.25, 0.25]]
+
+
+def test_an_element_label_takes_ascii_digits_only():
+    """`x[²]` is no element (str.isdigit took it, then int() raised: an internal error), nor is
+    `x[٢]`, an Arabic-Indic two: the labels are row-major integers as the tables print them."""
+    program = diffcli.parse("x = [1, 2, 3]\ny = sum(x^2)\n")
+    for label in ("x[²]", "x[٢]"):
+        with pytest.raises(DiffcliError, match="not an input or an element") as error:
+            program.hessian(wrt=[label])
+        assert error.value.kind == "input"
+        with pytest.raises(DiffcliError) as error:
+            program.derivatives(label)
+        assert error.value.kind == "input"
+    for command in (["grad", "--wrt", "x[²]"], ["hessian", "--wrt", "x[²]"]):
+        result = run_diffcli(*command, "-", "--json", input=b"x = [1, 2, 3]\ny = sum(x^2)\n")
+        assert result.returncode == 1, result.stderr_text
+        assert json.loads(result.stderr_text)["error"]["kind"] == "input"
+
+
+def test_forward_mode_names_an_element_out_of_range_as_such():
+    """grad --wrt x[5] on a vector of 3 said to name one of its elements, which it did."""
+    program = diffcli.parse("x = [1, 2, 3]\nW = [[1, 2], [3, 4]]\ny = sum(x^2) + sum(W)\n")
+    for label, words in (("x[5]", r"`x` is a vector of 3, which has no element \[5\]"),
+                         ("W[1]", r"`W` is a 2×2 matrix, which has no element \[1\]"),
+                         ("W", "forward mode differentiates with respect to one of its elements")):
+        with pytest.raises(DiffcliError, match=words) as error:
+            program.derivatives(label)
+        assert error.value.kind == "input"
+    assert program.derivatives("x[2]").derivatives["y"] == pytest.approx(6.0)

@@ -663,6 +663,24 @@ def test_inputs_file(tmp_path):
         assert "not a finite number" in error["message"]
 
 
+def test_inputs_file_a_key_twice_or_an_integer_of_thousands_of_digits(tmp_path):
+    """A key given twice was the last one's value, silently (a --points line refuses it); an
+    integer of 5,000 digits was Python's message (`use sys.set_int_max_str_digits()`)."""
+    path = tmp_path / "p.expr"
+    path.write_text("x = [0, 0]\nk = 3\ny = sum(x * k)\n", encoding="utf-8")
+    values = tmp_path / "in.json"
+    values.write_text('{"x": [1, 2], "k": 1, "k": 2}', encoding="utf-8")
+    code, error = _json_error("grad", str(path), "--inputs", str(values))
+    assert code == 1 and error["kind"] == "input" and "`k` is given twice" in error["message"]
+    assert (error["line"], error["column"]) == (1, 23)
+    values.write_text('{"k": 1' + "0" * 5000 + "}", encoding="utf-8")
+    code, error = _json_error("grad", str(path), "--inputs", str(values))
+    assert code == 1 and error["kind"] == "input" and "not a finite number" in error["message"]
+    assert "sys." not in error["message"]
+    values.write_text('{"x": [1, 2], "k": 2}', encoding="utf-8")  # integers still read as numbers
+    assert json.loads(run_diffcli("grad", str(path), "--inputs", str(values), "--json").stdout_text)["value"] == 6.0
+
+
 def test_inputs_file_values_are_named_by_the_file_not_as_set(tmp_path):
     """A value from --inputs FILE.json is named `--inputs FILE.json` in its error (it was `--set x`,
     an option the user never gave); a --set over it keeps `--set x`."""
@@ -895,3 +913,19 @@ def test_an_unused_array_input_has_a_gradient_of_its_shape():
         assert np.asarray(program.derivatives("k", given).derivatives["zz"]).tolist() == [[0.0, 0.0]]
         assert np.asarray(program.jacobian(["y", "k"], given).jacobian["y"]["zz"]).tolist() == [[0.0, 0.0]]
         assert program.grad({"zz": 2.0}).gradients["zz"] == 0.0     # a number keeps its 0
+
+
+def test_an_elements_table_past_a_million_rows_is_refused_at_once(tmp_path):
+    """grad --elements of a 3000×3000 input built 9,000,003 rows of strings: a minute and 8 GB of
+    memory for a table no one reads; --json still lists every element."""
+    path = tmp_path / "big.expr"
+    path.write_text("W = zeros(1000, 1000)\nx = ones(1000)\ny = sum(W @ x) + sum(x)\n", encoding="utf-8")
+    for command in ("grad", "eval"):
+        done = run_diffcli(command, str(path), "--elements")
+        assert done.returncode == 1 and done.stdout == b"", done.stderr_text
+        assert "--elements: the table would have 1,001,001 rows, more than 1,000,000" in done.stderr_text
+    done = run_diffcli("grad", str(path), "--json")
+    assert done.returncode == 0 and len(json.loads(done.stdout_text)["gradients"]["W"]) == 1000
+    small = tmp_path / "small.expr"
+    small.write_text("x = [1, 2]\ny = sum(x^2)\n", encoding="utf-8")
+    assert "x[1] (input)" in run_diffcli("grad", str(small), "--elements").stdout_text

@@ -188,3 +188,21 @@ def test_steps_caps_levenberg_marquardt_and_the_trust_region_together():
         assert out["evaluations"] <= steps + 1 and out["converged"] is False
     done = json.loads(invoke("fit", DECAY, "--data", DECAY_DATA, "--residual", "r", "--json").stdout)
     assert done["converged"] and "`ftol`" in done["message"]
+
+
+def test_a_data_column_of_an_arrays_element_says_data_columns_are_scalars(tmp_path):
+    """--data reads scalar columns (an array is built from them in the program): a column `x[0]` of
+    an array input `x` said `the program has no variable x[0]`, of a program that has `x`."""
+    data = tmp_path / "d.csv"
+    data.write_text("x[0],x[1],y\n1,2,3\n2,1,0\n0,1,1\n")
+    for text in ("x = [0, 0]\nw = [0.5, -0.5]\nr = dot(w, x) - y\n", "w = [0.5, -0.5]\nr = dot(w, x) - y\n"):
+        program = tmp_path / "p.expr"
+        program.write_text(text)
+        done = invoke("fit", program, "--wrt", "w", "--data", data, "--residual", "r", "--json")
+        assert done.exit_code == 1
+        error = json.loads(done.stderr)["error"]
+        assert error["kind"] == "input" and (error["line"], error["column"]) == (1, 1)
+        assert "`x[0]` names an element of `x`" in error["message"] and "x = [x0, x1, …]" in error["help"]
+    program.write_text("x = 1\nr = x*a - y\n")
+    done = invoke("fit", program, "--wrt", "a", "--data", data, "--residual", "r", "--json")
+    assert "`x` is a scalar: it has no element [0]" in json.loads(done.stderr)["error"]["message"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import shutil
@@ -200,6 +201,25 @@ def test_directory_and_missing_directory_are_io_errors(model, tmp_path):
         done = _graph(model, target)
         assert done.returncode == 1 and "cannot write" in done.stderr_text
         assert "Traceback" not in done.stderr_text
+
+
+def test_an_empty_file_name_is_refused_before_the_work_as_the_shell_refuses_it(tmp_path, monkeypatch):
+    """`fit --save ''` passed the check (realpath('') is the working directory, whose parent
+    exists), printed the fit, then failed `cannot write : Is a directory` with exit 1."""
+    from diffcli.renderers.output import check_writable
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DiffcliError, match="cannot write '': No such file or directory") as refused:
+        check_writable("")
+    with pytest.raises(DiffcliError) as failed:
+        write_output("", b"x")
+    assert refused.value.kind == failed.value.kind == "io" and refused.value.message == failed.value.message
+    assert list(tmp_path.iterdir()) == [] and list(tmp_path.parent.glob(".diffcli-*")) == []
+    model = tmp_path / "m.expr"
+    model.write_text("a = 1\ny = (a - 2)^2\n")
+    done = run_diffcli("fit", str(model), "--wrt", "a", "--save", "", "--json")
+    assert done.returncode == 1 and done.stdout_text == ""
+    assert json.loads(done.stderr_text)["error"]["kind"] == "io"
 
 
 def test_check_writable_refuses_what_write_output_refuses_and_changes_nothing(tmp_path):

@@ -309,6 +309,19 @@ def test_a_key_twice_in_a_json_line_is_an_error(tmp_path):
     assert "line 1 gives `x` twice" in run(tmp_path, "grad", "--points", str(path)).stderr
 
 
+def test_a_json_line_nested_too_deeply_is_the_points_files_error(tmp_path):
+    """json's RecursionError reached the command's last resort: `the program is nested too deeply`,
+    a syntax error of the program, with no file or line."""
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"x": 1, "w": 2}\n{"x": ' + "[" * 100_000 + "]" * 100_000 + ', "w": 2}\n')
+    for program in (LOG, "x = [1, 2]\nw = 1\ny = sum(log(x)) * w\n"):
+        result = run(tmp_path, "grad", "--points", str(path), "--json", program=program)
+        assert result.exit_code == 1 and result.stdout == ""
+        error = json.loads(result.stderr)["error"]
+        assert error["kind"] == "input" and error["file"] == str(path) and error["line"] == 2, error
+        assert "line 2 is nested too deeply" in error["message"]
+
+
 def test_a_json_integer_of_thousands_of_digits_is_a_diagnostic(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text('{"x": 1}\n{"x": ' + "9" * 5000 + "}\n")

@@ -262,7 +262,9 @@ def test_cli_budget_text_and_json(tmp_path):
 @pytest.mark.parametrize("arguments, code, message", [
     (["--correlation", "L,T"], 2, "A,B=R"),
     (["--set", "L=1±"], 2, "NAME=VALUE±U"),
-    (["--uncertainty", "L=-1"], 1, "is not an uncertainty"),
+    (["--uncertainty", "L=-1"], 1, "--uncertainty L: '-1' is not an uncertainty"),
+    (["--set", "L=1±-0.1"], 1, "--set L: '-0.1' is not an uncertainty"),  # (it said --uncertainty L)
+    (["--set", "L=1+/-x"], 1, "--set L: 'x' is not an uncertainty"),
     (["--uncertainty", "g=1"], 1, "computed"),
     (["--correlation", "L,T=2"], 1, "[-1, 1]"),
     (["--plot", "x.txt", "--monte-carlo", "10"], 2, ".png"),

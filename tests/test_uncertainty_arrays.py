@@ -395,3 +395,21 @@ def test_every_other_command_reads_an_uncertain_array_as_its_plain_literal():
     assert ours.value == theirs.value
     for name in ("x", "W", "k"):
         assert np.array_equal(ours.gradients[name], theirs.gradients[name])
+
+
+def test_monte_carlo_of_large_arrays_is_refused_by_its_work_at_once():
+    """--monte-carlo takes up to 50,000,000 samples, about a minute for a scalar program; through a
+    2000×2000 product 3,000 samples took 15 s (50,000,000: days), of 3,000 uncertain elements half
+    an hour: refused before a draw, with the most samples the program can take."""
+    # a product's samples count its inner size (this check first: without the bound it fails
+    # in seconds, where the next one would run for half an hour)
+    product = diffcli.parse("W = uniform(2000, 2000, seed=2)\nx = uniform(2000, seed=1)\ny = sum(tanh(W @ x))\n")
+    with pytest.raises(DiffcliError, match="operations each") as error:
+        product.uncertainty(uncertainties={"x": 0.01}, monte_carlo=3_000)
+    assert error.value.kind == "input"
+    assert int(error.value.help.split("at most ")[1].split()[0].replace(",", "")) == 10**10 // 4_004_001
+    small = product.uncertainty(uncertainties={"x": 0.01}, monte_carlo=100, seed=1)
+    assert small.monte_carlo.n == 100
+    program = diffcli.parse("x = uniform(3000, seed=1)\ny = sum(x^2)\n")
+    with pytest.raises(DiffcliError, match=r"--monte-carlo 50000000: .* about 6,001 operations each"):
+        program.uncertainty(uncertainties={"x": 0.1}, monte_carlo=50_000_000)

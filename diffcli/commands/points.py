@@ -222,6 +222,13 @@ def check_names(program: Program, names: list[str], where) -> list[str]:
         if name in graph.names:
             where(name, f"`{name}` is computed (`{name} = {program.definition(name)}`), not an input",
                   "only inputs can be given values: " + ", ".join(list(graph.inputs)[:12]))
+        base = name.partition("[")[0].strip()
+        if base != name and base in graph.inputs:  # an element's label where only scalars are read (fit --data)
+            if isinstance(program.inputs.get(base), float):
+                where(name, f"`{base}` is a scalar: it has no element {name[len(base):].strip()}", f"name the column `{base}`")
+            where(name, f"a column here gives a scalar input, and `{name}` names an element of `{base}`",
+                  f"give the elements columns of their own ({base}0, {base}1, …) and build `{base}` in the "
+                  f"program: {base} = [{base}0, {base}1, …]")
         hint = did_you_mean(name, graph.names)
         if hint or not name.isidentifier():
             where(name, f"the program has no variable `{name}`", hint or "variables: " + ", ".join(graph.names))
@@ -507,6 +514,9 @@ def _jsonl_object(line, filename, number) -> dict:
     except json.JSONDecodeError as error:
         raise _row_error(f"{filename}: line {number} is not JSON: {error.msg}", filename, number, line,
                          error.colno - 1) from None
+    except RecursionError:  # (not the program's nesting, which the command's last resort names)
+        raise _row_error(f"{filename}: line {number} is nested too deeply", filename, number, line, 0, 1,
+                         help="a point's array is a list of numbers, or of rows of them: {\"x\": [1, 2]}") from None
     if not isinstance(obj, dict):
         raise _row_error(f"{filename}: line {number} is not a JSON object", filename, number, line, 0,
                          help='write one object per line: {"x": 1.5, "y": 2}')

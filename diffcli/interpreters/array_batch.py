@@ -381,6 +381,19 @@ class ArrayBatchResult:
     reduce: str | None = None
 
 
+def work_per_point(graph, given) -> int:
+    """About how many operations on numbers one point's forward pass takes when the inputs `given`
+    vary: the elements of every node that varies, a matrix product's times its inner size."""
+    work = 0
+    for i, varies in enumerate(_varying(graph, given)):
+        if varies:
+            size = math.prod(graph.shape[i])
+            if getattr(graph.op[i], "key", None) == "matmul":
+                size *= (graph.shape[graph.args[i][0]] or (1,))[-1]
+            work += size
+    return max(1, work)
+
+
 def points_per_pass(graph, varies: list[bool], gradients: bool) -> int:
     """How many points one pass takes: the numbers that vary per point, values and adjoints, within
     BUDGET (at least one point: a single point's size is bounded by the program's arrays)."""

@@ -50,6 +50,7 @@ MAX_BUDGET = 100_000
 MAX_CORRELATED = 1_000
 MAX_SECOND_ORDER = 1_000
 SAMPLE_NUMBERS = 1 << 22
+MAX_SAMPLE_WORK = 10**10  # an array program's samples × operations on numbers per sample: about a minute
 
 
 @dataclass
@@ -508,6 +509,12 @@ def _monte_carlo(program, inputs, output, elements, u, r, n, seed, linear: Propa
         raise DiffcliError("input", f"--monte-carlo {n}: between 2 and {MAX_SAMPLES:,} samples",
                            help="a million samples give the mean and the standard deviation to "
                            "about 0.1% of u")
+    if program.has_arrays:  # (each sample costs as much as its arrays: MAX_SAMPLES alone takes hours)
+        work = array_batch.work_per_point(program.graph, list(elements.spans))
+        if n * work > MAX_SAMPLE_WORK:
+            raise DiffcliError("input", f"--monte-carlo {n}: this program's samples take about {work:,} "
+                               f"operations each, {n * work:,} in all, more than {MAX_SAMPLE_WORK:,} "
+                               "(about a minute)", help=f"at most {MAX_SAMPLE_WORK // work:,} samples of it")
     # SFC64: a generator that passes PractRand, and half again as fast as NumPy's default here,
     # where drawing the normals is most of the work besides the batch engine's
     rng = np.random.Generator(np.random.SFC64(seed))

@@ -36,7 +36,7 @@ def write_output(path: str, data: bytes | Iterable[str]) -> None:
     try:
         _write(path, data)
     except OSError as error:
-        raise DiffcliError("io", f"cannot write {path}: {error.strerror or error}") from None
+        raise DiffcliError("io", f"cannot write {path or repr(path)}: {error.strerror or error}") from None
 
 
 def check_writable(path: str) -> None:
@@ -46,6 +46,8 @@ def check_writable(path: str) -> None:
     if path == "-" or _names_a_descriptor(path):
         return
     try:
+        if not path:  # (realpath("") is the working directory: the shell's `> ''` is refused)
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
         try:
             info = os.stat(path)  # through symbolic links
         except FileNotFoundError:
@@ -58,7 +60,7 @@ def check_writable(path: str) -> None:
         if stat.S_ISREG(info.st_mode):
             os.close(os.open(path, os.O_WRONLY))  # refused here as `>` would refuse it
     except OSError as error:
-        raise DiffcliError("io", f"cannot write {path}: {error.strerror or error}") from None
+        raise DiffcliError("io", f"cannot write {path or repr(path)}: {error.strerror or error}") from None
 
 
 class BrokenPipe(DiffcliError):
@@ -108,6 +110,8 @@ def _put(file, data: bytes | Iterable[str]) -> None:
 
 
 def _write(path: str, data: bytes | Iterable[str]) -> None:
+    if not path:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
     try:
         info = os.stat(path)  # through symbolic links
     except FileNotFoundError:

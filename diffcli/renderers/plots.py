@@ -73,9 +73,12 @@ def sweep_chart(program, sweeps, values: dict[str, float], of: str | None):
     from ..interpreters import batch
 
     for sweep in sweeps:
-        if "[" in sweep.name:
-            raise DiffcliError("input", f"--sweep {sweep.name}: plot sweeps scalar inputs, not an array's elements",
-                               help=f"sweep a scalar input, or tabulate the element with grad --sweep '{sweep.name}=…' --csv")
+        array = sweep.name in program.graph.inputs and program.shape(sweep.name)
+        if "[" in sweep.name or array:  # (points.grid's help for an array names an element's sweep)
+            element = f"{sweep.name}[{','.join('0' * len(array))}]" if array else sweep.name
+            raise DiffcliError("input", f"--sweep {sweep.name}: plot sweeps scalar inputs, not "
+                               + (f"an array (`{sweep.name}` is {points.shape_words(array)})" if array else "an array's elements"),
+                               help=f"sweep a scalar input, or tabulate the element with grad --sweep '{element}=…' --csv")
     grid = points.grid(sweeps, program)  # checks the names as --set does
     for sweep in sweeps:
         if sweep.name not in program.inputs:  # a flat line against an unused name helps nobody

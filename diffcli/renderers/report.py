@@ -7,7 +7,7 @@ Rich is imported only when a table is printed.
 from __future__ import annotations
 
 
-from ..errors import shown
+from ..errors import DiffcliError, shown
 from ..formatting import json_text, number
 from ..program import Derivatives, Evaluation, Gradients, Program
 
@@ -75,6 +75,7 @@ def element_items(name: str, value):
 # Rich lays out a table at about a third of a millisecond a row: above this many rows a plain
 # table (same columns, no colours or box) is printed instead: 100,000 rows in seconds, not 40.
 PLAIN_TABLE_ROWS = 2000
+MAX_ELEMENT_ROWS = 1_000_000  # --elements: 5 s and 1 GB of rows; 9,000,000 took a minute and 8 GB
 DEFINITION_WIDTH = 34
 
 
@@ -134,6 +135,12 @@ def _variable_rows(program: Program, result: Evaluation, output: str | None, pre
                    column: dict[str, float] | None = None, elements: bool = False):
     """One row per named variable: name (inputs and the output marked), definition, value[, column].
     `elements`: one row per element of each array instead (`W[0,1]`)."""
+    if elements:
+        count = sum(max(1, getattr(value, "size", 1)) for value in result.values.values())
+        if count > MAX_ELEMENT_ROWS:  # (a row of strings each: about 1 KB of memory a row)
+            raise DiffcliError("input", f"--elements: the table would have {count:,} rows, more than "
+                               f"{MAX_ELEMENT_ROWS:,}", help="--json gives every element; without "
+                               "--elements the table shows each array's shape and range")
     rows, styles = [], []
     for name, value in result.values.items():
         label, style = _marked(program, name, output)
