@@ -897,11 +897,13 @@ def test_javascript_keeps_the_gradient_of_proto(tmp_path):
 
 @needs_gcc
 def test_the_c_list_has_every_macro_of_the_included_headers(tmp_path):
-    """Every macro gcc defines with <math.h>, <stddef.h> and <stdlib.h>, in the default, strict and
+    """Every macro gcc defines with <math.h>, <stddef.h>, <stdlib.h>, <stdio.h> and <string.h> (a large
+    program's file includes the last two) and <complex.h> (a caller's may), in the default, strict and
     _GNU_SOURCE modes, outside the `_` namespace (which the namer never gives): a macro cannot be shadowed."""
     from diffcli.renderers import target_names
 
-    (tmp_path / "headers.c").write_text("#include <math.h>\n#include <stddef.h>\n#include <stdlib.h>\n")
+    (tmp_path / "headers.c").write_text("".join(f"#include <{h}.h>\n" for h in
+                                                ("math", "stddef", "stdlib", "stdio", "string", "complex")))
     missing = set()
     for mode in (["-std=gnu17"], ["-std=c99"], ["-std=c2x"], ["-D_GNU_SOURCE"]):
         done = subprocess.run([GCC, *mode, "-dM", "-E", str(tmp_path / "headers.c")], capture_output=True,

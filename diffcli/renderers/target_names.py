@@ -6,9 +6,10 @@ language:
 - Python: the keywords and every builtin (`__debug__` cannot be assigned; a parameter named
   `ArithmeticError` or `float` would hide the one the generated code uses), and `math`.
 - C: the keywords of C89 to C23 and GNU C (`asm`, `typeof`), the macros compilers predefine outside
-  the reserved `_` namespace (`linux`, `unix`, ...), and every name `<math.h>`, `<stddef.h>` and
-  `<stdlib.h>` declare or define in glibc's default, strict (`-std=c99`) and `_GNU_SOURCE` modes: a
-  macro cannot be shadowed, and `malloc`/`free` are called by large programs.
+  the reserved `_` namespace (`linux`, `unix`, ...), every name `<math.h>`, `<stddef.h>` and
+  `<stdlib.h>` declare or define in glibc's default, strict (`-std=c99`) and `_GNU_SOURCE` modes, and
+  the macros of `<stdio.h>`, `<string.h>` (included by large programs) and `<complex.h>`: a macro
+  cannot be shadowed, and `malloc`/`free`/`snprintf`/`strlen` are called by large programs.
 - JavaScript: the reserved words (strict mode and modules included), `arguments` and `eval`, and every
   global of ECMAScript (`Math`, `Number`, `Float64Array`, ...).
 tests/test_codegen.py checks these lists against gcc's macros, node's globals and Python's builtins.
@@ -63,7 +64,15 @@ WIFSIGNALED WIFSTOPPED WIFCONTINUED WCOREDUMP WCOREFLAG
 htobe16 htobe32 htobe64 htole16 htole32 htole64 be16toh be32toh be64toh le16toh le32toh le64toh
 errno
 """
-C = (frozenset((_C_KEYWORDS + _C_PREDEFINED + _C_MATH + _C_STDDEF_STDLIB).split())
+# <stdio.h>'s and <string.h>'s macros and the functions called from them (a large program's file
+# includes both), and <complex.h>'s macros (a caller's file that includes it before the header would
+# read a parameter `I` or `complex` as the imaginary unit, or a type)
+_C_STDIO_STRING_COMPLEX = """
+BUFSIZ EOF FILENAME_MAX FOPEN_MAX L_ctermid L_cuserid L_tmpnam P_tmpdir RENAME_EXCHANGE RENAME_NOREPLACE
+RENAME_WHITEOUT SEEK_CUR SEEK_DATA SEEK_END SEEK_HOLE SEEK_SET TMP_MAX stderr stdin stdout strdupa strndupa
+snprintf strlen I complex imaginary CMPLX CMPLXF CMPLXL CMPLXF32 CMPLXF64 CMPLXF128 CMPLXF32X CMPLXF64X
+"""
+C = (frozenset((_C_KEYWORDS + _C_PREDEFINED + _C_MATH + _C_STDDEF_STDLIB + _C_STDIO_STRING_COMPLEX).split())
      | {name + suffix for name in _C_SUFFIXED.split() for suffix in _C_SUFFIXES})
 
 _JS_RESERVED_WORDS = """
