@@ -275,7 +275,7 @@ PLAN_MIN = 1 << 11    # fewer points in a call are interpreted (binding costs mo
 # passes make (its values and adjoints that vary from point to point, as the interpreter's first
 # chunk finds them) reach PLAN_WORK · (10 + the operations): compiling (about 0.3 ms and 0.03 ms an
 # operation) then costs less than it saves. Below, it costs more: samples/backprop_chain.expr swept
-# over `o` (one array of 12 operations) was 1.06-1.18x slower compiled on a first call of 10^6
+# over `o` (one array of 12 operations) was 1.20x slower compiled on a first call of 10^6
 # points; the samples' smallest gain at 10^6 points has 4 arrays of 5 operations (pendulum), 2.2x
 # above the line, the largest loss 1 of 6 (decay over `y`), 1.9x below it.
 PLAN_WORK = 120_000
